@@ -1,0 +1,253 @@
+"""The `snnc` command: check, compile, inspect, train and evaluate `.snn` networks.
+
+The CLI is the only place that prints diagnostics and decides exit codes:
+0 success, 1 user error (a diagnostic), 2 usage error (argparse), 3 internal error (a bug in snnc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from snnc import __version__
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError, render
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+BUG_URL = "https://github.com/snnc/snnc/issues"
+
+EPILOG = """examples:
+  snnc check examples/*.snn
+  snnc compile examples/yinyang_eventprop.snn --emit ir
+  snnc compile examples/yinyang_eventprop.snn --print-after all --timings
+  snnc compile examples/yinyang_eventprop.snn --emit c -o build/yinyang
+  snnc train examples/yinyang_eventprop.snn --epochs 5 --out runs/yinyang
+  snnc evaluate examples/yinyang_eventprop.snn --checkpoint runs/yinyang
+"""
+
+
+class UsageError(Exception):
+    """A bad combination of command-line arguments (exit 2)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+
+
+class SourceCache(dict):
+    """Maps file paths to their text, read lazily so diagnostics in used files show their lines."""
+
+    def __missing__(self, path: str) -> str:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        self[path] = text
+        return text
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and (dict.__contains__(self, path) or Path(path).is_file())
+
+
+def print_diagnostics(diagnostics: Iterable[Diagnostic], stream=None) -> int:
+    """Print diagnostics, errors last-line counted; returns the number of errors."""
+    stream = stream or sys.stderr
+    sources = SourceCache()
+    errors = 0
+    for d in diagnostics:
+        stream.write(render(d, sources) + "\n")
+        errors += d.severity == "error"
+    if errors:
+        stream.write(f"{errors} error{'s' if errors != 1 else ''} generated.\n")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from snnc.frontend import check_file
+
+    failed = 0
+    for path in args.files:
+        diagnostics = check_file(path)
+        if print_diagnostics(diagnostics):
+            failed += 1
+        elif not args.quiet:
+            print(f"{path}: ok")
+    return EXIT_USER if failed else EXIT_OK
+
+
+def _load(path: str, overrides: dict | None = None):
+    from snnc.frontend import load_file
+
+    network = load_file(path)
+    if overrides:
+        from dataclasses import replace
+
+        network = replace(network, **overrides)
+    return network
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from snnc.frontend.parser import parse_file
+
+    if args.emit == "ast":
+        module = parse_file(args.file)
+        _write_output(args, "ast.txt", _format_ast(module))
+        return EXIT_OK
+
+    from snnc.ir.printer import print_network
+    from snnc.passes.pipeline import compile_ir
+
+    network = _load(args.file)
+    print_after = frozenset(args.print_after or ())
+    network, manager = compile_ir(network, print_after=print_after, timings=args.timings, out=sys.stdout)
+    if args.emit == "ir":
+        _write_output(args, "ir.txt", print_network(network))
+    elif args.emit == "c":
+        from snnc.api import emit_c
+
+        out_dir = Path(args.output or "snnc-out")
+        for written in emit_c(network, out_dir):
+            print(f"wrote {written}")
+    elif args.emit == "genn":
+        from snnc.backends.genn import emit_genn  # type: ignore[attr-defined]
+
+        out_dir = Path(args.output or "snnc-out")
+        for written in emit_genn(network, out_dir):
+            print(f"wrote {written}")
+    elif args.emit is None:
+        from snnc.api import build_artefact
+
+        build_artefact(network, backend=args.backend, timings=args.timings)
+    if args.timings:
+        sys.stderr.write(manager.format_timings() + "\n")
+    return EXIT_OK
+
+
+def _format_ast(module) -> str:
+    import pprint
+
+    return pprint.pformat(module, width=110, sort_dicts=False) + "\n"
+
+
+def _write_output(args: argparse.Namespace, default_name: str, text: str) -> None:
+    if args.output:
+        out = Path(args.output)
+        if out.suffix == "":  # a directory
+            out.mkdir(parents=True, exist_ok=True)
+            out = out / default_name
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from snnc.api import train_from_cli
+
+    return train_from_cli(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from snnc.api import evaluate_from_cli
+
+    return evaluate_from_cli(args)
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snnc",
+        description="snnc: compile and train spiking neural networks written in .snn files.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"snnc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="parse and check .snn files, report every error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing for files without errors")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compile", help="compile a .snn file; inspect the AST, IR or generated code")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--emit", choices=["ast", "ir", "c", "genn"], help="write this stage instead of building")
+    p.add_argument(
+        "--print-after",
+        action="append",
+        metavar="PASS",
+        help="print the IR after this pass (repeatable; 'all' for every pass)",
+    )
+    p.add_argument("--timings", action="store_true", help="print the time each pass and the build took")
+    p.add_argument("--backend", default="c", choices=["c", "genn"])
+    p.add_argument("-o", "--output", metavar="PATH", help="output file or directory")
+    p.set_defaults(func=cmd_compile)
+
+    for name, helptext, func in (
+        ("train", "train the network with its train block", cmd_train),
+        ("evaluate", "evaluate a trained network on its test data", cmd_evaluate),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--backend", default="c", choices=["c", "genn"])
+        p.add_argument("--epochs", type=int, help="override the train block's epochs")
+        p.add_argument("--batch-size", type=int, help="override the train block's batch size")
+        p.add_argument("--seed", type=int, help="override the train block's seed")
+        p.add_argument("--out", default=None, metavar="DIR", help="output folder (metrics.json, checkpoints)")
+        p.add_argument("--data-dir", default=None, metavar="DIR", help="where dataset files live")
+        p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    return run_guarded(args.func, args)
+
+
+def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; diagnostics become exit 1, bugs a one-line internal error (exit 3)."""
+    try:
+        return func(args)
+    except DiagnosticError as exc:
+        print_diagnostics(exc.diagnostics)
+        return EXIT_USER
+    except UsageError as exc:
+        sys.stderr.write(f"snnc: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("snnc: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
+        if os.environ.get("SNNC_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"snnc: internal error: {type(exc).__name__}: {exc} "
+            f"(this is a bug in snnc; please report it at {BUG_URL}; set SNNC_DEBUG=1 for a traceback)\n"
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
