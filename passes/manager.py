@@ -16,6 +16,10 @@ from typing import TextIO
 from snnc.ir.model import Network
 
 
+class UnknownPassError(ValueError):
+    """`--print-after` named a pass that is not in the pipeline (a usage error, not a bug)."""
+
+
 class InternalError(Exception):
     """A bug in snnc (not in the user's file): a pass produced IR that fails verification."""
 
@@ -45,7 +49,7 @@ class PassManager:
         known = {p.name for p in self.passes} | {"all"}
         unknown = set(self.print_after) - known
         if unknown:
-            raise ValueError(
+            raise UnknownPassError(
                 f"unknown pass name(s) for --print-after: {', '.join(sorted(unknown))}; "
                 f"passes are: {', '.join(p.name for p in self.passes)}"
             )

@@ -107,7 +107,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     network = _load(args.file)
     print_after = frozenset(args.print_after or ())
-    network, manager = compile_ir(network, print_after=print_after, timings=args.timings, out=sys.stdout)
+    from snnc.passes.manager import UnknownPassError
+
+    try:
+        network, manager = compile_ir(network, print_after=print_after, timings=args.timings, out=sys.stdout)
+    except UnknownPassError as exc:
+        raise UsageError(str(exc)) from None
     if args.emit == "ir":
         _write_output(args, "ir.txt", print_network(network))
     elif args.emit == "c":

@@ -1,0 +1,104 @@
+"""The `snnc` command as a user runs it: exit codes, messages, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.snn"))
+
+
+def snnc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snnc", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+
+
+def test_version() -> None:
+    result = snnc("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("snnc ")
+
+
+def test_help_lists_commands_and_examples() -> None:
+    result = snnc("--help")
+    assert result.returncode == 0
+    for word in ("check", "compile", "train", "evaluate", "examples:"):
+        assert word in result.stdout
+
+
+def test_no_command_is_a_usage_error() -> None:
+    assert snnc().returncode == 2
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    result = snnc("compile", "x.snn", "--emit", "llvm")
+    assert result.returncode == 2
+    assert_no_traceback(result)
+
+
+def test_examples_exist() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert {"yinyang_eventprop.snn", "shd_eventprop.snn", "eprop_digits.snn", "eprop_pattern.snn"} <= names
+
+
+def test_check_examples_clean() -> None:
+    result = snnc("check", *map(str, EXAMPLES))
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+
+
+def test_check_reports_location_caret_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.snn"
+    bad.write_text("use std.LIF\nnetwork n {\n    hidden h = LIFF(10)\n}\n")
+    result = snnc("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:3:" in result.stderr
+    assert "^" in result.stderr
+    assert "LIF" in result.stderr  # the did-you-mean hint
+    assert_no_traceback(result)
+
+
+def test_check_missing_file(tmp_path: Path) -> None:
+    result = snnc("check", str(tmp_path / "nope.snn"))
+    assert result.returncode == 1
+    assert "nope.snn" in result.stderr
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("emit", ["ast", "ir"])
+def test_compile_emit(emit: str) -> None:
+    result = snnc("compile", str(ROOT / "examples" / "yinyang_eventprop.snn"), "--emit", emit)
+    assert result.returncode == 0, result.stderr
+    assert "yinyang" in result.stdout or "h" in result.stdout
+
+
+def test_print_after_all_and_timings() -> None:
+    result = snnc(
+        "compile",
+        str(ROOT / "examples" / "yinyang_eventprop.snn"),
+        "--emit",
+        "ir",
+        "--print-after",
+        "all",
+        "--timings",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "IR Dump After discretise" in result.stdout
+    assert "discretise" in result.stderr and "total" in result.stderr
+
+
+def test_print_after_unknown_pass_is_clear() -> None:
+    result = snnc("compile", str(ROOT / "examples" / "yinyang_eventprop.snn"), "--print-after", "nosuchpass")
+    assert result.returncode in (1, 2)
+    assert "nosuchpass" in result.stderr
+    assert_no_traceback(result)
