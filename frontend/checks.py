@@ -1,0 +1,168 @@
+"""Whole-network checks that need populations, projections and the training block together.
+
+Each check is one function taking the lowered network and a DiagnosticBag.
+
+The recurrence rule (`check_cycles`):
+- Simulation (no train block, or `algorithm = none`): any cycle is allowed, self-connections included.
+  Spikes are delivered one step after they are emitted (ir/discrete.py), so even zero-delay loops
+  are well defined.
+- Every gradient algorithm: an output population may project only onto itself. Feedback from an
+  output into other populations would make the readout drive its own inputs, which neither the
+  EventProp adjoint nor e-prop's learning signal accounts for.
+- eventprop: any other recurrence is allowed (the adjoint runs backwards through every projection).
+- eprop: the only recurrence allowed is a hidden population's projection onto itself (`h -> h`, the
+  recurrent weights of Bellec et al.); a loop through several populations, or an output
+  self-connection, is rejected because the eligibility traces are local to one layer.
+"""
+
+from __future__ import annotations
+
+from snnc.frontend import messages as M
+from snnc.ir import model as ir
+from snnc.ir.diagnostics import DiagnosticBag
+
+#: algorithm -> loss -> readouts it works with
+COMPATIBLE: dict[str, dict[str, tuple[str, ...]]] = {
+    "eventprop": {
+        "sparse_categorical_crossentropy": ("avg_var", "avg_var_exp_weight", "sum_var", "max_var"),
+        "mse": ("var",),
+        "ttfs_crossentropy": ("first_spike_time",),
+        "relative_mse": ("first_spike_time",),
+    },
+    "eprop": {
+        "sparse_categorical_crossentropy": ("sum_var", "avg_var"),
+        "mse": ("var",),
+    },
+}
+GRADIENT_ALGORITHMS = tuple(COMPATIBLE)
+
+
+def _options(algorithm: str) -> str:
+    return "; ".join(f"{loss} with {' | '.join(ros)}" for loss, ros in COMPATIBLE[algorithm].items())
+
+
+def check_training(net: ir.Network, bag: DiagnosticBag) -> None:
+    """Outputs need readouts, and loss and readouts must suit the algorithm."""
+    train = net.train
+    if train is None or train.algorithm.name not in COMPATIBLE:
+        return
+    algo = train.algorithm.name
+    outputs = net.outputs()
+    if not outputs:
+        bag.error(
+            M.READOUT,
+            f"training with {algo} needs an output population",
+            train.span,
+            "declare one, e.g. 'output out = LIF(10, readout = avg_var)'",
+        )
+    if train.loss is None:
+        bag.error(M.ALGO, f"training with {algo} needs a loss", train.span, f"valid: {_options(algo)}")
+    elif train.loss.name not in COMPATIBLE[algo]:
+        bag.error(
+            M.ALGO,
+            f"loss '{train.loss.name}' is not available with {algo}",
+            train.loss.span,
+            f"valid: {_options(algo)}",
+        )
+    for pop in outputs:
+        if pop.readout is None:
+            bag.error(
+                M.READOUT,
+                f"output population '{pop.name}' has no readout, which training with {algo} needs",
+                pop.span,
+                f"add e.g. 'readout = {next(iter(COMPATIBLE[algo][train.loss.name]))}'"
+                if train.loss is not None and train.loss.name in COMPATIBLE[algo]
+                else "add a readout, e.g. 'readout = avg_var'",
+            )
+            continue
+        if train.loss is None or train.loss.name not in COMPATIBLE[algo]:
+            continue
+        allowed = COMPATIBLE[algo][train.loss.name]
+        if pop.readout.kind not in allowed:
+            bag.error(
+                M.ALGO,
+                f"readout {pop.readout.kind} of '{pop.name}' does not work with loss "
+                f"{train.loss.name} under {algo}",
+                pop.readout.span or pop.span,
+                f"valid: {_options(algo)}",
+            )
+
+
+def _cycle_members(net: ir.Network) -> set[str]:
+    """Populations on a cycle of length >= 2 (strongly connected components, Tarjan)."""
+    graph: dict[str, set[str]] = {p: set() for p in net.populations}
+    for proj in net.projections.values():
+        if proj.pre != proj.post and proj.pre in graph:
+            graph[proj.pre].add(proj.post)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    members: set[str] = set()
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for u in sorted(graph[v]):
+            if u not in index:
+                visit(u)
+                low[v] = min(low[v], low[u])
+            elif u in on_stack:
+                low[v] = min(low[v], index[u])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                u = stack.pop()
+                on_stack.discard(u)
+                comp.append(u)
+                if u == v:
+                    break
+            if len(comp) > 1:
+                members.update(comp)
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return members
+
+
+def check_cycles(net: ir.Network, bag: DiagnosticBag) -> None:
+    """Apply the recurrence rule of the module docstring."""
+    train = net.train
+    if train is None or train.algorithm.name not in GRADIENT_ALGORITHMS:
+        return
+    algo = train.algorithm.name
+    roles = {n: p.role for n, p in net.populations.items()}
+    for proj in net.projections.values():
+        if roles.get(proj.pre) == "output" and proj.post != proj.pre:
+            bag.error(
+                M.CYCLE,
+                f"'{proj.pre} -> {proj.post}': feedback from output population '{proj.pre}' "
+                f"cannot be trained with {algo}",
+                proj.span,
+                "outputs may only connect to themselves when training; remove this connection "
+                "or make the population hidden",
+            )
+    if algo != "eprop":
+        return
+    in_cycle = _cycle_members(net)
+    for proj in net.projections.values():
+        if proj.recurrent and roles.get(proj.pre) == "output":
+            bag.error(
+                M.CYCLE,
+                f"'{proj.pre} -> {proj.post}': e-prop supports recurrence only within hidden populations",
+                proj.span,
+            )
+        elif not proj.recurrent and proj.pre in in_cycle and proj.post in in_cycle:
+            if roles.get(proj.pre) == "output":
+                continue  # already reported as output feedback
+            bag.error(
+                M.CYCLE,
+                f"'{proj.pre} -> {proj.post}' closes a loop through several populations, "
+                "which e-prop cannot train",
+                proj.span,
+                "e-prop allows recurrence only as a hidden population's connection to itself ('h -> h')",
+            )

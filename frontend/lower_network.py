@@ -1,0 +1,530 @@
+"""Lower a `network` block: populations (model, shape, overrides, readout) and projections.
+
+Models are looked up through a `ModelTable` (see `lower.py`), which lowers each model once and records
+which ones the network uses, so `Network.models` holds exactly those.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from snnc.frontend import ast
+from snnc.frontend import messages as M
+from snnc.frontend.connectivity import (
+    CONNECTIVITIES,
+    INITIALISERS,
+    bind_args,
+    check_shapes,
+    connectivity_args,
+)
+from snnc.frontend.dims import describe
+from snnc.frontend.lower_model import LoweredModel, evaluate
+from snnc.frontend.unparse import unparse
+from snnc.frontend.values import integer, literal, quantity
+from snnc.ir import model as ir
+from snnc.ir.diagnostics import DiagnosticBag, Span, did_you_mean
+from snnc.ir.units import TIME, Dim
+
+DEFAULT_SYNAPSE = "Delta"
+SPIKE_READOUTS = ("spike_count", "first_spike_time")
+
+
+class ModelLookup(Protocol):
+    def get(self, name: str, span: Span | None, kind: str) -> LoweredModel | None: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Overrides shared by populations (neuron params/states) and synapses (synapse params)
+# --------------------------------------------------------------------------------------------------
+
+
+def apply_overrides(
+    lm: LoweredModel,
+    kwargs: list[ast.Keyword],
+    bag: DiagnosticBag,
+    owner: str,
+    allow_states: bool = True,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every param and initial value of the model with the keyword overrides applied (dims checked)."""
+    model = lm.model
+    p_over: dict[str, float] = {}
+    s_over: dict[str, float] = {}
+    seen: set[str] = set()
+    for kw in kwargs:
+        if kw.name in seen:
+            bag.error(M.DUPLICATE, f"{owner}: '{kw.name}' is given twice", kw.span)
+            continue
+        seen.add(kw.name)
+        target: ir.Param | ir.State | None = model.params.get(kw.name)
+        if target is None and allow_states:
+            target = model.states.get(kw.name)
+        if target is None:
+            known = list(model.params) + (list(model.states) if allow_states else [])
+            hint = did_you_mean(kw.name, known) or (
+                f"{model.name} has {', '.join(known)}" if known else f"{model.name} has no parameters"
+            )
+            bag.error(M.UNKNOWN_PARAM, f"{model.name} has no parameter '{kw.name}'", kw.span, hint)
+            continue
+        q = quantity(kw.value, bag)
+        if q is None:
+            continue
+        value, dim, zero = q
+        if dim != target.dim and not zero:
+            bag.error(
+                M.DIM,
+                f"'{kw.name} = {unparse(kw.value)}' has dimension {describe(dim)}, "
+                f"but {model.name}.{kw.name} is {describe(target.dim)}",
+                kw.value.span,
+                f"the default is {_value_text(target)}",
+            )
+            continue
+        (p_over if isinstance(target, ir.Param) else s_over)[kw.name] = value
+    params: dict[str, float] = {}
+    for name, p in model.params.items():
+        if name in p_over:
+            params[name] = p_over[name]
+        else:
+            v = evaluate(lm.param_exprs.get(name, p.value), params) if name in lm.param_exprs else None
+            params[name] = p.value if v is None else v
+    inits: dict[str, float] = {}
+    for name, s in model.states.items():
+        if name in s_over:
+            inits[name] = s_over[name]
+        elif name in lm.init_exprs:
+            v = evaluate(lm.init_exprs[name], params)
+            inits[name] = s.init if v is None else v
+        else:
+            inits[name] = s.init
+    return params, inits
+
+
+def _value_text(x: ir.Param | ir.State) -> str:
+    v = x.value if isinstance(x, ir.Param) else x.init
+    from snnc.frontend.dims import unit_text
+
+    unit = "" if x.dim.dimensionless else " " + unit_text(x.dim)
+    return f"{v:g}{unit}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Populations
+# --------------------------------------------------------------------------------------------------
+
+
+def population_shape(call: ast.Call, bag: DiagnosticBag) -> tuple[int, ...] | None:
+    if not call.args:
+        bag.error(
+            M.ARGCOUNT,
+            f"{call.func}(...) needs a shape",
+            call.span,
+            f"e.g. {call.func}(100) or {call.func}((28, 28, 1))",
+        )
+        return None
+    if len(call.args) > 1:
+        bag.error(
+            M.ARGCOUNT,
+            f"{call.func}(...) takes one positional argument (the shape), {len(call.args)} given",
+            call.args[1].span,
+            "write a multi-dimensional shape as a tuple: (28, 28, 1); other arguments need names",
+        )
+    e = call.args[0]
+    items = e.items if isinstance(e, ast.Tuple) else (e,)
+    if not items:
+        bag.error(M.SHAPE, "a shape needs at least one dimension", e.span)
+        return None
+    dims = [integer(i, bag, "a shape entry", minimum=1) for i in items]
+    return None if any(d is None for d in dims) else tuple(dims)  # type: ignore[arg-type]
+
+
+def readout(kw: ast.Keyword, role: str, model: ir.Model, bag: DiagnosticBag, pop: str) -> ir.Readout | None:
+    """`readout = kind` or `readout = kind(var, option = ...)`."""
+    e = kw.value
+    if isinstance(e, ast.Name):
+        kind, var_expr, options = e.id, None, {}
+    elif isinstance(e, ast.Call):
+        kind = e.func
+        if len(e.args) > 1:
+            bag.error(M.ARGCOUNT, f"readout {kind}(...) takes at most one variable", e.span)
+            return None
+        var_expr = e.args[0] if e.args else None
+        options = {k.name: literal(k.value, bag) for k in e.kwargs}
+    else:
+        bag.error(M.READOUT, f"a readout is a name such as avg_var, not '{unparse(e)}'", e.span)
+        return None
+    if kind not in ir.READOUTS:
+        hint = did_you_mean(kind, ir.READOUTS) or f"readouts: {', '.join(ir.READOUTS)}"
+        bag.error(M.READOUT, f"unknown readout '{kind}'", e.span, hint)
+        return None
+    if role != "output":
+        bag.error(
+            M.READOUT,
+            f"population '{pop}' is {role}; only output populations have a readout",
+            kw.span,
+            f"declare it as 'output {pop} = ...' or remove the readout",
+        )
+        return None
+    if kind in SPIKE_READOUTS:
+        if not model.spikes:
+            bag.error(
+                M.READOUT,
+                f"readout {kind} needs a spiking model, but {model.name} never spikes",
+                e.span,
+                "use a var-based readout such as avg_var, or a model with 'spike when'",
+            )
+            return None
+        if var_expr is not None:
+            bag.error(M.READOUT, f"readout {kind} reads spikes and takes no variable", var_expr.span)
+            return None
+        return ir.Readout(kind, None, options, kw.span)
+    if var_expr is None:
+        if "v" not in model.states:
+            bag.error(
+                M.READOUT,
+                f"readout {kind} needs a variable, and {model.name} has no state 'v'",
+                e.span,
+                f"name one: {kind}({next(iter(model.states), 'STATE')})",
+            )
+            return None
+        return ir.Readout(kind, "v", options, kw.span)
+    if not isinstance(var_expr, ast.Name) or var_expr.id not in model.states:
+        name = unparse(var_expr)
+        bag.error(
+            M.UNDEFINED,
+            f"readout {kind}({name}): '{name}' is not a state of {model.name}",
+            var_expr.span,
+            did_you_mean(name, model.states),
+        )
+        return None
+    return ir.Readout(kind, var_expr.id, options, kw.span)
+
+
+def lower_population(
+    decl: ast.PopulationDecl, models: ModelLookup, bag: DiagnosticBag
+) -> ir.Population | None:
+    call = decl.model
+    lm = models.get(call.func, call.func_span or call.span, "neuron")
+    shape = population_shape(call, bag)
+    if lm is None:
+        return None
+    model = lm.model
+    check_role(decl, model, bag)
+    kwargs = [k for k in call.kwargs if k.name != "readout"]
+    readouts = [k for k in call.kwargs if k.name == "readout"]
+    for extra in readouts[1:]:
+        bag.error(M.DUPLICATE, f"population '{decl.name}' has two readouts", extra.span)
+    params, inits = apply_overrides(lm, kwargs, bag, f"population '{decl.name}'")
+    ro = readout(readouts[0], decl.role, model, bag, decl.name) if readouts else None
+    if shape is None:
+        return None
+    return ir.Population(decl.name, model.name, decl.role, shape, params, inits, ro, decl.span)
+
+
+def check_role(decl: ast.PopulationDecl, model: ir.Model, bag: DiagnosticBag) -> None:
+    """Input populations need a generator model (SpikeInput, PoissonInput); others must not have one."""
+    span = decl.model.func_span or decl.model.span
+    if decl.role == "input" and model.generator is None:
+        bag.error(
+            M.ROLE,
+            f"input population '{decl.name}' uses {model.name}, which does not generate spikes from data",
+            span,
+            "use SpikeInput or PoissonInput (models with a 'generator'), or make it hidden",
+        )
+    elif decl.role != "input" and model.generator is not None:
+        bag.error(
+            M.ROLE,
+            f"{decl.role} population '{decl.name}' uses the input model {model.name}",
+            span,
+            f"declare it as 'input {decl.name} = {model.name}(...)'",
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Connections
+# --------------------------------------------------------------------------------------------------
+
+
+def initialiser(e: ast.Expr, bag: DiagnosticBag, w_dim: Dim | None, base_dir: str) -> ir.Initialiser | None:
+    """`Normal(mean, sd)`, `Uniform(low, high)`, `Constant(value)`, a number, or `File("w.npy")`."""
+    import os
+
+    if isinstance(e, ast.Number | ast.UnaryOp | ast.BinOp):
+        q = quantity(e, bag)
+        if q is None or not _weight_dim_ok(q, w_dim, e, bag):
+            return None
+        return ir.Initialiser("constant", {"value": q[0]}, e.span)
+    if not isinstance(e, ast.Call) or e.func not in INITIALISERS:
+        name = e.func if isinstance(e, ast.Call) else unparse(e)
+        hint = did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}, or a number"
+        bag.error(M.UNDEFINED, f"unknown weight initialiser '{name}'", e.span, hint)
+        return None
+    kind, names = INITIALISERS[e.func]
+    given = dict(zip(names, e.args, strict=False))
+    if len(e.args) > len(names):
+        bag.error(
+            M.ARGCOUNT,
+            f"{e.func}() takes {len(names)} argument(s), {len(e.args)} given",
+            e.span,
+            f"arguments: {', '.join(names)}",
+        )
+        return None
+    for kw in e.kwargs:
+        if kw.name not in names:
+            bag.error(
+                M.UNKNOWN_PARAM,
+                f"{e.func}() has no argument '{kw.name}'",
+                kw.span,
+                did_you_mean(kw.name, names) or f"arguments: {', '.join(names)}",
+            )
+            return None
+        if kw.name in given:
+            bag.error(M.DUPLICATE, f"{e.func}(): '{kw.name}' given twice", kw.span)
+            return None
+        given[kw.name] = kw.value
+    missing = [n for n in names if n not in given]
+    if missing:
+        bag.error(
+            M.ARGCOUNT,
+            f"{e.func}() needs {', '.join(missing)}",
+            e.span,
+            f"e.g. {e.func}({', '.join(f'{n} = ...' for n in names)})",
+        )
+        return None
+    if kind == "file":
+        return _file_initialiser(e, given["path"], bag, base_dir, os)
+    args: dict[str, float] = {}
+    for n in names:
+        q = quantity(given[n], bag)
+        if q is None or not _weight_dim_ok(q, w_dim, given[n], bag):
+            return None
+        args[n] = q[0]
+    if kind == "normal" and args["sd"] < 0:
+        bag.error(M.VALUE, f"Normal(): sd must not be negative, not {args['sd']:g}", given["sd"].span)
+        return None
+    if kind == "uniform" and args["low"] > args["high"]:
+        bag.error(M.VALUE, f"Uniform(): low ({args['low']:g}) is above high ({args['high']:g})", e.span)
+        return None
+    return ir.Initialiser(kind, args, e.span)
+
+
+def _file_initialiser(
+    e: ast.Call, path_expr: ast.Expr, bag: DiagnosticBag, base_dir: str, os
+) -> ir.Initialiser | None:
+    if not isinstance(path_expr, ast.String):
+        bag.error(M.TYPE, 'File() takes a path in quotes, e.g. File("weights.npy")', path_expr.span)
+        return None
+    path = path_expr.value
+    if not path.endswith(".npy"):
+        bag.error(M.FILE, f"weight file '{path}' must be a .npy array", path_expr.span)
+        return None
+    resolved = os.path.normpath(os.path.join(base_dir, path))
+    if not os.path.isfile(resolved):
+        bag.error(
+            M.FILE,
+            f"weight file '{path}' not found (looked for {resolved})",
+            path_expr.span,
+            "paths are relative to the .snn file",
+        )
+        return None
+    return ir.Initialiser("file", {"path": path, "resolved": resolved}, e.span)
+
+
+def _weight_dim_ok(q: tuple[float, Dim, bool], w_dim: Dim | None, e: ast.Expr, bag: DiagnosticBag) -> bool:
+    """A weight written with a unit must have the dimension of the synapse state it is added to."""
+    _, dim, zero = q
+    if dim.dimensionless or zero or w_dim is None or dim == w_dim:
+        return True
+    bag.error(
+        M.DIM,
+        f"weight '{unparse(e)}' has dimension {describe(dim)}, but the synapse adds w to a state "
+        f"of dimension {describe(w_dim)}",
+        e.span,
+    )
+    return False
+
+
+def weight_dim(synapse: ir.Model) -> Dim | None:
+    """The dimension of `w`: that of the state its on_pre adds it to."""
+    return next((synapse.states[a.target].dim for a in synapse.on_pre if a.target in synapse.states), None)
+
+
+def conn_common(
+    common: dict[str, ast.Keyword], post_model: ir.Model, bag: DiagnosticBag, decl: ast.ConnectionDecl
+) -> dict[str, Any] | None:
+    """delay, target, trainable."""
+    out: dict[str, Any] = {"delay": 0.0, "trainable": True}
+    ok = True
+    if "delay" in common:
+        kw = common["delay"]
+        q = quantity(kw.value, bag)
+        if q is None:
+            ok = False
+        elif q[1] != TIME and not q[2]:
+            bag.error(
+                M.DIM,
+                f"delay '{unparse(kw.value)}' has dimension {describe(q[1])}, but it must be a time",
+                kw.value.span,
+                "e.g. 'delay = 1 ms'",
+            )
+            ok = False
+        elif q[0] < 0:
+            bag.error(M.VALUE, "a delay cannot be negative", kw.value.span)
+            ok = False
+        else:
+            out["delay"] = q[0]
+    if "trainable" in common:
+        v = common["trainable"].value
+        if not isinstance(v, ast.Bool):
+            bag.error(M.TYPE, f"trainable must be true or false, not '{unparse(v)}'", v.span)
+            ok = False
+        else:
+            out["trainable"] = v.value
+    inputs = list(post_model.inputs)
+    if "target" in common:
+        v = common["target"].value
+        name = v.id if isinstance(v, ast.Name) else v.value if isinstance(v, ast.String) else None
+        if name not in post_model.inputs:
+            bag.error(
+                M.TARGET,
+                f"{post_model.name} has no input '{name or unparse(v)}'",
+                v.span,
+                did_you_mean(name or "", inputs)
+                or f"inputs of {post_model.name}: {', '.join(inputs) or 'none'}",
+            )
+            ok = False
+        else:
+            out["target"] = name
+    elif len(inputs) == 1:
+        out["target"] = inputs[0]
+    else:
+        span = decl.post_span or decl.span
+        if not inputs:
+            bag.error(
+                M.TARGET,
+                f"'{decl.post}' uses {post_model.name}, which has no input to connect to",
+                span,
+                f"add 'input i_syn' to {post_model.name}",
+            )
+        else:
+            bag.error(
+                M.TARGET,
+                f"{post_model.name} has several inputs ({', '.join(inputs)}); say which one",
+                span,
+                f"add 'target = {inputs[0]}' to the connectivity",
+            )
+        ok = False
+    return out if ok else None
+
+
+def lower_connection(
+    decl: ast.ConnectionDecl,
+    pops: dict[str, ir.Population],
+    models: ModelLookup,
+    bag: DiagnosticBag,
+    base_dir: str,
+    name: str,
+) -> ir.Projection | None:
+    """`pre -> post : Conn(args), Synapse(args)` -> Projection (None after errors)."""
+    ok = True
+    for end, span in ((decl.pre, decl.pre_span), (decl.post, decl.post_span)):
+        if end not in pops:
+            bag.error(
+                M.UNDEFINED, f"undefined population '{end}'", span or decl.span, did_you_mean(end, pops)
+            )
+            ok = False
+    post = pops.get(decl.post)
+    if post is not None and post.role == "input":
+        bag.error(
+            M.CONN_INPUT,
+            f"'{decl.post}' is an input population and cannot receive connections",
+            decl.post_span or decl.span,
+            "input populations are driven by data only",
+        )
+        ok = False
+    conn = decl.connectivity
+    spec = CONNECTIVITIES.get(conn.func)
+    if spec is None:
+        hint = did_you_mean(conn.func, CONNECTIVITIES) or f"connectivities: {', '.join(CONNECTIVITIES)}"
+        bag.error(M.UNDEFINED, f"unknown connectivity '{conn.func}'", conn.func_span or conn.span, hint)
+        return None
+    syn_call = decl.synapse
+    syn_name = syn_call.func if syn_call is not None else DEFAULT_SYNAPSE
+    syn_span = (syn_call.func_span or syn_call.span) if syn_call is not None else decl.span
+    syn = models.get(syn_name, syn_span, "synapse")
+    bound = bind_args(conn, spec, bag)
+    if bound is None or syn is None or not ok or post is None:
+        return None
+    args, common = bound
+    cargs = connectivity_args(conn, spec, args, bag)
+    if cargs is None:
+        return None
+    pre = pops[decl.pre]
+    check_shapes(spec.kind, cargs, pre.shape, post.shape, conn.span, bag)
+    if syn_call is not None and syn_call.args:
+        bag.error(M.ARGCOUNT, f"synapse {syn_name}(...) takes named parameters only", syn_call.args[0].span)
+    syn_params, _ = apply_overrides(
+        syn, list(syn_call.kwargs) if syn_call else [], bag, f"synapse {syn_name}", allow_states=False
+    )
+    post_model = models.get(post.model, None, "neuron")
+    if post_model is None:
+        return None
+    extra = conn_common(common, post_model.model, bag, decl)
+    w_dim = weight_dim(syn.model)
+    if spec.kind == "avg_pool2d":
+        if "weight" in common:
+            bag.error(
+                M.TYPE, "AvgPool2D has fixed weights (1 / pool area); remove 'weight'", common["weight"].span
+            )
+            return None
+        ph, pw = cargs["pool"]
+        weight = ir.Initialiser("constant", {"value": 1.0 / (ph * pw)}, conn.span)
+    elif "weight" in common:
+        weight = initialiser(common["weight"].value, bag, w_dim, base_dir)
+    else:
+        weight = ir.Initialiser("constant", {"value": 1.0}, conn.span)
+    if extra is None or weight is None:
+        return None
+    _check_output_dim(syn.model, post_model.model, extra["target"], decl, bag)
+    trainable = extra["trainable"] and spec.kind != "avg_pool2d"
+    return ir.Projection(
+        name=name,
+        pre=decl.pre,
+        post=decl.post,
+        connectivity=ir.Connectivity(spec.kind, cargs, conn.span),
+        weight=weight,
+        synapse=syn.model.name,
+        synapse_params=syn_params,
+        target=extra["target"],
+        delay=extra["delay"],
+        trainable=trainable,
+        span=decl.span,
+    )
+
+
+def _check_output_dim(
+    syn: ir.Model, post: ir.Model, target: str, decl: ast.ConnectionDecl, bag: DiagnosticBag
+) -> None:
+    """The synapse output feeds the target input: dimensions must agree when both have one.
+
+    A dimensionless synapse (like std Exponential, `state i = 0.0`) is unit-agnostic and fits any input.
+    """
+    if syn.output is None or syn.output not in syn.states:
+        return
+    out_dim = syn.states[syn.output].dim
+    in_dim = post.inputs[target].dim
+    if out_dim.dimensionless or in_dim.dimensionless or out_dim == in_dim:
+        return
+    bag.error(
+        M.DIM,
+        f"synapse {syn.name} outputs {describe(out_dim)}, but input '{target}' of {post.name} "
+        f"takes {describe(in_dim)}",
+        decl.synapse.span if decl.synapse else decl.span,
+    )
+
+
+def projection_name(pre: str, post: str, taken: set[str]) -> str:
+    """`pre_to_post`, then `pre_to_post_2`, `_3` ... for repeated pairs."""
+    base = f"{pre}_to_{post}"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    return name

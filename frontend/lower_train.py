@@ -1,0 +1,123 @@
+"""Lower a `train NET { key = value }` block to a TrainSpec, checking each setting's kind and range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snnc.frontend import ast
+from snnc.frontend import messages as M
+from snnc.frontend.dims import describe
+from snnc.frontend.unparse import unparse
+from snnc.frontend.values import call, integer, literal, quantity
+from snnc.ir import model as ir
+from snnc.ir.diagnostics import DiagnosticBag, did_you_mean
+from snnc.ir.units import TIME
+
+#: accepted spellings -> the TrainSpec field
+SPELLINGS = {
+    "algorithm": "algorithm",
+    "loss": "loss",
+    "optimizer": "optimizer",
+    "optimiser": "optimizer",
+    "data": "data",
+    "regularisation": "regularisation",
+    "regularization": "regularisation",
+    "schedule": "schedule",
+    "dt": "dt",
+    "duration": "duration",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "validation_split": "validation_split",
+    "seed": "seed",
+    "augment": "augment",
+}
+ALGORITHMS = ("eventprop", "eprop", "none")
+_CALLS = ("algorithm", "loss", "optimizer", "data", "regularisation", "schedule")
+
+
+def _time(s: ast.Setting, bag: DiagnosticBag) -> float | None:
+    q = quantity(s.value, bag)
+    if q is None:
+        return None
+    value, dim, _ = q
+    if dim != TIME:
+        bag.error(
+            M.DIM,
+            f"{s.key} = {unparse(s.value)} has dimension {describe(dim)}, but {s.key} is a time",
+            s.value.span,
+            f"write it with a unit, e.g. '{s.key} = {unparse(s.value)} ms'",
+        )
+        return None
+    if value <= 0:
+        bag.error(M.VALUE, f"{s.key} must be positive", s.value.span)
+        return None
+    return value
+
+
+def _setting(field: str, s: ast.Setting, bag: DiagnosticBag) -> Any:
+    if field in _CALLS:
+        c = call(s.value, bag)
+        if c is not None and field == "algorithm" and c.name not in ALGORITHMS:
+            hint = did_you_mean(c.name, ALGORITHMS) or f"algorithms: {', '.join(ALGORITHMS)}"
+            bag.error(M.ALGO, f"unknown training algorithm '{c.name}'", s.value.span, hint)
+            return None
+        return c
+    if field in ("dt", "duration"):
+        return _time(s, bag)
+    if field in ("batch_size", "epochs"):
+        return integer(s.value, bag, field, minimum=1)
+    if field == "seed":
+        return integer(s.value, bag, field, minimum=0)
+    if field == "validation_split":
+        q = quantity(s.value, bag)
+        if q is None:
+            return None
+        if not q[1].dimensionless or not 0 <= q[0] < 1:
+            bag.error(
+                M.VALUE,
+                f"validation_split must be a fraction in [0, 1), not {unparse(s.value)}",
+                s.value.span,
+            )
+            return None
+        return q[0]
+    # augment: a tuple of calls (a single call is accepted as a tuple of one)
+    items = s.value.items if isinstance(s.value, ast.Tuple) else (s.value,)
+    calls = [call(i, bag) for i in items]
+    return None if any(c is None for c in calls) else tuple(calls)
+
+
+def lower_train(decl: ast.TrainDecl, bag: DiagnosticBag) -> ir.TrainSpec | None:
+    values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    first: dict[str, ast.Setting] = {}
+    for s in decl.settings:
+        field = SPELLINGS.get(s.key)
+        key = field or s.key
+        if key in first:
+            bag.error(
+                M.DUPLICATE,
+                f"'{s.key}' is set twice in train {decl.network}",
+                s.span,
+                f"the first setting ('{first[key].key}') is at {first[key].span}",
+            )
+            continue
+        first[key] = s
+        if field is None:
+            bag.warning(
+                M.W_UNKNOWN_SETTING,
+                f"unknown training setting '{s.key}' (kept as an option)",
+                s.span,
+                did_you_mean(s.key, SPELLINGS) or f"settings: {', '.join(sorted(set(SPELLINGS.values())))}",
+            )
+            options[s.key] = literal(s.value, bag)
+            continue
+        value = _setting(field, s, bag)
+        if value is not None:
+            values[field] = value
+    algorithm = values.pop("algorithm", None)
+    if algorithm is None:
+        if "algorithm" not in first:
+            algorithm = ir.Call("none", {}, decl.span)
+        else:
+            return None
+    return ir.TrainSpec(algorithm=algorithm, options=options, span=decl.span, **values)
