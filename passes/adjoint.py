@@ -1,0 +1,250 @@
+"""The symbolic algebra behind EventProp: coupled systems, adjoint ODEs, propagators, jumps.
+
+Pure functions over sympy; `eventprop.py` decides what to apply where and turns failures into
+diagnostics. A `Defeat` exception carries the offending term so the diagnostic can name it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from snnc.ir.model import Model, Network, Population, Projection
+from snnc.ir.symbols import dt as DT
+from snnc.ir.symbols import sym, w
+
+NON_SMOOTH = (sympy.Abs, sympy.Min, sympy.Max, sympy.Heaviside, sympy.sign, sympy.Piecewise, sympy.floor)
+
+
+class Defeat(Exception):
+    """The derivation cannot go on; `term` is what defeats it (shown to the user)."""
+
+    def __init__(self, message: str, term: object = None, span=None):
+        super().__init__(message)
+        self.term = term
+        self.span = span
+
+
+def lam(state: str) -> sympy.Symbol:
+    return sym(f"lambda_{state}")
+
+
+@dataclass
+class Coupled:
+    """One post neuron plus the synapse states of its incoming projections, as x' = f(x)."""
+
+    population: str
+    neuron: Model
+    states: list[str]
+    owners: dict[str, str]
+    f_open: list[sympy.Expr]  # neuron rows keep input symbols (i_syn)
+    inputs: dict[sympy.Symbol, sympy.Expr]  # input symbol -> sum of renamed synapse outputs
+    jumps: dict[str, dict[str, sympy.Expr]]  # projection -> {state: per-unit-weight jump}
+    params: list[tuple[str, str, str]]
+
+    @property
+    def x(self) -> list[sympy.Symbol]:
+        return [sym(s) for s in self.states]
+
+    @property
+    def lams(self) -> sympy.Matrix:
+        return sympy.Matrix([lam(s) for s in self.states])
+
+    @property
+    def f(self) -> sympy.Matrix:
+        return sympy.Matrix([e.xreplace(self.inputs) for e in self.f_open])
+
+    def jacobian(self) -> sympy.Matrix:
+        return self.f.jacobian(self.x)
+
+    def close(self, expr: sympy.Expr) -> sympy.Expr:
+        return expr.xreplace(self.inputs)
+
+
+def _synapse_rename(model: Model, proj: str) -> dict[sympy.Symbol, sympy.Symbol]:
+    names = list(model.params) + list(model.derived) + list(model.states)
+    return {sym(n): sym(f"{n}__{proj}") for n in names}
+
+
+def build_coupled(network: Network, pop: Population) -> Coupled:
+    """x = (neuron states, synapse states per incoming projection); input = Σ synapse outputs."""
+    neuron = network.models[pop.model]
+    states = list(neuron.states)
+    owners = {s: "neuron" for s in states}
+    f_open: list[sympy.Expr] = []
+    for s in neuron.states:
+        ode = neuron.ode_for(s)
+        f_open.append(sympy.sympify(ode.rhs) if ode is not None else sympy.S.Zero)
+    params = [(p, "neuron", p) for p in list(neuron.params) + list(neuron.derived)]
+    sums: dict[str, sympy.Expr] = {name: sympy.S.Zero for name in neuron.inputs}
+    jumps: dict[str, dict[str, sympy.Expr]] = {}
+    for proj in network.projections_to(pop.name):
+        syn = network.models[proj.synapse]
+        if syn.impulse or syn.output is None:
+            raise Defeat(
+                f"synapse model '{syn.name}' has no output state (an impulse synapse); EventProp needs "
+                "a synapse state that spikes jump",
+                syn.name,
+                syn.span,
+            )
+        ren = _synapse_rename(syn, proj.name)
+        for s in syn.states:
+            name = f"{s}__{proj.name}"
+            states.append(name)
+            owners[name] = proj.name
+            ode = syn.ode_for(s)
+            f_open.append(sympy.sympify(ode.rhs).xreplace(ren) if ode is not None else sympy.S.Zero)
+        params += [(f"{p}__{proj.name}", proj.name, p) for p in list(syn.params) + list(syn.derived)]
+        if proj.target not in sums:
+            raise Defeat(f"projection '{proj.name}' targets '{proj.target}', not an input of '{neuron.name}'")
+        sums[proj.target] = sums[proj.target] + sym(f"{syn.output}__{proj.name}")
+        jumps[proj.name] = on_pre_jump(syn, proj, ren)
+    inputs = {sym(k): v for k, v in sums.items()}
+    return Coupled(pop.name, neuron, states, owners, f_open, inputs, jumps, params)
+
+
+def on_pre_jump(syn: Model, proj: Projection, ren: dict) -> dict[str, sympy.Expr]:
+    """e per unit weight: each on_pre must add `w * c` with c free of w (additive in the weight)."""
+    out: dict[str, sympy.Expr] = {}
+    for a in syn.on_pre:
+        cur = sym(a.target)
+        delta = sympy.expand(a.as_value(cur) - cur)
+        c = sympy.diff(delta, w)
+        if (
+            delta.xreplace({w: 0}) != 0
+            or w in c.free_symbols
+            or any(sym(s) in c.free_symbols for s in syn.states)
+        ):
+            raise Defeat(
+                f"on_pre '{a.target} {a.op} {a.expr}' of synapse '{syn.name}' is not additive in the weight "
+                "(it must add w times a constant)",
+                a.expr,
+                a.span,
+            )
+        out[f"{a.target}__{proj.name}"] = c.xreplace(ren)
+    if not out:
+        raise Defeat(f"synapse '{syn.name}' has no on_pre action, so its weight has no gradient", syn.name)
+    return out
+
+
+def theta_of(model: Model) -> sympy.Expr:
+    """θ with `spike when` ⇔ θ >= 0 (upward crossing)."""
+    cond = model.spike
+    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
+        theta = cond.lhs - cond.rhs
+    elif isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
+        theta = cond.rhs - cond.lhs
+    else:
+        raise Defeat(f"spike condition '{cond}' is not a single comparison; EventProp needs θ(x) = 0", cond)
+    bad = theta.atoms(*NON_SMOOTH)
+    if bad:
+        raise Defeat(f"spike condition uses non-differentiable '{sorted(map(str, bad))[0]}'", next(iter(bad)))
+    return theta
+
+
+def reset_map(model: Model) -> dict[sympy.Symbol, sympy.Expr]:
+    """x⁺ = j(x⁻): the reset assignments run in order, each seeing the ones before it."""
+    cur: dict[sympy.Symbol, sympy.Expr] = {sym(s): sym(s) for s in model.states}
+    for a in model.reset:
+        target = sym(a.target)
+        expr = sympy.sympify(a.expr).xreplace(cur)
+        bad = expr.atoms(*NON_SMOOTH)
+        if bad:
+            raise Defeat(
+                f"reset '{a.target} {a.op} {a.expr}' is not differentiable (uses '{sorted(map(str, bad))[0]}')",
+                a.expr,
+                a.span,
+            )
+        cur[target] = a.__class__(a.target, a.op, expr).as_value(cur[target])
+    return cur
+
+
+def adjoint_rhs(c: Coupled, drive: dict[str, sympy.Expr]) -> list[sympy.Expr]:
+    """-dλ/dt = (∂f/∂x)ᵀ λ + ∂l/∂x."""
+    rhs = c.jacobian().T * c.lams
+    return [sympy.expand(rhs[i] + drive.get(s, 0)) for i, s in enumerate(c.states)]
+
+
+def is_linear(c: Coupled) -> tuple[bool, object]:
+    """Linear with constant coefficients: the Jacobian is free of states, inputs and t."""
+    A = c.jacobian()
+    varying = set(c.x) | set(c.inputs) | {sym("t")}
+    for entry in A:
+        hit = entry.free_symbols & varying
+        if hit or entry.atoms(sympy.DiracDelta):
+            return False, entry
+    return True, None
+
+
+def _tidy_exp(expr: sympy.Expr) -> sympy.Expr:
+    expr = sympy.expand(sympy.powsimp(sympy.expand(expr), combine="exp"))
+    expr = expr.replace(lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.expand(e.args[0])))
+    return sympy.expand(sympy.powsimp(sympy.expand(expr), combine="exp"))
+
+
+def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr]]]:
+    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the propagator, with each exp(-dt/τ) hoisted as `decay_τ`."""
+    A = c.jacobian()
+    P = (A * DT).exp().T
+    derived: dict[sympy.Expr, sympy.Symbol] = {}
+    names: list[tuple[str, sympy.Expr]] = []
+
+    def hoist(e: sympy.Expr) -> sympy.Expr:
+        if e not in derived:
+            arg = sympy.expand(e.args[0])
+            m = sympy.Wild("m", exclude=[DT])
+            match = arg.match(-DT / m)
+            base = (
+                f"decay_{match[m]}" if match and isinstance(match[m], sympy.Symbol) else f"decay_{len(names)}"
+            )
+            derived[e] = sym(base)
+            names.append((base, e))
+        return derived[e]
+
+    out = sympy.zeros(*P.shape)
+    for i in range(P.rows):
+        for j in range(P.cols):
+            entry = P[i, j].replace(
+                lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.expand(e.args[0]))
+            )
+            entry = sympy.cancel(
+                entry.replace(lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist)
+            )
+            if DT in entry.free_symbols:  # an exp sympy did not leave as exp(-dt/tau): tidy and retry
+                entry = _tidy_exp(P[i, j]).replace(
+                    lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist
+                )
+            out[i, j] = sympy.factor(sympy.cancel(entry))
+    return out, names
+
+
+def spike_jump(
+    c: Coupled, theta: sympy.Expr, dlp: sympy.Expr, D: sympy.Expr
+) -> tuple[sympy.Matrix, sympy.Expr]:
+    """λ⁻ = Jᵀλ⁺ + ∇θ/(∇θ·f⁻)·[λ⁺·(f⁺ − J f⁻) − ∂l_p/∂t_s − D]  (DESIGN.md §4).
+
+    Inputs stay symbols in f (they are continuous across the reset: synapse states are not reset).
+    Returns (λ⁻, ∇θ·f⁻) before the on-threshold substitution.
+    """
+    x = c.x
+    jmap = reset_map(c.neuron)
+    jvec = sympy.Matrix([c.close(jmap.get(s, s)) for s in x])
+    J = jvec.jacobian(x)
+    f_minus = sympy.Matrix(c.f_open)
+    f_plus = f_minus.xreplace({s: jmap[s] for s in jmap})
+    grad = sympy.Matrix([c.close(theta)]).jacobian(x).T
+    denom = sympy.expand((grad.T * f_minus)[0])
+    lp = c.lams
+    bracket = (lp.T * (f_plus - J * f_minus))[0] - dlp - D
+    lam_minus = J.T * lp + grad * (bracket / denom)
+    return lam_minus, denom
+
+
+def solve_on_threshold(c: Coupled, theta: sympy.Expr) -> tuple[sympy.Symbol, sympy.Expr] | None:
+    """At the spike θ(x⁻) = 0: solve for a neuron state θ is linear in (v = v_thresh for LIF)."""
+    for s in c.neuron.states:
+        s_ = sym(s)
+        d = sympy.diff(theta, s_)
+        if d != 0 and s_ not in d.free_symbols:
+            return s_, sympy.solve(sympy.Eq(theta, 0), s_)[0]
+    return None

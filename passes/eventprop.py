@@ -1,0 +1,316 @@
+"""The `eventprop` pass: derive EventProp's backward pass from the network's own model equations.
+
+Convention (DESIGN.md §4): λ(t) = ∂L/∂x(t). For each non-input population on the gradient path the
+pass couples the neuron with the synapse states of its incoming projections (input = Σ outputs) and
+derives, with sympy: the adjoint ODE, its discrete backward step, the jump at an own spike, the
+backward transmission g_m, the weight gradients, the per-spike records and the readout's loss drive.
+The result is a `TrainingIR` in `network.training` (stage "training"); see `snnc.ir.training`.
+
+Discrete-time semantics the backends implement (forward step k covers [k·dt, (k+1)·dt]; see
+`ir/discrete.py`). A spike detected in forward step k has time t_s = (k+1)·dt (no interpolation; the
+error is O(dt), as in mlGeNN) and is delivered at the start of step k+1, i.e. at the same instant.
+Records are taken at the spike step after `update` and before `reset` (inputs re-evaluated from the
+synapse states after the update). The readout samples its var after `update` of step k.
+The backward pass runs after the forward pass of the same batch, with λ = 0 at T, for k = K-1 .. 0:
+  1. events at t = (k+1)·dt, all using λ⁺ (the values before any jump of this step):
+     a. each post neuron m computes g_m (`Transmission.g`) for each incoming projection;
+     b. for each spike of pre neuron n in step k - delay_steps: `∂L/∂w_nm += WeightGradient.expr`
+        (λ of m now), and D_n += w_nm·g_m;
+     c. each neuron that spiked in step k applies `jump` (simultaneous assignments), with its
+        records, D = D_n and dlp_dts as stated per population;
+  2. the readout drive of sample k is added (`drive`: adjoint += expr);
+  3. `backward` (simultaneous) moves λ from (k+1)·dt to k·dt.
+For linear systems step 3 is the exact transposed propagator of the coupled continuous system; the
+forward pass of the Discrete IR holds the input constant over a step, so the two differ by O(dt)
+(mlGeNN does the same). Non-linear systems use the stated fallback: an Euler step of the adjoint ODE
+with the Jacobian evaluated on the forward trajectory, which the forward pass then records every step
+(`trajectory`). Spike buffers hold `max_spikes` entries per neuron; the backend counts overflowing
+spikes and reports them (they get no jump and no weight gradient).
+On the threshold surface θ(x⁻) = 0, so the jump uses the solved state (v⁻ = v_thresh for LIF), which
+makes it independent of the overshoot of the discrete forward pass. For τ_mem = τ_syn the exact LIF
+propagator has a removable 0/0; keep the time constants distinct.
+Not derived yet: gradients of model params, refractory periods (ignored by the backward pass),
+impulse (Delta) synapses.
+
+Readouts (dL_dy is the trainer's dL/dy for the neuron and example; the readout var is sampled at
+steps k = 0..K-1): var y_k = v_k; avg_var y = Σ v_k / K; avg_var_exp_weight (mlGeNN, Nowotny 2024)
+y = Σ exp(-k·dt/T)·v_k / K (mlGeNN's backward uses exp(-(k+1)·dt/T), an O(dt/T) difference);
+sum_var y = Σ v_k; max_var y = v_{k*} at the argmax step; first_spike_time y = t_s of the first spike
+(its ∂l_p/∂t_s = dL_dy at that spike only). spike_count has no gradient and is refused.
+
+Spike-count regularisation (mlGeNN's `reg_lambda_upper/lower`, `reg_nu_upper`): at every spike of a
+hidden neuron, λ gains r·∇θ with r = s·(N − ν·B)/B², N the neuron's spike count summed over the batch,
+s the upper strength if N > ν·B else the lower one. As ∂l_p/∂t_s it is -(∇θ·f⁻)·r. mlGeNN's λ for LIF
+is -λ/τ_m² in our convention, so its reg_lambda values correspond to ours divided by τ_m².
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.model import Assign, Network, Population
+from snnc.ir.symbols import dt as DT
+from snnc.ir.symbols import sym
+from snnc.ir.training import (
+    Adjoint,
+    PopulationGradient,
+    ReadoutDrive,
+    Regularisation,
+    SpikeRecord,
+    TrainingIR,
+    Transmission,
+    WeightGradient,
+)
+from snnc.passes.manager import Pass
+
+from . import adjoint as adj
+
+EVENTPROP = "E-EVENTPROP"  # a model the EventProp derivation cannot handle
+ALGO = "E-ALGO"
+
+DLP, D, DL_DY = sym("dlp_dts"), sym("D"), sym("dL_dy")
+K_STEP, K_TOTAL, T_DUR = sym("k"), sym("K"), sym("T")
+N_SUM, BATCH, FIRST = sym("spike_count_sum"), sym("batch_size"), sym("is_first_spike")
+
+
+def _fail(msg: str, pop: Population | None, span=None, hint: str | None = None, code: str = EVENTPROP):
+    where = f"population '{pop.name}' (model '{pop.model}'): " if pop is not None else ""
+    raise DiagnosticError(Diagnostic(code, where + msg, span or (pop.span if pop else None), hint))
+
+
+def gradient_path(network: Network) -> list[str]:
+    """Non-input populations from which an output population can be reached."""
+    reach = {p.name for p in network.outputs()}
+    changed = True
+    while changed:
+        changed = False
+        for proj in network.projections.values():
+            if proj.post in reach and proj.pre not in reach:
+                reach.add(proj.pre)
+                changed = True
+    return [n for n, p in network.populations.items() if n in reach and p.role != "input"]
+
+
+def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
+    ro = pop.readout
+    if pop.role != "output" or ro is None:
+        return None
+    model = network.models[pop.model]
+    if ro.kind == "first_spike_time":
+        if not model.spikes:
+            _fail("readout first_spike_time needs a model with a spike condition", pop, ro.span, code=ALGO)
+        return ReadoutDrive(pop.name, ro.kind, None, None, spike=DL_DY * FIRST, when="first spike")
+    if ro.kind == "spike_count":
+        _fail(
+            "readout spike_count has no EventProp gradient",
+            pop,
+            ro.span,
+            "use first_spike_time or a voltage readout",
+            ALGO,
+        )
+    var = ro.var or next(iter(model.states), None)
+    if var not in model.states:
+        _fail(f"readout variable '{var}' is not a state of the model", pop, ro.span, code=ALGO)
+    step_t = K_STEP * DT
+    forms = {
+        "var": (DL_DY * sympy.DiracDelta(sym("t") - step_t - DT), DL_DY, "every step; dL_dy of step k"),
+        "avg_var": (DL_DY / T_DUR, DL_DY / K_TOTAL, "every step"),
+        "avg_var_exp_weight": (
+            DL_DY * sympy.exp(-sym("t") / T_DUR) / T_DUR,
+            DL_DY * sympy.exp(-step_t / T_DUR) / K_TOTAL,
+            "every step",
+        ),
+        "sum_var": (DL_DY / DT, DL_DY, "every step"),
+        "max_var": (DL_DY * sympy.DiracDelta(sym("t") - sym("t_max")), DL_DY, "argmax step only"),
+    }
+    if ro.kind not in forms:
+        _fail(f"readout '{ro.kind}' is not supported by eventprop", pop, ro.span, code=ALGO)
+    cont, step, when = forms[ro.kind]
+    return ReadoutDrive(pop.name, ro.kind, var, f"lambda_{var}", cont, step, when=when)
+
+
+def _reg_settings(network: Network) -> dict[str, float] | None:
+    spec = network.train
+    args: dict = {}
+    if spec.regularisation is not None:
+        args.update(spec.regularisation.args)
+    args.update({k: v for k, v in spec.algorithm.args.items() if k.startswith("reg_")})
+    if not args:
+        return None
+    get = lambda *names, default=0.0: next((float(args[n]) for n in names if n in args), default)  # noqa: E731
+    upper = get("reg_lambda_upper", "lambda_upper", "strength")
+    lower = get("reg_lambda_lower", "lambda_lower", "strength", default=upper)
+    nu = get("reg_nu_upper", "nu_upper", "nu")
+    return {"upper": upper, "lower": lower, "nu": nu}
+
+
+def _population_gradient(
+    network: Network, pop: Population, reg: dict | None
+) -> tuple[PopulationGradient, adj.Coupled]:
+    model = network.models[pop.model]
+    try:
+        c = adj.build_coupled(network, pop)
+    except adj.Defeat as e:
+        _fail(str(e), pop, e.span)
+    readout = readout_drive(network, pop)
+    drive_cont = {readout.var: readout.continuous} if readout and readout.var else {}
+    adj_rhs = adj.adjoint_rhs(c, drive_cont)
+    linear, culprit = adj.is_linear(c)
+    lams = c.lams
+    if linear:
+        P, derived = adj.exact_backward(c)
+        new = P * lams
+        method, reason, trajectory = "exact", "linear system: transposed propagator (e^{A dt})^T", ()
+    else:
+        A = c.jacobian()
+        bad = [e for e in A if e.atoms(sympy.DiracDelta)]
+        if bad:
+            _fail(f"the dynamics are not differentiable: d f/d x contains '{bad[0]}'", pop, model.span)
+        new = lams + DT * (A.T * lams)
+        derived = []
+        used = set().union(*(e.free_symbols for e in A)) & set(c.x)
+        trajectory = tuple(s for s in c.states if sym(s) in used)
+        method = "euler"
+        reason = f"non-linear system (d f/d x contains '{culprit}'): Euler step on the recorded trajectory"
+    backward = tuple(Assign(f"lambda_{s}", "=", sympy.expand(new[i])) for i, s in enumerate(c.states))
+    drive = ((readout.adjoint, readout.step),) if readout and readout.var else ()
+
+    theta = on_thr = None
+    jump: tuple[Assign, ...] = ()
+    records: tuple[SpikeRecord, ...] = ()
+    dlp_total: sympy.Expr = sympy.S.Zero
+    regularisation = None
+    if pop.role == "hidden" and not model.spikes:
+        _fail(
+            "a hidden population needs a spike condition: EventProp carries errors only through spikes",
+            pop,
+            model.span,
+            "add `spike when ...` and `reset { ... }` to the model, or make the population an output",
+        )
+    if model.spikes:
+        try:
+            theta = adj.theta_of(model)
+            lam_minus, denom = adj.spike_jump(c, theta, DLP, D)
+        except adj.Defeat as e:
+            _fail(str(e), pop, e.span or model.span)
+        if sympy.simplify(c.close(denom)) == 0:
+            _fail(
+                f"∇θ·f⁻ = {denom} is identically zero: the spike condition '{model.spike}' never "
+                "crosses with a non-zero rate, so spike times have no gradient",
+                pop,
+                model.span,
+            )
+        on_thr = adj.solve_on_threshold(c, theta)
+        subs = {on_thr[0]: on_thr[1]} if on_thr else {}
+        jump = tuple(
+            Assign(f"lambda_{s}", "=", sympy.factor(sympy.simplify(lam_minus[i].xreplace(subs))))
+            for i, s in enumerate(c.states)
+            if sympy.simplify(lam_minus[i] - lams[i]) != 0
+        )
+        if readout is not None and readout.spike != 0:
+            dlp_total += readout.spike
+        if reg is not None and pop.role == "hidden":
+            grad = sympy.Matrix([c.close(theta)]).jacobian(c.x)
+            s = sympy.Piecewise((reg["upper"], N_SUM > reg["nu"] * BATCH), (reg["lower"], True))
+            rate = s * (N_SUM - reg["nu"] * BATCH) / BATCH**2
+            reg_dlp = sympy.expand(-(denom.xreplace(subs)) * rate)
+            dlp_total += reg_dlp
+            regularisation = Regularisation(pop.name, reg["upper"], reg["lower"], reg["nu"], rate, reg_dlp)
+            assert grad.rows == 1
+        forward = set(c.x) | set(c.inputs)
+        used = set().union(*(a.expr.free_symbols for a in jump), dlp_total.free_symbols) & forward
+        records = tuple(
+            SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
+            for s in sorted(used, key=str)
+        )
+        records = (SpikeRecord("t_s", sym("t"), "spike time (k+1)*dt"), *records)
+    params = tuple(c.params)
+    return PopulationGradient(
+        population=pop.name,
+        model=pop.model,
+        role=pop.role,
+        states=tuple(c.states),
+        system=tuple((s, sympy.expand(e)) for s, e in zip(c.states, c.f, strict=True)),
+        inputs=tuple((str(k), v) for k, v in c.inputs.items()),
+        adjoints=tuple(Adjoint(f"lambda_{s}", s, c.owners[s]) for s in c.states),
+        adjoint_odes=tuple((f"lambda_{s}", e) for s, e in zip(c.states, adj_rhs, strict=True)),
+        method=method,
+        reason=reason,
+        derived=tuple(derived),
+        backward=backward,
+        drive=drive,
+        trajectory=trajectory,
+        theta=theta,
+        on_threshold=(str(on_thr[0]), on_thr[1]) if on_thr else None,
+        jump=jump,
+        dlp_dts=dlp_total,
+        records=records,
+        readout=readout,
+        regularisation=regularisation,
+        params=params,
+    ), c
+
+
+def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmission:
+    """g_m with D = Σ_m λ_m⁺·(f_m(x_m) − f_m(x_m + w e)) = Σ_m w g_m; needs f affine along e."""
+    e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
+    h = sym("h__jump")
+    shifted = c.f.xreplace({x: x + h * e[i] for i, x in enumerate(c.x)})
+    curvature = [sympy.simplify(sympy.diff(r, h, 2)) for r in shifted]
+    bad = next((c.f[i] for i, k in enumerate(curvature) if k != 0), None)
+    if bad is not None:
+        _fail(
+            f"the dynamics '{bad}' are not linear in the state that spikes of '{proj_name}' jump, so the "
+            "backward transmission D cannot be written as Σ w·g",
+            pop,
+        )
+    g = sympy.expand(-(c.lams.T * (c.jacobian() * e))[0])
+    jump = tuple((s, e[i]) for i, s in enumerate(c.states) if e[i] != 0)
+    return Transmission(proj_name, g, jump)
+
+
+def derive(network: Network) -> TrainingIR:
+    spec = network.train
+    max_spikes = spec.algorithm.args.get("max_spikes", 500)
+    if not isinstance(max_spikes, (int, float)) or int(max_spikes) != max_spikes or max_spikes < 1:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-VALUE",
+                f"eventprop(max_spikes = {max_spikes}) must be a positive whole number",
+                spec.algorithm.span,
+            )
+        )
+    reg = _reg_settings(network)
+    pops: dict[str, PopulationGradient] = {}
+    coupled: dict[str, adj.Coupled] = {}
+    for name in gradient_path(network):
+        pops[name], coupled[name] = _population_gradient(network, network.populations[name], reg)
+    transmissions: dict[str, Transmission] = {}
+    grads: dict[str, WeightGradient] = {}
+    for proj in network.projections.values():
+        if proj.post not in coupled:
+            continue
+        c = coupled[proj.post]
+        tr = _transmission(c, proj.name, network.populations[proj.post])
+        if network.populations[proj.pre].role != "input":
+            transmissions[proj.name] = tr
+        if proj.trainable:
+            expr = sympy.Add(*(sym(f"lambda_{s}") * k for s, k in tr.jump))
+            grads[proj.name] = WeightGradient(proj.name, proj.pre, proj.post, expr)
+    notes = (
+        "spike at (k+1)*dt, delivered at the same instant; records after update, before reset",
+        "backward step: transmissions and jumps with lambda+, then readout drive, then propagate",
+    )
+    return TrainingIR("eventprop", int(max_spikes), pops, transmissions, grads, notes)
+
+
+def eventprop(network: Network) -> Network:
+    """The pass: attach the derived `TrainingIR` (no-op when the network does not train with eventprop)."""
+    if network.train is None or network.train.algorithm.name != "eventprop":
+        return network
+    return dataclasses.replace(network, training=derive(network), stage="training")
+
+
+EVENTPROP_PASS = Pass("eventprop", eventprop, "derive EventProp adjoints, jumps and weight gradients")
