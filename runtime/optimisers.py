@@ -1,0 +1,181 @@
+"""Optimisers that update the artefact's weight arrays in place (numpy, float32).
+
+The backend owns the weights as numpy arrays; an optimiser step writes into them without copying, so
+the next forward pass sees the new weights. State (moments, step count) is exported as plain arrays
+so a checkpoint can hold it in an `.npz` file with no pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from snnc.runtime.errors import RuntimeConfigError, check_args, unknown_name
+
+REDUCTIONS = ("mean", "sum")
+
+
+class Optimiser:
+    """Base class: learning rate, optional per-projection clamps, batch reduction of gradients.
+
+    `reduction` says how the trainer combines per-example gradients: "mean" (the gradient of the
+    batch-mean loss) or "sum" (the mean multiplied by the number of real examples in the batch).
+    `clamp` maps a projection name to (min, max); either bound may be None.
+    """
+
+    name = "optimiser"
+    hyper: tuple[str, ...] = ("lr",)
+
+    def __init__(
+        self,
+        lr: float,
+        clamp: Mapping[str, tuple[float | None, float | None]] | None = None,
+        reduction: str = "mean",
+    ):
+        if reduction not in REDUCTIONS:
+            raise RuntimeConfigError(
+                "E-OPTIMISER-ARG", f"reduction must be one of {REDUCTIONS}, not '{reduction}'"
+            )
+        self.lr = float(lr)
+        self.clamp = dict(clamp or {})
+        self.reduction = reduction
+        self.step_count = 0
+        #: hyperparameter values before any schedule touched them (schedules decay from these)
+        self.initial_hyper: dict[str, float] = {}
+
+    def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+        """One update of every parameter that has a gradient, in place."""
+        self.step_count += 1
+        for key, grad in grads.items():
+            if key not in params:
+                raise KeyError(f"gradient for unknown projection '{key}'")
+            w = params[key]
+            if w.shape != np.shape(grad):
+                raise ValueError(f"gradient for '{key}' has shape {np.shape(grad)}, weights {w.shape}")
+            self._update(key, w, np.asarray(grad, dtype=np.float64))
+            bounds = self.clamp.get(key)
+            if bounds is not None:
+                np.clip(w, bounds[0], bounds[1], out=w)
+
+    def _update(self, key: str, w: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # state for checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Plain arrays: hyperparameters, the step count and per-projection buffers."""
+        out = {f"hyper/{h}": np.asarray(getattr(self, h), dtype=np.float64) for h in self.hyper}
+        out["step_count"] = np.asarray(self.step_count, dtype=np.int64)
+        for h, value in self.initial_hyper.items():
+            out[f"initial/{h}"] = np.asarray(value, dtype=np.float64)
+        for buf, arrays in self._buffers().items():
+            for key, arr in arrays.items():
+                out[f"{buf}/{key}"] = arr.copy()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        for h in self.hyper:
+            if f"hyper/{h}" in state:
+                setattr(self, h, float(state[f"hyper/{h}"]))
+        self.step_count = int(state["step_count"])
+        self.initial_hyper = {
+            k[len("initial/") :]: float(v) for k, v in state.items() if k.startswith("initial/")
+        }
+        buffers = self._buffers()
+        for buf in buffers.values():
+            buf.clear()
+        for full, arr in state.items():
+            head, _, key = full.partition("/")
+            if head in buffers:
+                buffers[head][key] = np.array(arr, dtype=np.float64)
+
+    def _buffers(self) -> dict[str, dict[str, np.ndarray]]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{h}={getattr(self, h)!r}" for h in self.hyper)
+        return f"{type(self).__name__}({args}, reduction={self.reduction!r})"
+
+
+class SGD(Optimiser):
+    """w ← w − lr·(g + momentum·previous step) (plain gradient descent when momentum is 0)."""
+
+    name = "sgd"
+    hyper = ("lr", "momentum")
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, clamp=None, reduction: str = "mean"):
+        super().__init__(lr, clamp, reduction)
+        self.momentum = float(momentum)
+        self.velocity: dict[str, np.ndarray] = {}
+
+    def _update(self, key, w, grad):
+        if self.momentum:
+            v = self.velocity.setdefault(key, np.zeros(w.shape))
+            v *= self.momentum
+            v += grad
+            grad = v
+        w -= (self.lr * grad).astype(w.dtype)
+
+    def _buffers(self):
+        return {"velocity": self.velocity}
+
+
+class Adam(Optimiser):
+    """Adam (Kingma & Ba) with bias correction and mlGeNN's defaults.
+
+    m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  w ← w − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε).
+    Moments are kept in float64 so that float32 weights do not lose small steps to rounding twice.
+    """
+
+    name = "adam"
+    hyper = ("lr", "beta1", "beta2", "epsilon")
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        clamp=None,
+        reduction: str = "mean",
+    ):
+        super().__init__(lr, clamp, reduction)
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def _update(self, key, w, grad):
+        m = self.m.setdefault(key, np.zeros(w.shape))
+        v = self.v.setdefault(key, np.zeros(w.shape))
+        m *= self.beta1
+        m += (1.0 - self.beta1) * grad
+        v *= self.beta2
+        v += (1.0 - self.beta2) * grad * grad
+        t = self.step_count
+        m_hat = m / (1.0 - self.beta1**t)
+        v_hat = v / (1.0 - self.beta2**t)
+        w -= (self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)).astype(w.dtype)
+
+    def _buffers(self):
+        return {"m": self.m, "v": self.v}
+
+
+OPTIMISERS: dict[str, type[Optimiser]] = {"adam": Adam, "sgd": SGD}
+_COMMON = ("lr", "clamp", "reduction")
+
+
+def get_optimiser(spec: str | Optimiser, args: Mapping[str, Any] | None = None, span=None) -> Optimiser:
+    """An optimiser from its `.snn` name and keyword arguments (or an Optimiser, returned as is).
+
+    `alpha` is accepted as mlGeNN's name for the learning rate.
+    """
+    if isinstance(spec, Optimiser):
+        return spec
+    cls = OPTIMISERS.get(spec)
+    if cls is None:
+        raise unknown_name("optimiser", spec, OPTIMISERS, span)
+    args = dict(args or {})
+    if "alpha" in args and "lr" not in args:
+        args["lr"] = args.pop("alpha")
+    check_args("optimiser", spec, args, set(cls.hyper) | set(_COMMON), span)
+    return cls(**args)
