@@ -47,6 +47,8 @@ class DiscreteModel:
     output: Expr | None = None  # synapse only: what this step contributes to the target input
     impulse: bool = False  # synapse only: states cleared after each step
     sub_steps: int = 1  # how many sub-steps `update` already contains (for the printer)
+    # the model params the step needs, set by `simplify` (None: all of them); states are never dropped
+    needs_params: tuple[str, ...] | None = None
 
     def update_for(self, state: str) -> Assign | None:
         return next((a for a in self.update if a.target == state), None)
