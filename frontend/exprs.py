@@ -61,7 +61,7 @@ class Binding:
     """What a name means in a scope: a sympy value (a symbol, or a number) and its dimension."""
 
     value: sympy.Basic
-    dim: Dim
+    dim: Dim | None  # None: the declaration had an error already reported; uses stay silent
 
 
 UNKNOWN = Typed(sympy.Symbol("_unknown_"), None)

@@ -209,10 +209,13 @@ def lower_collect(
     decl = _pick_network(module, bag, network)
     trains = _trains(module, bag)
     base_dir = os.path.dirname(module.path) if module.path and not module.path.startswith("<") else "."
+    network_ok = True
     if decl is None:
         pops, projs, train, name, span = {}, {}, None, "", None
     else:
+        before = len(bag.errors)
         pops, projs = _network(decl, table, bag, base_dir)
+        network_ok = len(bag.errors) == before
         train, name, span = trains.get(decl.name), decl.name, decl.span
     dt = train.dt if train is not None else 1.0
     duration = train.duration if train is not None else 100.0
@@ -227,11 +230,9 @@ def lower_collect(
         source_path=module.path,
         span=span,
     )
-    if decl is not None and not bag.errors:
-        check_training(net, bag)
-        check_cycles(net, bag)
-    elif decl is not None:
-        # still report training/recurrence problems found on the parts that lowered
+    if decl is not None and network_ok:
+        # whole-network checks only on a complete network: a population dropped after an error
+        # would otherwise show up again as "no readout", "no output" ...
         check_training(net, bag)
         check_cycles(net, bag)
     return (None if bag.errors else net), bag, srcs

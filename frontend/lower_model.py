@@ -78,6 +78,7 @@ class _ModelLowerer:
         self.states: dict[str, ir.State] = {}
         self.init_exprs: dict[str, sympy.Expr] = {}
         self.inputs: dict[str, ir.Input] = {}
+        self.broken: set[str] = set()  # declarations with a reported error: their uses stay silent
 
     # ---------------------------------------------------------------------------------------------
     def run(self) -> LoweredModel:
@@ -170,6 +171,7 @@ class _ModelLowerer:
             scope.update({n: Binding(sym(n), d.dim) for n, d in self.derived.items()})
         if with_dt:
             scope[TIMESTEP] = Binding(sym(TIMESTEP), TIME)
+        scope.update({n: Binding(sym(n), None) for n in self.broken})
         return scope
 
     def _later(self, reason: str) -> dict[str, str]:
@@ -181,12 +183,12 @@ class _ModelLowerer:
             return
         low = ExprLowerer(self.bag, self._const_scope(), self._later("a param may only use earlier params"))
         r = low.number_expr(s.value)
-        if r is UNKNOWN:
-            return
         values = {n: p.value for n, p in self.params.items()}
-        value = evaluate(r.expr, values)
+        value = None if r is UNKNOWN else evaluate(r.expr, values)
         if value is None:
-            self.bag.error(M.TYPE, f"param '{s.name}' must have a constant value", s.value.span)
+            if r is not UNKNOWN:
+                self.bag.error(M.TYPE, f"param '{s.name}' must have a constant value", s.value.span)
+            self.broken.add(s.name)
             return
         self.param_exprs[s.name] = r.expr
         integer = isinstance(s.value, ast.Number) and s.value.is_int and s.value.unit is None
@@ -200,6 +202,8 @@ class _ModelLowerer:
         r = ExprLowerer(self.bag, scope, self._later(reason)).number_expr(s.value)
         if r is not UNKNOWN:
             self.derived[s.name] = ir.Derived(s.name, r.expr, r.dim or DIMENSIONLESS, s.span)
+        else:
+            self.broken.add(s.name)
 
     def state(self, s: ast.StateDecl) -> None:
         if s.name in self.states or s.name in self.params or s.name in self.derived or s.name in RESERVED:
@@ -212,6 +216,7 @@ class _ModelLowerer:
                 f"write 'state {s.name} = 0.0' (with a unit if it has one)",
             )
             self.states[s.name] = ir.State(s.name, 0.0, DIMENSIONLESS, s.span)
+            self.broken.add(s.name)
             return
         low = ExprLowerer(self.bag, self._const_scope(), self._later("an initial value may only use params"))
         r = low.number_expr(s.value)
@@ -220,6 +225,8 @@ class _ModelLowerer:
             self.bag.error(M.TYPE, f"the initial value of '{s.name}' must be constant", s.value.span)
         if value is not None:
             self.init_exprs[s.name] = r.expr
+        else:
+            self.broken.add(s.name)
         self.states[s.name] = ir.State(s.name, value or 0.0, r.dim or DIMENSIONLESS, s.span)
 
     def input(self, s: ast.InputDecl) -> None:
@@ -242,6 +249,7 @@ class _ModelLowerer:
         scope = self._const_scope(with_dt=True, derived=True)
         scope.update({n: Binding(sym(n), st.dim) for n, st in self.states.items()})
         scope.update({n: Binding(sym(n), i.dim) for n, i in self.inputs.items()})
+        scope.update({n: Binding(sym(n), None) for n in self.broken})
         scope["t"] = Binding(sym("t"), TIME)
         return scope
 
@@ -306,7 +314,7 @@ class _ModelLowerer:
         if r is UNKNOWN:
             return None
         need = state.dim / TIME
-        if not same_dim(r, Typed(r.expr, need)):
+        if s.state not in self.broken and not same_dim(r, Typed(r.expr, need)):
             self.bag.error(
                 M.DIM,
                 f"'{unparse(s.rhs)}' has dimension {describe(r.dim)} but d{s.state}/dt needs {describe(need)}",
@@ -347,7 +355,7 @@ class _ModelLowerer:
             if r is UNKNOWN:
                 continue
             need = state.dim if a.op in ("=", "+=", "-=") else DIMENSIONLESS
-            if not same_dim(r, Typed(r.expr, need)):
+            if a.target not in self.broken and not same_dim(r, Typed(r.expr, need)):
                 self.bag.error(
                     M.DIM,
                     f"{block}: '{a.target} {a.op} {unparse(a.value)}' assigns {describe(r.dim)} "

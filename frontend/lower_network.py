@@ -214,8 +214,8 @@ def lower_population(
         bag.error(M.DUPLICATE, f"population '{decl.name}' has two readouts", extra.span)
     params, inits = apply_overrides(lm, kwargs, bag, f"population '{decl.name}'")
     ro = readout(readouts[0], decl.role, model, bag, decl.name) if readouts else None
-    if shape is None:
-        return None
+    if shape is None or (readouts and ro is None):
+        return None  # after an error: connections to it are skipped rather than reported again
     return ir.Population(decl.name, model.name, decl.role, shape, params, inits, ro, decl.span)
 
 

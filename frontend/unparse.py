@@ -27,7 +27,7 @@ def _wrap(e: ast.Expr, parent: int, right: bool = False) -> str:
 
 def _number(n: ast.Number) -> str:
     v = n.value
-    text = str(int(v)) if (n.is_int or float(v).is_integer()) and abs(v) < 1e15 else repr(float(v))
+    text = str(int(v)) if n.is_int and abs(v) < 1e15 else repr(float(v))
     return f"{text} {n.unit}" if n.unit else text
 
 
