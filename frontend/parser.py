@@ -41,6 +41,7 @@ class _BracketState:
 
     def __init__(self) -> None:
         self.stack: list[Token] = []
+        self.depth = 0  # open ( and [ only: braces nest at most twice in valid code
         self.last: Token | None = None
 
 
@@ -59,11 +60,12 @@ class _PostLexer:
             kind = tok.type
             if kind in _OPEN:
                 state.stack.append(tok)
-                if len(state.stack) > MAX_NESTING:
+                state.depth += kind != "LBRACE"
+                if state.depth > MAX_NESTING:
                     raise DiagnosticError(
                         Diagnostic(
                             "E-NESTING",
-                            f"expression nested too deeply (more than {MAX_NESTING} levels of brackets)",
+                            f"expression nested too deeply (more than {MAX_NESTING} levels of parentheses)",
                             _tok_span(tok, self.path),
                             "split the expression using `derived` values",
                         )
@@ -90,7 +92,7 @@ class _PostLexer:
                 )
             )
         opener = stack[-1]
-        if not any(_CLOSE[tok.type] == t.value for t in stack):
+        if opener.type == "LBRACE" and tok.type != "RBRACE":
             raise DiagnosticError(
                 Diagnostic(
                     "E-UNBALANCED",
@@ -108,6 +110,7 @@ class _PostLexer:
                 )
             )
         stack.pop()
+        self.state.depth -= tok.type != "RBRACE"
 
 
 # --------------------------------------------------------------------------------------------------

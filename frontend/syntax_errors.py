@@ -150,7 +150,8 @@ class Label:
     hint: Callable[[ErrorSite], str | None] | None
     examples: tuple[str, ...]
     code: str = "E-SYNTAX"
-    anchor: str = "token"  # where the span points: "token", "prev" (the token before) or "after_prev"
+    #: where the span points: "token", "prev" (the token before it), "prev_to_token" or "after_prev"
+    anchor: str = "token"
 
 
 def _is_comparison_token(item: object) -> bool:
@@ -241,7 +242,7 @@ LABELS: tuple[Label, ...] = (
             "network n { hidden h == LIF(3) }",
             "neuron N { reset { v == 0 } }",
         ),
-        anchor="prev",
+        anchor="prev_to_token",
     ),
     Label(
         "chained_comparison",
@@ -284,6 +285,7 @@ LABELS: tuple[Label, ...] = (
         lambda s: f"unknown statement '{s.prev_value()}' in a network",
         _network_name_hint,
         ("network n { hiden h = LIF(3) }", "network n { inptu x = SpikeInput(2) }"),
+        anchor="prev",
     ),
     Label(
         "statements_same_line",
@@ -296,6 +298,7 @@ LABELS: tuple[Label, ...] = (
         lambda s: f"missing newline or ';' before '{s.prev_value()}'",
         lambda s: "put each statement on its own line, or separate them with ';'",
         ("neuron N { param a = 1 param b = 2 }",),
+        anchor="prev",
     ),
     Label(
         "missing_value",
@@ -388,7 +391,9 @@ def explain(site: ErrorSite, path: str) -> tuple[str | None, Diagnostic]:
             if label.anchor == "after_prev":
                 span = Span(path, prev.end_line, prev.end_column, prev.end_line, prev.end_column + 1)
             elif label.anchor == "prev":
-                span = Span(path, prev.line, prev.column, prev.end_line, prev.end_column + 1)
+                span = Span(path, prev.line, prev.column, prev.end_line, prev.end_column)
+            elif label.anchor == "prev_to_token":
+                span = Span(path, prev.line, prev.column, span.end_line, span.end_col)
         hint = label.hint(site) if label.hint else None
         return label.name, Diagnostic(label.code, label.message(site), span, hint)
     message = (
