@@ -14,6 +14,7 @@ from typing import Protocol
 import sympy
 from snnc.ir.model import Assign, Model
 from snnc.ir.symbols import RESERVED, dt, sym, t
+from sympy.codegen.cfunctions import expm1
 
 Expr = sympy.Expr
 
@@ -180,7 +181,7 @@ class ExponentialEuler:
                     a_sym = sym(a_name)
                 decay = sympy.exp(a_sym * dt)
                 gain_name = names.fresh(f"_phi_{s}")
-                guarded = sympy.Piecewise((dt, sympy.Eq(a_sym, 0)), (sympy.expm1(a_sym * dt) / a_sym, True))
+                guarded = sympy.Piecewise((dt, sympy.Eq(a_sym, 0)), (expm1(a_sym * dt) / a_sym, True))
                 temps.append((gain_name, guarded))
                 gain = sym(gain_name)
             update.append(Assign(s, "=", decay * x + gain * b))

@@ -75,6 +75,8 @@ def fold(e: sympy.Basic) -> sympy.Basic:
     """Evaluate numeric subexpressions (`exp(-1)`, `sqrt(2)`) to floats; symbols stay symbolic."""
 
     def numeric(x: sympy.Basic) -> bool:
+        if isinstance(x, sympy.NumberSymbol):  # E, pi
+            return True
         return isinstance(x, sympy.Expr) and not x.is_Atom and not x.free_symbols and x.is_finite is not False
 
     return e.replace(numeric, lambda x: x.evalf())
