@@ -1,0 +1,235 @@
+"""The e-prop Training IR: what the `eprop` pass adds to a network (DESIGN.md §3, §4).
+
+`Network.training` holds one `EpropIR` after `eprop`. Every expression is a sympy expression over
+named symbols, so backends print it with their own printers and tests evaluate it with `lambdify`.
+The per-step order a backend must follow is documented in `snnc.passes.eprop`.
+
+Naming (stable, backends rely on it), for a projection `P` into population `h`:
+- the post neuron's states keep their names (`v`, `a`); a state of P's synapse is `<state>__P`
+  (`i__x_to_h`), and so are that synapse's params and derived params (`P_i_i__x_to_h`);
+- the eligibility of state `s` with respect to the weight `W_ji` of P is `eps_<s>__P`
+  (`eps_v__x_to_h`, `eps_a__x_to_h`); an output bias's eligibility is `eps_<s>__bias_<pop>`;
+- the eligibility trace is `e__P`, its low-pass filtered version `ebar__P`, the gradient
+  accumulator `dW__P` (`dbias__<pop>` for an output bias);
+- per-neuron values a projection's statements read, always those of its post neuron: `z` (its own
+  spike this step, 0 or 1), `refractory` (1 while it is refractory in this step), `psi` (its
+  pseudo-derivative this step, `HiddenEprop.psi`), `L` (its learning signal,
+  `HiddenEprop.learning_signal`), `f_avg` (its filtered firing rate), `E` (an output neuron's
+  error, `OutputEprop.error`); `z_pre` is the presynaptic spike delivered this step;
+- symbols the backend supplies: `y_true` (the target of an output neuron this step), `fb__P`
+  (`Σ_k B_jk E_k` over the output neurons k of the hidden -> output projection P) and the
+  reductions named in `OutputEprop.reductions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from .model import Assign, Initialiser
+
+Expr = sympy.Expr
+
+
+def _fmt(expr: object) -> str:
+    return sympy.sstr(expr, order="lex") if isinstance(expr, sympy.Basic) else str(expr)
+
+
+@dataclass(frozen=True)
+class EpropOptions:
+    """The options of `eprop(...)`, mirroring mlGeNN's EPropCompiler. Times in ms, rates in 1/ms."""
+
+    example_timesteps: int
+    gamma: float = 0.3
+    feedback: str = "symmetric"  # "symmetric" | "random"
+    c_reg: float = 0.001
+    f_target: float = 0.01  # 10 Hz in base units (1/ms)
+    tau_reg: float = 500.0
+    train_output_bias: bool = True
+    reset_state: bool = True  # reset neuron, synapse and eligibility state between examples
+    error_start: float = 0.0  # ms; errors before this time are zero
+    keep_reset_path: bool = False  # True: keep the reset's path through ψ in D_t (not Bellec's choice)
+    w_min: float | None = None
+    w_max: float | None = None
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """One component of an eligibility vector: `name` = d`state`/dW_ji (or d`state`/d bias).
+
+    `scope` is "pre" when its updates never read anything of the post neuron (then one value per
+    presynaptic neuron suffices, like mlGeNN's ZFilter), else "synapse" (one per connection).
+    """
+
+    name: str
+    state: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class ProjectionEprop:
+    """The eligibility derivation for one trainable projection.
+
+    role "hidden": the post population spikes; `propagate`, then (at the spike phase) `trace`,
+    `accumulate`, `filter`, `jump`. role "output": the post population is a readout; `propagate`,
+    then `accumulate` (the exact gradient: dW += E · d var/dW).
+    """
+
+    projection: str
+    pre: str
+    post: str
+    role: str  # "hidden" | "output"
+    eligibilities: tuple[Eligibility, ...]
+    propagate: tuple[Assign, ...]  # simultaneous; start-of-step values (see passes/eprop.py)
+    trace: Expr | None = None  # e__P, at the spike phase, before reset
+    accumulate: Expr = sympy.S.Zero  # dW__P += accumulate (uses ebar__P from before `filter`)
+    filter: Assign | None = None  # ebar__P = kappa * ebar__P + e__P
+    jump: tuple[Assign, ...] = ()  # simultaneous; pre-reset values, psi and z of this step
+    delay_steps: int = 0
+    params: tuple[tuple[str, str, str], ...] = ()  # symbol -> (owner, name): owner "neuron" | P
+    derived: tuple[tuple[str, Expr], ...] = ()  # renamed synapse derived params, in order
+    kind: str = "weight"  # "weight" (dW__P) | "bias" (dbias__<pop>, the output bias)
+
+    @property
+    def gradient(self) -> str:
+        return f"dbias__{self.post}" if self.kind == "bias" else f"dW__{self.projection}"
+
+    @property
+    def trace_name(self) -> str:
+        return f"e__{self.projection}"
+
+    @property
+    def filtered_name(self) -> str:
+        return f"ebar__{self.projection}"
+
+
+@dataclass(frozen=True)
+class LearningTerm:
+    """`c · fb__P` in a hidden population's learning signal; `fb__P = Σ_k B_jk E_k` over `output`."""
+
+    projection: str  # the hidden -> output projection
+    output: str
+    feedback: str  # "symmetric" (B = Wᵀ, current weights) | "random" (fixed matrix `matrix`)
+    matrix: str  # "W__P" for symmetric, "B__P" for random
+    scale: Expr  # c = d var_k / d (W z_pre): the readout's input gain
+    init: Initialiser | None = None  # how a random matrix is drawn (once, with the seed)
+
+
+@dataclass(frozen=True)
+class HiddenEprop:
+    """Per hidden population: threshold, pseudo-derivative, learning signal, regularisation."""
+
+    population: str
+    model: str
+    theta: Expr  # spike when theta >= 0, theta = v - A
+    v_th: Expr  # the threshold scale in ψ (theta with all states set to 0, negated)
+    psi: Expr  # γ/v_th · max(0, 1 - |θ|/v_th) · (1 - refractory)
+    membrane: tuple[str, ...]  # states whose reset path D_t leaves out (empty with keep_reset_path)
+    kappa: Expr  # the readout's per-step decay used to filter e
+    learning: tuple[LearningTerm, ...]
+    f_avg: Assign  # f_avg = alpha_reg * f_avg + (1 - alpha_reg) * z
+    regularisation: Expr  # the factor of e in the gradient: c_reg (f_avg - f_target dt)
+
+    @property
+    def learning_signal(self) -> Expr:
+        return sympy.Add(*[t.scale * sympy.Symbol(f"fb__{t.projection}", real=True) for t in self.learning])
+
+
+@dataclass(frozen=True)
+class OutputEprop:
+    """Per output population: the readout value y, its error E, the bias gradient."""
+
+    population: str
+    model: str
+    readout: str
+    var: str
+    loss: str  # "sparse_categorical_crossentropy" | "mean_square_error"
+    reductions: tuple[tuple[str, str, Expr], ...]  # (name, "max" | "sum", expr) over the population
+    y: Expr
+    error: Expr  # E, zero before error_start_step
+    error_start_step: int = 0
+    bias: ProjectionEprop | None = None  # the bias's eligibility (role "output"), if trained
+
+
+@dataclass(frozen=True)
+class EpropIR:
+    algorithm: str
+    options: EpropOptions
+    hidden: dict[str, HiddenEprop] = field(default_factory=dict)
+    outputs: dict[str, OutputEprop] = field(default_factory=dict)
+    projections: dict[str, ProjectionEprop] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        """Deterministic, diff-friendly text for `--print-after eprop` and golden tests."""
+        o = self.options
+        opts = ", ".join(f"{k} = {getattr(o, k)}" for k in o.__dataclass_fields__)
+        out = [f"training {self.algorithm} ({opts}) {{"]
+        for name in sorted(self.outputs):
+            out += ["  " + line for line in _output_text(self.outputs[name])]
+        for name in sorted(self.hidden):
+            out += ["  " + line for line in _hidden_text(self.hidden[name])]
+        for name in sorted(self.projections):
+            out += ["  " + line for line in _projection_text(self.projections[name])]
+        for note in self.notes:
+            out.append(f"  note: {note}")
+        out.append("}")
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"EpropIR(hidden={sorted(self.hidden)}, outputs={sorted(self.outputs)}, projections={sorted(self.projections)})"
+
+
+def _output_text(oe: OutputEprop) -> list[str]:
+    out = [f"output {oe.population}: {oe.model}, readout {oe.readout}({oe.var}), loss {oe.loss} {{"]
+    for name, kind, expr in oe.reductions:
+        out.append(f"  {name} = {kind} over population of {_fmt(expr)}")
+    out.append(f"  y = {_fmt(oe.y)}")
+    out.append(f"  E = {_fmt(oe.error)}  (zero before step {oe.error_start_step})")
+    if oe.bias is not None:
+        out += ["  " + line for line in _projection_text(oe.bias)]
+    out.append("}")
+    return out
+
+
+def _hidden_text(he: HiddenEprop) -> list[str]:
+    out = [f"hidden {he.population}: {he.model} {{"]
+    out.append(f"  theta = {_fmt(he.theta)}  (spike when theta >= 0); v_th = {_fmt(he.v_th)}")
+    out.append(f"  psi = {_fmt(he.psi)}")
+    out.append("  reset path left out for: " + (", ".join(he.membrane) or "(none)"))
+    out.append(f"  kappa = {_fmt(he.kappa)}")
+    for t in he.learning:
+        init = f", init {t.init.kind}{t.init.args}" if t.init is not None else ""
+        out.append(f"  fb__{t.projection} = sum_k {t.matrix}[j, k] * E__{t.output}[k]  ({t.feedback}{init})")
+    out.append(f"  L = {_fmt(he.learning_signal)}")
+    out.append(f"  {he.f_avg.target} = {_fmt(he.f_avg.expr)}")
+    out.append(f"  regularisation factor = {_fmt(he.regularisation)}")
+    out.append("}")
+    return out
+
+
+def _projection_text(pe: ProjectionEprop) -> list[str]:
+    out = [f"projection {pe.projection} ({pe.pre} -> {pe.post}, {pe.role}, delay {pe.delay_steps}) {{"]
+    wrt = "dbias" if pe.kind == "bias" else "dW"
+    out.append(
+        "  eligibility: " + ", ".join(f"{e.name} = d{e.state}/{wrt} ({e.scope})" for e in pe.eligibilities)
+    )
+    for name, expr in pe.derived:
+        out.append(f"  derived {name} = {_fmt(expr)}")
+    out.append("  propagate (with update, simultaneous):")
+    for a in pe.propagate:
+        out.append(f"    {a.target} = {_fmt(a.expr)}")
+    if pe.trace is not None:
+        out.append(f"  {pe.trace_name} = {_fmt(pe.trace)}")
+    out.append(f"  {pe.gradient} += {_fmt(pe.accumulate)}")
+    if pe.filter is not None:
+        out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
+    if pe.jump:
+        out.append("  jump (spike phase, before reset, simultaneous):")
+        for a in pe.jump:
+            out.append(f"    {a.target} = {_fmt(a.expr)}")
+    out.append("}")
+    return out

@@ -1,0 +1,319 @@
+"""Symbolic e-prop derivation for one projection (or one output bias), from the discrete update.
+
+The post neuron's state h (its own states plus the states of the projection's synapse) evolves as
+`h_k = R(U(h_{k-1}, I_k), z_k)`: `U` is the discrete `update`, `R` the `reset`, `z_k = H(θ(h'_k))`
+with `h'_k = U(...)` the pre-reset state. The eligibility vector `ε = dh/dW_ji` (Bellec et al. 2020,
+with the recurrent paths dropped) is carried in two phases per step:
+
+- propagate: `ε ← ∂U/∂h · ε + ∂U/∂I · dI/dW`, with `dI/dW` from the synapse's on_pre and output
+  (`z_pre` the delivered presynaptic spike);
+- jump (after the trace is read): `x⁺ = x' + z (R_x(h') − x')`, so
+  `ε_x ← (1 − z) ε_x + z ∂R_x/∂h' ε + (R_x(h') − x') ψ ∂θ/∂h' ε`; for the membrane states (those on
+  the rising side of the spike condition) Bellec leaves this path out: `ε_x` passes unchanged.
+
+The trace is `e = ψ ∂θ/∂h' · ε` read between the two phases (pre-reset values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sympy
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError, Span
+from snnc.ir.discrete import DiscreteModel
+from snnc.ir.eprop_ir import Eligibility
+from snnc.ir.model import Assign, Model
+from snnc.ir.symbols import sym, w
+
+Expr = sympy.Expr
+
+Z_PRE = sym("z_pre")
+Z = sym("z")
+PSI = sym("psi")
+REFRACTORY = sym("refractory")
+
+#: sympy functions whose derivative is not usable for a gradient
+NON_DIFFERENTIABLE = (
+    sympy.Abs,
+    sympy.Heaviside,
+    sympy.Min,
+    sympy.Max,
+    sympy.sign,
+    sympy.floor,
+    sympy.ceiling,
+    sympy.Piecewise,
+)
+
+CODE_NOSPIKE = "E-EPROP-NOSPIKE"
+CODE_THRESHOLD = "E-EPROP-THRESHOLD"
+CODE_NONDIFF = "E-EPROP-NONDIFF"
+CODE_SPIKING_READOUT = "E-EPROP-READOUT"
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a diagnostic names: the model, the population, and a span to point at."""
+
+    model: str
+    population: str
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Derivation:
+    eligibilities: tuple[Eligibility, ...]
+    propagate: tuple[Assign, ...]
+    jump: tuple[Assign, ...] = ()
+    trace: Expr | None = None
+    eps_of: dict[str, sympy.Symbol] | None = None  # state name -> eps symbol
+    params: tuple[tuple[str, str, str], ...] = ()
+    derived: tuple[tuple[str, Expr], ...] = ()
+
+
+@dataclass(frozen=True)
+class Threshold:
+    theta: Expr
+    v_th: Expr
+    membrane: tuple[str, ...]
+
+
+def tidy(expr: Expr, around: Iterable[sympy.Symbol]) -> Expr:
+    """Expanded and collected around the eligibility symbols: short, deterministic, comparable."""
+    return sympy.collect(sympy.expand(expr), list(around))
+
+
+def threshold(model: Model, disc: DiscreteModel, where: Where) -> Threshold:
+    """θ (spike when θ >= 0), the ψ scale v_th, and the membrane states, from the spike condition."""
+    cond = disc.spike
+    if cond is None:
+        raise DiagnosticError(
+            Diagnostic(
+                CODE_NOSPIKE,
+                f"e-prop: model '{where.model}' of hidden population '{where.population}' has no spike "
+                "condition, so it has no pseudo-derivative",
+                where.span,
+                hint="hidden populations trained with e-prop need `spike when ...`; use it as an output instead",
+            )
+        )
+    if isinstance(cond, sympy.GreaterThan | sympy.StrictGreaterThan):
+        rising, other = cond.lhs, cond.rhs
+    elif isinstance(cond, sympy.LessThan | sympy.StrictLessThan):
+        rising, other = cond.rhs, cond.lhs
+    else:
+        raise DiagnosticError(
+            Diagnostic(
+                CODE_THRESHOLD,
+                f"e-prop: the spike condition '{cond}' of model '{where.model}' (population "
+                f"'{where.population}') is not a single comparison `x >= threshold`",
+                where.span,
+                hint="write the spike condition as one comparison, e.g. `spike when v >= v_thresh`",
+            )
+        )
+    theta = sympy.expand(rising - other)
+    states = [sym(s) for s in model.states]
+    if not theta.free_symbols & set(states):
+        raise DiagnosticError(
+            Diagnostic(
+                CODE_THRESHOLD,
+                f"e-prop: the spike condition '{cond}' of model '{where.model}' (population "
+                f"'{where.population}') does not depend on any state, so spikes have no gradient",
+                where.span,
+            )
+        )
+    check_differentiable(theta, states, where, "spike condition")
+    v_th = sympy.simplify(-theta.xreplace({s: 0 for s in states}))
+    if v_th == 0 or v_th.free_symbols & set(states):
+        raise DiagnosticError(
+            Diagnostic(
+                CODE_THRESHOLD,
+                f"e-prop: cannot find the threshold scale v_th of '{cond}' in model '{where.model}' "
+                f"(population '{where.population}'): θ with all states at 0 is {sympy.sstr(-v_th)}",
+                where.span,
+                hint="the pseudo-derivative ψ = γ/v_th·max(0, 1-|v-A|/v_th) needs a non-zero base threshold",
+            )
+        )
+    membrane = tuple(s for s in model.states if sym(s) in rising.free_symbols)
+    return Threshold(theta, v_th, membrane)
+
+
+def check_differentiable(expr: Expr, wrt: Iterable[sympy.Symbol], where: Where, what: str) -> None:
+    """Raise a diagnostic naming the first non-differentiable term of `expr` that involves `wrt`."""
+    wrt = set(wrt)
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, NON_DIFFERENTIABLE) and node.free_symbols & wrt:
+            raise DiagnosticError(
+                Diagnostic(
+                    CODE_NONDIFF,
+                    f"e-prop: the term '{sympy.sstr(node)}' in the {what} of model '{where.model}' "
+                    f"(population '{where.population}') is not differentiable",
+                    where.span,
+                    hint="e-prop differentiates the discrete update; replace the term by a smooth one "
+                    "(e.g. sigmoid instead of heaviside)",
+                )
+            )
+
+
+def _substitute_temps(disc: DiscreteModel, expr: Expr, rename: dict) -> Expr:
+    for name, value in reversed(disc.temps):
+        expr = expr.xreplace({sym(name): value})
+    return expr.xreplace(rename)
+
+
+def _synapse_symbols(syn: Model, disc: DiscreteModel, proj: str) -> dict[sympy.Symbol, sympy.Symbol]:
+    names = list(syn.states) + list(syn.params) + [n for n, _ in disc.derived] + list(syn.derived)
+    return {sym(n): sym(f"{n}__{proj}") for n in names}
+
+
+def _eps_name(state: str, suffix: str, clash: bool) -> str:
+    return f"eps_{'syn_' if clash else ''}{state}__{suffix}"
+
+
+def derive_weight(
+    proj: str,
+    target: str,
+    post: Model,
+    post_disc: DiscreteModel,
+    syn: Model,
+    syn_disc: DiscreteModel,
+    where: Where,
+    thr: Threshold | None,
+    keep_reset_path: bool,
+) -> Derivation:
+    """Propagate, trace and jump of the eligibility of the weights of projection `proj`."""
+    rename = _synapse_symbols(syn, syn_disc, proj)
+    n_states = list(post.states)
+    s_states = [] if syn_disc.impulse else list(syn.states)
+    eps: dict[str, sympy.Symbol] = {x: sym(_eps_name(x, proj, False)) for x in n_states}
+    for s in s_states:
+        eps[f"{s}__{proj}"] = sym(_eps_name(s, proj, s in post.states))
+    deltas = {sym(x): e for x, e in eps.items()}  # state symbol -> its eligibility symbol
+
+    # deliver: s+ = on_pre(s) (impulse synapses start from zero), d s+ = J ds + ds+/dw z_pre
+    after = {sym(s): (0 if syn_disc.impulse else sym(s)) for s in syn.states}
+    for a in syn_disc.on_pre:
+        after[sym(a.target)] = a.as_value(sym(a.target)).xreplace(after)
+    check_differentiable(sympy.Add(*after.values()), [w], where, "on_pre action")
+    d_after = {}
+    for s, value in after.items():
+        d = sympy.diff(value, w).xreplace({w: 0}) * Z_PRE
+        for s2 in s_states:
+            d += sympy.diff(value, sym(s2)) * eps[f"{s2}__{proj}"]
+        d_after[s] = d
+    # the input: output(s+), or the summed weights themselves for a stateless impulse synapse
+    if syn_disc.output is None:
+        d_input = Z_PRE
+    else:
+        # derivatives are read at the post-delivery values, which the state symbols stand for
+        check_differentiable(syn_disc.output, list(after), where, "synapse output")
+        d_input = sum((sympy.diff(syn_disc.output, s) * d_after[s] for s in after), sympy.S.Zero)
+    d_input = d_input.xreplace(rename)
+
+    # update: h' = U(h, I); refractory neurons that do not integrate hold their reset targets
+    held = (
+        {a.target for a in post_disc.reset}
+        if post_disc.refractory is not None and not post_disc.refractory_integrates
+        else set()
+    )
+    propagate: list[Assign] = []
+    state_syms = [sym(x) for x in n_states]
+    i_sym = sym(target)
+    for x in n_states:
+        a = post_disc.update_for(x)
+        u = _substitute_temps(post_disc, a.expr, {}) if a is not None else sym(x)
+        check_differentiable(u, [*state_syms, i_sym], where, f"update of '{x}'")
+        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
+        d += sympy.diff(u, i_sym) * d_input
+        if x in held:
+            d = REFRACTORY * eps[x] + (1 - REFRACTORY) * d
+        propagate.append(Assign(eps[x].name, "=", d))
+    for s in s_states:
+        a = syn_disc.update_for(s)
+        u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
+        check_differentiable(u, list(after), where, f"synapse update of '{s}'")
+        d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in after), sympy.S.Zero)
+        propagate.append(Assign(eps[f"{s}__{proj}"].name, "=", d.xreplace(rename)))
+
+    all_eps = list(eps.values())
+    propagate = [Assign(a.target, "=", tidy(a.expr.xreplace(rename), [*all_eps, Z_PRE])) for a in propagate]
+
+    trace = None
+    jump: list[Assign] = []
+    if thr is not None:
+        d_theta = sum((sympy.diff(thr.theta, y) * deltas[y] for y in state_syms), sympy.S.Zero)
+        trace = tidy(PSI * d_theta, all_eps)
+        jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where)
+    eligibilities = tuple(Eligibility(e.name, x, "synapse") for x, e in eps.items())
+    params = tuple([(p, "neuron", p) for p in post.params] + [(f"{p}__{proj}", proj, p) for p in syn.params])
+    derived = tuple((f"{n}__{proj}", e.xreplace(rename)) for n, e in syn_disc.derived)
+    return Derivation(eligibilities, tuple(propagate), tuple(jump), trace, eps, params, derived)
+
+
+def _jump(
+    disc: DiscreteModel,
+    n_states: list[str],
+    eps: dict[str, sympy.Symbol],
+    thr: Threshold,
+    d_theta: Expr,
+    keep_reset_path: bool,
+    where: Where,
+) -> list[Assign]:
+    """Eligibility at a (pseudo-)spike: the reset's derivative, through z and through ψ."""
+    reset = {sym(x): sym(x) for x in n_states}
+    for a in disc.reset:  # sequential, as the Discrete IR runs them
+        reset[sym(a.target)] = a.as_value(sym(a.target)).xreplace(reset)
+    out = []
+    all_eps = list(eps.values())
+    for x in n_states:
+        xs = sym(x)
+        r = reset[xs]
+        if r == xs or (x in thr.membrane and not keep_reset_path):
+            continue
+        check_differentiable(r, list(reset), where, f"reset of '{x}'")
+        via_z = sum((sympy.diff(r, y) * eps[y.name] for y in reset), sympy.S.Zero)
+        d = (1 - Z) * eps[x] + Z * via_z + (r - xs) * PSI * d_theta
+        out.append(Assign(eps[x].name, "=", tidy(d, all_eps)))
+    return out
+
+
+def derive_bias(param: str, post: Model, post_disc: DiscreteModel, suffix: str, where: Where) -> Derivation:
+    """Eligibility of the output states with respect to a per-neuron parameter (the readout bias)."""
+    n_states = list(post.states)
+    eps = {x: sym(_eps_name(x, suffix, False)) for x in n_states}
+    p = sym(param)
+    # chain through derived params: d(derived)/d(param), in order
+    d_derived: dict[sympy.Symbol, Expr] = {}
+    for name, expr in post_disc.derived:
+        d = sympy.diff(expr, p) + sum((sympy.diff(expr, k) * v for k, v in d_derived.items()), sympy.S.Zero)
+        d_derived[sym(name)] = d
+    state_syms = [sym(x) for x in n_states]
+    propagate = []
+    for x in n_states:
+        a = post_disc.update_for(x)
+        u = _substitute_temps(post_disc, a.expr, {}) if a is not None else sym(x)
+        check_differentiable(u, [*state_syms, p], where, f"update of '{x}'")
+        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
+        d += sympy.diff(u, p) + sum((sympy.diff(u, k) * v for k, v in d_derived.items()), sympy.S.Zero)
+        propagate.append(Assign(eps[x].name, "=", tidy(d, list(eps.values()))))
+    eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
+    return Derivation(
+        eligibilities, tuple(propagate), eps_of=eps, params=tuple((q, "neuron", q) for q in post.params)
+    )
+
+
+def scopes(derivation: Derivation, pre_safe: set[sympy.Symbol]) -> tuple[Eligibility, ...]:
+    """Mark eligibilities whose updates read only pre-side values (and each other) as scope "pre"."""
+    rhs = {a.target: a.expr for a in derivation.propagate}
+    jumped = {a.target for a in derivation.jump}
+    pre = {e.name for e in derivation.eligibilities if e.name not in jumped}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(pre):
+            allowed = pre_safe | {sym(n) for n in pre} | {Z_PRE}
+            if not rhs[name].free_symbols <= allowed:
+                pre.discard(name)
+                changed = True
+    return tuple(
+        Eligibility(e.name, e.state, "pre" if e.name in pre else e.scope) for e in derivation.eligibilities
+    )
