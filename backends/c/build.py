@@ -1,0 +1,145 @@
+"""Compile generated C into a shared library, cached by content hash.
+
+The cache key is sha256 of (code, flags, compiler identity), so a changed compiler or flag never
+reuses a stale library. Builds write to a temporary file and `os.replace` it into place, which is
+atomic: two processes compiling the same model both succeed and one library wins. A cached library
+that fails to load is rebuilt. Compiler failures become a `DiagnosticError` naming the generated file
+and quoting the compiler's message (never a Python traceback).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+
+BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99", "-fno-math-errno")
+OPENMP_FLAG = "-fopenmp"
+
+
+def cache_dir() -> Path:
+    """`$SNNC_CACHE_DIR`, else `$XDG_CACHE_HOME/snnc`, else `~/.cache/snnc`."""
+    if os.environ.get("SNNC_CACHE_DIR"):
+        return Path(os.environ["SNNC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "snnc"
+
+
+def compiler() -> list[str]:
+    return shlex.split(os.environ.get("CC", "cc")) or ["cc"]
+
+
+@functools.lru_cache(maxsize=8)
+def compiler_version(cc: tuple[str, ...]) -> str:
+    try:
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-CC-MISSING",
+                f"cannot run the C compiler '{' '.join(cc)}': {exc}",
+                hint="install a C compiler or point $CC at one",
+            )
+        ) from None
+    return out.stdout.strip() or out.stderr.strip()
+
+
+@functools.lru_cache(maxsize=8)
+def openmp_supported(cc: tuple[str, ...]) -> bool:
+    """Try a tiny OpenMP program once per compiler; without OpenMP the code runs single-threaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "omp.c"
+        src.write_text("#include <omp.h>\nint f(void){return omp_get_max_threads();}\n")
+        res = subprocess.run(
+            [*cc, OPENMP_FLAG, "-fPIC", "-shared", str(src), "-o", str(Path(tmp) / "omp.so")],
+            capture_output=True,
+        )
+        return res.returncode == 0
+
+
+def flags(cc: tuple[str, ...], openmp: bool = True) -> list[str]:
+    extra = shlex.split(os.environ.get("SNNC_CFLAGS", ""))
+    out = list(BASE_FLAGS) + extra
+    if openmp and openmp_supported(cc):
+        out.append(OPENMP_FLAG)
+    return out
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    library: Path
+    source: Path
+    key: str
+    cached: bool
+
+
+def build(
+    code: str, name: str = "model", *, openmp: bool = True, directory: Path | None = None
+) -> BuildResult:
+    """Compile `code` (or reuse the cached library); returns where the library and source live."""
+    cc = tuple(compiler())
+    fl = flags(cc, openmp)
+    key = hashlib.sha256(
+        "\0".join([code, " ".join(fl), " ".join(cc), compiler_version(cc)]).encode()
+    ).hexdigest()
+    root = Path(directory) if directory is not None else cache_dir()
+    entry = root / key[:2] / key
+    entry.mkdir(parents=True, exist_ok=True)
+    stem = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40] or "model"
+    src = entry / f"{stem}.c"
+    lib = entry / f"{stem}.so"
+    if not src.exists() or src.read_text() != code:
+        _atomic_write(src, code)
+    if lib.exists() and _loads(lib):
+        return BuildResult(lib, src, key, True)
+    _compile(cc, fl, src, lib)
+    return BuildResult(lib, src, key, False)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _loads(lib: Path) -> bool:
+    """A cache entry is good only if it loads and exports the entry point."""
+    try:
+        handle = ctypes.CDLL(str(lib))
+        return hasattr(handle, "snnc_run")
+    except OSError:
+        return False
+
+
+def _compile(cc: tuple[str, ...], fl: list[str], src: Path, lib: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=lib.parent, prefix=".tmp-", suffix=".so")
+    os.close(fd)
+    cmd = [*cc, *fl, str(src), "-o", tmp, "-lm"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise DiagnosticError(
+            Diagnostic("E-CC-MISSING", f"cannot run the C compiler '{cc[0]}': {exc}", hint="set $CC")
+        ) from None
+    if res.returncode != 0:
+        os.unlink(tmp)
+        message = (res.stderr or res.stdout).strip()
+        raise DiagnosticError(
+            Diagnostic(
+                "E-CC",
+                f"the C compiler failed on generated file {src}:\n{message}",
+                hint="this is a bug in snnc's C backend unless $CC/$SNNC_CFLAGS are unusual; "
+                f"the command was: {' '.join(shlex.quote(c) for c in cmd)}",
+            )
+        )
+    os.replace(tmp, lib)

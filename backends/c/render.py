@@ -1,0 +1,582 @@
+"""Render a `NetworkPlan` into C source plus a manifest describing every array the code touches.
+
+Python makes every decision here; the templates only lay out the strings and flat lists this module
+hands them (STYLE.md #10). Local C names follow one scheme (see `snnc.backends.common.mangle`):
+`u_<x>` current value of a user state/input/temp, `nu_<x>` its new value, `lp_<x>` a pointer into a
+population's state array, `ys_/ny_/lpy_<proj>__<x>` the same for synapse state, `snnc_*` template
+locals. No user name reaches C without `check_name`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy
+from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, mangle
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.symbols import TIME
+
+from .printer import SnncCPrinter, UnmappedSymbolError, literal
+
+ABI_VERSION = 1
+TEMPLATES = Path(__file__).parent / "templates"
+CTYPES = {"scalar": None, "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "double": "double"}
+
+
+@dataclass
+class ArraySpec:
+    """One array of the artefact. `shape` may contain "batch", "steps", "events" or "nnz"."""
+
+    name: str
+    dtype: str  # "scalar" | "int32" | "uint32" | "int64" | "double"
+    shape: tuple[Any, ...]
+    kind: str  # state | synapse_state | internal | weight | connectivity | readout | ring | input | record | events
+    owner: str  # population or projection name
+    var: str | None = None
+    init: float = 0.0
+    comment: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "kind": self.kind,
+            "owner": self.owner,
+            "var": self.var,
+            "init": self.init,
+            "comment": self.comment,
+        }
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+class _Ctx:
+    """Collects arrays while populations and projections are printed."""
+
+    def __init__(self, plan: NetworkPlan, event_buffer: int) -> None:
+        self.plan = plan
+        self.arrays: list[ArraySpec] = []
+        self.event_buffer = event_buffer
+
+    def add(self, spec: ArraySpec) -> str:
+        if any(a.name == spec.name for a in self.arrays):
+            raise ValueError(f"internal error: two arrays mangle to '{spec.name}'")
+        self.arrays.append(spec)
+        return spec.name
+
+    def printer(self, names: dict[str, str]) -> SnncCPrinter:
+        return SnncCPrinter({TIME: "snnc_t", **names}, self.plan.precision)
+
+    def lit(self, value: float) -> str:
+        return literal(value, self.plan.precision)
+
+
+def _print(printer: SnncCPrinter, expr: sympy.Basic, where: str) -> str:
+    try:
+        return printer.doprint(expr)
+    except UnmappedSymbolError as exc:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-C-UNSUPPORTED",
+                f"{where}: {exc.args[0]} (the C backend cannot reach it from here)",
+                hint="neuron updates may use the model's params, states, inputs and temps; synapse "
+                "code may use the synapse's own params and states and `w`",
+            )
+        ) from None
+
+
+def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) -> dict[str, Any]:
+    n = pop.size
+    names = {s: f"u_{s}" for s in pop.states}
+    names.update({i: f"u_{i}" for i in pop.inputs})
+    names.update({tname: f"u_{tname}" for tname, _ in pop.temps})
+    pr = ctx.printer(names)
+    where = f"population '{pop.name}' (model '{pop.model}')"
+
+    states = []
+    for s, init in pop.states.items():
+        arr = ctx.add(
+            ArraySpec(
+                mangle("p", pop.name, s),
+                "scalar",
+                ("batch", n),
+                "state",
+                pop.name,
+                s,
+                init,
+                f"{pop.name}.{s}",
+            )
+        )
+        rec = ctx.add(
+            ArraySpec(
+                mangle("rec", pop.name, s),
+                "scalar",
+                ("batch", "steps", n),
+                "record",
+                pop.name,
+                s,
+                0.0,
+                f"recorded {pop.name}.{s}",
+            )
+        )
+        states.append({"name": s, "array": arr, "local": f"u_{s}", "ptr": f"lp_{s}", "rec": rec})
+    refrac = ctx.add(
+        ArraySpec(
+            mangle("q", pop.name, "refrac"),
+            "int32",
+            ("batch", n),
+            "internal",
+            pop.name,
+            "refrac",
+            0,
+            "refractory countdown (steps)",
+        )
+    )
+    ring_cnt = ctx.add(
+        ArraySpec(
+            mangle("sp", pop.name, "cnt"),
+            "int32",
+            ("batch", pop.ring),
+            "ring",
+            pop.name,
+            None,
+            0,
+            f"spike counts, ring of {pop.ring} steps",
+        )
+    )
+    ring_ids = ctx.add(
+        ArraySpec(
+            mangle("sp", pop.name, "ids"),
+            "int32",
+            ("batch", pop.ring, n),
+            "ring",
+            pop.name,
+            None,
+            0,
+            "spiking neuron ids",
+        )
+    )
+    rec_spikes = ctx.add(
+        ArraySpec(
+            mangle("rec", pop.name, "spikes"),
+            "uint32",
+            ("batch", "steps", (n + 31) // 32),
+            "record",
+            pop.name,
+            None,
+            0,
+            "spike bitmask per step",
+        )
+    )
+
+    ctx_pop: dict[str, Any] = {
+        "name": pop.name,
+        "model": pop.model,
+        "size": n,
+        "ring": pop.ring,
+        "words": (n + 31) // 32,
+        "generator": pop.generator,
+        "states": states,
+        "refrac": refrac,
+        "ring_cnt": ring_cnt,
+        "ring_ids": ring_ids,
+        "rec_spikes": rec_spikes,
+        "refractory_steps": pop.refractory_steps,
+        "inputs": [],
+        "temps": [],
+        "updates": [],
+        "hold": [],
+        "spike": None,
+        "theta": None,
+        "reset": [],
+        "readout": None,
+        "synapses": [],
+        "events": None,
+    }
+
+    if pop.generator == "spike_source":
+        ctx_pop["in_start"] = ctx.add(
+            ArraySpec(
+                mangle("in", pop.name, "start"),
+                "int32",
+                ("batch", n),
+                "input",
+                pop.name,
+                None,
+                0,
+                "next spike per neuron (cursor)",
+            )
+        )
+        ctx_pop["in_end"] = ctx.add(
+            ArraySpec(
+                mangle("in", pop.name, "end"),
+                "int32",
+                ("batch", n),
+                "input",
+                pop.name,
+                None,
+                0,
+                "end of each neuron's spikes",
+            )
+        )
+        ctx_pop["in_times"] = ctx.add(
+            ArraySpec(
+                mangle("in", pop.name, "times"),
+                "double",
+                ("spikes",),
+                "input",
+                pop.name,
+                None,
+                0,
+                "spike times (ms), sorted per neuron",
+            )
+        )
+        return ctx_pop
+    if pop.generator == "poisson":
+        ctx_pop["in_rate"] = ctx.add(
+            ArraySpec(
+                mangle("in", pop.name, "rate"),
+                "scalar",
+                ("batch", n),
+                "input",
+                pop.name,
+                None,
+                0,
+                "rates (Hz)",
+            )
+        )
+        return ctx_pop
+    if pop.generator is not None:
+        raise DiagnosticError(
+            Diagnostic("E-GENERATOR", f"{where}: unknown input generator '{pop.generator}'")
+        )
+
+    # 2. inputs: sum of the outputs of every projection that targets each input
+    for inp in pop.inputs:
+        terms = []
+        for pp in incoming:
+            if pp.target == inp and pp.output is not None:
+                syn_names = {s: mangle("ys", pp.name, s) for s in pp.states}
+                terms.append(
+                    "("
+                    + _print(
+                        ctx.printer(syn_names), pp.output, f"output of synapse '{pp.synapse}' in '{pp.name}'"
+                    )
+                    + ")"
+                )
+        ctx_pop["inputs"].append(
+            {"local": f"u_{inp}", "expr": " + ".join(terms) if terms else ctx.lit(0.0), "name": inp}
+        )
+    # 3. update: temps in order, then all assignments from start-of-step values
+    for tname, expr in pop.temps:
+        ctx_pop["temps"].append({"local": f"u_{tname}", "expr": _print(pr, expr, where), "name": tname})
+    reset_targets = {a.target for a in pop.reset}
+    for a in pop.update:
+        value = a.as_value(sympy.Symbol(a.target, real=True))
+        ctx_pop["updates"].append(
+            {
+                "new": f"nu_{a.target}",
+                "local": f"u_{a.target}",
+                "expr": _print(pr, value, where),
+                "name": a.target,
+                "hold": (not pop.refractory_integrates) and a.target in reset_targets,
+            }
+        )
+    # 4. spike and reset
+    if pop.spike is not None:
+        ctx_pop["spike"] = _print(pr, pop.spike, where)
+        for a in pop.reset:
+            value = a.as_value(sympy.Symbol(a.target, real=True))
+            ctx_pop["reset"].append(
+                {"local": f"u_{a.target}", "expr": _print(pr, value, where), "name": a.target}
+            )
+    ro = pop.readout
+    if ro is not None:
+        arr = ctx.add(
+            ArraySpec(
+                mangle("r", pop.name),
+                "scalar",
+                ("batch", n),
+                "readout",
+                pop.name,
+                ro["var"],
+                _readout_init(ro["kind"]),
+                f"readout {ro['kind']}",
+            )
+        )
+        kind = ro["kind"]
+        var_local = f"u_{ro['var']}" if ro.get("var") else None
+        if kind in ("var", "avg_var", "avg_var_exp_weight", "sum_var", "max_var") and (
+            ro.get("var") not in names
+        ):
+            raise DiagnosticError(
+                Diagnostic(
+                    "E-READOUT",
+                    f"{where}: readout {kind} needs a state of '{pop.model}', got {ro.get('var')!r}",
+                )
+            )
+        if kind == "first_spike_time":
+            if pop.theta is None:
+                raise DiagnosticError(
+                    Diagnostic(
+                        "E-READOUT",
+                        f"{where}: first_spike_time needs a spike condition of the form `x >= threshold`",
+                    )
+                )
+            ctx_pop["theta"] = _print(pr, pop.theta, where)
+        ctx_pop["readout"] = {"kind": kind, "array": arr, "var": var_local}
+    if ctx.event_buffer > 0 and pop.spike is not None:
+        ctx_pop["events"] = {
+            "times": ctx.add(
+                ArraySpec(
+                    mangle("ev", pop.name, "times"),
+                    "scalar",
+                    ("batch", n, ctx.event_buffer),
+                    "events",
+                    pop.name,
+                    None,
+                    0,
+                    "per-neuron spike times (bounded)",
+                )
+            ),
+            "count": ctx.add(
+                ArraySpec(
+                    mangle("ev", pop.name, "count"),
+                    "int32",
+                    ("batch", n),
+                    "events",
+                    pop.name,
+                    None,
+                    0,
+                    "spikes per neuron (may exceed the buffer: overflow)",
+                )
+            ),
+            "max": ctx.event_buffer,
+        }
+    # synapse state kept per post neuron, updated in the same loop
+    for pp in incoming:
+        syn_names = {s: mangle("ys", pp.name, s) for s in pp.states}
+        syn_names.update({tn: mangle("yt", pp.name, tn) for tn, _ in pp.temps})
+        spr = ctx.printer(syn_names)
+        swhere = f"synapse '{pp.synapse}' of projection '{pp.name}'"
+        syn_states = []
+        for s, init in pp.states.items():
+            arr = ctx.add(
+                ArraySpec(
+                    mangle("y", pp.name, s),
+                    "scalar",
+                    ("batch", n),
+                    "synapse_state",
+                    pp.name,
+                    s,
+                    init,
+                    f"{pp.name}.{s} (per post neuron)",
+                )
+            )
+            syn_states.append(
+                {
+                    "array": arr,
+                    "local": mangle("ys", pp.name, s),
+                    "ptr": mangle("lpy", pp.name, s),
+                    "new": mangle("ny", pp.name, s),
+                    "init": ctx.lit(0.0),
+                }
+            )
+        updates = []
+        if not pp.impulse:
+            for a in pp.update:
+                value = a.as_value(sympy.Symbol(a.target, real=True))
+                updates.append(
+                    {
+                        "new": mangle("ny", pp.name, a.target),
+                        "ptr": mangle("lpy", pp.name, a.target),
+                        "expr": _print(spr, value, swhere),
+                    }
+                )
+        temps = (
+            [{"local": mangle("yt", pp.name, tn), "expr": _print(spr, e, swhere)} for tn, e in pp.temps]
+            if not pp.impulse
+            else []
+        )
+        ctx_pop["synapses"].append(
+            {"name": pp.name, "states": syn_states, "temps": temps, "updates": updates, "impulse": pp.impulse}
+        )
+    return ctx_pop
+
+
+def _readout_init(kind: str) -> float:
+    return {"max_var": float("-inf"), "first_spike_time": float("inf")}.get(kind, 0.0)
+
+
+def _projection(ctx: _Ctx, pp: ProjectionPlan, pre: PopulationPlan) -> dict[str, Any]:
+    syn_names = {s: mangle("lpy", pp.name, s) + "[snnc_j]" for s in pp.states}
+    syn_names["w"] = "u_w"
+    pr = ctx.printer(syn_names)
+    stmts = []
+    for a in pp.on_pre:
+        if a.target not in pp.states:
+            raise DiagnosticError(
+                Diagnostic(
+                    "E-C-UNSUPPORTED",
+                    f"on_pre of synapse '{pp.synapse}' assigns '{a.target}', which is not one of its states",
+                )
+            )
+        value = a.as_value(sympy.Symbol(a.target, real=True))
+        stmts.append(f"{syn_names[a.target]} = {_print(pr, value, f'on_pre of synapse {pp.synapse!r}')};")
+    out: dict[str, Any] = {
+        "name": pp.name,
+        "pre": pp.pre,
+        "post": pp.post,
+        "kind": pp.kind,
+        "synapse": pp.synapse,
+        "num_pre": pp.num_pre,
+        "num_post": pp.num_post,
+        "delay": pp.delay_steps,
+        "pre_ring": pre.ring,
+        "pre_cnt": mangle("sp", pp.pre, "cnt"),
+        "pre_ids": mangle("sp", pp.pre, "ids"),
+        "states": [{"ptr": mangle("lpy", pp.name, s), "array": mangle("y", pp.name, s)} for s in pp.states],
+        "on_pre": stmts,
+        "geo": dict(pp.geometry),
+        "weight": None,
+        "pool_weight": None,
+    }
+    if pp.kind != "avg_pool2d":
+        out["weight"] = ctx.add(
+            ArraySpec(
+                mangle("w", pp.name),
+                "scalar",
+                pp.weight_shape if pp.kind != "sparse" else ("nnz",),
+                "weight",
+                pp.name,
+                None,
+                0,
+                f"weights of {pp.name} ({pp.kind})",
+            )
+        )
+    else:
+        out["pool_weight"] = ctx.lit(1.0 / (pp.geometry["KH"] * pp.geometry["KW"]))
+    if pp.kind == "sparse":
+        out["row_ptr"] = ctx.add(
+            ArraySpec(
+                mangle("c", pp.name, "row_ptr"),
+                "int32",
+                (pp.num_pre + 1,),
+                "connectivity",
+                pp.name,
+                "row_ptr",
+                0,
+                "CSR row pointers",
+            )
+        )
+        out["col_idx"] = ctx.add(
+            ArraySpec(
+                mangle("c", pp.name, "col_idx"),
+                "int32",
+                ("nnz",),
+                "connectivity",
+                pp.name,
+                "col_idx",
+                0,
+                "CSR column indices",
+            )
+        )
+    return out
+
+
+@dataclass
+class Rendered:
+    code: str
+    arrays: list[ArraySpec]
+    manifest: dict[str, Any]
+
+
+def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Rendered:
+    """Print the plan into one C translation unit and its manifest."""
+    ctx = _Ctx(plan, event_buffer)
+    ctx.add(
+        ArraySpec(
+            "q_example", "int64", ("batch",), "input", "", None, 0, "global example index (keys the RNG)"
+        )
+    )
+    pops = []
+    for name in plan.order:
+        incoming = [pp for pp in plan.projections.values() if pp.post == name]
+        pops.append(_population(ctx, plan.populations[name], incoming))
+    projs = [_projection(ctx, pp, plan.populations[pp.pre]) for pp in plan.projections.values()]
+    scalar = "float" if plan.precision == "float" else "double"
+    for a in ctx.arrays:
+        a_ctype = CTYPES[a.dtype] or scalar
+        a.comment = a.comment.replace("*/", "* /")
+        a.ctype = a_ctype  # type: ignore[attr-defined]
+    context = {
+        "network": plan.name,
+        "ir_hash": ir_hash,
+        "abi": ABI_VERSION,
+        "scalar": scalar,
+        "dt": ctx.lit(plan.dt),
+        "dt_double": repr(float(plan.dt)),
+        "precision": plan.precision,
+        "arrays": [{"name": a.name, "ctype": a.ctype, "comment": a.comment} for a in ctx.arrays],  # type: ignore[attr-defined]
+        "populations": pops,
+        "projections": projs,
+        "lit0": ctx.lit(0.0),
+        "lit1": ctx.lit(1.0),
+    }
+    code = _env().get_template("model.c.j2").render(**context)
+    manifest = {
+        "abi": ABI_VERSION,
+        "network": plan.name,
+        "ir_hash": ir_hash,
+        "code_sha256": hashlib.sha256(code.encode()).hexdigest(),
+        "dt": plan.dt,
+        "num_steps": plan.num_steps,
+        "duration": plan.duration,
+        "precision": plan.precision,
+        "seed": plan.seed,
+        "event_buffer": event_buffer,
+        "arrays": [a.as_json() for a in ctx.arrays],
+        "populations": {
+            p.name: {
+                "model": p.model,
+                "role": p.role,
+                "shape": list(p.shape),
+                "size": p.size,
+                "generator": p.generator,
+                "states": dict(p.states),
+                "readout": p.readout,
+                "ring": p.ring,
+                "refractory_steps": p.refractory_steps,
+            }
+            for p in plan.populations.values()
+        },
+        "projections": {
+            pp.name: {
+                "pre": pp.pre,
+                "post": pp.post,
+                "kind": pp.kind,
+                "synapse": pp.synapse,
+                "delay_steps": pp.delay_steps,
+                "weight_shape": list(pp.weight_shape),
+                "trainable": pp.trainable,
+                "states": dict(pp.states),
+                "geometry": dict(pp.geometry),
+            }
+            for pp in plan.projections.values()
+        },
+    }
+    return Rendered(code, ctx.arrays, manifest)

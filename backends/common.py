@@ -1,0 +1,432 @@
+"""IR-facing code every backend shares: name checks and mangling, per-population specialisation,
+connectivity geometry, and initial values drawn with the seed.
+
+A backend turns a discretised `Network` into a `NetworkPlan` (plain numbers and sympy expressions
+with params already substituted) and then only has to print it. Nothing here knows about C.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.discrete import DiscreteModel, delay_steps
+from snnc.ir.model import Assign, Network, Population, Projection
+from snnc.ir.symbols import TIME, TIMESTEP, WEIGHT
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_name(name: str) -> str:
+    """User names are identifiers by grammar; assert it before anything reaches generated code."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValueError(f"refusing to emit a non-identifier name into generated code: {name!r}")
+    return name
+
+
+def mangle(kind: str, *parts: str) -> str:
+    """`mangle("p", "h", "v") == "p_h__v"`: a fixed prefix plus `__`-joined checked user names.
+
+    Prefixes: `u` user locals, `p` neuron state, `y` synapse state, `w` weights, `c` connectivity,
+    `r` readouts, `sp` spike ring, `in` input data, `rec` recordings, `ev` per-neuron event buffers.
+    No C keyword, libc name or template local starts with one of these followed by `_`.
+    """
+    return kind + "_" + "__".join(check_name(p) for p in parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Specialised populations and projections
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PopulationPlan:
+    name: str
+    model: str
+    role: str
+    shape: tuple[int, ...]
+    size: int
+    generator: str | None  # "spike_source" | "poisson" | None
+    states: dict[str, float]  # state -> initial value
+    inputs: tuple[str, ...]
+    temps: tuple[tuple[str, sympy.Expr], ...]  # params substituted
+    update: tuple[Assign, ...]  # params substituted, op "="
+    spike: sympy.Basic | None
+    theta: sympy.Expr | None  # spike condition as "crosses zero upwards" (for interpolation)
+    reset: tuple[Assign, ...]
+    refractory_steps: int
+    refractory_integrates: bool
+    readout: dict[str, Any] | None  # {"kind", "var", "options"}
+    ring: int = 1  # spike ring slots (max outgoing delay + 1)
+    discrete: DiscreteModel | None = None
+
+
+@dataclass
+class ProjectionPlan:
+    name: str
+    pre: str
+    post: str
+    kind: str  # dense | sparse | one_to_one | conv2d | avg_pool2d
+    num_pre: int
+    num_post: int
+    delay_steps: int
+    target: str  # the post input receiving the output
+    synapse: str
+    states: dict[str, float]  # synapse state -> initial value (kept per post neuron)
+    on_pre: tuple[Assign, ...]  # params substituted; may use `w`
+    output: sympy.Expr | None  # over synapse states, params substituted
+    update: tuple[Assign, ...]
+    temps: tuple[tuple[str, sympy.Expr], ...]
+    impulse: bool
+    trainable: bool
+    geometry: dict[str, int] = field(default_factory=dict)  # conv / pool geometry
+    weight_shape: tuple[int, ...] = ()
+
+
+@dataclass
+class NetworkPlan:
+    name: str
+    dt: float
+    num_steps: int
+    duration: float
+    precision: str  # "float" | "double"
+    seed: int
+    populations: dict[str, PopulationPlan]
+    projections: dict[str, ProjectionPlan]
+    order: tuple[str, ...]  # population update order
+
+
+def _error(code: str, message: str, span=None, hint: str | None = None) -> DiagnosticError:  # noqa: ANN001
+    return DiagnosticError(Diagnostic(code, message, span, hint))
+
+
+def derived_values(dm: DiscreteModel, params: dict[str, float], dt: float) -> dict[str, float]:
+    """Evaluate the model's derived params once, in order (later ones may use earlier ones)."""
+    values: dict[str, float] = {**{k: float(v) for k, v in params.items()}, TIMESTEP: float(dt)}
+    for name, expr in dm.derived:
+        subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
+        value = sympy.sympify(expr).xreplace(subs)
+        try:
+            values[name] = float(sympy.N(value, 17))
+        except TypeError:
+            raise _error(
+                "E-DERIVED",
+                f"derived parameter '{name}' of model '{dm.name}' does not evaluate to a number: {value}",
+            ) from None
+    return values
+
+
+def specialise(expr: sympy.Basic, values: dict[str, float]) -> sympy.Basic:
+    """Substitute param/derived/dt values (keeps states, inputs, temps, `t`, `w` symbolic)."""
+    if expr is None:
+        return None
+    expr = sympy.sympify(expr)
+    subs = {s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values}
+    return expr.xreplace(subs)
+
+
+def threshold_function(cond: sympy.Basic | None) -> sympy.Expr | None:
+    """`v >= th` -> `v - th` (crosses zero upwards at the spike); None for compound conditions."""
+    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
+        return cond.lhs - cond.rhs
+    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
+        return cond.rhs - cond.lhs
+    return None
+
+
+def _assigns(assigns, values) -> tuple[Assign, ...]:  # noqa: ANN001
+    return tuple(Assign(a.target, a.op, specialise(a.expr, values), a.span) for a in assigns)
+
+
+def _readout(pop: Population) -> dict[str, Any] | None:
+    if pop.readout is None:
+        return None
+    return {"kind": pop.readout.kind, "var": pop.readout.var, "options": dict(pop.readout.options)}
+
+
+def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict[str, int]:
+    args = proj.connectivity.args
+    kind = proj.connectivity.kind
+    if len(pre.shape) != 3:
+        raise _error(
+            "E-CONV-SHAPE",
+            f"{kind} projection '{proj.name}' needs a pre population of shape (H, W, C), got {pre.shape}",
+            proj.span,
+        )
+    h, w, c = pre.shape
+    if kind == "conv2d":
+        kh, kw = _pair(args.get("kernel", 3))
+        stride = int(args.get("stride", 1))
+        f = int(args["filters"])
+        padding = str(args.get("padding", "valid"))
+        if padding == "same":
+            oh, ow = -(-h // stride), -(-w // stride)
+            pad_t = max((oh - 1) * stride + kh - h, 0) // 2
+            pad_l = max((ow - 1) * stride + kw - w, 0) // 2
+        else:
+            oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+            pad_t = pad_l = 0
+        out = (oh, ow, f)
+        geo = dict(H=h, W=w, C=c, KH=kh, KW=kw, F=f, OH=oh, OW=ow, STRIDE=stride, PAD_T=pad_t, PAD_L=pad_l)
+    else:
+        ph, pw = _pair(args.get("pool", 2))
+        stride = int(args.get("stride", ph))
+        oh, ow = (h - ph) // stride + 1, (w - pw) // stride + 1
+        out = (oh, ow, c)
+        geo = dict(H=h, W=w, C=c, KH=ph, KW=pw, F=c, OH=oh, OW=ow, STRIDE=stride, PAD_T=0, PAD_L=0)
+    if int(np.prod(out)) != post.size:
+        raise _error(
+            "E-CONV-SHAPE",
+            f"{kind} projection '{proj.name}' produces shape {out} ({int(np.prod(out))} neurons) "
+            f"but '{post.name}' has {post.size}",
+            proj.span,
+            hint=f"declare '{post.name}' with shape {out}",
+        )
+    return geo
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def plan_network(
+    network: Network, *, dt: float | None = None, precision: str = "float", seed: int | None = None
+) -> NetworkPlan:
+    """Specialise every population and projection of a discretised network."""
+    if precision not in ("float", "double"):
+        raise ValueError("precision must be 'float' or 'double'")
+    dt = float(network.dt if dt is None else dt)
+    seed = int(seed if seed is not None else (network.train.seed if network.train else 0))
+    for name, model in network.models.items():
+        if name not in network.discrete:
+            raise _error(
+                "E-NOT-DISCRETE",
+                f"model '{name}' has no discrete form; run the discretise pass first",
+                model.span,
+            )
+
+    pops: dict[str, PopulationPlan] = {}
+    for pop in network.populations.values():
+        check_name(pop.name)
+        model = network.models[pop.model]
+        dm: DiscreteModel = network.discrete[pop.model]
+        values = derived_values(dm, pop.params, dt)
+        refr = 0
+        if dm.refractory is not None:
+            r = specialise(dm.refractory, values)
+            if r.free_symbols:
+                raise _error(
+                    "E-REFRACTORY", f"refractory period of '{pop.model}' must be constant", model.span
+                )
+            refr = int(round(float(r) / dt))
+        for n in list(model.states) + list(model.inputs):
+            check_name(n)
+        pops[pop.name] = PopulationPlan(
+            name=pop.name,
+            model=pop.model,
+            role=pop.role,
+            shape=tuple(pop.shape),
+            size=pop.size,
+            generator=model.generator,
+            states={s: float(pop.inits.get(s, st.init)) for s, st in model.states.items()},
+            inputs=tuple(model.inputs),
+            temps=tuple((n, specialise(e, values)) for n, e in dm.temps),
+            update=_assigns(dm.update, values),
+            spike=specialise(dm.spike, values),
+            theta=threshold_function(specialise(dm.spike, values)),
+            reset=_assigns(dm.reset, values),
+            refractory_steps=refr,
+            refractory_integrates=dm.refractory_integrates,
+            readout=_readout(pop),
+            discrete=dm,
+        )
+
+    projs: dict[str, ProjectionPlan] = {}
+    for proj in network.projections.values():
+        check_name(proj.name)
+        pre, post = network.populations[proj.pre], network.populations[proj.post]
+        syn = network.models[proj.synapse]
+        dm = network.discrete[proj.synapse]
+        values = derived_values(
+            dm, {**{k: p.value for k, p in syn.params.items()}, **proj.synapse_params}, dt
+        )
+        if proj.target not in network.models[post.model].inputs:
+            raise _error(
+                "E-TARGET",
+                f"projection '{proj.name}' targets input '{proj.target}', which '{post.model}' does not have",
+                proj.span,
+            )
+        kind = proj.connectivity.kind
+        geo: dict[str, int] = {}
+        if kind == "dense":
+            wshape: tuple[int, ...] = (pre.size, post.size)
+        elif kind == "sparse":
+            wshape = (-1,)  # number of synapses, known once connectivity is drawn
+        elif kind == "one_to_one":
+            if pre.size != post.size:
+                raise _error(
+                    "E-ONE-TO-ONE",
+                    f"one_to_one projection '{proj.name}' joins {pre.size} to {post.size} neurons",
+                    proj.span,
+                )
+            wshape = (pre.size,)
+        elif kind in ("conv2d", "avg_pool2d"):
+            geo = _conv_geometry(proj, pre, post)
+            wshape = (geo["KH"], geo["KW"], geo["C"], geo["F"]) if kind == "conv2d" else ()
+        else:
+            raise _error("E-CONNECTIVITY", f"unknown connectivity '{kind}'", proj.connectivity.span)
+        for s in syn.states:
+            check_name(s)
+        output = dm.output
+        if output is None and syn.output is not None:
+            output = sympy.Symbol(syn.output, real=True)
+        projs[proj.name] = ProjectionPlan(
+            name=proj.name,
+            pre=proj.pre,
+            post=proj.post,
+            kind=kind,
+            num_pre=pre.size,
+            num_post=post.size,
+            delay_steps=delay_steps(proj.delay, dt),
+            target=proj.target,
+            synapse=proj.synapse,
+            states={s: float(st.init) for s, st in syn.states.items()},
+            on_pre=_assigns(dm.on_pre, values),
+            output=specialise(output, values),
+            update=_assigns(dm.update, values),
+            temps=tuple((n, specialise(e, values)) for n, e in dm.temps),
+            impulse=dm.impulse,
+            trainable=proj.trainable and kind != "avg_pool2d",
+            geometry=geo,
+            weight_shape=wshape,
+        )
+        pops[proj.pre].ring = max(pops[proj.pre].ring, projs[proj.name].delay_steps + 1)
+
+    duration = float(network.duration)
+    return NetworkPlan(
+        name=network.name,
+        dt=dt,
+        num_steps=int(round(duration / dt)),
+        duration=duration,
+        precision=precision,
+        seed=seed,
+        populations=pops,
+        projections=projs,
+        order=tuple(pops),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Initial values (drawn in Python with numpy's seeded Generator)
+# --------------------------------------------------------------------------------------------------
+
+
+def draw_initialiser(
+    init, shape: tuple[int, ...], rng: np.random.Generator, base_dir: str = "."
+) -> np.ndarray:  # noqa: ANN001
+    kind, args = init.kind, init.args
+    if kind == "constant":
+        return np.full(shape, float(args.get("value", 0.0)))
+    if kind == "normal":
+        return rng.normal(float(args.get("mean", 0.0)), float(args.get("sd", 1.0)), size=shape)
+    if kind == "uniform":
+        return rng.uniform(float(args.get("low", 0.0)), float(args.get("high", 1.0)), size=shape)
+    if kind == "file":
+        import os
+
+        path = os.path.join(base_dir, str(args["path"]))
+        try:
+            arr = np.load(path)
+        except OSError as exc:
+            raise _error("E-WEIGHT-FILE", f"cannot read weight file '{path}': {exc}", init.span) from None
+        if int(np.prod(arr.shape)) != int(np.prod(shape)):
+            raise _error(
+                "E-WEIGHT-FILE",
+                f"weight file '{path}' has shape {arr.shape}, expected {shape}",
+                init.span,
+            )
+        return np.asarray(arr, dtype=np.float64).reshape(shape)
+    raise _error("E-INITIALISER", f"unknown initialiser '{kind}'", init.span)
+
+
+def draw_connectivity(
+    network: Network, plan: NetworkPlan, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
+    """Weights (float64; the runtime casts) and sparse structure for every projection, in order."""
+    import os
+
+    base = os.path.dirname(network.source_path) if network.source_path not in ("<unknown>", "") else "."
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, pp in plan.projections.items():
+        proj = network.projections[name]
+        arrays: dict[str, np.ndarray] = {}
+        if pp.kind == "sparse":
+            p = float(proj.connectivity.args.get("p", 0.1))
+            mask = rng.random((pp.num_pre, pp.num_post)) < p
+            counts = mask.sum(axis=1)
+            arrays["row_ptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+            arrays["col_idx"] = np.nonzero(mask)[1].astype(np.int32)
+            nnz = int(arrays["col_idx"].size)
+            pp.weight_shape = (nnz,)
+            arrays["weight"] = draw_initialiser(proj.weight, (nnz,), rng, base)
+        elif pp.kind == "avg_pool2d":
+            pass
+        else:
+            arrays["weight"] = draw_initialiser(proj.weight, pp.weight_shape, rng, base)
+        out[name] = arrays
+    return out
+
+
+def dense_equivalent(pp: ProjectionPlan, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The [pre][post] matrix a projection is equivalent to (for tests, export and debugging)."""
+    m = np.zeros((pp.num_pre, pp.num_post))
+    if pp.kind == "dense":
+        m[:] = arrays["weight"].reshape(pp.num_pre, pp.num_post)
+    elif pp.kind == "sparse":
+        rp, ci, w = arrays["row_ptr"], arrays["col_idx"], arrays["weight"]
+        for i in range(pp.num_pre):
+            m[i, ci[rp[i] : rp[i + 1]]] = w[rp[i] : rp[i + 1]]
+    elif pp.kind == "one_to_one":
+        m[np.arange(pp.num_pre), np.arange(pp.num_pre)] = arrays["weight"]
+    else:
+        g = pp.geometry
+        k = arrays["weight"] if pp.kind == "conv2d" else None
+        for oy in range(g["OH"]):
+            for ox in range(g["OW"]):
+                for ky in range(g["KH"]):
+                    for kx in range(g["KW"]):
+                        y, x = oy * g["STRIDE"] + ky - g["PAD_T"], ox * g["STRIDE"] + kx - g["PAD_L"]
+                        if not (0 <= y < g["H"] and 0 <= x < g["W"]):
+                            continue
+                        for c in range(g["C"]):
+                            i = (y * g["W"] + x) * g["C"] + c
+                            if k is not None:
+                                for f in range(g["F"]):
+                                    m[i, (oy * g["OW"] + ox) * g["F"] + f] += k[ky, kx, c, f]
+                            else:
+                                m[i, (oy * g["OW"] + ox) * g["C"] + c] += 1.0 / (g["KH"] * g["KW"])
+    return m
+
+
+RESERVED_NAMES = {TIME: "snnc_t", TIMESTEP: "snnc_dt", WEIGHT: "u_w"}
+
+__all__ = [
+    "NetworkPlan",
+    "PopulationPlan",
+    "ProjectionPlan",
+    "check_name",
+    "dense_equivalent",
+    "derived_values",
+    "draw_connectivity",
+    "mangle",
+    "plan_network",
+    "specialise",
+    "threshold_function",
+    "RESERVED_NAMES",
+]

@@ -1,0 +1,121 @@
+"""`CompiledNetwork`: the user-facing handle on a loaded artefact (mlGeNN-shaped API).
+
+    with snnc.compile("m.snn") as net:
+        outputs = net.predict({"x": spikes})
+        metrics = net.evaluate({"x": spikes}, {"out": labels})
+
+Examples are split into batches of the artefact's batch size; the last batch is padded with empty
+examples, whose rows are dropped from every result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .artefact import Artefact, RecordRequest, RunResult
+
+
+class CompiledNetwork:
+    def __init__(self, artefact: Artefact, manifest: dict[str, Any] | None = None) -> None:
+        self.artefact = artefact
+        self.manifest = manifest or artefact.manifest
+
+    # context manager: mlGeNN's `with compiled_net:`; arrays live as long as the artefact
+    def __enter__(self) -> CompiledNetwork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @property
+    def batch_size(self) -> int:
+        return self.artefact.batch_size
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.artefact.get_weights()
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.artefact.set_weights(weights)
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return self.artefact.state
+
+    @property
+    def outputs(self) -> list[str]:
+        return [k for k, p in self.manifest["populations"].items() if p["role"] == "output"]
+
+    # ---------------------------------------------------------------- batching
+    def _num_examples(self, x: Mapping[str, Any]) -> int:
+        counts = {len(v) for v in x.values()}
+        if len(counts) != 1:
+            raise ValueError(f"inputs disagree on the number of examples: {sorted(counts)}")
+        return counts.pop()
+
+    def run_batches(self, x: Mapping[str, Any], callbacks: Sequence[Any] = (), num_steps: int | None = None):  # noqa: ANN201
+        """Yield `(example_indices, RunResult)` per batch; padded rows are in the result but not
+        in `example_indices`."""
+        n = self._num_examples(x)
+        bs = self.artefact.batch_size
+        spikes: set[str] = set()
+        vars_: set[tuple[str, str]] = set()
+        for cb in callbacks:
+            if hasattr(cb, "request"):
+                s, v = cb.request()
+                spikes |= s
+                vars_ |= v
+        record = RecordRequest(frozenset(spikes), frozenset(vars_))
+        for start in range(0, n, bs):
+            idx = list(range(start, min(start + bs, n)))
+            batch = {k: _take(v, idx) for k, v in x.items()}
+            res = self.artefact.run(batch, record, num_steps=num_steps, example_ids=idx)
+            for cb in callbacks:
+                if hasattr(cb, "on_batch"):
+                    cb.on_batch(res, idx, n)
+            yield idx, res
+
+    def predict(
+        self, x: Mapping[str, Any], callbacks: Sequence[Any] = (), num_steps: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Readouts of every output population, [examples, *shape]."""
+        out: dict[str, list[np.ndarray]] = {}
+        for idx, res in self.run_batches(x, callbacks, num_steps):
+            for pop, r in res.readouts.items():
+                out.setdefault(pop, []).append(r[: len(idx)])
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def evaluate(
+        self,
+        x: Mapping[str, Any],
+        y: Mapping[str, Any],
+        callbacks: Sequence[Any] = (),
+        num_steps: int | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """Classification accuracy per output population (argmax; argmin for first_spike_time)."""
+        preds = self.predict(x, callbacks, num_steps)
+        metrics = {}
+        for pop, labels in y.items():
+            r = preds[pop].reshape(len(preds[pop]), -1)
+            kind = (self.manifest["populations"][pop].get("readout") or {}).get("kind")
+            guess = np.argmin(r, axis=1) if kind == "first_spike_time" else np.argmax(r, axis=1)
+            labels = np.asarray(labels).reshape(-1)
+            metrics[pop] = {
+                "accuracy": float(np.mean(guess == labels)),
+                "correct": int(np.sum(guess == labels)),
+                "total": int(labels.size),
+            }
+        return metrics
+
+    def run(self, x: Mapping[str, Any], record: RecordRequest | None = None, **kw: Any) -> RunResult:
+        """One raw batch (no batching or padding logic)."""
+        return self.artefact.run(x, record, **kw)
+
+
+def _take(data: Any, idx: list[int]) -> Any:
+    if isinstance(data, np.ndarray):
+        return data[idx]
+    return [data[i] for i in idx]

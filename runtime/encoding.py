@@ -1,0 +1,100 @@
+"""Spike data for input populations: preprocessing (as mlGeNN's `preprocess_spikes`), latency
+encoding, and packing a batch into the flat arrays the generated code reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PreprocessedSpikes:
+    """One example's spikes: `spike_times` sorted by neuron then time; neuron i's spikes are
+    `spike_times[end_spikes[i-1]:end_spikes[i]]` (mlGeNN's layout)."""
+
+    end_spikes: np.ndarray  # int32 [num_neurons]
+    spike_times: np.ndarray  # float64 [num_spikes], ms
+
+    @property
+    def num_neurons(self) -> int:
+        return int(self.end_spikes.size)
+
+    def to_times_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.diff(np.concatenate([[0], self.end_spikes]))
+        return self.spike_times.copy(), np.repeat(np.arange(self.num_neurons), counts)
+
+
+def preprocess_spikes(times, ids, num_neurons: int) -> PreprocessedSpikes:  # noqa: ANN001
+    """Sort (times, ids) into per-neuron runs; ids outside [0, num_neurons) are an error."""
+    times = np.asarray(times, dtype=np.float64).ravel()
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    if times.shape != ids.shape:
+        raise ValueError(f"spike times and ids differ in length: {times.size} vs {ids.size}")
+    if ids.size and (ids.min() < 0 or ids.max() >= num_neurons):
+        raise ValueError(f"spike ids must lie in [0, {num_neurons}), got [{ids.min()}, {ids.max()}]")
+    order = np.lexsort((times, ids))
+    end = np.cumsum(np.bincount(ids, minlength=num_neurons)).astype(np.int32)
+    return PreprocessedSpikes(end, times[order])
+
+
+def latency_encode(
+    values,
+    t_min: float,
+    t_max: float,
+    *,
+    value_max: float = 1.0,
+    thresh: float = 0.0,  # noqa: ANN001
+) -> list[PreprocessedSpikes]:
+    """One spike per feature above `thresh`: higher values spike earlier (mlGeNN's
+    `linear_latency_encode_data`): `t = t_min + (1 - v/value_max) * (t_max - t_min)`.
+
+    `values` is [examples, features...]; features are flattened per example.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    flat = values.reshape(values.shape[0], -1)
+    out = []
+    for row in flat:
+        active = row > thresh
+        times = t_min + (1.0 - row[active] / value_max) * (t_max - t_min)
+        out.append(preprocess_spikes(times, np.nonzero(active)[0], row.size))
+    return out
+
+
+def as_preprocessed(example, num_neurons: int) -> PreprocessedSpikes:  # noqa: ANN001
+    """Accept `PreprocessedSpikes`, `(times, ids)` or None (no spikes)."""
+    if example is None:
+        return PreprocessedSpikes(np.zeros(num_neurons, np.int32), np.zeros(0))
+    if isinstance(example, PreprocessedSpikes):
+        if example.num_neurons != num_neurons:
+            raise ValueError(f"spike data has {example.num_neurons} neurons, population has {num_neurons}")
+        return example
+    times, ids = example
+    return preprocess_spikes(times, ids, num_neurons)
+
+
+def pack_batch(
+    examples: Sequence[object], batch_size: int, num_neurons: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start [batch, n] int32, end [batch, n] int32, times float64) for the generated code; rows
+    past `len(examples)` (padding) get no spikes."""
+    if len(examples) > batch_size:
+        raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
+    start = np.zeros((batch_size, num_neurons), np.int32)
+    end = np.zeros((batch_size, num_neurons), np.int32)
+    chunks, offset = [], 0
+    for b, ex in enumerate(examples):
+        pre = as_preprocessed(ex, num_neurons)
+        e = pre.end_spikes.astype(np.int64)
+        start[b] = offset + np.concatenate([[0], e[:-1]])
+        end[b] = offset + e
+        chunks.append(pre.spike_times)
+        offset += pre.spike_times.size
+    if offset >= 2**31:
+        raise ValueError("too many input spikes in one batch (over 2^31)")
+    times = np.concatenate(chunks) if chunks else np.zeros(0)
+    if times.size == 0:
+        times = np.zeros(1)  # never read, but keeps the pointer valid
+    return start, end, np.ascontiguousarray(times, dtype=np.float64)

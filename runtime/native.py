@@ -1,0 +1,239 @@
+"""Load a C-backend shared library and drive it through the `Artefact` protocol.
+
+The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
+struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
+optional recordings are NULL unless requested.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artefact import RecordRequest, RunResult
+from .encoding import pack_batch
+
+_NP = {"int32": np.int32, "uint32": np.uint32, "int64": np.int64, "double": np.float64}
+
+
+class NativeArtefact:
+    """A compiled C network. `static` holds weights and connectivity drawn at compile time."""
+
+    def __init__(
+        self, library: Path, manifest: dict[str, Any], static: Mapping[str, np.ndarray], batch_size: int = 1
+    ):
+        self.manifest = manifest
+        self.library = Path(library)
+        self._lib = ctypes.CDLL(str(self.library))
+        if self._lib.snnc_abi_version() != manifest["abi"]:
+            raise RuntimeError(f"{library}: ABI {self._lib.snnc_abi_version()} != manifest {manifest['abi']}")
+        self._lib.snnc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
+        self._lib.snnc_run.restype = ctypes.c_int
+        self._lib.snnc_set_threads.argtypes = [ctypes.c_int]
+        self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
+        self._specs = manifest["arrays"]
+        self._struct_t = type(
+            "snnc_arrays",
+            (ctypes.Structure,),
+            {"_fields_": [(a["name"], ctypes.c_void_p) for a in self._specs]},
+        )
+        self._arrays: dict[str, np.ndarray | None] = {}
+        nnz = {}
+        for name, arr in static.items():
+            self._arrays[name] = np.ascontiguousarray(arr, dtype=self._dtype(self._spec(name)))
+        for a in self._specs:
+            if a["kind"] == "connectivity" and a["var"] == "col_idx":
+                nnz[a["owner"]] = self._arrays[a["name"]].size
+        self._nnz = nnz
+        for a in self._specs:
+            if a["kind"] == "weight" and a["name"] not in self._arrays:
+                raise ValueError(f"no initial weights for '{a['owner']}'")
+        self._batch = 0
+        self.allocate(batch_size)
+
+    # ------------------------------------------------------------------ arrays
+    def _spec(self, name: str) -> dict[str, Any]:
+        return next(a for a in self._specs if a["name"] == name)
+
+    def _dtype(self, spec: dict[str, Any]) -> type:
+        return self._scalar if spec["dtype"] == "scalar" else _NP[spec["dtype"]]
+
+    def _shape(self, spec: dict[str, Any], steps: int = 0) -> tuple[int, ...]:
+        sizes = {"batch": self._batch, "steps": steps, "nnz": self._nnz.get(spec["owner"], 0)}
+        return tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
+
+    @property
+    def dt(self) -> float:
+        return float(self.manifest["dt"])
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.manifest["num_steps"])
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    def allocate(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._batch = int(batch_size)
+        for a in self._specs:
+            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events") or (
+                a["kind"] == "input" and "batch" in a["shape"]
+            ):
+                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
+        self.reset()
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {a["owner"]: self._arrays[a["name"]].shape for a in self._specs if a["kind"] == "weight"}
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {
+            a["owner"]: self._arrays[a["name"]].astype(np.float64)
+            for a in self._specs
+            if a["kind"] == "weight"
+        }
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Live views of the weights (in-place edits take effect at the next run)."""
+        return {a["owner"]: self._arrays[a["name"]] for a in self._specs if a["kind"] == "weight"}
+
+    def connectivity(self, projection: str) -> dict[str, np.ndarray]:
+        return {
+            a["var"]: self._arrays[a["name"]]
+            for a in self._specs
+            if a["kind"] == "connectivity" and a["owner"] == projection
+        }
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        live = self.weights
+        for name, value in weights.items():
+            if name not in live:
+                raise KeyError(f"no projection with weights named '{name}'; have {sorted(live)}")
+            value = np.asarray(value)
+            if value.size != live[name].size:
+                raise ValueError(
+                    f"weights for '{name}' have shape {value.shape}, expected {live[name].shape}"
+                )
+            live[name][...] = value.reshape(live[name].shape)
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            f"{a['owner']}.{a['var']}": self._arrays[a["name"]]
+            for a in self._specs
+            if a["kind"] in ("state", "synapse_state")
+        }
+
+    def reset(self) -> None:
+        for a in self._specs:
+            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events"):
+                self._arrays[a["name"]].fill(a["init"])
+
+    def set_threads(self, n: int) -> None:
+        self._lib.snnc_set_threads(int(n))
+
+    # ------------------------------------------------------------------ running
+    def _set_inputs(self, inputs: Mapping[str, Any], example_ids: Sequence[int] | None) -> None:
+        pops = self.manifest["populations"]
+        for name in inputs:
+            if name not in pops or pops[name]["generator"] is None:
+                raise KeyError(f"'{name}' is not an input population; inputs are {self.input_names()}")
+        ids = np.arange(self._batch) if example_ids is None else np.asarray(example_ids)
+        ex = np.zeros(self._batch, np.int64)
+        ex[: min(len(ids), self._batch)] = ids[: self._batch]
+        self._arrays["q_example"] = ex
+        for name, pop in pops.items():
+            n = pop["size"]
+            if pop["generator"] == "spike_source":
+                start, end, times = pack_batch(list(inputs.get(name, [])), self._batch, n)
+                self._arrays[f"in_{name}__start"] = start
+                self._arrays[f"in_{name}__end"] = end
+                self._arrays[f"in_{name}__times"] = times
+            elif pop["generator"] == "poisson":
+                rates = np.zeros((self._batch, n), self._scalar)
+                if name in inputs:
+                    r = np.asarray(inputs[name], dtype=np.float64).reshape(-1, n)
+                    rates[: r.shape[0]] = r
+                self._arrays[f"in_{name}__rate"] = rates
+
+    def input_names(self) -> list[str]:
+        return [k for k, p in self.manifest["populations"].items() if p["generator"] is not None]
+
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        record: RecordRequest | None = None,
+        *,
+        num_steps: int | None = None,
+        example_ids: Sequence[int] | None = None,
+        seed: int | None = None,
+    ) -> RunResult:
+        steps = self.num_steps if num_steps is None else int(num_steps)
+        self.reset()
+        self._set_inputs(inputs, example_ids)
+        record = record or RecordRequest()
+        recs: dict[str, np.ndarray] = {}
+        pops = self.manifest["populations"]
+        for pop in record.spikes:
+            if pop not in pops:
+                raise KeyError(f"cannot record spikes of unknown population '{pop}'")
+            recs[f"rec_{pop}__spikes"] = None  # type: ignore[assignment]
+        for pop, var in record.vars:
+            if pop not in pops or var not in pops[pop]["states"]:
+                raise KeyError(f"cannot record '{pop}.{var}': no such state")
+            recs[f"rec_{pop}__{var}"] = None  # type: ignore[assignment]
+        for a in self._specs:
+            if a["kind"] == "record":
+                self._arrays[a["name"]] = (
+                    np.zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
+                )
+        struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
+        rc = self._lib.snnc_run(
+            ctypes.byref(struct), self._batch, steps, int(self.manifest["seed"] if seed is None else seed)
+        )
+        if rc != 0:
+            raise RuntimeError(f"snnc_run returned {rc}")
+        return self._result(record, steps)
+
+    def _ptr(self, name: str) -> int | None:
+        arr = self._arrays.get(name)
+        if arr is None:
+            return None
+        assert arr.flags.c_contiguous
+        return arr.ctypes.data if arr.size else None
+
+    def _result(self, record: RecordRequest, steps: int) -> RunResult:
+        res = RunResult(num_steps=steps, dt=self.dt)
+        pops = self.manifest["populations"]
+        for a in self._specs:
+            if a["kind"] == "readout":
+                res.readouts[a["owner"]] = (
+                    self._arrays[a["name"]]
+                    .astype(np.float64)
+                    .reshape((self._batch, *pops[a["owner"]]["shape"]))
+                )
+        for pop in record.spikes:
+            n = pops[pop]["size"]
+            bits = self._arrays[f"rec_{pop}__spikes"]
+            unpacked = np.unpackbits(bits.view(np.uint8), axis=-1, bitorder="little")
+            res.spikes[pop] = unpacked[..., :n].astype(bool)
+        for pop, var in record.vars:
+            res.vars[(pop, var)] = self._arrays[f"rec_{pop}__{var}"].astype(np.float64)
+        for a in self._specs:
+            if a["kind"] == "events" and a["var"] is None and a["name"].endswith("__times"):
+                pop = a["owner"]
+                res.events[pop] = (self._arrays[a["name"]].copy(), self._arrays[f"ev_{pop}__count"].copy())
+        return res
+
+    def backward(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError("this artefact was compiled without a gradient pass")
+
+    def close(self) -> None:
+        self._arrays.clear()
