@@ -36,8 +36,9 @@ class Callback:
 
     #: key under which `get_data()` is returned by `train`/`evaluate` (None: the class name)
     key: Any = None
-    #: names the forward pass should record for this callback (the artefact decides what they mean)
-    record: tuple[str, ...] = ()
+    #: what the forward pass should record for this callback: population names (spike rasters),
+    #: (population, state) pairs, or `RecordRequest`s
+    record: tuple[Any, ...] = ()
 
     def set_params(self, context: LoopContext) -> None:
         self.context = context
@@ -51,8 +52,8 @@ class Callback:
     def on_batch_begin(self, batch: int) -> None: ...
     def on_batch_end(self, batch: int, metrics: Mapping[str, Any]) -> None: ...
 
-    def on_forward(self, batch: int, outputs: Mapping[Any, Any], num_real: int) -> None:
-        """Called after each forward pass with everything the artefact returned (rows ≥ num_real are padding)."""
+    def on_forward(self, batch: int, result: Any, num_real: int) -> None:
+        """Called after each forward pass with the artefact's `RunResult` (rows ≥ num_real are padding)."""
 
     def get_data(self) -> Any:
         return None
@@ -71,12 +72,8 @@ class CallbackList:
         for c in self.callbacks:
             c.set_params(context)
 
-    def records(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for c in self.callbacks:
-            for r in c.record:
-                seen[r] = None
-        return tuple(seen)
+    def records(self) -> list[Any]:
+        return [r for c in self.callbacks for r in c.record]
 
     def __getattr__(self, hook: str):
         if not hook.startswith("on_"):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from snnc.runtime.callbacks import Callback, LoopContext
+from snnc.runtime.driver import commit_weights, live_weights, model_hash
 from snnc.runtime.errors import RuntimeConfigError
 
 FORMAT = "snnc-checkpoint"
@@ -136,11 +137,6 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _model_hash(artefact: Any) -> str | None:
-    h = getattr(artefact, "model_hash", None)
-    return None if h is None else str(h)
-
-
 def trainer_checkpoint(trainer: Any, epoch: int, seed: int) -> tuple[dict, dict, dict]:
     """What a checkpoint of `trainer` after `epoch` holds: weights, optimiser state, metadata."""
     artefact = trainer.artefact
@@ -149,7 +145,7 @@ def trainer_checkpoint(trainer: Any, epoch: int, seed: int) -> tuple[dict, dict,
         "epoch": int(epoch),
         "next_epoch": int(epoch) + 1,
         "seed": int(seed),
-        "model_hash": _model_hash(artefact),
+        "model_hash": model_hash(artefact),
         "optimiser": {"type": opt.name, "reduction": opt.reduction} if opt is not None else None,
         "history": list(getattr(trainer, "history", [])),
     }
@@ -157,13 +153,14 @@ def trainer_checkpoint(trainer: Any, epoch: int, seed: int) -> tuple[dict, dict,
     if isinstance(rng, np.random.Generator):
         meta["rng_state"] = rng.bit_generator.state
     state = opt.state_dict() if opt is not None else {}
-    return dict(artefact.weights), state, meta
+    weights, _ = live_weights(artefact)
+    return weights, state, meta
 
 
 def restore(trainer: Any, path: str | os.PathLike) -> int:
     """Load a checkpoint into `trainer` (weights in place, optimiser state); return the next epoch."""
-    data = load_checkpoint(path, _model_hash(trainer.artefact))
-    weights = trainer.artefact.weights
+    data = load_checkpoint(path, model_hash(trainer.artefact))
+    weights, live = live_weights(trainer.artefact)
     if set(data.weights) != set(weights):
         raise CheckpointError(
             f"checkpoint '{path}' holds projections {sorted(data.weights)}, the model has {sorted(weights)}"
@@ -178,6 +175,7 @@ def restore(trainer: Any, path: str | os.PathLike) -> int:
         raise CheckpointError(f"checkpoint '{path}' was written by optimiser '{opt_meta.get('type')}'")
     for name, w in data.weights.items():
         weights[name][...] = w
+    commit_weights(trainer.artefact, weights, live)
     if trainer.optimiser is not None and data.optimiser:
         trainer.optimiser.load_state_dict(data.optimiser)
     rng = getattr(trainer.artefact, "rng", None)

@@ -6,15 +6,9 @@ place, all before the next batch (no one-batch lag). The shape follows mlGeNN's 
 calling `train` once per epoch with `start_epoch=e, num_epochs=1` is the same as one long call, because
 shuffling is seeded by (seed, epoch) and the optimiser and its schedules keep their state.
 
-The artefact protocol used here (see `runtime/artefact.py` for the full one):
-  - `batch_size` (int) and optionally `allocate(batch_size)`;
-  - `forward(inputs: dict[pop, examples], record=tuple[str]) -> dict[key, np.ndarray]`, holding each
-    output population's readout with the batch as the first axis, and `"<pop>.spike_count"` arrays
-    [batch, n] for spike-count regularised hidden populations; a short last batch is padded by the
-    artefact and only its first rows are real;
-  - `backward(dl_dy: dict[key, np.ndarray]) -> dict[projection, grad]` (padding rows of dl_dy are 0);
-  - `weights: dict[projection, np.ndarray]`, updated in place;
-  - optionally `readouts: dict[pop, readout kind]` and `duration` (ms).
+The artefact protocol is `runtime/artefact.py` (`allocate`, `run -> RunResult`, `backward`, weights);
+`runtime/driver.py` is the one adapter to it. Regularised hidden populations send their dL/d(count)
+to `backward` under the key `"<pop>.spike_count"` next to the output populations' dL/dy.
 """
 
 from __future__ import annotations
@@ -26,17 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from snnc.runtime import driver
 from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callbacks
+from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
 from snnc.runtime.optimisers import Optimiser, get_optimiser
-
-SPIKE_COUNT = "spike_count"
-
-
-def count_key(pop: str) -> str:
-    """The forward/backward key of a hidden population's per-example spike counts."""
-    return f"{pop}.{SPIKE_COUNT}"
 
 
 # data helpers -------------------------------------------------------------------------------------
@@ -96,7 +85,7 @@ class Trainer:
         self.loss = loss
         self.optimiser = get_optimiser(optimiser)
         self.regularisers = dict(regularisers or {})
-        self.readouts = dict(readouts if readouts is not None else getattr(artefact, "readouts", None) or {})
+        self.readouts = dict(readouts if readouts is not None else driver.readout_kinds(artefact))
         self.seed = int(seed)
         self.history: list[dict[str, Any]] = []
         self.last_validation: dict[str, Metric] | None = None
@@ -110,7 +99,7 @@ class Trainer:
             losses = {p: get_loss(self.loss[p]) for p in pops}
         else:
             losses = {p: get_loss(self.loss) for p in pops}
-        duration = getattr(self.artefact, "duration", None)
+        duration = driver.duration(self.artefact)
         for loss in losses.values():
             if hasattr(loss, "t_nospike") and loss.t_nospike is None and duration is not None:
                 loss.t_nospike = float(duration)
@@ -127,23 +116,24 @@ class Trainer:
             out[p].reset()
         return out
 
-    def _forward(self, x_batch, records):
-        outputs = self.artefact.forward(x_batch, record=records)
-        missing = [k for k in self._expected if k not in outputs]
+    def _forward(self, x_batch, cbs: CallbackList):
+        record = driver.record_request([*cbs.records(), *self.regularisers])
+        result = driver.run_batch(self.artefact, x_batch, record)
+        missing = [k for k in self._expected if k not in result.readouts]
         if missing:
-            raise RuntimeError(f"the artefact's forward pass returned no {missing}")
-        return outputs
+            raise RuntimeError(f"the artefact's forward pass returned no readout of {missing}")
+        return result
 
     def _run_batch(self, x_batch, y_batch, n_real, losses, metrics, learn: bool, cbs, b: int) -> float:
         """One batch; returns the batch-mean loss (sum over output populations and regularisers)."""
-        outputs = self._forward(x_batch, cbs.records())
-        cbs.on_forward(b, outputs, n_real)
+        result = self._forward(x_batch, cbs)
+        cbs.on_forward(b, result, n_real)
         total = 0.0
         dl: dict[str, np.ndarray] = {}
         summed = learn and self.optimiser is not None and self.optimiser.reduction == "sum"
         scale = float(n_real) if summed else 1.0
         for pop, metric in metrics.items():
-            y_full = np.asarray(outputs[pop])
+            y_full = np.asarray(result.readouts[pop])
             y_pred = y_full[:n_real]
             metric.update(y_pred, y_batch[pop])
             if pop in losses:
@@ -151,13 +141,15 @@ class Trainer:
                 total += value
                 dl[pop] = _pad(grad * scale, y_full.shape)
         for pop, reg in self.regularisers.items():
-            counts = np.asarray(outputs[count_key(pop)])
+            counts = driver.spike_counts(result, pop)
             value, grad = reg(counts[:n_real])
             total += value
             dl[count_key(pop)] = _pad(grad * scale, counts.shape)
         if learn:
             grads = self.artefact.backward(dl)
-            self.optimiser.step(self.artefact.weights, grads)
+            weights, live = driver.live_weights(self.artefact)
+            self.optimiser.step(weights, grads)
+            driver.commit_weights(self.artefact, weights, live)
         return total
 
     def _epoch(self, x, y, order, losses, metrics, learn, cbs) -> float:
@@ -201,7 +193,7 @@ class Trainer:
         n = num_examples({**x, **y})
         pops = list(y)
         losses = self._losses(pops)
-        self._expected = pops + [count_key(p) for p in self.regularisers]
+        self._expected = list(pops)
         cbs = CallbackList(as_callbacks(callbacks))
         cbs.set_params(
             LoopContext(

@@ -47,13 +47,13 @@ class Recorder(Callback):
     """What a spike recorder would do: ask for a recording and keep the real rows."""
 
     key = "rec"
-    record = ("h.spike_count",)
+    record = ("h",)
 
     def __init__(self):
         self.rows = []
 
-    def on_forward(self, batch, outputs, num_real):
-        self.rows.append(np.asarray(outputs["h.spike_count"])[:num_real])
+    def on_forward(self, batch, result, num_real):
+        self.rows.append(result.spikes["h"][:num_real])
 
     def get_data(self):
         return np.concatenate(self.rows)
@@ -67,7 +67,7 @@ def test_hook_order_and_callback_data():
     assert calls[:3] == [("set_params", "train", 2), "train_begin", ("epoch_begin", 3)]
     assert calls[3:7] == [("batch_begin", 0), ("batch_end", 0), ("batch_begin", 1), ("batch_end", 1)]
     assert calls[7][:2] == ("epoch_end", 3) and calls[8] == ("epoch_begin", 4) and calls[-1] == "train_end"
-    assert data["rec"].shape == (14, 8)  # 2 epochs × 7 real examples, padding dropped
+    assert data["rec"].shape == (14, 1, 8)  # 2 epochs × 7 real examples, padding dropped
 
 
 def test_evaluate_calls_test_hooks():

@@ -219,7 +219,7 @@ def test_time_readout_accuracy_uses_argmin():
     art = FakeArtefact(batch_size=5, time_readout=True)
     tr = Trainer(art, "ttfs_crossentropy", Adam(lr=0.05))
     first, _ = evaluate(art, {"x": x}, {"out": labels}, callbacks=[])
-    t = np.concatenate([np.asarray(art.forward({"x": x[i : i + 5]})["out"])[:5] for i in range(0, 30, 5)])
+    t = np.concatenate([art.run({"x": x[i : i + 5]}).readouts["out"][:5] for i in range(0, 30, 5)])
     assert first["out"].result == pytest.approx(np.mean(np.argmin(t, axis=1) == labels))
     tr.train({"x": x}, {"out": labels}, 10, callbacks=[])
     assert tr.history[-1]["train"]["loss"] < tr.history[0]["train"]["loss"]
@@ -238,3 +238,50 @@ def test_write_metrics_json(tmp_path):
     assert 0.0 <= doc["test"]["accuracy"] <= 1.0
     write_metrics_json(path, [], {"mse": float("nan")})
     assert json.loads(path.read_text())["test"] == {"mse": None}
+
+
+class CopyOnlyArtefact(FakeArtefact):
+    """Offers weights only as copies (get_weights/set_weights) and describes itself by a manifest."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.manifest = {"ir_hash": "abc123", "populations": {"out": {"readout": {"kind": "avg_var"}}}}
+        self.dt, self.num_steps = 0.5, 60
+
+    @property
+    def weights(self):  # forward/backward of the fake read them; the trainer must not write here
+        return {k: v.copy() for k, v in self._w.items()}
+
+    @weights.setter
+    def weights(self, value):
+        self._w = value
+
+    def get_weights(self):
+        return {k: v.astype(np.float64) for k, v in self._w.items()}
+
+    def set_weights(self, weights):
+        for k, v in weights.items():
+            self._w[k][...] = v
+
+
+def test_copy_only_weights_are_committed_back(monkeypatch):
+    from snnc.runtime import driver
+
+    orig = driver.live_weights
+    monkeypatch.setattr(
+        driver,
+        "live_weights",
+        lambda art: (art.get_weights(), False) if isinstance(art, CopyOnlyArtefact) else orig(art),
+    )
+    x, labels = blobs(20)
+    art_live = FakeArtefact(batch_size=5)
+    art_copy = CopyOnlyArtefact(batch_size=5)
+    for art in (art_live, art_copy):
+        Trainer(art, "sparse_categorical_crossentropy", SGD(lr=0.1)).train(
+            {"x": x}, {"out": labels}, 2, callbacks=[]
+        )
+    for k in art_live.weights:
+        np.testing.assert_allclose(art_copy._w[k], art_live.weights[k], rtol=1e-5)
+    assert driver.model_hash(art_copy) == "abc123"
+    assert driver.readout_kinds(art_copy) == {"out": "avg_var"}
+    assert driver.duration(art_copy) == 30.0

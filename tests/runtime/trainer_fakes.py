@@ -1,13 +1,14 @@
 """A differentiable numpy 'artefact' with exact gradients, to test the training loop by itself.
 
-h = tanh(x W1), out = h W2 (the readout), and a stand-in for hidden spike counts c = h² so that the
-regulariser path has a gradient as well. Like a compiled artefact it is allocated for a fixed batch
+h = tanh(x W1), out = h W2 (the readout), and a stand-in for hidden spike counts c = h² (reported as
+the event-buffer counts of "h") so that the regulariser path has a gradient as well. Like a compiled artefact it is allocated for a fixed batch
 size and pads a short last batch with zero inputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from snnc.runtime.artefact import RunResult
 
 
 class FakeArtefact:
@@ -28,7 +29,7 @@ class FakeArtefact:
     def allocate(self, batch_size):
         self.allocated = batch_size
 
-    def forward(self, inputs, record=()):
+    def run(self, inputs, record=None):
         x = np.asarray(inputs["x"], dtype=np.float64)
         assert x.shape[0] <= self.allocated
         self.seen_rows.append(x.copy())
@@ -41,7 +42,11 @@ class FakeArtefact:
             out = 10.0 + 5.0 * np.tanh(-out)
             self._out_pre = out
         self.forward_calls += 1
-        return {"out": out, "h.spike_count": self._h**2}
+        self.last_record = record
+        res = RunResult(readouts={"out": out}, events={"h": (np.zeros((self.allocated, 0, 1)), self._h**2)})
+        if record is not None and "h" in record.spikes:
+            res.spikes["h"] = (self._h**2 > 0.25)[:, None, :]
+        return res
 
     def backward(self, dl_dy):
         d_out = dl_dy["out"]

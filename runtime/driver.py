@@ -1,0 +1,94 @@
+"""The trainer's view of an artefact: one place that knows the artefact protocol (`artefact.py`).
+
+The training loop, checkpoints and callbacks ask this adapter for readouts, hidden spike counts,
+weights, the trial duration and the model hash, so that a change in the protocol touches one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from snnc.runtime.artefact import RecordRequest
+
+
+def count_key(pop: str) -> str:
+    """The dL/dy key of a hidden population's per-example spike counts (for spike-count regularisers)."""
+    return f"{pop}.spike_count"
+
+
+def record_request(entries: Iterable[Any]) -> RecordRequest:
+    """Merge callbacks' record wishes: a population name (its spikes), (population, state) or a RecordRequest."""
+    spikes: set[str] = set()
+    vars_: set[tuple[str, str]] = set()
+    for e in entries:
+        if isinstance(e, RecordRequest):
+            spikes |= set(e.spikes)
+            vars_ |= set(e.vars)
+        elif isinstance(e, str):
+            spikes.add(e)
+        else:
+            pop, var = e
+            vars_.add((pop, var))
+    return RecordRequest(frozenset(spikes), frozenset(vars_))
+
+
+def readout_kinds(artefact: Any) -> dict[str, str]:
+    """Output population -> readout kind, from `artefact.readouts` or the manifest."""
+    kinds = getattr(artefact, "readouts", None)
+    if kinds:
+        return dict(kinds)
+    pops = (getattr(artefact, "manifest", None) or {}).get("populations", {})
+    out = {}
+    for name, p in pops.items():
+        ro = p.get("readout") if isinstance(p, Mapping) else None
+        if isinstance(ro, Mapping) and ro.get("kind"):
+            out[name] = str(ro["kind"])
+        elif isinstance(ro, str):
+            out[name] = ro
+    return out
+
+
+def duration(artefact: Any) -> float | None:
+    d = getattr(artefact, "duration", None)
+    if d is not None:
+        return float(d)
+    try:
+        return float(artefact.dt) * int(artefact.num_steps)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def model_hash(artefact: Any) -> str | None:
+    h = getattr(artefact, "model_hash", None)
+    if h is None:
+        h = (getattr(artefact, "manifest", None) or {}).get("ir_hash")
+    return None if h in (None, "") else str(h)
+
+
+def live_weights(artefact: Any) -> tuple[dict[str, np.ndarray], bool]:
+    """(weights, live): live views when the artefact offers them, else copies to hand back with `commit`."""
+    w = getattr(artefact, "weights", None)
+    if isinstance(w, Mapping):
+        return dict(w), True
+    return artefact.get_weights(), False
+
+
+def commit_weights(artefact: Any, weights: Mapping[str, np.ndarray], live: bool) -> None:
+    if not live:
+        artefact.set_weights(weights)
+
+
+def spike_counts(result: Any, pop: str) -> np.ndarray:
+    """Per-example spike counts [batch, neurons] of `pop` from a run's event buffers or spike raster."""
+    if pop in getattr(result, "events", {}):
+        return np.asarray(result.events[pop][1], dtype=np.float64)
+    if pop in getattr(result, "spikes", {}):
+        return np.asarray(result.spikes[pop], dtype=np.float64).sum(axis=1)
+    raise RuntimeError(f"the artefact returned no spikes of '{pop}' to regularise")
+
+
+def run_batch(artefact: Any, inputs: Mapping[str, Any], record: RecordRequest) -> Any:
+    """One forward pass of a batch (rows past the real examples are the artefact's padding)."""
+    return artefact.run(inputs, record=record if record else None)
