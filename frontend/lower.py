@@ -57,6 +57,8 @@ class ModelTable:
         self.used: dict[str, LoweredModel] = {}
 
     def _find(self, name: str) -> ModelSource | None:
+        if name.startswith("std."):  # `hidden h = std.LIF(10)` names a std model explicitly
+            return std_library(self.bag).models.get(name[4:])
         if name in self.local:
             return self.local[name]
         if name in self.imported:
@@ -86,7 +88,7 @@ class ModelTable:
                 span,
             )
             return None
-        self.used.setdefault(name, lm)
+        self.used.setdefault(lm.model.name, lm)
         return lm
 
 
@@ -181,13 +183,12 @@ def lower(
     """Lower a parsed module to the Model IR; raises DiagnosticError carrying every error found.
 
     A module with models and no network (a library) gives a Network named "" without populations.
-    Warnings do not raise; they are kept in `lower.last_warnings`-style callers via `lower_collect`.
+    Warnings alone do not raise; `lower_collect` returns them. The error carries the source texts
+    read (the module's, imported files', the std library's) in `.sources` for rendering.
     """
     net, bag, srcs = lower_collect(module, sources=sources, network=network)
     if bag.errors:
-        err = DiagnosticError(bag.items)
-        err.sources = srcs  # type: ignore[attr-defined]
-        raise err
+        raise DiagnosticError(bag.items, sources=srcs)
     assert net is not None
     return net
 

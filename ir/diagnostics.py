@@ -46,10 +46,12 @@ class Diagnostic:
 class DiagnosticError(Exception):
     """Raised to abort a stage with one or more user-facing diagnostics (never an internal bug)."""
 
-    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic]):
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], sources: dict[str, str] | None = None):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics: list[Diagnostic] = list(diagnostics)
+        # the source texts read while producing these (path -> text), so callers can render carets
+        self.sources: dict[str, str] = dict(sources or {})
         super().__init__("\n".join(d.message for d in self.diagnostics))
 
 
@@ -81,7 +83,7 @@ class DiagnosticBag:
 
 
 def _source_line(span: Span, sources: dict[str, str] | None) -> str | None:
-    if not sources or span.file not in sources or span.line < 1:
+    if sources is None or span.file not in sources or span.line < 1:
         return None
     lines = sources[span.file].splitlines()
     if span.line > len(lines):

@@ -109,3 +109,155 @@ def test_several_errors_in_one_run():
     assert codes == ["E-UNDEFINED", "E-UNKNOWN-PARAM"]
     assert "did you mean 'LIF'" in ei.value.diagnostics[0].hint
     assert "did you mean 'tau_mem'" in ei.value.diagnostics[1].hint
+
+
+# --------------------------------------------------------------------------------------------------
+# From source text (parser + std library)
+# --------------------------------------------------------------------------------------------------
+
+import glob  # noqa: E402
+import os  # noqa: E402
+
+from snnc.frontend import check_file, load_file, load_models, load_source  # noqa: E402
+from snnc.frontend.stdlib import std_models  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = sorted(glob.glob(os.path.join(REPO, "examples", "*.snn")))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_examples_load_without_diagnostics(path):
+    assert [d.render() for d in check_file(path)] == []
+    net = load_file(path)
+    assert net.populations and net.projections
+    assert all(m.source == "std" for m in net.models.values() if m.name in std_models())
+
+
+def test_examples_exist():
+    assert len(EXAMPLES) >= 2
+
+
+def test_all_std_models_load():
+    names = sorted(std_models())
+    text = "use std.*\n"
+    models = load_models(text, is_path=False)
+    assert set(names) <= set(models)
+    for name in ("LIF", "ALIF", "LeakyIntegrate", "LI", "IntegrateFire", "SpikeInput", "PoissonInput"):
+        assert models[name].is_neuron, name
+    assert models["Delta"].impulse and models["Exponential"].output == "i"
+    assert models["LIF"].params["tau_mem"].value == 20.0 and models["LIF"].params["tau_mem"].dim == TIME
+    assert models["SpikeInput"].generator == "spike_source"
+    assert models["PoissonInput"].generator == "poisson"
+
+
+SRC = """
+use std.{SpikeInput, LIF, LeakyIntegrate}
+network n {
+    input x = SpikeInput((8, 8, 1))
+    hidden c = LIF((6, 6, 2), tau_mem = 1 s, v = 0.5)
+    hidden p = LIF((3, 3, 2))
+    output o = LeakyIntegrate(10, readout = sum_var)
+    x -> c : Conv2D(2, (3, 3), padding = "valid")
+    c -> p : AvgPool2D(pool = 2)
+    p -> o : Dense(weight = Uniform(-1, 1), delay = 2 ms, trainable = false)
+    p -> o : Sparse(0.5, weight = 0.25)
+    c -> c : Dense()
+}
+"""
+
+
+def test_network_from_source():
+    net = load_source(SRC, "n.snn")
+    assert net.name == "n" and net.train is None and net.dt == 1.0 and net.duration == 100.0
+    c = net.populations["c"]
+    assert c.shape == (6, 6, 2) and c.params["tau_mem"] == 1000.0 and c.inits == {"v": 0.5}
+    conv = net.projections["x_to_c"].connectivity
+    assert conv.kind == "conv2d" and conv.args == {
+        "filters": 2,
+        "kernel": (3, 3),
+        "stride": (1, 1),
+        "padding": "valid",
+    }
+    pool = net.projections["c_to_p"]
+    assert pool.connectivity.args == {"pool": (2, 2), "stride": (2, 2)} and not pool.trainable
+    assert pool.weight.args == {"value": 0.25}
+    # default synapse: std Delta; repeated pairs get _2
+    assert net.projections["p_to_o"].synapse == "Delta" and "Delta" in net.models
+    assert net.models["Delta"].source == "std"
+    po = net.projections["p_to_o"]
+    assert po.delay == 2.0 and not po.trainable and po.weight.kind == "uniform"
+    assert po.weight.args == {"low": -1.0, "high": 1.0}
+    assert net.projections["p_to_o_2"].connectivity.args == {"p": 0.5}
+    assert net.projections["c_to_c"].recurrent
+    assert net.populations["o"].readout.kind == "sum_var" and net.populations["o"].readout.var == "v"
+    assert set(net.models) == {"SpikeInput", "LIF", "LeakyIntegrate", "Delta"}
+
+
+def test_use_file_relative_and_cycle_safe(tmp_path):
+    (tmp_path / "a.snn").write_text('use "b.snn"\nneuron A {\n    state v = 0.0\n    input i\n}\n')
+    (tmp_path / "b.snn").write_text(
+        'use "a.snn"\nsynapse B {\n    state i = 0.0\n    on_pre { i += w }\n    output i\n}\n'
+    )
+    (tmp_path / "main.snn").write_text(
+        'use "a.snn"\nnetwork n {\n    hidden h = A(3)\n    h -> h : Dense(), B\n}\n'
+    )
+    net = load_file(str(tmp_path / "main.snn"))
+    assert set(net.models) == {"A", "B"}
+    assert net.models["A"].source == str(tmp_path / "a.snn")
+
+
+def test_weight_file_is_resolved_relative_to_source(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "w.npy", np.zeros((3, 3)))
+    (tmp_path / "m.snn").write_text(
+        'network n {\n    hidden h = LIF(3)\n    h -> h : Dense(weight = File("w.npy"))\n}\n'
+    )
+    w = load_file(str(tmp_path / "m.snn")).projections["h_to_h"].weight
+    assert w.kind == "file" and w.args["path"] == "w.npy" and w.args["resolved"] == str(tmp_path / "w.npy")
+
+
+def test_unknown_std_name_is_reported():
+    with pytest.raises(DiagnosticError) as ei:
+        load_source("use std.{LIF, Exponentail}\n", "u.snn")
+    d = ei.value.diagnostics[0]
+    assert d.code == "E-UNDEFINED" and d.hint == "did you mean 'Exponential'?"
+
+
+def test_readout_var_and_first_spike_time():
+    net = load_source(
+        "network n {\n    input x = SpikeInput(2)\n    output o = LIF(2, readout = first_spike_time)\n"
+        "    output q = ALIF(2, readout = max_var(a))\n    x -> o : Dense()\n    x -> q : Dense()\n}\n",
+        "r.snn",
+    )
+    assert net.populations["o"].readout == net.populations["o"].readout.__class__(
+        "first_spike_time", None, {}, net.populations["o"].readout.span
+    )
+    assert net.populations["q"].readout.var == "a"
+
+
+def test_expression_sympy_and_dims():
+    text = """
+neuron Adex {
+    param tau = 10 ms
+    param e_l = -70 mV
+    param delta_t = 2 mV
+    param v_t = -50 mV
+    param r = 0.5 MOhm
+    state v = -70 mV
+    input i : nA
+    dv/dt = (-(v - e_l) + delta_t * exp((v - v_t) / delta_t) + r * i) / tau
+    spike when v >= 0 and not v < v_t
+    reset { v = e_l }
+    refractory = 2 ms integrating
+    method = euler(sub_steps = 4)
+}
+"""
+    m = load_models(text, is_path=False)["Adex"]
+    v, e_l, dT, v_t, r, i, tau = (sym(s) for s in ("v", "e_l", "delta_t", "v_t", "r", "i", "tau"))
+    expected = (-(v - e_l) + dT * sympy.exp((v - v_t) / dT) + r * i) / tau
+    assert sympy.simplify(m.ode_for("v").rhs - expected) == 0
+    assert m.states["v"].init == -70.0 and m.states["v"].dim == VOLTAGE
+    assert m.refractory == 2 and m.refractory_integrates
+    assert m.method == "euler" and m.sub_steps == 4
+    assert isinstance(m.spike, sympy.And)
