@@ -314,3 +314,12 @@ def eventprop(network: Network) -> Network:
 
 
 EVENTPROP_PASS = Pass("eventprop", eventprop, "derive EventProp adjoints, jumps and weight gradients")
+
+
+def _register() -> None:
+    from snnc.passes.pipeline import register_gradient_pass
+
+    register_gradient_pass("eventprop", EVENTPROP_PASS)
+
+
+_register()

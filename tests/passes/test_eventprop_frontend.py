@@ -1,0 +1,42 @@
+"""EventProp on networks written in `.snn`, through the frontend and the pass pipeline."""
+
+from __future__ import annotations
+
+import sympy
+from snnc.frontend import load_source
+from snnc.ir.symbols import sym
+from snnc.passes.pipeline import build_pipeline, compile_ir
+
+SOURCE = """
+use std.{LIF, Exponential, SpikeInput}
+
+network yinyang {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(10)
+    output out = LIF(3, readout = first_spike_time)
+    x -> h     : Dense(weight = Normal(mean = 1.5, sd = 0.78)), Exponential(tau = 5 ms)
+    h -> out   : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+
+train yinyang {
+    algorithm  = eventprop(max_spikes = 500)
+    loss       = relative_mse(delta = 1.0)
+    optimizer  = adam(lr = 0.003)
+    dt         = 0.05 ms
+    duration   = 30 ms
+}
+"""
+
+
+def test_std_lif_through_the_pipeline() -> None:
+    net = load_source(SOURCE, "yy.snn")
+    assert [p.name for p in build_pipeline(net)] == ["discretise", "eventprop", "simplify"]
+    out, _ = compile_ir(net)
+    tr = out.training
+    assert tr.max_spikes == 500 and set(tr.populations) == {"h", "out"}
+    jump = next(a.expr for a in tr.populations["h"].jump if a.target == "lambda_v")
+    # std.LIF resets to v_reset (relative_reset = 0 by default): the DESIGN.md form with v_reset = 0
+    params = {sym("relative_reset"): 0, sym("v_reset"): 0}
+    lv, i, tau, vth = sym("lambda_v"), sym("i_syn"), sym("tau_mem"), sym("v_thresh")
+    expect = (i * lv - tau * (sym("dlp_dts") + sym("D"))) / (i - vth)
+    assert sympy.simplify(jump.xreplace(params) - expect) == 0
