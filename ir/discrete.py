@@ -57,3 +57,12 @@ class DiscreteModel:
 def delay_steps(delay_ms: float, dt: float) -> int:
     """Axonal delays are rounded to whole steps, as GeNN does."""
     return max(0, int(round(delay_ms / dt)))
+
+
+def _compact_repr(self: DiscreteModel) -> str:
+    from .printer import compact_repr
+
+    return compact_repr(self)
+
+
+DiscreteModel.__repr__ = _compact_repr  # type: ignore[method-assign]

@@ -309,3 +309,18 @@ class Network:
 
     def projections_from(self, pre: str) -> list[Projection]:
         return [p for p in self.projections.values() if p.pre == pre]
+
+
+def _compact_repr(self: Any) -> str:
+    from .printer import compact_repr
+
+    return compact_repr(self)
+
+
+# Readable reprs (no spans, no defaults, sympy as text); added after the fact so the classes above stay
+# plain dataclasses. `dataclass(repr=True)` would have generated unreadable ones.
+for _cls in (
+    Param, Derived, State, Input, Ode, Assign, Model, Readout, Population, Initialiser,
+    Connectivity, Projection, Call, TrainSpec, Network,
+):  # fmt: skip
+    _cls.__repr__ = _compact_repr  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ their units (`tau_mem = 20 ms`), using each param's dimension and snnc's base un
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sympy
@@ -225,3 +226,43 @@ def print_network(network: Network) -> str:
         text = training.to_text() if hasattr(training, "to_text") else repr(training)
         out += text.rstrip("\n").splitlines()
     return "\n".join(out) + "\n"
+
+
+def compact_repr(obj: Any) -> str:
+    """`__repr__` for IR dataclasses: no spans, no fields left at their default, sympy as text,
+    and collections of named IR objects shown by their names (a Network's repr stays one line)."""
+    parts = []
+    for f in dataclasses.fields(obj):
+        if f.name == "span":
+            continue
+        val = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if default is not dataclasses.MISSING and _same(val, default):
+            continue
+        parts.append(f"{f.name}={_short(val)}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # sympy relationals refuse truth values
+        return False
+
+
+def _short(val: Any) -> str:
+    if isinstance(val, sympy.Basic):
+        return sympy.sstr(val)
+    if isinstance(val, dict):
+        if val and all(dataclasses.is_dataclass(v) for v in val.values()):
+            return "[" + ", ".join(str(k) for k in val) + "]"
+        return "{" + ", ".join(f"{k!r}: {_short(v)}" for k, v in val.items()) + "}"
+    if isinstance(val, tuple):
+        inner = ", ".join(_short(v) for v in val)
+        return f"({inner},)" if len(val) == 1 else f"({inner})"
+    return repr(val)

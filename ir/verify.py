@@ -74,8 +74,12 @@ def verify_model(model: Model) -> list[str]:
     problems += _undeclared(model.refractory, env, "refractory period")
     problems += _check_assigns(model.reset, model, env, "reset")
     problems += _check_assigns(model.on_pre, model, env | {WEIGHT}, "on_pre")
+    states = {sym(n) for n in model.states}
     for a in model.on_pre:
-        if sympy.diff(a.as_value(sym(a.target)), w).has(w):
+        delta = a.as_value(sym(a.target)) - sym(a.target)
+        slope = sympy.diff(delta, w)
+        # additive: the jump is w times something that neither w nor the state changes, zero at w = 0
+        if slope.has(w) or slope.free_symbols & states or sympy.expand(delta.subs(w, 0)) != 0:
             problems.append(f"on_pre '{a.target} {a.op} {a.expr}' is not additive in w")
     if model.is_synapse:
         if model.output is not None and model.output not in model.states:
