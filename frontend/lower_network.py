@@ -331,7 +331,8 @@ def _file_initialiser(
 def _weight_dim_ok(q: tuple[float, Dim, bool], w_dim: Dim | None, e: ast.Expr, bag: DiagnosticBag) -> bool:
     """A weight written with a unit must have the dimension of the synapse state it is added to."""
     _, dim, zero = q
-    if dim.dimensionless or zero or w_dim is None or dim == w_dim:
+    # a dimensionless synapse state is unit-agnostic (std Exponential), so any weight unit fits it
+    if dim.dimensionless or zero or w_dim is None or w_dim.dimensionless or dim == w_dim:
         return True
     bag.error(
         M.DIM,

@@ -261,3 +261,54 @@ neuron Adex {
     assert m.refractory == 2 and m.refractory_integrates
     assert m.method == "euler" and m.sub_steps == 4
     assert isinstance(m.spike, sympy.And)
+
+
+def test_derived_params_and_param_expressions_follow_overrides():
+    text = """
+neuron D {
+    param tau = 10 ms
+    param tau2 = 2 * tau
+    param n = 3
+    derived alpha = exp(-dt / tau)
+    state v = 0.0
+    dv/dt = -v / tau2
+}
+network k {
+    hidden a = D(1, tau = 5 ms)
+}
+"""
+    net = load_source(text, "d.snn")
+    m = net.models["D"]
+    assert m.params["tau2"].value == 20.0 and m.params["n"].integer
+    assert sympy.simplify(m.derived["alpha"].expr - sympy.exp(-sym("dt") / sym("tau"))) == 0
+    assert net.populations["a"].params == {"tau": 5.0, "tau2": 10.0, "n": 3.0}
+
+
+CURRENT_SYN = """
+synapse CurrentExp {
+    param tau = 5 ms
+    state i = 0 nA
+    di/dt = -i / tau
+    on_pre { i += w }
+    output i
+}
+neuron N {
+    param c = 1 nF
+    state v = 0 mV
+    input i_syn : nA
+    dv/dt = i_syn / c
+}
+network k {
+    hidden a = N(2)
+    a -> a : Dense(weight = Constant(WEIGHT)), CurrentExp
+}
+"""
+
+
+def test_weight_unit_must_match_the_synapse_state():
+    net = load_source(CURRENT_SYN.replace("WEIGHT", "0.5 pA"), "c.snn")
+    assert net.projections["a_to_a"].weight.args == {"value": pytest.approx(0.0005)}
+    with pytest.raises(DiagnosticError) as ei:
+        load_source(CURRENT_SYN.replace("WEIGHT", "0.5 mV"), "c.snn")
+    assert [d.code for d in ei.value.diagnostics] == ["E-DIM"]
+    assert "current (nA)" in ei.value.diagnostics[0].message
