@@ -77,24 +77,32 @@ def as_preprocessed(example, num_neurons: int) -> PreprocessedSpikes:  # noqa: A
 
 def pack_batch(
     examples: Sequence[object], batch_size: int, num_neurons: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start [batch, n] int32, end [batch, n] int32, times float64) for the generated code; rows
-    past `len(examples)` (padding) get no spikes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cursor [batch] int64, end [batch] int64, times float64, ids int32) for the generated code:
+    each trial's spikes sorted by time, trial after trial. Rows past `len(examples)` (padding) get
+    no spikes."""
     if len(examples) > batch_size:
         raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
-    start = np.zeros((batch_size, num_neurons), np.int32)
-    end = np.zeros((batch_size, num_neurons), np.int32)
-    chunks, offset = [], 0
+    cursor = np.zeros(batch_size, np.int64)
+    end = np.zeros(batch_size, np.int64)
+    t_chunks, i_chunks, offset = [], [], 0
     for b, ex in enumerate(examples):
-        pre = as_preprocessed(ex, num_neurons)
-        e = pre.end_spikes.astype(np.int64)
-        start[b] = offset + np.concatenate([[0], e[:-1]])
-        end[b] = offset + e
-        chunks.append(pre.spike_times)
-        offset += pre.spike_times.size
-    if offset >= 2**31:
-        raise ValueError("too many input spikes in one batch (over 2^31)")
-    times = np.concatenate(chunks) if chunks else np.zeros(0)
-    if times.size == 0:
-        times = np.zeros(1)  # never read, but keeps the pointer valid
-    return start, end, np.ascontiguousarray(times, dtype=np.float64)
+        times, ids = as_preprocessed(ex, num_neurons).to_times_ids()
+        order = np.lexsort((ids, times))
+        t_chunks.append(times[order])
+        i_chunks.append(ids[order])
+        cursor[b] = offset
+        offset += times.size
+        end[b] = offset
+    cursor[len(examples) :] = offset
+    end[len(examples) :] = offset
+    times = np.concatenate(t_chunks) if t_chunks else np.zeros(0)
+    ids = np.concatenate(i_chunks) if i_chunks else np.zeros(0, np.int64)
+    if times.size == 0:  # never read, but keeps the pointers valid
+        times, ids = np.zeros(1), np.zeros(1, np.int64)
+    return (
+        cursor,
+        end,
+        np.ascontiguousarray(times, dtype=np.float64),
+        np.ascontiguousarray(ids, dtype=np.int32),
+    )

@@ -152,10 +152,11 @@ class NativeArtefact:
         for name, pop in pops.items():
             n = pop["size"]
             if pop["generator"] == "spike_source":
-                start, end, times = pack_batch(list(inputs.get(name, [])), self._batch, n)
-                self._arrays[f"in_{name}__start"] = start
+                cursor, end, times, ids = pack_batch(list(inputs.get(name, [])), self._batch, n)
+                self._arrays[f"in_{name}__cursor"] = cursor
                 self._arrays[f"in_{name}__end"] = end
                 self._arrays[f"in_{name}__times"] = times
+                self._arrays[f"in_{name}__ids"] = ids
             elif pop["generator"] == "poisson":
                 rates = np.zeros((self._batch, n), self._scalar)
                 if name in inputs:

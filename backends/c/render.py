@@ -209,28 +209,28 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
     }
 
     if pop.generator == "spike_source":
-        ctx_pop["in_start"] = ctx.add(
+        ctx_pop["in_cursor"] = ctx.add(
             ArraySpec(
-                mangle("in", pop.name, "start"),
-                "int32",
-                ("batch", n),
+                mangle("in", pop.name, "cursor"),
+                "int64",
+                ("batch",),
                 "input",
                 pop.name,
                 None,
                 0,
-                "next spike per neuron (cursor)",
+                "next spike of each trial",
             )
         )
         ctx_pop["in_end"] = ctx.add(
             ArraySpec(
                 mangle("in", pop.name, "end"),
-                "int32",
-                ("batch", n),
+                "int64",
+                ("batch",),
                 "input",
                 pop.name,
                 None,
                 0,
-                "end of each neuron's spikes",
+                "end of each trial's spikes",
             )
         )
         ctx_pop["in_times"] = ctx.add(
@@ -242,7 +242,31 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                 pop.name,
                 None,
                 0,
-                "spike times (ms), sorted per neuron",
+                "spike times (ms), sorted by time per trial",
+            )
+        )
+        ctx_pop["in_ids"] = ctx.add(
+            ArraySpec(
+                mangle("in", pop.name, "ids"),
+                "int32",
+                ("spikes",),
+                "input",
+                pop.name,
+                None,
+                0,
+                "neuron of each spike",
+            )
+        )
+        ctx_pop["in_last"] = ctx.add(
+            ArraySpec(
+                mangle("q", pop.name, "last"),
+                "int32",
+                ("batch", n),
+                "internal",
+                pop.name,
+                "last",
+                -1,
+                "last step each neuron fired (one event per step)",
             )
         )
         return ctx_pop
