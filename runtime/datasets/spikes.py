@@ -1,0 +1,86 @@
+"""Spike data sets held as flat arrays: every example's spikes in one `times`/`ids` pair.
+
+`offsets[i]:offsets[i+1]` selects example i's spikes, which keeps a whole data set in four numpy
+arrays (cheap to save as `.npz`, to slice into batches and to shuffle). Indexing gives the
+`PreprocessedSpikes` the artefacts read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from snnc.runtime.encoding import PreprocessedSpikes, preprocess_spikes
+
+
+@dataclass(frozen=True, eq=False)
+class SpikeDataset:
+    times: np.ndarray  # float64 [total spikes], ms
+    ids: np.ndarray  # int64 [total spikes]
+    offsets: np.ndarray  # int64 [examples + 1]
+    labels: np.ndarray  # [examples] (ints for classification, or arrays for regression)
+    num_neurons: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "times", np.asarray(self.times, dtype=np.float64))
+        object.__setattr__(self, "ids", np.asarray(self.ids, dtype=np.int64))
+        object.__setattr__(self, "offsets", np.asarray(self.offsets, dtype=np.int64))
+        object.__setattr__(self, "labels", np.asarray(self.labels))
+        o = self.offsets
+        if o.ndim != 1 or o.size < 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != self.times.size:
+            raise ValueError("offsets must start at 0, never decrease and end at the number of spikes")
+        if self.ids.shape != self.times.shape:
+            raise ValueError("times and ids differ in length")
+        if self.ids.size and (self.ids.min() < 0 or self.ids.max() >= self.num_neurons):
+            raise ValueError(f"spike ids must lie in [0, {self.num_neurons})")
+        if len(self.labels) != o.size - 1:
+            raise ValueError(f"{o.size - 1} examples but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    def __getitem__(self, i: int) -> PreprocessedSpikes:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return preprocess_spikes(self.times[a:b], self.ids[a:b], self.num_neurons)
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.times[a:b], self.ids[a:b]
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> SpikeDataset:
+        """The examples `idx`, in that order (used for batches, shuffles and validation splits)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        counts = ends - starts
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        # spike k of the subset comes from position start(example) + (k − new start(example))
+        sel = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], counts)
+        return SpikeDataset(self.times[sel], self.ids[sel], offsets, self.labels[idx], self.num_neurons)
+
+    def with_labels(self, labels: np.ndarray) -> SpikeDataset:
+        return SpikeDataset(self.times, self.ids, self.offsets, labels, self.num_neurons)
+
+    @staticmethod
+    def from_examples(examples: Sequence[tuple[Any, Any]], labels, num_neurons: int) -> SpikeDataset:
+        times = [np.asarray(t, dtype=np.float64).ravel() for t, _ in examples]
+        ids = [np.asarray(i, dtype=np.int64).ravel() for _, i in examples]
+        offsets = np.concatenate([[0], np.cumsum([t.size for t in times])])
+        cat = lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt)  # noqa: E731
+        return SpikeDataset(cat(times, np.float64), cat(ids, np.int64), offsets, labels, num_neurons)
+
+
+@dataclass
+class Dataset:
+    """A loaded data set: train and test splits of spikes plus what a network needs to know."""
+
+    name: str
+    train: SpikeDataset
+    test: SpikeDataset
+    num_inputs: int
+    num_classes: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
