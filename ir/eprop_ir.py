@@ -24,7 +24,6 @@ Naming (stable, backends rely on it), for a projection `P` into population `h`:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import sympy
 
@@ -161,7 +160,6 @@ class EpropIR:
     outputs: dict[str, OutputEprop] = field(default_factory=dict)
     projections: dict[str, ProjectionEprop] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_text(self) -> str:
         """Deterministic, diff-friendly text for `--print-after eprop` and golden tests."""

@@ -248,3 +248,16 @@ def test_unknown_option_and_unconnected_hidden():
     with pytest.raises(DiagnosticError) as err:
         eprop(load_source(src, "n.snn"))
     assert err.value.diagnostics[0].code == "E-EPROP-NOOUTPUT"
+
+
+def test_pipeline_runs_eprop_with_verification_and_printing():
+    import io
+
+    from snnc.passes.pipeline import compile_ir
+
+    out = io.StringIO()
+    net, _ = compile_ir(
+        load_source(_NET.format(hidden="ALIF(4)", fb="symmetric"), "n.snn"), {"eprop"}, out=out
+    )
+    assert isinstance(net.training, EpropIR)
+    assert "IR Dump After eprop" in out.getvalue() and "eps_a__h_to_h" in out.getvalue()
