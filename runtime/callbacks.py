@@ -52,21 +52,46 @@ class Callback:
     def on_batch_begin(self, batch: int) -> None: ...
     def on_batch_end(self, batch: int, metrics: Mapping[str, Any]) -> None: ...
 
-    def on_forward(self, batch: int, result: Any, num_real: int) -> None:
-        """Called after each forward pass with the artefact's `RunResult` (rows ≥ num_real are padding)."""
+    def on_forward(self, batch: int, result: Any, example_indices: Sequence[int]) -> None:
+        """After each forward pass: the artefact's `RunResult` and the data set indices of its real
+        rows (rows past `len(example_indices)` are padding)."""
 
     def get_data(self) -> Any:
         return None
 
 
+class BatchObserver(Callback):
+    """Adapts an object with `request() -> (spikes, vars)` and `on_batch(result, example_indices,
+    num_examples)` (the recorders of `runtime/recording.py`) to the callback hooks."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        spikes, vars_ = inner.request()
+        self.record = (*spikes, *vars_)
+        pop = getattr(inner, "pop", None)
+        self.key = getattr(inner, "key", None) or (type(inner).__name__ + (f":{pop}" if pop else ""))
+
+    def on_forward(self, batch, result, example_indices) -> None:
+        self.inner.on_batch(result, list(example_indices), self.context.num_examples)
+
+    def get_data(self) -> Any:
+        """The inner object's `get_data()`, else the recorder itself (its attributes hold the data)."""
+        get = getattr(self.inner, "get_data", None)
+        return get() if get is not None else self.inner
+
+
 class CallbackList:
     """Dispatches each hook to every callback in order."""
 
-    def __init__(self, callbacks: Iterable[Callback] = ()):
-        self.callbacks: list[Callback] = list(callbacks)
-        for c in self.callbacks:
+    def __init__(self, callbacks: Iterable[Any] = ()):
+        self.callbacks: list[Callback] = []
+        for c in callbacks:
             if not isinstance(c, Callback):
-                raise TypeError(f"{c!r} is not a snnc Callback")
+                if hasattr(c, "request") and hasattr(c, "on_batch"):
+                    c = BatchObserver(c)
+                else:
+                    raise TypeError(f"{c!r} is not a snnc Callback")
+            self.callbacks.append(c)
 
     def set_params(self, context: LoopContext) -> None:
         for c in self.callbacks:

@@ -89,6 +89,10 @@ def spike_counts(result: Any, pop: str) -> np.ndarray:
     raise RuntimeError(f"the artefact returned no spikes of '{pop}' to regularise")
 
 
-def run_batch(artefact: Any, inputs: Mapping[str, Any], record: RecordRequest) -> Any:
-    """One forward pass of a batch (rows past the real examples are the artefact's padding)."""
-    return artefact.run(inputs, record=record if record else None)
+def run_batch(artefact: Any, inputs: Mapping[str, Any], record: RecordRequest, example_ids) -> Any:
+    """One forward pass of a batch (rows past the real examples are the artefact's padding).
+
+    `example_ids` are the data set indices of the real rows; they key Poisson inputs so that an
+    example draws the same spikes whatever batch or order it lands in.
+    """
+    return artefact.run(inputs, record=record if record else None, example_ids=[int(i) for i in example_ids])

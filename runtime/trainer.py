@@ -116,18 +116,19 @@ class Trainer:
             out[p].reset()
         return out
 
-    def _forward(self, x_batch, cbs: CallbackList):
+    def _forward(self, x_batch, cbs: CallbackList, idx: np.ndarray):
         record = driver.record_request([*cbs.records(), *self.regularisers])
-        result = driver.run_batch(self.artefact, x_batch, record)
+        result = driver.run_batch(self.artefact, x_batch, record, idx)
         missing = [k for k in self._expected if k not in result.readouts]
         if missing:
             raise RuntimeError(f"the artefact's forward pass returned no readout of {missing}")
         return result
 
-    def _run_batch(self, x_batch, y_batch, n_real, losses, metrics, learn: bool, cbs, b: int) -> float:
+    def _run_batch(self, x_batch, y_batch, idx, losses, metrics, learn: bool, cbs, b: int) -> float:
         """One batch; returns the batch-mean loss (sum over output populations and regularisers)."""
-        result = self._forward(x_batch, cbs)
-        cbs.on_forward(b, result, n_real)
+        n_real = len(idx)
+        result = self._forward(x_batch, cbs, idx)
+        cbs.on_forward(b, result, idx)
         total = 0.0
         dl: dict[str, np.ndarray] = {}
         summed = learn and self.optimiser is not None and self.optimiser.reduction == "sum"
@@ -158,7 +159,7 @@ class Trainer:
             cbs.on_batch_begin(b)
             xb = {k: take(v, idx) for k, v in x.items()}
             yb = {k: take(v, idx) for k, v in y.items()}
-            batch_loss = self._run_batch(xb, yb, len(idx), losses, metrics, learn, cbs, b)
+            batch_loss = self._run_batch(xb, yb, idx, losses, metrics, learn, cbs, b)
             loss_sum += batch_loss * len(idx)
             count += len(idx)
             cbs.on_batch_end(b, {"loss": loss_sum / count, **{p: m.result for p, m in metrics.items()}})

@@ -52,8 +52,8 @@ class Recorder(Callback):
     def __init__(self):
         self.rows = []
 
-    def on_forward(self, batch, result, num_real):
-        self.rows.append(result.spikes["h"][:num_real])
+    def on_forward(self, batch, result, example_indices):
+        self.rows.append(result.spikes["h"][: len(example_indices)])
 
     def get_data(self):
         return np.concatenate(self.rows)
@@ -145,3 +145,17 @@ def test_lazy_reexports():
     assert cb_module.Checkpoint.__name__ == "Checkpoint"
     assert cb_module.BatchProgressBar is BatchProgressBar
     assert cb_module.OptimiserParamSchedule is OptimiserParamSchedule
+
+
+def test_recording_module_recorders_plug_in():
+    from snnc.runtime.recording import SpikeRecorder
+
+    x, labels = blobs(7)
+    art = FakeArtefact(batch_size=5)
+    rec = SpikeRecorder("h", example_filter=[1, 6])
+    tr = Trainer(art, "sparse_categorical_crossentropy")
+    _, data = tr.train({"x": x}, {"out": labels}, 1, shuffle=False, callbacks=[rec])
+    assert "h" in art.last_record.spikes
+    assert art.example_ids == [5, 6]  # data set indices of the last batch's real rows
+    assert data["SpikeRecorder:h"] is rec
+    assert rec.examples == [1, 6] and len(rec.spikes) == 2

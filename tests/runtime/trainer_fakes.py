@@ -29,7 +29,7 @@ class FakeArtefact:
     def allocate(self, batch_size):
         self.allocated = batch_size
 
-    def run(self, inputs, record=None):
+    def run(self, inputs, record=None, *, num_steps=None, example_ids=None):
         x = np.asarray(inputs["x"], dtype=np.float64)
         assert x.shape[0] <= self.allocated
         self.seen_rows.append(x.copy())
@@ -43,6 +43,7 @@ class FakeArtefact:
             self._out_pre = out
         self.forward_calls += 1
         self.last_record = record
+        self.example_ids = example_ids
         res = RunResult(readouts={"out": out}, events={"h": (np.zeros((self.allocated, 0, 1)), self._h**2)})
         if record is not None and "h" in record.spikes:
             res.spikes["h"] = (self._h**2 > 0.25)[:, None, :]
