@@ -1,0 +1,109 @@
+"""Compile-and-cache behaviour of the C backend, and the shape of the generated code."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+from snnc.backends.c.backend import emit_c, generate
+from snnc.backends.c.build import build
+from snnc.backends.common import check_name, mangle
+from snnc.ir.diagnostics import DiagnosticError
+from snnc.ir.model import Readout
+
+from tests.backends.netbuild import dense, exponential, lif, network, source
+
+CODE = "int snnc_run(void) { return %d; }\n"
+
+
+def small_net():  # noqa: ANN201
+    return network(
+        [
+            ("x", "SpikeSource", "input", (3,), {}),
+            ("out", "LIF", "output", (2,), {"readout": Readout("avg_var", "v")}),
+        ],
+        [("x_to_out", "x", "out", *dense(0.5), "Exponential", {"delay": 2.0})],
+        [lif(), exponential(), source()],
+    )
+
+
+def test_second_build_hits_the_cache(tmp_path: Path) -> None:
+    first = build(CODE % 1, "m", directory=tmp_path)
+    second = build(CODE % 1, "m", directory=tmp_path)
+    other = build(CODE % 2, "m", directory=tmp_path)
+    assert not first.cached and second.cached
+    assert second.library == first.library
+    assert other.library != first.library
+
+
+def test_corrupted_cached_library_is_rebuilt(tmp_path: Path) -> None:
+    first = build(CODE % 3, "m", directory=tmp_path)
+    first.library.write_bytes(b"not an ELF file")
+    again = build(CODE % 3, "m", directory=tmp_path)
+    assert not again.cached
+    assert again.library.read_bytes()[:4] == b"\x7fELF"
+
+
+def _build_in_child(args: tuple[str, str]) -> str:
+    code, directory = args
+    return str(build(code, "m", directory=Path(directory)).library)
+
+
+def test_two_processes_compile_the_same_model_concurrently(tmp_path: Path) -> None:
+    code = CODE % 4
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        libs = pool.map(_build_in_child, [(code, str(tmp_path))] * 2)
+    assert libs[0] == libs[1]
+    assert build(code, "m", directory=tmp_path).cached
+    assert not list(tmp_path.rglob(".tmp-*"))  # no temporaries left behind
+
+
+def test_compiler_error_names_the_file_and_quotes_the_compiler(tmp_path: Path) -> None:
+    with pytest.raises(DiagnosticError) as info:
+        build("int snnc_run(void) { return undefined_thing; }\n", "bad", directory=tmp_path)
+    diag = info.value.diagnostics[0]
+    assert diag.code == "E-CC"
+    assert "bad.c" in diag.message and Path(diag.message.split("generated file ")[1].split(":")[0]).exists()
+    assert "undefined_thing" in diag.message
+
+
+def test_mangling_rejects_non_identifiers() -> None:
+    assert mangle("p", "h", "v") == "p_h__v"
+    for bad in ("a-b", "1x", "x;y", "", "v\n"):
+        with pytest.raises(ValueError):
+            check_name(bad)
+
+
+def test_generated_code_is_specialised_and_commented() -> None:
+    rendered, _, _ = generate(small_net())
+    code = rendered.code
+    assert "projection x_to_out: x -> out, dense, synapse Exponential, delay 2 step(s)" in code
+    assert "population out: 2 x LIF" in code
+    assert "typedef float scalar;" in code
+    assert "0.951229" in code and "F" in code.split("0.951229")[1][:8]  # alpha = exp(-1/20), float literal
+    assert "tau_mem" not in code.split("typedef struct")[1]  # params are literals, not variables
+    assert "#pragma omp parallel for" in code
+    double, _, _ = generate(small_net(), precision="double")
+    assert "typedef double scalar;" in double.code and "0.95122942450071402" in double.code
+
+
+def test_emit_c_writes_code_and_manifest(tmp_path: Path) -> None:
+    paths = emit_c(small_net(), tmp_path)
+    assert [p.name for p in paths] == ["net.c", "manifest.json"]
+    manifest = json.loads(paths[1].read_text())
+    names = {a["name"]: a for a in manifest["arrays"]}
+    assert names["p_out__v"]["shape"] == ["batch", 2] and names["p_out__v"]["dtype"] == "scalar"
+    assert names["w_x_to_out"]["shape"] == [3, 2]
+    assert manifest["projections"]["x_to_out"]["delay_steps"] == 2
+    assert manifest["populations"]["x"]["ring"] == 3
+    assert len(manifest["ir_hash"]) == 16
+    # every array in the manifest is a field of the C struct, in order
+    code = paths[0].read_text()
+    fields = [
+        line.split("*")[1].split(";")[0].strip()
+        for line in code.split("typedef struct {")[1].split("} snnc_arrays;")[0].strip().splitlines()
+    ]
+    assert fields == [a["name"] for a in manifest["arrays"]]
