@@ -14,13 +14,13 @@ from snnc.api import build_compiled
 from tests.backends.netbuild import exponential, lif, network, source
 from tests.runtime.test_simulation import bias_lif
 
-TAU, I, DT, STEPS = 20.0, 1.5, 0.5, 100
+TAU, I_DRIVE, DT, STEPS = 20.0, 1.5, 0.5, 100
 
 
 def readout_net(kind: str, thresh: float = 100.0):  # noqa: ANN201
     ro = Readout(kind, None if kind in ("spike_count", "first_spike_time") else "v")
     return network(
-        [("out", "BiasLIF", "output", (2,), {"params": {"I": I, "v_thresh": thresh}, "readout": ro})],
+        [("out", "BiasLIF", "output", (2,), {"params": {"I": I_DRIVE, "v_thresh": thresh}, "readout": ro})],
         [],
         [bias_lif()],
         dt_ms=DT,
@@ -30,7 +30,7 @@ def readout_net(kind: str, thresh: float = 100.0):  # noqa: ANN201
 
 def v_trace() -> np.ndarray:
     alpha = math.exp(-DT / TAU)
-    return I * (1 - alpha ** np.arange(1, STEPS + 1))  # value after the update of step k
+    return I_DRIVE * (1 - alpha ** np.arange(1, STEPS + 1))  # value after the update of step k
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_state_readouts(kind, expected) -> None:  # noqa: ANN001
 
 
 def test_spike_count_and_first_spike_time() -> None:
-    period = TAU * math.log(I / (I - 1.0))
+    period = TAU * math.log(I_DRIVE / (I_DRIVE - 1.0))
     count = build_compiled(readout_net("spike_count", 1.0), batch_size=1).run({}).readouts["out"][0]
     first = (
         build_compiled(readout_net("first_spike_time", 1.0), batch_size=1, precision="double")
@@ -144,7 +144,7 @@ def test_predict_pads_the_last_batch_and_recorders_filter() -> None:
     for e in range(5):
         np.testing.assert_array_equal(out[e], single.predict({"x": [data[e]]})["out"][0])
     assert spikes.examples == [1, 4] and volts.examples == [3]
-    for (times, ids), e in zip(spikes.spikes, spikes.examples):
+    for (times, ids), e in zip(spikes.spikes, spikes.examples, strict=True):
         assert set(ids) <= {0, 2}
         # a recorded spike count per neuron equals the readout
         assert np.sum(ids == 0) == out[e, 0] and np.sum(ids == 2) == out[e, 2]
