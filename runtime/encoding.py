@@ -4,6 +4,7 @@ encoding, and packing a batch into the flat arrays the generated code reads.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,14 @@ class PreprocessedSpikes:
     def to_times_ids(self) -> tuple[np.ndarray, np.ndarray]:
         counts = np.diff(np.concatenate([[0], self.end_spikes]))
         return self.spike_times.copy(), np.repeat(np.arange(self.num_neurons), counts)
+
+    @functools.cached_property
+    def by_time(self) -> tuple[np.ndarray, np.ndarray]:
+        """(times float64, ids int32) sorted by time (ties by neuron), computed once per example:
+        the order the generated code consumes spikes in."""
+        times, ids = self.to_times_ids()
+        order = np.argsort(times, kind="stable")  # stable: ids stay ascending within a time
+        return np.ascontiguousarray(times[order]), ids[order].astype(np.int32)
 
 
 def preprocess_spikes(times, ids, num_neurons: int) -> PreprocessedSpikes:  # noqa: ANN001
@@ -87,10 +96,9 @@ def pack_batch(
     end = np.zeros(batch_size, np.int64)
     t_chunks, i_chunks, offset = [], [], 0
     for b, ex in enumerate(examples):
-        times, ids = as_preprocessed(ex, num_neurons).to_times_ids()
-        order = np.lexsort((ids, times))
-        t_chunks.append(times[order])
-        i_chunks.append(ids[order])
+        times, ids = as_preprocessed(ex, num_neurons).by_time
+        t_chunks.append(times)
+        i_chunks.append(ids)
         cursor[b] = offset
         offset += times.size
         end[b] = offset

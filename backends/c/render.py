@@ -23,6 +23,8 @@ from snnc.ir.symbols import TIME
 from .printer import SnncCPrinter, UnmappedSymbolError, literal
 
 ABI_VERSION = 1
+#: spiking rows summed per pass over a dense projection's targets (see `snnc_on_pre_*`)
+DENSE_UNROLL = 4
 TEMPLATES = Path(__file__).parent / "templates"
 CTYPES = {"scalar": None, "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "double": "double"}
 
@@ -134,6 +136,18 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             )
         )
         states.append({"name": s, "array": arr, "local": f"u_{s}", "ptr": f"lp_{s}", "rec": rec})
+    flag = ctx.add(
+        ArraySpec(
+            mangle("q", pop.name, "flag"),
+            "int32",
+            ("batch", n),
+            "internal",
+            pop.name,
+            "flag",
+            0,
+            "spiked this step",
+        )
+    )
     refrac = ctx.add(
         ArraySpec(
             mangle("q", pop.name, "refrac"),
@@ -192,6 +206,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
         "generator": pop.generator,
         "states": states,
         "refrac": refrac,
+        "flag": flag,
         "ring_cnt": ring_cnt,
         "ring_ids": ring_ids,
         "rec_spikes": rec_spikes,
@@ -461,7 +476,22 @@ def _projection(ctx: _Ctx, pp: ProjectionPlan, pre: PopulationPlan) -> dict[str,
             )
         value = a.as_value(sympy.Symbol(a.target, real=True))
         stmts.append(f"{syn_names[a.target]} = {_print(pr, value, f'on_pre of synapse {pp.synapse!r}')};")
+    # A single purely additive action (`s = s + g(w)`, g free of synapse state) lets dense delivery
+    # sum the rows of all spiking neurons in registers before touching the state once.
+    additive = None
+    if len(pp.on_pre) == 1:
+        a = pp.on_pre[0]
+        target = sympy.Symbol(a.target, real=True)
+        g = sympy.expand(a.as_value(target) - target)
+        state_syms = {sympy.Symbol(s_, real=True) for s_ in pp.states}
+        if not (g.free_symbols & state_syms):
+            additive = {
+                "ptr": mangle("lpy", pp.name, a.target),
+                "expr": _print(pr, g, f"on_pre of synapse {pp.synapse!r}"),
+            }
     out: dict[str, Any] = {
+        "additive": additive,
+        "unroll": DENSE_UNROLL,
         "name": pp.name,
         "pre": pp.pre,
         "post": pp.post,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from snnc.api import compile_network
 from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.encoding import latency_encode
+
+from snnc.api import compile_network
 
 SOURCE = """
 use std.{LIF, Exponential, SpikeInput}
