@@ -13,6 +13,7 @@ from typing import Any
 from snnc.ir.diagnostics import Span
 from snnc.runtime.datasets.digits import digits
 from snnc.runtime.datasets.npzdata import npz
+from snnc.runtime.datasets.shd import shd, ssc
 from snnc.runtime.datasets.spikes import Dataset
 from snnc.runtime.datasets.yinyang import yinyang
 from snnc.runtime.errors import RuntimeConfigError, check_args, unknown_name
@@ -22,19 +23,31 @@ class DatasetError(RuntimeConfigError):
     """A data set could not be built from the training block's `data = …` (a ValueError too)."""
 
 
-DATASETS: dict[str, Callable[..., Dataset]] = {"yinyang": yinyang, "digits": digits, "npz": npz}
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "yinyang": yinyang,
+    "digits": digits,
+    "npz": npz,
+    "shd": shd,
+    "ssc": ssc,
+}
 #: loaders whose relative paths are resolved against the `.snn` file's folder
-_TAKES_BASE_DIR = {"npz"}
+_TAKES_BASE_DIR = {"npz", "shd", "ssc"}
+#: loaders that also look in `--data-dir`
+_TAKES_DATA_DIR = {"shd", "ssc"}
 
 
 def dataset_args(name: str) -> tuple[str, ...]:
     """The keyword arguments data set `name` accepts (what `.snn` files may write)."""
     params = inspect.signature(DATASETS[name]).parameters
-    return tuple(p for p in params if p != "base_dir")
+    return tuple(p for p in params if p not in ("base_dir", "data_dir"))
 
 
 def load_dataset(
-    name: str, args: Mapping[str, Any] | None = None, span: Span | None = None, base_dir: str | None = None
+    name: str,
+    args: Mapping[str, Any] | None = None,
+    span: Span | None = None,
+    base_dir: str | None = None,
+    data_dir: str | None = None,
 ) -> Dataset:
     """Build data set `name` with `args`; every user mistake is a `DatasetError` diagnostic."""
     if name not in DATASETS:
@@ -47,6 +60,8 @@ def load_dataset(
         raise DatasetError(e.code, str(e), e.hint, span) from None
     if name in _TAKES_BASE_DIR and base_dir is not None:
         args["base_dir"] = base_dir
+    if name in _TAKES_DATA_DIR and data_dir is not None:
+        args["data_dir"] = data_dir
     try:
         return DATASETS[name](**args)
     except DatasetError:

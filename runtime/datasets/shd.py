@@ -1,0 +1,183 @@
+"""Spiking Heidelberg Digits and Spiking Speech Commands (Cramer et al. 2020) from their HDF5 files.
+
+Layout: `spikes/times` (variable-length float arrays, seconds), `spikes/units` (variable-length ints,
+0..699) and `labels`. Files: `shd_train.h5`, `shd_test.h5` (SSC adds `ssc_valid.h5`). Optional
+preprocessing as in the published EventProp SHD set-ups: `bin` (ms) snaps spike times to a grid and
+drops duplicate (bin, channel) pairs; `channels` merges neighbouring channels (700 -> channels). The
+result is cached next to the data (or in the snnc cache if that folder is not writable), keyed by the
+file's hash and the options; caches are `.npz` read with `allow_pickle=False` and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
+from snnc.runtime.errors import RuntimeConfigError
+
+NUM_CHANNELS = 700
+LAYOUT = "spikes/times (vlen float, s), spikes/units (vlen int), labels"
+
+
+def _error(message: str, hint: str | None = None) -> RuntimeConfigError:
+    return RuntimeConfigError("E-DATASET-FILE", message, hint)
+
+
+def _resolve(path: str, data_dir: str | None, base_dir: str | None) -> Path:
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    for root in (data_dir, base_dir):
+        if root is not None and (Path(root) / p).exists():
+            return Path(root) / p
+    return Path(data_dir or base_dir or ".") / p
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def read_h5(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """(times in ms per example, units per example, labels); layout errors name the file."""
+    try:
+        import h5py
+    except ImportError:
+        raise _error("reading SHD/SSC needs h5py", "pip install 'snnc[data]'") from None
+    if not path.is_file():
+        raise _error(f"no data file '{path}'", f"expected an HDF5 file with {LAYOUT}")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
+            if missing:
+                raise _error(f"'{path}' lacks {', '.join(missing)}", f"an SHD/SSC file holds {LAYOUT}")
+            times = [np.asarray(t, np.float64) * 1000.0 for t in f["spikes/times"][()]]
+            units = [np.asarray(u, np.int64) for u in f["spikes/units"][()]]
+            labels = np.asarray(f["labels"][()], np.int64)
+    except RuntimeConfigError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise _error(f"cannot read '{path}' as an SHD/SSC HDF5 file ({e})", f"expected {LAYOUT}") from None
+    if not len(times) == len(units) == len(labels):
+        raise _error(
+            f"'{path}': {len(times)} spike time lists, {len(units)} unit lists, {len(labels)} labels"
+        )
+    for i, (t, u) in enumerate(zip(times, units, strict=True)):
+        if t.shape != u.shape:
+            raise _error(f"'{path}': example {i} has {t.size} times but {u.size} units")
+        if u.size and (u.min() < 0 or u.max() >= NUM_CHANNELS):
+            raise _error(f"'{path}': example {i} has units outside [0, {NUM_CHANNELS})")
+    return times, units, labels
+
+
+def preprocess(
+    times: list[np.ndarray], units: list[np.ndarray], labels: np.ndarray, bin_ms: float | None, channels: int
+) -> SpikeDataset:
+    """Merge channels (unit * channels // 700) and snap times to `bin_ms`, removing duplicates."""
+    if not 1 <= channels <= NUM_CHANNELS:
+        raise RuntimeConfigError("E-DATASET-ARG", f"shd: channels must lie in [1, {NUM_CHANNELS}]")
+    examples = []
+    for t, u in zip(times, units, strict=True):
+        u = (u * channels) // NUM_CHANNELS
+        if bin_ms:
+            b = np.floor(t / bin_ms).astype(np.int64)
+            key = np.unique(b * channels + u)
+            t, u = (key // channels) * bin_ms, key % channels
+        examples.append((t, u))
+    return SpikeDataset.from_examples(examples, labels, channels)
+
+
+def _cache_file(path: Path, bin_ms: float | None, channels: int, max_time: float | None) -> list[Path]:
+    key = hashlib.sha256(f"{_file_hash(path)}|{bin_ms}|{channels}|{max_time}".encode()).hexdigest()[:16]
+    name = f".{path.stem}.snnc-{key}.npz"
+    from snnc.backends.c.build import cache_dir
+
+    return [path.parent / name, cache_dir() / "datasets" / name]
+
+
+def _save(target: Path, ds: SpikeDataset) -> bool:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, times=ds.times, ids=ds.ids, offsets=ds.offsets, labels=ds.labels)
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        return False
+
+
+def load_split(
+    path: Path, bin_ms: float | None = None, channels: int = NUM_CHANNELS, max_time: float | None = None
+) -> SpikeDataset:
+    """One file, preprocessed and cached."""
+    if not path.is_file():
+        raise _error(f"no data file '{path}'", f"expected an HDF5 file with {LAYOUT}")
+    candidates = _cache_file(path, bin_ms, channels, max_time)
+    for c in candidates:
+        if c.is_file():
+            try:
+                with np.load(c, allow_pickle=False) as f:
+                    return SpikeDataset(f["times"], f["ids"], f["offsets"], f["labels"], channels)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is rebuilt
+    times, units, labels = read_h5(path)
+    if max_time is not None:
+        keep = [t < max_time for t in times]
+        times = [t[k] for t, k in zip(times, keep, strict=True)]
+        units = [u[k] for u, k in zip(units, keep, strict=True)]
+    ds = preprocess(times, units, labels, bin_ms, channels)
+    for c in candidates:
+        if _save(c, ds):
+            break
+    return ds
+
+
+def _load(prefix: str, path: str, bin: float | None, channels: int, max_time, data_dir, base_dir) -> Dataset:
+    folder = _resolve(path, data_dir, base_dir)
+    if folder.is_file():
+        folder = folder.parent
+    train = load_split(folder / f"{prefix}_train.h5", bin, channels, max_time)
+    test = load_split(folder / f"{prefix}_test.h5", bin, channels, max_time)
+    classes = int(max(train.labels.max(initial=-1), test.labels.max(initial=-1))) + 1
+    meta = {"path": str(folder), "bin": bin, "channels": channels}
+    ds = Dataset(prefix, train, test, channels, classes, meta)
+    if prefix == "ssc" and (folder / "ssc_valid.h5").is_file():
+        ds.meta["validation"] = load_split(folder / "ssc_valid.h5", bin, channels, max_time)
+    return ds
+
+
+def shd(
+    path: str = ".",
+    bin: float | None = None,  # noqa: A002
+    channels: int = NUM_CHANNELS,
+    max_time: float | None = None,
+    data_dir: str | None = None,
+    base_dir: str | None = None,
+) -> Dataset:
+    """SHD from `path/shd_{train,test}.h5`; relative paths against `data_dir`, then `base_dir`."""
+    return _load("shd", path, bin, channels, max_time, data_dir, base_dir)
+
+
+def ssc(
+    path: str = ".",
+    bin: float | None = None,  # noqa: A002
+    channels: int = NUM_CHANNELS,
+    max_time: float | None = None,
+    data_dir: str | None = None,
+    base_dir: str | None = None,
+) -> Dataset:
+    """SSC from `path/ssc_{train,test}.h5`, with `ssc_valid.h5` in `meta["validation"]` if present."""
+    return _load("ssc", path, bin, channels, max_time, data_dir, base_dir)
