@@ -173,6 +173,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from snnc.interop import import_nir
+
+    for written in import_nir(args.file, args.output):
+        print(f"wrote {written}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from snnc.interop import export_nir
+
+    print(f"wrote {export_nir(args.file, args.output, args.checkpoint)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snnc",
@@ -217,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=func)
+    p = sub.add_parser("import", help="turn a NIR graph into a .snn file with .npy weights")
+    p.add_argument("file", metavar="FILE.nir")
+    p.add_argument("-o", "--output", metavar="FILE.snn")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a .snn network (and trained weights) as a NIR graph")
+    p.add_argument("file", metavar="FILE.snn")
+    p.add_argument("-o", "--output", metavar="FILE.nir")
+    p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

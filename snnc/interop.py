@@ -1,0 +1,59 @@
+"""What `snnc import` and `snnc export` do: NIR files <-> `.snn` files (with `.npy` weights)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+
+
+def _read_nir(path: Path):  # noqa: ANN202
+    try:
+        import nir
+    except ImportError:
+        raise DiagnosticError(
+            Diagnostic("E-NIR", "NIR support needs the 'nir' package", hint="pip install nir")
+        ) from None
+    if not path.is_file():
+        raise DiagnosticError(Diagnostic("E-NO-FILE", f"no such file: {path}"))
+    try:
+        return nir.read(str(path))
+    except Exception as e:  # noqa: BLE001 - h5py/nir raise many kinds for a bad file
+        raise DiagnosticError(
+            Diagnostic("E-NIR", f"cannot read '{path}' as a NIR graph ({type(e).__name__}: {e})")
+        ) from None
+
+
+def import_nir(source: str | os.PathLike, output: str | os.PathLike | None = None) -> list[Path]:
+    """`snnc import model.nir -o model.snn`: write the `.snn` file and its weight files."""
+    from snnc.frontend.nir_import import nir_to_snn
+
+    src = Path(source)
+    graph = _read_nir(src)
+    return nir_to_snn(graph, Path(output) if output else src.with_suffix(".snn"))
+
+
+def export_nir(
+    source: str | os.PathLike, output: str | os.PathLike | None = None, checkpoint: str | None = None
+) -> Path:
+    """`snnc export model.snn -o model.nir [--checkpoint PATH]`: write the network as NIR."""
+    import nir
+
+    from snnc.api import load_network
+    from snnc.backends.nir.export import to_nir
+
+    network = load_network(Path(source))
+    weights = {}
+    if checkpoint:
+        from snnc.runtime.checkpoint import latest_checkpoint, load_checkpoint
+
+        path = Path(checkpoint)
+        if path.is_dir():
+            path = latest_checkpoint(path) or path / "epoch-0000.npz"
+        weights = load_checkpoint(path).weights
+    graph = to_nir(network, weights)
+    out = Path(output) if output else Path(source).with_suffix(".nir")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nir.write(str(out), graph)
+    return out
