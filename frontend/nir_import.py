@@ -250,16 +250,15 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
         for p, v in params.items():
             args.append(f"{p} = {v!r}" + (" ms" if p in TIME_PARAMS else ""))
         if role == "output":
-            args.append(
-                "readout = var(v)"
-                if False
-                else "readout = spike_count"
-                if model in ("NirLIF", "NirCubaLIF", "NirIF")
-                else "readout = avg_var"
-            )
+            spiking = model in ("NirLIF", "NirCubaLIF", "NirIF")
+            args.append("readout = spike_count" if spiking else "readout = avg_var")
         lines.append(f"    {role} {_ident(name)} = {model}({', '.join(args)})")
+    names: set[str] = set()
     for k, p in enumerate(projections):
-        wfile = f"{stem}_{_ident(p.pre)}_to_{_ident(p.post)}{'_' + str(k) if k else ''}.npy"
+        wfile = f"{stem}_{_ident(p.pre)}_to_{_ident(p.post)}.npy"
+        if wfile in names:  # a second projection between the same populations
+            wfile = wfile.replace(".npy", f"_{k}.npy")
+        names.add(wfile)
         np.save(folder / wfile, p.weight)
         written.append(folder / wfile)
         syn = f"NirCurrent(tau_syn = {tau_syn[p.post]!r} ms)" if p.post in tau_syn else "NirDirac"
