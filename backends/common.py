@@ -32,7 +32,8 @@ def mangle(kind: str, *parts: str) -> str:
     """`mangle("p", "h", "v") == "p_h__v"`: a fixed prefix plus `__`-joined checked user names.
 
     Prefixes: `u` user locals, `p` neuron state, `y` synapse state, `w` weights, `c` connectivity,
-    `r` readouts, `sp` spike ring, `in` input data, `rec` recordings, `ev` per-neuron event buffers.
+    `r` readouts, `sp` spike ring, `in` input data, `rv`/`rs` recorded values/spikes, `q` internal
+    per-neuron counters, `ev` per-neuron event buffers.
     No C keyword, libc name or template local starts with one of these followed by `_`.
     """
     return kind + "_" + "__".join(check_name(p) for p in parts)

@@ -185,11 +185,11 @@ class NativeArtefact:
         for pop in record.spikes:
             if pop not in pops:
                 raise KeyError(f"cannot record spikes of unknown population '{pop}'")
-            recs[f"rec_{pop}__spikes"] = None  # type: ignore[assignment]
+            recs[f"rs_{pop}"] = None  # type: ignore[assignment]
         for pop, var in record.vars:
             if pop not in pops or var not in pops[pop]["states"]:
                 raise KeyError(f"cannot record '{pop}.{var}': no such state")
-            recs[f"rec_{pop}__{var}"] = None  # type: ignore[assignment]
+            recs[f"rv_{pop}__{var}"] = None  # type: ignore[assignment]
         for a in self._specs:
             if a["kind"] == "record":
                 self._arrays[a["name"]] = (
@@ -222,11 +222,11 @@ class NativeArtefact:
                 )
         for pop in record.spikes:
             n = pops[pop]["size"]
-            bits = self._arrays[f"rec_{pop}__spikes"]
+            bits = self._arrays[f"rs_{pop}"]
             unpacked = np.unpackbits(bits.view(np.uint8), axis=-1, bitorder="little")
             res.spikes[pop] = unpacked[..., :n].astype(bool)
         for pop, var in record.vars:
-            res.vars[(pop, var)] = self._arrays[f"rec_{pop}__{var}"].astype(np.float64)
+            res.vars[(pop, var)] = self._arrays[f"rv_{pop}__{var}"].astype(np.float64)
         for a in self._specs:
             if a["kind"] == "events" and a["var"] is None and a["name"].endswith("__times"):
                 pop = a["owner"]

@@ -76,7 +76,13 @@ class _Ctx:
 
     def add(self, spec: ArraySpec) -> str:
         if any(a.name == spec.name for a in self.arrays):
-            raise ValueError(f"internal error: two arrays mangle to '{spec.name}'")
+            raise DiagnosticError(
+                Diagnostic(
+                    "E-C-NAME-CLASH",
+                    f"two names of the network map to the same C array '{spec.name}'",
+                    hint="names containing '__' can clash with snnc's mangling; rename one of them",
+                )
+            )
         self.arrays.append(spec)
         return spec.name
 
@@ -125,7 +131,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
         )
         rec = ctx.add(
             ArraySpec(
-                mangle("rec", pop.name, s),
+                mangle("rv", pop.name, s),
                 "scalar",
                 ("batch", "steps", n),
                 "record",
@@ -186,7 +192,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
     )
     rec_spikes = ctx.add(
         ArraySpec(
-            mangle("rec", pop.name, "spikes"),
+            mangle("rs", pop.name),
             "uint32",
             ("batch", "steps", (n + 31) // 32),
             "record",
