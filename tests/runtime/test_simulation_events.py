@@ -38,3 +38,19 @@ def test_compile_network_rejects_unknown_backend_and_options() -> None:
     assert info.value.diagnostics[0].code == "E-BACKEND"
     with pytest.raises(TypeError):
         compile_network("x.snn", batchsize=3)
+
+
+def test_a_state_named_spikes_does_not_clash_with_the_spike_raster() -> None:
+    import sympy
+    from snnc.ir.discrete import DiscreteModel
+    from snnc.ir.model import Assign, Model, State
+    from snnc.ir.symbols import sym
+
+    counter = Model("Counter", "neuron", states={"spikes": State("spikes", 0.0)})
+    disc = DiscreteModel(
+        "Counter", "euler", "hand-built", update=(Assign("spikes", "=", sym("spikes") + sympy.Float(1.0)),)
+    )
+    net = network([("h", "Counter", "hidden", (3,), {})], [], [(counter, disc)], dt_ms=1.0, duration=5.0)
+    res = build_compiled(net).run({}, RecordRequest.of(spikes=["h"], vars=[("h", "spikes")]))
+    np.testing.assert_allclose(res.vars[("h", "spikes")][0, :, 0], [1, 2, 3, 4, 5])
+    assert not res.spikes["h"].any()
