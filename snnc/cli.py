@@ -95,6 +95,8 @@ def _load(path: str, overrides: dict | None = None):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    import time
+
     from snnc.frontend.parser import parse_file
 
     if args.emit == "ast":
@@ -103,36 +105,49 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     from snnc.ir.printer import print_network
+    from snnc.passes.manager import UnknownPassError
     from snnc.passes.pipeline import compile_ir
 
+    stages: list[tuple[str, float]] = []
+    start = time.perf_counter()
     network = _load(args.file)
+    stages.append(("frontend", time.perf_counter() - start))
     print_after = frozenset(args.print_after or ())
-    from snnc.passes.manager import UnknownPassError
-
     try:
-        network, manager = compile_ir(network, print_after=print_after, timings=args.timings, out=sys.stdout)
+        network, manager = compile_ir(
+            network, print_after=print_after, out=sys.stdout, gradients=not args.inference
+        )
     except UnknownPassError as exc:
         raise UsageError(str(exc)) from None
+    stages += [(f"  {t.name}", t.seconds) for t in manager.timings]
     if args.emit == "ir":
         _write_output(args, "ir.txt", print_network(network))
     elif args.emit == "c":
         from snnc.api import emit_c
 
-        out_dir = Path(args.output or "snnc-out")
-        for written in emit_c(network, out_dir):
+        for written in emit_c(network, Path(args.output or "snnc-out")):
             print(f"wrote {written}")
     elif args.emit == "genn":
-        from snnc.backends.genn import emit_genn  # type: ignore[attr-defined]
+        from snnc.backends.genn import emit_genn
 
-        out_dir = Path(args.output or "snnc-out")
-        for written in emit_genn(network, out_dir):
+        for written in emit_genn(network, Path(args.output or "snnc-out")):
             print(f"wrote {written}")
-    elif args.emit is None:
-        from snnc.api import build_artefact
+    else:
+        from snnc.backends.c import build_network
 
-        build_artefact(network, backend=args.backend, timings=args.timings)
+        begin = time.perf_counter()
+        built = build_network(network)
+        state = "cached" if built.cached else "compiled"
+        stages.append((f"backend c ({state})", time.perf_counter() - begin))
+        if not args.quiet:
+            print(f"{args.file}: built {built.library}")
     if args.timings:
-        sys.stderr.write(manager.format_timings() + "\n")
+        total = sum(sec for name, sec in stages if not name.startswith(" "))
+        total += sum(t.seconds for t in manager.timings)
+        lines = [f"{'stage':<24} {'ms':>10}"]
+        lines += [f"{name:<24} {sec * 1e3:>10.2f}" for name, sec in stages]
+        lines.append(f"{'total':<24} {total * 1e3:>10.2f}")
+        sys.stderr.write("\n".join(lines) + "\n")
     return EXIT_OK
 
 
@@ -214,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timings", action="store_true", help="print the time each pass and the build took")
     p.add_argument("--backend", default="c", choices=["c", "genn"])
+    p.add_argument("--inference", action="store_true", help="compile for simulation only: no gradient pass")
+    p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", "--output", metavar="PATH", help="output file or directory")
     p.set_defaults(func=cmd_compile)
 

@@ -102,3 +102,17 @@ def test_print_after_unknown_pass_is_clear() -> None:
     assert result.returncode in (1, 2)
     assert "nosuchpass" in result.stderr
     assert_no_traceback(result)
+
+
+def test_compile_builds_then_hits_the_cache(tmp_path: Path) -> None:
+    import os
+
+    env = dict(os.environ, SNNC_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "snnc", "compile", str(ROOT / "examples" / "shd_eventprop.snn"), "--inference"]
+    first = subprocess.run([*cmd, "--timings"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "backend c (compiled)" in first.stderr
+    second = subprocess.run([*cmd, "--timings"], capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "backend c (cached)" in second.stderr
+    assert "frontend" in second.stderr and "total" in second.stderr
