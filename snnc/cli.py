@@ -99,9 +99,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     from snnc.frontend.parser import parse_file
 
-    if args.emit == "ast":
+    if args.emit in ("ast", "snn"):
         module = parse_file(args.file)
-        _write_output(args, "ast.txt", _format_ast(module))
+        if args.emit == "ast":
+            _write_output(args, "ast.txt", _format_ast(module))
+        else:
+            from snnc.frontend.format import format_module
+
+            _write_output(args, "formatted.snn", format_module(module))
         return EXIT_OK
 
     from snnc.ir.printer import print_network
@@ -218,9 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing for files without errors")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("compile", help="compile a .snn file; inspect the AST, IR or generated code")
+    p = sub.add_parser(
+        "compile", help="compile a .snn file; inspect the AST, canonical source, IR or generated code"
+    )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--emit", choices=["ast", "ir", "c", "genn"], help="write this stage instead of building")
+    p.add_argument(
+        "--emit", choices=["ast", "snn", "ir", "c", "genn"], help="write this stage instead of building"
+    )
     p.add_argument(
         "--print-after",
         action="append",
