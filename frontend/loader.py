@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from snnc.frontend.lower import lower, lower_collect, lower_models
 from snnc.ir import model as ir
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
@@ -14,11 +16,14 @@ def _parse(text: str, path: str):
 
 
 def _read(path: str) -> str:
+    """File text; binary, non-UTF-8 or oversized files become diagnostics (parser.decode_source)."""
+    from snnc.frontend.parser import decode_source
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        data = Path(path).read_bytes()
     except OSError as err:
         raise DiagnosticError(Diagnostic("E-FILE", f"cannot read '{path}': {err.strerror or err}")) from None
+    return decode_source(data, path)
 
 
 def load_source(text: str, path: str = "<string>", *, network: str | None = None) -> ir.Network:

@@ -108,7 +108,14 @@ def test_compile_builds_then_hits_the_cache(tmp_path: Path) -> None:
     import os
 
     env = dict(os.environ, SNNC_CACHE_DIR=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "snnc", "compile", str(ROOT / "examples" / "shd_eventprop.snn"), "--inference"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snnc",
+        "compile",
+        str(ROOT / "examples" / "shd_eventprop.snn"),
+        "--inference",
+    ]
     first = subprocess.run([*cmd, "--timings"], capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "backend c (compiled)" in first.stderr
@@ -116,3 +123,37 @@ def test_compile_builds_then_hits_the_cache(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "backend c (cached)" in second.stderr
     assert "frontend" in second.stderr and "total" in second.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code"),
+    [
+        ("binary.snn", bytes(range(256)) * 8, "E-ENCODING"),
+        ("nested.snn", b"network n {\n input x = SpikeInput(" + b"(" * 10000 + b"\n}\n", "E-NESTING"),
+        ("garbage.snn", b"}}}} -> ->\n@@@ ### ;;; \n", "error"),
+        ("huge.snn", b"# comment line\n" * 700_000, "E-TOO-LARGE"),
+    ],
+    ids=["binary", "nested", "garbage", "huge"],
+)
+def test_hostile_files_get_a_clear_error_quickly(
+    tmp_path: Path, name: str, content: bytes, code: str
+) -> None:
+    import time
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    start = time.perf_counter()
+    result = snnc("check", str(path))
+    assert time.perf_counter() - start < 10  # includes interpreter start-up; the parse bound is 2 s
+    assert result.returncode == 1
+    assert str(path) in result.stderr
+    assert_no_traceback(result)
+    assert "internal error" not in result.stderr
+
+
+def test_empty_file_checks_clean(tmp_path: Path) -> None:
+    path = tmp_path / "empty.snn"
+    path.write_bytes(b"")
+    result = snnc("check", str(path))
+    assert result.returncode == 0
+    assert_no_traceback(result)
