@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutations import mutated_sources
 from snnc.frontend import ast
 from snnc.frontend.parser import MAX_NESTING, parse, parse_file
 from snnc.frontend.stdlib import std_files, std_models, std_source
@@ -458,38 +459,13 @@ def test_binary_file_reports_position(tmp_path):
 
 # -- mutation fuzzing: delete, duplicate, swap tokens and insert characters in valid sources ---------
 
-_TOKEN = re.compile(r"\s+|#[^\n]*|d\w+/dt|\w+|\"[^\"\n]*\"|->|[<>=!+\-*/]=|\*\*|.", re.S)
 _SOURCES = (
     [BRIEF_EXAMPLE] + [p.read_text(encoding="utf-8") for p in EXAMPLES] + [t for t, _ in std_files().values()]
 )
 
 
-@st.composite
-def mutated_sources(draw):
-    source = draw(st.sampled_from(_SOURCES))
-    tokens = _TOKEN.findall(source)
-    for _ in range(draw(st.integers(1, 4))):
-        if not tokens:
-            break
-        i = draw(st.integers(0, len(tokens) - 1))
-        op = draw(st.sampled_from(["delete", "duplicate", "swap", "insert", "replace"]))
-        if op == "delete":
-            del tokens[i]
-        elif op == "duplicate":
-            tokens.insert(i, tokens[i])
-        elif op == "swap" and i + 1 < len(tokens):
-            tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
-        elif op == "insert":
-            tokens.insert(i, draw(st.text(min_size=1, max_size=3)))
-        elif op == "replace":
-            tokens[i] = draw(
-                st.sampled_from(["{", "}", "(", ")", "=", "==", "\n", ";", ",", "->", ":", "ms", "param"])
-            )
-    return "".join(tokens)
-
-
 @settings(max_examples=300, deadline=None)
-@given(mutated_sources())
+@given(mutated_sources(_SOURCES))
 def test_mutated_sources_never_crash(text):
     result = _outcome(text)
     if isinstance(result, ast.Module):
