@@ -25,6 +25,7 @@ from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callb
 from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
+from snnc.runtime.numerics import check_finite
 from snnc.runtime.optimisers import Optimiser, get_optimiser
 
 
@@ -148,9 +149,13 @@ class Trainer:
             dl[count_key(pop)] = _pad(grad * scale, counts.shape)
         if learn:
             grads = self.artefact.backward(dl)
+            # stop at the first NaN/Inf, before it reaches the weights (numerics.py)
+            epoch = getattr(self, "_current_epoch", None)
+            check_finite("gradient", grads, epoch=epoch, batch=b, artefact=self.artefact)
             weights, live = driver.live_weights(self.artefact)
             self.optimiser.step(weights, grads)
             driver.commit_weights(self.artefact, weights, live)
+            check_finite("weights", weights, epoch=epoch, batch=b, artefact=self.artefact)
         return total
 
     def _epoch(self, x, y, order, losses, metrics, learn, cbs) -> float:
@@ -215,6 +220,7 @@ class Trainer:
             for m in train_metrics.values():
                 m.reset()
             cbs.on_epoch_begin(epoch)
+            self._current_epoch = epoch
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
             train_loss = self._epoch(x, y, order, losses, train_metrics, True, cbs)
             record = {"epoch": epoch, "train": _summary(train_loss, train_metrics)}
