@@ -8,6 +8,7 @@ optional recordings are NULL unless requested.
 from __future__ import annotations
 
 import ctypes
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,13 @@ class NativeArtefact:
         self._lib.snnc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
         self._lib.snnc_run.restype = ctypes.c_int
         self._lib.snnc_set_threads.argtypes = [ctypes.c_int]
+        self._ep = manifest.get("eventprop")
+        if self._ep:
+            self._lib.snnc_backward.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+            self._lib.snnc_backward.restype = ctypes.c_int
+        #: what a forward pass that dropped spikes (past max_spikes) does at `backward`
+        self.on_overflow = "warn"  # "warn" | "error" | "ignore"
+        self._last_steps: int | None = None
         self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
         self._specs = manifest["arrays"]
         self._struct_t = type(
@@ -83,9 +91,16 @@ class NativeArtefact:
             raise ValueError("batch_size must be at least 1")
         self._batch = int(batch_size)
         for a in self._specs:
-            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events") or (
-                a["kind"] == "input" and "batch" in a["shape"]
-            ):
+            if a["kind"] in (
+                "state",
+                "synapse_state",
+                "internal",
+                "readout",
+                "ring",
+                "events",
+                "grad_state",
+                "grad_buf",
+            ) or (a["kind"] == "input" and "batch" in a["shape"]):
                 self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
         self.reset()
 
@@ -133,8 +148,9 @@ class NativeArtefact:
 
     def reset(self) -> None:
         for a in self._specs:
-            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events"):
+            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state"):
                 self._arrays[a["name"]].fill(a["init"])
+        self._last_steps = None
 
     def set_threads(self, n: int) -> None:
         self._lib.snnc_set_threads(int(n))
@@ -190,6 +206,9 @@ class NativeArtefact:
             if pop not in pops or var not in pops[pop]["states"]:
                 raise KeyError(f"cannot record '{pop}.{var}': no such state")
             recs[f"rv_{pop}__{var}"] = None  # type: ignore[assignment]
+        if self._ep:  # the Euler fallback reads the trajectory of these states every step
+            for names in self._ep["trajectory"].values():
+                recs.update(dict.fromkeys(names))
         for a in self._specs:
             if a["kind"] == "record":
                 self._arrays[a["name"]] = (
@@ -201,6 +220,7 @@ class NativeArtefact:
         )
         if rc != 0:
             raise RuntimeError(f"snnc_run returned {rc}")
+        self._last_steps = steps
         return self._result(record, steps)
 
     def _ptr(self, name: str) -> int | None:
@@ -233,8 +253,86 @@ class NativeArtefact:
                 res.events[pop] = (self._arrays[a["name"]].copy(), self._arrays[f"ev_{pop}__count"].copy())
         return res
 
+    # ------------------------------------------------------------------ gradients
+    @property
+    def max_spikes(self) -> int | None:
+        return int(self._ep["max_spikes"]) if self._ep else None
+
+    def spike_overflow(self) -> dict[str, np.ndarray]:
+        """Population -> spikes per batch row the last forward pass dropped (past `max_spikes`)."""
+        if not self._ep:
+            return {}
+        return {p: self._arrays[v["over"]].copy() for p, v in self._ep["lists"].items()}
+
+    def record_bytes(self) -> int:
+        """Bytes of the forward record EventProp keeps (spike lists, per-spike values)."""
+        return int(
+            sum(
+                self._arrays[a["name"]].nbytes
+                for a in self._specs
+                if a["kind"] in ("grad_state", "grad_buf") and self._arrays.get(a["name"]) is not None
+            )
+        )
+
     def backward(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError("this artefact was compiled without a gradient pass")
+        """EventProp: gradients (float64, shaped like the weights) of every trainable projection.
+
+        `dl_dy[pop]` is [batch, *shape] for each output population (for a `var` readout also
+        [batch, steps, n]: one dL/dy per step; [batch, n] drives the last step only). Keys
+        `"<pop>.spike_count"` are the trainer's spike-count regulariser gradients; the C code applies
+        the regulariser the TrainingIR states, so they are accepted and not used twice.
+        """
+        if not self._ep:
+            raise NotImplementedError(
+                "this artefact was compiled without a gradient pass (train with algorithm = eventprop)"
+            )
+        if self._last_steps is None:
+            raise RuntimeError("backward needs the forward pass of the same batch: call run() first")
+        steps = self._last_steps
+        outputs = self._ep["outputs"]
+        for key in dl_dy:
+            if key not in outputs and not key.endswith(".spike_count"):
+                raise KeyError(f"'{key}' is not an output population with a gradient; have {sorted(outputs)}")
+        self._check_overflow()
+        pops = self.manifest["populations"]
+        for pop, info in outputs.items():
+            n = int(pops[pop]["size"])
+            shape = (self._batch, steps, n) if info["per_step"] else (self._batch, n)
+            buf = np.zeros(shape, self._scalar)
+            if pop in dl_dy:
+                g = np.asarray(dl_dy[pop], dtype=np.float64)
+                if info["per_step"] and g.ndim == 2:
+                    g = g.reshape(-1, n)
+                    buf[: g.shape[0], -1] = g
+                elif info["per_step"]:
+                    g = g.reshape(g.shape[0], steps, n)
+                    buf[: g.shape[0]] = g
+                else:
+                    g = g.reshape(-1, n)
+                    buf[: g.shape[0]] = g
+            self._arrays[info["dly"]] = buf
+        struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
+        rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps)
+        if rc != 0:
+            raise RuntimeError(f"snnc_backward returned {rc}")
+        shapes = self.weight_shapes()
+        return {
+            proj: self._arrays[arr].sum(axis=0, dtype=np.float64).reshape(shapes[proj])
+            for proj, arr in self._ep["gradients"].items()
+        }
+
+    def _check_overflow(self) -> None:
+        over = {p: int(v.sum()) for p, v in self.spike_overflow().items() if v.sum() > 0}
+        if not over or self.on_overflow == "ignore":
+            return
+        msg = (
+            f"spikes past max_spikes = {self.max_spikes} were dropped from the gradient: "
+            + ", ".join(f"{p}: {c}" for p, c in sorted(over.items()))
+            + " (raise eventprop(max_spikes = ...))"
+        )
+        if self.on_overflow == "error":
+            raise RuntimeError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def close(self) -> None:
         self._arrays.clear()

@@ -17,6 +17,7 @@ from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_ne
 from snnc.ir.model import Network
 
 from .build import build
+from .eventprop import plan_eventprop
 from .render import Rendered, render
 
 #: what this backend can do (a GeNN backend will declare its own)
@@ -24,7 +25,7 @@ CAPABILITIES = {
     "connectivity": ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"),
     "precision": ("float", "double"),
     "generators": ("spike_source", "poisson"),
-    "gradients": (),
+    "gradients": ("eventprop",),
 }
 
 
@@ -68,7 +69,9 @@ def generate(
         for key in ("row_ptr", "col_idx"):
             if key in arrays:
                 static[mangle("c", proj, key)] = arrays[key]
-    rendered = render(plan, ir_hash=ir_hash(network), event_buffer=event_buffer)
+    rendered = render(
+        plan, ir_hash=ir_hash(network), event_buffer=event_buffer, eventprop=plan_eventprop(network, plan)
+    )
     return rendered, static, plan
 
 

@@ -565,8 +565,10 @@ class Rendered:
     manifest: dict[str, Any]
 
 
-def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Rendered:
-    """Print the plan into one C translation unit and its manifest."""
+def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, eventprop: Any = None) -> Rendered:
+    """Print the plan into one C translation unit and its manifest.
+
+    `eventprop` (an `EventPropPlan`, see `eventprop.py`) adds spike lists and `snnc_backward`."""
     ctx = _Ctx(plan, event_buffer)
     ctx.add(
         ArraySpec(
@@ -578,6 +580,13 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Re
         incoming = [pp for pp in plan.projections.values() if pp.post == name]
         pops.append(_population(ctx, plan.populations[name], incoming))
     projs = [_projection(ctx, pp, plan.populations[pp.pre]) for pp in plan.projections.values()]
+    for p in pops:
+        p.setdefault("ep", None)
+    ep_ctx = None
+    if eventprop is not None:
+        from . import eventprop_render
+
+        ep_ctx = eventprop_render.build(ctx, plan, eventprop, pops)
     scalar = "float" if plan.precision == "float" else "double"
     for a in ctx.arrays:
         a_ctype = CTYPES[a.dtype] or scalar
@@ -596,6 +605,7 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Re
         "projections": projs,
         "lit0": ctx.lit(0.0),
         "lit1": ctx.lit(1.0),
+        "ep": ep_ctx,
     }
     code = _env().get_template("model.c.j2").render(**context)
     manifest = {
@@ -609,6 +619,7 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Re
         "precision": plan.precision,
         "seed": plan.seed,
         "event_buffer": event_buffer,
+        "eventprop": eventprop_render.manifest(plan, eventprop, ep_ctx) if ep_ctx else None,
         "arrays": [a.as_json() for a in ctx.arrays],
         "populations": {
             p.name: {
