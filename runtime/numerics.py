@@ -83,10 +83,11 @@ def check_finite(
     kind: "gradient" or "weights", used in the message.
     """
     for name in sorted(arrays):
-        counts = count_non_finite(arrays[name])
-        if not sum(counts):
+        a = np.asarray(arrays[name])
+        if a.dtype.kind not in "fc" or np.isfinite(a).all():  # one pass in the common case
             continue
-        size = int(np.asarray(arrays[name]).size)
+        counts = count_non_finite(a)
+        size = int(a.size)
         states = non_finite_states(artefact) if artefact is not None else []
         if states:
             hint = f"non-finite state after the forward pass: {', '.join(states)}; "

@@ -25,6 +25,7 @@ EPILOG = """examples:
   snnc compile examples/yinyang_eventprop.snn --emit c -o build/yinyang
   snnc train examples/yinyang_eventprop.snn --epochs 5 --out runs/yinyang
   snnc evaluate examples/yinyang_eventprop.snn --checkpoint runs/yinyang
+  snnc plot runs/yinyang
 """
 
 
@@ -208,6 +209,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from snnc.runtime.plot import plot_run
+
+    for written in plot_run(args.dir, args.output):
+        print(f"wrote {written}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snnc",
@@ -268,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE.nir")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "plot", help="draw training curves (metrics.json) and spike rasters (*.npz recordings) as PNGs"
+    )
+    p.add_argument("dir", metavar="DIR", help="a training output folder (snnc train --out)")
+    p.add_argument("-o", "--output", metavar="DIR", help="where the PNGs go (default DIR/plots)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 
