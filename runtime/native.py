@@ -215,13 +215,15 @@ class NativeArtefact:
                     np.zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
                 )
         struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
-        rc = self._lib.snnc_run(
-            ctypes.byref(struct), self._batch, steps, int(self.manifest["seed"] if seed is None else seed)
-        )
+        rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
         if rc != 0:
             raise RuntimeError(f"snnc_run returned {rc}")
         self._last_steps = steps
         return self._result(record, steps)
+
+    def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
+        """Call the library's time loop (a hook: gradient artefacts call their own entry point)."""
+        return self._lib.snnc_run(ctypes.byref(struct), self._batch, steps, seed)
 
     def _ptr(self, name: str) -> int | None:
         arr = self._arrays.get(name)
