@@ -3,6 +3,12 @@
     with snnc.compile("m.snn") as net:
         outputs = net.predict({"x": spikes})
         metrics = net.evaluate({"x": spikes}, {"out": labels})
+        metrics, cb_data = net.train({"x": spikes}, {"out": labels}, num_epochs=5)
+
+`train` takes the loss, optimiser, schedule, regularisation, batch size and seed from the network's
+`train` block unless they are passed in; the trainer (optimiser moments, schedules, history) lives
+on the network, so calling `train` once per epoch with `start_epoch=e` (mlGeNN's manual
+augmentation loop) continues one run.
 
 Examples are split into batches of the artefact's batch size; the last batch is padded with empty
 examples, whose rows are dropped from every result.
@@ -19,9 +25,14 @@ from .artefact import Artefact, RecordRequest, RunResult
 
 
 class CompiledNetwork:
-    def __init__(self, artefact: Artefact, manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, artefact: Artefact, manifest: dict[str, Any] | None = None, network: Any = None
+    ) -> None:
         self.artefact = artefact
         self.manifest = manifest or artefact.manifest
+        self.network = network  # the compiled `ir.model.Network` (its train block drives `train`)
+        self._trainer: Any = None
+        self._schedule: Any = None
 
     # context manager: mlGeNN's `with compiled_net:`; arrays live as long as the artefact
     def __enter__(self) -> CompiledNetwork:
@@ -109,6 +120,78 @@ class CompiledNetwork:
                 "total": int(labels.size),
             }
         return metrics
+
+    # ---------------------------------------------------------------- training
+    @property
+    def trainer(self) -> Any:
+        """The persistent `Trainer` (None before the first `train` call or `make_trainer`)."""
+        return self._trainer
+
+    def make_trainer(
+        self,
+        *,
+        loss: Any = None,
+        optimiser: Any = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        regularisers: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Build (or rebuild) the trainer; unset options come from the network's train block."""
+        from .session import trainer_for
+
+        self._trainer, self._schedule = trainer_for(
+            self.artefact,
+            self.network,
+            loss=loss,
+            optimiser=optimiser,
+            batch_size=batch_size,
+            seed=seed,
+            regularisers=regularisers,
+        )
+        return self._trainer
+
+    def train(
+        self,
+        x: Mapping[str, Any],
+        y: Mapping[str, Any],
+        num_epochs: int,
+        start_epoch: int = 0,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_x: Mapping[str, Any] | None = None,
+        validation_y: Mapping[str, Any] | None = None,
+        metrics: str | Mapping[str, str] | None = None,
+        callbacks: Sequence[Any] = ("batch_progress_bar",),
+        **trainer_options: Any,
+    ) -> tuple[dict[str, Any], dict[Any, Any]]:
+        """mlGeNN's `compiled_net.train`: returns (metrics of the last epoch, callback data).
+
+        `trainer_options` (loss, optimiser, batch_size, seed, regularisers) override the train block
+        when the trainer is first made; passing them later rebuilds it (fresh optimiser state).
+        """
+        if self._trainer is None or trainer_options:
+            self.make_trainer(**trainer_options)
+        callbacks = list(callbacks)
+        if self._schedule is not None and self._schedule not in callbacks:
+            callbacks.append(self._schedule)
+        return self._trainer.train(
+            x,
+            y,
+            num_epochs,
+            start_epoch=start_epoch,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_x=validation_x,
+            validation_y=validation_y,
+            metrics=metrics or self.default_metric(),
+            callbacks=callbacks,
+        )
+
+    def default_metric(self) -> str:
+        """Accuracy for classification losses, mean squared error for `mse` losses."""
+        from .session import default_metric
+
+        return default_metric(self.network)
 
     def run(self, x: Mapping[str, Any], record: RecordRequest | None = None, **kw: Any) -> RunResult:
         """One raw batch (no batching or padding logic)."""

@@ -72,6 +72,9 @@ def build_compiled(
     from snnc.runtime.compiled import CompiledNetwork
     from snnc.runtime.native import NativeArtefact
 
+    if not event_buffer and getattr(network, "training", None) is not None:
+        # a gradient pass needs per-neuron spike buffers of the train block's size
+        event_buffer = int(getattr(network.training, "max_spikes", 0) or 0)
     built = build_network(
         network,
         precision=precision,
@@ -83,7 +86,7 @@ def build_compiled(
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
     artefact = NativeArtefact(built.library, built.manifest, built.static, batch_size)
-    return CompiledNetwork(artefact)
+    return CompiledNetwork(artefact, network=network)
 
 
 def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) -> list[Path]:
@@ -91,3 +94,36 @@ def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) ->
     from snnc.backends.c import emit_c as _emit
 
     return _emit(network, out_dir, **options)
+
+
+def _run_options(args: Any) -> Any:
+    from snnc.runtime.session import RunOptions
+
+    return RunOptions(
+        epochs=getattr(args, "epochs", None),
+        batch_size=getattr(args, "batch_size", None),
+        seed=getattr(args, "seed", None),
+        out=getattr(args, "out", None),
+        data_dir=getattr(args, "data_dir", None),
+        quiet=bool(getattr(args, "quiet", False)),
+        resume=bool(getattr(args, "resume", False)),
+        validation_split=getattr(args, "validation_split", None),
+        checkpoint=getattr(args, "checkpoint", None),
+        backend=getattr(args, "backend", "c") or "c",
+    )
+
+
+def train_from_cli(args: Any) -> int:
+    """`snnc train FILE …`: train with the file's train block; metrics.json and checkpoints in --out."""
+    from snnc.runtime.session import run_train
+
+    run_train(args.file, _run_options(args))
+    return 0
+
+
+def evaluate_from_cli(args: Any) -> int:
+    """`snnc evaluate FILE --checkpoint PATH`: test-set metrics of trained weights."""
+    from snnc.runtime.session import run_evaluate
+
+    run_evaluate(args.file, _run_options(args))
+    return 0

@@ -266,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=None, metavar="DIR", help="where dataset files live")
         p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "train":
+            p.add_argument(
+                "--resume", action="store_true", help="continue from the latest checkpoint in --out"
+            )
+            p.add_argument(
+                "--validation-split",
+                type=float,
+                metavar="F",
+                help="hold out this fraction of the training data for validation",
+            )
         p.set_defaults(func=func)
     p = sub.add_parser("import", help="turn a NIR graph into a .snn file with .npy weights")
     p.add_argument("file", metavar="FILE.nir")

@@ -1,0 +1,355 @@
+"""Run a `.snn` train block end to end: what `snnc train` and `snnc evaluate` do.
+
+The train block names everything (data, loss, optimiser, schedule, augmentation, epochs); this module
+turns those `Call`s into runtime objects, loads the data through the registry (relative paths from the
+`.snn` file's folder, `--data-dir` for downloaded sets), trains one epoch at a time so that each epoch
+gets its own augmented copy of the training data, and leaves in the output folder a checkpoint per
+epoch (`epoch-NNNN.npz`) and `metrics.json` (per-epoch train/validation loss and metric, then `test`).
+Every user mistake is a diagnostic; progress bars go to stderr, one summary line per epoch to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.runtime import driver
+from snnc.runtime.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    restore,
+)
+from snnc.runtime.losses import SpikeCountRegulariser, get_loss
+from snnc.runtime.optimisers import get_optimiser
+from snnc.runtime.progress import BatchProgressBar
+from snnc.runtime.trainer import Trainer, split_validation, write_metrics_json
+
+MSE_LOSSES = ("mse", "mean_square_error")
+
+
+# --------------------------------------------------------------------------------------------------
+# train block -> runtime objects
+# --------------------------------------------------------------------------------------------------
+def _spec(network: Any) -> Any:
+    return getattr(network, "train", None)
+
+
+def default_metric(network: Any) -> str:
+    """Mean squared error for regression losses, classification accuracy otherwise."""
+    spec = _spec(network)
+    loss = spec.loss.name if spec is not None and spec.loss is not None else None
+    return "mse" if loss in MSE_LOSSES else "sparse_categorical_accuracy"
+
+
+def make_regularisers(network: Any) -> dict[str, SpikeCountRegulariser]:
+    """Trainer-side spike-count regularisers from `regularisation = spike_count(strength, target)`.
+
+    When the gradient pass already folded the regulariser into the backward pass (EventProp does),
+    the artefact applies it and the trainer must not add it a second time.
+    """
+    spec = _spec(network)
+    if spec is None or spec.regularisation is None:
+        return {}
+    training = getattr(network, "training", None)
+    pops = getattr(training, "populations", None) or {}
+    if any(getattr(pg, "regularisation", None) is not None for pg in pops.values()):
+        return {}
+    call = spec.regularisation
+    if call.name != "spike_count":
+        raise DiagnosticError(
+            Diagnostic(
+                "E-REGULARISER",
+                f"unknown regulariser '{call.name}'",
+                call.span,
+                hint="the runtime knows spike_count(strength = …, target = …)",
+            )
+        )
+    strength = float(call.args.get("strength", 0.0))
+    target = float(call.args.get("target", 0.0))
+    reg = SpikeCountRegulariser(upper=strength, lower=strength, nu_upper=target, nu_lower=target)
+    return {p.name: reg for p in network.populations.values() if p.role == "hidden"}
+
+
+def trainer_for(
+    artefact: Any,
+    network: Any,
+    *,
+    loss: Any = None,
+    optimiser: Any = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    regularisers: Mapping[str, Any] | None = None,
+) -> tuple[Trainer, Any]:
+    """A `Trainer` for `artefact` and the train block's schedule callback (or None)."""
+    spec = _spec(network)
+    if loss is None:
+        if spec is None or spec.loss is None:
+            raise ValueError("train needs a loss: pass loss=… or give the network a train block with `loss`")
+        loss = get_loss(spec.loss.name, spec.loss.args, spec.loss.span)
+    if optimiser is None:
+        optimiser = (
+            get_optimiser(spec.optimizer.name, spec.optimizer.args, spec.optimizer.span)
+            if spec is not None and spec.optimizer is not None
+            else "adam"
+        )
+    if batch_size is None:
+        batch_size = spec.batch_size if spec is not None else None
+    if seed is None:
+        seed = spec.seed if spec is not None else 0
+    if regularisers is None:
+        regularisers = make_regularisers(network) if network is not None else {}
+    schedule = None
+    if spec is not None and spec.schedule is not None:
+        from snnc.runtime.schedules import get_schedule
+
+        schedule = get_schedule(spec.schedule.name, spec.schedule.args, spec.schedule.span)
+    trainer = Trainer(artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed)
+    return trainer, schedule
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+def _error(code: str, message: str, span: Any = None, hint: str | None = None) -> DiagnosticError:
+    return DiagnosticError(Diagnostic(code, message, span, hint=hint))
+
+
+def load_data(network: Any, data_dir: str | None = None) -> Any:
+    """The train block's data set, with relative paths taken from the `.snn` file's folder."""
+    from snnc.runtime.datasets.registry import load_dataset
+
+    spec = _spec(network)
+    if spec is None or spec.data is None:
+        span = spec.span if spec is not None else network.span
+        raise _error(
+            "E-NO-DATA",
+            f"network '{network.name}' names no data set",
+            span,
+            "add `data = …` to its train block",
+        )
+    source = getattr(network, "source_path", None)
+    base_dir = os.path.dirname(os.path.abspath(source)) if source and not source.startswith("<") else None
+    return load_dataset(spec.data.name, spec.data.args, spec.data.span, base_dir=base_dir, data_dir=data_dir)
+
+
+def xy(network: Any, split: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({input population: spikes}, {output population: labels}) of one data split."""
+    inputs, outputs = network.inputs(), network.outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise _error(
+            "E-DATA-SHAPE",
+            f"a train block's data set feeds one input and one output population; '{network.name}' has "
+            f"{len(inputs)} inputs and {len(outputs)} outputs",
+            network.span,
+            "train such networks from Python with net.train({...}, {...})",
+        )
+    x, out = inputs[0], outputs[0]
+    size = getattr(x, "size", None)
+    if size is not None and getattr(split, "num_neurons", size) != size:
+        raise _error(
+            "E-DATA-SHAPE",
+            f"the data set has {split.num_neurons} input channels but population '{x.name}' has {size} neurons",
+            _spec(network).data.span,
+        )
+    return {x.name: split}, {out.name: split.labels}
+
+
+# --------------------------------------------------------------------------------------------------
+# train / evaluate
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RunOptions:
+    """What the command line may override; None means "as the train block says"."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    out: str | None = None
+    data_dir: str | None = None
+    quiet: bool = False
+    resume: bool = False
+    validation_split: float | None = None
+    checkpoint: str | None = None
+    backend: str = "c"
+
+
+def compile_for_training(path: str, opts: RunOptions) -> tuple[Any, Any]:
+    """(lowered network, CompiledNetwork with gradient pass) of a `.snn` file with a train block."""
+    from snnc.api import BACKENDS, build_compiled, lower
+
+    if opts.backend not in BACKENDS:
+        raise _error(
+            "E-BACKEND", f"backend '{opts.backend}' cannot train yet", hint=f"use: {', '.join(BACKENDS)}"
+        )
+    for name in ("epochs", "batch_size"):
+        value = getattr(opts, name)
+        if value is not None and value < 1:
+            raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    network = lower(path)
+    if network.train is None:
+        raise _error(
+            "E-NO-TRAIN",
+            f"network '{network.name}' has no train block",
+            network.span,
+            "add `train <name> { … }`",
+        )
+    net = build_compiled(network, batch_size=opts.batch_size, seed=opts.seed)
+    return network, net
+
+
+def _out_dir(network: Any, opts: RunOptions) -> Path:
+    return Path(opts.out) if opts.out else Path("runs") / network.name
+
+
+def _fmt(record: Mapping[str, Any]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
+
+
+def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
+    """Train the file's network as its train block says; returns the metrics.json document."""
+    stream = stream or sys.stdout
+    network, net = compile_for_training(path, opts)
+    spec = network.train
+    if network.training is None:
+        raise _error(
+            "E-NO-GRADIENT",
+            f"the train block of '{network.name}' names no learning rule ({spec.algorithm.name})",
+            spec.algorithm.span,
+            "use algorithm = eventprop(...) or eprop(...)",
+        )
+    data = load_data(network, opts.data_dir)
+    epochs = spec.epochs if opts.epochs is None else opts.epochs
+    trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
+    seed = trainer.seed
+    metric = net.default_metric()
+    out = _out_dir(network, opts)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _error("E-OUTPUT", f"cannot create output folder '{out}': {e.strerror}") from None
+    start = 0
+    if opts.resume:
+        found = latest_checkpoint(out)
+        if found is None:
+            raise CheckpointError(f"--resume: no checkpoint in '{out}'", "train without --resume first")
+        start = restore(trainer, found)
+        stream.write(f"resuming from {found} at epoch {start}\n")
+    else:
+        for stale in out.glob("epoch-*.npz"):
+            stale.unlink()
+
+    x, y = xy(network, data.train)
+    fraction = spec.validation_split if opts.validation_split is None else opts.validation_split
+    val_x = val_y = None
+    if fraction:
+        if not 0.0 < fraction < 1.0:
+            raise _error("E-OPTION", f"validation split must lie in (0, 1), got {fraction}")
+        x, y, val_x, val_y = split_validation(x, y, fraction)
+    augment = None
+    if spec.augment:
+        from snnc.runtime.datasets.augment import from_calls
+
+        augment = from_calls(spec.augment, seed)
+    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), Checkpoint(out)]
+    if net._schedule is not None:
+        callbacks.append(net._schedule)
+
+    metrics_path = out / "metrics.json"
+    for epoch in range(start, epochs):
+        begin = time.perf_counter()
+        xe = {k: augment(v, epoch) for k, v in x.items()} if augment is not None else x
+        trainer.train(
+            xe,
+            y,
+            1,
+            start_epoch=epoch,
+            validation_x=val_x,
+            validation_y=val_y,
+            metrics=metric,
+            callbacks=callbacks,
+        )
+        record = trainer.history[-1]
+        record["seconds"] = round(time.perf_counter() - begin, 3)
+        line = f"epoch {epoch + 1}/{epochs}  train: {_fmt(record['train'])}"
+        if "validation" in record:
+            line += f"  validation: {_fmt(record['validation'])}"
+        stream.write(f"{line}  ({record['seconds']:.1f} s)\n")
+        stream.flush()
+        write_metrics_json(metrics_path, trainer.history, None)
+
+    test = None
+    if len(data.test):
+        tx, ty = xy(network, data.test)
+        trainer.evaluate(tx, ty, metric, callbacks=[BatchProgressBar(quiet=opts.quiet)])
+        test = dict(trainer.last_test)
+        test["examples"] = len(data.test)
+        stream.write(f"test: {_fmt(test)}\n")
+    write_metrics_json(metrics_path, trainer.history, test)
+    stream.write(f"wrote {metrics_path} and checkpoints in {out}\n")
+    return {"epochs": trainer.history, "test": test, "out": str(out)}
+
+
+def find_checkpoint(network: Any, opts: RunOptions) -> Path:
+    """`--checkpoint` (a file, or a folder: its latest epoch), else the latest in the output folder."""
+    where = Path(opts.checkpoint) if opts.checkpoint else _out_dir(network, opts)
+    if where.is_dir():
+        found = latest_checkpoint(where)
+        if found is None:
+            raise CheckpointError(f"no checkpoint (epoch-NNNN.npz) in '{where}'", "pass --checkpoint FILE")
+        return found
+    if not where.exists():
+        hint = None if opts.checkpoint else f"train first (snnc train … --out {where}) or pass --checkpoint"
+        raise CheckpointError(f"no checkpoint at '{where}'", hint)
+    return where
+
+
+def load_weights(net: Any, path: Path) -> dict[str, Any]:
+    """Put a checkpoint's weights into `net`; another model's checkpoint is a `CheckpointError`."""
+    data = load_checkpoint(path, driver.model_hash(net.artefact))
+    weights, live = driver.live_weights(net.artefact)
+    shapes = {k: v.shape for k, v in weights.items()}
+    if set(data.weights) != set(shapes):
+        raise CheckpointError(
+            f"checkpoint '{path}' holds projections {sorted(data.weights)}, the model has {sorted(shapes)}",
+            "evaluate with the .snn file the checkpoint was trained from",
+        )
+    for name, w in data.weights.items():
+        if tuple(w.shape) != tuple(shapes[name]):
+            raise CheckpointError(
+                f"checkpoint '{path}': projection '{name}' has shape {w.shape}, the model {tuple(shapes[name])}",
+                "evaluate with the .snn file the checkpoint was trained from",
+            )
+    for name, w in data.weights.items():
+        weights[name][...] = w
+    driver.commit_weights(net.artefact, weights, live)
+    return data.meta
+
+
+def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
+    """Test-set loss and metric of a checkpoint; returns {"loss", "accuracy"|"mse", "examples", …}."""
+    stream = stream or sys.stdout
+    network, net = compile_for_training(path, opts)
+    found = find_checkpoint(network, opts)
+    meta = load_weights(net, found)
+    data = load_data(network, opts.data_dir)
+    if not len(data.test):
+        raise _error("E-NO-DATA", "the data set has no test split to evaluate on", network.train.data.span)
+    trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
+    tx, ty = xy(network, data.test)
+    trainer.evaluate(tx, ty, net.default_metric(), callbacks=[BatchProgressBar(quiet=opts.quiet)])
+    result = dict(trainer.last_test)
+    result["examples"] = len(data.test)
+    result["checkpoint"] = str(found)
+    result["epoch"] = meta.get("epoch")
+    stream.write(
+        f"{found} (epoch {meta.get('epoch')}): test {_fmt(trainer.last_test)} on {len(data.test)} examples\n"
+    )
+    return result
