@@ -161,7 +161,7 @@ def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict[
     h, w, c = pre.shape
     if kind == "conv2d":
         kh, kw = _pair(args.get("kernel", 3))
-        stride = int(args.get("stride", 1))
+        stride = _stride(proj, args.get("stride", 1))
         f = int(args["filters"])
         padding = str(args.get("padding", "valid"))
         if padding == "same":
@@ -175,7 +175,7 @@ def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict[
         geo = dict(H=h, W=w, C=c, KH=kh, KW=kw, F=f, OH=oh, OW=ow, STRIDE=stride, PAD_T=pad_t, PAD_L=pad_l)
     else:
         ph, pw = _pair(args.get("pool", 2))
-        stride = int(args.get("stride", ph))
+        stride = _stride(proj, args.get("stride", ph))
         oh, ow = (h - ph) // stride + 1, (w - pw) // stride + 1
         out = (oh, ow, c)
         geo = dict(H=h, W=w, C=c, KH=ph, KW=pw, F=c, OH=oh, OW=ow, STRIDE=stride, PAD_T=0, PAD_L=0)
@@ -188,6 +188,16 @@ def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict[
             hint=f"declare '{post.name}' with shape {out}",
         )
     return geo
+
+
+def _stride(proj: Projection, value: Any) -> int:
+    """The frontend may give a stride as a pair; only square strides are supported."""
+    sh, sw = _pair(value)
+    if sh != sw:
+        raise _error(
+            "E-CONV-SHAPE", f"projection '{proj.name}': stride {value} must be equal in both axes", proj.span
+        )
+    return sh
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -342,10 +352,12 @@ def draw_initialiser(
         import os
 
         path = os.path.join(base_dir, str(args["path"]))
-        try:
-            arr = np.load(path)
-        except OSError as exc:
+        try:  # never unpickle: a weight file is data, not code
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise _error("E-WEIGHT-FILE", f"cannot read weight file '{path}': {exc}", init.span) from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+            raise _error("E-WEIGHT-FILE", f"weight file '{path}' is not a numeric .npy array", init.span)
         if int(np.prod(arr.shape)) != int(np.prod(shape)):
             raise _error(
                 "E-WEIGHT-FILE",

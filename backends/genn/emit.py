@@ -1,0 +1,293 @@
+"""The genn backend's entry points: plan -> GeNN model specs -> one pygenn module plus its weights.
+
+`generate` returns the module text and the arrays it loads (weights and sparse structure, drawn in
+Python with the network's seed exactly as the C backend draws them, so both backends start from the
+same network). `emit_genn` writes `<name>_genn.py`, `<name>_genn_init.npz` and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from snnc.backends.common import NetworkPlan, dense_equivalent, draw_connectivity, plan_network
+from snnc.ir.model import Network
+
+from .models import GeNNModelSpec
+from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, render_projection
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+#: what this backend can do
+CAPABILITIES = {
+    "connectivity": ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"),
+    "precision": ("float", "double"),
+    "generators": ("spike_source", "poisson"),
+    "gradients": ("eventprop", "eprop"),
+}
+
+
+@dataclass
+class CustomUpdateCtx:
+    name: str
+    group: str
+    source: str
+    model: GeNNModelSpec
+    params: dict[str, float] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    var_refs: dict[str, str] = field(default_factory=dict)  # ref -> Python expression
+
+
+@dataclass
+class ModuleCtx:
+    """Everything the template needs; training renderers add to it."""
+
+    plan: NetworkPlan
+    populations: list[PopulationCtx]
+    projections: list[ProjectionCtx]
+    custom_updates: list[CustomUpdateCtx] = field(default_factory=list)
+    update_groups: dict[str, str] = field(default_factory=dict)
+    training: str | None = None
+    max_spikes: int = 0
+
+    def population(self, name: str) -> PopulationCtx:
+        return next(p for p in self.populations if p.name == name)
+
+    def projection(self, name: str) -> ProjectionCtx:
+        return next(p for p in self.projections if p.name == name)
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
+    training = network.training is not None
+    pops = [
+        render_input(p) if p.role == "input" or p.generator else render_neuron(p, plan)
+        for p in plan.populations.values()
+    ]
+    projs = [render_projection(pp, training) for pp in plan.projections.values()]
+    ctx = ModuleCtx(plan, pops, projs)
+    _add_reset_updates(ctx)
+    if training:
+        algorithm = getattr(network.training, "algorithm", None)
+        if algorithm == "eventprop":
+            from .eventprop import add_eventprop
+
+            add_eventprop(ctx, network)
+        elif algorithm == "eprop":
+            from .eprop import add_eprop
+
+            add_eprop(ctx, network)
+    return ctx
+
+
+def _add_reset_updates(ctx: ModuleCtx) -> None:
+    """One custom update per population ("Reset" group) that restores per-trial state on device."""
+    from .models import Var
+
+    for p in ctx.populations:
+        if not p.reset_vars:
+            continue
+        types = {v.name: v.type for v in p.model.vars}
+        lines = [f"// reset {p.name} to its initial state"]
+        refs: dict[str, str] = {}
+        model_refs = []
+        for var, value in p.reset_vars.items():
+            lines.append(f"{var} = {_code_value(value, types[var])};")
+            refs[var] = f'create_var_ref(pops["{p.name}"], "{var}")'
+            model_refs.append(Var(var, types[var]))
+        spec = GeNNModelSpec(
+            "custom_update",
+            f"snnc_reset_{p.name}",
+            f"population {p.name}: per-trial reset",
+            var_refs=model_refs,
+            code={"update_code": "\n".join(lines)},
+        )
+        ctx.custom_updates.append(
+            CustomUpdateCtx(f"reset_{p.name}", "Reset", spec.source, spec, var_refs=refs)
+        )
+    for s in ctx.projections:
+        if not s.psm_vars:
+            continue
+        lines = [f"// reset the synapse state of {s.name}"]
+        lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.psm_vars.items()]
+        spec = GeNNModelSpec(
+            "custom_update",
+            f"snnc_reset_{s.name}",
+            f"projection {s.name}: per-trial reset of the synapse state",
+            var_refs=[Var(var) for var in s.psm_vars],
+            code={"update_code": "\n".join(lines)},
+        )
+        refs = {var: f'create_psm_var_ref(syns["{s.name}"], "{var}")' for var in s.psm_vars}
+        ctx.custom_updates.append(
+            CustomUpdateCtx(f"reset_{s.name}", "Reset", spec.source, spec, var_refs=refs)
+        )
+    ctx.update_groups["Reset"] = "restore every per-trial state before a batch"
+
+
+def _code_value(value: Any, typ: str) -> str:
+    from .printer import literal
+
+    if typ == "scalar":
+        return literal(float(value))
+    return str(int(value))
+
+
+def draw_arrays(network: Network, plan: NetworkPlan) -> dict[str, np.ndarray]:
+    """Weights (flattened in GeNN's order) and sparse pre/post index arrays for every projection."""
+    rng = np.random.default_rng(plan.seed)
+    drawn = draw_connectivity(network, plan, rng)
+    out: dict[str, np.ndarray] = {}
+    for name, pp in plan.projections.items():
+        arrays = drawn[name]
+        if pp.kind == "sparse":
+            rp, ci = arrays["row_ptr"], arrays["col_idx"]
+            out[f"{name}.pre"] = np.repeat(np.arange(pp.num_pre), np.diff(rp)).astype(np.uint32)
+            out[f"{name}.post"] = ci.astype(np.uint32)
+            out[name] = arrays["weight"].ravel()
+        elif pp.kind == "one_to_one":
+            out[f"{name}.pre"] = np.arange(pp.num_pre, dtype=np.uint32)
+            out[f"{name}.post"] = np.arange(pp.num_post, dtype=np.uint32)
+            out[name] = arrays["weight"].ravel()
+        elif pp.kind == "avg_pool2d":
+            m = dense_equivalent(pp, {})
+            pre, post = np.nonzero(m)
+            out[f"{name}.pre"] = pre.astype(np.uint32)
+            out[f"{name}.post"] = post.astype(np.uint32)
+            out[name] = m[pre, post]
+        else:  # dense [pre][post] and conv2d kernels [KH][KW][C][F] are both row-major in GeNN
+            out[name] = arrays["weight"].ravel()
+    return out
+
+
+def _meta(ctx: ModuleCtx) -> tuple[dict, dict]:
+    pops = {}
+    for p in ctx.populations:
+        plan = ctx.plan.populations[p.name]
+        pops[p.name] = {
+            "size": p.size,
+            "shape": tuple(plan.shape),
+            "role": plan.role,
+            "generator": p.generator,
+            "readout": p.readout,
+            "record_vars": {v[2:]: v for v in p.record_vars},
+            "reset_vars": p.reset_vars,
+        }
+    projs = {}
+    for s in ctx.projections:
+        pp = ctx.plan.projections[s.name]
+        projs[s.name] = {
+            "pre": s.pre,
+            "post": s.post,
+            "kind": pp.kind,
+            "trainable": s.trainable,
+            "weight_shape": tuple(pp.weight_shape),
+            "gradient": "dg" if any(v.name == "dg" for v in s.wum.vars) else None,
+        }
+    return pops, projs
+
+
+def render_module(
+    ctx: ModuleCtx, network: Network, *, ir_hash: str, batch_size: int, weights_file: str
+) -> str:
+    models: list[GeNNModelSpec] = []
+    for p in ctx.populations:
+        models.append(p.model)
+    for s in ctx.projections:
+        models += [s.psm, s.wum]
+    models += [cu.model for cu in ctx.custom_updates]
+    pops_meta, projs_meta = _meta(ctx)
+    return (
+        _env()
+        .get_template("model.py.j2")
+        .render(
+            name=ctx.plan.name,
+            source_path=network.source_path,
+            ir_hash=ir_hash,
+            dt=repr(ctx.plan.dt),
+            num_steps=ctx.plan.num_steps,
+            duration=repr(ctx.plan.duration),
+            precision=ctx.plan.precision,
+            batch_size=batch_size,
+            seed=ctx.plan.seed,
+            training=repr(ctx.training),
+            max_spikes=ctx.max_spikes,
+            weights_file=weights_file,
+            population_meta=_pyrepr(pops_meta),
+            projection_meta=_pyrepr(projs_meta),
+            update_groups=_pyrepr(ctx.update_groups),
+            models=models,
+            populations=ctx.populations,
+            projections=ctx.projections,
+            custom_updates=ctx.custom_updates,
+            max_input_spikes=1_000_000,
+        )
+    )
+
+
+def _pyrepr(obj: Any) -> str:
+    """repr with infinities spelled as float("inf") so the module stays valid Python."""
+    return (
+        repr(obj)
+        .replace("-inf", 'float("-inf")')
+        .replace("inf,", 'float("inf"),')
+        .replace("inf}", 'float("inf")}')
+    )
+
+
+def generate(
+    network: Network, *, precision: str = "float", seed: int | None = None, batch_size: int | None = None
+) -> tuple[str, dict[str, np.ndarray], ModuleCtx]:
+    from snnc.backends.c.backend import ir_hash
+
+    plan = plan_network(network, precision=precision, seed=seed)
+    ctx = build_context(network, plan)
+    arrays = draw_arrays(network, plan)
+    if batch_size is None:
+        batch_size = network.train.batch_size if network.train else 1
+    code = render_module(
+        ctx,
+        network,
+        ir_hash=ir_hash(network),
+        batch_size=batch_size,
+        weights_file=f"{plan.name}_genn_init.npz",
+    )
+    return code, arrays, ctx
+
+
+def emit_genn(network: Network, out_dir: str | Path, **options: Any) -> list[Path]:
+    """`--emit genn`: write the pygenn module, its initial weights and a manifest; returns the paths."""
+    code, arrays, ctx = generate(network, **options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module = out / f"{ctx.plan.name}_genn.py"
+    module.write_text(code)
+    npz = out / f"{ctx.plan.name}_genn_init.npz"
+    np.savez(npz, **arrays)
+    manifest = {
+        "backend": "genn",
+        "module": module.name,
+        "weights": npz.name,
+        "training": ctx.training,
+        "dt": ctx.plan.dt,
+        "num_steps": ctx.plan.num_steps,
+        "precision": ctx.plan.precision,
+        "update_groups": ctx.update_groups,
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+    }
+    m_path = out / "manifest.json"
+    m_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return [module, npz, m_path]

@@ -1,0 +1,368 @@
+"""Render a `NetworkPlan` into the context of the pygenn module template (inference part).
+
+Python decides everything here (STYLE.md #10): every GeNN code string is printed by `GeNNPrinter`
+from the same specialised plan the C backend prints, and the template only lays the strings out.
+
+GeNN names (all user names pass `check_name` and carry a prefix, so they never meet GeNN's own
+`t`, `dt`, `id`, `batch`, `Isyn`, `inSyn`, `g` or a C keyword):
+`u_<x>` a neuron state, input or temp; `y_<x>` a synapse (postsynaptic model) state; `n_<x>` the new
+value of a state inside one step; `r_value` a readout; `q_*` internal per-neuron counters; `l_<adj>`
+an adjoint; `ev_*` per-spike buffers (extra global params); `g` the weight; `dg` its gradient.
+
+Step semantics (ir/discrete.py) in GeNN terms: a spike emitted by neuron update k-1-delay is
+processed by the synapse update of step k (`addToPost`) into the postsynaptic model's `inSyn`; the
+postsynaptic model's sim code (run before the neuron's) moves `inSyn` into the synapse states
+(`on_pre`, additive in w), injects `output` into the target input and updates the synapse states;
+then the neuron's sim code (temps, simultaneous update, readout), threshold and reset run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, check_name
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.symbols import WEIGHT
+
+from .models import GeNNModelSpec, Var
+from .printer import GeNNPrinter, UnmappedSymbolError, literal
+
+UNSUPPORTED = "E-GENN-UNSUPPORTED"
+
+
+def fail(message: str, hint: str | None = None) -> DiagnosticError:
+    return DiagnosticError(Diagnostic(UNSUPPORTED, message, hint=hint))
+
+
+def pr(names: dict[str, str], expr: sympy.Basic, where: str) -> str:
+    """Print `expr` for GeNN; a symbol outside `names` is a diagnostic naming where it came from."""
+    try:
+        return GeNNPrinter(names).doprint(expr)
+    except UnmappedSymbolError as exc:
+        raise fail(f"{where}: {exc.args[0]} (the genn backend cannot reach it from here)") from None
+
+
+@dataclass
+class PopulationCtx:
+    name: str
+    size: int
+    source: str  # IR entity comment
+    model: GeNNModelSpec
+    params: dict[str, float]
+    var_init: dict[str, Any]  # GeNN var -> initial value (Python literal)
+    egp_init: dict[str, str] = field(default_factory=dict)  # EGP -> Python expression
+    generator: str | None = None
+    readout: dict[str, Any] | None = None
+    record_vars: list[str] = field(default_factory=list)  # GeNN var names of user states
+    reset_vars: dict[str, Any] = field(default_factory=dict)  # var -> value restored per trial
+
+
+@dataclass
+class ProjectionCtx:
+    name: str
+    pre: str
+    post: str
+    source: str
+    matrix_type: str
+    wum: GeNNModelSpec
+    psm: GeNNModelSpec
+    wum_vars: dict[str, str]  # var -> Python expression of its initial value
+    wum_var_refs: dict[str, str] = field(default_factory=dict)  # post neuron var refs
+    psm_vars: dict[str, float] = field(default_factory=dict)
+    connectivity: str = ""  # Python expression (init_sparse_connectivity...) or ""
+    sparse_from: str | None = None  # "arrays" when set_sparse_connections is used
+    delay_steps: int = 0
+    target_var: str = ""
+    pre_target_var: str | None = None
+    trainable: bool = False
+    has_weights: bool = True
+
+
+def neuron_names(pop: PopulationPlan) -> dict[str, str]:
+    names = {check_name(s): f"u_{s}" for s in pop.states}
+    names.update({check_name(i): f"u_{i}" for i in pop.inputs})
+    names.update({check_name(t): f"u_{t}" for t, _ in pop.temps})
+    return names
+
+
+def _readout_init(kind: str) -> float:
+    return {"max_var": float("-inf"), "first_spike_time": float("inf")}.get(kind, 0.0)
+
+
+def render_input(pop: PopulationPlan) -> PopulationCtx:
+    """Input populations: a spike-time source (like mlGeNN's SpikeInput) or a Poisson source."""
+    src = f"population {pop.name}: {pop.size} x {pop.model} (input generator {pop.generator})"
+    if pop.generator == "poisson":
+        model = GeNNModelSpec(
+            "neuron",
+            f"snnc_poisson_{pop.name}",
+            src,
+            vars=[Var("in_rate")],
+            code={
+                "sim_code": "",
+                "threshold_condition_code": "gennrand_uniform() < in_rate * dt * 0.001",
+            },
+        )
+        return PopulationCtx(pop.name, pop.size, src, model, {}, {"in_rate": 0.0}, generator="poisson")
+    # spike_source: all spike times of the batch in one EGP, [q_start, q_end) per neuron and batch row
+    eps = "1e-6 * dt"
+    model = GeNNModelSpec(
+        "neuron",
+        f"snnc_spikes_{pop.name}",
+        src,
+        vars=[Var("q_start", "unsigned int"), Var("q_end", "unsigned int")],
+        extra_global_params=[Var("in_times", "scalar*")],
+        code={
+            "sim_code": "",
+            "threshold_condition_code": f"q_start != q_end && in_times[q_start] <= t + {eps}",
+            # consume every spike due by now: a neuron emits at most one event per step (as in C)
+            "reset_code": f"while (q_start != q_end && in_times[q_start] <= t + {eps}) {{\n    q_start++;\n}}",
+        },
+    )
+    return PopulationCtx(
+        pop.name,
+        pop.size,
+        src,
+        model,
+        {},
+        {"q_start": 0, "q_end": 0},
+        egp_init={"in_times": "np.zeros(max_input_spikes, dtype=SCALAR)"},
+        generator="spike_source",
+    )
+
+
+def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
+    """Sim code (temps, simultaneous update, refractory hold, readout), threshold and reset."""
+    names = neuron_names(pop)
+    where = f"population '{pop.name}' (model '{pop.model}')"
+    dm = pop.discrete
+    method = f"{dm.method}: {dm.reason}" if dm is not None else "discrete update"
+    src = f"population {pop.name}: {pop.size} x {pop.model}"
+    vars_ = [Var(f"u_{s}") for s in pop.states]
+    init: dict[str, Any] = {f"u_{s}": v for s, v in pop.states.items()}
+    reset_vars: dict[str, Any] = dict(init)
+    refr = pop.refractory_steps > 0
+    if refr:
+        vars_ += [Var("q_refrac", "int"), Var("q_was_refr", "int")]
+        init.update(q_refrac=0, q_was_refr=0)
+        reset_vars.update(q_refrac=0, q_was_refr=0)
+    sim: list[str] = [f"// {src}: Discrete IR update ({method})"]
+    if refr:
+        sim += ["q_was_refr = q_refrac > 0 ? 1 : 0;", "if (q_was_refr) {", "    q_refrac--;", "}"]
+    ro = pop.readout
+    theta = pop.theta
+    if ro is not None and ro["kind"] == "first_spike_time":
+        if theta is None:
+            raise fail(f"{where}: first_spike_time needs a spike condition of the form `x >= threshold`")
+        vars_.append(Var("q_theta0"))  # a var, not a local: the reset code reads it
+        init["q_theta0"] = 0.0
+        sim.append(f"q_theta0 = {pr(names, theta, where)};  // threshold function before update")
+    for tname, expr in pop.temps:
+        sim.append(f"const scalar u_{tname} = {pr(names, expr, where)};  // temp {tname}")
+    for a in pop.update:
+        sim.append(f"const scalar n_{a.target} = {pr(names, a.expr, where)};  // update {a.target}")
+    reset_targets = {a.target for a in pop.reset}
+    for a in pop.update:
+        hold = refr and not pop.refractory_integrates and a.target in reset_targets
+        if hold:
+            sim.append(f"if (!q_was_refr) {{\n    u_{a.target} = n_{a.target};\n}}  // held while refractory")
+        else:
+            sim.append(f"u_{a.target} = n_{a.target};")
+    readout = None
+    reset_code: list[str] = []
+    if ro is not None:
+        kind = ro["kind"]
+        var = ro.get("var")
+        rvar = f"u_{var}" if var else None
+        if kind not in ("spike_count", "first_spike_time") and (var not in pop.states):
+            raise fail(f"{where}: readout {kind} needs a state of '{pop.model}', got {var!r}")
+        vars_.append(Var("r_value"))
+        init["r_value"] = _readout_init(kind)
+        reset_vars["r_value"] = _readout_init(kind)
+        k_total = plan.num_steps
+        sim.append(f"// readout {kind} (value after update, before reset)")
+        if kind == "var":
+            sim.append(f"r_value = {rvar};")
+        elif kind == "avg_var":
+            sim.append(f"r_value += {rvar} * {literal(1.0 / k_total)};")
+        elif kind == "avg_var_exp_weight":
+            sim.append(f"r_value += exp(-t / {literal(plan.duration)}) * {rvar} * {literal(1.0 / k_total)};")
+        elif kind == "sum_var":
+            sim.append(f"r_value += {rvar};")
+        elif kind == "max_var":
+            sim.append(f"r_value = fmax(r_value, {rvar});")
+        elif kind == "spike_count":
+            reset_code.append("r_value += 1.0;  // readout spike_count")
+        elif kind == "first_spike_time":
+            vars_.append(Var("q_first", "int"))
+            init["q_first"] = 0
+            reset_vars["q_first"] = 0
+            th1 = pr(names, theta, where)
+            reset_code += [
+                "// readout first_spike_time: threshold crossing interpolated within the step",
+                "if (q_first == 0) {",
+                f"    const scalar q_theta1 = {th1};",
+                "    scalar q_frac = (q_theta0 < 0.0 && q_theta1 > q_theta0) ? q_theta0 / (q_theta0 - q_theta1) : 1.0;",
+                "    q_frac = fmin(fmax(q_frac, 0.0), 1.0);",
+                "    r_value = t + dt * q_frac;",
+                "    q_first = 1;",
+                "}",
+            ]
+        else:
+            raise fail(f"{where}: readout '{kind}' is not supported by the genn backend")
+        readout = {"kind": kind, "var": var}
+    code = {"sim_code": "\n".join(sim)}
+    if pop.spike is not None:
+        cond = pr(names, pop.spike, where)
+        code["threshold_condition_code"] = f"!q_was_refr && ({cond})" if refr else cond
+        lines = [f"// reset of {pop.model}"]
+        for a in pop.reset:
+            rhs = pr(names, a.expr, where)
+            op = a.op if a.op in ("=", "+=", "-=", "*=", "/=") else "="
+            lines.append(f"u_{a.target} {op} {rhs};")
+        if refr:
+            lines.append(f"q_refrac = {pop.refractory_steps};")
+        code["reset_code"] = "\n".join(lines + reset_code)
+    model = GeNNModelSpec(
+        "neuron",
+        f"snnc_neuron_{pop.name}",
+        src,
+        vars=vars_,
+        additional_input_vars=[(f"u_{i}", "scalar", 0.0) for i in pop.inputs],
+        code=code,
+    )
+    return PopulationCtx(
+        pop.name,
+        pop.size,
+        src,
+        model,
+        {},
+        init,
+        readout=readout,
+        record_vars=[f"u_{s}" for s in pop.states],
+        reset_vars=reset_vars,
+    )
+
+
+def on_pre_coefficients(pp: ProjectionPlan) -> list[tuple[str, sympy.Expr]]:
+    """`on_pre` as `state += c * w` per state: GeNN sums `w` into one `inSyn`, so each jumped
+    state gets `c * inSyn`. A jump that is not `c * w` (c free of w and of the state) is refused."""
+    w = sympy.Symbol(WEIGHT, real=True)
+    out = []
+    for a in pp.on_pre:
+        s = sympy.Symbol(a.target, real=True)
+        if a.op == "+=":
+            jump = a.expr
+        elif a.op == "-=":
+            jump = -a.expr
+        elif a.op == "=":
+            jump = sympy.expand(a.expr - s)
+        else:
+            jump = None
+        c = sympy.diff(jump, w) if jump is not None else None
+        if c is None or c.free_symbols or sympy.simplify(jump - c * w) != 0:
+            raise fail(
+                f"projection '{pp.name}': on_pre '{a.target} {a.op} {a.expr}' is not a jump c*w that GeNN's "
+                "inSyn can carry",
+                hint="write the synapse's on_pre as `state += w` (times a constant)",
+            )
+        out.append((a.target, c))
+    return out
+
+
+def render_postsynaptic(pp: ProjectionPlan) -> tuple[GeNNModelSpec, dict[str, float]]:
+    names = {check_name(s): f"y_{s}" for s in pp.states}
+    names.update({check_name(t): f"y_{t}" for t, _ in pp.temps})
+    where = f"projection '{pp.name}' (synapse '{pp.synapse}')"
+    src = f"projection {pp.name}: synapse {pp.synapse}"
+    lines = [f"// {src}: deliver (on_pre), output into {pp.target}, update"]
+    for state, c in on_pre_coefficients(pp):
+        coeff = pr(names, c, where)
+        lines.append(f"y_{state} += {coeff} * inSyn;" if coeff != "1.0" else f"y_{state} += inSyn;")
+    lines.append("inSyn = 0.0;")
+    if pp.output is not None:
+        lines.append(f"injectCurrent({pr(names, pp.output, where)});")
+    if pp.impulse:
+        lines.append("// impulse synapse: states cleared after use")
+        lines += [f"y_{s} = {literal(v)};" for s, v in pp.states.items()]
+    else:
+        for tname, expr in pp.temps:
+            lines.append(f"const scalar y_{tname} = {pr(names, expr, where)};")
+        for a in pp.update:
+            lines.append(f"const scalar n_{a.target} = {pr(names, a.expr, where)};")
+        lines += [f"y_{a.target} = n_{a.target};" for a in pp.update]
+    spec = GeNNModelSpec(
+        "postsynaptic",
+        f"snnc_psm_{pp.name}",
+        src,
+        vars=[Var(f"y_{s}") for s in pp.states],
+        code={"sim_code": "\n".join(lines)},
+    )
+    return spec, {f"y_{s}": v for s, v in pp.states.items()}
+
+
+def _conv_connectivity(pp: ProjectionPlan) -> str:
+    g = pp.geometry
+    args = {
+        "conv_kh": g["KH"],
+        "conv_kw": g["KW"],
+        "conv_sh": g["STRIDE"],
+        "conv_sw": g["STRIDE"],
+        "conv_padh": g["PAD_T"],
+        "conv_padw": g["PAD_L"],
+        "conv_ih": g["H"],
+        "conv_iw": g["W"],
+        "conv_ic": g["C"],
+        "conv_oh": g["OH"],
+        "conv_ow": g["OW"],
+        "conv_oc": g["F"],
+    }
+    return f'init_sparse_connectivity("Conv2D", {args!r})'
+
+
+def render_projection(pp: ProjectionPlan, training: bool = False) -> ProjectionCtx:
+    src = f"projection {pp.name}: {pp.pre} -> {pp.post}, {pp.kind}, synapse {pp.synapse}"
+    psm, psm_vars = render_postsynaptic(pp)
+    g_access = "VarAccess.READ_ONLY"
+    wum = GeNNModelSpec(
+        "weight_update",
+        f"snnc_wum_{pp.name}",
+        src,
+        vars=[Var("g", "scalar", g_access)],
+        code={"pre_spike_syn_code": f"// {src}: a spike adds its weight to inSyn\naddToPost(g);"},
+    )
+    weights = f'weights["{pp.name}"]'
+    ctx = ProjectionCtx(
+        pp.name,
+        pp.pre,
+        pp.post,
+        src,
+        "DENSE",
+        wum,
+        psm,
+        {"g": weights},
+        psm_vars=psm_vars,
+        delay_steps=pp.delay_steps,
+        target_var=f"u_{pp.target}",
+        trainable=pp.trainable,
+    )
+    if pp.kind == "dense":
+        ctx.matrix_type = "DENSE"
+    elif pp.kind in ("sparse", "one_to_one", "avg_pool2d"):
+        ctx.matrix_type = "SPARSE"
+        ctx.sparse_from = "arrays"
+    elif pp.kind == "conv2d":
+        if training and pp.trainable:
+            raise fail(
+                f"projection '{pp.name}': training conv2d kernels is not supported by the genn backend yet",
+                hint="use the c backend, or mark the projection fixed",
+            )
+        ctx.matrix_type = "PROCEDURAL_KERNELG"
+        ctx.connectivity = _conv_connectivity(pp)
+    else:
+        raise fail(f"projection '{pp.name}': connectivity '{pp.kind}' is not supported by the genn backend")
+    if pp.kind == "avg_pool2d":
+        ctx.trainable = False
+    return ctx
