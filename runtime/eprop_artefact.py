@@ -1,0 +1,139 @@
+"""`EpropArtefact`: a C network compiled with the e-prop kernel (`backends/c/eprop.py`).
+
+e-prop is online: the weight updates are accumulated during the forward pass, so the targets must be
+known before `run`. The protocol extension is one method::
+
+    art.set_targets({"out": labels})   # class index per example (sparse CE), or values for mse
+    res = art.run(inputs)              # forward + eligibility traces + ΔW accumulation, per step
+    grads = art.backward(dl_dy)        # the accumulated ΔW (dl_dy is not used), summed over the batch
+
+`set_targets` applies to the next `run` only; a `run` without targets is a plain forward pass (the
+e-prop kernel with learning off, so the trained output bias is used). The trainer calls
+`driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
+projection names, plus `bias_<pop>` for each trained output bias (a "weight" of the artefact).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artefact import RecordRequest, RunResult
+from .native import NativeArtefact
+
+_PER_BATCH = ("eprop", "gradient")
+
+
+class EpropArtefact(NativeArtefact):
+    def __init__(
+        self, library: Path, manifest: dict[str, Any], static: Mapping[str, np.ndarray], batch_size: int = 1
+    ):
+        if "eprop" not in manifest:
+            raise ValueError("manifest has no e-prop section: compile with algorithm = eprop")
+        self._targets: dict[str, np.ndarray] | None = None
+        self._learned = False
+        self._learn = False
+        super().__init__(library, manifest, static, batch_size)
+        self._lib.snnc_eprop_run.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            ctypes.c_int64,
+            ctypes.c_uint64,
+            ctypes.c_int,
+        ]
+        self._lib.snnc_eprop_run.restype = ctypes.c_int
+
+    @property
+    def eprop(self) -> dict[str, Any]:
+        return self.manifest["eprop"]
+
+    def allocate(self, batch_size: int) -> None:
+        self._batch = int(batch_size)
+        for a in self._specs:
+            if a["kind"] in _PER_BATCH or (a["kind"] == "target" and "steps" not in a["shape"]):
+                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
+        super().allocate(batch_size)
+
+    def reset(self) -> None:
+        super().reset()
+        for a in self._specs:
+            if a["kind"] in _PER_BATCH and self._arrays.get(a["name"]) is not None:
+                self._arrays[a["name"]].fill(0)
+
+    @property
+    def feedback(self) -> dict[str, np.ndarray]:
+        """Live views of the fixed random feedback matrices, by hidden -> output projection."""
+        return {a["owner"]: self._arrays[a["name"]] for a in self._specs if a["kind"] == "feedback"}
+
+    # ------------------------------------------------------------------ targets
+    def set_targets(self, targets: Mapping[str, Any]) -> None:
+        """Targets of the next `run`'s real rows: labels [n] (sparse CE) or values [n, N] / [n, steps, N] (mse)."""
+        outputs = self.eprop["outputs"]
+        unknown = set(targets) - set(outputs)
+        if unknown:
+            raise KeyError(f"no e-prop output population {sorted(unknown)}; have {sorted(outputs)}")
+        missing = set(outputs) - set(targets)
+        if missing:
+            raise KeyError(f"e-prop needs targets for every output population; missing {sorted(missing)}")
+        self._targets = {k: np.asarray(v) for k, v in targets.items()}
+
+    def _load_targets(self, steps: int) -> bool:
+        pops = self.manifest["populations"]
+        targets, self._targets = self._targets, None
+        for pop, info in self.eprop["outputs"].items():
+            label = np.full(self._batch, -1, np.int32)
+            value = None
+            if targets is not None:
+                t = targets[pop]
+                n_real = min(len(t), self._batch)
+                if info["loss"] == "sparse_categorical_crossentropy":
+                    label[:n_real] = np.asarray(t[:n_real]).reshape(n_real).astype(np.int32)
+                else:
+                    n = int(pops[pop]["size"])
+                    value = np.zeros((self._batch, steps, n), self._scalar)
+                    v = np.asarray(t[:n_real], dtype=np.float64)
+                    value[:n_real] = v.reshape(n_real, steps, n) if v.ndim == 3 else v.reshape(n_real, 1, n)
+                    label[:n_real] = 1
+            self._arrays[f"et_{pop}"] = label
+            if info["loss"] != "sparse_categorical_crossentropy":
+                self._arrays[f"etv_{pop}"] = value  # None (NULL) when not learning: never read
+        return targets is not None
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        record: RecordRequest | None = None,
+        *,
+        num_steps: int | None = None,
+        example_ids: Sequence[int] | None = None,
+        seed: int | None = None,
+    ) -> RunResult:
+        steps = self.num_steps if num_steps is None else int(num_steps)
+        self._learn = self._load_targets(steps)
+        result = super().run(inputs, record, num_steps=steps, example_ids=example_ids, seed=seed)
+        self._learned = self._learn
+        return result
+
+    def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
+        return self._lib.snnc_eprop_run(ctypes.byref(struct), self._batch, steps, seed, int(self._learn))
+
+    def backward(self, dl_dy: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """ΔW accumulated online by the last `run` (summed over the batch); `dl_dy` is ignored."""
+        if not self._learned:
+            raise RuntimeError("e-prop backward needs a run with targets: call set_targets() before run()")
+        shapes = self.weight_shapes()
+        out = {}
+        for a in self._specs:
+            if a["kind"] == "gradient":
+                out[a["owner"]] = (
+                    self._arrays[a["name"]].sum(axis=0, dtype=np.float64).reshape(shapes[a["owner"]])
+                )
+        return out
+
+
+__all__ = ["EpropArtefact"]
