@@ -10,7 +10,7 @@ readout, and a fast-sigmoid surrogate gradient.
 
 Each side runs in its own subprocess; so does an idle interpreter per side that only imports the
 same libraries. Peak memory is each process's peak RSS (`os.wait4` rusage) minus its idle baseline.
-Time per batch is the wall time of `--batches` training batches after `--warmup` untimed ones
+Time per batch is the median wall time of `--batches` training batches after `--warmup` untimed ones
 (compilation and model construction excluded on both sides; input conversion excluded on both
 sides). The last line printed is a JSON object with `time_ratio_snntorch_over_snnc` and
 `peak_memory_ratio_snntorch_over_snnc`.
@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +59,38 @@ def _import_snntorch() -> None:
     import torch  # noqa: F401
 
 
+_SETUP: dict = {}
+
+
+def _proc_status_kib(field: str) -> int | None:
+    """`VmHWM` / `VmRSS` of this process in KiB (Linux), None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _end_of_setup() -> None:
+    """Note the peak so far (compilation / model construction), then restart the peak counter so
+    the training phase's own peak can be read at the end (Linux `clear_refs` 5). The whole-process
+    peak stays available as max(setup peak, training peak)."""
+    import gc
+
+    gc.collect()
+    _SETUP["setup_peak_kib"] = _proc_status_kib("VmHWM")
+    _SETUP["after_setup_rss_kib"] = _proc_status_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _SETUP["peak_reset"] = True
+    except OSError:
+        _SETUP["peak_reset"] = False
+
+
 def _batches(args: argparse.Namespace):  # noqa: ANN202
     from _synthetic_shd import make_batch
 
@@ -79,6 +112,7 @@ def run_snnc(args: argparse.Namespace) -> dict:
     compile_s = time.perf_counter() - t0
     net.artefact.set_threads(args.threads)
     trainer = Trainer(net.artefact, "sparse_categorical_crossentropy", get_optimiser("adam", {"lr": LR}))
+    _end_of_setup()
     mode = "forward-only" if args.forward_only else "train"
     times, losses = [], []
     for b, (raster, labels) in _batches(args):
@@ -169,6 +203,7 @@ def run_snntorch(args: argparse.Namespace) -> dict:
     net = Net()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
+    _end_of_setup()
     times, losses, rates = [], [], []
     for b, (raster, labels) in _batches(args):
         x = torch.from_numpy(np.ascontiguousarray(raster.transpose(1, 0, 2))).to(torch.float32)
@@ -199,6 +234,7 @@ def worker(args: argparse.Namespace) -> None:
     side, idle = args.worker, args.idle
     (_import_snnc if side == "snnc" else _import_snntorch)()
     out = {} if idle else (run_snnc if side == "snnc" else run_snntorch)(args)
+    out.update(_SETUP, final_peak_kib=_proc_status_kib("VmHWM"))
     print(json.dumps(out))
 
 
@@ -247,47 +283,69 @@ def main() -> None:
     results = {}
     for side in ("snnc", "snntorch"):
         _, idle_kib = _child(args, side, True)
-        res, peak_kib = _child(args, side, False)
-        mean_s = sum(res["batch_s"]) / len(res["batch_s"])
-        results[side] = {
-            **res,
-            "mean_batch_s": mean_s,
-            "peak_rss_mib": peak_kib / 1024,
-            "idle_rss_mib": idle_kib / 1024,
-            "net_peak_mib": max(peak_kib - idle_kib, 1) / 1024,
-        }
+        res, wait_kib = _child(args, side, False)
+        results[side] = r = _memory(res, wait_kib, idle_kib)
+        r["mean_batch_s"] = statistics.mean(res["batch_s"])
+        r["median_batch_s"] = statistics.median(res["batch_s"])
         print(
-            f"{side:9s} {res['mode']:12s} {mean_s * 1e3:9.1f} ms/batch  "
-            f"peak RSS {peak_kib / 1024:7.1f} MiB (idle {idle_kib / 1024:6.1f}, net {(peak_kib - idle_kib) / 1024:7.1f})  "
+            f"{side:9s} {res['mode']:12s} {r['median_batch_s'] * 1e3:9.1f} ms/batch (median; mean {r['mean_batch_s'] * 1e3:.1f})  "
+            f"peak RSS {r['peak_rss_mib']:7.1f} MiB (idle {r['idle_rss_mib']:6.1f}, "
+            f"net {r['net_peak_mib']:7.1f}, training phase net {r['train_net_peak_mib']:7.1f})  "
             f"losses {', '.join(f'{v:.3f}' for v in res['losses'])}"
         )
     s, t = results["snnc"], results["snntorch"]
     if s["mode"] != "eventprop":
         print("NOTE: snnc ran forward passes only; the ratios are not a training comparison")
-    print(
-        json.dumps(
-            {
-                "time_ratio_snntorch_over_snnc": t["mean_batch_s"] / s["mean_batch_s"],
-                "peak_memory_ratio_snntorch_over_snnc": t["net_peak_mib"] / s["net_peak_mib"],
-                "snnc_mode": s["mode"],
-                "snnc_s_per_batch": s["mean_batch_s"],
-                "snntorch_s_per_batch": t["mean_batch_s"],
-                "snnc_net_peak_mib": s["net_peak_mib"],
-                "snntorch_net_peak_mib": t["net_peak_mib"],
-                "snnc_peak_rss_mib": s["peak_rss_mib"],
-                "snntorch_peak_rss_mib": t["peak_rss_mib"],
-                "snnc_idle_rss_mib": s["idle_rss_mib"],
-                "snntorch_idle_rss_mib": t["idle_rss_mib"],
-                "snnc_compile_s": s["compile_s"],
-                "batches": args.batches,
-                "warmup": args.warmup,
-                "batch_size": args.batch_size,
-                "threads": args.threads,
-                "torch": t["torch"],
-                "snntorch": t["snntorch"],
-            }
-        )
+    summary = {
+        "time_ratio_snntorch_over_snnc": t["median_batch_s"] / s["median_batch_s"],
+        "peak_memory_ratio_snntorch_over_snnc": t["net_peak_mib"] / s["net_peak_mib"],
+        "train_phase_memory_ratio_snntorch_over_snnc": t["train_net_peak_mib"] / s["train_net_peak_mib"],
+        "snnc_mode": s["mode"],
+        "snnc_s_per_batch": s["median_batch_s"],
+        "snntorch_s_per_batch": t["median_batch_s"],
+        "snnc_mean_s_per_batch": s["mean_batch_s"],
+        "snntorch_mean_s_per_batch": t["mean_batch_s"],
+        "snnc_batch_s": s["batch_s"],
+        "snntorch_batch_s": t["batch_s"],
+    }
+    for side, r in results.items():
+        for key in (
+            "net_peak_mib",
+            "train_net_peak_mib",
+            "peak_rss_mib",
+            "setup_peak_rss_mib",
+            "idle_rss_mib",
+        ):
+            summary[f"{side}_{key}"] = r[key]
+    summary.update(
+        snnc_compile_s=s["compile_s"],
+        snnc_hidden_rate_per_step=s.get("hidden_rate_per_step"),
+        snntorch_hidden_rate_per_step=t["hidden_rate_per_step"],
+        batches=args.batches,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        torch=t["torch"],
+        snntorch=t["snntorch"],
     )
+    print(json.dumps(summary))
+
+
+def _memory(res: dict, wait_kib: int, idle_kib: int) -> dict:
+    """Peak RSS figures in MiB. The worker restarted its peak counter after setup, so the
+    whole-process peak is max(setup peak, peak after that); `os.wait4`'s figure is the latter."""
+    setup = res.get("setup_peak_kib") or 0
+    train = max(wait_kib, res.get("final_peak_kib") or 0) if res.get("peak_reset") else wait_kib
+    whole = max(setup, train)
+    mib = 1.0 / 1024
+    return {
+        **res,
+        "peak_rss_mib": whole * mib,
+        "setup_peak_rss_mib": setup * mib,
+        "idle_rss_mib": idle_kib * mib,
+        "net_peak_mib": max(whole - idle_kib, 1) * mib,
+        "train_net_peak_mib": max(train - idle_kib, 1) * mib,
+    }
 
 
 if __name__ == "__main__":
