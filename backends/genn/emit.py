@@ -62,7 +62,7 @@ class ModuleCtx:
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -70,6 +70,8 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["py"] = _pyrepr
+    return env
 
 
 def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
@@ -80,7 +82,6 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     ]
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
     ctx = ModuleCtx(plan, pops, projs)
-    _add_reset_updates(ctx)
     if training:
         algorithm = getattr(network.training, "algorithm", None)
         if algorithm == "eventprop":
@@ -91,6 +92,7 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
             from .eprop import add_eprop
 
             add_eprop(ctx, network)
+    _add_reset_updates(ctx)  # last: training adds per-trial state too
     return ctx
 
 
@@ -239,13 +241,19 @@ def render_module(
 
 
 def _pyrepr(obj: Any) -> str:
-    """repr with infinities spelled as float("inf") so the module stays valid Python."""
-    return (
-        repr(obj)
-        .replace("-inf", 'float("-inf")')
-        .replace("inf,", 'float("inf"),')
-        .replace("inf}", 'float("inf")}')
-    )
+    """Python source for plain data; infinities become float("inf") so the module stays valid."""
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{_pyrepr(k)}: {_pyrepr(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        inner = ", ".join(_pyrepr(v) for v in obj)
+        if isinstance(obj, list):
+            return f"[{inner}]"
+        return f"({inner},)" if len(obj) == 1 else f"({inner})"
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return 'float("inf")' if obj > 0 else 'float("-inf")'
+    if isinstance(obj, (np.integer, np.floating)):
+        return repr(obj.item())
+    return repr(obj)
 
 
 def generate(

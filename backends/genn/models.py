@@ -43,6 +43,7 @@ class GeNNModelSpec:
     pre_vars: list[Var] = field(default_factory=list)
     post_vars: list[Var] = field(default_factory=list)
     var_refs: list[Var] = field(default_factory=list)
+    neuron_var_refs: list[Var] = field(default_factory=list)  # postsynaptic models
     pre_neuron_var_refs: list[Var] = field(default_factory=list)
     post_neuron_var_refs: list[Var] = field(default_factory=list)
     extra_global_params: list[Var] = field(default_factory=list)
@@ -62,6 +63,7 @@ class GeNNModelSpec:
             "pre_vars",
             "post_vars",
             "var_refs",
+            "neuron_var_refs",
             "pre_neuron_var_refs",
             "post_neuron_var_refs",
             "extra_global_params",

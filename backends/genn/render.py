@@ -50,7 +50,7 @@ class PopulationCtx:
     size: int
     source: str  # IR entity comment
     model: GeNNModelSpec
-    params: dict[str, float]
+    params: dict[str, str]  # param -> Python expression (may use build_model's arguments)
     var_init: dict[str, Any]  # GeNN var -> initial value (Python literal)
     egp_init: dict[str, str] = field(default_factory=dict)  # EGP -> Python expression
     generator: str | None = None
@@ -71,6 +71,7 @@ class ProjectionCtx:
     wum_vars: dict[str, str]  # var -> Python expression of its initial value
     wum_var_refs: dict[str, str] = field(default_factory=dict)  # post neuron var refs
     psm_vars: dict[str, float] = field(default_factory=dict)
+    psm_var_refs: dict[str, str] = field(default_factory=dict)  # post neuron var refs
     connectivity: str = ""  # Python expression (init_sparse_connectivity...) or ""
     sparse_from: str | None = None  # "arrays" when set_sparse_connections is used
     delay_steps: int = 0
@@ -192,7 +193,12 @@ def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
         elif kind == "sum_var":
             sim.append(f"r_value += {rvar};")
         elif kind == "max_var":
-            sim.append(f"r_value = fmax(r_value, {rvar});")
+            vars_.append(Var("q_argmax", "int"))  # the step of the maximum (EventProp drives it)
+            init["q_argmax"] = 0
+            reset_vars["q_argmax"] = 0
+            sim.append(
+                f"if ({rvar} > r_value) {{\n    r_value = {rvar};\n    q_argmax = (int)round(t / dt);\n}}"
+            )
         elif kind == "spike_count":
             reset_code.append("r_value += 1.0;  // readout spike_count")
         elif kind == "first_spike_time":

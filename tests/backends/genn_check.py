@@ -41,6 +41,7 @@ VAR_KEYS = (
     "pre_vars",
     "post_vars",
     "var_refs",
+    "neuron_var_refs",
     "pre_neuron_var_refs",
     "post_neuron_var_refs",
     "extra_global_params",
