@@ -89,6 +89,16 @@ def spike_counts(result: Any, pop: str) -> np.ndarray:
     raise RuntimeError(f"the artefact returned no spikes of '{pop}' to regularise")
 
 
+def set_targets(artefact: Any, targets: Mapping[str, Any]) -> None:
+    """Hand the batch's targets to an artefact that learns online (e-prop) before its `run`.
+
+    Artefacts without `set_targets` compute gradients in `backward` from dL/dy and ignore this.
+    """
+    fn = getattr(artefact, "set_targets", None)
+    if fn is not None:
+        fn(targets)
+
+
 def run_batch(artefact: Any, inputs: Mapping[str, Any], record: RecordRequest, example_ids) -> Any:
     """One forward pass of a batch (rows past the real examples are the artefact's padding).
 

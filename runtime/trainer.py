@@ -128,6 +128,8 @@ class Trainer:
     def _run_batch(self, x_batch, y_batch, idx, losses, metrics, learn: bool, cbs, b: int) -> float:
         """One batch; returns the batch-mean loss (sum over output populations and regularisers)."""
         n_real = len(idx)
+        if learn:  # online rules (e-prop) need the targets during the forward pass
+            driver.set_targets(self.artefact, y_batch)
         result = self._forward(x_batch, cbs, idx)
         cbs.on_forward(b, result, idx)
         total = 0.0

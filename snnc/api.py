@@ -69,13 +69,19 @@ def build_compiled(
 ):  # noqa: ANN201
     """Backend and runtime for an already-discretised network."""
     from snnc.backends.c import build_network
+    from snnc.backends.c.eprop import build_eprop_network, is_eprop
     from snnc.runtime.compiled import CompiledNetwork
+    from snnc.runtime.eprop_artefact import EpropArtefact
     from snnc.runtime.native import NativeArtefact
+
+    online = is_eprop(network)  # e-prop: the forward kernel also accumulates the weight updates
+    build = build_eprop_network if online else build_network
+    artefact_type = EpropArtefact if online else NativeArtefact
 
     if not event_buffer and getattr(network, "training", None) is not None:
         # a gradient pass needs per-neuron spike buffers of the train block's size
         event_buffer = int(getattr(network.training, "max_spikes", 0) or 0)
-    built = build_network(
+    built = build(
         network,
         precision=precision,
         seed=seed,
@@ -85,7 +91,7 @@ def build_compiled(
     )
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
-    artefact = NativeArtefact(built.library, built.manifest, built.static, batch_size)
+    artefact = artefact_type(built.library, built.manifest, built.static, batch_size)
     return CompiledNetwork(artefact, network=network)
 
 
