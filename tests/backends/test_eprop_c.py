@@ -198,8 +198,9 @@ def test_trainer_hands_targets_to_the_forward_pass(tmp_path):
 def test_eprop_digits_example_reaches_90_percent():
     """examples/eprop_digits.snn as written (20 epochs, float32): ≥ 90 % on the held-out quarter."""
     pytest.importorskip("sklearn")
-    import snnc
     from snnc.runtime import session
+
+    import snnc
 
     root = Path(__file__).resolve().parents[2]
     net = snnc.compile(str(root / "examples" / "eprop_digits.snn"))
