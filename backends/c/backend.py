@@ -25,7 +25,7 @@ CAPABILITIES = {
     "connectivity": ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"),
     "precision": ("float", "double"),
     "generators": ("spike_source", "poisson"),
-    "gradients": ("eventprop",),
+    "gradients": ("eventprop", "eprop"),
 }
 
 
