@@ -53,6 +53,9 @@ class ModuleCtx:
     update_groups: dict[str, str] = field(default_factory=dict)
     training: str | None = None
     max_spikes: int = 0
+    extra_steps: int = 0  # steps after the example (e-prop completes its pending gradient terms)
+    #: array key -> (initialiser, projection): extra arrays drawn with the seed (random feedback)
+    extra_arrays: dict[str, Any] = field(default_factory=dict)
 
     def population(self, name: str) -> PopulationCtx:
         return next(p for p in self.populations if p.name == name)
@@ -122,7 +125,7 @@ def _add_reset_updates(ctx: ModuleCtx) -> None:
             CustomUpdateCtx(f"reset_{p.name}", "Reset", spec.source, spec, var_refs=refs)
         )
     for s in ctx.projections:
-        if not s.psm_vars:
+        if not s.psm_vars and not s.wu_reset_vars:
             continue
         lines = [f"// reset the synapse state of {s.name}"]
         lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.psm_vars.items()]
@@ -134,9 +137,24 @@ def _add_reset_updates(ctx: ModuleCtx) -> None:
             code={"update_code": "\n".join(lines)},
         )
         refs = {var: f'create_psm_var_ref(syns["{s.name}"], "{var}")' for var in s.psm_vars}
-        ctx.custom_updates.append(
-            CustomUpdateCtx(f"reset_{s.name}", "Reset", spec.source, spec, var_refs=refs)
-        )
+        if s.psm_vars:
+            ctx.custom_updates.append(
+                CustomUpdateCtx(f"reset_{s.name}", "Reset", spec.source, spec, var_refs=refs)
+            )
+        if s.wu_reset_vars:
+            lines = [f"// reset the eligibility state of {s.name}"]
+            lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.wu_reset_vars.items()]
+            spec = GeNNModelSpec(
+                "custom_update",
+                f"snnc_reset_wu_{s.name}",
+                f"projection {s.name}: per-trial reset of the per-synapse state",
+                var_refs=[Var(var) for var in s.wu_reset_vars],
+                code={"update_code": "\n".join(lines)},
+            )
+            refs = {var: f'create_wu_var_ref(syns["{s.name}"], "{var}")' for var in s.wu_reset_vars}
+            ctx.custom_updates.append(
+                CustomUpdateCtx(f"reset_wu_{s.name}", "Reset", spec.source, spec, var_refs=refs)
+            )
     ctx.update_groups["Reset"] = "restore every per-trial state before a batch"
 
 
@@ -226,6 +244,7 @@ def render_module(
             batch_size=batch_size,
             seed=ctx.plan.seed,
             training=repr(ctx.training),
+            extra_steps=ctx.extra_steps,
             max_spikes=ctx.max_spikes,
             weights_file=weights_file,
             population_meta=_pyrepr(pops_meta),
@@ -264,6 +283,17 @@ def generate(
     plan = plan_network(network, precision=precision, seed=seed)
     ctx = build_context(network, plan)
     arrays = draw_arrays(network, plan)
+    if ctx.extra_arrays:
+        from snnc.backends.common import draw_initialiser
+
+        rng = np.random.default_rng([plan.seed, 1])  # its own stream: weights stay as the C backend's
+        for key, (init, proj) in sorted(ctx.extra_arrays.items()):
+            pp = plan.projections[proj]
+            shape = (pp.num_pre, pp.num_post)
+            if init is None:
+                arrays[key] = rng.normal(0.0, 1.0 / np.sqrt(pp.num_pre), size=shape).ravel()
+            else:
+                arrays[key] = draw_initialiser(init, shape, rng).ravel()
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
     code = render_module(

@@ -123,14 +123,14 @@ def _add_replay(p: PopulationCtx, records: dict[str, str], k_total: int, max_spi
         "    }",
         "}",
     ]
-    p.__dict__.setdefault("backward_start", start)
+    p.backward_start = start
 
 
 def _input_replay(p: PopulationCtx, k_total: int, max_spikes: int) -> None:
     guard = p.model.code.get("threshold_condition_code", "0")
     _add_replay(p, {"t_s": "t + dt"}, k_total, max_spikes, guard)
     lines = [_offset(p.size, max_spikes), f"if ((int)round(t / dt) >= {k_total}) {{"]
-    lines += ["    " + line for line in p.__dict__["backward_start"]]
+    lines += ["    " + line for line in p.backward_start]
     lines.append("}")
     p.model.code["sim_code"] = "\n".join(lines)
 
@@ -190,7 +190,7 @@ def _neuron_backward(
     if spiking:
         _add_replay(p, records, k, mx, m.code.get("threshold_condition_code", "0"))
     else:
-        p.__dict__["backward_start"] = []
+        p.backward_start = []
     # symbols of the backward code
     names = dict(lam)
     names.update({r: f"rec_{r}" for r in records})
@@ -209,7 +209,7 @@ def _neuron_backward(
     )
     bwd = ["// EventProp backward step kb: jump (own spike of forward step kb), drive, propagate"]
     bwd += [f"const int q_kb = 2 * {k} - 1 - (int)round(t / dt);"]
-    bwd += p.__dict__["backward_start"]
+    bwd += p.backward_start
     if pg.jump:
         jump = ["if (q_jump) {"]
         jump += [f"    const scalar rec_{r} = ev_{r}[q_off + q_jidx];" for r in records]

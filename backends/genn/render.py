@@ -57,6 +57,7 @@ class PopulationCtx:
     readout: dict[str, Any] | None = None
     record_vars: list[str] = field(default_factory=list)  # GeNN var names of user states
     reset_vars: dict[str, Any] = field(default_factory=dict)  # var -> value restored per trial
+    backward_start: list[str] = field(default_factory=list)  # EventProp: first backward step
 
 
 @dataclass
@@ -70,8 +71,10 @@ class ProjectionCtx:
     psm: GeNNModelSpec
     wum_vars: dict[str, str]  # var -> Python expression of its initial value
     wum_var_refs: dict[str, str] = field(default_factory=dict)  # post neuron var refs
+    wum_pre_vars: dict[str, str] = field(default_factory=dict)  # presynaptic var -> initial value
     psm_vars: dict[str, float] = field(default_factory=dict)
     psm_var_refs: dict[str, str] = field(default_factory=dict)  # post neuron var refs
+    wu_reset_vars: dict[str, float] = field(default_factory=dict)  # per-synapse state reset per trial
     connectivity: str = ""  # Python expression (init_sparse_connectivity...) or ""
     sparse_from: str | None = None  # "arrays" when set_sparse_connections is used
     delay_steps: int = 0
