@@ -136,3 +136,168 @@ def test_cli_emit_genn(tmp_path: Path) -> None:
     assert rc in (0, None)
     module = next(tmp_path.glob("*_genn.py"))
     compile(module.read_text(), str(module), "exec")
+
+
+# --------------------------------------------------------------------------------------------------
+# Wiring: build_model against a recording stand-in for pygenn's API
+# --------------------------------------------------------------------------------------------------
+
+
+def _vars_of(target, kind: str) -> dict[str, str]:  # noqa: ANN001
+    from . import fake_pygenn as fake
+
+    if isinstance(target, fake.NeuronPop):
+        model = target.model
+        names = {**model.names("vars")}
+        return names
+    if isinstance(target, fake.SynapsePop):
+        model = target.psm[1] if kind == "psm" else target.wum[1]
+        return model.names("vars")
+    return target.model.names("vars")  # a custom update
+
+
+def _build_with_fake(network, tmp_path: Path, monkeypatch):  # noqa: ANN001, ANN202
+    import importlib.util
+
+    from . import fake_pygenn as fake
+
+    fake.install(monkeypatch)
+    paths = emit_genn(network, tmp_path)
+    spec = importlib.util.spec_from_file_location(f"genn_mod_{network.name}", paths[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model, pops, syns, updates = module.build_model(batch_size=4)
+    return module, model
+
+
+def _check_wiring(model) -> None:  # noqa: ANN001
+    for pop in model.neurons.values():
+        declared = pop.model.names("vars")
+        assert set(pop.vars) == set(declared), (
+            f"{pop.name}: initial values {set(pop.vars)} != vars {set(declared)}"
+        )
+        assert set(pop.params) == set(pop.model.names("params")), pop.name
+        for egp in pop.extra_global_params.values():
+            assert egp.values is not None, f"{pop.name}: an EGP without an initial value"
+    for sg in model.synapses.values():
+        wum, psm = sg.wum[1], sg.psm[1]
+        assert set(sg.wum[3]) == set(wum.names("vars")), sg.name
+        assert set(sg.wum[4]) == set(wum.names("pre_vars")), sg.name
+        assert set(sg.psm[3]) == set(psm.names("vars")), sg.name
+        post_inputs = {n for n, _, _ in sg.post.model.kwargs.get("additional_input_vars", [])}
+        assert sg.post_target_var in post_inputs, (
+            f"{sg.name}: no input {sg.post_target_var} on {sg.post.name}"
+        )
+        if sg.pre_target_var != "Isyn":
+            pre_inputs = {n for n, _, _ in sg.pre.model.kwargs.get("additional_input_vars", [])}
+            assert sg.pre_target_var in pre_inputs, sg.name
+        for refs, model_refs, target in (
+            (sg.wum[5], wum.names("post_neuron_var_refs"), sg.post),
+            (sg.psm[4], psm.names("neuron_var_refs"), sg.post),
+        ):
+            assert set(refs) == set(model_refs), sg.name
+            for name, ref in refs.items():
+                assert ref.target is target
+                assert ref.var in target.model.names("vars"), (
+                    f"{sg.name}: {ref.var} not a var of {target.name}"
+                )
+                assert target.model.names("vars")[ref.var] == model_refs[name]
+        if sg.matrix_type == "SPARSE":
+            assert sg.sparse is not None and len(sg.sparse[0]) == len(sg.wum[3]["g"])
+    for cu in model.updates.values():
+        declared = cu.model.names("var_refs")
+        assert set(cu.var_refs) == set(declared), cu.name
+        for name, ref in cu.var_refs.items():
+            owner_vars = _vars_of(ref.target, ref.kind)
+            assert ref.var in owner_vars, f"{cu.name}: {ref.var} is not a var of its target"
+            assert owner_vars[ref.var] == declared[name], f"{cu.name}: type of {name}"
+        assert set(cu.vars) == set(cu.model.names("vars")), cu.name
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_build_model_wiring_of_examples(path: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    if have_pygenn():
+        pytest.skip("the real pygenn is installed; the stand-in would shadow it")
+    module, model = _build_with_fake(lower(path), tmp_path, monkeypatch)
+    _check_wiring(model)
+    groups = {cu.group for cu in model.updates.values()}
+    assert "Reset" in groups and "GradientReduce" in groups and "Adam" in groups
+    assert set(groups) <= set(module.UPDATE_GROUPS)
+
+
+def test_build_model_wiring_of_layers(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    if have_pygenn():
+        pytest.skip("the real pygenn is installed; the stand-in would shadow it")
+    _, model = _build_with_fake(_layers("max_var"), tmp_path, monkeypatch)
+    _check_wiring(model)
+    assert model.synapses["x_to_c"].connectivity[1] == "Conv2D"
+    assert model.backend == "single_threaded_cpu"  # the stand-in has no CUDA backend
+
+
+# --------------------------------------------------------------------------------------------------
+# Training code: what EventProp and e-prop put where
+# --------------------------------------------------------------------------------------------------
+
+
+def _example(stem: str):  # noqa: ANN202
+    return lower(next(p for p in EXAMPLES if p.stem == stem))
+
+
+def test_eventprop_pieces_land_in_the_right_models() -> None:
+    network = _example("yinyang_eventprop")
+    code, _, ctx = generate(network)
+    k = plan_network(network).num_steps
+    h = ctx.population("h").model
+    assert {"ev_t_s", "ev_i_syn"} <= {v.name for v in h.extra_global_params}
+    assert ("q_D", "scalar", 0.0) in h.additional_input_vars
+    # the jump solved on the threshold surface (v_thresh = 1), with the recorded input and D
+    assert "(rec_i_syn - 1.0)" in h.code["sim_code"] and "q_D" in h.code["sim_code"]
+    assert f"((int)round(t / dt) < {k}) ? (u_v >= 1.0)" in h.code["threshold_condition_code"]
+    wum = ctx.projection("h_to_out").wum
+    assert "addToPre(g * (" in wum.code["pre_spike_syn_code"]
+    assert "dg += l_lambda_i__h_to_out;" in wum.code["pre_spike_syn_code"]
+    assert ctx.projection("h_to_out").pre_target_var == "q_D"
+    assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
+    assert "m_i__x_to_h = y_i;" in ctx.projection("x_to_h").psm.code["sim_code"]
+    out = ctx.population("out").model.code["sim_code"]
+    assert "l_lambda_v += q_dldy*exp(" in out  # avg_var_exp_weight drive
+    assert 'TRAINING = "eventprop"' in code.replace("'", '"')
+
+
+def test_eventprop_delay_on_the_gradient_path_is_a_diagnostic() -> None:
+    src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
+    src = src.replace(
+        "Dense(weight = Normal(mean = 0.93, sd = 0.1))",
+        "Dense(weight = Normal(mean = 0.93, sd = 0.1), delay = 1 ms)",
+    )
+    network = lower(src)
+    with pytest.raises(DiagnosticError) as info:
+        generate(network)
+    assert info.value.diagnostics[0].code == "E-GENN-UNSUPPORTED"
+    assert "h_to_out" in info.value.diagnostics[0].message
+
+
+def test_eprop_pieces_land_in_the_right_models() -> None:
+    network = _example("eprop_digits")
+    code, _, ctx = generate(network)
+    k = plan_network(network).num_steps
+    wum = ctx.projection("x_to_h").wum
+    dyn = wum.code["synapse_dynamics_code"]
+    assert "dg += q_L*ebar__x_to_h" in dyn and f"if (q_s < {k})" in dyn
+    assert {"eps_v__x_to_h", "eps_a__x_to_h", "ebar__x_to_h", "e_pend"} <= {v.name for v in wum.vars}
+    assert wum.code["pre_spike_code"].startswith("z_pre = 1.0;")
+    out_wum = ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
+    assert "addToPre(g * q_E);" in out_wum
+    assert ctx.projection("h_to_out").pre_target_var == "q_fb__h_to_out"
+    groups = [cu.group for cu in ctx.custom_updates]
+    assert groups.count("EpropReduce") == 2 and "EpropError" in groups  # softmax: max, then sum
+    assert "EXTRA_STEPS = 2" in code
+
+
+def test_eprop_random_feedback_matrix_is_drawn(tmp_path: Path) -> None:
+    src = (ROOT / "examples" / "eprop_pattern.snn").read_text().replace("eprop(", "eprop(feedback = random, ")
+    code, arrays, ctx = generate(lower(src))
+    assert "addToPre(b_fb * q_E);" in ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
+    assert arrays["h_to_out.feedback"].shape == arrays["h_to_out"].shape
+    assert not np.allclose(arrays["h_to_out.feedback"], arrays["h_to_out"])
+    check_c(model_calls(code), tmp_path)
