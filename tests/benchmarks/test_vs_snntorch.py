@@ -62,5 +62,12 @@ def test_snnc_side_runs():
     import vs_snntorch
 
     res = vs_snntorch.run_snnc(_args())
-    assert res["mode"] in ("eventprop", "forward-only") and len(res["batch_s"]) == 1
+    assert res["mode"] in ("eventprop", "eventprop-nonfinite", "forward-only") and len(res["batch_s"]) == 1
     assert np.isfinite(res["losses"][0])
+
+
+def test_snnc_source_drops_only_the_regulariser():
+    import vs_snntorch
+
+    text = vs_snntorch.snn_source()
+    assert "regularisation" not in text and "eventprop(" in text and "h -> h" in text
