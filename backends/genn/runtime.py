@@ -1,0 +1,290 @@
+"""Drive a generated pygenn module through the runtime's `Artefact` protocol (runtime/artefact.py).
+
+Untested against a real GeNN in this repository's CI (pygenn is an optional extra and needs a
+compiler toolchain of its own); tests marked `genn` exercise it where pygenn imports. Per batch:
+
+    Reset group -> inputs pushed -> NUM_STEPS x step_time -> readouts / recordings pulled
+    EventProp `backward`: dL/dy pushed -> SpikeCountReduce -> NUM_STEPS more steps (reverse time)
+                          -> GradientReduce -> dg_sum pulled
+    e-prop `eprop_batch`: y_true pushed -> (NUM_STEPS + EXTRA_STEPS) x (step_time, EpropReduce,
+                          EpropError) -> GradientReduce -> dg_sum pulled
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from snnc.runtime.artefact import RecordRequest, RunResult
+
+
+def load_module(path: str | Path) -> ModuleType:
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"snnc_genn_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import generated module {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class GeNNArtefact:
+    """A generated network built and loaded by GeNN; arrays are pulled into numpy on demand."""
+
+    def __init__(
+        self, module: ModuleType, *, batch_size: int | None = None, backend: str | None = None
+    ) -> None:
+        self.module = module
+        self._backend = backend
+        self._weights = module.load_weights()
+        self._batch = 0
+        self._model = None
+        self.manifest: dict[str, Any] = {
+            "backend": "genn",
+            "name": module.NAME,
+            "dt": module.DT,
+            "num_steps": module.NUM_STEPS,
+            "precision": module.PRECISION,
+            "populations": module.POPULATIONS,
+            "projections": module.PROJECTIONS,
+            "training": module.TRAINING,
+        }
+        self.allocate(batch_size or module.BATCH_SIZE)
+
+    @classmethod
+    def from_module(
+        cls, path: str | Path, *, backend: str | None = None, batch_size: int | None = None
+    ) -> GeNNArtefact:
+        return cls(load_module(path), batch_size=batch_size, backend=backend)
+
+    # ------------------------------------------------------------------ protocol properties
+    @property
+    def dt(self) -> float:
+        return float(self.module.DT)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.module.NUM_STEPS)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    # ------------------------------------------------------------------ building
+    def allocate(self, batch_size: int) -> None:
+        if batch_size == self._batch and self._model is not None:
+            return
+        if self._model is not None:
+            self._weights.update(self.get_weights_flat())
+            self._model.unload()
+        model, self.pops, self.syns, self.updates = self.module.build_model(
+            backend=self._backend, batch_size=batch_size, weights=self._weights
+        )
+        build_dir = Path(self.module.__file__).parent
+        model.build(str(build_dir))
+        model.load(str(build_dir), num_recording_timesteps=self.num_steps)
+        self._model = model
+        self._batch = batch_size
+
+    # ------------------------------------------------------------------ weights
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        out = {}
+        for name, meta in self.module.PROJECTIONS.items():
+            if meta["kind"] == "avg_pool2d":
+                continue
+            shape = tuple(meta["weight_shape"])
+            out[name] = (int(self._weights[name].size),) if -1 in shape else shape
+        return out
+
+    def get_weights_flat(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name in self.weight_shapes():
+            var = self.syns[name].vars["g"]
+            var.pull_from_device()
+            out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
+        return out
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        shapes = self.weight_shapes()
+        return {k: v.reshape(shapes[k]) for k, v in self.get_weights_flat().items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        shapes = self.weight_shapes()
+        for name, value in weights.items():
+            if name not in shapes:
+                raise KeyError(f"no trainable or fixed weights named '{name}'")
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.size != int(np.prod(shapes[name])):
+                raise ValueError(f"weights for '{name}' have shape {arr.shape}, expected {shapes[name]}")
+            var = self.syns[name].vars["g"]
+            var.values = arr.ravel()
+            var.push_to_device()
+            self._weights[name] = arr.ravel()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for pop, meta in self.module.POPULATIONS.items():
+            for state, var in meta["record_vars"].items():
+                v = self.pops[pop].vars[var]
+                v.pull_from_device()
+                out[f"{pop}.{state}"] = v.view.reshape(self._batch, meta["size"])
+        return out
+
+    def reset(self) -> None:
+        if any(cu.startswith("reset_") for cu in self.updates):
+            self._model.custom_update("Reset")
+        self._model.timestep = 0
+        self._model.t = 0.0
+
+    # ------------------------------------------------------------------ running
+    def _set_inputs(self, inputs: Mapping[str, Any]) -> None:
+        from snnc.runtime.encoding import as_preprocessed
+
+        for pop, meta in self.module.POPULATIONS.items():
+            if meta["generator"] is None:
+                continue
+            data = inputs.get(pop)
+            group = self.pops[pop]
+            n = meta["size"]
+            if meta["generator"] == "poisson":
+                rates = np.zeros((self._batch, n)) if data is None else np.asarray(data, dtype=np.float64)
+                group.vars["in_rate"].view[:] = rates.reshape(group.vars["in_rate"].view.shape)
+                group.vars["in_rate"].push_to_device()
+                continue
+            start = np.zeros((self._batch, n), np.uint32)
+            end = np.zeros((self._batch, n), np.uint32)
+            chunks, offset = [], 0
+            for b, ex in enumerate(list(data or [])[: self._batch]):
+                times, ids = as_preprocessed(ex, n).by_time
+                order = np.lexsort((times, ids))
+                times, ids = times[order], ids[order]
+                counts = np.bincount(ids, minlength=n)
+                ends = offset + np.cumsum(counts)
+                start[b], end[b] = ends - counts, ends
+                chunks.append(times)
+                offset += times.size
+            egp = group.extra_global_params["in_times"]
+            if offset > egp.view.size:
+                raise ValueError(
+                    f"{offset} input spikes exceed the module's max_input_spikes ({egp.view.size})"
+                )
+            if chunks:
+                egp.view[:offset] = np.concatenate(chunks)
+            egp.push_to_device()
+            for var, arr in (("q_start", start), ("q_end", end)):
+                group.vars[var].view[:] = arr.reshape(group.vars[var].view.shape)
+                group.vars[var].push_to_device()
+
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        record: RecordRequest | None = None,
+        *,
+        num_steps: int | None = None,
+        example_ids: Sequence[int] | None = None,
+    ) -> RunResult:
+        del example_ids  # GeNN draws Poisson spikes from its own seeded generator
+        self.reset()
+        self._set_inputs(inputs)
+        steps = self.num_steps if num_steps is None else int(num_steps)
+        record = record or RecordRequest()
+        res = RunResult(num_steps=steps, dt=self.dt)
+        traces: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in record.vars}
+        for _ in range(steps):
+            self._model.step_time()
+            for pop, state in record.vars:
+                var = self.pops[pop].vars[self.module.POPULATIONS[pop]["record_vars"][state]]
+                var.pull_from_device()
+                traces[(pop, state)].append(var.view.reshape(self._batch, -1).copy())
+        for key, values in traces.items():
+            res.vars[key] = np.stack(values, axis=1).astype(np.float64)
+        for pop, meta in self.module.POPULATIONS.items():
+            if meta["readout"] is None:
+                continue
+            var = self.pops[pop].vars["r_value"]
+            var.pull_from_device()
+            res.readouts[pop] = var.view.reshape(self._batch, *meta["shape"]).astype(np.float64)
+        if record.spikes:
+            self._model.pull_recording_buffers_from_device()
+            for pop in record.spikes:
+                n = self.module.POPULATIONS[pop]["size"]
+                raster = np.zeros((self._batch, steps, n), bool)
+                data = self.pops[pop].spike_recording_data
+                for b in range(self._batch):
+                    times, ids = data[b] if self._batch > 1 else data[0]
+                    k = np.rint(np.asarray(times) / self.dt).astype(int)
+                    ok = k < steps
+                    raster[b, k[ok], np.asarray(ids)[ok]] = True
+                res.spikes[pop] = raster
+        if self.module.TRAINING == "eventprop":
+            for pop, meta in self.module.POPULATIONS.items():
+                group = self.pops[pop]
+                if "ev_t_s" not in group.extra_global_params:
+                    continue
+                group.vars["q_ns"].pull_from_device()
+                egp = group.extra_global_params["ev_t_s"]
+                egp.pull_from_device()
+                counts = group.vars["q_ns"].view.reshape(self._batch, meta["size"]).copy()
+                times = egp.view.reshape(-1)[: self._batch * meta["size"] * self.module.MAX_SPIKES]
+                res.events[pop] = (times.reshape(self._batch, meta["size"], -1).copy(), counts)
+        return res
+
+    def _pull_gradients(self) -> dict[str, np.ndarray]:
+        self._model.custom_update("GradientReduce")
+        shapes = self.weight_shapes()
+        grads = {}
+        for name, cu in self.updates.items():
+            if not name.startswith("reduce_") or name.removeprefix("reduce_") not in shapes:
+                continue
+            proj = name.removeprefix("reduce_")
+            var = cu.vars["dg_sum"]
+            var.pull_from_device()
+            grads[proj] = np.asarray(var.values, dtype=np.float64).reshape(shapes[proj]).copy()
+        return grads
+
+    def backward(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """EventProp: continue the same batch for NUM_STEPS reverse-time steps, then reduce `dg`."""
+        if self.module.TRAINING != "eventprop":
+            raise NotImplementedError("backward() needs a module generated with eventprop")
+        for pop, grad in dl_dy.items():
+            if pop not in self.pops:  # e.g. "<pop>.spike_count": the regulariser is in the code already
+                continue
+            var = self.pops[pop].vars["q_dldy"]
+            var.view[:] = np.asarray(grad, dtype=np.float64).reshape(var.view.shape)
+            var.push_to_device()
+        if any(n.startswith("count_") for n in self.updates):
+            self._model.custom_update("SpikeCountReduce")
+        for _ in range(self.num_steps):
+            self._model.step_time()
+        return self._pull_gradients()
+
+    def eprop_batch(
+        self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """e-prop: one batch with per-step targets y_true [batch, steps, neurons]; returns dW."""
+        if self.module.TRAINING != "eprop":
+            raise NotImplementedError("eprop_batch() needs a module generated with eprop")
+        self.reset()
+        self._set_inputs(inputs)
+        for pop, y in targets.items():
+            egp = self.pops[pop].extra_global_params["ev_ytrue"]
+            egp.view[:] = np.asarray(y, dtype=np.float64).reshape(-1)
+            egp.push_to_device()
+        reduce = any(n.startswith("eprop_") for n in self.updates)
+        for _ in range(self.num_steps + self.module.EXTRA_STEPS):
+            self._model.step_time()
+            if reduce:
+                self._model.custom_update("EpropReduce")
+            self._model.custom_update("EpropError")
+        return self._pull_gradients()
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.unload()
+            self._model = None

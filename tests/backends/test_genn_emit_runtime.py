@@ -1,0 +1,75 @@
+"""The generated pygenn module run by GeNN itself (CPU backend), against the C backend.
+
+Needs pygenn (an optional extra); skipped with a visible reason where it does not import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from snnc.backends.genn import have_pygenn, load_genn
+from snnc.runtime.artefact import RecordRequest
+
+from snnc.api import lower
+
+pytestmark = [
+    pytest.mark.genn,
+    pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = 2
+
+
+def _network(train: bool):  # noqa: ANN202
+    network = lower(ROOT / "examples" / "yinyang_eventprop.snn", duration=10.0)
+    return network if train else dataclasses.replace(network, training=None)
+
+
+def _inputs() -> dict:
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(BATCH):
+        ids = np.repeat(np.arange(4), 3)
+        times = np.sort(rng.uniform(0.0, 6.0, ids.size))
+        rows.append((times, ids))
+    return {"x": rows}
+
+
+def _c_artefact(network):  # noqa: ANN001, ANN202
+    from snnc.backends.c import build_network
+    from snnc.runtime.native import NativeArtefact
+
+    built = build_network(network)
+    return NativeArtefact(built.library, built.manifest, built.static, BATCH)
+
+
+def test_inference_matches_the_c_backend(tmp_path: Path) -> None:
+    network = _network(train=False)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    c = _c_artefact(network)
+    genn.set_weights(c.get_weights())
+    request = RecordRequest.of(spikes=["h"], vars=[("out", "v")])
+    got, want = genn.run(_inputs(), request), c.run(_inputs(), request)
+    assert want.spikes["h"].any(), "the test input should make hidden neurons spike"
+    np.testing.assert_array_equal(got.spikes["h"], want.spikes["h"])
+    np.testing.assert_allclose(got.vars[("out", "v")], want.vars[("out", "v")], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-4, atol=1e-6)
+
+
+def test_eventprop_gradients_match_the_c_backend(tmp_path: Path) -> None:
+    network = _network(train=True)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    c = _c_artefact(network)
+    genn.set_weights(c.get_weights())
+    dl_dy = {"out": np.random.default_rng(0).normal(size=(BATCH, 3))}
+    genn.run(_inputs())
+    c.run(_inputs())
+    got, want = genn.backward(dl_dy), c.backward(dl_dy)
+    assert set(got) == set(want)
+    for name in want:
+        assert np.abs(want[name]).max() > 0
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-6 * np.abs(want[name]).max())
