@@ -32,11 +32,15 @@ class NumericalFaultError(DiagnosticError, FloatingPointError):
         self.epoch = epoch
         self.batch = batch
         when = []
-        if epoch is not None:
+        if batch is None and kind == "weights":
+            when.append("before training")
+        elif epoch is not None:
             when.append(f"epoch {epoch}")
         if batch is not None:
             when.append(f"batch {batch}")
         at = f" in {', '.join(when)}" if when else ""
+        if when == ["before training"]:
+            at = " before training"
         message = f"{detail} in the {kind} of projection '{projection}'{at}; training stopped"
         super().__init__(Diagnostic(CODE, message, None, hint))
 
@@ -80,7 +84,8 @@ def check_finite(
 ) -> None:
     """Raise `NumericalFaultError` for the first (by name) array in `arrays` holding NaN or Inf.
 
-    kind: "gradient" or "weights", used in the message.
+    kind: "gradient" or "weights", used in the message; weights checked with `batch=None` are the
+    ones training starts from (initialiser, File() weights, a resumed checkpoint).
     """
     for name in sorted(arrays):
         a = np.asarray(arrays[name])
@@ -93,11 +98,16 @@ def check_finite(
             hint = f"non-finite state after the forward pass: {', '.join(states)}; "
         else:
             hint = ""
-        hint += (
-            "lower the learning rate, clip the inputs, or check parameters that can divide by zero "
-            "(time constants, thresholds); the last checkpoint written is still good"
-            if kind == "gradient"
-            else "the optimiser step produced it: lower the learning rate or use gradient clipping; "
-            "the last checkpoint written is still good"
-        )
+        if kind == "gradient":
+            hint += (
+                "lower the learning rate, clip the inputs, or check parameters that can divide by zero "
+                "(time constants, thresholds); the last checkpoint written is still good"
+            )
+        elif batch is None:
+            hint += "the weight initialiser, a File() weight or the checkpoint loaded put it there"
+        else:
+            hint += (
+                "the optimiser step produced it: lower the learning rate or use gradient clipping; "
+                "the last checkpoint written is still good"
+            )
         raise NumericalFaultError(kind, str(name), epoch, batch, _describe(counts, size), hint)

@@ -218,6 +218,8 @@ class Trainer:
         )
         train_metrics = self._metrics(metrics, pops, losses)
         cbs.on_train_begin()
+        # after on_train_begin, which may restore a checkpoint: training must start from finite weights
+        check_finite("weights", driver.live_weights(self.artefact)[0], epoch=start_epoch)
         for epoch in range(start_epoch, start_epoch + num_epochs):
             for m in train_metrics.values():
                 m.reset()

@@ -136,3 +136,43 @@ def test_count_non_finite_ignores_integer_arrays():
     assert count_non_finite(np.array([1, 2, 3])) == (0, 0, 0)
     assert count_non_finite(np.array([np.nan, np.inf, -np.inf, np.inf])) == (1, 2, 1)
     check_finite("gradient", {"a": np.ones(3), "b": np.arange(3)})  # no raise
+
+
+def test_non_finite_weights_before_training_are_reported_as_such(tmp_path):
+    art = FakeArtefact(batch_size=5)
+    art.weights["h_to_out"][3, 1] = np.nan
+    x, labels = blobs(10)
+    tr = Trainer(art, "sparse_categorical_crossentropy", Adam(lr=0.01))
+    with pytest.raises(NumericalFaultError) as info:
+        tr.train({"x": x}, {"out": labels}, num_epochs=1, callbacks=[])
+    d = info.value.diagnostics[0]
+    assert "weights of projection 'h_to_out' before training" in d.message
+    assert "initialiser" in d.hint and "optimiser step" not in d.hint
+    assert art.forward_calls == 0
+
+
+def test_real_c_artefact_with_a_nan_weight_stops_before_the_first_batch():
+    from snnc.runtime.encoding import latency_encode
+
+    from snnc.api import compile_network
+
+    source = """
+    use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+    network nanet {
+        input  x   = SpikeInput(4)
+        hidden h   = LIF(10, tau_mem = 20 ms)
+        output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
+        x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78)), Exponential(tau = 5 ms)
+        h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+    }
+    """
+    net = compile_network(source, batch_size=4, dt=1.0, duration=20.0, seed=1)
+    art = net.artefact
+    w = art.get_weights()
+    w["h_to_out"][2, 1] = np.inf
+    art.set_weights(w)
+    x = latency_encode(np.random.default_rng(0).random((8, 4)), 2.0, 17.0)
+    tr = Trainer(art, "sparse_categorical_crossentropy", Adam(lr=0.01), 4)
+    with pytest.raises(NumericalFaultError) as info:
+        tr.train({"x": x}, {"out": np.zeros(8, int)}, num_epochs=1, callbacks=[])
+    assert info.value.projection == "h_to_out" and "+Inf" in info.value.diagnostics[0].message
