@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,59 @@ def test_real_c_artefact_with_a_nan_weight_stops_before_the_first_batch():
     with pytest.raises(NumericalFaultError) as info:
         tr.train({"x": x}, {"out": np.zeros(8, int)}, num_epochs=1, callbacks=[])
     assert info.value.projection == "h_to_out" and "+Inf" in info.value.diagnostics[0].message
+
+
+CLI_NET = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network nanet {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(10, tau_mem = 20 ms)
+    output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = WEIGHT), Exponential(tau = 5 ms)
+}
+train nanet {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = LR)
+    data       = npz(path = "data.npz")
+    dt         = 1 ms
+    duration   = 20 ms
+    batch_size = 4
+    epochs     = 2
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "weight, lr, words",
+    [
+        ('File("wnan.npy")', "0.01", "weights of projection 'h_to_out' before training"),
+        ("Normal(mean = 0.93, sd = 0.1)", "1e39", "weights of projection 'h_to_out' in epoch 0, batch 0"),
+    ],
+)
+def test_snnc_train_stops_with_a_diagnostic(tmp_path, capsys, weight, lr, words):
+    from snnc.runtime.datasets.npzdata import save_npz
+    from snnc.runtime.datasets.spikes import SpikeDataset
+
+    from snnc.cli import main
+
+    rng = np.random.default_rng(0)
+
+    def ds(n, k=8):
+        times = np.sort(rng.uniform(0, 15, (n, k)), axis=1).ravel()
+        offsets = np.arange(n + 1) * k
+        return SpikeDataset(times, rng.integers(0, 4, n * k), offsets, rng.integers(0, 3, n), 4)
+
+    save_npz(tmp_path / "data.npz", ds(16), ds(8))
+    w = rng.normal(0.9, 0.1, (10, 3))
+    w[2, 1] = np.nan
+    np.save(tmp_path / "wnan.npy", w)
+    src = tmp_path / "net.snn"
+    src.write_text(CLI_NET.replace("WEIGHT", weight).replace("LR", lr), encoding="utf-8")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rc = main(["train", str(src), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert words in err and "training stopped" in err and "internal error" not in err
+    assert not list((tmp_path / "run").glob("epoch-*.npz"))  # no checkpoint of a poisoned epoch
