@@ -1,7 +1,8 @@
 """`snnc plot DIR`: PNG training curves from `DIR/metrics.json` and spike rasters from recordings.
 
 Curves: one PNG per quantity in the per-epoch summaries (`loss.png`, `accuracy.png`, ...), the
-training curve and, when present, the validation curve against the epoch; a `"test"` value is drawn
+training curve and, when present, the validation curve against the epoch (counted from 1 as
+`snnc train` prints it; metrics.json counts from 0); a `"test"` value is drawn
 as a dotted horizontal line. `null` entries (non-finite values, see `write_metrics_json`) leave gaps.
 
 Spike recordings (the format this module defines and `save_spike_recording` writes): an `.npz` file
@@ -122,7 +123,7 @@ def curves(doc: Mapping[str, Any]) -> dict[str, dict[str, tuple[list[float], lis
     out: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for i, rec in enumerate(doc["epochs"]):
         epoch = _number(rec.get("epoch", i))
-        epoch = float(i) if math.isnan(epoch) else epoch
+        epoch = (float(i) if math.isnan(epoch) else epoch) + 1.0  # counted from 1, as `snnc train` prints
         for split in ("train", "validation"):
             values = rec.get(split)
             if not isinstance(values, Mapping):
@@ -156,6 +157,8 @@ def _figure(**kw: Any):  # noqa: ANN202
 
 def plot_curves(doc: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """One PNG per quantity: train and validation curves over epochs, test value dotted."""
+    from matplotlib.ticker import MaxNLocator
+
     test = doc.get("test") if isinstance(doc.get("test"), Mapping) else {}
     written = []
     for name, splits in sorted(curves(doc).items()):
@@ -167,6 +170,7 @@ def plot_curves(doc: Mapping[str, Any], out_dir: Path) -> list[Path]:
                 ax.plot(xs, ys, style, markersize=3, label=split)
         if name in test and not math.isnan(_number(test[name])):
             ax.axhline(_number(test[name]), linestyle=":", color="k", label="test")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(name)

@@ -85,7 +85,7 @@ def test_curves_read_the_trainer_format(run_dir):
     c = curves(doc)
     assert set(c) == {"loss", "accuracy"} and set(c["loss"]) == {"train", "validation"}
     xs, ys = c["loss"]["train"]
-    assert xs == [0, 1, 2, 3, 4, 5] and np.isnan(ys[2]) and ys[1] == pytest.approx(0.5)
+    assert xs == [1, 2, 3, 4, 5, 6] and np.isnan(ys[2]) and ys[1] == pytest.approx(0.5)
 
 
 def test_recording_round_trip(tmp_path):
