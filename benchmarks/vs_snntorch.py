@@ -286,7 +286,8 @@ def worker(args: argparse.Namespace) -> None:
 def _child(args: argparse.Namespace, side: str, idle: bool) -> tuple[dict, int]:
     """Run one worker process; returns (its JSON result, its peak RSS in KiB)."""
     cmd = [sys.executable, __file__, "--worker", side, *_forward(args)] + (["--idle"] if idle else [])
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(ROOT))
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=path)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
     stdout = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
