@@ -11,6 +11,10 @@ known before `run`. The protocol extension is one method::
 e-prop kernel with learning off, so the trained output bias is used). The trainer calls
 `driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
 projection names, plus `bias_<pop>` for each trained output bias (a "weight" of the artefact).
+
+e-prop's mse is a per-step loss (½ Σ_t ‖v_t − y*_t‖²), so an mse output with a `var` readout returns
+its state at every step, [batch, steps, n], as the readout: what the trainer's loss and metric score
+against per-step targets (and what `snnc train` reports as the test "mse").
 """
 
 from __future__ import annotations
@@ -115,9 +119,30 @@ class EpropArtefact(NativeArtefact):
     ) -> RunResult:
         steps = self.num_steps if num_steps is None else int(num_steps)
         self._learn = self._load_targets(steps)
-        result = super().run(inputs, record, num_steps=steps, example_ids=example_ids, seed=seed)
+        asked = record if record is not None else RecordRequest()
+        per_step = self._per_step_outputs()
+        wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
+        result = super().run(
+            inputs, wanted if wanted else None, num_steps=steps, example_ids=example_ids, seed=seed
+        )
+        for pop, var in per_step.items():
+            # e-prop's mse is a per-step loss, so the readout the trainer scores is the whole trace
+            trace = result.vars[(pop, var)]
+            result.readouts[pop] = trace.reshape(self._batch, steps, -1)
+            if (pop, var) not in asked.vars:
+                del result.vars[(pop, var)]
         self._learned = self._learn
         return result
+
+    def _per_step_outputs(self) -> dict[str, str]:
+        """mse outputs with a `var` readout: population -> the state whose every step is the output."""
+        return {
+            pop: info["var"]
+            for pop, info in self.eprop["outputs"].items()
+            if info["loss"] != "sparse_categorical_crossentropy"
+            and info.get("readout") == "var"
+            and info.get("var")
+        }
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         return self._lib.snnc_eprop_run(ctypes.byref(struct), self._batch, steps, seed, int(self._learn))

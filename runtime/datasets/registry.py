@@ -13,6 +13,7 @@ from typing import Any
 from snnc.ir.diagnostics import Span
 from snnc.runtime.datasets.digits import digits
 from snnc.runtime.datasets.npzdata import npz
+from snnc.runtime.datasets.pattern import sine_pattern
 from snnc.runtime.datasets.shd import shd, ssc
 from snnc.runtime.datasets.spikes import Dataset
 from snnc.runtime.datasets.yinyang import yinyang
@@ -29,6 +30,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "npz": npz,
     "shd": shd,
     "ssc": ssc,
+    "sine_pattern": sine_pattern,
 }
 #: loaders whose relative paths are resolved against the `.snn` file's folder
 _TAKES_BASE_DIR = {"npz", "shd", "ssc"}
