@@ -214,3 +214,44 @@ def test_evaluate_rejects_a_corrupt_or_foreign_checkpoint(tmp_path, fake_compile
         session.run_evaluate("yy.snn", session.RunOptions(checkpoint=str(other), quiet=True))
     with pytest.raises(CheckpointError, match="no checkpoint"):
         session.run_evaluate("yy.snn", session.RunOptions(checkpoint=str(tmp_path / "nope"), quiet=True))
+
+
+def test_augmentation_gives_each_epoch_new_training_spikes(tmp_path, monkeypatch):
+    """`augment = (shift(max = 1))` on an .npz set: each epoch trains on a re-shifted copy."""
+    rng = np.random.default_rng(0)
+    n = 24
+    ids = np.tile(np.arange(4), n)
+    times = rng.uniform(0, 1, 4 * n)
+    np.savez(
+        tmp_path / "spikes.npz",
+        times=times,
+        ids=ids,
+        offsets=np.arange(0, 4 * n + 1, 4),
+        labels=rng.integers(0, 3, n),
+        num_neurons=4,
+    )
+    extra = "augment = shift(max = 1)"
+    src = SOURCE.replace("EXTRA", extra).replace(
+        "yinyang(train = 120, test = 60, t_min = 0 ms, t_max = 1 ms)", 'npz(path = "spikes.npz")'
+    )
+    (tmp_path / "aug.snn").write_text(src)
+    network = lower(tmp_path / "aug.snn")
+    seen = []
+
+    class Recording(SpikeFake):
+        def run(self, inputs, record=None, **kw):
+            if self.training:
+                seen.append(sum(len(inputs["x"].example(r)[1]) for r in range(len(inputs["x"]))))
+            return super().run(inputs, record, **kw)
+
+    art = Recording(batch_size=8, n_hidden=16)
+    art.training = True
+    monkeypatch.setattr(
+        session, "compile_for_training", lambda p, o: (network, CompiledNetwork(art, network=network))
+    )
+    session.run_train(
+        str(tmp_path / "aug.snn"), session.RunOptions(epochs=3, out=str(tmp_path / "run"), quiet=True)
+    )
+    per_epoch = [sum(seen[i : i + 3]) for i in range(0, 9, 3)]  # 18 training examples: 3 batches
+    assert all(c < 4 * 18 for c in per_epoch)  # shifted spikes leave the 4 channels and are dropped
+    assert len(set(per_epoch)) > 1  # a different shift each epoch
