@@ -281,8 +281,10 @@ class NativeArtefact:
 
         `dl_dy[pop]` is [batch, *shape] for each output population (for a `var` readout also
         [batch, steps, n]: one dL/dy per step; [batch, n] drives the last step only). Keys
-        `"<pop>.spike_count"` are the trainer's spike-count regulariser gradients; the C code applies
-        the regulariser the TrainingIR states, so they are accepted and not used twice.
+        `"<pop>.spike_count"` [batch, n] are the trainer's dL/d(spike count) of hidden populations:
+        each spike of neuron j in row b then adds r = value[b, j] as mlGeNN's regulariser does
+        (∂l_p/∂t_s = -(∇θ·f⁻)·r). A regulariser declared in the `.snn` training block is the
+        TrainingIR's and is applied in C from the batch's spike counts, independently of these keys.
         """
         if not self._ep:
             raise NotImplementedError(
@@ -313,6 +315,18 @@ class NativeArtefact:
                     g = g.reshape(-1, n)
                     buf[: g.shape[0]] = g
             self._arrays[info["dly"]] = buf
+        counts = self._ep.get("count_grads", {})
+        for key in dl_dy:
+            if key.endswith(".spike_count") and key[: -len(".spike_count")] not in counts:
+                raise KeyError(f"'{key}': no hidden spiking population on the gradient path has that name")
+        for pop, arr in counts.items():
+            n = int(pops[pop]["size"])
+            buf = np.zeros((self._batch, n), self._scalar)
+            g = dl_dy.get(f"{pop}.spike_count")
+            if g is not None:
+                g = np.asarray(g, dtype=np.float64).reshape(-1, n)
+                buf[: g.shape[0]] = g
+            self._arrays[arr] = buf
         struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
         rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps)
         if rc != 0:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import sympy
 from snnc.backends.common import NetworkPlan, mangle
+from snnc.ir.symbols import sym
 
 from .eventprop import RUNTIME, EventPropPlan, lam_local
 
@@ -37,6 +39,17 @@ def _state_local(pg, plan: NetworkPlan, coupled: str, pop_ctx: dict[str, Any]) -
     base = coupled[: -len("__" + adj.owner)]
     updated = any(u["new"] == mangle("ny", pp.name, base) for y in pop_ctx["synapses"] for u in y["updates"])
     return mangle("ny" if updated else "ys", pp.name, base)
+
+
+def _rate_denominator(pg) -> sympy.Expr:  # noqa: ANN001
+    """∇θ·f⁻ on the threshold surface, over coupled states (what the regulariser's r multiplies)."""
+    x = [sym(s) for s in pg.states]
+    rhs = dict(pg.system)
+    theta = pg.theta.xreplace({sym(k): v for k, v in pg.inputs})
+    denom = sum((sympy.diff(theta, xi) * rhs[str(xi)] for xi in x), sympy.S.Zero)
+    if pg.on_threshold is not None:
+        denom = denom.xreplace({sym(pg.on_threshold[0]): pg.on_threshold[1]})
+    return sympy.expand(denom)
 
 
 def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: ANN001, C901
@@ -120,33 +133,40 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
             lst["pre_locals"] = [{"local": "snnc_pre_" + s, "src": f"u_{s}"} for s in neuron_states]
             names = {s: _state_local(pg, plan, s, pop_ctx) for s in pg.states}
             pr = ctx.printer(names)
-            for rec in pg.records:
-                if rec.name == "t_s":
-                    continue
-                expr = ep.expr(name, rec.expr)
+            records = [(r.name, r.expr) for r in pg.records if r.name != "t_s"]
+            if pg.role == "hidden":  # the trainer's spike-count regulariser needs ∇θ·f⁻ at each spike
+                lst["rate_denom"] = _rate_denominator(pg)
+                have = {r for r, _ in records}
+                records += [
+                    (str(x), x)
+                    for x in sorted(lst["rate_denom"].free_symbols, key=str)
+                    if str(x) in pg.states and str(x) not in have
+                ]
+            for rec_name, rec_expr in records:
+                expr = ep.expr(name, rec_expr)
                 lst["records"].append(
                     {
-                        "name": rec.name,
-                        "local": "ar_" + rec.name,
+                        "name": rec_name,
+                        "local": "ar_" + rec_name,
                         "scratch": _arr(
                             ctx,
-                            mangle("ep", name, "x", rec.name),
+                            mangle("ep", name, "x", rec_name),
                             "scalar",
                             ("batch", n),
                             "grad_buf",
                             name,
-                            f"{rec.name} this step",
+                            f"{rec_name} this step",
                         ),
                         "arr": _arr(
                             ctx,
-                            mangle("ep", name, "r", rec.name),
+                            mangle("ep", name, "r", rec_name),
                             "scalar",
                             ("batch", cap[name]),
                             "grad_buf",
                             name,
-                            f"{rec.name} per spike",
+                            f"{rec_name} per spike",
                         ),
-                        "expr": _print(pr, expr, f"record '{rec.name}' of '{name}'"),
+                        "expr": _print(pr, expr, f"record '{rec_name}' of '{name}'"),
                     }
                 )
         lists[name] = lst
@@ -241,7 +261,20 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
                     for a in pg.jump
                 ],
                 "nsum": None,
+                "rc": None,
+                "rate_dlp": None,
             }
+            if "rate_denom" in lst:
+                jump["rc"] = _arr(
+                    ctx,
+                    mangle("ep", name, "rc"),
+                    "scalar",
+                    ("batch", n),
+                    "grad_buf",
+                    name,
+                    "trainer's dL/d(spike count), applied as r at each spike",
+                )
+                jump["rate_dlp"] = _print(pr, -ep.expr(name, lst["rate_denom"]), where)
             if reg is not None:
                 jump["nsum"] = _arr(
                     ctx,
@@ -343,6 +376,9 @@ def manifest(plan: NetworkPlan, ep: EventPropPlan, context: dict[str, Any]) -> d
             if pc["dly"]
         },
         "regularised": [pc["name"] for pc in context["pops"] if pc["jump"] and pc["jump"]["nsum"]],
+        "count_grads": {
+            pc["name"]: pc["jump"]["rc"] for pc in context["pops"] if pc["jump"] and pc["jump"]["rc"]
+        },
         "gradients": {pc["name"]: pc["e"]["grad"] for pc in context["projs"] if pc["e"]},
         "trajectory": {
             pc["name"]: [t["arr"] for t in pc["trajectory"]] for pc in context["pops"] if pc["trajectory"]

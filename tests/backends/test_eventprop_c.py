@@ -150,8 +150,31 @@ def test_regularisation_alone_pushes_input_weights_down() -> None:
     )
     art = compile_network(src, precision="double", dt=0.01, duration=20.0, batch_size=4).artefact
     art.run({"x": inputs()})
-    g = art.backward({"out": np.zeros((4, 2)), "h.spike_count": np.zeros((4, 5))})
+    g = art.backward({"out": np.zeros((4, 2))})
     # with no loss, the upper regulariser only asks for fewer hidden spikes: larger input weights
     # make earlier and more spikes, so descent must lower them
     assert g["x_to_h"].sum() > 0
     assert np.abs(g["h_to_out"]).max() == 0
+
+
+def test_trainer_spike_count_gradient_acts_like_the_ir_regulariser() -> None:
+    """The trainer's dL/d(count) key, used as r per example and neuron, gives exactly the gradient of
+    the TrainingIR's regulariser when it carries the same numbers (s·(N − ν·B)/B²)."""
+    strength = 1e-3
+    reg_src = (SOURCE % 100).replace(
+        "seed = 4", f"seed = 4\n    regularisation = spike_count(strength = {strength}, nu = 0)"
+    )
+    with_ir = compile_network(reg_src, precision="double", dt=0.01, duration=20.0, batch_size=4).artefact
+    plain = artefact(4)
+    x = inputs()
+    with_ir.run({"x": x})
+    g_ir = with_ir.backward({"out": np.zeros((4, 2))})
+    plain.run({"x": x})
+    n_sum = plain._arrays["ep_h__cnt"].sum(axis=0)
+    r = np.broadcast_to(strength * n_sum / 4**2, (4, 5))
+    g_key = plain.backward({"out": np.zeros((4, 2)), "h.spike_count": r})
+    assert np.abs(g_key["x_to_h"]).max() > 0
+    for k in g_ir:
+        np.testing.assert_allclose(g_key[k], g_ir[k], rtol=1e-9, atol=1e-15)
+    with pytest.raises(KeyError, match="out.spike_count"):
+        plain.backward({"out.spike_count": np.zeros((4, 2))})
