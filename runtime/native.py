@@ -2,7 +2,9 @@
 
 The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
 struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
-optional recordings are NULL unless requested.
+optional recordings are NULL unless requested. Artefacts compiled with EventProp (manifest key
+`eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps)`, which `backward`
+calls after the forward pass of the same batch.
 """
 
 from __future__ import annotations

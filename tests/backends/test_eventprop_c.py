@@ -178,3 +178,18 @@ def test_trainer_spike_count_gradient_acts_like_the_ir_regulariser() -> None:
         np.testing.assert_allclose(g_key[k], g_ir[k], rtol=1e-9, atol=1e-15)
     with pytest.raises(KeyError, match="out.spike_count"):
         plain.backward({"out.spike_count": np.zeros((4, 2))})
+
+
+def test_float32_gradients_agree_with_float64() -> None:
+    """The default precision: same network, same weights, gradients within float32 noise."""
+    x = inputs()
+    arts = {
+        p: compile_network(SOURCE % 100, precision=p, dt=0.01, duration=20.0, batch_size=4).artefact
+        for p in ("float", "double")
+    }
+    arts["float"].set_weights(arts["double"].get_weights())
+    g = {p: grads(a, x, LABELS) for p, a in arts.items()}
+    assert all(v.dtype == np.float64 for v in g["float"].values())
+    for k in g["double"]:
+        cos, rel = compare(g["float"][k], g["double"][k])
+        assert cos > 0.999 and rel < 0.02, (k, cos, rel)
