@@ -40,6 +40,7 @@ class CustomUpdateCtx:
     params: dict[str, float] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
     var_refs: dict[str, str] = field(default_factory=dict)  # ref -> Python expression
+    dynamic: list[str] = field(default_factory=list)  # params changed at run time (learning rate)
 
 
 @dataclass
@@ -79,8 +80,11 @@ def _env() -> jinja2.Environment:
 
 def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     training = network.training is not None
+    incoming = {
+        name: [pp for pp in plan.projections.values() if pp.post == name] for name in plan.populations
+    }
     pops = [
-        render_input(p) if p.role == "input" or p.generator else render_neuron(p, plan)
+        render_input(p) if p.role == "input" or p.generator else render_neuron(p, plan, incoming[p.name])
         for p in plan.populations.values()
     ]
     projs = [render_projection(pp, training) for pp in plan.projections.values()]

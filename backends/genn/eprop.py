@@ -340,7 +340,7 @@ def add_eprop(ctx: ModuleCtx, network: Network) -> None:
             "EpropReduce": "after every step: max / sum reductions over each output population",
             "EpropError": "after every step, then: the error E of each output neuron",
             "GradientReduce": "after the K + 2 steps of a batch: dg summed over the batch, dg zeroed",
-            "Adam": "then: Adam step on g from dg_sum (alpha, first_scale, second_scale set per step)",
+            "Adam": "then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)",
         }
     )
     ctx.extra_steps = 2

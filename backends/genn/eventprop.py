@@ -8,8 +8,7 @@ What each piece does, following `snnc.passes.eventprop`'s discrete-time semantic
 - forward, at a spike (reset code, before the reset itself): the spike time (k+1)·dt and the values
   the jump needs go into per-neuron buffers `ev_<record>` (extra global params,
   [batch][neuron][max_spikes]); `q_ns` counts every spike, so overflow is visible to the runtime.
-  Synapse states a record needs are mirrored into the neuron (`m_<state>__<proj>`) by the
-  postsynaptic model, after its update, through a neuron var reference.
+  Synapse states live in the post neuron (`y_<state>__<proj>`), so records read them directly.
 - backward, replay: a neuron whose buffer holds a spike at time kb·dt (forward step kb-1) re-emits
   it at backward step kb, so GeNN's synapse update processes it at the next step, kb-1: the forward
   step it belongs to. The real spikes of the last forward step are processed at step K (kb = K-1).
@@ -90,11 +89,12 @@ def _add_replay(p: PopulationCtx, records: dict[str, str], k_total: int, max_spi
         f"({phase}) ? ({guard or '0'}) : "
         f"(q_bi >= 0 && fabs(ev_t_s[(batch * {p.size} + id) * {max_spikes} + q_bi] - {kb} * dt) < 0.5 * dt)"
     )
-    store = [f"    ev_{name}[q_off + q_ns] = {expr};" for name, expr in records.items()]
+    store = [f"    ev_{name}[q_roff + q_ns] = {expr};" for name, expr in records.items()]
     forward_reset = m.code.get("reset_code", "")
     m.code["reset_code"] = "\n".join(
         [
-            _offset(p.size, max_spikes),
+            # GeNN runs the reset code in the sim code's scope: no name may be declared twice
+            f"const unsigned int q_roff = (batch * {p.size} + id) * {max_spikes};",
             f"if ({phase}) {{",
             "    // EventProp forward: store this spike and the values its backward jump needs",
             f"    if (q_ns < {max_spikes}) {{",
@@ -159,7 +159,7 @@ def _neuron_backward(
         t.projection for t in tir.transmissions.values() if network.projections[t.projection].pre == p.name
     ):
         m.additional_input_vars.append(("q_D", "scalar", 0.0))
-    # records: neuron states/inputs by their GeNN names, synapse states mirrored from the PSM
+    # records: neuron states/inputs and the synapse states kept in the neuron, by their GeNN names
     pop_plan = plan.populations[pg.population]
     fwd_names = {s: f"u_{s}" for s in pop_plan.states}
     fwd_names.update({i: f"u_{i}" for i in pop_plan.inputs})
@@ -176,15 +176,7 @@ def _neuron_backward(
             state, _, proj = name.partition("__")
             if not proj or proj not in network.projections:
                 raise fail(f"{where}: record '{rec.name}' uses '{name}', which the neuron cannot reach")
-            mirror = f"m_{name}"
-            fwd_names[name] = mirror
-            if all(v.name != mirror for v in m.vars):
-                m.vars.append(Var(mirror))
-                p.var_init[mirror] = 0.0
-                s = ctx.projection(proj)
-                s.psm.neuron_var_refs.append(Var(mirror))
-                s.psm_var_refs[mirror] = mirror
-                s.psm.code["sim_code"] += f"\n{mirror} = y_{state};  // mirrored for EventProp records"
+            fwd_names[name] = f"y_{state}__{proj}"  # synapse states live in the post neuron
         records[rec.name] = pr(fwd_names, expr, where)
     spiking = pop_plan.spike is not None
     if spiking:
@@ -337,9 +329,8 @@ def _optimiser_updates(ctx: ModuleCtx, network: Network) -> None:
             "custom_update",
             f"snnc_adam_{s.name}",
             f"projection {s.name}: Adam (optimizer of the training block)",
-            params=[Var("beta1"), Var("beta2"), Var("epsilon")],
+            params=[Var(n) for n in ("beta1", "beta2", "epsilon", "alpha", "first_scale", "second_scale")],
             vars=[Var("m"), Var("v")],
-            extra_global_params=[Var("alpha"), Var("first_scale"), Var("second_scale")],
             var_refs=[Var("dg_sum", "scalar", "VarAccessMode.READ_ONLY"), Var("g")],
             code={
                 "update_code": "\n".join(
@@ -357,7 +348,15 @@ def _optimiser_updates(ctx: ModuleCtx, network: Network) -> None:
                 "Adam",
                 adam.source,
                 adam,
-                params={"beta1": beta1, "beta2": beta2, "epsilon": eps},
+                params={
+                    "beta1": beta1,
+                    "beta2": beta2,
+                    "epsilon": eps,
+                    "alpha": float(args.get("lr", 0.001)),
+                    "first_scale": 1.0,
+                    "second_scale": 1.0,
+                },
+                dynamic=["alpha", "first_scale", "second_scale"],
                 vars={"m": 0.0, "v": 0.0},
                 var_refs={
                     "dg_sum": f'create_wu_var_ref(updates["reduce_{s.name}"], "dg_sum")',
@@ -387,6 +386,6 @@ def add_eventprop(ctx: ModuleCtx, network: Network) -> None:
         {
             "SpikeCountReduce": "after the forward pass: spike counts summed over the batch (regulariser)",
             "GradientReduce": "after the backward pass: dg summed over the batch into dg_sum, dg zeroed",
-            "Adam": "then: Adam step on g from dg_sum (alpha, first_scale, second_scale set per step)",
+            "Adam": "then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)",
         }
     )

@@ -137,8 +137,12 @@ def render_input(pop: PopulationPlan) -> PopulationCtx:
     )
 
 
-def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
-    """Sim code (temps, simultaneous update, refractory hold, readout), threshold and reset."""
+def render_neuron(
+    pop: PopulationPlan, plan: NetworkPlan, incoming: list[ProjectionPlan] | None = None
+) -> PopulationCtx:
+    """Sim code (deliver, inputs, temps, simultaneous update, refractory hold, readout), threshold
+    and reset; the synapse states of incoming projections live here, as in the C backend."""
+    incoming = incoming or []
     names = neuron_names(pop)
     where = f"population '{pop.name}' (model '{pop.model}')"
     dm = pop.discrete
@@ -152,7 +156,21 @@ def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
         vars_ += [Var("q_refrac", "int"), Var("q_was_refr", "int")]
         init.update(q_refrac=0, q_was_refr=0)
         reset_vars.update(q_refrac=0, q_was_refr=0)
-    sim: list[str] = [f"// {src}: Discrete IR update ({method})"]
+    syn = {pp.name: synapse_in_neuron(pp) for pp in incoming}
+    for pp in incoming:
+        for st, v in pp.states.items():
+            var = synapse_names(pp)[st]
+            vars_.append(Var(var))
+            init[var] = v
+            reset_vars[var] = v
+    sim: list[str] = []
+    for pp in incoming:
+        sim += syn[pp.name][0]
+    sim.append("// inputs: the sum of the outputs of the synapses targeting each")
+    for inp in pop.inputs:
+        terms = [syn[pp.name][1] for pp in incoming if pp.target == inp and syn[pp.name][1] is not None]
+        sim.append(f"const scalar u_{inp} = {' + '.join(f'({t})' for t in terms) if terms else '0.0'};")
+    sim.append(f"// {src}: Discrete IR update ({method})")
     if refr:
         sim += ["q_was_refr = q_refrac > 0 ? 1 : 0;", "if (q_was_refr) {", "    q_refrac--;", "}"]
     ro = pop.readout
@@ -167,6 +185,8 @@ def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
         sim.append(f"const scalar u_{tname} = {pr(names, expr, where)};  // temp {tname}")
     for a in pop.update:
         sim.append(f"const scalar n_{a.target} = {pr(names, a.expr, where)};  // update {a.target}")
+    for pp in incoming:
+        sim += syn[pp.name][2]
     reset_targets = {a.target for a in pop.reset}
     for a in pop.update:
         hold = refr and not pop.refractory_integrates and a.target in reset_targets
@@ -174,6 +194,8 @@ def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
             sim.append(f"if (!q_was_refr) {{\n    u_{a.target} = n_{a.target};\n}}  // held while refractory")
         else:
             sim.append(f"u_{a.target} = n_{a.target};")
+    for pp in incoming:
+        sim += syn[pp.name][3]
     readout = None
     reset_code: list[str] = []
     if ro is not None:
@@ -239,7 +261,7 @@ def render_neuron(pop: PopulationPlan, plan: NetworkPlan) -> PopulationCtx:
         f"snnc_neuron_{pop.name}",
         src,
         vars=vars_,
-        additional_input_vars=[(f"u_{i}", "scalar", 0.0) for i in pop.inputs],
+        additional_input_vars=[(f"q_in__{pp.name}", "scalar", 0.0) for pp in incoming],
         code=code,
     )
     return PopulationCtx(
@@ -282,34 +304,52 @@ def on_pre_coefficients(pp: ProjectionPlan) -> list[tuple[str, sympy.Expr]]:
 
 
 def render_postsynaptic(pp: ProjectionPlan) -> tuple[GeNNModelSpec, dict[str, float]]:
-    names = {check_name(s): f"y_{s}" for s in pp.states}
-    names.update({check_name(t): f"y_{t}" for t, _ in pp.temps})
-    where = f"projection '{pp.name}' (synapse '{pp.synapse}')"
+    """A pass-through: GeNN sums the weights of arriving spikes into `inSyn`; the post neuron keeps
+    the synapse state (as the C backend does), so EventProp records and e-prop can read it."""
     src = f"projection {pp.name}: synapse {pp.synapse}"
-    lines = [f"// {src}: deliver (on_pre), output into {pp.target}, update"]
-    for state, c in on_pre_coefficients(pp):
-        coeff = pr(names, c, where)
-        lines.append(f"y_{state} += {coeff} * inSyn;" if coeff != "1.0" else f"y_{state} += inSyn;")
-    lines.append("inSyn = 0.0;")
-    if pp.output is not None:
-        lines.append(f"injectCurrent({pr(names, pp.output, where)});")
-    if pp.impulse:
-        lines.append("// impulse synapse: states cleared after use")
-        lines += [f"y_{s} = {literal(v)};" for s, v in pp.states.items()]
-    else:
-        for tname, expr in pp.temps:
-            lines.append(f"const scalar y_{tname} = {pr(names, expr, where)};")
-        for a in pp.update:
-            lines.append(f"const scalar n_{a.target} = {pr(names, a.expr, where)};")
-        lines += [f"y_{a.target} = n_{a.target};" for a in pp.update]
     spec = GeNNModelSpec(
         "postsynaptic",
         f"snnc_psm_{pp.name}",
         src,
-        vars=[Var(f"y_{s}") for s in pp.states],
-        code={"sim_code": "\n".join(lines)},
+        code={
+            "sim_code": f"// {src}: this step's summed weights go to the post neuron\ninjectCurrent(inSyn);\ninSyn = 0.0;"
+        },
     )
-    return spec, {f"y_{s}": v for s, v in pp.states.items()}
+    return spec, {}
+
+
+def synapse_names(pp: ProjectionPlan) -> dict[str, str]:
+    """A synapse state or temp `x` of projection P lives in the post neuron as `y_x__P`."""
+    names = {check_name(st): f"y_{st}__{pp.name}" for st in pp.states}
+    names.update({check_name(t): f"y_{t}__{pp.name}" for t, _ in pp.temps})
+    return names
+
+
+def synapse_in_neuron(pp: ProjectionPlan) -> tuple[list[str], str | None, list[str], list[str]]:
+    """(deliver lines, output expression, update lines, commit lines) of P's synapse, in the post
+    neuron's sim code; `q_in__P` holds the weights of the spikes delivered this step."""
+    names = synapse_names(pp)
+    where = f"projection '{pp.name}' (synapse '{pp.synapse}')"
+    deliver = [f"// synapse {pp.synapse} of projection {pp.name}: deliver (on_pre, additive in w)"]
+    for state, c in on_pre_coefficients(pp):
+        coeff = pr(names, c, where)
+        rhs = f"q_in__{pp.name}" if coeff == "1.0" else f"{coeff} * q_in__{pp.name}"
+        deliver.append(f"{names[state]} += {rhs};")
+    output = pr(names, pp.output, where) if pp.output is not None else None
+    update: list[str] = []
+    commit: list[str] = []
+    if pp.impulse:
+        commit.append(f"// synapse of {pp.name}: impulse, states cleared after use")
+        commit += [f"{names[st]} = {literal(v)};" for st, v in pp.states.items()]
+    else:
+        for tname, expr in pp.temps:
+            update.append(f"const scalar {names[tname]} = {pr(names, expr, where)};  // temp of {pp.name}")
+        for a in pp.update:
+            update.append(
+                f"const scalar n_{names[a.target]} = {pr(names, a.expr, where)};  // update {a.target} of {pp.name}"
+            )
+        commit += [f"{names[a.target]} = n_{names[a.target]};" for a in pp.update]
+    return deliver, output, update, commit
 
 
 def _conv_connectivity(pp: ProjectionPlan) -> str:
@@ -354,7 +394,7 @@ def render_projection(pp: ProjectionPlan, training: bool = False) -> ProjectionC
         {"g": weights},
         psm_vars=psm_vars,
         delay_steps=pp.delay_steps,
-        target_var=f"u_{pp.target}",
+        target_var=f"q_in__{pp.name}",
         trainable=pp.trainable,
     )
     if pp.kind == "dense":

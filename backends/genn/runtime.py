@@ -86,7 +86,7 @@ class GeNNArtefact:
         )
         build_dir = Path(self.module.__file__).parent
         model.build(str(build_dir))
-        model.load(str(build_dir), num_recording_timesteps=self.num_steps)
+        model.load(num_recording_timesteps=self.num_steps)
         self._model = model
         self._batch = batch_size
 
@@ -140,7 +140,6 @@ class GeNNArtefact:
         if any(cu.startswith("reset_") for cu in self.updates):
             self._model.custom_update("Reset")
         self._model.timestep = 0
-        self._model.t = 0.0
 
     # ------------------------------------------------------------------ running
     def _set_inputs(self, inputs: Mapping[str, Any]) -> None:

@@ -125,6 +125,9 @@ class CustomUpdate:
     vars: dict
     var_refs: dict
 
+    def set_param_dynamic(self, name: str) -> None:
+        assert name in self.model.names("params"), f"{self.name}: no param {name} to make dynamic"
+
 
 class GeNNModel:
     def __init__(self, precision: str, name: str, backend: str | None = None) -> None:

@@ -112,7 +112,13 @@ def _ctype(typ: str) -> str:
 def c_source(calls: list[ModelCall]) -> str:
     parts = [PRELUDE]
     for call in calls:
-        for key, code in call.code.items():
+        code_items = dict(call.code)
+        if "reset_code" in code_items:
+            # GeNN runs the reset code inside the sim code's scope: check them together, where a
+            # second declaration of a name is an error (-Werror=shadow)
+            sim = code_items.pop("sim_code", "")
+            code_items["sim_code+reset_code"] = sim + "\n    {\n" + code_items.pop("reset_code") + "\n    }"
+        for key, code in code_items.items():
             body = [
                 "    const scalar t = 0.0f, dt = 0.1f; const unsigned int id = 0, batch = 0, id_pre = 0, id_post = 0;",
                 "    scalar inSyn = 0.0f, Isyn = 0.0f; (void)t; (void)dt; (void)id; (void)batch; (void)id_pre;",
@@ -124,11 +130,8 @@ def c_source(calls: list[ModelCall]) -> str:
                 body.append(f"    int snnc_cond = ({code.strip()}); (void)snnc_cond;")
             else:
                 body.append("    {\n" + code + "\n    }")
-            parts.append(
-                f"/* {call.variable}.{key} */\nvoid check_{call.variable}_{key}(void) {{\n"
-                + "\n".join(body)
-                + "\n}\n"
-            )
+            fname = f"check_{call.variable}_{key.replace('+', '_')}"
+            parts.append(f"/* {call.variable}.{key} */\nvoid {fname}(void) {{\n" + "\n".join(body) + "\n}\n")
     return "\n".join(parts)
 
 
@@ -139,7 +142,14 @@ def check_c(calls: list[ModelCall], workdir: Path) -> None:
     path = workdir / "genn_code_strings.c"
     path.write_text(c_source(calls))
     proc = subprocess.run(
-        [cc, "-fsyntax-only", "-std=c99", "-Werror=implicit-function-declaration", str(path)],
+        [
+            cc,
+            "-fsyntax-only",
+            "-std=c99",
+            "-Werror=implicit-function-declaration",
+            "-Werror=shadow",
+            str(path),
+        ],
         capture_output=True,
         text=True,
     )

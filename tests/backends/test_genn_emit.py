@@ -92,7 +92,8 @@ def test_blocks_name_their_ir_entities(tmp_path: Path) -> None:
         assert f"# population {pop.name}: " in code
     for proj in network.projections.values():
         assert f"# projection {proj.name}: " in code
-    assert "// population h: 100 x LIF: Discrete IR update (exact" in code
+    size = network.populations["h"].size
+    assert f"// population h: {size} x LIF: Discrete IR update (exact" in code
 
 
 def test_weights_file_matches_the_c_backends_draw(tmp_path: Path) -> None:
@@ -114,10 +115,10 @@ def test_weights_file_matches_the_c_backends_draw(tmp_path: Path) -> None:
         np.testing.assert_allclose(got, expected, err_msg=name)
 
 
-def test_unprintable_on_pre_is_a_diagnostic(tmp_path: Path) -> None:
+def test_scaled_on_pre_rides_on_insyn(tmp_path: Path) -> None:
     src = (VALID / "one_to_one_shape.snn").read_text().replace("on_pre { i += w }", "on_pre { i += 2 * w }")
     code = _check(lower(src), tmp_path)
-    assert "y_i += 2.0 * inSyn;" in code
+    assert "y_i__x_to_h += 2.0 * q_in__x_to_h;" in code
 
 
 @pytest.mark.skipif(have_pygenn(), reason="pygenn is installed: the missing-pygenn error cannot occur")
@@ -258,7 +259,8 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     assert "dg += l_lambda_i__h_to_out;" in wum.code["pre_spike_syn_code"]
     assert ctx.projection("h_to_out").pre_target_var == "q_D"
     assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
-    assert "m_i__x_to_h = y_i;" in ctx.projection("x_to_h").psm.code["sim_code"]
+    # records read the synapse state after this step's update, kept in the post neuron
+    assert "ev_i_syn[q_roff + q_ns] = y_i__x_to_h;" in h.code["reset_code"]
     out = ctx.population("out").model.code["sim_code"]
     assert "l_lambda_v += q_dldy*exp(" in out  # avg_var_exp_weight drive
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
