@@ -51,7 +51,8 @@ def literal(value: float) -> str:
     if value != value:
         raise ValueError("NaN cannot be a GeNN literal")
     if value in (float("inf"), float("-inf")):
-        return "INFINITY" if value > 0 else "(-INFINITY)"
+        # GeNN's transpiler knows no INFINITY; 1/0 in floating point is one
+        return "(1.0 / 0.0)" if value > 0 else "(-1.0 / 0.0)"
     text = repr(value)
     if "e" not in text and "." not in text:
         text += ".0"

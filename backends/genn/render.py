@@ -82,6 +82,7 @@ class ProjectionCtx:
     pre_target_var: str | None = None
     trainable: bool = False
     has_weights: bool = True
+    conv: bool = False  # kernel weights; matrix type chosen per backend in build_model
 
 
 def neuron_names(pop: PopulationPlan) -> dict[str, str]:
@@ -92,7 +93,11 @@ def neuron_names(pop: PopulationPlan) -> dict[str, str]:
 
 
 def _readout_init(kind: str) -> float:
-    return {"max_var": float("-inf"), "first_spike_time": float("inf")}.get(kind, 0.0)
+    """0 for every readout: GeNN code has no infinities. max_var takes its first sample at step 0
+    instead of starting from -inf; first_spike_time keeps a flag (`q_first`) and the runtime reports
+    inf where it is still 0, as the C backend does."""
+    del kind
+    return 0.0
 
 
 def render_input(pop: PopulationPlan) -> PopulationCtx:
@@ -222,7 +227,7 @@ def render_neuron(
             init["q_argmax"] = 0
             reset_vars["q_argmax"] = 0
             sim.append(
-                f"if ({rvar} > r_value) {{\n    r_value = {rvar};\n    q_argmax = (int)round(t / dt);\n}}"
+                f"if ({rvar} > r_value || t < 0.5 * dt) {{\n    r_value = {rvar};\n    q_argmax = (int)round(t / dt);\n}}"
             )
         elif kind == "spike_count":
             reset_code.append("r_value += 1.0;  // readout spike_count")
@@ -408,8 +413,11 @@ def render_projection(pp: ProjectionPlan, training: bool = False) -> ProjectionC
                 f"projection '{pp.name}': training conv2d kernels is not supported by the genn backend yet",
                 hint="use the c backend, or mark the projection fixed",
             )
+        # procedural kernel connectivity where the backend has it (GPUs); GeNN's CPU backend has no
+        # procedural connectivity, so there the same snippet builds SPARSE rows from the kernel
         ctx.matrix_type = "PROCEDURAL_KERNELG"
         ctx.connectivity = _conv_connectivity(pp)
+        ctx.conv = True
     else:
         raise fail(f"projection '{pp.name}': connectivity '{pp.kind}' is not supported by the genn backend")
     if pp.kind == "avg_pool2d":

@@ -91,6 +91,11 @@ class GeNNArtefact:
         self._batch = batch_size
 
     # ------------------------------------------------------------------ weights
+    def _kernel_fixed(self, name: str) -> bool:
+        """conv2d on the CPU backend: SPARSE rows initialised from the kernel (no kernel var)."""
+        cpu = self.module.choose_backend(self._backend) == "single_threaded_cpu"
+        return cpu and self.module.PROJECTIONS[name]["kind"] == "conv2d"
+
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         out = {}
         for name, meta in self.module.PROJECTIONS.items():
@@ -103,6 +108,9 @@ class GeNNArtefact:
     def get_weights_flat(self) -> dict[str, np.ndarray]:
         out = {}
         for name in self.weight_shapes():
+            if self._kernel_fixed(name):  # per-synapse copies of the kernel: report the kernel
+                out[name] = np.asarray(self._weights[name], dtype=np.float64).ravel().copy()
+                continue
             var = self.syns[name].vars["g"]
             var.pull_from_device()
             out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
@@ -120,6 +128,13 @@ class GeNNArtefact:
             arr = np.asarray(value, dtype=np.float64)
             if arr.size != int(np.prod(shapes[name])):
                 raise ValueError(f"weights for '{name}' have shape {arr.shape}, expected {shapes[name]}")
+            if self._kernel_fixed(name):
+                if not np.allclose(arr.ravel(), self._weights[name]):
+                    raise NotImplementedError(
+                        f"'{name}': conv2d kernels on GeNN's CPU backend are expanded at build time; "
+                        "pass them to build_model(weights=...) instead"
+                    )
+                continue
             var = self.syns[name].vars["g"]
             var.values = arr.ravel()
             var.push_to_device()
@@ -208,7 +223,12 @@ class GeNNArtefact:
                 continue
             var = self.pops[pop].vars["r_value"]
             var.pull_from_device()
-            res.readouts[pop] = var.view.reshape(self._batch, *meta["shape"]).astype(np.float64)
+            value = var.view.reshape(self._batch, *meta["shape"]).astype(np.float64)
+            if meta["readout"]["kind"] == "first_spike_time":  # no spike: inf, as in the C backend
+                flag = self.pops[pop].vars["q_first"]
+                flag.pull_from_device()
+                value[flag.view.reshape(value.shape) == 0] = np.inf
+            res.readouts[pop] = value
         if record.spikes:
             self._model.pull_recording_buffers_from_device()
             for pop in record.spikes:

@@ -75,11 +75,17 @@ def init_weight_update(
     return ("wum", model, params or {}, vars or {}, pre_vars or {}, post_var_refs or {})
 
 
+def init_var(snippet: str, params: dict) -> tuple:
+    return ("init_var", snippet, params)
+
+
 def init_sparse_connectivity(snippet: str, params: dict) -> tuple:
     return ("sparse", snippet, params)
 
 
 class _EGP:
+    view = None
+
     def __init__(self) -> None:
         self.values = None
 
@@ -144,6 +150,7 @@ class GeNNModel:
 
     def add_synapse_population(self, name, matrix_type, pre, post, wum, psm, connectivity=None):  # noqa: ANN001, ANN201
         sg = SynapsePop(name, matrix_type, pre, post, wum, psm, connectivity)
+        sg.vars = {v: types.SimpleNamespace(extra_global_params={"kernel": _EGP()}) for v in wum[3]}
         self.synapses[name] = sg
         return sg
 

@@ -69,7 +69,8 @@ def test_every_connectivity_and_readout(readout: str, tmp_path: Path) -> None:
     delay = plan_network(network).projections["q_to_s"].delay_steps
     assert delay > 0 and f'syns["q_to_s"].axonal_delay_steps = {delay}' in code
     assert '"PROCEDURAL_KERNELG"' in code and 'init_sparse_connectivity("Conv2D"' in code
-    assert code.count('"SPARSE"') == 3  # avg pool, sparse, one-to-one
+    assert 'init_var("Kernel", {})' in code
+    assert code.count('        "SPARSE",') == 3  # avg pool, sparse, one-to-one
     assert "gennrand_uniform()" in code
     assert f"readout {readout}" in code
 
@@ -203,8 +204,10 @@ def _check_wiring(model) -> None:  # noqa: ANN001
                     f"{sg.name}: {ref.var} not a var of {target.name}"
                 )
                 assert target.model.names("vars")[ref.var] == model_refs[name]
-        if sg.matrix_type == "SPARSE":
+        if sg.matrix_type == "SPARSE" and sg.connectivity is None:
             assert sg.sparse is not None and len(sg.sparse[0]) == len(sg.wum[3]["g"])
+        if sg.connectivity is not None:  # a kernel: weights from the kernel EGP on the CPU backend
+            assert sg.vars["g"].extra_global_params["kernel"].values is not None
     for cu in model.updates.values():
         declared = cu.model.names("var_refs")
         assert set(cu.var_refs) == set(declared), cu.name
@@ -232,6 +235,7 @@ def test_build_model_wiring_of_layers(tmp_path: Path, monkeypatch) -> None:  # n
     _, model = _build_with_fake(_layers("max_var"), tmp_path, monkeypatch)
     _check_wiring(model)
     assert model.synapses["x_to_c"].connectivity[1] == "Conv2D"
+    assert model.synapses["x_to_c"].matrix_type == "SPARSE"  # CPU: no procedural connectivity
     assert model.backend == "single_threaded_cpu"  # the stand-in has no CUDA backend
 
 

@@ -73,3 +73,40 @@ def test_eventprop_gradients_match_the_c_backend(tmp_path: Path) -> None:
     for name in want:
         assert np.abs(want[name]).max() > 0
         np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-6 * np.abs(want[name]).max())
+
+
+LAYERS = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential, Delta}
+network layers {
+    input  x   = SpikeInput((8, 8, 1))
+    hidden c   = LIF((6, 6, 4), tau_refrac = 2 ms, v_thresh = 0.3)
+    hidden p   = LIF((3, 3, 4), v_thresh = 0.2)
+    hidden s   = LIF(36, v_thresh = 0.2)
+    hidden o2o = LIF(36, v_thresh = 0.2)
+    output out = LeakyIntegrate(3, readout = max_var)
+    x -> c   : Conv2D(filters = 4, kernel = 3, weight = Uniform(low = 0.0, high = 1.0)), Exponential(tau = 5 ms)
+    c -> p   : AvgPool2D(pool = 2), Exponential(tau = 5 ms)
+    p -> s   : Sparse(p = 0.5, weight = Uniform(low = 0.5, high = 1.5)), Delta()
+    s -> o2o : OneToOne(weight = Constant(value = 1.5)), Exponential(tau = 5 ms)
+    s -> s   : Dense(weight = Normal(mean = 0.0, sd = 0.1), delay = 2 ms), Delta()
+    o2o -> out : Dense(weight = Normal(mean = 0.9, sd = 0.1)), Exponential(tau = 5 ms)
+}
+"""
+
+
+def test_every_connectivity_matches_the_c_backend(tmp_path: Path) -> None:
+    network = lower(LAYERS, duration=40.0)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    c = _c_artefact(network)
+    genn.set_weights(c.get_weights())
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 64, 200)
+    inputs = {"x": [(np.sort(rng.uniform(0.0, 20.0, ids.size)), ids)]}
+    pops = ["c", "p", "s", "o2o"]
+    request = RecordRequest.of(spikes=pops, vars=[("out", "v")])
+    got, want = genn.run(inputs, request), c.run(inputs, request)
+    for pop in pops:
+        assert want.spikes[pop].any(), f"no spikes in {pop}: the test would prove little"
+        np.testing.assert_array_equal(got.spikes[pop], want.spikes[pop], err_msg=pop)
+    np.testing.assert_allclose(got.vars[("out", "v")], want.vars[("out", "v")], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-4, atol=1e-5)
