@@ -236,7 +236,7 @@ def run_snntorch(args: argparse.Namespace) -> dict:
             steps = x.shape[0]
             weights = torch.exp(-torch.arange(steps, dtype=x.dtype) * DT / (steps * DT)) / steps
             readout, count = 0.0, 0.0
-            for k in range(steps):
+            for k in range(steps):  # fc_in per step: hoisting it is 3x slower (slice backward)
                 spk, syn, mem = self.hidden(self.fc_in(x[k]), spk, syn, mem)
                 _, syn_o, mem_o = self.out(self.fc_out(spk), syn_o, mem_o)
                 readout = readout + weights[k] * mem_o  # avg_var_exp_weight
