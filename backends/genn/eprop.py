@@ -4,8 +4,9 @@ GeNN runs the synapse update of a step before its neuron update, while the e-pro
 `snnc.passes.eprop` needs neuron values of the same step. So each piece runs as early as GeNN
 allows and every pairing stays exact (no lagged errors, unlike mlGeNN):
 
-- after each `step_time` the runtime calls the groups "EpropReduce" (max / sum over an output
-  population, `OutputEprop.reductions`) and "EpropError" (`q_E` = E of this step, 0 before
+- after each `step_time` the runtime calls the groups "EpropReduce1", "EpropReduce2", ... (max /
+  sum over an output population, `OutputEprop.reductions`, one group each because a later one
+  reads an earlier one) and "EpropError" (`q_E` = E of this step, 0 before
   `error_start_step`);
 - synapse update of GeNN step s (`synapse_dynamics_code`, every synapse):
   (i) hidden projections: the spike-phase gradient of step s-2: `dW += accumulate` with
@@ -186,7 +187,7 @@ def _output_neuron(ctx: ModuleCtx, network: Network, oe: OutputEprop, p: Populat
         ctx.custom_updates.append(
             CustomUpdateCtx(
                 f"eprop_{oe.population}_{rname}",
-                "EpropReduce",
+                f"EpropReduce{i + 1}",  # one group each: a later reduction reads an earlier one
                 spec.source,
                 spec,
                 vars={f"q_{rname}": 0.0},
@@ -337,7 +338,10 @@ def add_eprop(ctx: ModuleCtx, network: Network) -> None:
     _optimiser_updates(ctx, network)
     ctx.update_groups.update(
         {
-            "EpropReduce": "after every step: max / sum reductions over each output population",
+            **{
+                f"EpropReduce{i + 1}": f"after every step: reduction {i + 1} over each output population (in order)"
+                for i in range(max((len(o.reductions) for o in eir.outputs.values()), default=0))
+            },
             "EpropError": "after every step, then: the error E of each output neuron",
             "GradientReduce": "after the K + 2 steps of a batch: dg summed over the batch, dg zeroed",
             "Adam": "then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)",

@@ -6,7 +6,7 @@ compiler toolchain of its own); tests marked `genn` exercise it where pygenn imp
     Reset group -> inputs pushed -> NUM_STEPS x step_time -> readouts / recordings pulled
     EventProp `backward`: dL/dy pushed -> SpikeCountReduce -> NUM_STEPS more steps (reverse time)
                           -> GradientReduce -> dg_sum pulled
-    e-prop `eprop_batch`: y_true pushed -> (NUM_STEPS + EXTRA_STEPS) x (step_time, EpropReduce,
+    e-prop `eprop_batch`: y_true pushed -> (NUM_STEPS + EXTRA_STEPS) x (step_time, EpropReduce1..n,
                           EpropError) -> GradientReduce -> dg_sum pulled
 """
 
@@ -295,11 +295,11 @@ class GeNNArtefact:
             egp = self.pops[pop].extra_global_params["ev_ytrue"]
             egp.view[:] = np.asarray(y, dtype=np.float64).reshape(-1)
             egp.push_to_device()
-        reduce = any(n.startswith("eprop_") for n in self.updates)
+        reductions = [g for g in self.module.UPDATE_GROUPS if g.startswith("EpropReduce")]
         for _ in range(self.num_steps + self.module.EXTRA_STEPS):
             self._model.step_time()
-            if reduce:
-                self._model.custom_update("EpropReduce")
+            for group in reductions:  # in order: a later reduction reads an earlier one
+                self._model.custom_update(group)
             self._model.custom_update("EpropError")
         return self._pull_gradients()
 

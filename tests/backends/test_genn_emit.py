@@ -296,7 +296,8 @@ def test_eprop_pieces_land_in_the_right_models() -> None:
     assert "addToPre(g * q_E);" in out_wum
     assert ctx.projection("h_to_out").pre_target_var == "q_fb__h_to_out"
     groups = [cu.group for cu in ctx.custom_updates]
-    assert groups.count("EpropReduce") == 2 and "EpropError" in groups  # softmax: max, then sum
+    # softmax: max, then sum, in separate groups (the sum reads the max), then the error
+    assert groups.count("EpropReduce1") == 1 and groups.count("EpropReduce2") == 1 and "EpropError" in groups
     assert "EXTRA_STEPS = 2" in code
 
 

@@ -110,3 +110,42 @@ def test_every_connectivity_matches_the_c_backend(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got.spikes[pop], want.spikes[pop], err_msg=pop)
     np.testing.assert_allclose(got.vars[("out", "v")], want.vars[("out", "v")], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-4, atol=1e-5)
+
+
+def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Path) -> None:
+    """dW_jk = sum_s E_k(s) eps_jk(s), eps from the IR's propagate rule on the hidden spikes and E
+    the softmax error of the output's v: checks GeNN's step pairing of E and eligibility."""
+    import sympy
+    from snnc.backends.genn.eprop import _values
+
+    network = lower(ROOT / "examples" / "eprop_digits.snn")
+    art = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    k_steps, meta = art.num_steps, art.module.POPULATIONS
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, meta["x"]["size"], 400)
+    inputs = {"x": [(np.sort(rng.uniform(0, k_steps * art.dt * 0.8, ids.size)), ids)]}
+    art.set_weights({"x_to_h": np.abs(art.get_weights()["x_to_h"]) * 4.0})  # make h spike
+    label = 3
+    y = np.zeros((1, k_steps, meta["out"]["size"]))
+    y[:, :, label] = 1.0
+    fwd = art.run(inputs, RecordRequest.of(spikes=["h"], vars=[("out", "v")]))
+    grads = art.eprop_batch(inputs, {"out": y})
+    z = fwd.spikes["h"][0].astype(float)  # [steps, hidden]
+    assert z.any(), "hidden neurons must spike for the check to mean something"
+    v = fwd.vars[("out", "v")][0]  # [steps, out]
+    e = np.exp(v - v.max(axis=1, keepdims=True))
+    err = e / e.sum(axis=1, keepdims=True) - y[0]
+    pe = network.training.projections["h_to_out"]
+    rule = pe.propagate[0].expr
+    values = _values(network, "out", pe, art.dt)
+    step = sympy.lambdify(
+        [sympy.Symbol(pe.eligibilities[0].name, real=True), sympy.Symbol("z_pre", real=True)],
+        rule.xreplace({s: values[s.name] for s in rule.free_symbols if s.name in values}),
+    )
+    eps = np.zeros_like(z[0])
+    want = np.zeros((z.shape[1], err.shape[1]))
+    for s in range(k_steps):
+        z_pre = z[s - 1] if s > 0 else np.zeros_like(z[0])
+        eps = step(eps, z_pre)
+        want += np.outer(eps, err[s])
+    np.testing.assert_allclose(grads["h_to_out"], want, rtol=2e-3, atol=1e-5 * np.abs(want).max())
