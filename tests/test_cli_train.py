@@ -44,13 +44,13 @@ def write(tmp_path: Path, name: str = "small.snn", hidden: int = 20, data: str =
     return path
 
 
-def snnc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def snnc(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "snnc", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -142,3 +142,14 @@ def test_train_writes_metrics_and_checkpoints(tmp_path):
     assert more.returncode == 0, more.stderr
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [0, 1, 2]
     assert "epoch 1/3" not in more.stdout and "epoch 3/3" in more.stdout
+
+
+@pytest.mark.slow
+def test_yinyang_example_reaches_93_percent(tmp_path):
+    """The main job: examples/yinyang_eventprop.snn as written trains to >= 93 % test accuracy."""
+    out = tmp_path / "yinyang"
+    result = snnc("train", ROOT / "examples" / "yinyang_eventprop.snn", "--out", out, "--quiet", timeout=900)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    assert len(doc["epochs"]) == 40
+    assert doc["test"]["accuracy"] >= 0.93, doc["test"]
