@@ -181,9 +181,9 @@ class RunOptions:
     backend: str = "c"
 
 
-def compile_for_training(path: str, opts: RunOptions) -> tuple[Any, Any]:
-    """(lowered network, CompiledNetwork with gradient pass) of a `.snn` file with a train block."""
-    from snnc.api import BACKENDS, build_compiled, lower
+def lower_for_training(path: str, opts: RunOptions) -> Any:
+    """The lowered network (with its gradient pass) of a `.snn` file with a train block."""
+    from snnc.api import BACKENDS, lower
 
     if opts.backend not in BACKENDS:
         raise _error(
@@ -201,8 +201,14 @@ def compile_for_training(path: str, opts: RunOptions) -> tuple[Any, Any]:
             network.span,
             "add `train <name> { … }`",
         )
-    net = build_compiled(network, batch_size=opts.batch_size, seed=opts.seed)
-    return network, net
+    return network
+
+
+def build_for_training(network: Any, opts: RunOptions) -> Any:
+    """The C backend's `CompiledNetwork` (compiling is the slow step, so it comes after every check)."""
+    from snnc.api import build_compiled
+
+    return build_compiled(network, batch_size=opts.batch_size, seed=opts.seed)
 
 
 def _out_dir(network: Any, opts: RunOptions) -> Path:
@@ -216,7 +222,7 @@ def _fmt(record: Mapping[str, Any]) -> str:
 def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
     """Train the file's network as its train block says; returns the metrics.json document."""
     stream = stream or sys.stdout
-    network, net = compile_for_training(path, opts)
+    network = lower_for_training(path, opts)
     spec = network.train
     if network.training is None:
         raise _error(
@@ -226,6 +232,7 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
             "use algorithm = eventprop(...) or eprop(...)",
         )
     data = load_data(network, opts.data_dir)
+    net = build_for_training(network, opts)
     epochs = spec.epochs if opts.epochs is None else opts.epochs
     trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
     seed = trainer.seed
@@ -336,12 +343,13 @@ def load_weights(net: Any, path: Path) -> dict[str, Any]:
 def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
     """Test-set loss and metric of a checkpoint; returns {"loss", "accuracy"|"mse", "examples", …}."""
     stream = stream or sys.stdout
-    network, net = compile_for_training(path, opts)
+    network = lower_for_training(path, opts)
     found = find_checkpoint(network, opts)
-    meta = load_weights(net, found)
     data = load_data(network, opts.data_dir)
     if not len(data.test):
         raise _error("E-NO-DATA", "the data set has no test split to evaluate on", network.train.data.span)
+    net = build_for_training(network, opts)
+    meta = load_weights(net, found)
     trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
     tx, ty = xy(network, data.test)
     trainer.evaluate(tx, ty, net.default_metric(), callbacks=[BatchProgressBar(quiet=opts.quiet)])

@@ -144,10 +144,10 @@ def test_xy_checks_the_input_width(network):
 def fake_compile(monkeypatch, network):
     """`run_train`/`run_evaluate` on the fake instead of the C backend."""
 
-    def compile_for_training(path, opts):
-        return network, fake_net(network, opts.batch_size or 8)
-
-    monkeypatch.setattr(session, "compile_for_training", compile_for_training)
+    monkeypatch.setattr(session, "lower_for_training", lambda path, opts: network)
+    monkeypatch.setattr(
+        session, "build_for_training", lambda net, opts: fake_net(network, opts.batch_size or 8)
+    )
 
 
 def test_run_train_writes_metrics_and_checkpoints(tmp_path, fake_compile, capsys):
@@ -246,9 +246,8 @@ def test_augmentation_gives_each_epoch_new_training_spikes(tmp_path, monkeypatch
 
     art = Recording(batch_size=8, n_hidden=16)
     art.training = True
-    monkeypatch.setattr(
-        session, "compile_for_training", lambda p, o: (network, CompiledNetwork(art, network=network))
-    )
+    monkeypatch.setattr(session, "lower_for_training", lambda p, o: network)
+    monkeypatch.setattr(session, "build_for_training", lambda n, o: CompiledNetwork(art, network=network))
     session.run_train(
         str(tmp_path / "aug.snn"), session.RunOptions(epochs=3, out=str(tmp_path / "run"), quiet=True)
     )
