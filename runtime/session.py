@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.runtime import driver
+from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -211,6 +212,19 @@ def build_for_training(network: Any, opts: RunOptions) -> Any:
     return build_compiled(network, batch_size=opts.batch_size, seed=opts.seed)
 
 
+class EpochTimer(Callback):
+    """Adds each epoch's wall time (training and validation) to its history record as "seconds",
+    before the checkpoint callback stores the history, so resumed runs keep earlier epochs' times."""
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self.begin = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        record = metrics.get("record")
+        if isinstance(record, dict):
+            record["seconds"] = round(time.perf_counter() - self.begin, 3)
+
+
 def _out_dir(network: Any, opts: RunOptions) -> Path:
     return Path(opts.out) if opts.out else Path("runs") / network.name
 
@@ -265,30 +279,35 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         from snnc.runtime.datasets.augment import from_calls
 
         augment = from_calls(spec.augment, seed)
-    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), Checkpoint(out)]
+    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer(), Checkpoint(out)]
     if net._schedule is not None:
         callbacks.append(net._schedule)
 
     metrics_path = out / "metrics.json"
     for epoch in range(start, epochs):
-        begin = time.perf_counter()
         xe = {k: augment(v, epoch) for k, v in x.items()} if augment is not None else x
-        trainer.train(
-            xe,
-            y,
-            1,
-            start_epoch=epoch,
-            validation_x=val_x,
-            validation_y=val_y,
-            metrics=metric,
-            callbacks=callbacks,
-        )
+        try:
+            trainer.train(
+                xe,
+                y,
+                1,
+                start_epoch=epoch,
+                validation_x=val_x,
+                validation_y=val_y,
+                metrics=metric,
+                callbacks=callbacks,
+            )
+        except KeyboardInterrupt:
+            done = f"epoch {epoch}" if epoch else "no epoch"
+            sys.stderr.write(
+                f"\nstopped during epoch {epoch + 1}; {done} saved in {out}: continue with --resume\n"
+            )
+            raise
         record = trainer.history[-1]
-        record["seconds"] = round(time.perf_counter() - begin, 3)
         line = f"epoch {epoch + 1}/{epochs}  train: {_fmt(record['train'])}"
         if "validation" in record:
             line += f"  validation: {_fmt(record['validation'])}"
-        stream.write(f"{line}  ({record['seconds']:.1f} s)\n")
+        stream.write(f"{line}  ({record.get('seconds', 0.0):.1f} s)\n")
         stream.flush()
         write_metrics_json(metrics_path, trainer.history, None)
 

@@ -185,6 +185,7 @@ def test_resume_continues_where_the_checkpoints_end(tmp_path, fake_compile):
     a = json.loads((full / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in b["epochs"]] == [0, 1, 2]
+    assert all(e["seconds"] >= 0 for e in b["epochs"])  # earlier epochs' times survive the resume
     assert b["epochs"][2]["train"]["loss"] == pytest.approx(a["epochs"][2]["train"]["loss"], rel=1e-6)
     assert b["test"]["accuracy"] == pytest.approx(a["test"]["accuracy"])
 
