@@ -124,7 +124,12 @@ class PopulationGradient:
     trajectory: tuple[str, ...] = ()  # states the fallback needs every step (recorded forward)
     theta: Expr | None = None  # spike condition as θ(x) >= 0
     on_threshold: tuple[str, Expr] | None = None  # state solved from θ = 0, used in the jump
-    jump: tuple[Assign, ...] = ()  # at an own spike, simultaneous, op "="
+    jump: tuple[Assign, ...] = ()  # at an own spike, simultaneous, op "=" (the exact derivation)
+    # What backends execute: `jump` with ∇θ·f⁻ replaced by max(∇θ·f⁻, min_crossing_rate). In discrete
+    # time a neuron can cross threshold while its continuous-time rate ∇θ·f⁻ is ~0 or negative
+    # (e.g. LIF with i_syn <= v_thresh after a step); dividing by it makes λ explode to Inf/NaN.
+    guarded_jump: tuple[Assign, ...] = ()
+    min_crossing_rate: float = 0.0
     dlp_dts: Expr = sympy.S.Zero  # what the symbol dlp_dts stands for at a spike of this population
     records: tuple[SpikeRecord, ...] = ()
     readout: ReadoutDrive | None = None
@@ -189,6 +194,10 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         for a in pg.jump:
             out.append(f"    {a.target} = {_fmt(a.expr)}")
         out.append(f"    where dlp_dts = {_fmt(pg.dlp_dts)}")
+    if pg.guarded_jump:
+        out.append(f"  executed jump (crossing rate floored at {pg.min_crossing_rate:g} per ms):")
+        for a in pg.guarded_jump:
+            out.append(f"    {a.target} = {_fmt(a.expr)}")
     for r in pg.records:
         out.append(f"  record per spike: {r.name} = {_fmt(r.expr)}" + (f"  # {r.why}" if r.why else ""))
     if pg.readout is not None:
@@ -202,3 +211,8 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         out.append(f"  regularisation: r = {_fmt(rg.rate)}; dlp_dts += {_fmt(rg.dlp_dts)}")
     out.append("}")
     return out
+
+
+def executed_jump(pg: PopulationGradient) -> tuple[Assign, ...]:
+    """The jump assignments a backend runs: the guarded form when the pass made one."""
+    return pg.guarded_jump or pg.jump

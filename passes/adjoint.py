@@ -219,12 +219,13 @@ def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr
 
 
 def spike_jump(
-    c: Coupled, theta: sympy.Expr, dlp: sympy.Expr, D: sympy.Expr
+    c: Coupled, theta: sympy.Expr, dlp: sympy.Expr, D: sympy.Expr, rate: sympy.Expr | None = None
 ) -> tuple[sympy.Matrix, sympy.Expr]:
     """λ⁻ = Jᵀλ⁺ + ∇θ/(∇θ·f⁻)·[λ⁺·(f⁺ − J f⁻) − ∂l_p/∂t_s − D]  (DESIGN.md §4).
 
     Inputs stay symbols in f (they are continuous across the reset: synapse states are not reset).
-    Returns (λ⁻, ∇θ·f⁻) before the on-threshold substitution.
+    Returns (λ⁻, ∇θ·f⁻) before the on-threshold substitution. With `rate`, that expression stands in
+    for ∇θ·f⁻ in the division (the guarded jump the backends execute).
     """
     x = c.x
     jmap = reset_map(c.neuron)
@@ -236,7 +237,7 @@ def spike_jump(
     denom = sympy.expand((grad.T * f_minus)[0])
     lp = c.lams
     bracket = (lp.T * (f_plus - J * f_minus))[0] - dlp - D
-    lam_minus = J.T * lp + grad * (bracket / denom)
+    lam_minus = J.T * lp + grad * (bracket / (denom if rate is None else rate))
     return lam_minus, denom
 
 

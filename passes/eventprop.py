@@ -71,6 +71,8 @@ EVENTPROP = "E-EVENTPROP"  # a model the EventProp derivation cannot handle
 ALGO = "E-ALGO"
 
 DLP, D, DL_DY = sym("dlp_dts"), sym("D"), sym("dL_dy")
+RATE = sym("crossing_rate__")  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
+DEFAULT_MIN_CROSSING_RATE = 1e-3  # θ units per ms: for LIF (τ_m 20 ms), i_syn − v_thresh >= 0.02
 K_STEP, K_TOTAL, T_DUR = sym("k"), sym("K"), sym("T")
 N_SUM, BATCH, FIRST = sym("spike_count_sum"), sym("batch_size"), sym("is_first_spike")
 
@@ -150,6 +152,8 @@ def _population_gradient(
     network: Network, pop: Population, reg: dict | None
 ) -> tuple[PopulationGradient, adj.Coupled]:
     model = network.models[pop.model]
+    algo_args = network.train.algorithm.args if network.train is not None else {}
+    min_rate = float(algo_args.get("min_crossing_rate", DEFAULT_MIN_CROSSING_RATE))
     try:
         c = adj.build_coupled(network, pop)
     except adj.Defeat as e:
@@ -193,6 +197,7 @@ def _population_gradient(
         try:
             theta = adj.theta_of(model)
             lam_minus, denom = adj.spike_jump(c, theta, DLP, D)
+            guarded_minus, _ = adj.spike_jump(c, theta, DLP, D, rate=RATE)
         except adj.Defeat as e:
             _fail(str(e), pop, e.span or model.span)
         if sympy.simplify(c.close(denom)) == 0:
@@ -209,6 +214,12 @@ def _population_gradient(
             for i, s in enumerate(c.states)
             if sympy.simplify(lam_minus[i] - lams[i]) != 0
         )
+        rate_floor = sympy.Max(sympy.expand(denom.xreplace(subs)), min_rate)
+        guarded = tuple(
+            Assign(a.target, "=", guarded_minus[c.states.index(a.target[len("lambda_") :])].xreplace(subs))
+            for a in jump
+        )
+        guarded = tuple(Assign(a.target, "=", a.expr.xreplace({RATE: rate_floor})) for a in guarded)
         if readout is not None and readout.spike != 0:
             dlp_total += readout.spike
         if reg is not None and pop.role == "hidden":
@@ -245,6 +256,8 @@ def _population_gradient(
         theta=theta,
         on_threshold=(str(on_thr[0]), on_thr[1]) if on_thr else None,
         jump=jump,
+        guarded_jump=guarded if model.spikes else (),
+        min_crossing_rate=min_rate,
         dlp_dts=dlp_total,
         records=records,
         readout=readout,

@@ -13,6 +13,7 @@ from typing import Any
 import sympy
 from snnc.backends.common import NetworkPlan, mangle
 from snnc.ir.symbols import sym
+from snnc.ir.training import executed_jump
 
 from .eventprop import RUNTIME, EventPropPlan, lam_local
 
@@ -258,7 +259,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
                         "lam": "al_" + a.target[len("lambda_") :],
                         "expr": _print(pr, ep.expr(name, a.expr), where),
                     }
-                    for a in pg.jump
+                    for a in executed_jump(pg)
                 ],
                 "nsum": None,
                 "rc": None,

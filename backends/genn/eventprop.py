@@ -29,7 +29,7 @@ from __future__ import annotations
 import sympy
 from snnc.backends.common import derived_values, specialise
 from snnc.ir.model import Network
-from snnc.ir.training import PopulationGradient, TrainingIR
+from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
 
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
@@ -155,9 +155,8 @@ def _neuron_backward(
     for v in list(lam.values()) + ["q_dldy"]:
         p.var_init[v] = 0.0
         p.reset_vars[v] = 0.0
-    if any(
-        t.projection for t in tir.transmissions.values() if network.projections[t.projection].pre == p.name
-    ):
+    transmits = any(network.projections[t].pre == p.name for t in tir.transmissions)
+    if transmits:
         m.additional_input_vars.append(("q_D", "scalar", 0.0))
     # records: neuron states/inputs and the synapse states kept in the neuron, by their GeNN names
     pop_plan = plan.populations[pg.population]
@@ -188,7 +187,7 @@ def _neuron_backward(
     names.update({r: f"rec_{r}" for r in records})
     names.update(
         {
-            "D": "q_D",
+            "D": "q_D" if transmits else "0.0",  # no outgoing projection on the gradient path
             "dlp_dts": "q_dlp",
             "dL_dy": "q_dldy",
             "k": "q_kb",
@@ -209,9 +208,9 @@ def _neuron_backward(
         if pg.readout is not None and pg.readout.kind == "var":
             raise fail(f"{where}: readout 'var' drives every step; not supported by the genn backend yet")
         jump.append(f"    const scalar q_dlp = {pr(names, dlp, where)};")
-        for a in pg.jump:
+        for a in executed_jump(pg):
             jump.append(f"    const scalar j_{a.target} = {pr(names, specialise(a.expr, values), where)};")
-        jump += [f"    {lam[a.target]} = j_{a.target};" for a in pg.jump]
+        jump += [f"    {lam[a.target]} = j_{a.target};" for a in executed_jump(pg)]
         jump += ["    q_jump = 0;", "}"]
         bwd += jump
     if pg.regularisation is not None:
