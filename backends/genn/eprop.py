@@ -231,7 +231,8 @@ def _projection(
     names: dict[str, str] = {}
     for state in post.states:  # start-of-step neuron states
         names[state] = f"u_{state}"
-    names["z_pre"] = "z_pre"
+    # at step 0 the spike flag may still hold the previous trial's last spike (pre vars are not reset)
+    names["z_pre"] = "(q_s > 0 ? z_pre : 0.0)"
     names["refractory"] = "(q_refrac > 0 ? 1.0 : 0.0)" if post.refractory_steps > 0 else "0.0"
     wum.pre_vars.append(Var("z_pre"))
     wum.code["pre_dynamics_code"] = "z_pre = 0.0;  // the spike of the previous step has been delivered"

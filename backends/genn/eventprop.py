@@ -29,7 +29,11 @@ from __future__ import annotations
 import sympy
 from snnc.backends.common import derived_values, specialise
 from snnc.ir.model import Network
-from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
+from snnc.ir import training as _training
+from snnc.ir.training import PopulationGradient, TrainingIR
+
+#: the jump a backend executes (the pass's guarded form when it made one)
+executed_jump = getattr(_training, "executed_jump", lambda pg: pg.jump)
 
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var

@@ -260,7 +260,8 @@ def render_neuron(
             lines.append(f"u_{a.target} {op} {rhs};")
         if refr:
             lines.append(f"q_refrac = {pop.refractory_steps};")
-        code["reset_code"] = "\n".join(lines + reset_code)
+        # readouts of the spike (first_spike_time, spike_count) see the state before the reset
+        code["reset_code"] = "\n".join(reset_code + lines)
     model = GeNNModelSpec(
         "neuron",
         f"snnc_neuron_{pop.name}",
@@ -385,7 +386,17 @@ def render_projection(pp: ProjectionPlan, training: bool = False) -> ProjectionC
         f"snnc_wum_{pp.name}",
         src,
         vars=[Var("g", "scalar", g_access)],
-        code={"pre_spike_syn_code": f"// {src}: a spike adds its weight to inSyn\naddToPost(g);"},
+        code={
+            "pre_spike_syn_code": "\n".join(
+                [
+                    f"// {src}: a spike adds its weight to inSyn",
+                    "// (spikes still queued from the previous trial are dropped: every trial starts clean)",
+                    f"if ((int)round(t / dt) >= {pp.delay_steps + 1}) {{",
+                    "    addToPost(g);",
+                    "}",
+                ]
+            )
+        },
     )
     weights = f'weights["{pp.name}"]'
     ctx = ProjectionCtx(

@@ -255,8 +255,9 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     h = ctx.population("h").model
     assert {"ev_t_s", "ev_i_syn"} <= {v.name for v in h.extra_global_params}
     assert ("q_D", "scalar", 0.0) in h.additional_input_vars
-    # the jump solved on the threshold surface (v_thresh = 1), with the recorded input and D
-    assert "(rec_i_syn - 1.0)" in h.code["sim_code"] and "q_D" in h.code["sim_code"]
+    # the jump, with the recorded input and D (the executed form, crossing rate floored if guarded)
+    jump = h.code["sim_code"].split("if (q_jump) {")[1].split("q_jump = 0;")[0]
+    assert "rec_i_syn" in jump and "q_D" in jump and "l_lambda_v = j_lambda_v;" in jump
     assert f"((int)round(t / dt) < {k}) ? (u_v >= 1.0)" in h.code["threshold_condition_code"]
     wum = ctx.projection("h_to_out").wum
     assert "addToPre(g * (" in wum.code["pre_spike_syn_code"]
@@ -268,6 +269,29 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     out = ctx.population("out").model.code["sim_code"]
     assert "l_lambda_v += q_dldy*exp(" in out  # avg_var_exp_weight drive
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
+
+
+def _ttfs_regularised():  # noqa: ANN202
+    src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
+    src = src.replace("max_spikes = 500)", "max_spikes = 50, reg_lambda_upper = 1e-9, reg_nu_upper = 1)")
+    src = src.replace("loss       = sparse_categorical_crossentropy", "loss = relative_mse(delta = 1.0)")
+    src = src.replace(
+        "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)",
+        "LIF(3, readout = first_spike_time)",
+    )
+    return lower(src)
+
+
+def test_eventprop_first_spike_time_and_regulariser(tmp_path: Path) -> None:
+    network = _ttfs_regularised()
+    assert network.training.populations["h"].regularisation is not None
+    code, _, ctx = generate(network)
+    check_c(model_calls(code), tmp_path)
+    out = ctx.population("out").model.code["sim_code"]
+    assert "(q_jidx == 0 ? 1.0 : 0.0)" in out  # dlp/dts only at the first spike
+    h = ctx.population("h").model
+    assert "q_nsum" in h.code["sim_code"] and ("q_batch", "int") in [(v.name, v.type) for v in h.params]
+    assert any(cu.group == "SpikeCountReduce" for cu in ctx.custom_updates)
 
 
 def test_eventprop_delay_on_the_gradient_path_is_a_diagnostic() -> None:

@@ -149,3 +149,33 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
         eps = step(eps, z_pre)
         want += np.outer(eps, err[s])
     np.testing.assert_allclose(grads["h_to_out"], want, rtol=2e-3, atol=1e-5 * np.abs(want).max())
+
+
+def test_eventprop_first_spike_time_with_regulariser_matches_the_c_backend(tmp_path: Path) -> None:
+    src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
+    src = src.replace("max_spikes = 500)", "max_spikes = 50, reg_lambda_upper = 1e-9, reg_nu_upper = 1)")
+    src = src.replace("loss       = sparse_categorical_crossentropy", "loss = relative_mse(delta = 1.0)")
+    src = src.replace(
+        "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)",
+        "LIF(3, readout = first_spike_time)",
+    )
+    network = lower(src, duration=10.0)
+    assert network.training.populations["h"].regularisation is not None
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    from snnc.backends.c import build_network
+    from snnc.runtime.native import NativeArtefact
+
+    built = build_network(network, event_buffer=50)
+    c = NativeArtefact(built.library, built.manifest, built.static, BATCH)
+    w = c.get_weights()
+    w = {"x_to_h": np.abs(w["x_to_h"]) * 2.0, "h_to_out": np.abs(w["h_to_out"]) * 3.0}  # make out spike
+    genn.set_weights(w)
+    c.set_weights(w)
+    got, want = genn.run(_inputs()), c.run(_inputs())
+    assert np.isfinite(want.readouts["out"]).all(), "every output neuron should spike"
+    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-5)
+    dl_dy = {"out": np.random.default_rng(1).normal(size=(BATCH, 3))}
+    g_genn, g_c = genn.backward(dl_dy), c.backward(dl_dy)
+    for name in g_c:
+        assert np.abs(g_c[name]).max() > 0
+        np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-3, atol=1e-6 * np.abs(g_c[name]).max())
