@@ -1,0 +1,58 @@
+"""The executed EventProp jump floors ∇θ·f⁻, so a discrete-time crossing at i_syn ≈ v_thresh stays finite."""
+
+from __future__ import annotations
+
+import math
+
+import sympy
+from snnc.ir.symbols import sym
+from snnc.ir.training import executed_jump
+from snnc.passes.eventprop import DEFAULT_MIN_CROSSING_RATE, eventprop
+
+try:
+    from .eventprop_models import network
+except ImportError:
+    from eventprop_models import network
+
+
+def _evaluate(expr: sympy.Expr, i_syn: float) -> float:
+    values = {
+        "lambda_v": 0.7,
+        "lambda_i__h_to_out": -0.3,
+        "D": 0.2,
+        "dlp_dts": 0.1,
+        "tau_mem": 20.0,
+        "v_thresh": 1.0,
+        "v_reset": 0.0,
+        "relative_reset": 0.0,
+        "i_syn": i_syn,
+    }
+    return float(expr.xreplace({sym(k): v for k, v in values.items()}))
+
+
+def test_guarded_jump_equals_exact_jump_above_the_floor_and_is_finite_below() -> None:
+    out = eventprop(network()).training.populations["out"]
+    exact = next(a.expr for a in out.jump if a.target == "lambda_v")
+    guarded = next(a.expr for a in executed_jump(out) if a.target == "lambda_v")
+    assert out.min_crossing_rate == DEFAULT_MIN_CROSSING_RATE
+    assert guarded.has(sympy.Max)
+    for i_syn in (1.2, 1.5, 3.0):  # (i_syn - v_thresh)/tau_mem well above 1e-3 per ms
+        assert math.isclose(_evaluate(guarded, i_syn), _evaluate(exact, i_syn), rel_tol=1e-12)
+    floor = DEFAULT_MIN_CROSSING_RATE
+    for i_syn in (1.0 + 1e-9, 0.9):  # at or below threshold: the exact jump blows up or flips sign
+        rate = (i_syn - 1.0) / 20.0  # ∇θ·f⁻ = (i_syn - v_thresh)/tau_mem
+        expected = _evaluate(exact, i_syn) * rate / floor  # same numerator, floored denominator
+        assert math.isclose(_evaluate(guarded, i_syn), expected, rel_tol=1e-9)
+    assert math.isfinite(_evaluate(guarded, 1.0))
+
+
+def test_min_crossing_rate_is_an_eventprop_option() -> None:
+    import dataclasses
+
+    net = network()
+    algo = dataclasses.replace(
+        net.train.algorithm, args={**net.train.algorithm.args, "min_crossing_rate": 0.05}
+    )
+    net = dataclasses.replace(net, train=dataclasses.replace(net.train, algorithm=algo))
+    out = eventprop(net).training.populations["out"]
+    assert out.min_crossing_rate == 0.05
