@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import sympy
 from snnc.backends.common import derived_values, specialise
-from snnc.ir.model import Network
 from snnc.ir import training as _training
+from snnc.ir.model import Network
 from snnc.ir.training import PopulationGradient, TrainingIR
-
-#: the jump a backend executes (the pass's guarded form when it made one)
-executed_jump = getattr(_training, "executed_jump", lambda pg: pg.jump)
 
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
 from .printer import literal
 from .render import PopulationCtx, ProjectionCtx, fail, pr
+
+#: the jump a backend executes (the pass's guarded form when it made one)
+executed_jump = getattr(_training, "executed_jump", lambda pg: pg.jump)
 
 
 def _param_values(network: Network, pg: PopulationGradient, dt: float) -> dict[str, float]:
