@@ -190,6 +190,10 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
         raise _error(
             "E-BACKEND", f"backend '{opts.backend}' cannot train yet", hint=f"use: {', '.join(BACKENDS)}"
         )
+    if opts.backend == "genn":
+        from snnc.backends.genn import require_pygenn
+
+        require_pygenn()
     for name in ("epochs", "batch_size"):
         value = getattr(opts, name)
         if value is not None and value < 1:
@@ -206,10 +210,10 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
 
 
 def build_for_training(network: Any, opts: RunOptions) -> Any:
-    """The C backend's `CompiledNetwork` (compiling is the slow step, so it comes after every check)."""
+    """The backend's `CompiledNetwork` (compiling is the slow step, so it comes after every check)."""
     from snnc.api import build_compiled
 
-    return build_compiled(network, batch_size=opts.batch_size, seed=opts.seed)
+    return build_compiled(network, backend=opts.backend, batch_size=opts.batch_size, seed=opts.seed)
 
 
 class EpochTimer(Callback):

@@ -9,7 +9,7 @@ from typing import Any
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
-BACKENDS = ("c",)
+BACKENDS = ("c", "genn")
 
 
 def load_network(source: str | os.PathLike[str]) -> Network:
@@ -53,13 +53,19 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
     unknown = set(overrides) - known
     if unknown:
         raise TypeError(f"unknown compile option(s): {', '.join(sorted(unknown))}")
+    if backend == "genn":
+        from snnc.backends.genn import require_pygenn
+
+        require_pygenn()  # one clear sentence before any slow work when pygenn is missing
     network = lower(source, **overrides)
-    return build_compiled(network, **{k: v for k, v in overrides.items() if k not in ("dt", "duration")})
+    options = {k: v for k, v in overrides.items() if k not in ("dt", "duration")}
+    return build_compiled(network, backend=backend, **options)
 
 
 def build_compiled(
     network: Network,
     *,
+    backend: str = "c",
     batch_size: int | None = None,
     precision: str = "float",
     seed: int | None = None,
@@ -68,6 +74,12 @@ def build_compiled(
     openmp: bool = True,
 ):  # noqa: ANN201
     """Backend and runtime for an already-discretised network."""
+    if backend == "genn":
+        from snnc.backends.genn import load_genn
+        from snnc.runtime.compiled import CompiledNetwork
+
+        options = {"batch_size": batch_size, "precision": precision, "seed": seed, "out_dir": cache_dir}
+        return CompiledNetwork(load_genn(network, **options), network=network)
     from snnc.backends.c import build_network
     from snnc.backends.c.eprop import build_eprop_network, is_eprop
     from snnc.runtime.compiled import CompiledNetwork

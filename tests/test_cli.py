@@ -157,3 +157,18 @@ def test_empty_file_checks_clean(tmp_path: Path) -> None:
     result = snnc("check", str(path))
     assert result.returncode == 0
     assert_no_traceback(result)
+
+
+def test_genn_backend_without_pygenn_is_one_clear_sentence(tmp_path: Path) -> None:
+    try:
+        import pygenn  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pygenn is installed here; this test is about machines without it")
+    example = str(ROOT / "examples" / "yinyang_eventprop.snn")
+    result = snnc("train", example, "--backend", "genn", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert "the genn backend needs pygenn" in result.stderr
+    assert_no_traceback(result)
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -345,8 +345,8 @@ def test_example_contents_match_their_papers():
         return net, {s.key: shape(s.value) for s in train.settings}
 
     net, cfg = find("yinyang_eventprop.snn")
-    assert [p.model.args[0].value for p in net.populations] == [4, 100, 3]
-    assert cfg["dt"] == (0.1, "ms") and cfg["epochs"] == 20 and cfg["seed"] == 1
+    assert [p.model.args[0].value for p in net.populations] == [5, 100, 3]  # 4 features + a bias spike
+    assert cfg["dt"] == (0.1, "ms") and cfg["epochs"] == 40 and cfg["seed"] == 1
     net, cfg = find("shd_eventprop.snn")
     assert [p.model.args[0].value for p in net.populations] == [700, 256, 20]
     assert ("h", "h") in [(c.pre, c.post) for c in net.connections]
