@@ -171,7 +171,6 @@ def test_forward_simulation_from_files(tmp_path, source):
     assert metrics["out"]["total"] == len(data)
 
 
-@pytest.mark.xfail(strict=False, reason="training lands with issue 4")
 def test_train_one_epoch_per_call_with_augmentation(tmp_path):
     from snnc.runtime.trainer import Trainer
 
