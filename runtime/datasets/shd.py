@@ -149,6 +149,10 @@ def _load(prefix: str, path: str, bin: float | None, channels: int, max_time, da
     folder = _resolve(path, data_dir, base_dir)
     if folder.is_file():
         folder = folder.parent
+    if data_dir is not None and not (folder / f"{prefix}_train.h5").exists():
+        # `--data-dir DIR` holding shd_train.h5 itself wins over the file's relative `path`
+        if (Path(data_dir) / f"{prefix}_train.h5").exists():
+            folder = Path(data_dir)
     train = load_split(folder / f"{prefix}_train.h5", bin, channels, max_time)
     test = load_split(folder / f"{prefix}_test.h5", bin, channels, max_time)
     classes = int(max(train.labels.max(initial=-1), test.labels.max(initial=-1))) + 1

@@ -191,3 +191,22 @@ def test_train_one_epoch_per_call_with_augmentation(tmp_path):
         trainer.train({"x": aug(data, epoch)}, {"out": data.labels}, 1, start_epoch=epoch, callbacks=())
     assert len(trainer.history) == 2
     assert not np.allclose(before, net.artefact.get_weights()["x_to_h"])
+
+
+def test_shd_example_trains_from_a_data_dir(tmp_path):
+    """Issue 7: `snnc train examples/shd_eventprop.snn --data-dir DIR` with DIR holding the two files."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    write_shd(tmp_path / "shd_train.h5", n=8, classes=4)
+    write_shd(tmp_path / "shd_test.h5", n=4, seed=1, classes=4)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "snnc", "train", str(root / "examples" / "shd_eventprop.snn")]
+    cmd += ["--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "4", "--out", str(out), "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["examples"] == 4 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
