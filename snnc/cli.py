@@ -77,11 +77,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         diagnostics = check_file(path)
+        if not any(d.severity == "error" for d in diagnostics):
+            diagnostics = [*diagnostics, *_pass_diagnostics(path)]
         if print_diagnostics(diagnostics):
             failed += 1
         elif not args.quiet:
             print(f"{path}: ok")
     return EXIT_USER if failed else EXIT_OK
+
+
+def _pass_diagnostics(path: str) -> list[Diagnostic]:
+    """Run the passes too (discretise, gradient derivation): a model they cannot handle is an error
+    that `check` should report, not one that waits for `train`."""
+    from snnc.frontend import load_file
+    from snnc.passes.pipeline import compile_ir
+
+    try:
+        compile_ir(load_file(path))
+    except DiagnosticError as exc:
+        return exc.diagnostics
+    return []
 
 
 def _load(path: str, overrides: dict | None = None):

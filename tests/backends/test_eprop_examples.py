@@ -138,7 +138,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("command", ["train", "compile"])
+@pytest.mark.parametrize("command", ["train", "compile", "check"])
 def test_underivable_models_are_cli_diagnostics(case, command, tmp_path):
     fields, code, message = CASES[case]
     path = tmp_path / "bad.snn"
