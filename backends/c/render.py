@@ -230,54 +230,15 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
     }
 
     if pop.generator == "spike_source":
-        ctx_pop["in_cursor"] = ctx.add(
-            ArraySpec(
-                mangle("in", pop.name, "cursor"),
-                "int64",
-                ("batch",),
-                "input",
-                pop.name,
-                None,
-                0,
-                "next spike of each trial",
-            )
-        )
-        ctx_pop["in_end"] = ctx.add(
-            ArraySpec(
-                mangle("in", pop.name, "end"),
-                "int64",
-                ("batch",),
-                "input",
-                pop.name,
-                None,
-                0,
-                "end of each trial's spikes",
-            )
-        )
-        ctx_pop["in_times"] = ctx.add(
-            ArraySpec(
-                mangle("in", pop.name, "times"),
-                "double",
-                ("spikes",),
-                "input",
-                pop.name,
-                None,
-                0,
-                "spike times (ms), sorted by time per trial",
-            )
-        )
-        ctx_pop["in_ids"] = ctx.add(
-            ArraySpec(
-                mangle("in", pop.name, "ids"),
-                "int32",
-                ("spikes",),
-                "input",
-                pop.name,
-                None,
-                0,
-                "neuron of each spike",
-            )
-        )
+        # the packed batch of input spikes (runtime/encoding.pack_batch), in the order of its tuple
+        for key, dtype, shape, doc in (
+            ("cursor", "int64", ("batch",), "next spike of each trial"),
+            ("end", "int64", ("batch",), "end of each trial's spikes"),
+            ("times", "double", ("spikes",), "spike times (ms), sorted by time per trial"),
+            ("ids", "int32", ("spikes",), "neuron of each spike"),
+        ):
+            spec = ArraySpec(mangle("in", pop.name, key), dtype, shape, "input", pop.name, None, 0, doc)
+            ctx_pop[f"in_{key}"] = ctx.add(spec)
         ctx_pop["in_last"] = ctx.add(
             ArraySpec(
                 mangle("q", pop.name, "last"),
