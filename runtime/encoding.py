@@ -1,5 +1,5 @@
 """Spike data for input populations: preprocessing (as mlGeNN's `preprocess_spikes`), latency
-encoding, and packing a batch into the flat arrays the generated code reads.
+encoding, and the per-row tables through which the generated code reads a batch of them.
 """
 
 from __future__ import annotations
@@ -84,33 +84,37 @@ def as_preprocessed(example, num_neurons: int) -> PreprocessedSpikes:  # noqa: A
     return preprocess_spikes(times, ids, num_neurons)
 
 
-def pack_batch(
-    examples: Sequence[object], batch_size: int, num_neurons: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(cursor [batch] int64, end [batch] int64, times float64, ids int32) for the generated code:
-    each trial's spikes sorted by time, trial after trial. Rows past `len(examples)` (padding) get
-    no spikes."""
+@dataclass(frozen=True)
+class BatchSpikes:
+    """A batch of input spikes as the generated code reads them, without copying the data: row b's
+    spikes are `times[b][:end[b]]` / `ids[b][:end[b]]` (sorted by time, ties by neuron), and
+    `times_ptr[b]` / `ids_ptr[b]` are those arrays' addresses. `keep` holds the arrays alive for as
+    long as the tables are in use."""
+
+    end: np.ndarray  # int64 [batch]
+    times_ptr: np.ndarray  # uintp [batch]
+    ids_ptr: np.ndarray  # uintp [batch]
+    keep: tuple[np.ndarray, ...]
+
+
+_NO_TIMES = np.zeros(1, np.float64)  # what padding rows point at (never read: their end is 0)
+_NO_IDS = np.zeros(1, np.int32)
+
+
+def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) -> BatchSpikes:
+    """Per-row pointer tables into each example's time-sorted spikes (computed once per example
+    and cached on it). Rows past `len(examples)` (padding) get no spikes."""
     if len(examples) > batch_size:
         raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
-    cursor = np.zeros(batch_size, np.int64)
     end = np.zeros(batch_size, np.int64)
-    t_chunks, i_chunks, offset = [], [], 0
+    times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
+    ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
+    keep: list[np.ndarray] = [_NO_TIMES, _NO_IDS]
     for b, ex in enumerate(examples):
         times, ids = as_preprocessed(ex, num_neurons).by_time
-        t_chunks.append(times)
-        i_chunks.append(ids)
-        cursor[b] = offset
-        offset += times.size
-        end[b] = offset
-    cursor[len(examples) :] = offset
-    end[len(examples) :] = offset
-    times = np.concatenate(t_chunks) if t_chunks else np.zeros(0)
-    ids = np.concatenate(i_chunks) if i_chunks else np.zeros(0, np.int64)
-    if times.size == 0:  # never read, but keeps the pointers valid
-        times, ids = np.zeros(1), np.zeros(1, np.int64)
-    return (
-        cursor,
-        end,
-        np.ascontiguousarray(times, dtype=np.float64),
-        np.ascontiguousarray(ids, dtype=np.int32),
-    )
+        end[b] = times.size
+        if times.size:
+            times_ptr[b] = times.ctypes.data
+            ids_ptr[b] = ids.ctypes.data
+            keep += (times, ids)
+    return BatchSpikes(end, times_ptr, ids_ptr, tuple(keep))

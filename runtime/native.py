@@ -18,9 +18,16 @@ from typing import Any
 import numpy as np
 
 from .artefact import RecordRequest, RunResult
-from .encoding import pack_batch
+from .encoding import batch_spikes
 
-_NP = {"int32": np.int32, "uint32": np.uint32, "int64": np.int64, "double": np.float64}
+_NP = {
+    "int32": np.int32,
+    "uint32": np.uint32,
+    "int64": np.int64,
+    "double": np.float64,
+    "ptr_double": np.uintp,  # one address per batch row
+    "ptr_int32": np.uintp,
+}
 
 
 class NativeArtefact:
@@ -52,6 +59,7 @@ class NativeArtefact:
             {"_fields_": [(a["name"], ctypes.c_void_p) for a in self._specs]},
         )
         self._arrays: dict[str, np.ndarray | None] = {}
+        self._input_refs: dict[str, Any] = {}
         nnz = {}
         for name, arr in static.items():
             self._arrays[name] = np.ascontiguousarray(arr, dtype=self._dtype(self._spec(name)))
@@ -170,11 +178,12 @@ class NativeArtefact:
         for name, pop in pops.items():
             n = pop["size"]
             if pop["generator"] == "spike_source":
-                cursor, end, times, ids = pack_batch(list(inputs.get(name, [])), self._batch, n)
-                self._arrays[f"in_{name}__cursor"] = cursor
-                self._arrays[f"in_{name}__end"] = end
-                self._arrays[f"in_{name}__times"] = times
-                self._arrays[f"in_{name}__ids"] = ids
+                spikes = batch_spikes(list(inputs.get(name, [])), self._batch, n)
+                self._input_refs[name] = spikes  # the tables point into these arrays
+                self._arrays[f"in_{name}__cursor"] = np.zeros(self._batch, np.int64)
+                self._arrays[f"in_{name}__end"] = spikes.end
+                self._arrays[f"in_{name}__times"] = spikes.times_ptr
+                self._arrays[f"in_{name}__ids"] = spikes.ids_ptr
             elif pop["generator"] == "poisson":
                 rates = np.zeros((self._batch, n), self._scalar)
                 if name in inputs:
@@ -354,3 +363,4 @@ class NativeArtefact:
 
     def close(self) -> None:
         self._arrays.clear()
+        self._input_refs.clear()

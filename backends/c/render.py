@@ -22,11 +22,20 @@ from snnc.ir.symbols import TIME
 
 from .printer import SnncCPrinter, UnmappedSymbolError, literal
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 #: spiking rows summed per pass over a dense projection's targets (see `snnc_on_pre_*`)
 DENSE_UNROLL = 4
 TEMPLATES = Path(__file__).parent / "templates"
-CTYPES = {"scalar": None, "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "double": "double"}
+CTYPES = {
+    "scalar": None,
+    "int32": "int32_t",
+    "uint32": "uint32_t",
+    "int64": "int64_t",
+    "double": "double",
+    # tables of one pointer per batch row, into arrays the runtime owns (no copy of the data)
+    "ptr_double": "const double*",
+    "ptr_int32": "const int32_t*",
+}
 
 
 @dataclass
@@ -34,7 +43,7 @@ class ArraySpec:
     """One array of the artefact. `shape` may contain "batch", "steps", "events" or "nnz"."""
 
     name: str
-    dtype: str  # "scalar" | "int32" | "uint32" | "int64" | "double"
+    dtype: str  # "scalar" | "int32" | "uint32" | "int64" | "double" | "ptr_double" | "ptr_int32"
     shape: tuple[Any, ...]
     kind: str  # state | synapse_state | internal | weight | connectivity | readout | ring | input | record | events
     owner: str  # population or projection name
@@ -230,12 +239,13 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
     }
 
     if pop.generator == "spike_source":
-        # the packed batch of input spikes (runtime/encoding.pack_batch), in the order of its tuple
+        # each trial's input spikes, sorted by time, read in place from the runtime's per-example
+        # arrays (runtime/encoding.PreprocessedSpikes.by_time): one pointer per batch row
         for key, dtype, shape, doc in (
             ("cursor", "int64", ("batch",), "next spike of each trial"),
-            ("end", "int64", ("batch",), "end of each trial's spikes"),
-            ("times", "double", ("spikes",), "spike times (ms), sorted by time per trial"),
-            ("ids", "int32", ("spikes",), "neuron of each spike"),
+            ("end", "int64", ("batch",), "number of spikes of each trial"),
+            ("times", "ptr_double", ("batch",), "each trial's spike times (ms), sorted by time"),
+            ("ids", "ptr_int32", ("batch",), "each trial's spiking neurons, in the order of its times"),
         ):
             spec = ArraySpec(mangle("in", pop.name, key), dtype, shape, "input", pop.name, None, 0, doc)
             ctx_pop[f"in_{key}"] = ctx.add(spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import re
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def test_emit_c_writes_code_and_manifest(tmp_path: Path) -> None:
     # every array in the manifest is a field of the C struct, in order
     code = paths[0].read_text()
     fields = [
-        line.split("*")[1].split(";")[0].strip()
+        re.search(r"(\w+);", line).group(1)
         for line in code.split("typedef struct {")[1].split("} snnc_arrays;")[0].strip().splitlines()
     ]
     assert fields == [a["name"] for a in manifest["arrays"]]
