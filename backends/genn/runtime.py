@@ -8,6 +8,11 @@ compiler toolchain of its own); tests marked `genn` exercise it where pygenn imp
                           -> GradientReduce -> dg_sum pulled
     e-prop `eprop_batch`: y_true pushed -> (NUM_STEPS + EXTRA_STEPS) x (step_time, EpropReduce1..n,
                           EpropError) -> GradientReduce -> dg_sum pulled
+
+GeNN's single-threaded CPU backend only builds models of batch size 1, so there a batch of B runs as
+B consecutive trials of a batch-1 model ("sequential" mode): results are stacked, and `backward`
+reruns each trial's forward pass before its reverse pass (the last trial's state is still live) and
+sums the per-trial gradients, which is what GeNN's batch reduction computes on CUDA.
 """
 
 from __future__ import annotations
@@ -41,8 +46,11 @@ class GeNNArtefact:
         self.module = module
         self._backend = backend
         self._weights = module.load_weights()
-        self._batch = 0
+        self._batch = 0  # the batch the runtime sees
+        self._device_batch = 0  # the batch GeNN was built with (1 on the CPU backend)
         self._model = None
+        self._last: tuple[list[dict[str, Any]], int] | None = None  # sequential: rows, steps of the last run
+        self._live_row: int | None = None  # sequential: the row whose forward state the model holds
         self.manifest: dict[str, Any] = {
             "backend": "genn",
             "name": module.NAME,
@@ -75,26 +83,34 @@ class GeNNArtefact:
         return self._batch
 
     # ------------------------------------------------------------------ building
+    @property
+    def sequential(self) -> bool:
+        """True where GeNN's backend only simulates one trial at a time (its CPU backend)."""
+        return self.module.choose_backend(self._backend) == "single_threaded_cpu"
+
     def allocate(self, batch_size: int) -> None:
-        if batch_size == self._batch and self._model is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1 (got {batch_size})")
+        device_batch = 1 if self.sequential else batch_size
+        self._batch = batch_size
+        if device_batch == self._device_batch and self._model is not None:
             return
         if self._model is not None:
             self._weights.update(self.get_weights_flat())
             self._model.unload()
         model, self.pops, self.syns, self.updates = self.module.build_model(
-            backend=self._backend, batch_size=batch_size, weights=self._weights
+            backend=self._backend, batch_size=device_batch, weights=self._weights
         )
         build_dir = Path(self.module.__file__).parent
         model.build(str(build_dir))
         model.load(num_recording_timesteps=self.num_steps)
         self._model = model
-        self._batch = batch_size
+        self._device_batch = device_batch
 
     # ------------------------------------------------------------------ weights
     def _kernel_fixed(self, name: str) -> bool:
         """conv2d on the CPU backend: SPARSE rows initialised from the kernel (no kernel var)."""
-        cpu = self.module.choose_backend(self._backend) == "single_threaded_cpu"
-        return cpu and self.module.PROJECTIONS[name]["kind"] == "conv2d"
+        return self.sequential and self.module.PROJECTIONS[name]["kind"] == "conv2d"
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         out = {}
@@ -148,7 +164,7 @@ class GeNNArtefact:
             for state, var in meta["record_vars"].items():
                 v = self.pops[pop].vars[var]
                 v.pull_from_device()
-                out[f"{pop}.{state}"] = v.view.reshape(self._batch, meta["size"])
+                out[f"{pop}.{state}"] = v.view.reshape(self._device_batch, meta["size"])
         return out
 
     def reset(self) -> None:
@@ -158,8 +174,10 @@ class GeNNArtefact:
 
     # ------------------------------------------------------------------ running
     def _set_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Push one device batch of inputs: spike lists (spike sources) or rates (Poisson)."""
         from snnc.runtime.encoding import as_preprocessed
 
+        nb = self._device_batch
         for pop, meta in self.module.POPULATIONS.items():
             if meta["generator"] is None:
                 continue
@@ -167,14 +185,14 @@ class GeNNArtefact:
             group = self.pops[pop]
             n = meta["size"]
             if meta["generator"] == "poisson":
-                rates = np.zeros((self._batch, n)) if data is None else np.asarray(data, dtype=np.float64)
+                rates = np.zeros((nb, n)) if data is None else np.asarray(data, dtype=np.float64)
                 group.vars["in_rate"].view[:] = rates.reshape(group.vars["in_rate"].view.shape)
                 group.vars["in_rate"].push_to_device()
                 continue
-            start = np.zeros((self._batch, n), np.uint32)
-            end = np.zeros((self._batch, n), np.uint32)
+            start = np.zeros((nb, n), np.uint32)
+            end = np.zeros((nb, n), np.uint32)
             chunks, offset = [], 0
-            for b, ex in enumerate(list(data or [])[: self._batch]):
+            for b, ex in enumerate(_examples(data)[:nb]):
                 times, ids = as_preprocessed(ex, n).by_time
                 order = np.lexsort((times, ids))
                 times, ids = times[order], ids[order]
@@ -195,6 +213,22 @@ class GeNNArtefact:
                 group.vars[var].view[:] = arr.reshape(group.vars[var].view.shape)
                 group.vars[var].push_to_device()
 
+    def _rows(self, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Sequential mode: the batch's inputs split into one-example batches (padding rows empty)."""
+        rows: list[dict[str, Any]] = [{} for _ in range(self._batch)]
+        for pop, meta in self.module.POPULATIONS.items():
+            data = inputs.get(pop)
+            if meta["generator"] is None or data is None:
+                continue
+            if meta["generator"] == "poisson":
+                rates = np.asarray(data, dtype=np.float64).reshape(-1, meta["size"])
+                for b in range(min(self._batch, len(rates))):
+                    rows[b][pop] = rates[b : b + 1]
+                continue
+            for b, ex in enumerate(_examples(data)[: self._batch]):
+                rows[b][pop] = [ex]
+        return rows
+
     def run(
         self,
         inputs: Mapping[str, Any],
@@ -204,9 +238,20 @@ class GeNNArtefact:
         example_ids: Sequence[int] | None = None,
     ) -> RunResult:
         del example_ids  # GeNN draws Poisson spikes from its own seeded generator
+        steps = self.num_steps if num_steps is None else int(num_steps)
+        if not self.sequential or self._batch == 1:
+            self._last, self._live_row = None, None
+            return self._run_device(inputs, record, steps)
+        rows = self._rows(inputs)
+        parts = [self._run_device(row, record, steps) for row in rows]
+        self._last, self._live_row = (rows, steps), len(rows) - 1
+        return _stack(parts, steps, self.dt)
+
+    def _run_device(self, inputs: Mapping[str, Any], record: RecordRequest | None, steps: int) -> RunResult:
+        """One trial of the model as GeNN built it (device batch rows); see the module docstring."""
+        nb = self._device_batch
         self.reset()
         self._set_inputs(inputs)
-        steps = self.num_steps if num_steps is None else int(num_steps)
         record = record or RecordRequest()
         res = RunResult(num_steps=steps, dt=self.dt)
         traces: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in record.vars}
@@ -215,7 +260,7 @@ class GeNNArtefact:
             for pop, state in record.vars:
                 var = self.pops[pop].vars[self.module.POPULATIONS[pop]["record_vars"][state]]
                 var.pull_from_device()
-                traces[(pop, state)].append(var.view.reshape(self._batch, -1).copy())
+                traces[(pop, state)].append(var.view.reshape(nb, -1).copy())
         for key, values in traces.items():
             res.vars[key] = np.stack(values, axis=1).astype(np.float64)
         for pop, meta in self.module.POPULATIONS.items():
@@ -223,7 +268,7 @@ class GeNNArtefact:
                 continue
             var = self.pops[pop].vars["r_value"]
             var.pull_from_device()
-            value = var.view.reshape(self._batch, *meta["shape"]).astype(np.float64)
+            value = var.view.reshape(nb, *meta["shape"]).astype(np.float64)
             if meta["readout"]["kind"] == "first_spike_time":  # no spike: inf, as in the C backend
                 flag = self.pops[pop].vars["q_first"]
                 flag.pull_from_device()
@@ -233,10 +278,10 @@ class GeNNArtefact:
             self._model.pull_recording_buffers_from_device()
             for pop in record.spikes:
                 n = self.module.POPULATIONS[pop]["size"]
-                raster = np.zeros((self._batch, steps, n), bool)
+                raster = np.zeros((nb, steps, n), bool)
                 data = self.pops[pop].spike_recording_data
-                for b in range(self._batch):
-                    times, ids = data[b] if self._batch > 1 else data[0]
+                for b in range(nb):
+                    times, ids = data[b] if nb > 1 else data[0]
                     k = np.rint(np.asarray(times) / self.dt).astype(int)
                     ok = k < steps
                     raster[b, k[ok], np.asarray(ids)[ok]] = True
@@ -249,9 +294,9 @@ class GeNNArtefact:
                 group.vars["q_ns"].pull_from_device()
                 egp = group.extra_global_params["ev_t_s"]
                 egp.pull_from_device()
-                counts = group.vars["q_ns"].view.reshape(self._batch, meta["size"]).copy()
-                times = egp.view.reshape(-1)[: self._batch * meta["size"] * self.module.MAX_SPIKES]
-                res.events[pop] = (times.reshape(self._batch, meta["size"], -1).copy(), counts)
+                counts = group.vars["q_ns"].view.reshape(nb, meta["size"]).copy()
+                times = egp.view.reshape(-1)[: nb * meta["size"] * self.module.MAX_SPIKES]
+                res.events[pop] = (times.reshape(nb, meta["size"], -1).copy(), counts)
         return res
 
     def _pull_gradients(self) -> dict[str, np.ndarray]:
@@ -268,9 +313,28 @@ class GeNNArtefact:
         return grads
 
     def backward(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """EventProp: continue the same batch for NUM_STEPS reverse-time steps, then reduce `dg`."""
+        """EventProp: continue the same batch for NUM_STEPS reverse-time steps, then reduce `dg`.
+
+        Sequential mode: per trial (the live one first), rerun its forward pass, then its reverse
+        pass; the per-trial gradients are summed.
+        """
         if self.module.TRAINING != "eventprop":
             raise NotImplementedError("backward() needs a module generated with eventprop")
+        if self._last is None:
+            return self._backward_device(dl_dy)
+        rows, steps = self._last
+        live, self._last, self._live_row = self._live_row, None, None
+        order = [live, *(b for b in range(len(rows)) if b != live)]
+        total: dict[str, np.ndarray] = {}
+        for b in order:
+            if b != live:
+                self._run_device(rows[b], None, steps)
+            grads = self._backward_device({k: np.asarray(v)[b : b + 1] for k, v in dl_dy.items()})
+            for name, g in grads.items():
+                total[name] = total[name] + g if name in total else g
+        return total
+
+    def _backward_device(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         for pop, grad in dl_dy.items():
             if pop not in self.pops:  # e.g. "<pop>.spike_count": the regulariser is in the code already
                 continue
@@ -286,9 +350,23 @@ class GeNNArtefact:
     def eprop_batch(
         self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """e-prop: one batch with per-step targets y_true [batch, steps, neurons]; returns dW."""
+        """e-prop: one batch with per-step targets y_true [batch, steps, neurons]; returns dW summed
+        over the batch (sequential mode: one trial at a time)."""
         if self.module.TRAINING != "eprop":
             raise NotImplementedError("eprop_batch() needs a module generated with eprop")
+        self._last, self._live_row = None, None
+        if not self.sequential or self._batch == 1:
+            return self._eprop_device(inputs, targets)
+        total: dict[str, np.ndarray] = {}
+        for b, row in enumerate(self._rows(inputs)):
+            grads = self._eprop_device(row, {k: np.asarray(v)[b : b + 1] for k, v in targets.items()})
+            for name, g in grads.items():
+                total[name] = total[name] + g if name in total else g
+        return total
+
+    def _eprop_device(
+        self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
         self.reset()
         self._set_inputs(inputs)
         for pop, y in targets.items():
@@ -307,3 +385,26 @@ class GeNNArtefact:
         if self._model is not None:
             self._model.unload()
             self._model = None
+
+
+def _examples(data: Any) -> list[Any]:
+    """A batch's examples for one spike-source population (a SpikeDataset slice or a list)."""
+    return [] if data is None else list(data)
+
+
+def _stack(parts: Sequence[RunResult], steps: int, dt: float) -> RunResult:
+    """Sequential mode: one-trial results stacked along the batch axis."""
+    res = RunResult(num_steps=steps, dt=dt)
+    first = parts[0]
+    for key in first.readouts:
+        res.readouts[key] = np.concatenate([p.readouts[key] for p in parts])
+    for key in first.spikes:
+        res.spikes[key] = np.concatenate([p.spikes[key] for p in parts])
+    for key in first.vars:
+        res.vars[key] = np.concatenate([p.vars[key] for p in parts])
+    for key in first.events:
+        res.events[key] = (
+            np.concatenate([p.events[key][0] for p in parts]),
+            np.concatenate([p.events[key][1] for p in parts]),
+        )
+    return res
