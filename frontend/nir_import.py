@@ -4,17 +4,20 @@ Neuron nodes (LIF, CubaLIF, LI, CubaLI, IF, I) become populations whose models s
 literally; chains of Affine/Linear/Scale/Delay nodes between them become one Dense projection each.
 NIR times are seconds; snnc's are ms (converted). Per-neuron parameter arrays must be uniform (they
 become scalar params): snnc populations have no per-neuron params, so anything else is an error
-naming the node. Conv2d, Flatten and the pooling nodes are recognised but not mapped yet (an error
-naming the node).
+naming the node. Conv2d/SumPool2d/AvgPool2d between two populations become Conv2D/AvgPool2D
+connections and Flatten is a reshape (see `nir_conv` for the channels-last layout).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape
+from snnc.frontend.nir_shapes import infer_shapes
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
 DISCRETISATION = (
@@ -86,14 +89,16 @@ MODELS = {
 }""",
     "NirCurrent": """synapse NirCurrent {   # NIR's tau_syn dI/dt = -I + S: a spike of weight w adds w/tau_syn
     param tau_syn = 5 ms
+    param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
     state i = 0.0
     di/dt = -i / tau_syn
-    on_pre { i += w * (1 s) / tau_syn }
+    on_pre { i += gain * w * (1 s) / tau_syn }
     output i
 }""",
     "NirDirac": """synapse NirDirac {   # a Dirac pulse of weight w, held as w/dt for one step
+    param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
     state i = 0.0
-    on_pre { i += w * (1 s) / dt }
+    on_pre { i += gain * w * (1 s) / dt }
     output impulse i
 }""",
 }
@@ -112,7 +117,12 @@ NEURONS = {
     "I": ("NirI", {"r": ("r", 1)}),
 }  # fmt: skip
 TIME_PARAMS = {"tau", "tau_mem", "tau_syn"}
-UNMAPPED = {"Conv2d", "Conv1d", "Flatten", "SumPool2d", "AvgPool2d", "Threshold"}
+UNMAPPED = {"Conv1d", "Threshold"}
+PASSING = ("Output", "Affine", "Linear", "Scale", "Delay", "Flatten", CONV, *POOLS)
+LAYOUT = (
+    "# Shaped populations are (H, W, C), channels last; NIR's are (C, H, W). Neuron (c, y, x) of a\n"
+    "# NIR (C, H, W) node is index (y*W + x)*C + c here: input spike ids use this order too.\n"
+)
 
 
 def _error(message: str, hint: str | None = None) -> DiagnosticError:
@@ -134,35 +144,35 @@ def _scalar(node_name: str, field_name: str, value) -> float:
     return float(a.flat[0])
 
 
-def _size(node_name: str, node) -> int:
-    for attr in ("tau", "tau_mem", "r", "v_threshold"):
-        if hasattr(node, attr):
-            return int(np.asarray(getattr(node, attr)).size)
-    raise _error(f"cannot tell the size of NIR node '{node_name}'")
-
-
 @dataclass
 class Projection:
     pre: str
     post: str
-    weight: np.ndarray  # [pre, post]
+    weight: np.ndarray | None  # dense: [pre, post] in snnc order; conv2d: [kh, kw, C, F]; pool: None
     delay_ms: float = 0.0
     nodes: list[str] = field(default_factory=list)
+    window: Window | None = None  # Conv2D / AvgPool2D connections
+    gain: float = 1.0
 
 
-def _chain(graph, start: str, succ: dict, sizes: dict) -> list[Projection]:
-    """Follow edges from a population through transform nodes to the populations they reach."""
+def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[Projection]:  # noqa: ANN001
+    """Follow edges from a population through transform nodes to the populations they reach.
+
+    Dense chains carry a matrix from the start population (snnc order) to NIR's flat index of the
+    current node; it is permuted into the post population's snnc order at the end.
+    """
     out: list[Projection] = []
-    n = sizes[start]
 
     def walk(node: str, w: np.ndarray, delay: float, path: list[str]) -> None:
         for nxt in succ.get(node, ()):
             obj = graph.nodes[nxt]
             kind = type(obj).__name__
-            if nxt in sizes:  # a population
-                if w.shape[1] != sizes[nxt]:
-                    raise _error(f"NIR edge {node} -> {nxt}: {w.shape[1]} values into {sizes[nxt]} neurons")
-                out.append(Projection(start, nxt, w, delay, path))
+            if nxt in shapes:  # a population
+                if w.shape[1] != math.prod(shapes[nxt]):
+                    raise _error(
+                        f"NIR edge {node} -> {nxt}: {w.shape[1]} values into {math.prod(shapes[nxt])} neurons"
+                    )
+                out.append(Projection(start, nxt, w[:, nir_order(shapes[nxt])], delay, path))
             elif kind == "Output":
                 continue
             elif kind in ("Affine", "Linear"):
@@ -181,19 +191,52 @@ def _chain(graph, start: str, succ: dict, sizes: dict) -> list[Projection]:
             elif kind == "Delay":
                 d = _scalar(nxt, "delay", obj.delay) * 1e3
                 walk(nxt, w, delay + d, [*path, nxt])
+            elif kind == "Flatten":  # a C-order reshape: NIR's flat index is unchanged
+                walk(nxt, w, delay, [*path, nxt])
+            elif kind == CONV or kind in POOLS:
+                out.extend(_window_projections(graph, start, nxt, succ, shapes, windows, path))
             elif kind in UNMAPPED:
                 raise _error(
-                    f"NIR node '{nxt}' ({kind}) cannot be imported yet",
-                    "snnc import maps Affine, Linear, Scale and Delay chains",
+                    f"NIR node '{nxt}' ({kind}) cannot be imported",
+                    "snnc import maps Affine, Linear, Scale, Delay, Flatten, Conv2d, SumPool2d and AvgPool2d",
                 )
             else:
                 raise _error(f"NIR node '{nxt}' has unknown type {kind}")
 
-    walk(start, np.eye(n), 0.0, [])
+    walk(start, np.eye(math.prod(shapes[start]))[nir_order(shapes[start])], 0.0, [])
     return out
 
 
-def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[Path]:
+def _window_projections(graph, start, node, succ, shapes, windows, path) -> list[Projection]:  # noqa: ANN001
+    """A Conv2d/pool node sits directly between two populations: one Conv2D/AvgPool2D each."""
+    kind = type(graph.nodes[node]).__name__
+    if path or node not in windows:
+        raise _error(f"NIR node '{node}' ({kind}) must take its input directly from one neuron or Input node")
+    win = windows[node]
+    out = []
+    for post in succ.get(node, ()):
+        if type(graph.nodes[post]).__name__ == "Output":
+            continue
+        if post not in shapes:
+            raise _error(
+                f"NIR node '{node}' ({kind}) feeds '{post}' ({type(graph.nodes[post]).__name__})",
+                f"snnc maps a {kind} only when it feeds a neuron node directly",
+            )
+        out.append(Projection(start, post, win.kernel, 0.0, [node], window=win, gain=win.gain))
+    return out
+
+
+def _own_shape(node) -> tuple[int, ...]:  # noqa: ANN001
+    if type(node).__name__ == "Input":
+        return tuple(int(s) for s in np.ravel(next(iter(node.input_type.values()))))
+    for attr in ("tau_mem", "tau", "r", "v_threshold"):
+        if getattr(node, attr, None) is not None:
+            shape = np.shape(getattr(node, attr))
+            return tuple(int(s) for s in shape) if shape else (1,)
+    raise _error("cannot tell the size of a NIR node")
+
+
+def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[Path]:  # noqa: ANN001
     """Write `out_path` (.snn) and its weight files next to it; returns the written paths."""
     out_path = Path(out_path)
     folder = out_path.parent
@@ -201,14 +244,13 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
     succ: dict[str, list[str]] = {}
     for a, b in graph.edges:
         succ.setdefault(a, []).append(b)
-    sizes: dict[str, int] = {}
+    own: dict[str, tuple[int, ...]] = {}
     pops: list[tuple[str, str, str, dict]] = []  # name, role, model, params
     outputs = {a for a, b in graph.edges if type(graph.nodes[b]).__name__ == "Output"}
     for name, node in graph.nodes.items():
         kind = type(node).__name__
         if kind == "Input":
-            shape = np.asarray(next(iter(node.input_type.values())))
-            sizes[name] = int(np.prod(shape))
+            own[name] = _own_shape(node)
             pops.append((name, "input", "SpikeInput", {}))
         elif kind in NEURONS:
             model, fields = NEURONS[kind]
@@ -218,22 +260,23 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
                 if value is None:
                     continue
                 params[p] = _scalar(name, f, value) * scale
-            sizes[name] = _size(name, node)
+            own[name] = _own_shape(node)
             role = "output" if name in outputs else "hidden"
             pops.append((name, role, model, params))
-            if kind.startswith("Cuba"):
-                sizes[name] = int(np.asarray(node.tau_mem).size)
         elif kind in UNMAPPED:
             raise _error(
-                f"NIR node '{name}' ({kind}) cannot be imported yet",
-                "snnc import maps Affine, Linear, Scale and Delay chains",
+                f"NIR node '{name}' ({kind}) cannot be imported",
+                "snnc import maps Affine, Linear, Scale, Delay, Flatten, Conv2d, SumPool2d and AvgPool2d",
             )
-        elif kind not in ("Output", "Affine", "Linear", "Scale", "Delay"):
+        elif kind not in PASSING:
             raise _error(f"NIR node '{name}' has type {kind}, which snnc cannot import")
-    projections = [p for name in sizes for p in _chain(graph, name, succ, sizes)]
+    shapes, windows = infer_shapes(graph, own)
+    projections = [p for name in shapes for p in _chain(graph, name, succ, shapes, windows)]
     used = {m for _, _, m, _ in pops} - {"SpikeInput"}
     stem = out_path.stem
     lines = [f"# Imported from NIR by `snnc import`.\n{DISCRETISATION}", "use std.SpikeInput", ""]
+    if any(len(s) == 3 for s in shapes.values()):
+        lines.insert(1, LAYOUT)
     tau_syn: dict[str, float] = {}
     for name, node in graph.nodes.items():
         if type(node).__name__ in ("CubaLIF", "CubaLI"):
@@ -246,7 +289,8 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
     written = []
     lines.append(f"network {_ident(network or stem)} {{")
     for name, role, model, params in pops:
-        args = [str(sizes[name])]
+        shape = snnc_shape(shapes[name])
+        args = [str(shape[0]) if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"]
         for p, v in params.items():
             args.append(f"{p} = {v!r}" + (" ms" if p in TIME_PARAMS else ""))
         if role == "output":
@@ -255,18 +299,29 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
         lines.append(f"    {role} {_ident(name)} = {model}({', '.join(args)})")
     names: set[str] = set()
     for k, p in enumerate(projections):
-        wfile = f"{stem}_{_ident(p.pre)}_to_{_ident(p.post)}.npy"
-        if wfile in names:  # a second projection between the same populations
-            wfile = wfile.replace(".npy", f"_{k}.npy")
-        names.add(wfile)
-        np.save(folder / wfile, p.weight)
-        written.append(folder / wfile)
-        syn = f"NirCurrent(tau_syn = {tau_syn[p.post]!r} ms)" if p.post in tau_syn else "NirDirac"
+        wfile = None
+        if p.weight is not None:
+            wfile = f"{stem}_{_ident(p.pre)}_to_{_ident(p.post)}.npy"
+            if wfile in names:  # a second projection between the same populations
+                wfile = wfile.replace(".npy", f"_{k}.npy")
+            names.add(wfile)
+            np.save(folder / wfile, p.weight)
+            written.append(folder / wfile)
+        syn_args = [f"tau_syn = {tau_syn[p.post]!r} ms"] if p.post in tau_syn else []
+        if p.gain != 1.0:
+            syn_args.append(f"gain = {p.gain!r}")
+        syn = ("NirCurrent" if p.post in tau_syn else "NirDirac") + (
+            f"({', '.join(syn_args)})" if syn_args else ""
+        )
         delay = f", delay = {p.delay_ms!r} ms" if p.delay_ms else ""
         via = f"   # via {', '.join(p.nodes)}" if p.nodes else ""
-        lines.append(
-            f'    {_ident(p.pre)} -> {_ident(p.post)} : Dense(weight = File("{wfile}"){delay}), {syn}{via}'
-        )
+        if p.window is not None:
+            conn = connectivity_text(p.window, wfile)
+            if p.gain != 1.0:
+                via += " (a sum: gain x the average)"
+        else:
+            conn = f'Dense(weight = File("{wfile}"){delay})'
+        lines.append(f"    {_ident(p.pre)} -> {_ident(p.post)} : {conn}, {syn}{via}")
     lines.append("}")
     out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [out_path, *written]

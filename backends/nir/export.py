@@ -1,13 +1,17 @@
 """A `.snn` network (with weights from `File` initialisers, constants or a checkpoint) -> NIR graph.
 
 Populations of the models `snnc import` writes (NirLIF, NirCubaLIF, NirLI, NirCubaLI, NirIF, NirI)
-map back to their NIR nodes (ms -> s); each projection becomes a Linear node (weight [post, pre]),
-plus a Delay node when it has a delay. Anything else is an error naming the population or projection.
+map back to their NIR nodes (ms -> s); each Dense projection becomes a Linear node (weight [post, pre],
+in NIR's channels-first order, after a Flatten when the pre population is (H, W, C)), Conv2D and
+AvgPool2D become Conv2d/SumPool2d/AvgPool2d (`windows`), plus a Scale node for a synapse gain they do
+not absorb and a Delay node for a delay. Anything else is an error naming the population or projection.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from snnc.backends.nir.windows import conv_node, nir_shape, pool_node
+from snnc.frontend.nir_conv import nir_order
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
@@ -33,6 +37,10 @@ def _weights(network: Network, proj, weights: dict) -> np.ndarray:
         return np.asarray(weights[proj.name], np.float64)
     init = proj.weight
     shape = (network.populations[proj.pre].size, network.populations[proj.post].size)
+    if proj.connectivity.kind == "conv2d":
+        a = proj.connectivity.args
+        kh, kw = np.ravel(a["kernel"])[[0, -1]]
+        shape = (int(kh), int(kw), network.populations[proj.pre].shape[-1], int(a["filters"]))
     if init.kind == "file":
         return np.load(init.args["resolved"], allow_pickle=False).astype(np.float64)
     if init.kind == "constant":
@@ -51,7 +59,7 @@ def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
     nodes, edges = {}, []
     tau_syn: dict[str, float] = {}
     for proj in network.projections.values():
-        if proj.connectivity.kind != "dense":
+        if proj.connectivity.kind not in ("dense", "conv2d", "avg_pool2d"):
             raise _error(
                 f"projection '{proj.name}': {proj.connectivity.kind} connectivity has no NIR export yet"
             )
@@ -65,10 +73,10 @@ def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
                 "export maps the NirDirac and NirCurrent synapses that `snnc import` writes",
             )
     for pop in network.populations.values():
-        n = pop.size
+        n = nir_shape(pop.shape)
         model = network.models[pop.model]
         if pop.role == "input":
-            nodes[pop.name] = nir.Input(input_type={"input": np.array([n])})
+            nodes[pop.name] = nir.Input(input_type={"input": np.array(n)})
             continue
         if pop.model not in NODES:
             raise _error(
@@ -86,17 +94,54 @@ def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
             values["tau_syn"] = np.full(n, tau_syn[pop.name] / 1e3)
         nodes[pop.name] = getattr(nir, kind)(**values)
         if pop.role == "output":
-            nodes[f"{pop.name}_output"] = nir.Output(output_type={"output": np.array([n])})
+            nodes[f"{pop.name}_output"] = nir.Output(output_type={"output": np.array(n)})
             edges.append((pop.name, f"{pop.name}_output"))
     for proj in network.projections.values():
-        w = _weights(network, proj, weights)
-        nodes[proj.name] = nir.Linear(weight=w.T.copy())
-        edges.append((proj.pre, proj.name))
-        last = proj.name
-        if proj.delay:
-            d = f"{proj.name}_delay"
-            nodes[d] = nir.Delay(delay=np.full(w.shape[1], proj.delay / 1e3))
-            edges.append((last, d))
-            last = d
-        edges.append((last, proj.post))
+        edges += _projection_nodes(network, proj, weights, nodes)
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _gain(network: Network, proj) -> float:  # noqa: ANN001
+    param = network.models[proj.synapse].params.get("gain")
+    return float(proj.synapse_params.get("gain", param.value if param is not None else 1.0))
+
+
+def _projection_nodes(network: Network, proj, weights: dict, nodes: dict) -> list[tuple[str, str]]:  # noqa: ANN001
+    """Add the nodes of one projection (pre -> ... -> post) to `nodes`; return their edges."""
+    import nir
+
+    pre, post = network.populations[proj.pre], network.populations[proj.post]
+    kind, gain = proj.connectivity.kind, _gain(network, proj)
+    chain: list[tuple[str, object]] = []
+    if kind == "dense":
+        w = _weights(network, proj, weights)
+        if len(pre.shape) == 3:
+            chain.append(
+                (
+                    f"{proj.name}_flatten",
+                    nir.Flatten(input_type={"input": np.array(nir_shape(pre.shape))}, start_dim=0),
+                )
+            )
+        m = np.empty((w.shape[1], w.shape[0]))
+        m[np.ix_(nir_order(nir_shape(post.shape)), nir_order(nir_shape(pre.shape)))] = w.T
+        chain.append((proj.name, nir.Linear(weight=m)))
+    elif kind == "conv2d":
+        chain.append((proj.name, conv_node(proj, pre.shape, _weights(network, proj, weights))))
+    else:
+        node = pool_node(proj, gain)
+        if node is not None:
+            gain = 1.0
+        chain.append((proj.name, node or pool_node(proj, 1.0)))
+    if gain != 1.0:
+        chain.append((f"{proj.name}_gain", nir.Scale(scale=np.full(nir_shape(post.shape), gain))))
+    if proj.delay:
+        chain.append(
+            (f"{proj.name}_delay", nir.Delay(delay=np.full(nir_shape(post.shape), proj.delay / 1e3)))
+        )
+    edges, last = [], proj.pre
+    for name, node in chain:
+        nodes[name] = node
+        edges.append((last, name))
+        last = name
+    edges.append((last, proj.post))
+    return edges

@@ -1,0 +1,183 @@
+"""NIR Conv2d / SumPool2d / AvgPool2d / Flatten -> snnc Conv2D / AvgPool2D, with the layout change.
+
+NIR (like PyTorch) orders a 3-D population channels first, (C, H, W); snnc reads Conv2D/AvgPool2D
+populations channels last, (H, W, C), neuron (y, x, c) at index (y*W + x)*C + c. Imported 3-D
+populations are declared (H, W, C); dense chains touching them have their weights permuted
+(`nir_order`), and a Flatten (a C-order reshape) is then a no-op on NIR's flat index.
+
+What snnc's connectivities cannot express is an error naming the node and the parameter: dilation,
+groups, a non-zero bias, unequal strides, and padding other than none or snnc's "same" geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+
+CONV = "Conv2d"
+POOLS = ("SumPool2d", "AvgPool2d")
+
+
+def nir_error(message: str, hint: str | None = None) -> DiagnosticError:
+    return DiagnosticError(Diagnostic("E-NIR", message, hint=hint))
+
+
+def snnc_shape(nir_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(C, H, W) -> (H, W, C); anything else -> one flat axis."""
+    if len(nir_shape) == 3:
+        c, h, w = nir_shape
+        return (h, w, c)
+    return (math.prod(nir_shape),)
+
+
+def nir_order(nir_shape: tuple[int, ...]) -> np.ndarray:
+    """perm[i] = the NIR (C-order) flat index of snnc neuron i."""
+    n = math.prod(nir_shape)
+    if len(nir_shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(nir_shape).transpose(1, 2, 0).ravel()
+
+
+def _pair(node_name: str, what: str, value: Any) -> tuple[int, int]:
+    a = np.asarray(value).ravel()
+    if a.size not in (1, 2) or not np.all(a == np.round(a)):
+        raise nir_error(f"NIR node '{node_name}': {what} must be an integer or a pair, not {value!r}")
+    return (int(a[0]), int(a[-1]))
+
+
+@dataclass
+class Window:
+    """A Conv2D or AvgPool2D connection: snnc connectivity args, the kernel, the output shape."""
+
+    kind: str  # "conv2d" | "avg_pool2d"
+    args: dict[str, Any]
+    out_shape: tuple[int, int, int]  # NIR order (C, H, W)
+    kernel: np.ndarray | None = None  # conv2d: [kh, kw, C, F] (snnc's layout)
+    gain: float = 1.0  # SumPool2d: the window area (snnc's AvgPool2D averages)
+    notes: list[str] = field(default_factory=list)
+
+
+def _stride(name: str, value: Any) -> int:
+    sh, sw = _pair(name, "stride", value)
+    if sh != sw or sh < 1:
+        raise nir_error(
+            f"NIR node '{name}': stride ({sh}, {sw}) is not supported",
+            "snnc's Conv2D/AvgPool2D take one positive stride for both axes",
+        )
+    return sh
+
+
+def _padding(name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stride: int) -> str:  # noqa: ANN001
+    """NIR's symmetric padding -> "valid" or "same" when snnc's geometry is the same computation."""
+    pad = node.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            return "valid"
+        if stride != 1:
+            raise nir_error(f"NIR node '{name}': padding 'same' with stride {stride} is not defined")
+        pads = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+    else:
+        pads = _pair(name, "padding", pad)
+    if pads == (0, 0):
+        return "valid"
+    for size, k, p in zip(hw, kernel, pads, strict=True):
+        nir_out = (size + 2 * p - k) // stride + 1
+        same_out = -(-size // stride)
+        same_pad = max((same_out - 1) * stride + k - size, 0) // 2
+        if (nir_out, p) != (same_out, same_pad):
+            raise nir_error(
+                f"NIR node '{name}': padding {tuple(pads)} (kernel {kernel}, stride {stride}, input "
+                f"{hw}) is not supported",
+                'snnc\'s Conv2D pads nothing ("valid") or as "same"; use padding 0 or (k - 1) / 2 '
+                "with stride 1",
+            )
+    return "same"
+
+
+def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001
+    """A NIR Conv2d reading a (C, H, W) population."""
+    w = np.asarray(node.weight, np.float64)
+    if w.ndim != 4:
+        raise nir_error(f"NIR node '{name}': Conv2d weight has shape {w.shape}, expected (out, in, kH, kW)")
+    if len(in_shape) != 3:
+        raise nir_error(
+            f"NIR node '{name}': Conv2d needs a (C, H, W) input, but its input has shape {in_shape}"
+        )
+    c, h, wd = in_shape
+    groups = int(node.groups)
+    if groups != 1:
+        raise nir_error(
+            f"NIR node '{name}': groups = {groups} is not supported",
+            "snnc's Conv2D connects every input channel to every filter (groups = 1)",
+        )
+    dil = _pair(name, "dilation", node.dilation)
+    if dil != (1, 1):
+        raise nir_error(
+            f"NIR node '{name}': dilation = {dil} is not supported", "snnc's Conv2D has dilation 1"
+        )
+    if w.shape[1] != c:
+        raise nir_error(f"NIR node '{name}': weight takes {w.shape[1]} input channels, the input has {c}")
+    if node.input_shape is not None and tuple(int(s) for s in np.ravel(node.input_shape)) != (h, wd):
+        raise nir_error(
+            f"NIR node '{name}': input_shape {tuple(np.ravel(node.input_shape))} but its input is {(h, wd)}"
+        )
+    if node.bias is not None and np.any(np.asarray(node.bias) != 0):
+        raise nir_error(f"NIR node '{name}': Conv2d with a non-zero bias", "snnc has no per-neuron bias yet")
+    kernel = (int(w.shape[2]), int(w.shape[3]))
+    stride = _stride(name, node.stride)
+    padding = _padding(name, node, (h, wd), kernel, stride)
+    if padding == "valid":
+        if kernel[0] > h or kernel[1] > wd:
+            raise nir_error(f"NIR node '{name}': kernel {kernel} is larger than the input {(h, wd)}")
+        oh, ow = (h - kernel[0]) // stride + 1, (wd - kernel[1]) // stride + 1
+    else:
+        oh, ow = -(-h // stride), -(-wd // stride)
+    args = {"filters": int(w.shape[0]), "kernel": kernel, "stride": stride, "padding": padding}
+    return Window("conv2d", args, (int(w.shape[0]), oh, ow), kernel=w.transpose(2, 3, 1, 0).copy())
+
+
+def pool_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001
+    """A NIR SumPool2d/AvgPool2d reading a (C, H, W) population."""
+    kind = type(node).__name__
+    if len(in_shape) != 3:
+        raise nir_error(
+            f"NIR node '{name}': {kind} needs a (C, H, W) input, but its input has shape {in_shape}"
+        )
+    c, h, wd = in_shape
+    pool = _pair(name, "kernel_size", node.kernel_size)
+    stride = _stride(name, node.stride)
+    pad = _pair(name, "padding", node.padding)
+    if pad != (0, 0):
+        raise nir_error(
+            f"NIR node '{name}': {kind} padding {pad} is not supported", "snnc's AvgPool2D does not pad"
+        )
+    if pool[0] > h or pool[1] > wd or min(pool) < 1:
+        raise nir_error(f"NIR node '{name}': kernel_size {pool} does not fit the input {(h, wd)}")
+    out = (c, (h - pool[0]) // stride + 1, (wd - pool[1]) // stride + 1)
+    gain = float(pool[0] * pool[1]) if kind == "SumPool2d" else 1.0
+    return Window("avg_pool2d", {"pool": pool, "stride": stride}, out, gain=gain)
+
+
+def window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001
+    return (
+        conv_window(name, node, in_shape)
+        if type(node).__name__ == CONV
+        else pool_window(name, node, in_shape)
+    )
+
+
+def connectivity_text(win: Window, weight_file: str | None) -> str:
+    """The `.snn` connectivity call of a window."""
+    a = win.args
+    if win.kind == "conv2d":
+        kh, kw = a["kernel"]
+        return (
+            f"Conv2D(filters = {a['filters']}, kernel = ({kh}, {kw}), stride = {a['stride']}, "
+            f'padding = "{a["padding"]}", weight = File("{weight_file}"))'
+        )
+    ph, pw = a["pool"]
+    return f"AvgPool2D(pool = ({ph}, {pw}), stride = {a['stride']})"
