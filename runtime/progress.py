@@ -1,11 +1,16 @@
-"""A per-epoch progress bar: tqdm when available, otherwise one self-rewriting line.
+"""Progress for people and for machines.
 
-It is silent when the stream is not a terminal (logs, CI, pytest) or when `quiet` is set, so that
-training output in files stays clean.
+`BatchProgressBar` is a per-epoch progress bar: tqdm when available, otherwise one self-rewriting
+line. It is silent when the stream is not a terminal (logs, CI, pytest) or when `quiet` is set, so
+that training output in files stays clean. `JsonLinesLog` is `--log-json`: one JSON object per event.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -76,3 +81,80 @@ class BatchProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: numpy numbers become Python numbers, NaN/Inf become null (JSON has neither)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+class JsonLinesLog:
+    """`--log-json`: one JSON object per line (JSON Lines), flushed as soon as it is written.
+
+    `target` is a file path, or "-" for stdout (the caller then sends its human-readable lines to
+    stderr so that stdout stays parseable). A file is truncated, except with `append=True` (what
+    `--resume` uses, so the log of an interrupted run continues in the same file). Every record has
+    an "event" key; `write` adds the others as given.
+    """
+
+    def __init__(self, target: str, append: bool = False):
+        self.target = target
+        if target == "-":
+            self.stream: TextIO = sys.stdout
+            self._owned = False
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            self.stream = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+            self._owned = True
+
+    @property
+    def to_stdout(self) -> bool:
+        return not self._owned
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"event": event, **_plain(fields)}
+        self.stream.write(json.dumps(record, allow_nan=False) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self.stream.close()
+
+    def __enter__(self) -> JsonLinesLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullLog:
+    """Stands in for `JsonLinesLog` when `--log-json` is not given."""
+
+    to_stdout = False
+
+    def write(self, event: str, **fields: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> NullLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def open_log(target: str | None, append: bool = False) -> JsonLinesLog | NullLog:
+    """The `--log-json` log for `target` (None: no log)."""
+    return NullLog() if target is None else JsonLinesLog(target, append)

@@ -5,7 +5,11 @@ turns those `Call`s into runtime objects, loads the data through the registry (r
 `.snn` file's folder, `--data-dir` for downloaded sets), trains one epoch at a time so that each epoch
 gets its own augmented copy of the training data, and leaves in the output folder a checkpoint per
 epoch (`epoch-NNNN.npz`) and `metrics.json` (per-epoch train/validation loss and metric, then `test`).
-Every user mistake is a diagnostic; progress bars go to stderr, one summary line per epoch to stdout.
+Every user mistake is a diagnostic; progress bars go to stderr, one summary line per epoch to stdout
+(to stderr when `--log-json -` claims stdout for JSON Lines records). A killed run leaves the last
+complete epoch's checkpoint; `--resume` continues from it with the same result as an uninterrupted
+run, because everything random is a function of (seed, epoch) and the optimiser state, schedule
+base values and history are in the checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from snnc.runtime.checkpoint import (
 )
 from snnc.runtime.losses import SpikeCountRegulariser, get_loss
 from snnc.runtime.optimisers import get_optimiser
-from snnc.runtime.progress import BatchProgressBar
+from snnc.runtime.progress import BatchProgressBar, JsonLinesLog, NullLog, open_log
 from snnc.runtime.trainer import Trainer, split_validation, write_metrics_json
 
 MSE_LOSSES = ("mse", "mean_square_error")
@@ -180,6 +184,7 @@ class RunOptions:
     validation_split: float | None = None
     checkpoint: str | None = None
     backend: str = "c"
+    log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
 
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:
@@ -237,9 +242,58 @@ def _fmt(record: Mapping[str, Any]) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
 
 
+def _open_log(opts: RunOptions, append: bool = False) -> JsonLinesLog | NullLog:
+    try:
+        return open_log(opts.log_json, append)
+    except OSError as e:
+        raise _error(
+            "E-OUTPUT", f"cannot write the --log-json file '{opts.log_json}': {e.strerror}"
+        ) from None
+
+
+def _logged(log: JsonLinesLog | NullLog, run: Any) -> dict[str, Any]:
+    """Run `run()`; a diagnostic or an interrupt also ends the JSON log, with an "error" record."""
+    try:
+        return run()
+    except DiagnosticError as exc:
+        for d in exc.diagnostics:
+            log.write("error", code=d.code, message=d.message, hint=d.hint)
+        raise
+    except KeyboardInterrupt:
+        log.write("interrupted")
+        raise
+    finally:
+        log.close()
+
+
+def _remove_partial_files(out: Path) -> None:
+    """Temporary files a killed run may have left (checkpoint.save_checkpoint, write_metrics_json)."""
+    for partial in [*out.glob(".epoch-*.npz.*.tmp"), *out.glob("metrics.json.tmp*")]:
+        try:
+            partial.unlink()
+        except OSError:
+            pass
+
+
 def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
-    """Train the file's network as its train block says; returns the metrics.json document."""
-    stream = stream or sys.stdout
+    """Train the file's network as its train block says; returns the metrics.json document.
+
+    With `opts.log_json` every epoch, the test result and the end are also JSON Lines records
+    (`progress.JsonLinesLog`); with "-" they go to stdout and the human-readable lines to stderr.
+    """
+    log = _open_log(opts, append=opts.resume)
+    if stream is None:
+        stream = sys.stderr if log.to_stdout else sys.stdout
+    return _logged(log, lambda: _train(path, opts, stream, log))
+
+
+def _lr(trainer: Trainer) -> float | None:
+    lr = getattr(trainer.optimiser, "lr", None)
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def _train(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
+    begin = time.perf_counter()
     network = lower_for_training(path, opts)
     spec = network.train
     if network.training is None:
@@ -260,7 +314,9 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _error("E-OUTPUT", f"cannot create output folder '{out}': {e.strerror}") from None
+    _remove_partial_files(out)
     start = 0
+    found = None
     if opts.resume:
         found = latest_checkpoint(out)
         if found is None:
@@ -283,11 +339,24 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         from snnc.runtime.datasets.augment import from_calls
 
         augment = from_calls(spec.augment, seed)
-    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer(), Checkpoint(out)]
+    checkpoints = Checkpoint(out)
+    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer(), checkpoints]
     if net._schedule is not None:
         callbacks.append(net._schedule)
 
     metrics_path = out / "metrics.json"
+    log.write(
+        "start",
+        file=path,
+        network=network.name,
+        out=out,
+        epochs=epochs,
+        start_epoch=start,
+        seed=seed,
+        resumed_from=found,
+        train_examples=len(next(iter(y.values()))),
+        validation_examples=len(next(iter(val_y.values()))) if val_y is not None else 0,
+    )
     for epoch in range(start, epochs):
         xe = {k: augment(v, epoch) for k, v in x.items()} if augment is not None else x
         try:
@@ -314,6 +383,16 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         stream.write(f"{line}  ({record.get('seconds', 0.0):.1f} s)\n")
         stream.flush()
         write_metrics_json(metrics_path, trainer.history, None)
+        log.write(
+            "epoch",
+            epoch=epoch,
+            epochs=epochs,
+            train=record["train"],
+            validation=record.get("validation"),
+            seconds=record.get("seconds"),
+            lr=_lr(trainer),
+            checkpoint=checkpoints.written[-1] if checkpoints.written else None,
+        )
 
     test = None
     if len(data.test):
@@ -322,8 +401,16 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         test = dict(trainer.last_test)
         test["examples"] = len(data.test)
         stream.write(f"test: {_fmt(test)}\n")
+        log.write("test", test=test)
     write_metrics_json(metrics_path, trainer.history, test)
     stream.write(f"wrote {metrics_path} and checkpoints in {out}\n")
+    log.write(
+        "done",
+        out=out,
+        metrics=metrics_path,
+        checkpoint=latest_checkpoint(out),
+        seconds=round(time.perf_counter() - begin, 3),
+    )
     return {"epochs": trainer.history, "test": test, "out": str(out)}
 
 
@@ -364,8 +451,17 @@ def load_weights(net: Any, path: Path) -> dict[str, Any]:
 
 
 def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict[str, Any]:
-    """Test-set loss and metric of a checkpoint; returns {"loss", "accuracy"|"mse", "examples", …}."""
-    stream = stream or sys.stdout
+    """Test-set loss and metric of a checkpoint; returns {"loss", "accuracy"|"mse", "examples", …}.
+
+    `opts.log_json` gets one "test" record (and "done"), as `run_train` writes them.
+    """
+    log = _open_log(opts)
+    if stream is None:
+        stream = sys.stderr if log.to_stdout else sys.stdout
+    return _logged(log, lambda: _evaluate(path, opts, stream, log))
+
+
+def _evaluate(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
     network = lower_for_training(path, opts)
     found = find_checkpoint(network, opts)
     data = load_data(network, opts.data_dir)
@@ -383,4 +479,7 @@ def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> d
     stream.write(
         f"{found} (epoch {meta.get('epoch')}): test {_fmt(trainer.last_test)} on {len(data.test)} examples\n"
     )
+    test = {k: v for k, v in result.items() if k not in ("checkpoint", "epoch")}
+    log.write("test", test=test, checkpoint=found, epoch=meta.get("epoch"))
+    log.write("done", checkpoint=found)
     return result

@@ -29,6 +29,22 @@ EPILOG = """examples:
 """
 
 
+LOG_JSON_EPILOG = """--log-json FILE writes one JSON object per line, flushed as it happens:
+  {"event": "start", "network", "out", "epochs", "start_epoch", "seed", "resumed_from", ...}
+  {"event": "epoch", "epoch": 0, "epochs", "train": {"loss", "accuracy"}, "validation": {...} | null,
+   "seconds", "lr", "checkpoint"}                    (epochs count from 0, as in metrics.json)
+  {"event": "test", "test": {"loss", "accuracy", "examples"}}
+  {"event": "done", "out", "metrics", "checkpoint", "seconds"}
+  {"event": "error", "code", "message", "hint"} or {"event": "interrupted"} when a run stops early.
+With FILE '-' stdout carries only these records and the human-readable lines go to stderr; a FILE is
+overwritten, or appended to with --resume. NaN and Inf appear as null.
+"""
+EVALUATE_LOG_JSON_EPILOG = """--log-json FILE ('-': stdout, the summary then goes to stderr) writes JSON Lines:
+  {"event": "test", "test": {"loss", "accuracy", "examples"}, "checkpoint", "epoch"}
+  {"event": "done", "checkpoint"}, or {"event": "error", "code", "message", "hint"}.
+"""
+
+
 class UsageError(Exception):
     """A bad combination of command-line arguments (exit 2)."""
 
@@ -192,16 +208,27 @@ def _write_output(args: argparse.Namespace, default_name: str, text: str) -> Non
         sys.stdout.write(text)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from snnc.api import train_from_cli
+def _session_options(args: argparse.Namespace):
+    """The session's `RunOptions` from the train/evaluate arguments (api's mapping plus --log-json)."""
+    from dataclasses import replace
 
-    return train_from_cli(args)
+    from snnc.api import _run_options
+
+    return replace(_run_options(args), log_json=getattr(args, "log_json", None))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from snnc.runtime.session import run_train
+
+    run_train(args.file, _session_options(args))
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from snnc.api import evaluate_from_cli
+    from snnc.runtime.session import run_evaluate
 
-    return evaluate_from_cli(args)
+    run_evaluate(args.file, _session_options(args))
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "train the network with its train block", cmd_train),
         ("evaluate", "evaluate a trained network on its test data", cmd_evaluate),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            epilog=LOG_JSON_EPILOG if name == "train" else EVALUATE_LOG_JSON_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.add_argument("file", metavar="FILE")
         p.add_argument("--backend", default="c", choices=["c", "genn"])
         p.add_argument("--epochs", type=int, help="override the train block's epochs")
@@ -281,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=None, metavar="DIR", help="where dataset files live")
         p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument(
+            "--log-json",
+            metavar="FILE",
+            help="also write progress as JSON Lines to FILE ('-': stdout, and the summary goes to stderr)",
+        )
         if name == "train":
             p.add_argument(
                 "--resume", action="store_true", help="continue from the latest checkpoint in --out"
