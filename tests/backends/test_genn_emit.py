@@ -332,3 +332,17 @@ def test_eprop_random_feedback_matrix_is_drawn(tmp_path: Path) -> None:
     assert arrays["h_to_out.feedback"].shape == arrays["h_to_out"].shape
     assert not np.allclose(arrays["h_to_out.feedback"], arrays["h_to_out"])
     check_c(model_calls(code), tmp_path)
+
+
+def test_the_genn_backend_is_chosen_by_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snnc.backends.genn import BACKEND_ENV, chosen_backend
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert chosen_backend() is None  # the module then picks CUDA when pygenn has it
+    monkeypatch.setenv(BACKEND_ENV, "single_threaded_cpu")
+    assert chosen_backend() == "single_threaded_cpu"
+    assert chosen_backend("cuda") == "cuda"
+    monkeypatch.setenv(BACKEND_ENV, "opencl")
+    with pytest.raises(DiagnosticError) as err:
+        chosen_backend()
+    assert err.value.diagnostics[0].code == "E-GENN-BACKEND" and BACKEND_ENV in str(err.value)
