@@ -170,14 +170,14 @@ def window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN00
     )
 
 
-def connectivity_text(win: Window, weight_file: str | None) -> str:
-    """The `.snn` connectivity call of a window."""
+def connectivity_text(win: Window, weight_file: str | None, extra: str = "") -> str:
+    """The `.snn` connectivity call of a window; `extra` (", delay = 1.0 ms") is appended inside."""
     a = win.args
     if win.kind == "conv2d":
         kh, kw = a["kernel"]
         return (
             f"Conv2D(filters = {a['filters']}, kernel = ({kh}, {kw}), stride = {a['stride']}, "
-            f'padding = "{a["padding"]}", weight = File("{weight_file}"))'
+            f'padding = "{a["padding"]}", weight = File("{weight_file}"){extra})'
         )
     ph, pw = a["pool"]
-    return f"AvgPool2D(pool = ({ph}, {pw}), stride = {a['stride']})"
+    return f"AvgPool2D(pool = ({ph}, {pw}), stride = {a['stride']}{extra})"

@@ -25,7 +25,8 @@ DISCRETISATION = (
     "# over each step (the `discretise` pass), input spikes are delivered one step after emission.\n"
     "# A spike into LIF/LI/IF/I is a Dirac pulse: NirDirac holds w/dt for one step, so the jump\n"
     "# r*w/tau is reached as dt -> 0. Into CubaLIF/CubaLI it jumps the synaptic current exactly by\n"
-    "# w/tau_syn (NirCurrent). NIR's time unit (s) is written as `1 s` where it enters.\n"
+    "# w/tau_syn (NirCurrent), and the membrane is driven by that current's exact mean over each step.\n"
+    "# NIR's time unit (s) is written as `1 s` where it enters.\n"
 )
 
 MODELS = {
@@ -214,15 +215,26 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
         raise _error(f"NIR node '{node}' ({kind}) must take its input directly from one neuron or Input node")
     win = windows[node]
     out = []
-    for post in succ.get(node, ()):
-        if type(graph.nodes[post]).__name__ == "Output":
+    todo = [(post, 0.0, [node]) for post in succ.get(node, ())]
+    while todo:
+        post, delay, via = todo.pop(0)
+        post_kind = type(graph.nodes[post]).__name__
+        if post_kind == "Output":
+            continue
+        if post_kind == "Delay":  # a delay after the window (as `snnc export` writes one)
+            d = _scalar(post, "delay", graph.nodes[post].delay) * 1e3
+            todo += [(nxt, delay + d, [*via, post]) for nxt in succ.get(post, ())]
             continue
         if post not in shapes:
             raise _error(
-                f"NIR node '{node}' ({kind}) feeds '{post}' ({type(graph.nodes[post]).__name__})",
-                f"snnc maps a {kind} only when it feeds a neuron node directly",
+                f"NIR node '{node}' ({kind}) feeds '{post}' ({post_kind})",
+                f"snnc maps a {kind} only when it feeds a neuron node directly (or through a Delay)",
             )
-        out.append(Projection(start, post, win.kernel, 0.0, [node], window=win, gain=win.gain))
+        if math.prod(shapes[post]) != math.prod(win.out_shape):
+            raise _error(
+                f"NIR node '{node}' ({kind}) produces shape {win.out_shape}, '{post}' has {shapes[post]}"
+            )
+        out.append(Projection(start, post, win.kernel, delay, via, window=win, gain=win.gain))
     return out
 
 
@@ -316,7 +328,7 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
         delay = f", delay = {p.delay_ms!r} ms" if p.delay_ms else ""
         via = f"   # via {', '.join(p.nodes)}" if p.nodes else ""
         if p.window is not None:
-            conn = connectivity_text(p.window, wfile)
+            conn = connectivity_text(p.window, wfile, delay)
             if p.gain != 1.0:
                 via += " (a sum: gain x the average)"
         else:

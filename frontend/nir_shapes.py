@@ -32,6 +32,8 @@ def infer_shapes(
         visiting.add(pop)
         found = None
         for p in preds.get(pop, ()):
+            while type(graph.nodes[p]).__name__ == "Delay" and len(preds.get(p, [])) == 1:
+                p = preds[p][0]  # a window may reach its population through a Delay
             kind = type(graph.nodes[p]).__name__
             if kind != CONV and kind not in POOLS:
                 continue
