@@ -114,7 +114,7 @@ def _projection_nodes(network: Network, proj, weights: dict, nodes: dict) -> lis
     kind, gain = proj.connectivity.kind, _gain(network, proj)
     chain: list[tuple[str, object]] = []
     if kind == "dense":
-        w = _weights(network, proj, weights)
+        w = _weights(network, proj, weights).reshape(pre.size, post.size)
         if len(pre.shape) == 3:
             chain.append(
                 (
