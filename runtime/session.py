@@ -185,6 +185,7 @@ class RunOptions:
     checkpoint: str | None = None
     backend: str = "c"
     log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
+    plot: bool = False  # `snnc train --plot`: PNGs of the curves (runtime/plot.py) at the end
 
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:
@@ -292,8 +293,22 @@ def _lr(trainer: Trainer) -> float | None:
     return float(lr) if isinstance(lr, (int, float)) else None
 
 
+def _require_matplotlib() -> None:
+    """`--plot` without matplotlib fails before training, not after an hour of it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _error(
+            "E-PLOT-MATPLOTLIB",
+            "--plot needs matplotlib, which is not installed",
+            hint="pip install 'snnc[plot]' (or pip install matplotlib), or train without --plot",
+        ) from None
+
+
 def _train(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
     begin = time.perf_counter()
+    if opts.plot:
+        _require_matplotlib()
     network = lower_for_training(path, opts)
     spec = network.train
     if network.training is None:
@@ -404,11 +419,18 @@ def _train(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | Null
         log.write("test", test=test)
     write_metrics_json(metrics_path, trainer.history, test)
     stream.write(f"wrote {metrics_path} and checkpoints in {out}\n")
+    plots: list[Path] = []
+    if opts.plot:
+        from snnc.runtime.plot import plot_run
+
+        plots = plot_run(out)
+        stream.write("".join(f"wrote {p}\n" for p in plots))
     log.write(
         "done",
         out=out,
         metrics=metrics_path,
         checkpoint=latest_checkpoint(out),
+        plots=plots,
         seconds=round(time.perf_counter() - begin, 3),
     )
     return {"epochs": trainer.history, "test": test, "out": str(out)}

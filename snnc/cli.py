@@ -34,7 +34,7 @@ LOG_JSON_EPILOG = """--log-json FILE writes one JSON object per line, flushed as
   {"event": "epoch", "epoch": 0, "epochs", "train": {"loss", "accuracy"}, "validation": {...} | null,
    "seconds", "lr", "checkpoint"}                    (epochs count from 0, as in metrics.json)
   {"event": "test", "test": {"loss", "accuracy", "examples"}}
-  {"event": "done", "out", "metrics", "checkpoint", "seconds"}
+  {"event": "done", "out", "metrics", "checkpoint", "plots", "seconds"}
   {"event": "error", "code", "message", "hint"} or {"event": "interrupted"} when a run stops early.
 With FILE '-' stdout carries only these records and the human-readable lines go to stderr; a FILE is
 overwritten, or appended to with --resume. NaN and Inf appear as null.
@@ -214,7 +214,9 @@ def _session_options(args: argparse.Namespace):
 
     from snnc.api import _run_options
 
-    return replace(_run_options(args), log_json=getattr(args, "log_json", None))
+    return replace(
+        _run_options(args), log_json=getattr(args, "log_json", None), plot=bool(getattr(args, "plot", False))
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -321,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument(
                 "--resume", action="store_true", help="continue from the latest checkpoint in --out"
+            )
+            p.add_argument(
+                "--plot",
+                action="store_true",
+                help="draw the training curves into DIR/plots at the end (snnc plot)",
             )
             p.add_argument(
                 "--validation-split",

@@ -32,6 +32,7 @@ def check_epochs(recs: list[dict], epochs: list[int], total: int) -> None:
 def test_log_json_to_stdout_keeps_stdout_parseable(tmp_path, capsys):
     path, out = write(tmp_path), tmp_path / "run"
     args = ["train", str(path), "--out", str(out), "--quiet", "--validation-split", "0.25", "--log-json", "-"]
+    args.append("--plot")
     assert main(args) == 0
     captured = capsys.readouterr()
     recs = records(captured.out)
@@ -45,6 +46,9 @@ def test_log_json_to_stdout_keeps_stdout_parseable(tmp_path, capsys):
     assert test["examples"] == 48 and set(test) == {"loss", "accuracy", "examples"}
     done = recs[4]
     assert done["out"] == str(out) and done["checkpoint"] == str(out / "epoch-0001.npz")
+    # --plot drew the curves at the end, as `snnc plot DIR` would
+    assert sorted(done["plots"]) == [str(out / "plots" / n) for n in ("accuracy.png", "loss.png")]
+    assert all((out / "plots" / n).stat().st_size > 10_000 for n in ("accuracy.png", "loss.png"))
     # the records agree with metrics.json, and the human summary went to stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["train"] for r in recs[1:3]] == [e["train"] for e in metrics["epochs"]]
@@ -110,3 +114,13 @@ def test_records_are_strict_json(tmp_path):
     (rec,) = records(target.read_text())
     assert rec == {"event": "epoch", "train": {"loss": None, "accuracy": 0.5}, "lr": None, "n": 3}
     assert "NaN" not in target.read_text()
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    out = tmp_path / "run"
+    assert main(["train", str(write(tmp_path)), "--out", str(out), "--quiet", "--plot"]) == 1
+    assert "matplotlib" in capsys.readouterr().err
+    assert not out.exists()  # nothing trained, nothing written
