@@ -30,6 +30,10 @@ _NP = {
 }
 
 
+#: spikes per neuron an EventProp spike list has room for before it first grows (see `run`)
+INITIAL_LOG_SPIKES = 8
+
+
 class NativeArtefact:
     """A compiled C network. `static` holds weights and connectivity drawn at compile time."""
 
@@ -70,6 +74,12 @@ class NativeArtefact:
         for a in self._specs:
             if a["kind"] == "weight" and a["name"] not in self._arrays:
                 raise ValueError(f"no initial weights for '{a['owner']}'")
+        #: per-row capacity of each EventProp spike list: starts small, grows with the data (`run`)
+        self._log_cap: dict[str, int] = {
+            pop: int(self.manifest["populations"][pop]["size"])
+            * min(int(self._ep["max_spikes"]), INITIAL_LOG_SPIKES)
+            for pop in (self._ep or {}).get("lists", {})
+        }
         self._batch = 0
         self.allocate(batch_size)
 
@@ -81,7 +91,12 @@ class NativeArtefact:
         return self._scalar if spec["dtype"] == "scalar" else _NP[spec["dtype"]]
 
     def _shape(self, spec: dict[str, Any], steps: int = 0) -> tuple[int, ...]:
-        sizes = {"batch": self._batch, "steps": steps, "nnz": self._nnz.get(spec["owner"], 0)}
+        sizes = {
+            "batch": self._batch,
+            "steps": steps,
+            "nnz": self._nnz.get(spec["owner"], 0),
+            "log": self._log_cap.get(spec["owner"], 0),
+        }
         return tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
 
     @property
@@ -112,7 +127,27 @@ class NativeArtefact:
                 "grad_buf",
             ) or (a["kind"] == "input" and "batch" in a["shape"]):
                 self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
+            elif a["kind"] == "log_size":
+                self._arrays[a["name"]] = np.array([self._log_cap[a["owner"]]], np.int64)
         self.reset()
+
+    def _grow_spike_lists(self) -> bool:
+        """After a forward run: give every spike list that some row overflowed the room that row
+        needed (plus a margin), so the batch can be run again. False if every list was big enough."""
+        grown = {}
+        for pop, names in (self._ep or {}).get("lists", {}).items():
+            need = int(self._arrays[names["ln"]].max(initial=0))
+            if need > self._log_cap[pop]:
+                grown[pop] = need + need // 4 + 16
+        if not grown:
+            return False
+        self._log_cap.update(grown)
+        for a in self._specs:
+            if a["owner"] in grown and "log" in a["shape"]:
+                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
+            elif a["owner"] in grown and a["kind"] == "log_size":
+                self._arrays[a["name"]][0] = self._log_cap[a["owner"]]
+        return True
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         return {a["owner"]: self._arrays[a["name"]].shape for a in self._specs if a["kind"] == "weight"}
@@ -204,8 +239,6 @@ class NativeArtefact:
         seed: int | None = None,
     ) -> RunResult:
         steps = self.num_steps if num_steps is None else int(num_steps)
-        self.reset()
-        self._set_inputs(inputs, example_ids)
         record = record or RecordRequest()
         recs: dict[str, np.ndarray] = {}
         pops = self.manifest["populations"]
@@ -220,15 +253,20 @@ class NativeArtefact:
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
             for names in self._ep["trajectory"].values():
                 recs.update(dict.fromkeys(names))
-        for a in self._specs:
-            if a["kind"] == "record":
-                self._arrays[a["name"]] = (
-                    np.zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
-                )
-        struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
-        rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
-        if rc != 0:
-            raise RuntimeError(f"snnc_run returned {rc}")
+        while True:  # once, or again after an EventProp spike list grew (same seed: same run)
+            self.reset()
+            self._set_inputs(inputs, example_ids)
+            for a in self._specs:
+                if a["kind"] == "record":
+                    self._arrays[a["name"]] = (
+                        np.zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
+                    )
+            struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
+            rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
+            if rc != 0:
+                raise RuntimeError(f"snnc_run returned {rc}")
+            if not self._grow_spike_lists():
+                break
         self._last_steps = steps
         return self._result(record, steps)
 

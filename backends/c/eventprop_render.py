@@ -60,19 +60,32 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
 
     tr = ep.training
     by_name = {p["name"]: p for p in pops_ctx}
-    cap = {name: plan.populations[name].size * ep.max_spikes for name in ep.list_pops}
+    # Spike lists hold a row's spikes in time order; their length per row ("log" in a shape) is set
+    # by the runtime, which starts small and grows it (re-running the batch) when a row needs more,
+    # so memory follows the spikes the data produce, not neurons x max_spikes.
+    cap = {name: ("batch", "log") for name in ep.list_pops}
     lists: dict[str, dict[str, Any]] = {}
     for name in ep.list_pops:
         n = plan.populations[name].size
         pg = tr.populations.get(name)
+        cap_arr = _arr(
+            ctx,
+            mangle("ep", name, "cap"),
+            "int64",
+            (1,),
+            "log_size",
+            name,
+            "spike list capacity per row (set by the runtime)",
+        )
         lst: dict[str, Any] = {
-            "cap": cap[name],
+            "cap": f"A->{cap_arr}[0]",
+            "cap_arr": cap_arr,
             "max": ep.max_spikes,
             "lid": _arr(
                 ctx,
                 mangle("ep", name, "lid"),
                 "int32",
-                ("batch", cap[name]),
+                cap[name],
                 "grad_buf",
                 name,
                 "spike list: neuron",
@@ -81,7 +94,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
                 ctx,
                 mangle("ep", name, "lstep"),
                 "int32",
-                ("batch", cap[name]),
+                cap[name],
                 "grad_buf",
                 name,
                 "spike list: step",
@@ -115,14 +128,14 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
         }
         if pg is not None and pg.theta is not None:
             lst["D"] = _arr(
-                ctx, mangle("ep", name, "D"), "scalar", ("batch", cap[name]), "grad_buf", name, "D per spike"
+                ctx, mangle("ep", name, "D"), "scalar", cap[name], "grad_buf", name, "D per spike"
             )
             if "is_first_spike" in {s.name for s in pg.dlp_dts.free_symbols}:
                 lst["nth"] = _arr(
                     ctx,
                     mangle("ep", name, "nth"),
                     "int32",
-                    ("batch", cap[name]),
+                    cap[name],
                     "grad_buf",
                     name,
                     "index of the spike among the neuron's spikes",
@@ -162,7 +175,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
                             ctx,
                             mangle("ep", name, "r", rec_name),
                             "scalar",
-                            ("batch", cap[name]),
+                            cap[name],
                             "grad_buf",
                             name,
                             f"{rec_name} per spike",
@@ -366,7 +379,10 @@ def manifest(plan: NetworkPlan, ep: EventPropPlan, context: dict[str, Any]) -> d
     """What the runtime needs to drive `snnc_backward` (array names by role)."""
     return {
         "max_spikes": ep.max_spikes,
-        "lists": {name: {"over": lst["over"], "cnt": lst["cnt"]} for name, lst in context["lists"].items()},
+        "lists": {
+            name: {"over": lst["over"], "cnt": lst["cnt"], "ln": lst["ln"], "cap": lst["cap_arr"]}
+            for name, lst in context["lists"].items()
+        },
         "outputs": {
             pc["name"]: {
                 "dly": pc["dly"],
