@@ -154,3 +154,16 @@ def check_c(calls: list[ModelCall], workdir: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def ttfs_regularised_source() -> str:
+    """examples/yinyang_eventprop.snn turned into a first-spike-time readout with relative_mse and
+    an upper spike-count regulariser: the EventProp paths the plain example does not reach."""
+    root = Path(__file__).resolve().parents[2]
+    src = (root / "examples" / "yinyang_eventprop.snn").read_text()
+    src = src.replace("max_spikes = 500)", "max_spikes = 50, reg_lambda_upper = 1e-9, reg_nu_upper = 1)")
+    src = src.replace("loss       = sparse_categorical_crossentropy", "loss = relative_mse(delta = 1.0)")
+    return src.replace(
+        "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)",
+        "LIF(3, readout = first_spike_time)",
+    )

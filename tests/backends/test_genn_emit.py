@@ -14,7 +14,7 @@ from snnc.ir.diagnostics import DiagnosticError
 
 from snnc.api import lower
 
-from .genn_check import check_c, model_calls
+from .genn_check import check_c, model_calls, ttfs_regularised_source
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.snn"))
@@ -272,14 +272,7 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
 
 
 def _ttfs_regularised():  # noqa: ANN202
-    src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
-    src = src.replace("max_spikes = 500)", "max_spikes = 50, reg_lambda_upper = 1e-9, reg_nu_upper = 1)")
-    src = src.replace("loss       = sparse_categorical_crossentropy", "loss = relative_mse(delta = 1.0)")
-    src = src.replace(
-        "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)",
-        "LIF(3, readout = first_spike_time)",
-    )
-    return lower(src)
+    return lower(ttfs_regularised_source())
 
 
 def test_eventprop_first_spike_time_and_regulariser(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from snnc.runtime.artefact import RecordRequest
 
 from snnc.api import lower
 
+from .genn_check import ttfs_regularised_source
+
 pytestmark = [
     pytest.mark.genn,
     pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')"),
@@ -152,13 +154,7 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
 
 
 def test_eventprop_first_spike_time_with_regulariser_matches_the_c_backend(tmp_path: Path) -> None:
-    src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
-    src = src.replace("max_spikes = 500)", "max_spikes = 50, reg_lambda_upper = 1e-9, reg_nu_upper = 1)")
-    src = src.replace("loss       = sparse_categorical_crossentropy", "loss = relative_mse(delta = 1.0)")
-    src = src.replace(
-        "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)",
-        "LIF(3, readout = first_spike_time)",
-    )
+    src = ttfs_regularised_source()
     network = lower(src, duration=10.0)
     assert network.training.populations["h"].regularisation is not None
     genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
