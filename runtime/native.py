@@ -125,11 +125,16 @@ class NativeArtefact:
                 "events",
                 "grad_state",
                 "grad_buf",
+                "log_size",
             ) or (a["kind"] == "input" and "batch" in a["shape"]):
-                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
-            elif a["kind"] == "log_size":
-                self._arrays[a["name"]] = np.array([self._log_cap[a["owner"]]], np.int64)
+                self._arrays[a["name"]] = self._new_array(a)
         self.reset()
+
+    def _new_array(self, spec: dict[str, Any]) -> np.ndarray:
+        """A fresh array for `spec` at the current sizes (a spike list's capacity: its value)."""
+        if spec["kind"] == "log_size":
+            return np.array([self._log_cap[spec["owner"]]], np.int64)
+        return np.zeros(self._shape(spec), dtype=self._dtype(spec))
 
     def _grow_spike_lists(self) -> bool:
         """After a forward run: give every spike list that some row overflowed the room that row
@@ -143,10 +148,8 @@ class NativeArtefact:
             return False
         self._log_cap.update(grown)
         for a in self._specs:
-            if a["owner"] in grown and "log" in a["shape"]:
-                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
-            elif a["owner"] in grown and a["kind"] == "log_size":
-                self._arrays[a["name"]][0] = self._log_cap[a["owner"]]
+            if a["owner"] in grown and ("log" in a["shape"] or a["kind"] == "log_size"):
+                self._arrays[a["name"]] = self._new_array(a)
         return True
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
