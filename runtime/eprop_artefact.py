@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .artefact import RecordRequest, RunResult
-from .native import NativeArtefact
+from .native import NativeArtefact, aligned_zeros
 
 _PER_BATCH = ("eprop", "gradient")
 
@@ -59,7 +59,7 @@ class EpropArtefact(NativeArtefact):
         self._batch = int(batch_size)
         for a in self._specs:
             if a["kind"] in _PER_BATCH or (a["kind"] == "target" and "steps" not in a["shape"]):
-                self._arrays[a["name"]] = np.zeros(self._shape(a), dtype=self._dtype(a))
+                self._arrays[a["name"]] = aligned_zeros(self._shape(a), self._dtype(a))
         super().allocate(batch_size)
 
     def reset(self) -> None:
