@@ -21,16 +21,12 @@ from pathlib import Path
 
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
+from snnc.cache import cache_dir
+
+__all__ = ["build", "cache_dir", "compiler", "flags"]
+
 BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99", "-fno-math-errno")
 OPENMP_FLAG = "-fopenmp"
-
-
-def cache_dir() -> Path:
-    """`$SNNC_CACHE_DIR`, else `$XDG_CACHE_HOME/snnc`, else `~/.cache/snnc`."""
-    if os.environ.get("SNNC_CACHE_DIR"):
-        return Path(os.environ["SNNC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "snnc"
 
 
 def compiler() -> list[str]:

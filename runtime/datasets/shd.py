@@ -97,7 +97,7 @@ def preprocess(
 def _cache_file(path: Path, bin_ms: float | None, channels: int, max_time: float | None) -> list[Path]:
     key = hashlib.sha256(f"{_file_hash(path)}|{bin_ms}|{channels}|{max_time}".encode()).hexdigest()[:16]
     name = f".{path.stem}.snnc-{key}.npz"
-    from snnc.backends.c.build import cache_dir
+    from snnc.cache import cache_dir
 
     return [path.parent / name, cache_dir() / "datasets" / name]
 
