@@ -57,6 +57,10 @@ class ModuleCtx:
     extra_steps: int = 0  # steps after the example (e-prop completes its pending gradient terms)
     #: array key -> (initialiser, projection): extra arrays drawn with the seed (random feedback)
     extra_arrays: dict[str, Any] = field(default_factory=dict)
+    #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient, init}
+    biases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: e-prop output population -> {"loss", "readout", "var"} (how the runtime shapes targets)
+    eprop_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def population(self, name: str) -> PopulationCtx:
         return next(p for p in self.populations if p.name == name)
@@ -254,6 +258,8 @@ def render_module(
             population_meta=_pyrepr(pops_meta),
             projection_meta=_pyrepr(projs_meta),
             update_groups=_pyrepr(ctx.update_groups),
+            biases=_pyrepr(ctx.biases),
+            eprop_outputs=_pyrepr(ctx.eprop_outputs),
             models=models,
             populations=ctx.populations,
             projections=ctx.projections,

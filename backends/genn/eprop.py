@@ -31,6 +31,8 @@ computed and exposed, applying it needs a rebuild).
 
 from __future__ import annotations
 
+import dataclasses
+
 import sympy
 from snnc.backends.common import derived_values, specialise
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
@@ -39,7 +41,7 @@ from snnc.ir.model import Network
 from .emit import CustomUpdateCtx, ModuleCtx
 from .eventprop import _optimiser_updates
 from .models import GeNNModelSpec, Var
-from .render import PopulationCtx, ProjectionCtx, fail, pr
+from .render import PopulationCtx, ProjectionCtx, fail, pr, render_neuron
 
 
 def _values(network: Network, pop_name: str, pe: ProjectionEprop | None, dt: float) -> dict[str, float]:
@@ -317,11 +319,50 @@ def _projection(
     wum.code["synapse_dynamics_code"] = used
 
 
+def _train_output_biases(ctx: ModuleCtx, network: Network, eir: EpropIR) -> None:
+    """Outputs whose bias e-prop trains: render them again with `bias` a var (`q_bias`) instead of
+    a literal folded into the update, and list it in `ctx.biases` so the runtime can read, set and
+    train it like a weight (`bias_<pop>`, its gradient the neuron var `dbias`)."""
+    for name, oe in eir.outputs.items():
+        if oe.bias is None:
+            continue
+        plan = ctx.plan.populations[name]
+        pop = network.populations[name]
+        params = {k: p.value for k, p in network.models[pop.model].params.items()}
+        params.update(pop.params)
+        init = float(params.pop("bias", 0.0))
+        values: dict[str, object] = {k: float(v) for k, v in params.items()}
+        values["dt"] = float(ctx.plan.dt)
+        for dname, expr in plan.discrete.derived:  # those that use the bias stay symbolic
+            v = specialise(expr, values)
+            values[dname] = float(v) if not v.free_symbols else v
+        symbolic = dataclasses.replace(
+            plan,
+            update=tuple(
+                type(a)(a.target, a.op, _subs(a.expr, values), a.span) for a in plan.discrete.update
+            ),
+            temps=tuple((n, _subs(e, values)) for n, e in plan.discrete.temps),
+        )
+        incoming = [pp for pp in ctx.plan.projections.values() if pp.post == name]
+        i = next(i for i, p in enumerate(ctx.populations) if p.name == name)
+        ctx.populations[i] = render_neuron(symbolic, ctx.plan, incoming, trained={"bias": init})
+        ctx.biases[f"bias_{name}"] = {"population": name, "var": "q_bias", "gradient": "dbias", "init": init}
+
+
+def _subs(expr: sympy.Basic, values: dict[str, object]) -> sympy.Basic:
+    expr = sympy.sympify(expr)
+    return expr.xreplace({s: sympy.sympify(values[s.name]) for s in expr.free_symbols if s.name in values})
+
+
 def add_eprop(ctx: ModuleCtx, network: Network) -> None:
     """Extend the inference context with e-prop's eligibilities, errors and custom updates."""
     eir: EpropIR = network.training
     ctx.training = "eprop"
     k = ctx.plan.num_steps
+    _train_output_biases(ctx, network, eir)  # first: it renders those outputs again
+    ctx.eprop_outputs = {
+        o.population: {"loss": o.loss, "readout": o.readout, "var": o.var} for o in eir.outputs.values()
+    }
     for p in ctx.populations:
         if p.generator is None:
             _freeze_neuron(p, k)

@@ -143,12 +143,20 @@ def render_input(pop: PopulationPlan) -> PopulationCtx:
 
 
 def render_neuron(
-    pop: PopulationPlan, plan: NetworkPlan, incoming: list[ProjectionPlan] | None = None
+    pop: PopulationPlan,
+    plan: NetworkPlan,
+    incoming: list[ProjectionPlan] | None = None,
+    trained: dict[str, float] | None = None,
 ) -> PopulationCtx:
     """Sim code (deliver, inputs, temps, simultaneous update, refractory hold, readout), threshold
-    and reset; the synapse states of incoming projections live here, as in the C backend."""
+    and reset; the synapse states of incoming projections live here, as in the C backend.
+
+    `trained` maps params left symbolic in `pop`'s equations (a trained output bias) to their initial
+    value: each becomes a per-neuron var `q_<param>` shared by the batch, set by the runtime."""
     incoming = incoming or []
+    trained = trained or {}
     names = neuron_names(pop)
+    names.update({check_name(k): f"q_{k}" for k in trained})
     where = f"population '{pop.name}' (model '{pop.model}')"
     dm = pop.discrete
     method = f"{dm.method}: {dm.reason}" if dm is not None else "discrete update"
@@ -156,6 +164,9 @@ def render_neuron(
     vars_ = [Var(f"u_{s}") for s in pop.states]
     init: dict[str, Any] = {f"u_{s}": v for s, v in pop.states.items()}
     reset_vars: dict[str, Any] = dict(init)
+    for k, v in trained.items():  # like a weight: not per trial, so not reset
+        vars_.append(Var(f"q_{k}", "scalar", "VarAccess.READ_ONLY"))
+        init[f"q_{k}"] = float(v)
     refr = pop.refractory_steps > 0
     if refr:
         vars_ += [Var("q_refrac", "int"), Var("q_was_refr", "int")]

@@ -6,8 +6,10 @@ compiler toolchain of its own); tests marked `genn` exercise it where pygenn imp
     Reset group -> inputs pushed -> NUM_STEPS x step_time -> readouts / recordings pulled
     EventProp `backward`: dL/dy pushed -> SpikeCountReduce -> NUM_STEPS more steps (reverse time)
                           -> GradientReduce -> dg_sum pulled
-    e-prop `eprop_batch`: y_true pushed -> (NUM_STEPS + EXTRA_STEPS) x (step_time, EpropReduce1..n,
-                          EpropError) -> GradientReduce -> dg_sum pulled
+    e-prop (`set_targets` then `run`, or `eprop_batch`): stale dg / dbias dropped -> y_true pushed
+                          -> NUM_STEPS x (step_time, EpropReduce1..n, EpropError) -> readouts pulled
+                          -> EXTRA_STEPS more -> GradientReduce -> dg_sum, dbias pulled;
+                          `backward` returns them (trained output biases are weights `bias_<pop>`)
 
 GeNN's single-threaded CPU backend only builds models of batch size 1, so there a batch of B runs as
 B consecutive trials of a batch-1 model ("sequential" mode): results are stacked, and `backward`
@@ -51,6 +53,9 @@ class GeNNArtefact:
         self._model = None
         self._last: tuple[list[dict[str, Any]], int] | None = None  # sequential: rows, steps of the last run
         self._live_row: int | None = None  # sequential: the row whose forward state the model holds
+        self._targets: dict[str, np.ndarray] | None = None  # e-prop: targets of the next run
+        self._trial_grads: dict[str, np.ndarray] = {}  # e-prop: gradients of the last device trial
+        self._eprop_grads: dict[str, np.ndarray] | None = None  # e-prop: of the last learning run
         self.manifest: dict[str, Any] = {
             "backend": "genn",
             "name": module.NAME,
@@ -106,11 +111,23 @@ class GeNNArtefact:
         model.load(num_recording_timesteps=self.num_steps)
         self._model = model
         self._device_batch = device_batch
+        # trained biases are vars initialised from the module's literal: restore what training set
+        self.set_weights({k: v for k, v in self._weights.items() if k in self._biases})
 
     # ------------------------------------------------------------------ weights
     def _kernel_fixed(self, name: str) -> bool:
         """conv2d on the CPU backend: SPARSE rows initialised from the kernel (no kernel var)."""
-        return self.sequential and self.module.PROJECTIONS[name]["kind"] == "conv2d"
+        meta = self.module.PROJECTIONS.get(name)
+        return self.sequential and meta is not None and meta["kind"] == "conv2d"
+
+    @property
+    def _biases(self) -> dict[str, dict[str, Any]]:
+        """Trained per-neuron params (e-prop output bias), read and set like weights."""
+        return getattr(self.module, "BIASES", {})
+
+    def _bias_var(self, name: str) -> Any:
+        meta = self._biases[name]
+        return self.pops[meta["population"]].vars[meta["var"]]
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         out = {}
@@ -119,6 +136,8 @@ class GeNNArtefact:
                 continue
             shape = tuple(meta["weight_shape"])
             out[name] = (int(self._weights[name].size),) if -1 in shape else shape
+        for name, meta in self._biases.items():
+            out[name] = (int(self.module.POPULATIONS[meta["population"]]["size"]),)
         return out
 
     def get_weights_flat(self) -> dict[str, np.ndarray]:
@@ -127,7 +146,7 @@ class GeNNArtefact:
             if self._kernel_fixed(name):  # per-synapse copies of the kernel: report the kernel
                 out[name] = np.asarray(self._weights[name], dtype=np.float64).ravel().copy()
                 continue
-            var = self.syns[name].vars["g"]
+            var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
             var.pull_from_device()
             out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
         return out
@@ -151,7 +170,7 @@ class GeNNArtefact:
                         "pass them to build_model(weights=...) instead"
                     )
                 continue
-            var = self.syns[name].vars["g"]
+            var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
             var.values = arr.ravel()
             var.push_to_device()
             self._weights[name] = arr.ravel()
@@ -239,6 +258,9 @@ class GeNNArtefact:
     ) -> RunResult:
         del example_ids  # GeNN draws Poisson spikes from its own seeded generator
         steps = self.num_steps if num_steps is None else int(num_steps)
+        targets, self._targets = self._targets, None
+        if targets is not None:
+            return self._run_eprop(inputs, record, steps, targets)
         if not self.sequential or self._batch == 1:
             self._last, self._live_row = None, None
             return self._run_device(inputs, record, steps)
@@ -247,16 +269,30 @@ class GeNNArtefact:
         self._last, self._live_row = (rows, steps), len(rows) - 1
         return _stack(parts, steps, self.dt)
 
-    def _run_device(self, inputs: Mapping[str, Any], record: RecordRequest | None, steps: int) -> RunResult:
-        """One trial of the model as GeNN built it (device batch rows); see the module docstring."""
+    def _run_device(
+        self,
+        inputs: Mapping[str, Any],
+        record: RecordRequest | None,
+        steps: int,
+        y_true: Mapping[str, np.ndarray] | None = None,
+        real_rows: int | None = None,
+    ) -> RunResult:
+        """One trial of the model as GeNN built it (device batch rows); see the module docstring.
+
+        With `y_true` (e-prop, per output [device batch, steps, N]) the e-prop custom updates run
+        after every step and EXTRA_STEPS more steps complete the gradients (`_trial_grads`)."""
         nb = self._device_batch
         self.reset()
         self._set_inputs(inputs)
+        if y_true is not None:
+            self._start_eprop(y_true)
         record = record or RecordRequest()
         res = RunResult(num_steps=steps, dt=self.dt)
         traces: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in record.vars}
         for _ in range(steps):
             self._model.step_time()
+            if y_true is not None:
+                self._eprop_updates()
             for pop, state in record.vars:
                 var = self.pops[pop].vars[self.module.POPULATIONS[pop]["record_vars"][state]]
                 var.pull_from_device()
@@ -297,9 +333,16 @@ class GeNNArtefact:
                 counts = group.vars["q_ns"].view.reshape(nb, meta["size"]).copy()
                 times = egp.view.reshape(-1)[: nb * meta["size"] * self.module.MAX_SPIKES]
                 res.events[pop] = (times.reshape(nb, meta["size"], -1).copy(), counts)
+        if y_true is not None:  # after the readouts and recordings: these steps are not the trial's
+            for _ in range(self.module.EXTRA_STEPS):
+                self._model.step_time()
+                self._eprop_updates()
+            self._trial_grads = self._pull_gradients(real_rows)
         return res
 
-    def _pull_gradients(self) -> dict[str, np.ndarray]:
+    def _pull_gradients(self, real_rows: int | None = None) -> dict[str, np.ndarray]:
+        """dg summed over the batch by GradientReduce; bias gradients summed over the first
+        `real_rows` rows (padding rows of a last batch learn nothing)."""
         self._model.custom_update("GradientReduce")
         shapes = self.weight_shapes()
         grads = {}
@@ -310,7 +353,18 @@ class GeNNArtefact:
             var = cu.vars["dg_sum"]
             var.pull_from_device()
             grads[proj] = np.asarray(var.values, dtype=np.float64).reshape(shapes[proj]).copy()
+        for name, meta in self._biases.items():
+            grads[name] = self._take_bias_gradient(meta)[:real_rows].sum(axis=0)
         return grads
+
+    def _take_bias_gradient(self, meta: Mapping[str, Any]) -> np.ndarray:
+        """A bias gradient var [device batch, neurons], which is then zeroed (as GradientReduce does dg)."""
+        var = self.pops[meta["population"]].vars[meta["gradient"]]
+        var.pull_from_device()
+        value = np.asarray(var.view, dtype=np.float64).reshape(self._device_batch, -1).copy()
+        var.view[:] = 0.0
+        var.push_to_device()
+        return value
 
     def backward(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """EventProp: continue the same batch for NUM_STEPS reverse-time steps, then reduce `dg`.
@@ -318,8 +372,15 @@ class GeNNArtefact:
         Sequential mode: per trial (the live one first), rerun its forward pass, then its reverse
         pass; the per-trial gradients are summed.
         """
+        if self.module.TRAINING == "eprop":  # learnt online during the run: dl_dy is not used
+            grads, self._eprop_grads = self._eprop_grads, None
+            if grads is None:
+                raise RuntimeError(
+                    "e-prop backward needs a run with targets: call set_targets() before run()"
+                )
+            return grads
         if self.module.TRAINING != "eventprop":
-            raise NotImplementedError("backward() needs a module generated with eventprop")
+            raise NotImplementedError("backward() needs a module generated with eventprop or eprop")
         if self._last is None:
             return self._backward_device(dl_dy)
         rows, steps = self._last
@@ -347,39 +408,130 @@ class GeNNArtefact:
             self._model.step_time()
         return self._pull_gradients()
 
-    def eprop_batch(
-        self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """e-prop: one batch with per-step targets y_true [batch, steps, neurons]; returns dW summed
-        over the batch (sequential mode: one trial at a time)."""
+    # ------------------------------------------------------------------ e-prop
+    def set_targets(self, targets: Mapping[str, Any]) -> None:
+        """e-prop learns during the forward pass, so the next `run` learns against these targets
+        (the trainer calls this through runtime/driver.set_targets): per output population, labels
+        [n] (sparse categorical cross-entropy) or values [n, N] / [n, steps, N] (mse). `backward`
+        then returns the gradients. EventProp modules ignore it (they learn in `backward`)."""
         if self.module.TRAINING != "eprop":
-            raise NotImplementedError("eprop_batch() needs a module generated with eprop")
+            return
+        outputs = self.module.EPROP_OUTPUTS
+        unknown = set(targets) - set(outputs)
+        if unknown:
+            raise KeyError(f"no e-prop output population {sorted(unknown)}; have {sorted(outputs)}")
+        missing = set(outputs) - set(targets)
+        if missing:
+            raise KeyError(f"e-prop needs targets for every output population; missing {sorted(missing)}")
+        self._targets = {k: np.asarray(v) for k, v in targets.items()}
+
+    def _per_step_targets(self, targets: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+        """y_true [n, steps, N] per output: one-hot labels at every step, or the mse values."""
+        out = {}
+        for pop, info in self.module.EPROP_OUTPUTS.items():
+            n_out = int(self.module.POPULATIONS[pop]["size"])
+            t = np.asarray(targets[pop])
+            if info["loss"] == "sparse_categorical_crossentropy":
+                labels = t.reshape(-1).astype(np.int64)
+                y = np.zeros((labels.size, steps, n_out))
+                y[np.arange(labels.size), :, labels] = 1.0
+            else:
+                v = np.asarray(t, dtype=np.float64)
+                y = (
+                    v.reshape(-1, steps, n_out)
+                    if v.ndim == 3
+                    else np.repeat(v.reshape(-1, 1, n_out), steps, 1)
+                )
+            out[pop] = y
+        return out
+
+    def _run_eprop(
+        self, inputs: Mapping[str, Any], record: RecordRequest | None, steps: int, targets: Mapping[str, Any]
+    ) -> RunResult:
+        """A learning forward pass: readouts as `run`, gradients kept for `backward`. Rows past the
+        real examples (a padded last batch) run without learning in sequential mode."""
+        y = self._per_step_targets(targets, steps)
+        n_real = min(self._batch, min(len(v) for v in y.values()))
+        per_step = {
+            pop: info["var"]
+            for pop, info in self.module.EPROP_OUTPUTS.items()
+            if info["loss"] != "sparse_categorical_crossentropy" and info["readout"] == "var"
+        }
+        asked = record or RecordRequest()
+        wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
         self._last, self._live_row = None, None
         if not self.sequential or self._batch == 1:
-            return self._eprop_device(inputs, targets)
-        total: dict[str, np.ndarray] = {}
-        for b, row in enumerate(self._rows(inputs)):
-            grads = self._eprop_device(row, {k: np.asarray(v)[b : b + 1] for k, v in targets.items()})
-            for name, g in grads.items():
-                total[name] = total[name] + g if name in total else g
-        return total
+            nb = self._device_batch
+            padded = {
+                k: np.concatenate([v[:n_real], np.zeros((nb - n_real, *v.shape[1:]))]) for k, v in y.items()
+            }
+            res = self._run_device(inputs, wanted, steps, padded, n_real)
+            grads = self._trial_grads
+        else:
+            parts, grads = [], {}
+            for b, row in enumerate(self._rows(inputs)):
+                if b >= n_real:
+                    parts.append(self._run_device(row, wanted, steps))
+                    continue
+                parts.append(self._run_device(row, wanted, steps, {k: v[b : b + 1] for k, v in y.items()}))
+                for name, g in self._trial_grads.items():
+                    grads[name] = grads[name] + g if name in grads else g
+            res = _stack(parts, steps, self.dt)
+        self._eprop_grads = grads
+        for pop, var in per_step.items():  # e-prop's mse is per step: the whole trace is the output
+            res.readouts[pop] = res.vars[(pop, var)].reshape(self._batch, steps, -1)
+            if (pop, var) not in asked.vars:
+                del res.vars[(pop, var)]
+        return res
 
-    def _eprop_device(
-        self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        self.reset()
-        self._set_inputs(inputs)
-        for pop, y in targets.items():
+    def _start_eprop(self, y_true: Mapping[str, np.ndarray]) -> None:
+        """Before a learning trial: drop what earlier plain runs accumulated (the synapse code adds the
+        regulariser's term on every step), then push the per-step targets."""
+        self._model.custom_update("GradientReduce")
+        for meta in self._biases.values():
+            self._take_bias_gradient(meta)
+        for pop, y in y_true.items():
             egp = self.pops[pop].extra_global_params["ev_ytrue"]
             egp.view[:] = np.asarray(y, dtype=np.float64).reshape(-1)
             egp.push_to_device()
-        reductions = [g for g in self.module.UPDATE_GROUPS if g.startswith("EpropReduce")]
-        for _ in range(self.num_steps + self.module.EXTRA_STEPS):
-            self._model.step_time()
-            for group in reductions:  # in order: a later reduction reads an earlier one
-                self._model.custom_update(group)
-            self._model.custom_update("EpropError")
-        return self._pull_gradients()
+
+    def _eprop_updates(self) -> None:
+        """After each step: the output reductions in order (a later one reads an earlier one), then E."""
+        for group in self._reductions:
+            self._model.custom_update(group)
+        self._model.custom_update("EpropError")
+
+    @property
+    def _reductions(self) -> list[str]:
+        return [g for g in self.module.UPDATE_GROUPS if g.startswith("EpropReduce")]
+
+    def eprop_batch(
+        self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """e-prop on per-step targets y_true [batch, steps, neurons] given directly (mse form for
+        every output); returns the gradients summed over the batch."""
+        if self.module.TRAINING != "eprop":
+            raise NotImplementedError("eprop_batch() needs a module generated with eprop")
+        steps = self.num_steps
+        self._last, self._live_row = None, None
+        y = {
+            k: np.asarray(v, dtype=np.float64).reshape(-1, steps, int(self.module.POPULATIONS[k]["size"]))
+            for k, v in targets.items()
+        }
+        n_real = min(self._batch, min(len(v) for v in y.values()))
+        if not self.sequential or self._batch == 1:
+            nb = self._device_batch
+            padded = {
+                k: np.concatenate([v[:n_real], np.zeros((nb - n_real, *v.shape[1:]))]) for k, v in y.items()
+            }
+            self._run_device(inputs, None, steps, padded, n_real)
+            return self._trial_grads
+        total: dict[str, np.ndarray] = {}
+        for b, row in enumerate(self._rows(inputs)[:n_real]):
+            self._run_device(row, None, steps, {k: v[b : b + 1] for k, v in y.items()})
+            for name, g in self._trial_grads.items():
+                total[name] = total[name] + g if name in total else g
+        return total
 
     def close(self) -> None:
         if self._model is not None:
