@@ -451,7 +451,6 @@ class GeNNArtefact:
         """A learning forward pass: readouts as `run`, gradients kept for `backward`. Rows past the
         real examples (a padded last batch) run without learning in sequential mode."""
         y = self._per_step_targets(targets, steps)
-        n_real = min(self._batch, min(len(v) for v in y.values()))
         per_step = {
             pop: info["var"]
             for pop, info in self.module.EPROP_OUTPUTS.items()
@@ -459,24 +458,7 @@ class GeNNArtefact:
         }
         asked = record or RecordRequest()
         wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
-        self._last, self._live_row = None, None
-        if not self.sequential or self._batch == 1:
-            nb = self._device_batch
-            padded = {
-                k: np.concatenate([v[:n_real], np.zeros((nb - n_real, *v.shape[1:]))]) for k, v in y.items()
-            }
-            res = self._run_device(inputs, wanted, steps, padded, n_real)
-            grads = self._trial_grads
-        else:
-            parts, grads = [], {}
-            for b, row in enumerate(self._rows(inputs)):
-                if b >= n_real:
-                    parts.append(self._run_device(row, wanted, steps))
-                    continue
-                parts.append(self._run_device(row, wanted, steps, {k: v[b : b + 1] for k, v in y.items()}))
-                for name, g in self._trial_grads.items():
-                    grads[name] = grads[name] + g if name in grads else g
-            res = _stack(parts, steps, self.dt)
+        res, grads = self._learn(inputs, wanted, steps, y)
         self._eprop_grads = grads
         for pop, var in per_step.items():  # e-prop's mse is per step: the whole trace is the output
             res.readouts[pop] = res.vars[(pop, var)].reshape(self._batch, steps, -1)
@@ -518,20 +500,34 @@ class GeNNArtefact:
             k: np.asarray(v, dtype=np.float64).reshape(-1, steps, int(self.module.POPULATIONS[k]["size"]))
             for k, v in targets.items()
         }
+        return self._learn(inputs, None, steps, y)[1]
+
+    def _learn(
+        self,
+        inputs: Mapping[str, Any],
+        record: RecordRequest | None,
+        steps: int,
+        y: Mapping[str, np.ndarray],
+    ) -> tuple[RunResult, dict[str, np.ndarray]]:
+        """One e-prop batch against y_true [n real rows, steps, N]: the forward results and the
+        gradients summed over the real rows. Rows past them (a padded last batch) do not learn: in
+        sequential mode they run without targets, on a device batch their bias gradient is dropped."""
+        self._last, self._live_row = None, None
         n_real = min(self._batch, min(len(v) for v in y.values()))
         if not self.sequential or self._batch == 1:
-            nb = self._device_batch
-            padded = {
-                k: np.concatenate([v[:n_real], np.zeros((nb - n_real, *v.shape[1:]))]) for k, v in y.items()
-            }
-            self._run_device(inputs, None, steps, padded, n_real)
-            return self._trial_grads
-        total: dict[str, np.ndarray] = {}
-        for b, row in enumerate(self._rows(inputs)[:n_real]):
-            self._run_device(row, None, steps, {k: v[b : b + 1] for k, v in y.items()})
+            pad = self._device_batch - n_real
+            padded = {k: np.concatenate([v[:n_real], np.zeros((pad, *v.shape[1:]))]) for k, v in y.items()}
+            res = self._run_device(inputs, record, steps, padded, n_real)
+            return res, self._trial_grads
+        parts, grads = [], {}
+        for b, row in enumerate(self._rows(inputs)):
+            if b >= n_real:
+                parts.append(self._run_device(row, record, steps))
+                continue
+            parts.append(self._run_device(row, record, steps, {k: v[b : b + 1] for k, v in y.items()}))
             for name, g in self._trial_grads.items():
-                total[name] = total[name] + g if name in total else g
-        return total
+                grads[name] = grads[name] + g if name in grads else g
+        return _stack(parts, steps, self.dt), grads
 
     def close(self) -> None:
         if self._model is not None:
