@@ -247,9 +247,22 @@ def _open_log(opts: RunOptions, append: bool = False) -> JsonLinesLog | NullLog:
     try:
         return open_log(opts.log_json, append)
     except OSError as e:
-        raise _error(
-            "E-OUTPUT", f"cannot write the --log-json file '{opts.log_json}': {e.strerror}"
-        ) from None
+        blocker = _file_in_the_way(str(opts.log_json))
+        reason = f"'{blocker}' is a file, not a folder" if blocker else e.strerror
+        raise _error("E-OUTPUT", f"cannot write the --log-json file '{opts.log_json}': {reason}") from None
+
+
+def _file_in_the_way(target: str) -> str | None:
+    """The first parent of `target` that exists but is not a folder (why it cannot be created)."""
+    path = os.path.abspath(target)
+    parents = []
+    while os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+        parents.append(path)
+    for parent in reversed(parents):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            return parent
+    return None
 
 
 def _logged(log: JsonLinesLog | NullLog, run: Any) -> dict[str, Any]:

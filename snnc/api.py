@@ -112,36 +112,3 @@ def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) ->
     from snnc.backends.c import emit_c as _emit
 
     return _emit(network, out_dir, **options)
-
-
-def _run_options(args: Any) -> Any:
-    from snnc.runtime.session import RunOptions
-
-    return RunOptions(
-        epochs=getattr(args, "epochs", None),
-        batch_size=getattr(args, "batch_size", None),
-        seed=getattr(args, "seed", None),
-        out=getattr(args, "out", None),
-        data_dir=getattr(args, "data_dir", None),
-        quiet=bool(getattr(args, "quiet", False)),
-        resume=bool(getattr(args, "resume", False)),
-        validation_split=getattr(args, "validation_split", None),
-        checkpoint=getattr(args, "checkpoint", None),
-        backend=getattr(args, "backend", "c") or "c",
-    )
-
-
-def train_from_cli(args: Any) -> int:
-    """`snnc train FILE …`: train with the file's train block; metrics.json and checkpoints in --out."""
-    from snnc.runtime.session import run_train
-
-    run_train(args.file, _run_options(args))
-    return 0
-
-
-def evaluate_from_cli(args: Any) -> int:
-    """`snnc evaluate FILE --checkpoint PATH`: test-set metrics of trained weights."""
-    from snnc.runtime.session import run_evaluate
-
-    run_evaluate(args.file, _run_options(args))
-    return 0

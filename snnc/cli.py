@@ -209,13 +209,22 @@ def _write_output(args: argparse.Namespace, default_name: str, text: str) -> Non
 
 
 def _session_options(args: argparse.Namespace):
-    """The session's `RunOptions` from the train/evaluate arguments (api's mapping plus --log-json)."""
-    from dataclasses import replace
+    """The session's `RunOptions` from the train/evaluate arguments."""
+    from snnc.runtime.session import RunOptions
 
-    from snnc.api import _run_options
-
-    return replace(
-        _run_options(args), log_json=getattr(args, "log_json", None), plot=bool(getattr(args, "plot", False))
+    return RunOptions(
+        epochs=getattr(args, "epochs", None),
+        batch_size=getattr(args, "batch_size", None),
+        seed=getattr(args, "seed", None),
+        out=getattr(args, "out", None),
+        data_dir=getattr(args, "data_dir", None),
+        quiet=bool(getattr(args, "quiet", False)),
+        resume=bool(getattr(args, "resume", False)),
+        validation_split=getattr(args, "validation_split", None),
+        checkpoint=getattr(args, "checkpoint", None),
+        backend=getattr(args, "backend", "c") or "c",
+        log_json=getattr(args, "log_json", None),
+        plot=bool(getattr(args, "plot", False)),
     )
 
 

@@ -98,7 +98,9 @@ def test_unwritable_log_file_is_a_diagnostic(tmp_path, capsys):
     blocker.write_text("")
     args = ["train", str(write(tmp_path)), "--quiet", "--log-json", str(blocker / "log.jsonl")]
     assert main(args) == 1
-    assert "--log-json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--log-json" in err
+    assert f"'{blocker}' is a file, not a folder" in err, "the message names what is in the way"
 
 
 def test_records_are_strict_json(tmp_path):
