@@ -259,15 +259,34 @@ class GeNNArtefact:
         del example_ids  # GeNN draws Poisson spikes from its own seeded generator
         steps = self.num_steps if num_steps is None else int(num_steps)
         targets, self._targets = self._targets, None
-        if targets is not None:
-            return self._run_eprop(inputs, record, steps, targets)
-        if not self.sequential or self._batch == 1:
+        per_step = self._per_step_outputs()
+        asked = record or RecordRequest()
+        wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
+        if targets is not None:  # e-prop learns in this pass; `backward` hands out the gradients
+            res, self._eprop_grads = self._learn(
+                inputs, wanted, steps, self._per_step_targets(targets, steps)
+            )
+        elif not self.sequential or self._batch == 1:
             self._last, self._live_row = None, None
-            return self._run_device(inputs, record, steps)
-        rows = self._rows(inputs)
-        parts = [self._run_device(row, record, steps) for row in rows]
-        self._last, self._live_row = (rows, steps), len(rows) - 1
-        return _stack(parts, steps, self.dt)
+            res = self._run_device(inputs, wanted, steps)
+        else:
+            rows = self._rows(inputs)
+            res = _stack([self._run_device(row, wanted, steps) for row in rows], steps, self.dt)
+            self._last, self._live_row = (rows, steps), len(rows) - 1
+        for pop, var in per_step.items():  # e-prop's mse is per step: the whole trace is the output
+            res.readouts[pop] = res.vars[(pop, var)].reshape(self._batch, steps, -1)
+            if (pop, var) not in asked.vars:
+                del res.vars[(pop, var)]
+        return res
+
+    def _per_step_outputs(self) -> dict[str, str]:
+        """e-prop mse outputs read out as `var`: population -> the state whose every step is the
+        output (as the C e-prop artefact reports them, in learning and in plain runs alike)."""
+        return {
+            pop: info["var"]
+            for pop, info in getattr(self.module, "EPROP_OUTPUTS", {}).items()
+            if info["loss"] != "sparse_categorical_crossentropy" and info["readout"] == "var"
+        }
 
     def _run_device(
         self,
@@ -444,27 +463,6 @@ class GeNNArtefact:
                 )
             out[pop] = y
         return out
-
-    def _run_eprop(
-        self, inputs: Mapping[str, Any], record: RecordRequest | None, steps: int, targets: Mapping[str, Any]
-    ) -> RunResult:
-        """A learning forward pass: readouts as `run`, gradients kept for `backward`. Rows past the
-        real examples (a padded last batch) run without learning in sequential mode."""
-        y = self._per_step_targets(targets, steps)
-        per_step = {
-            pop: info["var"]
-            for pop, info in self.module.EPROP_OUTPUTS.items()
-            if info["loss"] != "sparse_categorical_crossentropy" and info["readout"] == "var"
-        }
-        asked = record or RecordRequest()
-        wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
-        res, grads = self._learn(inputs, wanted, steps, y)
-        self._eprop_grads = grads
-        for pop, var in per_step.items():  # e-prop's mse is per step: the whole trace is the output
-            res.readouts[pop] = res.vars[(pop, var)].reshape(self._batch, steps, -1)
-            if (pop, var) not in asked.vars:
-                del res.vars[(pop, var)]
-        return res
 
     def _start_eprop(self, y_true: Mapping[str, np.ndarray]) -> None:
         """Before a learning trial: drop what earlier plain runs accumulated (the synapse code adds the

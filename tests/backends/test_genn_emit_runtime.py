@@ -209,7 +209,8 @@ def test_eprop_trainer_protocol_matches_the_c_backend(tmp_path: Path, example: s
     else:
         targets = {"out": rng.normal(size=(real, steps, n_out))}
     request = RecordRequest.of(spikes=["h"])
-    genn.run(inputs)
+    plain_genn, plain_c = genn.run(inputs), c.run(inputs)  # evaluation: per-step mse readouts too
+    np.testing.assert_allclose(plain_genn.readouts["out"], plain_c.readouts["out"], rtol=1e-4, atol=1e-6)
     genn.set_targets(targets)
     got = genn.run(inputs, request)
     g_genn = genn.backward({})
