@@ -29,7 +29,9 @@ from snnc.backends.common import (
     derived_values,
     draw_initialiser,
     mangle,
-    specialise,
+    neuron_values,
+    substitute,
+    update_with,
 )
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
@@ -74,23 +76,6 @@ def _syn_values(network: Network, proj_name: str, dt: float) -> dict[str, float]
     return {f"{k}__{proj_name}": v for k, v in values.items() if k != "dt"}
 
 
-def _neuron_values(network: Network, pop: str, dt: float, keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Params and derived params of a population; names in `keep` stay symbolic (trained params)."""
-    p = network.populations[pop]
-    dm = network.discrete[p.model]
-    values: dict[str, Any] = {k: float(v) for k, v in p.params.items() if k not in keep}
-    values["dt"] = float(dt)
-    for name, expr in dm.derived:
-        v = specialise(expr, values)
-        values[name] = float(v) if not v.free_symbols else v
-    return values
-
-
-def _subs(expr: sympy.Basic, values: dict[str, Any]) -> sympy.Basic:
-    expr = sympy.sympify(expr)
-    return expr.xreplace({s: sympy.sympify(values[s.name]) for s in expr.free_symbols if s.name in values})
-
-
 class _Planner:
     """Collects arrays and printed statements for the e-prop template."""
 
@@ -127,7 +112,7 @@ class _Planner:
         pre = self.plan.populations[pp.pre]
         n_pre, n_post = pp.num_pre, pp.num_post
         values = {
-            **_neuron_values(self.net, pp.post, self.plan.dt),
+            **neuron_values(self.net, pp.post, self.plan.dt),
             **_syn_values(self.net, pp.name, self.plan.dt),
         }
         post = self.plan.populations[pp.post]
@@ -153,7 +138,7 @@ class _Planner:
         old = {e.name: f"snnc_eo{index[e.name]}" for e in pe.eligibilities}
         new_names = {e.name: f"snnc_en{index[e.name]}" for e in pe.eligibilities}
         prop_names = {**start, **old, "z_pre": "snnc_zp", "refractory": "snnc_rf"}
-        prop = {a.target: _subs(a.expr, values) for a in pe.propagate}
+        prop = {a.target: substitute(a.expr, values) for a in pe.propagate}
         for e in eligs:
             e["propagate"] = self.pr(prop[e["name"]], prop_names, f"propagate of {e['name']}")
         out: dict[str, Any] = {
@@ -180,14 +165,14 @@ class _Planner:
         spike |= {"psi": "snnc_psi", "z": "snnc_zf", "L": "snnc_L", "f_avg": "snnc_fa", "E": "snnc_E"}
         spike |= {pe.trace_name: "snnc_e", pe.filtered_name: "snnc_eb", "refractory": "snnc_rf"}
         where = f"projection '{pp.name}'"
-        out["accumulate"] = self.pr(_subs(pe.accumulate, values), spike, where)
+        out["accumulate"] = self.pr(substitute(pe.accumulate, values), spike, where)
         if pe.role == "hidden":
-            out["trace"] = self.pr(_subs(pe.trace, values), spike, where)
-            out["filter"] = self.pr(_subs(pe.filter.expr, values), spike, where)
+            out["trace"] = self.pr(substitute(pe.trace, values), spike, where)
+            out["filter"] = self.pr(substitute(pe.filter.expr, values), spike, where)
             out["ebar"] = self.add(
                 mangle("ef", pp.name), "scalar", ("batch", n_pre, n_post), "eprop", pp.name, None, "ebar"
             )
-            jumped = {a.target: self.pr(_subs(a.expr, values), spike, where) for a in pe.jump}
+            jumped = {a.target: self.pr(substitute(a.expr, values), spike, where) for a in pe.jump}
             for e in eligs:
                 e["jump"] = jumped.get(e["name"])
                 if e["jump"] is not None and e["scope"] == "pre":
@@ -297,10 +282,8 @@ class _Planner:
         bias = None
         if oe.bias is not None:
             # re-specialise the update with `bias` symbolic: it is a trained, per-neuron array
-            values = _neuron_values(self.net, pop.name, self.plan.dt, keep=("bias",))
-            dm = pop.discrete
-            update = tuple(type(a)(a.target, a.op, _subs(a.expr, values), a.span) for a in dm.update)
-            temps = tuple((n, _subs(e, values)) for n, e in dm.temps)
+            values = neuron_values(self.net, pop.name, self.plan.dt, keep=("bias",))
+            update, temps = update_with(pop.discrete, values)
             extra = {"bias": "snnc_bias"}
             arr = self.add(
                 mangle("eb", pop.name),
@@ -314,7 +297,7 @@ class _Planner:
             self.static[arr] = np.full(
                 pop.size, float(self.net.populations[pop.name].params.get("bias", 0.0))
             )
-            bvals = _neuron_values(self.net, pop.name, self.plan.dt)
+            bvals = neuron_values(self.net, pop.name, self.plan.dt)
             start = self._state_names(pop, pop.name, "u_")
             eligs = []
             for k, e in enumerate(oe.bias.eligibilities):
@@ -336,7 +319,9 @@ class _Planner:
             new = {e.name: f"snnc_bn{k}" for k, e in enumerate(oe.bias.eligibilities)}
             prop = {a.target: a.expr for a in oe.bias.propagate}
             for k, e in enumerate(oe.bias.eligibilities):
-                eligs[k]["propagate"] = self.pr(_subs(prop[e.name], bvals), {**start, **old}, "output bias")
+                eligs[k]["propagate"] = self.pr(
+                    substitute(prop[e.name], bvals), {**start, **old}, "output bias"
+                )
             bias = {
                 "array": arr,
                 "eligs": eligs,
@@ -350,7 +335,7 @@ class _Planner:
                     "dbias",
                 ),
                 "accumulate": self.pr(
-                    _subs(oe.bias.accumulate, bvals), {**new, "E": "snnc_E"}, "output bias"
+                    substitute(oe.bias.accumulate, bvals), {**new, "E": "snnc_E"}, "output bias"
                 ),
             }
         ctx = self.neuron(pop, update, temps, extra)
@@ -408,15 +393,15 @@ class _Planner:
     def hidden(self, he: HiddenEprop) -> dict[str, Any]:
         pop = self.plan.populations[he.population]
         ctx = self.neuron(pop, pop.update, pop.temps, {})
-        values = _neuron_values(self.net, pop.name, self.plan.dt)
+        values = neuron_values(self.net, pop.name, self.plan.dt)
         nu = {s: f"nu_{s}" for s in pop.states} | {
             "refractory": "snnc_rf",
             "z": "snnc_zf",
             "f_avg": "snnc_fa",
         }
-        ctx["psi"] = self.pr(_subs(he.psi, values), nu, "pseudo-derivative")
+        ctx["psi"] = self.pr(substitute(he.psi, values), nu, "pseudo-derivative")
         ctx["f_avg"] = self.pr(
-            _subs(he.f_avg.expr, values), {**nu, "f_avg": "snnc_fav[snnc_j]"}, "rate filter"
+            substitute(he.f_avg.expr, values), {**nu, "f_avg": "snnc_fav[snnc_j]"}, "rate filter"
         )
         ctx["f_avg_array"] = self.add(
             mangle("ea", pop.name), "scalar", ("batch", pop.size), "eprop", pop.name, "f_avg", "filtered rate"

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 
 import sympy
-from snnc.backends.common import derived_values, specialise
+from snnc.backends.common import derived_values, neuron_values, specialise, update_with
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
 
@@ -327,31 +327,13 @@ def _train_output_biases(ctx: ModuleCtx, network: Network, eir: EpropIR) -> None
         if oe.bias is None:
             continue
         plan = ctx.plan.populations[name]
-        pop = network.populations[name]
-        params = {k: p.value for k, p in network.models[pop.model].params.items()}
-        params.update(pop.params)
-        init = float(params.pop("bias", 0.0))
-        values: dict[str, object] = {k: float(v) for k, v in params.items()}
-        values["dt"] = float(ctx.plan.dt)
-        for dname, expr in plan.discrete.derived:  # those that use the bias stay symbolic
-            v = specialise(expr, values)
-            values[dname] = float(v) if not v.free_symbols else v
-        symbolic = dataclasses.replace(
-            plan,
-            update=tuple(
-                type(a)(a.target, a.op, _subs(a.expr, values), a.span) for a in plan.discrete.update
-            ),
-            temps=tuple((n, _subs(e, values)) for n, e in plan.discrete.temps),
-        )
+        init = float(network.populations[name].params.get("bias", 0.0))
+        update, temps = update_with(plan.discrete, neuron_values(network, name, ctx.plan.dt, keep=("bias",)))
+        symbolic = dataclasses.replace(plan, update=update, temps=temps)
         incoming = [pp for pp in ctx.plan.projections.values() if pp.post == name]
         i = next(i for i, p in enumerate(ctx.populations) if p.name == name)
         ctx.populations[i] = render_neuron(symbolic, ctx.plan, incoming, trained={"bias": init})
         ctx.biases[f"bias_{name}"] = {"population": name, "var": "q_bias", "gradient": "dbias", "init": init}
-
-
-def _subs(expr: sympy.Basic, values: dict[str, object]) -> sympy.Basic:
-    expr = sympy.sympify(expr)
-    return expr.xreplace({s: sympy.sympify(values[s.name]) for s in expr.free_symbols if s.name in values})
 
 
 def add_eprop(ctx: ModuleCtx, network: Network) -> None:
