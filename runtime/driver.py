@@ -99,6 +99,18 @@ def set_targets(artefact: Any, targets: Mapping[str, Any]) -> None:
         fn(targets)
 
 
+def checked_targets(targets: Mapping[str, Any], outputs: Iterable[str]) -> dict[str, np.ndarray]:
+    """An e-prop artefact's `set_targets` argument, checked: one entry for each output population."""
+    outputs = sorted(outputs)
+    unknown = set(targets) - set(outputs)
+    if unknown:
+        raise KeyError(f"no e-prop output population {sorted(unknown)}; have {outputs}")
+    missing = set(outputs) - set(targets)
+    if missing:
+        raise KeyError(f"e-prop needs targets for every output population; missing {sorted(missing)}")
+    return {k: np.asarray(v) for k, v in targets.items()}
+
+
 def run_batch(artefact: Any, inputs: Mapping[str, Any], record: RecordRequest, example_ids) -> Any:
     """One forward pass of a batch (rows past the real examples are the artefact's padding).
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .artefact import RecordRequest, RunResult
+from .driver import checked_targets
 from .native import NativeArtefact, aligned_zeros
 
 _PER_BATCH = ("eprop", "gradient")
@@ -76,14 +77,7 @@ class EpropArtefact(NativeArtefact):
     # ------------------------------------------------------------------ targets
     def set_targets(self, targets: Mapping[str, Any]) -> None:
         """Targets of the next `run`'s real rows: labels [n] (sparse CE) or values [n, N] / [n, steps, N] (mse)."""
-        outputs = self.eprop["outputs"]
-        unknown = set(targets) - set(outputs)
-        if unknown:
-            raise KeyError(f"no e-prop output population {sorted(unknown)}; have {sorted(outputs)}")
-        missing = set(outputs) - set(targets)
-        if missing:
-            raise KeyError(f"e-prop needs targets for every output population; missing {sorted(missing)}")
-        self._targets = {k: np.asarray(v) for k, v in targets.items()}
+        self._targets = checked_targets(targets, self.eprop["outputs"])
 
     def _load_targets(self, steps: int) -> bool:
         pops = self.manifest["populations"]

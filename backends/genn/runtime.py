@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from snnc.runtime.artefact import RecordRequest, RunResult
+from snnc.runtime.driver import checked_targets
 
 
 def load_module(path: str | Path) -> ModuleType:
@@ -435,14 +436,7 @@ class GeNNArtefact:
         then returns the gradients. EventProp modules ignore it (they learn in `backward`)."""
         if self.module.TRAINING != "eprop":
             return
-        outputs = self.module.EPROP_OUTPUTS
-        unknown = set(targets) - set(outputs)
-        if unknown:
-            raise KeyError(f"no e-prop output population {sorted(unknown)}; have {sorted(outputs)}")
-        missing = set(outputs) - set(targets)
-        if missing:
-            raise KeyError(f"e-prop needs targets for every output population; missing {sorted(missing)}")
-        self._targets = {k: np.asarray(v) for k, v in targets.items()}
+        self._targets = checked_targets(targets, self.module.EPROP_OUTPUTS)
 
     def _per_step_targets(self, targets: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
         """y_true [n, steps, N] per output: one-hot labels at every step, or the mse values."""
@@ -493,7 +487,6 @@ class GeNNArtefact:
         if self.module.TRAINING != "eprop":
             raise NotImplementedError("eprop_batch() needs a module generated with eprop")
         steps = self.num_steps
-        self._last, self._live_row = None, None
         y = {
             k: np.asarray(v, dtype=np.float64).reshape(-1, steps, int(self.module.POPULATIONS[k]["size"]))
             for k, v in targets.items()
