@@ -1,0 +1,536 @@
+"""The kernel IR: what runs, and nothing about why (DESIGN.md §5).
+
+The schedule passes lower a trained network into one `Kernel`; every backend prints it. A kernel is
+- **arrays**, each with a role (state, weight, gradient, spike list, record, eligibility, feedback,
+  target, readout, ...), an owner (population or projection), a shape, a dtype and an initial value.
+  The manifest and the loaders find arrays by (role, owner, var), never by a spelled C name;
+- **phases** (reset, forward step, backward step, per-step learning, reduction), each a list of
+  statements: `Let` a local, `Store` into an array element, `If`, and `Loop` over an index space
+  (the neurons of a population, the synapses of a projection, the spikes of a population at a step,
+  the arrivals of a projection's delayed spikes, the recorded spike events of a population);
+- **entry points** (run, backward, learn): which phases run before, inside (forward or backward in
+  time) and after the time loop, for every batch row.
+
+Statements are sympy expressions over array elements (`ElementRef`, a sympy `Indexed`) and locals
+(`Local`, `Index`), which are their own symbol classes: a generated local can never be equal to a
+user's symbol, and a printer gives every one a unique identifier. The kernel says nothing about
+EventProp or e-prop; a printer never learns that a phase is a backward pass, only that it runs its
+steps in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+import sympy
+
+Expr = sympy.Expr
+
+
+class Role(str, Enum):
+    """What an array is for; the runtime reads and writes arrays by role."""
+
+    STATE = "state"  # a neuron or synapse state, per trial and neuron
+    PARAM = "param"  # a trained per-neuron parameter (e.g. an output bias)
+    WEIGHT = "weight"  # a projection's weights
+    CONNECTIVITY = "connectivity"  # sparse structure (row pointers, column indices)
+    GRADIENT = "gradient"  # dL/d(weight or param), accumulated per trial
+    OPTIMISER = "optimiser"  # optimiser moments kept beside a trained array
+    ADJOINT = "adjoint"  # λ = dL/d(state), per trial and neuron
+    ELIGIBILITY = "eligibility"  # e-prop eligibility vectors and filtered traces
+    FEEDBACK = "feedback"  # e-prop's feedback matrix B
+    TARGET = "target"  # per-step or per-trial targets the loss compares with
+    READOUT = "readout"  # what an output population reports (avg_var, first_spike_time, ...)
+    INPUT = "input"  # data the runtime supplies (input spike times and ids, rates)
+    SPIKE_LIST = "spike_list"  # spikes in emission order (for delivery or the backward pass)
+    RECORD = "record"  # a value stored per spike or per step for a later phase or the user
+    COUNTER = "counter"  # integer bookkeeping (refractory steps, spike counts, cursors)
+    SCRATCH = "scratch"  # a value passed between phases within one step
+
+
+#: dims that are known only when the artefact is loaded or data arrives
+SYMBOLIC_DIMS = ("batch", "steps", "events", "nnz")
+DTYPES = ("scalar", "double", "int32", "uint32", "int64")
+#: roles the kernel only reads: the runtime or the optimiser writes them
+READ_ONLY = frozenset({Role.WEIGHT, Role.CONNECTIVITY, Role.FEEDBACK, Role.TARGET, Role.INPUT, Role.PARAM})
+
+
+@dataclass(frozen=True)
+class Array:
+    """One array of the artefact; `var` is the IR name it holds (a state, a param), if any."""
+
+    name: str
+    role: Role
+    owner: str
+    shape: tuple[int | str, ...]
+    dtype: str = "scalar"
+    init: float = 0.0
+    var: str | None = None
+    comment: str = ""
+
+    def __getitem__(self, index: object) -> ElementRef:
+        index = index if isinstance(index, tuple) else (index,)
+        return ElementRef(sympy.IndexedBase(self.name), *index)
+
+
+class ElementRef(sympy.Indexed):
+    """An element of a kernel array, inside a statement's expression."""
+
+    @property
+    def array(self) -> str:
+        return str(self.base.label)
+
+
+class Local(sympy.Symbol):
+    """A value computed in a statement and read by later ones in the same scope."""
+
+
+class Index(sympy.Symbol):
+    """A loop variable (integer); bound by a `Loop` or by an entry point (batch row, step)."""
+
+    def __new__(cls, name: str) -> Index:
+        return super().__new__(cls, name, integer=True, nonnegative=True)
+
+
+#: bound by every entry point: the batch row and the time step
+BATCH = Index("b")
+STEP = Index("k")
+
+
+# --------------------------------------------------------------------------------------------------
+# Index spaces: what a loop runs over, and the variables it binds
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Neurons:
+    """Every neuron `j` of a population."""
+
+    population: str
+
+    def binds(self) -> tuple[str, ...]:
+        return ("j",)
+
+
+@dataclass(frozen=True)
+class Synapses:
+    """Every synapse of a projection: pre neuron `i`, post neuron `j`, weight slot `q`."""
+
+    projection: str
+
+    def binds(self) -> tuple[str, ...]:
+        return ("i", "j", "q")
+
+
+@dataclass(frozen=True)
+class Spikes:
+    """The neurons `i` of a population that spiked at step `step` (in emission order)."""
+
+    population: str
+    step: Expr
+
+    def binds(self) -> tuple[str, ...]:
+        return ("i",)
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """The synapses (`i`, `j`, `q`) whose pre spike, emitted at `k - 1 - delay`, arrives at step `k`."""
+
+    projection: str
+
+    def binds(self) -> tuple[str, ...]:
+        return ("i", "j", "q")
+
+
+@dataclass(frozen=True)
+class Events:
+    """The recorded spike events `e` of a population (neuron `i`, step `s`), optionally newest first."""
+
+    population: str
+    reverse: bool = False
+
+    def binds(self) -> tuple[str, ...]:
+        return ("e", "i", "s")
+
+
+Space = Neurons | Synapses | Spikes | Arrivals | Events
+
+
+# --------------------------------------------------------------------------------------------------
+# Statements
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Let:
+    """`local = expr`, visible to the statements after it in the same body and nested bodies."""
+
+    local: Local
+    expr: Expr
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expr", sympy.sympify(self.expr))
+
+
+@dataclass(frozen=True)
+class Store:
+    """`target op expr` with op `=` or `+=`; `target` is an element of a writable array."""
+
+    target: ElementRef
+    expr: Expr
+    op: str = "="
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expr", sympy.sympify(self.expr))
+
+
+@dataclass(frozen=True)
+class If:
+    cond: sympy.Basic
+    body: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cond", sympy.sympify(self.cond))
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Run `body` for every point of `space`; `vars` maps each bound name to its `Index`."""
+
+    space: Space
+    body: tuple[Stmt, ...]
+    vars: dict[str, Index] = field(default_factory=dict)
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.vars:  # default: fresh indices named after the space's bindings
+            object.__setattr__(self, "vars", {n: Index(n) for n in self.space.binds()})
+
+
+Stmt = Let | Store | If | Loop
+
+
+class PhaseKind(str, Enum):
+    RESET = "reset"  # once per trial, before the time loop
+    FORWARD = "forward"  # once per step, steps in increasing order
+    BACKWARD = "backward"  # once per step, steps in decreasing order
+    LEARN = "learn"  # once per step beside the forward step (online rules)
+    REDUCE = "reduce"  # once per trial, after the time loop
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    kind: PhaseKind
+    body: tuple[Stmt, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An entry point: for each batch row, `before`, then `steps` over time running `per_step`, then `after`."""
+
+    name: str
+    before: tuple[str, ...] = ()
+    per_step: tuple[str, ...] = ()
+    steps: str = "forward"  # "forward" | "backward"
+    after: tuple[str, ...] = ()
+
+    def phases(self) -> tuple[str, ...]:
+        return self.before + self.per_step + self.after
+
+
+@dataclass(frozen=True)
+class ProjectionInfo:
+    """What loops over a projection need: its ends, connectivity kind and delay in steps."""
+
+    pre: str
+    post: str
+    kind: str
+    delay_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    dt: float
+    num_steps: int
+    precision: str
+    populations: dict[str, int]  # population -> number of neurons
+    projections: dict[str, ProjectionInfo]
+    arrays: tuple[Array, ...]
+    phases: tuple[Phase, ...]
+    entries: tuple[Entry, ...]
+
+    def array(self, name: str) -> Array:
+        for a in self.arrays:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def find(self, role: Role, owner: str, var: str | None = None) -> Array:
+        """The one array with this role and owner (and var): how loaders look arrays up."""
+        found = [
+            a for a in self.arrays if a.role == role and a.owner == owner and (var is None or a.var == var)
+        ]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} arrays with role {role.value}, owner {owner}, var {var}")
+        return found[0]
+
+    def phase(self, name: str) -> Phase:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Verification (STYLE.md #3): one readable sentence per broken invariant
+# --------------------------------------------------------------------------------------------------
+
+
+def walk(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
+    """Every statement of a body, nested ones included, in order."""
+    for st in body:
+        yield st
+        if isinstance(st, Loop):
+            yield from walk(st.body)
+        elif isinstance(st, If):
+            yield from walk(st.body)
+            yield from walk(st.orelse)
+
+
+def verify_kernel(kernel: Kernel) -> list[str]:
+    problems: list[str] = []
+    names = [a.name for a in kernel.arrays]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"array '{dup}' is declared more than once")
+    for a in kernel.arrays:
+        problems += [f"array '{a.name}': {p}" for p in _verify_array(a, kernel)]
+    phase_names = [p.name for p in kernel.phases]
+    for dup in sorted({n for n in phase_names if phase_names.count(n) > 1}):
+        problems.append(f"phase '{dup}' is declared more than once")
+    arrays = {a.name: a for a in kernel.arrays}
+    for phase in kernel.phases:
+        scope = {BATCH} | (
+            {STEP} if phase.kind in (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN) else set()
+        )
+        problems += [f"phase '{phase.name}': {p}" for p in _verify_body(phase.body, scope, arrays, kernel)]
+    for entry in kernel.entries:
+        problems += [f"entry '{entry.name}': {p}" for p in _verify_entry(entry, kernel)]
+    return problems
+
+
+def _verify_array(a: Array, kernel: Kernel) -> list[str]:
+    problems = []
+    if a.owner not in kernel.populations and a.owner not in kernel.projections and a.owner != kernel.name:
+        problems.append(f"owner '{a.owner}' is neither a population, a projection nor the network")
+    if a.dtype not in DTYPES:
+        problems.append(f"dtype '{a.dtype}' is not one of {', '.join(DTYPES)}")
+    for d in a.shape:
+        if not (isinstance(d, int) and d >= 0) and d not in SYMBOLIC_DIMS:
+            problems.append(f"dimension {d!r} is neither a size nor one of {', '.join(SYMBOLIC_DIMS)}")
+    return problems
+
+
+_PER_STEP = (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN)
+_ALLOWED = {
+    "before": (PhaseKind.RESET,),
+    "per_step": _PER_STEP,
+    "after": (PhaseKind.REDUCE,),
+}
+
+
+def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
+    problems = []
+    if entry.steps not in ("forward", "backward"):
+        problems.append(f"steps '{entry.steps}' is neither 'forward' nor 'backward'")
+    known = {p.name: p for p in kernel.phases}
+    for slot in ("before", "per_step", "after"):
+        for name in getattr(entry, slot):
+            phase = known.get(name)
+            if phase is None:
+                problems.append(f"runs unknown phase '{name}'")
+            elif phase.kind not in _ALLOWED[slot]:
+                problems.append(f"runs {phase.kind.value} phase '{name}' in its '{slot}' slot")
+            elif slot == "per_step" and (phase.kind == PhaseKind.BACKWARD) != (entry.steps == "backward"):
+                problems.append(f"runs {phase.kind.value} phase '{name}' in a {entry.steps} time loop")
+    return problems
+
+
+def _verify_body(
+    body: tuple[Stmt, ...], scope: set[sympy.Symbol], arrays: dict[str, Array], kernel: Kernel
+) -> list[str]:
+    problems: list[str] = []
+    scope = set(scope)
+    for st in body:
+        if isinstance(st, Let):
+            problems += _verify_expr(st.expr, scope, arrays, f"let {st.local}")
+            if st.local in scope:
+                problems.append(f"local '{st.local}' is defined twice in one scope")
+            scope.add(st.local)
+        elif isinstance(st, Store):
+            where = f"store to {st.target}"
+            if not isinstance(st.target, ElementRef):
+                problems.append(f"{where}: the target is not an array element")
+                continue
+            if st.op not in ("=", "+="):
+                problems.append(f"{where}: operator '{st.op}' is neither '=' nor '+='")
+            target = arrays.get(st.target.array)
+            if target is not None and target.role in READ_ONLY:
+                problems.append(
+                    f"{where}: '{target.name}' is a {target.role.value} array, read-only in a kernel"
+                )
+            problems += _verify_expr(st.target, scope, arrays, where)
+            problems += _verify_expr(st.expr, scope, arrays, where)
+        elif isinstance(st, If):
+            problems += _verify_expr(st.cond, scope, arrays, "if condition")
+            problems += _verify_body(st.body, scope, arrays, kernel)
+            problems += _verify_body(st.orelse, scope, arrays, kernel)
+        elif isinstance(st, Loop):
+            problems += _verify_space(st, scope, arrays, kernel)
+            inner = scope | set(st.vars.values())
+            problems += _verify_body(st.body, inner, arrays, kernel)
+        else:
+            problems.append(f"{type(st).__name__} is not a kernel statement")
+    return problems
+
+
+def _verify_space(
+    loop: Loop, scope: set[sympy.Symbol], arrays: dict[str, Array], kernel: Kernel
+) -> list[str]:
+    space = loop.space
+    problems = []
+    if set(loop.vars) != set(space.binds()):
+        problems.append(f"loop over {space} binds {sorted(loop.vars)}, expected {sorted(space.binds())}")
+    owner = getattr(space, "population", None) or getattr(space, "projection", None)
+    if owner not in kernel.populations and owner not in kernel.projections:
+        problems.append(f"loop over unknown population or projection '{owner}'")
+    if isinstance(space, Spikes):
+        problems += _verify_expr(space.step, scope, arrays, f"spikes of '{space.population}'")
+    return problems
+
+
+def _verify_expr(
+    expr: sympy.Basic, scope: set[sympy.Symbol], arrays: dict[str, Array], where: str
+) -> list[str]:
+    problems = []
+    refs = expr.atoms(sympy.Indexed)
+    for ref in sorted(refs, key=str):
+        name = str(ref.base.label)
+        array = arrays.get(name)
+        if array is None:
+            problems.append(f"{where}: reads undeclared array '{name}'")
+        elif len(ref.indices) != len(array.shape):
+            problems.append(
+                f"{where}: '{name}' has {len(array.shape)} dimension(s), indexed with {len(ref.indices)}"
+            )
+    labels = {r.base.label for r in refs}
+    free = {s for s in expr.free_symbols if s not in labels and not isinstance(s, sympy.Indexed)}
+    for s in sorted(free - scope, key=str):
+        kind = "index" if isinstance(s, Index) else "local" if isinstance(s, Local) else "symbol"
+        problems.append(f"{where}: {kind} '{s}' is not bound here")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# Text form (`--print-after schedule`, golden tests)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt(expr: object) -> str:
+    return sympy.sstr(expr, order="lex") if isinstance(expr, sympy.Basic) else str(expr)
+
+
+def _space(space: Space) -> str:
+    if isinstance(space, Spikes):
+        return f"spikes({space.population}, step {_fmt(space.step)})"
+    if isinstance(space, Events):
+        return f"events({space.population}{', newest first' if space.reverse else ''})"
+    owner = getattr(space, "population", None) or getattr(space, "projection", None)
+    return f"{type(space).__name__.lower()}({owner})"
+
+
+def _body(body: tuple[Stmt, ...], depth: int) -> list[str]:
+    pad = "  " * depth
+    lines: list[str] = []
+    for st in body:
+        note = f"  // {st.comment}" if getattr(st, "comment", "") else ""
+        if isinstance(st, Let):
+            lines.append(f"{pad}let {st.local} = {_fmt(st.expr)}{note}")
+        elif isinstance(st, Store):
+            lines.append(f"{pad}{_fmt(st.target)} {st.op} {_fmt(st.expr)}{note}")
+        elif isinstance(st, If):
+            lines.append(f"{pad}if {_fmt(st.cond)} {{")
+            lines += _body(st.body, depth + 1)
+            if st.orelse:
+                lines.append(f"{pad}}} else {{")
+                lines += _body(st.orelse, depth + 1)
+            lines.append(f"{pad}}}")
+        else:
+            bound = ", ".join(str(st.vars[n]) for n in st.space.binds())
+            lines.append(f"{pad}for {bound} in {_space(st.space)} {{{note}")
+            lines += _body(st.body, depth + 1)
+            lines.append(f"{pad}}}")
+    return lines
+
+
+def kernel_to_text(kernel: Kernel) -> str:
+    """Deterministic, diff-friendly text of a kernel."""
+    lines = [f"kernel {kernel.name}  // dt {kernel.dt} ms, {kernel.num_steps} steps, {kernel.precision}"]
+    for name, size in kernel.populations.items():
+        lines.append(f"  population {name}[{size}]")
+    for name, p in kernel.projections.items():
+        lines.append(f"  projection {name}: {p.pre} -> {p.post}, {p.kind}, delay {p.delay_steps}")
+    for a in kernel.arrays:
+        shape = ", ".join(str(d) for d in a.shape)
+        var = f" ({a.var})" if a.var else ""
+        note = f"  // {a.comment}" if a.comment else ""
+        lines.append(
+            f"  array {a.name}: {a.role.value} of {a.owner}{var}, {a.dtype}[{shape}] = {a.init!r}{note}"
+        )
+    for phase in kernel.phases:
+        note = f"  // {phase.comment}" if phase.comment else ""
+        lines.append(f"  phase {phase.name} ({phase.kind.value}) {{{note}")
+        lines += _body(phase.body, 2)
+        lines.append("  }")
+    for e in kernel.entries:
+        lines.append(
+            f"  entry {e.name}: before [{', '.join(e.before)}], {e.steps} steps [{', '.join(e.per_step)}], "
+            f"after [{', '.join(e.after)}]"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "BATCH",
+    "STEP",
+    "Array",
+    "Arrivals",
+    "ElementRef",
+    "Entry",
+    "Events",
+    "If",
+    "Index",
+    "Kernel",
+    "Let",
+    "Local",
+    "Loop",
+    "Neurons",
+    "Phase",
+    "PhaseKind",
+    "ProjectionInfo",
+    "Role",
+    "Spikes",
+    "Store",
+    "Synapses",
+    "kernel_to_text",
+    "verify_kernel",
+    "walk",
+]
