@@ -291,6 +291,7 @@ class Network:
     stage: str = "model"
     discrete: dict[str, Any] = field(default_factory=dict)  # model name -> DiscreteModel
     training: Any = None  # TrainingIR after a gradient pass
+    specialised: Any = None  # ir.specialised.Specialisation after `specialise`
     source_path: str = "<unknown>"
     span: Span | None = None
 
