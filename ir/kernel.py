@@ -11,7 +11,9 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
 - **entry points** (run, backward, learn): which phases run before, inside (forward or backward in
   time) and after the time loop, for every batch row.
 
-Statements are sympy expressions over array elements (`ElementRef`, a sympy `Indexed`) and locals
+Arrays are row-major; an element is addressed by one index per dimension or by its flat offset (a
+synapse's weight slot `q`). Statements are sympy expressions over array elements (`ElementRef`, a
+sympy `Indexed`) and locals
 (`Local`, `Index`), which are their own symbol classes: a generated local can never be equal to a
 user's symbol, and a printer gives every one a unique identifier. The kernel says nothing about
 EventProp or e-prop; a printer never learns that a phase is a backward pass, only that it runs its
@@ -53,6 +55,7 @@ class Role(str, Enum):
 #: dims that are known only when the artefact is loaded or data arrives
 SYMBOLIC_DIMS = ("batch", "steps", "events", "nnz")
 DTYPES = ("scalar", "double", "int32", "uint32", "int64")
+GENERATORS = ("spike_source", "poisson")
 #: roles the kernel only reads: the runtime or the optimiser writes them
 READ_ONLY = frozenset({Role.WEIGHT, Role.CONNECTIVITY, Role.FEEDBACK, Role.TARGET, Role.INPUT, Role.PARAM})
 
@@ -69,6 +72,9 @@ class Array:
     init: float = 0.0
     var: str | None = None
     comment: str = ""
+    optional: bool = (
+        False  # allocated only when the runtime asks (recordings): stores to it are skipped otherwise
+    )
 
     def __getitem__(self, index: object) -> ElementRef:
         index = index if isinstance(index, tuple) else (index,)
@@ -94,9 +100,10 @@ class Index(sympy.Symbol):
         return super().__new__(cls, name, integer=True, nonnegative=True)
 
 
-#: bound by every entry point: the batch row and the time step
+#: bound by every entry point: the batch row, the time step and the number of steps of this run
 BATCH = Index("b")
 STEP = Index("k")
+NUM_STEPS = Index("K")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,7 +220,28 @@ class Loop:
             object.__setattr__(self, "vars", {n: Index(n) for n in self.space.binds()})
 
 
-Stmt = Let | Store | If | Loop
+@dataclass(frozen=True)
+class EmitSpikes:
+    """The neurons `j` of `population` whose `flag[b, j]` is set, in increasing `j`, become its spike
+    list of this step: what `Spikes(population, step)` and `Arrivals` loops later read. Spike lists
+    are empty when a trial starts, and a backend keeps as many steps of them as the longest delay of
+    the population's outgoing projections needs."""
+
+    population: str
+    flag: str  # an int32 array [batch, size] of the population
+
+
+@dataclass(frozen=True)
+class Generate:
+    """An input generator's spikes of this step become the population's spike list: `spike_source`
+    replays the data's spike times (at most one event per neuron and step), `poisson` draws from
+    per-neuron rates with a counter-based generator (seed, example, neuron, step)."""
+
+    population: str
+    kind: str
+
+
+Stmt = Let | Store | If | Loop | EmitSpikes | Generate
 
 
 class PhaseKind(str, Enum):
@@ -318,7 +346,7 @@ def verify_kernel(kernel: Kernel) -> list[str]:
         problems.append(f"phase '{dup}' is declared more than once")
     arrays = {a.name: a for a in kernel.arrays}
     for phase in kernel.phases:
-        scope = {BATCH} | (
+        scope = {BATCH, NUM_STEPS} | (
             {STEP} if phase.kind in (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN) else set()
         )
         problems += [f"phase '{phase.name}': {p}" for p in _verify_body(phase.body, scope, arrays, kernel)]
@@ -397,6 +425,13 @@ def _verify_body(
             problems += _verify_space(st, scope, arrays, kernel)
             inner = scope | set(st.vars.values())
             problems += _verify_body(st.body, inner, arrays, kernel)
+        elif isinstance(st, (EmitSpikes, Generate)):
+            if st.population not in kernel.populations:
+                problems.append(f"{type(st).__name__} of unknown population '{st.population}'")
+            if isinstance(st, EmitSpikes) and st.flag not in arrays:
+                problems.append(f"spikes of '{st.population}' flagged in undeclared array '{st.flag}'")
+            if isinstance(st, Generate) and st.kind not in GENERATORS:
+                problems.append(f"unknown generator '{st.kind}' (known: {', '.join(GENERATORS)})")
         else:
             problems.append(f"{type(st).__name__} is not a kernel statement")
     return problems
@@ -427,7 +462,7 @@ def _verify_expr(
         array = arrays.get(name)
         if array is None:
             problems.append(f"{where}: reads undeclared array '{name}'")
-        elif len(ref.indices) != len(array.shape):
+        elif len(ref.indices) not in (1, len(array.shape)):  # one index: the row-major flat offset
             problems.append(
                 f"{where}: '{name}' has {len(array.shape)} dimension(s), indexed with {len(ref.indices)}"
             )
@@ -466,6 +501,10 @@ def _body(body: tuple[Stmt, ...], depth: int) -> list[str]:
             lines.append(f"{pad}let {st.local} = {_fmt(st.expr)}{note}")
         elif isinstance(st, Store):
             lines.append(f"{pad}{_fmt(st.target)} {st.op} {_fmt(st.expr)}{note}")
+        elif isinstance(st, EmitSpikes):
+            lines.append(f"{pad}emit spikes of {st.population} where {st.flag}")
+        elif isinstance(st, Generate):
+            lines.append(f"{pad}generate spikes of {st.population}: {st.kind}")
         elif isinstance(st, If):
             lines.append(f"{pad}if {_fmt(st.cond)} {{")
             lines += _body(st.body, depth + 1)
@@ -491,6 +530,7 @@ def kernel_to_text(kernel: Kernel) -> str:
     for a in kernel.arrays:
         shape = ", ".join(str(d) for d in a.shape)
         var = f" ({a.var})" if a.var else ""
+        var += ", optional" if a.optional else ""
         note = f"  // {a.comment}" if a.comment else ""
         lines.append(
             f"  array {a.name}: {a.role.value} of {a.owner}{var}, {a.dtype}[{shape}] = {a.init!r}{note}"
@@ -510,12 +550,15 @@ def kernel_to_text(kernel: Kernel) -> str:
 
 __all__ = [
     "BATCH",
+    "NUM_STEPS",
     "STEP",
     "Array",
     "Arrivals",
     "ElementRef",
+    "EmitSpikes",
     "Entry",
     "Events",
+    "Generate",
     "If",
     "Index",
     "Kernel",

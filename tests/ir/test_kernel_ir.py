@@ -110,7 +110,7 @@ def test_each_broken_invariant_is_reported():
         "reads undeclared array 'nope'": _phase(
             k, "reset", (Loop(Neurons("h"), (Store(V[BATCH, j], unknown[BATCH, j]),)),)
         ),
-        "indexed with 1": _phase(k, "reset", (Loop(Neurons("h"), (Store(V[j], 0),)),)),
+        "indexed with 3": _phase(k, "reset", (Loop(Neurons("h"), (Store(V[BATCH, j, j], 0),)),)),
         "index 'j' is not bound here": _phase(k, "reset", (Store(V[BATCH, j], 0),)),
         "local 'x' is not bound here": _phase(
             k, "reset", (Loop(Neurons("h"), (Store(V[BATCH, j], Local("x")),)),)

@@ -1,0 +1,448 @@
+"""Lower a specialised network's forward step into the kernel IR (`snnc.ir.kernel`).
+
+This is the Discrete IR's step order (`snnc.ir.discrete`, items 1-4) written once, as data, for every
+backend: per step, each projection delivers the spikes emitted `1 + delay` steps ago (`deliver_<P>`
+phases, in declaration order), then each population steps (`generate_<pop>` for input generators,
+`step_<pop>` for models). Inside a step a neuron reads its states and the synapse states of its
+incoming projections, sums the synapse outputs into its inputs, evaluates temps and the simultaneous
+update (reset targets held while refractory), updates its readout, spikes when not refractory and the
+condition holds, resets, and counts down its refractory period; the synapse states then take their own
+update (or are cleared, for impulse synapses). Spiking neurons are flagged and emitted in increasing
+order, and states and spikes are stored in the optional recording arrays.
+
+Locals holding a user's state, input or temp keep its name (`v`, `i_syn`); every other name the
+schedule makes contains `__` (`v__new`, `__spiked`, array names such as `p_h__v`), which user names
+cannot, so no generated name equals a user's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from snnc.ir.kernel import (
+    BATCH,
+    NUM_STEPS,
+    STEP,
+    Array,
+    Arrivals,
+    EmitSpikes,
+    Entry,
+    Generate,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Phase,
+    PhaseKind,
+    ProjectionInfo,
+    Role,
+    Stmt,
+    Store,
+)
+from snnc.ir.model import Network, Population, Projection
+from snnc.ir.specialised import SpecialisedPopulation, SpecialisedProjection
+from snnc.ir.symbols import TIME, WEIGHT, sym
+
+#: initial value of each readout's accumulator
+READOUT_INIT = {"max_var": float("-inf"), "first_spike_time": float("inf")}
+J = Index("j")
+I_PRE, J_POST, Q = Index("i"), Index("j"), Index("q")
+
+
+def array_name(prefix: str, *parts: str) -> str:
+    """`array_name("p", "h", "v") == "p_h__v"`: a fixed prefix, then `__`-joined IR names."""
+    return prefix + "_" + "__".join(parts)
+
+
+def ring_slots(network: Network, population: str) -> int:
+    """How many steps of spikes a population keeps: its longest outgoing delay, plus one."""
+    delays = [
+        network.specialised.projections[p.name].delay_steps for p in network.projections_from(population)
+    ]
+    return max(delays, default=0) + 1
+
+
+@dataclass
+class _Builder:
+    network: Network
+    arrays: list[Array] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+
+    def add(self, array: Array) -> Array:
+        self.arrays.append(array)
+        return array
+
+    def get(self, name: str) -> Array:
+        return next(a for a in self.arrays if a.name == name)
+
+
+def schedule_forward(network: Network, precision: str = "float") -> Kernel:
+    """The forward kernel of a specialised network: arrays, the deliver/step phases and entry `run`."""
+    if network.specialised is None:
+        raise ValueError("schedule_forward needs the specialise pass to have run")
+    b = _Builder(network)
+    weights = {p.name: _projection_arrays(b, p) for p in network.projections.values()}
+    for proj in network.projections.values():
+        b.phases.append(_deliver(b, proj, weights[proj.name]))
+    for pop in network.populations.values():
+        b.phases.append(_population(b, pop))
+    reset = Phase("reset", PhaseKind.RESET, _reset_body(b), "every per-trial array to its initial value")
+    per_step = tuple(p.name for p in b.phases)
+    projections = {
+        p.name: ProjectionInfo(
+            p.pre, p.post, p.connectivity.kind, network.specialised.projections[p.name].delay_steps
+        )
+        for p in network.projections.values()
+    }
+    return Kernel(
+        name=network.name,
+        dt=float(network.dt),
+        num_steps=network.num_steps,
+        precision=precision,
+        populations={p.name: p.size for p in network.populations.values()},
+        projections=projections,
+        arrays=tuple(b.arrays),
+        phases=(reset, *b.phases),
+        entries=(Entry("run", before=("reset",), per_step=per_step),),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Projections: weights, structure, synapse state and delivery
+# --------------------------------------------------------------------------------------------------
+
+
+def _projection_arrays(b: _Builder, proj: Projection) -> sympy.Expr:
+    """Declare the projection's weights and structure; return the weight of synapse (i, j, q)."""
+    net = b.network
+    kind = proj.connectivity.kind
+    pre, post = net.populations[proj.pre], net.populations[proj.post]
+    if kind == "avg_pool2d":
+        ph, pw = _pair(proj.connectivity.args.get("pool", 2))
+        return sympy.Rational(1, ph * pw)
+    if kind == "sparse":
+        shape: tuple[int | str, ...] = ("nnz",)
+        for key, size in (("row_ptr", pre.size + 1), ("col_idx", "nnz")):
+            b.add(Array(array_name("c", proj.name, key), Role.CONNECTIVITY, proj.name, (size,), "int32"))
+    elif kind == "dense":
+        shape = (pre.size, post.size)
+    elif kind == "one_to_one":
+        shape = (pre.size,)
+    elif kind == "conv2d":
+        kh, kw = _pair(proj.connectivity.args.get("kernel", 3))
+        shape = (kh, kw, pre.shape[-1], int(proj.connectivity.args["filters"]))
+    else:
+        raise ValueError(f"no weight layout for connectivity '{kind}'")
+    weight = b.add(
+        Array(array_name("w", proj.name), Role.WEIGHT, proj.name, shape, comment=f"{kind} weights")
+    )
+    return sympy.IndexedBase(weight.name)[Q]  # the printer maps q to the slot of the layout
+
+
+def _synapse_state(b: _Builder, proj: Projection, state: str) -> Array:
+    name = array_name("y", proj.name, state)
+    for a in b.arrays:
+        if a.name == name:
+            return a
+    init = float(b.network.models[proj.synapse].states[state].init)
+    size = b.network.populations[proj.post].size
+    return b.add(
+        Array(name, Role.STATE, proj.name, ("batch", size), init=init, var=state, comment="per post neuron")
+    )
+
+
+def _deliver(b: _Builder, proj: Projection, weight: sympy.Expr) -> Phase:
+    sp: SpecialisedProjection = b.network.specialised.projections[proj.name]
+    syn = b.network.models[proj.synapse]
+    states = {s: _synapse_state(b, proj, s) for s in syn.states}
+    env = {sym(s): a[BATCH, J_POST] for s, a in states.items()}
+    env[sym(WEIGHT)] = weight
+    body = tuple(
+        Store(
+            states[a.target][BATCH, J_POST],
+            a.as_value(sym(a.target)).xreplace(env),
+            comment=f"on_pre {a.target} {a.op} {a.expr}",
+        )
+        for a in sp.on_pre
+    )
+    loop = Loop(
+        Arrivals(proj.name), body, comment=f"{proj.pre} -> {proj.post}, delay {sp.delay_steps} step(s)"
+    )
+    return Phase(f"deliver_{proj.name}", PhaseKind.FORWARD, (loop,), f"synapse {proj.synapse}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Populations
+# --------------------------------------------------------------------------------------------------
+
+
+def _population(b: _Builder, pop: Population) -> Phase:
+    net = b.network
+    model = net.models[pop.model]
+    n = pop.size
+    slots = ring_slots(net, pop.name)
+    b.add(Array(array_name("sp", pop.name, "cnt"), Role.SPIKE_LIST, pop.name, ("batch", slots), "int32"))
+    b.add(Array(array_name("sp", pop.name, "ids"), Role.SPIKE_LIST, pop.name, ("batch", slots, n), "int32"))
+    spikes_rec = b.add(
+        Array(
+            array_name("rs", pop.name),
+            Role.RECORD,
+            pop.name,
+            ("batch", "steps", (n + 31) // 32),
+            "uint32",
+            comment="spike bitmask per step",
+            optional=True,
+        )
+    )
+    del spikes_rec  # written by the printer of EmitSpikes
+    if model.generator is not None:
+        return _generator(b, pop, model.generator)
+    sp: SpecialisedPopulation = net.specialised.populations[pop.name]
+    return Phase(f"step_{pop.name}", PhaseKind.FORWARD, _step(b, pop, sp), f"{n} x {pop.model}")
+
+
+def _generator(b: _Builder, pop: Population, kind: str) -> Phase:
+    if kind == "spike_source":
+        for key, dtype in (("cursor", "int64"), ("end", "int64"), ("times", "double"), ("ids", "int32")):
+            b.add(Array(array_name("in", pop.name, key), Role.INPUT, pop.name, ("batch",), dtype))
+        b.add(
+            Array(
+                array_name("q", pop.name, "last"),
+                Role.COUNTER,
+                pop.name,
+                ("batch", pop.size),
+                "int32",
+                init=-1,
+            )
+        )
+    else:
+        b.add(Array(array_name("in", pop.name, "rate"), Role.INPUT, pop.name, ("batch", pop.size)))
+    return Phase(
+        f"generate_{pop.name}", PhaseKind.FORWARD, (Generate(pop.name, kind),), f"input generator {kind}"
+    )
+
+
+def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt, ...]:
+    net = b.network
+    model = net.models[pop.model]
+    n = pop.size
+    here = (BATCH, J)
+    states = {
+        s: b.add(
+            Array(
+                array_name("p", pop.name, s),
+                Role.STATE,
+                pop.name,
+                ("batch", n),
+                init=float(pop.inits.get(s, st.init)),
+                var=s,
+            )
+        )
+        for s, st in model.states.items()
+    }
+    refrac = b.add(Array(array_name("q", pop.name, "refrac"), Role.COUNTER, pop.name, ("batch", n), "int32"))
+    flag = b.add(Array(array_name("q", pop.name, "flag"), Role.SCRATCH, pop.name, ("batch", n), "int32"))
+    body: list[Stmt] = []
+    env: dict[sympy.Symbol, sympy.Expr] = {sym(TIME): STEP * sympy.Float(net.dt, 17)}
+    for s, a in states.items():
+        body.append(Let(Local(s), a[here], f"{pop.name}.{s}"))
+        env[sym(s)] = Local(s)
+    incoming = net.projections_to(pop.name)
+    syn_env: dict[str, dict[sympy.Symbol, sympy.Expr]] = {}
+    for proj in incoming:
+        local_env = {}
+        for s in net.models[proj.synapse].states:
+            local = Local(array_name("ys", proj.name, s))
+            body.append(Let(local, _synapse_state(b, proj, s)[here], f"{proj.name}.{s}"))
+            local_env[sym(s)] = local
+        syn_env[proj.name] = local_env
+    for inp in model.inputs:
+        terms = [
+            net.specialised.projections[p.name].output.xreplace(syn_env[p.name])
+            for p in incoming
+            if p.target == inp and net.specialised.projections[p.name].output is not None
+        ]
+        body.append(Let(Local(inp), sympy.Add(*terms), f"input {inp}"))
+        env[sym(inp)] = Local(inp)
+    theta = _threshold(sp.spike)
+    readout = pop.readout
+    if readout is not None and readout.kind == "first_spike_time":
+        body.append(Let(Local("__theta0"), theta.xreplace(env), "threshold function before the update"))
+    for name, expr in sp.temps:
+        body.append(Let(Local(name), expr.xreplace(env), f"temp {name}"))
+        env[sym(name)] = Local(name)
+    new = {}
+    for a in sp.update:
+        new[a.target] = Local(f"{a.target}__new")
+        body.append(Let(new[a.target], a.as_value(sym(a.target)).xreplace(env), f"update {a.target}"))
+    is_refractory = Local("__refractory")
+    body.append(Let(is_refractory, sympy.Piecewise((1, refrac[here] > 0), (0, True))))
+    held = {a.target for a in sp.reset} if not sp.refractory_integrates else set()
+    after_update = dict(env)
+    for s, value in new.items():
+        local = Local(f"{s}__held" if s in held else f"{s}__updated")
+        if s in held:
+            value = sympy.Piecewise((Local(s), sympy.Eq(is_refractory, 1)), (value, True))
+        body.append(Let(local, value, "held while refractory" if s in held else ""))
+        after_update[sym(s)] = local
+    body += _readout(b, pop, after_update, theta)
+    spiked = Local("__spiked")
+    if sp.spike is not None:
+        cond = sympy.And(sympy.Eq(is_refractory, 0), sp.spike.xreplace(after_update))
+        body.append(Let(spiked, sympy.Piecewise((1, cond), (0, True))))
+    else:
+        body.append(Let(spiked, sympy.S.Zero))
+    if readout is not None and readout.kind == "first_spike_time":
+        body += _first_spike_time(b, pop, after_update, theta, spiked)
+    if readout is not None and readout.kind == "spike_count":
+        body.append(Store(b.get(array_name("r", pop.name))[here], spiked, "+="))
+    final = dict(after_update)
+    for a in sp.reset:
+        local = Local(f"{a.target}__reset")
+        value = a.as_value(sym(a.target)).xreplace(final)
+        body.append(Let(local, sympy.Piecewise((value, sympy.Eq(spiked, 1)), (final[sym(a.target)], True))))
+        final[sym(a.target)] = local
+    steps = sympy.Integer(sp.refractory_steps)
+    body.append(
+        Store(
+            refrac[here], sympy.Piecewise((steps, sympy.Eq(spiked, 1)), (refrac[here] - is_refractory, True))
+        )
+    )
+    body.append(Store(flag[here], spiked))
+    for s, a in states.items():
+        body.append(Store(a[here], final[sym(s)]))
+    for proj in incoming:
+        body += _synapse_update(b, proj, syn_env[proj.name])
+    loop = Loop(Neurons(pop.name), tuple(body), {"j": J})
+    return (loop, EmitSpikes(pop.name, flag.name), *_recording(b, pop, states))
+
+
+def _synapse_update(b: _Builder, proj: Projection, env: dict[sympy.Symbol, sympy.Expr]) -> list[Stmt]:
+    sp = b.network.specialised.projections[proj.name]
+    here = (BATCH, J)
+    if sp.impulse:
+        return [
+            Store(_synapse_state(b, proj, s)[here], sympy.Float(0.0), comment="impulse: cleared after use")
+            for s in b.network.models[proj.synapse].states
+        ]
+    out: list[Stmt] = []
+    env = dict(env)
+    for name, expr in sp.temps:
+        local = Local(array_name("yt", proj.name, name))
+        out.append(Let(local, expr.xreplace(env)))
+        env[sym(name)] = local
+    values = [(a.target, a.as_value(sym(a.target)).xreplace(env)) for a in sp.update]
+    for target, value in values:  # simultaneous: every right-hand side read before any store
+        out.append(Let(Local(array_name("ny", proj.name, target)), value))
+    for target, _ in values:
+        out.append(Store(_synapse_state(b, proj, target)[here], Local(array_name("ny", proj.name, target))))
+    return out
+
+
+def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) -> list[Stmt]:
+    ro = pop.readout
+    if ro is None or ro.kind in ("first_spike_time", "spike_count"):
+        if ro is not None:
+            b.add(_readout_array(pop))
+        return []
+    r = b.add(_readout_array(pop))
+    here = (BATCH, J)
+    value = env[sym(ro.var)]
+    mean = 1 / sympy.Float(1.0) / NUM_STEPS
+    if ro.kind == "var":
+        return [Store(r[here], value)]
+    if ro.kind == "avg_var":
+        return [Store(r[here], value * mean, "+=")]
+    if ro.kind == "avg_var_exp_weight":
+        return [Store(r[here], sympy.exp(-STEP / NUM_STEPS) * value * mean, "+=")]
+    if ro.kind == "sum_var":
+        return [Store(r[here], value, "+=")]
+    if ro.kind == "max_var":
+        return [Store(r[here], sympy.Max(value, r[here]))]
+    raise ValueError(f"no forward schedule for readout '{ro.kind}'")
+
+
+def _readout_array(pop: Population) -> Array:
+    ro = pop.readout
+    return Array(
+        array_name("r", pop.name),
+        Role.READOUT,
+        pop.name,
+        ("batch", pop.size),
+        init=READOUT_INIT.get(ro.kind, 0.0),
+        var=ro.var,
+        comment=f"readout {ro.kind}",
+    )
+
+
+def _first_spike_time(
+    b: _Builder, pop: Population, env: dict, theta: sympy.Expr, spiked: Local
+) -> list[Stmt]:
+    """The threshold crossing interpolated linearly within the step; only the first spike counts."""
+    r = b.get(array_name("r", pop.name))[BATCH, J]
+    theta0, theta1, frac = Local("__theta0"), Local("__theta1"), Local("__crossing")
+    crossing = sympy.Piecewise(
+        (theta0 / (theta0 - theta1), sympy.And(theta0 < 0, theta1 > theta0)), (sympy.Float(1.0), True)
+    )
+    dt = sympy.Float(b.network.dt, 17)
+    return [
+        Let(theta1, theta.xreplace(env)),
+        Let(frac, sympy.Min(sympy.Max(crossing, 0), 1)),
+        Store(
+            r,
+            sympy.Piecewise(
+                (STEP * dt + dt * frac, sympy.And(sympy.Eq(spiked, 1), sympy.Eq(r, sympy.oo))), (r, True)
+            ),
+        ),
+    ]
+
+
+def _recording(b: _Builder, pop: Population, states: dict[str, Array]) -> tuple[Stmt, ...]:
+    """States at the end of the step into the optional [batch, steps, neuron] recordings."""
+    out = []
+    for s, a in states.items():
+        rec = b.add(
+            Array(
+                array_name("rv", pop.name, s),
+                Role.RECORD,
+                pop.name,
+                ("batch", "steps", pop.size),
+                var=s,
+                comment=f"recorded {pop.name}.{s}",
+                optional=True,
+            )
+        )
+        out.append(Loop(Neurons(pop.name), (Store(rec[BATCH, STEP, J], a[BATCH, J]),), {"j": J}))
+    return tuple(out)
+
+
+def _reset_body(b: _Builder) -> tuple[Stmt, ...]:
+    """Every per-trial array of a population back to its initial value."""
+    body = []
+    for a in b.arrays:
+        if (
+            a.role in (Role.STATE, Role.COUNTER, Role.READOUT)
+            and a.shape[:1] == ("batch",)
+            and len(a.shape) == 2
+        ):
+            owner = a.owner if a.owner in b.network.populations else b.network.projections[a.owner].post
+            body.append(Loop(Neurons(owner), (Store(a[BATCH, J], sympy.Float(a.init)),), {"j": J}))
+    return tuple(body)
+
+
+def _threshold(cond: sympy.Basic | None) -> sympy.Expr | None:
+    """`v >= th` -> `v - th`: the function that crosses zero upwards at a spike."""
+    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
+        return cond.lhs - cond.rhs
+    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
+        return cond.rhs - cond.lhs
+    return None
+
+
+def _pair(value: object) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)

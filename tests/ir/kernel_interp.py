@@ -1,0 +1,144 @@
+"""A slow, plain reference interpreter of the kernel IR, for tests: it gives the kernel's statements
+their meaning without any backend, so a schedule pass can be checked against a backend's results.
+
+One batch row at a time, each statement's expression compiled once with `sympy.lambdify`; arrival
+loops know dense, sparse and one-to-one connectivity, generators know `spike_source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy
+from snnc.ir.kernel import (
+    BATCH,
+    NUM_STEPS,
+    STEP,
+    Arrivals,
+    EmitSpikes,
+    Generate,
+    If,
+    Kernel,
+    Let,
+    Loop,
+    Neurons,
+    Spikes,
+    Store,
+)
+
+
+class _Compiled:
+    """An expression as a function of (env, arrays): Indexed reads resolved at call time."""
+
+    def __init__(self, expr: sympy.Basic) -> None:
+        refs = sorted(expr.atoms(sympy.Indexed), key=str)
+        self.dummies = [sympy.Dummy() for _ in refs]
+        body = expr.xreplace(dict(zip(refs, self.dummies, strict=True)))
+        self.symbols = sorted(body.free_symbols - set(self.dummies), key=str)
+        self.fn = sympy.lambdify(
+            self.dummies + self.symbols, body, modules=["math", {"Max": max, "Min": min}]
+        )
+        self.refs = [(str(r.base.label), [_index_fn(i) for i in r.indices]) for r in refs]
+
+    def __call__(self, env: dict, arrays: dict[str, np.ndarray]) -> Any:
+        reads = [arrays[name][tuple(f(env) for f in idx)] for name, idx in self.refs]
+        return self.fn(*reads, *(env[s] for s in self.symbols))
+
+
+def _index_fn(index: sympy.Expr) -> Callable[[dict], int]:
+    symbols = sorted(index.free_symbols, key=str)
+    fn = sympy.lambdify(symbols, index, modules="math")
+    return lambda env: int(fn(*(env[s] for s in symbols)))
+
+
+class Interpreter:
+    def __init__(self, kernel: Kernel, arrays: dict[str, np.ndarray]) -> None:
+        self.kernel = kernel
+        self.arrays = arrays
+        self.cache: dict[int, Any] = {}
+        self.spikes: dict[tuple[str, int, int], list[int]] = {}  # (population, row, step) -> ids
+
+    def compiled(self, expr: sympy.Basic) -> _Compiled:
+        key = id(expr)
+        if key not in self.cache:
+            self.cache[key] = (_Compiled(expr), expr)  # keep expr alive so its id stays unique
+        return self.cache[key][0]
+
+    def run(
+        self, entry: str, rows: int, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    ) -> None:
+        """`inputs`: population -> per row (times in ms, neuron ids) of its spike source."""
+        e = next(x for x in self.kernel.entries if x.name == entry)
+        self.inputs = inputs
+        for b in range(rows):
+            env = {BATCH: b, NUM_STEPS: steps}
+            for name in e.before:
+                self.body(self.kernel.phase(name).body, env)
+            order = range(steps) if e.steps == "forward" else range(steps - 1, -1, -1)
+            for k in order:
+                env[STEP] = k
+                for name in e.per_step:
+                    self.body(self.kernel.phase(name).body, env)
+
+    def body(self, body: tuple, env: dict) -> None:
+        env = dict(env)
+        for st in body:
+            if isinstance(st, Let):
+                env[st.local] = self.compiled(st.expr)(env, self.arrays)
+            elif isinstance(st, Store):
+                value = self.compiled(st.expr)(env, self.arrays)
+                name = st.target.array
+                if name not in self.arrays:  # an optional array the run did not ask for
+                    continue
+                idx = tuple(_index_fn(i)(env) for i in st.target.indices)
+                self.arrays[name][idx] = value if st.op == "=" else self.arrays[name][idx] + value
+            elif isinstance(st, If):
+                self.body(st.body if self.compiled(st.cond)(env, self.arrays) else st.orelse, env)
+            elif isinstance(st, Loop):
+                for point in self.points(st, env):
+                    self.body(st.body, {**env, **point})
+            elif isinstance(st, EmitSpikes):
+                flags = self.arrays[st.flag][env[BATCH]]
+                self.spikes[(st.population, env[BATCH], env[STEP])] = [int(j) for j in np.nonzero(flags)[0]]
+            elif isinstance(st, Generate):
+                self.generate(st, env)
+            else:
+                raise TypeError(type(st).__name__)
+
+    def generate(self, st: Generate, env: dict) -> None:
+        assert st.kind == "spike_source"
+        times, ids = self.inputs[st.population][env[BATCH]]
+        k, dt = env[STEP], self.kernel.dt
+        hit = (times <= k * dt + 1e-6 * dt) & (times > (k - 1) * dt + 1e-6 * dt)
+        self.spikes[(st.population, env[BATCH], k)] = sorted({int(i) for i in ids[hit]})
+
+    def points(self, loop: Loop, env: dict):  # noqa: ANN201
+        space, v = loop.space, loop.vars
+        if isinstance(space, Neurons):
+            for j in range(self.kernel.populations[space.population]):
+                yield {v["j"]: j}
+        elif isinstance(space, Spikes):
+            step = self.compiled(space.step)(env, self.arrays)
+            for i in self.spikes.get((space.population, env[BATCH], step), []):
+                yield {v["i"]: i}
+        elif isinstance(space, Arrivals):
+            info = self.kernel.projections[space.projection]
+            src = env[STEP] - 1 - info.delay_steps
+            for i in self.spikes.get((info.pre, env[BATCH], src), []):
+                for j, q in self.targets(space.projection, info, i):
+                    yield {v["i"]: i, v["j"]: j, v["q"]: q}
+        else:
+            raise TypeError(type(space).__name__)
+
+    def targets(self, projection: str, info: Any, i: int):  # noqa: ANN201
+        n_post = self.kernel.populations[info.post]
+        if info.kind == "dense":
+            return [(j, i * n_post + j) for j in range(n_post)]
+        if info.kind == "one_to_one":
+            return [(i, i)]
+        if info.kind == "sparse":
+            rp, ci = self.arrays[f"c_{projection}__row_ptr"], self.arrays[f"c_{projection}__col_idx"]
+            return [(int(ci[q]), q) for q in range(rp[i], rp[i + 1])]
+        raise NotImplementedError(info.kind)
