@@ -84,6 +84,17 @@ def schedule_forward(network: Network, precision: str = "float") -> Kernel:
     if network.specialised is None:
         raise ValueError("schedule_forward needs the specialise pass to have run")
     b = _Builder(network)
+    b.add(
+        Array(
+            "q_example",
+            Role.INPUT,
+            network.name,
+            ("batch",),
+            "int64",
+            var="example",
+            comment="global example index (keys the RNG)",
+        )
+    )
     weights = {p.name: _projection_arrays(b, p) for p in network.projections.values()}
     for proj in network.projections.values():
         b.phases.append(_deliver(b, proj, weights[proj.name]))
@@ -126,7 +137,11 @@ def _projection_arrays(b: _Builder, proj: Projection) -> sympy.Expr:
     if kind == "sparse":
         shape: tuple[int | str, ...] = ("nnz",)
         for key, size in (("row_ptr", pre.size + 1), ("col_idx", "nnz")):
-            b.add(Array(array_name("c", proj.name, key), Role.CONNECTIVITY, proj.name, (size,), "int32"))
+            b.add(
+                Array(
+                    array_name("c", proj.name, key), Role.CONNECTIVITY, proj.name, (size,), "int32", var=key
+                )
+            )
     elif kind == "dense":
         shape = (pre.size, post.size)
     elif kind == "one_to_one":
@@ -206,8 +221,19 @@ def _population(b: _Builder, pop: Population) -> Phase:
 
 def _generator(b: _Builder, pop: Population, kind: str) -> Phase:
     if kind == "spike_source":
-        for key, dtype in (("cursor", "int64"), ("end", "int64"), ("times", "double"), ("ids", "int32")):
-            b.add(Array(array_name("in", pop.name, key), Role.INPUT, pop.name, ("batch",), dtype))
+        for key, dtype in (("end", "int64"), ("times", "double"), ("ids", "int32")):
+            b.add(Array(array_name("in", pop.name, key), Role.INPUT, pop.name, ("batch",), dtype, var=key))
+        b.add(
+            Array(
+                array_name("in", pop.name, "cursor"),
+                Role.COUNTER,
+                pop.name,
+                ("batch",),
+                "int64",
+                var="cursor",
+                comment="next input spike of each trial",
+            )
+        )
         b.add(
             Array(
                 array_name("q", pop.name, "last"),
@@ -216,10 +242,13 @@ def _generator(b: _Builder, pop: Population, kind: str) -> Phase:
                 ("batch", pop.size),
                 "int32",
                 init=-1,
+                var="last",
             )
         )
     else:
-        b.add(Array(array_name("in", pop.name, "rate"), Role.INPUT, pop.name, ("batch", pop.size)))
+        b.add(
+            Array(array_name("in", pop.name, "rate"), Role.INPUT, pop.name, ("batch", pop.size), var="rate")
+        )
     return Phase(
         f"generate_{pop.name}", PhaseKind.FORWARD, (Generate(pop.name, kind),), f"input generator {kind}"
     )
@@ -243,8 +272,14 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
         )
         for s, st in model.states.items()
     }
-    refrac = b.add(Array(array_name("q", pop.name, "refrac"), Role.COUNTER, pop.name, ("batch", n), "int32"))
-    flag = b.add(Array(array_name("q", pop.name, "flag"), Role.SCRATCH, pop.name, ("batch", n), "int32"))
+    refrac = b.add(
+        Array(
+            array_name("q", pop.name, "refrac"), Role.COUNTER, pop.name, ("batch", n), "int32", var="refrac"
+        )
+    )
+    flag = b.add(
+        Array(array_name("q", pop.name, "flag"), Role.SCRATCH, pop.name, ("batch", n), "int32", var="flag")
+    )
     body: list[Stmt] = []
     env: dict[sympy.Symbol, sympy.Expr] = {sym(TIME): STEP * sympy.Float(net.dt, 17)}
     for s, a in states.items():
@@ -429,7 +464,8 @@ def _reset_body(b: _Builder) -> tuple[Stmt, ...]:
             and len(a.shape) == 2
         ):
             owner = a.owner if a.owner in b.network.populations else b.network.projections[a.owner].post
-            body.append(Loop(Neurons(owner), (Store(a[BATCH, J], sympy.Float(a.init)),), {"j": J}))
+            init = sympy.Integer(int(a.init)) if a.dtype != "scalar" else sympy.Float(a.init)
+            body.append(Loop(Neurons(owner), (Store(a[BATCH, J], init),), {"j": J}))
     return tuple(body)
 
 

@@ -1,0 +1,444 @@
+"""Print a kernel (`snnc.ir.kernel`) as one C translation unit and the array list of its manifest.
+
+Python decides, `templates/kernel.c.j2` lays out (STYLE.md #10): statements become C lines here, the
+fixed C forms of loops over arrivals, spike emission and input generators are the template's macros.
+The printer knows C, not algorithms: it never learns what a phase is for.
+
+Names: a kernel array keeps its name (a fixed prefix, then `__`-joined IR names), hoisted into a
+local pointer of the same name in each phase; indices print as `snnc_<name>`; locals as `u_<name>`
+(leading underscores dropped), made unique per phase, so no C keyword or libc name can be hit.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy
+from snnc.ir.kernel import (
+    READ_ONLY,
+    Array,
+    Arrivals,
+    EmitSpikes,
+    Generate,
+    If,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Role,
+    Spikes,
+    Stmt,
+    Store,
+    walk,
+)
+
+from .printer import SnncCPrinter, literal
+
+TEMPLATES = Path(__file__).parent / "templates"
+CTYPES = {"double": "double", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t"}
+INT_DTYPES = ("int32", "uint32", "int64")
+#: spiking rows summed per pass over a dense projection's targets (additive delivery)
+DENSE_UNROLL = 4
+#: the old manifest vocabulary the C loader reads (runtime/native.py), from the kernel's roles
+MANIFEST_KIND = {
+    Role.WEIGHT: "weight",
+    Role.CONNECTIVITY: "connectivity",
+    Role.READOUT: "readout",
+    Role.INPUT: "input",
+    Role.SPIKE_LIST: "ring",
+    Role.RECORD: "record",
+    Role.COUNTER: "internal",
+    Role.SCRATCH: "internal",
+}
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+class _ExprPrinter(SnncCPrinter):
+    """Expressions of one phase: locals, indices and array elements know their C text."""
+
+    def __init__(self, kernel: Kernel, precision: str) -> None:
+        super().__init__({}, precision)
+        self.arrays = {a.name: a for a in kernel.arrays}
+        self.locals: dict[Local, str] = {}
+        self.int_locals: set[Local] = set()
+        self.overrides: dict[sympy.Basic, str] = {}  # element -> text (unrolled delivery)
+        self.int_mode = False
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        if isinstance(expr, Index):
+            return f"snnc_{expr.name}" if self.int_mode else f"(scalar)snnc_{expr.name}"
+        if isinstance(expr, Local):
+            return self.locals[expr]
+        return super()._print_Symbol(expr)
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return str(int(expr)) if self.int_mode else super()._print_Integer(expr)
+
+    def _print_Indexed(self, expr: sympy.Indexed) -> str:
+        if expr in self.overrides:
+            return self.overrides[expr]
+        return f"{expr.base.label}[{self.offset(expr)}]"
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        (value, cond), *rest = expr.args
+        if cond == sympy.true or not rest:
+            return self._print(value)
+        return f"({self._print(cond)} ? {self._print(value)} : {self._print(sympy.Piecewise(*rest))})"
+
+    def _print_Infinity(self, expr: sympy.Basic) -> str:
+        return "INFINITY"
+
+    def _print_NegativeInfinity(self, expr: sympy.Basic) -> str:
+        return "(-INFINITY)"
+
+    def offset(self, ref: sympy.Indexed) -> str:
+        """Row-major offset of an element; one index is already a flat offset."""
+        shape = self.arrays[str(ref.base.label)].shape
+        indices = [self.index(i) for i in ref.indices]
+        if len(indices) == 1:
+            return indices[0]
+        text = indices[0]
+        for dim, idx in zip(shape[1:], indices[1:], strict=True):
+            size = "snnc_K" if dim == "steps" else str(dim)
+            text = f"({text}) * {size} + {idx}"
+        return text
+
+    def index(self, expr: sympy.Expr) -> str:
+        saved, self.int_mode = self.int_mode, True
+        try:
+            return self._print(expr)
+        finally:
+            self.int_mode = saved
+
+    def is_int(self, expr: sympy.Basic) -> bool:
+        if isinstance(expr, sympy.Integer):
+            return True
+        if isinstance(expr, Local):
+            return expr in self.int_locals
+        if isinstance(expr, Index):
+            return True
+        if isinstance(expr, sympy.Indexed):
+            return self.arrays[str(expr.base.label)].dtype in INT_DTYPES
+        if isinstance(expr, sympy.Piecewise):
+            return all(self.is_int(v) for v, _ in expr.args)
+        if isinstance(expr, (sympy.Add, sympy.Mul)):
+            return all(self.is_int(a) for a in expr.args)
+        return False
+
+    def value(self, expr: sympy.Basic, as_int: bool) -> str:
+        saved, self.int_mode = self.int_mode, as_int
+        try:
+            return self._print(expr)
+        finally:
+            self.int_mode = saved
+
+
+@dataclass
+class _Phase:
+    """One phase function: its statements printed, and the arrays it touches."""
+
+    kernel: Kernel
+    precision: str
+
+    def __post_init__(self) -> None:
+        self.pr = _ExprPrinter(self.kernel, self.precision)
+        self.used: set[str] = set()
+        self.taken: set[str] = set()
+        self.guarded: set[str] = set()  # optional arrays whose stores an enclosing `if` already guards
+
+    # ------------------------------------------------------------------ names
+    def local(self, local: Local) -> str:
+        base = "u_" + local.name.lstrip("_")
+        name, n = base, 1
+        while name in self.taken:
+            name, n = f"{base}_{n}", n + 1
+        self.taken.add(name)
+        self.pr.locals[local] = name
+        return name
+
+    def touch(self, expr: sympy.Basic) -> None:
+        self.used |= {str(r.base.label) for r in expr.atoms(sympy.Indexed)}
+
+    # ------------------------------------------------------------------ statements
+    def body(self, body: tuple[Stmt, ...], depth: int) -> list[str]:
+        lines: list[str] = []
+        for st in body:
+            lines += self.stmt(st, depth)
+        return lines
+
+    def stmt(self, st: Stmt, depth: int) -> list[str]:
+        pad = "    " * depth
+        if isinstance(st, Let):
+            self.touch(st.expr)
+            as_int = self.pr.is_int(st.expr)
+            ctype = "int32_t" if as_int else "scalar"
+            text = self.pr.value(st.expr, as_int)
+            if as_int:
+                self.pr.int_locals.add(st.local)
+            note = f"  /* {st.comment} */" if st.comment else ""
+            return [f"{pad}const {ctype} {self.local(st.local)} = {text};{note}"]
+        if isinstance(st, Store):
+            self.touch(st.target)
+            self.touch(st.expr)
+            target = self.pr.arrays[st.target.array]
+            text = self.pr.value(st.expr, target.dtype in INT_DTYPES)
+            note = f"  /* {st.comment} */" if st.comment else ""
+            line = f"{self.pr._print(st.target)} {st.op} {text};{note}"
+            guarded = target.optional and target.name not in self.guarded
+            return [f"{pad}if ({target.name}) {line}" if guarded else pad + line]
+        if isinstance(st, If):
+            self.touch(st.cond)
+            lines = [f"{pad}if ({self.pr._print(st.cond)}) {{", *self.body(st.body, depth + 1)]
+            if st.orelse:
+                lines += [f"{pad}}} else {{", *self.body(st.orelse, depth + 1)]
+            return [*lines, f"{pad}}}"]
+        if isinstance(st, Loop):
+            return self.loop(st, depth)
+        if isinstance(st, EmitSpikes):
+            self.used |= {
+                st.flag,
+                f"sp_{st.population}__ids",
+                f"sp_{st.population}__cnt",
+                f"rs_{st.population}",
+            }
+            return self.macro("emit_spikes", depth, self.spike_list(st.population, flag=st.flag))
+        if isinstance(st, Generate):
+            pop = st.population
+            names = (
+                [f"in_{pop}__{k}" for k in ("cursor", "end", "times", "ids")] + [f"q_{pop}__last"]
+                if st.kind == "spike_source"
+                else [f"in_{pop}__rate", "q_example"]
+            )
+            self.used |= {*names, f"sp_{pop}__ids", f"sp_{pop}__cnt", f"rs_{pop}"}
+            return self.macro("generate", depth, {**self.spike_list(pop), "kind": st.kind})
+        raise TypeError(f"the C printer cannot print {type(st).__name__}")
+
+    def loop(self, loop: Loop, depth: int) -> list[str]:
+        pad = "    " * depth
+        space = loop.space
+        note = f"  /* {loop.comment} */" if loop.comment else ""
+        if isinstance(space, Neurons):
+            n = self.kernel.populations[space.population]
+            j = f"snnc_{loop.vars['j'].name}"
+            head = f"for (int64_t {j} = 0; {j} < {n}; {j}++) {{{note}"
+            optional = self.optional_targets(loop.body)
+            if optional:  # a recording: skipped as a whole unless the runtime asked for it
+                self.guarded |= set(optional)
+                inner = self.body(loop.body, depth + 2)
+                self.guarded -= set(optional)
+                guard = " && ".join(optional)
+                return [f"{pad}if ({guard}) {{", f"{pad}    {head}", *inner, f"{pad}    }}", f"{pad}}}"]
+            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+        if isinstance(space, Arrivals):
+            return self.arrivals(loop, depth)
+        if isinstance(space, Spikes):
+            raise NotImplementedError(
+                "loops over a step's spikes are printed once the backward schedules exist"
+            )
+        raise TypeError(f"the C printer cannot loop over {type(space).__name__}")
+
+    def optional_targets(self, body: tuple[Stmt, ...]) -> list[str]:
+        stores = [s for s in walk(body) if isinstance(s, Store)]
+        names = {s.target.array for s in stores}
+        if stores and all(self.pr.arrays[n].optional for n in names):
+            return sorted(names)
+        return []
+
+    def arrivals(self, loop: Loop, depth: int) -> list[str]:
+        space: Arrivals = loop.space
+        info = self.kernel.projections[space.projection]
+        if info.kind not in ("dense", "sparse", "one_to_one"):
+            raise NotImplementedError(f"arrivals over {info.kind} connectivity")
+        if {v.name for v in loop.vars.values()} != {"i", "j", "q"}:
+            raise NotImplementedError("arrival loops print their indices as snnc_i, snnc_j, snnc_q")
+        self.used |= {f"sp_{info.pre}__ids", f"sp_{info.pre}__cnt"}
+        if info.kind == "sparse":
+            self.used |= {f"c_{space.projection}__row_ptr", f"c_{space.projection}__col_idx"}
+        p = {
+            "name": space.projection,
+            "pre": info.pre,
+            "kind": info.kind,
+            "delay": info.delay_steps,
+            "pre_slots": self.slots(info.pre),
+            "num_pre": self.kernel.populations[info.pre],
+            "num_post": self.kernel.populations[info.post],
+            "unroll": DENSE_UNROLL,
+            "additive": self.additive(loop) if info.kind == "dense" else None,
+        }
+        lines = self.macro("arrivals_open", depth, p)
+        if not p["additive"]:
+            lines += self.body(loop.body, depth + 3)
+        return lines + self.macro("arrivals_close", depth, p)
+
+    def additive(self, loop: Loop) -> dict[str, Any] | None:
+        """`s[b, j] = s[b, j] + g(w[q])`, g free of state: rows of spiking neurons summed first."""
+        if len(loop.body) != 1 or not isinstance(loop.body[0], Store):
+            return None
+        st: Store = loop.body[0]
+        g = sympy.expand(st.expr - st.target)
+        refs = g.atoms(sympy.Indexed)
+        if (
+            st.op != "="
+            or st.target in refs
+            or any(self.pr.arrays[str(r.base.label)].role != Role.WEIGHT for r in refs)
+        ):
+            return None
+        self.touch(st.target)
+        self.touch(g)
+        target = self.pr._print(st.target)
+
+        def term(u: int) -> str:
+            self.pr.overrides = {r: f"{r.base.label}[snnc_q{u} + snnc_j]" for r in refs}
+            try:
+                return self.pr._print(g)
+            finally:
+                self.pr.overrides = {}
+
+        return {"target": target, "term": term}
+
+    def slots(self, population: str) -> int:
+        return next(a.shape[1] for a in self.kernel.arrays if a.name == f"sp_{population}__cnt")
+
+    def spike_list(self, population: str, flag: str = "") -> dict[str, Any]:
+        size = self.kernel.populations[population]
+        return {
+            "population": population,
+            "flag": flag,
+            "slots": self.slots(population),
+            "size": size,
+            "words": (size + 31) // 32,
+        }
+
+    def macro(self, name: str, depth: int, arg: dict[str, Any]) -> list[str]:
+        text = str(getattr(_env().get_template("kernel_macros.c.j2").module, name)(arg))
+        pad = "    " * depth
+        return [pad + line if line else line for line in text.splitlines()]
+
+
+def _ctype(a: Array, scalar: str) -> tuple[str, str]:
+    """(C type, manifest dtype): spike-source times and ids are tables of one pointer per trial."""
+    if a.role == Role.INPUT and a.var in ("times", "ids"):
+        return ("const double*", "ptr_double") if a.var == "times" else ("const int32_t*", "ptr_int32")
+    if a.dtype == "scalar":
+        return scalar, "scalar"
+    return CTYPES[a.dtype], a.dtype
+
+
+def print_kernel(
+    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = 2
+) -> tuple[str, list[dict]]:
+    """The C source of `kernel` and its manifest's array list (in struct order)."""
+    scalar = "float" if precision == "float" else "double"
+    arrays = {a.name: a for a in kernel.arrays}
+    phases = []
+    for phase in kernel.phases:
+        printer = _Phase(kernel, precision)
+        lines = printer.body(phase.body, 0)
+        used = [arrays[n] for n in sorted(printer.used)]
+        phases.append(
+            {
+                "name": phase.name,
+                "kind": phase.kind.value,
+                "comment": phase.comment.replace("*/", "* /"),
+                "lines": lines,
+                "arrays": [
+                    {
+                        "name": a.name,
+                        "ctype": _ctype(a, scalar)[0],
+                        "const": "const "
+                        if a.role in READ_ONLY and not _ctype(a, scalar)[0].startswith("const")
+                        else "",
+                    }
+                    for a in used
+                ],
+            }
+        )
+    entries = []
+    for e in kernel.entries:
+        clear = [
+            f"memset(A->{a.name} + snnc_b * {a.shape[1]}, 0, sizeof(int32_t) * {a.shape[1]});"
+            for a in kernel.arrays
+            if a.role == Role.SPIKE_LIST and a.name.endswith("__cnt")
+        ]
+        summary = ", then ".join(
+            part
+            for part in (
+                f"{', '.join(e.before)}" if e.before else "",
+                f"per step ({e.steps}): {', '.join(e.per_step)}" if e.per_step else "",
+                f"{', '.join(e.after)}" if e.after else "",
+            )
+            if part
+        )
+        entries.append(
+            {
+                "name": e.name,
+                "before": e.before,
+                "per_step": e.per_step,
+                "after": e.after,
+                "steps": e.steps,
+                "spike_lists": clear if e.steps == "forward" else [],
+                "summary": summary,
+            }
+        )
+    struct = [{"name": a.name, "ctype": _ctype(a, scalar)[0], "comment": _comment(a)} for a in kernel.arrays]
+    code = (
+        _env()
+        .get_template("kernel.c.j2")
+        .render(
+            network=kernel.name,
+            ir_hash=ir_hash,
+            abi=abi,
+            scalar=scalar,
+            dt=literal(kernel.dt, precision),
+            dt_double=repr(float(kernel.dt)),
+            arrays=struct,
+            phases=phases,
+            entries=entries,
+        )
+    )
+    return code, [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]
+
+
+def _comment(a: Array) -> str:
+    text = (
+        f"{a.role.value} of {a.owner}"
+        + (f" ({a.var})" if a.var else "")
+        + (f": {a.comment}" if a.comment else "")
+    )
+    return text.replace("*/", "* /")
+
+
+def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
+    kind = MANIFEST_KIND.get(a.role)
+    if a.name.startswith("in_"):  # the loader fills every input-side array of a generator
+        kind = "input"
+    if a.role == Role.STATE:
+        kind = "state" if a.owner in kernel.populations else "synapse_state"
+    return {
+        "name": a.name,
+        "dtype": _ctype(a, scalar)[1],
+        "shape": list(a.shape),
+        "kind": kind or a.role.value,
+        "role": a.role.value,
+        "owner": a.owner,
+        "var": a.var,
+        "init": a.init,
+        "comment": a.comment,
+    }
