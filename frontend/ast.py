@@ -6,7 +6,7 @@ Model IR. Frozen dataclasses give tests `==` and a readable `repr` for free.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snnc.ir.diagnostics import Span
 
@@ -119,6 +119,7 @@ class ParamDecl:
     name: str
     value: Expr
     span: Span
+    name_span: Span | None = field(default=None, compare=False)  # the declared name itself
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class DerivedDecl:
     name: str
     value: Expr
     span: Span
+    name_span: Span | None = field(default=None, compare=False)  # the declared name itself
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class StateDecl:
     name: str
     value: Expr | None  # None: "state declared without an initial value" (a check reports it)
     span: Span
+    name_span: Span | None = field(default=None, compare=False)  # the declared name itself
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class InputDecl:
     name: str
     unit: str | None
     span: Span
+    name_span: Span | None = field(default=None, compare=False)  # the declared name itself
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from snnc.frontend.imports import ModelSource, resolve_uses, std_library
 from snnc.frontend.lower_model import LoweredModel, lower_model
 from snnc.frontend.lower_network import lower_connection, lower_population, projection_name
 from snnc.frontend.lower_train import lower_train
+from snnc.frontend.reserved_names import check_network_names
 from snnc.ir import model as ir
 from snnc.ir.diagnostics import DiagnosticBag, DiagnosticError, Span, did_you_mean
 
@@ -151,6 +152,7 @@ def _trains(module: ast.Module, bag: DiagnosticBag) -> dict[str, ir.TrainSpec | 
 def _network(
     decl: ast.NetworkDecl, table: ModelTable, bag: DiagnosticBag, base_dir: str
 ) -> tuple[dict, dict]:
+    check_network_names(decl, bag)
     pops: dict[str, ir.Population] = {}
     declared: dict[str, ast.PopulationDecl] = {}
     for p in decl.populations:

@@ -19,6 +19,7 @@ from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.dims import UnknownUnit, describe, parse_unit
 from snnc.frontend.exprs import UNKNOWN, Binding, ExprLowerer, Typed, same_dim
+from snnc.frontend.reserved_names import check_model_names
 from snnc.frontend.unparse import unparse
 from snnc.ir import model as ir
 from snnc.ir.diagnostics import DiagnosticBag, Span, did_you_mean
@@ -84,6 +85,7 @@ class _ModelLowerer:
     def run(self) -> LoweredModel:
         body = self.decl.body
         self.check_placement(body)
+        check_model_names(self.decl, self.bag)
         self.check_names(body)
         for s in body:
             {

@@ -16,6 +16,7 @@ ARGCOUNT = "E-ARGCOUNT"  # wrong number of arguments
 STATE_INIT = "E-STATE-INIT"  # a state without an initial value
 ODE_UNDECLARED = "E-ODE-STATE"  # an ODE for something that is not a declared state
 RESERVED = "E-RESERVED"  # `t`, `dt`, `w` declared by the user
+RESERVED_NAME = "E-RESERVED-NAME"  # a name with `__` or a leading/trailing `_` (kept for generated names)
 SHADOW = "E-SHADOW"  # a declaration that hides a language function such as `exp`
 MODEL_STMT = "E-MODEL-STMT"  # a statement that does not belong in this kind of model
 SYNAPSE = "E-SYNAPSE"  # a synapse model that cannot work (no output, on_pre not additive in w ...)
@@ -45,6 +46,7 @@ CATALOGUE: dict[str, str] = {
     STATE_INIT: "a state declared without an initial value",
     ODE_UNDECLARED: "an ODE for a name that is not a declared state",
     RESERVED: "a declaration of a reserved name (t, dt, w)",
+    RESERVED_NAME: "a name in the namespace kept for generated names (`__`, leading or trailing `_`)",
     SHADOW: "a declaration that hides a language function",
     MODEL_STMT: "a statement that does not belong in this kind of model",
     SYNAPSE: "a synapse model that cannot work",

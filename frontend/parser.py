@@ -206,17 +206,17 @@ class ToAst(Transformer_NonRecursive):
         )
 
     def param_decl(self, meta, children):
-        return ast.ParamDecl(str(children[0]), children[1], self._span(meta))
+        return ast.ParamDecl(str(children[0]), children[1], self._span(meta), self._tspan(children[0]))
 
     def derived_decl(self, meta, children):
-        return ast.DerivedDecl(str(children[0]), children[1], self._span(meta))
+        return ast.DerivedDecl(str(children[0]), children[1], self._span(meta), self._tspan(children[0]))
 
     def state_decl(self, meta, children):
-        return ast.StateDecl(str(children[0]), children[1], self._span(meta))
+        return ast.StateDecl(str(children[0]), children[1], self._span(meta), self._tspan(children[0]))
 
     def input_decl(self, meta, children):
         unit = str(children[1]) if children[1] is not None else None
-        return ast.InputDecl(str(children[0]), unit, self._span(meta))
+        return ast.InputDecl(str(children[0]), unit, self._span(meta), self._tspan(children[0]))
 
     def ode_decl(self, meta, children):
         state = _ODE.match(str(children[0])).group(1)
