@@ -35,6 +35,9 @@ def mangle(kind: str, *parts: str) -> str:
     `r` readouts, `sp` spike ring, `in` input data, `rv`/`rs` recorded values/spikes, `q` internal
     per-neuron counters, `ev` per-neuron event buffers.
     No C keyword, libc name or template local starts with one of these followed by `_`.
+    Injective: a prefix holds no `_`, and user names hold no `__` and do not begin or end with `_`
+    (E-RESERVED-NAME, `snnc.ir.names`), so the parts split back at their `__`; a part that is a coupled
+    name (`i__x_to_h`) or a model temp (`_cse0`) is only ever the last one.
     """
     return kind + "_" + "__".join(check_name(p) for p in parts)
 

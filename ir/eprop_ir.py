@@ -4,21 +4,23 @@
 named symbols, so backends print it with their own printers and tests evaluate it with `lambdify`.
 The per-step order a backend must follow is documented in `snnc.passes.eprop`.
 
-Naming (stable, backends rely on it), for a projection `P` into population `h`:
-- the post neuron's states keep their names (`v`, `a`); a state of P's synapse is `<state>__P`
-  (`i__x_to_h`), and so are that synapse's params and derived params (`P_i_i__x_to_h`);
-- the eligibility of state `s` with respect to the weight `W_ji` of P is `eps_<s>__P`
-  (`eps_v__x_to_h`, `eps_a__x_to_h`); an output bias's eligibility is `eps_<s>__bias_<pop>`;
-- the eligibility trace is `e__P`, its low-pass filtered version `ebar__P`, the gradient
-  accumulator `dW__P` (`dbias__<pop>` for an output bias);
-- per-neuron values a projection's statements read, always those of its post neuron: `z` (its own
-  spike this step, 0 or 1), `refractory` (1 while it is refractory in this step), `psi` (its
-  pseudo-derivative this step, `HiddenEprop.psi`), `L` (its learning signal,
-  `HiddenEprop.learning_signal`), `f_avg` (its filtered firing rate), `E` (an output neuron's
-  error, `OutputEprop.error`); `z_pre` is the presynaptic spike delivered this step;
-- symbols the backend supplies: `y_true` (the target of an output neuron this step), `fb__P`
-  (`Σ_k B_jk E_k` over the output neurons k of the hidden -> output projection P) and the
-  reductions named in `OutputEprop.reductions`.
+Naming: every generated name is spelled by `snnc.ir.names` (which also says why none can equal a user
+name); for a projection `P` into population `h`:
+- the post neuron's states keep their names (`v`, `a`); a state of P's synapse is the coupled name
+  `<state>__P` (`i__x_to_h`), and so are that synapse's params and derived params (`P_i_i__x_to_h`);
+- the eligibility of (coupled) state `s` with respect to the weight `W_ji` of P is `__eps__P__<s>`
+  (`__eps__x_to_h__v`, `__eps__x_to_h__i__x_to_h`); with respect to an output's bias `__eps_bias__<s>`;
+- the eligibility trace is `__e__P`, its low-pass filtered version `__ebar__P`, the gradient
+  accumulator `__dW__P` (`__dbias__<pop>` for an output bias, whose weight the runtime calls `bias_<pop>`);
+- per-neuron values a projection's statements read, always those of its post neuron: `__z` (its own
+  spike this step, 0 or 1), `__refractory` (1 while it is refractory in this step), `__psi` (its
+  pseudo-derivative this step, `HiddenEprop.psi`), `__L` (its learning signal,
+  `HiddenEprop.learning_signal`), `__f_avg` (its filtered firing rate), `__E` (an output neuron's
+  error, `OutputEprop.error`); `__z_pre` is the presynaptic spike delivered this step;
+- symbols the backend supplies: `__y_true` (the target of an output neuron this step), `__fb__P`
+  (`Σ_k B_jk E_k` over the output neurons k of the hidden -> output projection P, with B the current
+  weights `__W__P` or the fixed matrix `__B__P`) and the reductions named in `OutputEprop.reductions`
+  (`__max__<var>`, `__sumexp__<var>`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from . import names
 from .model import Assign, Initialiser
 
 Expr = sympy.Expr
@@ -82,36 +85,38 @@ class ProjectionEprop:
     role: str  # "hidden" | "output"
     eligibilities: tuple[Eligibility, ...]
     propagate: tuple[Assign, ...]  # simultaneous; start-of-step values (see passes/eprop.py)
-    trace: Expr | None = None  # e__P, at the spike phase, before reset
-    accumulate: Expr = sympy.S.Zero  # dW__P += accumulate (uses ebar__P from before `filter`)
-    filter: Assign | None = None  # ebar__P = kappa * ebar__P + e__P
+    trace: Expr | None = None  # __e__P, at the spike phase, before reset
+    accumulate: Expr = sympy.S.Zero  # __dW__P += accumulate (uses __ebar__P from before `filter`)
+    filter: Assign | None = None  # __ebar__P = kappa * __ebar__P + __e__P
     jump: tuple[Assign, ...] = ()  # simultaneous; pre-reset values, psi and z of this step
     delay_steps: int = 0
     params: tuple[tuple[str, str, str], ...] = ()  # symbol -> (owner, name): owner "neuron" | P
     derived: tuple[tuple[str, Expr], ...] = ()  # renamed synapse derived params, in order
-    kind: str = "weight"  # "weight" (dW__P) | "bias" (dbias__<pop>, the output bias)
+    kind: str = "weight"  # "weight" (__dW__P) | "bias" (__dbias__<pop>, the output bias)
 
     @property
     def gradient(self) -> str:
-        return f"dbias__{self.post}" if self.kind == "bias" else f"dW__{self.projection}"
+        return (
+            names.bias_gradient(self.post) if self.kind == "bias" else names.weight_gradient(self.projection)
+        )
 
     @property
     def trace_name(self) -> str:
-        return f"e__{self.projection}"
+        return names.trace(self.projection)
 
     @property
     def filtered_name(self) -> str:
-        return f"ebar__{self.projection}"
+        return names.filtered_trace(self.projection)
 
 
 @dataclass(frozen=True)
 class LearningTerm:
-    """`c · fb__P` in a hidden population's learning signal; `fb__P = Σ_k B_jk E_k` over `output`."""
+    """`c · __fb__P` in a hidden population's learning signal; `__fb__P = Σ_k B_jk E_k` over `output`."""
 
     projection: str  # the hidden -> output projection
     output: str
     feedback: str  # "symmetric" (B = Wᵀ, current weights) | "random" (fixed matrix `matrix`)
-    matrix: str  # "W__P" for symmetric, "B__P" for random
+    matrix: str  # `__W__P` for symmetric, `__B__P` for random
     scale: Expr  # c = d var_k / d (W z_pre): the readout's input gain
     init: Initialiser | None = None  # how a random matrix is drawn (once, with the seed)
 
@@ -133,7 +138,9 @@ class HiddenEprop:
 
     @property
     def learning_signal(self) -> Expr:
-        return sympy.Add(*[t.scale * sympy.Symbol(f"fb__{t.projection}", real=True) for t in self.learning])
+        return sympy.Add(
+            *[t.scale * sympy.Symbol(names.feedback(t.projection), real=True) for t in self.learning]
+        )
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ def _output_text(oe: OutputEprop) -> list[str]:
     for name, kind, expr in oe.reductions:
         out.append(f"  {name} = {kind} over population of {_fmt(expr)}")
     out.append(f"  y = {_fmt(oe.y)}")
-    out.append(f"  E = {_fmt(oe.error)}  (zero before step {oe.error_start_step})")
+    out.append(f"  {names.ERROR} = {_fmt(oe.error)}  (zero before step {oe.error_start_step})")
     if oe.bias is not None:
         out += ["  " + line for line in _projection_text(oe.bias)]
     out.append("}")
@@ -201,8 +208,11 @@ def _hidden_text(he: HiddenEprop) -> list[str]:
     out.append(f"  kappa = {_fmt(he.kappa)}")
     for t in he.learning:
         init = f", init {t.init.kind}{t.init.args}" if t.init is not None else ""
-        out.append(f"  fb__{t.projection} = sum_k {t.matrix}[j, k] * E__{t.output}[k]  ({t.feedback}{init})")
-    out.append(f"  L = {_fmt(he.learning_signal)}")
+        out.append(
+            f"  {names.feedback(t.projection)} = sum_k {t.matrix}[j, k] * {names.output_error(t.output)}[k]  "
+            f"({t.feedback}{init})"
+        )
+    out.append(f"  {names.LEARNING_SIGNAL} = {_fmt(he.learning_signal)}")
     out.append(f"  {he.f_avg.target} = {_fmt(he.f_avg.expr)}")
     out.append(f"  regularisation factor = {_fmt(he.regularisation)}")
     out.append("}")

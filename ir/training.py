@@ -3,15 +3,18 @@
 `Network.training` holds one `TrainingIR`. Everything is a sympy expression over named symbols, so the
 backends print it with their own printers and the tests evaluate it with `sympy.lambdify`.
 
-Naming (stable, the backends rely on it):
+Naming: every generated name is spelled by `snnc.ir.names` (which also says why none can equal a user
+name); backends build and parse names only through it.
 - a coupled state of post population p: the neuron's own states keep their names (`v`); the state of a
   synapse of incoming projection P is `<state>__<P>` (`i__x_to_h`); so are that synapse's params and
   derived params (`tau__x_to_h`). Neuron params keep their names (`tau_mem`).
-- the adjoint of state s is `lambda_<s>` (`lambda_v`, `lambda_i__x_to_h`);
-- symbols the backend supplies at run time: `dlp_dts` (∂l_p/∂t_s of this spike), `D` (the backward
-  transmission `Σ_m w_nm g_m` over the spiking neuron's outgoing connections), `dL_dy` (the trainer's
-  loss gradient for this neuron and example), `k` / `K` (step index / number of steps), `T` (duration),
-  `spike_count_sum` / `batch_size` (regularisation), `is_first_spike` (1 at a neuron's first spike).
+- the adjoint of state s is `__lambda__<s>` (`__lambda__v`, `__lambda__i__x_to_h`); a hoisted backward
+  decay factor exp(-dt/τ) is `__decay__<τ>` (`__decay__tau_mem`);
+- symbols the backend supplies at run time: `__dlp_dts` (∂l_p/∂t_s of this spike), `__D` (the backward
+  transmission `Σ_m w_nm g_m` over the spiking neuron's outgoing connections), `__dL_dy` (the trainer's
+  loss gradient for this neuron and example), `__k` / `__K` (step index / number of steps), `__T`
+  (duration), `__spike_count_sum` / `__batch_size` (regularisation), `__is_first_spike` (1 at a
+  neuron's first spike); a spike's time is recorded as `__t_s`.
 
 See `snnc.passes.eventprop` for the exact discrete-time semantics that backends must implement.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from . import names
 from .model import Assign
 
 Expr = sympy.Expr
@@ -130,7 +134,7 @@ class PopulationGradient:
     # (e.g. LIF with i_syn <= v_thresh after a step); dividing by it makes λ explode to Inf/NaN.
     guarded_jump: tuple[Assign, ...] = ()
     min_crossing_rate: float = 0.0
-    dlp_dts: Expr = sympy.S.Zero  # what the symbol dlp_dts stands for at a spike of this population
+    dlp_dts: Expr = sympy.S.Zero  # what the symbol `__dlp_dts` stands for at a spike of this population
     records: tuple[SpikeRecord, ...] = ()
     readout: ReadoutDrive | None = None
     regularisation: Regularisation | None = None
@@ -193,7 +197,7 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         out.append("  jump at own spike:")
         for a in pg.jump:
             out.append(f"    {a.target} = {_fmt(a.expr)}")
-        out.append(f"    where dlp_dts = {_fmt(pg.dlp_dts)}")
+        out.append(f"    where {names.DLP_DTS} = {_fmt(pg.dlp_dts)}")
     if pg.guarded_jump:
         out.append(f"  executed jump (crossing rate floored at {pg.min_crossing_rate:g} per ms):")
         for a in pg.guarded_jump:
@@ -208,7 +212,7 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         )
     if pg.regularisation is not None:
         rg = pg.regularisation
-        out.append(f"  regularisation: r = {_fmt(rg.rate)}; dlp_dts += {_fmt(rg.dlp_dts)}")
+        out.append(f"  regularisation: r = {_fmt(rg.rate)}; {names.DLP_DTS} += {_fmt(rg.dlp_dts)}")
     out.append("}")
     return out
 

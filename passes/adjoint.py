@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy
+from snnc.ir import names
 from snnc.ir.model import Model, Network, Population, Projection
 from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import sym, w
@@ -26,7 +27,7 @@ class Defeat(Exception):
 
 
 def lam(state: str) -> sympy.Symbol:
-    return sym(f"lambda_{state}")
+    return sym(names.adjoint(state))
 
 
 @dataclass
@@ -62,8 +63,8 @@ class Coupled:
 
 
 def _synapse_rename(model: Model, proj: str) -> dict[sympy.Symbol, sympy.Symbol]:
-    names = list(model.params) + list(model.derived) + list(model.states)
-    return {sym(n): sym(f"{n}__{proj}") for n in names}
+    declared = list(model.params) + list(model.derived) + list(model.states)
+    return {sym(n): sym(names.coupled(n, proj)) for n in declared}
 
 
 def build_coupled(network: Network, pop: Population) -> Coupled:
@@ -89,15 +90,15 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
             )
         ren = _synapse_rename(syn, proj.name)
         for s in syn.states:
-            name = f"{s}__{proj.name}"
+            name = names.coupled(s, proj.name)
             states.append(name)
             owners[name] = proj.name
             ode = syn.ode_for(s)
             f_open.append(sympy.sympify(ode.rhs).xreplace(ren) if ode is not None else sympy.S.Zero)
-        params += [(f"{p}__{proj.name}", proj.name, p) for p in list(syn.params) + list(syn.derived)]
+        params += [(names.coupled(p, proj.name), proj.name, p) for p in list(syn.params) + list(syn.derived)]
         if proj.target not in sums:
             raise Defeat(f"projection '{proj.name}' targets '{proj.target}', not an input of '{neuron.name}'")
-        sums[proj.target] = sums[proj.target] + sym(f"{syn.output}__{proj.name}")
+        sums[proj.target] = sums[proj.target] + sym(names.coupled(syn.output, proj.name))
         jumps[proj.name] = on_pre_jump(syn, proj, ren)
     inputs = {sym(k): v for k, v in sums.items()}
     return Coupled(pop.name, neuron, states, owners, f_open, inputs, jumps, params)
@@ -121,7 +122,7 @@ def on_pre_jump(syn: Model, proj: Projection, ren: dict) -> dict[str, sympy.Expr
                 a.expr,
                 a.span,
             )
-        out[f"{a.target}__{proj.name}"] = c.xreplace(ren)
+        out[names.coupled(a.target, proj.name)] = c.xreplace(ren)
     if not out:
         raise Defeat(f"synapse '{syn.name}' has no on_pre action, so its weight has no gradient", syn.name)
     return out
@@ -183,22 +184,21 @@ def _tidy_exp(expr: sympy.Expr) -> sympy.Expr:
 
 
 def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr]]]:
-    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the propagator, with each exp(-dt/τ) hoisted as `decay_τ`."""
+    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the propagator, with each exp(-dt/τ) hoisted as `__decay__τ`."""
     A = c.jacobian()
     P = (A * DT).exp().T
     derived: dict[sympy.Expr, sympy.Symbol] = {}
-    names: list[tuple[str, sympy.Expr]] = []
+    hoisted: list[tuple[str, sympy.Expr]] = []
 
     def hoist(e: sympy.Expr) -> sympy.Expr:
         if e not in derived:
             arg = sympy.expand(e.args[0])
             m = sympy.Wild("m", exclude=[DT])
             match = arg.match(-DT / m)
-            base = (
-                f"decay_{match[m]}" if match and isinstance(match[m], sympy.Symbol) else f"decay_{len(names)}"
-            )
+            what = str(match[m]) if match and isinstance(match[m], sympy.Symbol) else str(len(hoisted))
+            base = names.decay(what)
             derived[e] = sym(base)
-            names.append((base, e))
+            hoisted.append((base, e))
         return derived[e]
 
     out = sympy.zeros(*P.shape)
@@ -215,7 +215,7 @@ def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr
                     lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist
                 )
             out[i, j] = sympy.factor(sympy.cancel(entry))
-    return out, names
+    return out, hoisted
 
 
 def spike_jump(

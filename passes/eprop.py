@@ -48,6 +48,7 @@ import math
 from typing import Any
 
 import sympy
+from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from snnc.ir.discrete import delay_steps
 from snnc.ir.eprop_ir import EpropIR, EpropOptions, HiddenEprop, LearningTerm, OutputEprop, ProjectionEprop
@@ -68,7 +69,7 @@ LOSSES = {
     "mean_square_error": "mean_square_error",
 }
 
-E, L, F_AVG, Y_TRUE = sym("E"), sym("L"), sym("f_avg"), sym("y_true")
+E, L, F_AVG, Y_TRUE = sym(names.ERROR), sym(names.LEARNING_SIGNAL), sym(names.F_AVG), sym(names.Y_TRUE)
 
 
 def eprop(network: Network) -> Network:
@@ -230,7 +231,7 @@ def _output(network: Network, pop: Population, opts: EpropOptions) -> OutputEpro
     loss = _loss(network, ro.kind)
     v = sym(ro.var)
     if loss == "sparse_categorical_crossentropy":
-        vmax, vsum = sym(f"max__{ro.var}"), sym(f"sumexp__{ro.var}")
+        vmax, vsum = sym(names.reduction("max", ro.var)), sym(names.reduction("sumexp", ro.var))
         reductions = ((vmax.name, "max", v), (vsum.name, "sum", sympy.exp(v - vmax)))
         y = sympy.exp(v - vmax) / vsum
     else:
@@ -239,9 +240,7 @@ def _output(network: Network, pop: Population, opts: EpropOptions) -> OutputEpro
     bias = None
     model = network.models[pop.model]
     if opts.train_output_bias and "bias" in model.params:
-        der = D.derive_bias(
-            "bias", model, network.discrete[pop.model], f"bias_{pop.name}", _where(network, pop)
-        )
+        der = D.derive_bias("bias", model, network.discrete[pop.model], _where(network, pop))
         bias = ProjectionEprop(
             projection=f"bias_{pop.name}",
             pre=pop.name,
@@ -293,11 +292,15 @@ def _hidden(
         kappa, scale = _readout_filter(network, post, pe)
         kappas.add(kappa)
         if opts.feedback == "symmetric":
-            terms.append(LearningTerm(proj.name, post.name, "symmetric", f"W__{proj.name}", scale))
+            terms.append(
+                LearningTerm(proj.name, post.name, "symmetric", names.feedback_weights(proj.name), scale)
+            )
         else:
             sd = 1.0 / math.sqrt(pop.size)
             init = Initialiser("normal", {"mean": 0.0, "sd": sd})
-            terms.append(LearningTerm(proj.name, post.name, "random", f"B__{proj.name}", scale, init))
+            terms.append(
+                LearningTerm(proj.name, post.name, "random", names.feedback_matrix(proj.name), scale, init)
+            )
     if not terms:
         raise DiagnosticError(
             Diagnostic(
@@ -318,7 +321,7 @@ def _hidden(
             )
         )
     alpha_reg = math.exp(-network.dt / opts.tau_reg)
-    f_avg = Assign("f_avg", "=", alpha_reg * F_AVG + (1 - alpha_reg) * D.Z)
+    f_avg = Assign(names.F_AVG, "=", alpha_reg * F_AVG + (1 - alpha_reg) * D.Z)
     reg = opts.c_reg * (F_AVG - opts.f_target * network.dt)
     return HiddenEprop(
         pop.name,
@@ -372,7 +375,7 @@ def _numeric(expr: sympy.Expr, network: Network, pop: Population, pe: Projection
         expr = expr.xreplace({sym(name): value})
     values = {sym(k): v for k, v in pop.params.items()}
     if proj is not None:
-        values |= {sym(f"{k}__{proj.name}"): v for k, v in proj.synapse_params.items()}
+        values |= {sym(names.coupled(k, proj.name)): v for k, v in proj.synapse_params.items()}
     values[sym("dt")] = network.dt
     out = expr.xreplace(values)
     if out.free_symbols:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sympy
+from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, Span
 from snnc.ir.discrete import DiscreteModel
 from snnc.ir.eprop_ir import Eligibility
@@ -28,10 +29,10 @@ from snnc.ir.symbols import sym, w
 
 Expr = sympy.Expr
 
-Z_PRE = sym("z_pre")
-Z = sym("z")
-PSI = sym("psi")
-REFRACTORY = sym("refractory")
+Z_PRE = sym(names.Z_PRE)
+Z = sym(names.Z)
+PSI = sym(names.PSI)
+REFRACTORY = sym(names.REFRACTORY)
 
 #: sympy functions whose derivative is not usable for a gradient
 NON_DIFFERENTIABLE = (
@@ -161,12 +162,8 @@ def _substitute_temps(disc: DiscreteModel, expr: Expr, rename: dict) -> Expr:
 
 
 def _synapse_symbols(syn: Model, disc: DiscreteModel, proj: str) -> dict[sympy.Symbol, sympy.Symbol]:
-    names = list(syn.states) + list(syn.params) + [n for n, _ in disc.derived] + list(syn.derived)
-    return {sym(n): sym(f"{n}__{proj}") for n in names}
-
-
-def _eps_name(state: str, suffix: str, clash: bool) -> str:
-    return f"eps_{'syn_' if clash else ''}{state}__{suffix}"
+    declared = list(syn.states) + list(syn.params) + [n for n, _ in disc.derived] + list(syn.derived)
+    return {sym(n): sym(names.coupled(n, proj)) for n in declared}
 
 
 def derive_weight(
@@ -184,9 +181,9 @@ def derive_weight(
     rename = _synapse_symbols(syn, syn_disc, proj)
     n_states = list(post.states)
     s_states = [] if syn_disc.impulse else list(syn.states)
-    eps: dict[str, sympy.Symbol] = {x: sym(_eps_name(x, proj, False)) for x in n_states}
+    eps: dict[str, sympy.Symbol] = {x: sym(names.eligibility(proj, x)) for x in n_states}
     for s in s_states:
-        eps[f"{s}__{proj}"] = sym(_eps_name(s, proj, s in post.states))
+        eps[names.coupled(s, proj)] = sym(names.eligibility(proj, names.coupled(s, proj)))
     deltas = {sym(x): e for x, e in eps.items()}  # state symbol -> its eligibility symbol
 
     # deliver: s+ = on_pre(s) (impulse synapses start from zero), d s+ = J ds + ds+/dw z_pre
@@ -198,7 +195,7 @@ def derive_weight(
     for s, value in after.items():
         d = sympy.diff(value, w).xreplace({w: 0}) * Z_PRE
         for s2 in s_states:
-            d += sympy.diff(value, sym(s2)) * eps[f"{s2}__{proj}"]
+            d += sympy.diff(value, sym(s2)) * eps[names.coupled(s2, proj)]
         d_after[s] = d
     # the input: output(s+), or the summed weights themselves for a stateless impulse synapse
     if syn_disc.output is None:
@@ -232,7 +229,7 @@ def derive_weight(
         u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
         check_differentiable(u, list(after), where, f"synapse update of '{s}'")
         d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in after), sympy.S.Zero)
-        propagate.append(Assign(eps[f"{s}__{proj}"].name, "=", d.xreplace(rename)))
+        propagate.append(Assign(eps[names.coupled(s, proj)].name, "=", d.xreplace(rename)))
 
     all_eps = list(eps.values())
     propagate = [Assign(a.target, "=", tidy(a.expr.xreplace(rename), [*all_eps, Z_PRE])) for a in propagate]
@@ -244,8 +241,10 @@ def derive_weight(
         trace = tidy(PSI * d_theta, all_eps)
         jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where)
     eligibilities = tuple(Eligibility(e.name, x, "synapse") for x, e in eps.items())
-    params = tuple([(p, "neuron", p) for p in post.params] + [(f"{p}__{proj}", proj, p) for p in syn.params])
-    derived = tuple((f"{n}__{proj}", e.xreplace(rename)) for n, e in syn_disc.derived)
+    params = tuple(
+        [(p, "neuron", p) for p in post.params] + [(names.coupled(p, proj), proj, p) for p in syn.params]
+    )
+    derived = tuple((names.coupled(n, proj), e.xreplace(rename)) for n, e in syn_disc.derived)
     return Derivation(eligibilities, tuple(propagate), tuple(jump), trace, eps, params, derived)
 
 
@@ -276,10 +275,10 @@ def _jump(
     return out
 
 
-def derive_bias(param: str, post: Model, post_disc: DiscreteModel, suffix: str, where: Where) -> Derivation:
+def derive_bias(param: str, post: Model, post_disc: DiscreteModel, where: Where) -> Derivation:
     """Eligibility of the output states with respect to a per-neuron parameter (the readout bias)."""
     n_states = list(post.states)
-    eps = {x: sym(_eps_name(x, suffix, False)) for x in n_states}
+    eps = {x: sym(names.bias_eligibility(x)) for x in n_states}
     p = sym(param)
     # chain through derived params: d(derived)/d(param), in order
     d_derived: dict[sympy.Symbol, Expr] = {}

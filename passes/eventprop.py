@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 
 import sympy
+from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Assign, Network, Population
 from snnc.ir.symbols import dt as DT
@@ -70,11 +71,11 @@ from . import adjoint as adj
 EVENTPROP = "E-EVENTPROP"  # a model the EventProp derivation cannot handle
 ALGO = "E-ALGO"
 
-DLP, D, DL_DY = sym("dlp_dts"), sym("D"), sym("dL_dy")
-RATE = sym("crossing_rate__")  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
+DLP, D, DL_DY = sym(names.DLP_DTS), sym(names.D), sym(names.DL_DY)
+RATE = sym(names.CROSSING_RATE)  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
 DEFAULT_MIN_CROSSING_RATE = 1e-3  # θ units per ms: for LIF (τ_m 20 ms), i_syn − v_thresh >= 0.02
-K_STEP, K_TOTAL, T_DUR = sym("k"), sym("K"), sym("T")
-N_SUM, BATCH, FIRST = sym("spike_count_sum"), sym("batch_size"), sym("is_first_spike")
+K_STEP, K_TOTAL, T_DUR = sym(names.STEP), sym(names.STEPS), sym(names.DURATION)
+N_SUM, BATCH, FIRST = sym(names.SPIKE_COUNT_SUM), sym(names.BATCH_SIZE), sym(names.IS_FIRST_SPIKE)
 
 
 def _fail(msg: str, pop: Population | None, span=None, hint: str | None = None, code: str = EVENTPROP):
@@ -125,12 +126,12 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
             "every step",
         ),
         "sum_var": (DL_DY / DT, DL_DY, "every step"),
-        "max_var": (DL_DY * sympy.DiracDelta(sym("t") - sym("t_max")), DL_DY, "argmax step only"),
+        "max_var": (DL_DY * sympy.DiracDelta(sym("t") - sym(names.ARGMAX_TIME)), DL_DY, "argmax step only"),
     }
     if ro.kind not in forms:
         _fail(f"readout '{ro.kind}' is not supported by eventprop", pop, ro.span, code=ALGO)
     cont, step, when = forms[ro.kind]
-    return ReadoutDrive(pop.name, ro.kind, var, f"lambda_{var}", cont, step, when=when)
+    return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, step, when=when)
 
 
 def _reg_settings(network: Network) -> dict[str, float] | None:
@@ -178,7 +179,7 @@ def _population_gradient(
         trajectory = tuple(s for s in c.states if sym(s) in used)
         method = "euler"
         reason = f"non-linear system (d f/d x contains '{culprit}'): Euler step on the recorded trajectory"
-    backward = tuple(Assign(f"lambda_{s}", "=", sympy.expand(new[i])) for i, s in enumerate(c.states))
+    backward = tuple(Assign(names.adjoint(s), "=", sympy.expand(new[i])) for i, s in enumerate(c.states))
     drive = ((readout.adjoint, readout.step),) if readout and readout.var else ()
 
     theta = on_thr = None
@@ -210,13 +211,13 @@ def _population_gradient(
         on_thr = adj.solve_on_threshold(c, theta)
         subs = {on_thr[0]: on_thr[1]} if on_thr else {}
         jump = tuple(
-            Assign(f"lambda_{s}", "=", sympy.factor(sympy.simplify(lam_minus[i].xreplace(subs))))
+            Assign(names.adjoint(s), "=", sympy.factor(sympy.simplify(lam_minus[i].xreplace(subs))))
             for i, s in enumerate(c.states)
             if sympy.simplify(lam_minus[i] - lams[i]) != 0
         )
         rate_floor = sympy.Max(sympy.expand(denom.xreplace(subs)), min_rate)
         guarded = tuple(
-            Assign(a.target, "=", guarded_minus[c.states.index(a.target[len("lambda_") :])].xreplace(subs))
+            Assign(a.target, "=", guarded_minus[c.states.index(names.adjoint_state(a.target))].xreplace(subs))
             for a in jump
         )
         guarded = tuple(Assign(a.target, "=", a.expr.xreplace({RATE: rate_floor})) for a in guarded)
@@ -236,7 +237,7 @@ def _population_gradient(
             SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
             for s in sorted(used, key=str)
         )
-        records = (SpikeRecord("t_s", sym("t"), "spike time (k+1)*dt"), *records)
+        records = (SpikeRecord(names.SPIKE_TIME, sym("t"), "spike time (k+1)*dt"), *records)
     params = tuple(c.params)
     return PopulationGradient(
         population=pop.name,
@@ -245,8 +246,8 @@ def _population_gradient(
         states=tuple(c.states),
         system=tuple((s, sympy.expand(e)) for s, e in zip(c.states, c.f, strict=True)),
         inputs=tuple((str(k), v) for k, v in c.inputs.items()),
-        adjoints=tuple(Adjoint(f"lambda_{s}", s, c.owners[s]) for s in c.states),
-        adjoint_odes=tuple((f"lambda_{s}", e) for s, e in zip(c.states, adj_rhs, strict=True)),
+        adjoints=tuple(Adjoint(names.adjoint(s), s, c.owners[s]) for s in c.states),
+        adjoint_odes=tuple((names.adjoint(s), e) for s, e in zip(c.states, adj_rhs, strict=True)),
         method=method,
         reason=reason,
         derived=tuple(derived),
@@ -269,7 +270,7 @@ def _population_gradient(
 def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmission:
     """g_m with D = Σ_m λ_m⁺·(f_m(x_m) − f_m(x_m + w e)) = Σ_m w g_m; needs f affine along e."""
     e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
-    h = sym("h__jump")
+    h = sym(names.JUMP_SIZE)
     shifted = c.f.xreplace({x: x + h * e[i] for i, x in enumerate(c.x)})
     curvature = [sympy.simplify(sympy.diff(r, h, 2)) for r in shifted]
     bad = next((c.f[i] for i, k in enumerate(curvature) if k != 0), None)
@@ -310,7 +311,7 @@ def derive(network: Network) -> TrainingIR:
         if network.populations[proj.pre].role != "input":
             transmissions[proj.name] = tr
         if proj.trainable:
-            expr = sympy.Add(*(sym(f"lambda_{s}") * k for s, k in tr.jump))
+            expr = sympy.Add(*(sym(names.adjoint(s)) * k for s, k in tr.jump))
             grads[proj.name] = WeightGradient(proj.name, proj.pre, proj.post, expr)
     notes = (
         "spike at (k+1)*dt, delivered at the same instant; records after update, before reset",

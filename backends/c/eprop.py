@@ -33,6 +33,7 @@ from snnc.backends.common import (
     substitute,
     update_with,
 )
+from snnc.ir import names as ir_names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
@@ -73,7 +74,7 @@ def _syn_values(network: Network, proj_name: str, dt: float) -> dict[str, float]
     syn = network.models[proj.synapse]
     params = {**{k: p.value for k, p in syn.params.items()}, **proj.synapse_params}
     values = derived_values(network.discrete[proj.synapse], params, dt)
-    return {f"{k}__{proj_name}": v for k, v in values.items() if k != "dt"}
+    return {ir_names.coupled(k, proj_name): v for k, v in values.items() if k != "dt"}
 
 
 class _Planner:
@@ -137,7 +138,7 @@ class _Planner:
         start = self._state_names(post, pp.post, "u_")
         old = {e.name: f"snnc_eo{index[e.name]}" for e in pe.eligibilities}
         new_names = {e.name: f"snnc_en{index[e.name]}" for e in pe.eligibilities}
-        prop_names = {**start, **old, "z_pre": "snnc_zp", "refractory": "snnc_rf"}
+        prop_names = {**start, **old, ir_names.Z_PRE: "snnc_zp", ir_names.REFRACTORY: "snnc_rf"}
         prop = {a.target: substitute(a.expr, values) for a in pe.propagate}
         for e in eligs:
             e["propagate"] = self.pr(prop[e["name"]], prop_names, f"propagate of {e['name']}")
@@ -162,8 +163,14 @@ class _Planner:
             "syn_eligs": [e for e in eligs if e["scope"] != "pre"],
         }
         spike = {**self._state_names(post, pp.post, "nu_"), **new_names}
-        spike |= {"psi": "snnc_psi", "z": "snnc_zf", "L": "snnc_L", "f_avg": "snnc_fa", "E": "snnc_E"}
-        spike |= {pe.trace_name: "snnc_e", pe.filtered_name: "snnc_eb", "refractory": "snnc_rf"}
+        spike |= {
+            ir_names.PSI: "snnc_psi",
+            ir_names.Z: "snnc_zf",
+            ir_names.LEARNING_SIGNAL: "snnc_L",
+            ir_names.F_AVG: "snnc_fa",
+            ir_names.ERROR: "snnc_E",
+        }
+        spike |= {pe.trace_name: "snnc_e", pe.filtered_name: "snnc_eb", ir_names.REFRACTORY: "snnc_rf"}
         where = f"projection '{pp.name}'"
         out["accumulate"] = self.pr(substitute(pe.accumulate, values), spike, where)
         if pe.role == "hidden":
@@ -184,7 +191,7 @@ class _Planner:
         names |= {i: f"u_{check_name(i)}" for i in pop.inputs}
         for pp in self.plan.projections.values():
             if pp.post == name:
-                names |= {f"{s}__{pp.name}": mangle("ys", pp.name, s) for s in pp.states}
+                names |= {ir_names.coupled(s, pp.name): mangle("ys", pp.name, s) for s in pp.states}
         return names
 
     # ------------------------------------------------------------------ populations
@@ -335,7 +342,7 @@ class _Planner:
                     "dbias",
                 ),
                 "accumulate": self.pr(
-                    substitute(oe.bias.accumulate, bvals), {**new, "E": "snnc_E"}, "output bias"
+                    substitute(oe.bias.accumulate, bvals), {**new, ir_names.ERROR: "snnc_E"}, "output bias"
                 ),
             }
         ctx = self.neuron(pop, update, temps, extra)
@@ -353,7 +360,7 @@ class _Planner:
             for name, kind, expr in oe.reductions
         ]
         ctx["error"] = self.pr(
-            oe.error, {var: "snnc_yv[snnc_j]", **red_names, "y_true": "snnc_ytrue"}, "e-prop error"
+            oe.error, {var: "snnc_yv[snnc_j]", **red_names, ir_names.Y_TRUE: "snnc_ytrue"}, "e-prop error"
         )
         ctx["loss"] = oe.loss
         ctx["error_start"] = oe.error_start_step
@@ -395,13 +402,13 @@ class _Planner:
         ctx = self.neuron(pop, pop.update, pop.temps, {})
         values = neuron_values(self.net, pop.name, self.plan.dt)
         nu = {s: f"nu_{s}" for s in pop.states} | {
-            "refractory": "snnc_rf",
-            "z": "snnc_zf",
-            "f_avg": "snnc_fa",
+            ir_names.REFRACTORY: "snnc_rf",
+            ir_names.Z: "snnc_zf",
+            ir_names.F_AVG: "snnc_fa",
         }
         ctx["psi"] = self.pr(substitute(he.psi, values), nu, "pseudo-derivative")
         ctx["f_avg"] = self.pr(
-            substitute(he.f_avg.expr, values), {**nu, "f_avg": "snnc_fav[snnc_j]"}, "rate filter"
+            substitute(he.f_avg.expr, values), {**nu, ir_names.F_AVG: "snnc_fav[snnc_j]"}, "rate filter"
         )
         ctx["f_avg_array"] = self.add(
             mangle("ea", pop.name), "scalar", ("batch", pop.size), "eprop", pop.name, "f_avg", "filtered rate"

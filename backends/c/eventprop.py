@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy
 from snnc.backends.common import NetworkPlan
+from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 from snnc.ir.symbols import TIMESTEP
@@ -25,17 +26,17 @@ from snnc.ir.training import PopulationGradient, TrainingIR
 
 #: symbols the backward pass supplies at run time -> C locals of `eventprop.c.j2`
 RUNTIME = {
-    "D": "snnc_D",
-    "dlp_dts": "snnc_dlp",
-    "dL_dy": "snnc_dly",
-    "k": "snnc_kf",
-    "K": "snnc_Kf",
-    "T": "snnc_T",
-    "spike_count_sum": "snnc_nsum",
-    "batch_size": "snnc_B",
-    "is_first_spike": "snnc_first",
+    names.D: "snnc_D",
+    names.DLP_DTS: "snnc_dlp",
+    names.DL_DY: "snnc_dly",
+    names.STEP: "snnc_kf",
+    names.STEPS: "snnc_Kf",
+    names.DURATION: "snnc_T",
+    names.SPIKE_COUNT_SUM: "snnc_nsum",
+    names.BATCH_SIZE: "snnc_B",
+    names.IS_FIRST_SPIKE: "snnc_first",
     "t": "snnc_ts",
-    "t_s": "snnc_ts",
+    names.SPIKE_TIME: "snnc_ts",
 }
 GRAD_KINDS = ("dense", "sparse", "one_to_one")
 
@@ -64,7 +65,7 @@ def _model_values(model, given: dict[str, float], dt: float) -> dict[str, float]
 
 
 def population_values(network: Network, pg: PopulationGradient, dt: float) -> dict[str, float]:
-    """Numbers for every param symbol of a PopulationGradient (`tau_mem`, `tau__x_to_h`, `decay_*`)."""
+    """Numbers for every param symbol of a PopulationGradient (`tau_mem`, `tau__x_to_h`, `__decay__*`)."""
     pop = network.populations[pg.population]
     per_owner: dict[str, dict[str, float]] = {
         "neuron": _model_values(network.models[pop.model], pop.params, dt)

@@ -12,6 +12,7 @@ from typing import Any
 
 import sympy
 from snnc.backends.common import NetworkPlan, mangle
+from snnc.ir import names as ir_names
 from snnc.ir.symbols import sym
 from snnc.ir.training import executed_jump
 
@@ -20,7 +21,7 @@ from .eventprop import RUNTIME, EventPropPlan, lam_local
 
 def _names(states: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
     out = dict(RUNTIME)
-    out.update({f"lambda_{s}": lam_local(s) for s in states})
+    out.update({ir_names.adjoint(s): lam_local(s) for s in states})
     out.update(extra or {})
     return out
 
@@ -37,7 +38,7 @@ def _state_local(pg, plan: NetworkPlan, coupled: str, pop_ctx: dict[str, Any]) -
     if adj.owner == "neuron":
         return "snnc_pre_" + coupled
     pp = plan.projections[adj.owner]
-    base = coupled[: -len("__" + adj.owner)]
+    base, _ = ir_names.split_coupled(coupled)
     updated = any(u["new"] == mangle("ny", pp.name, base) for y in pop_ctx["synapses"] for u in y["updates"])
     return mangle("ny" if updated else "ys", pp.name, base)
 
@@ -130,7 +131,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
             lst["D"] = _arr(
                 ctx, mangle("ep", name, "D"), "scalar", cap[name], "grad_buf", name, "D per spike"
             )
-            if "is_first_spike" in {s.name for s in pg.dlp_dts.free_symbols}:
+            if ir_names.IS_FIRST_SPIKE in {s.name for s in pg.dlp_dts.free_symbols}:
                 lst["nth"] = _arr(
                     ctx,
                     mangle("ep", name, "nth"),
@@ -147,7 +148,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
             lst["pre_locals"] = [{"local": "snnc_pre_" + s, "src": f"u_{s}"} for s in neuron_states]
             names = {s: _state_local(pg, plan, s, pop_ctx) for s in pg.states}
             pr = ctx.printer(names)
-            records = [(r.name, r.expr) for r in pg.records if r.name != "t_s"]
+            records = [(r.name, r.expr) for r in pg.records if r.name != ir_names.SPIKE_TIME]
             if pg.role == "hidden":  # the trainer's spike-count regulariser needs ∇θ·f⁻ at each spike
                 lst["rate_denom"] = _rate_denominator(pg)
                 have = {r for r, _ in records}
@@ -211,7 +212,10 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
             for s in pg.states
         ]
         backward = [
-            {"new": "an_" + a.target[len("lambda_") :], "expr": _print(pr, ep.expr(name, a.expr), where)}
+            {
+                "new": "an_" + ir_names.adjoint_state(a.target),
+                "expr": _print(pr, ep.expr(name, a.expr), where),
+            }
             for a in pg.backward
         ]
         traj = []
@@ -256,7 +260,7 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
             for target, expr in pg.drive:
                 pc["drive"].append(
                     {
-                        "lam": lam_local(target[len("lambda_") :]),
+                        "lam": lam_local(ir_names.adjoint_state(target)),
                         "expr": _print(pr, ep.expr(name, expr), where),
                     }
                 )
@@ -268,8 +272,8 @@ def build(ctx, plan: NetworkPlan, ep: EventPropPlan, pops_ctx: list[dict[str, An
                 "dlp": _print(pr, ep.expr(name, pg.dlp_dts), where),
                 "assigns": [
                     {
-                        "new": "an_" + a.target[len("lambda_") :],
-                        "lam": "al_" + a.target[len("lambda_") :],
+                        "new": "an_" + ir_names.adjoint_state(a.target),
+                        "lam": lam_local(ir_names.adjoint_state(a.target)),
                         "expr": _print(pr, ep.expr(name, a.expr), where),
                     }
                     for a in executed_jump(pg)

@@ -35,6 +35,7 @@ import dataclasses
 
 import sympy
 from snnc.backends.common import derived_values, neuron_values, specialise, update_with
+from snnc.ir import names as ir_names
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
 
@@ -64,6 +65,11 @@ def _values(network: Network, pop_name: str, pe: ProjectionEprop | None, dt: flo
     return values
 
 
+def _reduction_update(population: str, reduction: str) -> str:
+    """The custom update computing `reduction` over `population` (`eprop_out__max__v`)."""
+    return ir_names.local(f"eprop_{population}", reduction)
+
+
 def _step() -> str:
     return "const int q_k = (int)round(t / dt);"
 
@@ -90,7 +96,7 @@ def _hidden_neuron(ctx: ModuleCtx, network: Network, he: HiddenEprop, p: Populat
     names = {s: f"u_{s}" for s in pop.states}
     names.update({i: f"u_{i}" for i in pop.inputs})
     refr = "(q_was_refr ? 1.0 : 0.0)" if pop.refractory_steps > 0 else "0.0"
-    names["refractory"] = refr
+    names[ir_names.REFRACTORY] = refr
     new_vars = ["q_psi", "q_z", "q_L", "q_favg", "q_favg_prev"] + [f"h_{s}" for s in pop.states]
     m.vars += [Var(v) for v in new_vars]
     for v in new_vars:
@@ -98,7 +104,7 @@ def _hidden_neuron(ctx: ModuleCtx, network: Network, he: HiddenEprop, p: Populat
         p.reset_vars[v] = 0.0
     for term in he.learning:
         m.additional_input_vars.append((f"q_fb__{term.projection}", "scalar", 0.0))
-    ls_names = {f"fb__{t.projection}": f"q_fb__{t.projection}" for t in he.learning}
+    ls_names = {ir_names.feedback(t.projection): f"q_fb__{t.projection}" for t in he.learning}
     spike = pr(names, pop.spike, where)
     lines = [
         "// e-prop (hidden): learning signal of the previous step, then psi, z, f_avg of this one",
@@ -107,7 +113,7 @@ def _hidden_neuron(ctx: ModuleCtx, network: Network, he: HiddenEprop, p: Populat
         f"q_psi = {pr(names, specialise(he.psi, values), where)};",
         f"q_z = ({'!q_was_refr && ' if pop.refractory_steps > 0 else ''}({spike})) ? 1.0 : 0.0;",
         "q_favg_prev = q_favg;",
-        f"q_favg = {pr({'f_avg': 'q_favg', 'z': 'q_z'}, specialise(he.f_avg.expr, values), where)};",
+        f"q_favg = {pr({ir_names.F_AVG: 'q_favg', ir_names.Z: 'q_z'}, specialise(he.f_avg.expr, values), where)};",
     ]
     m.code["sim_code"] += "\n" + "\n".join(lines)
 
@@ -136,13 +142,13 @@ def _output_neuron(ctx: ModuleCtx, network: Network, oe: OutputEprop, p: Populat
         names = {s: f"u_{s}" for s in pop.states}
         names.update({i: f"u_{i}" for i in pop.inputs})
         for e in pe.eligibilities:
-            names[e.name] = f"b_{e.name}"
-            m.vars.append(Var(f"b_{e.name}"))
-            p.var_init[f"b_{e.name}"] = 0.0
-            p.reset_vars[f"b_{e.name}"] = 0.0
+            names[e.name] = ir_names.local("b", e.name)
+            m.vars.append(Var(names[e.name]))
+            p.var_init[names[e.name]] = 0.0
+            p.reset_vars[names[e.name]] = 0.0
         m.vars.append(Var("dbias"))
         p.var_init["dbias"] = 0.0
-        names["E"] = "q_E"
+        names[ir_names.ERROR] = "q_E"
         # the gradient of the last example step is completed in the first flush step
         body = m.code["sim_code"]
         m.code["sim_code"] = "\n".join(
@@ -155,19 +161,19 @@ def _output_neuron(ctx: ModuleCtx, network: Network, oe: OutputEprop, p: Populat
             ]
         )
         lines += [
-            f"const scalar n_{a.target} = {pr(names, specialise(a.expr, values), where)};"
+            f"const scalar {ir_names.local('n', a.target)} = {pr(names, specialise(a.expr, values), where)};"
             for a in pe.propagate
         ]
-        lines += [f"b_{a.target} = n_{a.target};" for a in pe.propagate]
+        lines += [f"{names[a.target]} = {ir_names.local('n', a.target)};" for a in pe.propagate]
     m.code["sim_code"] += "\n" + "\n".join(lines)
     # per-step reductions and the error, as custom updates over the population
     names = {s: f"u_{s}" for s in pop.states}
-    names["y_true"] = "q_ytrue"
+    names[ir_names.Y_TRUE] = "q_ytrue"
     reads: list[str] = []
     for i, (rname, kind, expr) in enumerate(oe.reductions):
         used = sorted({names[s.name] for s in expr.free_symbols if s.name in names})
         prev = [r for r, _, _ in oe.reductions[:i]]
-        rnames = {**names, **{r: f"q_{r}" for r in prev}, rname: f"q_{rname}"}
+        rnames = {**names, **{r: ir_names.local("q", r) for r in prev}, rname: ir_names.local("q", rname)}
         access = (
             "CustomUpdateVarAccess.REDUCE_NEURON_MAX"
             if kind == "max"
@@ -175,29 +181,33 @@ def _output_neuron(ctx: ModuleCtx, network: Network, oe: OutputEprop, p: Populat
         )
         spec = GeNNModelSpec(
             "custom_update",
-            f"snnc_reduce_{oe.population}_{rname}",
+            "snnc_reduce_" + _reduction_update(oe.population, rname),
             f"population {oe.population}: e-prop reduction {rname} ({kind} over the population)",
-            vars=[Var(f"q_{rname}", "scalar", access)],
+            vars=[Var(ir_names.local("q", rname), "scalar", access)],
             var_refs=[Var(v, "scalar", "VarAccessMode.READ_ONLY") for v in used]
-            + [Var(f"q_{r}", "scalar", "VarAccessMode.READ_ONLY") for r in prev],
-            code={"update_code": f"q_{rname} = {pr(rnames, expr, where)};"},
+            + [Var(ir_names.local("q", r), "scalar", "VarAccessMode.READ_ONLY") for r in prev],
+            code={"update_code": f"{ir_names.local('q', rname)} = {pr(rnames, expr, where)};"},
         )
         refs = {v: f'create_var_ref(pops["{oe.population}"], "{v}")' for v in used}
         refs.update(
-            {f"q_{r}": f'create_var_ref(updates["eprop_{oe.population}_{r}"], "q_{r}")' for r in prev}
+            {
+                ir_names.local("q", r): f'create_var_ref(updates["{_reduction_update(oe.population, r)}"], '
+                f'"{ir_names.local("q", r)}")'
+                for r in prev
+            }
         )
         ctx.custom_updates.append(
             CustomUpdateCtx(
-                f"eprop_{oe.population}_{rname}",
+                _reduction_update(oe.population, rname),
                 f"EpropReduce{i + 1}",  # one group each: a later reduction reads an earlier one
                 spec.source,
                 spec,
-                vars={f"q_{rname}": 0.0},
+                vars={ir_names.local("q", rname): 0.0},
                 var_refs=refs,
             )
         )
         reads.append(rname)
-    enames = {**names, **{r: f"q_{r}" for r in reads}}
+    enames = {**names, **{r: ir_names.local("q", r) for r in reads}}
     used = sorted({names[s.name] for s in oe.error.free_symbols if s.name in names})
     spec = GeNNModelSpec(
         "custom_update",
@@ -205,12 +215,18 @@ def _output_neuron(ctx: ModuleCtx, network: Network, oe: OutputEprop, p: Populat
         f"population {oe.population}: e-prop error E ({oe.loss})",
         var_refs=[Var(v, "scalar", "VarAccessMode.READ_ONLY") for v in used if v != "q_E"]
         + [Var("q_err_on", "scalar", "VarAccessMode.READ_ONLY")]
-        + [Var(f"q_{r}", "scalar", "VarAccessMode.READ_ONLY") for r in reads]
+        + [Var(ir_names.local("q", r), "scalar", "VarAccessMode.READ_ONLY") for r in reads]
         + [Var("q_E")],
         code={"update_code": f"q_E = q_err_on * ({pr(enames, oe.error, where)});"},
     )
     refs = {v: f'create_var_ref(pops["{oe.population}"], "{v}")' for v in used + ["q_err_on", "q_E"]}
-    refs.update({f"q_{r}": f'create_var_ref(updates["eprop_{oe.population}_{r}"], "q_{r}")' for r in reads})
+    refs.update(
+        {
+            ir_names.local("q", r): f'create_var_ref(updates["{_reduction_update(oe.population, r)}"], '
+            f'"{ir_names.local("q", r)}")'
+            for r in reads
+        }
+    )
     ctx.custom_updates.append(
         CustomUpdateCtx(f"error_{oe.population}", "EpropError", spec.source, spec, var_refs=refs)
     )
@@ -234,21 +250,24 @@ def _projection(
     for state in post.states:  # start-of-step neuron states
         names[state] = f"u_{state}"
     # at step 0 the spike flag may still hold the previous trial's last spike (pre vars are not reset)
-    names["z_pre"] = "(q_s > 0 ? z_pre : 0.0)"
-    names["refractory"] = "(q_refrac > 0 ? 1.0 : 0.0)" if post.refractory_steps > 0 else "0.0"
+    names[ir_names.Z_PRE] = "(q_s > 0 ? z_pre : 0.0)"
+    names[ir_names.REFRACTORY] = "(q_refrac > 0 ? 1.0 : 0.0)" if post.refractory_steps > 0 else "0.0"
     wum.pre_vars.append(Var("z_pre"))
     wum.code["pre_dynamics_code"] = "z_pre = 0.0;  // the spike of the previous step has been delivered"
     wum.code["pre_spike_code"] = "z_pre = 1.0;  // delivered to the synapses in the next step"
     s.wum_pre_vars["z_pre"] = "0.0"
     for e in pe.eligibilities:
-        names[e.name] = e.name
-        wum.vars.append(Var(e.name))
-        s.wum_vars[e.name] = "0.0"
-        s.wu_reset_vars[e.name] = 0.0
+        names[e.name] = ir_names.local("q", e.name)
+        wum.vars.append(Var(names[e.name]))
+        s.wum_vars[names[e.name]] = "0.0"
+        s.wu_reset_vars[names[e.name]] = 0.0
     wum.vars.append(Var("dg"))
     s.wum_vars["dg"] = "0.0"
     syn_states = {
-        x.name for a in pe.propagate for x in a.expr.free_symbols if "__" in x.name and x.name not in names
+        x.name
+        for a in pe.propagate
+        for x in a.expr.free_symbols
+        if ir_names.is_coupled(x.name) and x.name not in names
     }
     if syn_states:
         raise fail(
@@ -256,34 +275,41 @@ def _projection(
         )
     lines = [f"// {s.source}: e-prop", "const int q_s = (int)round(t / dt);"]
     if pe.role == "hidden":
-        wum.vars += [Var("e_pend"), Var(pe.filtered_name)]
-        for v in ("e_pend", pe.filtered_name):
+        ebar = ir_names.local("q", pe.filtered_name)
+        wum.vars += [Var("e_pend"), Var(ebar)]
+        for v in ("e_pend", ebar):
             s.wum_vars[v] = "0.0"
             s.wu_reset_vars[v] = 0.0
         late = dict(names)
         late.update(
-            {"L": "q_L", "f_avg": "q_favg_prev", pe.trace_name: "e_pend", pe.filtered_name: pe.filtered_name}
+            {
+                ir_names.LEARNING_SIGNAL: "q_L",
+                ir_names.F_AVG: "q_favg_prev",
+                pe.trace_name: "e_pend",
+                pe.filtered_name: ebar,
+            }
         )
         lines += [
             "if (q_s >= 2) {  // (i) the spike-phase gradient of step s-2",
             f"    dg += {pr(late, specialise(pe.accumulate, values), where)};",
-            f"    {pe.filtered_name} = {pr(late, specialise(pe.filter.expr, values), where)};",
+            f"    {ebar} = {pr(late, specialise(pe.filter.expr, values), where)};",
             "}",
         ]
         now = dict(names)
         now.update({st: f"h_{st}" for st in post.states})
-        now.update({"psi": "q_psi", "z": "q_z"})
+        now.update({ir_names.PSI: "q_psi", ir_names.Z: "q_z"})
         lines += [f"if (q_s >= 1 && q_s <= {k}) {{  // (ii) trace and jump of step s-1"]
         lines.append(f"    e_pend = {pr(now, specialise(pe.trace, values), where)};")
         for a in pe.jump:
-            lines.append(f"    const scalar j_{a.target} = {pr(now, specialise(a.expr, values), where)};")
-        lines += [f"    {a.target} = j_{a.target};" for a in pe.jump]
+            new = ir_names.local("j", a.target)
+            lines.append(f"    const scalar {new} = {pr(now, specialise(a.expr, values), where)};")
+        lines += [f"    {names[a.target]} = {ir_names.local('j', a.target)};" for a in pe.jump]
         lines.append("}")
         for v in ["q_L", "q_favg_prev", "q_psi", "q_z"] + [f"h_{st}" for st in post.states]:
             refs[v] = v
     else:
         out_names = dict(names)
-        out_names["E"] = "q_E"
+        out_names[ir_names.ERROR] = "q_E"
         lines += [
             f"if (q_s >= 1 && q_s <= {k}) {{  // (ii) gradient of step s-1 and the learning signal",
             f"    dg += {pr(out_names, specialise(pe.accumulate, values), where)};",
@@ -303,8 +329,9 @@ def _projection(
         lines.append("}")
     lines += [f"if (q_s < {k}) {{  // (iii) propagate with this step's update"]
     for a in pe.propagate:
-        lines.append(f"    const scalar n_{a.target} = {pr(names, specialise(a.expr, values), where)};")
-    lines += [f"    {a.target} = n_{a.target};" for a in pe.propagate]
+        new = ir_names.local("n", a.target)
+        lines.append(f"    const scalar {new} = {pr(names, specialise(a.expr, values), where)};")
+    lines += [f"    {names[a.target]} = {ir_names.local('n', a.target)};" for a in pe.propagate]
     lines.append("}")
     for state in post.states:
         refs[f"u_{state}"] = f"u_{state}"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sympy
 from snnc.backends.common import derived_values, specialise
+from snnc.ir import names
 from snnc.ir import training as _training
 from snnc.ir.model import Network
 from snnc.ir.training import PopulationGradient, TrainingIR
@@ -35,10 +36,12 @@ from snnc.ir.training import PopulationGradient, TrainingIR
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
 from .printer import literal
-from .render import PopulationCtx, ProjectionCtx, fail, pr
+from .render import PopulationCtx, ProjectionCtx, fail, pr, synapse_var
 
 #: the jump a backend executes (the pass's guarded form when it made one)
 executed_jump = getattr(_training, "executed_jump", lambda pg: pg.jump)
+#: the spike-time buffer every replaying population keeps (the runtime reads it too)
+SPIKE_TIMES = names.local("ev", names.SPIKE_TIME)
 
 
 def _param_values(network: Network, pg: PopulationGradient, dt: float) -> dict[str, float]:
@@ -84,16 +87,16 @@ def _add_replay(p: PopulationCtx, records: dict[str, str], k_total: int, max_spi
         p.var_init[v] = 0
         p.reset_vars[v] = 0
     for name in records:
-        m.extra_global_params.append(Var(f"ev_{name}", "scalar*"))
-        p.egp_init[f"ev_{name}"] = f"np.zeros(batch_size * {p.size} * MAX_SPIKES, dtype=SCALAR)"
+        m.extra_global_params.append(Var(names.local("ev", name), "scalar*"))
+        p.egp_init[names.local("ev", name)] = f"np.zeros(batch_size * {p.size} * MAX_SPIKES, dtype=SCALAR)"
     k = k_total
     kb = f"(2 * {k} - 1 - (int)round(t / dt))"
     phase = f"(int)round(t / dt) < {k}"
     m.code["threshold_condition_code"] = (
         f"({phase}) ? ({guard or '0'}) : "
-        f"(q_bi >= 0 && fabs(ev_t_s[(batch * {p.size} + id) * {max_spikes} + q_bi] - {kb} * dt) < 0.5 * dt)"
+        f"(q_bi >= 0 && fabs({SPIKE_TIMES}[(batch * {p.size} + id) * {max_spikes} + q_bi] - {kb} * dt) < 0.5 * dt)"
     )
-    store = [f"    ev_{name}[q_roff + q_ns] = {expr};" for name, expr in records.items()]
+    store = [f"    {names.local('ev', name)}[q_roff + q_ns] = {expr};" for name, expr in records.items()]
     forward_reset = m.code.get("reset_code", "")
     m.code["reset_code"] = "\n".join(
         [
@@ -120,7 +123,7 @@ def _add_replay(p: PopulationCtx, records: dict[str, str], k_total: int, max_spi
         f"if ({kb} == {k - 1}) {{",
         f"    q_bi = (q_ns < {max_spikes} ? q_ns : {max_spikes}) - 1;",
         "    q_jump = 0;",
-        f"    if (q_bi >= 0 && ev_t_s[q_off + q_bi] > ({k} - 0.5) * dt) {{",
+        f"    if (q_bi >= 0 && {SPIKE_TIMES}[q_off + q_bi] > ({k} - 0.5) * dt) {{",
         "        q_jump = 1;",
         "        q_jidx = q_bi;",
         "        q_bi--;",
@@ -132,7 +135,7 @@ def _add_replay(p: PopulationCtx, records: dict[str, str], k_total: int, max_spi
 
 def _input_replay(p: PopulationCtx, k_total: int, max_spikes: int) -> None:
     guard = p.model.code.get("threshold_condition_code", "0")
-    _add_replay(p, {"t_s": "t + dt"}, k_total, max_spikes, guard)
+    _add_replay(p, {names.SPIKE_TIME: "t + dt"}, k_total, max_spikes, guard)
     lines = [_offset(p.size, max_spikes), f"if ((int)round(t / dt) >= {k_total}) {{"]
     lines += ["    " + line for line in p.backward_start]
     lines.append("}")
@@ -154,7 +157,7 @@ def _neuron_backward(
         )
     values = _param_values(network, pg, plan.dt)
     m = p.model
-    lam = {a.name: f"l_{a.name}" for a in pg.adjoints}
+    lam = {a.name: names.local("l", a.name) for a in pg.adjoints}
     m.vars += [Var(v) for v in lam.values()] + [Var("q_dldy")]
     for v in list(lam.values()) + ["q_dldy"]:
         p.var_init[v] = 0.0
@@ -168,18 +171,18 @@ def _neuron_backward(
     fwd_names.update({i: f"u_{i}" for i in pop_plan.inputs})
     records: dict[str, str] = {}
     for rec in pg.records:
-        if rec.name == "t_s":
-            records["t_s"] = "t + dt"
+        if rec.name == names.SPIKE_TIME:
+            records[rec.name] = "t + dt"
             continue
         expr = specialise(rec.expr, values)
         for sym_ in sorted(expr.free_symbols, key=str):
             name = sym_.name
             if name in fwd_names:
                 continue
-            state, _, proj = name.partition("__")
-            if not proj or proj not in network.projections:
+            state, proj = names.split_coupled(name)
+            if proj is None or proj not in network.projections:
                 raise fail(f"{where}: record '{rec.name}' uses '{name}', which the neuron cannot reach")
-            fwd_names[name] = f"y_{state}__{proj}"  # synapse states live in the post neuron
+            fwd_names[name] = synapse_var(state, proj)  # synapse states live in the post neuron
         records[rec.name] = pr(fwd_names, expr, where)
     spiking = pop_plan.spike is not None
     if spiking:
@@ -187,19 +190,19 @@ def _neuron_backward(
     else:
         p.backward_start = []
     # symbols of the backward code
-    names = dict(lam)
-    names.update({r: f"rec_{r}" for r in records})
-    names.update(
+    genn = dict(lam)
+    genn.update({r: names.local("rec", r) for r in records})
+    genn.update(
         {
-            "D": "q_D" if transmits else "0.0",  # no outgoing projection on the gradient path
-            "dlp_dts": "q_dlp",
-            "dL_dy": "q_dldy",
-            "k": "q_kb",
-            "K": literal(k),
-            "T": literal(plan.duration),
-            "is_first_spike": "(q_jidx == 0 ? 1.0 : 0.0)",
-            "spike_count_sum": "((scalar)q_nsum)",
-            "batch_size": "((scalar)q_batch)",
+            names.D: "q_D" if transmits else "0.0",  # no outgoing projection on the gradient path
+            names.DLP_DTS: "q_dlp",
+            names.DL_DY: "q_dldy",
+            names.STEP: "q_kb",
+            names.STEPS: literal(k),
+            names.DURATION: literal(plan.duration),
+            names.IS_FIRST_SPIKE: "(q_jidx == 0 ? 1.0 : 0.0)",
+            names.SPIKE_COUNT_SUM: "((scalar)q_nsum)",
+            names.BATCH_SIZE: "((scalar)q_batch)",
         }
     )
     bwd = ["// EventProp backward step kb: jump (own spike of forward step kb), drive, propagate"]
@@ -207,14 +210,18 @@ def _neuron_backward(
     bwd += p.backward_start
     if pg.jump:
         jump = ["if (q_jump) {"]
-        jump += [f"    const scalar rec_{r} = ev_{r}[q_off + q_jidx];" for r in records]
+        jump += [
+            f"    const scalar {names.local('rec', r)} = {names.local('ev', r)}[q_off + q_jidx];"
+            for r in records
+        ]
         dlp = specialise(pg.dlp_dts, values)
         if pg.readout is not None and pg.readout.kind == "var":
             raise fail(f"{where}: readout 'var' drives every step; not supported by the genn backend yet")
-        jump.append(f"    const scalar q_dlp = {pr(names, dlp, where)};")
+        jump.append(f"    const scalar q_dlp = {pr(genn, dlp, where)};")
         for a in executed_jump(pg):
-            jump.append(f"    const scalar j_{a.target} = {pr(names, specialise(a.expr, values), where)};")
-        jump += [f"    {lam[a.target]} = j_{a.target};" for a in executed_jump(pg)]
+            new = names.local("j", a.target)
+            jump.append(f"    const scalar {new} = {pr(genn, specialise(a.expr, values), where)};")
+        jump += [f"    {lam[a.target]} = {names.local('j', a.target)};" for a in executed_jump(pg)]
         jump += ["    q_jump = 0;", "}"]
         bwd += jump
     if pg.regularisation is not None:
@@ -240,13 +247,15 @@ def _neuron_backward(
         expr = specialise(expr, values)
         if pg.readout is not None and pg.readout.kind == "max_var":
             bwd.append(
-                f"if (q_kb == q_argmax) {{\n    {lam[adj]} += {pr(names, expr, where)};  // readout drive\n}}"
+                f"if (q_kb == q_argmax) {{\n    {lam[adj]} += {pr(genn, expr, where)};  // readout drive\n}}"
             )
         else:
-            bwd.append(f"{lam[adj]} += {pr(names, expr, where)};  // readout {pg.readout.kind} drive")
+            bwd.append(f"{lam[adj]} += {pr(genn, expr, where)};  // readout {pg.readout.kind} drive")
     for a in pg.backward:
-        bwd.append(f"const scalar b_{a.target} = {pr(names, specialise(a.expr, values), where)};")
-    bwd += [f"{lam[a.target]} = b_{a.target};" for a in pg.backward]
+        bwd.append(
+            f"const scalar {names.local('b', a.target)} = {pr(genn, specialise(a.expr, values), where)};"
+        )
+    bwd += [f"{lam[a.target]} = {names.local('b', a.target)};" for a in pg.backward]
     forward = m.code["sim_code"]
     m.code["sim_code"] = "\n".join(
         [
@@ -267,7 +276,7 @@ def _synapse_backward(ctx: ModuleCtx, network: Network, tir: TrainingIR, s: Proj
     where = f"projection '{s.name}' (eventprop)"
     pg = tir.populations[s.post]
     values = _param_values(network, pg, ctx.plan.dt)
-    lam = {a.name: f"l_{a.name}" for a in pg.adjoints}
+    lam = {a.name: names.local("l", a.name) for a in pg.adjoints}
     if s.delay_steps:
         raise fail(
             f"{where}: delays on the gradient path are not supported by the genn backend's EventProp yet"

@@ -23,6 +23,7 @@ from typing import Any
 
 import sympy
 from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, check_name
+from snnc.ir import names as ir_names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.symbols import WEIGHT
 
@@ -335,10 +336,15 @@ def render_postsynaptic(pp: ProjectionPlan) -> tuple[GeNNModelSpec, dict[str, fl
     return spec, {}
 
 
+def synapse_var(name: str, projection: str) -> str:
+    """`y_i__x_to_h`: the post neuron's var for state or temp `name` of `projection`'s synapse."""
+    return ir_names.local("y", ir_names.coupled(name, projection))
+
+
 def synapse_names(pp: ProjectionPlan) -> dict[str, str]:
     """A synapse state or temp `x` of projection P lives in the post neuron as `y_x__P`."""
-    names = {check_name(st): f"y_{st}__{pp.name}" for st in pp.states}
-    names.update({check_name(t): f"y_{t}__{pp.name}" for t, _ in pp.temps})
+    names = {check_name(st): synapse_var(st, pp.name) for st in pp.states}
+    names.update({check_name(t): synapse_var(t, pp.name) for t, _ in pp.temps})
     return names
 
 

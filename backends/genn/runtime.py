@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from snnc.ir import names
 from snnc.runtime.artefact import RecordRequest, RunResult
 from snnc.runtime.driver import checked_targets
 
@@ -345,10 +346,11 @@ class GeNNArtefact:
         if self.module.TRAINING == "eventprop":
             for pop, meta in self.module.POPULATIONS.items():
                 group = self.pops[pop]
-                if "ev_t_s" not in group.extra_global_params:
+                spike_times = names.local("ev", names.SPIKE_TIME)  # see genn/eventprop.SPIKE_TIMES
+                if spike_times not in group.extra_global_params:
                     continue
                 group.vars["q_ns"].pull_from_device()
-                egp = group.extra_global_params["ev_t_s"]
+                egp = group.extra_global_params[spike_times]
                 egp.pull_from_device()
                 counts = group.vars["q_ns"].view.reshape(nb, meta["size"]).copy()
                 times = egp.view.reshape(-1)[: nb * meta["size"] * self.module.MAX_SPIKES]

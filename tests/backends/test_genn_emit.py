@@ -253,21 +253,21 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     code, _, ctx = generate(network)
     k = plan_network(network).num_steps
     h = ctx.population("h").model
-    assert {"ev_t_s", "ev_i_syn"} <= {v.name for v in h.extra_global_params}
+    assert {"ev__t_s", "ev_i_syn"} <= {v.name for v in h.extra_global_params}
     assert ("q_D", "scalar", 0.0) in h.additional_input_vars
     # the jump, with the recorded input and D (the executed form, crossing rate floored if guarded)
     jump = h.code["sim_code"].split("if (q_jump) {")[1].split("q_jump = 0;")[0]
-    assert "rec_i_syn" in jump and "q_D" in jump and "l_lambda_v = j_lambda_v;" in jump
+    assert "rec_i_syn" in jump and "q_D" in jump and "l__lambda__v = j__lambda__v;" in jump
     assert f"((int)round(t / dt) < {k}) ? (u_v >= 1.0)" in h.code["threshold_condition_code"]
     wum = ctx.projection("h_to_out").wum
     assert "addToPre(g * (" in wum.code["pre_spike_syn_code"]
-    assert "dg += l_lambda_i__h_to_out;" in wum.code["pre_spike_syn_code"]
+    assert "dg += l__lambda__i__h_to_out;" in wum.code["pre_spike_syn_code"]
     assert ctx.projection("h_to_out").pre_target_var == "q_D"
     assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
     # records read the synapse state after this step's update, kept in the post neuron
     assert "ev_i_syn[q_roff + q_ns] = y_i__x_to_h;" in h.code["reset_code"]
     out = ctx.population("out").model.code["sim_code"]
-    assert "l_lambda_v += q_dldy*exp(" in out  # avg_var_exp_weight drive
+    assert "l__lambda__v += q_dldy*exp(" in out  # avg_var_exp_weight drive
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
 
 
@@ -306,8 +306,10 @@ def test_eprop_pieces_land_in_the_right_models() -> None:
     k = plan_network(network).num_steps
     wum = ctx.projection("x_to_h").wum
     dyn = wum.code["synapse_dynamics_code"]
-    assert "dg += q_L*ebar__x_to_h" in dyn and f"if (q_s < {k})" in dyn
-    assert {"eps_v__x_to_h", "eps_a__x_to_h", "ebar__x_to_h", "e_pend"} <= {v.name for v in wum.vars}
+    assert "dg += q_L*q__ebar__x_to_h" in dyn and f"if (q_s < {k})" in dyn
+    assert {"q__eps__x_to_h__v", "q__eps__x_to_h__a", "q__ebar__x_to_h", "e_pend"} <= {
+        v.name for v in wum.vars
+    }
     assert wum.code["pre_spike_code"].startswith("z_pre = 1.0;")
     out_wum = ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
     assert "addToPre(g * q_E);" in out_wum

@@ -119,6 +119,7 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
     the softmax error of the output's v: checks GeNN's step pairing of E and eligibility."""
     import sympy
     from snnc.backends.genn.eprop import _values
+    from snnc.ir import names
 
     network = lower(ROOT / "examples" / "eprop_digits.snn")
     art = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
@@ -141,7 +142,7 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
     rule = pe.propagate[0].expr
     values = _values(network, "out", pe, art.dt)
     step = sympy.lambdify(
-        [sympy.Symbol(pe.eligibilities[0].name, real=True), sympy.Symbol("z_pre", real=True)],
+        [sympy.Symbol(pe.eligibilities[0].name, real=True), sympy.Symbol(names.Z_PRE, real=True)],
         rule.xreplace({s: values[s.name] for s in rule.free_symbols if s.name in values}),
     )
     eps = np.zeros_like(z[0])

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sympy
 from snnc.frontend import load_source
+from snnc.ir import names as N
 from snnc.ir.symbols import sym
 from snnc.passes.eprop import eprop
 
@@ -182,7 +183,7 @@ def evaluate_ir(net, d, rec, feedback: str):
                 env = const["h"] | {"v": rec["start_v"][k], "a": rec["start_a"][k], "i_syn": rec["i_h"][k]}
             else:
                 env = const["out"] | {"v": rec["start_vo"][k], "i_syn": rec["i_o"][k]}
-            env = env | {"refractory": 0.0, "z_pre": pre_sp[:, None]} | state
+            env = env | {N.REFRACTORY: 0.0, N.Z_PRE: pre_sp[:, None]} | state
             for st in pe.propagate:
                 new[st.target] = _fn(st.expr)(env) * np.ones_like(state[st.target])
         env = const["out"] | {"v": rec["start_vo"][k], "i_syn": rec["i_o"][k]} | state
@@ -190,21 +191,21 @@ def evaluate_ir(net, d, rec, feedback: str):
             new[st.target] = _fn(st.expr)(env)
         state |= new
         # 3. outputs: reductions, y, E; output gradients
-        env = const["out"] | {"v": rec["vo"][k], "y_true": y_true}
+        env = const["out"] | {"v": rec["vo"][k], N.Y_TRUE: y_true}
         for rname, kind, expr in oe.reductions:
             val = _fn(expr)(env)
             env[rname] = val.max() if kind == "max" else val.sum()
         err = _fn(oe.error)(env) if k >= oe.error_start_step else np.zeros(N_OUT)
         for pe in [ir.projections["h_to_out"], bias]:
-            state[pe.gradient] = state[pe.gradient] + _fn(pe.accumulate)(state | {"E": err})
+            state[pe.gradient] = state[pe.gradient] + _fn(pe.accumulate)(state | {N.ERROR: err})
         # 4. learning signal
         fb = {t.projection: B @ err for t in he.learning}
-        learning = _fn(he.learning_signal)({f"fb__{p}": val for p, val in fb.items()})
+        learning = _fn(he.learning_signal)({N.feedback(p): val for p, val in fb.items()})
         # 5. spike phase, pre-reset values
-        env = const["h"] | {"v": rec["pre_v"][k], "a": rec["pre_a"][k], "refractory": 0.0, "z": rec["z"][k]}
+        env = const["h"] | {"v": rec["pre_v"][k], "a": rec["pre_a"][k], N.REFRACTORY: 0.0, N.Z: rec["z"][k]}
         psi = _fn(he.psi)(env) * np.ones(N_H)
-        f_avg = _fn(he.f_avg.expr)({"f_avg": f_avg, "z": rec["z"][k]})
-        env |= {"psi": psi, "f_avg": f_avg, "L": learning}
+        f_avg = _fn(he.f_avg.expr)({N.F_AVG: f_avg, N.Z: rec["z"][k]})
+        env |= {N.PSI: psi, N.F_AVG: f_avg, N.LEARNING_SIGNAL: learning}
         for name in ("x_to_h", "h_to_h"):
             pe = ir.projections[name]
             env |= state
@@ -214,10 +215,10 @@ def evaluate_ir(net, d, rec, feedback: str):
             jumped = {st.target: _fn(st.expr)(env) for st in pe.jump}
             state |= jumped
     return {
-        "x_to_h": state["dW__x_to_h"],
-        "h_to_h": state["dW__h_to_h"],
-        "h_to_out": state["dW__h_to_out"],
-        "bias": state["dbias__out"],
+        "x_to_h": state[N.weight_gradient("x_to_h")],
+        "h_to_h": state[N.weight_gradient("h_to_h")],
+        "h_to_out": state[N.weight_gradient("h_to_out")],
+        "bias": state[N.bias_gradient("out")],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sympy
 from snnc.frontend import load_source
+from snnc.ir import names as N
 from snnc.ir.diagnostics import DiagnosticError
 from snnc.ir.discrete import DiscreteModel
 from snnc.ir.eprop_ir import EpropIR
@@ -68,10 +69,10 @@ def test_lif_trace_is_psi_times_filtered_presynaptic_spikes():
     )
     der, thr = _derive(model, disc)
     prop, jump = _rules(der)
-    ev = sym("eps_v__x_to_h")
+    ev = sym(N.eligibility("x_to_h", "v"))
     assert jump == {}  # Bellec: the reset path of v is left out
     # the eligibility update is exactly z̄'s: z̄ <- alpha z̄ + z_pre
-    assert sympy.simplify(prop["eps_v__x_to_h"].subs(ev, zbar) - (alpha * zbar + z_pre)) == 0
+    assert sympy.simplify(prop[N.eligibility("x_to_h", "v")].subs(ev, zbar) - (alpha * zbar + z_pre)) == 0
     # ... and the trace is e = ψ z̄
     assert sympy.simplify(der.trace.subs(ev, zbar) - psi * zbar) == 0
     assert thr.v_th == v_thresh and thr.membrane == ("v",)
@@ -80,7 +81,7 @@ def test_lif_trace_is_psi_times_filtered_presynaptic_spikes():
 def test_std_lif_trace_is_psi_times_scaled_filtered_spikes():
     net = eprop(load_source(_NET.format(hidden="LIF(4, relative_reset = 1)", fb="symmetric"), "n.snn"))
     pe = net.training.projections["x_to_h"]
-    ev = sym("eps_v__x_to_h")
+    ev = sym(N.eligibility("x_to_h", "v"))
     prop = {x.target: x.expr for x in pe.propagate}
     P, c = sym("P_v_v"), sym("P_v_i_syn")
     r = D.REFRACTORY
@@ -103,21 +104,23 @@ def test_alif_bellec_form_gives_bellec_traces():
     )
     der, thr = _derive(model, disc)
     prop, jump = _rules(der)
-    ev, ea = sym("eps_v__x_to_h"), sym("eps_a__x_to_h")
-    assert set(jump) == {"eps_a__x_to_h"}  # the spike's path into the adaptation is kept, v's is not
+    ev, ea = sym(N.eligibility("x_to_h", "v")), sym(N.eligibility("x_to_h", "a"))
+    assert set(jump) == {
+        N.eligibility("x_to_h", "a")
+    }  # the spike's path into the adaptation is kept, v's is not
     # e = ψ (z̄ − β ε_a)
     assert sympy.simplify(der.trace.subs({ev: zbar, ea: eps_a}) - psi * (zbar - beta * eps_a)) == 0
     # from one trace to the next: the jump (this step) then propagate (next step):
     # ε_a <- ψ z̄ + (ρ − ψβ) ε_a
-    after_jump = jump["eps_a__x_to_h"].subs({ev: zbar, ea: eps_a})
-    next_eps_a = prop["eps_a__x_to_h"].subs({ea: after_jump})
+    after_jump = jump[N.eligibility("x_to_h", "a")].subs({ev: zbar, ea: eps_a})
+    next_eps_a = prop[N.eligibility("x_to_h", "a")].subs({ea: after_jump})
     assert sympy.simplify(next_eps_a - (psi * zbar + (rho - psi * beta) * eps_a)) == 0
 
 
 def test_std_alif_exact_rule_scales_the_spike_path_by_rho():
     net = eprop(load_source(_NET.format(hidden="ALIF(4)", fb="symmetric"), "n.snn"))
     pe = net.training.projections["x_to_h"]
-    ev, ea = sym("eps_v__x_to_h"), sym("eps_a__x_to_h")
+    ev, ea = sym(N.eligibility("x_to_h", "v")), sym(N.eligibility("x_to_h", "a"))
     prop = {x.target: x.expr for x in pe.propagate}
     jump = {x.target: x.expr for x in pe.jump}
     P_aa, b = sym("P_a_a"), sym("beta")
@@ -133,7 +136,7 @@ def test_keep_reset_path_option_adds_the_relative_reset_term():
         "LIF", ["v"], {"v": alpha * v + i_syn}, v >= v_thresh, (Assign("v", "-=", v_thresh),)
     )
     der, _ = _derive(model, disc, keep=True)
-    ev = sym("eps_v__x_to_h")
+    ev = sym(N.eligibility("x_to_h", "v"))
     (j,) = der.jump
     # v+ = v - z v_th: through ψ, dv+ = dv - v_th ψ dv
     assert sympy.simplify(j.expr - (1 - v_thresh * psi) * ev) == 0
@@ -196,21 +199,28 @@ def test_user_model_derives_and_prints():
     assert isinstance(ir, EpropIR) and net.stage == "training"
     pe = ir.projections["x_to_h"]
     names = {e.name for e in pe.eligibilities}
-    assert names == {"eps_v__x_to_h", "eps_th__x_to_h", "eps_i__x_to_h"}
+    assert names == {
+        N.eligibility("x_to_h", "v"),
+        N.eligibility("x_to_h", "th"),
+        N.eligibility("x_to_h", "i__x_to_h"),
+    }
     prop = {x.target: x.expr for x in pe.propagate}
     # the non-linear update makes the eligibility depend on the post neuron's voltage
-    assert sym("v") in prop["eps_v__x_to_h"].free_symbols
-    assert next(e for e in pe.eligibilities if e.name == "eps_v__x_to_h").scope == "synapse"
-    assert next(e for e in pe.eligibilities if e.name == "eps_i__x_to_h").scope == "pre"
+    assert sym("v") in prop[N.eligibility("x_to_h", "v")].free_symbols
+    assert next(e for e in pe.eligibilities if e.name == N.eligibility("x_to_h", "v")).scope == "synapse"
+    assert next(e for e in pe.eligibilities if e.name == N.eligibility("x_to_h", "i__x_to_h")).scope == "pre"
     # keep_reset_path: v's absolute reset contributes (1 - z) and the ψ term
     jump = {x.target: x.expr for x in pe.jump}
-    assert D.Z in jump["eps_v__x_to_h"].free_symbols and psi in jump["eps_v__x_to_h"].free_symbols
+    assert (
+        D.Z in jump[N.eligibility("x_to_h", "v")].free_symbols
+        and psi in jump[N.eligibility("x_to_h", "v")].free_symbols
+    )
     assert ir.hidden["h"].learning[0].feedback == "random"
     assert ir.outputs["out"].loss == "mean_square_error" and ir.outputs["out"].reductions == ()
     text = ir.to_text()
     assert (
-        "e__x_to_h = " in text
-        and "B__h_to_out" in text
+        "__e__x_to_h = " in text
+        and "__B__h_to_out" in text
         and text == eprop(load_source(_USER, "user.snn")).training.to_text()
     )
 
@@ -260,4 +270,4 @@ def test_pipeline_runs_eprop_with_verification_and_printing():
         load_source(_NET.format(hidden="ALIF(4)", fb="symmetric"), "n.snn"), {"eprop"}, out=out
     )
     assert isinstance(net.training, EpropIR)
-    assert "IR Dump After eprop" in out.getvalue() and "eps_a__h_to_h" in out.getvalue()
+    assert "IR Dump After eprop" in out.getvalue() and N.eligibility("h_to_h", "a") in out.getvalue()

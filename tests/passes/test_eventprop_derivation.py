@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sympy
+from snnc.ir import names as N
 from snnc.ir.diagnostics import DiagnosticError
 from snnc.ir.model import Assign, Call, Ode, Param, State
 from snnc.ir.symbols import sym, w
@@ -15,9 +16,9 @@ except ImportError:
     from eventprop_models import exponential, leaky_integrate, lif, network
 
 S = sym
-lv, li = S("lambda_v"), S("lambda_i__h_to_out")
+lv, li = S(N.adjoint("v")), S(N.adjoint("i__h_to_out"))
 tau_m, tau_s, vth, isyn = S("tau_mem"), S("tau__h_to_out"), S("v_thresh"), S("i_syn")
-dlp, D = S("dlp_dts"), S("D")
+dlp, D = S(N.DLP_DTS), S(N.D)
 
 
 def _zero(expr) -> bool:
@@ -31,31 +32,31 @@ def _jump(pg, target: str):
 def test_lif_jump_and_transmission_match_design() -> None:
     tr = eventprop(network()).training
     out = tr.populations["out"]
-    assert _zero(_jump(out, "lambda_v") - (isyn * lv - tau_m * (dlp + D)) / (isyn - vth))
-    assert [a.target for a in out.jump] == ["lambda_v"]  # λ_I is continuous at an own spike
+    assert _zero(_jump(out, N.adjoint("v")) - (isyn * lv - tau_m * (dlp + D)) / (isyn - vth))
+    assert [a.target for a in out.jump] == [N.adjoint("v")]  # λ_I is continuous at an own spike
     # D = Σ_m w_mn g_m with g_m = -(λ_V,m/τ_m − λ_I,m/τ_s)
     assert _zero(tr.transmissions["h_to_out"].g + (lv / tau_m - li / tau_s))
     assert "x_to_h" not in tr.transmissions  # no jumps of input neurons
     assert tr.weight_gradients["h_to_out"].expr == li
-    assert tr.weight_gradients["x_to_h"].expr == S("lambda_i__x_to_h")
-    assert [r.name for r in out.records] == ["t_s", "i_syn"]
+    assert tr.weight_gradients["x_to_h"].expr == S(N.adjoint("i__x_to_h"))
+    assert [r.name for r in out.records] == [N.SPIKE_TIME, "i_syn"]
     assert dict(out.inputs)["i_syn"] == S("i__h_to_out")
-    assert out.dlp_dts == S("dL_dy") * S("is_first_spike")
+    assert out.dlp_dts == S(N.DL_DY) * S(N.IS_FIRST_SPIKE)
     assert tr.max_spikes == 50
 
 
 def test_lif_adjoint_ode_and_exact_propagator() -> None:
     out = eventprop(network()).training.populations["out"]
     odes = dict(out.adjoint_odes)
-    assert _zero(odes["lambda_v"] - (-lv / tau_m))
-    assert _zero(odes["lambda_i__h_to_out"] - (-li / tau_s + lv / tau_m))
+    assert _zero(odes[N.adjoint("v")] - (-lv / tau_m))
+    assert _zero(odes[N.adjoint("i__h_to_out")] - (-li / tau_s + lv / tau_m))
     assert out.method == "exact"
     derived = {S(n): e for n, e in out.derived}
     step = {a.target: a.expr.xreplace(derived) for a in out.backward}
     dt = S("dt")
     alpha, beta = sympy.exp(-dt / tau_m), sympy.exp(-dt / tau_s)
-    assert _zero(step["lambda_v"] - alpha * lv)
-    assert _zero(step["lambda_i__h_to_out"] - (beta * li + lv * tau_s / (tau_m - tau_s) * (alpha - beta)))
+    assert _zero(step[N.adjoint("v")] - alpha * lv)
+    assert _zero(step[N.adjoint("i__h_to_out")] - (beta * li + lv * tau_s / (tau_m - tau_s) * (alpha - beta)))
     # decay factors are hoisted as derived params, not recomputed per step
     assert all(dt not in a.expr.free_symbols for a in out.backward)
 
@@ -63,19 +64,19 @@ def test_lif_adjoint_ode_and_exact_propagator() -> None:
 @pytest.mark.parametrize(
     ("kind", "step"),
     [
-        ("var", S("dL_dy")),
-        ("avg_var", S("dL_dy") / S("K")),
-        ("sum_var", S("dL_dy")),
-        ("max_var", S("dL_dy")),
-        ("avg_var_exp_weight", S("dL_dy") * sympy.exp(-S("k") * S("dt") / S("T")) / S("K")),
+        ("var", S(N.DL_DY)),
+        ("avg_var", S(N.DL_DY) / S(N.STEPS)),
+        ("sum_var", S(N.DL_DY)),
+        ("max_var", S(N.DL_DY)),
+        ("avg_var_exp_weight", S(N.DL_DY) * sympy.exp(-S(N.STEP) * S("dt") / S(N.DURATION)) / S(N.STEPS)),
     ],
 )
 def test_readout_drives(kind: str, step) -> None:
     out = eventprop(network(output=leaky_integrate(), readout=kind)).training.populations["out"]
-    assert out.drive == (("lambda_v", step),)
+    assert out.drive == ((N.adjoint("v"), step),)
     assert out.jump == () and out.theta is None
     if kind == "avg_var":
-        assert _zero(dict(out.adjoint_odes)["lambda_v"] - (-lv / tau_m + S("dL_dy") / S("T")))
+        assert _zero(dict(out.adjoint_odes)[N.adjoint("v")] - (-lv / tau_m + S(N.DL_DY) / S(N.DURATION)))
 
 
 def test_spike_count_readout_is_refused() -> None:
@@ -89,11 +90,11 @@ def test_regularisation_adds_rate_along_grad_theta() -> None:
     tr = eventprop(network(regularisation=reg)).training
     h = tr.populations["h"]
     assert h.regularisation is not None and tr.populations["out"].regularisation is None
-    jump = _jump(h, "lambda_v")
+    jump = _jump(h, N.adjoint("v"))
     with_reg = jump.xreplace({dlp: h.dlp_dts, D: 0})
     without = jump.xreplace({dlp: 0, D: 0})
     assert _zero(with_reg - without - h.regularisation.rate)
-    n, b = S("spike_count_sum"), S("batch_size")
+    n, b = S(N.SPIKE_COUNT_SUM), S(N.BATCH_SIZE)
     rate = h.regularisation.rate
     assert _zero(rate.xreplace({n: 10, b: 2}) - 2e-3 * (10 - 8) / 4)
     assert _zero(rate.xreplace({n: 6, b: 2}) - 1e-3 * (6 - 8) / 4)
@@ -105,11 +106,11 @@ def test_quadratic_leak_uses_the_euler_fallback() -> None:
     pg = eventprop(network(hidden=quad)).training.populations["h"]
     assert pg.method == "euler" and pg.trajectory == ("v",)
     step = {a.target: a.expr for a in pg.backward}
-    assert _zero(step["lambda_v"] - (lv + S("dt") * (2 * kappa * v - 1) / tau_m * lv))
+    assert _zero(step[N.adjoint("v")] - (lv + S("dt") * (2 * kappa * v - 1) / tau_m * lv))
     # on the threshold surface v = v_thresh: ∇θ·f⁻ = (isyn − ϑ + κϑ²)/τ_m
     # and f⁺ = f(v = 0) = I/τ_m, so the numerator is the LIF one
     expect = (isyn * lv - tau_m * (dlp + D)) / (isyn - vth + kappa * vth**2)
-    assert _zero(_jump(pg, "lambda_v") - expect)
+    assert _zero(_jump(pg, N.adjoint("v")) - expect)
 
 
 def test_adaptive_threshold_model() -> None:
@@ -123,14 +124,14 @@ def test_adaptive_threshold_model() -> None:
     pg = eventprop(network(hidden=alif)).training.populations["h"]
     assert pg.method == "exact"
     assert pg.on_threshold == ("v", vth + a)
-    la = S("lambda_a")
-    jv, ja = _jump(pg, "lambda_v"), _jump(pg, "lambda_a")
+    la = S(N.adjoint("a"))
+    jv, ja = _jump(pg, N.adjoint("v")), _jump(pg, N.adjoint("a"))
     # ∇θ = (1, −1); ∇θ·f⁻ = (isyn − ϑ − a)/τ_m + a/τ_a; f⁺ − J f⁻ = isyn/τ_m on v, −β/τ_a on a
     denom = (isyn - vth - a) / tau_m + a / tau_a
     bracket = lv * isyn / tau_m - la * beta / tau_a - dlp - D
     assert _zero(jv - bracket / denom)
     assert _zero(ja - (la - bracket / denom))
-    assert {r.name for r in pg.records} == {"t_s", "a", "i_syn"}
+    assert {r.name for r in pg.records} == {N.SPIKE_TIME, "a", "i_syn"}
 
 
 def _diag(net) -> str:
@@ -172,7 +173,12 @@ def test_text_is_deterministic_and_readable() -> None:
     a = eventprop(network()).training.to_text()
     b = eventprop(network()).training.to_text()
     assert a == b
-    for piece in ("lambda_i__h_to_out", "jump at own spike", "record per spike: i_syn", "decay_tau_mem"):
+    for piece in (
+        "__lambda__i__h_to_out",
+        "jump at own spike",
+        "record per spike: i_syn",
+        "__decay__tau_mem",
+    ):
         assert piece in a
     net = eventprop(network())
     assert net.stage == "training"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy
 from snnc.frontend import load_source
+from snnc.ir import names as N
 from snnc.ir.symbols import sym
 from snnc.passes.pipeline import build_pipeline, compile_ir
 
@@ -34,9 +35,9 @@ def test_std_lif_through_the_pipeline() -> None:
     out, _ = compile_ir(net)
     tr = out.training
     assert tr.max_spikes == 500 and set(tr.populations) == {"h", "out"}
-    jump = next(a.expr for a in tr.populations["h"].jump if a.target == "lambda_v")
+    jump = next(a.expr for a in tr.populations["h"].jump if a.target == N.adjoint("v"))
     # std.LIF resets to v_reset (relative_reset = 0 by default): the DESIGN.md form with v_reset = 0
     params = {sym("relative_reset"): 0, sym("v_reset"): 0}
-    lv, i, tau, vth = sym("lambda_v"), sym("i_syn"), sym("tau_mem"), sym("v_thresh")
-    expect = (i * lv - tau * (sym("dlp_dts") + sym("D"))) / (i - vth)
+    lv, i, tau, vth = sym(N.adjoint("v")), sym("i_syn"), sym("tau_mem"), sym("v_thresh")
+    expect = (i * lv - tau * (sym(N.DLP_DTS) + sym(N.D))) / (i - vth)
     assert sympy.simplify(jump.xreplace(params) - expect) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import sympy
+from snnc.ir import names as N
 from snnc.ir.symbols import sym
 from snnc.ir.training import executed_jump
 from snnc.passes.eventprop import DEFAULT_MIN_CROSSING_RATE, eventprop
@@ -17,10 +18,10 @@ except ImportError:
 
 def _evaluate(expr: sympy.Expr, i_syn: float) -> float:
     values = {
-        "lambda_v": 0.7,
-        "lambda_i__h_to_out": -0.3,
-        "D": 0.2,
-        "dlp_dts": 0.1,
+        N.adjoint("v"): 0.7,
+        N.adjoint("i__h_to_out"): -0.3,
+        N.D: 0.2,
+        N.DLP_DTS: 0.1,
         "tau_mem": 20.0,
         "v_thresh": 1.0,
         "v_reset": 0.0,
@@ -32,8 +33,8 @@ def _evaluate(expr: sympy.Expr, i_syn: float) -> float:
 
 def test_guarded_jump_equals_exact_jump_above_the_floor_and_is_finite_below() -> None:
     out = eventprop(network()).training.populations["out"]
-    exact = next(a.expr for a in out.jump if a.target == "lambda_v")
-    guarded = next(a.expr for a in executed_jump(out) if a.target == "lambda_v")
+    exact = next(a.expr for a in out.jump if a.target == N.adjoint("v"))
+    guarded = next(a.expr for a in executed_jump(out) if a.target == N.adjoint("v"))
     assert out.min_crossing_rate == DEFAULT_MIN_CROSSING_RATE
     assert guarded.has(sympy.Max)
     for i_syn in (1.2, 1.5, 3.0):  # (i_syn - v_thresh)/tau_mem well above 1e-3 per ms

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy
+from snnc.ir import names as N
 from snnc.ir.symbols import sym
 from snnc.passes.eventprop import eventprop
 
@@ -78,16 +79,16 @@ def gradient(w1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pops = {}
     for name, proj in (("h", "x_to_h"), ("out", "h_to_out")):
         pg = tr.populations[name]
-        lam = [f"lambda_{s}" for s in pg.states]
+        lam = [N.adjoint(s) for s in pg.states]
         derived = {n: e for n, e in pg.derived}
         step = [
             _fn(a.expr.xreplace({sym(n): e for n, e in derived.items()}), [*lam, "dt"]) for a in pg.backward
         ]
-        jumps = {a.target: _fn(a.expr, [*lam, "i_syn", "D", "dlp_dts"]) for a in pg.jump}
+        jumps = {a.target: _fn(a.expr, [*lam, "i_syn", N.D, N.DLP_DTS]) for a in pg.jump}
         pops[name] = (lam, step, jumps, pg.dlp_dts, proj)
-    g_fn = _fn(tr.transmissions["h_to_out"].g, ["lambda_v", "lambda_i__h_to_out"])
-    grad_in = _fn(tr.weight_gradients["x_to_h"].expr, ["lambda_i__x_to_h"])
-    grad_out = _fn(tr.weight_gradients["h_to_out"].expr, ["lambda_i__h_to_out"])
+    g_fn = _fn(tr.transmissions["h_to_out"].g, [N.adjoint("v"), N.adjoint("i__h_to_out")])
+    grad_in = _fn(tr.weight_gradients["x_to_h"].expr, [N.adjoint("i__x_to_h")])
+    grad_out = _fn(tr.weight_gradients["h_to_out"].expr, [N.adjoint("i__h_to_out")])
 
     hid, out = forward(w1, w2)
     lam = {"h": np.zeros((w1.shape[1], 2)), "out": np.zeros((w2.shape[1], 2))}
@@ -121,7 +122,7 @@ def gradient(w1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             first = out[idx][0] == t
             dlp = float(
                 pops["out"][3].subs(
-                    {sym("dL_dy"): out[idx][0] - TARGET[idx], sym("is_first_spike"): int(first)}
+                    {sym(N.DL_DY): out[idx][0] - TARGET[idx], sym(N.IS_FIRST_SPIKE): int(first)}
                 )
             )
         names, _, jumps, *_ = pops[kind]
