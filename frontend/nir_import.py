@@ -131,8 +131,10 @@ def _error(message: str, hint: str | None = None) -> DiagnosticError:
 
 
 def _ident(name: str) -> str:
-    s = re.sub(r"\W", "_", str(name))
-    return s if re.match(r"[A-Za-z_]", s) else f"n_{s}"
+    """A NIR node name as an `.snn` identifier outside the reserved namespace (no `__`, no `_` at
+    either end: E-RESERVED-NAME), e.g. `lif.0` -> `lif_0`, `0` -> `n_0`, `_fc__1_` -> `fc_1`."""
+    s = re.sub(r"_+", "_", re.sub(r"\W", "_", str(name))).strip("_")
+    return s if re.match(r"[A-Za-z]", s) else f"n_{s}".rstrip("_")
 
 
 def _scalar(node_name: str, field_name: str, value) -> float:
