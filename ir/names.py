@@ -55,7 +55,8 @@ def local(prefix: str, name: str) -> str:
     """A backend's name for IR name `name` under its own `prefix`: `ev_v`, `ev_i__x_to_h`, `ev__t_s`.
 
     A generated name's leading `__` stands in for the `_` separator, so a user or coupled name never
-    meets a generated one (`ev_t_s` is a user state `t_s`, `ev__t_s` the spike time).
+    meets a generated one (`ev_t_s` is a user state `t_s`, `ev__t_s` the spike time). A model temp
+    (`_cse0`) gives `ev__cse0`, which no generated name here spells.
     """
     return prefix + name if name.startswith(SEP) else f"{prefix}_{name}"
 
