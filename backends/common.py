@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import sympy
+from snnc.ir.connectivity import kind_of, require_fits
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.discrete import DiscreteModel, delay_steps
-from snnc.ir.model import Assign, Network, Population, Projection
+from snnc.ir.model import Assign, Network, Population
 from snnc.ir.symbols import TIME, TIMESTEP, WEIGHT
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -179,63 +181,6 @@ def _readout(pop: Population) -> dict[str, Any] | None:
     return {"kind": pop.readout.kind, "var": pop.readout.var, "options": dict(pop.readout.options)}
 
 
-def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict[str, int]:
-    args = proj.connectivity.args
-    kind = proj.connectivity.kind
-    if len(pre.shape) != 3:
-        raise _error(
-            "E-CONV-SHAPE",
-            f"{kind} projection '{proj.name}' needs a pre population of shape (H, W, C), got {pre.shape}",
-            proj.span,
-        )
-    h, w, c = pre.shape
-    if kind == "conv2d":
-        kh, kw = _pair(args.get("kernel", 3))
-        stride = _stride(proj, args.get("stride", 1))
-        f = int(args["filters"])
-        padding = str(args.get("padding", "valid"))
-        if padding == "same":
-            oh, ow = -(-h // stride), -(-w // stride)
-            pad_t = max((oh - 1) * stride + kh - h, 0) // 2
-            pad_l = max((ow - 1) * stride + kw - w, 0) // 2
-        else:
-            oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-            pad_t = pad_l = 0
-        out = (oh, ow, f)
-        geo = dict(H=h, W=w, C=c, KH=kh, KW=kw, F=f, OH=oh, OW=ow, STRIDE=stride, PAD_T=pad_t, PAD_L=pad_l)
-    else:
-        ph, pw = _pair(args.get("pool", 2))
-        stride = _stride(proj, args.get("stride", ph))
-        oh, ow = (h - ph) // stride + 1, (w - pw) // stride + 1
-        out = (oh, ow, c)
-        geo = dict(H=h, W=w, C=c, KH=ph, KW=pw, F=c, OH=oh, OW=ow, STRIDE=stride, PAD_T=0, PAD_L=0)
-    if int(np.prod(out)) != post.size:
-        raise _error(
-            "E-CONV-SHAPE",
-            f"{kind} projection '{proj.name}' produces shape {out} ({int(np.prod(out))} neurons) "
-            f"but '{post.name}' has {post.size}",
-            proj.span,
-            hint=f"declare '{post.name}' with shape {out}",
-        )
-    return geo
-
-
-def _stride(proj: Projection, value: Any) -> int:
-    """The frontend may give a stride as a pair; only square strides are supported."""
-    sh, sw = _pair(value)
-    if sh != sw:
-        raise _error(
-            "E-CONV-SHAPE", f"projection '{proj.name}': stride {value} must be equal in both axes", proj.span
-        )
-    return sh
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
 def plan_network(
     network: Network, *, dt: float | None = None, precision: str = "float", seed: int | None = None
 ) -> NetworkPlan:
@@ -261,10 +206,7 @@ def plan_network(
         refr = 0
         if dm.refractory is not None:
             r = specialise(dm.refractory, values)
-            if r.free_symbols:
-                raise _error(
-                    "E-REFRACTORY", f"refractory period of '{pop.model}' must be constant", model.span
-                )
+            assert not r.free_symbols, f"the frontend lets refractory periods use params only: {r}"
             refr = int(round(float(r) / dt))
         for n in list(model.states) + list(model.inputs):
             check_name(n)
@@ -297,31 +239,11 @@ def plan_network(
         values = derived_values(
             dm, {**{k: p.value for k, p in syn.params.items()}, **proj.synapse_params}, dt
         )
-        if proj.target not in network.models[post.model].inputs:
-            raise _error(
-                "E-TARGET",
-                f"projection '{proj.name}' targets input '{proj.target}', which '{post.model}' does not have",
-                proj.span,
-            )
+        assert proj.target in network.models[post.model].inputs, "ir.verify checks projection targets"
+        require_fits(proj, pre.shape, post.shape)  # the frontend's check, for a Network built in Python
         kind = proj.connectivity.kind
-        geo: dict[str, int] = {}
-        if kind == "dense":
-            wshape: tuple[int, ...] = (pre.size, post.size)
-        elif kind == "sparse":
-            wshape = (-1,)  # number of synapses, known once connectivity is drawn
-        elif kind == "one_to_one":
-            if pre.size != post.size:
-                raise _error(
-                    "E-ONE-TO-ONE",
-                    f"one_to_one projection '{proj.name}' joins {pre.size} to {post.size} neurons",
-                    proj.span,
-                )
-            wshape = (pre.size,)
-        elif kind in ("conv2d", "avg_pool2d"):
-            geo = _conv_geometry(proj, pre, post)
-            wshape = (geo["KH"], geo["KW"], geo["C"], geo["F"]) if kind == "conv2d" else ()
-        else:
-            raise _error("E-CONNECTIVITY", f"unknown connectivity '{kind}'", proj.connectivity.span)
+        conn = kind_of(kind)
+        geo = conn.geometry(proj.connectivity.args, tuple(pre.shape))
         for s in syn.states:
             check_name(s)
         output = dm.output
@@ -343,9 +265,9 @@ def plan_network(
             update=_assigns(dm.update, values),
             temps=tuple((n, specialise(e, values)) for n, e in dm.temps),
             impulse=dm.impulse,
-            trainable=proj.trainable and kind != "avg_pool2d",
+            trainable=proj.trainable and conn.trainable,
             geometry=geo,
-            weight_shape=wshape,
+            weight_shape=conn.weight_shape(pre.size, post.size, geo),
         )
         pops[proj.pre].ring = max(pops[proj.pre].ring, projs[proj.name].delay_steps + 1)
 
@@ -408,53 +330,19 @@ def draw_connectivity(
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, pp in plan.projections.items():
         proj = network.projections[name]
-        arrays: dict[str, np.ndarray] = {}
-        if pp.kind == "sparse":
-            p = float(proj.connectivity.args.get("p", 0.1))
-            mask = rng.random((pp.num_pre, pp.num_post)) < p
-            counts = mask.sum(axis=1)
-            arrays["row_ptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-            arrays["col_idx"] = np.nonzero(mask)[1].astype(np.int32)
-            nnz = int(arrays["col_idx"].size)
-            pp.weight_shape = (nnz,)
-            arrays["weight"] = draw_initialiser(proj.weight, (nnz,), rng, base)
-        elif pp.kind == "avg_pool2d":
-            pass
-        else:
-            arrays["weight"] = draw_initialiser(proj.weight, pp.weight_shape, rng, base)
+        weights = partial(draw_initialiser, proj.weight, rng=rng, base_dir=base)
+        arrays = kind_of(pp.kind).draw(
+            proj.connectivity.args, pp.num_pre, pp.num_post, pp.geometry, rng, weights
+        )
+        if "weight" in arrays:
+            pp.weight_shape = tuple(arrays["weight"].shape)  # a sparse one is known only now
         out[name] = arrays
     return out
 
 
 def dense_equivalent(pp: ProjectionPlan, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The [pre][post] matrix a projection is equivalent to (for tests, export and debugging)."""
-    m = np.zeros((pp.num_pre, pp.num_post))
-    if pp.kind == "dense":
-        m[:] = arrays["weight"].reshape(pp.num_pre, pp.num_post)
-    elif pp.kind == "sparse":
-        rp, ci, w = arrays["row_ptr"], arrays["col_idx"], arrays["weight"]
-        for i in range(pp.num_pre):
-            m[i, ci[rp[i] : rp[i + 1]]] = w[rp[i] : rp[i + 1]]
-    elif pp.kind == "one_to_one":
-        m[np.arange(pp.num_pre), np.arange(pp.num_pre)] = arrays["weight"]
-    else:
-        g = pp.geometry
-        k = arrays["weight"] if pp.kind == "conv2d" else None
-        for oy in range(g["OH"]):
-            for ox in range(g["OW"]):
-                for ky in range(g["KH"]):
-                    for kx in range(g["KW"]):
-                        y, x = oy * g["STRIDE"] + ky - g["PAD_T"], ox * g["STRIDE"] + kx - g["PAD_L"]
-                        if not (0 <= y < g["H"] and 0 <= x < g["W"]):
-                            continue
-                        for c in range(g["C"]):
-                            i = (y * g["W"] + x) * g["C"] + c
-                            if k is not None:
-                                for f in range(g["F"]):
-                                    m[i, (oy * g["OW"] + ox) * g["F"] + f] += k[ky, kx, c, f]
-                            else:
-                                m[i, (oy * g["OW"] + ox) * g["C"] + c] += 1.0 / (g["KH"] * g["KW"])
-    return m
+    return kind_of(pp.kind).dense_equivalent(arrays, pp.num_pre, pp.num_post, pp.geometry)
 
 
 RESERVED_NAMES = {TIME: "snnc_t", TIMESTEP: "snnc_dt", WEIGHT: "u_w"}

@@ -10,18 +10,13 @@ from typing import Any, Protocol
 
 from snnc.frontend import ast
 from snnc.frontend import messages as M
-from snnc.frontend.connectivity import (
-    CONNECTIVITIES,
-    INITIALISERS,
-    bind_args,
-    check_shapes,
-    connectivity_args,
-)
+from snnc.frontend.connectivity import INITIALISERS, bind_args, check_fit, connectivity_args
 from snnc.frontend.dims import describe
 from snnc.frontend.lower_model import LoweredModel, evaluate
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import integer, literal, quantity
 from snnc.ir import model as ir
+from snnc.ir.connectivity import CALLS
 from snnc.ir.diagnostics import DiagnosticBag, Span, did_you_mean
 from snnc.ir.units import TIME, Dim
 
@@ -442,24 +437,24 @@ def lower_connection(
         )
         ok = False
     conn = decl.connectivity
-    spec = CONNECTIVITIES.get(conn.func)
-    if spec is None:
-        hint = did_you_mean(conn.func, CONNECTIVITIES) or f"connectivities: {', '.join(CONNECTIVITIES)}"
+    kind = CALLS.get(conn.func)
+    if kind is None:
+        hint = did_you_mean(conn.func, CALLS) or f"connectivities: {', '.join(CALLS)}"
         bag.error(M.UNDEFINED, f"unknown connectivity '{conn.func}'", conn.func_span or conn.span, hint)
         return None
     syn_call = decl.synapse
     syn_name = syn_call.func if syn_call is not None else DEFAULT_SYNAPSE
     syn_span = (syn_call.func_span or syn_call.span) if syn_call is not None else decl.span
     syn = models.get(syn_name, syn_span, "synapse")
-    bound = bind_args(conn, spec, bag)
+    bound = bind_args(conn, kind, bag)
     if bound is None or syn is None or not ok or post is None:
         return None
     args, common = bound
-    cargs = connectivity_args(conn, spec, args, bag)
+    cargs = connectivity_args(kind, args, bag)
     if cargs is None:
         return None
     pre = pops[decl.pre]
-    check_shapes(spec.kind, cargs, pre.shape, post.shape, conn.span, bag)
+    check_fit(kind, cargs, args, pre.shape, post.shape, conn.span, bag)
     if syn_call is not None and syn_call.args:
         bag.error(M.ARGCOUNT, f"synapse {syn_name}(...) takes named parameters only", syn_call.args[0].span)
     syn_params, _ = apply_overrides(
@@ -470,14 +465,16 @@ def lower_connection(
         return None
     extra = conn_common(common, post_model.model, bag, decl)
     w_dim = weight_dim(syn.model)
-    if spec.kind == "avg_pool2d":
+    fixed = kind.fixed_weight(cargs)
+    if fixed is not None:
         if "weight" in common:
             bag.error(
-                M.TYPE, "AvgPool2D has fixed weights (1 / pool area); remove 'weight'", common["weight"].span
+                M.TYPE,
+                f"{kind.call} has fixed weights ({fixed:g} each); remove 'weight'",
+                common["weight"].span,
             )
             return None
-        ph, pw = cargs["pool"]
-        weight = ir.Initialiser("constant", {"value": 1.0 / (ph * pw)}, conn.span)
+        weight = ir.Initialiser("constant", {"value": fixed}, conn.span)
     elif "weight" in common:
         weight = initialiser(common["weight"].value, bag, w_dim, base_dir)
     else:
@@ -485,12 +482,12 @@ def lower_connection(
     if extra is None or weight is None:
         return None
     _check_output_dim(syn.model, post_model.model, extra["target"], decl, bag)
-    trainable = extra["trainable"] and spec.kind != "avg_pool2d"
+    trainable = extra["trainable"] and kind.trainable
     return ir.Projection(
         name=name,
         pre=decl.pre,
         post=decl.post,
-        connectivity=ir.Connectivity(spec.kind, cargs, conn.span),
+        connectivity=ir.Connectivity(kind.kind, cargs, conn.span),
         weight=weight,
         synapse=syn.model.name,
         synapse_params=syn_params,
