@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from snnc.ir.connectivity import KINDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
 CONV = "Conv2d"
@@ -84,11 +85,11 @@ def _padding(name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stri
         pads = _pair(name, "padding", pad)
     if pads == (0, 0):
         return "valid"
-    for size, k, p in zip(hw, kernel, pads, strict=True):
-        nir_out = (size + 2 * p - k) // stride + 1
-        same_out = -(-size // stride)
-        same_pad = max((same_out - 1) * stride + k - size, 0) // 2
-        if (nir_out, p) != (same_out, same_pad):
+    same = {"filters": 1, "kernel": kernel, "stride": stride, "padding": "same"}
+    same_pads = KINDS["conv2d"].padding(same, (*hw, 1))
+    same_out = KINDS["conv2d"].output_shape(same, (*hw, 1))
+    for size, k, p, (same_pad, _), out in zip(hw, kernel, pads, same_pads, same_out[:2], strict=True):
+        if ((size + 2 * p - k) // stride + 1, p) != (out, same_pad):
             raise nir_error(
                 f"NIR node '{name}': padding {tuple(pads)} (kernel {kernel}, stride {stride}, input "
                 f"{hw}) is not supported",
@@ -130,14 +131,12 @@ def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: 
     kernel = (int(w.shape[2]), int(w.shape[3]))
     stride = _stride(name, node.stride)
     padding = _padding(name, node, (h, wd), kernel, stride)
-    if padding == "valid":
-        if kernel[0] > h or kernel[1] > wd:
-            raise nir_error(f"NIR node '{name}': kernel {kernel} is larger than the input {(h, wd)}")
-        oh, ow = (h - kernel[0]) // stride + 1, (wd - kernel[1]) // stride + 1
-    else:
-        oh, ow = -(-h // stride), -(-wd // stride)
     args = {"filters": int(w.shape[0]), "kernel": kernel, "stride": stride, "padding": padding}
-    return Window("conv2d", args, (int(w.shape[0]), oh, ow), kernel=w.transpose(2, 3, 1, 0).copy())
+    out = KINDS["conv2d"].output_shape(args, (h, wd, c))
+    if out is None:
+        raise nir_error(f"NIR node '{name}': kernel {kernel} is larger than the input {(h, wd)}")
+    oh, ow, f = out
+    return Window("conv2d", args, (f, oh, ow), kernel=w.transpose(2, 3, 1, 0).copy())
 
 
 def pool_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001
@@ -155,11 +154,12 @@ def pool_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: 
         raise nir_error(
             f"NIR node '{name}': {kind} padding {pad} is not supported", "snnc's AvgPool2D does not pad"
         )
-    if pool[0] > h or pool[1] > wd or min(pool) < 1:
+    args = {"pool": pool, "stride": stride}
+    out = KINDS["avg_pool2d"].output_shape(args, (h, wd, c)) if min(pool) >= 1 else None
+    if out is None:
         raise nir_error(f"NIR node '{name}': kernel_size {pool} does not fit the input {(h, wd)}")
-    out = (c, (h - pool[0]) // stride + 1, (wd - pool[1]) // stride + 1)
     gain = float(pool[0] * pool[1]) if kind == "SumPool2d" else 1.0
-    return Window("avg_pool2d", {"pool": pool, "stride": stride}, out, gain=gain)
+    return Window("avg_pool2d", args, (out[2], out[0], out[1]), gain=gain)
 
 
 def window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from snnc.backends.nir.windows import conv_node, nir_shape, pool_node
 from snnc.frontend.nir_conv import nir_order
+from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
@@ -36,11 +37,9 @@ def _weights(network: Network, proj, weights: dict) -> np.ndarray:
     if proj.name in weights:
         return np.asarray(weights[proj.name], np.float64)
     init = proj.weight
-    shape = (network.populations[proj.pre].size, network.populations[proj.post].size)
-    if proj.connectivity.kind == "conv2d":
-        a = proj.connectivity.args
-        kh, kw = np.ravel(a["kernel"])[[0, -1]]
-        shape = (int(kh), int(kw), network.populations[proj.pre].shape[-1], int(a["filters"]))
+    pre, post = network.populations[proj.pre], network.populations[proj.post]
+    kind = kind_of(proj.connectivity.kind)
+    shape = kind.weight_shape(pre.size, post.size, kind.geometry(proj.connectivity.args, tuple(pre.shape)))
     if init.kind == "file":
         return np.load(init.args["resolved"], allow_pickle=False).astype(np.float64)
     if init.kind == "constant":
