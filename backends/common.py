@@ -17,7 +17,7 @@ import sympy
 from snnc.ir.connectivity import kind_of, require_fits
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.discrete import DiscreteModel, delay_steps
-from snnc.ir.model import Assign, Network, Population
+from snnc.ir.model import Assign, Network, Population, threshold_function
 from snnc.ir.symbols import TIME, TIMESTEP, WEIGHT
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -160,15 +160,6 @@ def update_with(
     """A model's update and temps with `values` substituted (from `neuron_values(..., keep=...)`)."""
     update = tuple(Assign(a.target, a.op, substitute(a.expr, values), a.span) for a in dm.update)
     return update, tuple((n, substitute(e, values)) for n, e in dm.temps)
-
-
-def threshold_function(cond: sympy.Basic | None) -> sympy.Expr | None:
-    """`v >= th` -> `v - th` (crosses zero upwards at the spike); None for compound conditions."""
-    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
-        return cond.lhs - cond.rhs
-    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
-        return cond.rhs - cond.lhs
-    return None
 
 
 def _assigns(assigns, values) -> tuple[Assign, ...]:  # noqa: ANN001

@@ -170,6 +170,16 @@ def readout(kw: ast.Keyword, role: str, model: ir.Model, bag: DiagnosticBag, pop
         if var_expr is not None:
             bag.error(M.READOUT, f"readout {kind} reads spikes and takes no variable", var_expr.span)
             return None
+        if kind == "first_spike_time" and ir.threshold_function(model.spike) is None:
+            bag.error(
+                M.READOUT,
+                f"readout first_spike_time needs a spike condition that is one comparison, "
+                f"but {model.name} spikes on a compound condition",
+                e.span,
+                "the spike time is interpolated where 'spike when x >= threshold' becomes true; "
+                "give the model a single comparison",
+            )
+            return None
         return ir.Readout(kind, None, options, kw.span)
     if var_expr is None:
         if "v" not in model.states:

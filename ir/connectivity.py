@@ -256,15 +256,17 @@ class _Window(ConnectivityKind):
             ]
         sh, sw = self.normalise(args)["stride"]
         if sh != sw:
-            given = "stride" in args and args["stride"] is not None
+            stride_default = next(a.default for a in self.spec if a.name == "stride")
+            default = (
+                f"the {self.window_arg} size" if stride_default is None else str(pair(stride_default)[0])
+            )
             return [
                 Problem(
                     "value",
                     f"{self.call}: stride ({sh}, {sw}) must be the same in both axes",
-                    "snnc slides windows with one stride for both axes, e.g. 'stride = 2'"
-                    if given
-                    else f"the stride defaults to the {self.window_arg} size; give one, e.g. 'stride = {sh}'",
-                    "stride" if given else None,
+                    f"snnc slides windows with one stride for both axes (default: {default}), "
+                    f"e.g. 'stride = {sh}'",
+                    "stride",
                 )
             ]
         out = self.output_shape(args, pre)

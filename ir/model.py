@@ -150,6 +150,15 @@ class Model:
         return next((o for o in self.odes if o.state == state), None)
 
 
+def threshold_function(cond: sympy.Basic | None) -> sympy.Expr | None:
+    """`v >= th` -> `v - th` (crosses zero upwards at the spike); None for compound conditions."""
+    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
+        return cond.lhs - cond.rhs
+    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
+        return cond.rhs - cond.lhs
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Networks
 # --------------------------------------------------------------------------------------------------

@@ -276,10 +276,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             )
         )
         return ctx_pop
-    if pop.generator is not None:
-        raise DiagnosticError(
-            Diagnostic("E-GENERATOR", f"{where}: unknown input generator '{pop.generator}'")
-        )
+    assert pop.generator is None, f"{where}: the frontend knows no generator '{pop.generator}'"
 
     # 2. inputs: sum of the outputs of every projection that targets each input
     for inp in pop.inputs:
@@ -336,23 +333,10 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
         )
         kind = ro["kind"]
         var_local = f"u_{ro['var']}" if ro.get("var") else None
-        if kind in ("var", "avg_var", "avg_var_exp_weight", "sum_var", "max_var") and (
-            ro.get("var") not in names
-        ):
-            raise DiagnosticError(
-                Diagnostic(
-                    "E-READOUT",
-                    f"{where}: readout {kind} needs a state of '{pop.model}', got {ro.get('var')!r}",
-                )
-            )
+        # the frontend checks readouts: a var readout names a state, first_spike_time a threshold
+        assert kind in ("spike_count", "first_spike_time") or ro.get("var") in names, f"{where}: {ro}"
         if kind == "first_spike_time":
-            if pop.theta is None:
-                raise DiagnosticError(
-                    Diagnostic(
-                        "E-READOUT",
-                        f"{where}: first_spike_time needs a spike condition of the form `x >= threshold`",
-                    )
-                )
+            assert pop.theta is not None, f"{where}: first_spike_time without a threshold function"
             ctx_pop["theta"] = _print(pr, pop.theta, where)
         ctx_pop["readout"] = {"kind": kind, "array": arr, "var": var_local}
     if ctx.event_buffer > 0 and pop.spike is not None:
@@ -444,13 +428,7 @@ def _projection(ctx: _Ctx, pp: ProjectionPlan, pre: PopulationPlan) -> dict[str,
     pr = ctx.printer(syn_names)
     stmts = []
     for a in pp.on_pre:
-        if a.target not in pp.states:
-            raise DiagnosticError(
-                Diagnostic(
-                    "E-C-UNSUPPORTED",
-                    f"on_pre of synapse '{pp.synapse}' assigns '{a.target}', which is not one of its states",
-                )
-            )
+        assert a.target in pp.states, f"the frontend lets on_pre of '{pp.synapse}' assign states only"
         value = a.as_value(sympy.Symbol(a.target, real=True))
         stmts.append(f"{syn_names[a.target]} = {_print(pr, value, f'on_pre of synapse {pp.synapse!r}')};")
     # A single purely additive action (`s = s + g(w)`, g free of synapse state) lets dense delivery

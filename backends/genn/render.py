@@ -193,8 +193,7 @@ def render_neuron(
     ro = pop.readout
     theta = pop.theta
     if ro is not None and ro["kind"] == "first_spike_time":
-        if theta is None:
-            raise fail(f"{where}: first_spike_time needs a spike condition of the form `x >= threshold`")
+        assert theta is not None, f"{where}: the frontend checks first_spike_time has a threshold"
         vars_.append(Var("q_theta0"))  # a var, not a local: the reset code reads it
         init["q_theta0"] = 0.0
         sim.append(f"q_theta0 = {pr(names, theta, where)};  // threshold function before update")
@@ -219,8 +218,7 @@ def render_neuron(
         kind = ro["kind"]
         var = ro.get("var")
         rvar = f"u_{var}" if var else None
-        if kind not in ("spike_count", "first_spike_time") and (var not in pop.states):
-            raise fail(f"{where}: readout {kind} needs a state of '{pop.model}', got {var!r}")
+        assert kind in ("spike_count", "first_spike_time") or var in pop.states, f"{where}: {ro}"
         vars_.append(Var("r_value"))
         init["r_value"] = _readout_init(kind)
         reset_vars["r_value"] = _readout_init(kind)
