@@ -9,13 +9,16 @@ Stored args are normalised: every argument of the spec, kernel/pool/stride as (h
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import integer, literal
-from snnc.ir.connectivity import REQUIRED, Arg, ConnectivityKind
+from snnc.ir import model as ir
+from snnc.ir.connectivity import REQUIRED, Arg, ConnectivityKind, shape_text
 from snnc.ir.diagnostics import DiagnosticBag, Span
 
 #: keywords every connectivity accepts (they describe the connection, not the pattern)
@@ -139,3 +142,40 @@ def check_fit(
         where = bound[p.arg].span if p.arg in bound else span
         bag.error(PROBLEM_CODES[p.what], p.message, where, p.hint)
     return not problems
+
+
+def check_weight_file(
+    init: ir.Initialiser,
+    conn: ConnectivityKind,
+    args: dict[str, Any],
+    pre: tuple[int, ...],
+    post: tuple[int, ...],
+    bag: DiagnosticBag,
+) -> None:
+    """A `File(...)` weight must hold a numeric array with as many entries as the connection has
+    weights. Only the .npy header is read here (never unpickled); the values are loaded at build
+    time. A sparse connection's count is known only once it is drawn, so it is checked then."""
+    shape = conn.weight_shape(math.prod(pre), math.prod(post), conn.geometry(args, pre))
+    name = init.args["path"]
+    try:
+        with open(init.args["resolved"], "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            file_shape, _, dtype = read(f)
+    except (OSError, ValueError) as exc:
+        bag.error(M.WEIGHT_FILE, f"cannot read weight file '{name}': {exc}", init.span)
+        return
+    if dtype.kind not in "biuf":
+        bag.error(M.WEIGHT_FILE, f"weight file '{name}' is not a numeric .npy array ({dtype})", init.span)
+    elif -1 not in shape and math.prod(file_shape) != math.prod(shape):
+        bag.error(
+            M.WEIGHT_FILE,
+            f"weight file '{name}' holds {math.prod(file_shape)} values {shape_text(file_shape)}, "
+            f"but {conn.call} needs {math.prod(shape)} weights {shape_text(shape)}",
+            init.span,
+            f"save an array of shape {shape_text(shape)}",
+        )

@@ -10,7 +10,13 @@ from typing import Any, Protocol
 
 from snnc.frontend import ast
 from snnc.frontend import messages as M
-from snnc.frontend.connectivity import INITIALISERS, bind_args, check_fit, connectivity_args
+from snnc.frontend.connectivity import (
+    INITIALISERS,
+    bind_args,
+    check_fit,
+    check_weight_file,
+    connectivity_args,
+)
 from snnc.frontend.dims import describe
 from snnc.frontend.lower_model import LoweredModel, evaluate
 from snnc.frontend.unparse import unparse
@@ -464,7 +470,7 @@ def lower_connection(
     if cargs is None:
         return None
     pre = pops[decl.pre]
-    check_fit(kind, cargs, args, pre.shape, post.shape, conn.span, bag)
+    fits = check_fit(kind, cargs, args, pre.shape, post.shape, conn.span, bag)
     if syn_call is not None and syn_call.args:
         bag.error(M.ARGCOUNT, f"synapse {syn_name}(...) takes named parameters only", syn_call.args[0].span)
     syn_params, _ = apply_overrides(
@@ -491,6 +497,8 @@ def lower_connection(
         weight = ir.Initialiser("constant", {"value": 1.0}, conn.span)
     if extra is None or weight is None:
         return None
+    if weight.kind == "file" and fits:
+        check_weight_file(weight, kind, cargs, pre.shape, post.shape, bag)
     _check_output_dim(syn.model, post_model.model, extra["target"], decl, bag)
     trainable = extra["trainable"] and kind.trainable
     return ir.Projection(

@@ -30,6 +30,7 @@ READOUT = "E-READOUT"  # bad readout, readout on a non-output population, output
 ALGO = "E-ALGO"  # algorithm, loss and readout that do not fit together
 CYCLE = "E-CYCLE"  # a recurrent path the training algorithm cannot handle
 FILE = "E-FILE"  # a file named in the source that is missing or of the wrong kind
+WEIGHT_FILE = "E-WEIGHT-FILE"  # a weight file that is unreadable, not numeric, or of the wrong size
 NETWORK = "E-NETWORK"  # which network to build is unclear (several, or a train block without one)
 
 W_UNKNOWN_SETTING = "W-SETTING"  # a train-block key snnc does not know (kept in TrainSpec.options)
@@ -60,6 +61,7 @@ CATALOGUE: dict[str, str] = {
     ALGO: "algorithm, loss and readout that do not fit together",
     CYCLE: "a recurrent path the training algorithm cannot handle",
     FILE: "a referenced file that is missing or of the wrong kind",
+    WEIGHT_FILE: "a weight file that cannot be read, is not numeric, or holds the wrong number of weights",
     NETWORK: "unclear which network to build",
     W_UNKNOWN_SETTING: "a training-block key snnc does not know",
     W_UNUSED_WEIGHT: "a synapse whose on_pre never uses the weight w",

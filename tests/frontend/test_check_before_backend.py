@@ -31,6 +31,7 @@ FORMERLY_BACKEND = (
     "unknown_generator",  # E-GENERATOR (C renderer)
     "readout_var_not_state",  # E-READOUT (C and GeNN renderers)
     "first_spike_time_compound",  # E-READOUT (C and GeNN renderers)
+    "weight_file_shape",  # E-WEIGHT-FILE (when the weights were drawn)
 )
 
 
