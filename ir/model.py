@@ -223,6 +223,7 @@ class Connectivity:
     kind: "dense"; "sparse" (args: p, the connection probability; drawn once with the seed);
     "one_to_one"; "conv2d" (args: filters, kernel (kh, kw), stride, padding "valid"|"same"; the
     pre population's shape is (H, W, C)); "avg_pool2d" (args: pool (ph, pw), stride; fixed weights).
+    Each kind's arguments, geometry, draw and dense equivalent live in `ir/connectivity.py`.
     """
 
     kind: str
