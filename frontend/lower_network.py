@@ -486,11 +486,11 @@ def lower_connection(
         if "weight" in common:
             bag.error(
                 M.TYPE,
-                f"{kind.call} has fixed weights ({fixed:g} each); remove 'weight'",
+                f"{kind.call} has fixed weights ({fixed} each); remove 'weight'",
                 common["weight"].span,
             )
             return None
-        weight = ir.Initialiser("constant", {"value": fixed}, conn.span)
+        weight = ir.Initialiser("constant", {"value": float(fixed)}, conn.span)
     elif "weight" in common:
         weight = initialiser(common["weight"].value, bag, w_dim, base_dir)
     else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -103,8 +104,8 @@ class ConnectivityKind:
             out[a.name] = value
         return out
 
-    def fixed_weight(self, args: Args) -> float | None:
-        """The weight of every synapse when the kind fixes it (no `weight` argument allowed)."""
+    def fixed_weight(self, args: Args) -> Fraction | None:
+        """The weight of every synapse when the kind fixes it (no `weight` argument allowed), exact."""
         return None
 
     def output_shape(self, args: Args, pre: Shape) -> Shape | None:
@@ -368,9 +369,9 @@ class AvgPool2D(_Window):
     def channels(self, args: Args, pre: Shape) -> int:
         return int(pre[2])
 
-    def fixed_weight(self, args: Args) -> float | None:
+    def fixed_weight(self, args: Args) -> Fraction | None:
         ph, pw = self.window(args)
-        return 1.0 / (ph * pw)
+        return Fraction(1, ph * pw)
 
     def weight_shape(self, num_pre: int, num_post: int, geometry: Geometry) -> Shape:
         return ()
