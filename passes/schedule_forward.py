@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy
+from snnc.ir.connectivity import kind_of
 from snnc.ir.kernel import (
     BATCH,
     NUM_STEPS,
@@ -42,7 +43,7 @@ from snnc.ir.kernel import (
     Stmt,
     Store,
 )
-from snnc.ir.model import Network, Population, Projection
+from snnc.ir.model import Network, Population, Projection, threshold_function
 from snnc.ir.specialised import SpecialisedPopulation, SpecialisedProjection
 from snnc.ir.symbols import TIME, WEIGHT, sym
 
@@ -129,30 +130,23 @@ def schedule_forward(network: Network, precision: str = "float") -> Kernel:
 def _projection_arrays(b: _Builder, proj: Projection) -> sympy.Expr:
     """Declare the projection's weights and structure; return the weight of synapse (i, j, q)."""
     net = b.network
-    kind = proj.connectivity.kind
+    kind = kind_of(proj.connectivity.kind)
     pre, post = net.populations[proj.pre], net.populations[proj.post]
-    if kind == "avg_pool2d":
-        ph, pw = _pair(proj.connectivity.args.get("pool", 2))
-        return sympy.Rational(1, ph * pw)
-    if kind == "sparse":
-        shape: tuple[int | str, ...] = ("nnz",)
+    fixed = kind.fixed_weight(proj.connectivity.args)
+    if fixed is not None:
+        return sympy.Rational(fixed.numerator, fixed.denominator)
+    geometry = kind.geometry(proj.connectivity.args, tuple(pre.shape))
+    shape: tuple[int | str, ...] = kind.weight_shape(pre.size, post.size, geometry)
+    if shape == (-1,):  # drawn structure: CSR rows
+        shape = ("nnz",)
         for key, size in (("row_ptr", pre.size + 1), ("col_idx", "nnz")):
             b.add(
                 Array(
                     array_name("c", proj.name, key), Role.CONNECTIVITY, proj.name, (size,), "int32", var=key
                 )
             )
-    elif kind == "dense":
-        shape = (pre.size, post.size)
-    elif kind == "one_to_one":
-        shape = (pre.size,)
-    elif kind == "conv2d":
-        kh, kw = _pair(proj.connectivity.args.get("kernel", 3))
-        shape = (kh, kw, pre.shape[-1], int(proj.connectivity.args["filters"]))
-    else:
-        raise ValueError(f"no weight layout for connectivity '{kind}'")
     weight = b.add(
-        Array(array_name("w", proj.name), Role.WEIGHT, proj.name, shape, comment=f"{kind} weights")
+        Array(array_name("w", proj.name), Role.WEIGHT, proj.name, shape, comment=f"{kind.kind} weights")
     )
     return sympy.IndexedBase(weight.name)[Q]  # the printer maps q to the slot of the layout
 
@@ -302,7 +296,7 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
         ]
         body.append(Let(Local(inp), sympy.Add(*terms), f"input {inp}"))
         env[sym(inp)] = Local(inp)
-    theta = _threshold(sp.spike)
+    theta = threshold_function(sp.spike)
     readout = pop.readout
     if readout is not None and readout.kind == "first_spike_time":
         body.append(Let(Local("__theta0"), theta.xreplace(env), "threshold function before the update"))
@@ -467,18 +461,3 @@ def _reset_body(b: _Builder) -> tuple[Stmt, ...]:
             init = sympy.Integer(int(a.init)) if a.dtype != "scalar" else sympy.Float(a.init)
             body.append(Loop(Neurons(owner), (Store(a[BATCH, J], init),), {"j": J}))
     return tuple(body)
-
-
-def _threshold(cond: sympy.Basic | None) -> sympy.Expr | None:
-    """`v >= th` -> `v - th`: the function that crosses zero upwards at a spike."""
-    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
-        return cond.lhs - cond.rhs
-    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
-        return cond.rhs - cond.lhs
-    return None
-
-
-def _pair(value: object) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
