@@ -150,13 +150,20 @@ class Model:
         return next((o for o in self.odes if o.state == state), None)
 
 
+def threshold_sides(cond: sympy.Basic | None) -> tuple[sympy.Expr, sympy.Expr] | None:
+    """`v >= th` and `th <= v` -> (`v`, `th`): the side that rises through the other at a spike;
+    None for compound conditions. The one place that reads a spike condition as a threshold."""
+    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
+        return cond.lhs, cond.rhs
+    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
+        return cond.rhs, cond.lhs
+    return None
+
+
 def threshold_function(cond: sympy.Basic | None) -> sympy.Expr | None:
     """`v >= th` -> `v - th` (crosses zero upwards at the spike); None for compound conditions."""
-    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
-        return cond.lhs - cond.rhs
-    if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
-        return cond.rhs - cond.lhs
-    return None
+    sides = threshold_sides(cond)
+    return None if sides is None else sides[0] - sides[1]
 
 
 # --------------------------------------------------------------------------------------------------

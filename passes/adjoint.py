@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sympy
 from snnc.ir import names
-from snnc.ir.model import Model, Network, Population, Projection
+from snnc.ir.model import Model, Network, Population, Projection, threshold_function
 from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import sym, w
 
@@ -131,11 +131,8 @@ def on_pre_jump(syn: Model, proj: Projection, ren: dict) -> dict[str, sympy.Expr
 def theta_of(model: Model) -> sympy.Expr:
     """θ with `spike when` ⇔ θ >= 0 (upward crossing)."""
     cond = model.spike
-    if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
-        theta = cond.lhs - cond.rhs
-    elif isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):
-        theta = cond.rhs - cond.lhs
-    else:
+    theta = threshold_function(cond)
+    if theta is None:
         raise Defeat(f"spike condition '{cond}' is not a single comparison; EventProp needs θ(x) = 0", cond)
     bad = theta.atoms(*NON_SMOOTH)
     if bad:

@@ -24,7 +24,7 @@ from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, Span
 from snnc.ir.discrete import DiscreteModel
 from snnc.ir.eprop_ir import Eligibility
-from snnc.ir.model import Assign, Model
+from snnc.ir.model import Assign, Model, threshold_sides
 from snnc.ir.symbols import sym, w
 
 Expr = sympy.Expr
@@ -97,11 +97,8 @@ def threshold(model: Model, disc: DiscreteModel, where: Where) -> Threshold:
                 hint="hidden populations trained with e-prop need `spike when ...`; use it as an output instead",
             )
         )
-    if isinstance(cond, sympy.GreaterThan | sympy.StrictGreaterThan):
-        rising, other = cond.lhs, cond.rhs
-    elif isinstance(cond, sympy.LessThan | sympy.StrictLessThan):
-        rising, other = cond.rhs, cond.lhs
-    else:
+    sides = threshold_sides(cond)
+    if sides is None:
         raise DiagnosticError(
             Diagnostic(
                 CODE_THRESHOLD,
@@ -111,6 +108,7 @@ def threshold(model: Model, disc: DiscreteModel, where: Where) -> Threshold:
                 hint="write the spike condition as one comparison, e.g. `spike when v >= v_thresh`",
             )
         )
+    rising, other = sides
     theta = sympy.expand(rising - other)
     states = [sym(s) for s in model.states]
     if not theta.free_symbols & set(states):
