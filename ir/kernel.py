@@ -276,12 +276,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class ProjectionInfo:
-    """What loops over a projection need: its ends, connectivity kind and delay in steps."""
+    """What loops over a projection need: its ends, connectivity kind, delay in steps and, for
+    window kinds (conv2d, avg_pool2d), their geometry."""
 
     pre: str
     post: str
     kind: str
     delay_steps: int = 0
+    geometry: dict[str, int] = field(default_factory=dict)  # window kinds: see ir/connectivity.py
 
 
 @dataclass(frozen=True)

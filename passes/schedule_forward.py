@@ -105,7 +105,11 @@ def schedule_forward(network: Network, precision: str = "float") -> Kernel:
     per_step = tuple(p.name for p in b.phases)
     projections = {
         p.name: ProjectionInfo(
-            p.pre, p.post, p.connectivity.kind, network.specialised.projections[p.name].delay_steps
+            p.pre,
+            p.post,
+            p.connectivity.kind,
+            network.specialised.projections[p.name].delay_steps,
+            kind_of(p.connectivity.kind).geometry(p.connectivity.args, network.populations[p.pre].shape),
         )
         for p in network.projections.values()
     }

@@ -264,7 +264,7 @@ class _Phase:
     def arrivals(self, loop: Loop, depth: int) -> list[str]:
         space: Arrivals = loop.space
         info = self.kernel.projections[space.projection]
-        if info.kind not in ("dense", "sparse", "one_to_one"):
+        if info.kind not in ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"):
             raise NotImplementedError(f"arrivals over {info.kind} connectivity")
         if {v.name for v in loop.vars.values()} != {"i", "j", "q"}:
             raise NotImplementedError("arrival loops print their indices as snnc_i, snnc_j, snnc_q")
@@ -281,10 +281,11 @@ class _Phase:
             "num_post": self.kernel.populations[info.post],
             "unroll": DENSE_UNROLL,
             "additive": self.additive(loop) if info.kind == "dense" else None,
+            "geo": dict(info.geometry),
         }
         lines = self.macro("arrivals_open", depth, p)
         if not p["additive"]:
-            lines += self.body(loop.body, depth + 3)
+            lines += self.body(loop.body, depth + (6 if info.kind in ("conv2d", "avg_pool2d") else 3))
         return lines + self.macro("arrivals_close", depth, p)
 
     def additive(self, loop: Loop) -> dict[str, Any] | None:

@@ -84,3 +84,33 @@ def test_the_printed_forward_kernel_runs_as_the_c_backend(output: str) -> None:
     np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-13, atol=1e-15)
     again = printed.run(data(ROWS), request)  # per-trial state is reset by the kernel's reset phase
     np.testing.assert_array_equal(again.vars[("h", "v")], got.vars[("h", "v")])
+
+
+CONV = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network c {
+    input  x   = SpikeInput((7, 6, 2))
+    hidden c   = LIF((4, 3, 3), tau_mem = 10 ms, v_thresh = 0.5)
+    hidden p   = LIF((2, 1, 3), tau_mem = 10 ms, v_thresh = 0.2)
+    output out = LeakyIntegrate(2, tau_mem = 10 ms, readout = avg_var)
+    x -> c   : Conv2D(filters = 3, kernel = 3, stride = 2, padding = same, weight = Normal(mean = 0.4, sd = 0.3)), Exponential(tau = 5 ms)
+    c -> p   : AvgPool2D(pool = 2), Exponential(tau = 5 ms)
+    p -> out : Dense(weight = Normal(mean = 0.5, sd = 0.5)), Exponential(tau = 5 ms)
+}
+"""
+
+
+def test_the_printed_kernel_delivers_through_convolutions_and_pools() -> None:
+    network = lower(CONV, dt=DT, duration=STEPS * DT)
+    reference = build_compiled(network, batch_size=2, precision="double", seed=3)
+    printed = kernel_artefact(network, 2, "double")
+    rng = np.random.default_rng(1)
+    x = [(np.round(np.sort(rng.uniform(0, 20, 150)) / DT) * DT, rng.integers(0, 84, 150)) for _ in range(2)]
+    request = RecordRequest.of(spikes=["c", "p"], vars=[("c", "v"), ("p", "v"), ("out", "v")])
+    want = reference.run({"x": x}, request)
+    got = printed.run({"x": x}, request)
+    assert want.spikes["c"].sum() > 10 and want.spikes["p"].any(), "the network must be active"
+    for pop in ("c", "p"):
+        np.testing.assert_array_equal(got.spikes[pop], want.spikes[pop], err_msg=pop)
+    for key in want.vars:
+        np.testing.assert_allclose(got.vars[key], want.vars[key], rtol=1e-13, atol=1e-15, err_msg=str(key))
