@@ -190,16 +190,11 @@ class RunOptions:
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:
     """The lowered network (with its gradient pass) of a `.snn` file with a train block."""
-    from snnc.api import BACKENDS, lower
+    from snnc.backends import get_backend
 
-    if opts.backend not in BACKENDS:
-        raise _error(
-            "E-BACKEND", f"backend '{opts.backend}' cannot train yet", hint=f"use: {', '.join(BACKENDS)}"
-        )
-    if opts.backend == "genn":
-        from snnc.backends.genn import require_pygenn
+    from snnc.api import lower
 
-        require_pygenn()
+    get_backend(opts.backend).require()
     for name in ("epochs", "batch_size"):
         value = getattr(opts, name)
         if value is not None and value < 1:

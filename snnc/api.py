@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from snnc.backends import check_supported, get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
-
-BACKENDS = ("c", "genn")
 
 
 def load_network(source: str | os.PathLike[str]) -> Network:
@@ -45,21 +44,22 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
     overrides: dt, duration (ms), batch_size, precision ("float" | "double"), seed,
     event_buffer (per-neuron spike buffer size for gradient passes), cache_dir.
     """
-    if backend not in BACKENDS:
-        raise DiagnosticError(
-            Diagnostic("E-BACKEND", f"unknown backend '{backend}'", hint=f"backends: {', '.join(BACKENDS)}")
-        )
+    chosen = get_backend(backend)
     known = {"dt", "duration", "batch_size", "precision", "seed", "event_buffer", "cache_dir", "openmp"}
     unknown = set(overrides) - known
     if unknown:
         raise TypeError(f"unknown compile option(s): {', '.join(sorted(unknown))}")
-    if backend == "genn":
-        from snnc.backends.genn import require_pygenn
-
-        require_pygenn()  # one clear sentence before any slow work when pygenn is missing
+    chosen.require()  # one clear sentence before any slow work when the toolchain is missing
     network = lower(source, **overrides)
     options = {k: v for k, v in overrides.items() if k not in ("dt", "duration")}
     return build_compiled(network, backend=backend, **options)
+
+
+def check_backend(network: Network, backend: str = "c", precision: str | None = None) -> None:
+    """Raise every combination of `network` that `backend` cannot run, before any code generation."""
+    diagnostics = check_supported(network, backend, precision=precision)
+    if diagnostics:
+        raise DiagnosticError(diagnostics)
 
 
 def build_compiled(
@@ -74,41 +74,30 @@ def build_compiled(
     openmp: bool = True,
 ):  # noqa: ANN201
     """Backend and runtime for an already-discretised network."""
-    if backend == "genn":
-        from snnc.backends.genn import load_genn
-        from snnc.runtime.compiled import CompiledNetwork
-
-        options = {"batch_size": batch_size, "precision": precision, "seed": seed, "out_dir": cache_dir}
-        return CompiledNetwork(load_genn(network, **options), network=network)
-    from snnc.backends.c import build_network
-    from snnc.backends.c.eprop import build_eprop_network, is_eprop
     from snnc.runtime.compiled import CompiledNetwork
-    from snnc.runtime.eprop_artefact import EpropArtefact
-    from snnc.runtime.native import NativeArtefact
 
-    online = is_eprop(network)  # e-prop: the forward kernel also accumulates the weight updates
-    build = build_eprop_network if online else build_network
-    artefact_type = EpropArtefact if online else NativeArtefact
-
-    if not event_buffer and getattr(network, "training", None) is not None:
-        # a gradient pass needs per-neuron spike buffers of the train block's size
-        event_buffer = int(getattr(network.training, "max_spikes", 0) or 0)
-    built = build(
+    chosen = get_backend(backend)
+    check_backend(network, backend, precision)
+    if batch_size is None:
+        batch_size = network.train.batch_size if network.train else 1
+    built = chosen.build(
         network,
+        batch_size=batch_size,
         precision=precision,
         seed=seed,
         event_buffer=event_buffer,
-        cache_dir=Path(cache_dir) if cache_dir else None,
+        cache_dir=cache_dir,
         openmp=openmp,
     )
-    if batch_size is None:
-        batch_size = network.train.batch_size if network.train else 1
-    artefact = artefact_type(built.library, built.manifest, built.static, batch_size)
-    return CompiledNetwork(artefact, network=network)
+    return CompiledNetwork(chosen.load(built, batch_size), network=network)
+
+
+def emit(network: Network, out_dir: str | os.PathLike[str], backend: str = "c", **options: Any) -> list[Path]:
+    """`--emit <backend>`: write the backend's source files (what `build_compiled` compiles)."""
+    check_backend(network, backend, options.get("precision"))
+    return get_backend(backend).emit(network, Path(out_dir), **options)
 
 
 def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) -> list[Path]:
     """`--emit c`: write the generated C file and `manifest.json`; returns their paths."""
-    from snnc.backends.c import emit_c as _emit
-
-    return _emit(network, out_dir, **options)
+    return emit(network, out_dir, "c", **options)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from snnc import __version__
+from snnc.backends import NAMES as BACKENDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, render
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -88,13 +89,15 @@ def print_diagnostics(diagnostics: Iterable[Diagnostic], stream=None) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from snnc.backends import get_backend
     from snnc.frontend import check_file
 
+    get_backend(args.backend)  # an unknown name is one diagnostic, before any file is read
     failed = 0
     for path in args.files:
         diagnostics = check_file(path)
         if not any(d.severity == "error" for d in diagnostics):
-            diagnostics = [*diagnostics, *_pass_diagnostics(path)]
+            diagnostics = [*diagnostics, *_pass_diagnostics(path, args.backend)]
         if print_diagnostics(diagnostics):
             failed += 1
         elif not args.quiet:
@@ -102,17 +105,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_USER if failed else EXIT_OK
 
 
-def _pass_diagnostics(path: str) -> list[Diagnostic]:
-    """Run the passes too (discretise, gradient derivation): a model they cannot handle is an error
-    that `check` should report, not one that waits for `train`."""
+def _pass_diagnostics(path: str, backend: str) -> list[Diagnostic]:
+    """Run the passes too (discretise, gradient derivation), then ask the backend: a model they cannot
+    handle is an error that `check` should report, not one that waits for `train`."""
+    from snnc.backends import check_supported
     from snnc.frontend import load_file
     from snnc.passes.pipeline import compile_ir
 
     try:
-        compile_ir(load_file(path))
+        network, _ = compile_ir(load_file(path))
     except DiagnosticError as exc:
         return exc.diagnostics
-    return []
+    return check_supported(network, backend)
 
 
 def _load(path: str, overrides: dict | None = None):
@@ -159,25 +163,23 @@ def cmd_compile(args: argparse.Namespace) -> int:
     stages += [(f"  {t.name}", t.seconds) for t in manager.timings]
     if args.emit == "ir":
         _write_output(args, "ir.txt", print_network(network))
-    elif args.emit == "c":
-        from snnc.api import emit_c
+    elif args.emit is not None:
+        from snnc.api import emit
 
-        for written in emit_c(network, Path(args.output or "snnc-out")):
-            print(f"wrote {written}")
-    elif args.emit == "genn":
-        from snnc.backends.genn import emit_genn
-
-        for written in emit_genn(network, Path(args.output or "snnc-out")):
+        for written in emit(network, Path(args.output or "snnc-out"), backend=args.emit):
             print(f"wrote {written}")
     else:
-        from snnc.backends.c import build_network
+        from snnc.api import check_backend
+        from snnc.backends import get_backend
 
+        backend = get_backend(args.backend)
+        check_backend(network, args.backend)
         begin = time.perf_counter()
-        built = build_network(network)
+        built = backend.build(network)
         state = "cached" if built.cached else "compiled"
-        stages.append((f"backend c ({state})", time.perf_counter() - begin))
+        stages.append((f"backend {args.backend} ({state})", time.perf_counter() - begin))
         if not args.quiet:
-            print(f"{args.file}: built {built.library}")
+            print(f"{args.file}: built {built.path}")
     if args.timings:
         total = sum(sec for name, sec in stages if not name.startswith(" "))
         total += sum(t.seconds for t in manager.timings)
@@ -282,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="parse and check .snn files, report every error")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--backend",
+        default="c",
+        choices=BACKENDS,
+        help="also report what this backend cannot run (default c)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing for files without errors")
     p.set_defaults(func=cmd_check)
 
@@ -290,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument(
-        "--emit", choices=["ast", "snn", "ir", "c", "genn"], help="write this stage instead of building"
+        "--emit", choices=["ast", "snn", "ir", *BACKENDS], help="write this stage instead of building"
     )
     p.add_argument(
         "--print-after",
@@ -299,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the IR after this pass (repeatable; 'all' for every pass)",
     )
     p.add_argument("--timings", action="store_true", help="print the time each pass and the build took")
-    p.add_argument("--backend", default="c", choices=["c", "genn"])
+    p.add_argument("--backend", default="c", choices=BACKENDS)
     p.add_argument("--inference", action="store_true", help="compile for simulation only: no gradient pass")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", "--output", metavar="PATH", help="output file or directory")
@@ -316,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("file", metavar="FILE")
-        p.add_argument("--backend", default="c", choices=["c", "genn"])
+        p.add_argument("--backend", default="c", choices=BACKENDS)
         p.add_argument("--epochs", type=int, help="override the train block's epochs")
         p.add_argument("--batch-size", type=int, help="override the train block's batch size")
         p.add_argument("--seed", type=int, help="override the train block's seed")

@@ -1,5 +1,5 @@
 """The embedded C backend: Jinja templates emitting C, compiled with the system compiler."""
 
-from .backend import CAPABILITIES, BuiltNetwork, build_network, emit_c, generate
+from .backend import BACKEND, CAPABILITIES, BuiltNetwork, build_network, emit_c, generate
 
-__all__ = ["CAPABILITIES", "BuiltNetwork", "build_network", "emit_c", "generate"]
+__all__ = ["BACKEND", "CAPABILITIES", "BuiltNetwork", "build_network", "emit_c", "generate"]

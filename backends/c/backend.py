@@ -13,20 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
 from snnc.ir.model import Network
 
 from .build import build
-from .eventprop import plan_eventprop
+from .eprop import is_eprop, render_eprop
+from .eventprop import GRAD_KINDS, plan_eventprop
 from .render import Rendered, render
 
-#: what this backend can do (a GeNN backend will declare its own)
-CAPABILITIES = {
-    "connectivity": ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"),
-    "precision": ("float", "double"),
-    "generators": ("spike_source", "poisson"),
-    "gradients": ("eventprop", "eprop"),
-}
+#: what this backend can do; `snnc check --backend c` refuses the rest with a location
+CAPABILITIES = Capabilities(
+    connectivity=frozenset({"dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"}),
+    gradients=frozenset({"eventprop", "eprop"}),
+    precisions=frozenset({"float", "double"}),
+    generators=frozenset({"spike_source", "poisson"}),
+    trainable={"eventprop": frozenset(GRAD_KINDS), "eprop": frozenset({"dense"})},
+)
 
 
 def ir_hash(network: Network) -> str:
@@ -49,6 +52,10 @@ class BuiltNetwork:
     plan: NetworkPlan
     cached: bool
 
+    @property
+    def path(self) -> Path:
+        return self.library
+
 
 def generate(
     network: Network,
@@ -58,7 +65,11 @@ def generate(
     seed: int | None = None,
     event_buffer: int = 0,
 ) -> tuple[Rendered, dict[str, np.ndarray], NetworkPlan]:
-    """Plan, draw initial weights with the seed, and render C (no compiling)."""
+    """Plan, draw initial weights with the seed, and render C (no compiling).
+
+    The one C generator for `--emit c` and for training: an e-prop network gets the forward code with
+    the e-prop kernel appended (`eprop.py`), an EventProp network `snnc_backward`.
+    """
     plan = plan_network(network, dt=dt, precision=precision, seed=seed)
     rng = np.random.default_rng(plan.seed)
     drawn = draw_connectivity(network, plan, rng)
@@ -72,20 +83,46 @@ def generate(
     rendered = render(
         plan, ir_hash=ir_hash(network), event_buffer=event_buffer, eventprop=plan_eventprop(network, plan)
     )
+    if is_eprop(network):
+        rendered, extra = _with_eprop(network, plan, rendered)
+        static.update(extra)
     return rendered, static, plan
+
+
+def _with_eprop(
+    network: Network, plan: NetworkPlan, rendered: Rendered
+) -> tuple[Rendered, dict[str, np.ndarray]]:
+    """The forward translation unit with the e-prop kernel appended, and its extra static arrays."""
+    code, specs, static, info = render_eprop(network, plan, rendered.manifest["arrays"])
+    code = rendered.code + code
+    manifest = dict(rendered.manifest)
+    manifest["arrays"] = list(manifest["arrays"]) + [a.as_json() for a in specs]
+    manifest["eprop"] = info
+    manifest["code_sha256"] = hashlib.sha256(code.encode()).hexdigest()
+    return Rendered(code, [*rendered.arrays, *specs], manifest), static
+
+
+def _with_training_defaults(network: Network, options: dict[str, Any]) -> dict[str, Any]:
+    """Options as training builds them: a gradient pass gets per-neuron spike buffers of its
+    max_spikes unless `event_buffer` is given (shared by build and `--emit c`, so both agree)."""
+    if not options.get("event_buffer") and network.training is not None:
+        return {**options, "event_buffer": int(getattr(network.training, "max_spikes", 0) or 0)}
+    return options
 
 
 def build_network(
     network: Network, *, cache_dir: Path | None = None, openmp: bool = True, **options: Any
 ) -> BuiltNetwork:
-    rendered, static, plan = generate(network, **options)
+    """Generate and compile (cached); event_buffer 0 means the gradient pass's max_spikes."""
+    rendered, static, plan = generate(network, **_with_training_defaults(network, options))
     result = build(rendered.code, network.name, openmp=openmp, directory=cache_dir)
     return BuiltNetwork(result.library, result.source, rendered.manifest, static, plan, result.cached)
 
 
 def emit_c(network: Network, out_dir: str | Path, **options: Any) -> list[Path]:
-    """Write `<name>.c` and `manifest.json` (populations, arrays, shapes, dtypes, IR hash)."""
-    rendered, static, _ = generate(network, **options)
+    """Write `<name>.c` and `manifest.json` (populations, arrays, shapes, dtypes, IR hash): the code
+    `build_network` compiles with the same options."""
+    rendered, static, _ = generate(network, **_with_training_defaults(network, options))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     c_path = out / f"{network.name}.c"
@@ -97,6 +134,50 @@ def emit_c(network: Network, out_dir: str | Path, **options: Any) -> list[Path]:
     m_path = out / "manifest.json"
     m_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     return [c_path, m_path]
+
+
+class CBackend:
+    """The C backend in the registry (`snnc.backends.get_backend("c")`)."""
+
+    name = "c"
+    capabilities = CAPABILITIES
+
+    def require(self) -> None:
+        """The C compiler is looked for when building (`build.py` names it if missing)."""
+
+    def emit(self, network: Network, out_dir: Path, **options: Any) -> list[Path]:
+        return emit_c(network, out_dir, **options)
+
+    def build(
+        self,
+        network: Network,
+        *,
+        batch_size: int | None = None,
+        precision: str = "float",
+        seed: int | None = None,
+        event_buffer: int = 0,
+        cache_dir: str | Path | None = None,
+        openmp: bool = True,
+    ) -> BuiltNetwork:
+        """Compile (cached); the batch size is the loader's."""
+        return build_network(
+            network,
+            precision=precision,
+            seed=seed,
+            event_buffer=event_buffer,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            openmp=openmp,
+        )
+
+    def load(self, built: BuiltNetwork, batch_size: int) -> Any:
+        from snnc.runtime.eprop_artefact import EpropArtefact
+        from snnc.runtime.native import NativeArtefact
+
+        loader = EpropArtefact if "eprop" in built.manifest else NativeArtefact
+        return loader(built.library, built.manifest, built.static, batch_size)
+
+
+BACKEND = CBackend()
 
 
 def _json_default(obj: Any) -> Any:

@@ -15,8 +15,6 @@ eligibilities, traces, accumulators, scratch; zeroed by `reset`), "gradient" (pe
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -496,34 +494,28 @@ def render_eprop(
     return code, planner.specs, planner.static, info
 
 
-def build_eprop_network(
-    network: Network, *, cache_dir: Path | None = None, openmp: bool = True, **options: Any
-):  # noqa: ANN201
-    """Like `backend.build_network`, with the e-prop kernel appended; returns a `BuiltNetwork`."""
-    from .backend import BuiltNetwork
-    from .build import build
+def build_eprop_network(network: Network, **options: Any):  # noqa: ANN201
+    """`backend.build_network` of an e-prop network (the forward code with the e-prop kernel)."""
+    from .backend import build_network
 
-    code, manifest, static, plan = generate_eprop(network, **options)
-    result = build(code, network.name, openmp=openmp, directory=cache_dir)
-    return BuiltNetwork(result.library, result.source, manifest, static, plan, result.cached)
+    _require_eprop(network)
+    return build_network(network, **options)
 
 
 def generate_eprop(
     network: Network, **options: Any
 ) -> tuple[str, dict[str, Any], dict[str, np.ndarray], NetworkPlan]:
-    """Forward code + e-prop code, the extended manifest, and all static arrays (no compiling)."""
+    """`backend.generate` of an e-prop network: code, manifest, static arrays and plan."""
     from .backend import generate
 
+    _require_eprop(network)
+    rendered, static, plan = generate(network, **options)
+    return rendered.code, rendered.manifest, static, plan
+
+
+def _require_eprop(network: Network) -> None:
     if not is_eprop(network):
         raise ValueError("the network carries no e-prop training IR; run the eprop pass")
-    rendered, static, plan = generate(network, **options)
-    extra_code, specs, extra_static, info = render_eprop(network, plan, rendered.manifest["arrays"])
-    code = rendered.code + extra_code
-    manifest = dict(rendered.manifest)
-    manifest["arrays"] = list(manifest["arrays"]) + [a.as_json() for a in specs]
-    manifest["eprop"] = info
-    manifest["code_sha256"] = hashlib.sha256(code.encode()).hexdigest()
-    return code, manifest, {**static, **extra_static}, plan
 
 
 __all__ = ["build_eprop_network", "generate_eprop", "is_eprop", "render_eprop"]

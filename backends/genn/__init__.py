@@ -7,18 +7,30 @@ simulation (`load_genn`) does, and says so in one sentence when it is missing.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from snnc.backends.capabilities import Capabilities
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
-from .emit import CAPABILITIES, emit_genn, generate
+from .emit import emit_genn, generate
 
 MISSING = "E-GENN-MISSING"
 #: GeNN backends the generated module can build for; `SNNC_GENN_BACKEND` picks one over the default
 GENN_BACKENDS = ("cuda", "single_threaded_cpu")
 BACKEND_ENV = "SNNC_GENN_BACKEND"
+
+#: what this backend can do; `snnc check --backend genn` refuses the rest with a location
+CAPABILITIES = Capabilities(
+    connectivity=frozenset({"dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"}),
+    gradients=frozenset({"eventprop", "eprop"}),
+    precisions=frozenset({"float", "double"}),
+    generators=frozenset({"spike_source", "poisson"}),
+    trainable={k: frozenset({"dense", "sparse", "one_to_one"}) for k in ("eventprop", "eprop")},
+    no_gradient_delays=frozenset({"eventprop", "eprop"}),
+)
 
 
 def have_pygenn() -> bool:
@@ -63,16 +75,62 @@ def load_genn(network: Network, **options: Any):  # noqa: ANN201
     out_dir (where the module and GeNN's generated code go).
     """
     require_pygenn()
-    from .runtime import GeNNArtefact
-
-    out_dir = Path(options.pop("out_dir", None) or Path(".snnc-genn") / network.name)
-    backend = chosen_backend(options.pop("backend", None))
+    backend = chosen_backend(options.pop("backend", None))  # a bad name fails before any work
     batch_size = options.pop("batch_size", None)
-    paths = emit_genn(network, out_dir, **options, batch_size=batch_size)
-    return GeNNArtefact.from_module(paths[0], backend=backend, batch_size=batch_size)
+    built = BACKEND.build(network, batch_size=batch_size, cache_dir=options.pop("out_dir", None), **options)
+    return BACKEND.load(built, batch_size, backend=backend)
+
+
+@dataclass
+class BuiltModule:
+    """A written pygenn module; GeNN generates and compiles its code when it is loaded."""
+
+    path: Path
+    cached: bool = False
+
+
+class GeNNBackend:
+    """The GeNN backend in the registry (`snnc.backends.get_backend("genn")`)."""
+
+    name = "genn"
+    capabilities = CAPABILITIES
+
+    def require(self) -> None:
+        require_pygenn()
+
+    def emit(self, network: Network, out_dir: Path, **options: Any) -> list[Path]:
+        return emit_genn(network, out_dir, **options)
+
+    def build(
+        self,
+        network: Network,
+        *,
+        batch_size: int | None = None,
+        precision: str = "float",
+        seed: int | None = None,
+        event_buffer: int = 0,
+        cache_dir: str | Path | None = None,
+        openmp: bool = True,
+    ) -> BuiltModule:
+        """Write the module into `cache_dir` (default `.snnc-genn/<name>`); event_buffer and openmp are
+        the C backend's."""
+        out_dir = Path(cache_dir or Path(".snnc-genn") / network.name)
+        paths = emit_genn(network, out_dir, precision=precision, seed=seed, batch_size=batch_size)
+        return BuiltModule(paths[0])
+
+    def load(self, built: BuiltModule, batch_size: int | None, backend: str | None = None) -> Any:
+        """Build the module with GeNN and load it; `backend` as `chosen_backend`."""
+        require_pygenn()
+        from .runtime import GeNNArtefact
+
+        return GeNNArtefact.from_module(built.path, backend=chosen_backend(backend), batch_size=batch_size)
+
+
+BACKEND = GeNNBackend()
 
 
 __all__ = [
+    "BACKEND",
     "BACKEND_ENV",
     "CAPABILITIES",
     "GENN_BACKENDS",

@@ -22,15 +22,6 @@ from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, r
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-#: what this backend can do
-CAPABILITIES = {
-    "connectivity": ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"),
-    "precision": ("float", "double"),
-    "generators": ("spike_source", "poisson"),
-    "gradients": ("eventprop", "eprop"),
-}
-
-
 @dataclass
 class CustomUpdateCtx:
     name: str

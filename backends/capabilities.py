@@ -1,0 +1,126 @@
+"""What a backend can do, and the check that reads it before any code is generated.
+
+Each backend declares one frozen `Capabilities`; `unsupported` compares a lowered network against it
+and returns a located `Diagnostic` per refused combination, so `snnc check --backend NAME` and
+`compile_network` report it at the projection or population, not after rendering half the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from snnc.ir.diagnostics import Diagnostic, Span
+from snnc.ir.discrete import delay_steps
+from snnc.ir.model import Network, Projection
+
+CODE = "E-BACKEND-UNSUPPORTED"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    connectivity: frozenset[str]
+    gradients: frozenset[str]
+    precisions: frozenset[str]
+    generators: frozenset[str]
+    #: gradient algorithm -> the connectivity kinds whose weights it trains (absent: all it has)
+    trainable: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: gradient algorithms that cannot carry an axonal delay on a projection of the gradient path
+    no_gradient_delays: frozenset[str] = frozenset()
+
+
+def unsupported(
+    network: Network, backend: str, caps: Capabilities, *, precision: str | None = None
+) -> list[Diagnostic]:
+    """One diagnostic per combination of `network` that backend `backend` refuses."""
+    out: list[Diagnostic] = []
+
+    def refuse(message: str, span: Span | None, hint: str | None = None) -> None:
+        out.append(Diagnostic(CODE, f"the {backend} backend {message}", span, hint=hint))
+
+    if precision is not None and precision not in caps.precisions:
+        refuse(f"has no precision '{precision}'", None, f"precisions: {_list(caps.precisions)}")
+    for pop in network.populations.values():
+        generator = network.models[pop.model].generator
+        if generator is not None and generator not in caps.generators:
+            refuse(f"has no input generator '{generator}' (population '{pop.name}')", pop.span)
+    for proj in network.projections.values():
+        kind = proj.connectivity.kind
+        if kind not in caps.connectivity:
+            refuse(f"has no connectivity '{kind}' (projection '{proj.name}')", _span(proj))
+    algorithm = _algorithm(network)
+    if algorithm is None:
+        return out
+    if algorithm not in caps.gradients:
+        refuse(f"cannot train with {algorithm}", network.train.algorithm.span)
+        return out
+    kinds = caps.trainable.get(algorithm)
+    for proj in trained(network, algorithm):
+        if kinds is not None and proj.connectivity.kind not in kinds:
+            refuse(
+                f"trains {_list(kinds)} projections with {algorithm}; '{proj.name}' is "
+                f"{proj.connectivity.kind}",
+                proj.span or proj.connectivity.span,
+                "mark it `trainable = false`, or use another connectivity or backend",
+            )
+    if algorithm in caps.no_gradient_delays:
+        for proj in gradient_path(network, algorithm):
+            if delay_steps(proj.delay, network.dt) > 0:
+                refuse(
+                    f"cannot train through delays with {algorithm}: projection '{proj.name}' has a delay",
+                    proj.span,
+                    "remove the delay, or use another backend",
+                )
+    return out
+
+
+def _algorithm(network: Network) -> str | None:
+    if network.train is None or network.training is None:
+        return None
+    return network.train.algorithm.name
+
+
+def _span(proj: Projection) -> Span | None:
+    return proj.connectivity.span or proj.span
+
+
+def _list(names: frozenset[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def _reaches_output(network: Network) -> set[str]:
+    """Populations from which an output population can be reached (EventProp's gradient path)."""
+    reach = {p.name for p in network.outputs()}
+    changed = True
+    while changed:
+        changed = False
+        for proj in network.projections.values():
+            if proj.post in reach and proj.pre not in reach:
+                reach.add(proj.pre)
+                changed = True
+    return reach
+
+
+def gradient_path(network: Network, algorithm: str) -> list[Projection]:
+    """Projections the backward pass runs through: EventProp's into every population that reaches an
+    output; e-prop's are the trained ones (its learning signal does not travel back through others)."""
+    if algorithm == "eprop":
+        return trained(network, algorithm)
+    reach = _reaches_output(network)
+    return [
+        p
+        for p in network.projections.values()
+        if p.post in reach and network.populations[p.post].role != "input"
+    ]
+
+
+def trained(network: Network, algorithm: str) -> list[Projection]:
+    """Trainable projections whose weights `algorithm` computes gradients for."""
+    if algorithm == "eprop":
+        roles = ("hidden", "output")
+        return [
+            p
+            for p in network.projections.values()
+            if p.trainable and network.populations[p.post].role in roles
+        ]
+    return [p for p in gradient_path(network, algorithm) if p.trainable]

@@ -1,0 +1,124 @@
+"""The backend registry: names, capabilities read by `snnc check --backend`, and one C generator for
+`--emit c` and training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snnc.backends import NAMES, check_supported, get_backend
+from snnc.backends.capabilities import CODE
+from snnc.ir.diagnostics import DiagnosticError
+
+from snnc.api import build_compiled, compile_network, emit, lower
+
+ROOT = Path(__file__).resolve().parents[2]
+DELAYED = ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn"
+CONV = ROOT / "tests" / "golden" / "sources" / "conv_pool.snn"
+EPROP = ROOT / "examples" / "eprop_pattern.snn"
+
+
+def snnc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snnc", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def trained_conv(tmp_path: Path) -> Path:
+    """conv_pool with its convolution trainable: neither backend's EventProp trains conv2d kernels."""
+    path = tmp_path / "conv_trained.snn"
+    path.write_text(CONV.read_text().replace(", trainable = false", ""))
+    return path
+
+
+def test_registry_names_and_unknown_backend() -> None:
+    assert NAMES == ("c", "genn")
+    assert [get_backend(n).name for n in NAMES] == ["c", "genn"]
+    with pytest.raises(DiagnosticError) as info:
+        get_backend("fpga")
+    assert info.value.diagnostics[0].code == "E-BACKEND"
+    caps = get_backend("c").capabilities
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        caps.gradients = frozenset()  # type: ignore[misc]
+    assert caps.trainable["eprop"] == {"dense"}
+
+
+def test_genn_refuses_a_delay_on_the_gradient_path_with_its_location() -> None:
+    network = lower(DELAYED)
+    assert check_supported(network, "c") == []
+    (d,) = check_supported(network, "genn")
+    assert d.code == CODE and "h_to_h" in d.message and "delay" in d.message
+    assert (Path(d.span.file).name, d.span.line, d.span.col) == ("sparse_delay_recurrent.snn", 9, 5)
+
+
+def test_compile_network_refuses_before_generating_code(tmp_path: Path) -> None:
+    """The C backend's own refusal (E-C-EVENTPROP) comes after rendering; the check comes first."""
+    with pytest.raises(DiagnosticError) as info:
+        compile_network(trained_conv(tmp_path), cache_dir=tmp_path / "cache")
+    (d,) = info.value.diagnostics
+    assert d.code == CODE and "'x_to_c' is conv2d" in d.message and d.span.line == 9
+    assert not (tmp_path / "cache").exists()
+
+
+def test_c_eprop_refuses_a_sparse_trained_projection(tmp_path: Path) -> None:
+    src = EPROP.read_text()
+    assert "Dense(" in src
+    path = tmp_path / "sparse_eprop.snn"
+    path.write_text(src.replace("Dense(", "Sparse(p = 0.5, ", 1))
+    network = lower(path)
+    (d,) = check_supported(network, "c")
+    assert d.code == CODE and "eprop" in d.message and d.span.file == str(path)
+    with pytest.raises(DiagnosticError) as info:
+        emit(network, tmp_path / "out")
+    assert info.value.diagnostics[0].code == CODE
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_check_reports_the_backend_refusal_at_its_line(tmp_path: Path) -> None:
+    plain = snnc("check", str(DELAYED))
+    assert plain.returncode == 0, plain.stderr
+    genn = snnc("check", str(DELAYED), "--backend", "genn")
+    assert genn.returncode == 1
+    assert f"{DELAYED}:9:5: error: the genn backend cannot train through delays" in genn.stderr
+    assert "Traceback" not in genn.stderr
+    conv = snnc("check", str(trained_conv(tmp_path)))
+    assert conv.returncode == 1 and ":9:5: error: the c backend trains" in conv.stderr
+    assert snnc("check", str(DELAYED), "--backend", "fpga").returncode == 2
+
+
+def test_cli_check_examples_on_every_backend() -> None:
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.snn"))
+    for name in NAMES:
+        result = snnc("check", "--backend", name, *examples)
+        assert result.returncode == 0, (name, result.stderr)
+
+
+def test_emit_c_of_eprop_is_what_training_builds(tmp_path: Path) -> None:
+    out = tmp_path / "emitted"
+    result = snnc("compile", str(EPROP), "--emit", "c", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    code = (out / "pattern.c").read_text()
+    assert "snnc_eprop_run" in code
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["eprop"]["outputs"] and manifest["eprop"]["projections"]
+    network = lower(EPROP)
+    built = get_backend("c").build(network, cache_dir=tmp_path / "cache")
+    assert built.source.read_text() == code
+    assert built.manifest["code_sha256"] == manifest["code_sha256"]
+    net = build_compiled(network, cache_dir=tmp_path / "cache")
+    assert type(net.artefact).__name__ == "EpropArtefact"
+
+
+def test_emit_c_of_eventprop_is_what_training_builds(tmp_path: Path) -> None:
+    """EventProp training builds with spike buffers of max_spikes; `--emit c` writes the same code."""
+    source = ROOT / "examples" / "yinyang_eventprop.snn"
+    result = snnc("compile", str(source), "--emit", "c", "-o", str(tmp_path / "emitted"))
+    assert result.returncode == 0, result.stderr
+    code = (tmp_path / "emitted" / "yinyang.c").read_text()
+    assert "snnc_backward" in code
+    built = get_backend("c").build(lower(source), cache_dir=tmp_path / "cache")
+    assert built.source.read_text() == code
