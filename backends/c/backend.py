@@ -1,7 +1,7 @@
 """The C backend's entry points: plan -> render -> build, and `--emit c`.
 
-`build_network` returns a `BuiltNetwork` (library path, manifest, initial weights); loading it is the
-runtime's job (`snnc.runtime.native.NativeArtefact`), so this module never imports the runtime.
+`build_network` returns a `BuiltNetwork` (library path, manifest, initial weights); `loader.py` loads it
+into a runtime artefact (`CBackend.load`), so rendering and building never import the runtime.
 """
 
 from __future__ import annotations
@@ -170,8 +170,8 @@ class CBackend:
         )
 
     def load(self, built: BuiltNetwork, batch_size: int) -> Any:
-        from snnc.runtime.eprop_artefact import EpropArtefact
-        from snnc.runtime.native import NativeArtefact
+        from .eprop_loader import EpropArtefact
+        from .loader import NativeArtefact
 
         loader = EpropArtefact if "eprop" in built.manifest else NativeArtefact
         return loader(built.library, built.manifest, built.static, batch_size)

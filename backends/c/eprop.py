@@ -86,7 +86,15 @@ class _Planner:
         self.static: dict[str, np.ndarray] = {}
 
     def add(
-        self, name: str, dtype: str, shape: tuple, kind: str, owner: str, var: str | None, comment: str
+        self,
+        name: str,
+        dtype: str,
+        shape: tuple,
+        kind: str,
+        owner: str,
+        var: str | None,
+        comment: str,
+        role: str = "",
     ) -> str:
         if name in self.taken:
             raise DiagnosticError(
@@ -97,7 +105,7 @@ class _Planner:
                 )
             )
         self.taken.add(name)
-        self.specs.append(ArraySpec(name, dtype, shape, kind, owner, var, 0.0, comment))
+        self.specs.append(ArraySpec(name, dtype, shape, kind, owner, var, 0.0, comment, role))
         return name
 
     # ------------------------------------------------------------------ projections
@@ -375,7 +383,14 @@ class _Planner:
             mangle("eE", pop.name), "scalar", ("batch", pop.size), "eprop", pop.name, "E", "error this step"
         )
         ctx["label"] = self.add(
-            mangle("et", pop.name), "int32", ("batch",), "target", pop.name, "label", "label (-1: none)"
+            mangle("et", pop.name),
+            "int32",
+            ("batch",),
+            "target",
+            pop.name,
+            "label",
+            "label (-1: none)",
+            role="target_label",
         )
         ctx["tvalue"] = None
         if oe.loss != "sparse_categorical_crossentropy":
@@ -387,6 +402,7 @@ class _Planner:
                 pop.name,
                 "value",
                 "targets per step",
+                role="target_value",
             )
         ctx["projections"] = [
             self.projection(pe)

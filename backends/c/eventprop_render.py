@@ -1,6 +1,6 @@
 """Lay out the EventProp arrays and C text for `eventprop.c.j2` and the forward hooks of `model.c.j2`.
 
-Array kinds (see `snnc.runtime.native`): `grad_state` arrays are reset before every forward run
+Array kinds (see `loader.py`): `grad_state` arrays are reset before every forward run
 (list lengths, per-neuron counts, overflow); `grad_buf` arrays are only allocated (lists, adjoints,
 scratch, per-row gradients), since the C code writes them before it reads them.
 """

@@ -40,7 +40,13 @@ CTYPES = {
 
 @dataclass
 class ArraySpec:
-    """One array of the artefact. `shape` may contain "batch", "steps", "events" or "nnz"."""
+    """One array of the artefact. `shape` may contain "batch", "steps", "events" or "nnz".
+
+    `role` is what the loader looks an array up by, with `owner` and `var`, instead of spelling its
+    C name; it is the `kind` unless the kind holds arrays of several jobs: "example_index",
+    "input_cursor|end|times|ids|rate", "spike_record", "state_record", "event_times|count",
+    "target_label", "target_value".
+    """
 
     name: str
     dtype: str  # "scalar" | "int32" | "uint32" | "int64" | "double" | "ptr_double" | "ptr_int32"
@@ -50,6 +56,7 @@ class ArraySpec:
     var: str | None = None
     init: float = 0.0
     comment: str = ""
+    role: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +64,7 @@ class ArraySpec:
             "dtype": self.dtype,
             "shape": list(self.shape),
             "kind": self.kind,
+            "role": self.role or self.kind,
             "owner": self.owner,
             "var": self.var,
             "init": self.init,
@@ -148,6 +156,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                 s,
                 0.0,
                 f"recorded {pop.name}.{s}",
+                role="state_record",
             )
         )
         states.append({"name": s, "array": arr, "local": f"u_{s}", "ptr": f"lp_{s}", "rec": rec})
@@ -209,6 +218,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             None,
             0,
             "spike bitmask per step",
+            role="spike_record",
         )
     )
 
@@ -247,7 +257,17 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             ("times", "ptr_double", ("batch",), "each trial's spike times (ms), sorted by time"),
             ("ids", "ptr_int32", ("batch",), "each trial's spiking neurons, in the order of its times"),
         ):
-            spec = ArraySpec(mangle("in", pop.name, key), dtype, shape, "input", pop.name, None, 0, doc)
+            spec = ArraySpec(
+                mangle("in", pop.name, key),
+                dtype,
+                shape,
+                "input",
+                pop.name,
+                None,
+                0,
+                doc,
+                role=f"input_{key}",
+            )
             ctx_pop[f"in_{key}"] = ctx.add(spec)
         ctx_pop["in_last"] = ctx.add(
             ArraySpec(
@@ -273,6 +293,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                 None,
                 0,
                 "rates (Hz)",
+                role="input_rate",
             )
         )
         return ctx_pop
@@ -351,6 +372,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                     None,
                     0,
                     "per-neuron spike times (bounded)",
+                    role="event_times",
                 )
             ),
             "count": ctx.add(
@@ -363,6 +385,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                     None,
                     0,
                     "spikes per neuron (may exceed the buffer: overflow)",
+                    role="event_count",
                 )
             ),
             "max": ctx.event_buffer,
@@ -521,7 +544,15 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
     ctx = _Ctx(plan, event_buffer)
     ctx.add(
         ArraySpec(
-            "q_example", "int64", ("batch",), "input", "", None, 0, "global example index (keys the RNG)"
+            "q_example",
+            "int64",
+            ("batch",),
+            "input",
+            "",
+            None,
+            0,
+            "global example index (keys the RNG)",
+            role="example_index",
         )
     )
     pops = []

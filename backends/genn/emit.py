@@ -22,6 +22,7 @@ from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, r
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+
 @dataclass
 class CustomUpdateCtx:
     name: str

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from snnc.backends.c.eprop import build_eprop_network
+from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.frontend import load_source
 from snnc.passes.eprop import eprop
-from snnc.runtime.eprop_artefact import EpropArtefact
 
 K, N_IN, N_H, N_OUT, DT = 60, 5, 12, 3, 1.0
 TAU_M, TAU_OUT, VTH, GAMMA = 20.0, 15.0, 1.0, 0.3

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from snnc.backends.c.backend import build_network
 from snnc.backends.c.eprop import build_eprop_network
+from snnc.backends.c.eprop_loader import EpropArtefact
+from snnc.backends.c.loader import NativeArtefact
 from snnc.frontend import load_source
 from snnc.ir.diagnostics import DiagnosticError
 from snnc.passes.eprop import eprop
-from snnc.runtime.eprop_artefact import EpropArtefact
-from snnc.runtime.native import NativeArtefact
 
 from tests.passes.test_eprop_numeric import HIDDEN, SRC, bellec, make_data, simulate
 

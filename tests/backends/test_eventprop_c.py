@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snnc.runtime import native
+from snnc.backends.c import loader as native
 from snnc.runtime.losses import get_loss
 
 from snnc.api import compile_network

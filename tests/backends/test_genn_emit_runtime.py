@@ -43,7 +43,7 @@ def _inputs() -> dict:
 
 def _c_artefact(network):  # noqa: ANN001, ANN202
     from snnc.backends.c import build_network
-    from snnc.runtime.native import NativeArtefact
+    from snnc.backends.c.loader import NativeArtefact
 
     built = build_network(network)
     return NativeArtefact(built.library, built.manifest, built.static, BATCH)
@@ -160,7 +160,7 @@ def test_eventprop_first_spike_time_with_regulariser_matches_the_c_backend(tmp_p
     assert network.training.populations["h"].regularisation is not None
     genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
     from snnc.backends.c import build_network
-    from snnc.runtime.native import NativeArtefact
+    from snnc.backends.c.loader import NativeArtefact
 
     built = build_network(network, event_buffer=50)
     c = NativeArtefact(built.library, built.manifest, built.static, BATCH)
@@ -184,7 +184,7 @@ def test_eprop_trainer_protocol_matches_the_c_backend(tmp_path: Path, example: s
     plain run before it (whose regulariser terms must not leak in), a non-zero trained output bias.
     Spikes, readouts and every gradient, the bias's included, agree with the C e-prop kernel."""
     from snnc.backends.c.eprop import build_eprop_network
-    from snnc.runtime.eprop_artefact import EpropArtefact
+    from snnc.backends.c.eprop_loader import EpropArtefact
 
     batch, real = 3, 2
     network = lower(ROOT / "examples" / f"{example}.snn")

@@ -122,3 +122,19 @@ def test_emit_c_of_eventprop_is_what_training_builds(tmp_path: Path) -> None:
     assert "snnc_backward" in code
     built = get_backend("c").build(lower(source), cache_dir=tmp_path / "cache")
     assert built.source.read_text() == code
+
+
+@pytest.mark.parametrize("source", [EPROP, DELAYED, ROOT / "examples" / "shd_eventprop.snn"])
+def test_every_c_array_has_a_role_that_finds_it(source: Path) -> None:
+    """The loader looks arrays up by (role, owner, var) where a kind holds arrays of several jobs:
+    each such key names one array. Other arrays' role is their kind."""
+    from snnc.backends.c.backend import generate
+
+    rendered, _, _ = generate(lower(source), event_buffer=4)
+    arrays = rendered.manifest["arrays"]
+    keyed = [(a["role"], a["owner"], a["var"]) for a in arrays if a["role"] != a["kind"]]
+    assert len(set(keyed)) == len(keyed) > 0
+    assert all(a["role"] for a in arrays)
+    roles = {a["role"] for a in arrays}
+    assert {"example_index", "input_times", "spike_record", "state_record", "event_times"} <= roles
+    assert ("target_label" in roles) == (source == EPROP)

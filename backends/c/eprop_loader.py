@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from snnc.runtime.artefact import RecordRequest, RunResult
+from snnc.runtime.driver import checked_targets
 
-from .artefact import RecordRequest, RunResult
-from .driver import checked_targets
-from .native import NativeArtefact, aligned_zeros
+from .loader import NativeArtefact, aligned_zeros
 
 _PER_BATCH = ("eprop", "gradient")
 
@@ -96,9 +96,10 @@ class EpropArtefact(NativeArtefact):
                     v = np.asarray(t[:n_real], dtype=np.float64)
                     value[:n_real] = v.reshape(n_real, steps, n) if v.ndim == 3 else v.reshape(n_real, 1, n)
                     label[:n_real] = 1
-            self._arrays[f"et_{pop}"] = label
+            self._arrays[self._named("target_label", pop, "label")] = label
             if info["loss"] != "sparse_categorical_crossentropy":
-                self._arrays[f"etv_{pop}"] = value  # None (NULL) when not learning: never read
+                # None (NULL) when not learning: never read
+                self._arrays[self._named("target_value", pop, "value")] = value
         return targets is not None
 
     # ------------------------------------------------------------------ running

@@ -1,6 +1,7 @@
-"""Load a C-backend shared library and drive it through the `Artefact` protocol.
+"""The C backend's loader: a shared library driven through the runtime's `Artefact` protocol.
 
-The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
+Arrays are found through the manifest (their `role`, `owner` and `var`), never by spelling the
+C backend's names. The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
 struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
 optional recordings are NULL unless requested. Artefacts compiled with EventProp (manifest key
 `eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps)`, which `backward`
@@ -16,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .artefact import RecordRequest, RunResult
-from .encoding import batch_spikes
+from snnc.runtime.artefact import RecordRequest, RunResult
+from snnc.runtime.encoding import batch_spikes
 
 _NP = {
     "int32": np.int32,
@@ -76,6 +76,7 @@ class NativeArtefact:
         self._last_steps: int | None = None
         self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
         self._specs = manifest["arrays"]
+        self._names = {(a["role"], a["owner"], a["var"]): a["name"] for a in self._specs}
         self._struct_t = type(
             "snnc_arrays",
             (ctypes.Structure,),
@@ -103,6 +104,10 @@ class NativeArtefact:
         self.allocate(batch_size)
 
     # ------------------------------------------------------------------ arrays
+    def _named(self, role: str, owner: str, var: str | None = None) -> str:
+        """The name of the array with this role, owner and var in the manifest."""
+        return self._names[(role, owner, var)]
+
     def _spec(self, name: str) -> dict[str, Any]:
         return next(a for a in self._specs if a["name"] == name)
 
@@ -231,22 +236,22 @@ class NativeArtefact:
         ids = np.arange(self._batch) if example_ids is None else np.asarray(example_ids)
         ex = np.zeros(self._batch, np.int64)
         ex[: min(len(ids), self._batch)] = ids[: self._batch]
-        self._arrays["q_example"] = ex
+        self._arrays[self._named("example_index", "")] = ex
         for name, pop in pops.items():
             n = pop["size"]
             if pop["generator"] == "spike_source":
                 spikes = batch_spikes(list(inputs.get(name, [])), self._batch, n)
                 self._input_refs[name] = spikes  # the tables point into these arrays
-                self._arrays[f"in_{name}__cursor"] = aligned_zeros((self._batch,), np.int64)
-                self._arrays[f"in_{name}__end"] = spikes.end
-                self._arrays[f"in_{name}__times"] = spikes.times_ptr
-                self._arrays[f"in_{name}__ids"] = spikes.ids_ptr
+                self._arrays[self._named("input_cursor", name)] = aligned_zeros((self._batch,), np.int64)
+                self._arrays[self._named("input_end", name)] = spikes.end
+                self._arrays[self._named("input_times", name)] = spikes.times_ptr
+                self._arrays[self._named("input_ids", name)] = spikes.ids_ptr
             elif pop["generator"] == "poisson":
                 rates = np.zeros((self._batch, n), self._scalar)
                 if name in inputs:
                     r = np.asarray(inputs[name], dtype=np.float64).reshape(-1, n)
                     rates[: r.shape[0]] = r
-                self._arrays[f"in_{name}__rate"] = rates
+                self._arrays[self._named("input_rate", name)] = rates
 
     def input_names(self) -> list[str]:
         return [k for k, p in self.manifest["populations"].items() if p["generator"] is not None]
@@ -267,11 +272,11 @@ class NativeArtefact:
         for pop in record.spikes:
             if pop not in pops:
                 raise KeyError(f"cannot record spikes of unknown population '{pop}'")
-            recs[f"rs_{pop}"] = None  # type: ignore[assignment]
+            recs[self._named("spike_record", pop)] = None  # type: ignore[assignment]
         for pop, var in record.vars:
             if pop not in pops or var not in pops[pop]["states"]:
                 raise KeyError(f"cannot record '{pop}.{var}': no such state")
-            recs[f"rv_{pop}__{var}"] = None  # type: ignore[assignment]
+            recs[self._named("state_record", pop, var)] = None  # type: ignore[assignment]
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
             for names in self._ep["trajectory"].values():
                 recs.update(dict.fromkeys(names))
@@ -315,15 +320,16 @@ class NativeArtefact:
                 )
         for pop in record.spikes:
             n = pops[pop]["size"]
-            bits = self._arrays[f"rs_{pop}"]
+            bits = self._arrays[self._named("spike_record", pop)]
             unpacked = np.unpackbits(bits.view(np.uint8), axis=-1, bitorder="little")
             res.spikes[pop] = unpacked[..., :n].astype(bool)
         for pop, var in record.vars:
-            res.vars[(pop, var)] = self._arrays[f"rv_{pop}__{var}"].astype(np.float64)
+            res.vars[(pop, var)] = self._arrays[self._named("state_record", pop, var)].astype(np.float64)
         for a in self._specs:
-            if a["kind"] == "events" and a["var"] is None and a["name"].endswith("__times"):
+            if a["role"] == "event_times":
                 pop = a["owner"]
-                res.events[pop] = (self._arrays[a["name"]].copy(), self._arrays[f"ev_{pop}__count"].copy())
+                count = self._arrays[self._named("event_count", pop)]
+                res.events[pop] = (self._arrays[a["name"]].copy(), count.copy())
         return res
 
     # ------------------------------------------------------------------ gradients
