@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .artefact import Artefact, RecordRequest, RunResult
+from .session import default_metric, trainer_for
 
 
 class CompiledNetwork:
@@ -137,8 +138,6 @@ class CompiledNetwork:
         regularisers: Mapping[str, Any] | None = None,
     ) -> Any:
         """Build (or rebuild) the trainer; unset options come from the network's train block."""
-        from .session import trainer_for
-
         self._trainer, self._schedule = trainer_for(
             self.artefact,
             self.network,
@@ -189,8 +188,6 @@ class CompiledNetwork:
 
     def default_metric(self) -> str:
         """Accuracy for classification losses, mean squared error for `mse` losses."""
-        from .session import default_metric
-
         return default_metric(self.network)
 
     def run(self, x: Mapping[str, Any], record: RecordRequest | None = None, **kw: Any) -> RunResult:

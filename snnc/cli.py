@@ -212,7 +212,7 @@ def _write_output(args: argparse.Namespace, default_name: str, text: str) -> Non
 
 def _session_options(args: argparse.Namespace):
     """The session's `RunOptions` from the train/evaluate arguments."""
-    from snnc.runtime.session import RunOptions
+    from snnc.train import RunOptions
 
     return RunOptions(
         epochs=getattr(args, "epochs", None),
@@ -231,14 +231,14 @@ def _session_options(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from snnc.runtime.session import run_train
+    from snnc.train import run_train
 
     run_train(args.file, _session_options(args))
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from snnc.runtime.session import run_evaluate
+    from snnc.train import run_evaluate
 
     run_evaluate(args.file, _session_options(args))
     return EXIT_OK

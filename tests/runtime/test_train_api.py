@@ -13,13 +13,13 @@ import json
 import numpy as np
 import pytest
 from snnc.ir.diagnostics import DiagnosticError
-from snnc.runtime import session
 from snnc.runtime.checkpoint import CheckpointError, latest_checkpoint
 from snnc.runtime.compiled import CompiledNetwork
 from snnc.runtime.optimisers import Adam
 from snnc.runtime.schedules import StepDecay
 from trainer_fakes import FakeArtefact
 
+from snnc import train as session
 from snnc.api import lower
 
 SOURCE = """
