@@ -89,10 +89,8 @@ def print_diagnostics(diagnostics: Iterable[Diagnostic], stream=None) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from snnc.backends import get_backend
     from snnc.frontend import check_file
 
-    get_backend(args.backend)  # an unknown name is one diagnostic, before any file is read
     failed = 0
     for path in args.files:
         diagnostics = check_file(path)
