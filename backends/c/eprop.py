@@ -34,6 +34,7 @@ from snnc.backends.common import (
 from snnc.ir import names as ir_names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
+from snnc.ir.kernel import Role
 from snnc.ir.model import Network
 
 from .printer import SnncCPrinter, UnmappedSymbolError, literal
@@ -94,7 +95,7 @@ class _Planner:
         owner: str,
         var: str | None,
         comment: str,
-        role: str = "",
+        role: Role | None = None,
     ) -> str:
         if name in self.taken:
             raise DiagnosticError(
@@ -306,6 +307,7 @@ class _Planner:
                 f"bias_{pop.name}",
                 "bias",
                 "output bias",
+                role=Role.PARAM,
             )
             self.static[arr] = np.full(
                 pop.size, float(self.net.populations[pop.name].params.get("bias", 0.0))
@@ -390,7 +392,6 @@ class _Planner:
             pop.name,
             "label",
             "label (-1: none)",
-            role="target_label",
         )
         ctx["tvalue"] = None
         if oe.loss != "sparse_categorical_crossentropy":
@@ -402,7 +403,6 @@ class _Planner:
                 pop.name,
                 "value",
                 "targets per step",
-                role="target_value",
             )
         ctx["projections"] = [
             self.projection(pe)

@@ -96,10 +96,10 @@ class EpropArtefact(NativeArtefact):
                     v = np.asarray(t[:n_real], dtype=np.float64)
                     value[:n_real] = v.reshape(n_real, steps, n) if v.ndim == 3 else v.reshape(n_real, 1, n)
                     label[:n_real] = 1
-            self._arrays[self._named("target_label", pop, "label")] = label
+            self._arrays[self._named("target", pop, "label")] = label
             if info["loss"] != "sparse_categorical_crossentropy":
                 # None (NULL) when not learning: never read
-                self._arrays[self._named("target_value", pop, "value")] = value
+                self._arrays[self._named("target", pop, "value")] = value
         return targets is not None
 
     # ------------------------------------------------------------------ running

@@ -45,7 +45,7 @@ CTYPES = {"double": "double", "int32": "int32_t", "uint32": "uint32_t", "int64":
 INT_DTYPES = ("int32", "uint32", "int64")
 #: spiking rows summed per pass over a dense projection's targets (additive delivery)
 DENSE_UNROLL = 4
-#: the old manifest vocabulary the C loader reads (runtime/native.py), from the kernel's roles
+#: the old manifest vocabulary the C loader reads (backends/c/loader.py), from the kernel's roles
 MANIFEST_KIND = {
     Role.WEIGHT: "weight",
     Role.CONNECTIVITY: "connectivity",

@@ -1,7 +1,7 @@
 """The C backend's loader: a shared library driven through the runtime's `Artefact` protocol.
 
-Arrays are found through the manifest (their `role`, `owner` and `var`), never by spelling the
-C backend's names. The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
+Arrays are found through the manifest by (`role`, `owner`, `var`), the kernel IR's vocabulary
+(`ir/kernel.py` `Role`), never by spelling the C backend's names. The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
 struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
 optional recordings are NULL unless requested. Artefacts compiled with EventProp (manifest key
 `eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps)`, which `backward`
@@ -76,7 +76,9 @@ class NativeArtefact:
         self._last_steps: int | None = None
         self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
         self._specs = manifest["arrays"]
-        self._names = {(a["role"], a["owner"], a["var"]): a["name"] for a in self._specs}
+        self._names: dict[tuple[str, str, str | None], list[str]] = {}
+        for a in self._specs:
+            self._names.setdefault((a["role"], a["owner"], a["var"]), []).append(a["name"])
         self._struct_t = type(
             "snnc_arrays",
             (ctypes.Structure,),
@@ -105,8 +107,13 @@ class NativeArtefact:
 
     # ------------------------------------------------------------------ arrays
     def _named(self, role: str, owner: str, var: str | None = None) -> str:
-        """The name of the array with this role, owner and var in the manifest."""
-        return self._names[(role, owner, var)]
+        """The name of the one array with this role, owner and var in the manifest."""
+        found = self._names.get((role, owner, var), [])
+        if len(found) != 1:
+            raise KeyError(
+                f"the manifest has {len(found)} arrays of role {role}, owner {owner!r}, var {var!r}"
+            )
+        return found[0]
 
     def _spec(self, name: str) -> dict[str, Any]:
         return next(a for a in self._specs if a["name"] == name)
@@ -236,22 +243,23 @@ class NativeArtefact:
         ids = np.arange(self._batch) if example_ids is None else np.asarray(example_ids)
         ex = np.zeros(self._batch, np.int64)
         ex[: min(len(ids), self._batch)] = ids[: self._batch]
-        self._arrays[self._named("example_index", "")] = ex
+        self._arrays[self._named("input", self.manifest["network"], "example")] = ex
         for name, pop in pops.items():
             n = pop["size"]
             if pop["generator"] == "spike_source":
                 spikes = batch_spikes(list(inputs.get(name, [])), self._batch, n)
                 self._input_refs[name] = spikes  # the tables point into these arrays
-                self._arrays[self._named("input_cursor", name)] = aligned_zeros((self._batch,), np.int64)
-                self._arrays[self._named("input_end", name)] = spikes.end
-                self._arrays[self._named("input_times", name)] = spikes.times_ptr
-                self._arrays[self._named("input_ids", name)] = spikes.ids_ptr
+                cursor = self._named("counter", name, "cursor")
+                self._arrays[cursor] = aligned_zeros((self._batch,), np.int64)
+                self._arrays[self._named("input", name, "end")] = spikes.end
+                self._arrays[self._named("input", name, "times")] = spikes.times_ptr
+                self._arrays[self._named("input", name, "ids")] = spikes.ids_ptr
             elif pop["generator"] == "poisson":
                 rates = np.zeros((self._batch, n), self._scalar)
                 if name in inputs:
                     r = np.asarray(inputs[name], dtype=np.float64).reshape(-1, n)
                     rates[: r.shape[0]] = r
-                self._arrays[self._named("input_rate", name)] = rates
+                self._arrays[self._named("input", name, "rate")] = rates
 
     def input_names(self) -> list[str]:
         return [k for k, p in self.manifest["populations"].items() if p["generator"] is not None]
@@ -272,11 +280,11 @@ class NativeArtefact:
         for pop in record.spikes:
             if pop not in pops:
                 raise KeyError(f"cannot record spikes of unknown population '{pop}'")
-            recs[self._named("spike_record", pop)] = None  # type: ignore[assignment]
+            recs[self._named("record", pop)] = None  # type: ignore[assignment]
         for pop, var in record.vars:
             if pop not in pops or var not in pops[pop]["states"]:
                 raise KeyError(f"cannot record '{pop}.{var}': no such state")
-            recs[self._named("state_record", pop, var)] = None  # type: ignore[assignment]
+            recs[self._named("record", pop, var)] = None  # type: ignore[assignment]
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
             for names in self._ep["trajectory"].values():
                 recs.update(dict.fromkeys(names))
@@ -320,15 +328,15 @@ class NativeArtefact:
                 )
         for pop in record.spikes:
             n = pops[pop]["size"]
-            bits = self._arrays[self._named("spike_record", pop)]
+            bits = self._arrays[self._named("record", pop)]
             unpacked = np.unpackbits(bits.view(np.uint8), axis=-1, bitorder="little")
             res.spikes[pop] = unpacked[..., :n].astype(bool)
         for pop, var in record.vars:
-            res.vars[(pop, var)] = self._arrays[self._named("state_record", pop, var)].astype(np.float64)
+            res.vars[(pop, var)] = self._arrays[self._named("record", pop, var)].astype(np.float64)
         for a in self._specs:
-            if a["role"] == "event_times":
+            if a["kind"] == "events" and a["var"] == "times":
                 pop = a["owner"]
-                count = self._arrays[self._named("event_count", pop)]
+                count = self._arrays[self._named("spike_list", pop, "count")]
                 res.events[pop] = (self._arrays[a["name"]].copy(), count.copy())
         return res
 

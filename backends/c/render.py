@@ -18,6 +18,7 @@ import jinja2
 import sympy
 from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, mangle
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.kernel import Role
 from snnc.ir.symbols import TIME
 
 from .printer import SnncCPrinter, UnmappedSymbolError, literal
@@ -36,16 +37,36 @@ CTYPES = {
     "ptr_double": "const double*",
     "ptr_int32": "const int32_t*",
 }
+#: each array kind's role in the kernel IR's vocabulary, unless an ArraySpec names its own. EventProp's
+#: buffers (lists, adjoints, per-spike values: written before they are read) count as scratch until the
+#: kernel IR schedules EventProp; the loader finds them by name through the manifest's "eventprop" section.
+KIND_ROLES = {
+    "state": Role.STATE,
+    "synapse_state": Role.STATE,
+    "internal": Role.COUNTER,
+    "weight": Role.WEIGHT,
+    "connectivity": Role.CONNECTIVITY,
+    "readout": Role.READOUT,
+    "ring": Role.SPIKE_LIST,
+    "input": Role.INPUT,
+    "record": Role.RECORD,
+    "events": Role.SPIKE_LIST,
+    "grad_state": Role.COUNTER,
+    "grad_buf": Role.SCRATCH,
+    "log_size": Role.COUNTER,
+    "eprop": Role.ELIGIBILITY,
+    "gradient": Role.GRADIENT,
+    "feedback": Role.FEEDBACK,
+    "target": Role.TARGET,
+}
 
 
 @dataclass
 class ArraySpec:
     """One array of the artefact. `shape` may contain "batch", "steps", "events" or "nnz".
 
-    `role` is what the loader looks an array up by, with `owner` and `var`, instead of spelling its
-    C name; it is the `kind` unless the kind holds arrays of several jobs: "example_index",
-    "input_cursor|end|times|ids|rate", "spike_record", "state_record", "event_times|count",
-    "target_label", "target_value".
+    `role` (the kernel IR's vocabulary, `ir/kernel.py` `Role`; by default `KIND_ROLES[kind]`) is what
+    the loader looks an array up by, with `owner` and `var`, instead of spelling its C name.
     """
 
     name: str
@@ -56,7 +77,7 @@ class ArraySpec:
     var: str | None = None
     init: float = 0.0
     comment: str = ""
-    role: str = ""
+    role: Role | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,7 +85,7 @@ class ArraySpec:
             "dtype": self.dtype,
             "shape": list(self.shape),
             "kind": self.kind,
-            "role": self.role or self.kind,
+            "role": (self.role or KIND_ROLES[self.kind]).value,
             "owner": self.owner,
             "var": self.var,
             "init": self.init,
@@ -156,7 +177,6 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                 s,
                 0.0,
                 f"recorded {pop.name}.{s}",
-                role="state_record",
             )
         )
         states.append({"name": s, "array": arr, "local": f"u_{s}", "ptr": f"lp_{s}", "rec": rec})
@@ -170,6 +190,7 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             "flag",
             0,
             "spiked this step",
+            role=Role.SCRATCH,
         )
     )
     refrac = ctx.add(
@@ -218,7 +239,6 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
             None,
             0,
             "spike bitmask per step",
-            role="spike_record",
         )
     )
 
@@ -251,23 +271,19 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
     if pop.generator == "spike_source":
         # each trial's input spikes, sorted by time, read in place from the runtime's per-example
         # arrays (runtime/encoding.PreprocessedSpikes.by_time): one pointer per batch row
-        for key, dtype, shape, doc in (
-            ("cursor", "int64", ("batch",), "next spike of each trial"),
-            ("end", "int64", ("batch",), "number of spikes of each trial"),
-            ("times", "ptr_double", ("batch",), "each trial's spike times (ms), sorted by time"),
-            ("ids", "ptr_int32", ("batch",), "each trial's spiking neurons, in the order of its times"),
+        for key, dtype, shape, doc, role in (
+            ("cursor", "int64", ("batch",), "next spike of each trial", Role.COUNTER),
+            ("end", "int64", ("batch",), "number of spikes of each trial", Role.INPUT),
+            ("times", "ptr_double", ("batch",), "each trial's spike times (ms), sorted by time", Role.INPUT),
+            (
+                "ids",
+                "ptr_int32",
+                ("batch",),
+                "each trial's spiking neurons, in the order of its times",
+                Role.INPUT,
+            ),
         ):
-            spec = ArraySpec(
-                mangle("in", pop.name, key),
-                dtype,
-                shape,
-                "input",
-                pop.name,
-                None,
-                0,
-                doc,
-                role=f"input_{key}",
-            )
+            spec = ArraySpec(mangle("in", pop.name, key), dtype, shape, "input", pop.name, key, 0, doc, role)
             ctx_pop[f"in_{key}"] = ctx.add(spec)
         ctx_pop["in_last"] = ctx.add(
             ArraySpec(
@@ -290,10 +306,9 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                 ("batch", n),
                 "input",
                 pop.name,
-                None,
+                "rate",
                 0,
                 "rates (Hz)",
-                role="input_rate",
             )
         )
         return ctx_pop
@@ -369,10 +384,9 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                     ("batch", n, ctx.event_buffer),
                     "events",
                     pop.name,
-                    None,
+                    "times",
                     0,
                     "per-neuron spike times (bounded)",
-                    role="event_times",
                 )
             ),
             "count": ctx.add(
@@ -382,10 +396,9 @@ def _population(ctx: _Ctx, pop: PopulationPlan, incoming: list[ProjectionPlan]) 
                     ("batch", n),
                     "events",
                     pop.name,
-                    None,
+                    "count",
                     0,
                     "spikes per neuron (may exceed the buffer: overflow)",
-                    role="event_count",
                 )
             ),
             "max": ctx.event_buffer,
@@ -548,11 +561,10 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
             "int64",
             ("batch",),
             "input",
-            "",
-            None,
+            plan.name,
+            "example",
             0,
             "global example index (keys the RNG)",
-            role="example_index",
         )
     )
     pops = []

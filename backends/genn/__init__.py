@@ -121,7 +121,7 @@ class GeNNBackend:
     def load(self, built: BuiltModule, batch_size: int | None, backend: str | None = None) -> Any:
         """Build the module with GeNN and load it; `backend` as `chosen_backend`."""
         require_pygenn()
-        from .loader import GeNNArtefact
+        from .runtime import GeNNArtefact
 
         return GeNNArtefact.from_module(built.path, backend=chosen_backend(backend), batch_size=batch_size)
 

@@ -11,11 +11,11 @@ import pytest
 from snnc.backends.c.backend import generate
 from snnc.backends.c.build import build
 from snnc.backends.c.kernel_printer import print_kernel
+from snnc.backends.c.loader import NativeArtefact
 from snnc.ir.kernel import verify_kernel
 from snnc.passes.schedule_forward import schedule_forward
 from snnc.passes.specialise import specialise
 from snnc.runtime.artefact import RecordRequest
-from snnc.runtime.native import NativeArtefact
 
 from snnc.api import build_compiled, lower
 

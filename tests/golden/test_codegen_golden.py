@@ -72,14 +72,10 @@ def _lowered(source: Path):  # noqa: ANN202 - one lowering per case serves both 
 def generated_c(source: Path) -> dict[str, str]:
     """The C that training runs (what `build_compiled` builds) and its manifest."""
     from snnc.backends.c.backend import generate
-    from snnc.backends.c.eprop import generate_eprop, is_eprop
 
     network = _lowered(source)
-    if is_eprop(network):
-        code, manifest, static, _ = generate_eprop(network)
-    else:
-        rendered, static, _ = generate(network)
-        code, manifest = rendered.code, rendered.manifest
+    rendered, static, _ = generate(network)  # one generator for both algorithms
+    code, manifest = rendered.code, rendered.manifest
     return {
         f"c/{network.name}.c": _portable(code),
         "c/manifest.json": _portable(_json({**manifest, "static": _array_summary(static)})),
