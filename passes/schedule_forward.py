@@ -30,6 +30,7 @@ from snnc.ir.kernel import (
     EmitSpikes,
     Entry,
     Generate,
+    If,
     Index,
     Kernel,
     Let,
@@ -40,6 +41,7 @@ from snnc.ir.kernel import (
     PhaseKind,
     ProjectionInfo,
     Role,
+    Spikes,
     Stmt,
     Store,
 )
@@ -69,6 +71,7 @@ def ring_slots(network: Network, population: str) -> int:
 @dataclass
 class _Builder:
     network: Network
+    event_buffer: int = 0
     arrays: list[Array] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
 
@@ -80,11 +83,14 @@ class _Builder:
         return next(a for a in self.arrays if a.name == name)
 
 
-def schedule_forward(network: Network, precision: str = "float") -> Kernel:
-    """The forward kernel of a specialised network: arrays, the deliver/step phases and entry `run`."""
+def schedule_forward(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+    """The forward kernel of a specialised network: arrays, the deliver/step phases and entry `run`.
+
+    `event_buffer` > 0 keeps each spiking neuron's first `event_buffer` spike times per trial, and
+    counts its spikes past them (the runtime reports the overflow)."""
     if network.specialised is None:
         raise ValueError("schedule_forward needs the specialise pass to have run")
-    b = _Builder(network)
+    b = _Builder(network, event_buffer)
     b.add(
         Array(
             "q_example",
@@ -350,7 +356,42 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     for proj in incoming:
         body += _synapse_update(b, proj, syn_env[proj.name])
     loop = Loop(Neurons(pop.name), tuple(body), {"j": J})
-    return (loop, EmitSpikes(pop.name, flag.name), *_recording(b, pop, states))
+    events = _event_buffer(b, pop) if b.event_buffer > 0 and sp.spike is not None else ()
+    return (loop, EmitSpikes(pop.name, flag.name), *events, *_recording(b, pop, states))
+
+
+def _event_buffer(b: _Builder, pop: Population) -> tuple[Stmt, ...]:
+    """Each spike's time into its neuron's bounded buffer; the count goes on past the buffer, so
+    an overflow is reported, never silent."""
+    size = b.event_buffer
+    times = b.add(
+        Array(
+            array_name("ev", pop.name, "times"),
+            Role.SPIKE_LIST,
+            pop.name,
+            ("batch", pop.size, size),
+            var="times",
+            comment="per-neuron spike times (bounded)",
+        )
+    )
+    count = b.add(
+        Array(
+            array_name("ev", pop.name, "count"),
+            Role.SPIKE_LIST,
+            pop.name,
+            ("batch", pop.size),
+            "int32",
+            var="count",
+            comment="spikes per neuron (may exceed the buffer: overflow)",
+        )
+    )
+    i, seen = Index("i"), Local("__seen")
+    body = (
+        Let(seen, count[BATCH, i]),
+        If(seen < size, (Store(times[BATCH, i, seen], STEP * sympy.Float(b.network.dt, 17)),)),
+        Store(count[BATCH, i], seen + 1),
+    )
+    return (Loop(Spikes(pop.name, STEP), body, {"i": i}, comment="spike times for gradient passes"),)
 
 
 def _synapse_update(b: _Builder, proj: Projection, env: dict[sympy.Symbol, sympy.Expr]) -> list[Stmt]:

@@ -6,6 +6,7 @@ into a runtime artefact (`CBackend.load`), so rendering and building never impor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,12 +16,16 @@ from typing import Any
 import numpy as np
 from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
+from snnc.ir.kernel import verify_kernel
 from snnc.ir.model import Network
+from snnc.passes.schedule_forward import schedule_forward
+from snnc.passes.specialise import specialise
 
 from .build import build
 from .eprop import is_eprop, render_eprop
 from .eventprop import GRAD_KINDS, plan_eventprop
-from .render import Rendered, render
+from .kernel_printer import print_kernel
+from .render import ABI_VERSION, Rendered, manifest_facts, render
 
 #: what this backend can do; `snnc check --backend c` refuses the rest with a location
 CAPABILITIES = Capabilities(
@@ -80,6 +85,8 @@ def generate(
         for key in ("row_ptr", "col_idx"):
             if key in arrays:
                 static[mangle("c", proj, key)] = arrays[key]
+    if network.training is None:
+        return _printed_kernel(network, plan, event_buffer), static, plan
     rendered = render(
         plan, ir_hash=ir_hash(network), event_buffer=event_buffer, eventprop=plan_eventprop(network, plan)
     )
@@ -87,6 +94,22 @@ def generate(
         rendered, extra = _with_eprop(network, plan, rendered)
         static.update(extra)
     return rendered, static, plan
+
+
+def _printed_kernel(network: Network, plan: NetworkPlan, event_buffer: int) -> Rendered:
+    """A network without training runs the kernel the passes schedule, printed by `kernel_printer`.
+
+    Transitional: the training algorithms still have their own renderers until their schedule
+    passes lower them into the kernel IR too (issue 13); then every network takes this path."""
+    specialised = specialise(dataclasses.replace(network, dt=plan.dt))
+    kernel = schedule_forward(specialised, precision=plan.precision, event_buffer=event_buffer)
+    problems = verify_kernel(kernel)
+    if problems:
+        raise AssertionError("the forward schedule made an invalid kernel:\n" + "\n".join(problems))
+    code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
+    manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
+    manifest["arrays"] = arrays
+    return Rendered(code, [], manifest)
 
 
 def _with_eprop(

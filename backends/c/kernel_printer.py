@@ -249,9 +249,20 @@ class _Phase:
         if isinstance(space, Arrivals):
             return self.arrivals(loop, depth)
         if isinstance(space, Spikes):
-            raise NotImplementedError(
-                "loops over a step's spikes are printed once the backward schedules exist"
-            )
+            pop = space.population
+            self.used |= {f"sp_{pop}__cnt", f"sp_{pop}__ids"}
+            self.touch(space.step)
+            facts = {
+                **self.spike_list(pop),
+                "step": self.pr.index(space.step),
+                "i": f"snnc_{loop.vars['i'].name}",
+                "comment": loop.comment,
+            }
+            return [
+                *self.macro("spikes_open", depth, facts),
+                *self.body(loop.body, depth + 2),
+                *self.macro("spikes_close", depth, facts),
+            ]
         raise TypeError(f"the C printer cannot loop over {type(space).__name__}")
 
     def optional_targets(self, body: tuple[Stmt, ...]) -> list[str]:
@@ -432,6 +443,8 @@ def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
         kind = "input"
     if a.role == Role.STATE:
         kind = "state" if a.owner in kernel.populations else "synapse_state"
+    if a.role == Role.SPIKE_LIST and a.var in ("times", "count"):  # per-neuron spike-time buffers
+        kind = "events"
     return {
         "name": a.name,
         "dtype": _ctype(a, scalar)[1],

@@ -600,7 +600,15 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
         "ep": ep_ctx,
     }
     code = _env().get_template("model.c.j2").render(**context)
-    manifest = {
+    manifest = manifest_facts(plan, code, ir_hash=ir_hash, event_buffer=event_buffer)
+    manifest["eventprop"] = eventprop_render.manifest(plan, eventprop, ep_ctx) if ep_ctx else None
+    manifest["arrays"] = [a.as_json() for a in ctx.arrays]
+    return Rendered(code, ctx.arrays, manifest)
+
+
+def manifest_facts(plan: NetworkPlan, code: str, *, ir_hash: str, event_buffer: int) -> dict[str, Any]:
+    """What a C manifest says besides its arrays: the network, its populations and projections."""
+    return {
         "abi": ABI_VERSION,
         "network": plan.name,
         "ir_hash": ir_hash,
@@ -611,8 +619,8 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
         "precision": plan.precision,
         "seed": plan.seed,
         "event_buffer": event_buffer,
-        "eventprop": eventprop_render.manifest(plan, eventprop, ep_ctx) if ep_ctx else None,
-        "arrays": [a.as_json() for a in ctx.arrays],
+        "eventprop": None,
+        "arrays": [],
         "populations": {
             p.name: {
                 "model": p.model,
@@ -642,4 +650,3 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
             for pp in plan.projections.values()
         },
     }
-    return Rendered(code, ctx.arrays, manifest)

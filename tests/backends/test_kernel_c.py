@@ -1,23 +1,19 @@
-"""The C printer of the kernel IR: the forward kernel, printed, compiled and loaded by the C loader,
-runs a network as the C backend's own forward code does: the same spikes, and states and readouts equal
-to rounding (the two sum a neuron's inputs in different orders; double precision, same weights)."""
+"""The C printer of the kernel IR: what the C backend builds for a network without training (the
+forward kernel, printed) runs it as the backend's template code did: the same spikes, and states and
+readouts equal to rounding (the two sum a neuron's inputs in different orders; double precision,
+same weights)."""
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import pytest
 from snnc.backends.c.backend import generate
 from snnc.backends.c.build import build
-from snnc.backends.c.kernel_printer import print_kernel
 from snnc.backends.c.loader import NativeArtefact
-from snnc.ir.kernel import verify_kernel
-from snnc.passes.schedule_forward import schedule_forward
-from snnc.passes.specialise import specialise
+from snnc.backends.c.render import render
 from snnc.runtime.artefact import RecordRequest
 
-from snnc.api import build_compiled, lower
+from snnc.api import lower
 
 SOURCE = """
 use std.{SpikeInput, PoissonInput, LIF, LeakyIntegrate, Exponential}
@@ -35,20 +31,19 @@ network g {
 STEPS, DT, ROWS = 60, 0.5, 3
 
 
+def template_artefact(network, rows: int, precision: str) -> NativeArtefact:  # noqa: ANN001
+    """The reference: the forward code of the C backend's own templates (model.c.j2), which the
+    backend used for every network before it printed kernels, on the same initial weights."""
+    _, static, plan = generate(network, precision=precision, seed=3)
+    rendered = render(plan)
+    return NativeArtefact(build(rendered.code, network.name).library, rendered.manifest, static, rows)
+
+
 def kernel_artefact(network, rows: int, precision: str) -> NativeArtefact:  # noqa: ANN001
-    """Glue until the C backend prints kernels itself: the kernel's code and arrays, and the
-    population/projection facts and initial weights of today's C backend."""
-    kernel = schedule_forward(specialise(network), precision=precision)
-    assert verify_kernel(kernel) == []
-    code, arrays = print_kernel(kernel, precision=precision)
+    """What the C backend builds for a network without training: the printed forward kernel."""
     rendered, static, _ = generate(network, precision=precision, seed=3)
-    manifest = {
-        **rendered.manifest,
-        "arrays": arrays,
-        "code_sha256": hashlib.sha256(code.encode()).hexdigest(),
-    }
-    result = build(code, network.name)
-    return NativeArtefact(result.library, manifest, static, rows)
+    assert "Printed from the kernel IR" in rendered.code
+    return NativeArtefact(build(rendered.code, network.name).library, rendered.manifest, static, rows)
 
 
 def data(rows: int):  # noqa: ANN201
@@ -71,7 +66,7 @@ def data(rows: int):  # noqa: ANN201
 )
 def test_the_printed_forward_kernel_runs_as_the_c_backend(output: str) -> None:
     network = lower(SOURCE % output, dt=DT, duration=STEPS * DT)
-    reference = build_compiled(network, batch_size=ROWS, precision="double", seed=3)
+    reference = template_artefact(network, ROWS, "double")
     printed = kernel_artefact(network, ROWS, "double")
     request = RecordRequest.of(spikes=["x", "p", "h", "out"], vars=[("h", "v"), ("out", "v")])
     want = reference.run(data(ROWS), request)
@@ -102,7 +97,7 @@ network c {
 
 def test_the_printed_kernel_delivers_through_convolutions_and_pools() -> None:
     network = lower(CONV, dt=DT, duration=STEPS * DT)
-    reference = build_compiled(network, batch_size=2, precision="double", seed=3)
+    reference = template_artefact(network, 2, "double")
     printed = kernel_artefact(network, 2, "double")
     rng = np.random.default_rng(1)
     x = [(np.round(np.sort(rng.uniform(0, 20, 150)) / DT) * DT, rng.integers(0, 84, 150)) for _ in range(2)]
