@@ -11,13 +11,13 @@ local pointer of the same name in each phase; indices print as `snnc_<name>`; lo
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import sympy
+from snnc.backends.templates import template_env
 from snnc.ir.kernel import (
     READ_ONLY,
     Array,
@@ -58,16 +58,8 @@ MANIFEST_KIND = {
 }
 
 
-@functools.cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return template_env(TEMPLATES)
 
 
 class _ExprPrinter(SnncCPrinter):

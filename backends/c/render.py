@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import sympy
 from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, mangle
+from snnc.backends.templates import template_env
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.kernel import Role
 from snnc.ir.symbols import TIME
@@ -94,14 +95,7 @@ class ArraySpec:
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return template_env(TEMPLATES)
 
 
 class _Ctx:

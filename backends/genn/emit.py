@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 import numpy as np
 from snnc.backends.common import NetworkPlan, dense_equivalent, draw_connectivity, plan_network
+from snnc.backends.templates import template_env
 from snnc.ir.model import Network
 
 from .models import GeNNModelSpec
@@ -62,14 +63,7 @@ class ModuleCtx:
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    env = template_env(TEMPLATES)
     env.filters["py"] = _pyrepr
     return env
 
