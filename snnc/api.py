@@ -101,3 +101,28 @@ def emit(network: Network, out_dir: str | os.PathLike[str], backend: str = "c", 
 def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) -> list[Path]:
     """`--emit c`: write the generated C file and `manifest.json`; returns their paths."""
     return emit(network, out_dir, "c", **options)
+
+
+def kernel(network: Network, precision: str = "float"):  # noqa: ANN201
+    """The kernel IR the backends print for a discretised network (`snnc compile --emit kernel`).
+
+    The forward step of a network without training is scheduled today; EventProp and e-prop are
+    still scheduled by the backends' own renderers (issue 13), so a training network is refused."""
+    from snnc.ir.kernel import verify_kernel
+    from snnc.passes.schedule_forward import schedule_forward
+    from snnc.passes.specialise import specialise
+
+    if network.training is not None:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-KERNEL-TRAINING",
+                f"the kernel IR of {network.train.algorithm.name} training is not scheduled by the passes yet",
+                network.train.span if network.train else None,
+                hint="add --inference to see the forward kernel of this network",
+            )
+        )
+    result = schedule_forward(specialise(network), precision=precision)
+    problems = verify_kernel(result)
+    if problems:
+        raise AssertionError("the forward schedule made an invalid kernel:\n" + "\n".join(problems))
+    return result

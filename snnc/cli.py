@@ -22,6 +22,7 @@ BUG_URL = "https://github.com/snnc/snnc/issues"
 EPILOG = """examples:
   snnc check examples/*.snn
   snnc compile examples/yinyang_eventprop.snn --emit ir
+  snnc compile examples/yinyang_eventprop.snn --inference --emit kernel
   snnc compile examples/yinyang_eventprop.snn --print-after all --timings
   snnc compile examples/yinyang_eventprop.snn --emit c -o build/yinyang
   snnc train examples/yinyang_eventprop.snn --epochs 5 --out runs/yinyang
@@ -161,6 +162,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     stages += [(f"  {t.name}", t.seconds) for t in manager.timings]
     if args.emit == "ir":
         _write_output(args, "ir.txt", print_network(network))
+    elif args.emit == "kernel":
+        from snnc.api import kernel
+        from snnc.ir.kernel import kernel_to_text
+
+        _write_output(args, "kernel.txt", kernel_to_text(kernel(network)))
     elif args.emit is not None:
         from snnc.api import emit
 
@@ -296,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument(
-        "--emit", choices=["ast", "snn", "ir", *BACKENDS], help="write this stage instead of building"
+        "--emit",
+        choices=["ast", "snn", "ir", "kernel", *BACKENDS],
+        help="write this stage instead of building (kernel: the kernel IR the backends print)",
     )
     p.add_argument(
         "--print-after",

@@ -172,3 +172,20 @@ def test_genn_backend_without_pygenn_is_one_clear_sentence(tmp_path: Path) -> No
     assert "the genn backend needs pygenn" in result.stderr
     assert_no_traceback(result)
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_emit_kernel_prints_the_forward_kernel_the_c_backend_prints(tmp_path: Path) -> None:
+    example = str(ROOT / "examples" / "yinyang_eventprop.snn")
+    result = snnc("compile", example, "--inference", "--emit", "kernel", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "kernel.txt").read_text()
+    assert text.startswith("kernel yinyang")
+    assert (
+        "entry run: before [reset], forward steps [deliver_x_to_h, deliver_h_to_out, generate_x, step_h, step_out]"
+        in text
+    )
+    refused = snnc("compile", example, "--emit", "kernel")
+    assert refused.returncode == 1
+    assert_no_traceback(refused)
+    assert "yinyang_eventprop.snn:17:1: error: the kernel IR of eventprop training" in refused.stderr
+    assert "--inference" in refused.stderr
