@@ -25,12 +25,12 @@ from snnc.backends.common import (
     ProjectionPlan,
     check_name,
     derived_values,
-    draw_initialiser,
     mangle,
     neuron_values,
     substitute,
     update_with,
 )
+from snnc.backends.eprop_init import eprop_initial
 from snnc.ir import names as ir_names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
@@ -85,6 +85,7 @@ class _Planner:
         self.specs: list[ArraySpec] = []
         self.taken = set(taken)
         self.static: dict[str, np.ndarray] = {}
+        self.initial = eprop_initial(network, plan.seed)  # biases and feedback, as every backend's
 
     def add(
         self,
@@ -309,9 +310,7 @@ class _Planner:
                 "output bias",
                 role=Role.PARAM,
             )
-            self.static[arr] = np.full(
-                pop.size, float(self.net.populations[pop.name].params.get("bias", 0.0))
-            )
+            self.static[arr] = self.initial.biases[pop.name]
             bvals = neuron_values(self.net, pop.name, self.plan.dt)
             start = self._state_names(pop, pop.name, "u_")
             eligs = []
@@ -447,8 +446,7 @@ class _Planner:
                     None,
                     "random feedback",
                 )
-                rng = np.random.default_rng([self.plan.seed, 0x5EED, len(self.static)])
-                self.static[matrix] = draw_initialiser(t.init, (pp.num_pre, pp.num_post), rng)
+                self.static[matrix] = self.initial.feedback[pp.name]
             terms.append(
                 {
                     "matrix": matrix,

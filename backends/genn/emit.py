@@ -48,8 +48,8 @@ class ModuleCtx:
     training: str | None = None
     max_spikes: int = 0
     extra_steps: int = 0  # steps after the example (e-prop completes its pending gradient terms)
-    #: array key -> (initialiser, projection): extra arrays drawn with the seed (random feedback)
-    extra_arrays: dict[str, Any] = field(default_factory=dict)
+    #: array key -> values: extra arrays the module loads besides the weights (random feedback)
+    extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient, init}
     biases: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: e-prop output population -> {"loss", "readout", "var"} (how the runtime shapes targets)
@@ -278,18 +278,7 @@ def generate(
 
     plan = plan_network(network, precision=precision, seed=seed)
     ctx = build_context(network, plan)
-    arrays = draw_arrays(network, plan)
-    if ctx.extra_arrays:
-        from snnc.backends.common import draw_initialiser
-
-        rng = np.random.default_rng([plan.seed, 1])  # its own stream: weights stay as the C backend's
-        for key, (init, proj) in sorted(ctx.extra_arrays.items()):
-            pp = plan.projections[proj]
-            shape = (pp.num_pre, pp.num_post)
-            if init is None:
-                arrays[key] = rng.normal(0.0, 1.0 / np.sqrt(pp.num_pre), size=shape).ravel()
-            else:
-                arrays[key] = draw_initialiser(init, shape, rng).ravel()
+    arrays = {**draw_arrays(network, plan), **ctx.extra_arrays}
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
     code = render_module(

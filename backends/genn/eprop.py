@@ -35,6 +35,7 @@ import dataclasses
 
 import sympy
 from snnc.backends.common import derived_values, neuron_values, specialise, update_with
+from snnc.backends.eprop_init import eprop_initial
 from snnc.ir import names as ir_names
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
@@ -320,8 +321,7 @@ def _projection(
                 if term.projection == pe.projection:
                     if term.feedback == "random":
                         wum.vars.append(Var("b_fb", "scalar", "VarAccess.READ_ONLY"))
-                        s.wum_vars["b_fb"] = f'weights["{pe.projection}.feedback"]'
-                        ctx.extra_arrays[f"{pe.projection}.feedback"] = (term.init, s.name)
+                        s.wum_vars["b_fb"] = f'weights["{pe.projection}.feedback"]'  # see add_eprop
                         lines.append("    addToPre(b_fb * q_E);  // random feedback B")
                     else:
                         lines.append("    addToPre(g * q_E);  // symmetric feedback B = W^T")
@@ -386,6 +386,8 @@ def add_eprop(ctx: ModuleCtx, network: Network) -> None:
         _output_neuron(ctx, network, oe, ctx.population(name))
     for name, pe in eir.projections.items():
         _projection(ctx, network, pe, ctx.projection(name), eir)
+    for proj, matrix in eprop_initial(network, ctx.plan.seed).feedback.items():
+        ctx.extra_arrays[f"{proj}.feedback"] = matrix.ravel()  # the C backend's B, [pre][post]
     _optimiser_updates(ctx, network)
     ctx.update_groups.update(
         {

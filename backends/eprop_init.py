@@ -1,0 +1,55 @@
+"""The initial arrays e-prop adds to a network, drawn in one place so that every backend starts the
+same network: the C and GeNN backends both take their output biases and random feedback matrices
+from `eprop_initial`, never from a draw of their own.
+
+Streams: the i-th extra array (output biases first, in `EpropIR.outputs` order, then the random
+feedback matrices, in `EpropIR.hidden` then `HiddenEprop.learning` order) draws from
+`numpy.random.default_rng([seed, 0x5EED, i])`, independent of the weights' stream. This is the
+numbering the C backend has always used, so results of earlier C runs stay reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from snnc.ir.eprop_ir import EpropIR
+from snnc.ir.model import Network
+
+from .common import draw_initialiser
+
+#: the second word of every extra-array stream (the weights draw from `default_rng(seed)`)
+STREAM = 0x5EED
+
+
+@dataclass(frozen=True)
+class EpropInitial:
+    """Initial values of the arrays e-prop adds: trained output biases and fixed feedback matrices."""
+
+    biases: dict[str, np.ndarray]  # output population -> its initial bias, one per neuron
+    feedback: dict[str, np.ndarray]  # hidden -> output projection -> B [num_pre, num_post]
+
+
+def eprop_initial(network: Network, seed: int) -> EpropInitial:
+    """The output biases and random feedback matrices of a network carrying an `EpropIR`."""
+    ir = network.training
+    if not isinstance(ir, EpropIR):
+        raise ValueError("the network carries no e-prop training IR; run the eprop pass")
+    biases: dict[str, np.ndarray] = {}
+    for oe in ir.outputs.values():
+        if oe.bias is not None:
+            pop = network.populations[oe.population]
+            biases[oe.population] = np.full(pop.size, float(pop.params.get("bias", 0.0)))
+    feedback: dict[str, np.ndarray] = {}
+    for he in ir.hidden.values():
+        for term in he.learning:
+            if term.feedback != "random":
+                continue
+            proj = network.projections[term.projection]
+            shape = (network.populations[proj.pre].size, network.populations[proj.post].size)
+            rng = np.random.default_rng([seed, STREAM, len(biases) + len(feedback)])
+            feedback[term.projection] = draw_initialiser(term.init, shape, rng)
+    return EpropInitial(biases, feedback)
+
+
+__all__ = ["EpropInitial", "eprop_initial"]
