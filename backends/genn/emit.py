@@ -33,7 +33,6 @@ class CustomUpdateCtx:
     params: dict[str, float] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
     var_refs: dict[str, str] = field(default_factory=dict)  # ref -> Python expression
-    dynamic: list[str] = field(default_factory=list)  # params changed at run time (learning rate)
 
 
 @dataclass
@@ -89,8 +88,40 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
             from .eprop import add_eprop
 
             add_eprop(ctx, network)
+        _add_gradient_reduce(ctx)
     _add_reset_updates(ctx)  # last: training adds per-trial state too
+    # UPDATE_GROUPS names the groups the runtime runs, so none without a custom update in it
+    used = {cu.group for cu in ctx.custom_updates}
+    ctx.update_groups = {g: doc for g, doc in ctx.update_groups.items() if g in used}
     return ctx
+
+
+def _add_gradient_reduce(ctx: ModuleCtx) -> None:
+    """Per trained projection, `dg` summed over the batch into `dg_sum` ("GradientReduce", which also
+    zeroes `dg`); the runtime pulls `dg_sum` and its numpy optimiser updates the weights."""
+    from .models import Var
+
+    for s in ctx.projections:
+        if not any(v.name == "dg" for v in s.wum.vars):
+            continue
+        red = GeNNModelSpec(
+            "custom_update",
+            f"snnc_reduce_{s.name}",
+            f"projection {s.name}: gradient summed over the batch, then zeroed",
+            vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
+            var_refs=[Var("dg")],
+            code={"update_code": "dg_sum = dg;\ndg = 0.0;"},
+        )
+        ctx.custom_updates.append(
+            CustomUpdateCtx(
+                f"reduce_{s.name}",
+                "GradientReduce",
+                red.source,
+                red,
+                vars={"dg_sum": 0.0},
+                var_refs={"dg": f'create_wu_var_ref(syns["{s.name}"], "dg")'},
+            )
+        )
 
 
 def _add_reset_updates(ctx: ModuleCtx) -> None:

@@ -41,7 +41,6 @@ from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
 
 from .emit import CustomUpdateCtx, ModuleCtx
-from .eventprop import _optimiser_updates
 from .models import GeNNModelSpec, Var
 from .render import PopulationCtx, ProjectionCtx, fail, pr, render_neuron
 
@@ -388,7 +387,6 @@ def add_eprop(ctx: ModuleCtx, network: Network) -> None:
         _projection(ctx, network, pe, ctx.projection(name), eir)
     for proj, matrix in eprop_initial(network, ctx.plan.seed).feedback.items():
         ctx.extra_arrays[f"{proj}.feedback"] = matrix.ravel()  # the C backend's B, [pre][post]
-    _optimiser_updates(ctx, network)
     ctx.update_groups.update(
         {
             **{
@@ -397,7 +395,6 @@ def add_eprop(ctx: ModuleCtx, network: Network) -> None:
             },
             "EpropError": "after every step, then: the error E of each output neuron",
             "GradientReduce": "after the K + 2 steps of a batch: dg summed over the batch, dg zeroed",
-            "Adam": "then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)",
         }
     )
     ctx.extra_steps = 2

@@ -17,8 +17,8 @@ What each piece does, following `snnc.passes.eventprop`'s discrete-time semantic
   the synapse update runs before the neuron update of the same step).
 - backward, neuron (`sim_code`): the jump of a spike of forward step kb (D from this step's
   `q_D`, records from the buffer), then the readout drive, then the transposed propagator.
-- custom updates: batch reduction of `dg` (which also zeroes it), the spike-count reduction of the
-  regulariser, and Adam; `UPDATE_GROUPS` lists their order.
+- custom updates: batch reduction of `dg` (which also zeroes it) and the spike-count reduction of the
+  regulariser; `UPDATE_GROUPS` lists their order. The optimiser runs in numpy (runtime/optimisers.py).
 
 Limits (diagnostics): delays on projections into the gradient path, the Euler fallback (non-linear
 backward) and trainable conv2d kernels are not supported by this backend yet.
@@ -311,73 +311,6 @@ def _synapse_backward(ctx: ModuleCtx, network: Network, tir: TrainingIR, s: Proj
         s.wum_var_refs[lam[name]] = lam[name]
 
 
-def _optimiser_updates(ctx: ModuleCtx, network: Network) -> None:
-    opt = network.train.optimizer if network.train is not None else None
-    args = dict(opt.args) if opt is not None else {}
-    beta1, beta2 = float(args.get("beta1", 0.9)), float(args.get("beta2", 0.999))
-    eps = float(args.get("epsilon", args.get("eps", 1e-8)))
-    for s in ctx.projections:
-        if not any(v.name == "dg" for v in s.wum.vars):
-            continue
-        red = GeNNModelSpec(
-            "custom_update",
-            f"snnc_reduce_{s.name}",
-            f"projection {s.name}: gradient summed over the batch, then zeroed",
-            vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
-            var_refs=[Var("dg")],
-            code={"update_code": "dg_sum = dg;\ndg = 0.0;"},
-        )
-        ctx.custom_updates.append(
-            CustomUpdateCtx(
-                f"reduce_{s.name}",
-                "GradientReduce",
-                red.source,
-                red,
-                vars={"dg_sum": 0.0},
-                var_refs={"dg": f'create_wu_var_ref(syns["{s.name}"], "dg")'},
-            )
-        )
-        adam = GeNNModelSpec(
-            "custom_update",
-            f"snnc_adam_{s.name}",
-            f"projection {s.name}: Adam (optimizer of the training block)",
-            params=[Var(n) for n in ("beta1", "beta2", "epsilon", "alpha", "first_scale", "second_scale")],
-            vars=[Var("m"), Var("v")],
-            var_refs=[Var("dg_sum", "scalar", "VarAccessMode.READ_ONLY"), Var("g")],
-            code={
-                "update_code": "\n".join(
-                    [
-                        "m = beta1 * m + (1.0 - beta1) * dg_sum;",
-                        "v = beta2 * v + (1.0 - beta2) * dg_sum * dg_sum;",
-                        "g -= alpha * m * first_scale / (sqrt(v * second_scale) + epsilon);",
-                    ]
-                )
-            },
-        )
-        ctx.custom_updates.append(
-            CustomUpdateCtx(
-                f"adam_{s.name}",
-                "Adam",
-                adam.source,
-                adam,
-                params={
-                    "beta1": beta1,
-                    "beta2": beta2,
-                    "epsilon": eps,
-                    "alpha": float(args.get("lr", 0.001)),
-                    "first_scale": 1.0,
-                    "second_scale": 1.0,
-                },
-                dynamic=["alpha", "first_scale", "second_scale"],
-                vars={"m": 0.0, "v": 0.0},
-                var_refs={
-                    "dg_sum": f'create_wu_var_ref(updates["reduce_{s.name}"], "dg_sum")',
-                    "g": f'create_wu_var_ref(syns["{s.name}"], "g")',
-                },
-            )
-        )
-
-
 def add_eventprop(ctx: ModuleCtx, network: Network) -> None:
     """Extend the inference context with EventProp's buffers, backward code and custom updates."""
     tir: TrainingIR = network.training
@@ -393,11 +326,9 @@ def add_eventprop(ctx: ModuleCtx, network: Network) -> None:
     for s in ctx.projections:
         if s.post in tir.populations:
             _synapse_backward(ctx, network, tir, s)
-    _optimiser_updates(ctx, network)
     ctx.update_groups.update(
         {
             "SpikeCountReduce": "after the forward pass: spike counts summed over the batch (regulariser)",
             "GradientReduce": "after the backward pass: dg summed over the batch into dg_sum, dg zeroed",
-            "Adam": "then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)",
         }
     )

@@ -44,7 +44,7 @@ POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_c': {'pre': 'x', 'post': 'c', 'kind': 'conv2d', 'trainable': False, 'weight_shape': (3, 3, 1, 2), 'gradient': None}, 'c_to_p': {'pre': 'c', 'post': 'p', 'kind': 'avg_pool2d', 'trainable': False, 'weight_shape': (), 'gradient': None}, 'p_to_out': {'pre': 'p', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (8, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
-UPDATE_GROUPS = {'SpikeCountReduce': 'after the forward pass: spike counts summed over the batch (regulariser)', 'GradientReduce': 'after the backward pass: dg summed over the batch into dg_sum, dg zeroed', 'Adam': 'then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)', 'Reset': 'restore every per-trial state before a batch'}
+UPDATE_GROUPS = {'GradientReduce': 'after the backward pass: dg summed over the batch into dg_sum, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
 #: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
 BIASES = {}
 #: e-prop output population -> {"loss", "readout", "var"}
@@ -362,19 +362,6 @@ snnc_reduce_p_to_out = create_custom_update_model(
 """,
 )
 
-# projection p_to_out: Adam (optimizer of the training block)
-snnc_adam_p_to_out = create_custom_update_model(
-    "snnc_adam_p_to_out",
-    params=[('beta1', 'scalar'), ('beta2', 'scalar'), ('epsilon', 'scalar'), ('alpha', 'scalar'), ('first_scale', 'scalar'), ('second_scale', 'scalar')],
-    vars=[('m', 'scalar'), ('v', 'scalar')],
-    var_refs=[('dg_sum', 'scalar', VarAccessMode.READ_ONLY), ('g', 'scalar')],
-    update_code="""
-    m = beta1 * m + (1.0 - beta1) * dg_sum;
-    v = beta2 * v + (1.0 - beta2) * dg_sum * dg_sum;
-    g -= alpha * m * first_scale / (sqrt(v * second_scale) + epsilon);
-""",
-)
-
 # population x: per-trial reset
 snnc_reset_x = create_custom_update_model(
     "snnc_reset_x",
@@ -549,14 +536,6 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         "reduce_p_to_out", "GradientReduce", snnc_reduce_p_to_out, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["p_to_out"], "dg"), },
     )
-    # projection p_to_out: Adam (optimizer of the training block)
-    updates["adam_p_to_out"] = model.add_custom_update(
-        "adam_p_to_out", "Adam", snnc_adam_p_to_out, {'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-08, 'alpha': 0.001, 'first_scale': 1.0, 'second_scale': 1.0}, {'m': 0.0, 'v': 0.0},
-        { "dg_sum": create_wu_var_ref(updates["reduce_p_to_out"], "dg_sum"), "g": create_wu_var_ref(syns["p_to_out"], "g"), },
-    )
-    updates["adam_p_to_out"].set_param_dynamic("alpha")
-    updates["adam_p_to_out"].set_param_dynamic("first_scale")
-    updates["adam_p_to_out"].set_param_dynamic("second_scale")
     # population x: per-trial reset
     updates["reset_x"] = model.add_custom_update(
         "reset_x", "Reset", snnc_reset_x, {}, {},

@@ -44,7 +44,7 @@ POPULATIONS = {'x': {'size': 20, 'shape': (20,), 'role': 'input', 'generator': '
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (20, 256), 'gradient': 'dg'}, 'h_to_h': {'pre': 'h', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 256), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
-UPDATE_GROUPS = {'EpropError': 'after every step, then: the error E of each output neuron', 'GradientReduce': 'after the K + 2 steps of a batch: dg summed over the batch, dg zeroed', 'Adam': 'then: Adam step on g from dg_sum (dynamic params alpha, first_scale, second_scale set per step)', 'Reset': 'restore every per-trial state before a batch'}
+UPDATE_GROUPS = {'EpropError': 'after every step, then: the error E of each output neuron', 'GradientReduce': 'after the K + 2 steps of a batch: dg summed over the batch, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
 #: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
 BIASES = {'bias_out': {'population': 'out', 'var': 'q_bias', 'gradient': 'dbias', 'init': 0.0}}
 #: e-prop output population -> {"loss", "readout", "var"}
@@ -292,19 +292,6 @@ snnc_reduce_x_to_h = create_custom_update_model(
 """,
 )
 
-# projection x_to_h: Adam (optimizer of the training block)
-snnc_adam_x_to_h = create_custom_update_model(
-    "snnc_adam_x_to_h",
-    params=[('beta1', 'scalar'), ('beta2', 'scalar'), ('epsilon', 'scalar'), ('alpha', 'scalar'), ('first_scale', 'scalar'), ('second_scale', 'scalar')],
-    vars=[('m', 'scalar'), ('v', 'scalar')],
-    var_refs=[('dg_sum', 'scalar', VarAccessMode.READ_ONLY), ('g', 'scalar')],
-    update_code="""
-    m = beta1 * m + (1.0 - beta1) * dg_sum;
-    v = beta2 * v + (1.0 - beta2) * dg_sum * dg_sum;
-    g -= alpha * m * first_scale / (sqrt(v * second_scale) + epsilon);
-""",
-)
-
 # projection h_to_h: gradient summed over the batch, then zeroed
 snnc_reduce_h_to_h = create_custom_update_model(
     "snnc_reduce_h_to_h",
@@ -316,19 +303,6 @@ snnc_reduce_h_to_h = create_custom_update_model(
 """,
 )
 
-# projection h_to_h: Adam (optimizer of the training block)
-snnc_adam_h_to_h = create_custom_update_model(
-    "snnc_adam_h_to_h",
-    params=[('beta1', 'scalar'), ('beta2', 'scalar'), ('epsilon', 'scalar'), ('alpha', 'scalar'), ('first_scale', 'scalar'), ('second_scale', 'scalar')],
-    vars=[('m', 'scalar'), ('v', 'scalar')],
-    var_refs=[('dg_sum', 'scalar', VarAccessMode.READ_ONLY), ('g', 'scalar')],
-    update_code="""
-    m = beta1 * m + (1.0 - beta1) * dg_sum;
-    v = beta2 * v + (1.0 - beta2) * dg_sum * dg_sum;
-    g -= alpha * m * first_scale / (sqrt(v * second_scale) + epsilon);
-""",
-)
-
 # projection h_to_out: gradient summed over the batch, then zeroed
 snnc_reduce_h_to_out = create_custom_update_model(
     "snnc_reduce_h_to_out",
@@ -337,19 +311,6 @@ snnc_reduce_h_to_out = create_custom_update_model(
     update_code="""
     dg_sum = dg;
     dg = 0.0;
-""",
-)
-
-# projection h_to_out: Adam (optimizer of the training block)
-snnc_adam_h_to_out = create_custom_update_model(
-    "snnc_adam_h_to_out",
-    params=[('beta1', 'scalar'), ('beta2', 'scalar'), ('epsilon', 'scalar'), ('alpha', 'scalar'), ('first_scale', 'scalar'), ('second_scale', 'scalar')],
-    vars=[('m', 'scalar'), ('v', 'scalar')],
-    var_refs=[('dg_sum', 'scalar', VarAccessMode.READ_ONLY), ('g', 'scalar')],
-    update_code="""
-    m = beta1 * m + (1.0 - beta1) * dg_sum;
-    v = beta2 * v + (1.0 - beta2) * dg_sum * dg_sum;
-    g -= alpha * m * first_scale / (sqrt(v * second_scale) + epsilon);
 """,
 )
 
@@ -526,40 +487,16 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         "reduce_x_to_h", "GradientReduce", snnc_reduce_x_to_h, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["x_to_h"], "dg"), },
     )
-    # projection x_to_h: Adam (optimizer of the training block)
-    updates["adam_x_to_h"] = model.add_custom_update(
-        "adam_x_to_h", "Adam", snnc_adam_x_to_h, {'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-08, 'alpha': 0.01, 'first_scale': 1.0, 'second_scale': 1.0}, {'m': 0.0, 'v': 0.0},
-        { "dg_sum": create_wu_var_ref(updates["reduce_x_to_h"], "dg_sum"), "g": create_wu_var_ref(syns["x_to_h"], "g"), },
-    )
-    updates["adam_x_to_h"].set_param_dynamic("alpha")
-    updates["adam_x_to_h"].set_param_dynamic("first_scale")
-    updates["adam_x_to_h"].set_param_dynamic("second_scale")
     # projection h_to_h: gradient summed over the batch, then zeroed
     updates["reduce_h_to_h"] = model.add_custom_update(
         "reduce_h_to_h", "GradientReduce", snnc_reduce_h_to_h, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), },
     )
-    # projection h_to_h: Adam (optimizer of the training block)
-    updates["adam_h_to_h"] = model.add_custom_update(
-        "adam_h_to_h", "Adam", snnc_adam_h_to_h, {'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-08, 'alpha': 0.01, 'first_scale': 1.0, 'second_scale': 1.0}, {'m': 0.0, 'v': 0.0},
-        { "dg_sum": create_wu_var_ref(updates["reduce_h_to_h"], "dg_sum"), "g": create_wu_var_ref(syns["h_to_h"], "g"), },
-    )
-    updates["adam_h_to_h"].set_param_dynamic("alpha")
-    updates["adam_h_to_h"].set_param_dynamic("first_scale")
-    updates["adam_h_to_h"].set_param_dynamic("second_scale")
     # projection h_to_out: gradient summed over the batch, then zeroed
     updates["reduce_h_to_out"] = model.add_custom_update(
         "reduce_h_to_out", "GradientReduce", snnc_reduce_h_to_out, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["h_to_out"], "dg"), },
     )
-    # projection h_to_out: Adam (optimizer of the training block)
-    updates["adam_h_to_out"] = model.add_custom_update(
-        "adam_h_to_out", "Adam", snnc_adam_h_to_out, {'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-08, 'alpha': 0.01, 'first_scale': 1.0, 'second_scale': 1.0}, {'m': 0.0, 'v': 0.0},
-        { "dg_sum": create_wu_var_ref(updates["reduce_h_to_out"], "dg_sum"), "g": create_wu_var_ref(syns["h_to_out"], "g"), },
-    )
-    updates["adam_h_to_out"].set_param_dynamic("alpha")
-    updates["adam_h_to_out"].set_param_dynamic("first_scale")
-    updates["adam_h_to_out"].set_param_dynamic("second_scale")
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
