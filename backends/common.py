@@ -18,7 +18,7 @@ from snnc.ir.connectivity import kind_of, require_fits
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.discrete import DiscreteModel, delay_steps
 from snnc.ir.model import Assign, Network, Population, threshold_function
-from snnc.ir.symbols import TIME, TIMESTEP, WEIGHT
+from snnc.ir.symbols import TIMESTEP
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -336,8 +336,6 @@ def dense_equivalent(pp: ProjectionPlan, arrays: dict[str, np.ndarray]) -> np.nd
     return kind_of(pp.kind).dense_equivalent(arrays, pp.num_pre, pp.num_post, pp.geometry)
 
 
-RESERVED_NAMES = {TIME: "snnc_t", TIMESTEP: "snnc_dt", WEIGHT: "u_w"}
-
 __all__ = [
     "NetworkPlan",
     "PopulationPlan",
@@ -350,5 +348,4 @@ __all__ = [
     "plan_network",
     "specialise",
     "threshold_function",
-    "RESERVED_NAMES",
 ]

@@ -57,6 +57,7 @@ from snnc.ir.symbols import sym
 
 from . import eprop_derive as D
 from .manager import Pass
+from .pipeline import register_gradient_pass
 
 CODE_OPTION = "E-EPROP-OPTION"
 CODE_NO_OUTPUT = "E-EPROP-NOOUTPUT"
@@ -390,10 +391,4 @@ def _numeric(expr: sympy.Expr, network: Network, pop: Population, pe: Projection
 
 
 EPROP = Pass("eprop", eprop, "e-prop: eligibility traces, learning signals, gradients (Bellec et al. 2020)")
-
-try:  # register with the pipeline; the pipeline is optional while the tree is being built
-    from .pipeline import register_gradient_pass
-except ImportError:  # pragma: no cover
-    pass
-else:
-    register_gradient_pass("eprop", EPROP)
+register_gradient_pass("eprop", EPROP)

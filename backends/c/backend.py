@@ -18,6 +18,7 @@ from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
 from snnc.ir.kernel import verify_kernel
 from snnc.ir.model import Network
+from snnc.ir.printer import print_network
 from snnc.passes.schedule_forward import schedule_forward
 from snnc.passes.specialise import specialise
 
@@ -38,14 +39,9 @@ CAPABILITIES = Capabilities(
 
 
 def ir_hash(network: Network) -> str:
-    """A stable fingerprint of the IR the code was generated from (for the manifest)."""
-    try:
-        from snnc.ir.printer import print_network  # the canonical text form, once it exists
-
-        text = print_network(network)
-    except Exception:  # noqa: BLE001 - the printer is optional here; repr is deterministic too
-        text = repr(network)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A stable fingerprint of the IR the code was generated from (for the manifest): the hash of
+    its canonical text, so a printer bug fails loudly instead of changing the hash."""
+    return hashlib.sha256(print_network(network).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -29,17 +29,14 @@ from __future__ import annotations
 import sympy
 from snnc.backends.common import derived_values, specialise
 from snnc.ir import names
-from snnc.ir import training as _training
 from snnc.ir.model import Network
-from snnc.ir.training import PopulationGradient, TrainingIR
+from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
 
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
 from .printer import literal
 from .render import PopulationCtx, ProjectionCtx, fail, pr, synapse_var
 
-#: the jump a backend executes (the pass's guarded form when it made one)
-executed_jump = getattr(_training, "executed_jump", lambda pg: pg.jump)
 #: the spike-time buffer every replaying population keeps (the runtime reads it too)
 SPIKE_TIMES = names.local("ev", names.SPIKE_TIME)
 

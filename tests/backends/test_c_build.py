@@ -108,3 +108,20 @@ def test_emit_c_writes_code_and_manifest(tmp_path: Path) -> None:
         for line in code.split("typedef struct {")[1].split("} snnc_arrays;")[0].strip().splitlines()
     ]
     assert fields == [a["name"] for a in manifest["arrays"]]
+
+
+def test_ir_hash_is_the_printed_irs_and_a_printer_error_is_not_hidden(monkeypatch) -> None:  # noqa: ANN001
+    import hashlib
+
+    from snnc.backends.c import backend
+    from snnc.ir.printer import print_network
+
+    net = small_net()
+    assert backend.ir_hash(net) == hashlib.sha256(print_network(net).encode()).hexdigest()[:16]
+
+    def broken(network) -> str:  # noqa: ANN001
+        raise RuntimeError("printer bug")
+
+    monkeypatch.setattr(backend, "print_network", broken)
+    with pytest.raises(RuntimeError, match="printer bug"):  # not a silently different hash
+        backend.ir_hash(net)
