@@ -74,11 +74,11 @@ E, L, F_AVG, Y_TRUE = sym(names.ERROR), sym(names.LEARNING_SIGNAL), sym(names.F_
 
 
 def eprop(network: Network) -> Network:
-    """Derive e-prop eligibility traces and gradients; stage becomes "training"."""
-    if not network.discrete:
-        from .discretise import discretise
+    """Derive e-prop eligibility traces and gradients; stage becomes "training".
 
-        network = discretise(network)
+    Runs after `discretise` (the pipeline's order): the rules are derived from the discrete update."""
+    if not network.discrete:
+        raise ValueError("the eprop pass needs a discretised network: run the discretise pass first")
     return dataclasses.replace(network, training=derive(network), stage="training")
 
 

@@ -19,6 +19,7 @@ import pytest
 from snnc.backends.c.eprop import build_eprop_network
 from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.frontend import load_source
+from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
 K, N_IN, N_H, N_OUT, DT = 60, 5, 12, 3, 1.0
@@ -112,7 +113,7 @@ def bptt(w: dict[str, np.ndarray], ex: dict[str, np.ndarray], loss: str) -> dict
 
 def _artefact(case: str, tmp: Path, batch: int) -> EpropArtefact:
     readout, loss = CASES[case]
-    net = eprop(load_source(SRC.format(readout=readout, loss=loss), "ff.snn"))
+    net = eprop(discretise(load_source(SRC.format(readout=readout, loss=loss), "ff.snn")))
     built = build_eprop_network(net, precision="double", cache_dir=tmp)
     return EpropArtefact(built.library, built.manifest, built.static, batch)
 

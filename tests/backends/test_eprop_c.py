@@ -18,6 +18,7 @@ from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.backends.c.loader import NativeArtefact
 from snnc.frontend import load_source
 from snnc.ir.diagnostics import DiagnosticError
+from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
 from tests.passes.test_eprop_numeric import HIDDEN, SRC, bellec, make_data, simulate
@@ -26,7 +27,7 @@ NAMES = {"x_to_h": "x_to_h", "h_to_h": "h_to_h", "h_to_out": "h_to_out", "bias":
 
 
 def _net(kind: str, feedback: str, src: str = SRC):
-    return eprop(load_source(src.format(hidden=HIDDEN[kind], fb=feedback), "n.snn"))
+    return eprop(discretise(load_source(src.format(hidden=HIDDEN[kind], fb=feedback), "n.snn")))
 
 
 def _artefact(net, tmp: Path, batch: int, precision: str = "double") -> EpropArtefact:

@@ -15,6 +15,7 @@ import sympy
 from snnc.frontend import load_source
 from snnc.ir import names as N
 from snnc.ir.symbols import sym
+from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
 K, N_IN, N_H, N_OUT, DT = 30, 3, 4, 2, 1.0
@@ -225,7 +226,7 @@ def evaluate_ir(net, d, rec, feedback: str):
 @pytest.mark.parametrize("feedback", ["symmetric", "random"])
 @pytest.mark.parametrize("kind", ["lif", "alif"])
 def test_ir_matches_bellec(kind, feedback):
-    net = eprop(load_source(SRC.format(hidden=HIDDEN[kind], fb=feedback), "n.snn"))
+    net = eprop(discretise(load_source(SRC.format(hidden=HIDDEN[kind], fb=feedback), "n.snn")))
     adaptive = kind == "alif"
     d = make_data(seed=3)
     rec = simulate(d, adaptive)
@@ -239,7 +240,7 @@ def test_ir_matches_bellec(kind, feedback):
 
 
 def test_output_gradients_are_exact():
-    net = eprop(load_source(SRC.format(hidden=HIDDEN["lif"], fb="symmetric"), "n.snn"))
+    net = eprop(discretise(load_source(SRC.format(hidden=HIDDEN["lif"], fb="symmetric"), "n.snn")))
     d = make_data(seed=5)
     rec = simulate(d, False)
     got = evaluate_ir(net, d, rec, "symmetric")

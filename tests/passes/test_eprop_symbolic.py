@@ -12,6 +12,7 @@ from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.model import Assign, Input, Model, Param, State
 from snnc.ir.symbols import sym
 from snnc.passes import eprop_derive as D
+from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
 v, a, i_syn, i = sym("v"), sym("a"), sym("i_syn"), sym("i")
@@ -79,7 +80,9 @@ def test_lif_trace_is_psi_times_filtered_presynaptic_spikes():
 
 
 def test_std_lif_trace_is_psi_times_scaled_filtered_spikes():
-    net = eprop(load_source(_NET.format(hidden="LIF(4, relative_reset = 1)", fb="symmetric"), "n.snn"))
+    net = eprop(
+        discretise(load_source(_NET.format(hidden="LIF(4, relative_reset = 1)", fb="symmetric"), "n.snn"))
+    )
     pe = net.training.projections["x_to_h"]
     ev = sym(N.eligibility("x_to_h", "v"))
     prop = {x.target: x.expr for x in pe.propagate}
@@ -118,7 +121,7 @@ def test_alif_bellec_form_gives_bellec_traces():
 
 
 def test_std_alif_exact_rule_scales_the_spike_path_by_rho():
-    net = eprop(load_source(_NET.format(hidden="ALIF(4)", fb="symmetric"), "n.snn"))
+    net = eprop(discretise(load_source(_NET.format(hidden="ALIF(4)", fb="symmetric"), "n.snn")))
     pe = net.training.projections["x_to_h"]
     ev, ea = sym(N.eligibility("x_to_h", "v")), sym(N.eligibility("x_to_h", "a"))
     prop = {x.target: x.expr for x in pe.propagate}
@@ -194,7 +197,7 @@ train n {
 
 
 def test_user_model_derives_and_prints():
-    net = eprop(load_source(_USER, "user.snn"))
+    net = eprop(discretise(load_source(_USER, "user.snn")))
     ir = net.training
     assert isinstance(ir, EpropIR) and net.stage == "training"
     pe = ir.projections["x_to_h"]
@@ -221,14 +224,14 @@ def test_user_model_derives_and_prints():
     assert (
         "__e__x_to_h = " in text
         and "__B__h_to_out" in text
-        and text == eprop(load_source(_USER, "user.snn")).training.to_text()
+        and text == eprop(discretise(load_source(_USER, "user.snn"))).training.to_text()
     )
 
 
 def test_hidden_without_spike_condition_is_a_diagnostic():
     src = _NET.format(hidden="LeakyIntegrate(4)", fb="symmetric")
     with pytest.raises(DiagnosticError) as err:
-        eprop(load_source(src, "n.snn"))
+        eprop(discretise(load_source(src, "n.snn")))
     d = err.value.diagnostics[0]
     assert d.code == D.CODE_NOSPIKE and "'LeakyIntegrate'" in d.message and "'h'" in d.message
 
@@ -236,7 +239,7 @@ def test_hidden_without_spike_condition_is_a_diagnostic():
 def test_non_differentiable_term_is_named():
     src = _USER.replace("v * v * 0.1", "abs(v) * 0.1")
     with pytest.raises(DiagnosticError) as err:
-        eprop(load_source(src, "user.snn"))
+        eprop(discretise(load_source(src, "user.snn")))
     d = err.value.diagnostics[0]
     assert d.code == D.CODE_NONDIFF and "Abs(v)" in d.message and "QuadIF" in d.message
 
@@ -251,12 +254,16 @@ def test_threshold_without_state_is_a_diagnostic():
 def test_unknown_option_and_unconnected_hidden():
     with pytest.raises(DiagnosticError) as err:
         eprop(
-            load_source(_NET.format(hidden="LIF(4)", fb="symmetric").replace("feedback", "feedbak"), "n.snn")
+            discretise(
+                load_source(
+                    _NET.format(hidden="LIF(4)", fb="symmetric").replace("feedback", "feedbak"), "n.snn"
+                )
+            )
         )
     assert err.value.diagnostics[0].code == "E-EPROP-OPTION" and "feedback" in err.value.diagnostics[0].hint
     src = _NET.format(hidden="LIF(4)", fb="symmetric").replace("h -> out", "x -> out")
     with pytest.raises(DiagnosticError) as err:
-        eprop(load_source(src, "n.snn"))
+        eprop(discretise(load_source(src, "n.snn")))
     assert err.value.diagnostics[0].code == "E-EPROP-NOOUTPUT"
 
 

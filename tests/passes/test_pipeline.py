@@ -117,3 +117,19 @@ def test_examples_compile_through_the_pipeline(path):
         load_file(str(path)), gradients=False, out=io.StringIO()
     )  # verified after each pass
     assert out.stage == "optimised"
+
+
+def test_eprop_runs_on_the_discretised_network_only():
+    """The pass no longer discretises on its own: the pipeline's `discretise` comes first."""
+    from pathlib import Path
+
+    from snnc.frontend import load_source
+    from snnc.passes.discretise import discretise
+    from snnc.passes.eprop import eprop
+
+    src = (Path(__file__).resolve().parents[2] / "examples" / "eprop_pattern.snn").read_text()
+    network = load_source(src, "pattern.snn")
+    with pytest.raises(ValueError, match="discretise"):
+        eprop(network)
+    assert [p.name for p in P.build_pipeline(network)] == ["discretise", "eprop", "simplify"]
+    assert eprop(discretise(network)).stage == "training"
