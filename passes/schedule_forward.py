@@ -188,9 +188,13 @@ def _deliver(b: _Builder, proj: Projection, weight: sympy.Expr) -> Phase:
         for a in sp.on_pre
     )
     loop = Loop(
-        Arrivals(proj.name), body, comment=f"{proj.pre} -> {proj.post}, delay {sp.delay_steps} step(s)"
+        Arrivals(proj.name),
+        body,
+        comment=f"the spikes of {proj.pre} emitted {1 + sp.delay_steps} step(s) ago",
     )
-    return Phase(f"deliver_{proj.name}", PhaseKind.FORWARD, (loop,), f"synapse {proj.synapse}")
+    where = f"{proj.pre} -> {proj.post}, {proj.connectivity.kind}, synapse {proj.synapse}"
+    comment = f"projection {proj.name}: {where}, delay {sp.delay_steps} step(s)"
+    return Phase(f"deliver_{proj.name}", PhaseKind.FORWARD, (loop,), comment)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,7 +224,9 @@ def _population(b: _Builder, pop: Population) -> Phase:
     if model.generator is not None:
         return _generator(b, pop, model.generator)
     sp: SpecialisedPopulation = net.specialised.populations[pop.name]
-    return Phase(f"step_{pop.name}", PhaseKind.FORWARD, _step(b, pop, sp), f"{n} x {pop.model}")
+    return Phase(
+        f"step_{pop.name}", PhaseKind.FORWARD, _step(b, pop, sp), f"population {pop.name}: {n} x {pop.model}"
+    )
 
 
 def _generator(b: _Builder, pop: Population, kind: str) -> Phase:
