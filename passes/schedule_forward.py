@@ -323,8 +323,9 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     for a in sp.update:
         new[a.target] = Local(f"{a.target}__new")
         body.append(Let(new[a.target], a.as_value(sym(a.target)).xreplace(env), f"update {a.target}"))
-    is_refractory = Local("__refractory")
-    body.append(Let(is_refractory, sympy.Piecewise((1, refrac[here] > 0), (0, True))))
+    countdown, is_refractory = Local("__countdown"), Local("__refractory")
+    body.append(Let(countdown, refrac[here], "refractory steps left"))
+    body.append(Let(is_refractory, sympy.Piecewise((1, countdown > 0), (0, True))))
     held = {a.target for a in sp.reset} if not sp.refractory_integrates else set()
     after_update = dict(env)
     for s, value in new.items():
@@ -352,9 +353,7 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
         final[sym(a.target)] = local
     steps = sympy.Integer(sp.refractory_steps)
     body.append(
-        Store(
-            refrac[here], sympy.Piecewise((steps, sympy.Eq(spiked, 1)), (refrac[here] - is_refractory, True))
-        )
+        Store(refrac[here], sympy.Piecewise((steps, sympy.Eq(spiked, 1)), (countdown - is_refractory, True)))
     )
     body.append(Store(flag[here], spiked))
     for s, a in states.items():

@@ -83,6 +83,16 @@ class _ExprPrinter(SnncCPrinter):
     def _print_Integer(self, expr: sympy.Integer) -> str:
         return str(int(expr)) if self.int_mode else super()._print_Integer(expr)
 
+    def _print_Relational(self, expr: sympy.Basic) -> str:
+        """A comparison of integers stays in integers (no int-to-float conversion per element)."""
+        if self.is_int(expr.lhs) and self.is_int(expr.rhs):
+            saved, self.int_mode = self.int_mode, True
+            try:
+                return super()._print_Relational(expr)
+            finally:
+                self.int_mode = saved
+        return super()._print_Relational(expr)
+
     def _print_Indexed(self, expr: sympy.Indexed) -> str:
         if expr in self.overrides:
             return self.overrides[expr]
