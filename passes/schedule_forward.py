@@ -209,7 +209,8 @@ def _population(b: _Builder, pop: Population) -> Phase:
     slots = ring_slots(net, pop.name)
     b.add(Array(array_name("sp", pop.name, "cnt"), Role.SPIKE_LIST, pop.name, ("batch", slots), "int32"))
     b.add(Array(array_name("sp", pop.name, "ids"), Role.SPIKE_LIST, pop.name, ("batch", slots, n), "int32"))
-    spikes_rec = b.add(
+    # the spike raster, one bit per neuron and step: `EmitSpikes` and `Generate` fill it when asked
+    b.add(
         Array(
             array_name("rs", pop.name),
             Role.RECORD,
@@ -220,7 +221,6 @@ def _population(b: _Builder, pop: Population) -> Phase:
             optional=True,
         )
     )
-    del spikes_rec  # written by the printer of EmitSpikes
     if model.generator is not None:
         return _generator(b, pop, model.generator)
     sp: SpecialisedPopulation = net.specialised.populations[pop.name]
