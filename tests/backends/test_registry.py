@@ -124,15 +124,26 @@ def test_emit_c_of_eventprop_is_what_training_builds(tmp_path: Path) -> None:
     assert built.source.read_text() == code
 
 
-@pytest.mark.parametrize("source", [EPROP, DELAYED, ROOT / "examples" / "shd_eventprop.snn"])
-def test_the_loader_finds_every_array_it_fills_by_role(source: Path) -> None:
+SHD = ROOT / "examples" / "shd_eventprop.snn"
+
+
+@pytest.mark.parametrize(
+    ("source", "inference"), [(EPROP, False), (DELAYED, False), (SHD, False), (SHD, True), (DELAYED, True)]
+)
+def test_the_loader_finds_every_array_it_fills_by_role(source: Path, inference: bool) -> None:
     """The loader looks arrays up by (role, owner, var), in the kernel IR's vocabulary: each key it
-    uses names exactly one array, and every array has a role."""
+    uses names exactly one array, and every array has a role; for the template renderers of training
+    networks and for the printed kernel of a network without training alike."""
+    import dataclasses
+
     from snnc.backends.c.backend import generate
     from snnc.ir.kernel import Role
 
     network = lower(source)
+    if inference:
+        network = dataclasses.replace(network, training=None)
     rendered, _, _ = generate(network, event_buffer=4)
+    assert ("Printed from the kernel IR" in rendered.code) == inference
     arrays = rendered.manifest["arrays"]
     assert all(Role(a["role"]) for a in arrays)
     keys = [(a["role"], a["owner"], a["var"]) for a in arrays]
