@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import sympy
+from snnc.ir import names
 from snnc.ir.connectivity import kind_of, require_fits
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.discrete import DiscreteModel, delay_steps
@@ -37,11 +38,9 @@ def mangle(kind: str, *parts: str) -> str:
     `r` readouts, `sp` spike ring, `in` input data, `rv`/`rs` recorded values/spikes, `q` internal
     per-neuron counters, `ev` per-neuron event buffers.
     No C keyword, libc name or template local starts with one of these followed by `_`.
-    Injective: a prefix holds no `_`, and user names hold no `__` and do not begin or end with `_`
-    (E-RESERVED-NAME, `snnc.ir.names`), so the parts split back at their `__`; a part that is a coupled
-    name (`i__x_to_h`) or a model temp (`_cse0`) is only ever the last one.
+    Injective (`snnc.ir.names.array`, which the kernel's schedule passes use too).
     """
-    return kind + "_" + "__".join(check_name(p) for p in parts)
+    return names.array(kind, *(check_name(p) for p in parts))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,6 +51,16 @@ def _argument(name: str, family: str) -> str:
     return name[len(head) :]
 
 
+def array(prefix: str, *parts: str) -> str:
+    """An array's name: a fixed prefix, then `__`-joined IR names (`array("p", "h", "v") == "p_h__v"`).
+
+    Injective: a prefix holds no `_`, and user names hold no `__` and do not begin or end with `_`,
+    so the parts split back at their `__`; a part that is a coupled name (`i__x_to_h`) or a model
+    temp (`_cse0`) is only ever the last one. The kernel's arrays and the C backend's are named so.
+    """
+    return prefix + "_" + SEP.join(parts)
+
+
 def local(prefix: str, name: str) -> str:
     """A backend's name for IR name `name` under its own `prefix`: `ev_v`, `ev_i__x_to_h`, `ev__t_s`.
 

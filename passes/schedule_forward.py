@@ -46,6 +46,7 @@ from snnc.ir.kernel import (
     Store,
 )
 from snnc.ir.model import Network, Population, Projection, threshold_function
+from snnc.ir.names import array as array_name
 from snnc.ir.specialised import SpecialisedPopulation, SpecialisedProjection
 from snnc.ir.symbols import TIME, WEIGHT, sym
 
@@ -53,11 +54,6 @@ from snnc.ir.symbols import TIME, WEIGHT, sym
 READOUT_INIT = {"max_var": float("-inf"), "first_spike_time": float("inf")}
 J = Index("j")
 I_PRE, J_POST, Q = Index("i"), Index("j"), Index("q")
-
-
-def array_name(prefix: str, *parts: str) -> str:
-    """`array_name("p", "h", "v") == "p_h__v"`: a fixed prefix, then `__`-joined IR names."""
-    return prefix + "_" + "__".join(parts)
 
 
 def ring_slots(network: Network, population: str) -> int:
@@ -81,6 +77,20 @@ class _Builder:
 
     def get(self, name: str) -> Array:
         return next(a for a in self.arrays if a.name == name)
+
+
+def forward_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+    """Specialise a discretised network and schedule its forward step; the kernel is verified, since
+    a kernel a backend prints must never be an invalid one (an internal error, not a user's)."""
+    from snnc.ir.kernel import verify_kernel
+
+    from .specialise import specialise
+
+    kernel = schedule_forward(specialise(network), precision=precision, event_buffer=event_buffer)
+    problems = verify_kernel(kernel)
+    if problems:
+        raise AssertionError("the forward schedule made an invalid kernel:\n" + "\n".join(problems))
+    return kernel
 
 
 def schedule_forward(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:

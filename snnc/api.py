@@ -108,9 +108,7 @@ def kernel(network: Network, precision: str = "float"):  # noqa: ANN201
 
     The forward step of a network without training is scheduled today; EventProp and e-prop are
     still scheduled by the backends' own renderers (issue 13), so a training network is refused."""
-    from snnc.ir.kernel import verify_kernel
-    from snnc.passes.schedule_forward import schedule_forward
-    from snnc.passes.specialise import specialise
+    from snnc.passes.schedule_forward import forward_kernel
 
     if network.training is not None:
         raise DiagnosticError(
@@ -121,8 +119,4 @@ def kernel(network: Network, precision: str = "float"):  # noqa: ANN201
                 hint="add --inference to see the forward kernel of this network",
             )
         )
-    result = schedule_forward(specialise(network), precision=precision)
-    problems = verify_kernel(result)
-    if problems:
-        raise AssertionError("the forward schedule made an invalid kernel:\n" + "\n".join(problems))
-    return result
+    return forward_kernel(network, precision=precision)
