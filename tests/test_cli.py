@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,20 @@ def test_emit_kernel_prints_the_forward_kernel_the_c_backend_prints(tmp_path: Pa
     assert_no_traceback(refused)
     assert "yinyang_eventprop.snn:17:1: error: the kernel IR of eventprop training" in refused.stderr
     assert "--inference" in refused.stderr
+
+
+def test_a_cache_folder_that_cannot_exist_is_a_user_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "snnc", "compile", str(ROOT / "examples" / "yinyang_eventprop.snn")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "SNNC_CACHE_DIR": str(blocker / "cache")},
+    )
+    assert result.returncode == 1, result.stderr
+    assert_no_traceback(result)
+    assert f"cannot write compiled models into {blocker / 'cache'}" in result.stderr
+    assert "SNNC_CACHE_DIR" in result.stderr

@@ -88,15 +88,25 @@ def build(
     ).hexdigest()
     root = Path(directory) if directory is not None else cache_dir()
     entry = root / key[:2] / key
-    entry.mkdir(parents=True, exist_ok=True)
     stem = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40] or "model"
     src = entry / f"{stem}.c"
     lib = entry / f"{stem}.so"
-    if not src.exists() or src.read_text() != code:
-        _atomic_write(src, code)
-    if lib.exists() and _loads(lib):
-        return BuildResult(lib, src, key, True)
-    _compile(cc, fl, src, lib)
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        if not src.exists() or src.read_text() != code:
+            _atomic_write(src, code)
+        if lib.exists() and _loads(lib):
+            return BuildResult(lib, src, key, True)
+        _compile(cc, fl, src, lib)
+    except OSError as exc:  # a user's folder that cannot hold the cache, not a bug in snnc
+        raise DiagnosticError(
+            Diagnostic(
+                "E-CACHE",
+                f"cannot write compiled models into {root}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else ""),
+                hint="point $SNNC_CACHE_DIR at a writable folder",
+            )
+        ) from None
     return BuildResult(lib, src, key, False)
 
 
