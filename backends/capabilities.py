@@ -88,25 +88,12 @@ def _list(names: frozenset[str]) -> str:
     return ", ".join(sorted(names))
 
 
-def _reaches_output(network: Network) -> set[str]:
-    """Populations from which an output population can be reached (EventProp's gradient path)."""
-    reach = {p.name for p in network.outputs()}
-    changed = True
-    while changed:
-        changed = False
-        for proj in network.projections.values():
-            if proj.post in reach and proj.pre not in reach:
-                reach.add(proj.pre)
-                changed = True
-    return reach
-
-
 def gradient_path(network: Network, algorithm: str) -> list[Projection]:
     """Projections the backward pass runs through: EventProp's into every population that reaches an
     output; e-prop's are the trained ones (its learning signal does not travel back through others)."""
     if algorithm == "eprop":
         return trained(network, algorithm)
-    reach = _reaches_output(network)
+    reach = network.upstream_of_outputs()
     return [
         p
         for p in network.projections.values()

@@ -322,6 +322,18 @@ class Network:
     def outputs(self) -> list[Population]:
         return [p for p in self.populations.values() if p.role == "output"]
 
+    def upstream_of_outputs(self) -> set[str]:
+        """The populations from which an output population can be reached (a gradient's path)."""
+        reach = {p.name for p in self.outputs()}
+        changed = True
+        while changed:
+            changed = False
+            for proj in self.projections.values():
+                if proj.post in reach and proj.pre not in reach:
+                    reach.add(proj.pre)
+                    changed = True
+        return reach
+
     def projections_to(self, post: str) -> list[Projection]:
         return [p for p in self.projections.values() if p.post == post]
 

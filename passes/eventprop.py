@@ -85,14 +85,7 @@ def _fail(msg: str, pop: Population | None, span=None, hint: str | None = None, 
 
 def gradient_path(network: Network) -> list[str]:
     """Non-input populations from which an output population can be reached."""
-    reach = {p.name for p in network.outputs()}
-    changed = True
-    while changed:
-        changed = False
-        for proj in network.projections.values():
-            if proj.post in reach and proj.pre not in reach:
-                reach.add(proj.pre)
-                changed = True
+    reach = network.upstream_of_outputs()
     return [n for n, p in network.populations.items() if n in reach and p.role != "input"]
 
 
