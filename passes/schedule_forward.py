@@ -53,7 +53,7 @@ from snnc.ir.symbols import TIME, WEIGHT, sym
 #: initial value of each readout's accumulator
 READOUT_INIT = {"max_var": float("-inf"), "first_spike_time": float("inf")}
 J = Index("j")
-I_PRE, J_POST, Q = Index("i"), Index("j"), Index("q")
+Q = Index("q")  # a synapse's weight slot in an arrival loop
 
 
 def ring_slots(network: Network, population: str) -> int:
@@ -187,11 +187,11 @@ def _deliver(b: _Builder, proj: Projection, weight: sympy.Expr) -> Phase:
     sp: SpecialisedProjection = b.network.specialised.projections[proj.name]
     syn = b.network.models[proj.synapse]
     states = {s: _synapse_state(b, proj, s) for s in syn.states}
-    env = {sym(s): a[BATCH, J_POST] for s, a in states.items()}
+    env = {sym(s): a[BATCH, J] for s, a in states.items()}
     env[sym(WEIGHT)] = weight
     body = tuple(
         Store(
-            states[a.target][BATCH, J_POST],
+            states[a.target][BATCH, J],
             a.as_value(sym(a.target)).xreplace(env),
             comment=f"on_pre {a.target} {a.op} {a.expr}",
         )
