@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy
+from snnc.ir import names
 from snnc.ir.connectivity import kind_of
 from snnc.ir.kernel import (
     BATCH,
@@ -27,6 +28,7 @@ from snnc.ir.kernel import (
     STEP,
     Array,
     Arrivals,
+    ElementRef,
     EmitSpikes,
     Entry,
     Generate,
@@ -56,6 +58,24 @@ J = Index("j")
 Q = Index("q")  # a synapse's weight slot in an arrival loop
 
 
+@dataclass(frozen=True)
+class Tap:
+    """A value a gradient schedule needs from inside a population's forward step, stored per neuron.
+
+    `expr` is over the population's IR names: its states (after `update`, before `reset`), inputs
+    and temps, the coupled synapse states `<state>__<projection>` (`names.coupled`), `names.Z` (1 if
+    the neuron spikes in this step) and `names.REFRACTORY` (1 while it is refractory). `at` is
+    "update" (after the update, before the readout and the spike; synapse states before their own
+    update) or "end" (after the synapse states' update, which the env then holds; `Z` is known only
+    here). `target` is an element of an array the gradient schedule declares, usually `a[BATCH, J]`."""
+
+    target: ElementRef
+    expr: sympy.Expr
+    at: str = "end"
+    op: str = "="
+    comment: str = ""
+
+
 def ring_slots(network: Network, population: str) -> int:
     """How many steps of spikes a population keeps: its longest outgoing delay, plus one."""
     delays = [
@@ -68,6 +88,7 @@ def ring_slots(network: Network, population: str) -> int:
 class _Builder:
     network: Network
     event_buffer: int = 0
+    taps: dict[str, list[Tap]] = field(default_factory=dict)
     arrays: list[Array] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
 
@@ -93,14 +114,21 @@ def forward_kernel(network: Network, precision: str = "float", event_buffer: int
     return kernel
 
 
-def schedule_forward(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+def schedule_forward(
+    network: Network,
+    precision: str = "float",
+    event_buffer: int = 0,
+    taps: dict[str, list[Tap]] | None = None,
+) -> Kernel:
     """The forward kernel of a specialised network: arrays, the deliver/step phases and entry `run`.
 
     `event_buffer` > 0 keeps each spiking neuron's first `event_buffer` spike times per trial, and
-    counts its spikes past them (the runtime reports the overflow)."""
+    counts its spikes past them (the runtime reports the overflow). `taps` (per population) are the
+    values a gradient schedule stores from inside the neuron loop; their arrays are the caller's to
+    declare in the kernel it returns."""
     if network.specialised is None:
         raise ValueError("schedule_forward needs the specialise pass to have run")
-    b = _Builder(network, event_buffer)
+    b = _Builder(network, event_buffer, taps=dict(taps or {}))
     b.add(
         Array(
             "q_example",
@@ -344,6 +372,11 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
             value = sympy.Piecewise((Local(s), sympy.Eq(is_refractory, 1)), (value, True))
         body.append(Let(local, value, "held while refractory" if s in held else ""))
         after_update[sym(s)] = local
+    tap_env = dict(after_update)
+    tap_env[sym(names.REFRACTORY)] = is_refractory
+    for proj in incoming:
+        tap_env.update({sym(names.coupled(str(k), proj.name)): v for k, v in syn_env[proj.name].items()})
+    body += _taps(b.taps.get(pop.name, []), "update", tap_env)
     body += _readout(b, pop, after_update, theta)
     spiked = Local("__spiked")
     if sp.spike is not None:
@@ -368,8 +401,12 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     body.append(Store(flag[here], spiked))
     for s, a in states.items():
         body.append(Store(a[here], final[sym(s)]))
+    tap_env[sym(names.Z)] = spiked
     for proj in incoming:
-        body += _synapse_update(b, proj, syn_env[proj.name])
+        stmts, updated = _synapse_update(b, proj, syn_env[proj.name])
+        body += stmts
+        tap_env.update({sym(names.coupled(str(k), proj.name)): v for k, v in updated.items()})
+    body += _taps(b.taps.get(pop.name, []), "end", tap_env)
     loop = Loop(Neurons(pop.name), tuple(body), {"j": J})
     events = _event_buffer(b, pop) if b.event_buffer > 0 and sp.spike is not None else ()
     return (loop, EmitSpikes(pop.name, flag.name), *events, *_recording(b, pop, states))
@@ -409,15 +446,23 @@ def _event_buffer(b: _Builder, pop: Population) -> tuple[Stmt, ...]:
     return (Loop(Spikes(pop.name, STEP), body, {"i": i}, comment="spike times for gradient passes"),)
 
 
-def _synapse_update(b: _Builder, proj: Projection, env: dict[sympy.Symbol, sympy.Expr]) -> list[Stmt]:
+def _taps(taps: list[Tap], at: str, env: dict[sympy.Symbol, sympy.Expr]) -> list[Stmt]:
+    return [Store(t.target, sympy.sympify(t.expr).xreplace(env), t.op, t.comment) for t in taps if t.at == at]
+
+
+def _synapse_update(
+    b: _Builder, proj: Projection, env: dict[sympy.Symbol, sympy.Expr]
+) -> tuple[list[Stmt], dict[sympy.Symbol, sympy.Expr]]:
+    """The synapse states' own update, and each state's value after it (a local, or unchanged)."""
     sp = b.network.specialised.projections[proj.name]
     here = (BATCH, J)
     if sp.impulse:
         return [
             Store(_synapse_state(b, proj, s)[here], sympy.Float(0.0), comment="impulse: cleared after use")
             for s in b.network.models[proj.synapse].states
-        ]
+        ], {sym(s): sympy.Float(0.0) for s in b.network.models[proj.synapse].states}
     out: list[Stmt] = []
+    after = dict(env)
     env = dict(env)
     for name, expr in sp.temps:
         local = Local(array_name("yt", proj.name, name))
@@ -428,7 +473,8 @@ def _synapse_update(b: _Builder, proj: Projection, env: dict[sympy.Symbol, sympy
         out.append(Let(Local(array_name("ny", proj.name, target)), value))
     for target, _ in values:
         out.append(Store(_synapse_state(b, proj, target)[here], Local(array_name("ny", proj.name, target))))
-    return out
+        after[sym(target)] = Local(array_name("ny", proj.name, target))
+    return out, after
 
 
 def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) -> list[Stmt]:
