@@ -100,10 +100,12 @@ class Index(sympy.Symbol):
         return super().__new__(cls, name, integer=True, nonnegative=True)
 
 
-#: bound by every entry point: the batch row, the time step and the number of steps of this run
+#: bound by every entry point: the batch row, the time step, the number of steps of this run and
+#: the number of trials of the batch
 BATCH = Index("b")
 STEP = Index("k")
 NUM_STEPS = Index("K")
+BATCH_SIZE = Index("B")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,16 +156,34 @@ class Arrivals:
 
 @dataclass(frozen=True)
 class Events:
-    """The recorded spike events `e` of a population (neuron `i`, step `s`), optionally newest first."""
+    """The recorded spike events `e` (slot in the row's spike list, neuron `i`) of a population at
+    step `step`, newest first. The population's spike list is its arrays of role SPIKE_LIST with
+    vars `id` and `step` (shape [batch, events]; the INPUT array with var `capacity` holds the
+    events dimension) and the COUNTER `length`. `cursor` (a COUNTER [batch]) is where the previous
+    visit of this loop stopped: the loop must be visited at non-increasing steps within a trial,
+    with the cursor first set to the last filled slot (min(length, capacity) - 1), so a backend
+    walks each list once per trial (its index, not a search)."""
 
     population: str
-    reverse: bool = False
+    step: Expr
+    cursor: str
 
     def binds(self) -> tuple[str, ...]:
-        return ("e", "i", "s")
+        return ("e", "i")
 
 
-Space = Neurons | Synapses | Spikes | Arrivals | Events
+@dataclass(frozen=True)
+class Row:
+    """The synapses (post neuron `j`, weight slot `q`) of a projection that leave pre neuron `pre`."""
+
+    projection: str
+    pre: Expr
+
+    def binds(self) -> tuple[str, ...]:
+        return ("j", "q")
+
+
+Space = Neurons | Synapses | Spikes | Arrivals | Events | Row
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,12 +228,17 @@ class If:
 
 @dataclass(frozen=True)
 class Loop:
-    """Run `body` for every point of `space`; `vars` maps each bound name to its `Index`."""
+    """Run `body` for every point of `space`; `vars` maps each bound name to its `Index`.
+
+    `prologue` runs once before the first point, and only if there is one (work shared by every
+    point of a sparse space, e.g. per post neuron values needed only at steps with spikes); its
+    locals are visible in `body`, the loop's indices are not bound in it."""
 
     space: Space
     body: tuple[Stmt, ...]
     vars: dict[str, Index] = field(default_factory=dict)
     comment: str = ""
+    prologue: tuple[Stmt, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.vars:  # default: fresh indices named after the space's bindings
@@ -330,6 +355,7 @@ def walk(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
     for st in body:
         yield st
         if isinstance(st, Loop):
+            yield from walk(st.prologue)
             yield from walk(st.body)
         elif isinstance(st, If):
             yield from walk(st.body)
@@ -348,7 +374,7 @@ def verify_kernel(kernel: Kernel) -> list[str]:
         problems.append(f"phase '{dup}' is declared more than once")
     arrays = {a.name: a for a in kernel.arrays}
     for phase in kernel.phases:
-        scope = {BATCH, NUM_STEPS} | (
+        scope = {BATCH, NUM_STEPS, BATCH_SIZE} | (
             {STEP} if phase.kind in (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN) else set()
         )
         problems += [f"phase '{phase.name}': {p}" for p in _verify_body(phase.body, scope, arrays, kernel)]
@@ -425,7 +451,10 @@ def _verify_body(
             problems += _verify_body(st.orelse, scope, arrays, kernel)
         elif isinstance(st, Loop):
             problems += _verify_space(st, scope, arrays, kernel)
-            inner = scope | set(st.vars.values())
+            if st.prologue and not isinstance(st.space, Events):
+                problems.append(f"a prologue on a loop over {type(st.space).__name__} (only Events)")
+            problems += _verify_body(st.prologue, scope, arrays, kernel)
+            inner = scope | set(st.vars.values()) | _lets(st.prologue)
             problems += _verify_body(st.body, inner, arrays, kernel)
         elif isinstance(st, (EmitSpikes, Generate)):
             if st.population not in kernel.populations:
@@ -439,6 +468,10 @@ def _verify_body(
     return problems
 
 
+def _lets(body: tuple[Stmt, ...]) -> set[sympy.Symbol]:
+    return {st.local for st in body if isinstance(st, Let)}
+
+
 def _verify_space(
     loop: Loop, scope: set[sympy.Symbol], arrays: dict[str, Array], kernel: Kernel
 ) -> list[str]:
@@ -449,8 +482,18 @@ def _verify_space(
     owner = getattr(space, "population", None) or getattr(space, "projection", None)
     if owner not in kernel.populations and owner not in kernel.projections:
         problems.append(f"loop over unknown population or projection '{owner}'")
-    if isinstance(space, Spikes):
+    if isinstance(space, (Spikes, Events)):
         problems += _verify_expr(space.step, scope, arrays, f"spikes of '{space.population}'")
+    if isinstance(space, Events):
+        have = {a.var for a in arrays.values() if a.owner == space.population and a.role == Role.SPIKE_LIST}
+        for var in ("id", "step"):
+            if var not in have:
+                problems.append(f"events of '{space.population}' without a spike list '{var}' array")
+        cursor = arrays.get(space.cursor)
+        if cursor is None or cursor.role != Role.COUNTER:
+            problems.append(f"events of '{space.population}': cursor '{space.cursor}' is not a counter array")
+    if isinstance(space, Row):
+        problems += _verify_expr(space.pre, scope, arrays, f"row of '{space.projection}'")
     return problems
 
 
@@ -489,7 +532,9 @@ def _space(space: Space) -> str:
     if isinstance(space, Spikes):
         return f"spikes({space.population}, step {_fmt(space.step)})"
     if isinstance(space, Events):
-        return f"events({space.population}{', newest first' if space.reverse else ''})"
+        return f"events({space.population}, step {_fmt(space.step)}, newest first, cursor {space.cursor})"
+    if isinstance(space, Row):
+        return f"row({space.projection}, pre {_fmt(space.pre)})"
     owner = getattr(space, "population", None) or getattr(space, "projection", None)
     return f"{type(space).__name__.lower()}({owner})"
 
@@ -517,6 +562,10 @@ def _body(body: tuple[Stmt, ...], depth: int) -> list[str]:
         else:
             bound = ", ".join(str(st.vars[n]) for n in st.space.binds())
             lines.append(f"{pad}for {bound} in {_space(st.space)} {{{note}")
+            if st.prologue:
+                lines.append(f"{pad}  once, before the first {{")
+                lines += _body(st.prologue, depth + 2)
+                lines.append(f"{pad}  }}")
             lines += _body(st.body, depth + 1)
             lines.append(f"{pad}}}")
     return lines
@@ -552,6 +601,7 @@ def kernel_to_text(kernel: Kernel) -> str:
 
 __all__ = [
     "BATCH",
+    "BATCH_SIZE",
     "NUM_STEPS",
     "STEP",
     "Array",
@@ -572,6 +622,7 @@ __all__ = [
     "PhaseKind",
     "ProjectionInfo",
     "Role",
+    "Row",
     "Spikes",
     "Store",
     "Synapses",

@@ -23,6 +23,7 @@ from snnc.ir.kernel import (
     Array,
     Arrivals,
     EmitSpikes,
+    Events,
     Generate,
     If,
     Index,
@@ -32,6 +33,7 @@ from snnc.ir.kernel import (
     Loop,
     Neurons,
     Role,
+    Row,
     Spikes,
     Stmt,
     Store,
@@ -72,6 +74,7 @@ class _ExprPrinter(SnncCPrinter):
         self.int_locals: set[Local] = set()
         self.overrides: dict[sympy.Basic, str] = {}  # element -> text (unrolled delivery)
         self.int_mode = False
+        self.dims_used: set[str] = set()  # arrays read for a symbolic dimension
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
@@ -112,15 +115,27 @@ class _ExprPrinter(SnncCPrinter):
 
     def offset(self, ref: sympy.Indexed) -> str:
         """Row-major offset of an element; one index is already a flat offset."""
-        shape = self.arrays[str(ref.base.label)].shape
+        array = self.arrays[str(ref.base.label)]
         indices = [self.index(i) for i in ref.indices]
         if len(indices) == 1:
             return indices[0]
         text = indices[0]
-        for dim, idx in zip(shape[1:], indices[1:], strict=True):
-            size = "snnc_K" if dim == "steps" else str(dim)
-            text = f"({text}) * {size} + {idx}"
+        for dim, idx in zip(array.shape[1:], indices[1:], strict=True):
+            text = f"({text}) * {self.dim(dim, array.owner)} + {idx}"
         return text
+
+    def dim(self, dim: int | str, owner: str) -> str:
+        """A dimension's C value: sizes known when the artefact loads are read from their arrays."""
+        if dim == "steps":
+            return "snnc_K"
+        if dim in ("events", "nnz"):
+            var = "capacity" if dim == "events" else "row_ptr"
+            array = next(a for a in self.arrays.values() if a.owner == owner and a.var == var)
+            self.dims_used.add(array.name)
+            if dim == "events":
+                return f"{array.name}[0]"
+            return f"{array.name}[{array.shape[0] - 1}]"  # nnz: the last row pointer
+        return str(dim)
 
     def index(self, expr: sympy.Expr) -> str:
         saved, self.int_mode = self.int_mode, True
@@ -265,7 +280,70 @@ class _Phase:
                 *self.body(loop.body, depth + 2),
                 *self.macro("spikes_close", depth, facts),
             ]
+        if isinstance(space, Events):
+            return self.events(loop, depth)
+        if isinstance(space, Row):
+            return self.row(loop, depth)
         raise TypeError(f"the C printer cannot loop over {type(space).__name__}")
+
+    def events(self, loop: Loop, depth: int) -> list[str]:
+        space: Events = loop.space
+        by_var = {a.var: a.name for a in self.kernel.arrays if a.owner == space.population}
+        by_var.update(
+            {
+                a.var: a.name
+                for a in self.kernel.arrays
+                if a.owner == space.population and a.role == Role.SPIKE_LIST
+            }
+        )
+        self.used |= {by_var["id"], by_var["step"], by_var["capacity"], space.cursor}
+        self.touch(space.step)
+        facts = {
+            "population": space.population,
+            "step": self.pr.index(space.step),
+            "ids": by_var["id"],
+            "steps": by_var["step"],
+            "cap": f"{by_var['capacity']}[0]",
+            "cursor": space.cursor,
+            "e": f"snnc_{loop.vars['e'].name}",
+            "i": f"snnc_{loop.vars['i'].name}",
+            "comment": loop.comment,
+        }
+        return [
+            *self.macro("events_open", depth, facts),
+            *self.body(loop.prologue, depth + 2),
+            *self.macro("events_loop", depth, facts),
+            *self.body(loop.body, depth + 3),
+            *self.macro("events_close", depth, facts),
+        ]
+
+    def row(self, loop: Loop, depth: int) -> list[str]:
+        space: Row = loop.space
+        info = self.kernel.projections[space.projection]
+        if info.kind not in ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"):
+            raise NotImplementedError(f"rows of {info.kind} connectivity")
+        window = info.kind in ("conv2d", "avg_pool2d")
+        if window and (
+            {v.name for v in loop.vars.values()} != {"j", "q"} or self.pr.index(space.pre) != "snnc_i"
+        ):
+            raise NotImplementedError("window rows print their indices as snnc_i, snnc_j, snnc_q")
+        if info.kind == "sparse":
+            self.used |= {f"c_{space.projection}__row_ptr", f"c_{space.projection}__col_idx"}
+        self.touch(space.pre)
+        facts = {
+            "name": space.projection,
+            "kind": info.kind,
+            "pre": self.pr.index(space.pre),
+            "num_post": self.kernel.populations[info.post],
+            "j": f"snnc_{loop.vars['j'].name}",
+            "q": f"snnc_{loop.vars['q'].name}",
+            "geo": dict(info.geometry),
+        }
+        return [
+            *self.macro("row_open", depth, facts),
+            *self.body(loop.body, depth + (5 if window else 1)),
+            *self.macro("row_close", depth, facts),
+        ]
 
     def optional_targets(self, body: tuple[Stmt, ...]) -> list[str]:
         stores = [s for s in walk(body) if isinstance(s, Store)]
@@ -341,7 +419,7 @@ class _Phase:
         }
 
     def macro(self, name: str, depth: int, arg: dict[str, Any]) -> list[str]:
-        text = str(getattr(_env().get_template("kernel_macros.c.j2").module, name)(arg))
+        text = str(getattr(_env().get_template("kernel_macros.c.j2").module, name)(arg)).strip("\n")
         pad = "    " * depth
         return [pad + line if line else line for line in text.splitlines()]
 
@@ -365,7 +443,7 @@ def print_kernel(
     for phase in kernel.phases:
         printer = _Phase(kernel, precision)
         lines = printer.body(phase.body, 0)
-        used = [arrays[n] for n in sorted(printer.used)]
+        used = [arrays[n] for n in sorted(printer.used | printer.pr.dims_used)]
         phases.append(
             {
                 "name": phase.name,
@@ -447,6 +525,10 @@ def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
         kind = "state" if a.owner in kernel.populations else "synapse_state"
     if a.role == Role.SPIKE_LIST and a.var in ("times", "count"):  # per-neuron spike-time buffers
         kind = "events"
+    if "events" in a.shape or a.role in (Role.ADJOINT, Role.GRADIENT, Role.TARGET):
+        kind = "grad_buf"  # allocated by the loader, written before it is read
+    if a.role == Role.INPUT and a.var == "capacity":
+        kind = "log_size"  # a spike list's capacity per trial: the loader's, grown with the data
     return {
         "name": a.name,
         "dtype": _ctype(a, scalar)[1],

@@ -14,16 +14,20 @@ import numpy as np
 import sympy
 from snnc.ir.kernel import (
     BATCH,
+    BATCH_SIZE,
     NUM_STEPS,
     STEP,
     Arrivals,
     EmitSpikes,
+    Events,
     Generate,
     If,
     Kernel,
     Let,
     Loop,
     Neurons,
+    Role,
+    Row,
     Spikes,
     Store,
 )
@@ -73,7 +77,7 @@ class Interpreter:
         e = next(x for x in self.kernel.entries if x.name == entry)
         self.inputs = inputs
         for b in range(rows):
-            env = {BATCH: b, NUM_STEPS: steps}
+            env = {BATCH: b, NUM_STEPS: steps, BATCH_SIZE: rows}
             for name in e.before:
                 self.body(self.kernel.phase(name).body, env)
             order = range(steps) if e.steps == "forward" else range(steps - 1, -1, -1)
@@ -97,8 +101,12 @@ class Interpreter:
             elif isinstance(st, If):
                 self.body(st.body if self.compiled(st.cond)(env, self.arrays) else st.orelse, env)
             elif isinstance(st, Loop):
-                for point in self.points(st, env):
-                    self.body(st.body, {**env, **point})
+                points = list(self.points(st, env))
+                inner = dict(env)
+                if points and st.prologue:  # once, before the first point; its locals reach the body
+                    inner = self.body(st.prologue, inner)
+                for point in points:
+                    self.body(st.body, {**inner, **point})
             elif isinstance(st, EmitSpikes):
                 flags = self.arrays[st.flag][env[BATCH]]
                 self.spikes[(st.population, env[BATCH], env[STEP])] = [int(j) for j in np.nonzero(flags)[0]]
@@ -106,6 +114,7 @@ class Interpreter:
                 self.generate(st, env)
             else:
                 raise TypeError(type(st).__name__)
+        return env
 
     def generate(self, st: Generate, env: dict) -> None:
         assert st.kind == "spike_source"
@@ -129,6 +138,23 @@ class Interpreter:
             for i in self.spikes.get((info.pre, env[BATCH], src), []):
                 for j, q in self.targets(space.projection, info, i):
                     yield {v["i"]: i, v["j"]: j, v["q"]: q}
+        elif isinstance(space, Events):  # the spike list's slots of that step, newest first
+            step = self.compiled(space.step)(env, self.arrays)
+            lists = {
+                a.var: self.arrays[a.name]
+                for a in self.kernel.arrays
+                if a.owner == space.population and a.role in (Role.SPIKE_LIST, Role.COUNTER, Role.INPUT)
+            }
+            b = env[BATCH]
+            filled = min(int(lists["length"][b]), int(lists["capacity"][0]))
+            for c in range(filled - 1, -1, -1):
+                if int(lists["step"][b, c]) == step:
+                    yield {v["e"]: c, v["i"]: int(lists["id"][b, c])}
+        elif isinstance(space, Row):
+            info = self.kernel.projections[space.projection]
+            i = self.compiled(space.pre)(env, self.arrays)
+            for j, q in self.targets(space.projection, info, int(i)):
+                yield {v["j"]: j, v["q"]: q}
         else:
             raise TypeError(type(space).__name__)
 

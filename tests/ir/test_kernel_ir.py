@@ -36,6 +36,13 @@ W = Array("w_x_to_h", Role.WEIGHT, "x_to_h", (3, 4))
 G = Array("g_x_to_h", Role.GRADIENT, "x_to_h", ("batch", 3, 4))
 LAM = Array("l_h__lambda_i", Role.ADJOINT, "h", ("batch", 4), var="i")
 FLAG = Array("q_h__flag", Role.COUNTER, "h", ("batch", 4), dtype="int32")
+LIST = (
+    Array("sl_x__id", Role.SPIKE_LIST, "x", ("batch", "events"), "int32", var="id"),
+    Array("sl_x__step", Role.SPIKE_LIST, "x", ("batch", "events"), "int32", var="step"),
+    Array("sl_x__capacity", Role.INPUT, "x", (1,), "int64", var="capacity"),
+    Array("sl_x__length", Role.COUNTER, "x", ("batch",), "int64", var="length"),
+    Array("sl_x__cursor", Role.COUNTER, "x", ("batch",), "int64", var="cursor"),
+)
 
 
 def lif_kernel() -> Kernel:
@@ -52,9 +59,9 @@ def lif_kernel() -> Kernel:
             If(v_new >= 1, (Store(V[BATCH, j], sympy.S.Zero, comment="reset v = 0"),)),
         ),
     )
-    e, ei, es = Index("e"), Index("i"), Index("s")
-    backward = Loop(Events("x", reverse=True), (Store(G[BATCH, ei, 0], LAM[BATCH, 0], "+="),))
-    backward = dataclasses.replace(backward, vars={"e": e, "i": ei, "s": es})
+    e, ei = Index("e"), Index("i")
+    backward = Loop(Events("x", STEP, "sl_x__cursor"), (Store(G[BATCH, ei, 0], LAM[BATCH, 0], "+="),))
+    backward = dataclasses.replace(backward, vars={"e": e, "i": ei})
     return Kernel(
         name="net",
         dt=0.1,
@@ -62,7 +69,7 @@ def lif_kernel() -> Kernel:
         precision="float",
         populations={"x": 3, "h": 4},
         projections={"x_to_h": ProjectionInfo("x", "h", "dense")},
-        arrays=(V, ISYN, W, G, LAM, FLAG),
+        arrays=(V, ISYN, W, G, LAM, FLAG, *LIST),
         phases=(
             Phase("reset", PhaseKind.RESET, (Loop(Neurons("h"), (Store(V[BATCH, j], sympy.S.Zero),)),)),
             Phase("deliver", PhaseKind.FORWARD, (deliver,)),
