@@ -6,7 +6,8 @@ derives, with sympy: the adjoint ODE, its discrete backward step, the jump at an
 backward transmission g_m, the weight gradients, the per-spike records and the readout's loss drive.
 The result is a `TrainingIR` in `network.training` (stage "training"); see `snnc.ir.training`.
 
-Discrete-time semantics the backends implement (forward step k covers [k·dt, (k+1)·dt]; see
+Discrete-time semantics (`snnc.passes.schedule_eventprop` lowers them into the kernel IR every backend
+prints; forward step k covers [k·dt, (k+1)·dt]; see
 `ir/discrete.py`). A spike detected in forward step k has time t_s = (k+1)·dt (no interpolation; the
 error is O(dt), as in mlGeNN) and is delivered at the start of step k+1, i.e. at the same instant.
 Records are taken at the spike step after `update` and before `reset` (inputs re-evaluated from the

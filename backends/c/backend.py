@@ -16,15 +16,20 @@ from typing import Any
 import numpy as np
 from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
 from snnc.ir.printer import print_network
+from snnc.passes.schedule_eventprop import eventprop_kernel
 from snnc.passes.schedule_forward import forward_kernel
 
 from .build import build
 from .eprop import is_eprop, render_eprop
-from .eventprop import GRAD_KINDS, plan_eventprop
 from .kernel_printer import print_kernel
 from .render import ABI_VERSION, Rendered, manifest_facts, render
+
+#: connectivity whose EventProp gradient rows the C printer prints
+GRAD_KINDS = ("dense", "sparse", "one_to_one")
 
 #: what this backend can do; `snnc check --backend c` refuses the rest with a location
 CAPABILITIES = Capabilities(
@@ -79,28 +84,95 @@ def generate(
         for key in ("row_ptr", "col_idx"):
             if key in arrays:
                 static[mangle("c", proj, key)] = arrays[key]
-    if network.training is None:
+    if network.training is None or _is_eventprop(network):
         return _printed_kernel(network, plan, event_buffer), static, plan
-    rendered = render(
-        plan, ir_hash=ir_hash(network), event_buffer=event_buffer, eventprop=plan_eventprop(network, plan)
-    )
+    rendered = render(plan, ir_hash=ir_hash(network), event_buffer=event_buffer)
     if is_eprop(network):
         rendered, extra = _with_eprop(network, plan, rendered)
         static.update(extra)
     return rendered, static, plan
 
 
-def _printed_kernel(network: Network, plan: NetworkPlan, event_buffer: int) -> Rendered:
-    """A network without training runs the kernel the passes schedule, printed by `kernel_printer`.
+def _is_eventprop(network: Network) -> bool:
+    return getattr(network.training, "algorithm", None) == "eventprop"
 
-    Transitional: the training algorithms still have their own renderers until their schedule
-    passes lower them into the kernel IR too (issue 13); then every network takes this path."""
+
+def _printed_kernel(network: Network, plan: NetworkPlan, event_buffer: int) -> Rendered:
+    """The kernel the passes schedule (forward, or EventProp's forward and backward), printed by
+    `kernel_printer`.
+
+    Transitional: e-prop still has its own renderer until its schedule pass lowers it into the
+    kernel IR too (issue 13); then every network takes this path."""
     network = dataclasses.replace(network, dt=plan.dt)
-    kernel = forward_kernel(network, precision=plan.precision, event_buffer=event_buffer)
+    if _is_eventprop(network):
+        _check_trainable(network)
+        kernel = eventprop_kernel(network, precision=plan.precision, event_buffer=event_buffer)
+    else:
+        kernel = forward_kernel(network, precision=plan.precision, event_buffer=event_buffer)
     code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
     manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
     manifest["arrays"] = arrays
+    if _is_eventprop(network):
+        manifest["eventprop"] = eventprop_manifest(kernel, network.training)
     return Rendered(code, [], manifest)
+
+
+def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
+    """What the loader needs to drive `snnc_backward`: array names found by role, owner and var."""
+
+    def named(role: Role, var: str | None = None) -> dict[str, str]:
+        return {a.owner: a.name for a in kernel.arrays if a.role == role and (var is None or a.var == var)}
+
+    lists = {
+        pop: {
+            "over": kernel.find(Role.COUNTER, pop, "overflow").name,
+            "cnt": kernel.find(Role.COUNTER, pop, "count").name,
+            "ln": kernel.find(Role.COUNTER, pop, "length").name,
+            "cap": cap,
+        }
+        for pop, cap in named(Role.INPUT, "capacity").items()
+    }
+    outputs = {
+        pop: {
+            "dly": name,
+            "per_step": "steps" in kernel.array(name).shape,
+            "readout": training.populations[pop].readout.kind,
+        }
+        for pop, name in named(Role.TARGET, "dL_dy").items()
+    }
+    trajectory = {
+        pop: [kernel.find(Role.RECORD, pop, s).name for s in pg.trajectory]
+        for pop, pg in training.populations.items()
+        if pg.method != "exact" and pg.trajectory
+    }
+    return {
+        "max_spikes": int(training.max_spikes),
+        "lists": lists,
+        "outputs": outputs,
+        "regularised": {
+            pop: {"nsum": name, "cnt": lists[pop]["cnt"]}
+            for pop, name in named(Role.TARGET, "spike_count_sum").items()
+        },
+        "count_grads": named(Role.TARGET, "dL_dcount"),
+        "gradients": named(Role.GRADIENT),
+        "trajectory": trajectory,
+    }
+
+
+def _check_trainable(network: Network) -> None:
+    """Backward rows are printed for GRAD_KINDS only (the capability `snnc check` reads)."""
+    for name in network.training.weight_gradients:
+        kind = network.projections[name].connectivity.kind
+        if kind not in GRAD_KINDS:
+            raise DiagnosticError(
+                Diagnostic(
+                    "E-C-EVENTPROP",
+                    f"projection '{name}' is {kind}: the C backend computes EventProp gradients for "
+                    f"{', '.join(GRAD_KINDS)} connectivity only",
+                    None,
+                    "mark it `trainable = false` or use dense/sparse connectivity",
+                )
+            )
 
 
 def _with_eprop(

@@ -4,8 +4,8 @@ Arrays are found through the manifest by (`role`, `owner`, `var`), the kernel IR
 (`ir/kernel.py` `Role`), never by spelling the C backend's names. The library exports `snnc_run(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`; the
 struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
 optional recordings are NULL unless requested. Artefacts compiled with EventProp (manifest key
-`eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps)`, which `backward`
-calls after the forward pass of the same batch.
+`eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`,
+which `backward` calls after the forward pass of the same batch.
 """
 
 from __future__ import annotations
@@ -69,7 +69,12 @@ class NativeArtefact:
         self._lib.snnc_set_threads.argtypes = [ctypes.c_int]
         self._ep = manifest.get("eventprop")
         if self._ep:
-            self._lib.snnc_backward.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+            self._lib.snnc_backward.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_uint64,
+            ]
             self._lib.snnc_backward.restype = ctypes.c_int
         #: what a forward pass that dropped spikes (past max_spikes) does at `backward`
         self.on_overflow = "warn"  # "warn" | "error" | "ignore"
@@ -126,7 +131,7 @@ class NativeArtefact:
             "batch": self._batch,
             "steps": steps,
             "nnz": self._nnz.get(spec["owner"], 0),
-            "log": self._log_cap.get(spec["owner"], 0),
+            "events": self._log_cap.get(spec["owner"], 0),
         }
         return tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
 
@@ -179,7 +184,7 @@ class NativeArtefact:
             return False
         self._log_cap.update(grown)
         for a in self._specs:
-            if a["owner"] in grown and ("log" in a["shape"] or a["kind"] == "log_size"):
+            if a["owner"] in grown and ("events" in a["shape"] or a["kind"] == "log_size"):
                 self._arrays[a["name"]] = self._new_array(a)
         return True
 
@@ -352,12 +357,12 @@ class NativeArtefact:
         return {p: self._arrays[v["over"]].copy() for p, v in self._ep["lists"].items()}
 
     def record_bytes(self) -> int:
-        """Bytes of the forward record EventProp keeps (spike lists, per-spike values)."""
+        """Bytes of the forward record EventProp keeps (spike lists and their per-spike values)."""
         return int(
             sum(
                 self._arrays[a["name"]].nbytes
                 for a in self._specs
-                if a["kind"] in ("grad_state", "grad_buf") and self._arrays.get(a["name"]) is not None
+                if "events" in a["shape"] and self._arrays.get(a["name"]) is not None
             )
         )
 
@@ -412,8 +417,12 @@ class NativeArtefact:
                 g = np.asarray(g, dtype=np.float64).reshape(-1, n)
                 buf[: g.shape[0]] = g
             self._arrays[arr] = buf
+        for arrays in self._ep.get("regularised", {}).values():  # N: spike counts over the batch
+            self._arrays[arrays["nsum"]] = aligned_copy(
+                self._arrays[arrays["cnt"]].sum(axis=0, dtype=np.float64), np.float64
+            )
         struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
-        rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps)
+        rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps, 0)
         if rc != 0:
             raise RuntimeError(f"snnc_backward returned {rc}")
         shapes = self.weight_shapes()

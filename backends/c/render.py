@@ -38,9 +38,7 @@ CTYPES = {
     "ptr_double": "const double*",
     "ptr_int32": "const int32_t*",
 }
-#: each array kind's role in the kernel IR's vocabulary, unless an ArraySpec names its own. EventProp's
-#: buffers (lists, adjoints, per-spike values: written before they are read) count as scratch until the
-#: kernel IR schedules EventProp; the loader finds them by name through the manifest's "eventprop" section.
+#: each array kind's role in the kernel IR's vocabulary, unless an ArraySpec names its own
 KIND_ROLES = {
     "state": Role.STATE,
     "synapse_state": Role.STATE,
@@ -52,9 +50,6 @@ KIND_ROLES = {
     "input": Role.INPUT,
     "record": Role.RECORD,
     "events": Role.SPIKE_LIST,
-    "grad_state": Role.COUNTER,
-    "grad_buf": Role.SCRATCH,
-    "log_size": Role.COUNTER,
     "eprop": Role.ELIGIBILITY,
     "gradient": Role.GRADIENT,
     "feedback": Role.FEEDBACK,
@@ -544,10 +539,8 @@ class Rendered:
     manifest: dict[str, Any]
 
 
-def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, eventprop: Any = None) -> Rendered:
-    """Print the plan into one C translation unit and its manifest.
-
-    `eventprop` (an `EventPropPlan`, see `eventprop.py`) adds spike lists and `snnc_backward`."""
+def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0) -> Rendered:
+    """Print the plan into one C translation unit and its manifest (the forward code e-prop extends)."""
     ctx = _Ctx(plan, event_buffer)
     ctx.add(
         ArraySpec(
@@ -566,13 +559,6 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
         incoming = [pp for pp in plan.projections.values() if pp.post == name]
         pops.append(_population(ctx, plan.populations[name], incoming))
     projs = [_projection(ctx, pp, plan.populations[pp.pre]) for pp in plan.projections.values()]
-    for p in pops:
-        p.setdefault("ep", None)
-    ep_ctx = None
-    if eventprop is not None:
-        from . import eventprop_render
-
-        ep_ctx = eventprop_render.build(ctx, plan, eventprop, pops)
     scalar = "float" if plan.precision == "float" else "double"
     for a in ctx.arrays:
         a_ctype = CTYPES[a.dtype] or scalar
@@ -591,11 +577,9 @@ def render(plan: NetworkPlan, *, ir_hash: str = "", event_buffer: int = 0, event
         "projections": projs,
         "lit0": ctx.lit(0.0),
         "lit1": ctx.lit(1.0),
-        "ep": ep_ctx,
     }
     code = _env().get_template("model.c.j2").render(**context)
     manifest = manifest_facts(plan, code, ir_hash=ir_hash, event_buffer=event_buffer)
-    manifest["eventprop"] = eventprop_render.manifest(plan, eventprop, ep_ctx) if ep_ctx else None
     manifest["arrays"] = [a.as_json() for a in ctx.arrays]
     return Rendered(code, ctx.arrays, manifest)
 

@@ -132,7 +132,7 @@ def test_overflow_is_counted_and_reported() -> None:
     g = None
     res = art.run({"x": inputs()})
     over = art.spike_overflow()
-    counts = art._arrays["ep_h__cnt"]
+    counts = art._arrays[art.manifest["eventprop"]["lists"]["h"]["cnt"]]  # by role, not by name
     assert over["h"].sum() == np.maximum(counts - 1, 0).sum() > 0
     _, dl = get_loss("sparse_categorical_crossentropy")(res.readouts["out"], LABELS)
     with pytest.warns(RuntimeWarning, match="max_spikes = 1"):
@@ -187,7 +187,7 @@ def test_trainer_spike_count_gradient_acts_like_the_ir_regulariser() -> None:
     with_ir.run({"x": x})
     g_ir = with_ir.backward({"out": np.zeros((4, 2))})
     plain.run({"x": x})
-    n_sum = plain._arrays["ep_h__cnt"].sum(axis=0)
+    n_sum = plain._arrays[plain.manifest["eventprop"]["lists"]["h"]["cnt"]].sum(axis=0)
     r = np.broadcast_to(strength * n_sum / 4**2, (4, 5))
     g_key = plain.backward({"out": np.zeros((4, 2)), "h.spike_count": r})
     assert np.abs(g_key["x_to_h"]).max() > 0

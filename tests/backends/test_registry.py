@@ -143,7 +143,9 @@ def test_the_loader_finds_every_array_it_fills_by_role(source: Path, inference: 
     if inference:
         network = dataclasses.replace(network, training=None)
     rendered, _, _ = generate(network, event_buffer=4)
-    assert ("Printed from the kernel IR" in rendered.code) == inference
+    assert ("Printed from the kernel IR" in rendered.code) == (
+        inference or source != EPROP
+    )  # e-prop: not yet
     arrays = rendered.manifest["arrays"]
     assert all(Role(a["role"]) for a in arrays)
     keys = [(a["role"], a["owner"], a["var"]) for a in arrays]

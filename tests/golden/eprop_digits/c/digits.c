@@ -340,7 +340,6 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
     return 0;
 }
 
-
 int snnc_abi_version(void) { return 2; }
 const char* snnc_ir_hash(void) { return "d11d462d6eafdab0"; }
 int snnc_max_threads(void) {

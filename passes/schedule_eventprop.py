@@ -1,0 +1,755 @@
+"""Lower EventProp (the `TrainingIR` of `snnc.passes.eventprop`) into the kernel IR.
+
+The derivation pass says *what* the backward pass computes; this pass says *when and where*, once,
+for every backend (the semantics are in `snnc.passes.eventprop`'s docstring):
+
+- forward: every population whose spikes the backward pass reads keeps a spike list per trial
+  (`spike_list_<pop>` after its step): neuron, step, the values the jump needs (recorded after the
+  update, before the reset, through `schedule_forward` taps), a `D` slot and the spike's rank among
+  its neuron's spikes. A neuron's spikes past `max_spikes` are counted as overflow and dropped; a
+  list full at its capacity (the runtime's, which grows it and runs the batch again) counts on, so a
+  backward pass never reads a truncated list;
+- backward, for k = K-1 .. 0 (entry `backward`): per projection, at the recorded spikes of its pre
+  population of step k - delay, g and dL/dw per post neuron (once per step with spikes), then
+  dL/dw and D_n over the row of every spike (`events_<proj>`); per spiking population, the jump of
+  every spike of step k (`jump_<pop>`); per population, the readout drive and the backward step of
+  every neuron (`adjoint_<pop>`);
+- the trainer's inputs are TARGET arrays (dL/dy, dL/d(spike count), the batch's spike counts), and
+  dL/dw is a GRADIENT array per trial, which the runtime sums.
+
+Every generated name is an `ir.names.array` name with prefix `ep` or a `Local`, so none can equal a
+user's symbol. Locals are named by position (`__lambda0` is the adjoint of the population's first
+coupled state, the comment says which): a printer orders the terms of a sum by their symbols' names,
+and float sums of three or more terms depend on that order, so a schedule whose names followed the
+user's would make the gradients depend on how the user spells a state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import sympy
+from snnc.ir import names
+from snnc.ir.connectivity import kind_of
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.kernel import (
+    BATCH,
+    BATCH_SIZE,
+    NUM_STEPS,
+    STEP,
+    Array,
+    Entry,
+    Events,
+    If,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Phase,
+    PhaseKind,
+    Role,
+    Row,
+    Spikes,
+    Stmt,
+    Store,
+    verify_kernel,
+    walk,
+)
+from snnc.ir.model import Network
+from snnc.ir.names import array as array_name
+from snnc.ir.symbols import TIME, TIMESTEP, sym
+from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
+
+from .schedule_forward import J, Tap, schedule_forward
+from .specialise import specialise
+
+PRE, EV, Q, M = Index("i"), Index("e"), Index("q"), Index("m")
+ZERO = sympy.Float(0.0)
+
+
+def _fail(message: str, hint: str | None = None) -> DiagnosticError:
+    return DiagnosticError(Diagnostic("EV-EVENTPROP-SCHEDULE", message, None, hint))
+
+
+@dataclass
+class SpikeList:
+    """The arrays of one population's spike list (all [batch, events] but the counters)."""
+
+    population: str
+    id: Array
+    step: Array
+    capacity: Array
+    length: Array
+    count: Array
+    overflow: Array
+    D: Array | None = None
+    nth: Array | None = None
+    records: dict[str, tuple[Array, Array]] = field(default_factory=dict)  # name -> (scratch, list)
+
+
+@dataclass
+class _Builder:
+    network: Network
+    training: TrainingIR
+    arrays: list[Array] = field(default_factory=list)
+    taps: dict[str, list[Tap]] = field(default_factory=dict)
+    lists: dict[str, SpikeList] = field(default_factory=dict)
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    cursors: dict[str, str] = field(default_factory=dict)  # cursor array -> the population it walks
+
+    def add(self, array: Array) -> Array:
+        self.arrays.append(array)
+        return array
+
+    def arrays_by_name(self) -> dict[str, Array]:
+        return {a.name: a for a in self.arrays}
+
+    def size(self, population: str) -> int:
+        return self.network.populations[population].size
+
+    def expr(self, population: str, expr: sympy.Basic) -> sympy.Expr:
+        """A TrainingIR expression of `population` with every param replaced by its number."""
+        values = self.values[population]
+        expr = sympy.sympify(expr)
+        return expr.xreplace(
+            {s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values}
+        )
+
+
+def eventprop_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+    """Specialise a network with an EventProp TrainingIR and schedule its forward and backward
+    passes; the kernel is verified (an invalid one is an internal error, never the user's)."""
+    kernel = schedule_eventprop(specialise(network), precision=precision, event_buffer=event_buffer)
+    problems = verify_kernel(kernel)
+    if problems:
+        raise AssertionError("the EventProp schedule made an invalid kernel:\n" + "\n".join(problems))
+    return kernel
+
+
+def schedule_eventprop(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+    tr = network.training
+    if not isinstance(tr, TrainingIR) or tr.algorithm != "eventprop":
+        raise ValueError("schedule_eventprop needs a network with an EventProp TrainingIR")
+    b = _Builder(network, tr)
+    b.values = {name: _values(network, pg) for name, pg in tr.populations.items()}
+    for pop in _list_populations(network, tr):
+        _spike_list(b, pop)
+    for name, pg in tr.populations.items():
+        _check_trajectory(network, pg)
+        _readout_arrays(b, name, pg)
+    forward = schedule_forward(network, precision=precision, event_buffer=event_buffer, taps=b.taps)
+    known = {a.name: a for a in forward.arrays}
+    adjoints = {
+        name: {
+            s: b.add(
+                Array(array_name("ep", name, "l", s), Role.ADJOINT, name, ("batch", b.size(name)), var=s)
+            )
+            for s in pg.states
+        }
+        for name, pg in tr.populations.items()
+    }
+    projections = [
+        p for p in network.projections.values() if p.name in tr.weight_gradients or p.name in tr.transmissions
+    ]
+    events = [_events(b, p.name, adjoints, known) for p in projections]
+    jumps = [
+        _jump(b, name, pg, adjoints[name]) for name, pg in tr.populations.items() if pg.theta is not None
+    ]
+    steps = [_adjoint_step(b, name, pg, adjoints[name]) for name, pg in tr.populations.items()]
+    lists = [_append(b, sl) for sl in b.lists.values()]
+    reset_lists = Phase("reset_spike_lists", PhaseKind.RESET, _reset_lists(b), "empty spike lists")
+    reset_backward = Phase(
+        "reset_backward", PhaseKind.RESET, _reset_backward(b, adjoints, projections), "adjoints 0 at T"
+    )
+    run = forward.entries[0]
+    per_step = list(run.per_step)
+    for phase in lists:  # right after the phase that makes the population's spikes of the step
+        owner = phase.name.removeprefix("spike_list_")
+        maker = next(p for p in per_step if p in (f"step_{owner}", f"generate_{owner}"))
+        per_step.insert(per_step.index(maker) + 1, phase.name)
+    backward_phases = [_pruned(p) for p in (*events, *jumps, *steps)]
+    return dataclasses.replace(
+        forward,
+        arrays=(*forward.arrays, *b.arrays),
+        phases=(*forward.phases, reset_lists, *lists, reset_backward, *backward_phases),
+        entries=(
+            dataclasses.replace(run, before=(*run.before, reset_lists.name), per_step=tuple(per_step)),
+            Entry(
+                "backward",
+                before=(reset_backward.name,),
+                per_step=tuple(p.name for p in backward_phases),
+                steps="backward",
+            ),
+        ),
+    )
+
+
+def _pruned(phase: Phase) -> Phase:
+    """The phase without locals nothing reads (an adjoint a jump does not use, say)."""
+    return dataclasses.replace(phase, body=_prune(phase.body))
+
+
+def _reads(st: Stmt) -> set[sympy.Basic]:
+    out: set[sympy.Basic] = set()
+    for inner in walk((st,)):
+        for expr in (
+            getattr(inner, "expr", None),
+            getattr(inner, "cond", None),
+            getattr(inner, "target", None),
+        ):
+            if expr is not None:
+                out |= expr.free_symbols
+        if isinstance(inner, Loop):
+            for expr in (getattr(inner.space, "step", None), getattr(inner.space, "pre", None)):
+                if expr is not None:
+                    out |= sympy.sympify(expr).free_symbols
+    return out
+
+
+def _prune(body: tuple[Stmt, ...], later: frozenset = frozenset()) -> tuple[Stmt, ...]:
+    """`body` without the `Let`s that neither it nor `later` (what runs after it) reads."""
+    out: list[Stmt] = []
+    needed: set[sympy.Basic] = set(later)
+    for st in reversed(body):
+        if isinstance(st, Let) and st.local not in needed:
+            continue
+        if isinstance(st, Loop):
+            inner = _prune(st.body)
+            reads = frozenset().union(*(_reads(x) for x in inner)) if inner else frozenset()
+            st = dataclasses.replace(st, body=inner, prologue=_prune(st.prologue, reads))
+        elif isinstance(st, If):
+            st = dataclasses.replace(st, body=_prune(st.body), orelse=_prune(st.orelse))
+        needed |= _reads(st)
+        out.append(st)
+    return tuple(reversed(out))
+
+
+# --------------------------------------------------------------------------------------------------
+# What the schedule needs to know
+# --------------------------------------------------------------------------------------------------
+
+
+def _values(network: Network, pg: PopulationGradient) -> dict[str, float]:
+    """Numbers for every param symbol of a PopulationGradient (`tau_mem`, `tau__x_to_h`, `__decay__*`),
+    read from the specialised network (params, then derived params, through a double)."""
+    spec = network.specialised
+    values: dict[str, float] = {TIMESTEP: float(network.dt)}
+    for symbol, owner, pname in pg.params:
+        owner_spec = spec.populations[pg.population] if owner == "neuron" else spec.projections[owner]
+        values[symbol] = float(owner_spec.value(pname))
+    for name, expr in pg.derived:
+        expr = sympy.sympify(expr)
+        subs = {s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values}
+        values[name] = float(sympy.N(expr.xreplace(subs), 17))
+    return values
+
+
+def _list_populations(network: Network, tr: TrainingIR) -> list[str]:
+    """Populations whose spikes the backward pass reads: every spiking population on the gradient
+    path, and the pre population of every projection with a gradient or a transmission."""
+    keep = {name for name, pg in tr.populations.items() if pg.theta is not None}
+    for proj in [*tr.weight_gradients, *tr.transmissions]:
+        keep.add(network.projections[proj].pre)
+    return [p for p in network.populations if p in keep]
+
+
+def _check_trajectory(network: Network, pg: PopulationGradient) -> None:
+    if pg.method == "exact" or not pg.trajectory:
+        return
+    model = network.models[network.populations[pg.population].model]
+    bad = [s for s in pg.trajectory if s not in model.states]
+    if bad:
+        raise _fail(
+            f"population '{pg.population}': the Euler backward step needs the synapse state '{bad[0]}' "
+            "every step, which the forward pass does not record yet"
+        )
+
+
+def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
+    """∇θ·f⁻ on the threshold surface, over coupled states (what the regulariser's r multiplies)."""
+    x = [sym(s) for s in pg.states]
+    rhs = dict(pg.system)
+    theta = pg.theta.xreplace({sym(k): v for k, v in pg.inputs})
+    denom = sum((sympy.diff(theta, xi) * rhs[str(xi)] for xi in x), sympy.S.Zero)
+    if pg.on_threshold is not None:
+        denom = denom.xreplace({sym(pg.on_threshold[0]): pg.on_threshold[1]})
+    return sympy.expand(denom)
+
+
+def _records(pg: PopulationGradient) -> list[tuple[str, sympy.Expr]]:
+    """The values each spike records for its jump (the spike time is the step's, not recorded)."""
+    records = [(r.name, r.expr) for r in pg.records if r.name != names.SPIKE_TIME]
+    if pg.role == "hidden":  # the trainer's spike-count regulariser needs ∇θ·f⁻ at each spike
+        have = {r for r, _ in records}
+        records += [
+            (str(x), x)
+            for x in sorted(_rate_denominator(pg).free_symbols, key=str)
+            if str(x) in pg.states and str(x) not in have
+        ]
+    return records
+
+
+# --------------------------------------------------------------------------------------------------
+# Forward: spike lists and what each spike records
+# --------------------------------------------------------------------------------------------------
+
+
+def _spike_list(b: _Builder, pop: str) -> None:
+    n = b.size(pop)
+    events = ("batch", "events")
+
+    def counter(key: str, shape: tuple, dtype: str, comment: str) -> Array:
+        return b.add(
+            Array(array_name("ep", pop, key), Role.COUNTER, pop, shape, dtype, var=key, comment=comment)
+        )
+
+    sl = SpikeList(
+        pop,
+        id=b.add(Array(array_name("ep", pop, "id"), Role.SPIKE_LIST, pop, events, "int32", var="id")),
+        step=b.add(Array(array_name("ep", pop, "step"), Role.SPIKE_LIST, pop, events, "int32", var="step")),
+        capacity=b.add(
+            Array(
+                array_name("ep", pop, "capacity"),
+                Role.INPUT,
+                pop,
+                (1,),
+                "int64",
+                var="capacity",
+                comment="spike list capacity per trial (the runtime's; it grows the list when a trial needs more)",
+            )
+        ),
+        length=counter(
+            "length", ("batch",), "int64", "spikes listed (may pass the capacity: then the batch runs again)"
+        ),
+        count=counter("count", ("batch", n), "int32", "spikes per neuron, overflow included"),
+        overflow=counter("overflow", ("batch",), "int64", "spikes past max_spikes, dropped"),
+    )
+    pg = b.training.populations.get(pop)
+    if pg is not None and pg.theta is not None:
+        sl.D = b.add(
+            Array(
+                array_name("ep", pop, "D"), Role.SPIKE_LIST, pop, events, var="D", comment="Σ w g per spike"
+            )
+        )
+        if names.IS_FIRST_SPIKE in {s.name for s in pg.dlp_dts.free_symbols}:
+            sl.nth = b.add(
+                Array(
+                    array_name("ep", pop, "nth"),
+                    Role.SPIKE_LIST,
+                    pop,
+                    events,
+                    "int32",
+                    var="nth",
+                    comment="rank of the spike among its neuron's spikes",
+                )
+            )
+        for rec, expr in _records(pg):
+            scratch = b.add(
+                Array(
+                    array_name("ep", pop, "x", rec),
+                    Role.SCRATCH,
+                    pop,
+                    ("batch", n),
+                    var=rec,
+                    comment=f"{rec} this step",
+                )
+            )
+            listed = b.add(
+                Array(
+                    array_name("ep", pop, "r", rec),
+                    Role.SPIKE_LIST,
+                    pop,
+                    events,
+                    var=rec,
+                    comment=f"{rec} per spike",
+                )
+            )
+            sl.records[rec] = (scratch, listed)
+            b.taps.setdefault(pop, []).append(
+                Tap(scratch[BATCH, J], b.expr(pop, expr), "end", comment=f"record {rec}")
+            )
+    b.lists[pop] = sl
+
+
+def _append(b: _Builder, sl: SpikeList) -> Phase:
+    """This step's spikes of the population onto its list, in emission order."""
+    cap, c, n = Local("__capacity"), Local("__count"), Local("__slot")
+    stored: list[Stmt] = [Store(sl.id[BATCH, n], PRE), Store(sl.step[BATCH, n], STEP)]
+    if sl.D is not None:
+        stored.append(Store(sl.D[BATCH, n], ZERO))
+    if sl.nth is not None:
+        stored.append(Store(sl.nth[BATCH, n], c))
+    stored += [
+        Store(listed[BATCH, n], scratch[BATCH, PRE], comment=rec)
+        for rec, (scratch, listed) in sl.records.items()
+    ]
+    limit = b.training.max_spikes
+    body = (
+        Let(c, sl.count[BATCH, PRE]),
+        Store(sl.count[BATCH, PRE], c + 1),
+        If(
+            c >= limit,
+            (Store(sl.overflow[BATCH], sympy.Integer(1), "+=", f"past max_spikes = {limit}"),),
+            (
+                Let(n, sl.length[BATCH]),
+                Store(sl.length[BATCH], n + 1),
+                If(n < cap, tuple(stored)),
+            ),
+        ),
+    )
+    loop = Loop(
+        Spikes(sl.population, STEP), body, {"i": PRE}, comment=f"the spikes of {sl.population} this step"
+    )
+    return Phase(
+        f"spike_list_{sl.population}",
+        PhaseKind.FORWARD,
+        (Let(cap, sl.capacity[0]), loop),
+        f"EventProp: the spikes of {sl.population} and what the backward pass reads of them",
+    )
+
+
+def _readout_arrays(b: _Builder, name: str, pg: PopulationGradient) -> None:
+    n = b.size(name)
+    ro = pg.readout
+    if ro is not None:
+        shape = ("batch", "steps", n) if ro.kind == "var" else ("batch", n)
+        b.add(
+            Array(
+                array_name("ep", name, "dly"),
+                Role.TARGET,
+                name,
+                shape,
+                var="dL_dy",
+                comment="dL/dy from the trainer",
+            )
+        )
+        if ro.kind == "max_var":
+            argmax = b.add(
+                Array(
+                    array_name("ep", name, "argmax"),
+                    Role.COUNTER,
+                    name,
+                    ("batch", n),
+                    "int32",
+                    var="argmax",
+                    comment="step of the max_var maximum",
+                )
+            )
+            readout = Array(array_name("r", name), Role.READOUT, name, ("batch", n))
+            here = (BATCH, J)
+            b.taps.setdefault(name, []).append(
+                Tap(
+                    argmax[here],
+                    sympy.Piecewise((STEP, sym(ro.var) > readout[here]), (argmax[here], True)),
+                    "update",
+                    comment="the step of the maximum so far",
+                )
+            )
+    if pg.theta is not None and pg.role == "hidden":
+        b.add(
+            Array(
+                array_name("ep", name, "rc"),
+                Role.TARGET,
+                name,
+                ("batch", n),
+                var="dL_dcount",
+                comment="the trainer's dL/d(spike count), applied as r at each spike",
+            )
+        )
+    if pg.theta is not None and pg.regularisation is not None:
+        b.add(
+            Array(
+                array_name("ep", name, "nsum"),
+                Role.TARGET,
+                name,
+                (n,),
+                "double",
+                var="spike_count_sum",
+                comment="spike counts summed over the batch",
+            )
+        )
+
+
+def _reset_lists(b: _Builder) -> tuple[Stmt, ...]:
+    body: list[Stmt] = []
+    for sl in b.lists.values():
+        body += [Store(sl.length[BATCH], sympy.Integer(0)), Store(sl.overflow[BATCH], sympy.Integer(0))]
+        body.append(Loop(Neurons(sl.population), (Store(sl.count[BATCH, J], sympy.Integer(0)),), {"j": J}))
+    for a in b.arrays:
+        if a.var == "argmax":
+            body.append(Loop(Neurons(a.owner), (Store(a[BATCH, J], sympy.Integer(0)),), {"j": J}))
+    return tuple(body)
+
+
+# --------------------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------------------
+
+
+def _find(b: _Builder, owner: str, var: str) -> Array | None:
+    return next((a for a in b.arrays if a.owner == owner and a.var == var), None)
+
+
+def _cursor(b: _Builder, owner: str, pop: str) -> Array:
+    cursor = b.add(
+        Array(
+            array_name("ep", owner, "cursor"),
+            Role.COUNTER,
+            owner,
+            ("batch",),
+            "int64",
+            var="event_cursor",
+            comment=f"where the walk over the spikes of {pop} stopped",
+        )
+    )
+    b.cursors[cursor.name] = pop
+    return cursor
+
+
+def _last_slot(sl: SpikeList) -> sympy.Expr:
+    length, cap = sl.length[BATCH], sl.capacity[0]
+    return sympy.Piecewise((length - 1, length < cap), (cap - 1, True))
+
+
+def _env(b: _Builder, pg: PopulationGradient, lam: dict[str, sympy.Expr]) -> dict[sympy.Symbol, sympy.Expr]:
+    """What the TrainingIR's run-time symbols stand for in the kernel (see `snnc.ir.training`)."""
+    dt = sympy.Float(b.network.dt, 17)
+    env: dict[sympy.Symbol, sympy.Expr] = {sym(names.adjoint(s)): v for s, v in lam.items()}
+    env[sym(names.STEP)] = STEP
+    env[sym(names.STEPS)] = NUM_STEPS
+    env[sym(names.DURATION)] = NUM_STEPS * dt
+    env[sym(names.BATCH_SIZE)] = BATCH_SIZE
+    env[sym(TIME)] = (STEP + 1) * dt
+    env[sym(names.SPIKE_TIME)] = (STEP + 1) * dt
+    return env
+
+
+def _lowered(b: _Builder, pop: str, expr: sympy.Basic, env: dict, where: str) -> sympy.Expr:
+    out = b.expr(pop, expr).xreplace(env)
+    left = sorted(
+        str(s)
+        for s in out.free_symbols
+        if not isinstance(s, (Local, Index)) and not isinstance(s, sympy.Indexed)
+    )
+    left = [s for s in left if s not in {str(r.base.label) for r in out.atoms(sympy.Indexed)}]
+    if left:
+        raise AssertionError(f"{where}: no kernel value for {', '.join(left)}")
+    return out
+
+
+def _lam_locals(
+    pg: PopulationGradient, arrays: dict[str, Array], here: tuple
+) -> tuple[list[Stmt], dict[str, Local]]:
+    lets, lam = [], {}
+    for n, s in enumerate(pg.states):
+        lam[s] = Local(f"__lambda{n}")
+        lets.append(Let(lam[s], arrays[s][here], f"adjoint of {s}"))
+    return lets, lam
+
+
+def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]) -> Phase:
+    """g and dL/dw per post neuron, then dL/dw and D over the row of every pre spike of step k - delay."""
+    net, tr = b.network, b.training
+    proj = net.projections[proj_name]
+    post = tr.populations[proj.post]
+    sl = b.lists[proj.pre]
+    tm, wg = tr.transmissions.get(proj_name), tr.weight_gradients.get(proj_name)
+    n_post = b.size(proj.post)
+    lets, lam = _lam_locals(post, adjoints[proj.post], (BATCH, M))
+    env = _env(b, post, lam)
+    prologue: list[Stmt] = list(lets)
+    body: list[Stmt] = []
+    weight = _weight(net, proj_name, known)
+    if tm is not None:
+        g = b.add(
+            Array(
+                array_name("ep", proj_name, "g"),
+                Role.SCRATCH,
+                proj_name,
+                ("batch", n_post),
+                var="g",
+                comment="g per post neuron",
+            )
+        )
+        prologue.append(Store(g[BATCH, M], _lowered(b, proj.post, tm.g, env, f"g of {proj_name}")))
+        body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
+    if wg is not None:
+        e = b.add(
+            Array(
+                array_name("ep", proj_name, "e"),
+                Role.SCRATCH,
+                proj_name,
+                ("batch", n_post),
+                var="e",
+                comment="dL/dw per arrival, per post neuron",
+            )
+        )
+        kind = kind_of(proj.connectivity.kind)
+        pre = net.populations[proj.pre]
+        geometry = kind.geometry(proj.connectivity.args, tuple(pre.shape))
+        shape = kind.weight_shape(pre.size, n_post, geometry)
+        size = "nnz" if shape == (-1,) else math.prod(shape)
+        grad = b.add(
+            Array(
+                array_name("ep", proj_name, "grad"),
+                Role.GRADIENT,
+                proj_name,
+                ("batch", size),
+                comment="dL/dw per trial, flat like the weights",
+            )
+        )
+        prologue.append(Store(e[BATCH, M], _lowered(b, proj.post, wg.expr, env, f"dL/dw of {proj_name}")))
+        body.insert(0, Store(grad[BATCH, Q], e[BATCH, J], "+=", "dL/dw"))
+    cursor = _cursor(b, proj_name, proj.pre)
+    delay = net.specialised.projections[proj_name].delay_steps
+    loop = Loop(
+        Events(proj.pre, STEP - delay, cursor.name),
+        (Loop(Row(proj_name, PRE), tuple(body), {"j": J, "q": Q}),),
+        {"e": EV, "i": PRE},
+        comment=f"the spikes of {proj.pre} of step k" + (f" - {delay}" if delay else ""),
+        prologue=(
+            Loop(Neurons(proj.post), tuple(prologue), {"j": M}, comment="from λ+ of the post neurons"),
+        ),
+    )
+    return Phase(
+        f"events_{proj_name}",
+        PhaseKind.BACKWARD,
+        (loop,),
+        f"EventProp: transmission and dL/dw of {proj_name}",
+    )
+
+
+def _weight(net: Network, proj_name: str, known: dict[str, Array]) -> sympy.Expr:
+    name = array_name("w", proj_name)
+    if name in known:
+        return known[name][Q]
+    proj = net.projections[proj_name]
+    fixed = kind_of(proj.connectivity.kind).fixed_weight(proj.connectivity.args)
+    return sympy.Rational(fixed.numerator, fixed.denominator)
+
+
+def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Array]) -> Phase:
+    """The jump of every spike of this step, from λ+ and what the spike recorded."""
+    sl = b.lists[name]
+    lets, lam = _lam_locals(pg, adjoints, (BATCH, PRE))
+    env = _env(b, pg, lam)
+    body: list[Stmt] = list(lets)
+    for n, (rec, (_, listed)) in enumerate(sl.records.items()):
+        local = Local(f"__record{n}")
+        body.append(Let(local, listed[BATCH, EV], f"record {rec}"))
+        env[sym(rec)] = local
+    D, dly, first, nsum, dlp = (Local(n) for n in ("__D", "__dly", "__first", "__nsum", "__dlp"))
+    body.append(Let(D, sl.D[BATCH, EV], "Σ w g over the spike's row"))
+    env[sym(names.D)] = D
+    dly_array = _find(b, name, "dL_dy")
+    if dly_array is not None and len(dly_array.shape) == 2:
+        body.append(Let(dly, dly_array[BATCH, PRE], "dL/dy"))
+        env[sym(names.DL_DY)] = dly
+    else:
+        env[sym(names.DL_DY)] = ZERO
+    if sl.nth is not None:
+        body.append(
+            Let(first, sympy.Piecewise((1, sympy.Eq(sl.nth[BATCH, EV], 0)), (0, True)), "first spike?")
+        )
+        env[sym(names.IS_FIRST_SPIKE)] = first
+    else:
+        env[sym(names.IS_FIRST_SPIKE)] = ZERO
+    nsum_array = _find(b, name, "spike_count_sum")
+    if nsum_array is not None:
+        body.append(Let(nsum, nsum_array[PRE]))
+        env[sym(names.SPIKE_COUNT_SUM)] = nsum
+    else:
+        env[sym(names.SPIKE_COUNT_SUM)] = ZERO
+    value = _lowered(b, name, pg.dlp_dts, env, f"dl_p/dt_s of {name}")
+    rc = _find(b, name, "dL_dcount")
+    if rc is not None:
+        rate = _lowered(b, name, -_rate_denominator(pg), env, f"spike-count drive of {name}")
+        body.append(Let(Local("__rc"), rc[BATCH, PRE], "dL/d(spike count)"))
+        value = value + rate * Local("__rc")
+    body.append(Let(dlp, value, "dl_p/dt_s"))
+    env[sym(names.DLP_DTS)] = dlp
+    new = []
+    for a in executed_jump(pg):
+        state = names.adjoint_state(a.target)
+        local = Local(f"__jumped{pg.states.index(state)}")
+        body.append(
+            Let(local, _lowered(b, name, a.expr, env, f"jump of {name}"), f"λ of {state} after the jump")
+        )
+        new.append((state, local))
+    body += [Store(adjoints[s][BATCH, PRE], local) for s, local in new]
+    cursor = _cursor(b, name, name)
+    loop = Loop(
+        Events(name, STEP, cursor.name),
+        tuple(body),
+        {"e": EV, "i": PRE},
+        comment=f"the spikes of {name} of step k",
+    )
+    return Phase(f"jump_{name}", PhaseKind.BACKWARD, (loop,), f"EventProp: jumps at the spikes of {name}")
+
+
+def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Array]) -> Phase:
+    """The readout drive of step k, then the backward step from (k+1)·dt to k·dt."""
+    here = (BATCH, J)
+    lets, lam = _lam_locals(pg, adjoints, here)
+    body: list[Stmt] = list(lets)
+    env = _env(b, pg, lam)
+    if pg.method != "exact":
+        for s in pg.trajectory:  # the Euler fallback's Jacobian, on the state at the end of step k
+            rec = Array(array_name("rv", name, s), Role.RECORD, name, ("batch", "steps", b.size(name)))
+            env[sym(s)] = rec[BATCH, STEP, J]
+    ro = pg.readout
+    if ro is not None and pg.drive:
+        dly_array = _find(b, name, "dL_dy")
+        argmax = _find(b, name, "argmax")
+        dly = Local("__dly")
+        if len(dly_array.shape) == 3:
+            value = dly_array[BATCH, STEP, J]
+        elif argmax is not None:
+            value = sympy.Piecewise((dly_array[here], sympy.Eq(argmax[here], STEP)), (ZERO, True))
+        else:
+            value = dly_array[here]
+        body.append(Let(dly, value, "dL/dy of this step"))
+        env[sym(names.DL_DY)] = dly
+        for target, expr in pg.drive:
+            state = names.adjoint_state(target)
+            driven = Local(f"__driven{pg.states.index(state)}")
+            body.append(
+                Let(driven, lam[state] + _lowered(b, name, expr, env, f"drive of {name}"), "readout drive")
+            )
+            lam[state] = driven
+            env[sym(names.adjoint(state))] = driven
+    new = []
+    for a in pg.backward:
+        state = names.adjoint_state(a.target)
+        local = Local(f"__back{pg.states.index(state)}")
+        body.append(
+            Let(local, _lowered(b, name, a.expr, env, f"backward step of {name}"), f"λ of {state} at k·dt")
+        )
+        new.append((state, local))
+    body += [Store(adjoints[s][here], local) for s, local in new]
+    return Phase(
+        f"adjoint_{name}",
+        PhaseKind.BACKWARD,
+        (Loop(Neurons(name), tuple(body), {"j": J}),),
+        f"EventProp: readout drive and backward step of {name} ({pg.method})",
+    )
+
+
+def _reset_backward(b: _Builder, adjoints: dict, projections: list) -> tuple[Stmt, ...]:
+    body: list[Stmt] = []
+    for name, arrays in adjoints.items():
+        body.append(Loop(Neurons(name), tuple(Store(a[BATCH, J], ZERO) for a in arrays.values()), {"j": J}))
+    for proj in projections:
+        grad = next((a for a in b.arrays if a.owner == proj.name and a.role == Role.GRADIENT), None)
+        if grad is not None:
+            row = Loop(Row(proj.name, PRE), (Store(grad[BATCH, Q], ZERO),), {"j": J, "q": Q})
+            body.append(Loop(Neurons(proj.pre), (row,), {"j": PRE}))
+    for cursor, pop in b.cursors.items():
+        body.append(
+            Store(b.arrays_by_name()[cursor][BATCH], _last_slot(b.lists[pop]), "=", "the newest spike")
+        )
+    return tuple(body)
