@@ -29,7 +29,7 @@ from .kernel_printer import print_kernel
 from .render import ABI_VERSION, Rendered, manifest_facts, render
 
 #: connectivity whose EventProp gradient rows the C printer prints
-GRAD_KINDS = ("dense", "sparse", "one_to_one")
+GRAD_KINDS = ("dense", "sparse", "one_to_one", "conv2d")
 
 #: what this backend can do; `snnc check --backend c` refuses the rest with a location
 CAPABILITIES = Capabilities(

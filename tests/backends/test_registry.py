@@ -29,7 +29,8 @@ def snnc(*args: str) -> subprocess.CompletedProcess:
 
 
 def trained_conv(tmp_path: Path) -> Path:
-    """conv_pool with its convolution trainable: neither backend's EventProp trains conv2d kernels."""
+    """conv_pool with its convolution trainable: the C backend's EventProp trains conv2d kernels, the
+    genn backend's does not."""
     path = tmp_path / "conv_trained.snn"
     path.write_text(CONV.read_text().replace(", trainable = false", ""))
     return path
@@ -55,12 +56,21 @@ def test_genn_refuses_a_delay_on_the_gradient_path_with_its_location() -> None:
     assert (Path(d.span.file).name, d.span.line, d.span.col) == ("sparse_delay_recurrent.snn", 9, 5)
 
 
+def sparse_eprop(tmp_path: Path) -> Path:
+    """eprop_pattern with its input projection sparse: the C backend's e-prop trains dense only."""
+    src = EPROP.read_text()
+    assert "Dense(" in src
+    path = tmp_path / "sparse_eprop.snn"
+    path.write_text(src.replace("Dense(", "Sparse(p = 0.5, ", 1))
+    return path
+
+
 def test_compile_network_refuses_before_generating_code(tmp_path: Path) -> None:
-    """The C backend's own refusal (E-C-EVENTPROP) comes after rendering; the check comes first."""
+    """The C backend's own refusal comes after rendering; the capability check comes first."""
     with pytest.raises(DiagnosticError) as info:
-        compile_network(trained_conv(tmp_path), cache_dir=tmp_path / "cache")
+        compile_network(sparse_eprop(tmp_path), cache_dir=tmp_path / "cache")
     (d,) = info.value.diagnostics
-    assert d.code == CODE and "'x_to_c' is conv2d" in d.message and d.span.line == 9
+    assert d.code == CODE and "'x_to_h' is sparse" in d.message and d.span.line == 12
     assert not (tmp_path / "cache").exists()
 
 
@@ -85,8 +95,9 @@ def test_cli_check_reports_the_backend_refusal_at_its_line(tmp_path: Path) -> No
     assert genn.returncode == 1
     assert f"{DELAYED}:9:5: error: the genn backend cannot train through delays" in genn.stderr
     assert "Traceback" not in genn.stderr
-    conv = snnc("check", str(trained_conv(tmp_path)))
-    assert conv.returncode == 1 and ":9:5: error: the c backend trains" in conv.stderr
+    conv = snnc("check", str(trained_conv(tmp_path)), "--backend", "genn")
+    assert conv.returncode == 1 and ":9:5: error: the genn backend trains" in conv.stderr
+    assert snnc("check", str(trained_conv(tmp_path))).returncode == 0  # the c backend trains conv2d
     assert snnc("check", str(DELAYED), "--backend", "fpga").returncode == 2
 
 
