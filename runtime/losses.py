@@ -24,7 +24,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _labels(y_true: np.ndarray, batch: int, n: int) -> np.ndarray:
-    labels = np.asarray(y_true).astype(np.int64).reshape(-1)
+    raw = np.asarray(y_true).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        labels = raw.astype(np.int64)
+    if raw.dtype.kind == "f" and not np.array_equal(raw, labels):
+        bad = raw[raw != labels][0]
+        raise ValueError(f"labels must be whole numbers (class indices); got {bad}")
     if labels.shape[0] != batch:
         raise ValueError(f"{batch} predictions but {labels.shape[0]} labels")
     if labels.size and (labels.min() < 0 or labels.max() >= n):

@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.runtime import driver
 from snnc.runtime.checkpoint import CheckpointError, load_checkpoint
+from snnc.runtime.datasets.validate import class_labels_problem
 from snnc.runtime.losses import SpikeCountRegulariser, get_loss
 from snnc.runtime.optimisers import get_optimiser
 from snnc.runtime.trainer import Trainer
@@ -126,7 +128,38 @@ def load_data(network: Any, data_dir: str | None = None) -> Any:
         )
     source = getattr(network, "source_path", None)
     base_dir = os.path.dirname(os.path.abspath(source)) if source and not source.startswith("<") else None
-    return load_dataset(spec.data.name, spec.data.args, spec.data.span, base_dir=base_dir, data_dir=data_dir)
+    data = load_dataset(spec.data.name, spec.data.args, spec.data.span, base_dir=base_dir, data_dir=data_dir)
+    check_labels(network, data)
+    return data
+
+
+def check_labels(network: Any, data: Any) -> None:
+    """A classification loss needs each label to be a neuron of the output population; checked on
+    load for both splits, so a bad test label stops the run before training, not after it."""
+    outputs = network.outputs()
+    size = getattr(outputs[0], "size", None) if len(outputs) == 1 else None
+    if size is None or default_metric(network) == "mse":
+        return
+    for split in ("train", "test"):
+        found = class_labels_problem(np.asarray(getattr(data, split).labels), int(size))
+        if found is None:
+            continue
+        bad, what = found
+        qualifier, index = data.meta.get("examples", {}).get(split, (f"{split} ", None))
+        where = f"'{data.meta['path']}'" if "path" in data.meta else f"data set '{data.name}'"
+        if bad is not None:
+            example = int(index[bad]) if index is not None else bad
+            where += f": {qualifier}example {example} has"
+        else:
+            where += f" ({split} split) has"
+        loss = _spec(network).loss
+        raise _error(
+            "E-DATA-LABELS",
+            f"{where} {what}, but {loss.name if loss else 'the loss'} needs class indices of output population "
+            f"'{outputs[0].name}': whole numbers from 0 to {size - 1}",
+            _spec(network).data.span,
+            "relabel the data, or give the output population one neuron per class",
+        )
 
 
 def xy(network: Any, split: Any) -> tuple[dict[str, Any], dict[str, Any]]:

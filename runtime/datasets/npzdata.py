@@ -3,7 +3,9 @@
 `offsets[i]:offsets[i+1]` selects example i's spikes. A file may hold its own test split as
 `test_times`, `test_ids`, `test_labels`, `test_offsets`; otherwise `test_fraction` of the examples
 is split off after a seeded shuffle. `num_neurons` is read from the file when present, else taken as
-one more than the largest id. Files are read with `allow_pickle=False`.
+one more than the largest id. Files are read with `allow_pickle=False`, and checked once, here: a
+file that is not an .npz, a NaN or negative spike time, an id out of range or a non-finite label is a
+diagnostic naming the file, the example and the value (`validate.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from pathlib import Path
 
 import numpy as np
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
+from snnc.runtime.datasets.validate import shape_problem, spikes_problem
 from snnc.runtime.errors import RuntimeConfigError
 
 FIELDS = ("times", "ids", "labels", "offsets")
+FORMAT_HINT = (
+    "a spike .npz holds times (ms, finite, >= 0), ids (0 to num_neurons - 1), labels and offsets "
+    "(example i is times[offsets[i]:offsets[i+1]]); write one with numpy.savez or snnc's save_npz"
+)
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeConfigError:
@@ -30,14 +37,56 @@ def _split(arrays, prefix: str, num_neurons: int | None, path) -> SpikeDataset:
             f"'{path}' lacks the array(s) {', '.join(prefix + m for m in missing)}",
             f"a spike .npz holds {', '.join(FIELDS)}",
         )
-    ids = arrays[prefix + "ids"]
+    times, ids, labels, offsets = (arrays[prefix + f] for f in FIELDS)
+    which = "test " if prefix else ""
+    problem = shape_problem(times, ids, offsets, labels)
+    if problem is None:
+        problem = spikes_problem(times, ids, offsets, num_neurons)
+    if problem is None and np.issubdtype(labels.dtype, np.floating):
+        bad = np.flatnonzero(~np.all(np.isfinite(labels.reshape(len(labels), -1)), axis=1))
+        if bad.size:
+            problem = f"example {bad[0]}: label {labels[bad[0]]} is not finite"
+    if problem is not None:
+        raise _error(f"'{path}': {which}{problem}", FORMAT_HINT)
     n = num_neurons if num_neurons is not None else (int(ids.max()) + 1 if ids.size else 0)
+    return SpikeDataset(times, ids, offsets, labels, n)
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `path`; anything else (a .npy, a text file, pickles) is refused."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            npy = f.read(6) == b"\x93NUMPY"
+        what = "a .npy file, which holds a single array" if npy else "not a zip archive of numpy arrays"
+        raise _error(f"cannot read '{path}' as .npz: it is {what}", FORMAT_HINT)
+    arrays = {}
     try:
-        return SpikeDataset(
-            arrays[prefix + "times"], ids, arrays[prefix + "offsets"], arrays[prefix + "labels"], n
-        )
-    except ValueError as e:
-        raise _error(f"'{path}': {e}") from None
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                try:
+                    arrays[key] = f[key]
+                except ValueError as e:
+                    if "allow_pickle" not in str(e):
+                        raise
+                    raise _error(
+                        f"'{path}': array '{key}' holds Python objects, which snnc does not load",
+                        "store numbers only (times float, ids, labels and offsets integers); "
+                        "snnc never unpickles data",
+                    ) from None
+    except RuntimeConfigError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise _error(f"cannot read '{path}' as .npz ({e})") from None
+    return arrays
+
+
+def _num_neurons(arrays, path: Path) -> int | None:
+    if "num_neurons" not in arrays:
+        return None
+    value = arrays["num_neurons"]
+    if value.size != 1 or not np.issubdtype(value.dtype, np.integer) or int(value.flat[0]) < 1:
+        raise _error(f"'{path}': num_neurons must be one positive integer (got {value!r})", FORMAT_HINT)
+    return int(value.flat[0])
 
 
 def npz(
@@ -48,14 +97,12 @@ def npz(
         p = Path(base_dir) / p
     if not p.is_file():
         raise _error(f"no data file '{p}'")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise _error(f"cannot read '{p}' as .npz ({e})") from None
-    num_neurons = int(arrays["num_neurons"]) if "num_neurons" in arrays else None
+    arrays = _read(p)
+    num_neurons = _num_neurons(arrays, p)
+    meta: dict = {"path": str(p)}
     if "test_times" in arrays:
         train, test = _split(arrays, "", num_neurons, p), _split(arrays, "test_", num_neurons, p)
+        meta["examples"] = {"train": ("", None), "test": ("test ", None)}
     else:
         if not 0.0 <= test_fraction < 1.0:
             raise RuntimeConfigError("E-DATASET-ARG", "npz: test_fraction must lie in [0, 1)")
@@ -63,12 +110,14 @@ def npz(
         order = np.random.default_rng(seed).permutation(len(full))
         n_test = int(round(len(full) * test_fraction))
         train, test = full.subset(order[n_test:]), full.subset(order[:n_test])
+        # the split's example i is the file's example index[i]: errors found later name the file's
+        meta["examples"] = {"train": ("", order[n_test:]), "test": ("", order[:n_test])}
     n = max(train.num_neurons, test.num_neurons)
     train = SpikeDataset(train.times, train.ids, train.offsets, train.labels, n)
     test = SpikeDataset(test.times, test.ids, test.offsets, test.labels, n)
     labels = np.concatenate([train.labels, test.labels])
     classes = int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
-    return Dataset(p.stem, train, test, n, classes, {"path": str(p)})
+    return Dataset(p.stem, train, test, n, classes, meta)
 
 
 def save_npz(path: str | os.PathLike, train: SpikeDataset, test: SpikeDataset | None = None) -> None:

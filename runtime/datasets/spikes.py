@@ -33,8 +33,10 @@ class SpikeDataset:
             raise ValueError("offsets must start at 0, never decrease and end at the number of spikes")
         if self.ids.shape != self.times.shape:
             raise ValueError("times and ids differ in length")
-        if self.ids.size and (self.ids.min() < 0 or self.ids.max() >= self.num_neurons):
-            raise ValueError(f"spike ids must lie in [0, {self.num_neurons})")
+        if self.ids.size and self.ids.min() < 0:
+            raise ValueError(f"spike ids count neurons from 0; got {self.ids.min()}")
+        if self.ids.size and self.ids.max() >= self.num_neurons:
+            raise ValueError(f"spike ids must lie in [0, {self.num_neurons}); got {self.ids.max()}")
         if len(self.labels) != o.size - 1:
             raise ValueError(f"{o.size - 1} examples but {len(self.labels)} labels")
 

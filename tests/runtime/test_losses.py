@@ -102,3 +102,15 @@ def test_get_loss_from_snn_names_and_errors():
 def test_labels_out_of_range_are_rejected():
     with pytest.raises(ValueError, match="labels"):
         SparseCategoricalCrossentropy()(np.zeros((2, 3)), [0, 3])
+
+
+def test_fractional_labels_are_refused_not_truncated():
+    """A label 1.5 used to become class 1 silently; whole-number floats are still class indices."""
+    loss = SparseCategoricalCrossentropy()
+    y = np.zeros((2, 3))
+    value, _ = loss(y, np.array([1.0, 2.0]))
+    assert np.isclose(value, np.log(3))
+    with pytest.raises(ValueError, match="whole numbers .* got 1.5"):
+        loss(y, np.array([1.5, 2.0]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\); got 0..5"):
+        loss(y, np.array([0, 5]))
