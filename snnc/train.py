@@ -9,7 +9,7 @@ Progress bars go to stderr, one summary line per epoch to stdout (to stderr when
 claims stdout for JSON Lines records). A killed run leaves the last complete epoch's checkpoint;
 `--resume` continues from it with the same result as an uninterrupted run, because everything random
 is a function of (seed, epoch) and the optimiser state, schedule base values and history are in the
-checkpoint.
+checkpoint. One run at a time may train into a folder (`outlock.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 from snnc.api import build_compiled, lower
 from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.outlock import output_folder_lock
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, restore
 from snnc.runtime.progress import BatchProgressBar, JsonLinesLog, NullLog, open_log
@@ -167,7 +169,8 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
     log = _open_log(opts, append=opts.resume)
     if stream is None:
         stream = sys.stderr if log.to_stdout else sys.stdout
-    return _logged(log, lambda: _train(path, opts, stream, log))
+    with ExitStack() as held:  # the output folder's lock, taken once the folder is known
+        return _logged(log, lambda: _train(path, opts, stream, log, held))
 
 
 def _lr(trainer: Trainer) -> float | None:
@@ -187,7 +190,9 @@ def _require_matplotlib() -> None:
         ) from None
 
 
-def _train(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
+def _train(
+    path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog, held: ExitStack
+) -> dict[str, Any]:
     begin = time.perf_counter()
     if opts.plot:
         _require_matplotlib()
@@ -201,16 +206,17 @@ def _train(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | Null
             "use algorithm = eventprop(...) or eprop(...)",
         )
     data = load_data(network, opts.data_dir)
-    net = build_for_training(network, opts)
-    epochs = spec.epochs if opts.epochs is None else opts.epochs
-    trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
-    seed = trainer.seed
-    metric = net.default_metric()
     out = _out_dir(network, opts)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _error("E-OUTPUT", f"cannot create output folder '{out}': {e.strerror}") from None
+    held.enter_context(output_folder_lock(out))  # before compiling: a refusal should come at once
+    net = build_for_training(network, opts)
+    epochs = spec.epochs if opts.epochs is None else opts.epochs
+    trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
+    seed = trainer.seed
+    metric = net.default_metric()
     _remove_partial_files(out)
     start = 0
     found = None
