@@ -7,7 +7,6 @@ simulation (`load_genn`) does, and says so in one sentence when it is missing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from snnc.backends.capabilities import Capabilities
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
+from .build import BuiltModule, build_module
 from .emit import emit_genn, generate
 
 MISSING = "E-GENN-MISSING"
@@ -77,16 +77,8 @@ def load_genn(network: Network, **options: Any):  # noqa: ANN201
     require_pygenn()
     backend = chosen_backend(options.pop("backend", None))  # a bad name fails before any work
     batch_size = options.pop("batch_size", None)
-    built = BACKEND.build(network, batch_size=batch_size, cache_dir=options.pop("out_dir", None), **options)
+    built = BACKEND.build(network, batch_size=batch_size, out_dir=options.pop("out_dir", None), **options)
     return BACKEND.load(built, batch_size, backend=backend)
-
-
-@dataclass
-class BuiltModule:
-    """A written pygenn module; GeNN generates and compiles its code when it is loaded."""
-
-    path: Path
-    cached: bool = False
 
 
 class GeNNBackend:
@@ -111,12 +103,13 @@ class GeNNBackend:
         event_buffer: int = 0,
         cache_dir: str | Path | None = None,
         openmp: bool = True,
+        out_dir: str | Path | None = None,
     ) -> BuiltModule:
-        """Write the module into `cache_dir` (default `.snnc-genn/<name>`); event_buffer and openmp are
-        the C backend's."""
-        out_dir = Path(cache_dir or Path(".snnc-genn") / network.name)
-        paths = emit_genn(network, out_dir, precision=precision, seed=seed, batch_size=batch_size)
-        return BuiltModule(paths[0])
+        """Write the module into snnc's cache (below `cache_dir` when given; `build.py`), or into
+        `out_dir` exactly; GeNN builds its code beside it. event_buffer and openmp are the C backend's."""
+        return build_module(
+            network, root=cache_dir, out_dir=out_dir, precision=precision, seed=seed, batch_size=batch_size
+        )
 
     def load(self, built: BuiltModule, batch_size: int | None, backend: str | None = None) -> Any:
         """Build the module with GeNN and load it; `backend` as `chosen_backend`."""

@@ -325,10 +325,14 @@ def generate(
 def emit_genn(network: Network, out_dir: str | Path, **options: Any) -> list[Path]:
     """`--emit genn`: write the pygenn module, its initial weights and a manifest; returns the paths."""
     code, arrays, ctx = generate(network, **options)
-    out = Path(out_dir)
+    return write_module(Path(out_dir), code, arrays, ctx)
+
+
+def write_module(out: Path, code: str, arrays: dict[str, np.ndarray], ctx: ModuleCtx) -> list[Path]:
+    """Write a generated module into `out`: weights and manifest first, the module itself last and
+    atomically, so a module file on disk always has its weights beside it (the cache relies on it)."""
     out.mkdir(parents=True, exist_ok=True)
     module = out / f"{ctx.plan.name}_genn.py"
-    module.write_text(code)
     npz = out / f"{ctx.plan.name}_genn_init.npz"
     np.savez(npz, **arrays)
     manifest = {
@@ -344,4 +348,7 @@ def emit_genn(network: Network, out_dir: str | Path, **options: Any) -> list[Pat
     }
     m_path = out / "manifest.json"
     m_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial = module.with_name(f".{module.name}.tmp")
+    partial.write_text(code)
+    partial.replace(module)
     return [module, npz, m_path]
