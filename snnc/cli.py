@@ -7,6 +7,7 @@ The CLI is the only place that prints diagnostics and decides exit codes:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,9 @@ from snnc.backends import NAMES as BACKENDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, render
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: where `snnc compile --emit c|genn` writes without -o (it says so), and the --print-after file with -o
+DEFAULT_EMIT_DIR = "snnc-out"
+PRINT_AFTER_FILE = "print-after.txt"
 BUG_URL = "https://github.com/snnc/snnc/issues"
 
 EPILOG = """examples:
@@ -148,31 +152,50 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from snnc.passes.manager import UnknownPassError
     from snnc.passes.pipeline import compile_ir
 
+    if args.output and args.emit is None and not args.print_after:
+        from snnc.cache import cache_dir
+
+        raise UsageError(
+            "-o names where --emit or --print-after output goes; without them snnc compile builds into "
+            f"the cache ({cache_dir()}) and prints the path: add --emit c (or genn) to write the source"
+        )
     stages: list[tuple[str, float]] = []
     start = time.perf_counter()
     network = _load(args.file)
     stages.append(("frontend", time.perf_counter() - start))
     print_after = frozenset(args.print_after or ())
+    # with -o the IR dumps go where -o says, like everything else the command would print
+    dumps = io.StringIO() if args.output and print_after else sys.stdout
     try:
         network, manager = compile_ir(
-            network, print_after=print_after, out=sys.stdout, gradients=not args.inference
+            network, print_after=print_after, out=dumps, gradients=not args.inference
         )
     except UnknownPassError as exc:
         raise UsageError(str(exc)) from None
+    dumped = dumps.getvalue() if isinstance(dumps, io.StringIO) else ""
     stages += [(f"  {t.name}", t.seconds) for t in manager.timings]
     if args.emit == "ir":
-        _write_output(args, "ir.txt", print_network(network))
+        _write_output(args, "ir.txt", print_network(network), dumped)
     elif args.emit == "kernel":
         from snnc.api import kernel
         from snnc.ir.kernel import kernel_to_text
 
-        _write_output(args, "kernel.txt", kernel_to_text(kernel(network)))
+        _write_output(args, "kernel.txt", kernel_to_text(kernel(network)), dumped)
     elif args.emit is not None:
         from snnc.api import emit
 
-        for written in emit(network, Path(args.output or "snnc-out"), backend=args.emit):
+        out = Path(args.output or DEFAULT_EMIT_DIR)
+        for written in emit(network, out, backend=args.emit):
             print(f"wrote {written}")
-    else:
+        if dumped:
+            _write_output(args, PRINT_AFTER_FILE, dumped)
+        if not args.output:
+            sys.stderr.write(
+                f"snnc: no -o given, so the {args.emit} code went to {out.resolve()} (-o DIR chooses)\n"
+            )
+    elif dumped:
+        _write_output(args, PRINT_AFTER_FILE, dumped)
+    if args.emit is None:
         from snnc.api import check_backend
         from snnc.backends import get_backend
 
@@ -200,18 +223,27 @@ def _format_ast(module) -> str:
     return pprint.pformat(module, width=110, sort_dicts=False) + "\n"
 
 
-def _write_output(args: argparse.Namespace, default_name: str, text: str) -> None:
-    if args.output:
-        out = Path(args.output)
-        if out.suffix == "":  # a directory
+def _write_output(args: argparse.Namespace, default_name: str, text: str, dumped: str = "") -> None:
+    """`text` to stdout, or to -o: a file, or a folder (a path without suffix) holding `default_name`.
+    `dumped` (the --print-after dumps) goes first into the file, or beside it as print-after.txt."""
+    if not args.output:
+        sys.stdout.write(text)
+        return
+    out = Path(args.output)
+    try:
+        if out.suffix == "" or out.is_dir():  # a directory
             out.mkdir(parents=True, exist_ok=True)
+            if dumped and default_name != PRINT_AFTER_FILE:
+                (out / PRINT_AFTER_FILE).write_text(dumped, encoding="utf-8")
+                print(f"wrote {out / PRINT_AFTER_FILE}")
             out = out / default_name
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
+            text = dumped + text
         out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
+    except OSError as e:
+        raise DiagnosticError(Diagnostic("E-OUTPUT", f"cannot write '{out}': {e.strerror or e}")) from None
+    print(f"wrote {out}")
 
 
 def _session_options(args: argparse.Namespace):
@@ -316,7 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="c", choices=BACKENDS)
     p.add_argument("--inference", action="store_true", help="compile for simulation only: no gradient pass")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-o", "--output", metavar="PATH", help="output file or directory")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="output file or directory of --emit (default: stdout; for c and genn ./snnc-out) and of "
+        "--print-after (into the file, or DIR/print-after.txt)",
+    )
     p.set_defaults(func=cmd_compile)
 
     for name, helptext, func in (

@@ -207,3 +207,65 @@ def test_a_cache_folder_that_cannot_exist_is_a_user_error_naming_it(tmp_path: Pa
     assert_no_traceback(result)
     assert f"cannot write compiled models into {blocker / 'cache'}" in result.stderr
     assert "SNNC_CACHE_DIR" in result.stderr
+
+
+def test_emit_without_o_says_where_it_wrote(tmp_path: Path) -> None:
+    result = snnc("compile", str(ROOT / "examples" / "yinyang_eventprop.snn"), "--emit", "c", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote snnc-out/yinyang.c" in result.stdout and "wrote snnc-out/manifest.json" in result.stdout
+    assert f"no -o given, so the c code went to {tmp_path.resolve() / 'snnc-out'}" in result.stderr
+    assert (tmp_path / "snnc-out" / "yinyang.c").is_file()
+
+
+def test_o_without_emit_or_print_after_is_refused(tmp_path: Path) -> None:
+    result = snnc("compile", str(ROOT / "examples" / "yinyang_eventprop.snn"), "-o", "x.txt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "-o names where --emit or --print-after output goes" in result.stderr
+    assert "add --emit c" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_o_takes_the_print_after_dumps(tmp_path: Path) -> None:
+    example = str(ROOT / "examples" / "yinyang_eventprop.snn")
+    into_file = snnc(
+        "compile", example, "--inference", "--print-after", "discretise", "-o", "dumps.txt", cwd=tmp_path
+    )
+    assert into_file.returncode == 0, into_file.stderr
+    assert "IR Dump" not in into_file.stdout and "wrote dumps.txt" in into_file.stdout
+    assert (tmp_path / "dumps.txt").read_text().startswith("// ----- IR Dump After discretise -----")
+    with_ir = snnc(
+        "compile",
+        example,
+        "--inference",
+        "--print-after",
+        "discretise",
+        "--emit",
+        "ir",
+        "-o",
+        "out",
+        cwd=tmp_path,
+    )
+    assert with_ir.returncode == 0, with_ir.stderr
+    assert "IR Dump" not in with_ir.stdout
+    assert "wrote out/print-after.txt" in with_ir.stdout and "wrote out/ir.txt" in with_ir.stdout
+    assert (tmp_path / "out" / "print-after.txt").read_text().startswith("// ----- IR Dump After discretise")
+    assert (tmp_path / "out" / "ir.txt").read_text().startswith("network yinyang")
+    one_file = snnc(
+        "compile",
+        example,
+        "--inference",
+        "--print-after",
+        "discretise",
+        "--emit",
+        "ir",
+        "-o",
+        "all.txt",
+        cwd=tmp_path,
+    )
+    assert one_file.returncode == 0, one_file.stderr
+    text = (tmp_path / "all.txt").read_text()  # what stdout would show without -o, in that order
+    assert (
+        text.startswith("// ----- IR Dump After discretise")
+        and "\nnetwork yinyang  // stage: optimised" in text
+    )
