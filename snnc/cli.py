@@ -151,6 +151,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from snnc.ir.printer import print_network
     from snnc.passes.manager import UnknownPassError
     from snnc.passes.pipeline import compile_ir
+    from snnc.paths import output_error
 
     if args.output and args.emit is None and not args.print_after:
         from snnc.cache import cache_dir
@@ -185,8 +186,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from snnc.api import emit
 
         out = Path(args.output or DEFAULT_EMIT_DIR)
-        for written in emit(network, out, backend=args.emit):
-            print(f"wrote {written}")
+        try:
+            written = emit(network, out, backend=args.emit)
+        except OSError as e:
+            raise output_error(f"the {args.emit} code into", str(out), e) from None
+        print("".join(f"wrote {path}\n" for path in written), end="")
         if dumped:
             _write_output(args, PRINT_AFTER_FILE, dumped)
         if not args.output:
@@ -226,6 +230,8 @@ def _format_ast(module) -> str:
 def _write_output(args: argparse.Namespace, default_name: str, text: str, dumped: str = "") -> None:
     """`text` to stdout, or to -o: a file, or a folder (a path without suffix) holding `default_name`.
     `dumped` (the --print-after dumps) goes first into the file, or beside it as print-after.txt."""
+    from snnc.paths import output_error
+
     if not args.output:
         sys.stdout.write(text)
         return
@@ -242,7 +248,7 @@ def _write_output(args: argparse.Namespace, default_name: str, text: str, dumped
             text = dumped + text
         out.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise DiagnosticError(Diagnostic("E-OUTPUT", f"cannot write '{out}': {e.strerror or e}")) from None
+        raise output_error("the output", str(out), e) from None
     print(f"wrote {out}")
 
 

@@ -14,7 +14,6 @@ checkpoint. One run at a time may train into a folder (`outlock.py`).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from snnc.api import build_compiled, lower
 from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.outlock import output_folder_lock
+from snnc.paths import output_error
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, restore
 from snnc.runtime.progress import BatchProgressBar, JsonLinesLog, NullLog, open_log
@@ -118,22 +118,7 @@ def _open_log(opts: RunOptions, append: bool = False) -> JsonLinesLog | NullLog:
     try:
         return open_log(opts.log_json, append)
     except OSError as e:
-        blocker = _file_in_the_way(str(opts.log_json))
-        reason = f"'{blocker}' is a file, not a folder" if blocker else e.strerror
-        raise _error("E-OUTPUT", f"cannot write the --log-json file '{opts.log_json}': {reason}") from None
-
-
-def _file_in_the_way(target: str) -> str | None:
-    """The first parent of `target` that exists but is not a folder (why it cannot be created)."""
-    path = os.path.abspath(target)
-    parents = []
-    while os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-        parents.append(path)
-    for parent in reversed(parents):
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            return parent
-    return None
+        raise output_error("the --log-json file", str(opts.log_json), e) from None
 
 
 def _logged(log: JsonLinesLog | NullLog, run: Any) -> dict[str, Any]:

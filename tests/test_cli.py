@@ -269,3 +269,16 @@ def test_o_takes_the_print_after_dumps(tmp_path: Path) -> None:
         text.startswith("// ----- IR Dump After discretise")
         and "\nnetwork yinyang  // stage: optimised" in text
     )
+
+
+@pytest.mark.parametrize("emit, target", [("ir", "blk/ir.txt"), ("c", "blk/out"), ("genn", "blk/out")])
+def test_an_output_below_a_file_is_a_user_error(tmp_path: Path, emit: str, target: str) -> None:
+    (tmp_path / "blk").write_text("")
+    example = str(ROOT / "examples" / "yinyang_eventprop.snn")
+    result = snnc("compile", example, "--inference", "--emit", emit, "-o", target, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert_no_traceback(result)
+    assert (
+        "cannot write the " in result.stderr
+        and f"'{target}': '{tmp_path / 'blk'}' is a file, not a folder" in result.stderr
+    )

@@ -1,0 +1,28 @@
+"""Why an output path cannot be written, as a sentence: the commands share it so that a file standing
+where a folder should be reads the same everywhere (`--log-json`, `compile -o`)."""
+
+from __future__ import annotations
+
+import os
+
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+
+
+def file_in_the_way(target: str) -> str | None:
+    """The first parent of `target` that exists but is not a folder (why it cannot be created)."""
+    path = os.path.abspath(target)
+    parents = []
+    while os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+        parents.append(path)
+    for parent in reversed(parents):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            return parent
+    return None
+
+
+def output_error(what: str, target: str, exc: OSError) -> DiagnosticError:
+    """E-OUTPUT: cannot write `what` at `target`, with the file in the way or the system's reason."""
+    blocker = file_in_the_way(str(target))
+    reason = f"'{blocker}' is a file, not a folder" if blocker else (exc.strerror or str(exc))
+    return DiagnosticError(Diagnostic("E-OUTPUT", f"cannot write {what} '{target}': {reason}"))
