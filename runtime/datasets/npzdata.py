@@ -5,7 +5,8 @@
 is split off after a seeded shuffle. `num_neurons` is read from the file when present, else taken as
 one more than the largest id. Files are read with `allow_pickle=False`, and checked once, here: a
 file that is not an .npz, a NaN or negative spike time, an id out of range or a non-finite label is a
-diagnostic naming the file, the example and the value (`validate.py`).
+diagnostic naming the file, the example and the value (`validate.py`). Two spikes of one neuron in
+one time step reach the network as one spike (an input neuron spikes at most once per step).
 """
 
 from __future__ import annotations
