@@ -59,7 +59,7 @@ def output_folder_lock(out: Path) -> Iterator[None]:
 
 
 def _holder(fd: int) -> str:
-    """ " (process N)" from the lock file, or nothing when it cannot be read."""
+    """The holder's process id as " (process N)" from the lock file; empty when it cannot be read."""
     try:
         pid = os.pread(fd, 32, 0).decode().strip()
     except (OSError, UnicodeDecodeError):

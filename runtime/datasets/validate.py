@@ -48,8 +48,9 @@ def spikes_problem(
 ) -> str | None:
     """The first bad spike time or id, as "example i: …" (None when every spike is fine).
 
-    The arrays have passed `shape_problem`. Times must be finite and not negative (ms from the start of the example); ids count neurons from
-    0 and stay below `num_neurons` when the data say how many there are.
+    The arrays have passed `shape_problem`. Times must be finite and not negative (ms from the start
+    of the example); ids count neurons from 0 and stay below `num_neurons` when the data say how many
+    there are.
     """
     if not np.issubdtype(times.dtype, np.number) or np.issubdtype(times.dtype, np.complexfloating):
         return f"spike times must be real numbers (got {times.dtype})"
