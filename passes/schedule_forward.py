@@ -330,6 +330,11 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     )
     body: list[Stmt] = []
     env: dict[sympy.Symbol, sympy.Expr] = {sym(TIME): STEP * sympy.Float(net.dt, 17)}
+    for param in sp.kept:  # a param training changes: one value per neuron, read from its array
+        kept = b.add(
+            Array(array_name("tp", pop.name, param), Role.PARAM, pop.name, (n,), var=param, comment="trained")
+        )
+        env[sym(param)] = kept[J]
     for s, a in states.items():
         body.append(Let(Local(s), a[here], f"{pop.name}.{s}"))
         env[sym(s)] = Local(s)

@@ -16,17 +16,21 @@ from typing import Any
 import numpy as np
 from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
+from snnc.backends.eprop_init import eprop_initial
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
 from snnc.ir.printer import print_network
+from snnc.passes.schedule_eprop import eprop_kernel
 from snnc.passes.schedule_eventprop import eventprop_kernel
 from snnc.passes.schedule_forward import forward_kernel
 
 from .build import build
-from .eprop import is_eprop, render_eprop
 from .kernel_printer import print_kernel
-from .render import ABI_VERSION, Rendered, manifest_facts, render
+from .render import ABI_VERSION, Rendered, manifest_facts
+
+CODE_EPROP_UNSUPPORTED = "E-EPROP-C-UNSUPPORTED"
 
 #: connectivity whose EventProp gradient rows the C printer prints
 GRAD_KINDS = ("dense", "sparse", "one_to_one", "conv2d")
@@ -84,27 +88,29 @@ def generate(
         for key in ("row_ptr", "col_idx"):
             if key in arrays:
                 static[mangle("c", proj, key)] = arrays[key]
-    if network.training is None or _is_eventprop(network):
-        return _printed_kernel(network, plan, event_buffer), static, plan
-    rendered = render(plan, ir_hash=ir_hash(network), event_buffer=event_buffer)
-    if is_eprop(network):
-        rendered, extra = _with_eprop(network, plan, rendered)
-        static.update(extra)
-    return rendered, static, plan
+    return _printed_kernel(network, plan, event_buffer, static), static, plan
+
+
+def is_eprop(network: Network) -> bool:
+    return isinstance(network.training, EpropIR)
 
 
 def _is_eventprop(network: Network) -> bool:
     return getattr(network.training, "algorithm", None) == "eventprop"
 
 
-def _printed_kernel(network: Network, plan: NetworkPlan, event_buffer: int) -> Rendered:
-    """The kernel the passes schedule (forward, or EventProp's forward and backward), printed by
-    `kernel_printer`.
-
-    Transitional: e-prop still has its own renderer until its schedule pass lowers it into the
-    kernel IR too (issue 13); then every network takes this path."""
+def _printed_kernel(
+    network: Network, plan: NetworkPlan, event_buffer: int, static: dict[str, np.ndarray]
+) -> Rendered:
+    """The kernel the passes schedule (forward, EventProp's forward and backward, or e-prop's online
+    learning), printed by `kernel_printer`; an e-prop network's initial output biases and random
+    feedback matrices join `static`."""
     network = dataclasses.replace(network, dt=plan.dt)
-    if _is_eventprop(network):
+    if is_eprop(network):
+        _require_dense(network)
+        kernel = eprop_kernel(network, precision=plan.precision)
+        static.update(_eprop_static(network, kernel, plan.seed))
+    elif _is_eventprop(network):
         _check_trainable(network)
         kernel = eventprop_kernel(network, precision=plan.precision, event_buffer=event_buffer)
     else:
@@ -112,6 +118,8 @@ def _printed_kernel(network: Network, plan: NetworkPlan, event_buffer: int) -> R
     code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
     manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
     manifest["arrays"] = arrays
+    if is_eprop(network):
+        manifest["eprop"] = _eprop_facts(network.training)
     if _is_eventprop(network):
         manifest["eventprop"] = eventprop_manifest(kernel, network.training)
     return Rendered(code, [], manifest)
@@ -175,17 +183,42 @@ def _check_trainable(network: Network) -> None:
             )
 
 
-def _with_eprop(
-    network: Network, plan: NetworkPlan, rendered: Rendered
-) -> tuple[Rendered, dict[str, np.ndarray]]:
-    """The forward translation unit with the e-prop kernel appended, and its extra static arrays."""
-    code, specs, static, info = render_eprop(network, plan, rendered.manifest["arrays"])
-    code = rendered.code + code
-    manifest = dict(rendered.manifest)
-    manifest["arrays"] = list(manifest["arrays"]) + [a.as_json() for a in specs]
-    manifest["eprop"] = info
-    manifest["code_sha256"] = hashlib.sha256(code.encode()).hexdigest()
-    return Rendered(code, [*rendered.arrays, *specs], manifest), static
+def _require_dense(network: Network) -> None:
+    """e-prop's synapse loops and feedback are printed for dense projections only."""
+    ir: EpropIR = network.training
+    feedback = {t.projection for he in ir.hidden.values() for t in he.learning}
+    for name in sorted({*ir.projections, *feedback} & set(network.projections)):
+        kind = network.projections[name].connectivity.kind
+        if kind not in CAPABILITIES.trainable["eprop"]:
+            what = "trains" if name in ir.projections else "sends feedback through"
+            raise DiagnosticError(
+                Diagnostic(
+                    CODE_EPROP_UNSUPPORTED,
+                    f"e-prop in the C backend {what} dense projections only; '{name}' is {kind}",
+                    None,
+                    "make the projection Dense, or mark it not trainable",
+                )
+            )
+
+
+def _eprop_static(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:
+    """Initial output biases and random feedback, drawn as every backend draws them."""
+    initial = eprop_initial(network, seed)
+    out = {kernel.find(Role.PARAM, pop, "bias").name: b for pop, b in initial.biases.items()}
+    out |= {kernel.find(Role.FEEDBACK, proj).name: b for proj, b in initial.feedback.items()}
+    return out
+
+
+def _eprop_facts(ir: EpropIR) -> dict[str, Any]:
+    """manifest["eprop"]: what the loader needs to hand targets to the kernel and name gradients."""
+    return {
+        "options": {k: getattr(ir.options, k) for k in ir.options.__dataclass_fields__},
+        "outputs": {
+            o.population: {"loss": o.loss, "readout": o.readout, "var": o.var} for o in ir.outputs.values()
+        },
+        "projections": sorted(ir.projections),
+        "biases": {f"bias_{o.population}": o.population for o in ir.outputs.values() if o.bias is not None},
+    }
 
 
 def _with_training_defaults(network: Network, options: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +253,26 @@ def emit_c(network: Network, out_dir: str | Path, **options: Any) -> list[Path]:
     m_path = out / "manifest.json"
     m_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     return [c_path, m_path]
+
+
+def build_eprop_network(network: Network, **options: Any) -> BuiltNetwork:
+    """`build_network` of a network the eprop pass has run on (entry points `run` and `learn`)."""
+    _require_eprop(network)
+    return build_network(network, **options)
+
+
+def generate_eprop(
+    network: Network, **options: Any
+) -> tuple[str, dict[str, Any], dict[str, np.ndarray], NetworkPlan]:
+    """`generate` of an e-prop network: code, manifest, static arrays and plan."""
+    _require_eprop(network)
+    rendered, static, plan = generate(network, **options)
+    return rendered.code, rendered.manifest, static, plan
+
+
+def _require_eprop(network: Network) -> None:
+    if not is_eprop(network):
+        raise ValueError("the network carries no e-prop training IR; run the eprop pass")
 
 
 class CBackend:

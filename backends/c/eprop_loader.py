@@ -1,4 +1,4 @@
-"""`EpropArtefact`: a C network compiled with the e-prop kernel (`backends/c/eprop.py`).
+"""`EpropArtefact`: a C network whose kernel carries e-prop (`passes/schedule_eprop.py`).
 
 e-prop is online: the weight updates are accumulated during the forward pass, so the targets must be
 known before `run`. The protocol extension is one method::
@@ -7,8 +7,8 @@ known before `run`. The protocol extension is one method::
     res = art.run(inputs)              # forward + eligibility traces + ΔW accumulation, per step
     grads = art.backward(dl_dy)        # the accumulated ΔW (dl_dy is not used), summed over the batch
 
-`set_targets` applies to the next `run` only; a `run` without targets is a plain forward pass (the
-e-prop kernel with learning off, so the trained output bias is used). The trainer calls
+`set_targets` applies to the next `run` only: a `run` with targets calls the kernel's entry
+`eprop_run`, one without its entry `run`, a plain forward pass (with the trained output bias). The trainer calls
 `driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
 projection names, plus `bias_<pop>` for each trained output bias (a "weight" of the artefact).
 
@@ -30,7 +30,8 @@ from snnc.runtime.driver import checked_targets
 
 from .loader import NativeArtefact, aligned_zeros
 
-_PER_BATCH = ("eprop", "gradient")
+#: manifest kinds the kernel accumulates per trial: zeroed before every run
+_PER_BATCH = ("eligibility", "gradient")
 
 
 class EpropArtefact(NativeArtefact):
@@ -43,13 +44,7 @@ class EpropArtefact(NativeArtefact):
         self._learned = False
         self._learn = False
         super().__init__(library, manifest, static, batch_size)
-        self._lib.snnc_eprop_run.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.c_uint64,
-            ctypes.c_int,
-        ]
+        self._lib.snnc_eprop_run.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
         self._lib.snnc_eprop_run.restype = ctypes.c_int
 
     @property
@@ -140,7 +135,8 @@ class EpropArtefact(NativeArtefact):
         }
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
-        return self._lib.snnc_eprop_run(ctypes.byref(struct), self._batch, steps, seed, int(self._learn))
+        entry = self._lib.snnc_eprop_run if self._learn else self._lib.snnc_run
+        return entry(ctypes.byref(struct), self._batch, steps, seed)
 
     def backward(self, dl_dy: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """ΔW accumulated online by the last `run` (summed over the batch); `dl_dy` is ignored."""

@@ -37,6 +37,7 @@ from snnc.ir.kernel import (
     Spikes,
     Stmt,
     Store,
+    Synapses,
     walk,
 )
 
@@ -50,6 +51,7 @@ DENSE_UNROLL = 4
 #: the old manifest vocabulary the C loader reads (backends/c/loader.py), from the kernel's roles
 MANIFEST_KIND = {
     Role.WEIGHT: "weight",
+    Role.PARAM: "weight",  # a trained per-neuron param: the runtime trains it like a weight
     Role.CONNECTIVITY: "connectivity",
     Role.READOUT: "readout",
     Role.INPUT: "input",
@@ -265,6 +267,8 @@ class _Phase:
             return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
         if isinstance(space, Arrivals):
             return self.arrivals(loop, depth)
+        if isinstance(space, Synapses):
+            return self.synapses_loop(loop, depth)
         if isinstance(space, Spikes):
             pop = space.population
             self.used |= {f"sp_{pop}__cnt", f"sp_{pop}__ids"}
@@ -344,6 +348,48 @@ class _Phase:
             *self.body(loop.body, depth + (5 if window else 1)),
             *self.macro("row_close", depth, facts),
         ]
+
+    def synapses_loop(self, loop: Loop, depth: int) -> list[str]:
+        """Every synapse (i, j, q) of a projection, pre neuron outermost, in weight-slot order."""
+        pad = "    " * depth
+        name = loop.space.projection
+        info = self.kernel.projections[name]
+        n_pre, n_post = self.kernel.populations[info.pre], self.kernel.populations[info.post]
+        i, j, q = (f"snnc_{loop.vars[v].name}" for v in ("i", "j", "q"))
+        note = f"  /* {loop.comment} */" if loop.comment else ""
+        head = [f"{pad}for (int64_t {i} = 0; {i} < {n_pre}; {i}++) {{{note}"]
+        if info.kind == "dense":
+            head += [
+                f"{pad}    for (int64_t {j} = 0; {j} < {n_post}; {j}++) {{",
+                f"{pad}        const int64_t {q} = {i} * {n_post} + {j};",
+            ]
+        elif info.kind == "sparse":
+            ptr, col = f"c_{name}__row_ptr", f"c_{name}__col_idx"
+            self.used |= {ptr, col}
+            head += [
+                f"{pad}    for (int64_t {q} = {ptr}[{i}]; {q} < {ptr}[{i} + 1]; {q}++) {{",
+                f"{pad}        const int64_t {j} = {col}[{q}];",
+            ]
+        elif info.kind == "one_to_one":
+            head += [f"{pad}    {{", f"{pad}        const int64_t {j} = {i}, {q} = {i};"]
+        else:
+            raise NotImplementedError(f"a loop over the synapses of {info.kind} connectivity")
+        unused = [
+            f"(void){v};" for v in (j, q) if not self.reads(loop.body, loop.vars["j" if v == j else "q"])
+        ]
+        if unused:
+            head.append(f"{pad}        {' '.join(unused)}")
+        return [*head, *self.body(loop.body, depth + 2), f"{pad}    }}", f"{pad}}}"]
+
+    @staticmethod
+    def reads(body: tuple[Stmt, ...], index: Index) -> bool:
+        for st in walk(body):
+            exprs = [getattr(st, a) for a in ("expr", "target", "cond") if hasattr(st, a)]
+            if isinstance(st, Loop) and isinstance(st.space, Spikes):
+                exprs.append(st.space.step)
+            if any(index in sympy.sympify(e).free_symbols for e in exprs):
+                return True
+        return False
 
     def optional_targets(self, body: tuple[Stmt, ...]) -> list[str]:
         stores = [s for s in walk(body) if isinstance(s, Store)]
@@ -517,6 +563,13 @@ def _comment(a: Array) -> str:
     return text.replace("*/", "* /")
 
 
+def _runtime_owner(a: Array, kernel: Kernel) -> str:
+    """The key the runtime files an array under: a trained param `bias` of population `out` (and
+    its gradient) is the weight `bias_out`; every other array is its owner's."""
+    trained = a.role == Role.PARAM or (a.role == Role.GRADIENT and a.var is not None)
+    return f"{a.var}_{a.owner}" if trained and a.owner in kernel.populations else a.owner
+
+
 def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
     kind = MANIFEST_KIND.get(a.role)
     if a.name.startswith("in_"):  # the loader fills every input-side array of a generator
@@ -535,7 +588,7 @@ def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
         "shape": list(a.shape),
         "kind": kind or a.role.value,
         "role": a.role.value,
-        "owner": a.owner,
+        "owner": _runtime_owner(a, kernel),
         "var": a.var,
         "init": a.init,
         "comment": a.comment,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snnc.backends.c.eprop import build_eprop_network
+from snnc.backends.c.backend import build_eprop_network
 from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.frontend import load_source
 from snnc.passes.discretise import discretise

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snnc.backends.c.backend import build_network
-from snnc.backends.c.eprop import build_eprop_network
+from snnc.backends.c.backend import build_eprop_network, build_network
 from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.backends.c.loader import NativeArtefact
 from snnc.frontend import load_source

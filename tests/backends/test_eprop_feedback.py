@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snnc.backends.c.eprop import build_eprop_network, generate_eprop
+from snnc.backends.c.backend import build_eprop_network, generate_eprop
 from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.backends.genn import emit_genn, generate, have_pygenn, load_genn
 

@@ -183,7 +183,7 @@ def test_eprop_trainer_protocol_matches_the_c_backend(tmp_path: Path, example: s
     """set_targets -> run -> backward, as the trainer drives it: a padded batch (2 real rows of 3), a
     plain run before it (whose regulariser terms must not leak in), a non-zero trained output bias.
     Spikes, readouts and every gradient, the bias's included, agree with the C e-prop kernel."""
-    from snnc.backends.c.eprop import build_eprop_network
+    from snnc.backends.c.backend import build_eprop_network
     from snnc.backends.c.eprop_loader import EpropArtefact
 
     batch, real = 3, 2

@@ -2,7 +2,7 @@
 their meaning without any backend, so a schedule pass can be checked against a backend's results.
 
 One batch row at a time, each statement's expression compiled once with `sympy.lambdify`; arrival
-loops know dense, sparse and one-to-one connectivity, generators know `spike_source`.
+and synapse loops know dense, sparse and one-to-one connectivity, generators know `spike_source`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from snnc.ir.kernel import (
     Row,
     Spikes,
     Store,
+    Synapses,
 )
 
 
@@ -155,6 +156,11 @@ class Interpreter:
             i = self.compiled(space.pre)(env, self.arrays)
             for j, q in self.targets(space.projection, info, int(i)):
                 yield {v["j"]: j, v["q"]: q}
+        elif isinstance(space, Synapses):
+            info = self.kernel.projections[space.projection]
+            for i in range(self.kernel.populations[info.pre]):
+                for j, q in self.targets(space.projection, info, i):
+                    yield {v["i"]: i, v["j"]: j, v["q"]: q}
         else:
             raise TypeError(type(space).__name__)
 

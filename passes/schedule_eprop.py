@@ -1,0 +1,608 @@
+"""Lower e-prop (`EpropIR`, `snnc.passes.eprop`) into the kernel IR, beside the forward step.
+
+The kernel keeps the forward schedule (`schedule_forward`) and its entry `run`, a plain forward
+pass, and adds the entry `eprop_run`, which also accumulates the gradients. Per step k it runs, in
+the order `snnc.passes.eprop` documents:
+
+1. `zpre__<P>` for every e-prop projection P: the presynaptic spikes emitted at `k - 1 - delay`,
+   0/1 per pre neuron, read before any population of this step overwrites its spike list;
+2. the forward deliveries and input generators (and any population e-prop does not train);
+3. per output population: `learn_step__<pop>` (its forward step with taps), then `learn__<pop>`:
+   eligibility propagation (start-of-step values), the reductions and errors E, the exact
+   output-weight and bias gradients;
+4. per hidden population: `signal__<pop>` (`L_j = Σ c Σ_k B_jk E_k` from this step's errors), its
+   forward step with taps, then `learn__<pop>`: propagate, trace, accumulate, filter and jump of
+   every incoming projection, at the pre-reset values of this step.
+
+What e-prop reads from inside a neuron's step (start-of-step and pre-reset states, inputs, synapse
+states, ψ, z, the refractory flag, the filtered rate) the forward step stores through taps
+(`schedule_forward.Tap`) into per-neuron arrays, and the learning phases loop over the synapses of
+each projection reading them there: the same arithmetic as the fused loops of the old C kernel, in
+the same order per synapse. Eligibilities with one value per presynaptic neuron (scope "pre") are
+propagated into a `next` array and committed at the end of the phase, so that every synapse reads
+both the old and the new value.
+
+Array roles: eligibilities, filtered traces and the filtered rate are ELIGIBILITY; gradients per
+batch row GRADIENT; labels and per-step targets TARGET; fixed random feedback B FEEDBACK; the output
+bias a PARAM of its population (which `schedule_forward` reads from its array, as any kept param);
+what one phase hands to a later one SCRATCH. The runtime zeroes ELIGIBILITY and GRADIENT arrays
+before every run. Array names start with `e` (`ee_<P>__<state>`, `eg_<P>`, ...) and phase names
+contain `__`, so none equals a forward array or phase of the same network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import sympy
+from snnc.ir import names
+from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
+from snnc.ir.kernel import (
+    BATCH,
+    STEP,
+    Array,
+    ElementRef,
+    Entry,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Phase,
+    PhaseKind,
+    Role,
+    Spikes,
+    Stmt,
+    Store,
+    Synapses,
+)
+from snnc.ir.model import Network
+from snnc.ir.names import array as array_name
+from snnc.ir.symbols import TIME, TIMESTEP, sym
+
+from .schedule_forward import Tap, schedule_forward
+
+I, J, Q = Index("i"), Index("j"), Index("q")  # noqa: E741 (the kernel IR's index names)
+SYNAPSE_VARS = {"i": I, "j": J, "q": Q}
+ZERO, ONE = sympy.Float(0.0), sympy.Float(1.0)
+
+#: where a per-neuron symbol's value is read: at the start of the step (propagate) or at the spike
+START, SPIKE = "start", "spike"
+
+
+def element(name: str, *index: sympy.Expr) -> ElementRef:
+    return ElementRef(sympy.IndexedBase(name), *index)
+
+
+def pruned(body: list[Stmt]) -> tuple[Stmt, ...]:
+    """`body` without the lets nothing after them reads (a synapse loop loads only what it uses)."""
+    out: list[Stmt] = []
+    read: set[sympy.Basic] = set()
+    for st in reversed(body):
+        if isinstance(st, Let) and st.local not in read:
+            continue
+        out.append(st)
+        for expr in (getattr(st, "expr", None), getattr(st, "target", None)):
+            if expr is not None:
+                read |= sympy.sympify(expr).free_symbols
+    return tuple(reversed(out))
+
+
+@dataclass
+class _Schedule:
+    network: Network
+    ir: EpropIR
+    arrays: dict[str, Array] = field(default_factory=dict)
+    taps: dict[str, list[Tap]] = field(default_factory=dict)
+
+    def add(self, array: Array) -> Array:
+        if array.name not in self.arrays:
+            self.arrays[array.name] = array
+        return self.arrays[array.name]
+
+    def size(self, population: str) -> int:
+        return self.network.populations[population].size
+
+    def per_neuron(
+        self, prefix: str, pop: str, var: str, role: Role = Role.SCRATCH, part: str | None = None
+    ) -> Array:
+        """A [batch, neuron] array of `pop` holding `var`: `<prefix>_<pop>` or `<prefix>_<pop>__<part>`."""
+        name = array_name(prefix, pop, *([part] if part else []))
+        return self.add(Array(name, role, pop, ("batch", self.size(pop)), var=var))
+
+    # ------------------------------------------------------------------ per-neuron values
+    def tap(self, pop: str, array: Array, expr: sympy.Expr, at: str, comment: str) -> None:
+        target = array[BATCH, J]
+        if all(t.target != target for t in self.taps.get(pop, [])):
+            self.taps.setdefault(pop, []).append(Tap(target, expr, at, comment=comment))
+
+    def neuron_value(self, pop: str, name: str, where: str) -> Array:
+        """The array a tap fills with the post neuron's `name` (a state, input, temp or synapse
+        state; ψ, z or the refractory flag) as the learning phases read it."""
+        model = self.network.models[self.network.populations[pop].model]
+        if name in model.states and where == START:
+            array = self.per_neuron("es", pop, name, Role.SCRATCH, name)
+            state = element(array_name("p", pop, name), BATCH, J)  # not yet stored: start of step
+            self.tap(pop, array, state, "update", f"{name} at the start of the step")
+            return array
+        temps = dict(self.network.specialised.populations[pop].temps)
+        if name in model.states or name in model.inputs or name in temps or names.is_coupled(name):
+            array = self.per_neuron("eu", pop, name, Role.SCRATCH, name)
+            self.tap(pop, array, sym(name), "update", f"{name} after the update, before the reset")
+            return array
+        if name == names.REFRACTORY:
+            array = self.per_neuron("erf", pop, name)
+            self.tap(pop, array, sym(name), "update", "1 while refractory in this step")
+            return array
+        if name == names.Z:
+            array = self.per_neuron("ez", pop, name)
+            self.tap(pop, array, sym(name), "end", "spiked in this step")
+            return array
+        if name == names.PSI:
+            he = self.ir.hidden[pop]
+            array = self.per_neuron("epsi", pop, name)
+            self.tap(pop, array, self.numbers(he.psi, pop), "update", "pseudo-derivative, pre-reset")
+            return array
+        if name == names.F_AVG:
+            return self.f_avg(pop)
+        if name == names.LEARNING_SIGNAL:
+            return self.per_neuron("eL", pop, name)
+        if name == names.ERROR:
+            return self.per_neuron("eE", pop, name)
+        raise AssertionError(f"e-prop schedule: no per-neuron value '{name}' of population '{pop}'")
+
+    def f_avg(self, pop: str) -> Array:
+        array = self.per_neuron("ea", pop, names.F_AVG, Role.ELIGIBILITY)
+        he = self.ir.hidden[pop]
+        expr = self.numbers(he.f_avg.expr, pop).xreplace({sym(names.F_AVG): array[BATCH, J]})
+        self.tap(pop, array, expr, "end", "filtered firing rate")
+        return array
+
+    def values(self, pop: str, projection: str | None = None) -> dict[sympy.Symbol, sympy.Expr]:
+        """Params and derived params of the post population (and the projection's synapse, as
+        coupled names) by value; a kept (trained) param reads its array."""
+        sp = self.network.specialised.populations[pop]
+        out = {sym(k): v for k, v in sp.values if k not in sp.kept}
+        out |= {sym(k): element(array_name("tp", pop, k), J) for k in sp.kept}
+        out[sym(TIME)] = STEP * sympy.Float(self.network.dt, 17)
+        if projection is not None and projection in self.network.specialised.projections:
+            syn = self.network.specialised.projections[projection]
+            out |= {sym(names.coupled(k, projection)): v for k, v in syn.values if k != TIMESTEP}
+        return out
+
+    def numbers(self, expr: sympy.Expr, pop: str, projection: str | None = None) -> sympy.Expr:
+        return sympy.sympify(expr).xreplace(self.values(pop, projection))
+
+    def bind(
+        self,
+        expr: sympy.Expr,
+        pop: str,
+        where: str,
+        known: dict[sympy.Symbol, sympy.Expr],
+        projection: str | None = None,
+    ) -> sympy.Expr:
+        """`expr` with params as numbers, `known` symbols replaced, and every other symbol read from
+        the per-neuron array of post neuron `j` of `pop`."""
+        expr = sympy.sympify(expr).xreplace(known).xreplace(self.values(pop, projection))
+        labels = {r.base.label for r in expr.atoms(sympy.Indexed)}
+        free = [
+            s
+            for s in expr.free_symbols
+            if isinstance(s, sympy.Symbol) and not isinstance(s, Index | Local) and s not in labels
+        ]
+        return expr.xreplace({s: self.neuron_value(pop, s.name, where)[BATCH, J] for s in free})
+
+    # ------------------------------------------------------------------ projections
+    def eligibility_arrays(self, pe: ProjectionEprop) -> dict[str, tuple[Array, Array | None]]:
+        """Each eligibility's array (per pre neuron or per synapse) and, for scope "pre", its next value."""
+        n_pre, n_post = self.size(pe.pre), self.size(pe.post)
+        out = {}
+        for e in pe.eligibilities:
+            pre = e.scope == "pre"
+            shape = ("batch", n_pre) if pre else ("batch", n_pre, n_post)
+            arr = self.add(
+                Array(
+                    array_name("ee", pe.projection, e.state),
+                    Role.ELIGIBILITY,
+                    pe.projection,
+                    shape,
+                    var=e.name,
+                    comment=f"d{e.state}/dW" + (", one per pre neuron" if pre else ""),
+                )
+            )
+            nxt = None
+            if pre:
+                nxt = self.add(
+                    Array(
+                        array_name("en", pe.projection, e.state),
+                        Role.SCRATCH,
+                        pe.projection,
+                        shape,
+                        var=e.name,
+                        comment=f"next d{e.state}/dW",
+                    )
+                )
+            out[e.name] = (arr, nxt)
+        return out
+
+    def zpre(self, pe: ProjectionEprop) -> Array:
+        return self.add(
+            Array(
+                array_name("ezp", pe.projection),
+                Role.SCRATCH,
+                pe.projection,
+                ("batch", self.size(pe.pre)),
+                var=names.Z_PRE,
+                comment="presynaptic spikes delivered this step",
+            )
+        )
+
+    def zpre_phase(self, pe: ProjectionEprop) -> Phase:
+        z = self.zpre(pe)
+        body = (
+            Loop(Neurons(pe.pre), (Store(z[BATCH, I], ZERO),), {"j": I}),
+            Loop(
+                Spikes(pe.pre, STEP - 1 - pe.delay_steps),
+                (Store(z[BATCH, I], ONE),),
+                {"i": I},
+                comment=f"spikes of {pe.pre} emitted {1 + pe.delay_steps} step(s) ago",
+            ),
+        )
+        return Phase(f"zpre__{pe.projection}", PhaseKind.LEARN, body, f"z_pre of {pe.projection}, dense 0/1")
+
+    def gradient(self, pe: ProjectionEprop) -> Array:
+        return self.add(
+            Array(
+                array_name("eg", pe.projection),
+                Role.GRADIENT,
+                pe.projection,
+                ("batch", self.size(pe.pre), self.size(pe.post)),
+                comment="dL/dW per batch row",
+            )
+        )
+
+    def pre_propagate(self, pe: ProjectionEprop) -> list[Stmt]:
+        """Scope-"pre" eligibilities: their next value, once per presynaptic neuron."""
+        eligs = self.eligibility_arrays(pe)
+        pre = [e for e in pe.eligibilities if e.scope == "pre"]
+        if not pre:
+            return []
+        known = {sym(names.Z_PRE): self.zpre(pe)[BATCH, I]}
+        known |= {sym(e.name): eligs[e.name][0][BATCH, I] for e in pre}
+        prop = {a.target: a.expr for a in pe.propagate}
+        body = tuple(
+            Store(
+                eligs[e.name][1][BATCH, I],
+                self.bind(prop[e.name], pe.post, START, known, pe.projection),
+                comment=f"propagate {e.name}",
+            )
+            for e in pre
+        )
+        return [Loop(Neurons(pe.pre), body, {"j": I}, comment=f"{pe.projection}: per pre neuron")]
+
+    def pre_commit(self, pe: ProjectionEprop) -> list[Stmt]:
+        eligs = self.eligibility_arrays(pe)
+        body = tuple(
+            Store(eligs[e.name][0][BATCH, I], eligs[e.name][1][BATCH, I])
+            for e in pe.eligibilities
+            if e.scope == "pre"
+        )
+        return [Loop(Neurons(pe.pre), body, {"j": I})] if body else []
+
+    def synapse_values(self, pe: ProjectionEprop) -> tuple[list[Stmt], dict, dict]:
+        """Lets for z_pre and the old (and, for scope "pre", next) eligibilities of synapse (i, j):
+        the symbols of the start-of-step expressions and those of the spike phase."""
+        eligs = self.eligibility_arrays(pe)
+        lets: list[Stmt] = [Let(Local("__z_pre"), self.zpre(pe)[BATCH, I])]
+        old = {sym(names.Z_PRE): Local("__z_pre")}
+        new: dict[sympy.Symbol, sympy.Expr] = {}
+        for e in pe.eligibilities:
+            arr, nxt = eligs[e.name]
+            if e.scope == "pre":
+                lets.append(Let(Local(f"{e.name}__old"), arr[BATCH, I]))
+                lets.append(Let(Local(f"{e.name}__new"), nxt[BATCH, I]))
+            else:
+                lets.append(Let(Local(f"{e.name}__old"), arr[BATCH, I, J]))
+            old[sym(e.name)] = Local(f"{e.name}__old")
+            new[sym(e.name)] = Local(f"{e.name}__new")
+        return lets, old, new
+
+    def propagate_synapses(self, pe: ProjectionEprop, old: dict) -> list[Stmt]:
+        prop = {a.target: a.expr for a in pe.propagate}
+        return [
+            Let(
+                Local(f"{e.name}__new"),
+                self.bind(prop[e.name], pe.post, START, old, pe.projection),
+                f"propagate {e.name}",
+            )
+            for e in pe.eligibilities
+            if e.scope != "pre"
+        ]
+
+    def hidden_projection(self, pe: ProjectionEprop) -> Loop:
+        """Propagate, trace, accumulate, filter and jump for every synapse of a hidden projection."""
+        eligs = self.eligibility_arrays(pe)
+        lets, old, new = self.synapse_values(pe)
+        body = [*lets, *self.propagate_synapses(pe, old)]
+        e, ebar = Local(f"{pe.trace_name}"), Local(f"{pe.filtered_name}")
+        filtered = self.add(
+            Array(
+                array_name("ef", pe.projection),
+                Role.ELIGIBILITY,
+                pe.projection,
+                ("batch", self.size(pe.pre), self.size(pe.post)),
+                var=pe.filtered_name,
+                comment="low-pass filtered eligibility trace",
+            )
+        )
+        spike = {**new, sym(pe.trace_name): e, sym(pe.filtered_name): ebar}
+        body.append(Let(e, self.bind(pe.trace, pe.post, SPIKE, spike, pe.projection), "eligibility trace"))
+        body.append(Let(ebar, filtered[BATCH, I, J], "filtered trace before this step's filter"))
+        body.append(
+            Store(
+                self.gradient(pe)[BATCH, I, J],
+                self.bind(pe.accumulate, pe.post, SPIKE, spike, pe.projection),
+                "+=",
+            )
+        )
+        body.append(
+            Store(filtered[BATCH, I, J], self.bind(pe.filter.expr, pe.post, SPIKE, spike, pe.projection))
+        )
+        jumped = {a.target: a.expr for a in pe.jump}
+        for el in pe.eligibilities:
+            if el.scope == "pre":
+                if el.name in jumped:
+                    raise AssertionError(f"e-prop: eligibility {el.name} is jumped but marked 'pre'")
+                continue
+            value = (
+                self.bind(jumped[el.name], pe.post, SPIKE, spike, pe.projection)
+                if el.name in jumped
+                else Local(f"{el.name}__new")
+            )
+            body.append(
+                Store(eligs[el.name][0][BATCH, I, J], value, comment="jump" if el.name in jumped else "")
+            )
+        return Loop(Synapses(pe.projection), pruned(body), dict(SYNAPSE_VARS), comment=pe.projection)
+
+    def output_propagate(self, pe: ProjectionEprop) -> list[Stmt]:
+        eligs = self.eligibility_arrays(pe)
+        lets, old, _ = self.synapse_values(pe)
+        props = self.propagate_synapses(pe, old)
+        if not props:
+            return []
+        stores = [
+            Store(eligs[e.name][0][BATCH, I, J], Local(f"{e.name}__new"))
+            for e in pe.eligibilities
+            if e.scope != "pre"
+        ]
+        body = pruned([*lets, *props, *stores])
+        return [Loop(Synapses(pe.projection), body, dict(SYNAPSE_VARS), comment=pe.projection)]
+
+    def output_accumulate(self, pe: ProjectionEprop) -> Loop:
+        eligs = self.eligibility_arrays(pe)
+        lets: list[Stmt] = []
+        new = {}
+        for e in pe.eligibilities:
+            arr, nxt = eligs[e.name]
+            value = nxt[BATCH, I] if e.scope == "pre" else arr[BATCH, I, J]
+            lets.append(Let(Local(f"{e.name}__new"), value))
+            new[sym(e.name)] = Local(f"{e.name}__new")
+        grad = Store(
+            self.gradient(pe)[BATCH, I, J], self.bind(pe.accumulate, pe.post, SPIKE, new, pe.projection), "+="
+        )
+        body = pruned([*lets, grad])
+        return Loop(Synapses(pe.projection), body, dict(SYNAPSE_VARS), comment=f"dW of {pe.projection}")
+
+    # ------------------------------------------------------------------ populations
+    def output(self, oe: OutputEprop) -> Phase:
+        pop, n = oe.population, self.size(oe.population)
+        projections = [pe for pe in self.ir.projections.values() if pe.role == "output" and pe.post == pop]
+        yv = self.per_neuron("ey", pop, oe.var, Role.SCRATCH)
+        self.tap(pop, yv, sym(oe.var), "update", f"readout value {oe.var} this step")
+        error = self.neuron_value(pop, names.ERROR, SPIKE)
+        body: list[Stmt] = []
+        for pe in projections:
+            body += self.pre_propagate(pe)
+            body += self.output_propagate(pe)
+        bias = oe.bias
+        if bias is not None:
+            body.append(self.bias_propagate(oe, bias))
+        reds = {}
+        for k, (name, kind, expr) in enumerate(oe.reductions):
+            red = self.add(
+                Array(
+                    array_name("er", pop, str(k)),
+                    Role.SCRATCH,
+                    pop,
+                    ("batch",),
+                    var=name,
+                    comment=f"{kind} over {pop}",
+                )
+            )
+            x = sympy.sympify(expr).xreplace({sym(oe.var): yv[BATCH, J], **reds})
+            here = red[BATCH]
+            init = sympy.S.NegativeInfinity if kind == "max" else ZERO
+            update = sympy.Max(here, x) if kind == "max" else here + x
+            body.append(Store(here, init, comment=f"{name} = {kind} over the population"))
+            body.append(Loop(Neurons(pop), (Store(here, update),), {"j": J}))
+            reds[sym(name)] = here
+        label = self.add(
+            Array(
+                array_name("et", pop),
+                Role.TARGET,
+                pop,
+                ("batch",),
+                "int32",
+                var="label",
+                comment="label (-1: none)",
+            )
+        )
+        ytrue = Local("__y_true")
+        if oe.loss == "sparse_categorical_crossentropy":
+            truth = sympy.Piecewise((ONE, sympy.Eq(J, label[BATCH])), (ZERO, True))
+        else:
+            values = self.add(
+                Array(
+                    array_name("etv", pop),
+                    Role.TARGET,
+                    pop,
+                    ("batch", "steps", n),
+                    var="value",
+                    comment="targets per step",
+                )
+            )
+            truth = values[BATCH, STEP, J]
+        on = sympy.And(label[BATCH] >= 0, STEP >= oe.error_start_step)
+        err = sympy.sympify(oe.error).xreplace({sym(oe.var): yv[BATCH, J], **reds, sym(names.Y_TRUE): ytrue})
+        body.append(
+            Loop(
+                Neurons(pop),
+                (
+                    Let(ytrue, truth),
+                    Store(error[BATCH, J], sympy.Piecewise((err, on), (ZERO, True)), comment="error E"),
+                ),
+                {"j": J},
+            )
+        )
+        for pe in projections:
+            body.append(self.output_accumulate(pe))
+        if bias is not None:
+            body.append(self.bias_accumulate(oe, bias))
+        for pe in projections:
+            body += self.pre_commit(pe)
+        return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of output {pop}: {oe.loss}")
+
+    def bias_arrays(self, oe: OutputEprop, bias: ProjectionEprop) -> dict[str, Array]:
+        return {
+            e.name: self.per_neuron("eeb", oe.population, e.name, Role.ELIGIBILITY, e.state)
+            for e in bias.eligibilities
+        }
+
+    def bias_propagate(self, oe: OutputEprop, bias: ProjectionEprop) -> Loop:
+        arrays = self.bias_arrays(oe, bias)
+        old = {sym(e): Local(f"{e}__old") for e in arrays}
+        lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
+        prop = {a.target: a.expr for a in bias.propagate}
+        stores = [
+            Store(a[BATCH, J], self.bind(prop[e], oe.population, START, old), comment=f"propagate {e}")
+            for e, a in arrays.items()
+        ]
+        return Loop(Neurons(oe.population), (*lets, *stores), {"j": J}, comment="output bias eligibility")
+
+    def bias_accumulate(self, oe: OutputEprop, bias: ProjectionEprop) -> Loop:
+        arrays = self.bias_arrays(oe, bias)
+        grad = self.per_neuron("egb", oe.population, "bias", Role.GRADIENT, "bias")
+        new = {sym(e): a[BATCH, J] for e, a in arrays.items()}
+        return Loop(
+            Neurons(oe.population),
+            (Store(grad[BATCH, J], self.bind(bias.accumulate, oe.population, SPIKE, new), "+="),),
+            {"j": J},
+            comment="dL/dbias",
+        )
+
+    def signal(self, he: HiddenEprop) -> Phase:
+        """`L_j = Σ_terms c Σ_k B_jk E_k`, from this step's errors of the outputs."""
+        pop = he.population
+        body: list[Stmt] = []
+        total = sympy.S.Zero
+        for t in he.learning:
+            fb = self.add(
+                Array(
+                    array_name("efb", t.projection),
+                    Role.SCRATCH,
+                    t.projection,
+                    ("batch", self.size(pop)),
+                    var=names.feedback(t.projection),
+                    comment=f"sum_k B_jk E_k over {t.output}",
+                )
+            )
+            if t.feedback == "random":
+                b = self.add(
+                    Array(
+                        array_name("eB", t.projection),
+                        Role.FEEDBACK,
+                        t.projection,
+                        (self.size(pop), self.size(t.output)),
+                        comment="fixed random feedback",
+                    )
+                )[I, J]
+            else:
+                b = element(array_name("w", t.projection), Q)  # B = the current weights, transposed
+            errors = self.neuron_value(t.output, names.ERROR, SPIKE)[BATCH, J]
+            body.append(Loop(Neurons(pop), (Store(fb[BATCH, I], ZERO),), {"j": I}))
+            body.append(
+                Loop(
+                    Synapses(t.projection),
+                    (Store(fb[BATCH, I], b * errors, "+="),),
+                    dict(SYNAPSE_VARS),
+                    comment=f"feedback of {t.output}'s errors ({t.feedback})",
+                )
+            )
+            total = total + sympy.Float(float(t.scale)) * fb[BATCH, J]
+        signal = self.neuron_value(pop, names.LEARNING_SIGNAL, SPIKE)
+        body.append(Loop(Neurons(pop), (Store(signal[BATCH, J], total),), {"j": J}))
+        return Phase(f"signal__{pop}", PhaseKind.LEARN, tuple(body), f"learning signal of {pop}")
+
+    def hidden(self, he: HiddenEprop) -> Phase:
+        pop = he.population
+        projections = [pe for pe in self.ir.projections.values() if pe.role == "hidden" and pe.post == pop]
+        self.f_avg(pop)
+        body: list[Stmt] = []
+        for pe in projections:
+            body += self.pre_propagate(pe)
+        for pe in projections:
+            body.append(self.hidden_projection(pe))
+        for pe in projections:
+            body += self.pre_commit(pe)
+        return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of hidden {pop}")
+
+
+def schedule_eprop(network: Network, precision: str = "float") -> Kernel:
+    """The kernel of a specialised network carrying an `EpropIR`: the forward kernel with its entry
+    `run`, and the entry `eprop_run`, which also accumulates the gradients (see the module doc)."""
+    ir = network.training
+    if not isinstance(ir, EpropIR):
+        raise ValueError("schedule_eprop needs the eprop pass to have run")
+    if network.specialised is None:
+        raise ValueError("schedule_eprop needs the specialise pass to have run")
+    s = _Schedule(network, ir)
+    zpre = [s.zpre_phase(pe) for pe in ir.projections.values()]
+    learn = {oe.population: s.output(oe) for oe in ir.outputs.values()}
+    signals = {he.population: s.signal(he) for he in ir.hidden.values()}
+    learn |= {he.population: s.hidden(he) for he in ir.hidden.values()}
+    forward = schedule_forward(network, precision=precision)
+    tapped = schedule_forward(network, precision=precision, taps=s.taps)
+    steps = [p.name for p in forward.phases if p.kind == PhaseKind.FORWARD]
+    trained = [*ir.outputs, *ir.hidden]
+    order = [p.name for p in zpre]
+    order += [n for n in steps if n.startswith(("deliver_", "generate_"))]
+    order += [n for n in steps if n.startswith("step_") and n[len("step_") :] not in trained]
+    taps = []
+    for pop in trained:
+        step = dataclasses.replace(tapped.phase(f"step_{pop}"), name=f"learn_step__{pop}")
+        taps.append(step)
+        order += [*([signals[pop].name] if pop in signals else []), step.name, learn[pop].name]
+    return dataclasses.replace(
+        forward,
+        arrays=(*forward.arrays, *s.arrays.values()),
+        phases=(*forward.phases, *zpre, *taps, *signals.values(), *learn.values()),
+        entries=(*forward.entries, Entry("eprop_run", before=("reset",), per_step=tuple(order))),
+    )
+
+
+def eprop_kernel(network: Network, precision: str = "float") -> Kernel:
+    """Specialise, schedule and verify (an invalid kernel is an internal error)."""
+    from snnc.ir.kernel import verify_kernel
+
+    from .specialise import specialise
+
+    kernel = schedule_eprop(specialise(network), precision=precision)
+    problems = verify_kernel(kernel)
+    if problems:
+        raise AssertionError("the e-prop schedule made an invalid kernel:\n" + "\n".join(problems))
+    return kernel
+
+
+__all__ = ["eprop_kernel", "schedule_eprop"]

@@ -1,0 +1,108 @@
+"""The e-prop schedule in the kernel IR means Bellec's e-prop: the kernel, run by the plain interpreter
+(no backend), accumulates the ΔW of Bellec's equations written out in numpy
+(tests/passes/test_eprop_numeric.py), and its plain `run` entry is the forward pass alone."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from snnc.frontend import load_source
+from snnc.ir.kernel import PhaseKind, Role, kernel_to_text, verify_kernel, walk
+from snnc.passes.discretise import discretise
+from snnc.passes.eprop import eprop
+from snnc.passes.schedule_eprop import eprop_kernel
+
+from tests.passes.test_eprop_numeric import HIDDEN, SRC, bellec, make_data, simulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ir"))
+from kernel_interp import Interpreter  # noqa: E402
+
+STEPS = 30
+WEIGHTS = {"x_to_h": "w_in", "h_to_h": "w_rec", "h_to_out": "w_out"}
+
+
+def _kernel(kind: str, feedback: str):  # noqa: ANN202
+    net = eprop(discretise(load_source(SRC.format(hidden=HIDDEN[kind], fb=feedback), "n.snn")))
+    return eprop_kernel(net, precision="double")
+
+
+def _arrays(kernel, rows: list[dict]) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Every array at its initial value, the weights, bias and feedback of the data, the labels."""
+    d = rows[0]
+    arrays = {}
+    for a in kernel.arrays:
+        if a.optional or a.role == Role.INPUT:
+            continue
+        shape = tuple({"batch": len(rows), "steps": STEPS}.get(dim, dim) for dim in a.shape)
+        arrays[a.name] = np.full(shape, a.init, dtype=float)
+    for proj, key in WEIGHTS.items():
+        arrays[kernel.find(Role.WEIGHT, proj).name] = d[key].ravel()
+    arrays[kernel.find(Role.PARAM, "out", "bias").name] = d["bias"].copy()
+    for a in kernel.arrays:
+        if a.role == Role.FEEDBACK:
+            arrays[a.name] = d["b_rand"].copy()
+    arrays[kernel.find(Role.TARGET, "out", "label").name] = np.array([r["label"] for r in rows], float)
+    return arrays
+
+
+def _spikes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k, i = np.nonzero(x)
+    return k * 1.0, i
+
+
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+@pytest.mark.parametrize("kind", ["lif", "alif"])
+def test_the_eprop_kernel_accumulates_bellecs_gradients(kind: str, feedback: str) -> None:
+    adaptive = kind == "alif"
+    kernel = _kernel(kind, feedback)
+    assert verify_kernel(kernel) == []
+    d = make_data(seed=3)
+    rows = [d, {**d, "x": make_data(seed=11)["x"], "label": 0}]
+    arrays = _arrays(kernel, rows)
+    Interpreter(kernel, arrays).run(
+        "eprop_run", rows=len(rows), steps=STEPS, inputs={"x": [_spikes(r["x"]) for r in rows]}
+    )
+    ref: dict[str, np.ndarray] = {}
+    for r in rows:
+        for name, g in bellec(r, simulate(r, adaptive), adaptive, feedback).items():
+            ref[name] = ref.get(name, 0.0) + g
+    got = {proj: arrays[kernel.find(Role.GRADIENT, proj).name].sum(axis=0) for proj in WEIGHTS}
+    got["bias"] = arrays[kernel.find(Role.GRADIENT, "out", "bias").name].sum(axis=0)
+    for name, g in got.items():
+        assert np.abs(ref[name]).max() > 1e-3, name
+        np.testing.assert_allclose(g, ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_the_plain_run_entry_is_the_forward_pass_alone() -> None:
+    kernel = _kernel("alif", "random")
+    d = make_data(seed=3)
+    learning, plain = _arrays(kernel, [d]), _arrays(kernel, [d])
+    inputs = {"x": [_spikes(d["x"])]}
+    Interpreter(kernel, learning).run("eprop_run", rows=1, steps=STEPS, inputs=inputs)
+    Interpreter(kernel, plain).run("run", rows=1, steps=STEPS, inputs=inputs)
+    np.testing.assert_array_equal(plain["r_out"], learning["r_out"])
+    np.testing.assert_allclose(plain["r_out"][0], simulate(d, True)["vo"].sum(axis=0), rtol=1e-12)
+    run = next(e for e in kernel.entries if e.name == "run")
+    written = {
+        st.target.array
+        for name in run.phases()
+        for st in walk(kernel.phase(name).body)
+        if hasattr(st, "target")
+    }
+    e_prop = {a.name for a in kernel.arrays if a.role in (Role.ELIGIBILITY, Role.GRADIENT)}
+    assert e_prop and not written & e_prop, "the forward pass writes no e-prop array"
+    assert all(kernel.phase(n).kind != PhaseKind.LEARN for n in run.phases())
+
+
+def test_the_eprop_kernel_prints_its_schedule() -> None:
+    text = kernel_to_text(_kernel("lif", "symmetric"))
+    assert (
+        "entry eprop_run: before [reset], forward steps [zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, "
+        "deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, learn_step__out, learn__out, "
+        "signal__h, learn_step__h, learn__h]"
+    ) in text
+    assert "efb_h_to_out[b, i] += eE_out[b, j]*w_h_to_out[q]" in text  # symmetric: B = W
+    assert "array eg_x_to_h: gradient of x_to_h, scalar[batch, 3, 4]" in text
