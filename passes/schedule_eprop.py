@@ -187,11 +187,14 @@ class _Schedule:
         the per-neuron array of post neuron `j` of `pop`."""
         expr = sympy.sympify(expr).xreplace(known).xreplace(self.values(pop, projection))
         labels = {r.base.label for r in expr.atoms(sympy.Indexed)}
-        free = [
-            s
-            for s in expr.free_symbols
-            if isinstance(s, sympy.Symbol) and not isinstance(s, Index | Local) and s not in labels
-        ]
+        free = sorted(  # by name: the arrays are declared in the same order in every process
+            (
+                s
+                for s in expr.free_symbols
+                if isinstance(s, sympy.Symbol) and not isinstance(s, Index | Local) and s not in labels
+            ),
+            key=lambda s: s.name,
+        )
         return expr.xreplace({s: self.neuron_value(pop, s.name, where)[BATCH, J] for s in free})
 
     # ------------------------------------------------------------------ projections
@@ -559,7 +562,7 @@ class _Schedule:
         return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of hidden {pop}")
 
 
-def schedule_eprop(network: Network, precision: str = "float") -> Kernel:
+def schedule_eprop(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
     """The kernel of a specialised network carrying an `EpropIR`: the forward kernel with its entry
     `run`, and the entry `eprop_run`, which also accumulates the gradients (see the module doc)."""
     ir = network.training
@@ -572,8 +575,8 @@ def schedule_eprop(network: Network, precision: str = "float") -> Kernel:
     learn = {oe.population: s.output(oe) for oe in ir.outputs.values()}
     signals = {he.population: s.signal(he) for he in ir.hidden.values()}
     learn |= {he.population: s.hidden(he) for he in ir.hidden.values()}
-    forward = schedule_forward(network, precision=precision)
-    tapped = schedule_forward(network, precision=precision, taps=s.taps)
+    forward = schedule_forward(network, precision=precision, event_buffer=event_buffer)
+    tapped = schedule_forward(network, precision=precision, event_buffer=event_buffer, taps=s.taps)
     steps = [p.name for p in forward.phases if p.kind == PhaseKind.FORWARD]
     trained = [*ir.outputs, *ir.hidden]
     order = [p.name for p in zpre]
@@ -592,13 +595,13 @@ def schedule_eprop(network: Network, precision: str = "float") -> Kernel:
     )
 
 
-def eprop_kernel(network: Network, precision: str = "float") -> Kernel:
+def eprop_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
     """Specialise, schedule and verify (an invalid kernel is an internal error)."""
     from snnc.ir.kernel import verify_kernel
 
     from .specialise import specialise
 
-    kernel = schedule_eprop(specialise(network), precision=precision)
+    kernel = schedule_eprop(specialise(network), precision=precision, event_buffer=event_buffer)
     problems = verify_kernel(kernel)
     if problems:
         raise AssertionError("the e-prop schedule made an invalid kernel:\n" + "\n".join(problems))

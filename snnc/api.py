@@ -106,10 +106,14 @@ def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) ->
 def kernel(network: Network, precision: str = "float"):  # noqa: ANN201
     """The kernel IR the backends print for a discretised network (`snnc compile --emit kernel`).
 
-    The forward step of a network without training is scheduled today; EventProp and e-prop are
-    still scheduled by the backends' own renderers (issue 13), so a training network is refused."""
+    The forward step and e-prop are scheduled by the passes; EventProp is still scheduled by the C
+    backend's own renderer (issue 13), so an EventProp network is refused."""
+    from snnc.ir.eprop_ir import EpropIR
+    from snnc.passes.schedule_eprop import eprop_kernel
     from snnc.passes.schedule_forward import forward_kernel
 
+    if isinstance(network.training, EpropIR):
+        return eprop_kernel(network, precision=precision)
     if network.training is not None:
         raise DiagnosticError(
             Diagnostic(

@@ -192,6 +192,16 @@ def test_emit_kernel_prints_the_forward_kernel_the_c_backend_prints(tmp_path: Pa
     assert "--inference" in refused.stderr
 
 
+def test_emit_kernel_of_eprop_prints_the_learning_entry(tmp_path: Path) -> None:
+    example = str(ROOT / "examples" / "eprop_pattern.snn")
+    result = snnc("compile", example, "--emit", "kernel", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "kernel.txt").read_text()
+    assert "entry run: before [reset], forward steps [deliver_x_to_h" in text
+    assert "entry eprop_run: before [reset], forward steps [zpre__x_to_h" in text
+    assert "array eg_h_to_h: gradient of h_to_h, scalar[batch, 256, 256]" in text
+
+
 def test_a_cache_folder_that_cannot_exist_is_a_user_error_naming_it(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

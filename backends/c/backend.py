@@ -108,7 +108,7 @@ def _printed_kernel(
     network = dataclasses.replace(network, dt=plan.dt)
     if is_eprop(network):
         _require_dense(network)
-        kernel = eprop_kernel(network, precision=plan.precision)
+        kernel = eprop_kernel(network, precision=plan.precision, event_buffer=event_buffer)
         static.update(_eprop_static(network, kernel, plan.seed))
     elif _is_eventprop(network):
         _check_trainable(network)

@@ -357,28 +357,23 @@ class _Phase:
         n_pre, n_post = self.kernel.populations[info.pre], self.kernel.populations[info.post]
         i, j, q = (f"snnc_{loop.vars[v].name}" for v in ("i", "j", "q"))
         note = f"  /* {loop.comment} */" if loop.comment else ""
+        uses_j, uses_q = (self.reads(loop.body, loop.vars[v]) for v in ("j", "q"))
         head = [f"{pad}for (int64_t {i} = 0; {i} < {n_pre}; {i}++) {{{note}"]
         if info.kind == "dense":
-            head += [
-                f"{pad}    for (int64_t {j} = 0; {j} < {n_post}; {j}++) {{",
-                f"{pad}        const int64_t {q} = {i} * {n_post} + {j};",
-            ]
+            head.append(f"{pad}    for (int64_t {j} = 0; {j} < {n_post}; {j}++) {{")
+            head += [f"{pad}        const int64_t {q} = {i} * {n_post} + {j};"] if uses_q else []
         elif info.kind == "sparse":
             ptr, col = f"c_{name}__row_ptr", f"c_{name}__col_idx"
             self.used |= {ptr, col}
-            head += [
-                f"{pad}    for (int64_t {q} = {ptr}[{i}]; {q} < {ptr}[{i} + 1]; {q}++) {{",
-                f"{pad}        const int64_t {j} = {col}[{q}];",
-            ]
+            head.append(f"{pad}    for (int64_t {q} = {ptr}[{i}]; {q} < {ptr}[{i} + 1]; {q}++) {{")
+            head += [f"{pad}        const int64_t {j} = {col}[{q}];"] if uses_j else []
         elif info.kind == "one_to_one":
-            head += [f"{pad}    {{", f"{pad}        const int64_t {j} = {i}, {q} = {i};"]
+            head.append(f"{pad}    {{")
+            head += [
+                f"{pad}        const int64_t {v} = {i};" for v, used in ((j, uses_j), (q, uses_q)) if used
+            ]
         else:
             raise NotImplementedError(f"a loop over the synapses of {info.kind} connectivity")
-        unused = [
-            f"(void){v};" for v in (j, q) if not self.reads(loop.body, loop.vars["j" if v == j else "q"])
-        ]
-        if unused:
-            head.append(f"{pad}        {' '.join(unused)}")
         return [*head, *self.body(loop.body, depth + 2), f"{pad}    }}", f"{pad}}}"]
 
     @staticmethod

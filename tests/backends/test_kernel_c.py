@@ -5,12 +5,30 @@ same weights)."""
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
+
 import numpy as np
 import pytest
 from snnc.backends.c.backend import generate
 from snnc.backends.c.build import build
+from snnc.backends.c.kernel_printer import print_kernel
 from snnc.backends.c.loader import NativeArtefact
-from snnc.backends.c.render import render
+from snnc.backends.c.render import ABI_VERSION, render
+from snnc.ir.kernel import (
+    BATCH,
+    Array,
+    Entry,
+    Index,
+    Loop,
+    Phase,
+    PhaseKind,
+    Role,
+    Store,
+    Synapses,
+    verify_kernel,
+)
+from snnc.passes.schedule_forward import forward_kernel
 from snnc.runtime.artefact import RecordRequest
 
 from snnc.api import lower
@@ -109,3 +127,55 @@ def test_the_printed_kernel_delivers_through_convolutions_and_pools() -> None:
         np.testing.assert_array_equal(got.spikes[pop], want.spikes[pop], err_msg=pop)
     for key in want.vars:
         np.testing.assert_allclose(got.vars[key], want.vars[key], rtol=1e-13, atol=1e-15, err_msg=str(key))
+
+
+class _Sums(NativeArtefact):
+    """Runs the entry `sums` of a hand-made kernel instead of `run`."""
+
+    def _entry(self, struct, steps: int, seed: int) -> int:  # noqa: ANN001
+        self._lib.snnc_sums.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
+        return self._lib.snnc_sums(ctypes.byref(struct), self._batch, steps, seed)
+
+
+def test_the_printed_synapse_loops_visit_every_synapse_once() -> None:
+    """A phase that sums `w_ij * (i + 1)` into post neuron j over the synapses of a dense, a one-to-one
+    and a sparse projection gives numpy's sums over the same weights and structure."""
+    network = lower(SOURCE % "LeakyIntegrate(4, readout = avg_var)", dt=DT, duration=STEPS * DT)
+    kernel = forward_kernel(network, precision="double")
+    i, j, q = Index("i"), Index("j"), Index("q")
+    sums, body = [], []
+    for name, info in kernel.projections.items():
+        total = Array(f"t_{name}__sum", Role.SCRATCH, name, ("batch", kernel.populations[info.post]))
+        weight = kernel.find(Role.WEIGHT, name)
+        sums.append(total)
+        body.append(Loop(Synapses(name), (Store(total[BATCH, j], weight[q] * (i + 1), "+="),)))
+    kernel = dataclasses.replace(
+        kernel,
+        arrays=(*kernel.arrays, *sums),
+        phases=(*kernel.phases, Phase("sum_synapses", PhaseKind.REDUCE, tuple(body))),
+        entries=(*kernel.entries, Entry("sums", after=("sum_synapses",))),
+    )
+    assert verify_kernel(kernel) == []
+    code, arrays = print_kernel(kernel, precision="double", abi=ABI_VERSION)
+    assert "for (int64_t snnc_q = c_h_to_h__row_ptr[snnc_i]" in code
+    rendered, static, _ = generate(network, precision="double", seed=3)
+    manifest = {**rendered.manifest, "arrays": arrays}
+    art = _Sums(build(code, network.name).library, manifest, static, 2)
+    art.run(data(2))
+    for name, info in kernel.projections.items():
+        n_pre, n_post = kernel.populations[info.pre], kernel.populations[info.post]
+        w = np.asarray(art.weights[name], dtype=float).ravel()
+        rank = np.arange(1.0, n_pre + 1)
+        if info.kind == "dense":
+            want = rank @ w.reshape(n_pre, n_post)
+        elif info.kind == "one_to_one":
+            want = rank * w
+        else:
+            conn = art.connectivity(name)
+            want = np.zeros(n_post)
+            for pre in range(n_pre):
+                for slot in range(conn["row_ptr"][pre], conn["row_ptr"][pre + 1]):
+                    want[conn["col_idx"][slot]] += w[slot] * (pre + 1)
+        assert np.abs(want).max() > 0, name
+        for row in range(2):
+            np.testing.assert_allclose(art._arrays[f"t_{name}__sum"][row], want, rtol=1e-12, err_msg=name)
