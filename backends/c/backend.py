@@ -75,8 +75,9 @@ def generate(
 ) -> tuple[Rendered, dict[str, np.ndarray], NetworkPlan]:
     """Plan, draw initial weights with the seed, and render C (no compiling).
 
-    The one C generator for `--emit c` and for training: an e-prop network gets the forward code with
-    the e-prop kernel appended (`eprop.py`), an EventProp network `snnc_backward`.
+    The one C generator for `--emit c` and for training: a network without training and an e-prop
+    network get their scheduled kernel printed (entry `snnc_eprop_run` beside `snnc_run` for e-prop),
+    an EventProp network the templates with `snnc_backward`.
     """
     plan = plan_network(network, dt=dt, precision=precision, seed=seed)
     rng = np.random.default_rng(plan.seed)

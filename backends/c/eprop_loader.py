@@ -8,8 +8,8 @@ known before `run`. The protocol extension is one method::
     grads = art.backward(dl_dy)        # the accumulated ΔW (dl_dy is not used), summed over the batch
 
 `set_targets` applies to the next `run` only: a `run` with targets calls the kernel's entry
-`eprop_run`, one without its entry `run`, a plain forward pass (with the trained output bias). The trainer calls
-`driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
+`eprop_run`, one without its entry `run`, a plain forward pass (with the trained output bias). The
+trainer calls `driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
 projection names, plus `bias_<pop>` for each trained output bias (a "weight" of the artefact).
 
 e-prop's mse is a per-step loss (½ Σ_t ‖v_t − y*_t‖²), so an mse output with a `var` readout returns
