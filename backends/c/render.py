@@ -50,10 +50,7 @@ KIND_ROLES = {
     "input": Role.INPUT,
     "record": Role.RECORD,
     "events": Role.SPIKE_LIST,
-    "eprop": Role.ELIGIBILITY,
     "gradient": Role.GRADIENT,
-    "feedback": Role.FEEDBACK,
-    "target": Role.TARGET,
 }
 
 
