@@ -95,8 +95,8 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
 }
 
 /* phase reset (reset): every per-trial array to its initial value */
-static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_h__a = A->p_h__a;
     float* restrict p_h__v = A->p_h__v;
     float* restrict p_out__v = A->p_out__v;
@@ -140,8 +140,8 @@ static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t sn
 }
 
 /* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     int32_t* restrict sp_x__cnt = A->sp_x__cnt;
     int32_t* restrict sp_x__ids = A->sp_x__ids;
     const float* restrict w_x_to_h = A->w_x_to_h;
@@ -174,8 +174,8 @@ static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
 }
 
 /* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     int32_t* restrict sp_h__cnt = A->sp_h__cnt;
     int32_t* restrict sp_h__ids = A->sp_h__ids;
     const float* restrict w_h_to_h = A->w_h_to_h;
@@ -208,8 +208,8 @@ static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
 }
 
 /* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     int32_t* restrict sp_h__cnt = A->sp_h__cnt;
     int32_t* restrict sp_h__ids = A->sp_h__ids;
     const float* restrict w_h_to_out = A->w_h_to_out;
@@ -242,8 +242,8 @@ static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b,
 }
 
 /* phase generate_x (forward): input generator spike_source */
-static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     int64_t* restrict in_x__cursor = A->in_x__cursor;
     const int64_t* restrict in_x__end = A->in_x__end;
     const int32_t** restrict in_x__ids = A->in_x__ids;
@@ -281,8 +281,8 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
 }
 
 /* phase step_h (forward): population h: 100 x ALIF */
-static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_h__a = A->p_h__a;
     float* restrict p_h__v = A->p_h__v;
     int32_t* restrict q_h__flag = A->q_h__flag;
@@ -352,8 +352,8 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
 }
 
 /* phase step_out (forward): population out: 10 x LI */
-static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_out__v = A->p_out__v;
     int32_t* restrict q_out__flag = A->q_out__flag;
     int32_t* restrict q_out__refrac = A->q_out__refrac;
@@ -410,8 +410,8 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
 }
 
 /* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
-static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ezp_x_to_h = A->ezp_x_to_h;
     int32_t* restrict sp_x__cnt = A->sp_x__cnt;
     int32_t* restrict sp_x__ids = A->sp_x__ids;
@@ -431,8 +431,8 @@ static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
 }
 
 /* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 */
-static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ezp_h_to_h = A->ezp_h_to_h;
     int32_t* restrict sp_h__cnt = A->sp_h__cnt;
     int32_t* restrict sp_h__ids = A->sp_h__ids;
@@ -452,8 +452,8 @@ static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
 }
 
 /* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 */
-static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ezp_h_to_out = A->ezp_h_to_out;
     int32_t* restrict sp_h__cnt = A->sp_h__cnt;
     int32_t* restrict sp_h__ids = A->sp_h__ids;
@@ -473,8 +473,8 @@ static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, i
 }
 
 /* phase learn_step__out (forward): population out: 10 x LI */
-static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ey_out = A->ey_out;
     float* restrict p_out__v = A->p_out__v;
     int32_t* restrict q_out__flag = A->q_out__flag;
@@ -533,8 +533,8 @@ static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, 
 }
 
 /* phase learn_step__h (forward): population h: 100 x ALIF */
-static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ea_h = A->ea_h;
     float* restrict epsi_h = A->epsi_h;
     float* restrict p_h__a = A->p_h__a;
@@ -608,8 +608,8 @@ static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, in
 }
 
 /* phase signal__h (learn): learning signal of h */
-static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict eE_out = A->eE_out;
     float* restrict eL_h = A->eL_h;
     float* restrict efb_h_to_out = A->efb_h_to_out;
@@ -629,8 +629,8 @@ static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_
 }
 
 /* phase learn__out (learn): e-prop of output out: sparse_categorical_crossentropy */
-static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict eE_out = A->eE_out;
     float* restrict ee_h_to_out__v = A->ee_h_to_out__v;
     float* restrict eeb_out__v = A->eeb_out__v;
@@ -676,8 +676,8 @@ static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64
 }
 
 /* phase learn__h (learn): e-prop of hidden h */
-static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
-    (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict eL_h = A->eL_h;
     float* restrict ea_h = A->ea_h;
     float* restrict ee_h_to_h__a = A->ee_h_to_h__a;
@@ -740,14 +740,14 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, 0, num_steps, seed);
+        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_step_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_step_out(A, snnc_b, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -762,20 +762,20 @@ int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint6
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, 0, num_steps, seed);
+        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_zpre__x_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_out(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_deliver_x_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_learn_step__out(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_learn__out(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_signal__h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_learn_step__h(A, snnc_b, snnc_k, num_steps, seed);
-            snnc_learn__h(A, snnc_b, snnc_k, num_steps, seed);
+            snnc_zpre__x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_signal__h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__h(A, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
