@@ -573,7 +573,7 @@ def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:
         kind = "state" if a.owner in kernel.populations else "synapse_state"
     if a.role == Role.SPIKE_LIST and a.var in ("times", "count"):  # per-neuron spike-time buffers
         kind = "events"
-    if "events" in a.shape or a.role in (Role.ADJOINT, Role.GRADIENT, Role.TARGET):
+    if "events" in a.shape or a.role == Role.ADJOINT:
         kind = "grad_buf"  # allocated by the loader, written before it is read
     if a.role == Role.INPUT and a.var == "capacity":
         kind = "log_size"  # a spike list's capacity per trial: the loader's, grown with the data

@@ -162,6 +162,7 @@ class NativeArtefact:
                 "grad_state",
                 "grad_buf",
                 "log_size",
+                "gradient",
             ) or (a["kind"] == "input" and "batch" in a["shape"]):
                 self._arrays[a["name"]] = self._new_array(a)
         self.reset()
