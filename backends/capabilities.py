@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, Span
 from snnc.ir.discrete import delay_steps
 from snnc.ir.model import Network, Projection
@@ -19,11 +20,13 @@ CODE = "E-BACKEND-UNSUPPORTED"
 
 @dataclass(frozen=True)
 class Capabilities:
+    #: the connectivity layouts it prints (ir/connectivity.py `layout`), so a new kind of a known
+    #: layout needs no backend change
     connectivity: frozenset[str]
     gradients: frozenset[str]
     precisions: frozenset[str]
     generators: frozenset[str]
-    #: gradient algorithm -> the connectivity kinds whose weights it trains (absent: all it has)
+    #: gradient algorithm -> the layouts whose weights it trains (absent: all it has)
     trainable: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: gradient algorithms that cannot carry an axonal delay on a projection of the gradient path
     no_gradient_delays: frozenset[str] = frozenset()
@@ -46,7 +49,7 @@ def unsupported(
             refuse(f"has no input generator '{generator}' (population '{pop.name}')", pop.span)
     for proj in network.projections.values():
         kind = proj.connectivity.kind
-        if kind not in caps.connectivity:
+        if kind_of(kind).layout not in caps.connectivity:
             refuse(f"has no connectivity '{kind}' (projection '{proj.name}')", _span(proj))
     algorithm = _algorithm(network)
     if algorithm is None:
@@ -56,10 +59,10 @@ def unsupported(
         return out
     kinds = caps.trainable.get(algorithm)
     for proj in trained(network, algorithm):
-        if kinds is not None and proj.connectivity.kind not in kinds:
+        if kinds is not None and kind_of(proj.connectivity.kind).layout not in kinds:
             refuse(
-                f"trains {_list(kinds)} projections with {algorithm}; '{proj.name}' is "
-                f"{proj.connectivity.kind}",
+                f"trains projections of layout {_list(kinds)} with {algorithm}; '{proj.name}' is "
+                f"{proj.connectivity.kind} (layout {kind_of(proj.connectivity.kind).layout})",
                 proj.span or proj.connectivity.span,
                 "mark it `trainable = false`, or use another connectivity or backend",
             )

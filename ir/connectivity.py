@@ -83,6 +83,10 @@ class ConnectivityKind:
 
     kind: ClassVar[str]  # Connectivity.kind in the IR
     calls: ClassVar[tuple[str, ...]]  # how a .snn file spells it
+    #: how its synapses are stored and walked, all a backend needs to print its loops: "dense"
+    #: ([pre, post] weights), "csr" (drawn rows: row_ptr, col_idx, one weight per synapse),
+    #: "one_to_one" (one weight per pre neuron) or "window" (conv2d/avg_pool2d geometry)
+    layout: ClassVar[str] = "dense"
     spec: ClassVar[tuple[Arg, ...]] = ()
     trainable: ClassVar[bool] = True
     #: code of the error raised when a Network built without the frontend does not fit
@@ -149,12 +153,10 @@ class Dense(ConnectivityKind):
         return np.array(arrays["weight"], dtype=np.float64).reshape(num_pre, num_post)
 
 
-class FixedProbability(ConnectivityKind):
-    """Each pair is connected with probability p, drawn once with the seed; weights in CSR order."""
+class _Csr(ConnectivityKind):
+    """A structure drawn once with the seed, stored as CSR rows; weights in CSR order."""
 
-    kind = "sparse"
-    calls = ("Sparse", "FixedProbability")
-    spec = (Arg("p", "probability"),)
+    layout = "csr"
 
     def weight_shape(self, num_pre: int, num_post: int, geometry: Geometry) -> Shape:
         return (-1,)
@@ -168,8 +170,7 @@ class FixedProbability(ConnectivityKind):
         rng: np.random.Generator,
         weights: WeightDraw,
     ) -> Arrays:
-        p = float(args["p"])
-        mask = rng.random((num_pre, num_post)) < p
+        mask = self.mask(args, num_pre, num_post, rng)
         counts = mask.sum(axis=1)
         col_idx = np.nonzero(mask)[1].astype(np.int32)
         return {
@@ -177,6 +178,10 @@ class FixedProbability(ConnectivityKind):
             "col_idx": col_idx,
             "weight": weights((int(col_idx.size),)),
         }
+
+    def mask(self, args: Args, num_pre: int, num_post: int, rng: np.random.Generator) -> np.ndarray:
+        """The [pre, post] boolean matrix of existing synapses."""
+        raise NotImplementedError
 
     def dense_equivalent(self, arrays: Arrays, num_pre: int, num_post: int, geometry: Geometry) -> np.ndarray:
         m = np.zeros((num_pre, num_post))
@@ -186,8 +191,20 @@ class FixedProbability(ConnectivityKind):
         return m
 
 
+class FixedProbability(_Csr):
+    """Each pair is connected with probability p, drawn once with the seed; weights in CSR order."""
+
+    kind = "sparse"
+    calls = ("Sparse", "FixedProbability")
+    spec = (Arg("p", "probability"),)
+
+    def mask(self, args: Args, num_pre: int, num_post: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.random((num_pre, num_post)) < float(args["p"])
+
+
 class OneToOne(ConnectivityKind):
     kind = "one_to_one"
+    layout = "one_to_one"
     calls = ("OneToOne",)
     mismatch_code = "E-ONE-TO-ONE"
 
@@ -217,6 +234,7 @@ class OneToOne(ConnectivityKind):
 class _Window(ConnectivityKind):
     """A 2-D window slid over an (H, W, C) population: Conv2D and AvgPool2D."""
 
+    layout = "window"
     mismatch_code = "E-CONV-SHAPE"
     window_arg: ClassVar[str]  # the argument holding the window size
 

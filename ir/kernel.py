@@ -301,14 +301,16 @@ class Entry:
 
 @dataclass(frozen=True)
 class ProjectionInfo:
-    """What loops over a projection need: its ends, connectivity kind, delay in steps and, for
-    window kinds (conv2d, avg_pool2d), their geometry."""
+    """What loops over a projection need: its ends, connectivity kind and layout (how its synapses
+    are stored: dense, csr, one_to_one, window; see ir/connectivity.py), delay in steps and, for
+    window kinds (conv2d, avg_pool2d), their geometry. Printers loop by layout, never by kind."""
 
     pre: str
     post: str
     kind: str
     delay_steps: int = 0
     geometry: dict[str, int] = field(default_factory=dict)  # window kinds: see ir/connectivity.py
+    layout: str = "dense"
 
 
 @dataclass(frozen=True)

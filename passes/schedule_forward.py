@@ -154,6 +154,7 @@ def schedule_forward(
             p.connectivity.kind,
             network.specialised.projections[p.name].delay_steps,
             kind_of(p.connectivity.kind).geometry(p.connectivity.args, network.populations[p.pre].shape),
+            kind_of(p.connectivity.kind).layout,
         )
         for p in network.projections.values()
     }

@@ -17,6 +17,7 @@ import numpy as np
 from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
 from snnc.backends.eprop_init import eprop_initial
+from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.kernel import Kernel, Role
@@ -32,16 +33,16 @@ from .render import ABI_VERSION, Rendered, manifest_facts
 
 CODE_EPROP_UNSUPPORTED = "E-EPROP-C-UNSUPPORTED"
 
-#: connectivity whose EventProp gradient rows the C printer prints
-GRAD_KINDS = ("dense", "sparse", "one_to_one", "conv2d")
+#: connectivity layouts whose EventProp gradient rows the C printer prints
+GRAD_LAYOUTS = ("dense", "csr", "one_to_one", "window")
 
 #: what this backend can do; `snnc check --backend c` refuses the rest with a location
 CAPABILITIES = Capabilities(
-    connectivity=frozenset({"dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"}),
+    connectivity=frozenset({"dense", "csr", "one_to_one", "window"}),
     gradients=frozenset({"eventprop", "eprop"}),
     precisions=frozenset({"float", "double"}),
     generators=frozenset({"spike_source", "poisson"}),
-    trainable={"eventprop": frozenset(GRAD_KINDS), "eprop": frozenset({"dense"})},
+    trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
 )
 
 
@@ -169,15 +170,15 @@ def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
 
 
 def _check_trainable(network: Network) -> None:
-    """Backward rows are printed for GRAD_KINDS only (the capability `snnc check` reads)."""
+    """Backward rows are printed for GRAD_LAYOUTS only (the capability `snnc check` reads)."""
     for name in network.training.weight_gradients:
         kind = network.projections[name].connectivity.kind
-        if kind not in GRAD_KINDS:
+        if kind_of(kind).layout not in GRAD_LAYOUTS:
             raise DiagnosticError(
                 Diagnostic(
                     "E-C-EVENTPROP",
                     f"projection '{name}' is {kind}: the C backend computes EventProp gradients for "
-                    f"{', '.join(GRAD_KINDS)} connectivity only",
+                    f"{', '.join(GRAD_LAYOUTS)} connectivity only",
                     None,
                     "mark it `trainable = false` or use dense/sparse connectivity",
                 )
@@ -190,7 +191,7 @@ def _require_dense(network: Network) -> None:
     feedback = {t.projection for he in ir.hidden.values() for t in he.learning}
     for name in sorted({*ir.projections, *feedback} & set(network.projections)):
         kind = network.projections[name].connectivity.kind
-        if kind not in CAPABILITIES.trainable["eprop"]:
+        if kind_of(kind).layout not in CAPABILITIES.trainable["eprop"]:
             what = "trains" if name in ir.projections else "sends feedback through"
             raise DiagnosticError(
                 Diagnostic(

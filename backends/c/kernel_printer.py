@@ -324,19 +324,18 @@ class _Phase:
     def row(self, loop: Loop, depth: int) -> list[str]:
         space: Row = loop.space
         info = self.kernel.projections[space.projection]
-        if info.kind not in ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"):
-            raise NotImplementedError(f"rows of {info.kind} connectivity")
-        window = info.kind in ("conv2d", "avg_pool2d")
+        window = info.layout == "window"
         if window and (
             {v.name for v in loop.vars.values()} != {"j", "q"} or self.pr.index(space.pre) != "snnc_i"
         ):
             raise NotImplementedError("window rows print their indices as snnc_i, snnc_j, snnc_q")
-        if info.kind == "sparse":
+        if info.layout == "csr":
             self.used |= {f"c_{space.projection}__row_ptr", f"c_{space.projection}__col_idx"}
         self.touch(space.pre)
         facts = {
             "name": space.projection,
             "kind": info.kind,
+            "layout": info.layout,
             "pre": self.pr.index(space.pre),
             "num_post": self.kernel.populations[info.post],
             "j": f"snnc_{loop.vars['j'].name}",
@@ -359,15 +358,15 @@ class _Phase:
         note = f"  /* {loop.comment} */" if loop.comment else ""
         uses_j, uses_q = (self.reads(loop.body, loop.vars[v]) for v in ("j", "q"))
         head = [f"{pad}for (int64_t {i} = 0; {i} < {n_pre}; {i}++) {{{note}"]
-        if info.kind == "dense":
+        if info.layout == "dense":
             head.append(f"{pad}    for (int64_t {j} = 0; {j} < {n_post}; {j}++) {{")
             head += [f"{pad}        const int64_t {q} = {i} * {n_post} + {j};"] if uses_q else []
-        elif info.kind == "sparse":
+        elif info.layout == "csr":
             ptr, col = f"c_{name}__row_ptr", f"c_{name}__col_idx"
             self.used |= {ptr, col}
             head.append(f"{pad}    for (int64_t {q} = {ptr}[{i}]; {q} < {ptr}[{i} + 1]; {q}++) {{")
             head += [f"{pad}        const int64_t {j} = {col}[{q}];"] if uses_j else []
-        elif info.kind == "one_to_one":
+        elif info.layout == "one_to_one":
             head.append(f"{pad}    {{")
             head += [
                 f"{pad}        const int64_t {v} = {i};" for v, used in ((j, uses_j), (q, uses_q)) if used
@@ -396,28 +395,28 @@ class _Phase:
     def arrivals(self, loop: Loop, depth: int) -> list[str]:
         space: Arrivals = loop.space
         info = self.kernel.projections[space.projection]
-        if info.kind not in ("dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"):
-            raise NotImplementedError(f"arrivals over {info.kind} connectivity")
+
         if {v.name for v in loop.vars.values()} != {"i", "j", "q"}:
             raise NotImplementedError("arrival loops print their indices as snnc_i, snnc_j, snnc_q")
         self.used |= {f"sp_{info.pre}__ids", f"sp_{info.pre}__cnt"}
-        if info.kind == "sparse":
+        if info.layout == "csr":
             self.used |= {f"c_{space.projection}__row_ptr", f"c_{space.projection}__col_idx"}
         p = {
             "name": space.projection,
             "pre": info.pre,
             "kind": info.kind,
+            "layout": info.layout,
             "delay": info.delay_steps,
             "pre_slots": self.slots(info.pre),
             "num_pre": self.kernel.populations[info.pre],
             "num_post": self.kernel.populations[info.post],
             "unroll": DENSE_UNROLL,
-            "additive": self.additive(loop) if info.kind == "dense" else None,
+            "additive": self.additive(loop) if info.layout == "dense" else None,
             "geo": dict(info.geometry),
         }
         lines = self.macro("arrivals_open", depth, p)
         if not p["additive"]:
-            lines += self.body(loop.body, depth + (6 if info.kind in ("conv2d", "avg_pool2d") else 3))
+            lines += self.body(loop.body, depth + (6 if info.layout == "window" else 3))
         return lines + self.macro("arrivals_close", depth, p)
 
     def additive(self, loop: Loop) -> dict[str, Any] | None:

@@ -24,11 +24,11 @@ BACKEND_ENV = "SNNC_GENN_BACKEND"
 
 #: what this backend can do; `snnc check --backend genn` refuses the rest with a location
 CAPABILITIES = Capabilities(
-    connectivity=frozenset({"dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"}),
+    connectivity=frozenset({"dense", "csr", "one_to_one", "window"}),
     gradients=frozenset({"eventprop", "eprop"}),
     precisions=frozenset({"float", "double"}),
     generators=frozenset({"spike_source", "poisson"}),
-    trainable={k: frozenset({"dense", "sparse", "one_to_one"}) for k in ("eventprop", "eprop")},
+    trainable={k: frozenset({"dense", "csr", "one_to_one"}) for k in ("eventprop", "eprop")},
     no_gradient_delays=frozenset({"eventprop", "eprop"}),
 )
 

@@ -16,6 +16,7 @@ import jinja2
 import numpy as np
 from snnc.backends.common import NetworkPlan, dense_equivalent, draw_connectivity, plan_network
 from snnc.backends.templates import template_env
+from snnc.ir.connectivity import kind_of
 from snnc.ir.model import Network
 
 from .models import GeNNModelSpec
@@ -198,7 +199,7 @@ def draw_arrays(network: Network, plan: NetworkPlan) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, pp in plan.projections.items():
         arrays = drawn[name]
-        if pp.kind == "sparse":
+        if kind_of(pp.kind).layout == "csr":
             rp, ci = arrays["row_ptr"], arrays["col_idx"]
             out[f"{name}.pre"] = np.repeat(np.arange(pp.num_pre), np.diff(rp)).astype(np.uint32)
             out[f"{name}.post"] = ci.astype(np.uint32)

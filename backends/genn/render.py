@@ -24,6 +24,7 @@ from typing import Any
 import sympy
 from snnc.backends.common import NetworkPlan, PopulationPlan, ProjectionPlan, check_name
 from snnc.ir import names as ir_names
+from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.symbols import WEIGHT
 
@@ -430,7 +431,7 @@ def render_projection(pp: ProjectionPlan, training: bool = False) -> ProjectionC
     )
     if pp.kind == "dense":
         ctx.matrix_type = "DENSE"
-    elif pp.kind in ("sparse", "one_to_one", "avg_pool2d"):
+    elif kind_of(pp.kind).layout in ("csr", "one_to_one") or pp.kind == "avg_pool2d":
         ctx.matrix_type = "SPARSE"
         ctx.sparse_from = "arrays"
     elif pp.kind == "conv2d":

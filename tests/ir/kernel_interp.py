@@ -166,11 +166,11 @@ class Interpreter:
 
     def targets(self, projection: str, info: Any, i: int):  # noqa: ANN201
         n_post = self.kernel.populations[info.post]
-        if info.kind == "dense":
+        if info.layout == "dense":
             return [(j, i * n_post + j) for j in range(n_post)]
-        if info.kind == "one_to_one":
+        if info.layout == "one_to_one":
             return [(i, i)]
-        if info.kind == "sparse":
+        if info.layout == "csr":
             rp, ci = self.arrays[f"c_{projection}__row_ptr"], self.arrays[f"c_{projection}__col_idx"]
             return [(int(ci[q]), q) for q in range(rp[i], rp[i + 1])]
         raise NotImplementedError(info.kind)
