@@ -202,6 +202,35 @@ class FixedProbability(_Csr):
         return rng.random((num_pre, num_post)) < float(args["p"])
 
 
+class FixedNumberPost(_Csr):
+    """Each pre neuron connects to `n` distinct post neurons chosen at random, drawn once with the
+    seed (GeNN's FixedNumberPostWithReplacement, without the replacement: one synapse per pair)."""
+
+    kind = "fixed_number_post"
+    calls = ("FixedNumberPost",)
+    spec = (Arg("n", "count"),)
+
+    def problems(self, args: Args, pre: Shape, post: Shape) -> list[Problem]:
+        n, size = int(args["n"]), math.prod(post)
+        if n <= size:
+            return []
+        return [
+            Problem(
+                "value",
+                f"{self.call}(n = {n}) asks for more targets than post has neurons ({size})",
+                hint=f"use n <= {size}, or Dense",
+                arg="n",
+            )
+        ]
+
+    def mask(self, args: Args, num_pre: int, num_post: int, rng: np.random.Generator) -> np.ndarray:
+        n = int(args["n"])
+        mask = np.zeros((num_pre, num_post), dtype=bool)
+        for i in range(num_pre):
+            mask[i, rng.choice(num_post, size=n, replace=False)] = True
+        return mask
+
+
 class OneToOne(ConnectivityKind):
     kind = "one_to_one"
     layout = "one_to_one"
@@ -411,7 +440,7 @@ class AvgPool2D(_Window):
 
 #: Connectivity.kind -> its class, in the order the language documents them
 KINDS: dict[str, ConnectivityKind] = {
-    k.kind: k for k in (Dense(), FixedProbability(), OneToOne(), Conv2D(), AvgPool2D())
+    k.kind: k for k in (Dense(), FixedProbability(), FixedNumberPost(), OneToOne(), Conv2D(), AvgPool2D())
 }
 #: the .snn spelling -> its kind
 CALLS: dict[str, ConnectivityKind] = {call: k for k in KINDS.values() for call in k.calls}

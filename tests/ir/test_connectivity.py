@@ -20,7 +20,7 @@ from tests.runtime.test_simulation_connectivity import conv_matrix, pool_matrix
 
 
 def test_every_kind_is_reachable_by_its_calls() -> None:
-    assert set(KINDS) == {"dense", "sparse", "one_to_one", "conv2d", "avg_pool2d"}
+    assert set(KINDS) == {"dense", "sparse", "fixed_number_post", "one_to_one", "conv2d", "avg_pool2d"}
     for kind in KINDS.values():
         assert all(CALLS[c] is kind for c in kind.calls)
     assert CALLS["Sparse"] is CALLS["FixedProbability"] is KINDS["sparse"]
@@ -120,3 +120,35 @@ def test_a_network_built_without_the_frontend_gets_the_same_problems_as_errors()
         kind_of("toeplitz")
     assert info.value.diagnostics[0].code == "E-CONNECTIVITY"
     require_fits(_projection("dense"), (3,), (4,))
+
+
+def test_fixed_number_post_draws_n_distinct_targets_per_pre_neuron() -> None:
+    kind = KINDS["fixed_number_post"]
+    assert kind.layout == "csr" and CALLS["FixedNumberPost"] is kind
+    draw = kind.draw(
+        {"n": 3}, 6, 10, {}, np.random.default_rng(1), lambda shape: np.arange(1.0, 1 + shape[0])
+    )
+    rp, ci = draw["row_ptr"], draw["col_idx"]
+    assert list(np.diff(rp)) == [3] * 6
+    for i in range(6):
+        row = ci[rp[i] : rp[i + 1]]
+        assert len(set(row)) == 3 and list(row) == sorted(row) and row.max() < 10
+    again = kind.draw({"n": 3}, 6, 10, {}, np.random.default_rng(1), lambda shape: np.zeros(shape))
+    assert np.array_equal(again["col_idx"], ci)  # drawn once, from the seed
+    m = kind.dense_equivalent(draw, 6, 10, {})
+    assert (m != 0).sum(axis=1).tolist() == [3] * 6 and sorted(m[m != 0]) == list(range(1, 19))
+
+
+def test_fixed_number_post_asking_for_more_targets_than_post_has_is_an_error_at_its_argument() -> None:
+    from snnc.frontend.loader import check_source
+
+    src = """
+use std.{SpikeInput, LIF, Exponential}
+network g {
+    input  x = SpikeInput(4)
+    hidden h = LIF(3)
+    x -> h : FixedNumberPost(n = 5, weight = Normal(mean = 1.0, sd = 0.1)), Exponential(tau = 5 ms)
+}
+"""
+    (d,) = [d for d in check_source(src) if d.severity == "error"]
+    assert "n = 5" in d.message and "3" in d.message and d.span.line == 6
