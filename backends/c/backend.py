@@ -29,7 +29,7 @@ from snnc.passes.schedule_forward import forward_kernel
 
 from .build import build
 from .kernel_printer import print_kernel
-from .render import ABI_VERSION, Rendered, manifest_facts
+from .manifest import ABI_VERSION, Rendered, manifest_facts
 
 CODE_EPROP_UNSUPPORTED = "E-EPROP-C-UNSUPPORTED"
 

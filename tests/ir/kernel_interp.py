@@ -72,9 +72,16 @@ class Interpreter:
         return self.cache[key][0]
 
     def run(
-        self, entry: str, rows: int, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+        self,
+        entry: str,
+        rows: int,
+        steps: int,
+        inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+        seed: int = 0,
     ) -> None:
-        """`inputs`: population -> per row (times in ms, neuron ids) of its spike source."""
+        """`inputs`: population -> per row (times in ms, neuron ids) of its spike source, or per row
+        the rates (Hz) of a Poisson population; `seed` keys the Poisson draws as the C kernel's."""
+        self.seed = seed
         e = next(x for x in self.kernel.entries if x.name == entry)
         self.inputs = inputs
         for b in range(rows):
@@ -118,6 +125,16 @@ class Interpreter:
         return env
 
     def generate(self, st: Generate, env: dict) -> None:
+        if st.kind == "poisson":  # the C kernel's counter-based draw, bit for bit
+            b, k = env[BATCH], env[STEP]
+            rates = self.inputs[st.population][b]
+            example = int(self.arrays["q_example"][b]) if "q_example" in self.arrays else b
+            self.spikes[(st.population, b, k)] = [
+                j
+                for j, rate in enumerate(rates)
+                if _uniform(self.seed, example, j, k) < float(rate) * self.kernel.dt * 0.001
+            ]
+            return
         assert st.kind == "spike_source"
         times, ids = self.inputs[st.population][env[BATCH]]
         k, dt = env[STEP], self.kernel.dt
@@ -173,4 +190,45 @@ class Interpreter:
         if info.layout == "csr":
             rp, ci = self.arrays[f"c_{projection}__row_ptr"], self.arrays[f"c_{projection}__col_idx"]
             return [(int(ci[q]), q) for q in range(rp[i], rp[i + 1])]
+        if info.layout == "window":
+            return _window_targets(info.kind, info.geometry, i)
         raise NotImplementedError(info.kind)
+
+
+def _window_targets(kind: str, g: dict[str, int], i: int) -> list[tuple[int, int]]:
+    """Every output (j, weight slot q) whose window holds pre (y, x, c) of an (H, W, C) image."""
+    c, x, y = i % g["C"], (i // g["C"]) % g["W"], i // (g["C"] * g["W"])
+    out = []
+    for ky in range(g["KH"]):
+        ny = y + g["PAD_T"] - ky
+        if ny < 0 or ny % g["STRIDE"] or ny // g["STRIDE"] >= g["OH"]:
+            continue
+        for kx in range(g["KW"]):
+            nx = x + g["PAD_L"] - kx
+            if nx < 0 or nx % g["STRIDE"] or nx // g["STRIDE"] >= g["OW"]:
+                continue
+            oy, ox = ny // g["STRIDE"], nx // g["STRIDE"]
+            if kind == "conv2d":
+                for f in range(g["F"]):
+                    out.append(
+                        ((oy * g["OW"] + ox) * g["F"] + f, ((ky * g["KW"] + kx) * g["C"] + c) * g["F"] + f)
+                    )
+            else:
+                out.append(((oy * g["OW"] + ox) * g["C"] + c, 0))
+    return out
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix(z: int) -> int:
+    """splitmix64's finaliser, as `snnc_mix` in the C kernel."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _uniform(seed: int, example: int, neuron: int, step: int) -> float:
+    h = _mix(seed ^ _mix(example ^ _mix(neuron ^ _mix(step))))
+    return (h >> 11) * (1.0 / 9007199254740992.0)
