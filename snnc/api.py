@@ -104,23 +104,8 @@ def emit_c(network: Network, out_dir: str | os.PathLike[str], **options: Any) ->
 
 
 def kernel(network: Network, precision: str = "float"):  # noqa: ANN201
-    """The kernel IR the backends print for a discretised network (`snnc compile --emit kernel`).
+    """The kernel IR the backends print for a discretised network (`snnc compile --emit kernel`):
+    the forward step, and EventProp's or e-prop's schedule when the network trains with one."""
+    from snnc.passes.schedule import schedule
 
-    The forward step and e-prop are scheduled by the passes; EventProp is still scheduled by the C
-    backend's own renderer (issue 13), so an EventProp network is refused."""
-    from snnc.ir.eprop_ir import EpropIR
-    from snnc.passes.schedule_eprop import eprop_kernel
-    from snnc.passes.schedule_forward import forward_kernel
-
-    if isinstance(network.training, EpropIR):
-        return eprop_kernel(network, precision=precision)
-    if network.training is not None:
-        raise DiagnosticError(
-            Diagnostic(
-                "E-KERNEL-TRAINING",
-                f"the kernel IR of {network.train.algorithm.name} training is not scheduled by the passes yet",
-                network.train.span if network.train else None,
-                hint="add --inference to see the forward kernel of this network",
-            )
-        )
-    return forward_kernel(network, precision=precision)
+    return schedule(network, precision=precision)

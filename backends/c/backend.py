@@ -23,9 +23,7 @@ from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
 from snnc.ir.printer import print_network
-from snnc.passes.schedule_eprop import eprop_kernel
-from snnc.passes.schedule_eventprop import eventprop_kernel
-from snnc.passes.schedule_forward import forward_kernel
+from snnc.passes.schedule import schedule
 
 from .build import build
 from .kernel_printer import print_kernel
@@ -110,13 +108,11 @@ def _printed_kernel(
     network = dataclasses.replace(network, dt=plan.dt)
     if is_eprop(network):
         _require_dense(network)
-        kernel = eprop_kernel(network, precision=plan.precision, event_buffer=event_buffer)
-        static.update(_eprop_static(network, kernel, plan.seed))
     elif _is_eventprop(network):
         _check_trainable(network)
-        kernel = eventprop_kernel(network, precision=plan.precision, event_buffer=event_buffer)
-    else:
-        kernel = forward_kernel(network, precision=plan.precision, event_buffer=event_buffer)
+    kernel = schedule(network, precision=plan.precision, event_buffer=event_buffer)
+    if is_eprop(network):
+        static.update(_eprop_static(network, kernel, plan.seed))
     code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
     manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
     manifest["arrays"] = arrays
