@@ -46,12 +46,12 @@ class PassManager:
     timings: list[PassTiming] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        known = {p.name for p in self.passes} | {"all"}
+        known = {p.name for p in self.passes} | {"all", "schedule"}
         unknown = set(self.print_after) - known
         if unknown:
             raise UnknownPassError(
                 f"unknown pass name(s) for --print-after: {', '.join(sorted(unknown))}; "
-                f"passes are: {', '.join(p.name for p in self.passes)}"
+                f"passes are: {', '.join(p.name for p in self.passes)}, then schedule (the kernel IR)"
             )
 
     def run(self, network: Network) -> Network:

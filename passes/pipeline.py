@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -26,6 +27,8 @@ GRADIENT_MODULES: tuple[str, ...] = ("snnc.passes.eventprop", "snnc.passes.eprop
 
 DISCRETISE = Pass("discretise", discretise, "ODEs -> per-step updates (exact, exponential Euler, Euler)")
 SIMPLIFY = Pass("simplify", simplify, "constant folding, common subexpressions, invariant hoisting")
+#: the stage after the passes: the kernel IR (`--print-after schedule`)
+SCHEDULE = "schedule"
 
 
 def register_gradient_pass(algorithm: str, entry: Pass) -> None:
@@ -73,12 +76,26 @@ def compile_ir(
     gradients: bool = True,
     verify: bool = True,
 ) -> tuple[Network, PassManager]:
-    """Run the pipeline; `print_after` names passes (or "all") whose output IR is printed to `out`."""
+    """Run the pipeline; `print_after` names passes (or "all") whose output IR is printed to `out`.
+
+    "schedule" names the last stage, the kernel IR the backends print (`passes.schedule`): it is
+    run and printed only when asked for, since a backend schedules with its own options."""
     out = out if out is not None else sys.stdout
+    asked = frozenset(print_after)
     manager = PassManager(
-        build_pipeline(network, gradients=gradients), frozenset(print_after), verify=verify, out=out
+        build_pipeline(network, gradients=gradients), asked - {SCHEDULE}, verify=verify, out=out
     )
     result = manager.run(network)
+    if SCHEDULE in asked or "all" in asked:
+        from snnc.ir.kernel import kernel_to_text
+
+        from .manager import PassTiming
+        from .schedule import schedule
+
+        start = time.perf_counter()
+        kernel = schedule(result)
+        manager.timings.append(PassTiming(SCHEDULE, time.perf_counter() - start))
+        out.write(f"// ----- Kernel IR Dump After {SCHEDULE} -----\n{kernel_to_text(kernel)}\n")
     if timings:
         out.write(manager.format_timings() + "\n")
     return result, manager

@@ -295,3 +295,23 @@ def test_an_output_below_a_file_is_a_user_error(tmp_path: Path, emit: str, targe
         "cannot write the " in result.stderr
         and f"'{target}': '{tmp_path / 'blk'}' is a file, not a folder" in result.stderr
     )
+
+
+def test_print_after_schedule_dumps_the_kernel_after_the_passes(tmp_path: Path) -> None:
+    example = str(ROOT / "examples" / "yinyang_eventprop.snn")
+    result = snnc(
+        "compile",
+        example,
+        "--print-after",
+        "simplify",
+        "--print-after",
+        "schedule",
+        "-o",
+        str(tmp_path / "d.txt"),
+    )
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "d.txt").read_text()
+    after_simplify = text.index("// ----- IR Dump After simplify -----")
+    after_schedule = text.index("// ----- Kernel IR Dump After schedule -----")
+    assert after_simplify < after_schedule
+    assert "entry backward: before [reset_backward]" in text[after_schedule:]
