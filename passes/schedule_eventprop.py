@@ -565,29 +565,11 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     body: list[Stmt] = []
     weight = _weight(net, proj_name, known)
     if tm is not None:
-        g = b.add(
-            Array(
-                array_name("ep", proj_name, "g"),
-                Role.SCRATCH,
-                proj_name,
-                ("batch", n_post),
-                var="g",
-                comment="g per post neuron",
-            )
-        )
+        g = _per_post(b, proj_name, "g", n_post, "g per post neuron")
         prologue.append(Store(g[BATCH, M], _lowered(b, proj.post, tm.g, env, f"g of {proj_name}")))
         body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
     if wg is not None:
-        e = b.add(
-            Array(
-                array_name("ep", proj_name, "e"),
-                Role.SCRATCH,
-                proj_name,
-                ("batch", n_post),
-                var="e",
-                comment="dL/dw per arrival, per post neuron",
-            )
-        )
+        e = _per_post(b, proj_name, "e", n_post, "dL/dw per arrival, per post neuron")
         kind = kind_of(proj.connectivity.kind)
         pre = net.populations[proj.pre]
         geometry = kind.geometry(proj.connectivity.args, tuple(pre.shape))
@@ -621,6 +603,12 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
         (loop,),
         f"EventProp: transmission and dL/dw of {proj_name}",
     )
+
+
+def _per_post(b: _Builder, projection: str, var: str, n_post: int, comment: str) -> Array:
+    """A value per post neuron of a projection, computed once per step with pre spikes."""
+    name = array_name("ep", projection, var)
+    return b.add(Array(name, Role.SCRATCH, projection, ("batch", n_post), var=var, comment=comment))
 
 
 def _weight(net: Network, proj_name: str, known: dict[str, Array]) -> sympy.Expr:

@@ -181,6 +181,7 @@ class _Phase:
         self.used: set[str] = set()
         self.taken: set[str] = set()
         self.guarded: set[str] = set()  # optional arrays whose stores an enclosing `if` already guards
+        self.sums = 0  # register accumulators made in this phase (`invariant_sums`)
 
     # ------------------------------------------------------------------ names
     def local(self, local: Local) -> str:
@@ -342,11 +343,38 @@ class _Phase:
             "q": f"snnc_{loop.vars['q'].name}",
             "geo": dict(info.geometry),
         }
-        return [
-            *self.macro("row_open", depth, facts),
-            *self.body(loop.body, depth + (5 if window else 1)),
-            *self.macro("row_close", depth, facts),
-        ]
+        pad = "    " * depth
+        sums = self.invariant_sums(loop)
+        lines = [f"{pad}scalar {acc} = 0;  /* sums into {self.pr._print(t)} */" for t, acc in sums.items()]
+        self.pr.overrides.update(sums)
+        try:
+            lines += [
+                *self.macro("row_open", depth, facts),
+                *self.body(loop.body, depth + (5 if window else 1)),
+                *self.macro("row_close", depth, facts),
+            ]
+        finally:
+            for target in sums:
+                del self.pr.overrides[target]
+        return lines + [f"{pad}{self.pr._print(t)} += {acc};" for t, acc in sums.items()]
+
+    def invariant_sums(self, loop: Loop) -> dict[sympy.Basic, str]:
+        """`t += x` stores whose element `t` the loop's indices do not move, and which nothing else
+        in the loop reads: summed in a register and added once after the loop (a sum kept in memory
+        is a load and a store per point, which also stops vectorisation)."""
+        bound = set(loop.vars.values())
+        stores = [st for st in loop.body if isinstance(st, Store)]
+        out: dict[sympy.Basic, str] = {}
+        for st in stores:
+            target = st.target
+            if st.op != "+=" or target.free_symbols & bound or self.pr.arrays[target.array].dtype != "scalar":
+                continue
+            others = [x for x in walk(loop.body) if x is not st]
+            if any(target.array in {str(r.base.label) for r in _exprs_of(x)} for x in others):
+                continue
+            self.sums += 1
+            out[target] = f"snnc_sum{self.sums}"
+        return out
 
     def synapses_loop(self, loop: Loop, depth: int) -> list[str]:
         """Every synapse (i, j, q) of a projection, pre neuron outermost, in weight-slot order."""
@@ -462,6 +490,16 @@ class _Phase:
         text = str(getattr(_env().get_template("kernel_macros.c.j2").module, name)(arg)).strip("\n")
         pad = "    " * depth
         return [pad + line if line else line for line in text.splitlines()]
+
+
+def _exprs_of(st: Stmt) -> set[sympy.Indexed]:
+    """The array elements a statement reads or writes (not those of its nested statements)."""
+    out: set[sympy.Indexed] = set()
+    for name in ("expr", "cond", "target"):
+        value = getattr(st, name, None)
+        if isinstance(value, sympy.Basic):
+            out |= value.atoms(sympy.Indexed) | ({value} if isinstance(value, sympy.Indexed) else set())
+    return out
 
 
 def _ctype(a: Array, scalar: str) -> tuple[str, str]:

@@ -670,6 +670,7 @@ static void snnc_events_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, in
                 const int64_t snnc_e = snnc_ev;
                 const int64_t snnc_i = snnc_lid[snnc_ev];
                 (void)snnc_e; (void)snnc_i;
+                scalar snnc_sum1 = 0;  /* sums into ep_c__D[(snnc_b) * ep_c__capacity[0] + snnc_e] */
                 {  /* c_to_p: every output whose window holds pre snnc_i */
                         /* pre (y, x, c) of a (4, 4, 2) image reaches every output whose window holds it */
                         const int64_t snnc_c = snnc_i % 2;
@@ -689,11 +690,12 @@ static void snnc_events_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, in
                                     const int64_t snnc_j = (snnc_oy * 2 + snnc_ox) * 2 + snnc_c;
                                     const int64_t snnc_q = 0;  /* a pool has no weights */
                                     (void)snnc_q;
-                                    ep_c__D[(snnc_b) * ep_c__capacity[0] + snnc_e] += (1.0F/4.0F)*ep_c_to_p__g[(snnc_b) * 8 + snnc_j];  /* D_n += w g */
+                                    snnc_sum1 += (1.0F/4.0F)*ep_c_to_p__g[(snnc_b) * 8 + snnc_j];  /* D_n += w g */
                                 }
                             }
                         }
                 }
+                ep_c__D[(snnc_b) * ep_c__capacity[0] + snnc_e] += snnc_sum1;
             }
         }
         ep_c_to_p__cursor[snnc_b] = snnc_ev;
@@ -733,12 +735,14 @@ static void snnc_events_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
                 const int64_t snnc_e = snnc_ev;
                 const int64_t snnc_i = snnc_lid[snnc_ev];
                 (void)snnc_e; (void)snnc_i;
+                scalar snnc_sum1 = 0;  /* sums into ep_p__D[(snnc_b) * ep_p__capacity[0] + snnc_e] */
                 for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {  /* p_to_out: row of pre snnc_i */
                     const int64_t snnc_q = (int64_t)(snnc_i) * 3 + snnc_j;
                     (void)snnc_j; (void)snnc_q;
                     ep_p_to_out__grad[(snnc_b) * 24 + snnc_q] += ep_p_to_out__e[(snnc_b) * 3 + snnc_j];  /* dL/dw */
-                    ep_p__D[(snnc_b) * ep_p__capacity[0] + snnc_e] += ep_p_to_out__g[(snnc_b) * 3 + snnc_j]*w_p_to_out[snnc_q];  /* D_n += w g */
+                    snnc_sum1 += ep_p_to_out__g[(snnc_b) * 3 + snnc_j]*w_p_to_out[snnc_q];  /* D_n += w g */
                 }
+                ep_p__D[(snnc_b) * ep_p__capacity[0] + snnc_e] += snnc_sum1;
             }
         }
         ep_p_to_out__cursor[snnc_b] = snnc_ev;

@@ -638,12 +638,14 @@ static void snnc_events_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, in
                 const int64_t snnc_e = snnc_ev;
                 const int64_t snnc_i = snnc_lid[snnc_ev];
                 (void)snnc_e; (void)snnc_i;
+                scalar snnc_sum1 = 0;  /* sums into ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] */
                 for (int64_t snnc_j = 0; snnc_j < 256; snnc_j++) {  /* h_to_h: row of pre snnc_i */
                     const int64_t snnc_q = (int64_t)(snnc_i) * 256 + snnc_j;
                     (void)snnc_j; (void)snnc_q;
                     ep_h_to_h__grad[(snnc_b) * 65536 + snnc_q] += ep_h_to_h__e[(snnc_b) * 256 + snnc_j];  /* dL/dw */
-                    ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] += ep_h_to_h__g[(snnc_b) * 256 + snnc_j]*w_h_to_h[snnc_q];  /* D_n += w g */
+                    snnc_sum1 += ep_h_to_h__g[(snnc_b) * 256 + snnc_j]*w_h_to_h[snnc_q];  /* D_n += w g */
                 }
+                ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] += snnc_sum1;
             }
         }
         ep_h_to_h__cursor[snnc_b] = snnc_ev;
@@ -683,12 +685,14 @@ static void snnc_events_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
                 const int64_t snnc_e = snnc_ev;
                 const int64_t snnc_i = snnc_lid[snnc_ev];
                 (void)snnc_e; (void)snnc_i;
+                scalar snnc_sum1 = 0;  /* sums into ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] */
                 for (int64_t snnc_j = 0; snnc_j < 20; snnc_j++) {  /* h_to_out: row of pre snnc_i */
                     const int64_t snnc_q = (int64_t)(snnc_i) * 20 + snnc_j;
                     (void)snnc_j; (void)snnc_q;
                     ep_h_to_out__grad[(snnc_b) * 5120 + snnc_q] += ep_h_to_out__e[(snnc_b) * 20 + snnc_j];  /* dL/dw */
-                    ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] += ep_h_to_out__g[(snnc_b) * 20 + snnc_j]*w_h_to_out[snnc_q];  /* D_n += w g */
+                    snnc_sum1 += ep_h_to_out__g[(snnc_b) * 20 + snnc_j]*w_h_to_out[snnc_q];  /* D_n += w g */
                 }
+                ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e] += snnc_sum1;
             }
         }
         ep_h_to_out__cursor[snnc_b] = snnc_ev;
