@@ -22,6 +22,7 @@ steps in reverse order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -522,6 +523,46 @@ def _verify_expr(
 
 
 # --------------------------------------------------------------------------------------------------
+# Dead locals
+# --------------------------------------------------------------------------------------------------
+
+
+def _reads(st: Stmt) -> set[sympy.Basic]:
+    out: set[sympy.Basic] = set()
+    for inner in walk((st,)):
+        for expr in (
+            getattr(inner, "expr", None),
+            getattr(inner, "cond", None),
+            getattr(inner, "target", None),
+        ):
+            if expr is not None:
+                out |= expr.free_symbols
+        if isinstance(inner, Loop):
+            for expr in (getattr(inner.space, "step", None), getattr(inner.space, "pre", None)):
+                if expr is not None:
+                    out |= sympy.sympify(expr).free_symbols
+    return out
+
+
+def prune_lets(body: tuple[Stmt, ...], later: frozenset = frozenset()) -> tuple[Stmt, ...]:
+    """`body` without the `Let`s that neither it nor `later` (what runs after it) reads."""
+    out: list[Stmt] = []
+    needed: set[sympy.Basic] = set(later)
+    for st in reversed(body):
+        if isinstance(st, Let) and st.local not in needed:
+            continue
+        if isinstance(st, Loop):
+            inner = prune_lets(st.body)
+            reads = frozenset().union(*(_reads(x) for x in inner)) if inner else frozenset()
+            st = dataclasses.replace(st, body=inner, prologue=prune_lets(st.prologue, reads))
+        elif isinstance(st, If):
+            st = dataclasses.replace(st, body=prune_lets(st.body), orelse=prune_lets(st.orelse))
+        needed |= _reads(st)
+        out.append(st)
+    return tuple(reversed(out))
+
+
+# --------------------------------------------------------------------------------------------------
 # Text form (`--print-after schedule`, golden tests)
 # --------------------------------------------------------------------------------------------------
 
@@ -629,6 +670,7 @@ __all__ = [
     "Store",
     "Synapses",
     "kernel_to_text",
+    "prune_lets",
     "verify_kernel",
     "walk",
 ]

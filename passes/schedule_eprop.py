@@ -57,6 +57,7 @@ from snnc.ir.kernel import (
     Stmt,
     Store,
     Synapses,
+    prune_lets,
 )
 from snnc.ir.model import Network
 from snnc.ir.names import array as array_name
@@ -78,16 +79,7 @@ def element(name: str, *index: sympy.Expr) -> ElementRef:
 
 def pruned(body: list[Stmt]) -> tuple[Stmt, ...]:
     """`body` without the lets nothing after them reads (a synapse loop loads only what it uses)."""
-    out: list[Stmt] = []
-    read: set[sympy.Basic] = set()
-    for st in reversed(body):
-        if isinstance(st, Let) and st.local not in read:
-            continue
-        out.append(st)
-        for expr in (getattr(st, "expr", None), getattr(st, "target", None)):
-            if expr is not None:
-                read |= sympy.sympify(expr).free_symbols
-    return tuple(reversed(out))
+    return prune_lets(tuple(body))
 
 
 @dataclass

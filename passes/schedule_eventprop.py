@@ -56,8 +56,8 @@ from snnc.ir.kernel import (
     Spikes,
     Stmt,
     Store,
+    prune_lets,
     verify_kernel,
-    walk,
 )
 from snnc.ir.model import Network
 from snnc.ir.names import array as array_name
@@ -190,42 +190,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
 
 def _pruned(phase: Phase) -> Phase:
     """The phase without locals nothing reads (an adjoint a jump does not use, say)."""
-    return dataclasses.replace(phase, body=_prune(phase.body))
-
-
-def _reads(st: Stmt) -> set[sympy.Basic]:
-    out: set[sympy.Basic] = set()
-    for inner in walk((st,)):
-        for expr in (
-            getattr(inner, "expr", None),
-            getattr(inner, "cond", None),
-            getattr(inner, "target", None),
-        ):
-            if expr is not None:
-                out |= expr.free_symbols
-        if isinstance(inner, Loop):
-            for expr in (getattr(inner.space, "step", None), getattr(inner.space, "pre", None)):
-                if expr is not None:
-                    out |= sympy.sympify(expr).free_symbols
-    return out
-
-
-def _prune(body: tuple[Stmt, ...], later: frozenset = frozenset()) -> tuple[Stmt, ...]:
-    """`body` without the `Let`s that neither it nor `later` (what runs after it) reads."""
-    out: list[Stmt] = []
-    needed: set[sympy.Basic] = set(later)
-    for st in reversed(body):
-        if isinstance(st, Let) and st.local not in needed:
-            continue
-        if isinstance(st, Loop):
-            inner = _prune(st.body)
-            reads = frozenset().union(*(_reads(x) for x in inner)) if inner else frozenset()
-            st = dataclasses.replace(st, body=inner, prologue=_prune(st.prologue, reads))
-        elif isinstance(st, If):
-            st = dataclasses.replace(st, body=_prune(st.body), orelse=_prune(st.orelse))
-        needed |= _reads(st)
-        out.append(st)
-    return tuple(reversed(out))
+    return dataclasses.replace(phase, body=prune_lets(phase.body))
 
 
 # --------------------------------------------------------------------------------------------------

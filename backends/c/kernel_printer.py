@@ -293,14 +293,11 @@ class _Phase:
 
     def events(self, loop: Loop, depth: int) -> list[str]:
         space: Events = loop.space
-        by_var = {a.var: a.name for a in self.kernel.arrays if a.owner == space.population}
-        by_var.update(
-            {
-                a.var: a.name
-                for a in self.kernel.arrays
-                if a.owner == space.population and a.role == Role.SPIKE_LIST
-            }
-        )
+        by_var = {  # the population's spike list and its capacity
+            a.var: a.name
+            for a in self.kernel.arrays
+            if a.owner == space.population and (a.role == Role.SPIKE_LIST or a.var == "capacity")
+        }
         self.used |= {by_var["id"], by_var["step"], by_var["capacity"], space.cursor}
         self.touch(space.step)
         facts = {
