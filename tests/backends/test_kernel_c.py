@@ -103,11 +103,15 @@ def data(rows: int):  # noqa: ANN201
 
 @pytest.mark.parametrize(
     "output",
-    [
-        "LeakyIntegrate(4, tau_mem = 10 ms, readout = avg_var_exp_weight)",
-        "LeakyIntegrate(4, tau_mem = 10 ms, readout = max_var)",
+    [  # the interpreter takes ~45 s a case on 2 cores: one by default, the rest under `-m slow`
+        pytest.param(
+            "LeakyIntegrate(4, tau_mem = 10 ms, readout = avg_var_exp_weight)", marks=pytest.mark.slow
+        ),
+        pytest.param("LeakyIntegrate(4, tau_mem = 10 ms, readout = max_var)", marks=pytest.mark.slow),
         "LIF(4, tau_mem = 10 ms, v_thresh = 0.3, readout = first_spike_time)",
-        "LIF(4, tau_mem = 10 ms, v_thresh = 0.3, readout = spike_count)",
+        pytest.param(
+            "LIF(4, tau_mem = 10 ms, v_thresh = 0.3, readout = spike_count)", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_the_printed_forward_kernel_runs_as_the_c_backend(output: str) -> None:

@@ -75,7 +75,10 @@ def allocate(kernel, compiled, capacity: int) -> dict[str, np.ndarray]:  # noqa:
 
 @pytest.mark.parametrize(
     ("readout", "regularise"),
-    [(r, "") for r in OUTPUTS] + [("avg_var_exp_weight", REGULARISER)],
+    [  # ~12 s a case on 2 cores: the regularised and first-spike cases by default, all under `-m slow`
+        pytest.param(r, "", marks=pytest.mark.slow) if r != "first_spike_time" else (r, "") for r in OUTPUTS
+    ]
+    + [("avg_var_exp_weight", REGULARISER)],
 )
 def test_the_eventprop_kernel_computes_what_the_c_backend_computes(readout: str, regularise: str) -> None:
     network = lower(
