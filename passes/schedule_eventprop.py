@@ -207,10 +207,14 @@ def _values(network: Network, pg: PopulationGradient) -> dict[str, float]:
         owner_spec = spec.populations[pg.population] if owner == "neuron" else spec.projections[owner]
         values[symbol] = float(owner_spec.value(pname))
     for name, expr in pg.derived:
-        expr = sympy.sympify(expr)
-        subs = {s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values}
-        values[name] = float(sympy.N(expr.xreplace(subs), 17))
+        values[name] = float(sympy.N(_numbers(expr, values), 17))
     return values
+
+
+def _numbers(expr: sympy.Basic, values: dict[str, float]) -> sympy.Expr:
+    """`expr` with every symbol named in `values` replaced by its number (17 digits)."""
+    expr = sympy.sympify(expr)
+    return expr.xreplace({s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values})
 
 
 def _list_populations(network: Network, tr: TrainingIR) -> list[str]:
@@ -480,7 +484,7 @@ def _last_slot(sl: SpikeList) -> sympy.Expr:
     return sympy.Piecewise((length - 1, length < cap), (cap - 1, True))
 
 
-def _env(b: _Builder, pg: PopulationGradient, lam: dict[str, sympy.Expr]) -> dict[sympy.Symbol, sympy.Expr]:
+def _env(b: _Builder, lam: dict[str, sympy.Expr]) -> dict[sympy.Symbol, sympy.Expr]:
     """What the TrainingIR's run-time symbols stand for in the kernel (see `snnc.ir.training`)."""
     dt = sympy.Float(b.network.dt, 17)
     env: dict[sympy.Symbol, sympy.Expr] = {sym(names.adjoint(s)): v for s, v in lam.items()}
@@ -495,12 +499,10 @@ def _env(b: _Builder, pg: PopulationGradient, lam: dict[str, sympy.Expr]) -> dic
 
 def _lowered(b: _Builder, pop: str, expr: sympy.Basic, env: dict, where: str) -> sympy.Expr:
     out = b.expr(pop, expr).xreplace(env)
+    labels = {r.base.label for r in out.atoms(sympy.Indexed)}
     left = sorted(
-        str(s)
-        for s in out.free_symbols
-        if not isinstance(s, (Local, Index)) and not isinstance(s, sympy.Indexed)
+        str(s) for s in out.free_symbols - labels if not isinstance(s, (Local, Index, sympy.Indexed))
     )
-    left = [s for s in left if s not in {str(r.base.label) for r in out.atoms(sympy.Indexed)}]
     if left:
         raise AssertionError(f"{where}: no kernel value for {', '.join(left)}")
     return out
@@ -525,7 +527,7 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     tm, wg = tr.transmissions.get(proj_name), tr.weight_gradients.get(proj_name)
     n_post = b.size(proj.post)
     lets, lam = _lam_locals(post, adjoints[proj.post], (BATCH, M))
-    env = _env(b, post, lam)
+    env = _env(b, lam)
     prologue: list[Stmt] = list(lets)
     body: list[Stmt] = []
     weight = _weight(net, proj_name, known)
@@ -589,7 +591,7 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
     """The jump of every spike of this step, from λ+ and what the spike recorded."""
     sl = b.lists[name]
     lets, lam = _lam_locals(pg, adjoints, (BATCH, PRE))
-    env = _env(b, pg, lam)
+    env = _env(b, lam)
     body: list[Stmt] = list(lets)
     for n, (rec, (_, listed)) in enumerate(sl.records.items()):
         local = Local(f"__record{n}")
@@ -649,7 +651,7 @@ def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict
     here = (BATCH, J)
     lets, lam = _lam_locals(pg, adjoints, here)
     body: list[Stmt] = list(lets)
-    env = _env(b, pg, lam)
+    env = _env(b, lam)
     if pg.method != "exact":
         for s in pg.trajectory:  # the Euler fallback's Jacobian, on the state at the end of step k
             rec = Array(array_name("rv", name, s), Role.RECORD, name, ("batch", "steps", b.size(name)))
