@@ -14,6 +14,9 @@ from snnc.ir.model import Model, Network, Population, Projection, threshold_func
 from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import sym, w
 
+from .exact import propagator
+from .integrators import Unsupported
+
 NON_SMOOTH = (sympy.Abs, sympy.Min, sympy.Max, sympy.Heaviside, sympy.sign, sympy.Piecewise, sympy.floor)
 
 
@@ -181,9 +184,14 @@ def _tidy_exp(expr: sympy.Expr) -> sympy.Expr:
 
 
 def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr]]]:
-    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the propagator, with each exp(-dt/τ) hoisted as `__decay__τ`."""
+    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the forward propagator of `discretise`'s exact integrator,
+    transposed, with each exp(-dt/τ) hoisted as `__decay__τ`. Raises `Defeat` where the exact
+    integrator finds no closed form."""
     A = c.jacobian()
-    P = (A * DT).exp().T
+    try:
+        P = propagator(A, c.states).T
+    except Unsupported as err:
+        raise Defeat(f"the adjoint system has {err.why}") from None
     derived: dict[sympy.Expr, sympy.Symbol] = {}
     hoisted: list[tuple[str, sympy.Expr]] = []
 

@@ -159,7 +159,10 @@ def _population_gradient(
     linear, culprit = adj.is_linear(c)
     lams = c.lams
     if linear:
-        P, derived = adj.exact_backward(c)
+        try:
+            P, derived = adj.exact_backward(c)
+        except adj.Defeat as e:
+            _fail(str(e), pop, model.span)
         new = P * lams
         method, reason, trajectory = "exact", "linear system: transposed propagator (e^{A dt})^T", ()
     else:

@@ -103,6 +103,22 @@ def _tidy(expr: Expr) -> Expr:
     return expr
 
 
+def propagator(M: sympy.Matrix, states: list[str]) -> sympy.Matrix:
+    """`e^{M dt}` in closed form: the one matrix exponential of the compiler. `discretise` steps
+    coupled linear blocks forward with it, and EventProp's backward pass (`passes/adjoint.py`)
+    steps the adjoints back with its transpose. Raises `Unsupported` naming `states` when sympy
+    finds no closed form or the result keeps complex eigenvalues."""
+    try:
+        E = (M * dt).exp()
+    except Exception as err:  # sympy cannot always find a closed form
+        raise Unsupported(
+            "exact", f"no closed-form matrix exponential for the coupled states {', '.join(states)}"
+        ) from err
+    if E.has(sympy.I) and not all(not _tidy(e).has(sympy.I) for e in E):
+        raise Unsupported("exact", f"complex eigenvalues in the coupled states {', '.join(states)}")
+    return E
+
+
 class Exact:
     """Exact integration of linear constant-coefficient systems (preferred whenever it applies)."""
 
@@ -180,14 +196,7 @@ class Exact:
                 M[i, n + acc + k] = lin.B.get((si, atom), 0)
         if out is not None:
             M[n, block.index(out)] = 1
-        try:
-            E = (M * dt).exp()
-        except Exception as err:  # sympy cannot always find a closed form
-            raise Unsupported(
-                "exact", f"no closed-form matrix exponential for the coupled states {', '.join(block)}"
-            ) from err
-        if E.has(sympy.I) and not all(not _tidy(e).has(sympy.I) for e in E):
-            raise Unsupported("exact", f"complex eigenvalues in the coupled states {', '.join(block)}")
+        E = propagator(M, block)
 
         def row(i: int, base: str, scale: Expr = ONE) -> Expr:
             total = sympy.Integer(0)
