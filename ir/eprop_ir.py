@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from . import names
+from .gradient import GradientIR
 from .model import Assign, Initialiser
 
 Expr = sympy.Expr
@@ -160,7 +161,10 @@ class OutputEprop:
 
 
 @dataclass(frozen=True)
-class EpropIR:
+class EpropIR(GradientIR):
+    """e-prop's payload: per hidden population its pseudo-derivative and learning signal, per output
+    its error, per trained projection its eligibility propagation."""
+
     algorithm: str
     options: EpropOptions
     hidden: dict[str, HiddenEprop] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from typing import Any
 import sympy
 
 from .diagnostics import Span
+from .gradient import GradientIR
 from .units import DIMENSIONLESS, Dim
 
 Expr = sympy.Expr
@@ -307,7 +308,7 @@ class Network:
     duration: float = 100.0  # ms
     stage: str = "model"
     discrete: dict[str, Any] = field(default_factory=dict)  # model name -> DiscreteModel
-    training: Any = None  # TrainingIR after a gradient pass
+    training: GradientIR | None = None  # EventProp's or e-prop's payload after a gradient pass
     specialised: Any = None  # ir.specialised.Specialisation after `specialise`
     source_path: str = "<unknown>"
     span: Span | None = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from . import names
+from .gradient import GradientIR
 from .model import Assign
 
 Expr = sympy.Expr
@@ -142,7 +143,10 @@ class PopulationGradient:
 
 
 @dataclass(frozen=True)
-class TrainingIR:
+class TrainingIR(GradientIR):
+    """EventProp's payload: per population its adjoint system, backward step and spike jump; per
+    projection the transmission and the weight gradient."""
+
     algorithm: str  # "eventprop"
     max_spikes: int
     populations: dict[str, PopulationGradient] = field(default_factory=dict)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sympy
 
+from . import names
 from .discrete import DiscreteModel
+from .gradient import GradientIR
 from .model import Model, Network
 from .symbols import TIME, TIMESTEP, WEIGHT, sym, w
 
@@ -39,7 +41,46 @@ def verify(network: Network) -> list[str]:
         for name in network.discrete:
             if name not in network.models:
                 problems.append(f"discrete model '{name}' has no model")
+    if network.training is not None:
+        problems += verify_gradient(network)
     return problems
+
+
+def verify_gradient(network: Network) -> list[str]:
+    """A gradient payload is a `GradientIR` whose statements use only symbols the network declares
+    (a model's params, derived params, states, inputs and discrete temps; a synapse's seen from its
+    post population through `names.coupled`), `t`, `dt`, or names from the generated namespace."""
+    training = network.training
+    if not isinstance(training, GradientIR):
+        return [f"training payload {type(training).__name__} is not a GradientIR"]
+    if network.stage == "model":
+        return ["a gradient payload before discretise"]
+    declared = _declared_names(network)
+    problems = []
+    for where, expr in training.expressions():
+        extra = {s for s in expr.free_symbols if not str(s).startswith(names.SEP) and str(s) not in declared}
+        if extra:
+            problems.append(f"{training.algorithm}: {where} uses undeclared symbol(s) {_names(extra)}")
+    return problems
+
+
+def _declared_names(network: Network) -> set[str]:
+    def own(model_name: str) -> set[str]:
+        model = network.models.get(model_name)
+        if model is None:
+            return set()
+        out = set(model.params) | set(model.derived) | set(model.states) | set(model.inputs)
+        dm = network.discrete.get(model_name)
+        if dm is not None:
+            out |= {n for n, _ in dm.derived} | {n for n, _ in dm.temps}
+        return out
+
+    declared = {TIME, TIMESTEP, WEIGHT}
+    for pop in network.populations.values():
+        declared |= own(pop.model)
+    for proj in network.projections.values():
+        declared |= {names.coupled(n, proj.name) for n in own(proj.synapse)}
+    return declared
 
 
 def _names(symbols: set[sympy.Symbol]) -> str:

@@ -4,8 +4,9 @@ Per discrete model, in this order: constant folding (numeric subexpressions eval
 hoisting (subexpressions of only params, derived params and dt move into derived params computed
 once, `_inv0`...), common subexpressions of the step (`sympy.cse` into temps `_cse0`...), and removal
 of derived params nothing uses; `needs_params` then lists the params the step still reads. States
-are never removed: users may record any state. The training IR is left as it is (its own pass
-owns it), and while it is present no derived param is removed, since it may refer to them.
+are never removed: users may record any state. The gradient payload (`network.training`) is constant
+folded statement by statement; while it is present no derived param is removed, since it may refer
+to them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def simplify(network: Network) -> Network:
         else dm
         for name, dm in network.discrete.items()
     }
-    return dataclasses.replace(network, stage="optimised", discrete=discrete)
+    training = network.training.map_expressions(fold) if network.training is not None else None
+    return dataclasses.replace(network, stage="optimised", discrete=discrete, training=training)
 
 
 def simplify_model(model: Model, dm: DiscreteModel, *, keep_derived: bool = False) -> DiscreteModel:

@@ -7,6 +7,7 @@ import importlib.util
 import io
 
 import pytest
+from snnc.ir.gradient import GradientIR
 from snnc.ir.model import Call, Network, Population
 from snnc.passes import pipeline as P
 from snnc.passes.manager import Pass
@@ -35,16 +36,21 @@ def test_unregistered_algorithm_is_skipped_quietly():
 def test_registered_gradient_pass_runs_between(monkeypatch):
     seen = []
 
+    @dataclasses.dataclass(frozen=True)
+    class FakePayload(GradientIR):
+        algorithm: str = "fakeprop"
+        notes: tuple[str, ...] = ()
+
     def fake(network: Network) -> Network:
         seen.append(network.stage)
-        return dataclasses.replace(network, stage="training", training="fake")
+        return dataclasses.replace(network, stage="training", training=FakePayload())
 
     monkeypatch.setitem(P.GRADIENT_PASSES, "fakeprop", Pass("fakeprop", fake))
     net = tiny_network("fakeprop")
     assert [p.name for p in P.build_pipeline(net)] == ["discretise", "fakeprop", "simplify"]
     assert [p.name for p in P.build_pipeline(net, gradients=False)] == ["discretise", "simplify"]
     out, manager = P.compile_ir(net, out=io.StringIO())
-    assert seen == ["discrete"] and out.training == "fake" and out.stage == "optimised"
+    assert seen == ["discrete"] and out.training == FakePayload() and out.stage == "optimised"
     assert [t.name for t in manager.timings] == ["discretise", "fakeprop", "simplify"]
 
 
