@@ -25,7 +25,7 @@ from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callb
 from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
-from snnc.runtime.numerics import check_finite
+from snnc.runtime.numerics import check_finite, locate_fault
 from snnc.runtime.optimisers import Optimiser, get_optimiser
 
 
@@ -153,7 +153,14 @@ class Trainer:
             grads = self.artefact.backward(dl)
             # stop at the first NaN/Inf, before it reaches the weights (numerics.py)
             epoch = getattr(self, "_current_epoch", None)
-            check_finite("gradient", grads, epoch=epoch, batch=b, artefact=self.artefact)
+            check_finite(
+                "gradient",
+                grads,
+                epoch=epoch,
+                batch=b,
+                artefact=self.artefact,
+                locate=lambda: locate_fault(self.artefact, x_batch, idx),
+            )
             weights, live = driver.live_weights(self.artefact)
             self.optimiser.step(weights, grads)
             driver.commit_weights(self.artefact, weights, live)

@@ -233,3 +233,58 @@ def test_snnc_train_stops_with_a_diagnostic(tmp_path, capsys, weight, lr, words)
     assert rc == 1, err
     assert words in err and "training stopped" in err and "internal error" not in err
     assert not list((tmp_path / "run").glob("epoch-*.npz"))  # no checkpoint of a poisoned epoch
+
+
+BLOWUP_NET = """
+use std.{SpikeInput, LIF, Exponential}
+# an output neuron whose drive 1/(t - t_bad) is infinite in the step starting at t_bad
+neuron Blowup {
+    param tau_mem = 20 ms
+    param t_bad = 5 ms
+    state v = 0.0
+    input i_syn
+    dv/dt = (i_syn - v) / tau_mem + 1 / (t - t_bad)
+}
+network nanet {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(10, tau_mem = 20 ms)
+    output out = Blowup(3, t_bad = 7 ms, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+train nanet {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    dt         = 1 ms
+    duration   = 20 ms
+    batch_size = 4
+}
+"""
+
+
+def test_a_forward_fault_is_located_by_population_state_step_and_example():
+    """The gradient check reruns the faulty batch with every state recorded and names where the
+    forward pass first went non-finite: here `out.v` in step 7 (dt 1 ms), in every example."""
+    from snnc.runtime.encoding import latency_encode
+
+    from snnc.api import compile_network
+
+    net = compile_network(BLOWUP_NET, seed=1)
+    x = latency_encode(np.random.default_rng(0).random((8, 4)), 2.0, 17.0)
+    tr = Trainer(net.artefact, "sparse_categorical_crossentropy", Adam(lr=0.01), 4)
+    with pytest.raises(NumericalFaultError) as info, np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tr.train({"x": x}, {"out": np.zeros(8, int)}, num_epochs=1, callbacks=[], shuffle=False)
+    site = info.value.site
+    assert (site.population, site.var, site.step, site.row, site.example, site.neuron) == (
+        "out",
+        "v",
+        7,
+        0,
+        0,
+        0,
+    )
+    message = info.value.diagnostics[0].message
+    assert "population 'out' (state 'v', neuron 0) at step 7 (t = 7 to 8 ms), example 0" in message
+    assert "gradient of projection" in message and "training stopped" in message

@@ -5,8 +5,9 @@ one-to-one connectivity, delays, recurrence, readouts, EventProp or e-prop) is l
 once; each of its networks then gets its own random weights (fresh draws of random distributions,
 set through the API as a user would), its own seed, inputs and labels, and is simulated and trained
 for one batch. Allowed: success, or a diagnostic about the model (a NaN or overflow must be one that
-names the projection). Not allowed: a traceback, an internal error. The default run is 200 networks
-(20 structures of 10 networks, fixed seed; under a minute on 2 cores, most of it sympy deriving the
+names the projection, and for a gradient the population and step where the forward pass first went
+non-finite, or that it stayed finite). Not allowed: a traceback, an internal error. The default run
+is 200 networks (20 structures of 10 networks, fixed seed; under a minute on 2 cores, most of it sympy deriving the
 gradients and the compiler); `-m slow` draws 150 more structures.
 """
 
@@ -36,6 +37,9 @@ def _check(err: DiagnosticError) -> str:
     assert d.code not in BUG_CODES and d.message, [f"{x.code}: {x.message}" for x in err.diagnostics]
     if d.code == "E-NUMERICS":
         assert "projection '" in d.message, d.message
+        if "in the gradient" in d.message:  # located: where the forward pass went bad, or not there
+            located = "population '" in d.message and " at step " in d.message
+            assert located or "backward pass produced it" in (d.hint or ""), (d.message, d.hint)
     return d.code
 
 
