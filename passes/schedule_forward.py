@@ -393,7 +393,7 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     if readout is not None and readout.kind == "first_spike_time":
         body += _first_spike_time(b, pop, after_update, theta, spiked)
     if readout is not None and readout.kind == "spike_count":
-        body.append(Store(b.get(array_name("r", pop.name))[here], spiked, "+="))
+        body.append(Store(b.get(array_name("r", pop.name))[here], spiked, "+=", "readout spike_count"))
     final = dict(after_update)
     for a in sp.reset:
         local = Local(f"{a.target}__reset")
@@ -493,16 +493,17 @@ def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) 
     here = (BATCH, J)
     value = env[sym(ro.var)]
     mean = 1 / sympy.Float(1.0) / NUM_STEPS
+    note = f"readout {ro.kind}({ro.var})"
     if ro.kind == "var":
-        return [Store(r[here], value)]
+        return [Store(r[here], value, comment=note)]
     if ro.kind == "avg_var":
-        return [Store(r[here], value * mean, "+=")]
+        return [Store(r[here], value * mean, "+=", note)]
     if ro.kind == "avg_var_exp_weight":
-        return [Store(r[here], sympy.exp(-STEP / NUM_STEPS) * value * mean, "+=")]
+        return [Store(r[here], sympy.exp(-STEP / NUM_STEPS) * value * mean, "+=", note)]
     if ro.kind == "sum_var":
-        return [Store(r[here], value, "+=")]
+        return [Store(r[here], value, "+=", note)]
     if ro.kind == "max_var":
-        return [Store(r[here], sympy.Max(value, r[here]))]
+        return [Store(r[here], sympy.Max(value, r[here]), comment=note)]
     raise ValueError(f"no forward schedule for readout '{ro.kind}'")
 
 
@@ -537,6 +538,7 @@ def _first_spike_time(
             sympy.Piecewise(
                 (STEP * dt + dt * frac, sympy.And(sympy.Eq(spiked, 1), sympy.Eq(r, sympy.oo))), (r, True)
             ),
+            comment="readout first_spike_time: the crossing interpolated within the step",
         ),
     ]
 

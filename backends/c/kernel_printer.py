@@ -66,8 +66,9 @@ def _env() -> jinja2.Environment:
     return template_env(TEMPLATES)
 
 
-class _ExprPrinter(SnncCPrinter):
-    """Expressions of one phase: locals, indices and array elements know their C text."""
+class KernelExprPrinter(SnncCPrinter):
+    """Expressions of one phase: locals, indices and array elements know their C text. The GeNN
+    printer (backends/genn/kernel_printer.py) subclasses it for GeNN's names of the same things."""
 
     def __init__(self, kernel: Kernel, precision: str) -> None:
         super().__init__({}, precision)
@@ -177,7 +178,7 @@ class _Phase:
     precision: str
 
     def __post_init__(self) -> None:
-        self.pr = _ExprPrinter(self.kernel, self.precision)
+        self.pr = KernelExprPrinter(self.kernel, self.precision)
         self.used: set[str] = set()
         self.taken: set[str] = set()
         self.guarded: set[str] = set()  # optional arrays whose stores an enclosing `if` already guards

@@ -7,6 +7,7 @@ same network). `emit_genn` writes `<name>_genn.py`, `<name>_genn_init.npz` and `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,19 @@ from typing import Any
 
 import jinja2
 import numpy as np
-from snnc.backends.common import NetworkPlan, dense_equivalent, draw_connectivity, plan_network
+from snnc.backends.common import (
+    NetworkPlan,
+    PopulationPlan,
+    dense_equivalent,
+    draw_connectivity,
+    plan_network,
+)
 from snnc.backends.templates import template_env
 from snnc.ir.connectivity import kind_of
 from snnc.ir.model import Network
+from snnc.passes.schedule import schedule
 
+from .kernel_printer import NeuronCode, neuron_code, population_ctx
 from .models import GeNNModelSpec
 from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, render_projection
 
@@ -73,8 +82,13 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     incoming = {
         name: [pp for pp in plan.projections.values() if pp.post == name] for name in plan.populations
     }
+    printed = _printed_neurons(network, plan) if not training else {}
     pops = [
-        render_input(p) if p.role == "input" or p.generator else render_neuron(p, plan, incoming[p.name])
+        render_input(p)
+        if p.role == "input" or p.generator
+        else population_ctx(printed[p.name], p.size, p.model, _readout_meta(p))
+        if p.name in printed
+        else render_neuron(p, plan, incoming[p.name])
         for p in plan.populations.values()
     ]
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
@@ -95,6 +109,18 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     used = {cu.group for cu in ctx.custom_updates}
     ctx.update_groups = {g: doc for g, doc in ctx.update_groups.items() if g in used}
     return ctx
+
+
+def _printed_neurons(network: Network, plan: NetworkPlan) -> dict[str, NeuronCode]:
+    """The neuron code of a network without training, printed from the kernel the passes schedule
+    (the forward step every backend prints). Training networks still render from the plan."""
+    kernel = schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision)
+    return neuron_code(kernel)
+
+
+def _readout_meta(pop: PopulationPlan) -> dict[str, Any] | None:
+    ro = pop.readout
+    return None if ro is None else {"kind": ro["kind"], "var": ro.get("var")}
 
 
 def _add_gradient_reduce(ctx: ModuleCtx) -> None:

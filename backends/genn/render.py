@@ -153,6 +153,10 @@ def render_neuron(
     """Sim code (deliver, inputs, temps, simultaneous update, refractory hold, readout), threshold
     and reset; the synapse states of incoming projections live here, as in the C backend.
 
+    Only networks with training render their neurons here (GeNN's EventProp and e-prop weave their
+    code into these strings); a network without training prints them from the forward kernel
+    (`kernel_printer.py`), which is where this function is headed too.
+
     `trained` maps params left symbolic in `pop`'s equations (a trained output bias) to their initial
     value: each becomes a per-neuron var `q_<param>` shared by the batch, set by the runtime."""
     incoming = incoming or []

@@ -326,7 +326,8 @@ class GeNNArtefact:
             var = self.pops[pop].vars["r_value"]
             var.pull_from_device()
             value = var.view.reshape(nb, *meta["shape"]).astype(np.float64)
-            if meta["readout"]["kind"] == "first_spike_time":  # no spike: inf, as in the C backend
+            first = meta["readout"]["kind"] == "first_spike_time"
+            if first and "q_first" in self.pops[pop].vars:  # no spike: inf, as in the C backend
                 flag = self.pops[pop].vars["q_first"]
                 flag.pull_from_device()
                 value[flag.view.reshape(value.shape) == 0] = np.inf

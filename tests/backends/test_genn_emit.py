@@ -79,11 +79,19 @@ def test_spike_readouts_and_refractory(tmp_path: Path) -> None:
     src = (VALID / "one_to_one_shape.snn").read_text()
     src = src.replace("hidden h = LIF(4)", "output h = LIF(4, readout = first_spike_time)")
     code = _check(lower(src), tmp_path)
-    assert "r_value = t + dt * q_frac;" in code
+    # the crossing interpolated within the step, once: at the first spike (r_value starts at inf)
+    assert (
+        "l_crossing = fmin(1.0, fmax(0.0, (l_theta0 < 0.0 && l_theta0 < l_theta1 ? l_theta0/(l_theta0 - l_theta1) : 1.0)))"
+        in code
+    )
+    assert (
+        "r_value = (l_spiked == 1 && r_value == (1.0 / 0.0) ? 1.0*round(t / dt) + 1.0*l_crossing : r_value)"
+        in code
+    )
     code = _check(_layers("avg_var"), tmp_path)
-    assert "!q_was_refr && (u_v >= 1.0)" in code  # c has tau_refrac = 2 ms
+    assert "l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);" in code  # c has tau_refrac = 2 ms
     refr = plan_network(_layers()).populations["c"].refractory_steps
-    assert refr > 0 and f"q_refrac = {refr};" in code
+    assert refr > 0 and f"q_refrac = (l_spiked == 1 ? {refr} : l_countdown - l_refractory);" in code
 
 
 def test_blocks_name_their_ir_entities(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ The initial arrays are pinned by shape, dtype and two checksums, so a changed ra
 from __future__ import annotations
 
 import functools
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from snnc.ir.diagnostics import DiagnosticError
 
-from snnc.api import lower
+from snnc.api import load_network, lower
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -95,6 +96,25 @@ def generated_genn(source: Path) -> dict[str, str]:
     return {f"genn/{network.name}_genn.py": _portable(code), "genn/manifest.json": _portable(_json(meta))}
 
 
+def generated_genn_inference(source: Path) -> dict[str, str]:
+    """The pygenn module of the network compiled for simulation only (no gradient pass): its neuron
+    code is printed from the forward kernel (backends/genn/kernel_printer.py)."""
+    from snnc.backends.genn.emit import generate
+    from snnc.passes.pipeline import compile_ir
+
+    network, _ = compile_ir(load_network(source), gradients=False, out=io.StringIO())
+    code, arrays, ctx = generate(network)
+    meta = {"training": ctx.training, "update_groups": ctx.update_groups, "arrays": _array_summary(arrays)}
+    return {
+        f"genn_inference/{network.name}_genn.py": _portable(code),
+        "genn_inference/manifest.json": _portable(_json(meta)),
+    }
+
+
+#: the cases whose inference module is pinned too (the training ones render their neurons apart)
+INFERENCE_CASES = ("conv_pool", "sparse_delay_recurrent", "yinyang_eventprop")
+
+
 def _check(case: str, files: dict[str, str], kind: str, update: bool) -> None:
     folder = HERE / case
     if update:
@@ -119,6 +139,11 @@ def test_generated_c_is_unchanged(case: str, update_golden: bool) -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_generated_genn_module_is_unchanged(case: str, update_golden: bool) -> None:
     _check(case, generated_genn(CASES[case]), "genn", update_golden)
+
+
+@pytest.mark.parametrize("case", INFERENCE_CASES)
+def test_generated_genn_inference_module_is_unchanged(case: str, update_golden: bool) -> None:
+    _check(case, generated_genn_inference(CASES[case]), "genn_inference", update_golden)
 
 
 def test_golden_files_are_deterministic() -> None:

@@ -364,7 +364,7 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
         const int32_t u_countdown = q_out__refrac[(snnc_b) * 2 + snnc_j];  /* refractory steps left */
         const int32_t u_refractory = (u_countdown > 0 ? 1 : 0);
         const scalar u_v__updated = u_v__new;
-        r_out[(snnc_b) * 2 + snnc_j] += 1.0F*u_v__updated/(scalar)snnc_K;
+        r_out[(snnc_b) * 2 + snnc_j] += 1.0F*u_v__updated/(scalar)snnc_K;  /* readout avg_var(v) */
         const int32_t u_spiked = 0;
         q_out__refrac[(snnc_b) * 2 + snnc_j] = (u_spiked == 1 ? 0 : u_countdown - u_refractory);
         q_out__flag[(snnc_b) * 2 + snnc_j] = u_spiked;

@@ -1,0 +1,315 @@
+"""Print a forward kernel (`snnc.ir.kernel`) as GeNN neuron models: GeNN's mapping of the phases.
+
+GeNN runs one time step as: synapse updates (spikes of earlier steps call `addToPost(g)`), then per
+neuron its sim code, threshold condition and reset code. The kernel's forward phases map onto that:
+
+- a loop over the arrivals of projection P that adds `c * w` to synapse states of the post neuron
+  becomes GeNN's delivery (`addToPost(g)` into the post neuron's input `q_in__P`, through a
+  pass-through postsynaptic model, `render.render_projection`) and the first lines of the post
+  neuron's sim code, `state += c * q_in__P` (`c` a number; a projection without weights, a pool,
+  carries its constant in `g`);
+- a loop over the neurons of population p (its step) becomes p's sim code, statement by statement;
+- `emit spikes of p where flag` becomes the threshold condition `flag != 0` (the step has already
+  applied the reset and the refractory count, as in every backend);
+- input generators keep GeNN's own input models (`render.render_input`);
+- the reset phase gives the values the per-trial `Reset` custom update restores;
+- recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
+  after every step.
+Anything else in a forward kernel is refused by name, so a new statement cannot be dropped silently.
+
+Names: an array becomes the var of the population it belongs to: a neuron state `u_<s>`, a synapse
+state `y_<s>__<P>` (held by the post neuron), the readout `r_value`, counters and scratch values
+`q_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+from snnc.backends.c.kernel_printer import INT_DTYPES, KernelExprPrinter
+from snnc.ir import names as ir_names
+from snnc.ir.kernel import (
+    BATCH,
+    NUM_STEPS,
+    STEP,
+    Array,
+    Arrivals,
+    EmitSpikes,
+    Generate,
+    If,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    PhaseKind,
+    Role,
+    Stmt,
+    Store,
+)
+
+from .models import GeNNModelSpec, Var
+from .render import PopulationCtx, fail, synapse_var
+
+#: GeNN's type of each kernel dtype a neuron var can have
+GENN_TYPES = {"scalar": "scalar", "int32": "int", "uint32": "unsigned int"}
+
+
+def genn_var(array: Array, kernel: Kernel) -> str:
+    """The GeNN var that holds `array` in the population it belongs to (see the module docstring)."""
+    if array.role == Role.STATE:
+        if array.owner in kernel.populations:
+            return ir_names.local("u", array.var)
+        return synapse_var(array.var, array.owner)
+    if array.role == Role.READOUT:
+        return "r_value"
+    if array.role in (Role.COUNTER, Role.SCRATCH):
+        return ir_names.local("q", array.var)
+    raise fail(f"array '{array.name}' ({array.role.value}) has no place in a GeNN neuron model")
+
+
+def holder(array: Array, kernel: Kernel) -> str:
+    """The population whose neurons hold `array`: its owner, or a projection's post population."""
+    return array.owner if array.owner in kernel.populations else kernel.projections[array.owner].post
+
+
+class GeNNExprPrinter(KernelExprPrinter):
+    """Kernel expressions in GeNN's terms: vars by name, `id`/`batch`, the step from `t`."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__(kernel, "double")  # unsuffixed literals: GeNN types them as `scalar`
+        self.kernel = kernel
+        self.vars: dict[str, Array] = {}  # GeNN var -> the array it holds
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        if isinstance(expr, Index):
+            if expr == STEP:
+                return "(int)round(t / dt)" if self.int_mode else "round(t / dt)"
+            if expr == NUM_STEPS:
+                return str(self.kernel.num_steps) if self.int_mode else f"{self.kernel.num_steps}.0"
+            raise fail(f"index '{expr.name}' has no GeNN form outside an element")
+        return super()._print_Symbol(expr)
+
+    def _print_Indexed(self, expr: sympy.Indexed) -> str:
+        array = self.arrays[str(expr.base.label)]
+        if (
+            tuple(expr.indices) != (BATCH, Index("j"))
+            or array.shape[:1] != ("batch",)
+            or len(array.shape) != 2
+        ):
+            raise fail(f"element {expr} is not one neuron's value in one trial, which GeNN vars hold")
+        name = genn_var(array, self.kernel)
+        self.vars[name] = array
+        return name
+
+    def _print_Infinity(self, expr: sympy.Basic) -> str:
+        return "(1.0 / 0.0)"  # GeNN's transpiler knows no INFINITY
+
+    def _print_NegativeInfinity(self, expr: sympy.Basic) -> str:
+        return "(-1.0 / 0.0)"
+
+
+@dataclass
+class NeuronCode:
+    """What the kernel says about one population's GeNN neuron model."""
+
+    population: str
+    deliver: list[str] = field(default_factory=list)  # sim code lines before the step
+    step: list[str] = field(default_factory=list)
+    flag: str | None = None  # the var whose non-zero value is a spike
+    vars: dict[str, Array] = field(default_factory=dict)
+    reset: dict[str, float] = field(default_factory=dict)  # var -> value restored before a trial
+    inputs: list[str] = field(default_factory=list)  # projections delivering into it (q_in__P)
+
+    def genn_vars(self) -> list[Var]:
+        return [Var(name, GENN_TYPES[a.dtype]) for name, a in self.vars.items()]
+
+    def var_init(self) -> dict[str, Any]:
+        """Initial values; a non-finite one starts at 0 (GeNN writes initial values into C code)
+        and the Reset update, which prints infinities GeNN's way, sets it before every trial."""
+        out: dict[str, Any] = {}
+        for name, a in self.vars.items():
+            value = self.reset.get(name, a.init)
+            if a.dtype in INT_DTYPES:
+                out[name] = int(value)
+            else:
+                out[name] = float(value) if math.isfinite(value) else 0.0
+        return out
+
+    def code(self) -> dict[str, str]:
+        out = {"sim_code": "\n".join([*self.deliver, *self.step])}
+        if self.flag is not None:
+            out["threshold_condition_code"] = f"{self.flag} != 0"
+        return out
+
+
+class _Printer:
+    """Statements of one neuron model's code; locals are unique across the model's code strings
+    (GeNN runs them in one scope)."""
+
+    def __init__(self, kernel: Kernel, code: NeuronCode) -> None:
+        self.kernel = kernel
+        self.code = code
+        self.pr = GeNNExprPrinter(kernel)
+        self.taken: set[str] = set()
+
+    def local(self, local: Local) -> str:
+        base = "l_" + local.name.lstrip("_")
+        name, n = base, 1
+        while name in self.taken:
+            name, n = f"{base}_{n}", n + 1
+        self.taken.add(name)
+        self.pr.locals[local] = name
+        return name
+
+    def body(self, body: tuple[Stmt, ...], depth: int = 0) -> list[str]:
+        lines: list[str] = []
+        for st in body:
+            lines += self.stmt(st, depth)
+        self.code.vars.update(self.pr.vars)
+        return lines
+
+    def stmt(self, st: Stmt, depth: int) -> list[str]:
+        pad = "    " * depth
+        note = f"  // {st.comment}" if getattr(st, "comment", "") else ""
+        if isinstance(st, Let):
+            as_int = self.pr.is_int(st.expr)
+            text = self.pr.value(st.expr, as_int)
+            if as_int:
+                self.pr.int_locals.add(st.local)
+            ctype = "int" if as_int else "scalar"
+            return [f"{pad}const {ctype} {self.local(st.local)} = {text};{note}"]
+        if isinstance(st, Store):
+            target = self.pr._print(st.target)
+            text = self.pr.value(st.expr, self.pr.arrays[st.target.array].dtype in INT_DTYPES)
+            return [f"{pad}{target} {st.op} {text};{note}"]
+        if isinstance(st, If):
+            lines = [f"{pad}if ({self.pr._print(st.cond)}) {{", *self.body(st.body, depth + 1)]
+            if st.orelse:
+                lines += [f"{pad}}} else {{", *self.body(st.orelse, depth + 1)]
+            return [*lines, f"{pad}}}"]
+        raise fail(f"a {type(st).__name__} inside a neuron's step has no GeNN form")
+
+
+def _delivery(kernel: Kernel, loop: Loop, pr: GeNNExprPrinter) -> list[str]:
+    """`state += c * q_in__P` per store of an arrivals loop (each must add a multiple of w[q])."""
+    proj = loop.space.projection
+    j = loop.vars["j"]
+    if j != Index("j"):
+        raise fail(f"projection '{proj}': arrivals bind their post neuron as '{j}', not 'j'")
+    lines = [f"// projection {proj}: this step's arrivals, summed by GeNN into q_in__{proj}"]
+    for st in loop.body:
+        if not isinstance(st, Store) or tuple(st.target.indices) != (BATCH, j):
+            raise fail(f"projection '{proj}': a delivery GeNN cannot print ({st})")
+        delta = st.expr if st.op == "+=" else st.expr - st.target if st.op == "=" else None
+        weights = [r for r in (delta.atoms(sympy.Indexed) if delta is not None else ()) if r != st.target]
+        if delta is None or any(pr.arrays[str(r.base.label)].role != Role.WEIGHT for r in weights):
+            raise fail(f"projection '{proj}': delivery '{st.target} {st.op} {st.expr}' is not additive")
+        coeff = sympy.diff(delta, weights[0]) if weights else sympy.S.One
+        rest = sympy.expand(delta - coeff * weights[0]) if weights else sympy.S.Zero
+        if len(weights) > 1 or coeff.free_symbols or rest != 0:
+            raise fail(
+                f"projection '{proj}': delivery '{st.target} {st.op} {st.expr}' is not a constant times "
+                "the weight, which GeNN's addToPost carries",
+                hint="write the synapse's on_pre as `state += w` (times a constant)",
+            )
+        target = pr._print(st.target)
+        scale = "" if coeff == 1 else f"{pr._print(coeff)} * "
+        lines.append(f"{target} += {scale}q_in__{proj};{f'  // {st.comment}' if st.comment else ''}")
+    return lines
+
+
+def _is_recording(loop: Loop, kernel: Kernel) -> bool:
+    arrays = {a.name: a for a in kernel.arrays}
+    stores = [st for st in loop.body if isinstance(st, Store)]
+    return bool(stores) and all(arrays[st.target.array].optional for st in stores)
+
+
+def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
+    """Per non-input population, its GeNN neuron code from the kernel's forward and reset phases."""
+    codes: dict[str, NeuronCode] = {}
+    printers: dict[str, _Printer] = {}
+
+    def of(pop: str) -> _Printer:
+        if pop not in printers:
+            codes[pop] = NeuronCode(pop)
+            printers[pop] = _Printer(kernel, codes[pop])
+        return printers[pop]
+
+    generated = set()
+    for phase in kernel.phases:
+        if phase.kind == PhaseKind.RESET:
+            continue
+        if phase.kind != PhaseKind.FORWARD:
+            raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
+        for st in phase.body:
+            if isinstance(st, Generate):
+                generated.add(st.population)
+            elif isinstance(st, EmitSpikes):
+                p = of(st.population)
+                flag = next(a for a in kernel.arrays if a.name == st.flag)
+                p.pr.vars[genn_var(flag, kernel)] = flag
+                p.code.vars[genn_var(flag, kernel)] = flag
+                p.code.flag = genn_var(flag, kernel)
+            elif isinstance(st, Loop) and isinstance(st.space, Arrivals):
+                post = kernel.projections[st.space.projection].post
+                p = of(post)
+                p.code.deliver += _delivery(kernel, st, p.pr)
+                p.code.inputs.append(st.space.projection)
+                p.code.vars.update(p.pr.vars)
+            elif isinstance(st, Loop) and isinstance(st.space, Neurons):
+                if _is_recording(st, kernel):
+                    continue
+                p = of(st.space.population)
+                p.code.step.append(f"// {phase.comment or phase.name}")
+                p.code.step += p.body(st.body)
+            else:
+                raise fail(f"phase '{phase.name}': a {type(st).__name__} has no GeNN form here")
+    for phase in kernel.phases:
+        if phase.kind == PhaseKind.RESET:
+            _collect_reset(kernel, phase.body, codes)
+    for pop in generated:
+        codes.pop(pop, None)
+    return codes
+
+
+def _collect_reset(kernel: Kernel, body: tuple[Stmt, ...], codes: dict[str, NeuronCode]) -> None:
+    arrays = {a.name: a for a in kernel.arrays}
+    for st in body:
+        if isinstance(st, Loop) and isinstance(st.space, Neurons):
+            _collect_reset(kernel, st.body, codes)
+        elif isinstance(st, Store):
+            a = arrays[st.target.array]
+            pop = holder(a, kernel)
+            if pop in codes and a.shape[:1] == ("batch",) and len(a.shape) == 2:
+                codes[pop].reset[genn_var(a, kernel)] = float(st.expr)
+                codes[pop].vars.setdefault(genn_var(a, kernel), a)
+
+
+def population_ctx(code: NeuronCode, size: int, model: str, readout: dict[str, Any] | None) -> PopulationCtx:
+    """The neuron population of the pygenn module: model spec, initial values, per-trial reset."""
+    src = f"population {code.population}: {size} x {model}"
+    spec = GeNNModelSpec(
+        "neuron",
+        f"snnc_neuron_{code.population}",
+        src + " (printed from the kernel's forward step)",
+        vars=code.genn_vars(),
+        additional_input_vars=[(f"q_in__{proj}", "scalar", 0.0) for proj in code.inputs],
+        code=code.code(),
+    )
+    states = [name for name, a in code.vars.items() if a.role == Role.STATE and a.owner == code.population]
+    return PopulationCtx(
+        code.population,
+        size,
+        src,
+        spec,
+        {},
+        code.var_init(),
+        readout=readout,
+        record_vars=states,
+        reset_vars=dict(code.reset),
+    )
