@@ -263,8 +263,13 @@ def _population(b: _Builder, pop: Population) -> Phase:
     if model.generator is not None:
         return _generator(b, pop, model.generator)
     sp: SpecialisedPopulation = net.specialised.populations[pop.name]
+    dm = net.discrete.get(pop.model)
+    how = f": Discrete IR update ({dm.method}: {dm.reason})" if dm is not None else ""
     return Phase(
-        f"step_{pop.name}", PhaseKind.FORWARD, _step(b, pop, sp), f"population {pop.name}: {n} x {pop.model}"
+        f"step_{pop.name}",
+        PhaseKind.FORWARD,
+        _step(b, pop, sp),
+        f"population {pop.name}: {n} x {pop.model}{how}",
     )
 
 

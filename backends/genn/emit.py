@@ -82,7 +82,8 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     incoming = {
         name: [pp for pp in plan.projections.values() if pp.post == name] for name in plan.populations
     }
-    printed = _printed_neurons(network, plan) if not training else {}
+    algorithm = getattr(network.training, "algorithm", None)
+    printed = _printed_neurons(network, plan) if algorithm in (None, "eventprop") else {}
     pops = [
         render_input(p)
         if p.role == "input" or p.generator
@@ -112,8 +113,9 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
 
 
 def _printed_neurons(network: Network, plan: NetworkPlan) -> dict[str, NeuronCode]:
-    """The neuron code of a network without training, printed from the kernel the passes schedule
-    (the forward step every backend prints). Training networks still render from the plan."""
+    """The neuron code of a network without training or with EventProp, printed from the forward
+    phases of the kernel the passes schedule (the step every backend prints; EventProp's backward
+    steps are still eventprop.py's). e-prop networks still render from the plan."""
     kernel = schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision)
     return neuron_code(kernel)
 

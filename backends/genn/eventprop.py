@@ -35,7 +35,7 @@ from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
 from .printer import literal
-from .render import PopulationCtx, ProjectionCtx, fail, pr, synapse_var
+from .render import PopulationCtx, ProjectionCtx, fail, pr
 
 #: the spike-time buffer every replaying population keeps (the runtime reads it too)
 SPIKE_TIMES = names.local("ev", names.SPIKE_TIME)
@@ -162,25 +162,19 @@ def _neuron_backward(
     transmits = any(network.projections[t].pre == p.name for t in tir.transmissions)
     if transmits:
         m.additional_input_vars.append(("q_D", "scalar", 0.0))
-    # records: neuron states/inputs and the synapse states kept in the neuron, by their GeNN names
+    # records: the values the kernel's forward step stored for this step's spikes (scratch vars
+    # `q_<record>`, before the reset), and the spike time
     pop_plan = plan.populations[pg.population]
-    fwd_names = {s: f"u_{s}" for s in pop_plan.states}
-    fwd_names.update({i: f"u_{i}" for i in pop_plan.inputs})
     records: dict[str, str] = {}
+    held = {v.name for v in m.vars}
     for rec in pg.records:
         if rec.name == names.SPIKE_TIME:
             records[rec.name] = "t + dt"
             continue
-        expr = specialise(rec.expr, values)
-        for sym_ in sorted(expr.free_symbols, key=str):
-            name = sym_.name
-            if name in fwd_names:
-                continue
-            state, proj = names.split_coupled(name)
-            if proj is None or proj not in network.projections:
-                raise fail(f"{where}: record '{rec.name}' uses '{name}', which the neuron cannot reach")
-            fwd_names[name] = synapse_var(state, proj)  # synapse states live in the post neuron
-        records[rec.name] = pr(fwd_names, expr, where)
+        var = names.local("q", rec.name)
+        if var not in held:
+            raise fail(f"{where}: the forward step stores no value of record '{rec.name}'")
+        records[rec.name] = var
     spiking = pop_plan.spike is not None
     if spiking:
         _add_replay(p, records, k, mx, m.code.get("threshold_condition_code", "0"))

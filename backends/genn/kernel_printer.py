@@ -12,6 +12,9 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
 - `emit spikes of p where flag` becomes the threshold condition `flag != 0` (the step has already
   applied the reset and the refractory count, as in every backend);
 - input generators keep GeNN's own input models (`render.render_input`);
+- phases that file a step's spikes into a population's spike list (for a backward pass) are left
+  out: GeNN keeps each neuron's spikes in its own buffers (`eventprop.py`), filled from the values
+  the step stored for them (scratch vars `q_<record>`); backward phases are eventprop.py's too;
 - the reset phase gives the values the per-trial `Reset` custom update restores;
 - recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
   after every step.
@@ -48,8 +51,10 @@ from snnc.ir.kernel import (
     Neurons,
     PhaseKind,
     Role,
+    Spikes,
     Stmt,
     Store,
+    walk,
 )
 
 from .models import GeNNModelSpec, Var
@@ -57,6 +62,10 @@ from .render import PopulationCtx, fail, synapse_var
 
 #: GeNN's type of each kernel dtype a neuron var can have
 GENN_TYPES = {"scalar": "scalar", "int32": "int", "uint32": "unsigned int"}
+
+
+#: the roles of arrays a GeNN neuron model holds as vars
+NEURON_ROLES = (Role.STATE, Role.READOUT, Role.COUNTER, Role.SCRATCH)
 
 
 def genn_var(array: Array, kernel: Kernel) -> str:
@@ -223,6 +232,17 @@ def _delivery(kernel: Kernel, loop: Loop, pr: GeNNExprPrinter) -> list[str]:
     return lines
 
 
+def _keeps_spike_list(body: tuple[Stmt, ...], kernel: Kernel) -> bool:
+    """A phase that only files this step's spikes into a population's spike list (and counts them):
+    the backward pass reads that list, and GeNN keeps the same facts per neuron in its own way."""
+    arrays = {a.name: a for a in kernel.arrays}
+    loops = [st for st in body if isinstance(st, Loop)]
+    if not loops or not all(isinstance(st.space, Spikes) for st in loops):
+        return False
+    stores = [st for st in walk(body) if isinstance(st, Store)]
+    return all(arrays[st.target.array].role in (Role.SPIKE_LIST, Role.COUNTER) for st in stores)
+
+
 def _is_recording(loop: Loop, kernel: Kernel) -> bool:
     arrays = {a.name: a for a in kernel.arrays}
     stores = [st for st in loop.body if isinstance(st, Store)]
@@ -244,8 +264,12 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
     for phase in kernel.phases:
         if phase.kind == PhaseKind.RESET:
             continue
+        if phase.kind == PhaseKind.BACKWARD:
+            continue  # a gradient pass's backward steps: eventprop.py still renders them for GeNN
         if phase.kind != PhaseKind.FORWARD:
             raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
+        if _keeps_spike_list(phase.body, kernel):
+            continue  # GeNN keeps each neuron's spikes itself (eventprop.py's per-neuron buffers)
         for st in phase.body:
             if isinstance(st, Generate):
                 generated.add(st.population)
@@ -282,12 +306,11 @@ def _collect_reset(kernel: Kernel, body: tuple[Stmt, ...], codes: dict[str, Neur
     for st in body:
         if isinstance(st, Loop) and isinstance(st.space, Neurons):
             _collect_reset(kernel, st.body, codes)
-        elif isinstance(st, Store):
+        elif isinstance(st, Store):  # only the vars the printed code uses (not a backward pass's)
             a = arrays[st.target.array]
-            pop = holder(a, kernel)
-            if pop in codes and a.shape[:1] == ("batch",) and len(a.shape) == 2:
+            pop = holder(a, kernel) if a.role in NEURON_ROLES else None
+            if pop in codes and genn_var(a, kernel) in codes[pop].vars:
                 codes[pop].reset[genn_var(a, kernel)] = float(st.expr)
-                codes[pop].vars.setdefault(genn_var(a, kernel), a)
 
 
 def population_ctx(code: NeuronCode, size: int, model: str, readout: dict[str, Any] | None) -> PopulationCtx:

@@ -266,14 +266,17 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     # the jump, with the recorded input and D (the executed form, crossing rate floored if guarded)
     jump = h.code["sim_code"].split("if (q_jump) {")[1].split("q_jump = 0;")[0]
     assert "rec_i_syn" in jump and "q_D" in jump and "l__lambda__v = j__lambda__v;" in jump
-    assert f"((int)round(t / dt) < {k}) ? (u_v >= 1.0)" in h.code["threshold_condition_code"]
+    assert f"((int)round(t / dt) < {k}) ? (q_flag != 0)" in h.code["threshold_condition_code"]
+    assert "l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);" in h.code["sim_code"]
     wum = ctx.projection("h_to_out").wum
     assert "addToPre(g * (" in wum.code["pre_spike_syn_code"]
     assert "dg += l__lambda__i__h_to_out;" in wum.code["pre_spike_syn_code"]
     assert ctx.projection("h_to_out").pre_target_var == "q_D"
     assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
     # records read the synapse state after this step's update, kept in the post neuron
-    assert "ev_i_syn[q_roff + q_ns] = y_i__x_to_h;" in h.code["reset_code"]
+    assert "ev_i_syn[q_roff + q_ns] = q_i_syn;" in h.code["reset_code"]
+    assert "y_i__x_to_h = l_ny_x_to_h__i;" in h.code["sim_code"]
+    assert "q_i_syn = l_ny_x_to_h__i;  // record i_syn" in h.code["sim_code"]
     out = ctx.population("out").model.code["sim_code"]
     assert "l__lambda__v += q_dldy*exp(" in out  # avg_var_exp_weight drive
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')

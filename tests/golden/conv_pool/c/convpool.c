@@ -311,7 +311,7 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_c (forward): population c: 32 x LIF */
+/* phase step_c (forward): population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ep_c__x__i__x_to_c = A->ep_c__x__i__x_to_c;
@@ -372,7 +372,7 @@ static void snnc_step_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_p (forward): population p: 8 x LIF */
+/* phase step_p (forward): population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ep_p__x__i__c_to_p = A->ep_p__x__i__c_to_p;
@@ -433,7 +433,7 @@ static void snnc_step_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 3 x LeakyIntegrate */
+/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_out__v = A->p_out__v;

@@ -40,7 +40,7 @@ MAX_SPIKES = 50
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("convpool_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'c': {'size': 32, 'shape': (4, 4, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__x_to_c': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'p': {'size': 8, 'shape': (2, 2, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__c_to_p': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__p_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}}}
+POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'c': {'size': 32, 'shape': (4, 4, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'p': {'size': 8, 'shape': (2, 2, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_c': {'pre': 'x', 'post': 'c', 'kind': 'conv2d', 'trainable': False, 'weight_shape': (3, 3, 1, 2), 'gradient': None}, 'c_to_p': {'pre': 'c', 'post': 'p', 'kind': 'avg_pool2d', 'trainable': False, 'weight_shape': (), 'gradient': None}, 'p_to_out': {'pre': 'p', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (8, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -94,24 +94,34 @@ snnc_spikes_x = create_neuron_model(
 """,
 )
 
-# population c: 32 x LIF
+# population c: 32 x LIF (printed from the kernel's forward step)
 snnc_neuron_c = create_neuron_model(
     "snnc_neuron_c",
-    vars=[('u_v', 'scalar'), ('y_i__x_to_c', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    vars=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_c', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__x_to_c', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 32 + id) * 50;
     if ((int)round(t / dt) < 40) {
-        // synapse Exponential of projection x_to_c: deliver (on_pre, additive in w)
-        y_i__x_to_c += q_in__x_to_c;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.95162581964040482*y_i__x_to_c);
+        // projection x_to_c: this step's arrivals, summed by GeNN into q_in__x_to_c
+        y_i__x_to_c += q_in__x_to_c;  // on_pre i += w
         // population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_y_i__x_to_c = 0.90483741803595952*y_i__x_to_c;  // update i of x_to_c
-        u_v = n_v;
-        y_i__x_to_c = n_y_i__x_to_c;
+        const scalar l_v = u_v;  // c.v
+        const scalar l_ys_x_to_c__i = y_i__x_to_c;  // x_to_c.i
+        const scalar l_i_syn = 0.95162581964040482*l_ys_x_to_c__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__held = (l_refractory == 1 ? l_v : l_v__new);  // held while refractory
+        const int l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? 0.0 : l_v__held);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        const scalar l_ny_x_to_c__i = 0.90483741803595952*l_ys_x_to_c__i;
+        y_i__x_to_c = l_ny_x_to_c__i;
+        q_i_syn = l_ny_x_to_c__i;  // record i_syn
+        q_i__x_to_c = l_ny_x_to_c__i;  // record i__x_to_c
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -141,7 +151,7 @@ snnc_neuron_c = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 40) ? (u_v >= 1.0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 32 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 32 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
     const unsigned int q_roff = (batch * 32 + id) * 50;
@@ -149,11 +159,9 @@ snnc_neuron_c = create_neuron_model(
         // EventProp forward: store this spike and the values its backward jump needs
         if (q_ns < 50) {
             ev__t_s[q_roff + q_ns] = t + dt;
-            ev_i_syn[q_roff + q_ns] = y_i__x_to_c;
+            ev_i_syn[q_roff + q_ns] = q_i_syn;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
-        // reset of LIF
-        u_v = 0.0;
     }
     else {
         // EventProp backward: this replayed spike belongs to the next backward step
@@ -164,24 +172,34 @@ snnc_neuron_c = create_neuron_model(
 """,
 )
 
-# population p: 8 x LIF
+# population p: 8 x LIF (printed from the kernel's forward step)
 snnc_neuron_p = create_neuron_model(
     "snnc_neuron_p",
-    vars=[('u_v', 'scalar'), ('y_i__c_to_p', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    vars=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__c_to_p', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__c_to_p', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 8 + id) * 50;
     if ((int)round(t / dt) < 40) {
-        // synapse Exponential of projection c_to_p: deliver (on_pre, additive in w)
-        y_i__c_to_p += q_in__c_to_p;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.95162581964040482*y_i__c_to_p);
+        // projection c_to_p: this step's arrivals, summed by GeNN into q_in__c_to_p
+        y_i__c_to_p += q_in__c_to_p;  // on_pre i += w
         // population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_y_i__c_to_p = 0.90483741803595952*y_i__c_to_p;  // update i of c_to_p
-        u_v = n_v;
-        y_i__c_to_p = n_y_i__c_to_p;
+        const scalar l_v = u_v;  // p.v
+        const scalar l_ys_c_to_p__i = y_i__c_to_p;  // c_to_p.i
+        const scalar l_i_syn = 0.95162581964040482*l_ys_c_to_p__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__held = (l_refractory == 1 ? l_v : l_v__new);  // held while refractory
+        const int l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? 0.0 : l_v__held);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        const scalar l_ny_c_to_p__i = 0.90483741803595952*l_ys_c_to_p__i;
+        y_i__c_to_p = l_ny_c_to_p__i;
+        q_i_syn = l_ny_c_to_p__i;  // record i_syn
+        q_i__c_to_p = l_ny_c_to_p__i;  // record i__c_to_p
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -211,7 +229,7 @@ snnc_neuron_p = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 40) ? (u_v >= 1.0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 8 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 8 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
     const unsigned int q_roff = (batch * 8 + id) * 50;
@@ -219,11 +237,9 @@ snnc_neuron_p = create_neuron_model(
         // EventProp forward: store this spike and the values its backward jump needs
         if (q_ns < 50) {
             ev__t_s[q_roff + q_ns] = t + dt;
-            ev_i_syn[q_roff + q_ns] = y_i__c_to_p;
+            ev_i_syn[q_roff + q_ns] = q_i_syn;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
-        // reset of LIF
-        u_v = 0.0;
     }
     else {
         // EventProp backward: this replayed spike belongs to the next backward step
@@ -234,24 +250,30 @@ snnc_neuron_p = create_neuron_model(
 """,
 )
 
-# population out: 3 x LeakyIntegrate
+# population out: 3 x LeakyIntegrate (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('u_v', 'scalar'), ('y_i__p_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    vars=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
     additional_input_vars=[('q_in__p_to_out', 'scalar', 0.0)],
     sim_code="""
     if ((int)round(t / dt) < 40) {
-        // synapse Exponential of projection p_to_out: deliver (on_pre, additive in w)
-        y_i__p_to_out += q_in__p_to_out;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.95162581964040482*y_i__p_to_out);
+        // projection p_to_out: this step's arrivals, summed by GeNN into q_in__p_to_out
+        y_i__p_to_out += q_in__p_to_out;  // on_pre i += w
         // population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_y_i__p_to_out = 0.90483741803595952*y_i__p_to_out;  // update i of p_to_out
-        u_v = n_v;
-        y_i__p_to_out = n_y_i__p_to_out;
-        // readout avg_var (value after update, before reset)
-        r_value += u_v * 0.025;
+        const scalar l_v = u_v;  // out.v
+        const scalar l_ys_p_to_out__i = y_i__p_to_out;  // p_to_out.i
+        const scalar l_i_syn = 0.95162581964040482*l_ys_p_to_out__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        r_value += 1.0*l_v__updated/40.0;  // readout avg_var(v)
+        const int l_spiked = 0;
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__updated;
+        const scalar l_ny_p_to_out__i = 0.90483741803595952*l_ys_p_to_out__i;
+        y_i__p_to_out = l_ny_p_to_out__i;
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -262,6 +284,9 @@ snnc_neuron_out = create_neuron_model(
         l__lambda__v = b__lambda__v;
         l__lambda__i__p_to_out = b__lambda__i__p_to_out;
     }
+""",
+    threshold_condition_code="""
+    q_flag != 0
 """,
 )
 
@@ -378,11 +403,12 @@ snnc_reset_x = create_custom_update_model(
 # population c: per-trial reset
 snnc_reset_c = create_custom_update_model(
     "snnc_reset_c",
-    var_refs=[('u_v', 'scalar'), ('y_i__x_to_c', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     update_code="""
     // reset c to its initial state
-    u_v = 0.0;
     y_i__x_to_c = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     l__lambda__v = 0.0;
     l__lambda__i__x_to_c = 0.0;
     q_dldy = 0.0;
@@ -396,11 +422,12 @@ snnc_reset_c = create_custom_update_model(
 # population p: per-trial reset
 snnc_reset_p = create_custom_update_model(
     "snnc_reset_p",
-    var_refs=[('u_v', 'scalar'), ('y_i__c_to_p', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     update_code="""
     // reset p to its initial state
-    u_v = 0.0;
     y_i__c_to_p = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     l__lambda__v = 0.0;
     l__lambda__i__c_to_p = 0.0;
     q_dldy = 0.0;
@@ -414,11 +441,12 @@ snnc_reset_p = create_custom_update_model(
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('u_v', 'scalar'), ('y_i__p_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    var_refs=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
     update_code="""
     // reset out to its initial state
-    u_v = 0.0;
     y_i__p_to_out = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     r_value = 0.0;
     l__lambda__v = 0.0;
     l__lambda__i__p_to_out = 0.0;
@@ -464,21 +492,21 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops["x"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 36 * MAX_SPIKES, dtype=SCALAR))
     # population c: 32 x LIF
     pops["c"] = model.add_neuron_population(
-        "c", 32, snnc_neuron_c, { }, {'u_v': 0.0, 'y_i__x_to_c': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "c", 32, snnc_neuron_c, { }, {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_c': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
     )
     pops["c"].spike_recording_enabled = True
     pops["c"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 32 * MAX_SPIKES, dtype=SCALAR))
     pops["c"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 32 * MAX_SPIKES, dtype=SCALAR))
     # population p: 8 x LIF
     pops["p"] = model.add_neuron_population(
-        "p", 8, snnc_neuron_p, { }, {'u_v': 0.0, 'y_i__c_to_p': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "p", 8, snnc_neuron_p, { }, {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__c_to_p': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
     )
     pops["p"].spike_recording_enabled = True
     pops["p"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 8 * MAX_SPIKES, dtype=SCALAR))
     pops["p"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 8 * MAX_SPIKES, dtype=SCALAR))
     # population out: 3 x LeakyIntegrate
     pops["out"] = model.add_neuron_population(
-        "out", 3, snnc_neuron_out, { }, {'u_v': 0.0, 'y_i__p_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}
+        "out", 3, snnc_neuron_out, { }, {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_c: x -> c, conv2d, synapse Exponential
@@ -544,16 +572,16 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population c: per-trial reset
     updates["reset_c"] = model.add_custom_update(
         "reset_c", "Reset", snnc_reset_c, {}, {},
-        { "u_v": create_var_ref(pops["c"], "u_v"), "y_i__x_to_c": create_var_ref(pops["c"], "y_i__x_to_c"), "l__lambda__v": create_var_ref(pops["c"], "l__lambda__v"), "l__lambda__i__x_to_c": create_var_ref(pops["c"], "l__lambda__i__x_to_c"), "q_dldy": create_var_ref(pops["c"], "q_dldy"), "q_ns": create_var_ref(pops["c"], "q_ns"), "q_bi": create_var_ref(pops["c"], "q_bi"), "q_jump": create_var_ref(pops["c"], "q_jump"), "q_jidx": create_var_ref(pops["c"], "q_jidx"), },
+        { "y_i__x_to_c": create_var_ref(pops["c"], "y_i__x_to_c"), "u_v": create_var_ref(pops["c"], "u_v"), "q_refrac": create_var_ref(pops["c"], "q_refrac"), "l__lambda__v": create_var_ref(pops["c"], "l__lambda__v"), "l__lambda__i__x_to_c": create_var_ref(pops["c"], "l__lambda__i__x_to_c"), "q_dldy": create_var_ref(pops["c"], "q_dldy"), "q_ns": create_var_ref(pops["c"], "q_ns"), "q_bi": create_var_ref(pops["c"], "q_bi"), "q_jump": create_var_ref(pops["c"], "q_jump"), "q_jidx": create_var_ref(pops["c"], "q_jidx"), },
     )
     # population p: per-trial reset
     updates["reset_p"] = model.add_custom_update(
         "reset_p", "Reset", snnc_reset_p, {}, {},
-        { "u_v": create_var_ref(pops["p"], "u_v"), "y_i__c_to_p": create_var_ref(pops["p"], "y_i__c_to_p"), "l__lambda__v": create_var_ref(pops["p"], "l__lambda__v"), "l__lambda__i__c_to_p": create_var_ref(pops["p"], "l__lambda__i__c_to_p"), "q_dldy": create_var_ref(pops["p"], "q_dldy"), "q_ns": create_var_ref(pops["p"], "q_ns"), "q_bi": create_var_ref(pops["p"], "q_bi"), "q_jump": create_var_ref(pops["p"], "q_jump"), "q_jidx": create_var_ref(pops["p"], "q_jidx"), },
+        { "y_i__c_to_p": create_var_ref(pops["p"], "y_i__c_to_p"), "u_v": create_var_ref(pops["p"], "u_v"), "q_refrac": create_var_ref(pops["p"], "q_refrac"), "l__lambda__v": create_var_ref(pops["p"], "l__lambda__v"), "l__lambda__i__c_to_p": create_var_ref(pops["p"], "l__lambda__i__c_to_p"), "q_dldy": create_var_ref(pops["p"], "q_dldy"), "q_ns": create_var_ref(pops["p"], "q_ns"), "q_bi": create_var_ref(pops["p"], "q_bi"), "q_jump": create_var_ref(pops["p"], "q_jump"), "q_jidx": create_var_ref(pops["p"], "q_jidx"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "y_i__p_to_out": create_var_ref(pops["out"], "y_i__p_to_out"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__p_to_out": create_var_ref(pops["out"], "l__lambda__i__p_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
+        { "y_i__p_to_out": create_var_ref(pops["out"], "y_i__p_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__p_to_out": create_var_ref(pops["out"], "l__lambda__i__p_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
     )
     return model, pops, syns, updates

@@ -73,7 +73,7 @@ snnc_neuron_c = create_neuron_model(
     sim_code="""
     // projection x_to_c: this step's arrivals, summed by GeNN into q_in__x_to_c
     y_i__x_to_c += q_in__x_to_c;  // on_pre i += w
-    // population c: 32 x LIF
+    // population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
     const scalar l_v = u_v;  // c.v
     const scalar l_ys_x_to_c__i = y_i__x_to_c;  // x_to_c.i
     const scalar l_i_syn = 0.95162581964040482*l_ys_x_to_c__i;  // input i_syn
@@ -102,7 +102,7 @@ snnc_neuron_p = create_neuron_model(
     sim_code="""
     // projection c_to_p: this step's arrivals, summed by GeNN into q_in__c_to_p
     y_i__c_to_p += q_in__c_to_p;  // on_pre i += w
-    // population p: 8 x LIF
+    // population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
     const scalar l_v = u_v;  // p.v
     const scalar l_ys_c_to_p__i = y_i__c_to_p;  // c_to_p.i
     const scalar l_i_syn = 0.95162581964040482*l_ys_c_to_p__i;  // input i_syn
@@ -131,7 +131,7 @@ snnc_neuron_out = create_neuron_model(
     sim_code="""
     // projection p_to_out: this step's arrivals, summed by GeNN into q_in__p_to_out
     y_i__p_to_out += q_in__p_to_out;  // on_pre i += w
-    // population out: 3 x LeakyIntegrate
+    // population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
     const scalar l_v = u_v;  // out.v
     const scalar l_ys_p_to_out__i = y_i__p_to_out;  // p_to_out.i
     const scalar l_i_syn = 0.95162581964040482*l_ys_p_to_out__i;  // input i_syn

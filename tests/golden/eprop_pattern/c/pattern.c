@@ -270,7 +270,7 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_h (forward): population h: 256 x LIF */
+/* phase step_h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_h__v = A->p_h__v;
@@ -329,7 +329,7 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 3 x LI */
+/* phase step_out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_out__v = A->p_out__v;
@@ -450,7 +450,7 @@ static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase learn_step__out (forward): population out: 3 x LI */
+/* phase learn_step__out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ey_out = A->ey_out;
@@ -510,7 +510,7 @@ static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase learn_step__h (forward): population h: 256 x LIF */
+/* phase learn_step__h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ea_h = A->ea_h;

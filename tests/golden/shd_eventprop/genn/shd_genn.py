@@ -40,7 +40,7 @@ MAX_SPIKES = 300
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("shd_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 700, 'shape': (700,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 256, 'shape': (256,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'l__lambda__i__h_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 20, 'shape': (20,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}}}
+POPULATIONS = {'x': {'size': 700, 'shape': (700,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 256, 'shape': (256,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'l__lambda__i__h_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 20, 'shape': (20,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (700, 256), 'gradient': 'dg'}, 'h_to_h': {'pre': 'h', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 256), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 20), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -94,29 +94,41 @@ snnc_spikes_x = create_neuron_model(
 """,
 )
 
-# population h: 256 x LIF
+# population h: 256 x LIF (printed from the kernel's forward step)
 snnc_neuron_h = create_neuron_model(
     "snnc_neuron_h",
     params=[('q_batch', 'int')],
-    vars=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('l__lambda__i__h_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('q_nsum', 'int', VarAccess.READ_ONLY)],
+    vars=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__h_to_h', 'scalar'), ('q_i__x_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('l__lambda__i__h_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('q_nsum', 'int', VarAccess.READ_ONLY)],
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 256 + id) * 300;
     if ((int)round(t / dt) < 1000) {
-        // synapse Exponential of projection x_to_h: deliver (on_pre, additive in w)
-        y_i__x_to_h += q_in__x_to_h;
-        // synapse Exponential of projection h_to_h: deliver (on_pre, additive in w)
-        y_i__h_to_h += q_in__h_to_h;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.9063462346100909*y_i__x_to_h) + (0.9063462346100909*y_i__h_to_h);
+        // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
+        y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
+        // projection h_to_h: this step's arrivals, summed by GeNN into q_in__h_to_h
+        y_i__h_to_h += q_in__h_to_h;  // on_pre i += w
         // population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_y_i__x_to_h = 0.81873075307798182*y_i__x_to_h;  // update i of x_to_h
-        const scalar n_y_i__h_to_h = 0.81873075307798182*y_i__h_to_h;  // update i of h_to_h
-        u_v = n_v;
-        y_i__x_to_h = n_y_i__x_to_h;
-        y_i__h_to_h = n_y_i__h_to_h;
+        const scalar l_v = u_v;  // h.v
+        const scalar l_ys_x_to_h__i = y_i__x_to_h;  // x_to_h.i
+        const scalar l_ys_h_to_h__i = y_i__h_to_h;  // h_to_h.i
+        const scalar l_i_syn = 0.9063462346100909*l_ys_h_to_h__i + 0.9063462346100909*l_ys_x_to_h__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__held = (l_refractory == 1 ? l_v : l_v__new);  // held while refractory
+        const int l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? 0.0 : l_v__held);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        const scalar l_ny_x_to_h__i = 0.81873075307798182*l_ys_x_to_h__i;
+        y_i__x_to_h = l_ny_x_to_h__i;
+        const scalar l_ny_h_to_h__i = 0.81873075307798182*l_ys_h_to_h__i;
+        y_i__h_to_h = l_ny_h_to_h__i;
+        q_i_syn = l_ny_h_to_h__i + l_ny_x_to_h__i;  // record i_syn
+        q_i__h_to_h = l_ny_h_to_h__i;  // record i__h_to_h
+        q_i__x_to_h = l_ny_x_to_h__i;  // record i__x_to_h
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -148,7 +160,7 @@ snnc_neuron_h = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 1000) ? (u_v >= 1.0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 256 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 1000) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 256 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
     const unsigned int q_roff = (batch * 256 + id) * 300;
@@ -156,11 +168,9 @@ snnc_neuron_h = create_neuron_model(
         // EventProp forward: store this spike and the values its backward jump needs
         if (q_ns < 300) {
             ev__t_s[q_roff + q_ns] = t + dt;
-            ev_i_syn[q_roff + q_ns] = y_i__h_to_h + y_i__x_to_h;
+            ev_i_syn[q_roff + q_ns] = q_i_syn;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
-        // reset of LIF
-        u_v = 0.0;
     }
     else {
         // EventProp backward: this replayed spike belongs to the next backward step
@@ -171,24 +181,30 @@ snnc_neuron_h = create_neuron_model(
 """,
 )
 
-# population out: 20 x LI
+# population out: 20 x LI (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
     if ((int)round(t / dt) < 1000) {
-        // synapse Exponential of projection h_to_out: deliver (on_pre, additive in w)
-        y_i__h_to_out += q_in__h_to_out;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.9063462346100909*y_i__h_to_out);
+        // projection h_to_out: this step's arrivals, summed by GeNN into q_in__h_to_out
+        y_i__h_to_out += q_in__h_to_out;  // on_pre i += w
         // population out: 20 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_y_i__h_to_out = 0.81873075307798182*y_i__h_to_out;  // update i of h_to_out
-        u_v = n_v;
-        y_i__h_to_out = n_y_i__h_to_out;
-        // readout avg_var_exp_weight (value after update, before reset)
-        r_value += exp(-t / 1000.0) * u_v * 0.001;
+        const scalar l_v = u_v;  // out.v
+        const scalar l_ys_h_to_out__i = y_i__h_to_out;  // h_to_out.i
+        const scalar l_i_syn = 0.9063462346100909*l_ys_h_to_out__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        r_value += 1.0*l_v__updated*exp(-round(t / dt)/1000.0)/1000.0;  // readout avg_var_exp_weight(v)
+        const int l_spiked = 0;
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__updated;
+        const scalar l_ny_h_to_out__i = 0.81873075307798182*l_ys_h_to_out__i;
+        y_i__h_to_out = l_ny_h_to_out__i;
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -199,6 +215,9 @@ snnc_neuron_out = create_neuron_model(
         l__lambda__v = b__lambda__v;
         l__lambda__i__h_to_out = b__lambda__i__h_to_out;
     }
+""",
+    threshold_condition_code="""
+    q_flag != 0
 """,
 )
 
@@ -349,12 +368,13 @@ snnc_reset_x = create_custom_update_model(
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('l__lambda__i__h_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('l__lambda__i__h_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     update_code="""
     // reset h to its initial state
-    u_v = 0.0;
     y_i__x_to_h = 0.0;
     y_i__h_to_h = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     l__lambda__v = 0.0;
     l__lambda__i__x_to_h = 0.0;
     l__lambda__i__h_to_h = 0.0;
@@ -369,11 +389,12 @@ snnc_reset_h = create_custom_update_model(
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
     update_code="""
     // reset out to its initial state
-    u_v = 0.0;
     y_i__h_to_out = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     r_value = 0.0;
     l__lambda__v = 0.0;
     l__lambda__i__h_to_out = 0.0;
@@ -419,14 +440,14 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops["x"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 700 * MAX_SPIKES, dtype=SCALAR))
     # population h: 256 x LIF
     pops["h"] = model.add_neuron_population(
-        "h", 256, snnc_neuron_h, { "q_batch": batch_size, }, {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'l__lambda__i__h_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'q_nsum': 0}
+        "h", 256, snnc_neuron_h, { "q_batch": batch_size, }, {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__h_to_h': 0.0, 'q_i__x_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'l__lambda__i__h_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'q_nsum': 0}
     )
     pops["h"].spike_recording_enabled = True
     pops["h"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 256 * MAX_SPIKES, dtype=SCALAR))
     pops["h"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 256 * MAX_SPIKES, dtype=SCALAR))
     # population out: 20 x LI
     pops["out"] = model.add_neuron_population(
-        "out", 20, snnc_neuron_out, { }, {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}
+        "out", 20, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_h: x -> h, dense, synapse Exponential
@@ -504,11 +525,11 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "u_v": create_var_ref(pops["h"], "u_v"), "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "l__lambda__v": create_var_ref(pops["h"], "l__lambda__v"), "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), "l__lambda__i__h_to_h": create_var_ref(pops["h"], "l__lambda__i__h_to_h"), "q_dldy": create_var_ref(pops["h"], "q_dldy"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "l__lambda__v": create_var_ref(pops["h"], "l__lambda__v"), "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), "l__lambda__i__h_to_h": create_var_ref(pops["h"], "l__lambda__i__h_to_h"), "q_dldy": create_var_ref(pops["h"], "q_dldy"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
+        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
     )
     return model, pops, syns, updates

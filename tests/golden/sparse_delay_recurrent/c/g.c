@@ -277,7 +277,7 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_h (forward): population h: 5 x LIF */
+/* phase step_h (forward): population h: 5 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict ep_h__x__i__h_to_h = A->ep_h__x__i__h_to_h;
@@ -344,7 +344,7 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 2 x LeakyIntegrate */
+/* phase step_out (forward): population out: 2 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
     float* restrict p_out__v = A->p_out__v;

@@ -40,7 +40,7 @@ MAX_SPIKES = 500
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("yinyang_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 5, 'shape': (5,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}}}
+POPULATIONS = {'x': {'size': 5, 'shape': (5,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (5, 100), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -94,24 +94,34 @@ snnc_spikes_x = create_neuron_model(
 """,
 )
 
-# population h: 100 x LIF
+# population h: 100 x LIF (printed from the kernel's forward step)
 snnc_neuron_h = create_neuron_model(
     "snnc_neuron_h",
-    vars=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    vars=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 100 + id) * 500;
     if ((int)round(t / dt) < 300) {
-        // synapse Exponential of projection x_to_h: deliver (on_pre, additive in w)
-        y_i__x_to_h += q_in__x_to_h;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.99006633466223737*y_i__x_to_h);
+        // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
+        y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
         // population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.0049875208073176802*u_i_syn + 0.99501247919268232*u_v;  // update v
-        const scalar n_y_i__x_to_h = 0.98019867330675525*y_i__x_to_h;  // update i of x_to_h
-        u_v = n_v;
-        y_i__x_to_h = n_y_i__x_to_h;
+        const scalar l_v = u_v;  // h.v
+        const scalar l_ys_x_to_h__i = y_i__x_to_h;  // x_to_h.i
+        const scalar l_i_syn = 0.99006633466223737*l_ys_x_to_h__i;  // input i_syn
+        const scalar l_v__new = 0.0049875208073176802*l_i_syn + 0.99501247919268232*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__held = (l_refractory == 1 ? l_v : l_v__new);  // held while refractory
+        const int l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? 0.0 : l_v__held);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        const scalar l_ny_x_to_h__i = 0.98019867330675525*l_ys_x_to_h__i;
+        y_i__x_to_h = l_ny_x_to_h__i;
+        q_i_syn = l_ny_x_to_h__i;  // record i_syn
+        q_i__x_to_h = l_ny_x_to_h__i;  // record i__x_to_h
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -141,7 +151,7 @@ snnc_neuron_h = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 300) ? (u_v >= 1.0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 100 + id) * 500 + q_bi] - (2 * 300 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 300) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 100 + id) * 500 + q_bi] - (2 * 300 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
     const unsigned int q_roff = (batch * 100 + id) * 500;
@@ -149,11 +159,9 @@ snnc_neuron_h = create_neuron_model(
         // EventProp forward: store this spike and the values its backward jump needs
         if (q_ns < 500) {
             ev__t_s[q_roff + q_ns] = t + dt;
-            ev_i_syn[q_roff + q_ns] = y_i__x_to_h;
+            ev_i_syn[q_roff + q_ns] = q_i_syn;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
-        // reset of LIF
-        u_v = 0.0;
     }
     else {
         // EventProp backward: this replayed spike belongs to the next backward step
@@ -164,24 +172,30 @@ snnc_neuron_h = create_neuron_model(
 """,
 )
 
-# population out: 3 x LeakyIntegrate
+# population out: 3 x LeakyIntegrate (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
     if ((int)round(t / dt) < 300) {
-        // synapse Exponential of projection h_to_out: deliver (on_pre, additive in w)
-        y_i__h_to_out += q_in__h_to_out;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (0.99006633466223737*y_i__h_to_out);
+        // projection h_to_out: this step's arrivals, summed by GeNN into q_in__h_to_out
+        y_i__h_to_out += q_in__h_to_out;  // on_pre i += w
         // population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.0049875208073176802*u_i_syn + 0.99501247919268232*u_v;  // update v
-        const scalar n_y_i__h_to_out = 0.98019867330675525*y_i__h_to_out;  // update i of h_to_out
-        u_v = n_v;
-        y_i__h_to_out = n_y_i__h_to_out;
-        // readout avg_var_exp_weight (value after update, before reset)
-        r_value += exp(-t / 30.0) * u_v * 0.0033333333333333335;
+        const scalar l_v = u_v;  // out.v
+        const scalar l_ys_h_to_out__i = y_i__h_to_out;  // h_to_out.i
+        const scalar l_i_syn = 0.99006633466223737*l_ys_h_to_out__i;  // input i_syn
+        const scalar l_v__new = 0.0049875208073176802*l_i_syn + 0.99501247919268232*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        r_value += 1.0*l_v__updated*exp(-round(t / dt)/300.0)/300.0;  // readout avg_var_exp_weight(v)
+        const int l_spiked = 0;
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__updated;
+        const scalar l_ny_h_to_out__i = 0.98019867330675525*l_ys_h_to_out__i;
+        y_i__h_to_out = l_ny_h_to_out__i;
     }
     else {
         // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
@@ -192,6 +206,9 @@ snnc_neuron_out = create_neuron_model(
         l__lambda__v = b__lambda__v;
         l__lambda__i__h_to_out = b__lambda__i__h_to_out;
     }
+""",
+    threshold_condition_code="""
+    q_flag != 0
 """,
 )
 
@@ -292,11 +309,12 @@ snnc_reset_x = create_custom_update_model(
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     update_code="""
     // reset h to its initial state
-    u_v = 0.0;
     y_i__x_to_h = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     l__lambda__v = 0.0;
     l__lambda__i__x_to_h = 0.0;
     q_dldy = 0.0;
@@ -310,11 +328,12 @@ snnc_reset_h = create_custom_update_model(
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
     update_code="""
     // reset out to its initial state
-    u_v = 0.0;
     y_i__h_to_out = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     r_value = 0.0;
     l__lambda__v = 0.0;
     l__lambda__i__h_to_out = 0.0;
@@ -360,14 +379,14 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops["x"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 5 * MAX_SPIKES, dtype=SCALAR))
     # population h: 100 x LIF
     pops["h"] = model.add_neuron_population(
-        "h", 100, snnc_neuron_h, { }, {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "h", 100, snnc_neuron_h, { }, {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
     )
     pops["h"].spike_recording_enabled = True
     pops["h"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 100 * MAX_SPIKES, dtype=SCALAR))
     pops["h"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 100 * MAX_SPIKES, dtype=SCALAR))
     # population out: 3 x LeakyIntegrate
     pops["out"] = model.add_neuron_population(
-        "out", 3, snnc_neuron_out, { }, {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}
+        "out", 3, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_h: x -> h, dense, synapse Exponential
@@ -419,11 +438,11 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "u_v": create_var_ref(pops["h"], "u_v"), "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "l__lambda__v": create_var_ref(pops["h"], "l__lambda__v"), "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), "q_dldy": create_var_ref(pops["h"], "q_dldy"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "l__lambda__v": create_var_ref(pops["h"], "l__lambda__v"), "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), "q_dldy": create_var_ref(pops["h"], "q_dldy"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
+        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
     )
     return model, pops, syns, updates

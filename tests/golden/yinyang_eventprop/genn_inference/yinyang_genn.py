@@ -73,7 +73,7 @@ snnc_neuron_h = create_neuron_model(
     sim_code="""
     // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
     y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
-    // population h: 100 x LIF
+    // population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
     const scalar l_v = u_v;  // h.v
     const scalar l_ys_x_to_h__i = y_i__x_to_h;  // x_to_h.i
     const scalar l_i_syn = 0.99006633466223737*l_ys_x_to_h__i;  // input i_syn
@@ -102,7 +102,7 @@ snnc_neuron_out = create_neuron_model(
     sim_code="""
     // projection h_to_out: this step's arrivals, summed by GeNN into q_in__h_to_out
     y_i__h_to_out += q_in__h_to_out;  // on_pre i += w
-    // population out: 3 x LeakyIntegrate
+    // population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
     const scalar l_v = u_v;  // out.v
     const scalar l_ys_h_to_out__i = y_i__h_to_out;  // h_to_out.i
     const scalar l_i_syn = 0.99006633466223737*l_ys_h_to_out__i;  // input i_syn
