@@ -217,6 +217,9 @@ def _hidden_text(he: HiddenEprop) -> list[str]:
             f"({t.feedback}{init})"
         )
     out.append(f"  {names.LEARNING_SIGNAL} = {_fmt(he.learning_signal)}")
+    out.append(
+        "    (each term scaled by its readout's input gain d var/d(W z_pre): 1 - kappa for a leaky one)"
+    )
     out.append(f"  {he.f_avg.target} = {_fmt(he.f_avg.expr)}")
     out.append(f"  regularisation factor = {_fmt(he.regularisation)}")
     out.append("}")
@@ -237,6 +240,12 @@ def _projection_text(pe: ProjectionEprop) -> list[str]:
     if pe.trace is not None:
         out.append(f"  {pe.trace_name} = {_fmt(pe.trace)}")
     out.append(f"  {pe.gradient} += {_fmt(pe.accumulate)}")
+    if pe.role == "hidden":
+        out.append(
+            f"    (pairs L of step t with {pe.filtered_name} of step t-1, before this step's filter: a "
+            "spike reaches its targets one step after it is emitted, so this is the chain rule of "
+            "snnc's own dynamics; Bellec et al.'s sum_t L_t ebar_t has z_t drive y_t)"
+        )
     if pe.filter is not None:
         out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
     if pe.jump:
