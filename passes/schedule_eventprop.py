@@ -139,7 +139,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
     for pop in _list_populations(network, tr):
         _spike_list(b, pop)
     for name, pg in tr.populations.items():
-        _check_trajectory(network, pg)
+        _trajectory_taps(b, pg)
         _readout_arrays(b, name, pg)
     forward = schedule_forward(network, precision=precision, event_buffer=event_buffer, taps=b.taps)
     known = {a.name: a for a in forward.arrays}
@@ -226,15 +226,31 @@ def _list_populations(network: Network, tr: TrainingIR) -> list[str]:
     return [p for p in network.populations if p in keep]
 
 
-def _check_trajectory(network: Network, pg: PopulationGradient) -> None:
+def _trajectory_taps(b: _Builder, pg: PopulationGradient) -> None:
+    """The Euler fallback reads the trajectory of the states its Jacobian depends on: a neuron state
+    from the forward pass's recording of it (`rv_<pop>__<state>`, the state at the end of each step),
+    a synapse state from a recording of the same name and shape that a tap fills at the end of each
+    step (after the synapse's own update; synapse states have no reset)."""
     if pg.method == "exact" or not pg.trajectory:
         return
-    model = network.models[network.populations[pg.population].model]
-    bad = [s for s in pg.trajectory if s not in model.states]
-    if bad:
-        raise _fail(
-            f"population '{pg.population}': the Euler backward step needs the synapse state '{bad[0]}' "
-            "every step, which the forward pass does not record yet"
+    model = b.network.models[b.network.populations[pg.population].model]
+    n = b.size(pg.population)
+    for s in pg.trajectory:
+        if s in model.states:
+            continue
+        rec = b.add(
+            Array(
+                array_name("rv", pg.population, s),
+                Role.RECORD,
+                pg.population,
+                ("batch", "steps", n),
+                var=s,
+                comment=f"trajectory of {s} (the backward Euler step reads it)",
+                optional=True,
+            )
+        )
+        b.taps.setdefault(pg.population, []).append(
+            Tap(rec[BATCH, STEP, J], sym(s), "end", comment=f"trajectory of {s}")
         )
 
 
@@ -528,6 +544,10 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     n_post = b.size(proj.post)
     lets, lam = _lam_locals(post, adjoints[proj.post], (BATCH, M))
     env = _env(b, lam)
+    if post.method != "exact":  # g and dL/dw read the post states the spike arrives at (end of step k)
+        for s in post.trajectory:
+            rec = Array(array_name("rv", proj.post, s), Role.RECORD, proj.post, ("batch", "steps", n_post))
+            env[sym(s)] = rec[BATCH, STEP, M]
     prologue: list[Stmt] = list(lets)
     body: list[Stmt] = []
     weight = _weight(net, proj_name, known)

@@ -4,7 +4,8 @@ Every case runs the real forward pass (float64, small dt) and the trainer's loss
 (`runtime/losses.py`); the FD slope is a least-squares fit over offsets in [-h, h] (see `gradcheck`).
 Thresholds: cosine similarity >= 0.99 and relative error <= 5 % for every weight matrix. Models not
 in std: ThetaLIF (adaptive threshold), Dendritic (two-compartment), QuadLIF (non-linear: the Euler
-backward step on the recorded trajectory). `-m slow` runs every case; the default run a fast subset.
+backward step on the recorded trajectory), CondLIF (a conductance input i_syn * (e_rev - v): the Euler
+step on the trajectories of v and of the synapse state). `-m slow` runs every case; the default run a fast subset.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ neuron QuadLIF {
     reset { v = 0 }
 }
 """
+CONDUCTANCE = """
+neuron CondLIF {
+    param tau_m = 10 ms
+    param g_leak = 1.0
+    param e_rev = 3.0
+    param v_th = 1.0
+    state v = 0.0
+    input i_syn
+    dv/dt = (-g_leak * v + i_syn * (e_rev - v)) / tau_m
+    spike when v >= v_th
+    reset { v = 0 }
+}
+"""
 DENDRITE = """
 neuron Dendritic {
     param tau_d = 4 ms
@@ -73,6 +87,7 @@ def network(
         + ADAPTIVE
         + DENDRITE
         + QUADRATIC
+        + CONDUCTANCE
         + f"""
 network g {{
     input  x   = SpikeInput(3)
@@ -113,6 +128,10 @@ CASES = {
     # non-linear: the Euler backward step on the recorded trajectory
     "quadlif-avg_var-scce": ("QuadLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, 4, 0.5),
     "lif-quadlif-ttfs-ttfs_crossentropy": ("LIF", "QuadLIF", "first_spike_time", "ttfs_crossentropy", 4, 1.5),
+    # a conductance input i_syn * (e_rev - v): Euler backward step on the recorded trajectory of v
+    # and of the synapse state (recorded by the EventProp schedule for the backward step)
+    "condlif-avg_var-scce": ("CondLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, 5, 0.5),
+    "lif-condlif-ttfs-ttfs_crossentropy": ("LIF", "CondLIF", "first_spike_time", "ttfs_crossentropy", 4, 1.5),
 }
 #: FD noise from quantised hidden spike times: in these cases it reaches ~5-6 % at dt = 0.001 (the
 #: C gradient itself moves < 0.5 % between dt = 0.001 and 0.0005, the FD estimate by up to 10 %), so
@@ -121,6 +140,8 @@ CASE_DT = {
     "thetalif-ttfs-relative_mse": 0.0005,
     "quadlif-avg_var-scce": 0.0005,
     "thetalif-avg_var-scce": 0.0005,
+    "condlif-avg_var-scce": 0.0005,
+    "lif-condlif-ttfs-ttfs_crossentropy": 0.0005,
 }
 CASE_POINTS = {"thetalif-avg_var-scce": 41}
 FAST = {"lif-avg_var-scce", "lif-ttfs-ttfs_crossentropy", "dendritic-avg_var-scce"}
