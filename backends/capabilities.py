@@ -30,6 +30,9 @@ class Capabilities:
     trainable: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: gradient algorithms that cannot carry an axonal delay on a projection of the gradient path
     no_gradient_delays: frozenset[str] = frozenset()
+    #: gradient algorithms whose backward step it prints only in exact form (no Euler step on the
+    #: recorded trajectory of non-linear dynamics)
+    exact_backward_only: frozenset[str] = frozenset()
 
 
 def unsupported(
@@ -73,6 +76,16 @@ def unsupported(
                     f"cannot train through delays with {algorithm}: projection '{proj.name}' has a delay",
                     proj.span,
                     "remove the delay, or use another backend",
+                )
+    if algorithm in caps.exact_backward_only:
+        for name, pg in getattr(network.training, "populations", {}).items():
+            if getattr(pg, "method", "exact") != "exact":
+                pop = network.populations[name]
+                refuse(
+                    f"steps the {algorithm} adjoints back only in exact form; population '{name}' has "
+                    f"non-linear dynamics ({pg.reason})",
+                    pop.span or network.models[pop.model].span,
+                    "use the c backend, which steps them back with Euler on the recorded trajectory",
                 )
     return out
 

@@ -56,6 +56,45 @@ def test_genn_refuses_a_delay_on_the_gradient_path_with_its_location() -> None:
     assert (Path(d.span.file).name, d.span.line, d.span.col) == ("sparse_delay_recurrent.snn", 9, 5)
 
 
+CONDUCTANCE_NET = """use std.{SpikeInput, LeakyIntegrate, Exponential}
+neuron CondLIF {
+    param tau_mem = 20 ms
+    param e_rev = 5.0
+    state v = 0.0
+    input i_syn
+    dv/dt = (-v + i_syn * (e_rev - v)) / tau_mem
+    spike when v >= 1.0
+    reset { v = 0.0 }
+}
+network cond {
+    input  x   = SpikeInput(4)
+    hidden h   = CondLIF(10)
+    output out = LeakyIntegrate(3, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 0.5, sd = 0.2)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.9, sd = 0.1)), Exponential(tau = 5 ms)
+}
+train cond {
+    algorithm = eventprop(max_spikes = 100)
+    loss      = sparse_categorical_crossentropy
+}
+"""
+
+
+def test_genn_refuses_non_linear_eventprop_dynamics_at_the_population(tmp_path: Path) -> None:
+    """The C backend steps non-linear adjoints back with Euler on the recorded trajectory; the genn
+    backend has only the exact step, which `snnc check --backend genn` says at the population."""
+    path = tmp_path / "cond.snn"
+    path.write_text(CONDUCTANCE_NET)
+    network = lower(path)
+    assert network.training.populations["h"].method == "euler"
+    assert check_supported(network, "c") == []
+    (d,) = check_supported(network, "genn")
+    assert d.code == CODE and "population 'h' has non-linear dynamics" in d.message
+    assert (d.span.line, d.span.col) == (13, 5)
+    cli = snnc("check", "--backend", "genn", str(path))
+    assert cli.returncode == 1 and f"{path}:13:5: error: the genn backend steps the eventprop" in cli.stderr
+
+
 def sparse_eprop(tmp_path: Path) -> Path:
     """eprop_pattern with its input projection sparse: the C backend's e-prop trains dense only."""
     src = EPROP.read_text()
