@@ -86,10 +86,10 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
         syn = network.models[proj.synapse]
         if syn.impulse or syn.output is None:
             raise Defeat(
-                f"synapse model '{syn.name}' has no output state (an impulse synapse); EventProp needs "
-                "a synapse state that spikes jump",
+                f"projection '{proj.name}' uses synapse model '{syn.name}', which has no output state "
+                "(an impulse synapse); EventProp needs a synapse state that spikes jump",
                 syn.name,
-                syn.span,
+                proj.span or syn.span,
             )
         ren = _synapse_rename(syn, proj.name)
         for s in syn.states:

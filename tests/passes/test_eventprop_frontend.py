@@ -41,3 +41,20 @@ def test_std_lif_through_the_pipeline() -> None:
     lv, i, tau, vth = sym(N.adjoint("v")), sym("i_syn"), sym("tau_mem"), sym("v_thresh")
     expect = (i * lv - tau * (sym(N.DLP_DTS) + sym(N.D))) / (i - vth)
     assert sympy.simplify(jump.xreplace(params) - expect) == 0
+
+
+def test_an_impulse_synapse_is_refused_at_the_users_projection() -> None:
+    """EventProp needs a synapse state that spikes jump; the refusal points at the projection in the
+    user's file, not at the library's `synapse Delta`."""
+    import pytest
+    from snnc.ir.diagnostics import DiagnosticError
+
+    source = SOURCE.replace("Exponential(tau = 5 ms)", "Delta()", 1).replace(
+        "use std.{", "use std.{Delta, ", 1
+    )
+    with pytest.raises(DiagnosticError) as info:
+        compile_ir(load_source(source, "yy.snn"))
+    d = info.value.diagnostics[0]
+    assert "projection 'x_to_h' uses synapse model 'Delta'" in d.message
+    line = next(i for i, text in enumerate(source.splitlines(), 1) if "Delta()" in text)
+    assert (d.span.file, d.span.line) == ("yy.snn", line)
