@@ -11,12 +11,13 @@ connections and Flatten is a reshape (see `nir_conv` for the channels-last layou
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape
+from snnc.frontend.nir_graph import flatten, own_shape
+from snnc.frontend.nir_names import NameMap, annotation, readable
 from snnc.frontend.nir_shapes import infer_shapes
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
@@ -120,6 +121,11 @@ NEURONS = {
 TIME_PARAMS = {"tau", "tau_mem", "tau_syn"}
 UNMAPPED = {"Conv1d", "Threshold"}
 PASSING = ("Output", "Affine", "Linear", "Scale", "Delay", "Flatten", CONV, *POOLS)
+NAMES = (
+    "# Names: each population and connection line ends with `# nir:` and the NIR nodes it stands\n"
+    "# for, by type and original name; `snnc export` gives those names back (see frontend/nir_names.py).\n"
+    "# Weights: <this file's name>_weights/<NIR weight node>.npy, [pre, post] or [kh, kw, C, F].\n"
+)
 LAYOUT = (
     "# Shaped populations are (H, W, C), channels last; NIR's are (C, H, W). Neuron (c, y, x) of a\n"
     "# NIR (C, H, W) node is index (y*W + x)*C + c here: input spike ids use this order too.\n"
@@ -128,13 +134,6 @@ LAYOUT = (
 
 def _error(message: str, hint: str | None = None) -> DiagnosticError:
     return DiagnosticError(Diagnostic("E-NIR", message, hint=hint))
-
-
-def _ident(name: str) -> str:
-    """A NIR node name as an `.snn` identifier outside the reserved namespace (no `__`, no `_` at
-    either end: E-RESERVED-NAME), e.g. `lif.0` -> `lif_0`, `0` -> `n_0`, `_fc__1_` -> `fc_1`."""
-    s = re.sub(r"_+", "_", re.sub(r"\W", "_", str(name))).strip("_")
-    return s if re.match(r"[A-Za-z]", s) else f"n_{s}".rstrip("_")
 
 
 def _scalar(node_name: str, field_name: str, value) -> float:
@@ -240,31 +239,34 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
     return out
 
 
-def _own_shape(node) -> tuple[int, ...]:  # noqa: ANN001
-    if type(node).__name__ == "Input":
-        return tuple(int(s) for s in np.ravel(next(iter(node.input_type.values()))))
-    for attr in ("tau_mem", "tau", "r", "v_threshold"):
-        if getattr(node, attr, None) is not None:
-            shape = np.shape(getattr(node, attr))
-            return tuple(int(s) for s in shape) if shape else (1,)
-    raise _error("cannot tell the size of a NIR node")
+@dataclass
+class Imported:
+    """What `snnc import` wrote, and what each NIR node became (one row per node)."""
+
+    paths: list[Path]
+    rows: list[tuple[str, str, str, str]]  # NIR node, its type, the snnc item, its weight file
+
+    def table(self) -> str:
+        head = ("NIR node", "type", "snnc", "weights")
+        rows = [head, *self.rows]
+        widths = [max(len(r[k]) for r in rows) for k in range(3)]
+        return "\n".join(
+            ("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]).rstrip()
+            for r in rows
+        )
 
 
-def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[Path]:  # noqa: ANN001
-    """Write `out_path` (.snn) and its weight files next to it; returns the written paths."""
-    out_path = Path(out_path)
-    folder = out_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    succ: dict[str, list[str]] = {}
-    for a, b in graph.edges:
-        succ.setdefault(a, []).append(b)
-    own: dict[str, tuple[int, ...]] = {}
-    pops: list[tuple[str, str, str, dict]] = []  # name, role, model, params
-    outputs = {a for a, b in graph.edges if type(graph.nodes[b]).__name__ == "Output"}
+def _kind(graph, name: str) -> str:  # noqa: ANN001
+    return type(graph.nodes[name]).__name__
+
+
+def _populations(graph) -> tuple[list[tuple[str, str, str, dict]], set[str]]:  # noqa: ANN001
+    """(name, role, model, params) per Input/neuron node, and the nodes that feed an Output."""
+    pops: list[tuple[str, str, str, dict]] = []
+    outputs = {a for a, b in graph.edges if _kind(graph, b) == "Output"}
     for name, node in graph.nodes.items():
         kind = type(node).__name__
         if kind == "Input":
-            own[name] = _own_shape(node)
             pops.append((name, "input", "SpikeInput", {}))
         elif kind in NEURONS:
             model, fields = NEURONS[kind]
@@ -274,9 +276,7 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
                 if value is None:
                     continue
                 params[p] = _scalar(name, f, value) * scale
-            own[name] = _own_shape(node)
-            role = "output" if name in outputs else "hidden"
-            pops.append((name, role, model, params))
+            pops.append((name, "output" if name in outputs else "hidden", model, params))
         elif kind in UNMAPPED:
             raise _error(
                 f"NIR node '{name}' ({kind}) cannot be imported",
@@ -284,11 +284,25 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
             )
         elif kind not in PASSING:
             raise _error(f"NIR node '{name}' has type {kind}, which snnc cannot import")
+    order = {"input": 0, "hidden": 1, "output": 2}
+    return sorted(pops, key=lambda p: order[p[1]]), outputs
+
+
+def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Imported:  # noqa: ANN001
+    """Write `out_path` (.snn) and its weights (in `<stem>_weights/`, one `.npy` per NIR weight node)."""
+    out_path = Path(out_path)
+    folder = out_path.parent
+    graph = flatten(graph)
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    pops, outputs = _populations(graph)
+    own = {name: own_shape(graph, name) for name, *_ in pops}
     shapes, windows = infer_shapes(graph, own)
     projections = [p for name in shapes for p in _chain(graph, name, succ, shapes, windows)]
     used = {m for _, _, m, _ in pops} - {"SpikeInput"}
     stem = out_path.stem
-    lines = [f"# Imported from NIR by `snnc import`.\n{DISCRETISATION}", "use std.SpikeInput", ""]
+    lines = [f"# Imported from NIR by `snnc import`.\n{DISCRETISATION}{NAMES}", "use std.SpikeInput", ""]
     if any(len(s) == 3 for s in shapes.values()):
         lines.insert(1, LAYOUT)
     tau_syn: dict[str, float] = {}
@@ -300,8 +314,10 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
     for m in MODELS:
         if m in used:
             lines += [MODELS[m], ""]
-    written = []
-    lines.append(f"network {_ident(network or stem)} {{")
+    ident, files = NameMap(), NameMap()
+    rows: list[tuple[str, str, str, str]] = []
+    weights: dict[Path, np.ndarray] = {}
+    lines.append(f"network {readable(network or stem)} {{")
     for name, role, model, params in pops:
         shape = snnc_shape(shapes[name])
         args = [str(shape[0]) if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"]
@@ -310,17 +326,21 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
         if role == "output":
             spiking = model in ("NirLIF", "NirCubaLIF", "NirIF")
             args.append("readout = spike_count" if spiking else "readout = avg_var")
-        lines.append(f"    {role} {_ident(name)} = {model}({', '.join(args)})")
-    names: set[str] = set()
-    for k, p in enumerate(projections):
+        nodes = [(_kind(graph, name), name)]
+        nodes += [("Output", o) for o in succ.get(name, ()) if _kind(graph, o) == "Output"]
+        pop = ident(name)
+        lines.append(f"    {role} {pop} = {model}({', '.join(args)})   {annotation(nodes)}")
+        rows.append((name, nodes[0][0], f"{role} population {pop} {shape}", ""))
+        rows += [(o, "Output", f"readout of {pop}", "") for _, o in nodes[1:]]
+    for p in projections:
+        pre, post = ident(p.pre), ident(p.post)
         wfile = None
         if p.weight is not None:
-            wfile = f"{stem}_{_ident(p.pre)}_to_{_ident(p.post)}.npy"
-            if wfile in names:  # a second projection between the same populations
-                wfile = wfile.replace(".npy", f"_{k}.npy")
-            names.add(wfile)
-            np.save(folder / wfile, p.weight)
-            written.append(folder / wfile)
+            main = next((n for n in p.nodes if _kind(graph, n) in ("Affine", "Linear", CONV)), None)
+            key = main if main is not None and main not in files.ident else f"{p.pre} to {p.post}"
+            path = folder / f"{stem}_weights" / f"{files(key)}.npy"
+            weights[path] = p.weight
+            wfile = path.relative_to(folder).as_posix()
         syn_args = [f"tau_syn = {tau_syn[p.post]!r} ms"] if p.post in tau_syn else []
         if p.gain != 1.0:
             syn_args.append(f"gain = {p.gain!r}")
@@ -328,14 +348,21 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> list[
             f"({', '.join(syn_args)})" if syn_args else ""
         )
         delay = f", delay = {p.delay_ms!r} ms" if p.delay_ms else ""
-        via = f"   # via {', '.join(p.nodes)}" if p.nodes else ""
+        note = annotation([(_kind(graph, n), n) for n in p.nodes]) if p.nodes else ""
         if p.window is not None:
             conn = connectivity_text(p.window, wfile, delay)
             if p.gain != 1.0:
-                via += " (a sum: gain x the average)"
+                note = "# a sum: gain x the average; " + note.removeprefix("# ")
         else:
             conn = f'Dense(weight = File("{wfile}"){delay})'
-        lines.append(f"    {_ident(p.pre)} -> {_ident(p.post)} : {conn}, {syn}{via}")
+        lines.append(f"    {pre} -> {post} : {conn}, {syn}" + (f"   {note}" if note else ""))
+        layout = "[kh, kw, C, F]" if p.window is not None else "[pre, post]"
+        shown = f"{wfile} {list(p.weight.shape)} {layout}" if wfile else ""
+        rows += [(n, _kind(graph, n), f"projection {pre} -> {post}", shown) for n in p.nodes]
     lines.append("}")
+    folder.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return [out_path, *written]
+    for path, w in weights.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, w)
+    return Imported([out_path, *weights], rows)

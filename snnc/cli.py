@@ -294,7 +294,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from snnc.interop import import_nir
 
-    for written in import_nir(args.file, args.output):
+    imported = import_nir(args.file, args.output)
+    print(imported.table())
+    for written in imported.paths:
         print(f"wrote {written}")
     return EXIT_OK
 

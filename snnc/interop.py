@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+
+if TYPE_CHECKING:
+    from snnc.frontend.nir_import import Imported
 
 
 def _read_nir(path: Path):  # noqa: ANN202
@@ -20,12 +24,21 @@ def _read_nir(path: Path):  # noqa: ANN202
     try:
         return nir.read(str(path))
     except Exception as e:  # noqa: BLE001 - h5py/nir raise many kinds for a bad file
-        raise DiagnosticError(
-            Diagnostic("E-NIR", f"cannot read '{path}' as a NIR graph ({type(e).__name__}: {e})")
-        ) from None
+        error = e
+    if "type inference" in str(error).lower():
+        # nir's inference compares declared shapes: one-element (scalar) neuron parameters, as
+        # Norse writes them, fail it. The importer checks every size it uses (a weight against
+        # the population it feeds), so the graph is read again without nir's check.
+        try:
+            return nir.read(str(path), type_check=False)
+        except Exception:  # noqa: BLE001 - report the first error
+            pass
+    raise DiagnosticError(
+        Diagnostic("E-NIR", f"cannot read '{path}' as a NIR graph ({type(error).__name__}: {error})")
+    ) from None
 
 
-def import_nir(source: str | os.PathLike, output: str | os.PathLike | None = None) -> list[Path]:
+def import_nir(source: str | os.PathLike, output: str | os.PathLike | None = None) -> Imported:
     """`snnc import model.nir -o model.snn`: write the `.snn` file and its weight files."""
     from snnc.frontend.nir_import import nir_to_snn
 
@@ -42,6 +55,7 @@ def export_nir(
 
     from snnc.api import load_network
     from snnc.backends.nir.export import to_nir
+    from snnc.frontend.nir_names import ExportNames, read_annotations
 
     network = load_network(Path(source))
     weights = {}
@@ -52,7 +66,7 @@ def export_nir(
         if path.is_dir():
             path = latest_checkpoint(path) or path / "epoch-0000.npz"
         weights = load_checkpoint(path).weights
-    graph = to_nir(network, weights)
+    graph = to_nir(network, weights, ExportNames(read_annotations(network)))
     out = Path(output) if output else Path(source).with_suffix(".nir")
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(out), graph)

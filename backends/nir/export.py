@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from snnc.backends.nir.windows import conv_node, nir_shape, pool_node
 from snnc.frontend.nir_conv import nir_order
+from snnc.frontend.nir_names import ExportNames
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
@@ -50,11 +51,14 @@ def _weights(network: Network, proj, weights: dict) -> np.ndarray:
     )
 
 
-def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
-    """The NIR graph of `network`; `weights` (projection -> [pre, post]) override initialisers."""
+def to_nir(network: Network, weights: dict | None = None, names: ExportNames | None = None):  # noqa: ANN201
+    """The NIR graph of `network`; `weights` (projection -> [pre, post]) override initialisers;
+    `names` gives nodes their original NIR names (from the `.snn` file's `# nir:` annotations)."""
     import nir
 
     weights = dict(weights or {})
+    names = names or ExportNames({})
+    node_of = {pop: names.name(pop, _pop_kind(network, pop), pop) for pop in network.populations}
     nodes, edges = {}, []
     tau_syn: dict[str, float] = {}
     for proj in network.projections.values():
@@ -75,7 +79,7 @@ def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
         n = nir_shape(pop.shape)
         model = network.models[pop.model]
         if pop.role == "input":
-            nodes[pop.name] = nir.Input(input_type={"input": np.array(n)})
+            nodes[node_of[pop.name]] = nir.Input(input_type={"input": np.array(n)})
             continue
         if pop.model not in NODES:
             raise _error(
@@ -91,12 +95,20 @@ def to_nir(network: Network, weights: dict | None = None):  # noqa: ANN201
             if pop.name not in tau_syn:
                 raise _error(f"population '{pop.name}' ({pop.model}) needs NirCurrent synapses for tau_syn")
             values["tau_syn"] = np.full(n, tau_syn[pop.name] / 1e3)
-        nodes[pop.name] = getattr(nir, kind)(**values)
+        nodes[node_of[pop.name]] = getattr(nir, kind)(**values)
         if pop.role == "output":
-            nodes[f"{pop.name}_output"] = nir.Output(output_type={"output": np.array(n)})
-            edges.append((pop.name, f"{pop.name}_output"))
+            out = names.name(pop.name, "Output", f"{pop.name}_output")
+            nodes[out] = nir.Output(output_type={"output": np.array(n)})
+            edges.append((node_of[pop.name], out))
     for proj in network.projections.values():
-        edges += _projection_nodes(network, proj, weights, nodes)
+        chain = _projection_nodes(network, proj, weights)
+        last = node_of[proj.pre]
+        for kind, fallback, node in chain:
+            name = names.name(proj.name, kind, fallback)
+            nodes[name] = node
+            edges.append((last, name))
+            last = name
+        edges.append((last, node_of[proj.post]))
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
@@ -105,42 +117,37 @@ def _gain(network: Network, proj) -> float:  # noqa: ANN001
     return float(proj.synapse_params.get("gain", param.value if param is not None else 1.0))
 
 
-def _projection_nodes(network: Network, proj, weights: dict, nodes: dict) -> list[tuple[str, str]]:  # noqa: ANN001
-    """Add the nodes of one projection (pre -> ... -> post) to `nodes`; return their edges."""
+def _pop_kind(network: Network, pop: str) -> str:
+    p = network.populations[pop]
+    return "Input" if p.role == "input" else NODES.get(p.model, ("?",))[0]
+
+
+def _projection_nodes(network: Network, proj, weights: dict) -> list[tuple[str, str, object]]:  # noqa: ANN001
+    """The NIR nodes of one projection, pre to post: (NIR type, generated name, node)."""
     import nir
 
     pre, post = network.populations[proj.pre], network.populations[proj.post]
     kind, gain = proj.connectivity.kind, _gain(network, proj)
-    chain: list[tuple[str, object]] = []
+    chain: list[tuple[str, str, object]] = []
     if kind == "dense":
         w = _weights(network, proj, weights).reshape(pre.size, post.size)
         if len(pre.shape) == 3:
-            chain.append(
-                (
-                    f"{proj.name}_flatten",
-                    nir.Flatten(input_type={"input": np.array(nir_shape(pre.shape))}, start_dim=0),
-                )
-            )
+            flat = nir.Flatten(input_type={"input": np.array(nir_shape(pre.shape))}, start_dim=0)
+            chain.append(("Flatten", f"{proj.name}_flatten", flat))
         m = np.empty((w.shape[1], w.shape[0]))
         m[np.ix_(nir_order(nir_shape(post.shape)), nir_order(nir_shape(pre.shape)))] = w.T
-        chain.append((proj.name, nir.Linear(weight=m)))
+        chain.append(("Linear", proj.name, nir.Linear(weight=m)))
     elif kind == "conv2d":
-        chain.append((proj.name, conv_node(proj, pre.shape, _weights(network, proj, weights))))
+        chain.append(("Conv2d", proj.name, conv_node(proj, pre.shape, _weights(network, proj, weights))))
     else:
         node = pool_node(proj, gain)
         if node is not None:
             gain = 1.0
-        chain.append((proj.name, node or pool_node(proj, 1.0)))
+        node = node or pool_node(proj, 1.0)
+        chain.append((type(node).__name__, proj.name, node))
     if gain != 1.0:
-        chain.append((f"{proj.name}_gain", nir.Scale(scale=np.full(nir_shape(post.shape), gain))))
+        chain.append(("Scale", f"{proj.name}_gain", nir.Scale(scale=np.full(nir_shape(post.shape), gain))))
     if proj.delay:
-        chain.append(
-            (f"{proj.name}_delay", nir.Delay(delay=np.full(nir_shape(post.shape), proj.delay / 1e3)))
-        )
-    edges, last = [], proj.pre
-    for name, node in chain:
-        nodes[name] = node
-        edges.append((last, name))
-        last = name
-    edges.append((last, proj.post))
-    return edges
+        delay = nir.Delay(delay=np.full(nir_shape(post.shape), proj.delay / 1e3))
+        chain.append(("Delay", f"{proj.name}_delay", delay))
+    return chain

@@ -165,22 +165,25 @@ def test_conv_network_round_trips_through_export(tmp_path):
             if f not in ("metadata", "input_type", "output_type"):
                 np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-12, err_msg=f"{name}.{f}")
     np.testing.assert_array_equal(back.nodes["inp"].input_type["input"], [C_IN, H, W])
-    conv = back.nodes["inp_to_c1"]
+    conv = back.nodes["conv"]
     assert isinstance(conv, nir.Conv2d)
     np.testing.assert_array_equal(conv.weight, g.nodes["conv"].weight)
     assert (
         tuple(conv.stride) == (1, 1) and tuple(conv.padding) == (1, 1) and tuple(conv.input_shape) == (H, W)
     )
     assert tuple(conv.dilation) == (1, 1) and conv.groups == 1
-    pool = back.nodes["c1_to_p1"]
+    pool = back.nodes["pool"]
     assert isinstance(pool, nir.SumPool2d)
     for f in ("kernel_size", "stride", "padding"):
         np.testing.assert_array_equal(getattr(pool, f), getattr(g.nodes["pool"], f))
-    np.testing.assert_array_equal(back.nodes["p1_to_li"].weight, g.nodes["fc"].weight)
-    assert ("p1", "p1_to_li_flatten") in back.edges and ("p1_to_li_flatten", "p1_to_li") in back.edges
+    np.testing.assert_array_equal(back.nodes["fc"].weight, g.nodes["fc"].weight)
+    assert ("p1", "flat") in back.edges and ("flat", "fc") in back.edges
     # and the exported file imports again to the same weights
     import_nir(tmp_path / "back.nir", tmp_path / "again.snn")
-    for a, b in (("m_inp_to_c1.npy", "again_inp_to_c1.npy"), ("m_p1_to_li.npy", "again_p1_to_li.npy")):
+    for a, b in (
+        ("m_weights/conv.npy", "again_weights/conv.npy"),
+        ("m_weights/fc.npy", "again_weights/fc.npy"),
+    ):
         np.testing.assert_array_equal(np.load(tmp_path / a), np.load(tmp_path / b))
 
 
@@ -193,7 +196,7 @@ def test_avg_pool_exports_as_avg_pool(tmp_path):
     import_nir(tmp_path / "a.nir", tmp_path / "a.snn")
     assert "gain" not in (tmp_path / "a.snn").read_text().split("network")[-1]
     export_nir(tmp_path / "a.snn", tmp_path / "back.nir")
-    assert isinstance(nir.read(str(tmp_path / "back.nir")).nodes["c1_to_p1"], nir.AvgPool2d)
+    assert isinstance(nir.read(str(tmp_path / "back.nir")).nodes["pool"], nir.AvgPool2d)
 
 
 @pytest.mark.parametrize(
@@ -231,8 +234,8 @@ def test_delay_after_a_conv_imports_and_exports(tmp_path):
     g.edges = [e for e in g.edges if e != ("conv", "c1")] + [("conv", "d"), ("d", "c1")]
     nir.write(str(tmp_path / "d.nir"), g)
     import_nir(tmp_path / "d.nir", tmp_path / "d.snn")
-    assert 'File("d_inp_to_c1.npy"), delay = 2.0 ms)' in (tmp_path / "d.snn").read_text()
+    assert 'File("d_weights/conv.npy"), delay = 2.0 ms)' in (tmp_path / "d.snn").read_text()
     export_nir(tmp_path / "d.snn", tmp_path / "back.nir")
     back = nir.read(str(tmp_path / "back.nir"))
-    assert ("inp_to_c1", "inp_to_c1_delay") in back.edges and ("inp_to_c1_delay", "c1") in back.edges
-    np.testing.assert_allclose(back.nodes["inp_to_c1_delay"].delay, g.nodes["d"].delay)
+    assert ("conv", "d") in back.edges and ("d", "c1") in back.edges
+    np.testing.assert_allclose(back.nodes["d"].delay, g.nodes["d"].delay)

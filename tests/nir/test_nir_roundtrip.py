@@ -63,8 +63,8 @@ def test_round_trip_import_simulate_export(tmp_path):
         for f in a.__dataclass_fields__:
             if f not in ("metadata", "input_type", "output_type"):
                 np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-12, err_msg=f"{name}.{f}")
-    np.testing.assert_allclose(back.nodes["inp_to_hid"].weight, g.nodes["fc1"].weight)
-    np.testing.assert_allclose(back.nodes["hid_to_cuba"].weight, g.nodes["fc2"].weight)
+    np.testing.assert_allclose(back.nodes["fc1"].weight, g.nodes["fc1"].weight)
+    np.testing.assert_allclose(back.nodes["fc2"].weight, g.nodes["fc2"].weight)
 
 
 def numpy_cuba(spikes, w, p, t_end, dt):
