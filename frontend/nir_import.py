@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape
+from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape, window
 from snnc.frontend.nir_graph import flatten, own_shape
 from snnc.frontend.nir_names import NameMap, annotation, readable
 from snnc.frontend.nir_shapes import infer_shapes
+from snnc.ir.connectivity import KINDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
 DISCRETISATION = (
@@ -195,8 +196,10 @@ def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[P
                 walk(nxt, w, delay + d, [*path, nxt])
             elif kind == "Flatten":  # a C-order reshape: NIR's flat index is unchanged
                 walk(nxt, w, delay, [*path, nxt])
-            elif kind == CONV or kind in POOLS:
+            elif (kind == CONV or kind in POOLS) and (nxt in windows or path):
                 out.extend(_window_projections(graph, start, nxt, succ, shapes, windows, path))
+            elif kind == CONV or kind in POOLS:  # feeds more transforms: one dense matrix with them
+                walk(nxt, _window_matrix(nxt, obj, shapes[start]), delay, [nxt])
             elif kind in UNMAPPED:
                 raise _error(
                     f"NIR node '{nxt}' ({kind}) cannot be imported",
@@ -206,6 +209,20 @@ def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[P
                 raise _error(f"NIR node '{nxt}' has unknown type {kind}")
 
     walk(start, np.eye(math.prod(shapes[start]))[nir_order(shapes[start])], 0.0, [])
+    return out
+
+
+def _window_matrix(name: str, node, pre_shape: tuple[int, ...]) -> np.ndarray:  # noqa: ANN001
+    """A Conv2d/pool read straight from a population but feeding a Flatten/Linear chain (snnTorch's
+    `AvgPool2d -> Flatten -> Linear`): its dense equivalent, [pre in snnc order, NIR flat index]."""
+    win = window(name, node, pre_shape)
+    kind = KINDS[win.kind]
+    pre = snnc_shape(pre_shape)
+    g = kind.geometry(win.args, pre)
+    n_pre, n_post = math.prod(pre), math.prod(win.out_shape)
+    dense = kind.dense_equivalent({"weight": win.kernel}, n_pre, n_post, g) * win.gain
+    out = np.empty_like(dense)
+    out[:, nir_order(win.out_shape)] = dense
     return out
 
 
