@@ -30,6 +30,12 @@ DISCRETISATION = (
     "# w/tau_syn (NirCurrent), and the membrane is driven by that current's exact mean over each step.\n"
     "# NIR's time unit (s) is written as `1 s` where it enters.\n"
 )
+STEP = (
+    "# Spikes as pulses one step wide (`snnc import --spike-step`): the exporter simulates in discrete\n"
+    "# time and adds w per spike and step, where NIR's Dirac pulse adds w/dt; `pulse = <its step>` on\n"
+    "# every synapse reads the weights its way, and the models step with forward Euler as the exporter\n"
+    "# does (beta = 1 - dt/tau): at the exporter's dt the two simulate the same arithmetic.\n"
+)
 
 MODELS = {
     "NirLIF": """neuron NirLIF {   # NIR LIF: tau dv/dt = (v_leak - v) + r I; spike when v > v_threshold
@@ -93,15 +99,17 @@ MODELS = {
     "NirCurrent": """synapse NirCurrent {   # NIR's tau_syn dI/dt = -I + S: a spike of weight w adds w/tau_syn
     param tau_syn = 5 ms
     param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
+    param pulse = 1 s   # a spike's area: NIR's Dirac pulse, or a discrete-time exporter's step
     state i = 0.0
     di/dt = -i / tau_syn
-    on_pre { i += gain * w * (1 s) / tau_syn }
+    on_pre { i += gain * w * pulse / tau_syn }
     output i
 }""",
     "NirDirac": """synapse NirDirac {   # a Dirac pulse of weight w, held as w/dt for one step
     param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
+    param pulse = 1 s   # a spike's area: NIR's Dirac pulse, or a discrete-time exporter's step
     state i = 0.0
-    on_pre { i += gain * w * (1 s) / dt }
+    on_pre { i += gain * w * pulse / dt }
     output impulse i
 }""",
 }
@@ -256,6 +264,23 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
     return out
 
 
+def _stepped(model: str) -> str:
+    """A model as a discrete-time exporter steps it: forward Euler (`snnc import --spike-step`)."""
+    head, _, body = model.partition("\n")
+    if "/dt = " not in body:
+        return model  # NirDirac: no ODE
+    return f"{head}\n    method = euler   # the exporter's own step (--spike-step)\n{body}"
+
+
+def _stated_step(graph, nodes: list[str]) -> float | None:  # noqa: ANN001
+    """The spike step `snnc export` wrote on a weight node it exported from a `--spike-step` import."""
+    for n in nodes:
+        value = getattr(graph.nodes[n], "metadata", {}).get("snnc_spike_step")
+        if value is not None:
+            return float(np.ravel(value)[0])
+    return None
+
+
 @dataclass
 class Imported:
     """What `snnc import` wrote, and what each NIR node became (one row per node)."""
@@ -305,8 +330,16 @@ def _populations(graph) -> tuple[list[tuple[str, str, str, dict]], set[str]]:  #
     return sorted(pops, key=lambda p: order[p[1]]), outputs
 
 
-def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Imported:  # noqa: ANN001
-    """Write `out_path` (.snn) and its weights (in `<stem>_weights/`, one `.npy` per NIR weight node)."""
+def nir_to_snn(
+    graph,  # noqa: ANN001
+    out_path: str | Path,
+    network: str | None = None,
+    spike_step: float | None = None,
+) -> Imported:
+    """Write `out_path` (.snn) and its weights (in `<stem>_weights/`, one `.npy` per NIR weight node).
+
+    `spike_step` (seconds): read each spike as a pulse of that width (a discrete-time exporter's
+    dt: snnTorch writes for 1e-4 s, Norse for its `dt`) instead of NIR's Dirac pulse."""
     out_path = Path(out_path)
     folder = out_path.parent
     graph = flatten(graph)
@@ -319,7 +352,9 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Impor
     projections = [p for name in shapes for p in _chain(graph, name, succ, shapes, windows)]
     used = {m for _, _, m, _ in pops} - {"SpikeInput"}
     stem = out_path.stem
-    lines = [f"# Imported from NIR by `snnc import`.\n{DISCRETISATION}{NAMES}", "use std.SpikeInput", ""]
+    steps = [spike_step or _stated_step(graph, p.nodes) for p in projections]
+    header = f"# Imported from NIR by `snnc import`.\n{DISCRETISATION}{STEP if any(steps) else ''}{NAMES}"
+    lines = [header, "use std.SpikeInput", ""]
     if any(len(s) == 3 for s in shapes.values()):
         lines.insert(1, LAYOUT)
     tau_syn: dict[str, float] = {}
@@ -330,7 +365,7 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Impor
     used |= {"NirDirac"} if any(p.post not in tau_syn for p in projections) else set()
     for m in MODELS:
         if m in used:
-            lines += [MODELS[m], ""]
+            lines += [_stepped(MODELS[m]) if any(steps) else MODELS[m], ""]
     ident, files = NameMap(), NameMap()
     rows: list[tuple[str, str, str, str]] = []
     weights: dict[Path, np.ndarray] = {}
@@ -349,7 +384,7 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Impor
         lines.append(f"    {role} {pop} = {model}({', '.join(args)})   {annotation(nodes)}")
         rows.append((name, nodes[0][0], f"{role} population {pop} {shape}", ""))
         rows += [(o, "Output", f"readout of {pop}", "") for _, o in nodes[1:]]
-    for p in projections:
+    for p, step in zip(projections, steps, strict=True):
         pre, post = ident(p.pre), ident(p.post)
         wfile = None
         if p.weight is not None:
@@ -361,6 +396,8 @@ def nir_to_snn(graph, out_path: str | Path, network: str | None = None) -> Impor
         syn_args = [f"tau_syn = {tau_syn[p.post]!r} ms"] if p.post in tau_syn else []
         if p.gain != 1.0:
             syn_args.append(f"gain = {p.gain!r}")
+        if step:
+            syn_args.append(f"pulse = {step * 1e3!r} ms")
         syn = ("NirCurrent" if p.post in tau_syn else "NirDirac") + (
             f"({', '.join(syn_args)})" if syn_args else ""
         )

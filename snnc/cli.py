@@ -294,7 +294,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from snnc.interop import import_nir
 
-    imported = import_nir(args.file, args.output)
+    imported = import_nir(args.file, args.output, spike_step=args.spike_step)
     print(imported.table())
     for written in imported.paths:
         print(f"wrote {written}")
@@ -408,6 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="turn a NIR graph into a .snn file with .npy weights")
     p.add_argument("file", metavar="FILE.nir")
     p.add_argument("-o", "--output", metavar="FILE.snn")
+    p.add_argument(
+        "--spike-step",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="read spikes as pulses one exporter step wide, as discrete-time libraries mean them "
+        "(snnTorch: 1e-4, Norse: its dt) instead of NIR's Dirac pulses",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write a .snn network (and trained weights) as a NIR graph")

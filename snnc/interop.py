@@ -38,13 +38,21 @@ def _read_nir(path: Path):  # noqa: ANN202
     ) from None
 
 
-def import_nir(source: str | os.PathLike, output: str | os.PathLike | None = None) -> Imported:
-    """`snnc import model.nir -o model.snn`: write the `.snn` file and its weight files."""
+def import_nir(
+    source: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    spike_step: float | None = None,
+) -> Imported:
+    """`snnc import model.nir -o model.snn [--spike-step S]`: write the `.snn` file and its weights."""
     from snnc.frontend.nir_import import nir_to_snn
 
     src = Path(source)
     graph = _read_nir(src)
-    return nir_to_snn(graph, Path(output) if output else src.with_suffix(".snn"))
+    if spike_step is not None and not spike_step > 0:
+        raise DiagnosticError(
+            Diagnostic("E-NIR", f"--spike-step must be a positive time in seconds, not {spike_step}")
+        )
+    return nir_to_snn(graph, Path(output) if output else src.with_suffix(".snn"), spike_step=spike_step)
 
 
 def export_nir(

@@ -112,9 +112,24 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
+def _syn_param(network: Network, proj, name: str, default: float) -> float:  # noqa: ANN001
+    param = network.models[proj.synapse].params.get(name)
+    return float(proj.synapse_params.get(name, param.value if param is not None else default))
+
+
 def _gain(network: Network, proj) -> float:  # noqa: ANN001
-    param = network.models[proj.synapse].params.get("gain")
-    return float(proj.synapse_params.get("gain", param.value if param is not None else 1.0))
+    return _syn_param(network, proj, "gain", 1.0)
+
+
+#: metadata key on a weight node whose weights mean pulses one exporter step wide (`--spike-step`)
+SPIKE_STEP = "snnc_spike_step"
+
+
+def _step_metadata(network: Network, proj) -> dict:  # noqa: ANN001
+    """The weights keep the convention they were imported with; a non-Dirac pulse is stated here
+    so that `snnc import` reads them back the same way (other readers ignore metadata)."""
+    pulse_ms = _syn_param(network, proj, "pulse", 1e3)
+    return {} if pulse_ms == 1e3 else {SPIKE_STEP: np.array([pulse_ms / 1e3])}
 
 
 def _pop_kind(network: Network, pop: str) -> str:
@@ -136,9 +151,11 @@ def _projection_nodes(network: Network, proj, weights: dict) -> list[tuple[str, 
             chain.append(("Flatten", f"{proj.name}_flatten", flat))
         m = np.empty((w.shape[1], w.shape[0]))
         m[np.ix_(nir_order(nir_shape(post.shape)), nir_order(nir_shape(pre.shape)))] = w.T
-        chain.append(("Linear", proj.name, nir.Linear(weight=m)))
+        chain.append(("Linear", proj.name, nir.Linear(weight=m, metadata=_step_metadata(network, proj))))
     elif kind == "conv2d":
-        chain.append(("Conv2d", proj.name, conv_node(proj, pre.shape, _weights(network, proj, weights))))
+        node = conv_node(proj, pre.shape, _weights(network, proj, weights))
+        node.metadata.update(_step_metadata(network, proj))
+        chain.append(("Conv2d", proj.name, node))
     else:
         node = pool_node(proj, gain)
         if node is not None:
