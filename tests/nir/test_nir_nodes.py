@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from snnc.api import load_network
+from snnc.cli import main
 from snnc.interop import export_nir, import_nir
 
 nir = pytest.importorskip("nir")
@@ -123,3 +124,31 @@ def test_pool_then_linear_folds_into_one_dense_weight(tmp_path, kind):
         spike[c, y, x] = 1.0
         want = fc @ pooled(spike, 3, 2, kind).ravel()
         np.testing.assert_allclose(w[(y * 6 + x) * 2 + c], want, rtol=1e-12, atol=1e-15)
+
+
+def test_spike_step_reads_weights_as_one_step_pulses_and_survives_export(tmp_path, capsys):
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "fc": nir.Linear(weight=np.full((3, 2), 0.5)),
+            "lif": neuron("CubaLIF", 3),
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+    nir.write(str(tmp_path / "s.nir"), g)
+    assert (
+        main(["import", str(tmp_path / "s.nir"), "-o", str(tmp_path / "bad.snn"), "--spike-step", "0"]) == 1
+    )
+    assert "--spike-step must be a positive time in seconds" in capsys.readouterr().err
+    assert (
+        main(["import", str(tmp_path / "s.nir"), "-o", str(tmp_path / "s.snn"), "--spike-step", "1e-4"]) == 0
+    )
+    text = (tmp_path / "s.snn").read_text()
+    assert text.count("method = euler") == 2  # NirCubaLIF and NirCurrent
+    assert "NirCurrent(tau_syn = 5.0 ms, pulse = 0.1 ms)" in text
+    load_network(tmp_path / "s.snn")
+    back = nir.read(str(export_nir(tmp_path / "s.snn", tmp_path / "back.nir")))
+    np.testing.assert_array_equal(back.nodes["fc"].weight, g.nodes["fc"].weight)  # the exporter's convention
+    import_nir(tmp_path / "back.nir", tmp_path / "again.snn")  # no option: the metadata says it
+    assert "pulse = 0.1 ms" in (tmp_path / "again.snn").read_text()
