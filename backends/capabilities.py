@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from snnc.ir.connectivity import kind_of
+from snnc.ir.connectivity import explicit_padding, kind_of
 from snnc.ir.diagnostics import Diagnostic, Span
 from snnc.ir.discrete import delay_steps
 from snnc.ir.model import Network, Projection
@@ -33,6 +33,8 @@ class Capabilities:
     #: gradient algorithms whose backward step it prints only in exact form (no Euler step on the
     #: recorded trajectory of non-linear dynamics)
     exact_backward_only: frozenset[str] = frozenset()
+    #: Conv2D padded by numbers (`padding = (1, 1)`, PyTorch/NIR style), not only "valid"/"same"
+    explicit_padding: bool = False
 
 
 def unsupported(
@@ -54,6 +56,13 @@ def unsupported(
         kind = proj.connectivity.kind
         if kind_of(kind).layout not in caps.connectivity:
             refuse(f"has no connectivity '{kind}' (projection '{proj.name}')", _span(proj))
+        elif kind == "conv2d" and explicit_padding(proj.connectivity.args) and not caps.explicit_padding:
+            refuse(
+                f'pads Conv2D only "valid" or "same"; projection \'{proj.name}\' has padding = '
+                f"{tuple(proj.connectivity.args['padding'])}",
+                _span(proj),
+                'use padding = "valid" or "same", or the c backend',
+            )
     algorithm = _algorithm(network)
     if algorithm is None:
         return out

@@ -33,13 +33,13 @@ INITIALISERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def pair(e: ast.Expr, bag: DiagnosticBag, what: str) -> tuple[int, int] | None:
-    """An int `k` or a tuple `(kh, kw)` of positive ints -> (kh, kw)."""
+def pair(e: ast.Expr, bag: DiagnosticBag, what: str, minimum: int = 1) -> tuple[int, int] | None:
+    """An int `k` or a tuple `(kh, kw)` of ints >= `minimum` -> (kh, kw)."""
     items = e.items if isinstance(e, ast.Tuple) else (e,)
     if len(items) not in (1, 2):
         bag.error(M.SHAPE, f"{what} must be a number or a pair (h, w), not '{unparse(e)}'", e.span)
         return None
-    values = [integer(i, bag, what, minimum=1) for i in items]
+    values = [integer(i, bag, what, minimum=minimum) for i in items]
     if any(v is None for v in values):
         return None
     return (values[0], values[-1])  # type: ignore[return-value]
@@ -107,6 +107,8 @@ def _argument(a: Arg, e: ast.Expr, bag: DiagnosticBag) -> Any:
         return integer(e, bag, a.name, minimum=1)
     if a.type == "window":
         return pair(e, bag, a.name)
+    if a.type == "padding" and not isinstance(e, ast.String):
+        return pair(e, bag, a.name, minimum=0)
     value = literal(e, bag)
     if value is None:
         return None
@@ -115,7 +117,7 @@ def _argument(a: Arg, e: ast.Expr, bag: DiagnosticBag) -> Any:
             bag.error(M.VALUE, f"the connection probability {a.name} must be in (0, 1], not {value}", e.span)
             return None
         return float(value)
-    if a.type == "choice" and value not in a.choices:
+    if a.type in ("choice", "padding") and value not in a.choices:
         choices = " or ".join(f'"{c}"' for c in a.choices)
         bag.error(M.VALUE, f"{a.name} must be {choices}, not {value!r}", e.span)
         return None

@@ -6,7 +6,8 @@ populations are declared (H, W, C); dense chains touching them have their weight
 (`nir_order`), and a Flatten (a C-order reshape) is then a no-op on NIR's flat index.
 
 What snnc's connectivities cannot express is an error naming the node and the parameter: dilation,
-groups, a non-zero bias, unequal strides, and padding other than none or snnc's "same" geometry.
+groups, a non-zero bias and unequal strides. Padding is "valid", "same" where that is the same
+computation, else the numbers themselves (`padding = (1, 1)`, which the GeNN backend refuses).
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ def _stride(name: str, value: Any) -> int:
     return sh
 
 
-def _padding(name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stride: int) -> str:  # noqa: ANN001
-    """NIR's symmetric padding -> "valid" or "same" when snnc's geometry is the same computation."""
+def _padding(
+    name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stride: int
+) -> str | tuple[int, int]:  # noqa: ANN001
+    """NIR's symmetric padding -> "valid", "same" when snnc's "same" is the same computation, else
+    the pair itself (snnc's Conv2D takes PyTorch/NIR padding as numbers, on the C backend)."""
     pad = node.padding
     if isinstance(pad, str):
         if pad == "valid":
@@ -85,17 +89,14 @@ def _padding(name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stri
         pads = _pair(name, "padding", pad)
     if pads == (0, 0):
         return "valid"
+    if min(pads) < 0:
+        raise nir_error(f"NIR node '{name}': padding {pads} is negative")
     same = {"filters": 1, "kernel": kernel, "stride": stride, "padding": "same"}
     same_pads = KINDS["conv2d"].padding(same, (*hw, 1))
     same_out = KINDS["conv2d"].output_shape(same, (*hw, 1))
     for size, k, p, (same_pad, _), out in zip(hw, kernel, pads, same_pads, same_out[:2], strict=True):
         if ((size + 2 * p - k) // stride + 1, p) != (out, same_pad):
-            raise nir_error(
-                f"NIR node '{name}': padding {tuple(pads)} (kernel {kernel}, stride {stride}, input "
-                f"{hw}) is not supported",
-                'snnc\'s Conv2D pads nothing ("valid") or as "same"; use padding 0 or (k - 1) / 2 '
-                "with stride 1",
-            )
+            return pads
     return "same"
 
 
@@ -175,9 +176,11 @@ def connectivity_text(win: Window, weight_file: str | None, extra: str = "") -> 
     a = win.args
     if win.kind == "conv2d":
         kh, kw = a["kernel"]
+        pad = a["padding"]
+        pad_text = f'"{pad}"' if isinstance(pad, str) else f"({pad[0]}, {pad[1]})"
         return (
             f"Conv2D(filters = {a['filters']}, kernel = ({kh}, {kw}), stride = {a['stride']}, "
-            f'padding = "{a["padding"]}", weight = File("{weight_file}"){extra})'
+            f'padding = {pad_text}, weight = File("{weight_file}"){extra})'
         )
     ph, pw = a["pool"]
     return f"AvgPool2D(pool = ({ph}, {pw}), stride = {a['stride']}{extra})"

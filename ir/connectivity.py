@@ -43,7 +43,8 @@ class Arg:
     """One argument of a connectivity call.
 
     type: "probability" (a number in (0, 1]), "count" (an integer >= 1), "window" (an integer or a
-    pair (h, w) of integers >= 1, stored as a pair) or "choice" (a string from `choices`).
+    pair (h, w) of integers >= 1, stored as a pair), "choice" (a string from `choices`) or "padding"
+    (a string from `choices`, or an integer or pair (h, w) of integers >= 0, stored as a pair).
     `default` is REQUIRED, a value, or `None` for "ask `normalise`" (AvgPool2D's stride is its pool).
     """
 
@@ -103,7 +104,9 @@ class ConnectivityKind:
             value = args.get(a.name, a.default)
             if value is REQUIRED:
                 raise KeyError(f"{self.call}() needs '{a.name}'")
-            if value is not None and a.type == "window":
+            if value is not None and (
+                a.type == "window" or (a.type == "padding" and not isinstance(value, str))
+            ):
                 value = pair(value)
             out[a.name] = value
         return out
@@ -358,6 +361,11 @@ class _Window(ConnectivityKind):
         return m
 
 
+def explicit_padding(args: Args) -> bool:
+    """A Conv2D padded by numbers (PyTorch/NIR style), not "valid" or "same"."""
+    return not isinstance(args.get("padding", "valid"), str)
+
+
 class Conv2D(_Window):
     kind = "conv2d"
     calls = ("Conv2D",)
@@ -366,7 +374,7 @@ class Conv2D(_Window):
         Arg("filters", "count"),
         Arg("kernel", "window"),
         Arg("stride", "window", (1, 1)),
-        Arg("padding", "choice", "valid", ("valid", "same")),
+        Arg("padding", "padding", "valid", ("valid", "same")),
     )
 
     def window(self, args: Args) -> tuple[int, int]:
@@ -377,8 +385,13 @@ class Conv2D(_Window):
 
     def padding(self, args: Args, pre: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
         """'same': the output has ceil(size / stride) positions, padded as evenly as possible, the
-        odd row or column after (as TensorFlow does)."""
-        if str(args.get("padding", "valid")) != "same":
+        odd row or column after (as TensorFlow does). A pair (ph, pw): ph zero rows above and
+        below, pw zero columns left and right (as PyTorch and NIR pad)."""
+        given = args.get("padding", "valid")
+        if explicit_padding(args):
+            ph, pw = pair(given)
+            return ((ph, ph), (pw, pw))
+        if str(given) != "same":
             return ((0, 0), (0, 0))
         s = self.stride(args)
         pads = []

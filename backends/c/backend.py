@@ -41,6 +41,7 @@ CAPABILITIES = Capabilities(
     precisions=frozenset({"float", "double"}),
     generators=frozenset({"spike_source", "poisson"}),
     trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
+    explicit_padding=True,
 )
 
 

@@ -9,7 +9,7 @@ exported as NIR's symmetric padding when the two compute the same thing, else it
 from __future__ import annotations
 
 import numpy as np
-from snnc.ir.connectivity import KINDS
+from snnc.ir.connectivity import KINDS, explicit_padding
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Projection
 
@@ -26,21 +26,11 @@ def nir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (int(np.prod(shape)),)
 
 
-def conv_node(proj: Projection, pre_shape: tuple[int, ...], kernel: np.ndarray):  # noqa: ANN201
-    """A NIR Conv2d for a conv2d projection; `kernel` is snnc's [kh, kw, C, F] (any shape that reshapes)."""
-    import nir
-
-    conv, a = KINDS["conv2d"], proj.connectivity.args
-    g = conv.geometry(a, tuple(pre_shape))
-    k = np.asarray(kernel, np.float64).reshape(conv.weight_shape(0, 0, g)).transpose(3, 2, 0, 1).copy()
-    pad = (g["PAD_T"], g["PAD_L"])
-    # NIR pads both sides by the same amount; that computes snnc's windows when it gives the same size
+def _require_symmetric(proj: Projection, g: dict, pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """NIR pads both sides by the same amount; that computes snnc's "same" windows when it gives
+    the same output size."""
     for size, k_size, out, (before, after) in zip(
-        (g["H"], g["W"]),
-        (g["KH"], g["KW"]),
-        (g["OH"], g["OW"]),
-        conv.padding(a, tuple(pre_shape)),
-        strict=True,
+        (g["H"], g["W"]), (g["KH"], g["KW"]), (g["OH"], g["OW"]), pads, strict=True
     ):
         if (size + 2 * before - k_size) // g["STRIDE"] + 1 != out:
             raise _error(
@@ -48,11 +38,22 @@ def conv_node(proj: Projection, pre_shape: tuple[int, ...], kernel: np.ndarray):
                 "NIR's symmetric padding cannot state",
                 'use an odd kernel with stride 1, or padding "valid"',
             )
+
+
+def conv_node(proj: Projection, pre_shape: tuple[int, ...], kernel: np.ndarray):  # noqa: ANN201
+    """A NIR Conv2d for a conv2d projection; `kernel` is snnc's [kh, kw, C, F] (any shape that reshapes)."""
+    import nir
+
+    conv, a = KINDS["conv2d"], proj.connectivity.args
+    g = conv.geometry(a, tuple(pre_shape))
+    k = np.asarray(kernel, np.float64).reshape(conv.weight_shape(0, 0, g)).transpose(3, 2, 0, 1).copy()
+    if not explicit_padding(a):  # numbers are NIR's own symmetric padding already
+        _require_symmetric(proj, g, conv.padding(a, tuple(pre_shape)))
     return nir.Conv2d(
         input_shape=(g["H"], g["W"]),
         weight=k,
         stride=g["STRIDE"],
-        padding=pad,
+        padding=(g["PAD_T"], g["PAD_L"]),
         dilation=1,
         groups=1,
         bias=np.zeros(g["F"]),

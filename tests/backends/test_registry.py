@@ -213,3 +213,24 @@ def test_the_loader_finds_every_array_it_fills_by_role(source: Path, inference: 
         looked_up += [("target", p.name, "label") for p in network.outputs()]
     for key in looked_up:
         assert keys.count(key) == 1, key
+
+
+def test_numeric_conv_padding_runs_on_c_and_genn_refuses_it_at_check(tmp_path: Path) -> None:
+    """Conv2D(padding = (1, 1)) is the C path's (PyTorch/NIR padding); GeNN's capabilities refuse it
+    at `snnc check` with the projection's location, before any code is generated."""
+    path = tmp_path / "padded.snn"
+    path.write_text(
+        "use std.{SpikeInput, LIF, Exponential}\n"
+        "network padded {\n"
+        "    input x = SpikeInput((5, 5, 1))\n"
+        "    output c = LIF((3, 3, 2), readout = spike_count)\n"
+        "    x -> c : Conv2D(filters = 2, kernel = 3, stride = 2, padding = (1, 1), weight = 0.5), Exponential\n"
+        "}\n"
+    )
+    network = lower(path)
+    assert check_supported(network, "c") == []
+    (d,) = check_supported(network, "genn")
+    assert d.code == CODE and 'pads Conv2D only "valid" or "same"' in d.message and "(1, 1)" in d.message
+    assert d.span is not None and (d.span.line, d.span.col) == (5, 14)  # at the Conv2D call
+    genn = snnc("check", str(path), "--backend", "genn")
+    assert genn.returncode == 1 and f"{path}:5:14: error: the genn backend pads Conv2D only" in genn.stderr

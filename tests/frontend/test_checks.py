@@ -114,3 +114,28 @@ def check_file_text(text: str):
     from snnc.frontend import check_source
 
     return check_source(text, "w.snn")
+
+
+PADDED = """use std.{SpikeInput, LIF, Exponential}
+network padded {
+    input x = SpikeInput((5, 5, 1))
+    output c = LIF((3, 3, 2), readout = spike_count)
+    x -> c : Conv2D(filters = 2, kernel = 3, stride = 2, padding = PAD, weight = 0.5), Exponential
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pad", "code", "words"),
+    [
+        ("-1", "E-VALUE", "padding must be at least 0, not -1"),
+        ('"full"', "E-VALUE", 'padding must be "valid" or "same", not \'full\''),
+        ("(1, 2, 3)", "E-SHAPE", "padding must be a number or a pair (h, w)"),
+        ("(0, 0)", "E-SHAPE", "Conv2D maps (5, 5, 1) to (2, 2, 2)"),
+    ],
+)
+def test_conv2d_padding_numbers_are_checked_at_the_argument(pad, code, words):
+    load_source(PADDED.replace("PAD", "(1, 1)"), "p.snn")  # the valid twin
+    (d,) = [d for d in check_file_text(PADDED.replace("PAD", pad)) if d.severity == "error"]
+    assert d.code == code and words in d.message, d.message
+    assert d.span.line == 5

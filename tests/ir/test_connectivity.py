@@ -152,3 +152,28 @@ network g {
 """
     (d,) = [d for d in check_source(src) if d.severity == "error"]
     assert "n = 5" in d.message and "3" in d.message and d.span.line == 6
+
+
+@pytest.mark.parametrize(("pad", "stride", "kernel"), [((1, 1), 2, 3), ((2, 0), 1, 3), ((1, 2), 3, 2)])
+def test_conv2d_padded_by_numbers_is_a_valid_conv_of_the_zero_padded_image(
+    pad: tuple[int, int], stride: int, kernel: int
+) -> None:
+    """PyTorch/NIR padding: ph zero rows above and below, pw zero columns left and right. Reference:
+    the "valid" matrix of the padded image, keeping only the rows of real pixels."""
+    conv = KINDS["conv2d"]
+    h, w, c = 5, 6, 2
+    args = conv.normalise({"filters": 3, "kernel": kernel, "stride": stride, "padding": pad})
+    assert args["padding"] == pad
+    k = np.random.default_rng(1).normal(size=(kernel, kernel, c, 3))
+    big, out = conv_matrix(k, (h + 2 * pad[0], w + 2 * pad[1], c), stride, "valid")
+    real = [
+        ((y + pad[0]) * (w + 2 * pad[1]) + x + pad[1]) * c + ci
+        for y in range(h)
+        for x in range(w)
+        for ci in range(c)
+    ]
+    assert conv.output_shape(args, (h, w, c)) == out
+    assert conv.problems(args, (h, w, c), out) == []
+    g = conv.geometry(args, (h, w, c))
+    m = conv.dense_equivalent({"weight": k}, h * w * c, math.prod(out), g)
+    np.testing.assert_array_equal(m, big[real])

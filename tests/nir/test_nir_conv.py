@@ -14,6 +14,7 @@ import pytest
 from snnc.ir.diagnostics import DiagnosticError
 from snnc.runtime.artefact import RecordRequest
 
+from snnc.api import load_network
 from snnc.cli import main
 from snnc.interop import export_nir, import_nir
 
@@ -121,7 +122,7 @@ def to_snnc(raster):
     return raster.transpose(0, 2, 3, 1).reshape(raster.shape[0], -1)
 
 
-@pytest.mark.parametrize("pad", [1, 0])
+@pytest.mark.parametrize("pad", [1, 0, 2])  # "same", "valid", and (2, 2) as numbers
 def test_imported_conv_network_matches_numpy_reference(tmp_path, pad):
     from snnc.api import compile_network
 
@@ -219,10 +220,19 @@ def test_unsupported_conv_parameters_are_clear_cli_errors(tmp_path, capsys, chan
     assert not (tmp_path / "bad.snn").exists()
 
 
-def test_padding_snnc_cannot_express_is_named(tmp_path):
-    nir.write(str(tmp_path / "p.nir"), conv_graph(np.ones((F, C_IN, 3, 3)) * 0.01, stride=2, padding=1))
-    with pytest.raises(DiagnosticError, match=r"NIR node 'conv': padding \(1, 1\)"):
-        import_nir(tmp_path / "p.nir")
+def test_padding_neither_valid_nor_same_imports_as_numbers(tmp_path):
+    """Padding 1 at stride 2 (the Sinabs CNN of issue 16) is no "same": it imports as the numbers,
+    checks on the C backend, and exports back as itself."""
+    g = conv_graph(np.ones((F, C_IN, 3, 3)) * 0.01, stride=2, padding=1, fc=np.full((3, F * 2 * 2), 0.01))
+    nir.write(str(tmp_path / "p.nir"), g)
+    import_nir(tmp_path / "p.nir", tmp_path / "p.snn")
+    assert "stride = 2, padding = (1, 1)," in (tmp_path / "p.snn").read_text()
+    assert load_network(tmp_path / "p.snn").populations["c1"].shape == (4, 4, F)
+    back = nir.read(str(export_nir(tmp_path / "p.snn", tmp_path / "back.nir")))
+    assert tuple(back.nodes["conv"].padding) == (1, 1) and tuple(back.nodes["conv"].stride) == (2, 2)
+
+
+def test_pool_padding_snnc_cannot_express_is_named(tmp_path):
     nir.write(str(tmp_path / "q.nir"), conv_graph(np.ones((F, C_IN, 3, 3)) * 0.01, pool_padding=1))
     with pytest.raises(DiagnosticError, match=r"NIR node 'pool': SumPool2d padding \(1, 1\)"):
         import_nir(tmp_path / "q.nir")
