@@ -107,7 +107,7 @@ def _argument(a: Arg, e: ast.Expr, bag: DiagnosticBag) -> Any:
         return integer(e, bag, a.name, minimum=1)
     if a.type == "window":
         return pair(e, bag, a.name)
-    if a.type == "padding" and not isinstance(e, ast.String):
+    if a.type == "padding" and not isinstance(e, (ast.String, ast.Name)):  # "same" or same: a choice
         return pair(e, bag, a.name, minimum=0)
     value = literal(e, bag)
     if value is None:

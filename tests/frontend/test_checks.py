@@ -135,7 +135,8 @@ network padded {
     ],
 )
 def test_conv2d_padding_numbers_are_checked_at_the_argument(pad, code, words):
-    load_source(PADDED.replace("PAD", "(1, 1)"), "p.snn")  # the valid twin
+    load_source(PADDED.replace("PAD", "(1, 1)"), "p.snn")  # the valid twins
+    load_source(PADDED.replace("PAD", "same"), "p.snn")  # a bare choice, as before
     (d,) = [d for d in check_file_text(PADDED.replace("PAD", pad)) if d.severity == "error"]
     assert d.code == code and words in d.message, d.message
     assert d.span.line == 5
