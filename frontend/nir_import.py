@@ -1,7 +1,9 @@
 """NIR graph -> a readable `.snn` file plus `.npy` weights.
 
-Neuron nodes (LIF, CubaLIF, LI, CubaLI, IF, I) become populations whose models state NIR's equations
-literally; chains of Affine/Linear/Scale/Delay nodes between them become one Dense projection each.
+Neuron nodes (LIF, CubaLIF, LI, CubaLI, IF, I) become populations whose models (`nir_models`) state
+NIR's equations literally; chains of Affine/Linear/Scale/Delay nodes between them become one Dense
+projection each. Node names become `.snn` names and `# nir:` annotations (`nir_names`); nested
+subgraphs and scalar parameters are resolved first (`nir_graph`).
 NIR times are seconds; snnc's are ms (converted). Per-neuron parameter arrays must be uniform (they
 become scalar params): snnc populations have no per-neuron params, so anything else is an error
 naming the node. Conv2d/SumPool2d/AvgPool2d between two populations become Conv2D/AvgPool2D
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape, window
 from snnc.frontend.nir_graph import flatten, own_shape
+from snnc.frontend.nir_models import MODELS, NEURONS, TIME_PARAMS, stepped
 from snnc.frontend.nir_names import NameMap, annotation, readable
 from snnc.frontend.nir_shapes import infer_shapes
 from snnc.ir.connectivity import KINDS
@@ -37,97 +40,6 @@ STEP = (
     "# does (beta = 1 - dt/tau): at the exporter's dt the two simulate the same arithmetic.\n"
 )
 
-MODELS = {
-    "NirLIF": """neuron NirLIF {   # NIR LIF: tau dv/dt = (v_leak - v) + r I; spike when v > v_threshold
-    param tau = 20 ms
-    param r = 1.0
-    param v_leak = 0.0
-    param v_threshold = 1.0
-    param v_reset = 0.0
-    state v = 0.0
-    input i_syn
-    dv/dt = ((v_leak - v) + r * i_syn) / tau
-    spike when v > v_threshold
-    reset { v = v_reset }
-}""",
-    "NirCubaLIF": """neuron NirCubaLIF {   # NIR CubaLIF membrane: tau_mem dv/dt = (v_leak - v) + r w_in I
-    param tau_mem = 20 ms
-    param r = 1.0
-    param v_leak = 0.0
-    param v_threshold = 1.0
-    param v_reset = 0.0
-    param w_in = 1.0
-    state v = 0.0
-    input i_syn
-    dv/dt = ((v_leak - v) + r * w_in * i_syn) / tau_mem
-    spike when v > v_threshold
-    reset { v = v_reset }
-}""",
-    "NirLI": """neuron NirLI {   # NIR LI: tau dv/dt = (v_leak - v) + r I
-    param tau = 20 ms
-    param r = 1.0
-    param v_leak = 0.0
-    state v = 0.0
-    input i_syn
-    dv/dt = ((v_leak - v) + r * i_syn) / tau
-}""",
-    "NirCubaLI": """neuron NirCubaLI {   # NIR CubaLI membrane: tau_mem dv/dt = (v_leak - v) + r w_in I
-    param tau_mem = 20 ms
-    param r = 1.0
-    param v_leak = 0.0
-    param w_in = 1.0
-    state v = 0.0
-    input i_syn
-    dv/dt = ((v_leak - v) + r * w_in * i_syn) / tau_mem
-}""",
-    "NirIF": """neuron NirIF {   # NIR IF: dv/dt = r I (I per second: 1 s)
-    param r = 1.0
-    param v_threshold = 1.0
-    param v_reset = 0.0
-    state v = 0.0
-    input i_syn
-    dv/dt = r * i_syn / (1 s)
-    spike when v > v_threshold
-    reset { v = v_reset }
-}""",
-    "NirI": """neuron NirI {   # NIR I: dv/dt = r I
-    param r = 1.0
-    state v = 0.0
-    input i_syn
-    dv/dt = r * i_syn / (1 s)
-}""",
-    "NirCurrent": """synapse NirCurrent {   # NIR's tau_syn dI/dt = -I + S: a spike of weight w adds w/tau_syn
-    param tau_syn = 5 ms
-    param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
-    param pulse = 1 s   # a spike's area: NIR's Dirac pulse, or a discrete-time exporter's step
-    state i = 0.0
-    di/dt = -i / tau_syn
-    on_pre { i += gain * w * pulse / tau_syn }
-    output i
-}""",
-    "NirDirac": """synapse NirDirac {   # a Dirac pulse of weight w, held as w/dt for one step
-    param gain = 1.0   # SumPool2d: the window area (AvgPool2D averages)
-    param pulse = 1 s   # a spike's area: NIR's Dirac pulse, or a discrete-time exporter's step
-    state i = 0.0
-    on_pre { i += gain * w * pulse / dt }
-    output impulse i
-}""",
-}
-
-#: NIR class -> (snnc model, {nir field: (snnc param, scale to snnc units)})
-NEURONS = {
-    "LIF": ("NirLIF", {"tau": ("tau", 1e3), "r": ("r", 1), "v_leak": ("v_leak", 1),
-                       "v_threshold": ("v_threshold", 1), "v_reset": ("v_reset", 1)}),
-    "CubaLIF": ("NirCubaLIF", {"tau_mem": ("tau_mem", 1e3), "r": ("r", 1), "v_leak": ("v_leak", 1),
-                               "v_threshold": ("v_threshold", 1), "v_reset": ("v_reset", 1),
-                               "w_in": ("w_in", 1)}),
-    "LI": ("NirLI", {"tau": ("tau", 1e3), "r": ("r", 1), "v_leak": ("v_leak", 1)}),
-    "CubaLI": ("NirCubaLI", {"tau_mem": ("tau_mem", 1e3), "r": ("r", 1), "v_leak": ("v_leak", 1),
-                             "w_in": ("w_in", 1)}),
-    "IF": ("NirIF", {"r": ("r", 1), "v_threshold": ("v_threshold", 1), "v_reset": ("v_reset", 1)}),
-    "I": ("NirI", {"r": ("r", 1)}),
-}  # fmt: skip
-TIME_PARAMS = {"tau", "tau_mem", "tau_syn"}
 UNMAPPED = {"Conv1d", "Threshold"}
 PASSING = ("Output", "Affine", "Linear", "Scale", "Delay", "Flatten", CONV, *POOLS)
 NAMES = (
@@ -264,14 +176,6 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
     return out
 
 
-def _stepped(model: str) -> str:
-    """A model as a discrete-time exporter steps it: forward Euler (`snnc import --spike-step`)."""
-    head, _, body = model.partition("\n")
-    if "/dt = " not in body:
-        return model  # NirDirac: no ODE
-    return f"{head}\n    method = euler   # the exporter's own step (--spike-step)\n{body}"
-
-
 def _stated_step(graph, nodes: list[str]) -> float | None:  # noqa: ANN001
     """The spike step `snnc export` wrote on a weight node it exported from a `--spike-step` import."""
     for n in nodes:
@@ -365,7 +269,7 @@ def nir_to_snn(
     used |= {"NirDirac"} if any(p.post not in tau_syn for p in projections) else set()
     for m in MODELS:
         if m in used:
-            lines += [_stepped(MODELS[m]) if any(steps) else MODELS[m], ""]
+            lines += [stepped(MODELS[m]) if any(steps) else MODELS[m], ""]
     ident, files = NameMap(), NameMap()
     rows: list[tuple[str, str, str, str]] = []
     weights: dict[Path, np.ndarray] = {}
