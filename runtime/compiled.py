@@ -46,6 +46,15 @@ class CompiledNetwork:
     def batch_size(self) -> int:
         return self.artefact.batch_size
 
+    def set_threads(self, n: int) -> None:
+        """OpenMP threads for each batch (the C backend; others run as they are built). By default
+        one per core, and never more than the batch has trials."""
+        if n < 1:
+            raise ValueError(f"threads must be at least 1, not {n}")
+        setter = getattr(self.artefact, "set_threads", None)
+        if setter is not None:
+            setter(n)
+
     @property
     def weights(self) -> dict[str, np.ndarray]:
         return self.artefact.get_weights()

@@ -42,17 +42,34 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
     """Compile to a runnable `CompiledNetwork`.
 
     overrides: dt, duration (ms), batch_size, precision ("float" | "double"), seed,
-    event_buffer (per-neuron spike buffer size for gradient passes), cache_dir.
+    event_buffer (per-neuron spike buffer size for gradient passes), cache_dir, threads (OpenMP
+    threads per batch; `CompiledNetwork.set_threads` changes it later).
     """
     chosen = get_backend(backend)
-    known = {"dt", "duration", "batch_size", "precision", "seed", "event_buffer", "cache_dir", "openmp"}
+    known = {
+        "dt",
+        "duration",
+        "batch_size",
+        "precision",
+        "seed",
+        "event_buffer",
+        "cache_dir",
+        "openmp",
+        "threads",
+    }
     unknown = set(overrides) - known
     if unknown:
         raise TypeError(f"unknown compile option(s): {', '.join(sorted(unknown))}")
     chosen.require()  # one clear sentence before any slow work when the toolchain is missing
+    threads = overrides.pop("threads", None)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
     network = lower(source, **overrides)
     options = {k: v for k, v in overrides.items() if k not in ("dt", "duration")}
-    return build_compiled(network, backend=backend, **options)
+    net = build_compiled(network, backend=backend, **options)
+    if threads is not None:
+        net.set_threads(threads)
+    return net
 
 
 def check_backend(network: Network, backend: str = "c", precision: str | None = None) -> None:

@@ -269,6 +269,7 @@ def _session_options(args: argparse.Namespace):
         backend=getattr(args, "backend", "c") or "c",
         log_json=getattr(args, "log_json", None),
         plot=bool(getattr(args, "plot", False)),
+        threads=getattr(args, "threads", None),
     )
 
 
@@ -384,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=None, metavar="DIR", help="where dataset files live")
         p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint file or folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="OpenMP threads of the C backend (default: one per core, never more than the batch size)",
+        )
         p.add_argument(
             "--log-json",
             metavar="FILE",

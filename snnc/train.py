@@ -68,12 +68,13 @@ class RunOptions:
     backend: str = "c"
     log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
     plot: bool = False  # `snnc train --plot`: PNGs of the curves (runtime/plot.py) at the end
+    threads: int | None = None  # OpenMP threads of the C backend (None: one per core, at most one per trial)
 
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:
     """The lowered network (with its gradient pass) of a `.snn` file with a train block."""
     get_backend(opts.backend).require()
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "threads"):
         value = getattr(opts, name)
         if value is not None and value < 1:
             raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -90,7 +91,10 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
 
 def build_for_training(network: Any, opts: RunOptions) -> Any:
     """The backend's `CompiledNetwork` (compiling is the slow step, so it comes after every check)."""
-    return build_compiled(network, backend=opts.backend, batch_size=opts.batch_size, seed=opts.seed)
+    net = build_compiled(network, backend=opts.backend, batch_size=opts.batch_size, seed=opts.seed)
+    if opts.threads is not None:
+        net.set_threads(opts.threads)
+    return net
 
 
 class EpochTimer(Callback):

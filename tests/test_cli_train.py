@@ -154,3 +154,8 @@ def test_yinyang_example_reaches_93_percent(tmp_path):
     doc = json.loads((out / "metrics.json").read_text())
     assert len(doc["epochs"]) == 40
     assert doc["test"]["accuracy"] >= 0.93, doc["test"]
+
+
+def test_threads_must_be_positive(tmp_path):
+    path = write(tmp_path)
+    assert_user_error(snnc("train", path, "--threads", "0", "--quiet"), "--threads must be at least 1")

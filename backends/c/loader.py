@@ -20,6 +20,8 @@ import numpy as np
 from snnc.runtime.artefact import RecordRequest, RunResult
 from snnc.runtime.encoding import batch_spikes
 
+from .build import prefer_passive_wait
+
 _NP = {
     "int32": np.int32,
     "uint32": np.uint32,
@@ -61,6 +63,7 @@ class NativeArtefact:
     ):
         self.manifest = manifest
         self.library = Path(library)
+        prefer_passive_wait()
         self._lib = ctypes.CDLL(str(self.library))
         if self._lib.snnc_abi_version() != manifest["abi"]:
             raise RuntimeError(f"{library}: ABI {self._lib.snnc_abi_version()} != manifest {manifest['abi']}")

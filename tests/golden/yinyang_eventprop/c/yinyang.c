@@ -655,11 +655,24 @@ static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
+/* threads for a batch: at most one per trial, at most omp_get_max_threads() (snnc_set_threads) */
+static int snnc_team(int64_t batch) {
+#ifdef _OPENMP
+    const int most = omp_get_max_threads();
+    return batch < most ? (int)(batch > 0 ? batch : 1) : most;
+#else
+    (void)batch;
+    return 1;
+#endif
+}
+
 /* entry point run: for each trial, reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out */
 int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* schedule(static): each thread takes one contiguous block of trials, so two threads never write
-     * the same cache line of a [batch][neuron] array in the same step */
-    #pragma omp parallel for schedule(static)
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -681,9 +694,11 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
 
 /* entry point backward: for each trial, reset_backward, then per step (backward): events_x_to_h, events_h_to_out, jump_h, adjoint_h, adjoint_out */
 int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* schedule(static): each thread takes one contiguous block of trials, so two threads never write
-     * the same cache line of a [batch][neuron] array in the same step */
-    #pragma omp parallel for schedule(static)
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
         snnc_reset_backward(A, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {

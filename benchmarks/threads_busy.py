@@ -1,0 +1,97 @@
+"""Default OpenMP threads against one thread, with and without a busy loop on one core.
+
+    python benchmarks/threads_busy.py [--rounds 5] [--busy] [--examples-b1 100] [--examples-b32 640]
+
+Trains examples/yinyang_eventprop.snn (C backend, EventProp) for one epoch of a fixed subset at
+batch 1 and at batch 32, alternating the thread setting every round (default, then 1 thread, then
+1 thread, then default, ...) so that both see the same load on this machine. Every round starts
+from the same initial weights. With `--busy` a child process spins on core 0 for the whole run
+(the situation of issue 14: a machine whose cores other programs use).
+
+Prints per case the median seconds per epoch, min and max, and the ratio default / 1 thread (the
+issue's goal: never above 1.10 with --busy); the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "yinyang_eventprop.snn"
+
+
+def _busy_loop() -> subprocess.Popen:
+    """A child that spins on core 0 until it is terminated."""
+    code = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def _case(batch: int, examples: int):  # noqa: ANN202
+    from snnc.runtime.session import load_data, xy
+
+    import snnc
+
+    net = snnc.compile(str(EXAMPLE), batch_size=batch)
+    x, y = xy(net.network, load_data(net.network).train)
+    xs = {k: v.subset(range(examples)) for k, v in x.items()}
+    ys = {k: v[:examples] for k, v in y.items()}
+    trainer = net.make_trainer(batch_size=batch)
+    return net, trainer, xs, ys, net.weights
+
+
+def _epoch(net, trainer, xs, ys, weights, threads: int) -> float:  # noqa: ANN001
+    net.set_threads(threads)
+    net.set_weights(weights)
+    begin = time.perf_counter()
+    trainer.train(xs, ys, 1, callbacks=[])
+    return time.perf_counter() - begin
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--busy", action="store_true", help="spin a child process on core 0 meanwhile")
+    ap.add_argument("--examples-b1", type=int, default=100)
+    ap.add_argument("--examples-b32", type=int, default=640)
+    args = ap.parse_args()
+
+    default = os.cpu_count() or 1
+    cases = {1: _case(1, args.examples_b1), 32: _case(32, args.examples_b32)}
+    for net, trainer, xs, ys, w in cases.values():  # warm-up (spike lists grow, pages fault in)
+        _epoch(net, trainer, xs, ys, w, 1)
+    busy = _busy_loop() if args.busy else None
+    times: dict[str, list[float]] = {}
+    try:
+        time.sleep(0.2 if busy else 0.0)
+        for r in range(args.rounds):
+            order = (default, 1) if r % 2 == 0 else (1, default)
+            for batch, (net, trainer, xs, ys, w) in cases.items():
+                for threads in order:
+                    key = f"b{batch}_{'default' if threads == default else '1thread'}"
+                    times.setdefault(key, []).append(_epoch(net, trainer, xs, ys, w, threads))
+    finally:
+        if busy is not None:
+            busy.terminate()
+            busy.wait()
+
+    result: dict[str, object] = {"busy": args.busy, "default_threads": default, "rounds": args.rounds}
+    for key, ts in sorted(times.items()):
+        med = statistics.median(ts)
+        result[key] = {"median_s": round(med, 4), "min_s": round(min(ts), 4), "max_s": round(max(ts), 4)}
+        print(f"{key:<16} median {med:.3f} s  (min {min(ts):.3f}, max {max(ts):.3f})")
+    for batch in cases:
+        ratio = result[f"b{batch}_default"]["median_s"] / result[f"b{batch}_1thread"]["median_s"]
+        result[f"b{batch}_default_over_1thread"] = round(ratio, 3)
+        print(f"batch {batch}: default / 1 thread = {ratio:.3f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
