@@ -13,15 +13,25 @@ The IR is built from plain dataclasses. Passes never mutate their input; they re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import sympy
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Span
 from .gradient import GradientIR
 from .units import DIMENSIONLESS, Dim
 
-Expr = sympy.Expr
+if TYPE_CHECKING:  # sympy loads on first use: a cached `snnc train` unpickles these classes without it
+    import sympy
+
+    Expr = sympy.Expr
+
+
+def __getattr__(name: str) -> Any:
+    """`Expr` (sympy.Expr) is imported on first use, so that importing the IR classes is cheap."""
+    if name == "Expr":
+        import sympy
+
+        return sympy.Expr
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,6 +164,8 @@ class Model:
 def threshold_sides(cond: sympy.Basic | None) -> tuple[sympy.Expr, sympy.Expr] | None:
     """`v >= th` and `th <= v` -> (`v`, `th`): the side that rises through the other at a spike;
     None for compound conditions. The one place that reads a spike condition as a threshold."""
+    import sympy
+
     if isinstance(cond, (sympy.GreaterThan, sympy.StrictGreaterThan)):
         return cond.lhs, cond.rhs
     if isinstance(cond, (sympy.LessThan, sympy.StrictLessThan)):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,7 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
     threads = overrides.pop("threads", None)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
-    network = lower(source, **overrides)
+    network = lower_cached(source, backend=backend, **overrides)
     options = {k: v for k, v in overrides.items() if k not in ("dt", "duration")}
     net = build_compiled(network, backend=backend, **options)
     if threads is not None:
@@ -79,6 +81,55 @@ def check_backend(network: Network, backend: str = "c", precision: str | None = 
         raise DiagnosticError(diagnostics)
 
 
+#: what `lower_cached` remembers of the networks it returned (by id; the network is kept alive here,
+#: so an id is never reused while its record lives), for `build_compiled` of the same network
+_LOWERED: OrderedDict[int, _Lowered] = OrderedDict()
+
+
+@dataclass
+class _Lowered:
+    network: Network
+    path: Path
+    overrides: dict[str, float]  # dt, duration
+    options: dict[str, Any]  # the build options the cache key was made with
+    cache_dir: Any
+    key: str
+    entry: Any  # compile_cache.Entry on a hit, else None
+
+
+def _cache_key(path: Path, backend: str, overrides: dict[str, float], options: dict[str, Any]) -> str:
+    from snnc import compile_cache
+
+    return compile_cache.key(path, backend, {**options, **overrides, "gradients": True})
+
+
+def lower_cached(source: Any, *, backend: str = "c", cache_dir: Any = None, **options: Any) -> Network:
+    """`lower` through the compile cache (`snnc.compile_cache`) for a `.snn` path: on a hit, the
+    network as the runtime reads it, without the frontend or the passes (nor sympy); `build_compiled`
+    of the returned network with the same options then loads the cached build.
+
+    options: dt, duration, and the build options of `build_compiled` (precision, seed, event_buffer,
+    openmp), which are part of the key; others (batch_size) are ignored here."""
+    from snnc import compile_cache
+
+    overrides = {k: float(options[k]) for k in ("dt", "duration") if options.get(k) is not None}
+    path = compile_cache.path_of(source)
+    if path is None or not path.is_file() or not getattr(get_backend(backend), "cacheable", False):
+        return lower(source, **overrides)
+    build = {k: options.get(k, v) for k, v in BUILD_DEFAULTS.items()}
+    k = _cache_key(path, backend, overrides, build)
+    entry = compile_cache.lookup(k, cache_dir)
+    network = entry.network if entry is not None else lower(path, **overrides)
+    _LOWERED[id(network)] = _Lowered(network, path, overrides, build, cache_dir, k, entry)
+    while len(_LOWERED) > 8:
+        _LOWERED.popitem(last=False)
+    return network
+
+
+#: the build options and their defaults, as `build_compiled` applies them
+BUILD_DEFAULTS: dict[str, Any] = {"precision": "float", "seed": None, "event_buffer": 0, "openmp": True}
+
+
 def build_compiled(
     network: Network,
     *,
@@ -90,22 +141,48 @@ def build_compiled(
     cache_dir: Any = None,
     openmp: bool = True,
 ):  # noqa: ANN201
-    """Backend and runtime for an already-discretised network."""
-    from snnc.runtime.compiled import CompiledNetwork
+    """Backend and runtime for an already-discretised network; a network from `lower_cached` loads
+    its cached build, or is built and stored in the compile cache."""
+    from snnc import compile_cache
 
     chosen = get_backend(backend)
-    check_backend(network, backend, precision)
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
-    built = chosen.build(
-        network,
-        batch_size=batch_size,
-        precision=precision,
-        seed=seed,
-        event_buffer=event_buffer,
-        cache_dir=cache_dir,
-        openmp=openmp,
-    )
+    options = {"precision": precision, "seed": seed, "event_buffer": event_buffer, "openmp": openmp}
+    lowered = _LOWERED.get(id(network))
+    if lowered is None or lowered.network is not network or not getattr(chosen, "cacheable", False):
+        if lowered is not None and lowered.network is network and lowered.entry is not None:
+            network = lower(lowered.path, **lowered.overrides)  # the cached view cannot be built
+        return _load(
+            chosen, _build(chosen, network, backend, batch_size, options, cache_dir), network, batch_size
+        )
+    if options == lowered.options and cache_dir == lowered.cache_dir:
+        k, entry = lowered.key, lowered.entry
+    else:
+        k = _cache_key(lowered.path, backend, lowered.overrides, options)
+        entry = compile_cache.lookup(k, cache_dir)
+    if entry is not None:
+        try:
+            return _load(chosen, entry.built, entry.network, batch_size)
+        except OSError:  # a cached library that no longer loads is built again
+            pass
+    if lowered.entry is not None:
+        network = lower(lowered.path, **lowered.overrides)
+    built = _build(chosen, network, backend, batch_size, options, cache_dir)
+    compile_cache.store(k, network, built, cache_dir)
+    return _load(chosen, built, network, batch_size)
+
+
+def _build(
+    chosen: Any, network: Network, backend: str, batch_size: int, options: dict, cache_dir: Any
+) -> Any:
+    check_backend(network, backend, options["precision"])
+    return chosen.build(network, batch_size=batch_size, cache_dir=cache_dir, **options)
+
+
+def _load(chosen: Any, built: Any, network: Network, batch_size: int):  # noqa: ANN202
+    from snnc.runtime.compiled import CompiledNetwork
+
     return CompiledNetwork(chosen.load(built, batch_size), network=network)
 
 

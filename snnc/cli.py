@@ -136,9 +136,9 @@ def _load(path: str, overrides: dict | None = None):
 def cmd_compile(args: argparse.Namespace) -> int:
     import time
 
-    from snnc.frontend.parser import parse_file
-
     if args.emit in ("ast", "snn"):
+        from snnc.frontend.parser import parse_file
+
         module = parse_file(args.file)
         if args.emit == "ast":
             _write_output(args, "ast.txt", _format_ast(module))
@@ -147,11 +147,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
             _write_output(args, "formatted.snn", format_module(module))
         return EXIT_OK
-
-    from snnc.ir.printer import print_network
-    from snnc.passes.manager import UnknownPassError
-    from snnc.passes.pipeline import compile_ir
-    from snnc.paths import output_error
 
     if args.output and args.emit is None and not args.print_after:
         from snnc.cache import cache_dir
@@ -162,6 +157,23 @@ def cmd_compile(args: argparse.Namespace) -> int:
         )
     stages: list[tuple[str, float]] = []
     start = time.perf_counter()
+    key = _cache_key(args) if args.emit is None and not args.print_after else None
+    if key is not None:
+        from snnc import compile_cache
+
+        entry = compile_cache.lookup(key, arrays=False)
+        if entry is not None:
+            stages.append(("compile cache (hit)", time.perf_counter() - start))
+            if not args.quiet:
+                print(f"{args.file}: built {entry.built.path}")
+            if args.timings:
+                _print_timings(stages)
+            return EXIT_OK
+    from snnc.ir.printer import print_network
+    from snnc.passes.manager import UnknownPassError
+    from snnc.passes.pipeline import compile_ir
+    from snnc.paths import output_error
+
     network = _load(args.file)
     stages.append(("frontend", time.perf_counter() - start))
     print_after = frozenset(args.print_after or ())
@@ -207,18 +219,39 @@ def cmd_compile(args: argparse.Namespace) -> int:
         check_backend(network, args.backend)
         begin = time.perf_counter()
         built = backend.build(network)
+        if key is not None:
+            from snnc import compile_cache
+
+            compile_cache.store(key, network, built)
         state = "cached" if built.cached else "compiled"
         stages.append((f"backend {args.backend} ({state})", time.perf_counter() - begin))
         if not args.quiet:
             print(f"{args.file}: built {built.path}")
     if args.timings:
-        total = sum(sec for name, sec in stages if not name.startswith(" "))
-        total += sum(t.seconds for t in manager.timings)
-        lines = [f"{'stage':<24} {'ms':>10}"]
-        lines += [f"{name:<24} {sec * 1e3:>10.2f}" for name, sec in stages]
-        lines.append(f"{'total':<24} {total * 1e3:>10.2f}")
-        sys.stderr.write("\n".join(lines) + "\n")
+        _print_timings(stages)
     return EXIT_OK
+
+
+def _cache_key(args: argparse.Namespace) -> str | None:
+    """The compile cache's key of a plain `snnc compile FILE` (the entry `snnc train` and
+    `snnc.compile` share), or None when the backend keeps no such entries."""
+    from snnc import compile_cache
+    from snnc.api import BUILD_DEFAULTS
+    from snnc.backends import get_backend
+
+    path = Path(args.file)
+    if not path.is_file() or not getattr(get_backend(args.backend), "cacheable", False):
+        return None
+    return compile_cache.key(path, args.backend, {**BUILD_DEFAULTS, "gradients": not args.inference})
+
+
+def _print_timings(stages: list[tuple[str, float]]) -> None:
+    """`--timings`: each stage in ms; indented lines are passes, counted once in the total."""
+    total = sum(sec for _, sec in stages)
+    lines = [f"{'stage':<24} {'ms':>10}"]
+    lines += [f"{name:<24} {sec * 1e3:>10.2f}" for name, sec in stages]
+    lines.append(f"{'total':<24} {total * 1e3:>10.2f}")
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def _format_ast(module) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from snnc.api import build_compiled, lower
+from snnc.api import build_compiled, lower_cached
 from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.outlock import output_folder_lock
@@ -78,7 +78,7 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
         value = getattr(opts, name)
         if value is not None and value < 1:
             raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    network = lower(path)
+    network = lower_cached(path, backend=opts.backend, seed=opts.seed)
     if network.train is None:
         raise _error(
             "E-NO-TRAIN",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from snnc.ir.printer import print_network
 from snnc.passes.schedule import schedule
 
 from .build import build
+from .entry import BuiltNetwork
 from .kernel_printer import print_kernel
 from .manifest import ABI_VERSION, Rendered, manifest_facts
 
@@ -49,20 +49,6 @@ def ir_hash(network: Network) -> str:
     """A stable fingerprint of the IR the code was generated from (for the manifest): the hash of
     its canonical text, so a printer bug fails loudly instead of changing the hash."""
     return hashlib.sha256(print_network(network).encode()).hexdigest()[:16]
-
-
-@dataclass
-class BuiltNetwork:
-    library: Path
-    source: Path
-    manifest: dict[str, Any]
-    static: dict[str, np.ndarray]  # array name -> initial weights / connectivity
-    plan: NetworkPlan
-    cached: bool
-
-    @property
-    def path(self) -> Path:
-        return self.library
 
 
 def generate(
@@ -272,50 +258,6 @@ def generate_eprop(
 def _require_eprop(network: Network) -> None:
     if not is_eprop(network):
         raise ValueError("the network carries no e-prop training IR; run the eprop pass")
-
-
-class CBackend:
-    """The C backend in the registry (`snnc.backends.get_backend("c")`)."""
-
-    name = "c"
-    capabilities = CAPABILITIES
-
-    def require(self) -> None:
-        """The C compiler is looked for when building (`build.py` names it if missing)."""
-
-    def emit(self, network: Network, out_dir: Path, **options: Any) -> list[Path]:
-        return emit_c(network, out_dir, **options)
-
-    def build(
-        self,
-        network: Network,
-        *,
-        batch_size: int | None = None,
-        precision: str = "float",
-        seed: int | None = None,
-        event_buffer: int = 0,
-        cache_dir: str | Path | None = None,
-        openmp: bool = True,
-    ) -> BuiltNetwork:
-        """Compile (cached); the batch size is the loader's."""
-        return build_network(
-            network,
-            precision=precision,
-            seed=seed,
-            event_buffer=event_buffer,
-            cache_dir=Path(cache_dir) if cache_dir else None,
-            openmp=openmp,
-        )
-
-    def load(self, built: BuiltNetwork, batch_size: int) -> Any:
-        from .eprop_loader import EpropArtefact
-        from .loader import NativeArtefact
-
-        loader = EpropArtefact if "eprop" in built.manifest else NativeArtefact
-        return loader(built.library, built.manifest, built.static, batch_size)
-
-
-BACKEND = CBackend()
 
 
 def _json_default(obj: Any) -> Any:
