@@ -103,9 +103,12 @@ _NO_IDS = np.zeros(1, np.int32)
 
 def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) -> BatchSpikes:
     """Per-row pointer tables into each example's time-sorted spikes (computed once per example
-    and cached on it). Rows past `len(examples)` (padding) get no spikes."""
+    and cached on it; a data set with `by_time`, such as `SpikeDataset`, in one step). Rows past
+    `len(examples)` (padding) get no spikes."""
     if len(examples) > batch_size:
         raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
+    if hasattr(examples, "by_time") and hasattr(examples, "offsets"):
+        return _batch_of_dataset(examples, batch_size, num_neurons)
     end = np.zeros(batch_size, np.int64)
     times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
     ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
@@ -118,3 +121,20 @@ def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) 
             ids_ptr[b] = ids.ctypes.data
             keep += (times, ids)
     return BatchSpikes(end, times_ptr, ids_ptr, tuple(keep))
+
+
+def _batch_of_dataset(data: object, batch_size: int, num_neurons: int) -> BatchSpikes:
+    """`batch_spikes` of a flat data set: row b points into its time-sorted arrays at offsets[b]."""
+    if data.num_neurons != num_neurons:
+        raise ValueError(f"spike data has {data.num_neurons} neurons, population has {num_neurons}")
+    times, ids = data.by_time
+    offsets = np.asarray(data.offsets, np.int64)
+    n = offsets.size - 1
+    end = np.zeros(batch_size, np.int64)
+    end[:n] = np.diff(offsets)
+    times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
+    ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
+    if times.size:
+        times_ptr[:n] = times.ctypes.data + offsets[:-1] * times.itemsize
+        ids_ptr[:n] = ids.ctypes.data + offsets[:-1] * ids.itemsize
+    return BatchSpikes(end, times_ptr, ids_ptr, (_NO_TIMES, _NO_IDS, times, ids))

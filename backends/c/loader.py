@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import warnings
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,33 @@ def aligned_copy(arr: np.ndarray, dtype: type) -> np.ndarray:
     return out
 
 
+class EventsView(Mapping):
+    """`RunResult.events` of a C artefact: (times, counts) per population, copied out of the
+    artefact's buffers when first read, or just before the next run overwrites them. A result that
+    nobody reads (the trainer's) costs no copy: the buffers hold batch x neurons x max_spikes times."""
+
+    def __init__(self, sources: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        self._sources = sources
+        self._copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getitem__(self, pop: str) -> tuple[np.ndarray, np.ndarray]:
+        if pop not in self._copies:
+            times, counts = self._sources[pop]
+            self._copies[pop] = (times.copy(), counts.copy())
+        return self._copies[pop]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def detach(self) -> None:
+        """Copy what was not read yet: the buffers are about to change."""
+        for pop in self._sources:
+            self[pop]
+
+
 class NativeArtefact:
     """A compiled C network. `static` holds weights and connectivity drawn at compile time."""
 
@@ -93,6 +121,14 @@ class NativeArtefact:
             {"_fields_": [(a["name"], ctypes.c_void_p) for a in self._specs]},
         )
         self._arrays: dict[str, np.ndarray | None] = {}
+        self._bound_struct = self._struct_t()  # the addresses the library reads (`_struct`)
+        self._bound: dict[str, Any] = {}
+        #: the last result's events (copied before the next run) and, per event buffer, how far
+        #: along its last axis the last run wrote (`reset` refills only that much)
+        self._pending_events: weakref.ref[EventsView] | None = None
+        self._events_used: dict[str, int] = {}
+        resettable = ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state")
+        self._resets = [(a["name"], a["init"]) for a in self._specs if a["kind"] in resettable]
         self._input_refs: dict[str, Any] = {}
         nnz = {}
         for name, arr in static.items():
@@ -154,6 +190,7 @@ class NativeArtefact:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._batch = int(batch_size)
+        self._events_used.clear()  # new buffers: `reset` fills them whole
         for a in self._specs:
             if a["kind"] in (
                 "state",
@@ -235,10 +272,26 @@ class NativeArtefact:
         }
 
     def reset(self) -> None:
-        for a in self._specs:
-            if a["kind"] in ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state"):
-                self._arrays[a["name"]].fill(a["init"])
+        pending = self._pending_events() if self._pending_events is not None else None
+        if pending is not None:
+            pending.detach()
+        self._pending_events = None
+        for name, init in self._resets:
+            if name in self._events_used:
+                self._arrays[name][..., : self._events_used.pop(name)].fill(init)
+            else:
+                self._arrays[name].fill(init)
         self._last_steps = None
+
+    def _zeroed(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """Array `name` filled with zeros: last batch's when its shape fits, so that a batch neither
+        allocates nor changes the addresses the library reads (`_struct`)."""
+        arr = self._arrays.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != np.dtype(dtype):
+            arr = self._arrays[name] = aligned_zeros(shape, dtype)
+        else:
+            arr.fill(0)
+        return arr
 
     def set_threads(self, n: int) -> None:
         self._lib.snnc_set_threads(int(n))
@@ -250,25 +303,23 @@ class NativeArtefact:
             if name not in pops or pops[name]["generator"] is None:
                 raise KeyError(f"'{name}' is not an input population; inputs are {self.input_names()}")
         ids = np.arange(self._batch) if example_ids is None else np.asarray(example_ids)
-        ex = np.zeros(self._batch, np.int64)
+        ex = self._zeroed(self._named("input", self.manifest["network"], "example"), (self._batch,), np.int64)
         ex[: min(len(ids), self._batch)] = ids[: self._batch]
-        self._arrays[self._named("input", self.manifest["network"], "example")] = ex
         for name, pop in pops.items():
             n = pop["size"]
             if pop["generator"] == "spike_source":
-                spikes = batch_spikes(list(inputs.get(name, [])), self._batch, n)
+                given = inputs.get(name, [])
+                spikes = batch_spikes(given if hasattr(given, "by_time") else list(given), self._batch, n)
                 self._input_refs[name] = spikes  # the tables point into these arrays
-                cursor = self._named("counter", name, "cursor")
-                self._arrays[cursor] = aligned_zeros((self._batch,), np.int64)
+                self._zeroed(self._named("counter", name, "cursor"), (self._batch,), np.int64)
                 self._arrays[self._named("input", name, "end")] = spikes.end
                 self._arrays[self._named("input", name, "times")] = spikes.times_ptr
                 self._arrays[self._named("input", name, "ids")] = spikes.ids_ptr
             elif pop["generator"] == "poisson":
-                rates = np.zeros((self._batch, n), self._scalar)
+                rates = self._zeroed(self._named("input", name, "rate"), (self._batch, n), self._scalar)
                 if name in inputs:
                     r = np.asarray(inputs[name], dtype=np.float64).reshape(-1, n)
                     rates[: r.shape[0]] = r
-                self._arrays[self._named("input", name, "rate")] = rates
 
     def input_names(self) -> list[str]:
         return [k for k, p in self.manifest["populations"].items() if p["generator"] is not None]
@@ -305,7 +356,7 @@ class NativeArtefact:
                     self._arrays[a["name"]] = (
                         aligned_zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
                     )
-            struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
+            struct = self._struct()
             rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
             if rc != 0:
                 raise RuntimeError(f"snnc_run returned {rc}")
@@ -317,6 +368,16 @@ class NativeArtefact:
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         """Call the library's time loop (a hook: gradient artefacts call their own entry point)."""
         return self._lib.snnc_run(ctypes.byref(struct), self._batch, steps, seed)
+
+    def _struct(self) -> ctypes.Structure:
+        """The struct of array addresses the entry points read, kept between calls: only the fields
+        of arrays replaced since the last call (inputs, records, grown lists) are written again."""
+        struct, bound = self._bound_struct, self._bound
+        for name, arr in self._arrays.items():
+            if bound.get(name, self) is not arr:
+                setattr(struct, name, self._ptr(name))
+                bound[name] = arr
+        return struct
 
     def _ptr(self, name: str) -> int | None:
         arr = self._arrays.get(name)
@@ -342,11 +403,17 @@ class NativeArtefact:
             res.spikes[pop] = unpacked[..., :n].astype(bool)
         for pop, var in record.vars:
             res.vars[(pop, var)] = self._arrays[self._named("record", pop, var)].astype(np.float64)
+        sources = {}
         for a in self._specs:
             if a["kind"] == "events" and a["var"] == "times":
                 pop = a["owner"]
                 count = self._arrays[self._named("spike_list", pop, "count")]
-                res.events[pop] = (self._arrays[a["name"]].copy(), count.copy())
+                times = self._arrays[a["name"]]
+                sources[pop] = (times, count)
+                self._events_used[a["name"]] = min(int(count.max(initial=0)), times.shape[-1])
+        if sources:
+            res.events = EventsView(sources)  # type: ignore[assignment]
+            self._pending_events = weakref.ref(res.events)
         return res
 
     # ------------------------------------------------------------------ gradients
@@ -396,7 +463,7 @@ class NativeArtefact:
         for pop, info in outputs.items():
             n = int(pops[pop]["size"])
             shape = (self._batch, steps, n) if info["per_step"] else (self._batch, n)
-            buf = aligned_zeros(shape, self._scalar)
+            buf = self._zeroed(info["dly"], shape, self._scalar)
             if pop in dl_dy:
                 g = np.asarray(dl_dy[pop], dtype=np.float64)
                 if info["per_step"] and g.ndim == 2:
@@ -408,24 +475,22 @@ class NativeArtefact:
                 else:
                     g = g.reshape(-1, n)
                     buf[: g.shape[0]] = g
-            self._arrays[info["dly"]] = buf
         counts = self._ep.get("count_grads", {})
         for key in dl_dy:
             if key.endswith(".spike_count") and key[: -len(".spike_count")] not in counts:
                 raise KeyError(f"'{key}': no hidden spiking population on the gradient path has that name")
         for pop, arr in counts.items():
             n = int(pops[pop]["size"])
-            buf = aligned_zeros((self._batch, n), self._scalar)
+            buf = self._zeroed(arr, (self._batch, n), self._scalar)
             g = dl_dy.get(f"{pop}.spike_count")
             if g is not None:
                 g = np.asarray(g, dtype=np.float64).reshape(-1, n)
                 buf[: g.shape[0]] = g
-            self._arrays[arr] = buf
         for arrays in self._ep.get("regularised", {}).values():  # N: spike counts over the batch
             self._arrays[arrays["nsum"]] = aligned_copy(
                 self._arrays[arrays["cnt"]].sum(axis=0, dtype=np.float64), np.float64
             )
-        struct = self._struct_t(**{a["name"]: self._ptr(a["name"]) for a in self._specs})
+        struct = self._struct()
         rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps, 0)
         if rc != 0:
             raise RuntimeError(f"snnc_backward returned {rc}")

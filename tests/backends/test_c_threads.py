@@ -18,16 +18,6 @@ def test_openmp_threads_sleep_unless_the_user_chose(monkeypatch):
     assert os.environ["OMP_WAIT_POLICY"] == "active"
 
 
-def test_generated_c_uses_no_more_threads_than_trials():
-    from snnc.backends.c import generate
-
-    from snnc.api import lower
-
-    rendered, _, _ = generate(lower("examples/yinyang_eventprop.snn"))
-    pragmas = [line.strip() for line in rendered.code.splitlines() if "#pragma omp" in line]
-    assert pragmas and all("num_threads(snnc_team(batch))" in p for p in pragmas), pragmas
-
-
 def test_threads_option_is_checked_before_compiling():
     from snnc.api import compile_network
 

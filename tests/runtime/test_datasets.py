@@ -138,3 +138,36 @@ def test_digits_without_scikit_learn_is_a_clear_error(monkeypatch):
     with pytest.raises(DatasetError, match="needs scikit-learn") as e:
         load_dataset("digits", {})
     assert "snnc[data]" in e.value.diagnostics[0].hint
+
+
+def test_a_data_set_sorts_by_time_as_its_examples_do():
+    """`SpikeDataset.by_time` (one sort per set, inherited by batches) is each example's `by_time`,
+    ties included, and a batch's pointer tables point at those runs."""
+    import ctypes
+
+    from snnc.runtime.datasets.spikes import SpikeDataset
+    from snnc.runtime.encoding import batch_spikes
+
+    rng = np.random.default_rng(5)
+    examples = [(rng.integers(0, 6, k).astype(float), rng.integers(0, 4, k)) for k in (7, 0, 12, 3)]
+    data = SpikeDataset.from_examples(examples, np.zeros(4, int), 4)
+    times, ids = data.by_time
+    for i in range(len(data)):
+        a, b = data.offsets[i], data.offsets[i + 1]
+        want_t, want_i = data[i].by_time
+        np.testing.assert_array_equal(times[a:b], want_t)
+        np.testing.assert_array_equal(ids[a:b], want_i)
+    batch = data.subset([2, 0, 1])
+    assert "by_time" in batch.__dict__  # gathered from the parent, not sorted again
+    tables = batch_spikes(batch, 5, 4)
+    np.testing.assert_array_equal(tables.end, [12, 7, 0, 0, 0])
+    for row, example in enumerate([2, 0]):
+        n = int(tables.end[row])
+        got_t = np.ctypeslib.as_array(
+            ctypes.cast(int(tables.times_ptr[row]), ctypes.POINTER(ctypes.c_double)), (n,)
+        )
+        got_i = np.ctypeslib.as_array(
+            ctypes.cast(int(tables.ids_ptr[row]), ctypes.POINTER(ctypes.c_int32)), (n,)
+        )
+        np.testing.assert_array_equal(got_t, data[example].by_time[0])
+        np.testing.assert_array_equal(got_i, data[example].by_time[1])

@@ -54,3 +54,28 @@ def test_a_state_named_spikes_does_not_clash_with_the_spike_raster() -> None:
     res = build_compiled(net).run({}, RecordRequest.of(spikes=["h"], vars=[("h", "spikes")]))
     np.testing.assert_allclose(res.vars[("h", "spikes")][0, :, 0], [1, 2, 3, 4, 5])
     assert not res.spikes["h"].any()
+
+
+def test_event_buffers_of_a_kept_result_survive_the_next_run() -> None:
+    """Events are copied out lazily (a result nobody reads costs no copy) and the buffers are
+    refilled only as far as the last run wrote: a kept result keeps its times, and a shorter run
+    leaves no stale times behind its counts."""
+    net = network(
+        [("h", "BiasLIF", "hidden", (2,), {"params": {"I": 3.0}})],
+        [],
+        [bias_lif()],
+        dt_ms=0.5,
+        duration=100.0,
+    )
+    compiled = build_compiled(net, batch_size=2, event_buffer=3)
+    art = compiled.artefact
+    init = next(a["init"] for a in art.manifest["arrays"] if a["kind"] == "events" and a["var"] == "times")
+    full = compiled.run({})
+    kept = compiled.run({})  # not read before the next run
+    short = compiled.run({}, num_steps=1)
+    times, counts = kept.events["h"]
+    np.testing.assert_array_equal(times, full.events["h"][0])
+    assert counts.min() > 3
+    short_times, short_counts = short.events["h"]
+    assert short_counts.max() == 0
+    np.testing.assert_array_equal(short_times, np.full_like(short_times, init))
