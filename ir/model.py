@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Span
-from .gradient import GradientIR
 from .units import DIMENSIONLESS, Dim
 
 if TYPE_CHECKING:  # sympy loads on first use: a cached `snnc train` unpickles these classes without it
     import sympy
+
+    from .gradient import GradientIR
 
     Expr = sympy.Expr
 
