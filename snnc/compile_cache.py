@@ -11,7 +11,7 @@ absolute path and text, the backend, the compile options and `$CC`/`$SNNC_CFLAGS
   the models' equations and the gradient IR, so that reading it back does not import sympy;
 - `built`: the backend's build (for C: the library path, manifest and initial weights).
 
-Per entry a pickle file `<cache>/compiled/<key[:2]>/<key>.pkl` and the initial weights beside it in
+Per entry a JSON file `<cache>/compiled/<key[:2]>/<key>.json` (`cache_codec`: data, never code) and the initial weights beside it in
 `<key>.npz` (so that `snnc compile` reads no arrays and needs no numpy), each written to a temporary
 file and renamed into place, the arrays first, so concurrent runs each see a whole entry or none. An entry that cannot be read,
 names a changed dependency or a library that is gone is a miss; the caller rebuilds and overwrites it.
@@ -24,12 +24,12 @@ import dataclasses
 import functools
 import hashlib
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from snnc import cache_codec
 from snnc.cache import cache_dir
 
 #: bump when the entry's layout changes
@@ -104,7 +104,7 @@ def key(path: Path, backend: str, options: dict[str, Any]) -> str:
 
 
 def _entry_path(root: Path | None, k: str) -> Path:
-    return (Path(root) if root is not None else cache_dir()) / "compiled" / k[:2] / f"{k}.pkl"
+    return (Path(root) if root is not None else cache_dir()) / "compiled" / k[:2] / f"{k}.json"
 
 
 def lookup(k: str, root: Path | None = None, *, arrays: bool = True) -> Entry | None:
@@ -114,8 +114,7 @@ def lookup(k: str, root: Path | None = None, *, arrays: bool = True) -> Entry | 
     `snnc compile` only says where the library is."""
     target = _entry_path(root, k)
     try:
-        with open(target, "rb") as fh:
-            doc = pickle.load(fh)
+        doc = cache_codec.loads(target.read_text(encoding="utf-8"))
         if doc.get("format") != FORMAT or any(_sha256(Path(p)) != h for p, h in doc["deps"]):
             return None
         built = doc["built"]
@@ -124,7 +123,8 @@ def lookup(k: str, root: Path | None = None, *, arrays: bool = True) -> Entry | 
         if arrays and doc["arrays"]:
             import numpy as np
 
-            with np.load(target.with_suffix(".npz"), allow_pickle=False) as npz:
+            arrays_path = target.with_suffix(".npz")
+            with np.load(arrays_path, allow_pickle=False) as npz:
                 static = {name: npz[name] for name in npz.files}
             if set(static) != set(doc["arrays"]):
                 return None
@@ -155,11 +155,12 @@ def store(k: str, network: Any, built: Any, root: Path | None = None) -> None:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **static)
             os.replace(tmp, target.with_suffix(".npz"))
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        text = cache_codec.dumps(doc)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, target)
-    except OSError:
+    except (OSError, TypeError):  # an unwritable folder, or a value the codec does not hold
         return
 
 
@@ -180,7 +181,7 @@ def dependencies(network: Any) -> list[Path]:
 
 def runtime_view(network: Any) -> Any:
     """`network` without what only the compiler reads (models, discrete and gradient IR): what
-    `snnc train` and `CompiledNetwork` read of it, picklable without sympy."""
+    `snnc train` and `CompiledNetwork` read of it, readable without sympy."""
     training = network.training
     facts = None
     if training is not None:

@@ -78,8 +78,13 @@ def test_damaged_entries_and_libraries_are_rebuilt(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     path = _write(tmp_path)
     reference = _spikes(api.compile_network(path, cache_dir=cache))
-    entry = next((cache / "compiled").rglob("*.pkl"))
-    for damage in (b"", b"not a pickle", entry.read_bytes()[: entry.stat().st_size // 2]):
+    entry = next((cache / "compiled").rglob("*.json"))
+    for damage in (
+        b"",
+        b"not json",
+        b'{"d": "os:system", "v": {}}',
+        entry.read_bytes()[: entry.stat().st_size // 2],
+    ):
         entry.write_bytes(damage)
         assert compile_cache.lookup(_key(path), cache) is None
         np.testing.assert_array_equal(_spikes(api.compile_network(path, cache_dir=cache)), reference)

@@ -35,7 +35,7 @@ class CBackend:
     """The C backend in the registry (`snnc.backends.get_backend("c")`)."""
 
     name = "c"
-    #: `snnc.compile_cache` may keep its builds (a `BuiltNetwork` pickles without its plan)
+    #: `snnc.compile_cache` may keep its builds (a `BuiltNetwork` is stored without its plan and arrays)
     cacheable = True
 
     @property
