@@ -162,8 +162,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from snnc import compile_cache
 
         entry = compile_cache.lookup(key, arrays=False)
-        if entry is not None:
-            stages.append(("compile cache (hit)", time.perf_counter() - start))
+        if entry is not None:  # the frontend and the passes are read back, the library reused
+            stages.append(("frontend (compile cache)", time.perf_counter() - start))
+            stages.append((f"backend {args.backend} (cached)", 0.0))
             if not args.quiet:
                 print(f"{args.file}: built {entry.built.path}")
             if args.timings:

@@ -126,9 +126,9 @@ def test_the_cli_and_the_api_share_an_entry(tmp_path, monkeypatch):
     run = [sys.executable, "-m", "snnc", "compile", str(path), "--timings"]
     cold = subprocess.run(run, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert cold.returncode == 0, cold.stderr
-    assert "compile cache (hit)" not in cold.stderr
+    assert "frontend (compile cache)" not in cold.stderr
     warm = subprocess.run(run, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert warm.returncode == 0 and "compile cache (hit)" in warm.stderr, warm.stderr
+    assert warm.returncode == 0 and "frontend (compile cache)" in warm.stderr, warm.stderr
     assert warm.stdout == cold.stdout  # the same library
     monkeypatch.setenv("SNNC_CACHE_DIR", str(cache))
     _no_lowering(monkeypatch)
