@@ -80,6 +80,12 @@ def commit_weights(artefact: Any, weights: Mapping[str, np.ndarray], live: bool)
         artefact.set_weights(weights)
 
 
+def folded_regularisers(artefact: Any) -> list[str]:
+    """Populations whose spike-count regulariser the artefact applies itself, from the batch's counts."""
+    ep = (getattr(artefact, "manifest", None) or {}).get("eventprop") or {}
+    return sorted(ep.get("regularised") or {})
+
+
 def spike_counts(result: Any, pop: str) -> np.ndarray:
     """Per-example spike counts [batch, neurons] of `pop` from a run's event buffers or spike raster."""
     if pop in getattr(result, "events", {}):

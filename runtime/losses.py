@@ -3,7 +3,9 @@
 The backend runs the network forward, the runtime turns the readout `y` into a loss and `dL/dy`, and
 the backend's backward pass turns `dL/dy` into weight gradients. Every loss here is a mean over the
 examples of the batch, so the gradient of row b is already divided by the number of real examples:
-padding rows are simply never given to the loss.
+padding rows are simply never given to the loss. Under MPI a rank gives a loss its share of a batch
+and `batch=` the whole batch's size, which then divides instead (runtime/distributed.py), so each
+row's dL/dy is the single-process one, bit for bit.
 """
 
 from __future__ import annotations
@@ -37,11 +39,24 @@ def _labels(y_true: np.ndarray, batch: int, n: int) -> np.ndarray:
     return labels
 
 
+def _mean(values: np.ndarray, batch: int | None) -> float:
+    """The batch mean of per-example values; with `batch`, their sum divided by it (a rank's part)."""
+    if batch is None:
+        return float(np.mean(values)) if len(values) else 0.0
+    return float(np.sum(values) / batch)
+
+
+def _rows(b: int, batch: int | None) -> int:
+    """What a per-example gradient is divided by: the given rows, or the whole (shared) batch."""
+    return max(b, 1) if batch is None else batch
+
+
 class Loss:
     """A loss on one output population's readout.
 
     `readout` names the readout kind the loss expects (None: any value readout). Subclasses implement
-    `__call__(y, y_true) -> (value, dl_dy)` with `dl_dy` shaped like `y`.
+    `__call__(y, y_true, batch=None) -> (value, dl_dy)` with `dl_dy` shaped like `y`; `batch`, when
+    given, is the number of examples the mean is over (rows of `y` are a share of them).
     """
 
     name = "loss"
@@ -49,7 +64,9 @@ class Loss:
     #: the metric reported by default next to this loss
     default_metric = "sparse_categorical_accuracy"
 
-    def __call__(self, y: np.ndarray, y_true: np.ndarray) -> tuple[float, np.ndarray]:
+    def __call__(
+        self, y: np.ndarray, y_true: np.ndarray, batch: int | None = None
+    ) -> tuple[float, np.ndarray]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -67,7 +84,7 @@ class SparseCategoricalCrossentropy(Loss):
             raise ValueError("temperature must be positive")
         self.temperature = float(temperature)
 
-    def __call__(self, y, y_true):
+    def __call__(self, y, y_true, batch=None):
         y = np.asarray(y, dtype=np.float64)
         if y.ndim != 2:
             raise ValueError(f"{self.name} needs y of shape [batch, n], got {y.shape}")
@@ -75,10 +92,10 @@ class SparseCategoricalCrossentropy(Loss):
         labels = _labels(y_true, b, n)
         p = _softmax(y / self.temperature)
         rows = np.arange(b)
-        value = float(-np.mean(np.log(np.maximum(p[rows, labels], 1e-300)))) if b else 0.0
+        value = -_mean(np.log(np.maximum(p[rows, labels], 1e-300)), batch)
         grad = p.copy()
         grad[rows, labels] -= 1.0
-        return value, grad / (self.temperature * max(b, 1))
+        return value, grad / (self.temperature * _rows(b, batch))
 
 
 class MeanSquareError(Loss):
@@ -87,13 +104,13 @@ class MeanSquareError(Loss):
     name = "mean_square_error"
     default_metric = "mean_square_error"
 
-    def __call__(self, y, y_true):
+    def __call__(self, y, y_true, batch=None):
         y = np.asarray(y, dtype=np.float64)
         target = np.asarray(y_true, dtype=np.float64)
         if target.shape != y.shape:
             raise ValueError(f"{self.name}: target shape {target.shape} differs from output {y.shape}")
         diff = y - target
-        size = max(diff.size, 1)
+        size = max(diff.size, 1) if batch is None else batch * int(np.prod(diff.shape[1:]))
         return float(np.sum(diff**2) / size), 2.0 * diff / size
 
 
@@ -132,7 +149,7 @@ class TimeToFirstSpikeCrossentropy(_SpikeTimeLoss):
             raise ValueError("tau0 and tau1 must be positive")
         self.tau0, self.tau1, self.alpha = float(tau0), float(tau1), float(alpha)
 
-    def __call__(self, y, y_true):
+    def __call__(self, y, y_true, batch=None):
         t, spiked = self._times(y)
         b, n = t.shape
         labels = _labels(y_true, b, n)
@@ -140,11 +157,11 @@ class TimeToFirstSpikeCrossentropy(_SpikeTimeLoss):
         p = _softmax(-t / self.tau0)
         t_l = t[rows, labels]
         reg = np.exp(t_l / self.tau1) - 1.0
-        value = float(np.mean(-np.log(np.maximum(p[rows, labels], 1e-300)) + self.alpha * reg)) if b else 0.0
+        value = _mean(-np.log(np.maximum(p[rows, labels], 1e-300)) + self.alpha * reg, batch)
         grad = -p / self.tau0
         grad[rows, labels] += 1.0 / self.tau0 + self.alpha / self.tau1 * np.exp(t_l / self.tau1)
         grad = np.where(spiked, grad, 0.0)
-        return value, grad / max(b, 1)
+        return value, grad / _rows(b, batch)
 
 
 class RelativeMeanSquareError(_SpikeTimeLoss):
@@ -159,18 +176,18 @@ class RelativeMeanSquareError(_SpikeTimeLoss):
         super().__init__(t_nospike)
         self.delta = float(delta)
 
-    def __call__(self, y, y_true):
+    def __call__(self, y, y_true, batch=None):
         t, spiked = self._times(y)
         b, n = t.shape
         labels = _labels(y_true, b, n)
         rows = np.arange(b)
         r = t - t[rows, labels][:, None] - self.delta  # residual per neuron
         r[rows, labels] = 0.0
-        value = float(np.mean(0.5 * np.sum(r**2, axis=1))) if b else 0.0
+        value = _mean(0.5 * np.sum(r**2, axis=1), batch)
         grad = r.copy()
         grad[rows, labels] = -np.sum(r, axis=1)
         grad = np.where(spiked, grad, 0.0)
-        return value, grad / max(b, 1)
+        return value, grad / _rows(b, batch)
 
 
 class SpikeCountRegulariser:
@@ -186,10 +203,17 @@ class SpikeCountRegulariser:
         self.upper, self.lower = float(upper), float(lower)
         self.nu_upper, self.nu_lower = float(nu_upper), float(nu_lower)
 
-    def __call__(self, counts: np.ndarray) -> tuple[float, np.ndarray]:
+    def __call__(
+        self, counts: np.ndarray, total: np.ndarray | None = None, batch: int | None = None
+    ) -> tuple[float, np.ndarray]:
+        """`counts` [rows, n]; under MPI `total` [n] and `batch` are the whole batch's count sums and size."""
         c = np.asarray(counts, dtype=np.float64)
-        b = max(c.shape[0], 1)
-        mean = c.mean(axis=0) if c.shape[0] else np.zeros(c.shape[1:])
+        if total is not None and batch is not None:
+            b = max(int(batch), 1)
+            mean = np.asarray(total, dtype=np.float64) / b
+        else:
+            b = max(c.shape[0], 1)
+            mean = c.mean(axis=0) if c.shape[0] else np.zeros(c.shape[1:])
         over = np.maximum(mean - self.nu_upper, 0.0)
         under = np.maximum(self.nu_lower - mean, 0.0)
         value = 0.5 * self.upper * np.sum(over**2) + 0.5 * self.lower * np.sum(under**2)

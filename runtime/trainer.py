@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from snnc.runtime import driver
+from snnc.runtime import distributed, driver
 from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callbacks
 from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
@@ -78,11 +78,17 @@ class Trainer:
         regularisers: Mapping[str, SpikeCountRegulariser] | None = None,
         readouts: Mapping[str, str] | None = None,
         seed: int = 0,
+        world: distributed.World | None = None,
     ):
         self.artefact = artefact
         self.batch_size = int(batch_size or getattr(artefact, "batch_size", 0) or 32)
+        #: under MPI each rank runs its share of every batch (runtime/distributed.py)
+        self.world = distributed.world() if world is None else world
+        self._reduced = distributed.GradientBuffer()
         if hasattr(artefact, "allocate"):
-            artefact.allocate(self.batch_size)
+            artefact.allocate(self.world.capacity(self.batch_size))
+        if self.world.distributed:
+            distributed.check_supported(artefact)
         self.loss = loss
         self.optimiser = get_optimiser(optimiser)
         self.regularisers = dict(regularisers or {})
@@ -125,9 +131,17 @@ class Trainer:
             raise RuntimeError(f"the artefact's forward pass returned no readout of {missing}")
         return result
 
-    def _run_batch(self, x_batch, y_batch, idx, losses, metrics, learn: bool, cbs, b: int) -> float:
-        """One batch; returns the batch-mean loss (sum over output populations and regularisers)."""
+    def _run_batch(
+        self, x_batch, y_batch, idx, losses, metrics, learn: bool, cbs, b: int, n_batch: int | None = None
+    ) -> float:
+        """One batch; returns the batch-mean loss (sum over output populations and regularisers).
+
+        Under MPI `idx` is this rank's share of a batch of `n_batch` examples: losses divide by
+        `n_batch`, so the ranks' gradients (and losses) add up to the whole batch's.
+        """
         n_real = len(idx)
+        shared = n_batch is not None
+        n_all = n_batch if shared else n_real
         if learn:  # online rules (e-prop) need the targets during the forward pass
             driver.set_targets(self.artefact, y_batch)
         result = self._forward(x_batch, cbs, idx)
@@ -135,18 +149,28 @@ class Trainer:
         total = 0.0
         dl: dict[str, np.ndarray] = {}
         summed = learn and self.optimiser is not None and self.optimiser.reduction == "sum"
-        scale = float(n_real) if summed else 1.0
+        scale = float(n_all) if summed else 1.0
         for pop, metric in metrics.items():
             y_full = np.asarray(result.readouts[pop])
             y_pred = y_full[:n_real]
             metric.update(y_pred, y_batch[pop])
             if pop in losses:
-                value, grad = losses[pop](y_pred, y_batch[pop])
+                value, grad = (
+                    losses[pop](y_pred, y_batch[pop], batch=n_all)
+                    if shared
+                    else losses[pop](y_pred, y_batch[pop])
+                )
                 total += value
                 dl[pop] = _pad(grad * scale, y_full.shape)
         for pop, reg in self.regularisers.items():
             counts = driver.spike_counts(result, pop)
-            value, grad = reg(counts[:n_real])
+            if shared:  # the regulariser needs the whole batch's mean count: a second allreduce
+                count_sum = counts[:n_real].sum(axis=0, dtype=np.float64)
+                self.world.allreduce(count_sum)
+                value, grad = reg(counts[:n_real], total=count_sum, batch=n_all)
+                value /= self.world.size  # every rank adds the same value; the sum is the batch's
+            else:
+                value, grad = reg(counts[:n_real])
             total += value
             dl[count_key(pop)] = _pad(grad * scale, counts.shape)
         if learn:
@@ -161,6 +185,8 @@ class Trainer:
                 artefact=self.artefact,
                 locate=lambda: locate_fault(self.artefact, x_batch, idx),
             )
+            if shared:
+                grads = self._reduced.reduce(self.world, grads)
             weights, live = driver.live_weights(self.artefact)
             self.optimiser.step(weights, grads)
             driver.commit_weights(self.artefact, weights, live)
@@ -168,15 +194,25 @@ class Trainer:
         return total
 
     def _epoch(self, x, y, order, losses, metrics, learn, cbs) -> float:
-        loss_sum, count = 0.0, 0
-        for b, idx in enumerate(batches(len(order), self.batch_size, order)):
+        loss_sum, count, shown = 0.0, 0, 0
+        shared = self.world.distributed
+        for b, whole in enumerate(batches(len(order), self.batch_size, order)):
             cbs.on_batch_begin(b)
+            if shared:  # this rank's rows of the batch; every rank runs, even with no rows
+                lo, hi = self.world.share(len(whole))
+                idx = whole[lo:hi]
+            else:
+                idx = whole
             xb = {k: take(v, idx) for k, v in x.items()}
             yb = {k: take(v, idx) for k, v in y.items()}
-            batch_loss = self._run_batch(xb, yb, idx, losses, metrics, learn, cbs, b)
-            loss_sum += batch_loss * len(idx)
-            count += len(idx)
-            cbs.on_batch_end(b, {"loss": loss_sum / count, **{p: m.result for p, m in metrics.items()}})
+            n_batch = len(whole) if shared else None
+            batch_loss = self._run_batch(xb, yb, idx, losses, metrics, learn, cbs, b, n_batch)
+            loss_sum += batch_loss * len(whole)
+            count += len(whole)
+            shown += len(idx)  # a rank's progress shows the mean over its own examples
+            running = loss_sum / shown if shown else float("nan")
+            cbs.on_batch_end(b, {"loss": running, **{p: m.result for p, m in metrics.items()}})
+        loss_sum = distributed.reduce_epoch(self.world, loss_sum, metrics)
         return loss_sum / count if count else float("nan")
 
     def train(
@@ -358,8 +394,9 @@ def evaluate(
         trainer = Trainer.__new__(Trainer)
         trainer.artefact = artefact
         trainer.batch_size = int(batch_size or getattr(artefact, "batch_size", 0) or 32)
+        trainer.world = distributed.world()
         if hasattr(artefact, "allocate"):
-            artefact.allocate(trainer.batch_size)
+            artefact.allocate(trainer.world.capacity(trainer.batch_size))
         trainer.readouts = dict(
             readouts if readouts is not None else getattr(artefact, "readouts", None) or {}
         )
@@ -370,9 +407,13 @@ def evaluate(
 
 
 def write_metrics_json(
-    path: str | os.PathLike, history: Sequence[Mapping[str, Any]], test: Mapping[str, Any] | None
+    path: str | os.PathLike,
+    history: Sequence[Mapping[str, Any]],
+    test: Mapping[str, Any] | None,
+    ranks: int | None = None,
 ) -> None:
-    """`metrics.json`: per epoch train (and validation) loss and metrics, then a `"test"` object.
+    """`metrics.json`: per epoch train (and validation) loss and metrics, then a `"test"` object, and
+    `"ranks"` (how many MPI processes trained) when given.
 
     Non-finite numbers are written as null so that the file stays strict JSON. Written atomically.
     """
@@ -388,9 +429,11 @@ def write_metrics_json(
             return int(v)
         return v
 
-    doc = {"epochs": clean(list(history))}
+    doc: dict[str, Any] = {"epochs": clean(list(history))}
     if test is not None:
         doc["test"] = clean(dict(test))
+    if ranks is not None:
+        doc["ranks"] = int(ranks)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
