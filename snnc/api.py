@@ -142,7 +142,44 @@ def build_compiled(
     openmp: bool = True,
 ):  # noqa: ANN201
     """Backend and runtime for an already-discretised network; a network from `lower_cached` loads
-    its cached build, or is built and stored in the compile cache."""
+    its cached build, or is built and stored in the compile cache. Under MPI rank 0 builds first and
+    the other ranks then find its entry (or its library) in the cache."""
+    from snnc.runtime import distributed
+
+    def build():  # noqa: ANN202
+        return _build_compiled(
+            network,
+            backend=backend,
+            batch_size=batch_size,
+            precision=precision,
+            seed=seed,
+            event_buffer=event_buffer,
+            cache_dir=cache_dir,
+            openmp=openmp,
+        )
+
+    world = distributed.world()
+    if world.size == 1:
+        return build()
+    if world.rank == 0:
+        compiled = build()
+    world.barrier()
+    if world.rank != 0:
+        compiled = build()
+    return compiled
+
+
+def _build_compiled(
+    network: Network,
+    *,
+    backend: str,
+    batch_size: int | None,
+    precision: str,
+    seed: int | None,
+    event_buffer: int,
+    cache_dir: Any,
+    openmp: bool,
+):  # noqa: ANN202
     from snnc import compile_cache
 
     chosen = get_backend(backend)

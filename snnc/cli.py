@@ -16,6 +16,7 @@ from pathlib import Path
 from snnc import __version__
 from snnc.backends import NAMES as BACKENDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, render
+from snnc.runtime.distributed import stop_others
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 #: where `snnc compile --emit c|genn` writes without -o (it says so), and the --print-after file with -o
@@ -480,7 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    return run_guarded(args.func, args)
+    code = run_guarded(args.func, args)
+    stop_others(code)  # under MPI, one rank's failure must not leave the others waiting
+    return code
 
 
 def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

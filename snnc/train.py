@@ -10,10 +10,15 @@ claims stdout for JSON Lines records). A killed run leaves the last complete epo
 `--resume` continues from it with the same result as an uninterrupted run, because everything random
 is a function of (seed, epoch) and the optimiser state, schedule base values and history are in the
 checkpoint. One run at a time may train into a folder (`outlock.py`).
+
+Under `mpirun -n N` every rank runs this with its share of each batch (`runtime/distributed.py`);
+rank 0 alone compiles (the others then load its cache entry), holds the folder's lock and writes
+checkpoints, `metrics.json` (with `"ranks": N`), the JSON log, plots and the printed lines.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -27,6 +32,7 @@ from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.outlock import output_folder_lock
 from snnc.paths import output_error
+from snnc.runtime import distributed
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, restore
 from snnc.runtime.progress import BatchProgressBar, JsonLinesLog, NullLog, open_log
@@ -155,11 +161,22 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
     With `opts.log_json` every epoch, the test result and the end are also JSON Lines records
     (`progress.JsonLinesLog`); with "-" they go to stdout and the human-readable lines to stderr.
     """
-    log = _open_log(opts, append=opts.resume)
-    if stream is None:
-        stream = sys.stderr if log.to_stdout else sys.stdout
+    world = distributed.world()
     with ExitStack() as held:  # the output folder's lock, taken once the folder is known
+        if world.rank != 0:  # rank 0 speaks for every rank
+            opts = _silent(opts)
+            stream = held.enter_context(open(os.devnull, "w", encoding="utf-8"))
+        log = _open_log(opts, append=opts.resume)
+        if stream is None:
+            stream = sys.stderr if log.to_stdout else sys.stdout
         return _logged(log, lambda: _train(path, opts, stream, log, held))
+
+
+def _silent(opts: RunOptions) -> RunOptions:
+    """A non-zero rank's options: no log, no progress bars, no plots."""
+    import dataclasses
+
+    return dataclasses.replace(opts, log_json=None, quiet=True, plot=False)
 
 
 def _lr(trainer: Trainer) -> float | None:
@@ -200,13 +217,17 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _error("E-OUTPUT", f"cannot create output folder '{out}': {e.strerror}") from None
-    held.enter_context(output_folder_lock(out))  # before compiling: a refusal should come at once
-    net = build_for_training(network, opts)
+    world = distributed.world()
+    writer = world.rank == 0
+    if writer:
+        held.enter_context(output_folder_lock(out))  # before compiling: a refusal should come at once
+    net = build_for_training(network, opts)  # rank 0 compiles, the others load its cache entry
     epochs = spec.epochs if opts.epochs is None else opts.epochs
     trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
     seed = trainer.seed
     metric = net.default_metric()
-    _remove_partial_files(out)
+    if writer:
+        _remove_partial_files(out)
     start = 0
     found = None
     if opts.resume:
@@ -215,7 +236,7 @@ def _train(
             raise CheckpointError(f"--resume: no checkpoint in '{out}'", "train without --resume first")
         start = restore(trainer, found)
         stream.write(f"resuming from {found} at epoch {start}\n")
-    else:
+    elif writer:
         for stale in out.glob("epoch-*.npz"):
             stale.unlink()
 
@@ -232,7 +253,9 @@ def _train(
 
         augment = from_calls(spec.augment, seed)
     checkpoints = Checkpoint(out)
-    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer(), checkpoints]
+    callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer()]
+    if writer:
+        callbacks.append(checkpoints)
     if net._schedule is not None:
         callbacks.append(net._schedule)
 
@@ -245,6 +268,7 @@ def _train(
         epochs=epochs,
         start_epoch=start,
         seed=seed,
+        ranks=world.size,
         resumed_from=found,
         train_examples=len(next(iter(y.values()))),
         validation_examples=len(next(iter(val_y.values()))) if val_y is not None else 0,
@@ -274,7 +298,8 @@ def _train(
             line += f"  validation: {_fmt(record['validation'])}"
         stream.write(f"{line}  ({record.get('seconds', 0.0):.1f} s)\n")
         stream.flush()
-        write_metrics_json(metrics_path, trainer.history, None)
+        if writer:
+            write_metrics_json(metrics_path, trainer.history, None, ranks=world.size)
         log.write(
             "epoch",
             epoch=epoch,
@@ -294,7 +319,8 @@ def _train(
         test["examples"] = len(data.test)
         stream.write(f"test: {_fmt(test)}\n")
         log.write("test", test=test)
-    write_metrics_json(metrics_path, trainer.history, test)
+    if writer:
+        write_metrics_json(metrics_path, trainer.history, test, ranks=world.size)
     stream.write(f"wrote {metrics_path} and checkpoints in {out}\n")
     plots: list[Path] = []
     if opts.plot:
@@ -332,10 +358,14 @@ def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> d
 
     `opts.log_json` gets one "test" record (and "done"), as `run_train` writes them.
     """
-    log = _open_log(opts)
-    if stream is None:
-        stream = sys.stderr if log.to_stdout else sys.stdout
-    return _logged(log, lambda: _evaluate(path, opts, stream, log))
+    with ExitStack() as held:
+        if distributed.world().rank != 0:  # rank 0 speaks for every rank
+            opts = _silent(opts)
+            stream = held.enter_context(open(os.devnull, "w", encoding="utf-8"))
+        log = _open_log(opts)
+        if stream is None:
+            stream = sys.stderr if log.to_stdout else sys.stdout
+        return _logged(log, lambda: _evaluate(path, opts, stream, log))
 
 
 def _evaluate(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
