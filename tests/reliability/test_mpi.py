@@ -1,0 +1,314 @@
+"""Issue 18's "done means": `mpirun -n 2` and `-n 3` train to the single-process weights and metrics.
+
+Every run goes through the real command (`mpirun … python -m snnc train`) on the C backend. The
+weights and the optimiser state are compared bit for bit: each rank's share of a batch gets the
+single-process dL/dy row for row (the losses divide by the whole batch), the compiled backward pass
+computes every row on its own, and the per-row float32 gradients are summed in float64, which in
+these networks is exact in any grouping (ranks' partial sums, then the allreduce). Metrics: the
+accuracies are equal, the losses (sums of float64 means in another order) agree to 1e-12.
+
+Batches of 10 over 3 ranks split 4/3/3 and the last batch (64 mod 10 = 4 examples) 2/1/1; e-prop's
+batches of 8 of 50 examples leave a last batch of 2, so one of 3 ranks has no rows at all. The
+single-process reference run compiles into a shared cache, so the ranks never compile.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec")
+
+pytestmark = [
+    pytest.mark.skipif(MPIRUN is None, reason="no mpirun: install Open MPI (apt-get install openmpi-bin)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("mpi4py") is None, reason="no mpi4py: pip install 'snnc[mpi]'"
+    ),
+]
+
+YINYANG = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+
+network small {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(20, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
+    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+
+train small {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    data       = yinyang(train = 64, test = 48, t_min = 2 ms, t_max = 27 ms)
+    dt         = 0.5 ms
+    duration   = 30 ms
+    batch_size = 10
+    epochs     = 1
+    seed       = 1
+}
+"""
+
+EPROP = """
+use std.{SpikeInput, ALIF, LI, Delta}
+
+network digits {
+    input  x   = SpikeInput(64)
+    hidden h   = ALIF(24, tau_mem = 20 ms, tau_adapt = 200 ms, beta = 0.0174)
+    output out = LI(10, tau_mem = 20 ms, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 0.0, sd = 4.0)), Delta()
+    h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.1)), Delta()
+    h -> out : Dense(weight = Normal(mean = 0.0, sd = 0.1)), Delta()
+}
+
+train digits {
+    algorithm  = eprop(c_reg = 0.001, f_target = 10 Hz, tau_reg = 500 ms)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    data       = digits(encoding = latency, t_max = 20 ms, train = 50, test = 20)
+    dt         = 1 ms
+    duration   = 20 ms
+    batch_size = 8
+    epochs     = 1
+    seed       = 1
+}
+"""
+
+# SHD-shaped: a recurrent LIF layer trained with EventProp, readout the exponentially weighted mean
+RECURRENT = """
+use std.{SpikeInput, LIF, LI, Exponential}
+
+network rec {
+    input  x   = SpikeInput(64)
+    hidden h   = LIF(24, tau_mem = 20 ms)
+    output out = LI(10, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 0.5, sd = 0.3)), Exponential(tau = 5 ms)
+    h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.1)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.0, sd = 0.3)), Exponential(tau = 5 ms)
+}
+
+train rec {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    data       = digits(encoding = latency, t_max = 20 ms, train = 50, test = 20)
+    dt         = 0.5 ms
+    duration   = 30 ms
+    batch_size = 8
+    epochs     = 2
+    seed       = 1
+}
+"""
+
+
+def _open_mpi() -> bool:
+    out = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True, timeout=60)
+    return "Open MPI" in out.stdout + out.stderr
+
+
+def launcher(n: int) -> list[str]:
+    """`mpirun -n N`; Open MPI also needs leave to run as root and more ranks than cores."""
+    cmd = [MPIRUN, "-n", str(n)]
+    if _open_mpi():
+        cmd += ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    """One compile cache for the module; one OpenMP thread per rank on a small machine."""
+    return {
+        **os.environ,
+        "SNNC_CACHE_DIR": str(tmp_path_factory.mktemp("mpi-cache")),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def train(
+    env: dict, ranks: int, path: Path, out: Path, *extra: str, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    snnc = [sys.executable, "-m", "snnc", "train", str(path), "--out", str(out), "--quiet", *extra]
+    cmd = snnc if ranks == 1 else [*launcher(ranks), *snnc]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def assert_same_run(single: Path, parallel: Path, ranks: int) -> None:
+    """Bit-identical checkpoints (weights and optimiser state) in every epoch; equal metrics."""
+    epochs = sorted(p.name for p in single.glob("epoch-*.npz"))
+    assert epochs and epochs == sorted(p.name for p in parallel.glob("epoch-*.npz"))
+    for name in epochs:
+        a, b = np.load(single / name), np.load(parallel / name)
+        assert set(a.files) == set(b.files)
+        for key in a.files:
+            if key != "meta.json":
+                assert np.array_equal(a[key], b[key]), (name, key, np.max(np.abs(a[key] - b[key])))
+    ma = json.loads((single / "metrics.json").read_text())
+    mb = json.loads((parallel / "metrics.json").read_text())
+    assert ma["ranks"] == 1 and mb["ranks"] == ranks
+    for ea, eb in zip(ma["epochs"], mb["epochs"], strict=True):
+        assert ea["train"]["accuracy"] == eb["train"]["accuracy"]
+        assert eb["train"]["loss"] == pytest.approx(ea["train"]["loss"], rel=1e-12)
+    assert (
+        ma["test"]["accuracy"] == mb["test"]["accuracy"] and ma["test"]["examples"] == mb["test"]["examples"]
+    )
+    assert mb["test"]["loss"] == pytest.approx(ma["test"]["loss"], rel=1e-12)
+
+
+def compare(tmp_path: Path, env: dict, source: str, ranks: int) -> subprocess.CompletedProcess:
+    path = tmp_path / "net.snn"
+    path.write_text(source)
+    one = train(env, 1, path, tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    log = tmp_path / "log.jsonl"
+    many = train(env, ranks, path, tmp_path / "many", "--log-json", str(log))
+    assert many.returncode == 0, many.stdout + many.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "many", ranks)
+    first = np.load(tmp_path / "one" / "epoch-0000.npz")
+    assert not all(np.array_equal(first[k], np.zeros_like(first[k])) for k in first.files if "/m/" in k)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    starts = [r for r in records if r["event"] == "start"]
+    assert len(starts) == 1 and starts[0]["ranks"] == ranks  # rank 0 alone writes the log
+    assert many.stdout.count("test: ") == 1  # and prints
+    return many
+
+
+def test_eventprop_on_3_ranks_trains_to_the_single_process_weights(tmp_path, env):
+    compare(tmp_path, env, YINYANG, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "ranks"),
+    [(YINYANG, 2), (EPROP, 2), (EPROP, 3), (RECURRENT, 2), (RECURRENT, 3)],
+    ids=["eventprop-yinyang-2", "eprop-2", "eprop-3", "eventprop-recurrent-2", "eventprop-recurrent-3"],
+)
+def test_more_networks_and_rank_counts_train_to_the_single_process_weights(tmp_path, env, source, ranks):
+    compare(tmp_path, env, source, ranks)
+
+
+@pytest.mark.slow
+def test_the_python_api_under_mpirun_trains_as_one_process(tmp_path, env):
+    """`net.train(...)` in a script run by mpirun: the same weights as the script run alone."""
+    (tmp_path / "net.snn").write_text(EPROP)
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys, numpy as np, snnc\n"
+        "from snnc.runtime.session import load_data, xy\n"
+        "net = snnc.compile(sys.argv[1])\n"
+        "x, y = xy(net.network, load_data(net.network).train)\n"
+        "net.train(x, y, num_epochs=2, callbacks=())\n"
+        "from snnc.runtime.distributed import world\n"
+        "if world().rank == 0:\n"
+        "    np.savez(sys.argv[2], **net.weights)\n"
+    )
+    for ranks, name in ((1, "one.npz"), (3, "three.npz")):
+        cmd = [sys.executable, str(script), str(tmp_path / "net.snn"), str(tmp_path / name)]
+        run = subprocess.run(
+            cmd if ranks == 1 else [*launcher(ranks), *cmd],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "three.npz")
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_a_failing_rank_stops_every_rank_and_names_itself(tmp_path, env):
+    """A rank whose command fails (here every rank: no such file) aborts them all: the diagnostic,
+    then which rank stopped the job, and a non-zero exit instead of ranks waiting for each other."""
+    run = train(env, 2, tmp_path / "missing.snn", tmp_path / "run", timeout=120)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert "no such file" in run.stderr and "of 2 failed (exit 1); stopping every rank" in run.stderr
+
+
+# ---------------------------------------------------------------------------------- kill, resume
+KILLED = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+
+network yy {
+    input  x   = SpikeInput(5)
+    hidden h   = LIF(40, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
+    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 2.5, sd = 1.0)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+
+train yy {
+    algorithm  = eventprop(max_spikes = 200)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    schedule   = exponential_decay(gamma = 0.9)
+    augment    = (shift(max = 1), blend(n = 2, p = 0.5))
+    data       = yinyang(train = 3000, test = 100, t_min = 2 ms, t_max = 27 ms, bias = true)
+    validation_split = 0.1
+    dt         = 0.1 ms
+    duration   = 30 ms
+    batch_size = 32
+    epochs     = 4
+    seed       = 3
+}
+"""
+
+
+def _rank_pids(launcher_pid: int) -> dict[int, int]:
+    """rank -> pid of the processes mpirun started (from their OMPI_COMM_WORLD_RANK)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
+        if ppid == launcher_pid and rank:
+            found[int(rank[0].split(b"=")[1])] = int(entry.name)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks' pids in /proc")
+def test_a_killed_rank_stops_the_others_and_resume_on_another_count_finishes_the_run(tmp_path, env):
+    if not _open_mpi():
+        pytest.skip("finds ranks by Open MPI's OMPI_COMM_WORLD_RANK")
+    path = tmp_path / "yy.snn"
+    path.write_text(KILLED)
+    straight = train(env, 1, path, tmp_path / "straight", timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    out = tmp_path / "killed"
+    snnc = [sys.executable, "-m", "snnc", "train", str(path), "--out", str(out), "--quiet", "--log-json", "-"]
+    proc = subprocess.Popen(
+        [*launcher(2), *snnc], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in proc.stdout:  # rank 0's JSON records: kill rank 1 once epoch 1 is on disk
+        if json.loads(line).get("event") == "epoch" and json.loads(line)["epoch"] == 1:
+            break
+    time.sleep(0.2)
+    assert not (out / "epoch-0002.npz").exists(), "epoch 2 ended before the kill: make epochs longer"
+    os.kill(_rank_pids(proc.pid)[1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "rank 1" in err, err
+    assert sorted(p.name for p in out.glob("epoch-*.npz")) == ["epoch-0000.npz", "epoch-0001.npz"]
+    resumed = train(env, 3, path, out, "--resume", timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_same_run(tmp_path / "straight", out, 3)
