@@ -191,11 +191,17 @@ class GradientBuffer:
         return views
 
 
-def check_supported(artefact: Any) -> None:
-    """What the ranks cannot yet share is refused before training, not discovered in the results."""
+def check_supported(artefact: Any, network: Any = None) -> None:
+    """What the ranks cannot yet share is refused before training, not discovered in the results.
+
+    A spike-count regulariser that the gradient pass folded into the backward pass (EventProp's) is
+    found in the C manifest, or, for any backend, in the network's training IR when it is given."""
     from snnc.runtime.driver import folded_regularisers
 
-    folded = folded_regularisers(artefact)
+    folded = set(folded_regularisers(artefact))
+    pops = getattr(getattr(network, "training", None), "populations", None) or {}
+    folded |= {name for name, pg in pops.items() if getattr(pg, "regularisation", None) is not None}
+    folded = sorted(folded)
     if folded:
         raise RuntimeConfigError(
             "E-MPI-REGULARISER",

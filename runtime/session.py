@@ -103,6 +103,10 @@ def trainer_for(
 
         schedule = get_schedule(spec.schedule.name, spec.schedule.args, spec.schedule.span)
     trainer = Trainer(artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed)
+    if trainer.world.distributed:
+        from snnc.runtime.distributed import check_supported
+
+        check_supported(artefact, network)
     return trainer, schedule
 
 

@@ -214,3 +214,34 @@ def test_ranks_train_to_the_single_process_weights_and_metrics(size, regularise)
             for split in ("train", "validation"):
                 assert mine[split]["accuracy"] == ref[split]["accuracy"]
                 assert mine[split]["loss"] == pytest.approx(ref[split]["loss"], rel=1e-6)
+
+
+def test_a_regulariser_inside_the_compiled_backward_pass_is_refused_under_mpi():
+    """It reads one rank's batch counts, so the ranks would train differently: refused, not wrong."""
+    from types import SimpleNamespace
+
+    from snnc.runtime.errors import RuntimeConfigError
+
+    distributed.check_supported(SimpleNamespace(manifest={"eventprop": {}}))  # nothing folded: fine
+    c_artefact = SimpleNamespace(manifest={"eventprop": {"regularised": {"h": {"cnt": "a", "nsum": "b"}}}})
+    any_backend = SimpleNamespace(manifest={})
+    network = SimpleNamespace(
+        training=SimpleNamespace(populations={"h": SimpleNamespace(regularisation=object())})
+    )
+    for artefact, net in ((c_artefact, None), (any_backend, network)):
+        with pytest.raises(RuntimeConfigError) as err:
+            distributed.check_supported(artefact, net)
+        assert err.value.code == "E-MPI-REGULARISER"
+        assert "regulariser of h is applied" in err.value.diagnostics[0].message
+    with pytest.raises(RuntimeConfigError):
+        Trainer(
+            FakeArtefactWithManifest(c_artefact.manifest),
+            "sparse_categorical_crossentropy",
+            world=ThreadWorld(0, 2, {}),
+        )
+
+
+class FakeArtefactWithManifest(FakeArtefact):
+    def __init__(self, manifest):
+        super().__init__()
+        self.manifest = manifest
