@@ -208,6 +208,7 @@ def check_supported(artefact: Any, network: Any = None) -> None:
             f"the spike-count regulariser of {', '.join(folded)} is applied inside the compiled backward "
             "pass from one rank's batch counts, so it would differ between ranks",
             "train this network in one process, or without `regularisation` in its train block",
+            getattr(getattr(getattr(network, "train", None), "regularisation", None), "span", None),
         )
 
 

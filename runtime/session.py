@@ -102,11 +102,11 @@ def trainer_for(
         from snnc.runtime.schedules import get_schedule
 
         schedule = get_schedule(spec.schedule.name, spec.schedule.args, spec.schedule.span)
-    trainer = Trainer(artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed)
-    if trainer.world.distributed:
-        from snnc.runtime.distributed import check_supported
+    from snnc.runtime import distributed
 
-        check_supported(artefact, network)
+    if distributed.world().distributed:  # before the Trainer's own check: this one knows the span
+        distributed.check_supported(artefact, network)
+    trainer = Trainer(artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed)
     return trainer, schedule
 
 

@@ -312,3 +312,17 @@ def test_a_killed_rank_stops_the_others_and_resume_on_another_count_finishes_the
     resumed = train(env, 3, path, out, "--resume", timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_same_run(tmp_path / "straight", out, 3)
+
+
+@pytest.mark.slow
+def test_a_regulariser_inside_the_backward_pass_is_refused_at_its_line(tmp_path, env):
+    path = tmp_path / "reg.snn"
+    path.write_text(
+        YINYANG.replace(
+            "    seed       = 1", "    regularisation = spike_count(strength = 4e-9, nu = 14)\n    seed = 1"
+        )
+    )
+    run = train(env, 2, path, tmp_path / "run", timeout=300)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"{path}:21:22: error: the spike-count regulariser of h" in run.stderr, run.stderr
+    assert not list((tmp_path / "run").glob("epoch-*.npz"))
