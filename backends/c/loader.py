@@ -110,6 +110,7 @@ class NativeArtefact:
         #: what a forward pass that dropped spikes (past max_spikes) does at `backward`
         self.on_overflow = "warn"  # "warn" | "error" | "ignore"
         self._last_steps: int | None = None
+        self._rows = 0  # the real rows of the last run (the rest of the batch is padding)
         self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
         self._specs = manifest["arrays"]
         self._names: dict[tuple[str, str, str | None], list[str]] = {}
@@ -363,6 +364,9 @@ class NativeArtefact:
             if not self._grow_spike_lists():
                 break
         self._last_steps = steps
+        # the batch's real rows (the rest is padding): the backward pass differentiates only these
+        rows = self._batch if example_ids is None else min(len(example_ids), self._batch)
+        self._rows = int(rows)
         return self._result(record, steps)
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
@@ -486,17 +490,21 @@ class NativeArtefact:
             if g is not None:
                 g = np.asarray(g, dtype=np.float64).reshape(-1, n)
                 buf[: g.shape[0]] = g
+        # only the real rows of a short last batch (run's example_ids) count: the regulariser's
+        # batch mean divides by them, and padded rows are neither differentiated nor summed
+        rows = self._rows
         for arrays in self._ep.get("regularised", {}).values():  # N: spike counts over the batch
             self._arrays[arrays["nsum"]] = aligned_copy(
-                self._arrays[arrays["cnt"]].sum(axis=0, dtype=np.float64), np.float64
+                self._arrays[arrays["cnt"]][:rows].sum(axis=0, dtype=np.float64), np.float64
             )
-        struct = self._struct()
-        rc = self._lib.snnc_backward(ctypes.byref(struct), self._batch, steps, 0)
-        if rc != 0:
-            raise RuntimeError(f"snnc_backward returned {rc}")
+        if rows > 0:
+            struct = self._struct()
+            rc = self._lib.snnc_backward(ctypes.byref(struct), rows, steps, 0)
+            if rc != 0:
+                raise RuntimeError(f"snnc_backward returned {rc}")
         shapes = self.weight_shapes()
         return {
-            proj: self._arrays[arr].sum(axis=0, dtype=np.float64).reshape(shapes[proj])
+            proj: self._arrays[arr][:rows].sum(axis=0, dtype=np.float64).reshape(shapes[proj])
             for proj, arr in self._ep["gradients"].items()
         }
 

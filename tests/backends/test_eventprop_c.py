@@ -210,3 +210,29 @@ def test_float32_gradients_agree_with_float64() -> None:
     for k in g["double"]:
         cos, rel = compare(g["float"][k], g["double"][k])
         assert cos > 0.999 and rel < 0.02, (k, cos, rel)
+
+
+def test_a_short_batch_with_a_regulariser_is_the_exact_batch() -> None:
+    """The regulariser's batch mean divides by the real rows of a short last batch (the trainer
+    passes their example ids), not by the allocated batch: the padded artefact's gradients equal
+    those of an artefact allocated for exactly those rows."""
+    source = SOURCE.replace("seed = 4", "seed = 4\n    regularisation = spike_count(strength = 0.05, nu = 1)")
+
+    def art(batch: int):  # noqa: ANN202
+        return compile_network(
+            source % 100, precision="double", dt=0.01, duration=20.0, batch_size=batch
+        ).artefact
+
+    x, labels = inputs(3), LABELS[:3]
+
+    def regularised_grads(a):  # noqa: ANN001, ANN202
+        res = a.run({"x": x}, example_ids=[0, 1, 2])
+        _, dl = get_loss("sparse_categorical_crossentropy")(res.readouts["out"][:3], labels)
+        full = np.zeros((a.batch_size, 2))
+        full[:3] = dl
+        return a.backward({"out": full})
+
+    padded, exact = regularised_grads(art(4)), regularised_grads(art(3))
+    assert padded["x_to_h"].any()
+    for k in exact:
+        np.testing.assert_allclose(padded[k], exact[k], rtol=1e-9, atol=1e-14)
