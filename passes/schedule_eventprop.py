@@ -254,6 +254,17 @@ def _trajectory_taps(b: _Builder, pg: PopulationGradient) -> None:
         )
 
 
+def _trajectory_env(b: _Builder, pop: str, pg: PopulationGradient, neuron: Index) -> dict:
+    """Each trajectory state of `pop` as its recording at step k (`rv_<pop>__<state>`, the state at
+    the end of the step: the forward recording of a neuron state, `_trajectory_taps`' of a synapse
+    state), for neuron index `neuron`."""
+    shape = ("batch", "steps", b.size(pop))
+    return {
+        sym(s): Array(array_name("rv", pop, s), Role.RECORD, pop, shape)[BATCH, STEP, neuron]
+        for s in pg.trajectory
+    }
+
+
 def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
     """∇θ·f⁻ on the threshold surface, over coupled states (what the regulariser's r multiplies)."""
     x = [sym(s) for s in pg.states]
@@ -545,9 +556,7 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     lets, lam = _lam_locals(post, adjoints[proj.post], (BATCH, M))
     env = _env(b, lam)
     if post.method != "exact":  # g and dL/dw read the post states the spike arrives at (end of step k)
-        for s in post.trajectory:
-            rec = Array(array_name("rv", proj.post, s), Role.RECORD, proj.post, ("batch", "steps", n_post))
-            env[sym(s)] = rec[BATCH, STEP, M]
+        env.update(_trajectory_env(b, proj.post, post, M))
     prologue: list[Stmt] = list(lets)
     body: list[Stmt] = []
     weight = _weight(net, proj_name, known)
@@ -672,10 +681,8 @@ def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict
     lets, lam = _lam_locals(pg, adjoints, here)
     body: list[Stmt] = list(lets)
     env = _env(b, lam)
-    if pg.method != "exact":
-        for s in pg.trajectory:  # the Euler fallback's Jacobian, on the state at the end of step k
-            rec = Array(array_name("rv", name, s), Role.RECORD, name, ("batch", "steps", b.size(name)))
-            env[sym(s)] = rec[BATCH, STEP, J]
+    if pg.method != "exact":  # the Euler fallback's Jacobian, on the state at the end of step k
+        env.update(_trajectory_env(b, name, pg, J))
     ro = pg.readout
     if ro is not None and pg.drive:
         dly_array = _find(b, name, "dL_dy")

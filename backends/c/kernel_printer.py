@@ -170,6 +170,17 @@ class KernelExprPrinter(SnncCPrinter):
             self.int_mode = saved
 
 
+def unique_local(prefix: str, local: Local, taken: set[str]) -> str:
+    """`prefix` + the local's name without leading underscores, numbered until it is not in `taken`
+    (which it joins): a generated local never meets a keyword, a library name or another local."""
+    base = prefix + local.name.lstrip("_")
+    name, n = base, 1
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
 @dataclass
 class _Phase:
     """One phase function: its statements printed, and the arrays it touches."""
@@ -186,11 +197,7 @@ class _Phase:
 
     # ------------------------------------------------------------------ names
     def local(self, local: Local) -> str:
-        base = "u_" + local.name.lstrip("_")
-        name, n = base, 1
-        while name in self.taken:
-            name, n = f"{base}_{n}", n + 1
-        self.taken.add(name)
+        name = unique_local("u_", local, self.taken)
         self.pr.locals[local] = name
         return name
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
-from snnc.backends.c.kernel_printer import INT_DTYPES, KernelExprPrinter
+from snnc.backends.c.kernel_printer import INT_DTYPES, KernelExprPrinter, unique_local
 from snnc.ir import names as ir_names
 from snnc.ir.kernel import (
     BATCH,
@@ -167,11 +167,7 @@ class _Printer:
         self.taken: set[str] = set()
 
     def local(self, local: Local) -> str:
-        base = "l_" + local.name.lstrip("_")
-        name, n = base, 1
-        while name in self.taken:
-            name, n = f"{base}_{n}", n + 1
-        self.taken.add(name)
+        name = unique_local("l_", local, self.taken)
         self.pr.locals[local] = name
         return name
 
@@ -232,10 +228,9 @@ def _delivery(kernel: Kernel, loop: Loop, pr: GeNNExprPrinter) -> list[str]:
     return lines
 
 
-def _keeps_spike_list(body: tuple[Stmt, ...], kernel: Kernel) -> bool:
+def _keeps_spike_list(body: tuple[Stmt, ...], arrays: dict[str, Array]) -> bool:
     """A phase that only files this step's spikes into a population's spike list (and counts them):
     the backward pass reads that list, and GeNN keeps the same facts per neuron in its own way."""
-    arrays = {a.name: a for a in kernel.arrays}
     loops = [st for st in body if isinstance(st, Loop)]
     if not loops or not all(isinstance(st.space, Spikes) for st in loops):
         return False
@@ -243,8 +238,7 @@ def _keeps_spike_list(body: tuple[Stmt, ...], kernel: Kernel) -> bool:
     return all(arrays[st.target.array].role in (Role.SPIKE_LIST, Role.COUNTER) for st in stores)
 
 
-def _is_recording(loop: Loop, kernel: Kernel) -> bool:
-    arrays = {a.name: a for a in kernel.arrays}
+def _is_recording(loop: Loop, arrays: dict[str, Array]) -> bool:
     stores = [st for st in loop.body if isinstance(st, Store)]
     return bool(stores) and all(arrays[st.target.array].optional for st in stores)
 
@@ -260,6 +254,7 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
             printers[pop] = _Printer(kernel, codes[pop])
         return printers[pop]
 
+    arrays = {a.name: a for a in kernel.arrays}
     generated = set()
     for phase in kernel.phases:
         if phase.kind == PhaseKind.RESET:
@@ -268,17 +263,15 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
             continue  # a gradient pass's backward steps: eventprop.py still renders them for GeNN
         if phase.kind != PhaseKind.FORWARD:
             raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
-        if _keeps_spike_list(phase.body, kernel):
+        if _keeps_spike_list(phase.body, arrays):
             continue  # GeNN keeps each neuron's spikes itself (eventprop.py's per-neuron buffers)
         for st in phase.body:
             if isinstance(st, Generate):
                 generated.add(st.population)
             elif isinstance(st, EmitSpikes):
-                p = of(st.population)
-                flag = next(a for a in kernel.arrays if a.name == st.flag)
-                p.pr.vars[genn_var(flag, kernel)] = flag
-                p.code.vars[genn_var(flag, kernel)] = flag
-                p.code.flag = genn_var(flag, kernel)
+                code = of(st.population).code
+                code.flag = genn_var(arrays[st.flag], kernel)
+                code.vars[code.flag] = arrays[st.flag]
             elif isinstance(st, Loop) and isinstance(st.space, Arrivals):
                 post = kernel.projections[st.space.projection].post
                 p = of(post)
@@ -286,7 +279,7 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
                 p.code.inputs.append(st.space.projection)
                 p.code.vars.update(p.pr.vars)
             elif isinstance(st, Loop) and isinstance(st.space, Neurons):
-                if _is_recording(st, kernel):
+                if _is_recording(st, arrays):
                     continue
                 p = of(st.space.population)
                 p.code.step.append(f"// {phase.comment or phase.name}")
@@ -295,17 +288,18 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
                 raise fail(f"phase '{phase.name}': a {type(st).__name__} has no GeNN form here")
     for phase in kernel.phases:
         if phase.kind == PhaseKind.RESET:
-            _collect_reset(kernel, phase.body, codes)
+            _collect_reset(kernel, arrays, phase.body, codes)
     for pop in generated:
         codes.pop(pop, None)
     return codes
 
 
-def _collect_reset(kernel: Kernel, body: tuple[Stmt, ...], codes: dict[str, NeuronCode]) -> None:
-    arrays = {a.name: a for a in kernel.arrays}
+def _collect_reset(
+    kernel: Kernel, arrays: dict[str, Array], body: tuple[Stmt, ...], codes: dict[str, NeuronCode]
+) -> None:
     for st in body:
         if isinstance(st, Loop) and isinstance(st.space, Neurons):
-            _collect_reset(kernel, st.body, codes)
+            _collect_reset(kernel, arrays, st.body, codes)
         elif isinstance(st, Store):  # only the vars the printed code uses (not a backward pass's)
             a = arrays[st.target.array]
             pop = holder(a, kernel) if a.role in NEURON_ROLES else None
