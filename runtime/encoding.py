@@ -107,6 +107,8 @@ def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) 
     `len(examples)` (padding) get no spikes."""
     if len(examples) > batch_size:
         raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
+    if hasattr(examples, "batch_tables"):  # SpikeRows: a batch's view of a whole data set
+        return examples.batch_tables(batch_size, num_neurons)
     if hasattr(examples, "by_time") and hasattr(examples, "offsets"):
         return _batch_of_dataset(examples, batch_size, num_neurons)
     end = np.zeros(batch_size, np.int64)
@@ -127,14 +129,21 @@ def _batch_of_dataset(data: object, batch_size: int, num_neurons: int) -> BatchS
     """`batch_spikes` of a flat data set: row b points into its time-sorted arrays at offsets[b]."""
     if data.num_neurons != num_neurons:
         raise ValueError(f"spike data has {data.num_neurons} neurons, population has {num_neurons}")
-    times, ids = data.by_time
     offsets = np.asarray(data.offsets, np.int64)
-    n = offsets.size - 1
+    return rows_of_sorted(*data.by_time, offsets[:-1], offsets[1:], batch_size)
+
+
+def rows_of_sorted(
+    times: np.ndarray, ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, batch_size: int
+) -> BatchSpikes:
+    """Pointer tables whose row b reads `times[starts[b]:ends[b]]` (time-sorted float64) and the
+    matching int32 `ids`; rows past len(starts) are padding without spikes."""
+    n = starts.size
     end = np.zeros(batch_size, np.int64)
-    end[:n] = np.diff(offsets)
+    end[:n] = ends - starts
     times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
     ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
     if times.size:
-        times_ptr[:n] = times.ctypes.data + offsets[:-1] * times.itemsize
-        ids_ptr[:n] = ids.ctypes.data + offsets[:-1] * ids.itemsize
+        times_ptr[:n] = times.ctypes.data + starts * times.itemsize
+        ids_ptr[:n] = ids.ctypes.data + starts * ids.itemsize
     return BatchSpikes(end, times_ptr, ids_ptr, (_NO_TIMES, _NO_IDS, times, ids))

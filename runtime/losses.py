@@ -27,8 +27,11 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _labels(y_true: np.ndarray, batch: int, n: int) -> np.ndarray:
     raw = np.asarray(y_true).reshape(-1)
-    with np.errstate(invalid="ignore"):
-        labels = raw.astype(np.int64)
+    if raw.dtype.kind in "iu":  # the usual case: nothing to convert or to check for fractions
+        labels = raw.astype(np.int64, copy=False)
+    else:
+        with np.errstate(invalid="ignore"):
+            labels = raw.astype(np.int64)
     if raw.dtype.kind == "f" and not np.array_equal(raw, labels):
         bad = raw[raw != labels][0]
         raise ValueError(f"labels must be whole numbers (class indices); got {bad}")
@@ -41,8 +44,8 @@ def _labels(y_true: np.ndarray, batch: int, n: int) -> np.ndarray:
 
 def _mean(values: np.ndarray, batch: int | None) -> float:
     """The batch mean of per-example values; with `batch`, their sum divided by it (a rank's part)."""
-    if batch is None:
-        return float(np.mean(values)) if len(values) else 0.0
+    if batch is None:  # sum / count is np.mean's own arithmetic, without its per-call cost
+        return float(values.sum()) / len(values) if len(values) else 0.0
     return float(np.sum(values) / batch)
 
 

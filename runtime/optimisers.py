@@ -143,18 +143,50 @@ class Adam(Optimiser):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
+        self._tmp: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._tmp_w: dict[str, np.ndarray] = {}
 
     def _update(self, key, w, grad):
-        m = self.m.setdefault(key, np.zeros(w.shape))
-        v = self.v.setdefault(key, np.zeros(w.shape))
+        m = self.m.get(key)
+        if m is None:
+            m = self.m[key] = np.zeros(w.shape)
+            self.v[key] = np.zeros(w.shape)
+        v = self.v[key]
+        # the textbook formula term by term, in two scratch arrays instead of ten temporaries
+        # (at batch 1 numpy's per-call cost is most of a step); same operations, same bits
+        a, b = self._scratch(key, w.shape)
         m *= self.beta1
-        m += (1.0 - self.beta1) * grad
+        np.multiply(1.0 - self.beta1, grad, out=a)
+        m += a
         v *= self.beta2
-        v += (1.0 - self.beta2) * grad * grad
+        np.multiply(1.0 - self.beta2, grad, out=a)
+        a *= grad
+        v += a
         t = self.step_count
-        m_hat = m / (1.0 - self.beta1**t)
-        v_hat = v / (1.0 - self.beta2**t)
-        w -= (self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)).astype(w.dtype)
+        np.divide(m, 1.0 - self.beta1**t, out=a)  # m_hat
+        np.divide(v, 1.0 - self.beta2**t, out=b)  # v_hat
+        np.sqrt(b, out=b)
+        b += self.epsilon
+        np.multiply(self.lr, a, out=a)
+        a /= b
+        if w.dtype == a.dtype:
+            w -= a
+        else:  # the step rounded to w's precision first, as `w -= step.astype(w.dtype)` does
+            c = self._scratch_like(key, w)
+            np.copyto(c, a, casting="unsafe")
+            w -= c
+
+    def _scratch(self, key: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        pair = self._tmp.get(key)
+        if pair is None or pair[0].shape != shape:
+            pair = self._tmp[key] = (np.empty(shape), np.empty(shape))
+        return pair
+
+    def _scratch_like(self, key: str, w: np.ndarray) -> np.ndarray:
+        c = self._tmp_w.get(key)
+        if c is None or c.shape != w.shape or c.dtype != w.dtype:
+            c = self._tmp_w[key] = np.empty_like(w)
+        return c
 
     def _buffers(self):
         return {"m": self.m, "v": self.v}

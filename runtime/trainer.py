@@ -43,6 +43,8 @@ def take(data: Any, idx: np.ndarray) -> Any:
     """Examples `idx` of one population's data: arrays, dataset objects with `subset`, or sequences."""
     if isinstance(data, np.ndarray):
         return data[idx]
+    if hasattr(data, "rows"):  # a batch's view of a spike data set, copied only where it must be
+        return data.rows(idx)
     if hasattr(data, "subset"):
         return data.subset(idx)
     return [data[int(i)] for i in idx]

@@ -83,6 +83,23 @@ class EventsView(Mapping):
             self[pop]
 
 
+class _ArrayTable(dict):
+    """Name -> array, remembering which names were (re)bound since `_struct` last wrote their
+    addresses: at batch 1 scanning every array per call cost more than the C code's backward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: set[str] = set()
+
+    def __setitem__(self, name: str, arr: np.ndarray | None) -> None:
+        super().__setitem__(name, arr)
+        self.changed.add(name)
+
+    def clear(self) -> None:
+        super().clear()
+        self.changed.clear()
+
+
 class NativeArtefact:
     """A compiled C network. `static` holds weights and connectivity drawn at compile time."""
 
@@ -121,9 +138,8 @@ class NativeArtefact:
             (ctypes.Structure,),
             {"_fields_": [(a["name"], ctypes.c_void_p) for a in self._specs]},
         )
-        self._arrays: dict[str, np.ndarray | None] = {}
+        self._arrays = _ArrayTable()
         self._bound_struct = self._struct_t()  # the addresses the library reads (`_struct`)
-        self._bound: dict[str, Any] = {}
         #: the last result's events (copied before the next run) and, per event buffer, how far
         #: along its last axis the last run wrote (`reset` refills only that much)
         self._pending_events: weakref.ref[EventsView] | None = None
@@ -310,7 +326,8 @@ class NativeArtefact:
             n = pop["size"]
             if pop["generator"] == "spike_source":
                 given = inputs.get(name, [])
-                spikes = batch_spikes(given if hasattr(given, "by_time") else list(given), self._batch, n)
+                keep = hasattr(given, "batch_tables") or hasattr(given, "by_time")  # data sets stay whole
+                spikes = batch_spikes(given if keep else list(given), self._batch, n)
                 self._input_refs[name] = spikes  # the tables point into these arrays
                 self._zeroed(self._named("counter", name, "cursor"), (self._batch,), np.int64)
                 self._arrays[self._named("input", name, "end")] = spikes.end
@@ -376,11 +393,10 @@ class NativeArtefact:
     def _struct(self) -> ctypes.Structure:
         """The struct of array addresses the entry points read, kept between calls: only the fields
         of arrays replaced since the last call (inputs, records, grown lists) are written again."""
-        struct, bound = self._bound_struct, self._bound
-        for name, arr in self._arrays.items():
-            if bound.get(name, self) is not arr:
-                setattr(struct, name, self._ptr(name))
-                bound[name] = arr
+        struct, changed = self._bound_struct, self._arrays.changed
+        for name in changed:
+            setattr(struct, name, self._ptr(name))
+        changed.clear()
         return struct
 
     def _ptr(self, name: str) -> int | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from snnc.runtime.encoding import PreprocessedSpikes, preprocess_spikes
+from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, preprocess_spikes
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +69,11 @@ class SpikeDataset:
             out.__dict__["by_time"] = (times[sel], ids[sel])
         return out
 
+    def rows(self, idx: Sequence[int] | np.ndarray) -> SpikeRows:
+        """The examples `idx` as a view for one batch: the C loader points into this set's sorted
+        arrays without copying; anything else gets `subset(idx)`, built on first use."""
+        return SpikeRows(self, np.asarray(idx, dtype=np.int64))
+
     @functools.cached_property
     def by_time(self) -> tuple[np.ndarray, np.ndarray]:
         """(times float64, ids int32) of every example sorted by time, ties by neuron, within the
@@ -88,6 +93,45 @@ class SpikeDataset:
         offsets = np.concatenate([[0], np.cumsum([t.size for t in times])])
         cat = lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt)  # noqa: E731
         return SpikeDataset(cat(times, np.float64), cat(ids, np.int64), offsets, labels, num_neurons)
+
+
+class SpikeRows:
+    """Examples `idx` of a `SpikeDataset`, for one batch: a training step at batch 1 would otherwise
+    spend more time gathering and validating a one-example copy than the C code spends running it.
+    `batch_tables` gives the loader its pointer tables straight into the parent's sorted arrays;
+    every other use sees the same examples as `parent.subset(idx)`."""
+
+    __slots__ = ("parent", "idx", "_subset")
+
+    def __init__(self, parent: SpikeDataset, idx: np.ndarray) -> None:
+        self.parent, self.idx, self._subset = parent, idx, None
+
+    def batch_tables(self, batch_size: int, num_neurons: int) -> BatchSpikes:
+        """Row b's spikes are the parent's example idx[b], time-sorted; rows past len(idx) are empty."""
+        from snnc.runtime.encoding import rows_of_sorted
+
+        p = self.parent
+        if p.num_neurons != num_neurons:
+            raise ValueError(f"spike data has {p.num_neurons} neurons, population has {num_neurons}")
+        return rows_of_sorted(*p.by_time, p.offsets[self.idx], p.offsets[self.idx + 1], batch_size)
+
+    @property
+    def materialised(self) -> SpikeDataset:
+        if self._subset is None:
+            self._subset = self.parent.subset(self.idx)
+        return self._subset
+
+    def __len__(self) -> int:
+        return self.idx.size
+
+    def __getitem__(self, i: int) -> PreprocessedSpikes:
+        return self.materialised[i]
+
+    def __iter__(self):  # noqa: ANN204
+        return (self.materialised[i] for i in range(len(self)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.materialised, name)
 
 
 @dataclass
