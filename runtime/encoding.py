@@ -99,6 +99,7 @@ class BatchSpikes:
 
 _NO_TIMES = np.zeros(1, np.float64)  # what padding rows point at (never read: their end is 0)
 _NO_IDS = np.zeros(1, np.int32)
+_NO_ADDRESSES = (_NO_TIMES.ctypes.data, _NO_IDS.ctypes.data)  # `.ctypes` costs microseconds a call
 
 
 def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) -> BatchSpikes:
@@ -112,8 +113,8 @@ def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) 
     if hasattr(examples, "by_time") and hasattr(examples, "offsets"):
         return _batch_of_dataset(examples, batch_size, num_neurons)
     end = np.zeros(batch_size, np.int64)
-    times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
-    ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
+    times_ptr = np.full(batch_size, _NO_ADDRESSES[0], np.uintp)
+    ids_ptr = np.full(batch_size, _NO_ADDRESSES[1], np.uintp)
     keep: list[np.ndarray] = [_NO_TIMES, _NO_IDS]
     for b, ex in enumerate(examples):
         times, ids = as_preprocessed(ex, num_neurons).by_time
@@ -134,16 +135,26 @@ def _batch_of_dataset(data: object, batch_size: int, num_neurons: int) -> BatchS
 
 
 def rows_of_sorted(
-    times: np.ndarray, ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, batch_size: int
+    times: np.ndarray,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    batch_size: int,
+    addresses: tuple[int, int] | None = None,
 ) -> BatchSpikes:
     """Pointer tables whose row b reads `times[starts[b]:ends[b]]` (time-sorted float64) and the
-    matching int32 `ids`; rows past len(starts) are padding without spikes."""
+    matching int32 `ids`; rows past len(starts) are padding without spikes. `addresses` are
+    `times.ctypes.data, ids.ctypes.data` when the caller keeps them (a batch at a time adds up)."""
     n = starts.size
     end = np.zeros(batch_size, np.int64)
     end[:n] = ends - starts
-    times_ptr = np.full(batch_size, _NO_TIMES.ctypes.data, np.uintp)
-    ids_ptr = np.full(batch_size, _NO_IDS.ctypes.data, np.uintp)
+    times_ptr = np.empty(batch_size, np.uintp)
+    ids_ptr = np.empty(batch_size, np.uintp)
+    times_ptr[n:], ids_ptr[n:] = _NO_ADDRESSES
     if times.size:
-        times_ptr[:n] = times.ctypes.data + starts * times.itemsize
-        ids_ptr[:n] = ids.ctypes.data + starts * ids.itemsize
+        t0, i0 = addresses if addresses is not None else (times.ctypes.data, ids.ctypes.data)
+        times_ptr[:n] = t0 + starts * times.itemsize
+        ids_ptr[:n] = i0 + starts * ids.itemsize
+    else:
+        times_ptr[:n], ids_ptr[:n] = _NO_ADDRESSES
     return BatchSpikes(end, times_ptr, ids_ptr, (_NO_TIMES, _NO_IDS, times, ids))

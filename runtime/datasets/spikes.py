@@ -83,6 +83,12 @@ class SpikeDataset:
         order = np.lexsort((self.ids, self.times, example))
         return np.ascontiguousarray(self.times[order]), self.ids[order].astype(np.int32)
 
+    @functools.cached_property
+    def by_time_addresses(self) -> tuple[int, int]:
+        """Where `by_time`'s two arrays start in memory, for the loader's pointer tables."""
+        times, ids = self.by_time
+        return times.ctypes.data, ids.ctypes.data
+
     def with_labels(self, labels: np.ndarray) -> SpikeDataset:
         return SpikeDataset(self.times, self.ids, self.offsets, labels, self.num_neurons)
 
@@ -113,7 +119,8 @@ class SpikeRows:
         p = self.parent
         if p.num_neurons != num_neurons:
             raise ValueError(f"spike data has {p.num_neurons} neurons, population has {num_neurons}")
-        return rows_of_sorted(*p.by_time, p.offsets[self.idx], p.offsets[self.idx + 1], batch_size)
+        o = p.offsets
+        return rows_of_sorted(*p.by_time, o[self.idx], o[self.idx + 1], batch_size, p.by_time_addresses)
 
     @property
     def materialised(self) -> SpikeDataset:
