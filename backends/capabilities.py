@@ -35,6 +35,8 @@ class Capabilities:
     exact_backward_only: frozenset[str] = frozenset()
     #: Conv2D padded by numbers (`padding = (1, 1)`, PyTorch/NIR style), not only "valid"/"same"
     explicit_padding: bool = False
+    #: params with one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`)
+    per_neuron_params: bool = False
 
 
 def unsupported(
@@ -63,6 +65,14 @@ def unsupported(
                 _span(proj),
                 'use padding = "valid" or "same", or the c backend',
             )
+    if not caps.per_neuron_params:
+        for owner, inits in _per_neuron(network):
+            for name, init in inits.items():
+                refuse(
+                    f"has no per-neuron params ('{name}' of {owner})",
+                    init.span,
+                    f"give {name} one number, or use the c backend",
+                )
     algorithm = _algorithm(network)
     if algorithm is None:
         return out
@@ -97,6 +107,13 @@ def unsupported(
                     "use the c backend, which steps them back with Euler on the recorded trajectory",
                 )
     return out
+
+
+def _per_neuron(network: Network) -> list[tuple[str, dict]]:
+    """(owner, per-neuron param initialisers) of every population and projection that has some."""
+    out = [(f"population '{p.name}'", p.param_inits) for p in network.populations.values()]
+    out += [(f"projection '{p.name}'", p.synapse_param_inits) for p in network.projections.values()]
+    return [(owner, inits) for owner, inits in out if inits]
 
 
 def _algorithm(network: Network) -> str | None:

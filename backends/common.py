@@ -330,6 +330,27 @@ def draw_connectivity(
     return out
 
 
+def draw_param_values(network: Network, seed: int) -> dict[tuple[str, str], np.ndarray]:
+    """(owner, param) -> the values of a per-neuron param (float64; one per neuron, or per post
+    neuron for a projection's synapse param). Each is drawn from its own stream, keyed by the seed
+    and its owner and name, so weights draw exactly as they would without them."""
+    import os
+    import zlib
+
+    base = os.path.dirname(network.source_path) if network.source_path not in ("<unknown>", "") else "."
+    owners = [(p.name, p.size, p.param_inits) for p in network.populations.values()]
+    owners += [
+        (p.name, network.populations[p.post].size, p.synapse_param_inits)
+        for p in network.projections.values()
+    ]
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for owner, size, inits in owners:
+        for param, init in inits.items():
+            rng = np.random.default_rng([int(seed), 0x9A7A, zlib.crc32(f"{owner}.{param}".encode())])
+            out[(owner, param)] = draw_initialiser(init, (size,), rng, base)
+    return out
+
+
 def dense_equivalent(pp: ProjectionPlan, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The [pre][post] matrix a projection is equivalent to (for tests, export and debugging)."""
     return kind_of(pp.kind).dense_equivalent(arrays, pp.num_pre, pp.num_post, pp.geometry)
@@ -343,6 +364,7 @@ __all__ = [
     "dense_equivalent",
     "derived_values",
     "draw_connectivity",
+    "draw_param_values",
     "mangle",
     "plan_network",
     "specialise",

@@ -16,7 +16,7 @@ import numpy as np
 from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.model import Network
 
-from .common import draw_initialiser
+from .common import draw_initialiser, draw_param_values
 
 #: the second word of every extra-array stream (the weights draw from `default_rng(seed)`)
 STREAM = 0x5EED
@@ -39,7 +39,10 @@ def eprop_initial(network: Network, seed: int) -> EpropInitial:
     for oe in ir.outputs.values():
         if oe.bias is not None:
             pop = network.populations[oe.population]
-            biases[oe.population] = np.full(pop.size, float(pop.params.get("bias", 0.0)))
+            if "bias" in pop.param_inits:  # per-neuron initial biases (`bias = File("b.npy")`)
+                biases[oe.population] = draw_param_values(network, seed)[(oe.population, "bias")]
+            else:
+                biases[oe.population] = np.full(pop.size, float(pop.params.get("bias", 0.0)))
     feedback: dict[str, np.ndarray] = {}
     for he in ir.hidden.values():
         for term in he.learning:

@@ -166,3 +166,32 @@ def check_cycles(net: ir.Network, bag: DiagnosticBag) -> None:
                 proj.span,
                 "e-prop allows recurrence only as a hidden population's connection to itself ('h -> h')",
             )
+
+
+def check_per_neuron_params(net: ir.Network, bag: DiagnosticBag) -> None:
+    """e-prop derives its eligibility traces with one value of each param per population (a trace
+    kept per pre neuron decays with the post population's time constant), so per-neuron params are
+    refused there; an output's `bias`, which e-prop trains per neuron, may start per neuron."""
+    train = net.train
+    if train is None or train.algorithm.name != "eprop":
+        return
+    owners = [
+        (f"population '{p.name}'", {k: v for k, v in p.param_inits.items() if not _eprop_bias(net, p, k)})
+        for p in net.populations.values()
+    ]
+    owners += [(f"projection '{p.name}'", p.synapse_param_inits) for p in net.projections.values()]
+    for owner, inits in owners:
+        for name, init in inits.items():
+            bag.error(
+                M.ALGO,
+                f"e-prop takes one value of '{name}' for {owner}, not one per neuron",
+                init.span,
+                "its eligibility traces are derived with one value per population; give it one "
+                "number, or train with eventprop",
+            )
+
+
+def _eprop_bias(net: ir.Network, pop: ir.Population, name: str) -> bool:
+    """An output's bias that e-prop trains (one value per neuron already)."""
+    trained = net.train.algorithm.args.get("train_output_bias", True)
+    return name == "bias" and pop.role == "output" and bool(trained)

@@ -15,7 +15,7 @@ import os
 
 from snnc.frontend import ast
 from snnc.frontend import messages as M
-from snnc.frontend.checks import check_cycles, check_training
+from snnc.frontend.checks import check_cycles, check_per_neuron_params, check_training
 from snnc.frontend.imports import ModelSource, resolve_uses, std_library
 from snnc.frontend.lower_model import LoweredModel, lower_model
 from snnc.frontend.lower_network import lower_connection, lower_population, projection_name
@@ -165,7 +165,7 @@ def _network(
             )
             continue
         declared[p.name] = p
-        pop = lower_population(p, table, bag)
+        pop = lower_population(p, table, bag, base_dir)
         if pop is not None:
             pops[p.name] = pop
     projs: dict[str, ir.Projection] = {}
@@ -238,6 +238,7 @@ def lower_collect(
         # would otherwise show up again as "no readout", "no output" ...
         check_training(net, bag)
         check_cycles(net, bag)
+        check_per_neuron_params(net, bag)
     return (None if bag.errors else net), bag, srcs
 
 

@@ -6,8 +6,10 @@ which ones the network uses, so `Network.models` holds exactly those.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+import sympy
 from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.connectivity import (
@@ -45,8 +47,13 @@ def apply_overrides(
     bag: DiagnosticBag,
     owner: str,
     allow_states: bool = True,
+    base_dir: str = ".",
+    per_neuron: dict[str, ir.Initialiser] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Every param and initial value of the model with the keyword overrides applied (dims checked)."""
+    """Every param and initial value of the model with the keyword overrides applied (dims checked).
+
+    A param given an initialiser (`Normal`, `Uniform`, `File`) goes into `per_neuron` (one value per
+    neuron, drawn like weights); `Constant(v)` is the number v."""
     model = lm.model
     p_over: dict[str, float] = {}
     s_over: dict[str, float] = {}
@@ -65,6 +72,15 @@ def apply_overrides(
                 f"{model.name} has {', '.join(known)}" if known else f"{model.name} has no parameters"
             )
             bag.error(M.UNKNOWN_PARAM, f"{model.name} has no parameter '{kw.name}'", kw.span, hint)
+            continue
+        if isinstance(kw.value, ast.Call) and kw.value.func in INITIALISERS:
+            init = _param_initialiser(kw, target, model, bag, base_dir, owner, per_neuron)
+            if init is None:
+                continue
+            if init.kind != "constant":
+                per_neuron[kw.name] = init  # type: ignore[index]
+                continue
+            p_over[kw.name] = init.args["value"]
             continue
         q = quantity(kw.value, bag)
         if q is None:
@@ -97,6 +113,76 @@ def apply_overrides(
         else:
             inits[name] = s.init
     return params, inits
+
+
+def _param_initialiser(
+    kw: ast.Keyword,
+    target: ir.Param | ir.State,
+    model: ir.Model,
+    bag: DiagnosticBag,
+    base_dir: str,
+    owner: str,
+    per_neuron: dict[str, ir.Initialiser] | None,
+) -> ir.Initialiser | None:
+    """`tau_mem = Uniform(10 ms, 30 ms)`: an initialiser whose numbers have the param's dimension."""
+    e = kw.value
+    if not isinstance(target, ir.Param) or per_neuron is None:
+        what = "initial values" if isinstance(target, ir.State) else f"{model.name}'s params"
+        bag.error(
+            M.TYPE,
+            f"{owner}: '{kw.name}' takes a number here; {what} have no per-neuron values",
+            e.span,
+            "per-neuron values (Normal, Uniform, File) are for a population's or synapse's params",
+        )
+        return None
+
+    def dim_ok(q: tuple[float, Dim, bool], arg: ast.Expr) -> bool:
+        _, dim, zero = q
+        if dim == target.dim or zero:
+            return True
+        bag.error(
+            M.DIM,
+            f"'{unparse(arg)}' has dimension {describe(dim)}, but {model.name}.{kw.name} is "
+            f"{describe(target.dim)}",
+            arg.span,
+            f"the default is {_value_text(target)}",
+        )
+        return False
+
+    return initialiser(e, bag, None, base_dir, dim_ok=dim_ok, what=f"{model.name}.{kw.name}")
+
+
+def check_param_files(
+    per_neuron: dict[str, ir.Initialiser], size: int, owner: str, bag: DiagnosticBag
+) -> None:
+    """A `File(...)` param holds one number per neuron: a numeric array of `size` finite values."""
+    import numpy as np
+
+    for name, init in per_neuron.items():
+        if init.kind != "file":
+            continue
+        path = init.args["path"]
+        try:  # never unpickled: a param file is data, not code
+            values = np.load(init.args["resolved"], allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            bag.error(M.WEIGHT_FILE, f"cannot read param file '{path}': {exc}", init.span)
+            continue
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "biuf":
+            bag.error(
+                M.WEIGHT_FILE,
+                f"param file '{path}' is not a numeric .npy array ({getattr(values, 'dtype', '?')})",
+                init.span,
+            )
+        elif values.size != size:
+            bag.error(
+                M.WEIGHT_FILE,
+                f"param file '{path}' holds {values.size} values {list(values.shape)}, but {owner} has "
+                f"{size} neurons, one '{name}' each",
+                init.span,
+                f"save an array of {size} values (in the param's base unit: ms for times)",
+            )
+        elif not np.all(np.isfinite(values)):
+            bag.error(M.WEIGHT_FILE, f"param file '{path}' holds values that are not finite", init.span)
 
 
 def _value_text(x: ir.Param | ir.State) -> str:
@@ -210,7 +296,7 @@ def readout(kw: ast.Keyword, role: str, model: ir.Model, bag: DiagnosticBag, pop
 
 
 def lower_population(
-    decl: ast.PopulationDecl, models: ModelLookup, bag: DiagnosticBag
+    decl: ast.PopulationDecl, models: ModelLookup, bag: DiagnosticBag, base_dir: str = "."
 ) -> ir.Population | None:
     call = decl.model
     lm = models.get(call.func, call.func_span or call.span, "neuron")
@@ -223,11 +309,44 @@ def lower_population(
     readouts = [k for k in call.kwargs if k.name == "readout"]
     for extra in readouts[1:]:
         bag.error(M.DUPLICATE, f"population '{decl.name}' has two readouts", extra.span)
-    params, inits = apply_overrides(lm, kwargs, bag, f"population '{decl.name}'")
+    per_neuron: dict[str, ir.Initialiser] = {}
+    params, inits = apply_overrides(
+        lm, kwargs, bag, f"population '{decl.name}'", base_dir=base_dir, per_neuron=per_neuron
+    )
     ro = readout(readouts[0], decl.role, model, bag, decl.name) if readouts else None
     if shape is None or (readouts and ro is None):
         return None  # after an error: connections to it are skipped rather than reported again
-    return ir.Population(decl.name, model.name, decl.role, shape, params, inits, ro, decl.span)
+    size = 1
+    for d in shape:
+        size *= d
+    check_param_files(per_neuron, size, f"population '{decl.name}'", bag)
+    _check_refractory(model, per_neuron, decl.name, bag)
+    return ir.Population(
+        decl.name, model.name, decl.role, shape, params, inits, ro, decl.span, param_inits=per_neuron
+    )
+
+
+def _check_refractory(
+    model: ir.Model, per_neuron: dict[str, ir.Initialiser], pop: str, bag: DiagnosticBag
+) -> None:
+    """A refractory period is counted in whole steps shared by the population: not per neuron."""
+    if model.refractory is None or not per_neuron:
+        return
+    used, todo = set(), [str(s) for s in model.refractory.free_symbols]
+    while todo:
+        name = todo.pop()
+        if name not in used:
+            used.add(name)
+            if name in model.derived:
+                todo += [str(s) for s in sympy.sympify(model.derived[name].expr).free_symbols]
+    for name in sorted(used & set(per_neuron)):
+        bag.error(
+            M.TYPE,
+            f"population '{pop}': '{name}' sets the refractory period of {model.name}, which cannot "
+            "differ between neurons",
+            per_neuron[name].span,
+            f"give {name} one number",
+        )
 
 
 def check_role(decl: ast.PopulationDecl, model: ir.Model, bag: DiagnosticBag) -> None:
@@ -254,19 +373,34 @@ def check_role(decl: ast.PopulationDecl, model: ir.Model, bag: DiagnosticBag) ->
 # --------------------------------------------------------------------------------------------------
 
 
-def initialiser(e: ast.Expr, bag: DiagnosticBag, w_dim: Dim | None, base_dir: str) -> ir.Initialiser | None:
-    """`Normal(mean, sd)`, `Uniform(low, high)`, `Constant(value)`, a number, or `File("w.npy")`."""
+def initialiser(
+    e: ast.Expr,
+    bag: DiagnosticBag,
+    w_dim: Dim | None,
+    base_dir: str,
+    *,
+    dim_ok: Callable[[tuple[float, Dim, bool], ast.Expr], bool] | None = None,
+    what: str = "weight",
+) -> ir.Initialiser | None:
+    """`Normal(mean, sd)`, `Uniform(low, high)`, `Constant(value)`, a number, or `File("w.npy")`.
+
+    `dim_ok` checks each number's dimension (default: a weight's, against `w_dim`)."""
     import os
+
+    if dim_ok is None:
+
+        def dim_ok(q: tuple[float, Dim, bool], arg: ast.Expr) -> bool:
+            return _weight_dim_ok(q, w_dim, arg, bag)
 
     if isinstance(e, ast.Number | ast.UnaryOp | ast.BinOp):
         q = quantity(e, bag)
-        if q is None or not _weight_dim_ok(q, w_dim, e, bag):
+        if q is None or not dim_ok(q, e):
             return None
         return ir.Initialiser("constant", {"value": q[0]}, e.span)
     if not isinstance(e, ast.Call) or e.func not in INITIALISERS:
         name = e.func if isinstance(e, ast.Call) else unparse(e)
         hint = did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}, or a number"
-        bag.error(M.UNDEFINED, f"unknown weight initialiser '{name}'", e.span, hint)
+        bag.error(M.UNDEFINED, f"unknown {what} initialiser '{name}'", e.span, hint)
         return None
     kind, names = INITIALISERS[e.func]
     given = dict(zip(names, e.args, strict=False))
@@ -301,11 +435,13 @@ def initialiser(e: ast.Expr, bag: DiagnosticBag, w_dim: Dim | None, base_dir: st
         )
         return None
     if kind == "file":
-        return _file_initialiser(e, given["path"], bag, base_dir, os)
+        return _file_initialiser(
+            e, given["path"], bag, base_dir, os, "weight" if what == "weight" else "param"
+        )
     args: dict[str, float] = {}
     for n in names:
         q = quantity(given[n], bag)
-        if q is None or not _weight_dim_ok(q, w_dim, given[n], bag):
+        if q is None or not dim_ok(q, given[n]):
             return None
         args[n] = q[0]
     if kind == "normal" and args["sd"] < 0:
@@ -318,20 +454,20 @@ def initialiser(e: ast.Expr, bag: DiagnosticBag, w_dim: Dim | None, base_dir: st
 
 
 def _file_initialiser(
-    e: ast.Call, path_expr: ast.Expr, bag: DiagnosticBag, base_dir: str, os
+    e: ast.Call, path_expr: ast.Expr, bag: DiagnosticBag, base_dir: str, os, what: str = "weight"
 ) -> ir.Initialiser | None:
     if not isinstance(path_expr, ast.String):
-        bag.error(M.TYPE, 'File() takes a path in quotes, e.g. File("weights.npy")', path_expr.span)
+        bag.error(M.TYPE, f'File() takes a path in quotes, e.g. File("{what}s.npy")', path_expr.span)
         return None
     path = path_expr.value
     if not path.endswith(".npy"):
-        bag.error(M.FILE, f"weight file '{path}' must be a .npy array", path_expr.span)
+        bag.error(M.FILE, f"{what} file '{path}' must be a .npy array", path_expr.span)
         return None
     resolved = os.path.normpath(os.path.join(base_dir, path))
     if not os.path.isfile(resolved):
         bag.error(
             M.FILE,
-            f"weight file '{path}' not found (looked for {resolved})",
+            f"{what} file '{path}' not found (looked for {resolved})",
             path_expr.span,
             "paths are relative to the .snn file",
         )
@@ -473,9 +609,17 @@ def lower_connection(
     fits = check_fit(kind, cargs, args, pre.shape, post.shape, conn.span, bag)
     if syn_call is not None and syn_call.args:
         bag.error(M.ARGCOUNT, f"synapse {syn_name}(...) takes named parameters only", syn_call.args[0].span)
+    syn_per_neuron: dict[str, ir.Initialiser] = {}
     syn_params, _ = apply_overrides(
-        syn, list(syn_call.kwargs) if syn_call else [], bag, f"synapse {syn_name}", allow_states=False
+        syn,
+        list(syn_call.kwargs) if syn_call else [],
+        bag,
+        f"synapse {syn_name}",
+        allow_states=False,
+        base_dir=base_dir,
+        per_neuron=syn_per_neuron,
     )
+    check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag)
     post_model = models.get(post.model, None, "neuron")
     if post_model is None:
         return None
@@ -513,6 +657,7 @@ def lower_connection(
         delay=extra["delay"],
         trainable=trainable,
         span=decl.span,
+        synapse_param_inits=syn_per_neuron,
     )
 
 

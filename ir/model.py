@@ -215,6 +215,9 @@ class Population:
     inits: dict[str, float] = field(default_factory=dict)  # initial state values, overrides applied
     readout: Readout | None = None
     span: Span | None = None
+    #: params given one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`):
+    #: drawn with the seed like weights; `params` then holds the model's default, which nothing reads
+    param_inits: dict[str, Initialiser] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -267,6 +270,8 @@ class Projection:
     delay: float = 0.0  # axonal delay in ms (rounded to whole steps by discretisation)
     trainable: bool = True
     span: Span | None = None
+    #: synapse params given one value per post neuron (`Exponential(tau = Normal(5 ms, 1 ms))`)
+    synapse_param_inits: dict[str, Initialiser] = field(default_factory=dict)
 
     @property
     def recurrent(self) -> bool:

@@ -147,7 +147,12 @@ def print_population(pop: Population, model: Model | None) -> list[str]:
         lines.append(
             INDENT
             + "params "
-            + ", ".join(f"{k} = {quantity(v, dims.get(k, DIMENSIONLESS))}" for k, v in pop.params.items())
+            + ", ".join(
+                f"{k} = per neuron {call(pop.param_inits[k])}"
+                if k in pop.param_inits
+                else f"{k} = {quantity(v, dims.get(k, DIMENSIONLESS))}"
+                for k, v in pop.params.items()
+            )
         )
     if pop.inits:
         lines.append(
@@ -165,7 +170,10 @@ def print_population(pop: Population, model: Model | None) -> list[str]:
 def print_projection(proj: Projection, syn: Model | None) -> list[str]:
     dims = {p.name: p.dim for p in syn.params.values()} if syn else {}
     syn_args = ", ".join(
-        f"{k} = {quantity(v, dims.get(k, DIMENSIONLESS))}" for k, v in proj.synapse_params.items()
+        f"{k} = per post neuron {call(proj.synapse_param_inits[k])}"
+        if k in proj.synapse_param_inits
+        else f"{k} = {quantity(v, dims.get(k, DIMENSIONLESS))}"
+        for k, v in proj.synapse_params.items()
     )
     lines = [f"projection {proj.name}: {proj.pre} -> {proj.post}.{proj.target}"]
     lines.append(f"{INDENT}connectivity {call(proj.connectivity)}, weight {call(proj.weight)}")

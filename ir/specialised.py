@@ -4,6 +4,9 @@ Populations override their model's params and projections their synapse's, so on
 different step per population. The `specialise` pass computes these once (DESIGN.md §5); every later
 stage and every backend reads them here instead of substituting params itself. A param that training
 changes (an e-prop output bias) is kept as a symbol, and so is every derived param that uses it.
+A param given one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`) stays a symbol too, and the
+derived params that use it become per-neuron values computed once per trial (`per_neuron_derived`),
+not in every step.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ class SpecialisedPopulation:
     reset: tuple[Assign, ...]
     refractory_steps: int
     refractory_integrates: bool
+    #: params with one value per neuron (an array), and the derived params computed from them once
+    #: per trial, in order (expressions over those params and earlier ones); both stay symbols in
+    #: the step
+    per_neuron: tuple[str, ...] = ()
+    per_neuron_derived: tuple[tuple[str, Expr], ...] = ()
 
     def value(self, name: str) -> Expr:
         return dict(self.values)[name]
@@ -46,6 +54,8 @@ class SpecialisedProjection:
     temps: tuple[tuple[str, Expr], ...]
     update: tuple[Assign, ...]
     impulse: bool
+    per_neuron: tuple[str, ...] = ()  # synapse params with one value per post neuron
+    per_neuron_derived: tuple[tuple[str, Expr], ...] = ()
 
     def value(self, name: str) -> Expr:
         return dict(self.values)[name]

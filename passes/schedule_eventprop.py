@@ -64,7 +64,7 @@ from snnc.ir.names import array as array_name
 from snnc.ir.symbols import TIME, TIMESTEP, sym
 from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
 
-from .schedule_forward import J, Tap, schedule_forward
+from .schedule_forward import DERIVED_COMMENT, DERIVED_PHASE, J, Tap, schedule_forward
 from .specialise import specialise
 
 PRE, EV, Q, M = Index("i"), Index("e"), Index("q"), Index("m")
@@ -99,6 +99,9 @@ class _Builder:
     taps: dict[str, list[Tap]] = field(default_factory=dict)
     lists: dict[str, SpikeList] = field(default_factory=dict)
     values: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: population -> param symbol -> (array, batched): a per-neuron param or derived param
+    per_neuron: dict[str, dict[str, tuple[Array, bool]]] = field(default_factory=dict)
+    derived: list[Stmt] = field(default_factory=list)  # per-neuron `pg.derived`, once per trial
     cursors: dict[str, str] = field(default_factory=dict)  # cursor array -> the population it walks
 
     def add(self, array: Array) -> Array:
@@ -111,13 +114,19 @@ class _Builder:
     def size(self, population: str) -> int:
         return self.network.populations[population].size
 
-    def expr(self, population: str, expr: sympy.Basic) -> sympy.Expr:
-        """A TrainingIR expression of `population` with every param replaced by its number."""
-        values = self.values[population]
+    def expr(self, population: str, expr: sympy.Basic, neuron: Index = J) -> sympy.Expr:
+        """A TrainingIR expression of `population` with every param replaced by its number, or by
+        its element for neuron `neuron` when it has one value per neuron."""
+        values, arrays = self.values[population], self.per_neuron.get(population, {})
         expr = sympy.sympify(expr)
-        return expr.xreplace(
-            {s: sympy.Float(values[s.name], 17) for s in expr.free_symbols if s.name in values}
-        )
+        subs: dict[sympy.Basic, sympy.Expr] = {}
+        for s in expr.free_symbols:
+            if s.name in values:
+                subs[s] = sympy.Float(values[s.name], 17)
+            elif s.name in arrays:
+                array, batched = arrays[s.name]
+                subs[s] = array[BATCH, neuron] if batched else array[neuron]
+        return expr.xreplace(subs)
 
 
 def eventprop_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
@@ -136,6 +145,8 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
         raise ValueError("schedule_eventprop needs a network with an EventProp TrainingIR")
     b = _Builder(network, tr)
     b.values = {name: _values(network, pg) for name, pg in tr.populations.items()}
+    for pg in tr.populations.values():
+        _per_neuron_values(b, pg)
     for pop in _list_populations(network, tr):
         _spike_list(b, pop)
     for name, pg in tr.populations.items():
@@ -166,6 +177,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
         "reset_backward", PhaseKind.RESET, _reset_backward(b, adjoints, projections), "adjoints 0 at T"
     )
     run = forward.entries[0]
+    forward, run, derived = _with_derived(forward, run, b.derived)
     per_step = list(run.per_step)
     for phase in lists:  # right after the phase that makes the population's spikes of the step
         owner = phase.name.removeprefix("spike_list_")
@@ -180,7 +192,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
             dataclasses.replace(run, before=(*run.before, reset_lists.name), per_step=tuple(per_step)),
             Entry(
                 "backward",
-                before=(reset_backward.name,),
+                before=(*derived, reset_backward.name),
                 per_step=tuple(p.name for p in backward_phases),
                 steps="backward",
             ),
@@ -200,15 +212,72 @@ def _pruned(phase: Phase) -> Phase:
 
 def _values(network: Network, pg: PopulationGradient) -> dict[str, float]:
     """Numbers for every param symbol of a PopulationGradient (`tau_mem`, `tau__x_to_h`, `__decay__*`),
-    read from the specialised network (params, then derived params, through a double)."""
+    read from the specialised network (params, then derived params, through a double); a param
+    with one value per neuron, and what is derived from it, has none (`_per_neuron_values`)."""
     spec = network.specialised
     values: dict[str, float] = {TIMESTEP: float(network.dt)}
     for symbol, owner, pname in pg.params:
         owner_spec = spec.populations[pg.population] if owner == "neuron" else spec.projections[owner]
-        values[symbol] = float(owner_spec.value(pname))
+        value = dict(owner_spec.values).get(pname)
+        if value is not None and not sympy.sympify(value).free_symbols:
+            values[symbol] = float(value)
     for name, expr in pg.derived:
-        values[name] = float(sympy.N(_numbers(expr, values), 17))
+        value = _numbers(expr, values)
+        if not value.free_symbols:
+            values[name] = float(sympy.N(value, 17))
     return values
+
+
+def _per_neuron_values(b: _Builder, pg: PopulationGradient) -> None:
+    """The arrays of `pg`'s per-neuron params (the forward schedule's `pp_`/`dp_` arrays), and one
+    per derived param of the backward step over them (`__decay__tau_mem`), computed once per trial."""
+    spec, pop = b.network.specialised, pg.population
+    n = b.size(pop)
+    arrays: dict[str, tuple[Array, bool]] = {}
+    for symbol, owner, pname in pg.params:
+        owner = pop if owner == "neuron" else owner
+        owner_spec = spec.populations[pop] if owner == pop else spec.projections[owner]
+        if pname in owner_spec.per_neuron:
+            arrays[symbol] = (Array(array_name("pp", owner, pname), Role.PARAM, owner, (n,)), False)
+        elif pname in dict(owner_spec.per_neuron_derived):
+            arrays[symbol] = (Array(array_name("dp", owner, pname), Role.SCRATCH, owner, ("batch", n)), True)
+    b.per_neuron[pop] = arrays
+    stmts: list[Stmt] = []
+    for k, (name, expr) in enumerate(pg.derived):
+        if name in b.values[pop]:
+            continue
+        a = b.add(
+            Array(
+                array_name("ep", pop, "dp", str(k)),
+                Role.SCRATCH,
+                pop,
+                ("batch", n),
+                var=name,
+                comment=f"{name} per neuron, once per trial",
+            )
+        )
+        stmts.append(Store(a[BATCH, J], b.expr(pop, expr), comment=f"{name} = {expr}"))
+        arrays[name] = (a, True)
+    if stmts:
+        b.derived.append(Loop(Neurons(pop), tuple(stmts), {"j": J}, comment=f"backward step of {pop}"))
+
+
+def _with_derived(forward: Kernel, run: Entry, stmts: list[Stmt]) -> tuple[Kernel, Entry, tuple[str, ...]]:
+    """The forward kernel with the backward pass's per-neuron derived params joined to its
+    `derived_params` phase (made if it has none), and the phases both entries run before their steps."""
+    have = any(p.name == DERIVED_PHASE for p in forward.phases)
+    if not stmts:
+        return forward, run, (DERIVED_PHASE,) if have else ()
+    if have:
+        phases = tuple(
+            dataclasses.replace(p, body=(*p.body, *stmts)) if p.name == DERIVED_PHASE else p
+            for p in forward.phases
+        )
+    else:
+        phase = Phase(DERIVED_PHASE, PhaseKind.RESET, tuple(stmts), DERIVED_COMMENT)
+        phases = (forward.phases[0], phase, *forward.phases[1:])
+        run = dataclasses.replace(run, before=(*run.before, DERIVED_PHASE))
+    return dataclasses.replace(forward, phases=phases), run, (DERIVED_PHASE,)
 
 
 def _numbers(expr: sympy.Basic, values: dict[str, float]) -> sympy.Expr:
@@ -524,8 +593,10 @@ def _env(b: _Builder, lam: dict[str, sympy.Expr]) -> dict[sympy.Symbol, sympy.Ex
     return env
 
 
-def _lowered(b: _Builder, pop: str, expr: sympy.Basic, env: dict, where: str) -> sympy.Expr:
-    out = b.expr(pop, expr).xreplace(env)
+def _lowered(
+    b: _Builder, pop: str, expr: sympy.Basic, env: dict, where: str, neuron: Index = J
+) -> sympy.Expr:
+    out = b.expr(pop, expr, neuron).xreplace(env)
     labels = {r.base.label for r in out.atoms(sympy.Indexed)}
     left = sorted(
         str(s) for s in out.free_symbols - labels if not isinstance(s, (Local, Index, sympy.Indexed))
@@ -562,7 +633,7 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     weight = _weight(net, proj_name, known)
     if tm is not None:
         g = _per_post(b, proj_name, "g", n_post, "g per post neuron")
-        prologue.append(Store(g[BATCH, M], _lowered(b, proj.post, tm.g, env, f"g of {proj_name}")))
+        prologue.append(Store(g[BATCH, M], _lowered(b, proj.post, tm.g, env, f"g of {proj_name}", M)))
         body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
     if wg is not None:
         e = _per_post(b, proj_name, "e", n_post, "dL/dw per arrival, per post neuron")
@@ -580,7 +651,7 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
                 comment="dL/dw per trial, flat like the weights",
             )
         )
-        prologue.append(Store(e[BATCH, M], _lowered(b, proj.post, wg.expr, env, f"dL/dw of {proj_name}")))
+        prologue.append(Store(e[BATCH, M], _lowered(b, proj.post, wg.expr, env, f"dL/dw of {proj_name}", M)))
         body.insert(0, Store(grad[BATCH, Q], e[BATCH, J], "+=", "dL/dw"))
     cursor = _cursor(b, proj_name, proj.pre)
     delay = net.specialised.projections[proj_name].delay_steps
@@ -648,10 +719,10 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
         env[sym(names.SPIKE_COUNT_SUM)] = nsum
     else:
         env[sym(names.SPIKE_COUNT_SUM)] = ZERO
-    value = _lowered(b, name, pg.dlp_dts, env, f"dl_p/dt_s of {name}")
+    value = _lowered(b, name, pg.dlp_dts, env, f"dl_p/dt_s of {name}", PRE)
     rc = _find(b, name, "dL_dcount")
     if rc is not None:
-        rate = _lowered(b, name, -_rate_denominator(pg), env, f"spike-count drive of {name}")
+        rate = _lowered(b, name, -_rate_denominator(pg), env, f"spike-count drive of {name}", PRE)
         body.append(Let(Local("__rc"), rc[BATCH, PRE], "dL/d(spike count)"))
         value = value + rate * Local("__rc")
     body.append(Let(dlp, value, "dl_p/dt_s"))
@@ -661,7 +732,7 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
         state = names.adjoint_state(a.target)
         local = Local(f"__jumped{pg.states.index(state)}")
         body.append(
-            Let(local, _lowered(b, name, a.expr, env, f"jump of {name}"), f"λ of {state} after the jump")
+            Let(local, _lowered(b, name, a.expr, env, f"jump of {name}", PRE), f"λ of {state} after the jump")
         )
         new.append((state, local))
     body += [Store(adjoints[s][BATCH, PRE], local) for s, local in new]

@@ -91,6 +91,8 @@ class _Builder:
     taps: dict[str, list[Tap]] = field(default_factory=dict)
     arrays: list[Array] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
+    derived: list[Stmt] = field(default_factory=list)  # per-neuron derived params, once per trial
+    param_envs: dict[str, dict[sympy.Symbol, sympy.Expr]] = field(default_factory=dict)
 
     def add(self, array: Array) -> Array:
         self.arrays.append(array)
@@ -146,6 +148,9 @@ def schedule_forward(
     for pop in network.populations.values():
         b.phases.append(_population(b, pop))
     reset = Phase("reset", PhaseKind.RESET, _reset_body(b), "every per-trial array to its initial value")
+    before: tuple[Phase, ...] = (reset,)
+    if b.derived:
+        before += (Phase(DERIVED_PHASE, PhaseKind.RESET, tuple(b.derived), DERIVED_COMMENT),)
     per_step = tuple(p.name for p in b.phases)
     projections = {
         p.name: ProjectionInfo(
@@ -166,9 +171,54 @@ def schedule_forward(
         populations={p.name: p.size for p in network.populations.values()},
         projections=projections,
         arrays=tuple(b.arrays),
-        phases=(reset, *b.phases),
-        entries=(Entry("run", before=("reset",), per_step=per_step),),
+        phases=(*before, *b.phases),
+        entries=(Entry("run", before=tuple(p.name for p in before), per_step=per_step),),
     )
+
+
+#: the reset phase that computes per-neuron derived params (`exp(-dt/tau_mem[j])`) once per trial
+DERIVED_PHASE = "derived_params"
+DERIVED_COMMENT = "derived params of per-neuron params, once per trial (not every step)"
+
+
+def params_env(b: _Builder, owner: str) -> dict[sympy.Symbol, sympy.Expr]:
+    """The per-neuron params and derived params of a population or (per post neuron) a projection,
+    as elements for neuron `J`; their arrays are declared, and the derived ones' computation queued
+    for the `derived_params` phase, on first use."""
+    if owner in b.param_envs:
+        return b.param_envs[owner]
+    net = b.network
+    if owner in net.populations:
+        spec, pop = net.specialised.populations.get(owner), owner
+    else:
+        spec, pop = net.specialised.projections[owner], net.projections[owner].post
+    env: dict[sympy.Symbol, sympy.Expr] = {}
+    if spec is None:
+        return env
+    n = net.populations[pop].size
+    for param in spec.per_neuron:
+        a = b.add(
+            Array(array_name("pp", owner, param), Role.PARAM, owner, (n,), var=param, comment="per neuron")
+        )
+        env[sym(param)] = a[J]
+    stmts = []
+    for name, expr in spec.per_neuron_derived:
+        a = b.add(
+            Array(
+                array_name("dp", owner, name),
+                Role.SCRATCH,
+                owner,
+                ("batch", n),
+                var=name,
+                comment="derived per neuron, once per trial",
+            )
+        )
+        stmts.append(Store(a[BATCH, J], sympy.sympify(expr).xreplace(env), comment=f"derived {name}"))
+        env[sym(name)] = a[BATCH, J]
+    if stmts:
+        b.derived.append(Loop(Neurons(pop), tuple(stmts), {"j": J}, comment=f"of {owner}"))
+    b.param_envs[owner] = env
+    return env
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,7 +266,7 @@ def _deliver(b: _Builder, proj: Projection, weight: sympy.Expr) -> Phase:
     sp: SpecialisedProjection = b.network.specialised.projections[proj.name]
     syn = b.network.models[proj.synapse]
     states = {s: _synapse_state(b, proj, s) for s in syn.states}
-    env = {sym(s): a[BATCH, J] for s, a in states.items()}
+    env = {**params_env(b, proj.name), **{sym(s): a[BATCH, J] for s, a in states.items()}}
     env[sym(WEIGHT)] = weight
     body = tuple(
         Store(
@@ -336,6 +386,7 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     )
     body: list[Stmt] = []
     env: dict[sympy.Symbol, sympy.Expr] = {sym(TIME): STEP * sympy.Float(net.dt, 17)}
+    env.update(params_env(b, pop.name))
     for param in sp.kept:  # a param training changes: one value per neuron, read from its array
         kept = b.add(
             Array(array_name("tp", pop.name, param), Role.PARAM, pop.name, (n,), var=param, comment="trained")
@@ -355,7 +406,7 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
         syn_env[proj.name] = local_env
     for inp in model.inputs:
         terms = [
-            net.specialised.projections[p.name].output.xreplace(syn_env[p.name])
+            net.specialised.projections[p.name].output.xreplace({**params_env(b, p.name), **syn_env[p.name]})
             for p in incoming
             if p.target == inp and net.specialised.projections[p.name].output is not None
         ]
@@ -474,7 +525,7 @@ def _synapse_update(
         ], {sym(s): sympy.Float(0.0) for s in b.network.models[proj.synapse].states}
     out: list[Stmt] = []
     after = dict(env)
-    env = dict(env)
+    env = {**params_env(b, proj.name), **env}
     for name, expr in sp.temps:
         local = Local(array_name("yt", proj.name, name))
         out.append(Let(local, expr.xreplace(env)))

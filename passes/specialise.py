@@ -34,7 +34,15 @@ def specialise(network: Network) -> Network:
         if dm is None or model.generator is not None:  # input generators have no step to specialise
             continue
         params = {**{k: p.value for k, p in model.params.items()}, **pop.params}
-        values = owner_values(dm, params, network.dt, keep=trained.get(pop.name, ()), where=pop.model)
+        kept = trained.get(pop.name, ())
+        per_neuron = tuple(k for k in pop.param_inits if k not in kept)
+        values, derived = owner_values(
+            dm, params, network.dt, keep=(*kept, *per_neuron), per_neuron=per_neuron, where=pop.model
+        )
+        if dm.refractory is not None and apply(dm.refractory, values).free_symbols & set(
+            map(sym, per_neuron)
+        ):
+            raise _per_neuron_refractory(pop.param_inits, dm.refractory, pop.name)
         populations[pop.name] = SpecialisedPopulation(
             name=pop.name,
             model=pop.model,
@@ -46,13 +54,18 @@ def specialise(network: Network) -> Network:
             reset=_assigns(dm.reset, values),
             refractory_steps=_refractory_steps(model, dm, values, network.dt),
             refractory_integrates=dm.refractory_integrates,
+            per_neuron=per_neuron,
+            per_neuron_derived=derived,
         )
     projections = {}
     for proj in network.projections.values():
         dm = network.discrete[proj.synapse]
         syn = network.models[proj.synapse]
         params = {**{k: p.value for k, p in syn.params.items()}, **proj.synapse_params}
-        values = owner_values(dm, params, network.dt, where=proj.synapse)
+        per_neuron = tuple(proj.synapse_param_inits)
+        values, derived = owner_values(
+            dm, params, network.dt, keep=per_neuron, per_neuron=per_neuron, where=proj.synapse
+        )
         output = dm.output
         if output is None and syn.output is not None:
             output = sym(syn.output)
@@ -66,6 +79,8 @@ def specialise(network: Network) -> Network:
             temps=_temps(dm.temps, values),
             update=_assigns(dm.update, values),
             impulse=dm.impulse,
+            per_neuron=per_neuron,
+            per_neuron_derived=derived,
         )
     return dataclasses.replace(
         network, stage="specialised", specialised=Specialisation(populations, projections)
@@ -80,15 +95,31 @@ def trained_params(network: Network) -> dict[str, tuple[str, ...]]:
 
 
 def owner_values(
-    dm: DiscreteModel, params: dict[str, float], dt: float, *, keep: tuple[str, ...] = (), where: str = ""
-) -> Values:
+    dm: DiscreteModel,
+    params: dict[str, float],
+    dt: float,
+    *,
+    keep: tuple[str, ...] = (),
+    per_neuron: tuple[str, ...] = (),
+    where: str = "",
+) -> tuple[Values, tuple[tuple[str, sympy.Expr], ...]]:
     """Params (except `keep`), `dt` and the derived params in order, each a number or, when it
-    depends on a kept param, an expression over it."""
+    depends on a kept param, an expression over it; and the per-neuron derived params.
+
+    A derived param over `per_neuron` params only (and earlier such derived ones) stays its own
+    symbol, its expression listed apart: a per-neuron value computed once, not in every step."""
     values: Values = {k: sympy.Float(float(v), 17) for k, v in params.items() if k not in keep}
     values[TIMESTEP] = sympy.Float(float(dt), 17)
+    own = {sym(k) for k in per_neuron}
+    derived: list[tuple[str, sympy.Expr]] = []
     for name, expr in dm.derived:
         value = apply(expr, values)
-        if value.free_symbols - {sym(k) for k in keep}:
+        if value.free_symbols and value.free_symbols <= own:
+            derived.append((name, value))
+            own.add(sym(name))
+            values[name] = sym(name)
+            continue
+        if value.free_symbols - {sym(k) for k in keep} - own:
             raise DiagnosticError(
                 Diagnostic(
                     "E-DERIVED",
@@ -97,7 +128,20 @@ def owner_values(
             )
         # through a double, as the backends always did: the printed literals stay the same
         values[name] = sympy.Float(float(sympy.N(value, 17)), 17) if not value.free_symbols else value
-    return values
+    return values, tuple(derived)
+
+
+def _per_neuron_refractory(inits: dict, refractory: sympy.Expr, pop: str) -> DiagnosticError:
+    name = next((k for k in inits if sym(k) in sympy.sympify(refractory).free_symbols), None)
+    span = inits[name].span if name is not None else None
+    return DiagnosticError(
+        Diagnostic(
+            "E-REFRACTORY",
+            f"population '{pop}': the refractory period cannot differ between neurons ('{name}' is per neuron)",
+            span,
+            "give it one number",
+        )
+    )
 
 
 def apply(expr: sympy.Basic | None, values: Values) -> sympy.Basic | None:

@@ -166,14 +166,18 @@ def store(k: str, network: Any, built: Any, root: Path | None = None) -> None:
 
 def dependencies(network: Any) -> list[Path]:
     """Files besides the compiled one that its result depends on: the `.snn` files that define the
-    models it uses (not the std library, which is part of the compiler) and `File()` weights."""
+    models it uses (not the std library, which is part of the compiler) and `File()` weights and
+    per-neuron params."""
     found = {
         Path(m.source).resolve()
         for m in network.models.values()
         if m.source not in ("std", "<unknown>", "<string>") and Path(m.source).is_file()
     }
-    for proj in network.projections.values():
-        resolved = proj.weight.args.get("resolved") if proj.weight.kind == "file" else None
+    inits = [p.weight for p in network.projections.values()]
+    inits += [i for p in network.projections.values() for i in p.synapse_param_inits.values()]
+    inits += [i for p in network.populations.values() for i in p.param_inits.values()]
+    for init in inits:
+        resolved = init.args.get("resolved") if init.kind == "file" else None
         if resolved:
             found.add(Path(resolved).resolve())
     return sorted(found)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from snnc.backends.capabilities import Capabilities
-from snnc.backends.common import NetworkPlan, draw_connectivity, mangle, plan_network
+from snnc.backends.common import NetworkPlan, draw_connectivity, draw_param_values, mangle, plan_network
 from snnc.backends.eprop_init import eprop_initial
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
@@ -42,6 +42,7 @@ CAPABILITIES = Capabilities(
     generators=frozenset({"spike_source", "poisson"}),
     trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
     explicit_padding=True,
+    per_neuron_params=True,
 )
 
 
@@ -98,6 +99,7 @@ def _printed_kernel(
     elif _is_eventprop(network):
         _check_trainable(network)
     kernel = schedule(network, precision=plan.precision, event_buffer=event_buffer)
+    static.update(per_neuron_static(network, kernel, plan.seed))
     if is_eprop(network):
         static.update(_eprop_static(network, kernel, plan.seed))
     code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
@@ -184,6 +186,13 @@ def _require_dense(network: Network) -> None:
                     "make the projection Dense, or mark it not trainable",
                 )
             )
+
+
+def per_neuron_static(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:
+    """The drawn values of per-neuron params, by the name of the kernel array that holds them (an
+    e-prop output bias, trained, takes its initial values from `eprop_initial`)."""
+    values = draw_param_values(network, seed)
+    return {a.name: values[(a.owner, a.var)] for a in kernel.arrays if (a.owner, a.var) in values}
 
 
 def _eprop_static(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:

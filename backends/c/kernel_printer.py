@@ -601,10 +601,13 @@ def _comment(a: Array) -> str:
 
 
 def _runtime_owner(a: Array, kernel: Kernel) -> str:
-    """The key the runtime files an array under: a trained param `bias` of population `out` (and
-    its gradient) is the weight `bias_out`; every other array is its owner's."""
+    """The key the runtime files an array under: a per-neuron param `bias` of population `out` (and
+    its gradient) is the weight `bias_out`, a synapse param `tau` of projection `x_to_h` the weight
+    `tau_x_to_h`; every other array is its owner's."""
     trained = a.role == Role.PARAM or (a.role == Role.GRADIENT and a.var is not None)
-    return f"{a.var}_{a.owner}" if trained and a.owner in kernel.populations else a.owner
+    if trained and (a.owner in kernel.populations or a.role == Role.PARAM):
+        return f"{a.var}_{a.owner}"  # a projection's per-post-neuron synapse param: `tau_x_to_h`
+    return a.owner
 
 
 def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:

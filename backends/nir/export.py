@@ -66,6 +66,11 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
             raise _error(
                 f"projection '{proj.name}': {proj.connectivity.kind} connectivity has no NIR export yet"
             )
+        if proj.synapse_param_inits:
+            raise _error(
+                f"projection '{proj.name}': per-neuron synapse params "
+                f"({', '.join(proj.synapse_param_inits)}) have no NIR export yet"
+            )
         if proj.synapse == "NirCurrent":
             tau = proj.synapse_params["tau_syn"]
             if tau_syn.setdefault(proj.post, tau) != tau:
@@ -89,8 +94,8 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
         kind, fields = NODES[pop.model]
         values = {}
         for f, p in fields.items():
-            v = float(pop.params.get(p, model.params[p].value))
-            values[f] = np.full(n, v / 1e3 if f in TIME else v)
+            v = _pop_param(pop, p, weights, model.params[p].value)
+            values[f] = np.broadcast_to(v / 1e3 if f in TIME else v, n).astype(np.float64)
         if kind.startswith("Cuba"):
             if pop.name not in tau_syn:
                 raise _error(f"population '{pop.name}' ({pop.model}) needs NirCurrent synapses for tau_syn")
@@ -110,6 +115,25 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
             last = name
         edges.append((last, node_of[proj.post]))
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _pop_param(pop, name: str, weights: dict, default: float) -> float | np.ndarray:  # noqa: ANN001
+    """A population's param: one number, or its per-neuron values (from the checkpoint's weights,
+    where they are filed as `<param>_<population>`, else from its `File()` or `Constant()`)."""
+    if name not in pop.param_inits:
+        return float(pop.params.get(name, default))
+    if len(pop.shape) > 1:
+        raise _error(f"population '{pop.name}': per-neuron '{name}' of a multi-dimensional population")
+    key = f"{name}_{pop.name}"
+    if key in weights:
+        return np.asarray(weights[key], np.float64).reshape(-1)
+    init = pop.param_inits[name]
+    if init.kind == "file":
+        return np.load(init.args["resolved"], allow_pickle=False).astype(np.float64).reshape(-1)
+    raise _error(
+        f"population '{pop.name}' has random per-neuron '{name}' ({init.kind})",
+        "pass --checkpoint with the drawn values, or use File(...)",
+    )
 
 
 def _syn_param(network: Network, proj, name: str, default: float) -> float:  # noqa: ANN001
