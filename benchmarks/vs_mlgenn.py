@@ -1,0 +1,266 @@
+"""snnc against mlGeNN on Yin-Yang EventProp: seconds per epoch and learning per epoch, same run.
+
+    python benchmarks/vs_mlgenn.py [--epochs 6] [--train 5000] [--test 1000] [--threads 1] [--seed N]
+
+The network of examples/yinyang_eventprop.snn (5 spike inputs -> 100 LIF -> 3 leaky integrators,
+exponential synapses, avg_var_exp_weight readout, sparse categorical cross-entropy, Adam 0.01 with
+the learning rate times 0.97 per epoch, dt 0.1 ms, 30 ms per example) is built twice: once by snnc
+(C backend) and once with mlGeNN's Keras-like API on pygenn's single-threaded CPU backend. Both get
+the same spike data (snnc's Yin-Yang set) in the same order (no shuffling) and the same initial
+weights (snnc's draw). The contestants take turns epoch by epoch, so both see the same load on a
+shared machine:
+
+  - `mlgenn_b1`: mlGeNN, batch 1 (GeNN's CPU backend runs batch 1 only),
+  - `snnc_b1`:   snnc, batch 1, `--threads` OpenMP threads,
+  - `snnc_b32`:  snnc, batch 32, `--threads` OpenMP threads.
+
+Prints per case the median, min and max seconds per training epoch (evaluation not included), the
+training accuracy after every epoch and the test accuracy at the end (mlGeNN's weights evaluated by
+mlGeNN's own InferenceCompiler), and the speed ratios mlGeNN / snnc. The last line is one JSON
+object. Needs pygenn and ml_genn (neither is on the package index: build GeNN from source, then
+`pip install ./ml_genn` from github.com/genn-team/ml_genn); without them it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "yinyang_eventprop.snn"
+LR, GAMMA, DT, STEPS = 0.01, 0.97, 0.1, 300
+
+
+def _snnc_case(batch: int, threads: int, x, y, weights):  # noqa: ANN001, ANN202
+    import snnc
+
+    net = snnc.compile(str(EXAMPLE), batch_size=batch)
+    net.set_threads(threads)
+    net.set_weights(weights)
+    trainer = net.make_trainer(batch_size=batch)
+    return net, trainer
+
+
+def _snnc_epoch(case, x, y, epoch: int) -> tuple[float, float]:  # noqa: ANN001
+    _, trainer = case
+    trainer.optimiser.lr = LR * GAMMA**epoch
+    begin = time.perf_counter()
+    metrics, _ = trainer.train(x, y, 1, start_epoch=epoch, shuffle=False, callbacks=[])
+    seconds = time.perf_counter() - begin
+    return seconds, float(next(iter(metrics.values())).result)
+
+
+def _snnc_test(case, x, y) -> float:  # noqa: ANN001
+    _, trainer = case
+    metrics, _ = trainer.evaluate(x, y, callbacks=[])
+    return float(next(iter(metrics.values())).result)
+
+
+class MLGeNN:
+    """The same network through mlGeNN's EventPropCompiler, built in a scratch folder."""
+
+    def __init__(self, spikes: Any, labels: np.ndarray, weights: dict[str, np.ndarray], folder: str):
+        from ml_genn import InputLayer, Layer, SequentialNetwork
+        from ml_genn.compilers import EventPropCompiler
+        from ml_genn.compilers.event_prop_compiler import default_params
+        from ml_genn.connectivity import Dense
+        from ml_genn.neurons import LeakyIntegrate, LeakyIntegrateFire, SpikeInput
+        from ml_genn.optimisers import Adam
+        from ml_genn.synapses import Exponential
+
+        self.folder, self.spikes, self.labels = folder, spikes, labels
+        network = SequentialNetwork(default_params)
+        with network:
+            self.input = InputLayer(SpikeInput(max_spikes=5 * 2), 5)
+            hidden = Layer(
+                Dense(weights["x_to_h"]),
+                LeakyIntegrateFire(v_thresh=1.0, tau_mem=20.0, tau_refrac=None),
+                100,
+                Exponential(5.0),
+            )
+            self.output = Layer(
+                Dense(weights["h_to_out"]),
+                LeakyIntegrate(tau_mem=20.0, readout="avg_var_exp_weight"),
+                3,
+                Exponential(5.0),
+            )
+        self.network, self.connections = network, {"x_to_h": hidden, "h_to_out": self.output}
+        compiler = EventPropCompiler(
+            example_timesteps=STEPS,
+            losses="sparse_categorical_crossentropy",
+            optimiser=Adam(LR),
+            batch_size=1,
+            dt=DT,
+            optimize_code=True,  # pygenn's CPU backend preference: compile with -O3, as issue 14 measured
+        )
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            self.compiled = compiler.compile(network, name="vs_snnc_train")
+            self.compiled.__enter__()
+        finally:
+            os.chdir(cwd)
+
+    def epoch(self, epoch: int) -> tuple[float, float]:
+        from ml_genn.callbacks import OptimiserParamSchedule
+
+        schedule = OptimiserParamSchedule("alpha", lambda e, alpha: LR * GAMMA**e)
+        begin = time.perf_counter()
+        metrics, _ = self.compiled.train(
+            {self.input: self.spikes},
+            {self.output: self.labels},
+            num_epochs=1,
+            start_epoch=epoch,
+            shuffle=False,
+            callbacks=[schedule],
+        )
+        seconds = time.perf_counter() - begin
+        return seconds, float(metrics[self.output].result)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, layer in self.connections.items():
+            conn = layer.connection()
+            var = self.compiled.connection_populations[conn].vars["g"]
+            var.pull_from_device()
+            out[name] = np.array(var.values, dtype=np.float32).reshape(conn.source().shape[0], -1)
+        return out
+
+    def test(self, spikes: Any, labels: np.ndarray) -> float:
+        """Test accuracy of the trained weights through mlGeNN's InferenceCompiler."""
+        from ml_genn.compilers import InferenceCompiler
+
+        trained = self.weights()
+        self.compiled.__exit__(None, None, None)  # mlGeNN runs one compiled network at a time
+        for name, layer in self.connections.items():
+            layer.connection().connectivity.weight = trained[name]
+        compiler = InferenceCompiler(
+            evaluate_timesteps=STEPS,
+            batch_size=1,
+            dt=DT,
+            reset_in_syn_between_batches=True,
+            optimize_code=True,
+        )
+        cwd = os.getcwd()
+        os.chdir(self.folder)
+        try:  # GeNN builds and loads in the working folder
+            compiled = compiler.compile(self.network, name="vs_snnc_test")
+            with compiled:
+                metrics, _ = compiled.evaluate({self.input: spikes}, {self.output: labels}, callbacks=[])
+        finally:
+            os.chdir(cwd)
+        return float(metrics[self.output].result)
+
+
+def _mlgenn_spikes(data) -> list:  # noqa: ANN001
+    """snnc's per-example spike lists as mlGeNN's PreprocessedSpikes."""
+    from ml_genn.utils.data import preprocess_spikes
+
+    out = []
+    for i in range(len(data.offsets) - 1):
+        times, ids = data.example(i)
+        out.append(
+            preprocess_spikes(np.asarray(times, dtype=float), np.asarray(ids, dtype=int), data.num_neurons)
+        )
+    return out
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--train", type=int, default=5000, help="training examples per epoch")
+    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1, help="snnc's OpenMP threads")
+    ap.add_argument("--seed", type=int, default=None, help="draw the initial weights with this seed")
+    args = ap.parse_args()
+    try:
+        import ml_genn  # noqa: F401
+        import pygenn  # noqa: F401
+    except ImportError as err:
+        print(f"skipped: this benchmark needs pygenn and ml_genn ({err}); see the docstring")
+        print(json.dumps({"benchmark": "vs_mlgenn", "skipped": str(err)}))
+        return 0
+
+    from snnc.runtime.session import load_data, xy
+
+    import snnc
+
+    seed = {} if args.seed is None else {"seed": args.seed}
+    probe = snnc.compile(str(EXAMPLE), batch_size=1, **seed)
+    data = load_data(probe.network)
+    x_all, y_all = xy(probe.network, data.train)
+    xt_all, yt_all = xy(probe.network, data.test)
+    x = {k: v.subset(range(args.train)) for k, v in x_all.items()}
+    y = {k: v[: args.train] for k, v in y_all.items()}
+    xt = {k: v.subset(range(args.test)) for k, v in xt_all.items()}
+    yt = {k: v[: args.test] for k, v in yt_all.items()}
+    weights = {k: np.array(v, dtype=np.float32) for k, v in probe.weights.items()}
+
+    cases: dict[str, Any] = {
+        "snnc_b1": _snnc_case(1, args.threads, x, y, weights),
+        "snnc_b32": _snnc_case(32, args.threads, x, y, weights),
+    }
+    folder = tempfile.mkdtemp(prefix="vs_mlgenn_")
+    ml = MLGeNN(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder)
+    seconds: dict[str, list[float]] = {name: [] for name in ("mlgenn_b1", *cases)}
+    accuracy: dict[str, list[float]] = {name: [] for name in seconds}
+    for epoch in range(args.epochs):
+        order = list(seconds)
+        order = order[epoch % len(order) :] + order[: epoch % len(order)]  # who goes first rotates
+        for name in order:
+            s, acc = ml.epoch(epoch) if name == "mlgenn_b1" else _snnc_epoch(cases[name], x, y, epoch)
+            seconds[name].append(s)
+            accuracy[name].append(acc)
+        print(
+            f"epoch {epoch}: "
+            + ", ".join(f"{n} {seconds[n][-1]:.2f} s (train acc {accuracy[n][-1]:.3f})" for n in seconds),
+            flush=True,
+        )
+    test = {"mlgenn_b1": ml.test(_mlgenn_spikes(xt["x"]), np.asarray(yt["out"]))}
+    test.update({name: _snnc_test(case, xt, yt) for name, case in cases.items()})
+    summary = {name: _spread(values) for name, values in seconds.items()}
+    ratios = {
+        f"mlgenn_b1_over_{name}": summary["mlgenn_b1"]["median"] / summary[name]["median"] for name in cases
+    }
+    for name in seconds:
+        s = summary[name]
+        print(
+            f"{name:10s} {s['median']:.2f} s/epoch (min {s['min']:.2f}, max {s['max']:.2f}); "
+            f"train acc per epoch {' '.join(f'{a:.3f}' for a in accuracy[name])}; test acc {test[name]:.3f}"
+        )
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}x")
+    print(
+        json.dumps(
+            {
+                "benchmark": "vs_mlgenn",
+                "epochs": args.epochs,
+                "train_examples": args.train,
+                "test_examples": args.test,
+                "threads": args.threads,
+                "seed": args.seed,
+                "seconds_per_epoch": summary,
+                "train_accuracy": accuracy,
+                "test_accuracy": test,
+                "speed_ratios": ratios,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
