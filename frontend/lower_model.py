@@ -23,7 +23,7 @@ from snnc.frontend.reserved_names import check_model_names
 from snnc.frontend.unparse import unparse
 from snnc.ir import model as ir
 from snnc.ir.diagnostics import DiagnosticBag, Span, did_you_mean
-from snnc.ir.symbols import FUNCTIONS, RESERVED, TIMESTEP, WEIGHT, sym
+from snnc.ir.symbols import FUNCTIONS, RESERVED, TIMESTEP, WEIGHT, is_zero, sym
 from snnc.ir.units import DIMENSIONLESS, TIME, UNITS, Dim
 
 METHODS = ("exact", "exponential_euler", "euler")
@@ -449,11 +449,7 @@ class _ModelLowerer:
             delta = sympy.expand(a.as_value(current) - current)
             uses_w = uses_w or w in delta.free_symbols
             coeff = sympy.diff(delta, w)
-            if (
-                sympy.simplify(delta.subs(w, 0)) != 0
-                or w in coeff.free_symbols
-                or coeff.free_symbols & state_syms
-            ):
+            if not is_zero(delta.subs(w, 0)) or w in coeff.free_symbols or coeff.free_symbols & state_syms:
                 self.bag.error(
                     M.SYNAPSE,
                     f"on_pre: '{a.target} {a.op} ...' is not additive in the weight w",

@@ -5,6 +5,8 @@ All symbols are real; making them here guarantees that the same name always yiel
 
 from __future__ import annotations
 
+import random
+
 import sympy
 
 #: names reserved by the language inside model equations
@@ -16,6 +18,26 @@ RESERVED = frozenset({TIME, TIMESTEP, WEIGHT})
 
 def sym(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
+
+
+def is_zero(expr: sympy.Expr) -> bool:
+    """Whether `expr` is identically zero. Most expressions the passes test are not, and their value
+    at a few random points shows it at once; only an expression that vanishes there is handed to
+    `sympy.simplify` (slow, and its first call imports sympy.physics: half a second of a compile)."""
+    expr = sympy.sympify(expr)
+    if expr == 0:
+        return True
+    free = sorted(expr.free_symbols, key=str)
+    rng = random.Random(0)
+    for _ in range(3):
+        point = {s: sympy.Float(rng.uniform(0.3, 1.7), 50) for s in free}
+        try:  # 50 digits: the rounding left by cancelling terms stays far below the threshold
+            value = complex(expr.xreplace(point).evalf(50))
+        except (TypeError, ValueError, ZeroDivisionError):
+            break  # not a plain number there (a Piecewise left open, a pole): let simplify decide
+        if abs(value) > 1e-20 and value == value:
+            return False
+    return sympy.simplify(expr) == 0
 
 
 t = sym(TIME)

@@ -54,7 +54,7 @@ from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Assign, Network, Population
 from snnc.ir.symbols import dt as DT
-from snnc.ir.symbols import sym
+from snnc.ir.symbols import is_zero, sym
 from snnc.ir.training import (
     Adjoint,
     PopulationGradient,
@@ -198,7 +198,7 @@ def _population_gradient(
             guarded_minus, _ = adj.spike_jump(c, theta, DLP, D, rate=RATE)
         except adj.Defeat as e:
             _fail(str(e), pop, e.span or model.span)
-        if sympy.simplify(c.close(denom)) == 0:
+        if is_zero(c.close(denom)):
             _fail(
                 f"∇θ·f⁻ = {denom} is identically zero: the spike condition '{model.spike}' never "
                 "crosses with a non-zero rate, so spike times have no gradient",
@@ -208,9 +208,9 @@ def _population_gradient(
         on_thr = adj.solve_on_threshold(c, theta)
         subs = {on_thr[0]: on_thr[1]} if on_thr else {}
         jump = tuple(
-            Assign(names.adjoint(s), "=", sympy.factor(sympy.simplify(lam_minus[i].xreplace(subs))))
+            Assign(names.adjoint(s), "=", sympy.factor(sympy.cancel(lam_minus[i].xreplace(subs))))
             for i, s in enumerate(c.states)
-            if sympy.simplify(lam_minus[i] - lams[i]) != 0
+            if not is_zero(lam_minus[i] - lams[i])
         )
         rate_floor = sympy.Max(sympy.expand(denom.xreplace(subs)), min_rate)
         guarded = tuple(
@@ -269,8 +269,8 @@ def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmissi
     e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
     h = sym(names.JUMP_SIZE)
     shifted = c.f.xreplace({x: x + h * e[i] for i, x in enumerate(c.x)})
-    curvature = [sympy.simplify(sympy.diff(r, h, 2)) for r in shifted]
-    bad = next((c.f[i] for i, k in enumerate(curvature) if k != 0), None)
+    curvature = [sympy.diff(r, h, 2) for r in shifted]
+    bad = next((c.f[i] for i, k in enumerate(curvature) if not is_zero(k)), None)
     if bad is not None:
         _fail(
             f"the dynamics '{bad}' are not linear in the state that spikes of '{proj_name}' jump, so the "
