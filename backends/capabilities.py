@@ -37,6 +37,8 @@ class Capabilities:
     explicit_padding: bool = False
     #: params with one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`)
     per_neuron_params: bool = False
+    #: params training changes (`tau_mem = Trainable(20 ms)`), shared or per neuron
+    trainable_params: bool = False
 
 
 def unsupported(
@@ -73,6 +75,12 @@ def unsupported(
                     init.span,
                     f"give {name} one number, or use the c backend",
                 )
+    if not caps.trainable_params:
+        owners = [(f"population '{p.name}'", p.trainable) for p in network.populations.values()]
+        owners += [(f"projection '{p.name}'", p.synapse_trainable) for p in network.projections.values()]
+        for owner, specs in owners:
+            for name, spec in specs.items():
+                refuse(f"cannot train params ('{name}' of {owner})", spec.span, "use the c backend")
     algorithm = _algorithm(network)
     if algorithm is None:
         return out

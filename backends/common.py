@@ -348,6 +348,12 @@ def draw_param_values(network: Network, seed: int) -> dict[tuple[str, str], np.n
         for param, init in inits.items():
             rng = np.random.default_rng([int(seed), 0x9A7A, zlib.crc32(f"{owner}.{param}".encode())])
             out[(owner, param)] = draw_initialiser(init, (size,), rng, base)
+    shared = [(p.name, p.params, p.trainable) for p in network.populations.values()]
+    shared += [(p.name, p.synapse_params, p.synapse_trainable) for p in network.projections.values()]
+    for owner, values, trainable in shared:  # a shared trained param: one value
+        for param, spec in trainable.items():
+            if not spec.per_neuron:
+                out[(owner, param)] = np.array([float(values[param])])
     return out
 
 

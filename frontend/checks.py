@@ -176,10 +176,19 @@ def check_per_neuron_params(net: ir.Network, bag: DiagnosticBag) -> None:
     if train is None or train.algorithm.name != "eprop":
         return
     owners = [
-        (f"population '{p.name}'", {k: v for k, v in p.param_inits.items() if not _eprop_bias(net, p, k)})
+        (
+            f"population '{p.name}'",
+            {k: v for k, v in p.param_inits.items() if not _eprop_bias(net, p, k) and k not in p.trainable},
+        )
         for p in net.populations.values()
     ]
-    owners += [(f"projection '{p.name}'", p.synapse_param_inits) for p in net.projections.values()]
+    owners += [
+        (
+            f"projection '{p.name}'",
+            {k: v for k, v in p.synapse_param_inits.items() if k not in p.synapse_trainable},
+        )
+        for p in net.projections.values()
+    ]
     for owner, inits in owners:
         for name, init in inits.items():
             bag.error(
@@ -195,3 +204,62 @@ def _eprop_bias(net: ir.Network, pop: ir.Population, name: str) -> bool:
     """An output's bias that e-prop trains (one value per neuron already)."""
     trained = net.train.algorithm.args.get("train_output_bias", True)
     return name == "bias" and pop.role == "output" and bool(trained)
+
+
+def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
+    """`Trainable(...)` params: trained by EventProp only, on its gradient path, and not where the
+    derivation does not follow them (a refractory period, a synapse's on_pre)."""
+    trained = [(p, p.trainable, net.models[p.model], p.name) for p in net.populations.values()]
+    trained += [(p, p.synapse_trainable, net.models[p.synapse], p.post) for p in net.projections.values()]
+    train = net.train
+    algorithm = train.algorithm.name if train is not None else None
+    reach = net.upstream_of_outputs()
+    for owner, specs, model, pop in trained:
+        what = f"{'population' if isinstance(owner, ir.Population) else 'projection'} '{owner.name}'"
+        for name, spec in specs.items():
+            if algorithm == "eprop":
+                bag.error(
+                    M.ALGO,
+                    f"e-prop does not train params: '{name}' of {what} is Trainable",
+                    spec.span,
+                    "e-prop trains weights and an output's bias; train params with eventprop",
+                )
+            elif algorithm == "eventprop" and (pop not in reach or net.populations[pop].role == "input"):
+                bag.error(
+                    M.ALGO,
+                    f"'{name}' of {what} is Trainable, but population '{pop}' is not on EventProp's "
+                    "gradient path (no output is reached from it)",
+                    spec.span,
+                )
+            elif name in _used_by(model, model.refractory):
+                bag.error(
+                    M.ALGO,
+                    f"'{name}' of {what} sets the refractory period of {model.name}, which has no gradient",
+                    spec.span,
+                    "give it a number",
+                )
+            elif not isinstance(owner, ir.Population) and any(
+                name in _used_by(model, a.expr) for a in model.on_pre
+            ):
+                bag.error(
+                    M.ALGO,
+                    f"'{name}' of {what} is used by {model.name}'s on_pre, whose dependence on it "
+                    "EventProp does not derive",
+                    spec.span,
+                )
+
+
+def _used_by(model: ir.Model, expr: object) -> set[str]:
+    """The params and derived params an expression reads, through derived params."""
+    if expr is None:
+        return set()
+    import sympy
+
+    used, todo = set(), [str(s) for s in sympy.sympify(expr).free_symbols]
+    while todo:
+        name = todo.pop()
+        if name not in used:
+            used.add(name)
+            if name in model.derived:
+                todo += [str(s) for s in sympy.sympify(model.derived[name].expr).free_symbols]
+    return used

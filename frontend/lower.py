@@ -15,7 +15,12 @@ import os
 
 from snnc.frontend import ast
 from snnc.frontend import messages as M
-from snnc.frontend.checks import check_cycles, check_per_neuron_params, check_training
+from snnc.frontend.checks import (
+    check_cycles,
+    check_per_neuron_params,
+    check_trainable_params,
+    check_training,
+)
 from snnc.frontend.imports import ModelSource, resolve_uses, std_library
 from snnc.frontend.lower_model import LoweredModel, lower_model
 from snnc.frontend.lower_network import lower_connection, lower_population, projection_name
@@ -239,6 +244,7 @@ def lower_collect(
         check_training(net, bag)
         check_cycles(net, bag)
         check_per_neuron_params(net, bag)
+        check_trainable_params(net, bag)
     return (None if bag.errors else net), bag, srcs
 
 

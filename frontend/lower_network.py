@@ -49,6 +49,7 @@ def apply_overrides(
     allow_states: bool = True,
     base_dir: str = ".",
     per_neuron: dict[str, ir.Initialiser] | None = None,
+    trainable: dict[str, ir.TrainableParam] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Every param and initial value of the model with the keyword overrides applied (dims checked).
 
@@ -72,6 +73,17 @@ def apply_overrides(
                 f"{model.name} has {', '.join(known)}" if known else f"{model.name} has no parameters"
             )
             bag.error(M.UNKNOWN_PARAM, f"{model.name} has no parameter '{kw.name}'", kw.span, hint)
+            continue
+        if isinstance(kw.value, ast.Call) and kw.value.func == TRAINABLE:
+            spec = _trainable(kw, target, model, bag, base_dir, owner, trainable)
+            if spec is None:
+                continue
+            tp, init = spec
+            trainable[kw.name] = tp  # type: ignore[index]
+            if tp.per_neuron:
+                per_neuron[kw.name] = init  # type: ignore[index]
+            else:
+                p_over[kw.name] = init.args["value"]
             continue
         if isinstance(kw.value, ast.Call) and kw.value.func in INITIALISERS:
             init = _param_initialiser(kw, target, model, bag, base_dir, owner, per_neuron)
@@ -150,6 +162,119 @@ def _param_initialiser(
         return False
 
     return initialiser(e, bag, None, base_dir, dim_ok=dim_ok, what=f"{model.name}.{kw.name}")
+
+
+TRAINABLE = "Trainable"
+_TRAINABLE_ARGS = ("init", "per_neuron", "min", "max", "lr")
+
+
+def _trainable(
+    kw: ast.Keyword,
+    target: ir.Param | ir.State,
+    model: ir.Model,
+    bag: DiagnosticBag,
+    base_dir: str,
+    owner: str,
+    trainable: dict[str, ir.TrainableParam] | None,
+) -> tuple[ir.TrainableParam, ir.Initialiser] | None:
+    """`Trainable(init, per_neuron = true, min = 2 ms, max = 200 ms, lr = 0.1)`: the param's
+    initial value(s) (a number or an initialiser; an initialiser other than Constant makes it per
+    neuron), bounds in its unit and a learning-rate scale."""
+    e: ast.Call = kw.value  # type: ignore[assignment]
+    if not isinstance(target, ir.Param) or trainable is None:
+        bag.error(M.TYPE, f"{owner}: '{kw.name}' is not a param, so it cannot be Trainable", e.span)
+        return None
+    given: dict[str, ast.Expr] = dict(zip(_TRAINABLE_ARGS[:1], e.args, strict=False))
+    if len(e.args) > 1:
+        bag.error(M.ARGCOUNT, "Trainable() takes one positional argument (the initial value)", e.args[1].span)
+        return None
+    for k in e.kwargs:
+        if k.name not in _TRAINABLE_ARGS or k.name in given:
+            hint = did_you_mean(k.name, _TRAINABLE_ARGS) or f"arguments: {', '.join(_TRAINABLE_ARGS)}"
+            bag.error(
+                M.UNKNOWN_PARAM,
+                f"Trainable() has no argument '{k.name}' (or it is given twice)",
+                k.span,
+                hint,
+            )
+            return None
+        given[k.name] = k.value
+    if "init" not in given:
+        bag.error(
+            M.ARGCOUNT, "Trainable() needs an initial value", e.span, f"e.g. Trainable({_value_text(target)})"
+        )
+        return None
+    value = given["init"]
+    inner = ast.Keyword(kw.name, value, kw.span)
+    if isinstance(value, ast.Call) and value.func in INITIALISERS:
+        init = _param_initialiser(inner, target, model, bag, base_dir, owner, {})
+    else:
+        q = quantity(value, bag)
+        if q is None:
+            return None
+        if q[1] != target.dim and not q[2]:
+            bag.error(
+                M.DIM,
+                f"'{unparse(value)}' has dimension {describe(q[1])}, but {model.name}.{kw.name} is "
+                f"{describe(target.dim)}",
+                value.span,
+            )
+            return None
+        init = ir.Initialiser("constant", {"value": q[0]}, value.span)
+    if init is None:
+        return None
+    per_neuron = init.kind != "constant"
+    if "per_neuron" in given:
+        flag = given["per_neuron"]
+        if not isinstance(flag, ast.Bool):
+            bag.error(M.TYPE, f"per_neuron must be true or false, not '{unparse(flag)}'", flag.span)
+            return None
+        if per_neuron and not flag.value:
+            bag.error(
+                M.VALUE,
+                f"'{kw.name}' is shared (per_neuron = false) but its initial value is {init.kind}, "
+                "one value per neuron",
+                flag.span,
+                "give a shared param one number",
+            )
+            return None
+        per_neuron = flag.value
+    bounds: dict[str, float | None] = {"min": None, "max": None}
+    for name in bounds:
+        if name not in given:
+            continue
+        q = quantity(given[name], bag)
+        if q is None:
+            return None
+        if q[1] != target.dim and not q[2]:
+            bag.error(
+                M.DIM,
+                f"bound {name} = {unparse(given[name])} has dimension {describe(q[1])}, but "
+                f"{model.name}.{kw.name} is {describe(target.dim)}",
+                given[name].span,
+            )
+            return None
+        bounds[name] = q[0]
+    if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
+        bag.error(
+            M.VALUE,
+            f"Trainable(): min ({bounds['min']:g}) is above max ({bounds['max']:g})",
+            given["min"].span,
+        )
+        return None
+    lr = 1.0
+    if "lr" in given:
+        q = quantity(given["lr"], bag)
+        if q is None:
+            return None
+        if not q[1].dimensionless or q[0] <= 0:
+            bag.error(
+                M.VALUE, "Trainable(): lr is a positive number (a scale of the optimiser's)", given["lr"].span
+            )
+            return None
+        lr = q[0]
+    spec = ir.TrainableParam(kw.name, per_neuron, bounds["min"], bounds["max"], lr, e.span)
+    return spec, init
 
 
 def check_param_files(
@@ -310,8 +435,15 @@ def lower_population(
     for extra in readouts[1:]:
         bag.error(M.DUPLICATE, f"population '{decl.name}' has two readouts", extra.span)
     per_neuron: dict[str, ir.Initialiser] = {}
+    trainable: dict[str, ir.TrainableParam] = {}
     params, inits = apply_overrides(
-        lm, kwargs, bag, f"population '{decl.name}'", base_dir=base_dir, per_neuron=per_neuron
+        lm,
+        kwargs,
+        bag,
+        f"population '{decl.name}'",
+        base_dir=base_dir,
+        per_neuron=per_neuron,
+        trainable=trainable,
     )
     ro = readout(readouts[0], decl.role, model, bag, decl.name) if readouts else None
     if shape is None or (readouts and ro is None):
@@ -322,7 +454,16 @@ def lower_population(
     check_param_files(per_neuron, size, f"population '{decl.name}'", bag)
     _check_refractory(model, per_neuron, decl.name, bag)
     return ir.Population(
-        decl.name, model.name, decl.role, shape, params, inits, ro, decl.span, param_inits=per_neuron
+        decl.name,
+        model.name,
+        decl.role,
+        shape,
+        params,
+        inits,
+        ro,
+        decl.span,
+        param_inits=per_neuron,
+        trainable=trainable,
     )
 
 
@@ -610,6 +751,7 @@ def lower_connection(
     if syn_call is not None and syn_call.args:
         bag.error(M.ARGCOUNT, f"synapse {syn_name}(...) takes named parameters only", syn_call.args[0].span)
     syn_per_neuron: dict[str, ir.Initialiser] = {}
+    syn_trainable: dict[str, ir.TrainableParam] = {}
     syn_params, _ = apply_overrides(
         syn,
         list(syn_call.kwargs) if syn_call else [],
@@ -618,6 +760,7 @@ def lower_connection(
         allow_states=False,
         base_dir=base_dir,
         per_neuron=syn_per_neuron,
+        trainable=syn_trainable,
     )
     check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag)
     post_model = models.get(post.model, None, "neuron")
@@ -658,6 +801,7 @@ def lower_connection(
         trainable=trainable,
         span=decl.span,
         synapse_param_inits=syn_per_neuron,
+        synapse_trainable=syn_trainable,
     )
 
 

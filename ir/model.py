@@ -206,6 +206,22 @@ class Readout:
 
 
 @dataclass(frozen=True)
+class TrainableParam:
+    """A param the training changes: `tau_mem = Trainable(20 ms, per_neuron = true, min = 2 ms)`.
+
+    Shared (one value for the population or projection) or per neuron (per post neuron for a
+    synapse param); its values are clipped to [min, max] after every optimiser step, and its
+    learning rate is the optimiser's times `lr_scale`."""
+
+    name: str
+    per_neuron: bool = False
+    min: float | None = None
+    max: float | None = None
+    lr_scale: float = 1.0
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
 class Population:
     name: str
     model: str  # key into Network.models
@@ -218,6 +234,8 @@ class Population:
     #: params given one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`):
     #: drawn with the seed like weights; `params` then holds the model's default, which nothing reads
     param_inits: dict[str, Initialiser] = field(default_factory=dict)
+    #: params training changes (their values: `params`, or `param_inits` when per neuron)
+    trainable: dict[str, TrainableParam] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -272,6 +290,7 @@ class Projection:
     span: Span | None = None
     #: synapse params given one value per post neuron (`Exponential(tau = Normal(5 ms, 1 ms))`)
     synapse_param_inits: dict[str, Initialiser] = field(default_factory=dict)
+    synapse_trainable: dict[str, TrainableParam] = field(default_factory=dict)
 
     @property
     def recurrent(self) -> bool:

@@ -154,6 +154,7 @@ def print_population(pop: Population, model: Model | None) -> list[str]:
                 for k, v in pop.params.items()
             )
         )
+    lines += _trainable_lines(pop.trainable)
     if pop.inits:
         lines.append(
             INDENT
@@ -165,6 +166,20 @@ def print_population(pop: Population, model: Model | None) -> list[str]:
         opts = f", {args(r.options)}" if r.options else ""
         lines.append(f"{INDENT}readout {r.kind}({r.var or ''}{opts})")
     return lines
+
+
+def _trainable_lines(specs: dict) -> list[str]:
+    out = []
+    for name, t in specs.items():
+        how = ["per neuron" if t.per_neuron else "shared"]
+        if t.min is not None:
+            how.append(f"min {number(t.min)}")
+        if t.max is not None:
+            how.append(f"max {number(t.max)}")
+        if t.lr_scale != 1.0:
+            how.append(f"lr x{number(t.lr_scale)}")
+        out.append(f"{INDENT}trainable {name} ({', '.join(how)})")
+    return out
 
 
 def print_projection(proj: Projection, syn: Model | None) -> list[str]:
@@ -183,7 +198,7 @@ def print_projection(proj: Projection, syn: Model | None) -> list[str]:
     if not proj.trainable:
         extra.append("fixed")
     lines.append(f"{INDENT}synapse {proj.synapse}({syn_args})" + (f", {', '.join(extra)}" if extra else ""))
-    return lines
+    return lines + _trainable_lines(proj.synapse_trainable)
 
 
 def print_train(spec: TrainSpec) -> list[str]:

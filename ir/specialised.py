@@ -38,6 +38,7 @@ class SpecialisedPopulation:
     #: the step
     per_neuron: tuple[str, ...] = ()
     per_neuron_derived: tuple[tuple[str, Expr], ...] = ()
+    shared: tuple[str, ...] = ()  # of `per_neuron`: trained params with one value (an array of 1)
 
     def value(self, name: str) -> Expr:
         return dict(self.values)[name]
@@ -56,6 +57,7 @@ class SpecialisedProjection:
     impulse: bool
     per_neuron: tuple[str, ...] = ()  # synapse params with one value per post neuron
     per_neuron_derived: tuple[tuple[str, Expr], ...] = ()
+    shared: tuple[str, ...] = ()  # of `per_neuron`: trained params with one value (an array of 1)
 
     def value(self, name: str) -> Expr:
         return dict(self.values)[name]

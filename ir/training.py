@@ -101,6 +101,23 @@ class WeightGradient:
 
 
 @dataclass(frozen=True)
+class ParamGradient:
+    """∂L/∂p of a trainable param p (DESIGN.md §4): `∫ continuous dt` (Σ_s λ_s ∂f_s/∂p over the
+    population's coupled states, on the forward trajectory) plus `jump` at each of its spikes
+    (λ⁺·∂j/∂p + ∂θ/∂p·[λ⁺·(f⁺ − J f⁻) − ∂l_p/∂t_s − D]/(∇θ·f⁻): the reset's and the spike time's
+    dependence on p), per neuron of `population`; a shared param sums them over its neurons."""
+
+    key: str  # what the runtime files it under: `<param>_<owner>` (`tau_mem_h`, `tau_x_to_h`)
+    population: str  # whose adjoints carry it (a synapse param: the post population)
+    owner: str  # the population or projection the param belongs to
+    param: str  # the user's param name
+    symbol: str  # its symbol in the population's equations (`tau_mem`, `tau__x_to_h`)
+    continuous: Expr
+    jump: Expr | None = None
+    trajectory: tuple[str, ...] = ()  # coupled states `continuous` reads (recorded every step)
+
+
+@dataclass(frozen=True)
 class Transmission:
     """Per post neuron m of `projection`: `g` such that the pre neuron's `D_n = Σ_m w_nm g_m`."""
 
@@ -153,6 +170,7 @@ class TrainingIR(GradientIR):
     transmissions: dict[str, Transmission] = field(default_factory=dict)  # by projection
     weight_gradients: dict[str, WeightGradient] = field(default_factory=dict)  # by projection
     notes: tuple[str, ...] = ()
+    param_gradients: dict[str, ParamGradient] = field(default_factory=dict)  # by runtime key
 
     def to_text(self) -> str:
         """Deterministic, diff-friendly text for `--print-after eventprop` and golden tests."""
@@ -166,6 +184,14 @@ class TrainingIR(GradientIR):
         for name in sorted(self.weight_gradients):
             wg = self.weight_gradients[name]
             out.append(f"  gradient {name} ({wg.pre} -> {wg.post}): dL/dw += {_fmt(wg.expr)} at each arrival")
+        for key in sorted(self.param_gradients):
+            pg = self.param_gradients[key]
+            out.append(
+                f"  gradient {key} (param {pg.param} of {pg.owner}, per neuron of {pg.population}): "
+                f"dL/dp += dt * ({_fmt(pg.continuous)}) every step"
+            )
+            if pg.jump is not None:
+                out.append(f"    and += {_fmt(pg.jump)} at each spike")
         for note in self.notes:
             out.append(f"  note: {note}")
         out.append("}")

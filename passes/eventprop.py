@@ -30,8 +30,8 @@ spikes and reports them (they get no jump and no weight gradient).
 On the threshold surface θ(x⁻) = 0, so the jump uses the solved state (v⁻ = v_thresh for LIF), which
 makes it independent of the overshoot of the discrete forward pass. For τ_mem = τ_syn the exact LIF
 propagator has a removable 0/0; keep the time constants distinct.
-Not derived yet: gradients of model params, refractory periods (ignored by the backward pass),
-impulse (Delta) synapses.
+Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Not derived yet:
+refractory periods (ignored by the backward pass), impulse (Delta) synapses.
 
 Readouts (dL_dy is the trainer's dL/dy for the neuron and example; the readout var is sampled at
 steps k = 0..K-1): var y_k = v_k; avg_var y = Σ v_k / K; avg_var_exp_weight (mlGeNN, Nowotny 2024)
@@ -57,6 +57,7 @@ from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import is_zero, sym
 from snnc.ir.training import (
     Adjoint,
+    ParamGradient,
     PopulationGradient,
     ReadoutDrive,
     Regularisation,
@@ -68,6 +69,7 @@ from snnc.ir.training import (
 from snnc.passes.manager import Pass
 
 from . import adjoint as adj
+from .param_gradient import param_gradients
 
 EVENTPROP = "E-EVENTPROP"  # a model the EventProp derivation cannot handle
 ALGO = "E-ALGO"
@@ -180,6 +182,7 @@ def _population_gradient(
     drive = ((readout.adjoint, readout.step),) if readout and readout.var else ()
 
     theta = on_thr = None
+    params: list[ParamGradient] = []
     jump: tuple[Assign, ...] = ()
     records: tuple[SpikeRecord, ...] = ()
     dlp_total: sympy.Expr = sympy.S.Zero
@@ -228,40 +231,51 @@ def _population_gradient(
             dlp_total += reg_dlp
             regularisation = Regularisation(pop.name, reg["upper"], reg["lower"], reg["nu"], rate, reg_dlp)
             assert grad.rows == 1
+        params = param_gradients(network, pop, c, theta, subs, rate_floor, DLP, D)
         forward = set(c.x) | set(c.inputs)
-        used = set().union(*(a.expr.free_symbols for a in jump), dlp_total.free_symbols) & forward
+        used = set().union(
+            *(a.expr.free_symbols for a in jump),
+            *(p.jump.free_symbols for p in params if p.jump is not None),
+            dlp_total.free_symbols,
+        )
+        used &= forward
         records = tuple(
             SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
             for s in sorted(used, key=str)
         )
         records = (SpikeRecord(names.SPIKE_TIME, sym("t"), "spike time (k+1)*dt"), *records)
-    params = tuple(c.params)
-    return PopulationGradient(
-        population=pop.name,
-        model=pop.model,
-        role=pop.role,
-        states=tuple(c.states),
-        system=tuple((s, sympy.expand(e)) for s, e in zip(c.states, c.f, strict=True)),
-        inputs=tuple((str(k), v) for k, v in c.inputs.items()),
-        adjoints=tuple(Adjoint(names.adjoint(s), s, c.owners[s]) for s in c.states),
-        adjoint_odes=tuple((names.adjoint(s), e) for s, e in zip(c.states, adj_rhs, strict=True)),
-        method=method,
-        reason=reason,
-        derived=tuple(derived),
-        backward=backward,
-        drive=drive,
-        trajectory=trajectory,
-        theta=theta,
-        on_threshold=(str(on_thr[0]), on_thr[1]) if on_thr else None,
-        jump=jump,
-        guarded_jump=guarded if model.spikes else (),
-        min_crossing_rate=min_rate,
-        dlp_dts=dlp_total,
-        records=records,
-        readout=readout,
-        regularisation=regularisation,
-        params=params,
-    ), c
+    else:
+        params = param_gradients(network, pop, c, None, {}, None, DLP, D)
+    return (
+        PopulationGradient(
+            population=pop.name,
+            model=pop.model,
+            role=pop.role,
+            states=tuple(c.states),
+            system=tuple((s, sympy.expand(e)) for s, e in zip(c.states, c.f, strict=True)),
+            inputs=tuple((str(k), v) for k, v in c.inputs.items()),
+            adjoints=tuple(Adjoint(names.adjoint(s), s, c.owners[s]) for s in c.states),
+            adjoint_odes=tuple((names.adjoint(s), e) for s, e in zip(c.states, adj_rhs, strict=True)),
+            method=method,
+            reason=reason,
+            derived=tuple(derived),
+            backward=backward,
+            drive=drive,
+            trajectory=trajectory,
+            theta=theta,
+            on_threshold=(str(on_thr[0]), on_thr[1]) if on_thr else None,
+            jump=jump,
+            guarded_jump=guarded if model.spikes else (),
+            min_crossing_rate=min_rate,
+            dlp_dts=dlp_total,
+            records=records,
+            readout=readout,
+            regularisation=regularisation,
+            params=tuple(c.params),
+        ),
+        c,
+        params,
+    )
 
 
 def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmission:
@@ -296,8 +310,10 @@ def derive(network: Network) -> TrainingIR:
     reg = _reg_settings(network)
     pops: dict[str, PopulationGradient] = {}
     coupled: dict[str, adj.Coupled] = {}
+    param_grads: dict[str, ParamGradient] = {}
     for name in gradient_path(network):
-        pops[name], coupled[name] = _population_gradient(network, network.populations[name], reg)
+        pops[name], coupled[name], params = _population_gradient(network, network.populations[name], reg)
+        param_grads |= {p.key: p for p in params}
     transmissions: dict[str, Transmission] = {}
     grads: dict[str, WeightGradient] = {}
     for proj in network.projections.values():
@@ -314,7 +330,7 @@ def derive(network: Network) -> TrainingIR:
         "spike at (k+1)*dt, delivered at the same instant; records after update, before reset",
         "backward step: transmissions and jumps with lambda+, then readout drive, then propagate",
     )
-    return TrainingIR("eventprop", int(max_spikes), pops, transmissions, grads, notes)
+    return TrainingIR("eventprop", int(max_spikes), pops, transmissions, grads, notes, param_grads)
 
 
 def eventprop(network: Network) -> Network:

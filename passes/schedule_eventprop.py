@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy
@@ -99,10 +100,12 @@ class _Builder:
     taps: dict[str, list[Tap]] = field(default_factory=dict)
     lists: dict[str, SpikeList] = field(default_factory=dict)
     values: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: population -> param symbol -> (array, batched): a per-neuron param or derived param
-    per_neuron: dict[str, dict[str, tuple[Array, bool]]] = field(default_factory=dict)
+    #: population -> param symbol -> its element for a neuron index (a per-neuron param or derived
+    #: param, or a trained shared param's one element)
+    per_neuron: dict[str, dict[str, Callable[[Index], sympy.Expr]]] = field(default_factory=dict)
     derived: list[Stmt] = field(default_factory=list)  # per-neuron `pg.derived`, once per trial
     cursors: dict[str, str] = field(default_factory=dict)  # cursor array -> the population it walks
+    param_grads: dict[str, Array] = field(default_factory=dict)  # ParamGradient key -> its array
 
     def add(self, array: Array) -> Array:
         self.arrays.append(array)
@@ -124,8 +127,7 @@ class _Builder:
             if s.name in values:
                 subs[s] = sympy.Float(values[s.name], 17)
             elif s.name in arrays:
-                array, batched = arrays[s.name]
-                subs[s] = array[BATCH, neuron] if batched else array[neuron]
+                subs[s] = arrays[s.name](neuron)
         return expr.xreplace(subs)
 
 
@@ -147,6 +149,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
     b.values = {name: _values(network, pg) for name, pg in tr.populations.items()}
     for pg in tr.populations.values():
         _per_neuron_values(b, pg)
+    _param_gradient_arrays(b)
     for pop in _list_populations(network, tr):
         _spike_list(b, pop)
     for name, pg in tr.populations.items():
@@ -233,14 +236,19 @@ def _per_neuron_values(b: _Builder, pg: PopulationGradient) -> None:
     per derived param of the backward step over them (`__decay__tau_mem`), computed once per trial."""
     spec, pop = b.network.specialised, pg.population
     n = b.size(pop)
-    arrays: dict[str, tuple[Array, bool]] = {}
+    arrays: dict[str, Callable[[Index], sympy.Expr]] = {}
     for symbol, owner, pname in pg.params:
         owner = pop if owner == "neuron" else owner
         owner_spec = spec.populations[pop] if owner == pop else spec.projections[owner]
-        if pname in owner_spec.per_neuron:
-            arrays[symbol] = (Array(array_name("pp", owner, pname), Role.PARAM, owner, (n,)), False)
+        if pname in owner_spec.shared:
+            a = Array(array_name("pp", owner, pname), Role.PARAM, owner, (1,))
+            arrays[symbol] = lambda _, a=a: a[0]
+        elif pname in owner_spec.per_neuron:
+            a = Array(array_name("pp", owner, pname), Role.PARAM, owner, (n,))
+            arrays[symbol] = lambda i, a=a: a[i]
         elif pname in dict(owner_spec.per_neuron_derived):
-            arrays[symbol] = (Array(array_name("dp", owner, pname), Role.SCRATCH, owner, ("batch", n)), True)
+            a = Array(array_name("dp", owner, pname), Role.SCRATCH, owner, ("batch", n))
+            arrays[symbol] = lambda i, a=a: a[BATCH, i]
     b.per_neuron[pop] = arrays
     stmts: list[Stmt] = []
     for k, (name, expr) in enumerate(pg.derived):
@@ -257,7 +265,7 @@ def _per_neuron_values(b: _Builder, pg: PopulationGradient) -> None:
             )
         )
         stmts.append(Store(a[BATCH, J], b.expr(pop, expr), comment=f"{name} = {expr}"))
-        arrays[name] = (a, True)
+        arrays[name] = lambda i, a=a: a[BATCH, i]
     if stmts:
         b.derived.append(Loop(Neurons(pop), tuple(stmts), {"j": J}, comment=f"backward step of {pop}"))
 
@@ -295,16 +303,25 @@ def _list_populations(network: Network, tr: TrainingIR) -> list[str]:
     return [p for p in network.populations if p in keep]
 
 
+def recorded(tr: TrainingIR, pg: PopulationGradient) -> tuple[str, ...]:
+    """The states of `pg` whose trajectory the backward pass reads: the Euler fallback's, and
+    those a trainable param's ∫ λ·∂f/∂p dt reads."""
+    states = list(pg.trajectory) if pg.method != "exact" else []
+    for p in tr.param_gradients.values():
+        if p.population == pg.population:
+            states += [s for s in p.trajectory if s not in states]
+    return tuple(states)
+
+
 def _trajectory_taps(b: _Builder, pg: PopulationGradient) -> None:
-    """The Euler fallback reads the trajectory of the states its Jacobian depends on: a neuron state
+    """The Euler fallback (and a trainable param's gradient) reads the trajectory of the states
+    its Jacobian (∂f/∂p) depends on: a neuron state
     from the forward pass's recording of it (`rv_<pop>__<state>`, the state at the end of each step),
     a synapse state from a recording of the same name and shape that a tap fills at the end of each
     step (after the synapse's own update; synapse states have no reset)."""
-    if pg.method == "exact" or not pg.trajectory:
-        return
     model = b.network.models[b.network.populations[pg.population].model]
     n = b.size(pg.population)
-    for s in pg.trajectory:
+    for s in recorded(b.training, pg):
         if s in model.states:
             continue
         rec = b.add(
@@ -332,6 +349,42 @@ def _trajectory_env(b: _Builder, pop: str, pg: PopulationGradient, neuron: Index
         sym(s): Array(array_name("rv", pop, s), Role.RECORD, pop, shape)[BATCH, STEP, neuron]
         for s in pg.trajectory
     }
+
+
+def _start_env(b: _Builder, pop: str, states: tuple[str, ...], neuron: Index) -> dict:
+    """Each state as it was at the start of step k (the end of step k - 1; its initial value at
+    k = 0), from its trajectory recording."""
+    net = b.network
+    shape = ("batch", "steps", b.size(pop))
+    out = {}
+    for s in states:
+        base, proj = names.split_coupled(s)
+        if proj is None:
+            init = net.populations[pop].inits.get(s, net.models[net.populations[pop].model].states[s].init)
+        else:
+            init = net.models[net.projections[proj].synapse].states[base].init
+        rec = Array(array_name("rv", pop, s), Role.RECORD, pop, shape)[BATCH, STEP - 1, neuron]
+        out[sym(s)] = sympy.Piecewise((sympy.Float(float(init)), sympy.Eq(STEP, 0)), (rec, True))
+    return out
+
+
+def _param_gradient_arrays(b: _Builder) -> None:
+    """dL/dp per trial and neuron of the population whose adjoints carry it (the runtime sums)."""
+    for key, p in b.training.param_gradients.items():
+        b.param_grads[key] = b.add(
+            Array(
+                array_name("ep", p.owner, "pgrad", p.param),
+                Role.GRADIENT,
+                p.owner,
+                ("batch", b.size(p.population)),
+                var=p.param,
+                comment=f"dL/d{p.param} per trial and neuron of {p.population}",
+            )
+        )
+
+
+def _of(b: _Builder, pop: str) -> list:
+    return [p for p in b.training.param_gradients.values() if p.population == pop]
 
 
 def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
@@ -727,6 +780,10 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
         value = value + rate * Local("__rc")
     body.append(Let(dlp, value, "dl_p/dt_s"))
     env[sym(names.DLP_DTS)] = dlp
+    for p in _of(b, name):  # with λ⁺, before the jump
+        if p.jump is not None:
+            value = _lowered(b, name, p.jump, env, f"dL/d{p.param} at a spike of {name}", PRE)
+            body.append(Store(b.param_grads[p.key][BATCH, PRE], value, "+=", f"dL/d{p.param}: spike term"))
     new = []
     for a in executed_jump(pg):
         state = names.adjoint_state(a.target)
@@ -783,6 +840,13 @@ def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict
             Let(local, _lowered(b, name, a.expr, env, f"backward step of {name}"), f"λ of {state} at k·dt")
         )
         new.append((state, local))
+    if any(p.continuous != 0 for p in _of(b, name)):  # ∫ λ·∂f/∂p dt, left Riemann sum: λ(k·dt), x(k·dt)
+        at_k = _env(b, dict(new))
+        at_k.update(_start_env(b, name, recorded(b.training, pg), J))
+        dt = sympy.Float(b.network.dt, 17)
+        for p in (p for p in _of(b, name) if p.continuous != 0):
+            value = _lowered(b, name, p.continuous, at_k, f"dL/d{p.param} of {name}")
+            body.append(Store(b.param_grads[p.key][here], dt * value, "+=", f"dL/d{p.param}: ∫ λ·∂f/∂p dt"))
     body += [Store(adjoints[s][here], local) for s, local in new]
     return Phase(
         f"adjoint_{name}",
@@ -797,10 +861,15 @@ def _reset_backward(b: _Builder, adjoints: dict, projections: list) -> tuple[Stm
     for name, arrays in adjoints.items():
         body.append(Loop(Neurons(name), tuple(Store(a[BATCH, J], ZERO) for a in arrays.values()), {"j": J}))
     for proj in projections:
-        grad = next((a for a in b.arrays if a.owner == proj.name and a.role == Role.GRADIENT), None)
+        grad = next(
+            (a for a in b.arrays if a.owner == proj.name and a.role == Role.GRADIENT and a.var is None), None
+        )
         if grad is not None:
             row = Loop(Row(proj.name, PRE), (Store(grad[BATCH, Q], ZERO),), {"j": J, "q": Q})
             body.append(Loop(Neurons(proj.pre), (row,), {"j": PRE}))
+    for key, grad in b.param_grads.items():
+        pop = b.training.param_gradients[key].population
+        body.append(Loop(Neurons(pop), (Store(grad[BATCH, J], ZERO),), {"j": J}))
     for cursor, pop in b.cursors.items():
         body.append(
             Store(b.arrays_by_name()[cursor][BATCH], _last_slot(b.lists[pop]), "=", "the newest spike")

@@ -197,10 +197,18 @@ def params_env(b: _Builder, owner: str) -> dict[sympy.Symbol, sympy.Expr]:
         return env
     n = net.populations[pop].size
     for param in spec.per_neuron:
+        shared = param in spec.shared
         a = b.add(
-            Array(array_name("pp", owner, param), Role.PARAM, owner, (n,), var=param, comment="per neuron")
+            Array(
+                array_name("pp", owner, param),
+                Role.PARAM,
+                owner,
+                (1,) if shared else (n,),
+                var=param,
+                comment="trained, shared" if shared else "per neuron",
+            )
         )
-        env[sym(param)] = a[J]
+        env[sym(param)] = a[0] if shared else a[J]
     stmts = []
     for name, expr in spec.per_neuron_derived:
         a = b.add(

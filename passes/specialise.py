@@ -35,7 +35,8 @@ def specialise(network: Network) -> Network:
             continue
         params = {**{k: p.value for k, p in model.params.items()}, **pop.params}
         kept = trained.get(pop.name, ())
-        per_neuron = tuple(k for k in pop.param_inits if k not in kept)
+        shared = tuple(k for k, t in pop.trainable.items() if not t.per_neuron and k not in kept)
+        per_neuron = tuple(k for k in pop.param_inits if k not in kept) + shared
         values, derived = owner_values(
             dm, params, network.dt, keep=(*kept, *per_neuron), per_neuron=per_neuron, where=pop.model
         )
@@ -56,13 +57,15 @@ def specialise(network: Network) -> Network:
             refractory_integrates=dm.refractory_integrates,
             per_neuron=per_neuron,
             per_neuron_derived=derived,
+            shared=shared,
         )
     projections = {}
     for proj in network.projections.values():
         dm = network.discrete[proj.synapse]
         syn = network.models[proj.synapse]
         params = {**{k: p.value for k, p in syn.params.items()}, **proj.synapse_params}
-        per_neuron = tuple(proj.synapse_param_inits)
+        shared = tuple(k for k, t in proj.synapse_trainable.items() if not t.per_neuron)
+        per_neuron = tuple(proj.synapse_param_inits) + shared
         values, derived = owner_values(
             dm, params, network.dt, keep=per_neuron, per_neuron=per_neuron, where=proj.synapse
         )
@@ -81,6 +84,7 @@ def specialise(network: Network) -> Network:
             impulse=dm.impulse,
             per_neuron=per_neuron,
             per_neuron_derived=derived,
+            shared=shared,
         )
     return dataclasses.replace(
         network, stage="specialised", specialised=Specialisation(populations, projections)

@@ -22,6 +22,7 @@ class Optimiser:
     `reduction` says how the trainer combines per-example gradients: "mean" (the gradient of the
     batch-mean loss) or "sum" (the mean multiplied by the number of real examples in the batch).
     `clamp` maps a projection name to (min, max); either bound may be None.
+    `lr_scale` maps a key to a factor on the learning rate.
     """
 
     name = "optimiser"
@@ -39,6 +40,8 @@ class Optimiser:
             )
         self.lr = float(lr)
         self.clamp = dict(clamp or {})
+        #: key -> factor on the learning rate (a trainable param's `Trainable(..., lr = 0.1)`)
+        self.lr_scale: dict[str, float] = {}
         self.reduction = reduction
         self.step_count = 0
         #: hyperparameter values before any schedule touched them (schedules decay from these)
@@ -114,7 +117,7 @@ class SGD(Optimiser):
             v *= self.momentum
             v += grad
             grad = v
-        w -= (self.lr * grad).astype(w.dtype)
+        w -= (self.lr * self.lr_scale.get(key, 1.0) * grad).astype(w.dtype)
 
     def _buffers(self):
         return {"velocity": self.velocity}
@@ -167,7 +170,7 @@ class Adam(Optimiser):
         np.divide(v, 1.0 - self.beta2**t, out=b)  # v_hat
         np.sqrt(b, out=b)
         b += self.epsilon
-        np.multiply(self.lr, a, out=a)
+        np.multiply(self.lr * self.lr_scale.get(key, 1.0), a, out=a)  # lr_scale: a Trainable's lr
         a /= b
         if w.dtype == a.dtype:
             w -= a
@@ -194,6 +197,16 @@ class Adam(Optimiser):
 
 OPTIMISERS: dict[str, type[Optimiser]] = {"adam": Adam, "sgd": SGD}
 _COMMON = ("lr", "clamp", "reduction")
+
+
+def apply_trainable_params(optimiser: Optimiser, manifest: Mapping[str, Any] | None) -> None:
+    """The bounds (clipped after every step) and learning-rate scales of an artefact's trainable
+    params (`manifest["trainable_params"]`: key -> {min, max, lr_scale})."""
+    for key, spec in ((manifest or {}).get("trainable_params") or {}).items():
+        if spec.get("min") is not None or spec.get("max") is not None:
+            optimiser.clamp.setdefault(key, (spec.get("min"), spec.get("max")))
+        if spec.get("lr_scale", 1.0) != 1.0:
+            optimiser.lr_scale.setdefault(key, float(spec["lr_scale"]))
 
 
 def get_optimiser(spec: str | Optimiser, args: Mapping[str, Any] | None = None, span=None) -> Optimiser:

@@ -26,7 +26,7 @@ from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
 from snnc.runtime.numerics import check_finite, locate_fault
-from snnc.runtime.optimisers import Optimiser, get_optimiser
+from snnc.runtime.optimisers import Optimiser, apply_trainable_params, get_optimiser
 
 
 # data helpers -------------------------------------------------------------------------------------
@@ -93,6 +93,7 @@ class Trainer:
             distributed.check_supported(artefact)
         self.loss = loss
         self.optimiser = get_optimiser(optimiser)
+        apply_trainable_params(self.optimiser, getattr(artefact, "manifest", None))
         self.regularisers = dict(regularisers or {})
         self.readouts = dict(readouts if readouts is not None else driver.readout_kinds(artefact))
         self.seed = int(seed)

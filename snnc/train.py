@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from snnc.api import build_compiled, lower_cached
 from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.outlock import output_folder_lock
 from snnc.paths import output_error
-from snnc.runtime import distributed
+from snnc.runtime import distributed, driver
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, restore
 from snnc.runtime.progress import BatchProgressBar, JsonLinesLog, NullLog, open_log
@@ -179,6 +181,21 @@ def _silent(opts: RunOptions) -> RunOptions:
     return dataclasses.replace(opts, log_json=None, quiet=True, plot=False)
 
 
+def trained_params_summary(artefact: Any) -> str:
+    """`tau_mem_h 16.2 [12, 16], v_thresh_h 0.989`: each trainable param's mean (and range when per
+    neuron) as training left it, beside the weights it is filed with."""
+    keys = ((getattr(artefact, "manifest", None) or {}).get("trainable_params")) or {}
+    if not keys:
+        return ""
+    weights = driver.live_weights(artefact)[0]
+    parts = []
+    for key in keys:
+        v = np.asarray(weights[key], dtype=np.float64)
+        spread = f" [{v.min():.4g}, {v.max():.4g}]" if v.size > 1 else ""
+        parts.append(f"{key} {v.mean():.4g}{spread}")
+    return ", ".join(parts)
+
+
 def _lr(trainer: Trainer) -> float | None:
     lr = getattr(trainer.optimiser, "lr", None)
     return float(lr) if isinstance(lr, (int, float)) else None
@@ -297,6 +314,9 @@ def _train(
         if "validation" in record:
             line += f"  validation: {_fmt(record['validation'])}"
         stream.write(f"{line}  ({record.get('seconds', 0.0):.1f} s)\n")
+        summary = trained_params_summary(trainer.artefact)
+        if summary:
+            stream.write(f"  params: {summary}\n")
         stream.flush()
         if writer:
             write_metrics_json(metrics_path, trainer.history, None, ranks=world.size)

@@ -23,6 +23,7 @@ from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
 from snnc.ir.printer import print_network
 from snnc.passes.schedule import schedule
+from snnc.passes.schedule_eventprop import recorded
 
 from .build import build
 from .entry import BuiltNetwork
@@ -43,6 +44,7 @@ CAPABILITIES = Capabilities(
     trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
     explicit_padding=True,
     per_neuron_params=True,
+    trainable_params=True,
 )
 
 
@@ -109,7 +111,21 @@ def _printed_kernel(
         manifest["eprop"] = _eprop_facts(network.training)
     if _is_eventprop(network):
         manifest["eventprop"] = eventprop_manifest(kernel, network.training)
+        trainable = trainable_params(network)
+        if trainable:
+            manifest["trainable_params"] = trainable
     return Rendered(code, [], manifest)
+
+
+def trainable_params(network: Network) -> dict[str, dict[str, Any]]:
+    """key -> bounds and learning-rate scale of every trainable param, for the optimiser."""
+    owners = [(p.name, p.trainable) for p in network.populations.values()]
+    owners += [(p.name, p.synapse_trainable) for p in network.projections.values()]
+    return {
+        f"{name}_{owner}": {"min": t.min, "max": t.max, "lr_scale": t.lr_scale, "per_neuron": t.per_neuron}
+        for owner, specs in owners
+        for name, t in specs.items()
+    }
 
 
 def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
@@ -136,9 +152,9 @@ def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
         for pop, name in named(Role.TARGET, "dL_dy").items()
     }
     trajectory = {
-        pop: [kernel.find(Role.RECORD, pop, s).name for s in pg.trajectory]
+        pop: [kernel.find(Role.RECORD, pop, s).name for s in recorded(training, pg)]
         for pop, pg in training.populations.items()
-        if pg.method != "exact" and pg.trajectory
+        if recorded(training, pg)
     }
     return {
         "max_spikes": int(training.max_spikes),
@@ -149,7 +165,11 @@ def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
             for pop, name in named(Role.TARGET, "spike_count_sum").items()
         },
         "count_grads": named(Role.TARGET, "dL_dcount"),
-        "gradients": named(Role.GRADIENT),
+        "gradients": {
+            (f"{a.var}_{a.owner}" if a.var else a.owner): a.name
+            for a in kernel.arrays
+            if a.role == Role.GRADIENT
+        },
         "trajectory": trajectory,
     }
 

@@ -605,9 +605,7 @@ def _runtime_owner(a: Array, kernel: Kernel) -> str:
     its gradient) is the weight `bias_out`, a synapse param `tau` of projection `x_to_h` the weight
     `tau_x_to_h`; every other array is its owner's."""
     trained = a.role == Role.PARAM or (a.role == Role.GRADIENT and a.var is not None)
-    if trained and (a.owner in kernel.populations or a.role == Role.PARAM):
-        return f"{a.var}_{a.owner}"  # a projection's per-post-neuron synapse param: `tau_x_to_h`
-    return a.owner
+    return f"{a.var}_{a.owner}" if trained else a.owner
 
 
 def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:

@@ -519,10 +519,13 @@ class NativeArtefact:
             if rc != 0:
                 raise RuntimeError(f"snnc_backward returned {rc}")
         shapes = self.weight_shapes()
-        return {
-            proj: self._arrays[arr][:rows].sum(axis=0, dtype=np.float64).reshape(shapes[proj])
-            for proj, arr in self._ep["gradients"].items()
-        }
+        out = {}
+        for key, arr in self._ep["gradients"].items():
+            g = self._arrays[arr][:rows].sum(axis=0, dtype=np.float64)
+            if shapes[key] == (1,):  # a shared param: per neuron in the kernel, summed here
+                g = np.asarray([g.sum()])
+            out[key] = g.reshape(shapes[key])
+        return out
 
     def _check_overflow(self) -> None:
         over = {p: int(v.sum()) for p, v in self.spike_overflow().items() if v.sum() > 0}

@@ -56,7 +56,8 @@ REC = RecordRequest.of(vars=[("h", "v")])
 def test_each_neuron_steps_with_its_own_time_constant(tmp_path: Path) -> None:
     het = _compile(tmp_path, TAU_MEM='File("tau.npy")')
     v = het.run({"x": _inputs()}, REC).vars[("h", "v")]
-    for j, tau in enumerate(TAUS):
+    for j in (0, 3):  # the extremes: one compile each
+        tau = TAUS[j]
         ref = _compile(tmp_path, TAU_MEM=f"{tau} ms").run({"x": _inputs()}, REC).vars[("h", "v")]
         assert np.array_equal(v[..., j], ref[..., j]), f"neuron {j} (tau_mem {tau} ms)"
     assert np.ptp(v[..., 0] - v[..., 3]) > 0.1  # the neurons do differ

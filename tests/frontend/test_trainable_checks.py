@@ -1,0 +1,105 @@
+"""`Trainable(...)` params in the source: arguments checked where they are written (unit of the
+initial value and bounds, min <= max, lr, a known param), and refused where training cannot follow
+them (e-prop, off EventProp's gradient path, a refractory period, GeNN), each with file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from snnc.backends import check_supported
+from snnc.frontend import check_file, load_file
+
+NET = """use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
+network g {{
+    input  x   = SpikeInput(3)
+    hidden h   = LIF(4{hidden})
+    output out = LeakyIntegrate(2, readout = avg_var)
+    x -> h   : Dense(weight = 1.0), Exponential({syn})
+    h -> out : Dense(weight = 1.0), Exponential(tau = 5 ms)
+{extra}}}
+train g {{
+    algorithm = {algorithm}
+    loss = sparse_categorical_crossentropy
+}}
+"""
+
+
+def _write(
+    tmp_path: Path, hidden: str = "", syn: str = "tau = 5 ms", algorithm: str = "eventprop", extra: str = ""
+) -> Path:
+    path = tmp_path / "net.snn"
+    path.write_text(NET.format(hidden=hidden, syn=syn, algorithm=algorithm, extra=extra))
+    return path
+
+
+def _errors(path: Path) -> list[tuple[str, int, int, str]]:
+    return [
+        (d.code, d.span.line, d.span.col, d.message) for d in check_file(str(path)) if d.severity == "error"
+    ]
+
+
+def test_trainable_params_lower_with_their_bounds(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        hidden=", tau_mem = Trainable(20 ms, per_neuron = true, min = 2 ms, max = 200 ms, lr = 0.1)"
+        ", v_thresh = Trainable(Normal(1.0, 0.1))",
+        syn="tau = Trainable(5 ms)",
+    )
+    assert _errors(path) == []
+    net = load_file(str(path))
+    h = net.populations["h"]
+    tau = h.trainable["tau_mem"]
+    assert (tau.per_neuron, tau.min, tau.max, tau.lr_scale) == (True, 2.0, 200.0, 0.1)
+    assert h.param_inits["tau_mem"].args == {"value": 20.0}  # per neuron, all starting at 20 ms
+    assert h.trainable["v_thresh"].per_neuron and h.param_inits["v_thresh"].kind == "normal"
+    syn = net.projections["x_to_h"]
+    assert not syn.synapse_trainable["tau"].per_neuron and syn.synapse_params["tau"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("hidden", "code", "col", "fragment"),
+    [
+        (", tau_mem = Trainable(20 ms, min = 2 mV)", "E-DIM", 58, "bound min = 2 mV has dimension voltage"),
+        (", tau_mem = Trainable(20 mV)", "E-DIM", 45, "LIF.tau_mem is time"),
+        (
+            ", tau_mem = Trainable(20 ms, min = 50 ms, max = 10 ms)",
+            "E-VALUE",
+            58,
+            "min (50) is above max (10)",
+        ),
+        (", tau_mem = Trainable(20 ms, lr = -1)", "E-VALUE", 57, "lr is a positive number"),
+        (", tau_mem = Trainable(20 ms, step = 1)", "E-UNKNOWN-PARAM", 52, "has no argument 'step'"),
+        (", tau_mem = Trainable(per_neuron = true)", "E-ARGCOUNT", 35, "needs an initial value"),
+        (", tau_m = Trainable(20 ms)", "E-UNKNOWN-PARAM", 25, "LIF has no parameter 'tau_m'"),
+        (", v = Trainable(0.0)", "E-TYPE", 29, "'v' is not a param"),
+        (", v_thresh = Trainable(Normal(1.0, 0.1), per_neuron = false)", "E-VALUE", 77, "shared"),
+        (", tau_refrac = Trainable(1 ms)", "E-ALGO", 38, "refractory period"),
+    ],
+)
+def test_bad_trainable_params_are_located(
+    tmp_path: Path, hidden: str, code: str, col: int, fragment: str
+) -> None:
+    errors = _errors(_write(tmp_path, hidden=hidden))
+    assert any(c == code and ln == 4 and cl == col and fragment in m for c, ln, cl, m in errors), errors
+
+
+def test_eprop_refuses_trainable_params(tmp_path: Path) -> None:
+    errors = _errors(_write(tmp_path, hidden=", tau_mem = Trainable(20 ms)", algorithm="eprop"))
+    assert [(c, ln, cl) for c, ln, cl, m in errors if "does not train params" in m] == [("E-ALGO", 4, 35)]
+
+
+def test_a_param_off_the_gradient_path_is_refused(tmp_path: Path) -> None:
+    extra = "    hidden side = LIF(2, tau_mem = Trainable(20 ms))\n    x -> side : Dense(weight = 1.0), Exponential(tau = 5 ms)\n"
+    errors = _errors(_write(tmp_path, extra=extra))
+    assert any(
+        c == "E-ALGO" and ln == 8 and "not on EventProp's gradient path" in m for c, ln, _, m in errors
+    ), errors
+
+
+def test_genn_refuses_trainable_params_at_check(tmp_path: Path) -> None:
+    path = _write(tmp_path, hidden=", v_thresh = Trainable(1.0)", syn="tau = Trainable(5 ms)")
+    found = check_supported(load_file(str(path)), "genn")
+    assert [(d.span.line, d.span.col) for d in found] == [(4, 36), (6, 55)]
+    assert "cannot train params ('v_thresh' of population 'h')" in found[0].message
+    assert check_supported(load_file(str(path)), "c") == []
