@@ -15,7 +15,7 @@ from __future__ import annotations
 import sympy
 from snnc.ir import names
 from snnc.ir.model import Network, Population
-from snnc.ir.symbols import sym
+from snnc.ir.symbols import is_zero, sym
 from snnc.ir.training import ParamGradient
 
 from . import adjoint as adj
@@ -72,7 +72,7 @@ def param_gradients(
         jump = None
         if theta is not None:
             jump = _spike_term(c, network, theta, p, dlp, D, rate).xreplace(on_threshold)
-            jump = None if sympy.simplify(jump) == 0 else jump
+            jump = None if is_zero(jump) else jump
         out.append(ParamGradient(key, pop.name, owner, param, symbol, continuous, jump, trajectory))
     return out
 
