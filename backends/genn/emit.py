@@ -24,10 +24,12 @@ from snnc.backends.common import (
 )
 from snnc.backends.templates import template_env
 from snnc.ir.connectivity import kind_of
+from snnc.ir.kernel import Kernel
 from snnc.ir.model import Network
 from snnc.passes.schedule import schedule
 
-from .kernel_printer import NeuronCode, neuron_code, population_ctx
+from .backward_printer import print_backward
+from .kernel_printer import neuron_code, population_ctx
 from .models import GeNNModelSpec
 from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, render_projection
 
@@ -83,7 +85,8 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
         name: [pp for pp in plan.projections.values() if pp.post == name] for name in plan.populations
     }
     algorithm = getattr(network.training, "algorithm", None)
-    printed = _printed_neurons(network, plan) if algorithm in (None, "eventprop") else {}
+    kernel = None if algorithm == "eprop" else _kernel(network, plan)
+    printed = neuron_code(kernel) if kernel is not None else {}
     pops = [
         render_input(p)
         if p.role == "input" or p.generator
@@ -93,17 +96,17 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
         for p in plan.populations.values()
     ]
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
-    ctx = ModuleCtx(plan, pops, projs)
+    ctx = ModuleCtx(plan, pops, projs, training=algorithm)
+    if kernel is not None:
+        ctx.max_spikes = print_backward(kernel, ctx.populations, ctx.projections)
+        ctx.update_groups["GradientReduce"] = (
+            "after the backward pass: dg summed over the batch into dg_sum, dg zeroed"
+        )
+    elif algorithm == "eprop":
+        from .eprop import add_eprop
+
+        add_eprop(ctx, network)
     if training:
-        algorithm = getattr(network.training, "algorithm", None)
-        if algorithm == "eventprop":
-            from .eventprop import add_eventprop
-
-            add_eventprop(ctx, network)
-        elif algorithm == "eprop":
-            from .eprop import add_eprop
-
-            add_eprop(ctx, network)
         _add_gradient_reduce(ctx)
     _add_reset_updates(ctx)  # last: training adds per-trial state too
     # UPDATE_GROUPS names the groups the runtime runs, so none without a custom update in it
@@ -112,12 +115,10 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     return ctx
 
 
-def _printed_neurons(network: Network, plan: NetworkPlan) -> dict[str, NeuronCode]:
-    """The neuron code of a network without training or with EventProp, printed from the forward
-    phases of the kernel the passes schedule (the step every backend prints; EventProp's backward
-    steps are still eventprop.py's). e-prop networks still render from the plan."""
-    kernel = schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision)
-    return neuron_code(kernel)
+def _kernel(network: Network, plan: NetworkPlan) -> Kernel:
+    """The kernel the passes schedule, which GeNN prints (its forward phases as neuron code, its
+    backward entry through `backward_printer`). e-prop networks still render from the plan."""
+    return schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision)
 
 
 def _readout_meta(pop: PopulationPlan) -> dict[str, Any] | None:

@@ -13,8 +13,9 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   applied the reset and the refractory count, as in every backend);
 - input generators keep GeNN's own input models (`render.render_input`);
 - phases that file a step's spikes into a population's spike list (for a backward pass) are left
-  out: GeNN keeps each neuron's spikes in its own buffers (`eventprop.py`), filled from the values
-  the step stored for them (scratch vars `q_<record>`); backward phases are eventprop.py's too;
+  out here: GeNN keeps each neuron's spikes in its own buffers, filled from the values the step
+  stored for them (scratch vars `q_<record>`); `backward_printer.py` maps those phases and the
+  backward ones;
 - the reset phase gives the values the per-trial `Reset` custom update restores;
 - recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
   after every step.
@@ -22,7 +23,7 @@ Anything else in a forward kernel is refused by name, so a new statement cannot 
 
 Names: an array becomes the var of the population it belongs to: a neuron state `u_<s>`, a synapse
 state `y_<s>__<P>` (held by the post neuron), the readout `r_value`, counters and scratch values
-`q_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
+`q_<var>`, adjoints `a_<var>`, what the runtime supplies `t_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from snnc.backends.c.kernel_printer import INT_DTYPES, KernelExprPrinter, unique
 from snnc.ir import names as ir_names
 from snnc.ir.kernel import (
     BATCH,
+    BATCH_SIZE,
     NUM_STEPS,
     STEP,
     Array,
@@ -65,7 +67,7 @@ GENN_TYPES = {"scalar": "scalar", "int32": "int", "uint32": "unsigned int"}
 
 
 #: the roles of arrays a GeNN neuron model holds as vars
-NEURON_ROLES = (Role.STATE, Role.READOUT, Role.COUNTER, Role.SCRATCH)
+NEURON_ROLES = (Role.STATE, Role.READOUT, Role.COUNTER, Role.SCRATCH, Role.ADJOINT, Role.TARGET)
 
 
 def genn_var(array: Array, kernel: Kernel) -> str:
@@ -78,6 +80,10 @@ def genn_var(array: Array, kernel: Kernel) -> str:
         return "r_value"
     if array.role in (Role.COUNTER, Role.SCRATCH):
         return ir_names.local("q", array.var)
+    if array.role == Role.ADJOINT:
+        return ir_names.local("a", array.var)
+    if array.role == Role.TARGET:  # supplied by the runtime before the steps that read it
+        return ir_names.local("t", array.var)
     raise fail(f"array '{array.name}' ({array.role.value}) has no place in a GeNN neuron model")
 
 
@@ -93,22 +99,31 @@ class GeNNExprPrinter(KernelExprPrinter):
         super().__init__(kernel, "double")  # unsuffixed literals: GeNN types them as `scalar`
         self.kernel = kernel
         self.vars: dict[str, Array] = {}  # GeNN var -> the array it holds
+        self.neuron = Index("j")  # the index that stands for GeNN's `id` (the model's own neuron)
+        self.step_text: str | None = None  # the step where it is not GeNN's time (backward steps)
+        self.batch_size_text: str | None = None  # the trials of the batch, where code reads them
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
+            if expr == STEP and self.step_text is not None:
+                return self.step_text if self.int_mode else f"((scalar){self.step_text})"
             if expr == STEP:
                 return "(int)round(t / dt)" if self.int_mode else "round(t / dt)"
             if expr == NUM_STEPS:
                 return str(self.kernel.num_steps) if self.int_mode else f"{self.kernel.num_steps}.0"
+            if expr == BATCH_SIZE and self.batch_size_text is not None:
+                return self.batch_size_text
             raise fail(f"index '{expr.name}' has no GeNN form outside an element")
         return super()._print_Symbol(expr)
 
     def _print_Indexed(self, expr: sympy.Indexed) -> str:
+        if expr in self.overrides:
+            return self.overrides[expr]
         array = self.arrays[str(expr.base.label)]
-        if (
-            tuple(expr.indices) != (BATCH, Index("j"))
-            or array.shape[:1] != ("batch",)
-            or len(array.shape) != 2
+        per_trial = array.shape[:1] == ("batch",) and len(array.shape) == 2
+        if not (
+            (per_trial and tuple(expr.indices) == (BATCH, self.neuron))
+            or (len(array.shape) == 1 and tuple(expr.indices) == (self.neuron,))  # shared by the batch
         ):
             raise fail(f"element {expr} is not one neuron's value in one trial, which GeNN vars hold")
         name = genn_var(array, self.kernel)
@@ -156,7 +171,7 @@ class NeuronCode:
         return out
 
 
-class _Printer:
+class StatementPrinter:
     """Statements of one neuron model's code; locals are unique across the model's code strings
     (GeNN runs them in one scope)."""
 
@@ -228,7 +243,7 @@ def _delivery(kernel: Kernel, loop: Loop, pr: GeNNExprPrinter) -> list[str]:
     return lines
 
 
-def _keeps_spike_list(body: tuple[Stmt, ...], arrays: dict[str, Array]) -> bool:
+def keeps_spike_list(body: tuple[Stmt, ...], arrays: dict[str, Array]) -> bool:
     """A phase that only files this step's spikes into a population's spike list (and counts them):
     the backward pass reads that list, and GeNN keeps the same facts per neuron in its own way."""
     loops = [st for st in body if isinstance(st, Loop)]
@@ -246,12 +261,12 @@ def _is_recording(loop: Loop, arrays: dict[str, Array]) -> bool:
 def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
     """Per non-input population, its GeNN neuron code from the kernel's forward and reset phases."""
     codes: dict[str, NeuronCode] = {}
-    printers: dict[str, _Printer] = {}
+    printers: dict[str, StatementPrinter] = {}
 
-    def of(pop: str) -> _Printer:
+    def of(pop: str) -> StatementPrinter:
         if pop not in printers:
             codes[pop] = NeuronCode(pop)
-            printers[pop] = _Printer(kernel, codes[pop])
+            printers[pop] = StatementPrinter(kernel, codes[pop])
         return printers[pop]
 
     arrays = {a.name: a for a in kernel.arrays}
@@ -260,11 +275,11 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
         if phase.kind == PhaseKind.RESET:
             continue
         if phase.kind == PhaseKind.BACKWARD:
-            continue  # a gradient pass's backward steps: eventprop.py still renders them for GeNN
+            continue  # reverse-time steps: backward_printer.py maps them
         if phase.kind != PhaseKind.FORWARD:
             raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
-        if _keeps_spike_list(phase.body, arrays):
-            continue  # GeNN keeps each neuron's spikes itself (eventprop.py's per-neuron buffers)
+        if keeps_spike_list(phase.body, arrays):
+            continue  # per-neuron buffers in GeNN: backward_printer.py maps these phases
         for st in phase.body:
             if isinstance(st, Generate):
                 generated.add(st.population)

@@ -59,7 +59,6 @@ class PopulationCtx:
     readout: dict[str, Any] | None = None
     record_vars: list[str] = field(default_factory=list)  # GeNN var names of user states
     reset_vars: dict[str, Any] = field(default_factory=dict)  # var -> value restored per trial
-    backward_start: list[str] = field(default_factory=list)  # EventProp: first backward step
 
 
 @dataclass
@@ -153,9 +152,9 @@ def render_neuron(
     """Sim code (deliver, inputs, temps, simultaneous update, refractory hold, readout), threshold
     and reset; the synapse states of incoming projections live here, as in the C backend.
 
-    Only networks with training render their neurons here (GeNN's EventProp and e-prop weave their
-    code into these strings); a network without training prints them from the forward kernel
-    (`kernel_printer.py`), which is where this function is headed too.
+    Only e-prop networks render their neurons here (GeNN's e-prop weaves its code into these
+    strings); every other network prints them from the kernel (`kernel_printer.py`, and
+    `backward_printer.py` for a backward pass), which is where this function is headed too.
 
     `trained` maps params left symbolic in `pop`'s equations (a trained output bias) to their initial
     value: each becomes a per-neuron var `q_<param>` shared by the batch, set by the runtime."""

@@ -4,8 +4,8 @@ Untested against a real GeNN in this repository's CI (pygenn is an optional extr
 compiler toolchain of its own); tests marked `genn` exercise it where pygenn imports. Per batch:
 
     Reset group -> inputs pushed -> NUM_STEPS x step_time -> readouts / recordings pulled
-    EventProp `backward`: dL/dy pushed -> SpikeCountReduce -> NUM_STEPS more steps (reverse time)
-                          -> GradientReduce -> dg_sum pulled
+    `backward` (a kernel's reverse-time entry): dL/dy, dL/d(count), the real rows' spike counts
+                          pushed -> NUM_STEPS more steps (reverse time) -> GradientReduce -> dg_sum pulled
     e-prop (`set_targets` then `run`, or `eprop_batch`): stale dg / dbias dropped -> y_true pushed
                           -> NUM_STEPS x (step_time, EpropReduce1..n, EpropError) -> readouts pulled
                           -> EXTRA_STEPS more -> GradientReduce -> dg_sum, dbias pulled;
@@ -58,6 +58,8 @@ class GeNNArtefact:
         self._targets: dict[str, np.ndarray] | None = None  # e-prop: targets of the next run
         self._trial_grads: dict[str, np.ndarray] = {}  # e-prop: gradients of the last device trial
         self._eprop_grads: dict[str, np.ndarray] | None = None  # e-prop: of the last learning run
+        self._real_rows = 0  # rows of the last run that are examples (the rest pads a short batch)
+        self._counts: dict[str, np.ndarray] = {}  # spikes per [row, neuron] of the last run
         self.manifest: dict[str, Any] = {
             "backend": "genn",
             "name": module.NAME,
@@ -258,7 +260,9 @@ class GeNNArtefact:
         num_steps: int | None = None,
         example_ids: Sequence[int] | None = None,
     ) -> RunResult:
-        del example_ids  # GeNN draws Poisson spikes from its own seeded generator
+        # GeNN draws Poisson spikes from its own seeded generator; the ids say how many rows are real
+        # (the rest of a short last batch is padding, which the backward pass leaves out)
+        self._real_rows = self._batch if example_ids is None else min(len(example_ids), self._batch)
         steps = self.num_steps if num_steps is None else int(num_steps)
         targets, self._targets = self._targets, None
         per_step = self._per_step_outputs()
@@ -275,6 +279,7 @@ class GeNNArtefact:
             rows = self._rows(inputs)
             res = _stack([self._run_device(row, wanted, steps) for row in rows], steps, self.dt)
             self._last, self._live_row = (rows, steps), len(rows) - 1
+        self._counts = {pop: counts for pop, (_, counts) in res.events.items()}  # spikes per neuron
         for pop, var in per_step.items():  # e-prop's mse is per step: the whole trace is the output
             res.readouts[pop] = res.vars[(pop, var)].reshape(self._batch, steps, -1)
             if (pop, var) not in asked.vars:
@@ -347,7 +352,7 @@ class GeNNArtefact:
         if self.module.TRAINING == "eventprop":
             for pop, meta in self.module.POPULATIONS.items():
                 group = self.pops[pop]
-                spike_times = names.local("ev", names.SPIKE_TIME)  # see genn/eventprop.SPIKE_TIMES
+                spike_times = names.local("ev", names.SPIKE_TIME)  # backward_printer.SPIKE_TIMES
                 if spike_times not in group.extra_global_params:
                     continue
                 group.vars["q_ns"].pull_from_device()
@@ -408,7 +413,8 @@ class GeNNArtefact:
             return self._backward_device(dl_dy)
         rows, steps = self._last
         live, self._last, self._live_row = self._live_row, None, None
-        order = [live, *(b for b in range(len(rows)) if b != live)]
+        real = range(self._real_rows)  # padding rows of a short last batch are not differentiated
+        order = [b for b in [live, *(b for b in range(len(rows)) if b != live)] if b in real]
         total: dict[str, np.ndarray] = {}
         for b in order:
             if b != live:
@@ -419,14 +425,30 @@ class GeNNArtefact:
         return total
 
     def _backward_device(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for pop, grad in dl_dy.items():
-            if pop not in self.pops:  # e.g. "<pop>.spike_count": the regulariser is in the code already
-                continue
-            var = self.pops[pop].vars["q_dldy"]
-            var.view[:] = np.asarray(grad, dtype=np.float64).reshape(var.view.shape)
-            var.push_to_device()
-        if any(n.startswith("count_") for n in self.updates):
-            self._model.custom_update("SpikeCountReduce")
+        """Push what the backward steps read (the kernel's TARGET arrays, GeNN vars `t_<var>`), run
+        them, reduce dg. dL/dy of outputs and the trainer's `"<pop>.spike_count"` dL/d(count) are per
+        row; spike counts summed over the batch's real rows and their number `q_B` are shared."""
+        rows = self._real_rows
+        for pop, group in self.pops.items():
+            size = int(self.module.POPULATIONS[pop]["size"])
+            values = {
+                "t_dL_dy": dl_dy.get(pop),
+                "t_dL_dcount": dl_dy.get(f"{pop}.spike_count"),
+                "t_spike_count_sum": (
+                    self._counts[pop][:rows].sum(axis=0, dtype=np.float64) if pop in self._counts else None
+                ),
+            }
+            for var, value in values.items():
+                if var not in group.vars:
+                    continue
+                target = group.vars[var]
+                shaped = target.view.reshape(-1, size)
+                shaped[:] = 0.0 if value is None else np.asarray(value, dtype=np.float64).reshape(-1, size)
+                target.push_to_device()
+            if "q_B" in group.extra_global_params:
+                egp = group.extra_global_params["q_B"]
+                egp.view[:] = rows
+                egp.push_to_device()
         for _ in range(self.num_steps):
             self._model.step_time()
         return self._pull_gradients()

@@ -265,12 +265,13 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     assert ("q_D", "scalar", 0.0) in h.additional_input_vars
     # the jump, with the recorded input and D (the executed form, crossing rate floored if guarded)
     jump = h.code["sim_code"].split("if (q_jump) {")[1].split("q_jump = 0;")[0]
-    assert "rec_i_syn" in jump and "q_D" in jump and "l__lambda__v = j__lambda__v;" in jump
+    assert "ev_i_syn[q_off + q_jidx]" in jump and "q_D" in jump and "a_v = l_jumped0;" in jump
     assert f"((int)round(t / dt) < {k}) ? (q_flag != 0)" in h.code["threshold_condition_code"]
     assert "l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);" in h.code["sim_code"]
     wum = ctx.projection("h_to_out").wum
-    assert "addToPre(g * (" in wum.code["pre_spike_syn_code"]
-    assert "dg += l__lambda__i__h_to_out;" in wum.code["pre_spike_syn_code"]
+    assert "addToPre(l_g*g);" in wum.code["pre_spike_syn_code"]
+    assert "const scalar l_lambda1 = a_i__h_to_out;" in wum.code["pre_spike_syn_code"]
+    assert "dg += l_e;" in wum.code["pre_spike_syn_code"]
     assert ctx.projection("h_to_out").pre_target_var == "q_D"
     assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
     # records read the synapse state after this step's update, kept in the post neuron
@@ -278,7 +279,9 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     assert "y_i__x_to_h = l_ny_x_to_h__i;" in h.code["sim_code"]
     assert "q_i_syn = l_ny_x_to_h__i;  // record i_syn" in h.code["sim_code"]
     out = ctx.population("out").model.code["sim_code"]
-    assert "l__lambda__v += q_dldy*exp(" in out  # avg_var_exp_weight drive
+    assert (
+        "l_dly = t_dL_dy;" in out and "l_driven0 = l_lambda0 + l_dly*exp(" in out
+    )  # avg_var_exp_weight drive
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
 
 
@@ -292,10 +295,12 @@ def test_eventprop_first_spike_time_and_regulariser(tmp_path: Path) -> None:
     code, _, ctx = generate(network)
     check_c(model_calls(code), tmp_path)
     out = ctx.population("out").model.code["sim_code"]
-    assert "(q_jidx == 0 ? 1.0 : 0.0)" in out  # dlp/dts only at the first spike
+    assert "(q_jidx == 0 ? 1 : 0)" in out  # dlp/dts only at the first spike
     h = ctx.population("h").model
-    assert "q_nsum" in h.code["sim_code"] and ("q_batch", "int") in [(v.name, v.type) for v in h.params]
-    assert any(cu.group == "SpikeCountReduce" for cu in ctx.custom_updates)
+    # the batch's spike counts and its number of real trials, both supplied by the runtime
+    assert "t_spike_count_sum" in h.code["sim_code"] and "q_B[0]" in h.code["sim_code"]
+    assert ("t_spike_count_sum", "scalar") in [(v.name, v.type) for v in h.vars]
+    assert ("q_B", "scalar*") in [(v.name, v.type) for v in h.extra_global_params]
 
 
 def test_eventprop_delay_on_the_gradient_path_is_a_diagnostic() -> None:

@@ -251,3 +251,37 @@ def test_shd_eventprop_spikes_and_gradients_match_the_c_backend(tmp_path: Path) 
         top = np.abs(g_c[name]).max()
         assert top > 0, name
         np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-4, atol=1e-4 * top, err_msg=name)
+
+
+def test_a_short_regularised_batch_on_genn_is_the_c_backends_exact_batch(tmp_path: Path) -> None:
+    """The compiled spike-count regulariser's batch mean counts the real rows of a short last batch
+    (run's example_ids), as the C loader does: GeNN allocated for 3 with 2 real rows gives the C
+    backend's gradients of exactly those 2 rows (GeNN once divided by its allocated batch, and on
+    the CPU backend summed each trial's own counts only)."""
+    from snnc.backends.c import build_network
+    from snnc.backends.c.loader import NativeArtefact
+
+    # strong enough that the regulariser moves dL/dw(x_to_h) by far more than the tolerance
+    source = ttfs_regularised_source().replace("reg_lambda_upper = 1e-9", "reg_lambda_upper = 1e-4")
+    network = lower(source, duration=10.0)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=3)
+    built = build_network(network, event_buffer=50)
+    c = NativeArtefact(built.library, built.manifest, built.static, 2)
+    w = c.get_weights()
+    w = {"x_to_h": np.abs(w["x_to_h"]) * 2.0, "h_to_out": np.abs(w["h_to_out"]) * 3.0}
+    genn.set_weights(w)
+    c.set_weights(w)
+    rng = np.random.default_rng(6)
+    rows = []
+    for _ in range(2):
+        ids = np.repeat(np.arange(4), 3)
+        rows.append((np.sort(rng.uniform(0.0, 6.0, ids.size)), ids))
+    inputs = {"x": rows}
+    got, want = genn.run(inputs, example_ids=[0, 1]), c.run(inputs, example_ids=[0, 1])
+    np.testing.assert_allclose(got.readouts["out"][:2], want.readouts["out"], rtol=1e-5)
+    dl = np.random.default_rng(1).normal(size=(2, 3))
+    g_genn = genn.backward({"out": np.concatenate([dl, np.zeros((1, 3))])})
+    g_c = c.backward({"out": dl})
+    for name in g_c:
+        assert np.abs(g_c[name]).max() > 0
+        np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-3, atol=1e-6 * np.abs(g_c[name]).max())

@@ -40,7 +40,7 @@ MAX_SPIKES = 50
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("convpool_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'c': {'size': 32, 'shape': (4, 4, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'p': {'size': 8, 'shape': (2, 2, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}}}
+POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {}}, 'c': {'size': 32, 'shape': (4, 4, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 'a_i__x_to_c': 0.0}}, 'p': {'size': 8, 'shape': (2, 2, 2), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 'a_i__c_to_p': 0.0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'a_v': 0.0, 'a_i__p_to_out': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_c': {'pre': 'x', 'post': 'c', 'kind': 'conv2d', 'trainable': False, 'weight_shape': (3, 3, 1, 2), 'gradient': None}, 'c_to_p': {'pre': 'c', 'post': 'p', 'kind': 'avg_pool2d', 'trainable': False, 'weight_shape': (), 'gradient': None}, 'p_to_out': {'pre': 'p', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (8, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -53,43 +53,14 @@ EPROP_OUTPUTS = {}
 # population x: 36 x SpikeInput (input generator spike_source)
 snnc_spikes_x = create_neuron_model(
     "snnc_spikes_x",
-    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
-    extra_global_params=[('in_times', 'scalar*'), ('ev__t_s', 'scalar*')],
-    sim_code="""
-    const unsigned int q_off = (batch * 36 + id) * 50;
-    if ((int)round(t / dt) >= 40) {
-        // EventProp backward, first step: skip (and jump for) the spikes of forward step 39
-        if ((2 * 40 - 1 - (int)round(t / dt)) == 39) {
-            q_bi = (q_ns < 50 ? q_ns : 50) - 1;
-            q_jump = 0;
-            if (q_bi >= 0 && ev__t_s[q_off + q_bi] > (40 - 0.5) * dt) {
-                q_jump = 1;
-                q_jidx = q_bi;
-                q_bi--;
-            }
-        }
-    }
-""",
+    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int')],
+    extra_global_params=[('in_times', 'scalar*')],
     threshold_condition_code="""
-    ((int)round(t / dt) < 40) ? (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) : (q_bi >= 0 && fabs(ev__t_s[(batch * 36 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    q_start != q_end && in_times[q_start] <= t + 1e-6 * dt
 """,
     reset_code="""
-    const unsigned int q_roff = (batch * 36 + id) * 50;
-    if ((int)round(t / dt) < 40) {
-        // EventProp forward: store this spike and the values its backward jump needs
-        if (q_ns < 50) {
-            ev__t_s[q_roff + q_ns] = t + dt;
-        }
-        q_ns++;  // counts past the buffer too: overflow is reported, never silent
-        while (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) {
-            q_start++;
-        }
-    }
-    else {
-        // EventProp backward: this replayed spike belongs to the next backward step
-        q_jump = 1;
-        q_jidx = q_bi;
-        q_bi--;
+    while (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) {
+        q_start++;
     }
 """,
 )
@@ -97,8 +68,8 @@ snnc_spikes_x = create_neuron_model(
 # population c: 32 x LIF (printed from the kernel's forward step)
 snnc_neuron_c = create_neuron_model(
     "snnc_neuron_c",
-    vars=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_c', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
-    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
+    vars=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_c', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('t_dL_dcount', 'scalar'), ('a_i__x_to_c', 'scalar')],
+    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*'), ('ev_i__x_to_c', 'scalar*')],
     additional_input_vars=[('q_in__x_to_c', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 32 + id) * 50;
@@ -124,10 +95,9 @@ snnc_neuron_c = create_neuron_model(
         q_i__x_to_c = l_ny_x_to_c__i;  // record i__x_to_c
     }
     else {
-        // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
-        const int q_kb = 2 * 40 - 1 - (int)round(t / dt);
-        // EventProp backward, first step: skip (and jump for) the spikes of forward step 39
-        if ((2 * 40 - 1 - (int)round(t / dt)) == 39) {
+        const int q_kb = (2 * 40 - 1 - (int)round(t / dt));
+        // first backward step: the newest spike, and the jump of one of forward step 39
+        if (q_kb == 39) {
             q_bi = (q_ns < 50 ? q_ns : 50) - 1;
             q_jump = 0;
             if (q_bi >= 0 && ev__t_s[q_off + q_bi] > (40 - 0.5) * dt) {
@@ -136,18 +106,24 @@ snnc_neuron_c = create_neuron_model(
                 q_bi--;
             }
         }
-        if (q_jump) {
-            const scalar rec__t_s = ev__t_s[q_off + q_jidx];
-            const scalar rec_i_syn = ev_i_syn[q_off + q_jidx];
-            const scalar q_dlp = 0.0;
-            const scalar j__lambda__v = (-q_D - q_dlp + 0.1*l__lambda__v*rec_i_syn)/fmax(0.001, 0.1*rec_i_syn - 0.1);
-            l__lambda__v = j__lambda__v;
+        if (q_jump) {  // the jump at this neuron's spike of step kb
+            const scalar l_lambda0 = a_v;  // adjoint of v
+            const scalar l_record0 = ev_i_syn[q_off + q_jidx];  // record i_syn
+            const scalar l_record1 = ev_i__x_to_c[q_off + q_jidx];  // record i__x_to_c
+            const scalar l_D = q_D;  // Σ w g over the spike's row
+            const scalar l_rc = t_dL_dcount;  // dL/d(spike count)
+            const scalar l_dlp = l_rc*(0.1 - 0.1*l_record1);  // dl_p/dt_s
+            const scalar l_jumped0 = (-l_D - l_dlp + 0.1*l_lambda0*l_record0)/fmax(0.001, 0.1*l_record0 - 0.1);  // λ of v after the jump
+            a_v = l_jumped0;
             q_jump = 0;
         }
-        const scalar b__lambda__v = 0.95122942450071402*l__lambda__v;
-        const scalar b__lambda__i__x_to_c = 0.90483741803595952*l__lambda__i__x_to_c + 0.046392006464754498*l__lambda__v;
-        l__lambda__v = b__lambda__v;
-        l__lambda__i__x_to_c = b__lambda__i__x_to_c;
+        // EventProp: readout drive and backward step of c (exact)
+        const scalar l_lambda0_1 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__x_to_c;  // adjoint of i__x_to_c
+        const scalar l_back0 = 0.95122942450071402*l_lambda0_1;  // λ of v at k·dt
+        const scalar l_back1 = 0.046392006464754498*l_lambda0_1 + 0.90483741803595952*l_lambda1;  // λ of i__x_to_c at k·dt
+        a_v = l_back0;
+        a_i__x_to_c = l_back1;
     }
 """,
     threshold_condition_code="""
@@ -156,15 +132,16 @@ snnc_neuron_c = create_neuron_model(
     reset_code="""
     const unsigned int q_roff = (batch * 32 + id) * 50;
     if ((int)round(t / dt) < 40) {
-        // EventProp forward: store this spike and the values its backward jump needs
+        // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 50) {
             ev__t_s[q_roff + q_ns] = t + dt;
             ev_i_syn[q_roff + q_ns] = q_i_syn;
+            ev_i__x_to_c[q_roff + q_ns] = q_i__x_to_c;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
     }
     else {
-        // EventProp backward: this replayed spike belongs to the next backward step
+        // backward: this replayed spike belongs to the next backward step
         q_jump = 1;
         q_jidx = q_bi;
         q_bi--;
@@ -175,8 +152,8 @@ snnc_neuron_c = create_neuron_model(
 # population p: 8 x LIF (printed from the kernel's forward step)
 snnc_neuron_p = create_neuron_model(
     "snnc_neuron_p",
-    vars=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__c_to_p', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
-    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
+    vars=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__c_to_p', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('t_dL_dcount', 'scalar'), ('a_i__c_to_p', 'scalar')],
+    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*'), ('ev_i__c_to_p', 'scalar*')],
     additional_input_vars=[('q_in__c_to_p', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 8 + id) * 50;
@@ -202,10 +179,9 @@ snnc_neuron_p = create_neuron_model(
         q_i__c_to_p = l_ny_c_to_p__i;  // record i__c_to_p
     }
     else {
-        // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
-        const int q_kb = 2 * 40 - 1 - (int)round(t / dt);
-        // EventProp backward, first step: skip (and jump for) the spikes of forward step 39
-        if ((2 * 40 - 1 - (int)round(t / dt)) == 39) {
+        const int q_kb = (2 * 40 - 1 - (int)round(t / dt));
+        // first backward step: the newest spike, and the jump of one of forward step 39
+        if (q_kb == 39) {
             q_bi = (q_ns < 50 ? q_ns : 50) - 1;
             q_jump = 0;
             if (q_bi >= 0 && ev__t_s[q_off + q_bi] > (40 - 0.5) * dt) {
@@ -214,18 +190,24 @@ snnc_neuron_p = create_neuron_model(
                 q_bi--;
             }
         }
-        if (q_jump) {
-            const scalar rec__t_s = ev__t_s[q_off + q_jidx];
-            const scalar rec_i_syn = ev_i_syn[q_off + q_jidx];
-            const scalar q_dlp = 0.0;
-            const scalar j__lambda__v = (-q_D - q_dlp + 0.1*l__lambda__v*rec_i_syn)/fmax(0.001, 0.1*rec_i_syn - 0.1);
-            l__lambda__v = j__lambda__v;
+        if (q_jump) {  // the jump at this neuron's spike of step kb
+            const scalar l_lambda0 = a_v;  // adjoint of v
+            const scalar l_record0 = ev_i_syn[q_off + q_jidx];  // record i_syn
+            const scalar l_record1 = ev_i__c_to_p[q_off + q_jidx];  // record i__c_to_p
+            const scalar l_D = q_D;  // Σ w g over the spike's row
+            const scalar l_rc = t_dL_dcount;  // dL/d(spike count)
+            const scalar l_dlp = l_rc*(0.1 - 0.1*l_record1);  // dl_p/dt_s
+            const scalar l_jumped0 = (-l_D - l_dlp + 0.1*l_lambda0*l_record0)/fmax(0.001, 0.1*l_record0 - 0.1);  // λ of v after the jump
+            a_v = l_jumped0;
             q_jump = 0;
         }
-        const scalar b__lambda__v = 0.95122942450071402*l__lambda__v;
-        const scalar b__lambda__i__c_to_p = 0.90483741803595952*l__lambda__i__c_to_p + 0.046392006464754498*l__lambda__v;
-        l__lambda__v = b__lambda__v;
-        l__lambda__i__c_to_p = b__lambda__i__c_to_p;
+        // EventProp: readout drive and backward step of p (exact)
+        const scalar l_lambda0_1 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__c_to_p;  // adjoint of i__c_to_p
+        const scalar l_back0 = 0.95122942450071402*l_lambda0_1;  // λ of v at k·dt
+        const scalar l_back1 = 0.046392006464754498*l_lambda0_1 + 0.90483741803595952*l_lambda1;  // λ of i__c_to_p at k·dt
+        a_v = l_back0;
+        a_i__c_to_p = l_back1;
     }
 """,
     threshold_condition_code="""
@@ -234,15 +216,16 @@ snnc_neuron_p = create_neuron_model(
     reset_code="""
     const unsigned int q_roff = (batch * 8 + id) * 50;
     if ((int)round(t / dt) < 40) {
-        // EventProp forward: store this spike and the values its backward jump needs
+        // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 50) {
             ev__t_s[q_roff + q_ns] = t + dt;
             ev_i_syn[q_roff + q_ns] = q_i_syn;
+            ev_i__c_to_p[q_roff + q_ns] = q_i__c_to_p;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
     }
     else {
-        // EventProp backward: this replayed spike belongs to the next backward step
+        // backward: this replayed spike belongs to the next backward step
         q_jump = 1;
         q_jidx = q_bi;
         q_bi--;
@@ -253,7 +236,7 @@ snnc_neuron_p = create_neuron_model(
 # population out: 3 x LeakyIntegrate (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    vars=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('a_v', 'scalar'), ('a_i__p_to_out', 'scalar'), ('t_dL_dy', 'scalar')],
     additional_input_vars=[('q_in__p_to_out', 'scalar', 0.0)],
     sim_code="""
     if ((int)round(t / dt) < 40) {
@@ -276,17 +259,20 @@ snnc_neuron_out = create_neuron_model(
         y_i__p_to_out = l_ny_p_to_out__i;
     }
     else {
-        // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
-        const int q_kb = 2 * 40 - 1 - (int)round(t / dt);
-        l__lambda__v += q_dldy/40.0;  // readout avg_var drive
-        const scalar b__lambda__v = 0.95122942450071402*l__lambda__v;
-        const scalar b__lambda__i__p_to_out = 0.90483741803595952*l__lambda__i__p_to_out + 0.046392006464754498*l__lambda__v;
-        l__lambda__v = b__lambda__v;
-        l__lambda__i__p_to_out = b__lambda__i__p_to_out;
+        const int q_kb = (2 * 40 - 1 - (int)round(t / dt));
+        // EventProp: readout drive and backward step of out (exact)
+        const scalar l_lambda0 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__p_to_out;  // adjoint of i__p_to_out
+        const scalar l_dly = t_dL_dy;  // dL/dy of this step
+        const scalar l_driven0 = l_lambda0 + l_dly/40.0;  // readout drive
+        const scalar l_back0 = 0.95122942450071402*l_driven0;  // λ of v at k·dt
+        const scalar l_back1 = 0.046392006464754498*l_driven0 + 0.90483741803595952*l_lambda1;  // λ of i__p_to_out at k·dt
+        a_v = l_back0;
+        a_i__p_to_out = l_back1;
     }
 """,
     threshold_condition_code="""
-    q_flag != 0
+    ((int)round(t / dt) < 40) ? (q_flag != 0) : 0
 """,
 )
 
@@ -305,14 +291,10 @@ snnc_wum_x_to_c = create_weight_update_model(
     "snnc_wum_x_to_c",
     vars=[('g', 'scalar', VarAccess.READ_ONLY)],
     pre_spike_syn_code="""
-    // projection x_to_c: x -> c, conv2d, synapse Exponential
-    if ((int)round(t / dt) < 40) {
-        if ((int)round(t / dt) >= 1) {  // not a spike of the previous trial
-            addToPost(g);
-        }
-    }
-    else {
-        // EventProp backward: this spike belongs to forward step 2K-1-(t/dt)
+    // projection x_to_c: x -> c, conv2d, synapse Exponential: a spike adds its weight to inSyn
+    // (spikes still queued from the previous trial are dropped: every trial starts clean)
+    if ((int)round(t / dt) >= 1) {
+        addToPost(g);
     }
 """,
 )
@@ -331,17 +313,21 @@ snnc_psm_c_to_p = create_postsynaptic_model(
 snnc_wum_c_to_p = create_weight_update_model(
     "snnc_wum_c_to_p",
     vars=[('g', 'scalar', VarAccess.READ_ONLY)],
-    post_neuron_var_refs=[('l__lambda__i__c_to_p', 'scalar', VarAccessMode.READ_ONLY), ('l__lambda__v', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('a_v', 'scalar', VarAccessMode.READ_ONLY), ('a_i__c_to_p', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
-    // projection c_to_p: c -> p, avg_pool2d, synapse Exponential
     if ((int)round(t / dt) < 40) {
-        if ((int)round(t / dt) >= 1) {  // not a spike of the previous trial
+        // projection c_to_p: c -> p, avg_pool2d, synapse Exponential: a spike adds its weight to inSyn
+        // (spikes still queued from the previous trial are dropped: every trial starts clean)
+        if ((int)round(t / dt) >= 1) {
             addToPost(g);
         }
     }
-    else {
-        // EventProp backward: this spike belongs to forward step 2K-1-(t/dt)
-        addToPre(g * (0.2*l__lambda__i__c_to_p - 0.1*l__lambda__v));  // D of the presynaptic neuron
+    else {  // backward: this spike belongs to forward step 2K-1-(t/dt)
+        // EventProp: transmission and dL/dw of c_to_p
+        const scalar l_lambda0 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__c_to_p;  // adjoint of i__c_to_p
+        const scalar l_g = -0.1*l_lambda0 + 0.2*l_lambda1;  // g
+        addToPre((1.0/4.0)*l_g);  // D_n += w g (into the pre neuron's q_D)
     }
 """,
 )
@@ -360,18 +346,23 @@ snnc_psm_p_to_out = create_postsynaptic_model(
 snnc_wum_p_to_out = create_weight_update_model(
     "snnc_wum_p_to_out",
     vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar')],
-    post_neuron_var_refs=[('l__lambda__i__p_to_out', 'scalar', VarAccessMode.READ_ONLY), ('l__lambda__v', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('a_v', 'scalar', VarAccessMode.READ_ONLY), ('a_i__p_to_out', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
-    // projection p_to_out: p -> out, dense, synapse Exponential
     if ((int)round(t / dt) < 40) {
-        if ((int)round(t / dt) >= 1) {  // not a spike of the previous trial
+        // projection p_to_out: p -> out, dense, synapse Exponential: a spike adds its weight to inSyn
+        // (spikes still queued from the previous trial are dropped: every trial starts clean)
+        if ((int)round(t / dt) >= 1) {
             addToPost(g);
         }
     }
-    else {
-        // EventProp backward: this spike belongs to forward step 2K-1-(t/dt)
-        dg += l__lambda__i__p_to_out;  // dL/dw (p_to_out)
-        addToPre(g * (0.2*l__lambda__i__p_to_out - 0.1*l__lambda__v));  // D of the presynaptic neuron
+    else {  // backward: this spike belongs to forward step 2K-1-(t/dt)
+        // EventProp: transmission and dL/dw of p_to_out
+        const scalar l_lambda0 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__p_to_out;  // adjoint of i__p_to_out
+        const scalar l_g = -0.1*l_lambda0 + 0.2*l_lambda1;  // g
+        const scalar l_e = l_lambda1;  // e
+        dg += l_e;  // dL/dw
+        addToPre(l_g*g);  // D_n += w g (into the pre neuron's q_D)
     }
 """,
 )
@@ -387,70 +378,54 @@ snnc_reduce_p_to_out = create_custom_update_model(
 """,
 )
 
-# population x: per-trial reset
-snnc_reset_x = create_custom_update_model(
-    "snnc_reset_x",
-    var_refs=[('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
-    update_code="""
-    // reset x to its initial state
-    q_ns = 0;
-    q_bi = 0;
-    q_jump = 0;
-    q_jidx = 0;
-""",
-)
-
 # population c: per-trial reset
 snnc_reset_c = create_custom_update_model(
     "snnc_reset_c",
-    var_refs=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_c', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__x_to_c', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('a_i__x_to_c', 'scalar')],
     update_code="""
     // reset c to its initial state
     y_i__x_to_c = 0.0;
     u_v = 0.0;
     q_refrac = 0;
-    l__lambda__v = 0.0;
-    l__lambda__i__x_to_c = 0.0;
-    q_dldy = 0.0;
     q_ns = 0;
     q_bi = 0;
     q_jump = 0;
     q_jidx = 0;
+    a_v = 0.0;
+    a_i__x_to_c = 0.0;
 """,
 )
 
 # population p: per-trial reset
 snnc_reset_p = create_custom_update_model(
     "snnc_reset_p",
-    var_refs=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__c_to_p', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__c_to_p', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('a_i__c_to_p', 'scalar')],
     update_code="""
     // reset p to its initial state
     y_i__c_to_p = 0.0;
     u_v = 0.0;
     q_refrac = 0;
-    l__lambda__v = 0.0;
-    l__lambda__i__c_to_p = 0.0;
-    q_dldy = 0.0;
     q_ns = 0;
     q_bi = 0;
     q_jump = 0;
     q_jidx = 0;
+    a_v = 0.0;
+    a_i__c_to_p = 0.0;
 """,
 )
 
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__p_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    var_refs=[('y_i__p_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('a_v', 'scalar'), ('a_i__p_to_out', 'scalar')],
     update_code="""
     // reset out to its initial state
     y_i__p_to_out = 0.0;
     u_v = 0.0;
     q_refrac = 0;
     r_value = 0.0;
-    l__lambda__v = 0.0;
-    l__lambda__i__p_to_out = 0.0;
-    q_dldy = 0.0;
+    a_v = 0.0;
+    a_i__p_to_out = 0.0;
 """,
 )
 
@@ -485,28 +460,29 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops, syns, updates = {}, {}, {}
     # population x: 36 x SpikeInput (input generator spike_source)
     pops["x"] = model.add_neuron_population(
-        "x", 36, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "x", 36, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0}
     )
     pops["x"].spike_recording_enabled = True
     pops["x"].extra_global_params["in_times"].set_init_values(np.zeros(max_input_spikes, dtype=SCALAR))
-    pops["x"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 36 * MAX_SPIKES, dtype=SCALAR))
     # population c: 32 x LIF
     pops["c"] = model.add_neuron_population(
-        "c", 32, snnc_neuron_c, { }, {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_c': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_c': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "c", 32, snnc_neuron_c, { }, {'y_i__x_to_c': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_c': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 't_dL_dcount': 0.0, 'a_i__x_to_c': 0.0}
     )
     pops["c"].spike_recording_enabled = True
     pops["c"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 32 * MAX_SPIKES, dtype=SCALAR))
     pops["c"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 32 * MAX_SPIKES, dtype=SCALAR))
+    pops["c"].extra_global_params["ev_i__x_to_c"].set_init_values(np.zeros(batch_size * 32 * MAX_SPIKES, dtype=SCALAR))
     # population p: 8 x LIF
     pops["p"] = model.add_neuron_population(
-        "p", 8, snnc_neuron_p, { }, {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__c_to_p': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__c_to_p': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "p", 8, snnc_neuron_p, { }, {'y_i__c_to_p': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__c_to_p': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 't_dL_dcount': 0.0, 'a_i__c_to_p': 0.0}
     )
     pops["p"].spike_recording_enabled = True
     pops["p"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 8 * MAX_SPIKES, dtype=SCALAR))
     pops["p"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 8 * MAX_SPIKES, dtype=SCALAR))
+    pops["p"].extra_global_params["ev_i__c_to_p"].set_init_values(np.zeros(batch_size * 8 * MAX_SPIKES, dtype=SCALAR))
     # population out: 3 x LeakyIntegrate
     pops["out"] = model.add_neuron_population(
-        "out", 3, snnc_neuron_out, { }, {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'l__lambda__v': 0.0, 'l__lambda__i__p_to_out': 0.0, 'q_dldy': 0.0}
+        "out", 3, snnc_neuron_out, { }, {'y_i__p_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'a_v': 0.0, 'a_i__p_to_out': 0.0, 't_dL_dy': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_c: x -> c, conv2d, synapse Exponential
@@ -536,7 +512,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
             snnc_wum_c_to_p,
             {},
             { "g": weights["c_to_p"], },
-            post_var_refs={ "l__lambda__i__c_to_p": create_var_ref(pops["p"], "l__lambda__i__c_to_p"), "l__lambda__v": create_var_ref(pops["p"], "l__lambda__v"), },
+            post_var_refs={ "a_v": create_var_ref(pops["p"], "a_v"), "a_i__c_to_p": create_var_ref(pops["p"], "a_i__c_to_p"), },
         ),
         init_postsynaptic(snnc_psm_c_to_p, {}, {}),
     )
@@ -553,7 +529,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
             snnc_wum_p_to_out,
             {},
             { "g": weights["p_to_out"], "dg": 0.0, },
-            post_var_refs={ "l__lambda__i__p_to_out": create_var_ref(pops["out"], "l__lambda__i__p_to_out"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), },
+            post_var_refs={ "a_v": create_var_ref(pops["out"], "a_v"), "a_i__p_to_out": create_var_ref(pops["out"], "a_i__p_to_out"), },
         ),
         init_postsynaptic(snnc_psm_p_to_out, {}, {}),
     )
@@ -564,24 +540,19 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         "reduce_p_to_out", "GradientReduce", snnc_reduce_p_to_out, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["p_to_out"], "dg"), },
     )
-    # population x: per-trial reset
-    updates["reset_x"] = model.add_custom_update(
-        "reset_x", "Reset", snnc_reset_x, {}, {},
-        { "q_ns": create_var_ref(pops["x"], "q_ns"), "q_bi": create_var_ref(pops["x"], "q_bi"), "q_jump": create_var_ref(pops["x"], "q_jump"), "q_jidx": create_var_ref(pops["x"], "q_jidx"), },
-    )
     # population c: per-trial reset
     updates["reset_c"] = model.add_custom_update(
         "reset_c", "Reset", snnc_reset_c, {}, {},
-        { "y_i__x_to_c": create_var_ref(pops["c"], "y_i__x_to_c"), "u_v": create_var_ref(pops["c"], "u_v"), "q_refrac": create_var_ref(pops["c"], "q_refrac"), "l__lambda__v": create_var_ref(pops["c"], "l__lambda__v"), "l__lambda__i__x_to_c": create_var_ref(pops["c"], "l__lambda__i__x_to_c"), "q_dldy": create_var_ref(pops["c"], "q_dldy"), "q_ns": create_var_ref(pops["c"], "q_ns"), "q_bi": create_var_ref(pops["c"], "q_bi"), "q_jump": create_var_ref(pops["c"], "q_jump"), "q_jidx": create_var_ref(pops["c"], "q_jidx"), },
+        { "y_i__x_to_c": create_var_ref(pops["c"], "y_i__x_to_c"), "u_v": create_var_ref(pops["c"], "u_v"), "q_refrac": create_var_ref(pops["c"], "q_refrac"), "q_ns": create_var_ref(pops["c"], "q_ns"), "q_bi": create_var_ref(pops["c"], "q_bi"), "q_jump": create_var_ref(pops["c"], "q_jump"), "q_jidx": create_var_ref(pops["c"], "q_jidx"), "a_v": create_var_ref(pops["c"], "a_v"), "a_i__x_to_c": create_var_ref(pops["c"], "a_i__x_to_c"), },
     )
     # population p: per-trial reset
     updates["reset_p"] = model.add_custom_update(
         "reset_p", "Reset", snnc_reset_p, {}, {},
-        { "y_i__c_to_p": create_var_ref(pops["p"], "y_i__c_to_p"), "u_v": create_var_ref(pops["p"], "u_v"), "q_refrac": create_var_ref(pops["p"], "q_refrac"), "l__lambda__v": create_var_ref(pops["p"], "l__lambda__v"), "l__lambda__i__c_to_p": create_var_ref(pops["p"], "l__lambda__i__c_to_p"), "q_dldy": create_var_ref(pops["p"], "q_dldy"), "q_ns": create_var_ref(pops["p"], "q_ns"), "q_bi": create_var_ref(pops["p"], "q_bi"), "q_jump": create_var_ref(pops["p"], "q_jump"), "q_jidx": create_var_ref(pops["p"], "q_jidx"), },
+        { "y_i__c_to_p": create_var_ref(pops["p"], "y_i__c_to_p"), "u_v": create_var_ref(pops["p"], "u_v"), "q_refrac": create_var_ref(pops["p"], "q_refrac"), "q_ns": create_var_ref(pops["p"], "q_ns"), "q_bi": create_var_ref(pops["p"], "q_bi"), "q_jump": create_var_ref(pops["p"], "q_jump"), "q_jidx": create_var_ref(pops["p"], "q_jidx"), "a_v": create_var_ref(pops["p"], "a_v"), "a_i__c_to_p": create_var_ref(pops["p"], "a_i__c_to_p"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "y_i__p_to_out": create_var_ref(pops["out"], "y_i__p_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__p_to_out": create_var_ref(pops["out"], "l__lambda__i__p_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
+        { "y_i__p_to_out": create_var_ref(pops["out"], "y_i__p_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "a_v": create_var_ref(pops["out"], "a_v"), "a_i__p_to_out": create_var_ref(pops["out"], "a_i__p_to_out"), },
     )
     return model, pops, syns, updates

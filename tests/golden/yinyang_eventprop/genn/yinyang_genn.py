@@ -40,7 +40,7 @@ MAX_SPIKES = 500
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("yinyang_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 5, 'shape': (5,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}}}
+POPULATIONS = {'x': {'size': 5, 'shape': (5,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 'a_i__x_to_h': 0.0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var_exp_weight', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'a_v': 0.0, 'a_i__h_to_out': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (5, 100), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -58,8 +58,9 @@ snnc_spikes_x = create_neuron_model(
     sim_code="""
     const unsigned int q_off = (batch * 5 + id) * 500;
     if ((int)round(t / dt) >= 300) {
-        // EventProp backward, first step: skip (and jump for) the spikes of forward step 299
-        if ((2 * 300 - 1 - (int)round(t / dt)) == 299) {
+        const int q_kb = (2 * 300 - 1 - (int)round(t / dt));
+        // first backward step: the newest spike, and the jump of one of forward step 299
+        if (q_kb == 299) {
             q_bi = (q_ns < 500 ? q_ns : 500) - 1;
             q_jump = 0;
             if (q_bi >= 0 && ev__t_s[q_off + q_bi] > (300 - 0.5) * dt) {
@@ -76,7 +77,7 @@ snnc_spikes_x = create_neuron_model(
     reset_code="""
     const unsigned int q_roff = (batch * 5 + id) * 500;
     if ((int)round(t / dt) < 300) {
-        // EventProp forward: store this spike and the values its backward jump needs
+        // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 500) {
             ev__t_s[q_roff + q_ns] = t + dt;
         }
@@ -86,7 +87,7 @@ snnc_spikes_x = create_neuron_model(
         }
     }
     else {
-        // EventProp backward: this replayed spike belongs to the next backward step
+        // backward: this replayed spike belongs to the next backward step
         q_jump = 1;
         q_jidx = q_bi;
         q_bi--;
@@ -97,8 +98,8 @@ snnc_spikes_x = create_neuron_model(
 # population h: 100 x LIF (printed from the kernel's forward step)
 snnc_neuron_h = create_neuron_model(
     "snnc_neuron_h",
-    vars=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_h', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
-    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*')],
+    vars=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_flag', 'int'), ('q_i_syn', 'scalar'), ('q_i__x_to_h', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('t_dL_dcount', 'scalar'), ('a_i__x_to_h', 'scalar')],
+    extra_global_params=[('ev__t_s', 'scalar*'), ('ev_i_syn', 'scalar*'), ('ev_i__x_to_h', 'scalar*')],
     additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
     const unsigned int q_off = (batch * 100 + id) * 500;
@@ -124,10 +125,9 @@ snnc_neuron_h = create_neuron_model(
         q_i__x_to_h = l_ny_x_to_h__i;  // record i__x_to_h
     }
     else {
-        // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
-        const int q_kb = 2 * 300 - 1 - (int)round(t / dt);
-        // EventProp backward, first step: skip (and jump for) the spikes of forward step 299
-        if ((2 * 300 - 1 - (int)round(t / dt)) == 299) {
+        const int q_kb = (2 * 300 - 1 - (int)round(t / dt));
+        // first backward step: the newest spike, and the jump of one of forward step 299
+        if (q_kb == 299) {
             q_bi = (q_ns < 500 ? q_ns : 500) - 1;
             q_jump = 0;
             if (q_bi >= 0 && ev__t_s[q_off + q_bi] > (300 - 0.5) * dt) {
@@ -136,18 +136,24 @@ snnc_neuron_h = create_neuron_model(
                 q_bi--;
             }
         }
-        if (q_jump) {
-            const scalar rec__t_s = ev__t_s[q_off + q_jidx];
-            const scalar rec_i_syn = ev_i_syn[q_off + q_jidx];
-            const scalar q_dlp = 0.0;
-            const scalar j__lambda__v = (-q_D - q_dlp + 0.05*l__lambda__v*rec_i_syn)/fmax(0.001, 0.05*rec_i_syn - 0.05);
-            l__lambda__v = j__lambda__v;
+        if (q_jump) {  // the jump at this neuron's spike of step kb
+            const scalar l_lambda0 = a_v;  // adjoint of v
+            const scalar l_record0 = ev_i_syn[q_off + q_jidx];  // record i_syn
+            const scalar l_record1 = ev_i__x_to_h[q_off + q_jidx];  // record i__x_to_h
+            const scalar l_D = q_D;  // Σ w g over the spike's row
+            const scalar l_rc = t_dL_dcount;  // dL/d(spike count)
+            const scalar l_dlp = l_rc*(0.05 - 0.05*l_record1);  // dl_p/dt_s
+            const scalar l_jumped0 = (-l_D - l_dlp + 0.05*l_lambda0*l_record0)/fmax(0.001, 0.05*l_record0 - 0.05);  // λ of v after the jump
+            a_v = l_jumped0;
             q_jump = 0;
         }
-        const scalar b__lambda__v = 0.99501247919268232*l__lambda__v;
-        const scalar b__lambda__i__x_to_h = 0.98019867330675525*l__lambda__i__x_to_h + 0.0049379352953090225*l__lambda__v;
-        l__lambda__v = b__lambda__v;
-        l__lambda__i__x_to_h = b__lambda__i__x_to_h;
+        // EventProp: readout drive and backward step of h (exact)
+        const scalar l_lambda0_1 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__x_to_h;  // adjoint of i__x_to_h
+        const scalar l_back0 = 0.99501247919268232*l_lambda0_1;  // λ of v at k·dt
+        const scalar l_back1 = 0.0049379352953090225*l_lambda0_1 + 0.98019867330675525*l_lambda1;  // λ of i__x_to_h at k·dt
+        a_v = l_back0;
+        a_i__x_to_h = l_back1;
     }
 """,
     threshold_condition_code="""
@@ -156,15 +162,16 @@ snnc_neuron_h = create_neuron_model(
     reset_code="""
     const unsigned int q_roff = (batch * 100 + id) * 500;
     if ((int)round(t / dt) < 300) {
-        // EventProp forward: store this spike and the values its backward jump needs
+        // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 500) {
             ev__t_s[q_roff + q_ns] = t + dt;
             ev_i_syn[q_roff + q_ns] = q_i_syn;
+            ev_i__x_to_h[q_roff + q_ns] = q_i__x_to_h;
         }
         q_ns++;  // counts past the buffer too: overflow is reported, never silent
     }
     else {
-        // EventProp backward: this replayed spike belongs to the next backward step
+        // backward: this replayed spike belongs to the next backward step
         q_jump = 1;
         q_jidx = q_bi;
         q_bi--;
@@ -175,7 +182,7 @@ snnc_neuron_h = create_neuron_model(
 # population out: 3 x LeakyIntegrate (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('q_flag', 'int'), ('a_v', 'scalar'), ('a_i__h_to_out', 'scalar'), ('t_dL_dy', 'scalar')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
     if ((int)round(t / dt) < 300) {
@@ -198,17 +205,20 @@ snnc_neuron_out = create_neuron_model(
         y_i__h_to_out = l_ny_h_to_out__i;
     }
     else {
-        // EventProp backward step kb: jump (own spike of forward step kb), drive, propagate
-        const int q_kb = 2 * 300 - 1 - (int)round(t / dt);
-        l__lambda__v += q_dldy*exp(-0.10000000000000001*q_kb/30.0)/300.0;  // readout avg_var_exp_weight drive
-        const scalar b__lambda__v = 0.99501247919268232*l__lambda__v;
-        const scalar b__lambda__i__h_to_out = 0.98019867330675525*l__lambda__i__h_to_out + 0.0049379352953090225*l__lambda__v;
-        l__lambda__v = b__lambda__v;
-        l__lambda__i__h_to_out = b__lambda__i__h_to_out;
+        const int q_kb = (2 * 300 - 1 - (int)round(t / dt));
+        // EventProp: readout drive and backward step of out (exact)
+        const scalar l_lambda0 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__h_to_out;  // adjoint of i__h_to_out
+        const scalar l_dly = t_dL_dy;  // dL/dy of this step
+        const scalar l_driven0 = l_lambda0 + l_dly*exp(-1.0*((scalar)q_kb)/300.0)/300.0;  // readout drive
+        const scalar l_back0 = 0.99501247919268232*l_driven0;  // λ of v at k·dt
+        const scalar l_back1 = 0.0049379352953090225*l_driven0 + 0.98019867330675525*l_lambda1;  // λ of i__h_to_out at k·dt
+        a_v = l_back0;
+        a_i__h_to_out = l_back1;
     }
 """,
     threshold_condition_code="""
-    q_flag != 0
+    ((int)round(t / dt) < 300) ? (q_flag != 0) : 0
 """,
 )
 
@@ -226,17 +236,20 @@ snnc_psm_x_to_h = create_postsynaptic_model(
 snnc_wum_x_to_h = create_weight_update_model(
     "snnc_wum_x_to_h",
     vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar')],
-    post_neuron_var_refs=[('l__lambda__i__x_to_h', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('a_i__x_to_h', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
-    // projection x_to_h: x -> h, dense, synapse Exponential
     if ((int)round(t / dt) < 300) {
-        if ((int)round(t / dt) >= 1) {  // not a spike of the previous trial
+        // projection x_to_h: x -> h, dense, synapse Exponential: a spike adds its weight to inSyn
+        // (spikes still queued from the previous trial are dropped: every trial starts clean)
+        if ((int)round(t / dt) >= 1) {
             addToPost(g);
         }
     }
-    else {
-        // EventProp backward: this spike belongs to forward step 2K-1-(t/dt)
-        dg += l__lambda__i__x_to_h;  // dL/dw (x_to_h)
+    else {  // backward: this spike belongs to forward step 2K-1-(t/dt)
+        // EventProp: transmission and dL/dw of x_to_h
+        const scalar l_lambda1 = a_i__x_to_h;  // adjoint of i__x_to_h
+        const scalar l_e = l_lambda1;  // e
+        dg += l_e;  // dL/dw
     }
 """,
 )
@@ -255,18 +268,23 @@ snnc_psm_h_to_out = create_postsynaptic_model(
 snnc_wum_h_to_out = create_weight_update_model(
     "snnc_wum_h_to_out",
     vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar')],
-    post_neuron_var_refs=[('l__lambda__i__h_to_out', 'scalar', VarAccessMode.READ_ONLY), ('l__lambda__v', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('a_v', 'scalar', VarAccessMode.READ_ONLY), ('a_i__h_to_out', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
-    // projection h_to_out: h -> out, dense, synapse Exponential
     if ((int)round(t / dt) < 300) {
-        if ((int)round(t / dt) >= 1) {  // not a spike of the previous trial
+        // projection h_to_out: h -> out, dense, synapse Exponential: a spike adds its weight to inSyn
+        // (spikes still queued from the previous trial are dropped: every trial starts clean)
+        if ((int)round(t / dt) >= 1) {
             addToPost(g);
         }
     }
-    else {
-        // EventProp backward: this spike belongs to forward step 2K-1-(t/dt)
-        dg += l__lambda__i__h_to_out;  // dL/dw (h_to_out)
-        addToPre(g * (0.2*l__lambda__i__h_to_out - 0.05*l__lambda__v));  // D of the presynaptic neuron
+    else {  // backward: this spike belongs to forward step 2K-1-(t/dt)
+        // EventProp: transmission and dL/dw of h_to_out
+        const scalar l_lambda0 = a_v;  // adjoint of v
+        const scalar l_lambda1 = a_i__h_to_out;  // adjoint of i__h_to_out
+        const scalar l_g = -0.05*l_lambda0 + 0.2*l_lambda1;  // g
+        const scalar l_e = l_lambda1;  // e
+        dg += l_e;  // dL/dw
+        addToPre(l_g*g);  // D_n += w g (into the pre neuron's q_D)
     }
 """,
 )
@@ -309,35 +327,33 @@ snnc_reset_x = create_custom_update_model(
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('l__lambda__v', 'scalar'), ('l__lambda__i__x_to_h', 'scalar'), ('q_dldy', 'scalar'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int'), ('a_v', 'scalar'), ('a_i__x_to_h', 'scalar')],
     update_code="""
     // reset h to its initial state
     y_i__x_to_h = 0.0;
     u_v = 0.0;
     q_refrac = 0;
-    l__lambda__v = 0.0;
-    l__lambda__i__x_to_h = 0.0;
-    q_dldy = 0.0;
     q_ns = 0;
     q_bi = 0;
     q_jump = 0;
     q_jidx = 0;
+    a_v = 0.0;
+    a_i__x_to_h = 0.0;
 """,
 )
 
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('l__lambda__v', 'scalar'), ('l__lambda__i__h_to_out', 'scalar'), ('q_dldy', 'scalar')],
+    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('a_v', 'scalar'), ('a_i__h_to_out', 'scalar')],
     update_code="""
     // reset out to its initial state
     y_i__h_to_out = 0.0;
     u_v = 0.0;
     q_refrac = 0;
     r_value = 0.0;
-    l__lambda__v = 0.0;
-    l__lambda__i__h_to_out = 0.0;
-    q_dldy = 0.0;
+    a_v = 0.0;
+    a_i__h_to_out = 0.0;
 """,
 )
 
@@ -379,14 +395,15 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops["x"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 5 * MAX_SPIKES, dtype=SCALAR))
     # population h: 100 x LIF
     pops["h"] = model.add_neuron_population(
-        "h", 100, snnc_neuron_h, { }, {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_h': 0.0, 'l__lambda__v': 0.0, 'l__lambda__i__x_to_h': 0.0, 'q_dldy': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0}
+        "h", 100, snnc_neuron_h, { }, {'y_i__x_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q_flag': 0, 'q_i_syn': 0.0, 'q_i__x_to_h': 0.0, 'q_ns': 0, 'q_bi': 0, 'q_jump': 0, 'q_jidx': 0, 'a_v': 0.0, 't_dL_dcount': 0.0, 'a_i__x_to_h': 0.0}
     )
     pops["h"].spike_recording_enabled = True
     pops["h"].extra_global_params["ev__t_s"].set_init_values(np.zeros(batch_size * 100 * MAX_SPIKES, dtype=SCALAR))
     pops["h"].extra_global_params["ev_i_syn"].set_init_values(np.zeros(batch_size * 100 * MAX_SPIKES, dtype=SCALAR))
+    pops["h"].extra_global_params["ev_i__x_to_h"].set_init_values(np.zeros(batch_size * 100 * MAX_SPIKES, dtype=SCALAR))
     # population out: 3 x LeakyIntegrate
     pops["out"] = model.add_neuron_population(
-        "out", 3, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'l__lambda__v': 0.0, 'l__lambda__i__h_to_out': 0.0, 'q_dldy': 0.0}
+        "out", 3, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'r_value': 0.0, 'q_flag': 0, 'a_v': 0.0, 'a_i__h_to_out': 0.0, 't_dL_dy': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_h: x -> h, dense, synapse Exponential
@@ -399,7 +416,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
             snnc_wum_x_to_h,
             {},
             { "g": weights["x_to_h"], "dg": 0.0, },
-            post_var_refs={ "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), },
+            post_var_refs={ "a_i__x_to_h": create_var_ref(pops["h"], "a_i__x_to_h"), },
         ),
         init_postsynaptic(snnc_psm_x_to_h, {}, {}),
     )
@@ -414,7 +431,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
             snnc_wum_h_to_out,
             {},
             { "g": weights["h_to_out"], "dg": 0.0, },
-            post_var_refs={ "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), },
+            post_var_refs={ "a_v": create_var_ref(pops["out"], "a_v"), "a_i__h_to_out": create_var_ref(pops["out"], "a_i__h_to_out"), },
         ),
         init_postsynaptic(snnc_psm_h_to_out, {}, {}),
     )
@@ -438,11 +455,11 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "l__lambda__v": create_var_ref(pops["h"], "l__lambda__v"), "l__lambda__i__x_to_h": create_var_ref(pops["h"], "l__lambda__i__x_to_h"), "q_dldy": create_var_ref(pops["h"], "q_dldy"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "q_ns": create_var_ref(pops["h"], "q_ns"), "q_bi": create_var_ref(pops["h"], "q_bi"), "q_jump": create_var_ref(pops["h"], "q_jump"), "q_jidx": create_var_ref(pops["h"], "q_jidx"), "a_v": create_var_ref(pops["h"], "a_v"), "a_i__x_to_h": create_var_ref(pops["h"], "a_i__x_to_h"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "l__lambda__v": create_var_ref(pops["out"], "l__lambda__v"), "l__lambda__i__h_to_out": create_var_ref(pops["out"], "l__lambda__i__h_to_out"), "q_dldy": create_var_ref(pops["out"], "q_dldy"), },
+        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "a_v": create_var_ref(pops["out"], "a_v"), "a_i__h_to_out": create_var_ref(pops["out"], "a_i__h_to_out"), },
     )
     return model, pops, syns, updates

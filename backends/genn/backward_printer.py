@@ -1,0 +1,440 @@
+"""Print a kernel's backward entry for GeNN: GeNN's mapping of the reverse-time phases.
+
+GeNN runs time forwards only, so a batch runs 2K GeNN steps: steps 0..K-1 are the kernel's `run`
+entry, steps K..2K-1 its `backward` entry (backward step kb = 2K-1-s; the runtime resets the time to
+0 per batch and runs the second half only when gradients are wanted). The kernel's pieces map so:
+
+- a forward phase that files a population's spikes into its spike list (a loop over its spikes that
+  stores into SPIKE_LIST arrays, counting per neuron up to a limit) becomes per-neuron buffers: at a
+  spike, the reset code stores the spike time and every value the list stores (`ev_<var>`, extra
+  global params [batch][neuron][limit]) at the neuron's own count `q_ns`, which counts past the limit
+  so overflow stays visible. GeNN cannot append to one list per population; a neuron's own buffer,
+  read newest first, holds the same spikes in the order the backward walk needs;
+- replay: a neuron whose buffer holds a spike of forward step kb-1 re-emits it at backward step kb,
+  so GeNN's synapse update handles it at kb-1, the step it belongs to (`q_bi` walks the buffer
+  backwards: it is the cursor of the kernel's event loops; `q_jidx` is the replayed slot);
+- a backward loop over the events of population p that walks a projection's row (dL/dw and
+  D += w·g per synapse, from values computed once per post neuron) becomes the projection's
+  `pre_spike_syn_code` in backward steps: the per-post values become locals of the synapse code
+  (post neuron vars through var refs), `grad[q] += x` becomes `dg += x`, `D[e] += x` becomes
+  `addToPre(x)` into the pre neuron's input `q_D`, and the weight is `g`;
+- a backward loop over the events of p without a row (its own spikes: the jump) becomes the
+  `if (q_jump)` block of p's backward sim code: the spike-list values it reads come from the buffers
+  (`ev_<var>[q_off + q_jidx]`), its D from `q_D`, its rank among the neuron's spikes is `q_jidx`;
+- a backward loop over the neurons of p becomes the rest of p's backward sim code;
+- GeNN runs synapse updates before neuron updates, so every phase mapped onto synapse code must come
+  before every phase mapped onto neuron code in the backward entry (checked, never assumed);
+- the backward reset phase gives the values the per-trial `Reset` update restores (adjoints); the
+  gradients it zeroes are zeroed by `GradientReduce`, the event cursors are the buffers' `q_bi`;
+- arrays the runtime supplies (role TARGET) are neuron vars `t_<var>` the runtime pushes before the
+  backward steps, and the number of real trials of the batch (`B`) is the one-element `q_B`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from snnc.backends.c.kernel_printer import INT_DTYPES, unique_local
+from snnc.ir import names as ir_names
+from snnc.ir.kernel import (
+    BATCH,
+    STEP,
+    Entry,
+    Events,
+    If,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Phase,
+    PhaseKind,
+    Role,
+    Row,
+    Spikes,
+    Store,
+    walk,
+)
+
+from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, holder, keeps_spike_list
+from .models import Var
+from .render import PopulationCtx, ProjectionCtx, fail
+
+#: the spike-time buffer every replaying population keeps (the runtime reads it, with `q_ns`)
+SPIKE_TIMES = ir_names.local("ev", ir_names.SPIKE_TIME)
+#: GeNN's own bookkeeping of a replaying population (reset before every trial)
+REPLAY_VARS = ("q_ns", "q_bi", "q_jump", "q_jidx")
+
+
+@dataclass
+class SpikeBuffer:
+    """What a kernel's spike-list phase of one population becomes in GeNN."""
+
+    population: str
+    limit: int
+    stores: dict[str, str] = field(default_factory=dict)  # buffer EGP -> value stored at a spike
+    reads: dict[str, str] = field(default_factory=dict)  # spike-list array -> its text in backward code
+
+
+def spike_buffer(kernel: Kernel, phase: Phase) -> SpikeBuffer:
+    """The per-neuron buffers of a phase that files a population's spikes into its spike list."""
+    arrays = {a.name: a for a in kernel.arrays}
+    loop = next(st for st in phase.body if isinstance(st, Loop) and isinstance(st.space, Spikes))
+    pop, i = loop.space.population, loop.vars["i"]
+    count = limit = None
+    for st in walk(loop.body):
+        if isinstance(st, Let) and isinstance(st.expr, sympy.Indexed):
+            a = arrays[str(st.expr.base.label)]
+            if a.role == Role.COUNTER and tuple(st.expr.indices) == (BATCH, i):
+                count = st.local  # the neuron's spikes so far: its next slot
+        elif isinstance(st, If) and isinstance(st.cond, sympy.GreaterThan) and st.cond.lhs == count:
+            if isinstance(st.cond.rhs, sympy.Integer):
+                limit = int(st.cond.rhs)
+    if count is None or limit is None:
+        raise fail(f"phase '{phase.name}': a spike list without a per-neuron limit has no GeNN form")
+    buf = SpikeBuffer(pop, limit, {SPIKE_TIMES: "t + dt"})
+    for st in walk(loop.body):
+        if not isinstance(st, Store) or arrays[st.target.array].role != Role.SPIKE_LIST:
+            continue
+        a, value = arrays[st.target.array], st.expr
+        if value == i:
+            buf.reads[a.name] = "id"
+        elif value == STEP:
+            buf.reads[a.name] = "q_kb"
+        elif value == count:
+            buf.reads[a.name] = "q_jidx"  # the spike's rank among its neuron's spikes
+        elif value.is_zero:
+            buf.reads[a.name] = "0.0"  # `q_D` where synapse code sums into it (addToPre)
+        elif isinstance(value, sympy.Indexed) and tuple(value.indices) == (BATCH, i):
+            egp = ir_names.local("ev", a.var)
+            buf.stores[egp] = genn_var(arrays[str(value.base.label)], kernel)
+            buf.reads[a.name] = f"{egp}[q_off + q_jidx]"
+        else:
+            raise fail(
+                f"phase '{phase.name}': spike list '{a.name}' stores '{value}', which GeNN cannot buffer"
+            )
+    return buf
+
+
+# --------------------------------------------------------------------------------------------------
+# Replay: the buffers, the threshold and reset code of both halves
+# --------------------------------------------------------------------------------------------------
+
+
+def _fwd(k: int) -> str:
+    return f"(int)round(t / dt) < {k}"
+
+
+def _kb(k: int) -> str:
+    return f"(2 * {k} - 1 - (int)round(t / dt))"
+
+
+def add_replay(p: PopulationCtx, buf: SpikeBuffer, k: int) -> list[str]:
+    """Buffers and replay for population `p`; returns the first lines of its backward sim code."""
+    m, n, limit = p.model, p.size, buf.limit
+    m.vars += [Var(v, "int") for v in REPLAY_VARS]
+    for v in REPLAY_VARS:
+        p.var_init[v] = 0
+        p.reset_vars[v] = 0
+    for egp in buf.stores:
+        m.extra_global_params.append(Var(egp, "scalar*"))
+        p.egp_init[egp] = f"np.zeros(batch_size * {n} * MAX_SPIKES, dtype=SCALAR)"
+    guard = m.code.get("threshold_condition_code", "0")
+    m.code["threshold_condition_code"] = (
+        f"({_fwd(k)}) ? ({guard.strip() or '0'}) : "
+        f"(q_bi >= 0 && fabs({SPIKE_TIMES}[(batch * {n} + id) * {limit} + q_bi] - {_kb(k)} * dt) < 0.5 * dt)"
+    )
+    forward_reset = m.code.get("reset_code", "")
+    m.code["reset_code"] = "\n".join(
+        [
+            # GeNN runs the reset code in the sim code's scope: no name may be declared twice
+            f"const unsigned int q_roff = (batch * {n} + id) * {limit};",
+            f"if ({_fwd(k)}) {{",
+            "    // the kernel's spike list, per neuron: this spike and what the backward pass reads of it",
+            f"    if (q_ns < {limit}) {{",
+            *[f"        {egp}[q_roff + q_ns] = {value};" for egp, value in buf.stores.items()],
+            "    }",
+            "    q_ns++;  // counts past the buffer too: overflow is reported, never silent",
+            *["    " + line for line in forward_reset.splitlines()],
+            "}",
+            "else {",
+            "    // backward: this replayed spike belongs to the next backward step",
+            "    q_jump = 1;",
+            "    q_jidx = q_bi;",
+            "    q_bi--;",
+            "}",
+        ]
+    )
+    return [
+        f"// first backward step: the newest spike, and the jump of one of forward step {k - 1}",
+        f"if (q_kb == {k - 1}) {{",
+        f"    q_bi = (q_ns < {limit} ? q_ns : {limit}) - 1;",
+        "    q_jump = 0;",
+        f"    if (q_bi >= 0 && {SPIKE_TIMES}[q_off + q_bi] > ({k} - 0.5) * dt) {{",
+        "        q_jump = 1;",
+        "        q_jidx = q_bi;",
+        "        q_bi--;",
+        "    }",
+        "}",
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The backward phases
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Neuron:
+    """One population's backward sim code, printed by one printer (its locals share one scope)."""
+
+    printer: StatementPrinter
+    jump: list[str] = field(default_factory=list)
+    step: list[str] = field(default_factory=list)
+
+
+def _neuron(kernel: Kernel, neurons: dict[str, _Neuron], pop: str) -> _Neuron:
+    if pop not in neurons:
+        printer = StatementPrinter(kernel, NeuronCode(pop))
+        printer.pr.step_text = "q_kb"
+        printer.pr.batch_size_text = "q_B[0]"
+        neurons[pop] = _Neuron(printer)
+    return neurons[pop]
+
+
+def _jump(kernel: Kernel, loop: Loop, buf: SpikeBuffer | None, summed: dict[str, str], into: _Neuron) -> None:
+    """The jump at a neuron's replayed spike: the spike list's values from its buffers, and from
+    `q_D` the one that synapse code summed into this step (`summed`: array -> population)."""
+    pop = loop.space.population
+    if buf is None or loop.space.step != STEP:
+        raise fail(f"population '{pop}': its spikes are walked backwards but not filed in this step")
+    e = loop.vars["e"]
+    pr = into.printer.pr
+    for name, text in buf.reads.items():
+        pr.overrides[kernel.array(name)[BATCH, e]] = "q_D" if name in summed else text
+    pr.neuron = loop.vars["i"]
+    lines = into.printer.body(loop.body, 1)
+    into.jump += [
+        "if (q_jump) {  // the jump at this neuron's spike of step kb",
+        *lines,
+        "    q_jump = 0;",
+        "}",
+    ]
+
+
+def _step(phase: Phase, loop: Loop, into: _Neuron) -> None:
+    into.printer.pr.neuron = loop.vars["j"]
+    into.step += [f"// {phase.comment or phase.name}", *into.printer.body(loop.body)]
+
+
+def _synapse(kernel: Kernel, phase: Phase, loop: Loop, s: ProjectionCtx, summed: dict[str, str]) -> list[str]:
+    """`pre_spike_syn_code` of backward steps: per-post locals, then dL/dw and D of the row."""
+    rows = [st for st in loop.body if isinstance(st, Loop) and isinstance(st.space, Row)]
+    if len(rows) != 1 or len(loop.body) != 1:
+        raise fail(f"phase '{phase.name}': an event loop GeNN cannot map onto synapse code")
+    row = rows[0]
+    if loop.space.step != STEP:
+        raise fail(
+            f"projection '{s.name}': delays on the gradient path are not supported by the genn "
+            "backend's backward pass yet",
+            hint="use the c backend, or remove the delay",
+        )
+    post = kernel.projections[s.name].post
+    printer = StatementPrinter(kernel, NeuronCode(post))
+    lines: list[str] = []
+    for pro in loop.prologue:  # values per post neuron: GeNN computes them per synapse
+        if not (isinstance(pro, Loop) and isinstance(pro.space, Neurons) and pro.space.population == post):
+            raise fail(f"phase '{phase.name}': a prologue GeNN cannot map onto synapse code")
+        printer.pr.neuron = pro.vars["j"]
+        for st in pro.body:
+            if isinstance(st, Let):
+                lines += printer.stmt(st, 0)
+            elif isinstance(st, Store) and kernel.array(st.target.array).role == Role.SCRATCH:
+                a = kernel.array(st.target.array)
+                name = unique_local("l_", Local(a.var), printer.taken)
+                lines.append(f"const scalar {name} = {printer.pr.value(st.expr, False)};  // {a.var}")
+                printer.pr.overrides[a[BATCH, row.vars["j"]]] = name
+            else:
+                raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
+    printer.pr.overrides.update(
+        {a[row.vars["q"]]: "g" for a in kernel.arrays if a.owner == s.name and a.role == Role.WEIGHT}
+    )
+    printer.pr.neuron = row.vars["j"]
+    e = loop.vars["e"]
+    for st in row.body:
+        a = kernel.array(st.target.array) if isinstance(st, Store) else None
+        if a is None or st.op != "+=":
+            raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
+        value = printer.pr.value(st.expr, False)
+        note = f"  // {st.comment}" if st.comment else ""
+        if a.role == Role.GRADIENT and tuple(st.target.indices) == (BATCH, row.vars["q"]):
+            lines.append(f"dg += {value};{note}")
+            if not any(v.name == "dg" for v in s.wum.vars):
+                s.wum.vars.append(Var("dg"))
+                s.wum_vars["dg"] = "0.0"
+        elif a.role == Role.SPIKE_LIST and a.owner == s.pre and tuple(st.target.indices) == (BATCH, e):
+            summed[a.name] = s.pre
+            if sum(p == s.pre for p in summed.values()) > 1:
+                raise fail(f"population '{s.pre}': two spike-list sums, GeNN has one q_D")
+            lines.append(f"addToPre({value});{note} (into the pre neuron's q_D)")
+            s.pre_target_var = "q_D"
+        else:
+            raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
+    for name, a in printer.pr.vars.items():
+        if holder(a, kernel) != post:
+            raise fail(
+                f"projection '{s.name}': the backward synapse code reads '{a.name}' of another population"
+            )
+        if name not in s.wum_var_refs:
+            s.wum.post_neuron_var_refs.append(Var(name, "scalar", "VarAccessMode.READ_ONLY"))
+            s.wum_var_refs[name] = name
+    return [f"// {phase.comment or phase.name}", *lines]
+
+
+def _synapse_phase(phase: Phase) -> Loop | None:
+    """The event loop of a phase that walks a projection's rows (synapse code), else None."""
+    loops = [st for st in phase.body if isinstance(st, Loop)]
+    if len(loops) == 1 and isinstance(loops[0].space, Events):
+        if any(isinstance(st, Loop) and isinstance(st.space, Row) for st in loops[0].body):
+            return loops[0]
+    return None
+
+
+def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[str, float]]:
+    """Per population, the GeNN vars the backward reset sets (restored by the Reset update)."""
+    out: dict[str, dict[str, float]] = {}
+    for name in entry.before:
+        for st in walk(kernel.phase(name).body):
+            if not isinstance(st, Store):
+                continue
+            a = kernel.array(st.target.array)
+            if a.role == Role.ADJOINT:
+                out.setdefault(holder(a, kernel), {})[genn_var(a, kernel)] = float(st.expr)
+            elif a.role != Role.GRADIENT and a.name not in cursors:  # dg: GradientReduce; q_bi
+                raise fail(f"phase '{name}': resetting '{a.name}' has no GeNN form")
+    return out
+
+
+def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections: list[ProjectionCtx]) -> int:
+    """Weave the kernel's backward entry into the module's models; returns the buffers' spike limit
+    (0 without a backward entry)."""
+    entry = next((e for e in kernel.entries if e.steps == "backward"), None)
+    if entry is None:
+        return 0
+    k = kernel.num_steps
+    pops = {p.name: p for p in populations}
+    projs = {s.name: s for s in projections}
+    # forward: the spike lists become per-neuron buffers (the forward printer leaves them to us)
+    arrays = {a.name: a for a in kernel.arrays}
+    buffers: dict[str, SpikeBuffer] = {}
+    for phase in kernel.phases:
+        if phase.kind == PhaseKind.FORWARD and keeps_spike_list(phase.body, arrays):
+            buf = spike_buffer(kernel, phase)
+            buffers[buf.population] = buf
+    limits = {b.limit for b in buffers.values()}
+    if len(limits) > 1:
+        raise fail(f"spike lists with different per-neuron limits {sorted(limits)}: GeNN's buffers share one")
+    # backward: synapse phases first, then neuron phases (GeNN's order within a step)
+    neurons: dict[str, _Neuron] = {}
+    synapse_code: dict[str, list[str]] = {}
+    summed: dict[str, str] = {}  # spike-list array -> the population whose q_D sums into it
+    cursors: set[str] = set()
+    seen_neuron = None
+    for name in entry.per_step:
+        phase = kernel.phase(name)
+        loop = _synapse_phase(phase)
+        if loop is not None:
+            if seen_neuron is not None:
+                raise fail(
+                    f"phase '{name}' (synapse code) runs after '{seen_neuron}' (neuron code): GeNN runs "
+                    "synapse updates first in every step"
+                )
+            proj = next(st.space.projection for st in loop.body if isinstance(st, Loop))
+            if loop.space.population not in buffers:
+                raise fail(f"phase '{name}': the spikes of '{loop.space.population}' are never filed")
+            cursors.add(loop.space.cursor)
+            synapse_code[proj] = synapse_code.get(proj, []) + _synapse(
+                kernel, phase, loop, projs[proj], summed
+            )
+            continue
+        seen_neuron = name
+        for st in phase.body:
+            if isinstance(st, Loop) and isinstance(st.space, Events):
+                cursors.add(st.space.cursor)
+                pop = st.space.population
+                _jump(kernel, st, buffers.get(pop), summed, _neuron(kernel, neurons, pop))
+            elif isinstance(st, Loop) and isinstance(st.space, Neurons):
+                _step(phase, st, _neuron(kernel, neurons, st.space.population))
+            else:
+                raise fail(f"phase '{name}': a {type(st).__name__} has no GeNN form in a backward step")
+    resets = _reset(kernel, entry, cursors)
+    for pop in sorted(set(buffers) | set(neurons), key=list(kernel.populations).index):
+        _weave(pops[pop], k, buffers.get(pop), neurons.get(pop), pop in summed.values(), resets.get(pop, {}))
+    for proj, lines in synapse_code.items():
+        _weave_synapse(projs[proj], k, lines)
+    return limits.pop() if limits else 0
+
+
+def _weave(
+    p: PopulationCtx,
+    k: int,
+    buf: SpikeBuffer | None,
+    bwd: _Neuron | None,
+    transmits: bool,
+    reset: dict[str, float],
+) -> None:
+    """Population `p` runs its forward code in steps < K and its backward code after them."""
+    m = p.model
+    start = add_replay(p, buf, k) if buf is not None else []
+    if buf is None:  # no spikes to replay: never a spike in the backward half
+        guard = m.code.get("threshold_condition_code", "").strip()
+        if guard:
+            m.code["threshold_condition_code"] = f"({_fwd(k)}) ? ({guard}) : 0"
+    held = {v.name for v in m.vars}
+    lines: list[str] = []
+    if bwd is not None:
+        lines = [*bwd.jump, *bwd.step]
+        for name, a in bwd.printer.code.vars.items():
+            if name not in held:  # adjoints and what the runtime supplies (role TARGET)
+                m.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar")))
+                p.var_init[name] = 0 if a.dtype in INT_DTYPES else 0.0
+                held.add(name)
+        if any("q_B[0]" in line for line in lines):
+            m.extra_global_params.append(Var("q_B", "scalar*"))
+            p.egp_init["q_B"] = "np.ones(1, dtype=SCALAR)"
+    p.reset_vars.update(reset)
+    if transmits:
+        m.additional_input_vars.append(("q_D", "scalar", 0.0))
+    backward = [f"const int q_kb = {_kb(k)};", *start, *lines]
+    forward = [line for line in m.code.get("sim_code", "").splitlines() if line.strip()]
+    halves = (
+        [f"if ({_fwd(k)}) {{", *["    " + line for line in forward], "}", "else {"]
+        if forward
+        else [f"if ((int)round(t / dt) >= {k}) {{"]  # an input: nothing to do in forward steps
+    )
+    m.code["sim_code"] = "\n".join(
+        [
+            *([f"const unsigned int q_off = (batch * {p.size} + id) * {buf.limit};"] if buf else []),
+            *halves,
+            *["    " + line for line in backward],
+            "}",
+        ]
+    )
+
+
+def _weave_synapse(s: ProjectionCtx, k: int, backward: list[str]) -> None:
+    forward = s.wum.code["pre_spike_syn_code"]
+    s.wum.code["pre_spike_syn_code"] = "\n".join(
+        [
+            f"if ({_fwd(k)}) {{",
+            *["    " + line for line in forward.splitlines() if line.strip()],
+            "}",
+            "else {  // backward: this spike belongs to forward step 2K-1-(t/dt)",
+            *["    " + line for line in backward],
+            "}",
+        ]
+    )
+
+
+__all__ = ["SPIKE_TIMES", "SpikeBuffer", "print_backward", "spike_buffer"]
