@@ -316,6 +316,35 @@ def test_eventprop_delay_on_the_gradient_path_is_a_diagnostic() -> None:
     assert "h_to_out" in info.value.diagnostics[0].message
 
 
+def test_a_backward_entry_out_of_genns_step_order_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GeNN runs synapse code before neuron code in every step, so a kernel whose backward entry
+    runs a jump before an event walk over a projection's rows has no GeNN form: the backward printer
+    says so by phase name instead of printing the two in the wrong order."""
+    from snnc.backends.genn import emit
+
+    network = _example("yinyang_eventprop")
+    scheduled = emit._kernel
+
+    def reordered(net, plan):  # noqa: ANN001, ANN202
+        kernel = scheduled(net, plan)
+        entries = []
+        for entry in kernel.entries:
+            if entry.steps == "backward":
+                late = [p for p in entry.per_step if p.startswith("events_")]
+                per_step = (*[p for p in entry.per_step if p not in late], *late)
+                entry = dataclasses.replace(entry, per_step=per_step)
+            entries.append(entry)
+        return dataclasses.replace(kernel, entries=tuple(entries))
+
+    generate(network)  # as scheduled: prints
+    monkeypatch.setattr(emit, "_kernel", reordered)
+    with pytest.raises(DiagnosticError) as info:
+        generate(network)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "E-GENN-UNSUPPORTED"
+    assert "events_x_to_h" in diagnostic.message and "synapse updates first" in diagnostic.message
+
+
 def test_eprop_pieces_land_in_the_right_models() -> None:
     network = _example("eprop_digits")
     code, _, ctx = generate(network)
