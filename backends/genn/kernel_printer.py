@@ -125,7 +125,12 @@ class GeNNExprPrinter(KernelExprPrinter):
             (per_trial and tuple(expr.indices) == (BATCH, self.neuron))
             or (len(array.shape) == 1 and tuple(expr.indices) == (self.neuron,))  # shared by the batch
         ):
-            raise fail(f"element {expr} is not one neuron's value in one trial, which GeNN vars hold")
+            shape = ", ".join(str(d) for d in array.shape)
+            raise fail(
+                f"element {expr} of {array.role.value} array '{array.name}' [{shape}] is not one neuron's "
+                "value in one trial, which GeNN vars hold",
+                hint="use the c backend for this network",
+            )
         name = genn_var(array, self.kernel)
         self.vars[name] = array
         return name
