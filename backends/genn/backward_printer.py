@@ -400,7 +400,7 @@ def _weave(
                 m.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar")))
                 p.var_init[name] = 0 if a.dtype in INT_DTYPES else 0.0
                 held.add(name)
-        if any("q_B[0]" in line for line in lines):
+        if bwd.printer.pr.reads_batch_size:
             m.extra_global_params.append(Var("q_B", "scalar*"))
             p.egp_init["q_B"] = "np.ones(1, dtype=SCALAR)"
     p.reset_vars.update(reset)

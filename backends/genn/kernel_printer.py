@@ -102,6 +102,7 @@ class GeNNExprPrinter(KernelExprPrinter):
         self.neuron = Index("j")  # the index that stands for GeNN's `id` (the model's own neuron)
         self.step_text: str | None = None  # the step where it is not GeNN's time (backward steps)
         self.batch_size_text: str | None = None  # the trials of the batch, where code reads them
+        self.reads_batch_size = False
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
@@ -112,6 +113,7 @@ class GeNNExprPrinter(KernelExprPrinter):
             if expr == NUM_STEPS:
                 return str(self.kernel.num_steps) if self.int_mode else f"{self.kernel.num_steps}.0"
             if expr == BATCH_SIZE and self.batch_size_text is not None:
+                self.reads_batch_size = True
                 return self.batch_size_text
             raise fail(f"index '{expr.name}' has no GeNN form outside an element")
         return super()._print_Symbol(expr)
