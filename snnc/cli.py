@@ -305,6 +305,7 @@ def _session_options(args: argparse.Namespace):
         log_json=getattr(args, "log_json", None),
         plot=bool(getattr(args, "plot", False)),
         threads=getattr(args, "threads", None),
+        no_checkpoint=bool(getattr(args, "no_checkpoint", False)),
     )
 
 
@@ -333,6 +334,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     imported = import_nir(args.file, args.output, spike_step=args.spike_step)
     print(imported.table())
     for written in imported.paths:
+        print(f"wrote {written}")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from snnc.conversion import convert_onnx
+
+    converted = convert_onnx(
+        args.file,
+        args.output,
+        method=args.method,
+        data=args.data,
+        timesteps=args.timesteps,
+        percentile=args.percentile,
+        coding=args.coding,
+    )
+    print(converted.table())
+    for written in converted.paths:
         print(f"wrote {written}")
     return EXIT_OK
 
@@ -431,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="FILE",
             help="also write progress as JSON Lines to FILE ('-': stdout, and the summary goes to stderr)",
         )
+        if name == "evaluate":
+            p.add_argument(
+                "--no-checkpoint",
+                action="store_true",
+                help="evaluate the weights the .snn file itself gives (a converted or imported network)",
+            )
         if name == "train":
             p.add_argument(
                 "--resume", action="store_true", help="continue from the latest checkpoint in --out"
@@ -459,6 +484,34 @@ def build_parser() -> argparse.ArgumentParser:
         "(snnTorch: 1e-4, Norse: its dt) instead of NIR's Dirac pulses",
     )
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "convert", help="turn a trained ANN (ONNX) into a rate-coded spiking .snn network with .npy weights"
+    )
+    p.add_argument("file", metavar="MODEL.onnx")
+    p.add_argument("-o", "--output", metavar="FILE.snn")
+    p.add_argument(
+        "--method",
+        default="data_norm",
+        choices=["simple", "data_norm", "spike_norm", "few_spike"],
+        help="threshold balancing (default data_norm; data_norm and spike_norm need --data)",
+    )
+    p.add_argument(
+        "--data", metavar="CALIB.npz", help="calibration (and test) data: arrays x, y [, test_x, test_y]"
+    )
+    p.add_argument(
+        "--timesteps", type=int, default=100, metavar="N", help="simulated steps per example (dt 1 ms)"
+    )
+    p.add_argument(
+        "--percentile", type=float, default=99.9, metavar="P", help="data_norm's activation percentile (99.9)"
+    )
+    p.add_argument(
+        "--coding",
+        default="regular",
+        choices=["regular", "poisson"],
+        help="input rate coding: regular (constant current) or poisson (default regular)",
+    )
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="write a .snn network (and trained weights) as a NIR graph")
     p.add_argument("file", metavar="FILE.snn")

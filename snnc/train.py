@@ -77,6 +77,9 @@ class RunOptions:
     log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
     plot: bool = False  # `snnc train --plot`: PNGs of the curves (runtime/plot.py) at the end
     threads: int | None = None  # OpenMP threads of the C backend (None: one per core, at most one per trial)
+    no_checkpoint: bool = (
+        False  # `snnc evaluate --no-checkpoint`: the weights the .snn file gives (snnc convert)
+    )
 
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:
@@ -390,12 +393,15 @@ def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> d
 
 def _evaluate(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | NullLog) -> dict[str, Any]:
     network = lower_for_training(path, opts)
-    found = find_checkpoint(network, opts)
+    if opts.no_checkpoint and opts.checkpoint:
+        raise _error("E-CHECKPOINT", "--no-checkpoint and --checkpoint exclude each other")
+    found = None if opts.no_checkpoint else find_checkpoint(network, opts)
     data = load_data(network, opts.data_dir)
     if not len(data.test):
         raise _error("E-NO-DATA", "the data set has no test split to evaluate on", network.train.data.span)
     net = build_for_training(network, opts)
-    meta = load_weights(net, found)
+    meta = load_weights(net, found) if found is not None else {}
+    found = found if found is not None else Path(path)  # named in the summary: the file's own weights
     trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
     tx, ty = xy(network, data.test)
     trainer.evaluate(tx, ty, net.default_metric(), callbacks=[BatchProgressBar(quiet=opts.quiet)])
@@ -403,9 +409,8 @@ def _evaluate(path: str, opts: RunOptions, stream: TextIO, log: JsonLinesLog | N
     result["examples"] = len(data.test)
     result["checkpoint"] = str(found)
     result["epoch"] = meta.get("epoch")
-    stream.write(
-        f"{found} (epoch {meta.get('epoch')}): test {_fmt(trainer.last_test)} on {len(data.test)} examples\n"
-    )
+    which = f"epoch {meta.get('epoch')}" if not opts.no_checkpoint else "its own weights, no checkpoint"
+    stream.write(f"{found} ({which}): test {_fmt(trainer.last_test)} on {len(data.test)} examples\n")
     test = {k: v for k, v in result.items() if k not in ("checkpoint", "epoch")}
     log.write("test", test=test, checkpoint=found, epoch=meta.get("epoch"))
     log.write("done", checkpoint=found)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from snnc.ir.diagnostics import Span
+from snnc.runtime.datasets.analog import analog
 from snnc.runtime.datasets.digits import digits
 from snnc.runtime.datasets.npzdata import npz
 from snnc.runtime.datasets.pattern import sine_pattern
@@ -28,12 +29,13 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "yinyang": yinyang,
     "digits": digits,
     "npz": npz,
+    "analog": analog,
     "shd": shd,
     "ssc": ssc,
     "sine_pattern": sine_pattern,
 }
 #: loaders whose relative paths are resolved against the `.snn` file's folder
-_TAKES_BASE_DIR = {"npz", "shd", "ssc"}
+_TAKES_BASE_DIR = {"npz", "analog", "shd", "ssc"}
 #: loaders that also look in `--data-dir`
 _TAKES_DATA_DIR = {"shd", "ssc"}
 

@@ -1,0 +1,221 @@
+"""A chain of ANN layers (`onnx_graph`) -> a readable `.snn` file plus `.npy` weights.
+
+The input becomes a SpikeInput population fed rate-coded data (`runtime/datasets/analog.py`); each
+ReLU layer a population of ConvertIF neurons (integrate-and-fire, reset by subtraction, threshold 1);
+the output layer a ConvertSum population that adds up its input (readout `var`: the class is the arg
+max). Each layer's ops become one projection: a lone Conv or AveragePool keeps its window
+(Conv2D/AvgPool2D), any other chain of ops is one Dense matrix. Weights carry the threshold
+balancing's scales (`convert_norm`). Shaped populations are (H, W, C), channels last, as in
+`snnc import`; ONNX's are (C, H, W).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from snnc.frontend.nir_conv import nir_order, snnc_shape
+from snnc.frontend.nir_names import NameMap, readable
+from snnc.frontend.onnx_graph import Layer, Model, dense_matrix
+from snnc.frontend.onnx_ops import onnx_error
+
+MODELS = """\
+neuron ConvertIF {   # integrate-and-fire, reset by subtraction: input w in a step moves v by w
+    param v_thresh = 1.0
+    state v = 0.0
+    input i_syn
+    dv/dt = i_syn / dt
+    spike when v >= v_thresh
+    reset { v = v - v_thresh }
+}
+
+neuron ConvertSum {   # the output layer: adds up its input, no threshold (the class is the arg max)
+    state v = 0.0
+    input i_syn
+    dv/dt = i_syn / dt
+}
+"""
+
+
+@dataclass
+class Settings:
+    """What the `.snn` file's train block says: the method, the data and the simulated time."""
+
+    method: str
+    scales: list[float]  # lambda_0 (input), lambda_1, ... per ReLU layer (convert_norm)
+    timesteps: int
+    data: str | None  # the calibration/test .npz, relative to the .snn file
+    coding: str = "regular"
+    dt: float = 1.0
+
+
+@dataclass
+class Converted:
+    """What `snnc convert` wrote, and what each ONNX node became (one row per node)."""
+
+    paths: list[Path]
+    rows: list[tuple[str, str, str, str]]  # ONNX node, its type, the snnc item, its weight file
+
+    def table(self) -> str:
+        head = ("ONNX node", "type", "snnc", "weights")
+        rows = [head, *self.rows]
+        widths = [max(len(r[k]) for r in rows) for k in range(3)]
+        return "\n".join(
+            ("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]).rstrip()
+            for r in rows
+        )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    s = snnc_shape(shape)
+    return str(s[0]) if len(s) == 1 else "(" + ", ".join(map(str, s)) + ")"
+
+
+def _check_bias(layer: Layer) -> None:
+    bias = layer.bias
+    if bias is not None and np.any(bias != 0):
+        op = next(op for op in layer.ops if op.bias is not None and np.any(op.bias != 0))
+        kind, name = op.nodes[-1]
+        raise onnx_error(
+            f"ONNX node '{name}' ({kind}) has a non-zero bias",
+            "snnc populations have no per-neuron bias yet: train the ANN without biases (bias=False)",
+        )
+
+
+def _projection(layer: Layer, factor: float, pre: str, post: str, wfile: str) -> tuple[str, np.ndarray, str]:
+    """(connectivity text, weight array, its layout) of one layer's ops."""
+    if len(layer.ops) == 1 and layer.ops[0].window is not None:
+        kind, args, kernel = layer.ops[0].window
+        if kind == "conv2d":
+            kh, kw = args["kernel"]
+            pad = args["padding"]
+            pad_text = '"valid"' if pad == (0, 0) else f"({pad[0]}, {pad[1]})"
+            text = (
+                f"Conv2D(filters = {args['filters']}, kernel = ({kh}, {kw}), stride = {args['stride']}, "
+                f'padding = {pad_text}, weight = File("{wfile}"))'
+            )
+            return text, kernel * factor, "[kh, kw, C, F]"
+        if factor == 1.0:
+            ph, pw = args["pool"]
+            return f"AvgPool2D(pool = ({ph}, {pw}), stride = {args['stride']})", None, ""
+    m = dense_matrix(layer.ops) * factor
+    m = m[nir_order(layer.in_shape)][:, nir_order(layer.out_shape)]
+    return f'Dense(weight = File("{wfile}"))', m, "[pre, post]"
+
+
+def _main_node(layer: Layer) -> str:
+    """The node a layer's population and weight file are named after: its last weighted op (a
+    PyTorch name such as `/fc1/Gemm` loses its `/Gemm`)."""
+    weighted = [(k, n) for k, n in layer.nodes if k in ("Gemm", "MatMul", "Conv")]
+    kind, name = (weighted or [layer.nodes[0]])[-1]
+    return name.removesuffix(f"/{kind}") or name
+
+
+def header(model: Model, s: Settings) -> str:
+    lam = ", ".join(f"{v:.6g}" for v in s.scales)
+    return (
+        f"# Converted from ONNX by `snnc convert --method {s.method}` (rate coding, {s.timesteps} steps).\n"
+        "# ReLU layers are ConvertIF populations (threshold 1, reset by subtraction): a neuron's spikes per\n"
+        "# step approximate its ReLU activation / lambda of its layer; the weights already hold the scales\n"
+        f"# (W lambda_(l-1) / lambda_l). lambda per layer, input first: {lam}.\n"
+        "# The output population adds up its input; its arg max is the ANN's.\n"
+        "# Names: each line ends with `# onnx:` and the ONNX nodes it stands for.\n"
+        "# Weights: <this file's name>_weights/<layer>.npy, [pre, post] or [kh, kw, C, F].\n"
+    )
+
+
+def _train_block(name: str, model: Model, s: Settings) -> list[str]:
+    duration = s.timesteps * s.dt
+    channels = ", channels_first = true" if len(model.input_shape) == 3 else ""
+    data = (
+        f'analog(path = "{s.data}", coding = "{s.coding}", scale = {s.scales[0]!r}, '
+        f"dt = {s.dt!r} ms, duration = {duration!r} ms{channels})"
+    )
+    lines = [
+        "",
+        "# `snnc evaluate FILE --no-checkpoint` runs the converted weights on the data's test split;",
+        "# to fine-tune, set algorithm = eventprop(...) and an optimizer, then `snnc train FILE`.",
+        f"train {name} {{",
+        "    algorithm  = none",
+        "    loss       = sparse_categorical_crossentropy",
+    ]
+    lines.append(
+        f"    data       = {data}" if s.data else f"    # data     = {data.replace('None', 'DATA.npz')}"
+    )
+    lines += [
+        f"    dt         = {s.dt!r} ms",
+        f"    duration   = {duration!r} ms",
+        "    batch_size = 32",
+        "}",
+    ]
+    return lines
+
+
+def annotation(nodes: list[tuple[str, str]]) -> str:
+    import json
+
+    return "# onnx: " + " -> ".join(f"{kind} {json.dumps(name)}" for kind, name in nodes)
+
+
+def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = None) -> Converted:
+    """Write `out_path` and its weights (in `<stem>_weights/`, one `.npy` per projection)."""
+    for layer in model.layers:
+        _check_bias(layer)
+    folder, stem = out_path.parent, out_path.stem
+    ident, files = NameMap(), NameMap()
+    name = readable(network or stem)
+    lines = [header(model, s) + "use std.{SpikeInput, Delta}", "", MODELS]
+    lines.append(f"network {name} {{")
+    rows: list[tuple[str, str, str, str]] = []
+    pre = ident(model.input_name)
+    lines.append(
+        f"    input  {pre} = SpikeInput({_shape_text(model.input_shape)})   {annotation([('Input', model.input_name)])}"
+    )
+    rows.append((model.input_name, "Input", f"input population {pre} {snnc_shape(model.input_shape)}", ""))
+    pops, projections = [], []
+    weights: dict[Path, np.ndarray] = {}
+    scales = [*s.scales, 1.0]
+    for k, layer in enumerate(model.layers):
+        main = _main_node(layer)
+        post = ident(main)
+        role, model_name = ("hidden", "ConvertIF") if layer.relu else ("output", "ConvertSum")
+        args = _shape_text(layer.out_shape) + (", readout = var" if layer.relu is None else "")
+        note = f"   {annotation([layer.relu])}" if layer.relu else ""
+        pops.append(f"    {role:<6} {post} = {model_name}({args}){note}")
+        factor = scales[k] / scales[k + 1]
+        path = folder / f"{stem}_weights" / f"{files(main)}.npy"
+        wfile = path.relative_to(folder).as_posix()
+        conn, w, layout = _projection(layer, factor, pre, post, wfile)
+        link = [n for n in layer.nodes if n != layer.relu]
+        projections.append(f"    {pre} -> {post} : {conn}, Delta   {annotation(link)}")
+        shown = ""
+        if w is not None:
+            weights[path] = w
+            shown = f"{wfile} {list(w.shape)} {layout}"
+        rows += [(n, kind, f"projection {pre} -> {post}", shown) for kind, n in link]
+        if layer.relu:
+            rows.append(
+                (
+                    layer.relu[1],
+                    "Relu",
+                    f"{role} population {post} {snnc_shape(layer.out_shape)} (ConvertIF)",
+                    "",
+                )
+            )
+        else:
+            rows.append(("", "", f"output population {post} {snnc_shape(layer.out_shape)} (ConvertSum)", ""))
+        pre = post
+    lines += [*pops, "", *projections, "}", *_train_block(name, model, s)]
+    folder.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for path, w in weights.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, w)
+    return Converted([out_path, *weights], rows)
+
+
+def data_path(data: Path, out_path: Path) -> str:
+    """`data` as the `.snn` file's train block names it: relative to the file's folder."""
+    return Path(os.path.relpath(data.resolve(), out_path.parent.resolve())).as_posix()

@@ -1,0 +1,128 @@
+"""Analog values (images, features) as rate-coded spike trains: the input of a converted ANN.
+
+An `.npz` holds `x` ([examples, features...], the ANN's inputs as it was trained on them) and `y`
+(labels); `test_x`/`test_y` optionally hold a test split, else `test_fraction` is split off after a
+seeded shuffle (as `npz` does). Each value v becomes the rate r = clip(v / scale, 0, 1) spikes per
+step of `dt`, over `duration`:
+
+- "regular": the spike train of an integrate-and-fire neuron driven by the constant current r
+  (reset by subtraction): a spike in step k when floor((k+1) r) > floor(k r). This is constant-
+  current input coding, exact and deterministic.
+- "poisson": a spike in each step with probability r (seeded).
+
+Spikes sit in the middle of their step. `channels_first`: x is (C, H, W) per example (ONNX,
+PyTorch) and is reordered to snnc's (H, W, C) before flattening.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
+from snnc.runtime.errors import RuntimeConfigError
+
+CODINGS = ("regular", "poisson")
+
+
+def _error(message: str, hint: str | None = None) -> RuntimeConfigError:
+    return RuntimeConfigError("E-DATASET-FILE", message, hint)
+
+
+def read_analog(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an analog `.npz` (`x`, `y`, optional `test_x`, `test_y`), checked."""
+    if not path.is_file():
+        raise _error(f"no data file '{path}'")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError) as e:
+        raise _error(
+            f"cannot read '{path}' as .npz ({e})", "write one with numpy.savez(path, x=..., y=...)"
+        ) from None
+    for x_key, y_key in (("x", "y"), ("test_x", "test_y")):
+        if x_key == "test_x" and x_key not in arrays:
+            continue
+        if x_key not in arrays:
+            raise _error(f"'{path}' has no array 'x'", "an analog .npz holds x [examples, features...] and y")
+        x = arrays[x_key]
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+            raise _error(f"'{path}': {x_key} must hold finite numbers")
+        if y_key in arrays and len(arrays[y_key]) != len(x):
+            raise _error(f"'{path}': {len(x)} examples in {x_key} but {len(arrays[y_key])} labels in {y_key}")
+    return arrays
+
+
+def snnc_order(x: np.ndarray, channels_first: bool) -> np.ndarray:
+    """[examples, ...] -> [examples, features] in snnc's neuron order ((H, W, C) for images)."""
+    if channels_first and x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
+def encode(
+    values: np.ndarray, coding: str, scale: float, dt: float, duration: float, rng: np.random.Generator
+) -> SpikeDataset:
+    """[examples, features] -> spike trains (see the module docstring); labels are zeros."""
+    rate = np.clip(values / scale, 0.0, 1.0)
+    steps = int(round(duration / dt))
+    k = np.arange(steps)
+    times, ids, offsets = [], [], [0]
+    for row in rate:
+        if coding == "regular":
+            fired = np.floor((k[:, None] + 1) * row[None, :] + 1e-9) > np.floor(
+                k[:, None] * row[None, :] + 1e-9
+            )
+        else:
+            fired = rng.random((steps, row.size)) < row[None, :]
+        step, neuron = np.nonzero(fired)
+        times.append((step + 0.5) * dt)
+        ids.append(neuron)
+        offsets.append(offsets[-1] + step.size)
+    cat = lambda a, t: np.concatenate(a).astype(t) if a else np.zeros(0, t)  # noqa: E731
+    n = values.shape[1]
+    return SpikeDataset(
+        cat(times, np.float64), cat(ids, np.int64), np.asarray(offsets), np.zeros(len(values), np.int64), n
+    )
+
+
+def analog(
+    path: str | os.PathLike,
+    coding: str = "regular",
+    scale: float = 1.0,
+    dt: float = 1.0,
+    duration: float = 100.0,
+    channels_first: bool = False,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    base_dir: str | None = None,
+) -> Dataset:
+    if coding not in CODINGS:
+        raise RuntimeConfigError(
+            "E-DATASET-ARG", f"analog: unknown coding '{coding}'", f"use one of {', '.join(CODINGS)}"
+        )
+    if not scale > 0 or not dt > 0 or not duration > 0:
+        raise RuntimeConfigError("E-DATASET-ARG", "analog: scale, dt and duration must be positive")
+    p = Path(path)
+    if base_dir is not None and not p.is_absolute():
+        p = Path(base_dir) / p
+    arrays = read_analog(p)
+    x = snnc_order(np.asarray(arrays["x"], np.float64), channels_first)
+    y = np.asarray(arrays.get("y", np.zeros(len(x), np.int64)))
+    rng = np.random.default_rng(seed)
+    if "test_x" in arrays:
+        tx = snnc_order(np.asarray(arrays["test_x"], np.float64), channels_first)
+        ty = np.asarray(arrays.get("test_y", np.zeros(len(tx), np.int64)))
+    else:
+        if not 0.0 <= test_fraction < 1.0:
+            raise RuntimeConfigError("E-DATASET-ARG", "analog: test_fraction must lie in [0, 1)")
+        order = rng.permutation(len(x))
+        n_test = int(round(len(x) * test_fraction))
+        x, y, tx, ty = x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], y[order[:n_test]]
+    train = encode(x, coding, scale, dt, duration, rng).with_labels(y)
+    test = encode(tx, coding, scale, dt, duration, rng).with_labels(ty)
+    labels = np.concatenate([y, ty])
+    classes = int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
+    meta = {"path": str(p), "coding": coding, "scale": scale, "dt": dt, "duration": duration}
+    return Dataset(p.stem, train, test, x.shape[1], classes, meta)

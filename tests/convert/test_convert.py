@@ -1,0 +1,144 @@
+"""`snnc convert`: numpy-trained ANNs on the 8x8 digits, written as ONNX, converted to spiking
+networks and run by the C backend: firing rates against ReLU activations, accuracy against the ANN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("sklearn")
+
+from snnc.frontend.convert_norm import data_norm  # noqa: E402
+from snnc.frontend.onnx_graph import read_model, to_layers  # noqa: E402
+from snnc.runtime.artefact import RecordRequest  # noqa: E402
+from snnc.runtime.datasets.analog import analog, encode  # noqa: E402
+
+from snnc.cli import main  # noqa: E402
+from tests.convert import ann  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ann.digits()
+
+
+@pytest.fixture(scope="module")
+def mlp(digits, tmp_path_factory):
+    """(onnx path, data path, weights) of a 64-64-10 MLP."""
+    x, y, tx, ty = digits
+    folder = tmp_path_factory.mktemp("mlp")
+    w = ann.train_mlp(x, y, epochs=20)
+    return ann.mlp_onnx(w, folder / "mlp.onnx"), ann.save_data(folder / "digits.npz", x, y, tx, ty), w
+
+
+@pytest.fixture(scope="module")
+def cnn(digits, tmp_path_factory):
+    x, y, tx, ty = digits
+    folder = tmp_path_factory.mktemp("cnn")
+    w = ann.train_cnn(x, y, epochs=15)
+    img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731
+    data = ann.save_data(folder / "digits.npz", img(x), y, img(tx), ty)
+    return ann.cnn_onnx(w, folder / "cnn.onnx"), data, w
+
+
+def convert(onnx_path: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["convert", str(onnx_path), "--data", str(data), "-o", str(out), *extra])
+
+
+def rates(snn: Path, data: Path, pops: list[str], steps: int, n: int) -> dict[str, np.ndarray]:
+    """Spikes per step of `pops` on the first `n` test examples (C backend)."""
+    import snnc
+
+    net = snnc.compile(str(snn), batch_size=n, duration=float(steps))
+    test = analog(data, duration=float(steps), channels_first=True).test.subset(np.arange(n))
+    res = net.run({"x": test}, RecordRequest.of(spikes=pops))
+    return {p: res.spikes[p].sum(axis=1) / steps for p in pops}
+
+
+def test_mlp_converts_to_a_readable_network_with_a_mapping_table(mlp, tmp_path, capsys):
+    onnx_path, data, _ = mlp
+    out = tmp_path / "net" / "mlp.snn"
+    assert convert(onnx_path, data, out) == 0
+    printed = capsys.readouterr().out
+    assert "relu1      Relu    hidden population fc1 (64,) (ConvertIF)" in printed
+    assert "mlp_weights/fc1.npy [64, 64] [pre, post]" in printed
+    text = out.read_text()
+    assert 'x -> fc1 : Dense(weight = File("mlp_weights/fc1.npy")), Delta   # onnx: Gemm "fc1"' in text
+    rel = text.split('analog(path = "')[1].split('"')[0]
+    assert (out.parent / rel).resolve() == data.resolve()  # relative to the .snn file's folder
+    assert (out.parent / "mlp_weights" / "fc2.npy").is_file()
+    assert main(["check", str(out)]) == 0
+
+
+def test_mlp_firing_rates_follow_relu_activations(mlp, digits, tmp_path):
+    onnx_path, data, w = mlp
+    out = tmp_path / "mlp.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "1000") == 0
+    model = to_layers(read_model(onnx_path))
+    lam = data_norm(model, digits[0])
+    n = 16
+    hidden = np.maximum(digits[2][:n] @ w[0], 0) / lam[1]
+    got = rates(out, data, ["fc1"], 1000, n)["fc1"]
+    r = np.corrcoef(got.ravel(), np.clip(hidden, 0, 1).ravel())[0, 1]
+    assert r >= 0.99, r
+
+
+def test_cnn_firing_rates_follow_relu_activations_layer_by_layer(cnn, digits, tmp_path, capsys):
+    onnx_path, data, w = cnn
+    out = tmp_path / "cnn.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "1000") == 0
+    text = out.read_text()
+    assert "Conv2D(filters = 8, kernel = (3, 3), stride = 1, padding = (1, 1)" in text
+    assert '# onnx: AveragePool "/pool/AveragePool" -> Flatten "/flatten/Flatten" -> Gemm "/fc1/Gemm"' in text
+    model = to_layers(read_model(onnx_path))
+    lam = data_norm(model, digits[0].reshape(-1, 1, 8, 8))
+    n = 8
+    _, conv, _, h, _ = ann.cnn_forward(w, digits[2][:n])
+    got = rates(out, data, ["conv", "fc1"], 1000, n)
+    conv_hwc = conv.transpose(0, 2, 3, 1).reshape(n, -1) / lam[1]  # snnc's (H, W, C) order
+    for pop, want in (("conv", conv_hwc), ("fc1", h / lam[2])):
+        r = np.corrcoef(got[pop].ravel(), np.clip(want, 0, 1).ravel())[0, 1]
+        assert r >= 0.99, (pop, r)
+
+
+def _accuracy(snn: Path, capsys) -> float:
+    assert main(["evaluate", str(snn), "--no-checkpoint", "--quiet"]) == 0
+    line = capsys.readouterr().out
+    return float(line.split("accuracy ")[1].split()[0])
+
+
+def test_mlp_accuracy_within_one_point_of_the_ann(mlp, digits, tmp_path, capsys):
+    onnx_path, data, w = mlp
+    ann_acc = float(np.mean(ann.mlp_logits(w, digits[2]).argmax(1) == digits[3]))
+    out = tmp_path / "mlp.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "100") == 0
+    capsys.readouterr()
+    assert _accuracy(out, capsys) >= ann_acc - 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["data_norm", "spike_norm"])
+def test_cnn_accuracy_within_one_point_of_the_ann(cnn, digits, tmp_path, capsys, method):
+    onnx_path, data, w = cnn
+    ann_acc = float(np.mean(ann.cnn_forward(w, digits[2])[-1].argmax(1) == digits[3]))
+    out = tmp_path / "cnn.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "200", "--method", method) == 0
+    capsys.readouterr()
+    assert _accuracy(out, capsys) >= ann_acc - 0.01
+
+
+def test_regular_coding_is_an_integrate_and_fire_input():
+    x = np.array([[0.0, 0.25, 0.5, 1.0, 2.0]])
+    spikes = encode(x, "regular", 1.0, 1.0, 100.0, np.random.default_rng(0))
+    counts = np.bincount(spikes.ids, minlength=5)
+    assert counts.tolist() == [0, 25, 50, 100, 100]  # rates clip at one spike per step
+    assert np.all(spikes.times % 1.0 == 0.5)
+
+
+def test_poisson_coding_has_the_rate_on_average():
+    x = np.full((1, 200), 0.3)
+    spikes = encode(x, "poisson", 1.0, 1.0, 100.0, np.random.default_rng(0))
+    assert abs(spikes.ids.size / (200 * 100) - 0.3) < 0.01
