@@ -2,8 +2,11 @@
 
 The input becomes a SpikeInput population fed rate-coded data (`runtime/datasets/analog.py`); each
 ReLU layer a population of ConvertIF neurons (integrate-and-fire, reset by subtraction, threshold 1);
-the output layer a ConvertSum population that adds up its input (readout `var`: the class is the arg
-max). Each layer's ops become one projection: a lone Conv or AveragePool keeps its window
+the output layer a ConvertSum population that adds up its input (readout `avg_var`: its weights are
+scaled by 2 / timesteps, so the average of v over the run approximates the ANN's logits, and the
+cross-entropy EventProp fine-tunes with starts near the ANN's). Spikes reach a neuron through an
+exponential current (std Exponential, tau 1 ms) rather than a one-step pulse: EventProp needs a
+synapse state that spikes jump, and v still gains w per spike in total. Each layer's ops become one projection: a lone Conv or AveragePool keeps its window
 (Conv2D/AvgPool2D), any other chain of ops is one Dense matrix. Weights carry the threshold
 balancing's scales (`convert_norm`). Shaped populations are (H, W, C), channels last, as in
 `snnc import`; ONNX's are (C, H, W).
@@ -20,21 +23,24 @@ from snnc.frontend.nir_conv import nir_order, snnc_shape
 from snnc.frontend.nir_names import NameMap, readable
 from snnc.frontend.onnx_graph import Layer, Model, dense_matrix
 from snnc.frontend.onnx_ops import onnx_error
+from snnc.ir.connectivity import KINDS
 
 MODELS = """\
-neuron ConvertIF {   # integrate-and-fire, reset by subtraction: input w in a step moves v by w
+neuron ConvertIF {   # integrate-and-fire, reset by subtraction: a spike of weight w moves v by w in all
     param v_thresh = 1.0
+    param tau_syn  = 1 ms   # the synapses' tau: v integrates i_syn / tau_syn, so each spike adds w
     state v = 0.0
     input i_syn
-    dv/dt = i_syn / dt
+    dv/dt = i_syn / tau_syn
     spike when v >= v_thresh
     reset { v = v - v_thresh }
 }
 
 neuron ConvertSum {   # the output layer: adds up its input, no threshold (the class is the arg max)
+    param tau_syn = 1 ms
     state v = 0.0
     input i_syn
-    dv/dt = i_syn / dt
+    dv/dt = i_syn / tau_syn
 }
 """
 
@@ -84,14 +90,30 @@ def _check_bias(layer: Layer) -> None:
         )
 
 
+def _padding_text(args: dict, in_shape: tuple[int, ...]) -> str:
+    """ONNX's symmetric pads as snnc writes them: "valid", "same" where that is the same computation
+    (both backends take it), else the pair (the C backend's PyTorch-style padding)."""
+    pad = args["padding"]
+    if pad == (0, 0):
+        return '"valid"'
+    conv = KINDS["conv2d"]
+    pre = snnc_shape(in_shape)
+    same = {**args, "padding": "same"}
+    numeric = {**args, "padding": pad}
+    if conv.padding(same, pre) == ((pad[0], pad[0]), (pad[1], pad[1])) and conv.output_shape(
+        same, pre
+    ) == conv.output_shape(numeric, pre):
+        return '"same"'
+    return f"({pad[0]}, {pad[1]})"
+
+
 def _projection(layer: Layer, factor: float, pre: str, post: str, wfile: str) -> tuple[str, np.ndarray, str]:
     """(connectivity text, weight array, its layout) of one layer's ops."""
     if len(layer.ops) == 1 and layer.ops[0].window is not None:
         kind, args, kernel = layer.ops[0].window
         if kind == "conv2d":
             kh, kw = args["kernel"]
-            pad = args["padding"]
-            pad_text = '"valid"' if pad == (0, 0) else f"({pad[0]}, {pad[1]})"
+            pad_text = _padding_text(args, layer.in_shape)
             text = (
                 f"Conv2D(filters = {args['filters']}, kernel = ({kh}, {kw}), stride = {args['stride']}, "
                 f'padding = {pad_text}, weight = File("{wfile}"))'
@@ -120,7 +142,8 @@ def header(model: Model, s: Settings) -> str:
         "# ReLU layers are ConvertIF populations (threshold 1, reset by subtraction): a neuron's spikes per\n"
         "# step approximate its ReLU activation / lambda of its layer; the weights already hold the scales\n"
         f"# (W lambda_(l-1) / lambda_l). lambda per layer, input first: {lam}.\n"
-        "# The output population adds up its input; its arg max is the ANN's.\n"
+        "# The output population adds up its input; the average of its v over the run approximates the\n"
+        "# ANN's logits (its weights carry 2 / timesteps), so its arg max is the ANN's class.\n"
         "# Names: each line ends with `# onnx:` and the ONNX nodes it stands for.\n"
         "# Weights: <this file's name>_weights/<layer>.npy, [pre, post] or [kh, kw, C, F].\n"
     )
@@ -136,7 +159,8 @@ def _train_block(name: str, model: Model, s: Settings) -> list[str]:
     lines = [
         "",
         "# `snnc evaluate FILE --no-checkpoint` runs the converted weights on the data's test split;",
-        "# to fine-tune, set algorithm = eventprop(...) and an optimizer, then `snnc train FILE`.",
+        f"# to fine-tune: algorithm = eventprop(max_spikes = {s.timesteps}), optimizer = adam(lr = 0.0001),",
+        "# epochs = 1, then `snnc train FILE`.",
         f"train {name} {{",
         "    algorithm  = none",
         "    loss       = sparse_categorical_crossentropy",
@@ -166,7 +190,7 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
     folder, stem = out_path.parent, out_path.stem
     ident, files = NameMap(), NameMap()
     name = readable(network or stem)
-    lines = [header(model, s) + "use std.{SpikeInput, Delta}", "", MODELS]
+    lines = [header(model, s) + "use std.{SpikeInput, Exponential}", "", MODELS]
     lines.append(f"network {name} {{")
     rows: list[tuple[str, str, str, str]] = []
     pre = ident(model.input_name)
@@ -176,12 +200,12 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
     rows.append((model.input_name, "Input", f"input population {pre} {snnc_shape(model.input_shape)}", ""))
     pops, projections = [], []
     weights: dict[Path, np.ndarray] = {}
-    scales = [*s.scales, 1.0]
+    scales = [*s.scales, s.timesteps / 2.0]  # the output: avg_var ~ logits
     for k, layer in enumerate(model.layers):
         main = _main_node(layer)
         post = ident(main)
         role, model_name = ("hidden", "ConvertIF") if layer.relu else ("output", "ConvertSum")
-        args = _shape_text(layer.out_shape) + (", readout = var" if layer.relu is None else "")
+        args = _shape_text(layer.out_shape) + (", readout = avg_var" if layer.relu is None else "")
         note = f"   {annotation([layer.relu])}" if layer.relu else ""
         pops.append(f"    {role:<6} {post} = {model_name}({args}){note}")
         factor = scales[k] / scales[k + 1]
@@ -189,7 +213,7 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
         wfile = path.relative_to(folder).as_posix()
         conn, w, layout = _projection(layer, factor, pre, post, wfile)
         link = [n for n in layer.nodes if n != layer.relu]
-        projections.append(f"    {pre} -> {post} : {conn}, Delta   {annotation(link)}")
+        projections.append(f"    {pre} -> {post} : {conn}, Exponential(tau = 1 ms)   {annotation(link)}")
         shown = ""
         if w is not None:
             weights[path] = w

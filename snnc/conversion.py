@@ -15,6 +15,8 @@ import numpy as np
 from snnc.frontend.onnx_convert import Converted, Settings, data_path, write_snn
 from snnc.frontend.onnx_ops import onnx_error
 
+SPIKE_NORM_EXAMPLES = 256
+
 
 def _calibration(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     from snnc.runtime.datasets.analog import read_analog
@@ -72,6 +74,7 @@ def convert_onnx(
         scales = convert_norm.data_norm(model, calib, percentile)
     else:
         lam0 = convert_norm.data_norm(model, calib, percentile)[0]
-        scales = convert_norm.spike_norm(model, calib, timesteps, lam0)
+        # a numpy simulation of every layer: the first SPIKE_NORM_EXAMPLES examples suffice for a peak
+        scales = convert_norm.spike_norm(model, calib[:SPIKE_NORM_EXAMPLES], timesteps, lam0)
     settings = Settings(method, scales, timesteps, data_path(Path(data), out) if data else None, coding)
     return write_snn(model, out, settings)

@@ -66,7 +66,10 @@ def test_mlp_converts_to_a_readable_network_with_a_mapping_table(mlp, tmp_path, 
     assert "relu1      Relu    hidden population fc1 (64,) (ConvertIF)" in printed
     assert "mlp_weights/fc1.npy [64, 64] [pre, post]" in printed
     text = out.read_text()
-    assert 'x -> fc1 : Dense(weight = File("mlp_weights/fc1.npy")), Delta   # onnx: Gemm "fc1"' in text
+    assert (
+        'x -> fc1 : Dense(weight = File("mlp_weights/fc1.npy")), Exponential(tau = 1 ms)   # onnx: Gemm "fc1"'
+        in text
+    )
     rel = text.split('analog(path = "')[1].split('"')[0]
     assert (out.parent / rel).resolve() == data.resolve()  # relative to the .snn file's folder
     assert (out.parent / "mlp_weights" / "fc2.npy").is_file()
@@ -91,7 +94,7 @@ def test_cnn_firing_rates_follow_relu_activations_layer_by_layer(cnn, digits, tm
     out = tmp_path / "cnn.snn"
     assert convert(onnx_path, data, out, "--timesteps", "1000") == 0
     text = out.read_text()
-    assert "Conv2D(filters = 8, kernel = (3, 3), stride = 1, padding = (1, 1)" in text
+    assert 'Conv2D(filters = 8, kernel = (3, 3), stride = 1, padding = "same"' in text  # pads 1, 1, 1, 1
     assert '# onnx: AveragePool "/pool/AveragePool" -> Flatten "/flatten/Flatten" -> Gemm "/fc1/Gemm"' in text
     model = to_layers(read_model(onnx_path))
     lam = data_norm(model, digits[0].reshape(-1, 1, 8, 8))
@@ -142,3 +145,24 @@ def test_poisson_coding_has_the_rate_on_average():
     x = np.full((1, 200), 0.3)
     spikes = encode(x, "poisson", 1.0, 1.0, 100.0, np.random.default_rng(0))
     assert abs(spikes.ids.size / (200 * 100) - 0.3) < 0.01
+
+
+def test_eventprop_fine_tunes_the_converted_network(mlp, tmp_path, capsys):
+    """The converted file is an ordinary network: with eventprop in its train block, `snnc train`
+    runs and moves the weights; the tuned network still classifies as well as the converted one."""
+    onnx_path, data, _ = mlp
+    out = tmp_path / "mlp.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "50") == 0
+    text = out.read_text().replace(
+        "algorithm  = none",
+        "algorithm  = eventprop(max_spikes = 50)\n    optimizer  = adam(lr = 0.001)\n    epochs     = 1",
+    )
+    out.write_text(text)
+    capsys.readouterr()
+    converted = _accuracy(out, capsys)
+    assert main(["train", str(out), "--quiet", "--out", str(tmp_path / "run")]) == 0
+    tuned = float(capsys.readouterr().out.split("test: loss")[1].split("accuracy ")[1].split()[0])
+    assert tuned >= converted - 0.01
+    ckpt = np.load(tmp_path / "run" / "epoch-0000.npz")
+    w = [k for k in ckpt.files if "fc1" in k and "fc2" not in k]
+    assert w and not np.allclose(ckpt[w[0]], np.load(tmp_path / "mlp_weights" / "fc1.npy"))
