@@ -55,6 +55,41 @@ class Settings:
     data: str | None  # the calibration/test .npz, relative to the .snn file
     coding: str = "regular"
     dt: float = 1.0
+    k: int = 8  # few_spike: steps per layer
+
+
+@dataclass
+class Scheme:
+    """How a coding writes its neurons: rate coding (here) or few-spike coding (`few_spike`)."""
+
+    models: str  # the neuron models the file defines
+    uses: str  # the std models it uses
+    synapse: str
+    hidden: str  # the hidden and output models' names
+    output: str
+    readout: str
+    steps: int  # simulated steps per example
+    factors: list[float]  # each layer's weight factor
+    args: list[str]  # each layer's extra population arguments
+    coding_args: str  # the analog data set's coding arguments
+    about: str  # the file's header: how the coding works
+
+
+def rate_scheme(s: Settings, layers: int) -> Scheme:
+    scales = [*s.scales, s.timesteps / 2.0]  # the output: avg_var ~ logits
+    return Scheme(
+        MODELS,
+        "SpikeInput, Exponential",
+        "Exponential(tau = 1 ms)",
+        "ConvertIF",
+        "ConvertSum",
+        "avg_var",
+        s.timesteps,
+        [scales[k] / scales[k + 1] for k in range(layers)],
+        [""] * layers,
+        f'coding = "{s.coding}"',
+        rate_about(s),
+    )
 
 
 @dataclass
@@ -135,32 +170,45 @@ def _main_node(layer: Layer) -> str:
     return name.removesuffix(f"/{kind}") or name
 
 
-def header(model: Model, s: Settings) -> str:
+def rate_about(s: Settings) -> str:
     lam = ", ".join(f"{v:.6g}" for v in s.scales)
     return (
-        f"# Converted from ONNX by `snnc convert --method {s.method}` (rate coding, {s.timesteps} steps).\n"
         "# ReLU layers are ConvertIF populations (threshold 1, reset by subtraction): a neuron's spikes per\n"
         "# step approximate its ReLU activation / lambda of its layer; the weights already hold the scales\n"
         f"# (W lambda_(l-1) / lambda_l). lambda per layer, input first: {lam}.\n"
         "# The output population adds up its input; the average of its v over the run approximates the\n"
         "# ANN's logits (its weights carry 2 / timesteps), so its arg max is the ANN's class.\n"
-        "# Names: each line ends with `# onnx:` and the ONNX nodes it stands for.\n"
+    )
+
+
+def header(s: Settings, scheme: Scheme) -> str:
+    coding = "few-spike coding" if s.method == "few_spike" else "rate coding"
+    return (
+        f"# Converted from ONNX by `snnc convert --method {s.method}` ({coding}, {scheme.steps} steps).\n"
+        + scheme.about
+        + "# Names: each line ends with `# onnx:` and the ONNX nodes it stands for.\n"
         "# Weights: <this file's name>_weights/<layer>.npy, [pre, post] or [kh, kw, C, F].\n"
     )
 
 
-def _train_block(name: str, model: Model, s: Settings) -> list[str]:
-    duration = s.timesteps * s.dt
+def _train_block(name: str, model: Model, s: Settings, scheme: Scheme) -> list[str]:
+    duration = scheme.steps * s.dt
     channels = ", channels_first = true" if len(model.input_shape) == 3 else ""
     data = (
-        f'analog(path = "{s.data}", coding = "{s.coding}", scale = {s.scales[0]!r}, '
+        f'analog(path = "{s.data}", {scheme.coding_args}, scale = {s.scales[0]!r}, '
         f"dt = {s.dt!r} ms, duration = {duration!r} ms{channels})"
     )
     lines = [
         "",
         "# `snnc evaluate FILE --no-checkpoint` runs the converted weights on the data's test split;",
-        f"# to fine-tune: algorithm = eventprop(max_spikes = {s.timesteps}), optimizer = adam(lr = 0.0001),",
-        "# epochs = 1, then `snnc train FILE`.",
+        *(
+            [
+                f"# to fine-tune: algorithm = eventprop(max_spikes = {s.timesteps}), optimizer = adam(lr = 0.0001),",
+                "# epochs = 1, then `snnc train FILE`.",
+            ]
+            if s.method != "few_spike"
+            else []
+        ),
         f"train {name} {{",
         "    algorithm  = none",
         "    loss       = sparse_categorical_crossentropy",
@@ -190,7 +238,13 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
     folder, stem = out_path.parent, out_path.stem
     ident, files = NameMap(), NameMap()
     name = readable(network or stem)
-    lines = [header(model, s) + "use std.{SpikeInput, Exponential}", "", MODELS]
+    if s.method == "few_spike":
+        from snnc.frontend.few_spike import few_spike_scheme
+
+        scheme = few_spike_scheme(s, len(model.layers))
+    else:
+        scheme = rate_scheme(s, len(model.layers))
+    lines = [header(s, scheme) + f"use std.{{{scheme.uses}}}", "", scheme.models]
     lines.append(f"network {name} {{")
     rows: list[tuple[str, str, str, str]] = []
     pre = ident(model.input_name)
@@ -200,20 +254,20 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
     rows.append((model.input_name, "Input", f"input population {pre} {snnc_shape(model.input_shape)}", ""))
     pops, projections = [], []
     weights: dict[Path, np.ndarray] = {}
-    scales = [*s.scales, s.timesteps / 2.0]  # the output: avg_var ~ logits
     for k, layer in enumerate(model.layers):
         main = _main_node(layer)
         post = ident(main)
-        role, model_name = ("hidden", "ConvertIF") if layer.relu else ("output", "ConvertSum")
-        args = _shape_text(layer.out_shape) + (", readout = avg_var" if layer.relu is None else "")
+        role, model_name = ("hidden", scheme.hidden) if layer.relu else ("output", scheme.output)
+        args = _shape_text(layer.out_shape) + scheme.args[k]
+        args += f", readout = {scheme.readout}" if layer.relu is None else ""
         note = f"   {annotation([layer.relu])}" if layer.relu else ""
         pops.append(f"    {role:<6} {post} = {model_name}({args}){note}")
-        factor = scales[k] / scales[k + 1]
+        factor = scheme.factors[k]
         path = folder / f"{stem}_weights" / f"{files(main)}.npy"
         wfile = path.relative_to(folder).as_posix()
         conn, w, layout = _projection(layer, factor, pre, post, wfile)
         link = [n for n in layer.nodes if n != layer.relu]
-        projections.append(f"    {pre} -> {post} : {conn}, Exponential(tau = 1 ms)   {annotation(link)}")
+        projections.append(f"    {pre} -> {post} : {conn}, {scheme.synapse}   {annotation(link)}")
         shown = ""
         if w is not None:
             weights[path] = w
@@ -224,14 +278,16 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
                 (
                     layer.relu[1],
                     "Relu",
-                    f"{role} population {post} {snnc_shape(layer.out_shape)} (ConvertIF)",
+                    f"{role} population {post} {snnc_shape(layer.out_shape)} ({model_name})",
                     "",
                 )
             )
         else:
-            rows.append(("", "", f"output population {post} {snnc_shape(layer.out_shape)} (ConvertSum)", ""))
+            rows.append(
+                ("", "", f"output population {post} {snnc_shape(layer.out_shape)} ({model_name})", "")
+            )
         pre = post
-    lines += [*pops, "", *projections, "}", *_train_block(name, model, s)]
+    lines += [*pops, "", *projections, "}", *_train_block(name, model, s, scheme)]
     folder.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     for path, w in weights.items():

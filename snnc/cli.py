@@ -349,6 +349,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         timesteps=args.timesteps,
         percentile=args.percentile,
         coding=args.coding,
+        steps_per_layer=args.steps_per_layer,
     )
     print(converted.table())
     for written in converted.paths:
@@ -510,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="regular",
         choices=["regular", "poisson"],
         help="input rate coding: regular (constant current) or poisson (default regular)",
+    )
+    p.add_argument(
+        "--steps-per-layer",
+        type=int,
+        default=8,
+        metavar="K",
+        help="few_spike: steps (binary digits) each layer sends its activations in (default 8)",
     )
     p.set_defaults(func=cmd_convert)
 

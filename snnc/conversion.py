@@ -42,6 +42,7 @@ def convert_onnx(
     timesteps: int = 100,
     percentile: float = 99.9,
     coding: str = "regular",
+    steps_per_layer: int = 8,
 ) -> Converted:
     """`snnc convert model.onnx -o model.snn [--method M] [--data CALIB.npz] [--timesteps N]`."""
     from snnc.frontend import convert_norm
@@ -51,11 +52,10 @@ def convert_onnx(
         raise onnx_error(
             f"unknown conversion method '{method}'", f"methods: {', '.join(convert_norm.METHODS)}"
         )
-    if method == "few_spike":
-        raise onnx_error(
-            "--method few_spike is not implemented yet",
-            "use simple, data_norm or spike_norm (rate coding)",
-        )
+    if method == "few_spike" and coding != "regular":
+        raise onnx_error("--method few_spike codes its input itself; --coding does not apply")
+    if not 1 <= steps_per_layer <= 24:
+        raise onnx_error(f"--steps-per-layer must lie in 1 .. 24, not {steps_per_layer}")
     if timesteps < 1:
         raise onnx_error(f"--timesteps must be at least 1, not {timesteps}")
     if not 0 < percentile <= 100:
@@ -64,17 +64,19 @@ def convert_onnx(
     model = to_layers(read_model(src))
     out = Path(output) if output else src.with_suffix(".snn")
     calib = _calibration(Path(data), model.input_shape) if data is not None else None
-    if method in ("data_norm", "spike_norm") and calib is None:
+    if method in ("data_norm", "spike_norm", "few_spike") and calib is None:
         raise onnx_error(
             f"--method {method} needs calibration data", "pass --data CALIB.npz (arrays x and y)"
         )
     if method == "simple":
         scales = [1.0] * len(model.layers)
-    elif method == "data_norm":
+    elif method in ("data_norm", "few_spike"):  # few_spike: lambda is each layer's range alpha
         scales = convert_norm.data_norm(model, calib, percentile)
     else:
         lam0 = convert_norm.data_norm(model, calib, percentile)[0]
         # a numpy simulation of every layer: the first SPIKE_NORM_EXAMPLES examples suffice for a peak
         scales = convert_norm.spike_norm(model, calib[:SPIKE_NORM_EXAMPLES], timesteps, lam0)
-    settings = Settings(method, scales, timesteps, data_path(Path(data), out) if data else None, coding)
+    settings = Settings(
+        method, scales, timesteps, data_path(Path(data), out) if data else None, coding, k=steps_per_layer
+    )
     return write_snn(model, out, settings)

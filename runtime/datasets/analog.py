@@ -9,9 +9,12 @@ step of `dt`, over `duration`:
   (reset by subtraction): a spike in step k when floor((k+1) r) > floor(k r). This is constant-
   current input coding, exact and deterministic.
 - "poisson": a spike in each step with probability r (seeded).
+- "few_spike": the binary digits of r in the first `k` steps (Stoeckl & Maass 2021; see
+  frontend/few_spike.py): a spike in step j when what is left of r is >= 2^-(j+1), which it then loses.
 
-Spikes sit in the middle of their step. `channels_first`: x is (C, H, W) per example (ONNX,
-PyTorch) and is reordered to snnc's (H, W, C) before flattening.
+A spike of step k has time k dt (input
+populations emit a spike in the first step k with t <= k dt). `channels_first`: x is (C, H, W) per
+example (ONNX, PyTorch) and is reordered to snnc's (H, W, C) before flattening.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
 from snnc.runtime.errors import RuntimeConfigError
 
-CODINGS = ("regular", "poisson")
+CODINGS = ("regular", "poisson", "few_spike")
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeConfigError:
@@ -62,22 +65,33 @@ def snnc_order(x: np.ndarray, channels_first: bool) -> np.ndarray:
 
 
 def encode(
-    values: np.ndarray, coding: str, scale: float, dt: float, duration: float, rng: np.random.Generator
+    values: np.ndarray,
+    coding: str,
+    scale: float,
+    dt: float,
+    duration: float,
+    rng: np.random.Generator,
+    k: int = 8,
 ) -> SpikeDataset:
     """[examples, features] -> spike trains (see the module docstring); labels are zeros."""
     rate = np.clip(values / scale, 0.0, 1.0)
     steps = int(round(duration / dt))
-    k = np.arange(steps)
+    index = np.arange(steps)[:, None]  # the step of each row of `fired`
     times, ids, offsets = [], [], [0]
     for row in rate:
-        if coding == "regular":
-            fired = np.floor((k[:, None] + 1) * row[None, :] + 1e-9) > np.floor(
-                k[:, None] * row[None, :] + 1e-9
-            )
+        if coding == "few_spike":
+            fired = np.zeros((steps, row.size), bool)
+            left = row.copy()
+            for j in range(min(k, steps)):
+                fired[j] = left >= 2.0 ** -(j + 1)
+                left -= fired[j] * 2.0 ** -(j + 1)
+        elif coding == "regular":
+            count = np.floor((index + 1) * row[None, :] + 1e-9)  # spikes by the end of each step
+            fired = count > np.floor(index * row[None, :] + 1e-9)
         else:
             fired = rng.random((steps, row.size)) < row[None, :]
         step, neuron = np.nonzero(fired)
-        times.append((step + 0.5) * dt)
+        times.append(step * dt)  # emitted in step `step`: the source takes spikes with t <= k dt
         ids.append(neuron)
         offsets.append(offsets[-1] + step.size)
     cat = lambda a, t: np.concatenate(a).astype(t) if a else np.zeros(0, t)  # noqa: E731
@@ -94,6 +108,7 @@ def analog(
     dt: float = 1.0,
     duration: float = 100.0,
     channels_first: bool = False,
+    k: int = 8,
     test_fraction: float = 0.25,
     seed: int = 0,
     base_dir: str | None = None,
@@ -120,8 +135,8 @@ def analog(
         order = rng.permutation(len(x))
         n_test = int(round(len(x) * test_fraction))
         x, y, tx, ty = x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], y[order[:n_test]]
-    train = encode(x, coding, scale, dt, duration, rng).with_labels(y)
-    test = encode(tx, coding, scale, dt, duration, rng).with_labels(ty)
+    train = encode(x, coding, scale, dt, duration, rng, k).with_labels(y)
+    test = encode(tx, coding, scale, dt, duration, rng, k).with_labels(ty)
     labels = np.concatenate([y, ty])
     classes = int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
     meta = {"path": str(p), "coding": coding, "scale": scale, "dt": dt, "duration": duration}
