@@ -172,6 +172,11 @@ def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
                 f"ONNX node '{_node_name(node)}' ({node.op_type}) combines {len(data)} activations",
                 "snnc convert takes a chain of layers: no residual or concatenated inputs",
             )
+        if node.input[0] in constants:
+            raise onnx_error(
+                f"ONNX node '{_node_name(node)}' ({node.op_type}) reads a constant as its first input",
+                "snnc convert reads the activations as the first input (x W, not W x)",
+            )
         params = [constants[i] for i in node.input[1:] if i in constants]
         kind = node.op_type
         if kind == "Add":

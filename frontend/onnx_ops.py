@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,6 @@ class Op:
     forward: Callable[[np.ndarray], np.ndarray]  # [batch, *in_shape] -> [batch, *out_shape], no bias
     bias: np.ndarray | None = None  # [*out_shape] or None
     window: tuple[str, dict[str, Any], np.ndarray | None] | None = None  # snnc Conv2D/AvgPool2D form
-    notes: list[str] = field(default_factory=list)
 
 
 def _name(node) -> str:  # noqa: ANN001

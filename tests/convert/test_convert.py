@@ -199,3 +199,20 @@ def test_few_spike_layers_send_the_binary_digits_of_their_activations(mlp, digit
     ann_acc = float(np.mean(ann.mlp_logits(w, digits[2]).argmax(1) == digits[3]))
     capsys.readouterr()
     assert _accuracy(out, capsys) >= ann_acc - 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.genn
+@pytest.mark.parametrize("method", ["data_norm", "few_spike"])
+def test_the_converted_cnn_evaluates_the_same_through_genn(cnn, tmp_path, capsys, method):
+    pytest.importorskip("pygenn")
+    onnx_path, data, _ = cnn
+    out = tmp_path / "cnn.snn"
+    assert convert(onnx_path, data, out, "--method", method, "--timesteps", "50") == 0
+    assert 'padding = "same"' in out.read_text()  # pads 1 with a 3x3 kernel: what GeNN takes
+    capsys.readouterr()
+    results = []
+    for backend in ("c", "genn"):
+        assert main(["evaluate", str(out), "--no-checkpoint", "--quiet", "--backend", backend]) == 0
+        results.append(capsys.readouterr().out.split(": test ")[1])
+    assert results[0] == results[1]  # the same loss and accuracy to the printed digits

@@ -128,3 +128,10 @@ def test_calibration_data_of_the_wrong_shape(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", x=np.ones((5, 7)), y=np.zeros(5, np.int64))
     err = _fails(capsys, str(path), "--data", str(tmp_path / "d.npz"))
     assert "x has examples of shape (7,), the model's input is (4,)" in err
+
+
+def test_a_matmul_with_the_weight_first_is_refused(tmp_path, capsys):
+    nodes = [helper.make_node("MatMul", ["w", "x"], ["y"], name="fc1")]
+    path = _model(tmp_path / "m.onnx", nodes, {"w": np.ones((3, 3))}, (None, 3), (None, 3))
+    err = _fails(capsys, str(path), "--method", "simple")
+    assert "ONNX node 'fc1' (MatMul) reads a constant as its first input" in err
