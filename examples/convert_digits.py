@@ -1,4 +1,4 @@
-"""ANN-to-SNN conversion on scikit-learn's 8x8 digits: train an MLP and a small CNN with numpy (no
+"""ANN-to-SNN conversion on scikit-learn's 8x8 digits: train an MLP and a small CNN with numpy (with
 biases), write them as ONNX, convert them with each method and evaluate the spiking networks.
 
     python examples/convert_digits.py [OUT_DIR]      # from the repository root; default convert-out
@@ -45,8 +45,8 @@ def main_() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "convert-out")
     folder.mkdir(parents=True, exist_ok=True)
     x, y, tx, ty = ann.digits()
-    mlp = ann.train_mlp(x, y, epochs=20)
-    cnn = ann.train_cnn(x, y, epochs=15)
+    mlp = ann.train_mlp(x, y, epochs=20, bias=True)
+    cnn = ann.train_cnn(x, y, epochs=15, bias=True)
     img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731
     nets = {
         "mlp": (

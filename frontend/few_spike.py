@@ -24,6 +24,7 @@ neuron FewSpikeIF {   # a few-spike neuron (Stoeckl & Maass 2021) with a binary 
     param layer    = 1     # receives in steps (layer - 1) K + 1 .. layer K, emits in layer K .. (layer + 1) K - 1
     param alpha_in = 1.0   # a spike of the layer before, in phase j of its window, carries alpha_in 2^-(j+1)
     param alpha    = 1.0   # this layer's range: in phase j it spikes when v >= alpha 2^-(j+1)
+    param bias     = 0.0   # the ANN's bias, added once, in the first step of the receiving window
     derived first_in  = (layer - 1) * K
     derived first_out = layer * K
     state step = 0.0       # the time step, counted (after the update: the step being finished, + 1)
@@ -31,7 +32,7 @@ neuron FewSpikeIF {   # a few-spike neuron (Stoeckl & Maass 2021) with a binary 
     input i_syn
     method = euler         # v += gain(step) i_syn in each step, exactly
     dstep/dt = 1 / dt
-    dv/dt = alpha_in * exp(-(step - first_in) * log(2)) * heaviside(step - first_in - 0.5) * heaviside(first_out + 0.5 - step) * i_syn / dt
+    dv/dt = (alpha_in * exp(-(step - first_in) * log(2)) * heaviside(step - first_in - 0.5) * heaviside(first_out + 0.5 - step) * i_syn + bias * heaviside(step - first_in - 0.5) * heaviside(first_in + 1.5 - step)) / dt
     spike when v >= alpha * exp(-(step - first_out) * log(2)) + 1e30 * heaviside(first_out + 0.5 - step) + 1e30 * heaviside(step - first_out - K - 0.5)
     reset { v = v - alpha * exp(-(step - first_out) * log(2)) }
 }
@@ -40,6 +41,7 @@ neuron FewSpikeSum {   # the output layer: adds up its weighted inputs (the clas
     param K        = 8
     param layer    = 1
     param alpha_in = 1.0
+    param bias     = 0.0
     derived first_in  = (layer - 1) * K
     derived first_out = layer * K
     state step = 0.0
@@ -47,7 +49,7 @@ neuron FewSpikeSum {   # the output layer: adds up its weighted inputs (the clas
     input i_syn
     method = euler
     dstep/dt = 1 / dt
-    dv/dt = alpha_in * exp(-(step - first_in) * log(2)) * heaviside(step - first_in - 0.5) * heaviside(first_out + 0.5 - step) * i_syn / dt
+    dv/dt = (alpha_in * exp(-(step - first_in) * log(2)) * heaviside(step - first_in - 0.5) * heaviside(first_out + 0.5 - step) * i_syn + bias * heaviside(step - first_in - 0.5) * heaviside(first_in + 1.5 - step)) / dt
 }
 """
 
@@ -77,6 +79,7 @@ def few_spike_scheme(s: Settings, layers: int) -> Scheme:
         "var",
         layers * s.k + 1,  # the output layer receives until step layers K
         [1.0] * layers,
+        [1.0] * layers,  # biases in the ANN's units too
         args,
         f'coding = "few_spike", k = {s.k}',
         about,

@@ -22,25 +22,26 @@ import numpy as np
 from snnc.frontend.nir_conv import nir_order, snnc_shape
 from snnc.frontend.nir_names import NameMap, readable
 from snnc.frontend.onnx_graph import Layer, Model, dense_matrix
-from snnc.frontend.onnx_ops import onnx_error
 from snnc.ir.connectivity import KINDS
 
 MODELS = """\
 neuron ConvertIF {   # integrate-and-fire, reset by subtraction: a spike of weight w moves v by w in all
     param v_thresh = 1.0
     param tau_syn  = 1 ms   # the synapses' tau: v integrates i_syn / tau_syn, so each spike adds w
+    param bias     = 0.0    # added to v in every step (the ANN's bias / lambda of the layer)
     state v = 0.0
     input i_syn
-    dv/dt = i_syn / tau_syn
+    dv/dt = i_syn / tau_syn + bias / dt
     spike when v >= v_thresh
     reset { v = v - v_thresh }
 }
 
 neuron ConvertSum {   # the output layer: adds up its input, no threshold (the class is the arg max)
     param tau_syn = 1 ms
+    param bias    = 0.0
     state v = 0.0
     input i_syn
-    dv/dt = i_syn / tau_syn
+    dv/dt = i_syn / tau_syn + bias / dt
 }
 """
 
@@ -70,6 +71,7 @@ class Scheme:
     readout: str
     steps: int  # simulated steps per example
     factors: list[float]  # each layer's weight factor
+    bias_factors: list[float]  # each layer's bias factor
     args: list[str]  # each layer's extra population arguments
     coding_args: str  # the analog data set's coding arguments
     about: str  # the file's header: how the coding works
@@ -86,6 +88,7 @@ def rate_scheme(s: Settings, layers: int) -> Scheme:
         "avg_var",
         s.timesteps,
         [scales[k] / scales[k + 1] for k in range(layers)],
+        [1.0 / scales[k + 1] for k in range(layers)],
         [""] * layers,
         f'coding = "{s.coding}"',
         rate_about(s),
@@ -112,17 +115,6 @@ class Converted:
 def _shape_text(shape: tuple[int, ...]) -> str:
     s = snnc_shape(shape)
     return str(s[0]) if len(s) == 1 else "(" + ", ".join(map(str, s)) + ")"
-
-
-def _check_bias(layer: Layer) -> None:
-    bias = layer.bias
-    if bias is not None and np.any(bias != 0):
-        op = next(op for op in layer.ops if op.bias is not None and np.any(op.bias != 0))
-        kind, name = op.nodes[-1]
-        raise onnx_error(
-            f"ONNX node '{name}' ({kind}) has a non-zero bias",
-            "snnc populations have no per-neuron bias yet: train the ANN without biases (bias=False)",
-        )
 
 
 def _padding_text(args: dict, in_shape: tuple[int, ...]) -> str:
@@ -233,8 +225,6 @@ def annotation(nodes: list[tuple[str, str]]) -> str:
 
 def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = None) -> Converted:
     """Write `out_path` and its weights (in `<stem>_weights/`, one `.npy` per projection)."""
-    for layer in model.layers:
-        _check_bias(layer)
     folder, stem = out_path.parent, out_path.stem
     ident, files = NameMap(), NameMap()
     name = readable(network or stem)
@@ -259,6 +249,13 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
         post = ident(main)
         role, model_name = ("hidden", scheme.hidden) if layer.relu else ("output", scheme.output)
         args = _shape_text(layer.out_shape) + scheme.args[k]
+        bias = layer.bias
+        bias_file = ""
+        if bias is not None and np.any(bias != 0):  # per neuron, in snnc's order
+            bpath = folder / f"{stem}_weights" / f"{files(main + ' bias')}.npy"
+            bias_file = bpath.relative_to(folder).as_posix()
+            weights[bpath] = bias.ravel()[nir_order(layer.out_shape)] * scheme.bias_factors[k]
+            args += f', bias = File("{bias_file}")'
         args += f", readout = {scheme.readout}" if layer.relu is None else ""
         note = f"   {annotation([layer.relu])}" if layer.relu else ""
         pops.append(f"    {role:<6} {post} = {model_name}({args}){note}")
@@ -273,19 +270,9 @@ def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = N
             weights[path] = w
             shown = f"{wfile} {list(w.shape)} {layout}"
         rows += [(n, kind, f"projection {pre} -> {post}", shown) for kind, n in link]
-        if layer.relu:
-            rows.append(
-                (
-                    layer.relu[1],
-                    "Relu",
-                    f"{role} population {post} {snnc_shape(layer.out_shape)} ({model_name})",
-                    "",
-                )
-            )
-        else:
-            rows.append(
-                ("", "", f"output population {post} {snnc_shape(layer.out_shape)} ({model_name})", "")
-            )
+        relu = layer.relu or ("", "")
+        population = f"{role} population {post} {snnc_shape(layer.out_shape)} ({model_name})"
+        rows.append((relu[1], relu[0], population, f"{bias_file} (bias)" if bias_file else ""))
         pre = post
     lines += [*pops, "", *projections, "}", *_train_block(name, model, s, scheme)]
     folder.mkdir(parents=True, exist_ok=True)

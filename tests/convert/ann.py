@@ -1,6 +1,7 @@
 """Small ANNs on scikit-learn's 8x8 digits, trained here with numpy and written as ONNX with
-onnx.helper: the inputs of the conversion tests (no torch needed). Biases are left out (snnc's
-populations take no per-neuron bias yet)."""
+onnx.helper: the inputs of the conversion tests (no torch needed). With `bias=True` every layer has
+a trained bias (they become per-neuron `bias` params, which the GeNN backend does not take);
+otherwise the biases stay zero and are not written."""
 
 from __future__ import annotations
 
@@ -51,26 +52,28 @@ def _softmax_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def train_mlp(
-    x: np.ndarray, y: np.ndarray, hidden: int = 64, epochs: int = 30, seed: int = 0
+    x: np.ndarray, y: np.ndarray, hidden: int = 64, epochs: int = 30, seed: int = 0, bias: bool = False
 ) -> list[np.ndarray]:
-    """64 -> hidden (ReLU) -> 10, no biases: [W1 (64, hidden), W2 (hidden, 10)]."""
+    """64 -> hidden (ReLU) -> 10: [W1 (64, hidden), W2 (hidden, 10), b1, b2] (zero biases unless `bias`)."""
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0, np.sqrt(2 / 64), (64, hidden))
     w2 = rng.normal(0, np.sqrt(1 / hidden), (hidden, 10))
-    opt = Adam([w1, w2])
+    b1, b2 = np.zeros(hidden), np.zeros(10)
+    opt = Adam([w1, w2, b1, b2])
+    on = float(bias)
     for _ in range(epochs):
         order = rng.permutation(len(y))
         for b in range(0, len(y), 32):
             idx = order[b : b + 32]
-            h = np.maximum(x[idx] @ w1, 0)
-            g = _softmax_grad(h @ w2, y[idx])
+            h = np.maximum(x[idx] @ w1 + b1, 0)
+            g = _softmax_grad(h @ w2 + b2, y[idx])
             gh = (g @ w2.T) * (h > 0)
-            opt.step([x[idx].T @ gh, h.T @ g])
-    return [w1, w2]
+            opt.step([x[idx].T @ gh, h.T @ g, on * gh.sum(0), on * g.sum(0)])
+    return [w1, w2, b1, b2]
 
 
 def mlp_logits(w: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-    return np.maximum(x @ w[0], 0) @ w[1]
+    return np.maximum(x @ w[0] + w[2], 0) @ w[1] + w[3]
 
 
 def _patches(img: np.ndarray) -> np.ndarray:
@@ -81,23 +84,30 @@ def _patches(img: np.ndarray) -> np.ndarray:
 
 def cnn_forward(w: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
     """Conv 3x3 (1 -> FILTERS, pad 1) -> ReLU -> AvgPool 2 -> Flatten (C, H, W) -> Gemm -> ReLU -> Gemm."""
-    k, w2, w3 = w
+    k, w2, w3, bk, b2, b3 = w
     pat = _patches(x.reshape(-1, 8, 8))
-    conv = np.maximum(np.einsum("bhwk,fk->bfhw", pat, k.reshape(FILTERS, 9)), 0)
+    conv = np.maximum(np.einsum("bhwk,fk->bfhw", pat, k.reshape(FILTERS, 9)) + bk[:, None, None], 0)
     pool = conv.reshape(-1, FILTERS, 4, 2, 4, 2).mean(axis=(3, 5)).reshape(len(x), -1)
-    h = np.maximum(pool @ w2, 0)
-    return pat, conv, pool, h, h @ w3
+    h = np.maximum(pool @ w2 + b2, 0)
+    return pat, conv, pool, h, h @ w3 + b3
 
 
-def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int = 25, seed: int = 0) -> list[np.ndarray]:
-    """[conv kernel (FILTERS, 1, 3, 3), W2 (FILTERS*16, HIDDEN), W3 (HIDDEN, 10)], no biases."""
+def train_cnn(
+    x: np.ndarray, y: np.ndarray, epochs: int = 25, seed: int = 0, bias: bool = False
+) -> list[np.ndarray]:
+    """[conv kernel (FILTERS, 1, 3, 3), W2 (FILTERS*16, HIDDEN), W3 (HIDDEN, 10), and the three
+    biases] (zero unless `bias`)."""
     rng = np.random.default_rng(seed)
     w = [
         rng.normal(0, np.sqrt(2 / 9), (FILTERS, 1, 3, 3)),
         rng.normal(0, np.sqrt(2 / (FILTERS * 16)), (FILTERS * 16, HIDDEN)),
         rng.normal(0, np.sqrt(1 / HIDDEN), (HIDDEN, 10)),
+        np.zeros(FILTERS),
+        np.zeros(HIDDEN),
+        np.zeros(10),
     ]
     opt = Adam(w)
+    on = float(bias)
     for _ in range(epochs):
         order = rng.permutation(len(y))
         for b in range(0, len(y), 32):
@@ -109,47 +119,70 @@ def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int = 25, seed: int = 0) -> 
             gconv = (np.broadcast_to(gpool, (len(idx), FILTERS, 4, 2, 4, 2)) / 4).reshape(-1, FILTERS, 8, 8)
             gconv = gconv * (conv > 0)
             gk = np.einsum("bhwk,bfhw->fk", pat, gconv).reshape(FILTERS, 1, 3, 3)
-            opt.step([gk, pool.T @ gh, h.T @ g])
+            biases = [on * gconv.sum(axis=(0, 2, 3)), on * gh.sum(0), on * g.sum(0)]
+            opt.step([gk, pool.T @ gh, h.T @ g, *biases])
     return w
 
 
-def mlp_onnx(w: list[np.ndarray], path: Path, names: tuple[str, ...] = ("fc1", "relu1", "fc2")) -> Path:
-    """x [N, 64] -> Gemm -> Relu -> MatMul -> logits, as PyTorch-like node names."""
-    from onnx import helper, numpy_helper
+def _tensors(named: dict[str, np.ndarray]) -> list:
+    from onnx import numpy_helper
 
-    init = [
-        numpy_helper.from_array(w[0].T.astype(np.float32), "fc1.weight"),  # Gemm with transB (PyTorch's)
-        numpy_helper.from_array(w[1].astype(np.float32), "fc2.weight"),
-    ]
-    nodes = [
-        helper.make_node("Gemm", ["x", "fc1.weight"], ["h"], name=names[0], transB=1),
+    return [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in named.items() if np.any(v != 0)]
+
+
+def _with_bias(inputs: list[str], bias: np.ndarray, name: str) -> list[str]:
+    return [*inputs, name] if np.any(bias != 0) else inputs
+
+
+def mlp_onnx(w: list[np.ndarray], path: Path, names: tuple[str, ...] = ("fc1", "relu1", "fc2")) -> Path:
+    """x [N, 64] -> Gemm (+ C) -> Relu -> MatMul (-> Add) -> logits; a zero bias is not written."""
+    from onnx import helper
+
+    init = _tensors({"fc1.weight": w[0].T, "fc2.weight": w[1], "fc1.bias": w[2], "fc2.bias": w[3]})
+    nodes = [  # Gemm with transB, as PyTorch writes Linear
+        helper.make_node(
+            "Gemm", _with_bias(["x", "fc1.weight"], w[2], "fc1.bias"), ["h"], name=names[0], transB=1
+        ),
         helper.make_node("Relu", ["h"], ["a"], name=names[1]),
-        helper.make_node("MatMul", ["a", "fc2.weight"], ["logits"], name=names[2]),
     ]
+    if np.any(w[3] != 0):
+        nodes += [
+            helper.make_node("MatMul", ["a", "fc2.weight"], ["m"], name=names[2]),
+            helper.make_node("Add", ["m", "fc2.bias"], ["logits"], name=names[2] + "_bias"),
+        ]
+    else:
+        nodes.append(helper.make_node("MatMul", ["a", "fc2.weight"], ["logits"], name=names[2]))
     return _save(nodes, init, [None, 64], path)
 
 
 def cnn_onnx(w: list[np.ndarray], path: Path) -> Path:
-    import onnx  # noqa: F401
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
-    init = [
-        numpy_helper.from_array(w[0].astype(np.float32), "conv.weight"),
-        numpy_helper.from_array(w[1].T.astype(np.float32), "fc1.weight"),
-        numpy_helper.from_array(w[2].T.astype(np.float32), "fc2.weight"),
-    ]
+    init = _tensors(
+        {
+            "conv.weight": w[0],
+            "fc1.weight": w[1].T,
+            "fc2.weight": w[2].T,
+            "conv.bias": w[3],
+            "fc1.bias": w[4],
+            "fc2.bias": w[5],
+        }
+    )
+    conv_in = _with_bias(["x", "conv.weight"], w[3], "conv.bias")
     nodes = [
-        helper.make_node(
-            "Conv", ["x", "conv.weight"], ["c"], name="/conv/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
-        ),
+        helper.make_node("Conv", conv_in, ["c"], name="/conv/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["cr"], name="/relu/Relu"),
         helper.make_node(
             "AveragePool", ["cr"], ["p"], name="/pool/AveragePool", kernel_shape=[2, 2], strides=[2, 2]
         ),
         helper.make_node("Flatten", ["p"], ["f"], name="/flatten/Flatten", axis=1),
-        helper.make_node("Gemm", ["f", "fc1.weight"], ["h"], name="/fc1/Gemm", transB=1),
+        helper.make_node(
+            "Gemm", _with_bias(["f", "fc1.weight"], w[4], "fc1.bias"), ["h"], name="/fc1/Gemm", transB=1
+        ),
         helper.make_node("Relu", ["h"], ["hr"], name="/relu_1/Relu"),
-        helper.make_node("Gemm", ["hr", "fc2.weight"], ["logits"], name="/fc2/Gemm", transB=1),
+        helper.make_node(
+            "Gemm", _with_bias(["hr", "fc2.weight"], w[5], "fc2.bias"), ["logits"], name="/fc2/Gemm", transB=1
+        ),
     ]
     return _save(nodes, init, [None, 1, 8, 8], path)
 

@@ -27,10 +27,10 @@ def digits():
 
 @pytest.fixture(scope="module")
 def mlp(digits, tmp_path_factory):
-    """(onnx path, data path, weights) of a 64-64-10 MLP."""
+    """(onnx path, data path, weights) of a 64-64-10 MLP with biases."""
     x, y, tx, ty = digits
     folder = tmp_path_factory.mktemp("mlp")
-    w = ann.train_mlp(x, y, epochs=20)
+    w = ann.train_mlp(x, y, epochs=20, bias=True)
     return ann.mlp_onnx(w, folder / "mlp.onnx"), ann.save_data(folder / "digits.npz", x, y, tx, ty), w
 
 
@@ -38,7 +38,7 @@ def mlp(digits, tmp_path_factory):
 def cnn(digits, tmp_path_factory):
     x, y, tx, ty = digits
     folder = tmp_path_factory.mktemp("cnn")
-    w = ann.train_cnn(x, y, epochs=15)
+    w = ann.train_cnn(x, y, epochs=15, bias=True)
     img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731
     data = ann.save_data(folder / "digits.npz", img(x), y, img(tx), ty)
     return ann.cnn_onnx(w, folder / "cnn.onnx"), data, w
@@ -83,7 +83,7 @@ def test_mlp_firing_rates_follow_relu_activations(mlp, digits, tmp_path):
     model = to_layers(read_model(onnx_path))
     lam = data_norm(model, digits[0])
     n = 16
-    hidden = np.maximum(digits[2][:n] @ w[0], 0) / lam[1]
+    hidden = np.maximum(digits[2][:n] @ w[0] + w[2], 0) / lam[1]
     got = rates(out, data, ["fc1"], 1000, n)["fc1"]
     r = np.corrcoef(got.ravel(), np.clip(hidden, 0, 1).ravel())[0, 1]
     assert r >= 0.99, r
@@ -164,8 +164,9 @@ def test_eventprop_fine_tunes_the_converted_network(mlp, tmp_path, capsys):
     tuned = float(capsys.readouterr().out.split("test: loss")[1].split("accuracy ")[1].split()[0])
     assert tuned >= converted - 0.01
     ckpt = np.load(tmp_path / "run" / "epoch-0000.npz")
-    w = [k for k in ckpt.files if "fc1" in k and "fc2" not in k]
-    assert w and not np.allclose(ckpt[w[0]], np.load(tmp_path / "mlp_weights" / "fc1.npy"))
+    assert not np.allclose(ckpt["weights/x_to_fc1"], np.load(tmp_path / "mlp_weights" / "fc1.npy"))
+    # the per-neuron biases are filed with the weights, unchanged (EventProp trains the weights only)
+    assert np.allclose(ckpt["weights/bias_fc1"], np.load(tmp_path / "mlp_weights" / "fc1_bias.npy"))
 
 
 def _binary(a: np.ndarray, alpha: float, k: int) -> np.ndarray:
@@ -194,7 +195,7 @@ def test_few_spike_layers_send_the_binary_digits_of_their_activations(mlp, digit
     spikes = net.run({"x": test}, RecordRequest.of(spikes=["fc1"])).spikes["fc1"]
     assert not spikes[:, :k].any() and not spikes[:, 2 * k :].any()  # only in its window
     decoded = np.einsum("bjn,j->bn", spikes[:, k : 2 * k], alpha[1] * 2.0 ** -np.arange(1, k + 1))
-    want = _binary(np.maximum(_binary(digits[2][:n], 1.0, k) @ w[0], 0), alpha[1], k)
+    want = _binary(np.maximum(_binary(digits[2][:n], 1.0, k) @ w[0] + w[2], 0), alpha[1], k)
     assert np.max(np.abs(decoded - want)) <= alpha[1] * 2.0**-k + 1e-6
     ann_acc = float(np.mean(ann.mlp_logits(w, digits[2]).argmax(1) == digits[3]))
     capsys.readouterr()
@@ -204,9 +205,13 @@ def test_few_spike_layers_send_the_binary_digits_of_their_activations(mlp, digit
 @pytest.mark.slow
 @pytest.mark.genn
 @pytest.mark.parametrize("method", ["data_norm", "few_spike"])
-def test_the_converted_cnn_evaluates_the_same_through_genn(cnn, tmp_path, capsys, method):
+def test_the_converted_cnn_evaluates_the_same_through_genn(digits, tmp_path, capsys, method):
+    """Without biases (GeNN takes no per-neuron params)."""
     pytest.importorskip("pygenn")
-    onnx_path, data, _ = cnn
+    x, y, tx, ty = digits
+    img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731
+    data = ann.save_data(tmp_path / "digits.npz", img(x), y, img(tx), ty)
+    onnx_path = ann.cnn_onnx(ann.train_cnn(x, y, epochs=5), tmp_path / "cnn.onnx")
     out = tmp_path / "cnn.snn"
     assert convert(onnx_path, data, out, "--method", method, "--timesteps", "50") == 0
     assert 'padding = "same"' in out.read_text()  # pads 1 with a 3x3 kernel: what GeNN takes

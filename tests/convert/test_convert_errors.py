@@ -83,13 +83,6 @@ def test_a_skip_connection_is_refused(tmp_path, capsys):
     assert "the value 'a' is read by 'fc2' (MatMul), 'skip' (Add)" in err
 
 
-def test_a_non_zero_bias_names_its_node(tmp_path, capsys):
-    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc1")]
-    path = _model(tmp_path / "m.onnx", nodes, {"w": W, "b": [0.0, 0.5, 0.0]})
-    err = _fails(capsys, str(path), "--method", "simple")
-    assert "ONNX node 'fc1' (Gemm) has a non-zero bias" in err
-
-
 def test_a_zero_bias_converts(tmp_path, capsys):
     nodes = [
         helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"),

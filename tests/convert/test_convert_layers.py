@@ -88,3 +88,61 @@ def test_without_data_the_train_block_says_where_data_goes(tmp_path, capsys):
     assert '    # data     = analog(path = "DATA.npz"' in out.read_text()
     assert main(["evaluate", str(out), "--no-checkpoint"]) == 1
     assert "names no data set" in capsys.readouterr().err
+
+
+def test_biases_become_per_neuron_bias_params_in_hwc_order(tmp_path, capsys):
+    """A Conv's bias per channel, a Gemm's per neuron: each population's `bias` (added to v every
+    step) is the ANN's bias / lambda of its layer (the output's lambda: timesteps / 2)."""
+    rng = np.random.default_rng(0)
+    kb, gb = rng.normal(size=3), rng.normal(size=4)
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", "k", "kb"], ["c"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Relu", ["c"], ["cr"], name="relu1"),
+        helper.make_node("Flatten", ["cr"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w", "gb"], ["y"], name="fc", transB=1),
+    ]
+    init = {
+        "k": rng.normal(size=(3, 2, 3, 3)).astype(np.float32),
+        "kb": kb.astype(np.float32),
+        "w": rng.normal(size=(4, 3 * 8 * 8)).astype(np.float32),
+        "gb": gb.astype(np.float32),
+    }
+    path = _save(tmp_path / "b.onnx", nodes, init, (None, 2, 8, 8), (None, 4))
+    out = tmp_path / "b.snn"
+    assert main(["convert", str(path), "--method", "simple", "--timesteps", "50", "-o", str(out)]) == 0
+    assert "b_weights/conv1_bias.npy (bias)" in capsys.readouterr().out
+    text = out.read_text()
+    assert 'hidden conv1 = ConvertIF((8, 8, 3), bias = File("b_weights/conv1_bias.npy"))' in text
+    assert 'output fc = ConvertSum(4, bias = File("b_weights/fc_bias.npy"), readout = avg_var)' in text
+    conv_bias = np.load(tmp_path / "b_weights" / "conv1_bias.npy")
+    assert conv_bias.shape == (8 * 8 * 3,) and np.allclose(conv_bias, np.tile(kb, 64), atol=1e-6)
+    assert np.allclose(np.load(tmp_path / "b_weights" / "fc_bias.npy"), gb * 2 / 50, atol=1e-6)
+    assert main(["check", str(out)]) == 0
+    assert main(["check", "--backend", "genn", str(out)]) == 1  # GeNN takes no per-neuron params
+
+
+def test_a_biased_neuron_fires_at_its_relu_rate(tmp_path):
+    """One ConvertIF neuron, no input spikes: its bias alone (0.3 per step) makes it fire 0.3 per step."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"),
+        helper.make_node("Add", ["h", "b"], ["hb"], name="fc1_bias"),
+        helper.make_node("Relu", ["hb"], ["a"], name="relu1"),
+        helper.make_node("MatMul", ["a", "v"], ["y"], name="fc2"),
+    ]
+    init = {
+        "w": np.ones((2, 2), np.float32),
+        "b": np.array([0.3, -0.2], np.float32),
+        "v": np.eye(2, dtype=np.float32),
+    }
+    path = _save(tmp_path / "m.onnx", nodes, init, (None, 2), (None, 2))
+    out = tmp_path / "m.snn"
+    assert main(["convert", str(path), "--method", "simple", "--timesteps", "100", "-o", str(out)]) == 0
+    from snnc.runtime.artefact import RecordRequest
+
+    import snnc
+
+    net = snnc.compile(str(out), batch_size=1)
+    spikes = net.run({"x": [None]}, RecordRequest.of(spikes=["fc1"])).spikes["fc1"][0]
+    assert spikes.sum(axis=0).tolist() == [30, 0]
