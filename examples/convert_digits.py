@@ -45,8 +45,8 @@ def main_() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "convert-out")
     folder.mkdir(parents=True, exist_ok=True)
     x, y, tx, ty = ann.digits()
-    mlp = ann.train_mlp(x, y, epochs=20, bias=True)
-    cnn = ann.train_cnn(x, y, epochs=15, bias=True)
+    mlp = ann.train_mlp(x, y, epochs=30, bias=True)
+    cnn = ann.train_cnn(x, y, epochs=25, bias=True)
     img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731
     nets = {
         "mlp": (
