@@ -6,9 +6,11 @@ the output layer a ConvertSum population that adds up its input (readout `avg_va
 scaled by 2 / timesteps, so the average of v over the run approximates the ANN's logits, and the
 cross-entropy EventProp fine-tunes with starts near the ANN's). Spikes reach a neuron through an
 exponential current (std Exponential, tau 1 ms) rather than a one-step pulse: EventProp needs a
-synapse state that spikes jump, and v still gains w per spike in total. Each layer's ops become one projection: a lone Conv or AveragePool keeps its window
-(Conv2D/AvgPool2D), any other chain of ops is one Dense matrix. Weights carry the threshold
-balancing's scales (`convert_norm`). Shaped populations are (H, W, C), channels last, as in
+synapse state that spikes jump, and v still gains w per spike in total. Each layer's ops become one
+projection: a lone Conv or AveragePool keeps its window (Conv2D/AvgPool2D), any other chain of ops
+is one Dense matrix. Few-spike coding (`few_spike`) writes its own models. Weights carry the threshold
+balancing's scales (`convert_norm`), and a layer's bias becomes its population's per-neuron
+`bias` (a `.npy` beside the weights). Shaped populations are (H, W, C), channels last, as in
 `snnc import`; ONNX's are (C, H, W).
 """
 
