@@ -77,9 +77,8 @@ class RunOptions:
     log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
     plot: bool = False  # `snnc train --plot`: PNGs of the curves (runtime/plot.py) at the end
     threads: int | None = None  # OpenMP threads of the C backend (None: one per core, at most one per trial)
-    no_checkpoint: bool = (
-        False  # `snnc evaluate --no-checkpoint`: the weights the .snn file gives (snnc convert)
-    )
+    #: `snnc evaluate --no-checkpoint`: the weights the .snn file itself gives (a converted network)
+    no_checkpoint: bool = False
 
 
 def lower_for_training(path: str, opts: RunOptions) -> Any:

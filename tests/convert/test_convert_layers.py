@@ -146,3 +146,11 @@ def test_a_biased_neuron_fires_at_its_relu_rate(tmp_path):
     net = snnc.compile(str(out), batch_size=1)
     spikes = net.run({"x": [None]}, RecordRequest.of(spikes=["fc1"])).spikes["fc1"][0]
     assert spikes.sum(axis=0).tolist() == [30, 0]
+
+
+def test_no_checkpoint_and_checkpoint_exclude_each_other(tmp_path, capsys):
+    path = _cnn(tmp_path, {})
+    out = tmp_path / "cnn.snn"
+    assert main(["convert", str(path), "--method", "simple", "-o", str(out)]) == 0
+    assert main(["evaluate", str(out), "--no-checkpoint", "--checkpoint", str(tmp_path)]) == 1
+    assert "--no-checkpoint and --checkpoint exclude each other" in capsys.readouterr().err
