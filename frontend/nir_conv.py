@@ -6,7 +6,7 @@ populations are declared (H, W, C); dense chains touching them have their weight
 (`nir_order`), and a Flatten (a C-order reshape) is then a no-op on NIR's flat index.
 
 What snnc's connectivities cannot express is an error naming the node and the parameter: dilation,
-groups, a non-zero bias and unequal strides. Padding is "valid", "same" where that is the same
+groups and unequal strides. A bias (one per filter) is a constant current into the population. Padding is "valid", "same" where that is the same
 computation, else the numbers themselves (`padding = (1, 1)`, which the GeNN backend refuses).
 """
 
@@ -61,6 +61,14 @@ class Window:
     kernel: np.ndarray | None = None  # conv2d: [kh, kw, C, F] (snnc's layout)
     gain: float = 1.0  # SumPool2d: the window area (snnc's AvgPool2D averages)
     notes: list[str] = field(default_factory=list)
+    bias: np.ndarray | None = None  # conv2d: one per filter, added at every position
+
+    def neuron_bias(self, channels_last: bool) -> np.ndarray | None:
+        """The bias per output neuron: (H, W, C) order (snnc's) or (C, H, W) (NIR's flat index)."""
+        if self.bias is None:
+            return None
+        f, oh, ow = self.out_shape
+        return np.tile(self.bias, oh * ow) if channels_last else np.repeat(self.bias, oh * ow)
 
 
 def _stride(name: str, value: Any) -> int:
@@ -127,8 +135,11 @@ def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: 
         raise nir_error(
             f"NIR node '{name}': input_shape {tuple(np.ravel(node.input_shape))} but its input is {(h, wd)}"
         )
-    if node.bias is not None and np.any(np.asarray(node.bias) != 0):
-        raise nir_error(f"NIR node '{name}': Conv2d with a non-zero bias", "snnc has no per-neuron bias yet")
+    bias = None if node.bias is None else np.asarray(node.bias, np.float64).reshape(-1)
+    if bias is not None and bias.size == 1:
+        bias = np.full(w.shape[0], bias[0])
+    if bias is not None and bias.size != w.shape[0]:
+        raise nir_error(f"NIR node '{name}': bias has {bias.size} values for {w.shape[0]} filters")
     kernel = (int(w.shape[2]), int(w.shape[3]))
     stride = _stride(name, node.stride)
     padding = _padding(name, node, (h, wd), kernel, stride)
@@ -137,7 +148,8 @@ def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: 
     if out is None:
         raise nir_error(f"NIR node '{name}': kernel {kernel} is larger than the input {(h, wd)}")
     oh, ow, f = out
-    return Window("conv2d", args, (f, oh, ow), kernel=w.transpose(2, 3, 1, 0).copy())
+    bias = bias if bias is not None and np.any(bias) else None
+    return Window("conv2d", args, (f, oh, ow), kernel=w.transpose(2, 3, 1, 0).copy(), bias=bias)
 
 
 def pool_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001

@@ -5,8 +5,9 @@ NIR's equations literally; chains of Affine/Linear/Scale/Delay nodes between the
 projection each. Node names become `.snn` names and `# nir:` annotations (`nir_names`); nested
 subgraphs and scalar parameters are resolved first (`nir_graph`).
 NIR times are seconds; snnc's are ms (converted). Per-neuron parameter arrays must be uniform (they
-become scalar params): snnc populations have no per-neuron params, so anything else is an error
-naming the node. Conv2d/SumPool2d/AvgPool2d between two populations become Conv2D/AvgPool2D
+become scalar params), else it is an error naming the node. An Affine's (or Conv2d's) bias is a
+constant current into the population it reaches: its model becomes the `...Bias` form
+(`nir_models.biased`) with `bias = File("<stem>_weights/<node>_bias.npy")`. Conv2d/SumPool2d/AvgPool2d between two populations become Conv2D/AvgPool2D
 connections and Flatten is a reshape (see `nir_conv` for the channels-last layout).
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape, window
 from snnc.frontend.nir_graph import flatten, own_shape
-from snnc.frontend.nir_models import MODELS, NEURONS, TIME_PARAMS, stepped
+from snnc.frontend.nir_models import BIAS, MODELS, NEURONS, TIME_PARAMS, biased, stepped
 from snnc.frontend.nir_names import NameMap, annotation, readable
 from snnc.frontend.nir_shapes import infer_shapes
 from snnc.ir.connectivity import KINDS
@@ -76,6 +77,8 @@ class Projection:
     nodes: list[str] = field(default_factory=list)
     window: Window | None = None  # Conv2D / AvgPool2D connections
     gain: float = 1.0
+    bias: np.ndarray | None = None  # Affine/Conv2d bias reaching `post`, per post neuron (snnc order)
+    bias_node: str | None = None  # the NIR node whose bias it is
 
 
 def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[Projection]:  # noqa: ANN001
@@ -86,7 +89,8 @@ def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[P
     """
     out: list[Projection] = []
 
-    def walk(node: str, w: np.ndarray, delay: float, path: list[str]) -> None:
+    def walk(node: str, w: np.ndarray, delay: float, path: list[str], b: np.ndarray | None = None) -> None:
+        """`b`: the bias an Affine added so far (NIR flat index of `node`'s output), carried on."""
         for nxt in succ.get(node, ()):
             obj = graph.nodes[nxt]
             kind = type(obj).__name__
@@ -95,31 +99,44 @@ def _chain(graph, start: str, succ: dict, shapes: dict, windows: dict) -> list[P
                     raise _error(
                         f"NIR edge {node} -> {nxt}: {w.shape[1]} values into {math.prod(shapes[nxt])} neurons"
                     )
-                out.append(Projection(start, nxt, w[:, nir_order(shapes[nxt])], delay, path))
+                order = nir_order(shapes[nxt])
+                bias_node = next((n for n in path if _kind(graph, n) in ("Affine", CONV)), None)
+                bias = None if b is None or not np.any(b) else b[order]
+                out.append(Projection(start, nxt, w[:, order], delay, path, bias=bias, bias_node=bias_node))
             elif kind == "Output":
                 continue
             elif kind in ("Affine", "Linear"):
-                if kind == "Affine" and np.any(np.asarray(obj.bias) != 0):
-                    raise _error(
-                        f"NIR node '{nxt}': Affine with a non-zero bias", "snnc has no per-neuron bias yet"
-                    )
                 m = np.asarray(obj.weight, np.float64)
                 if m.ndim != 2 or m.shape[1] != w.shape[1]:
                     raise _error(
                         f"NIR node '{nxt}': weight shape {m.shape} does not take {w.shape[1]} inputs"
                     )
-                walk(nxt, w @ m.T, delay, [*path, nxt])
+                nb = None if b is None else m @ b
+                if kind == "Affine" and np.any(np.asarray(obj.bias) != 0):
+                    own = np.asarray(obj.bias, np.float64).reshape(-1)
+                    if own.size != m.shape[0]:
+                        raise _error(
+                            f"NIR node '{nxt}': bias has {own.size} values, weight has {m.shape[0]} rows"
+                        )
+                    nb = own if nb is None else nb + own
+                walk(nxt, w @ m.T, delay, [*path, nxt], nb)
             elif kind == "Scale":
-                walk(nxt, w * np.asarray(obj.scale, np.float64).reshape(1, -1), delay, [*path, nxt])
+                scale = np.asarray(obj.scale, np.float64).reshape(-1)
+                walk(nxt, w * scale.reshape(1, -1), delay, [*path, nxt], None if b is None else b * scale)
             elif kind == "Delay":
+                if b is not None:  # a delayed constant switches on `delay` late: not a plain bias
+                    raise _error(f"NIR node '{nxt}': a Delay after an Affine bias is not supported")
                 d = _scalar(nxt, "delay", obj.delay) * 1e3
                 walk(nxt, w, delay + d, [*path, nxt])
             elif kind == "Flatten":  # a C-order reshape: NIR's flat index is unchanged
-                walk(nxt, w, delay, [*path, nxt])
+                walk(nxt, w, delay, [*path, nxt], b)
+            elif (kind == CONV or kind in POOLS) and b is not None:
+                raise _error(f"NIR node '{nxt}' ({kind}) after an Affine bias is not supported")
             elif (kind == CONV or kind in POOLS) and (nxt in windows or path):
                 out.extend(_window_projections(graph, start, nxt, succ, shapes, windows, path))
             elif kind == CONV or kind in POOLS:  # feeds more transforms: one dense matrix with them
-                walk(nxt, _window_matrix(nxt, obj, shapes[start]), delay, [nxt])
+                win = window(nxt, obj, shapes[start])
+                walk(nxt, _window_matrix(nxt, obj, shapes[start]), delay, [nxt], win.neuron_bias(False))
             elif kind in UNMAPPED:
                 raise _error(
                     f"NIR node '{nxt}' ({kind}) cannot be imported",
@@ -160,6 +177,8 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
         if post_kind == "Output":
             continue
         if post_kind == "Delay":  # a delay after the window (as `snnc export` writes one)
+            if win.bias is not None:
+                raise _error(f"NIR node '{post}': a Delay after a Conv2d bias is not supported")
             d = _scalar(post, "delay", graph.nodes[post].delay) * 1e3
             todo += [(nxt, delay + d, [*via, post]) for nxt in succ.get(post, ())]
             continue
@@ -172,7 +191,12 @@ def _window_projections(graph, start, node, succ, shapes, windows, path) -> list
             raise _error(
                 f"NIR node '{node}' ({kind}) produces shape {win.out_shape}, '{post}' has {shapes[post]}"
             )
-        out.append(Projection(start, post, win.kernel, delay, via, window=win, gain=win.gain))
+        bias = win.neuron_bias(True)
+        out.append(
+            Projection(
+                start, post, win.kernel, delay, via, window=win, gain=win.gain, bias=bias, bias_node=node
+            )
+        )
     return out
 
 
@@ -234,6 +258,22 @@ def _populations(graph) -> tuple[list[tuple[str, str, str, dict]], set[str]]:  #
     return sorted(pops, key=lambda p: order[p[1]]), outputs
 
 
+NEURONS_OF = {model for model, _ in NEURONS.values()}
+
+
+def _biases(projections: list[Projection]) -> dict[str, tuple[np.ndarray, str]]:
+    """Post population -> (its summed Affine/Conv2d bias, snnc order; the NIR node to name it after)."""
+    out: dict[str, tuple[np.ndarray, str]] = {}
+    for p in projections:
+        if p.bias is None:
+            continue
+        if p.post in out:
+            out[p.post] = (out[p.post][0] + p.bias, out[p.post][1])
+        else:
+            out[p.post] = (np.asarray(p.bias, np.float64).copy(), p.bias_node or p.post)
+    return out
+
+
 def nir_to_snn(
     graph,  # noqa: ANN001
     out_path: str | Path,
@@ -254,6 +294,8 @@ def nir_to_snn(
     own = {name: own_shape(graph, name) for name, *_ in pops}
     shapes, windows = infer_shapes(graph, own)
     projections = [p for name in shapes for p in _chain(graph, name, succ, shapes, windows)]
+    biases = _biases(projections)
+    pops = [(n, role, model + BIAS if n in biases else model, params) for n, role, model, params in pops]
     used = {m for _, _, m, _ in pops} - {"SpikeInput"}
     stem = out_path.stem
     steps = [spike_step or _stated_step(graph, p.nodes) for p in projections]
@@ -268,8 +310,9 @@ def nir_to_snn(
     used |= {"NirCurrent"} if any(p.post in tau_syn for p in projections) else set()
     used |= {"NirDirac"} if any(p.post not in tau_syn for p in projections) else set()
     for m in MODELS:
-        if m in used:
-            lines += [stepped(MODELS[m]) if any(steps) else MODELS[m], ""]
+        for name, text in ((m, MODELS[m]), (m + BIAS, biased(m) if m in NEURONS_OF else "")):
+            if name in used:
+                lines += [stepped(text) if any(steps) else text, ""]
     ident, files = NameMap(), NameMap()
     rows: list[tuple[str, str, str, str]] = []
     weights: dict[Path, np.ndarray] = {}
@@ -279,6 +322,19 @@ def nir_to_snn(
         args = [str(shape[0]) if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"]
         for p, v in params.items():
             args.append(f"{p} = {v!r}" + (" ms" if p in TIME_PARAMS else ""))
+        if name in biases:
+            values, node = biases[name]
+            if name in tau_syn:
+                args.append(f"tau_syn = {tau_syn[name]!r} ms")
+            path = folder / f"{stem}_weights" / f"{files(f'{node} bias')}.npy"
+            weights[path] = values
+            args.append(f'bias = File("{path.relative_to(folder).as_posix()}")')
+            bias_row = (
+                node,
+                "bias",
+                f"bias of {ident(name)}",
+                f"{path.relative_to(folder).as_posix()} [{values.size}]",
+            )
         if role == "output":
             spiking = model in ("NirLIF", "NirCubaLIF", "NirIF")
             args.append("readout = spike_count" if spiking else "readout = avg_var")
@@ -287,6 +343,8 @@ def nir_to_snn(
         pop = ident(name)
         lines.append(f"    {role} {pop} = {model}({', '.join(args)})   {annotation(nodes)}")
         rows.append((name, nodes[0][0], f"{role} population {pop} {shape}", ""))
+        if name in biases:
+            rows.append(bias_row)
         rows += [(o, "Output", f"readout of {pop}", "") for _, o in nodes[1:]]
     for p, step in zip(projections, steps, strict=True):
         pre, post = ident(p.pre), ident(p.post)

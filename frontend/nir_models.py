@@ -3,7 +3,8 @@
 NirLIF, NirCubaLIF, NirLI, NirCubaLI, NirIF and NirI are the neurons; NirCurrent (CubaLIF/CubaLI's
 synaptic current) and NirDirac (a Dirac pulse) the synapses. `NEURONS` maps a NIR class to its model
 and fields (NIR seconds -> snnc ms); `backends/nir/export.py` maps them back. `stepped` is a model as
-a discrete-time exporter steps it (`snnc import --spike-step`).
+a discrete-time exporter steps it (`snnc import --spike-step`). `biased` is a neuron that also takes
+an Affine node's bias: a constant current added to I (per neuron, `bias = File(...)`).
 """
 
 from __future__ import annotations
@@ -107,3 +108,34 @@ def stepped(model: str) -> str:
     if "/dt = " not in body:
         return model  # NirDirac: no ODE
     return f"{head}\n    method = euler   # the exporter's own step (--spike-step)\n{body}"
+
+
+#: the suffix of a neuron model that takes an Affine bias (`NirLIFBias`)
+BIAS = "Bias"
+
+
+def biased(name: str) -> str:
+    """`name`'s model plus `param bias`: NIR's Affine output is W s + b, so b joins the current I.
+
+    LIF/LI/IF/I: I = i_syn + bias in the membrane equation. CubaLIF/CubaLI filter I through
+    tau_syn dI/dt = -I + (W s + b), linear in its input: the bias part is its own state i_bias
+    (starting at 0, as NIR's states do), tau_syn dI_b/dt = bias - I_b, beside the spikes' NirCurrent.
+    """
+    text = MODELS[name].replace(f"neuron {name} ", f"neuron {name}{BIAS} ", 1)
+    head, _, body = text.partition("\n")
+    if "w_in" in body:
+        head += "; I = i_syn + i_bias, tau_syn di_bias/dt = bias - i_bias"
+        body = body.replace(
+            "    state v",
+            "    param tau_syn = 5 ms\n    param bias = 0.0\n    state i_bias = 0.0\n    state v",
+            1,
+        )
+        body = body.replace("r * w_in * i_syn", "r * w_in * (i_syn + i_bias)")
+        body = body.replace("    spike when", "    di_bias/dt = (bias - i_bias) / tau_syn\n    spike when", 1)
+        if "di_bias" not in body:
+            body = body.replace("\n}", "\n    di_bias/dt = (bias - i_bias) / tau_syn\n}")
+    else:
+        head += "; I = i_syn + bias (an Affine bias)"
+        body = body.replace("    state v", "    param bias = 0.0\n    state v", 1)
+        body = body.replace("r * i_syn", "r * (i_syn + bias)")
+    return f"{head}\n{body}"

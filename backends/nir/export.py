@@ -4,7 +4,9 @@ Populations of the models `snnc import` writes (NirLIF, NirCubaLIF, NirLI, NirCu
 map back to their NIR nodes (ms -> s); each Dense projection becomes a Linear node (weight [post, pre],
 in NIR's channels-first order, after a Flatten when the pre population is (H, W, C)), Conv2D and
 AvgPool2D become Conv2d/SumPool2d/AvgPool2d (`windows`), plus a Scale node for a synapse gain they do
-not absorb and a Delay node for a delay. Anything else is an error naming the population or projection.
+not absorb and a Delay node for a delay. A population of a `...Bias` model (an imported Affine or
+Conv2d bias) gives its `bias` back to its first incoming projection's node, as an Affine's or
+Conv2d's bias. Anything else is an error naming the population or projection.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from snnc.backends.nir.windows import conv_node, nir_shape, pool_node
 from snnc.frontend.nir_conv import nir_order
+from snnc.frontend.nir_models import BIAS
 from snnc.frontend.nir_names import ExportNames
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
@@ -80,18 +83,22 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
                 f"projection '{proj.name}': synapse model '{proj.synapse}' has no NIR equivalent",
                 "export maps the NirDirac and NirCurrent synapses that `snnc import` writes",
             )
+    biases: dict[str, np.ndarray] = {}  # first incoming projection -> its post's bias (snnc order)
     for pop in network.populations.values():
         n = nir_shape(pop.shape)
         model = network.models[pop.model]
         if pop.role == "input":
             nodes[node_of[pop.name]] = nir.Input(input_type={"input": np.array(n)})
             continue
-        if pop.model not in NODES:
+        base = pop.model.removesuffix(BIAS)
+        if base not in NODES:
             raise _error(
                 f"population '{pop.name}': model '{pop.model}' has no NIR equivalent",
-                f"export maps the models `snnc import` writes: {', '.join(NODES)}",
+                f"export maps the models `snnc import` writes: {', '.join(NODES)} (and their {BIAS} forms)",
             )
-        kind, fields = NODES[pop.model]
+        if base != pop.model:
+            biases.update(_bias(network, pop, weights, tau_syn.get(pop.name)))
+        kind, fields = NODES[base]
         values = {}
         for f, p in fields.items():
             v = _pop_param(pop, p, weights, model.params[p].value)
@@ -106,7 +113,7 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
             nodes[out] = nir.Output(output_type={"output": np.array(n)})
             edges.append((node_of[pop.name], out))
     for proj in network.projections.values():
-        chain = _projection_nodes(network, proj, weights)
+        chain = _projection_nodes(network, proj, weights, biases.get(proj.name))
         last = node_of[proj.pre]
         for kind, fallback, node in chain:
             name = names.name(proj.name, kind, fallback)
@@ -136,6 +143,36 @@ def _pop_param(pop, name: str, weights: dict, default: float) -> float | np.ndar
     )
 
 
+def _bias(network: Network, pop, weights: dict, tau_syn: float | None) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """{first projection into `pop`: pop's bias per neuron}: NIR adds a bias where weights sum."""
+    model = network.models[pop.model]
+    into = [p for p in network.projections.values() if p.post == pop.name]
+    if not into:
+        raise _error(f"population '{pop.name}' ({pop.model}): a bias needs a projection into it to carry it")
+    if "tau_syn" in model.params:
+        own = float(pop.params.get("tau_syn", model.params["tau_syn"].value))
+        if tau_syn is not None and own != tau_syn:
+            raise _error(
+                f"population '{pop.name}': its bias current's tau_syn ({own} ms) differs from its "
+                f"synapses' ({tau_syn} ms)",
+                "NIR's CubaLIF/CubaLI filter bias and spikes with one tau_syn",
+            )
+    key = f"bias_{pop.name}"
+    if key in weights:
+        values = np.asarray(weights[key], np.float64).reshape(-1)
+    elif "bias" in pop.param_inits:
+        init = pop.param_inits["bias"]
+        if init.kind != "file":
+            raise _error(
+                f"population '{pop.name}' has random per-neuron 'bias' ({init.kind})",
+                "pass --checkpoint with the drawn values, or use File(...)",
+            )
+        values = np.load(init.args["resolved"], allow_pickle=False).astype(np.float64).reshape(-1)
+    else:
+        values = np.full(pop.size, float(pop.params.get("bias", model.params["bias"].value)))
+    return {into[0].name: values}
+
+
 def _syn_param(network: Network, proj, name: str, default: float) -> float:  # noqa: ANN001
     param = network.models[proj.synapse].params.get(name)
     return float(proj.synapse_params.get(name, param.value if param is not None else default))
@@ -158,11 +195,17 @@ def _step_metadata(network: Network, proj) -> dict:  # noqa: ANN001
 
 def _pop_kind(network: Network, pop: str) -> str:
     p = network.populations[pop]
-    return "Input" if p.role == "input" else NODES.get(p.model, ("?",))[0]
+    return "Input" if p.role == "input" else NODES.get(p.model.removesuffix(BIAS), ("?",))[0]
 
 
-def _projection_nodes(network: Network, proj, weights: dict) -> list[tuple[str, str, object]]:  # noqa: ANN001
-    """The NIR nodes of one projection, pre to post: (NIR type, generated name, node)."""
+def _projection_nodes(
+    network: Network,
+    proj,  # noqa: ANN001
+    weights: dict,
+    bias: np.ndarray | None = None,
+) -> list[tuple[str, str, object]]:
+    """The NIR nodes of one projection, pre to post: (NIR type, generated name, node); `bias` (per
+    post neuron, snnc order) makes its Linear an Affine, or sets its Conv2d's bias."""
     import nir
 
     pre, post = network.populations[proj.pre], network.populations[proj.post]
@@ -175,12 +218,31 @@ def _projection_nodes(network: Network, proj, weights: dict) -> list[tuple[str, 
             chain.append(("Flatten", f"{proj.name}_flatten", flat))
         m = np.empty((w.shape[1], w.shape[0]))
         m[np.ix_(nir_order(nir_shape(post.shape)), nir_order(nir_shape(pre.shape)))] = w.T
-        chain.append(("Linear", proj.name, nir.Linear(weight=m, metadata=_step_metadata(network, proj))))
+        meta = _step_metadata(network, proj)
+        if bias is None:
+            chain.append(("Linear", proj.name, nir.Linear(weight=m, metadata=meta)))
+        else:
+            b = np.empty(m.shape[0])
+            b[nir_order(nir_shape(post.shape))] = bias
+            chain.append(("Affine", proj.name, nir.Affine(weight=m, bias=b, metadata=meta)))
     elif kind == "conv2d":
         node = conv_node(proj, pre.shape, _weights(network, proj, weights))
         node.metadata.update(_step_metadata(network, proj))
+        if bias is not None:
+            per_channel = bias.reshape(-1, post.shape[-1])
+            if not np.allclose(per_channel, per_channel[0]):
+                raise _error(
+                    f"population '{proj.post}': a bias that differs between positions of one channel",
+                    "NIR's Conv2d bias is one value per output channel",
+                )
+            node.bias = per_channel[0].copy()
         chain.append(("Conv2d", proj.name, node))
     else:
+        if bias is not None:
+            raise _error(
+                f"population '{proj.post}': its bias would go on pool projection '{proj.name}'",
+                "NIR pools have no bias: declare a Dense or Conv2D projection into it first",
+            )
         node = pool_node(proj, gain)
         if node is not None:
             gain = 1.0

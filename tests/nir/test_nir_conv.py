@@ -206,7 +206,7 @@ def test_avg_pool_exports_as_avg_pool(tmp_path):
         (dict(dilation=2, padding=2), "dilation = (2, 2)"),
         (dict(groups=2), "groups = 2"),
         (dict(stride=(2, 1)), "stride (2, 1)"),
-        (dict(bias=np.ones(F)), "non-zero bias"),
+        (dict(bias=np.ones(F + 1)), f"bias has {F + 1} values for {F} filters"),
     ],
 )
 def test_unsupported_conv_parameters_are_clear_cli_errors(tmp_path, capsys, change, words):

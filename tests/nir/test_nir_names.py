@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from snnc.frontend.nir_names import NameMap, parse_annotation, readable
-from snnc.ir.diagnostics import DiagnosticError
 
 from snnc.api import load_network
 from snnc.cli import main
@@ -175,10 +174,14 @@ def test_scalar_neuron_parameters_take_the_size_of_their_weights(tmp_path):
     assert load_network(tmp_path / "s.snn").populations["n_1"].shape == (5,)
 
 
-def test_a_non_zero_bias_is_refused_by_name(tmp_path):
+def test_a_non_zero_bias_keeps_its_node_name(tmp_path):
+    """A bias imports (tests/nir/test_nir_bias.py simulates it); its file and the node it goes back
+    onto keep the awkward name."""
     g = awkward_graph()
     g.nodes["fc.0"] = nir.Affine(weight=g.nodes["fc.0"].weight, bias=np.full(4, 0.1))
     nir.write(str(tmp_path / "b.nir"), g)
-    with pytest.raises(DiagnosticError, match="NIR node 'fc.0': Affine with a non-zero bias"):
-        import_nir(tmp_path / "b.nir", tmp_path / "b.snn")
-    assert not (tmp_path / "b.snn").exists()
+    import_nir(tmp_path / "b.nir", tmp_path / "b.snn")
+    assert 'bias = File("b_weights/fc_0_bias.npy")' in (tmp_path / "b.snn").read_text()
+    back = nir.read(str(export_nir(tmp_path / "b.snn", tmp_path / "back.nir")))
+    assert isinstance(back.nodes["fc.0"], nir.Affine) and isinstance(back.nodes["train"], nir.Linear)
+    np.testing.assert_array_equal(back.nodes["fc.0"].bias, np.full(4, 0.1))
