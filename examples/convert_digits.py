@@ -5,7 +5,9 @@ biases), write them as ONNX, convert them with each method and evaluate the spik
 
 The ANNs are the ones the tests train (tests/convert/ann.py). Each conversion is the command
 `snnc convert OUT_DIR/<net>.onnx --data OUT_DIR/<data>.npz --method M --timesteps T -o ...`
-followed by `snnc evaluate ... --no-checkpoint`; the table printed at the end is the README's.
+followed by `snnc evaluate ... --no-checkpoint`; the table printed at the end is the README's. The
+accuracies against timesteps go to OUT_DIR/accuracy_vs_timesteps.sweep.json, which `snnc plot
+OUT_DIR` draws (OUT_DIR/plots/accuracy_vs_timesteps.png; needs matplotlib).
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from snnc.runtime.plot import save_sweep  # noqa: E402
+
 from snnc.cli import main  # noqa: E402
 from tests.convert import ann  # noqa: E402
 
-RUNS = [("data_norm", 25), ("data_norm", 50), ("data_norm", 100), ("data_norm", 200), ("spike_norm", 200)]
+RUNS = [
+    ("data_norm", 5),
+    ("data_norm", 10),
+    ("data_norm", 25),
+    ("data_norm", 50),
+    ("data_norm", 100),
+    ("data_norm", 200),
+    ("spike_norm", 200),
+]
 FEW_SPIKE = [4, 6, 8]
 
 
@@ -60,19 +72,25 @@ def main_() -> None:
             np.mean(ann.cnn_forward(cnn, tx)[-1].argmax(1) == ty),
         ),
     }
+    sweep: dict[str, list[tuple[float, float]]] = {}
     print("| network | method | steps | test accuracy |")
     print("|---|---|---|---|")
     for name, (onnx_path, data, ann_acc) in nets.items():
         print(f"| {name} | ANN (numpy) | - | {100 * ann_acc:.2f} % |")
+        sweep[f"{name} ANN"] = [(steps, ann_acc) for steps in sorted({s for _, s in RUNS})]
         for method, steps in RUNS:
             out = folder / f"{name}_{method}_{steps}.snn"
             acc = accuracy(onnx_path, data, out, "--method", method, "--timesteps", str(steps))
             print(f"| {name} | {method} | {steps} | {100 * acc:.2f} % |", flush=True)
+            sweep.setdefault(f"{name} {method}", []).append((steps, acc))
         for k in FEW_SPIKE:
             out = folder / f"{name}_few_spike_{k}.snn"
             acc = accuracy(onnx_path, data, out, "--method", "few_spike", "--steps-per-layer", str(k))
             layers = 3 if name == "cnn" else 2
             print(f"| {name} | few_spike, K = {k} | {layers * k + 1} | {100 * acc:.2f} % |", flush=True)
+            sweep.setdefault(f"{name} few_spike", []).append((layers * k + 1, acc))
+    path = save_sweep(folder / "accuracy_vs_timesteps.sweep.json", "timesteps", "test accuracy", sweep)
+    print(f"wrote {path}; draw it with: snnc plot {folder}")
 
 
 if __name__ == "__main__":

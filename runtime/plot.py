@@ -1,4 +1,5 @@
-"""`snnc plot DIR`: PNG training curves from `DIR/metrics.json` and spike rasters from recordings.
+"""`snnc plot DIR`: PNG training curves from `DIR/metrics.json`, spike rasters from recordings and
+sweeps (`*.sweep.json`: a quantity against a setting, e.g. accuracy against timesteps).
 
 Curves: one PNG per quantity in the per-epoch summaries (`loss.png`, `accuracy.png`, ...), the
 training curve and, when present, the validation curve against the epoch (counted from 1 as
@@ -199,16 +200,77 @@ def plot_raster(rec: Mapping[str, np.ndarray], title: str, path: Path) -> Path:
     return path
 
 
+# sweeps -------------------------------------------------------------------------------------------
+SWEEP_SUFFIX = ".sweep.json"
+
+
+def save_sweep(
+    path: str | os.PathLike, x: str, y: str, series: Mapping[str, Sequence[tuple[float, float]]]
+) -> Path:
+    """Write a sweep: one or more curves of `y` against `x` (e.g. test accuracy against timesteps for
+    each conversion method), as `{"x": ..., "y": ..., "series": {name: [[x, y], ...]}}`. `snnc plot`
+    draws every `*.sweep.json` of its folder as `<stem>.png`."""
+    path = Path(path)
+    doc = {"x": x, "y": y, "series": {k: [[float(a), float(b)] for a, b in v] for k, v in series.items()}}
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return path
+
+
+def load_sweep(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PlotError("E-PLOT-SWEEP", f"'{path}' is not valid JSON ({e})") from None
+    series = doc.get("series") if isinstance(doc, Mapping) else None
+    ok = isinstance(series, Mapping) and all(
+        isinstance(pts, list) and all(isinstance(p, list) and len(p) == 2 for p in pts)
+        for pts in series.values()
+    )
+    if not ok or not isinstance(doc.get("x"), str) or not isinstance(doc.get("y"), str):
+        raise PlotError(
+            "E-PLOT-SWEEP",
+            f"'{path}' is not a sweep",
+            'a sweep is {"x": label, "y": label, "series": {name: [[x, y], ...]}} (runtime/plot.save_sweep)',
+        )
+    return doc
+
+
+def plot_sweep(doc: Mapping[str, Any], title: str, path: Path) -> Path:
+    """Each series of a sweep as a line with markers, sorted by x."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, points in doc["series"].items():
+        pts = sorted((_number(a), _number(b)) for a, b in points)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", markersize=3, label=name)
+    xs = [_number(p[0]) for pts in doc["series"].values() for p in pts]
+    if xs and min(xs) > 0 and max(xs) >= 20 * min(xs):  # settings spanning decades: log axis
+        ax.set_xscale("log")
+    ax.set_xlabel(doc["x"])
+    ax.set_ylabel(doc["y"])
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path)
+    return path
+
+
 def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Plot everything `run_dir` holds; returns the PNGs written (into `out_dir`, default `run_dir/plots`)."""
+    """Plot everything `run_dir` holds; returns the PNGs written (into `out_dir`, default `run_dir/plots`).
+
+    A folder of sweeps alone (no metrics.json, e.g. `examples/convert_digits.py`'s) is plotted too."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PlotError("E-PLOT-NO-DIR", f"no such folder: '{run_dir}'")
-    doc = load_metrics(run_dir / "metrics.json")
+    sweeps = sorted(run_dir.glob("*" + SWEEP_SUFFIX))
+    has_metrics = (run_dir / "metrics.json").is_file()
+    doc = load_metrics(run_dir / "metrics.json") if has_metrics or not sweeps else None
     _figure()  # fail on a missing matplotlib before creating folders
     out = Path(out_dir) if out_dir is not None else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    written = plot_curves(doc, out)
+    written = plot_curves(doc, out) if doc is not None else []
+    for sweep in sweeps:
+        stem = sweep.name[: -len(SWEEP_SUFFIX)]
+        written.append(plot_sweep(load_sweep(sweep), stem, out / f"{_filename(stem)}.png"))
     for npz in sorted(run_dir.glob("*.npz")):
         rec = load_spike_recording(npz)
         if rec is not None:

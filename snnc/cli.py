@@ -528,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
-        "plot", help="draw training curves (metrics.json) and spike rasters (*.npz recordings) as PNGs"
+        "plot",
+        help="draw training curves (metrics.json), spike rasters (*.npz recordings) and sweeps (*.sweep.json) as PNGs",
     )
     p.add_argument("dir", metavar="DIR", help="a training output folder (snnc train --out)")
     p.add_argument("-o", "--output", metavar="DIR", help="where the PNGs go (default DIR/plots)")

@@ -138,3 +138,20 @@ def test_missing_matplotlib_is_one_clear_sentence(run_dir, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "snnc plot needs matplotlib, which is not installed" in err
     assert "snnc[plot]" in err and "Traceback" not in err
+
+
+def test_a_sweep_folder_plots_accuracy_against_timesteps(tmp_path: Path) -> None:
+    from snnc.runtime.plot import save_sweep
+
+    series = {"mlp data_norm": [(200, 0.99), (25, 0.97), (50, 0.98)], "mlp few_spike": [(9, 0.98)]}
+    save_sweep(tmp_path / "accuracy_vs_timesteps.sweep.json", "timesteps", "test accuracy", series)
+    assert main(["plot", str(tmp_path)]) == 0  # no metrics.json needed beside sweeps
+    png = tmp_path / "plots" / "accuracy_vs_timesteps.png"
+    assert png_size(png) == (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
+
+
+def test_a_malformed_sweep_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.sweep.json").write_text('{"x": "timesteps", "series": {"a": [[1]]}}')
+    assert main(["plot", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.sweep.json' is not a sweep" in err and "Traceback" not in err

@@ -40,7 +40,7 @@ def test_rows_point_at_the_spikes_of_a_copy(idx: list[int]) -> None:
     assert len(view) == len(copy)
     np.testing.assert_array_equal(view.labels, copy.labels)
     np.testing.assert_array_equal(view.offsets, copy.offsets)
-    for a, b in zip(view, copy):
+    for a, b in zip(view, copy, strict=True):
         np.testing.assert_array_equal(a.by_time[0], b.by_time[0])
 
 
