@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from snnc.frontend.mapping_table import mapping_table
 from snnc.frontend.nir_conv import CONV, POOLS, Window, connectivity_text, nir_order, snnc_shape, window
 from snnc.frontend.nir_graph import flatten, own_shape
 from snnc.frontend.nir_models import BIAS, MODELS, NEURONS, TIME_PARAMS, biased, stepped
@@ -217,13 +218,7 @@ class Imported:
     rows: list[tuple[str, str, str, str]]  # NIR node, its type, the snnc item, its weight file
 
     def table(self) -> str:
-        head = ("NIR node", "type", "snnc", "weights")
-        rows = [head, *self.rows]
-        widths = [max(len(r[k]) for r in rows) for k in range(3)]
-        return "\n".join(
-            ("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]).rstrip()
-            for r in rows
-        )
+        return mapping_table("NIR", self.rows)
 
 
 def _kind(graph, name: str) -> str:  # noqa: ANN001

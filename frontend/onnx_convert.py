@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from snnc.frontend.mapping_table import mapping_table
 from snnc.frontend.nir_conv import nir_order, snnc_shape
 from snnc.frontend.nir_names import NameMap, readable
 from snnc.frontend.onnx_graph import Layer, Model, dense_matrix
@@ -105,13 +106,7 @@ class Converted:
     rows: list[tuple[str, str, str, str]]  # ONNX node, its type, the snnc item, its weight file
 
     def table(self) -> str:
-        head = ("ONNX node", "type", "snnc", "weights")
-        rows = [head, *self.rows]
-        widths = [max(len(r[k]) for r in rows) for k in range(3)]
-        return "\n".join(
-            ("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]).rstrip()
-            for r in rows
-        )
+        return mapping_table("ONNX", self.rows)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
