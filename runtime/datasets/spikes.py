@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, preprocess_spikes
+from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, preprocess_spikes, rows_of_sorted
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +114,6 @@ class SpikeRows:
 
     def batch_tables(self, batch_size: int, num_neurons: int) -> BatchSpikes:
         """Row b's spikes are the parent's example idx[b], time-sorted; rows past len(idx) are empty."""
-        from snnc.runtime.encoding import rows_of_sorted
-
         p = self.parent
         if p.num_neurons != num_neurons:
             raise ValueError(f"spike data has {p.num_neurons} neurons, population has {num_neurons}")
@@ -138,6 +136,8 @@ class SpikeRows:
         return (self.materialised[i] for i in range(len(self)))
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probe private names before __init__ ran
+            raise AttributeError(name)
         return getattr(self.materialised, name)
 
 
