@@ -175,6 +175,13 @@ def filtered_trace(projection: str) -> str:
     return _generated("ebar", projection)
 
 
+def param_key(param: str, owner: str) -> str:
+    """The key a per-neuron or trained param is filed under beside the weights (checkpoints,
+    `set_weights`, the optimiser, NIR export): `bias` of population `out` is `bias_out`, `tau` of
+    projection `x_to_h` is `tau_x_to_h`."""
+    return f"{param}_{owner}"
+
+
 def weight_gradient(projection: str) -> str:
     return _generated("dW", projection)
 

@@ -243,7 +243,7 @@ def _output(network: Network, pop: Population, opts: EpropOptions) -> OutputEpro
     if opts.train_output_bias and "bias" in model.params:
         der = D.derive_bias("bias", model, network.discrete[pop.model], _where(network, pop))
         bias = ProjectionEprop(
-            projection=f"bias_{pop.name}",
+            projection=names.param_key("bias", pop.name),  # filed as a trained param is
             pre=pop.name,
             post=pop.name,
             role="output",

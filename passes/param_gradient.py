@@ -21,13 +21,14 @@ from snnc.ir.training import ParamGradient
 from . import adjoint as adj
 
 
-def trainable_symbols(network: Network, pop: Population) -> list[tuple[str, str, str]]:
+def trainable_symbols(network: Network, pop: Population) -> list[tuple[str, str, str, str]]:
     """(key, owner, param, symbol) of every trainable param whose gradient `pop`'s adjoints carry:
     the population's own, and its incoming projections' synapse params."""
-    out = [(f"{p}_{pop.name}", pop.name, p, p) for p in pop.trainable]
+    out = [(names.param_key(p, pop.name), pop.name, p, p) for p in pop.trainable]
     for proj in network.projections_to(pop.name):
         out += [
-            (f"{p}_{proj.name}", proj.name, p, names.coupled(p, proj.name)) for p in proj.synapse_trainable
+            (names.param_key(p, proj.name), proj.name, p, names.coupled(p, proj.name))
+            for p in proj.synapse_trainable
         ]
     return out
 

@@ -21,6 +21,7 @@ from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR
 from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
+from snnc.ir.names import param_key
 from snnc.ir.printer import print_network
 from snnc.passes.schedule import schedule
 from snnc.passes.schedule_eventprop import recorded
@@ -122,7 +123,12 @@ def trainable_params(network: Network) -> dict[str, dict[str, Any]]:
     owners = [(p.name, p.trainable) for p in network.populations.values()]
     owners += [(p.name, p.synapse_trainable) for p in network.projections.values()]
     return {
-        f"{name}_{owner}": {"min": t.min, "max": t.max, "lr_scale": t.lr_scale, "per_neuron": t.per_neuron}
+        param_key(name, owner): {
+            "min": t.min,
+            "max": t.max,
+            "lr_scale": t.lr_scale,
+            "per_neuron": t.per_neuron,
+        }
         for owner, specs in owners
         for name, t in specs.items()
     }
@@ -166,7 +172,7 @@ def eventprop_manifest(kernel: Kernel, training: Any) -> dict[str, Any]:
         },
         "count_grads": named(Role.TARGET, "dL_dcount"),
         "gradients": {
-            (f"{a.var}_{a.owner}" if a.var else a.owner): a.name
+            (param_key(a.var, a.owner) if a.var else a.owner): a.name
             for a in kernel.arrays
             if a.role == Role.GRADIENT
         },
@@ -231,7 +237,9 @@ def _eprop_facts(ir: EpropIR) -> dict[str, Any]:
             o.population: {"loss": o.loss, "readout": o.readout, "var": o.var} for o in ir.outputs.values()
         },
         "projections": sorted(ir.projections),
-        "biases": {f"bias_{o.population}": o.population for o in ir.outputs.values() if o.bias is not None},
+        "biases": {
+            param_key("bias", o.population): o.population for o in ir.outputs.values() if o.bias is not None
+        },
     }
 
 

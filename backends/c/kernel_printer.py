@@ -40,6 +40,7 @@ from snnc.ir.kernel import (
     Synapses,
     walk,
 )
+from snnc.ir.names import param_key
 
 from .printer import SnncCPrinter, literal
 
@@ -605,7 +606,7 @@ def _runtime_owner(a: Array, kernel: Kernel) -> str:
     its gradient) is the weight `bias_out`, a synapse param `tau` of projection `x_to_h` the weight
     `tau_x_to_h`; every other array is its owner's."""
     trained = a.role == Role.PARAM or (a.role == Role.GRADIENT and a.var is not None)
-    return f"{a.var}_{a.owner}" if trained else a.owner
+    return param_key(a.var, a.owner) if trained else a.owner
 
 
 def _manifest_entry(a: Array, scalar: str, kernel: Kernel) -> dict[str, Any]:

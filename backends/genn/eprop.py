@@ -39,6 +39,7 @@ from snnc.backends.eprop_init import eprop_initial
 from snnc.ir import names as ir_names
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
 from snnc.ir.model import Network
+from snnc.ir.names import param_key
 
 from .emit import CustomUpdateCtx, ModuleCtx
 from .models import GeNNModelSpec, Var
@@ -359,7 +360,12 @@ def _train_output_biases(ctx: ModuleCtx, network: Network, eir: EpropIR) -> None
         incoming = [pp for pp in ctx.plan.projections.values() if pp.post == name]
         i = next(i for i, p in enumerate(ctx.populations) if p.name == name)
         ctx.populations[i] = render_neuron(symbolic, ctx.plan, incoming, trained={"bias": init})
-        ctx.biases[f"bias_{name}"] = {"population": name, "var": "q_bias", "gradient": "dbias", "init": init}
+        ctx.biases[param_key("bias", name)] = {
+            "population": name,
+            "var": "q_bias",
+            "gradient": "dbias",
+            "init": init,
+        }
 
 
 def add_eprop(ctx: ModuleCtx, network: Network) -> None:
