@@ -16,6 +16,7 @@ from snnc.backends.nir.windows import conv_node, nir_shape, pool_node
 from snnc.frontend.nir_conv import nir_order
 from snnc.frontend.nir_models import BIAS
 from snnc.frontend.nir_names import ExportNames
+from snnc.ir import names as ir_names
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
@@ -131,10 +132,18 @@ def _pop_param(pop, name: str, weights: dict, default: float) -> float | np.ndar
         return float(pop.params.get(name, default))
     if len(pop.shape) > 1:
         raise _error(f"population '{pop.name}': per-neuron '{name}' of a multi-dimensional population")
-    key = f"{name}_{pop.name}"
+    return _per_neuron(pop, name, weights)
+
+
+def _per_neuron(pop, name: str, weights: dict) -> np.ndarray | None:  # noqa: ANN001
+    """A param's per-neuron values (flat, snnc order): the checkpoint's (filed as `<param>_<pop>`),
+    else its `File()`'s; None when it has neither; an error for values drawn at random."""
+    key = ir_names.param_key(name, pop.name)
     if key in weights:
         return np.asarray(weights[key], np.float64).reshape(-1)
-    init = pop.param_inits[name]
+    init = pop.param_inits.get(name)
+    if init is None:
+        return None
     if init.kind == "file":
         return np.load(init.args["resolved"], allow_pickle=False).astype(np.float64).reshape(-1)
     raise _error(
@@ -157,18 +166,8 @@ def _bias(network: Network, pop, weights: dict, tau_syn: float | None) -> dict[s
                 f"synapses' ({tau_syn} ms)",
                 "NIR's CubaLIF/CubaLI filter bias and spikes with one tau_syn",
             )
-    key = f"bias_{pop.name}"
-    if key in weights:
-        values = np.asarray(weights[key], np.float64).reshape(-1)
-    elif "bias" in pop.param_inits:
-        init = pop.param_inits["bias"]
-        if init.kind != "file":
-            raise _error(
-                f"population '{pop.name}' has random per-neuron 'bias' ({init.kind})",
-                "pass --checkpoint with the drawn values, or use File(...)",
-            )
-        values = np.load(init.args["resolved"], allow_pickle=False).astype(np.float64).reshape(-1)
-    else:
+    values = _per_neuron(pop, "bias", weights)
+    if values is None:
         values = np.full(pop.size, float(pop.params.get("bias", model.params["bias"].value)))
     return {into[0].name: values}
 
