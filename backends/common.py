@@ -310,13 +310,18 @@ def draw_initialiser(
     raise _error("E-INITIALISER", f"unknown initialiser '{kind}'", init.span)
 
 
+def _source_dir(network: Network) -> str:
+    """The folder `File(...)` paths of the network's source are relative to."""
+    import os
+
+    return os.path.dirname(network.source_path) if network.source_path not in ("<unknown>", "") else "."
+
+
 def draw_connectivity(
     network: Network, plan: NetworkPlan, rng: np.random.Generator
 ) -> dict[str, dict[str, np.ndarray]]:
     """Weights (float64; the runtime casts) and sparse structure for every projection, in order."""
-    import os
-
-    base = os.path.dirname(network.source_path) if network.source_path not in ("<unknown>", "") else "."
+    base = _source_dir(network)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, pp in plan.projections.items():
         proj = network.projections[name]
@@ -334,10 +339,9 @@ def draw_param_values(network: Network, seed: int) -> dict[tuple[str, str], np.n
     """(owner, param) -> the values of a per-neuron param (float64; one per neuron, or per post
     neuron for a projection's synapse param). Each is drawn from its own stream, keyed by the seed
     and its owner and name, so weights draw exactly as they would without them."""
-    import os
     import zlib
 
-    base = os.path.dirname(network.source_path) if network.source_path not in ("<unknown>", "") else "."
+    base = _source_dir(network)
     owners = [(p.name, p.size, p.param_inits) for p in network.populations.values()]
     owners += [
         (p.name, network.populations[p.post].size, p.synapse_param_inits)
