@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from snnc.runtime.datasets.npzdata import data_file, held_out, num_classes
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
 from snnc.runtime.errors import RuntimeConfigError
 
@@ -119,9 +120,7 @@ def analog(
         )
     if not scale > 0 or not dt > 0 or not duration > 0:
         raise RuntimeConfigError("E-DATASET-ARG", "analog: scale, dt and duration must be positive")
-    p = Path(path)
-    if base_dir is not None and not p.is_absolute():
-        p = Path(base_dir) / p
+    p = data_file(path, base_dir)
     arrays = read_analog(p)
     x = snnc_order(np.asarray(arrays["x"], np.float64), channels_first)
     y = np.asarray(arrays.get("y", np.zeros(len(x), np.int64)))
@@ -130,14 +129,9 @@ def analog(
         tx = snnc_order(np.asarray(arrays["test_x"], np.float64), channels_first)
         ty = np.asarray(arrays.get("test_y", np.zeros(len(tx), np.int64)))
     else:
-        if not 0.0 <= test_fraction < 1.0:
-            raise RuntimeConfigError("E-DATASET-ARG", "analog: test_fraction must lie in [0, 1)")
-        order = rng.permutation(len(x))
-        n_test = int(round(len(x) * test_fraction))
-        x, y, tx, ty = x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], y[order[:n_test]]
+        train_idx, test_idx = held_out(len(x), test_fraction, rng, "analog")
+        x, y, tx, ty = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     train = encode(x, coding, scale, dt, duration, rng, k).with_labels(y)
     test = encode(tx, coding, scale, dt, duration, rng, k).with_labels(ty)
-    labels = np.concatenate([y, ty])
-    classes = int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
     meta = {"path": str(p), "coding": coding, "scale": scale, "dt": dt, "duration": duration}
-    return Dataset(p.stem, train, test, x.shape[1], classes, meta)
+    return Dataset(p.stem, train, test, x.shape[1], num_classes(np.concatenate([y, ty])), meta)

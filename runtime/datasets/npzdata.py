@@ -31,6 +31,32 @@ def _error(message: str, hint: str | None = None) -> RuntimeConfigError:
     return RuntimeConfigError("E-DATASET-FILE", message, hint)
 
 
+def data_file(path: str | os.PathLike, base_dir: str | None) -> Path:
+    """A data file named in a `.snn`: relative paths are relative to the file's folder."""
+    p = Path(path)
+    return Path(base_dir) / p if base_dir is not None and not p.is_absolute() else p
+
+
+def check_test_fraction(test_fraction: float, name: str) -> None:
+    if not 0.0 <= test_fraction < 1.0:
+        raise RuntimeConfigError("E-DATASET-ARG", f"{name}: test_fraction must lie in [0, 1)")
+
+
+def held_out(
+    n: int, test_fraction: float, rng: np.random.Generator, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) example indices: `test_fraction` of `n` split off after a seeded shuffle."""
+    check_test_fraction(test_fraction, name)
+    order = rng.permutation(n)
+    n_test = int(round(n * test_fraction))
+    return order[n_test:], order[:n_test]
+
+
+def num_classes(labels: np.ndarray) -> int | None:
+    """One more than the largest integer label (None for regression targets or no labels)."""
+    return int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
+
+
 def _split(arrays, prefix: str, num_neurons: int | None, path) -> SpikeDataset:
     missing = [f for f in FIELDS if prefix + f not in arrays]
     if missing:
@@ -93,9 +119,7 @@ def _num_neurons(arrays, path: Path) -> int | None:
 def npz(
     path: str | os.PathLike, test_fraction: float = 0.25, seed: int = 0, base_dir: str | None = None
 ) -> Dataset:
-    p = Path(path)
-    if base_dir is not None and not p.is_absolute():
-        p = Path(base_dir) / p
+    p = data_file(path, base_dir)
     if not p.is_file():
         raise _error(f"no data file '{p}'")
     arrays = _read(p)
@@ -105,20 +129,16 @@ def npz(
         train, test = _split(arrays, "", num_neurons, p), _split(arrays, "test_", num_neurons, p)
         meta["examples"] = {"train": ("", None), "test": ("test ", None)}
     else:
-        if not 0.0 <= test_fraction < 1.0:
-            raise RuntimeConfigError("E-DATASET-ARG", "npz: test_fraction must lie in [0, 1)")
+        check_test_fraction(test_fraction, "npz")  # before reading the examples, as always
         full = _split(arrays, "", num_neurons, p)
-        order = np.random.default_rng(seed).permutation(len(full))
-        n_test = int(round(len(full) * test_fraction))
-        train, test = full.subset(order[n_test:]), full.subset(order[:n_test])
+        train_idx, test_idx = held_out(len(full), test_fraction, np.random.default_rng(seed), "npz")
+        train, test = full.subset(train_idx), full.subset(test_idx)
         # the split's example i is the file's example index[i]: errors found later name the file's
-        meta["examples"] = {"train": ("", order[n_test:]), "test": ("", order[:n_test])}
+        meta["examples"] = {"train": ("", train_idx), "test": ("", test_idx)}
     n = max(train.num_neurons, test.num_neurons)
     train = SpikeDataset(train.times, train.ids, train.offsets, train.labels, n)
     test = SpikeDataset(test.times, test.ids, test.offsets, test.labels, n)
-    labels = np.concatenate([train.labels, test.labels])
-    classes = int(labels.max()) + 1 if labels.size and np.issubdtype(labels.dtype, np.integer) else None
-    return Dataset(p.stem, train, test, n, classes, meta)
+    return Dataset(p.stem, train, test, n, num_classes(np.concatenate([train.labels, test.labels])), meta)
 
 
 def save_npz(path: str | os.PathLike, train: SpikeDataset, test: SpikeDataset | None = None) -> None:
