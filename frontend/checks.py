@@ -231,7 +231,7 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                     "gradient path (no output is reached from it)",
                     spec.span,
                 )
-            elif name in _used_by(model, model.refractory):
+            elif name in params_used_by(model, model.refractory):
                 bag.error(
                     M.ALGO,
                     f"'{name}' of {what} sets the refractory period of {model.name}, which has no gradient",
@@ -239,7 +239,7 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                     "give it a number",
                 )
             elif not isinstance(owner, ir.Population) and any(
-                name in _used_by(model, a.expr) for a in model.on_pre
+                name in params_used_by(model, a.expr) for a in model.on_pre
             ):
                 bag.error(
                     M.ALGO,
@@ -249,8 +249,8 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                 )
 
 
-def _used_by(model: ir.Model, expr: object) -> set[str]:
-    """The params and derived params an expression reads, through derived params."""
+def params_used_by(model: ir.Model, expr: object) -> set[str]:
+    """The names an expression reads, following derived params to the params they are made of."""
     if expr is None:
         return set()
     import sympy

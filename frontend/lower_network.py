@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import sympy
 from snnc.frontend import ast
 from snnc.frontend import messages as M
+from snnc.frontend.checks import params_used_by
 from snnc.frontend.connectivity import (
     INITIALISERS,
     bind_args,
@@ -127,6 +127,31 @@ def apply_overrides(
     return params, inits
 
 
+def _param_dim_ok(
+    q: tuple[float, Dim, bool],
+    arg: ast.Expr,
+    target: ir.Param,
+    model: ir.Model,
+    param: str,
+    bag: DiagnosticBag,
+    label: str | None = None,
+    hint: str | None = None,
+) -> bool:
+    """Whether a number given for `model.param` has its dimension (a literal 0 fits any); else an
+    error at `arg` naming both dimensions. `label` names the number (default: its text)."""
+    _, dim, zero = q
+    if dim == target.dim or zero:
+        return True
+    what = label or f"'{unparse(arg)}'"
+    bag.error(
+        M.DIM,
+        f"{what} has dimension {describe(dim)}, but {model.name}.{param} is {describe(target.dim)}",
+        arg.span,
+        hint,
+    )
+    return False
+
+
 def _param_initialiser(
     kw: ast.Keyword,
     target: ir.Param | ir.State,
@@ -149,17 +174,8 @@ def _param_initialiser(
         return None
 
     def dim_ok(q: tuple[float, Dim, bool], arg: ast.Expr) -> bool:
-        _, dim, zero = q
-        if dim == target.dim or zero:
-            return True
-        bag.error(
-            M.DIM,
-            f"'{unparse(arg)}' has dimension {describe(dim)}, but {model.name}.{kw.name} is "
-            f"{describe(target.dim)}",
-            arg.span,
-            f"the default is {_value_text(target)}",
-        )
-        return False
+        hint = f"the default is {_value_text(target)}"
+        return _param_dim_ok(q, arg, target, model, kw.name, bag, hint=hint)
 
     return initialiser(e, bag, None, base_dir, dim_ok=dim_ok, what=f"{model.name}.{kw.name}")
 
@@ -210,15 +226,7 @@ def _trainable(
         init = _param_initialiser(inner, target, model, bag, base_dir, owner, {})
     else:
         q = quantity(value, bag)
-        if q is None:
-            return None
-        if q[1] != target.dim and not q[2]:
-            bag.error(
-                M.DIM,
-                f"'{unparse(value)}' has dimension {describe(q[1])}, but {model.name}.{kw.name} is "
-                f"{describe(target.dim)}",
-                value.span,
-            )
+        if q is None or not _param_dim_ok(q, value, target, model, kw.name, bag):
             return None
         init = ir.Initialiser("constant", {"value": q[0]}, value.span)
     if init is None:
@@ -244,15 +252,8 @@ def _trainable(
         if name not in given:
             continue
         q = quantity(given[name], bag)
-        if q is None:
-            return None
-        if q[1] != target.dim and not q[2]:
-            bag.error(
-                M.DIM,
-                f"bound {name} = {unparse(given[name])} has dimension {describe(q[1])}, but "
-                f"{model.name}.{kw.name} is {describe(target.dim)}",
-                given[name].span,
-            )
+        label = f"bound {name} = {unparse(given[name])}"
+        if q is None or not _param_dim_ok(q, given[name], target, model, kw.name, bag, label):
             return None
         bounds[name] = q[0]
     if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
@@ -473,14 +474,7 @@ def _check_refractory(
     """A refractory period is counted in whole steps shared by the population: not per neuron."""
     if model.refractory is None or not per_neuron:
         return
-    used, todo = set(), [str(s) for s in model.refractory.free_symbols]
-    while todo:
-        name = todo.pop()
-        if name not in used:
-            used.add(name)
-            if name in model.derived:
-                todo += [str(s) for s in sympy.sympify(model.derived[name].expr).free_symbols]
-    for name in sorted(used & set(per_neuron)):
+    for name in sorted(params_used_by(model, model.refractory) & set(per_neuron)):
         bag.error(
             M.TYPE,
             f"population '{pop}': '{name}' sets the refractory period of {model.name}, which cannot "
