@@ -6,8 +6,9 @@ populations are declared (H, W, C); dense chains touching them have their weight
 (`nir_order`), and a Flatten (a C-order reshape) is then a no-op on NIR's flat index.
 
 What snnc's connectivities cannot express is an error naming the node and the parameter: dilation,
-groups and unequal strides. A bias (one per filter) is a constant current into the population. Padding is "valid", "same" where that is the same
-computation, else the numbers themselves (`padding = (1, 1)`, which the GeNN backend refuses).
+groups and unequal strides. A bias (one per filter) is a constant current into the population.
+Padding is "valid", "same" where that is the same computation, else the numbers themselves
+(`padding = (1, 1)`, which the GeNN backend refuses).
 """
 
 from __future__ import annotations

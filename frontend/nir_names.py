@@ -64,9 +64,10 @@ def readable(nir_name: str) -> str:
     return f"{s}_node" if s in KEYWORDS else s
 
 
-def annotation(entries: list[tuple[str, str]]) -> str:
-    """`# nir: Linear "fc.0" -> Delay "d"` for [(type, name), ...]."""
-    return "# nir: " + " -> ".join(f"{kind} {json.dumps(str(name))}" for kind, name in entries)
+def annotation(entries: list[tuple[str, str]], source: str = "nir") -> str:
+    """`# nir: Linear "fc.0" -> Delay "d"` for [(type, name), ...]: the foreign nodes a `.snn` line
+    stands for (`source = "onnx"` for `snnc convert`'s)."""
+    return f"# {source}: " + " -> ".join(f"{kind} {json.dumps(str(name))}" for kind, name in entries)
 
 
 def parse_annotation(line: str) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ import numpy as np
 from snnc.frontend.mapping_table import mapping_table
 from snnc.frontend.nir_conv import nir_order, snnc_shape
 from snnc.frontend.nir_names import NameMap, readable
+from snnc.frontend.nir_names import annotation as nir_annotation
 from snnc.frontend.onnx_graph import Layer, Model, dense_matrix
 from snnc.ir.connectivity import KINDS
 
@@ -215,9 +216,7 @@ def _train_block(name: str, model: Model, s: Settings, scheme: Scheme) -> list[s
 
 
 def annotation(nodes: list[tuple[str, str]]) -> str:
-    import json
-
-    return "# onnx: " + " -> ".join(f"{kind} {json.dumps(name)}" for kind, name in nodes)
+    return nir_annotation(nodes, source="onnx")
 
 
 def write_snn(model: Model, out_path: Path, s: Settings, network: str | None = None) -> Converted:

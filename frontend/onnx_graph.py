@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from snnc.frontend import onnx_ops as ops
-from snnc.frontend.onnx_ops import Op, Shape, onnx_error
+from snnc.frontend.onnx_ops import Op, Shape, node_name, onnx_error
 
 PASS_THROUGH = ("Identity", "Dropout")
 SUPPORTED = (
@@ -123,10 +123,6 @@ def _input(graph, constants: dict) -> tuple[str, Shape]:  # noqa: ANN001
     return inputs[0].name, shape
 
 
-def _node_name(node) -> str:  # noqa: ANN001
-    return node.name or f"{node.op_type}({', '.join(node.output)})"
-
-
 def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
     """Walk the one path from the input to the output; see the module docstring."""
     graph = model.graph
@@ -141,7 +137,7 @@ def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
                 else "snnc convert maps Gemm, MatMul(+Add), Conv, AveragePool, Flatten, Reshape and Relu"
             )
             raise onnx_error(
-                f"ONNX node '{_node_name(node)}' has type {node.op_type}, which snnc cannot convert", hint
+                f"ONNX node '{node_name(node)}' has type {node.op_type}, which snnc cannot convert", hint
             )
     readers: dict[str, list] = {}
     for node in nodes:
@@ -160,7 +156,7 @@ def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
     while current != outputs[0]:
         nxt = readers.get(current, [])
         if len(nxt) != 1:
-            which = ", ".join(f"'{_node_name(n)}' ({n.op_type})" for n in nxt) or "no node"
+            which = ", ".join(f"'{node_name(n)}' ({n.op_type})" for n in nxt) or "no node"
             raise onnx_error(
                 f"the value '{current}' is read by {which}",
                 "snnc convert takes a chain of layers: one reader per value, no branches or skip connections",
@@ -169,12 +165,12 @@ def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
         data = [i for i in node.input if i and i not in constants]
         if len(data) != 1:
             raise onnx_error(
-                f"ONNX node '{_node_name(node)}' ({node.op_type}) combines {len(data)} activations",
+                f"ONNX node '{node_name(node)}' ({node.op_type}) combines {len(data)} activations",
                 "snnc convert takes a chain of layers: no residual or concatenated inputs",
             )
         if node.input[0] in constants:
             raise onnx_error(
-                f"ONNX node '{_node_name(node)}' ({node.op_type}) reads a constant as its first input",
+                f"ONNX node '{node_name(node)}' ({node.op_type}) reads a constant as its first input",
                 "snnc convert reads the activations as the first input (x W, not W x)",
             )
         params = [constants[i] for i in node.input[1:] if i in constants]
@@ -182,26 +178,26 @@ def to_layers(model, allow_max_pool: bool = False) -> Model:  # noqa: ANN001
         if kind == "Add":
             if not pending or pending[-1].nodes[0][0] != "MatMul" or pending[-1].bias is not None:
                 raise onnx_error(
-                    f"ONNX node '{_node_name(node)}' (Add) is not the bias of a MatMul",
+                    f"ONNX node '{node_name(node)}' (Add) is not the bias of a MatMul",
                     "snnc convert reads Add only as MatMul + Add (a dense layer's bias)",
                 )
             op = pending[-1]
             op.bias = np.broadcast_to(np.asarray(params[0], np.float64), op.out_shape).copy()
-            op.nodes.append(("Add", _node_name(node)))
+            op.nodes.append(("Add", node_name(node)))
         elif kind == "Relu":
             if not pending:
-                raise onnx_error(f"ONNX node '{_node_name(node)}' (Relu) follows no linear layer")
-            layers.append(Layer(pending, ("Relu", _node_name(node)), extra))
+                raise onnx_error(f"ONNX node '{node_name(node)}' (Relu) follows no linear layer")
+            layers.append(Layer(pending, ("Relu", node_name(node)), extra))
             pending, extra = [], []
         elif kind in PASS_THROUGH:
-            extra.append((kind, _node_name(node)))
+            extra.append((kind, node_name(node)))
         elif kind == "Softmax":
             if node.output[0] != outputs[0]:
                 raise onnx_error(
-                    f"ONNX node '{_node_name(node)}' (Softmax) is not the last node",
+                    f"ONNX node '{node_name(node)}' (Softmax) is not the last node",
                     "only a final Softmax is dropped",
                 )
-            extra.append((kind, _node_name(node)))
+            extra.append((kind, node_name(node)))
         else:
             pending.append(_linear(node, cur_shape, params))
             cur_shape = pending[-1].out_shape
@@ -227,7 +223,7 @@ def _linear(node, shape: Shape, params: list[np.ndarray]) -> Op:  # noqa: ANN001
     lo, hi = need[kind]
     if not lo <= len(params) <= hi:
         raise onnx_error(
-            f"ONNX node '{_node_name(node)}' ({kind}) takes {len(params)} constant inputs",
+            f"ONNX node '{node_name(node)}' ({kind}) takes {len(params)} constant inputs",
             "weights and shapes must be initializers or Constant nodes",
         )
     if kind == "Gemm":

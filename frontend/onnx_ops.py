@@ -36,7 +36,8 @@ class Op:
     window: tuple[str, dict[str, Any], np.ndarray | None] | None = None  # snnc Conv2D/AvgPool2D form
 
 
-def _name(node) -> str:  # noqa: ANN001
+def node_name(node) -> str:  # noqa: ANN001
+    """How errors and the mapping table name a node: its name, else its type and outputs."""
     return node.name or f"{node.op_type}({', '.join(node.output)})"
 
 
@@ -48,7 +49,7 @@ def attributes(node) -> dict[str, Any]:  # noqa: ANN001
 
 def gemm(node, a_shape: Shape, b: np.ndarray, c: np.ndarray | None) -> Op:  # noqa: ANN001
     """Gemm: Y = alpha A B' + beta C, A [batch, n] (transA = 0)."""
-    name, att = _name(node), attributes(node)
+    name, att = node_name(node), attributes(node)
     if att.get("transA", 0):
         raise onnx_error(
             f"ONNX node '{name}' (Gemm): transA = 1 is not supported", "A is the batch of inputs"
@@ -61,7 +62,7 @@ def gemm(node, a_shape: Shape, b: np.ndarray, c: np.ndarray | None) -> Op:  # no
 
 
 def _matmul(node, a_shape: Shape, w: np.ndarray, bias: np.ndarray | None) -> Op:  # noqa: ANN001
-    name = _name(node)
+    name = node_name(node)
     if w.ndim != 2:
         raise onnx_error(f"ONNX node '{name}' ({node.op_type}): weight has shape {w.shape}, expected 2-D")
     if len(a_shape) != 1 or a_shape[0] != w.shape[0]:
@@ -87,7 +88,7 @@ def _pairs(name: str, kind: str, att: dict, key: str, default: list[int], n: int
 
 def _window_common(node, in_shape: Shape, kernel: tuple[int, int]) -> tuple[int, tuple[int, int]]:  # noqa: ANN001
     """(stride, (pad_h, pad_w)) of a 2-D Conv/AveragePool, or an error naming what snnc lacks."""
-    name, kind, att = _name(node), node.op_type, attributes(node)
+    name, kind, att = node_name(node), node.op_type, attributes(node)
     if len(in_shape) != 3:
         raise onnx_error(
             f"ONNX node '{name}' ({kind}) needs a (C, H, W) input, but its input has shape {in_shape}"
@@ -129,7 +130,7 @@ def _patches(x: np.ndarray, kernel: tuple[int, int], stride: int, pad: tuple[int
 
 def conv(node, in_shape: Shape, weight: np.ndarray, bias: np.ndarray | None) -> Op:  # noqa: ANN001
     """Conv (2-D, group 1, dilation 1): weight [F, C, kh, kw]."""
-    name, att = _name(node), attributes(node)
+    name, att = node_name(node), attributes(node)
     w = np.asarray(weight, np.float64)
     if w.ndim != 4:
         raise onnx_error(
@@ -163,7 +164,7 @@ def conv(node, in_shape: Shape, weight: np.ndarray, bias: np.ndarray | None) -> 
 
 
 def average_pool(node, in_shape: Shape) -> Op:  # noqa: ANN001
-    name, att = _name(node), attributes(node)
+    name, att = node_name(node), attributes(node)
     kernel = tuple(_pairs(name, "AveragePool", att, "kernel_shape", [], 2))
     stride, pad = _window_common(node, in_shape, kernel)
     if pad != (0, 0):
@@ -190,7 +191,7 @@ def average_pool(node, in_shape: Shape) -> Op:  # noqa: ANN001
 
 def flatten(node, in_shape: Shape, target: np.ndarray | None = None) -> Op:  # noqa: ANN001
     """Flatten (axis 1) or a Reshape to (batch, features): a C-order reshape of each example."""
-    name, n = _name(node), math.prod(in_shape)
+    name, n = node_name(node), math.prod(in_shape)
     if node.op_type == "Flatten" and int(attributes(node).get("axis", 1)) != 1:
         raise onnx_error(f"ONNX node '{name}' (Flatten): only axis = 1 (keep the batch axis) is supported")
     if target is not None:
