@@ -4,12 +4,13 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
 - **arrays**, each with a role (state, weight, gradient, spike list, record, eligibility, feedback,
   target, readout, ...), an owner (population or projection), a shape, a dtype and an initial value.
   The manifest and the loaders find arrays by (role, owner, var), never by a spelled C name;
-- **phases** (reset, forward step, backward step, per-step learning, reduction), each a list of
+- **phases** (reset, forward step, backward step, per-step learning, reduction, loss, update), each a list of
   statements: `Let` a local, `Store` into an array element, `If`, and `Loop` over an index space
   (the neurons of a population, the synapses of a projection, the spikes of a population at a step,
   the arrivals of a projection's delayed spikes, the recorded spike events of a population);
-- **entry points** (run, backward, learn): which phases run before, inside (forward or backward in
-  time) and after the time loop, for every batch row.
+- **entry points** (run, backward, learn, loss, update): which phases run before, inside (forward or
+  backward in time) and after the time loop, for every batch row, and which run once per batch after
+  every row (an optimiser step over the rows' summed gradients).
 
 Arrays are row-major; an element is addressed by one index per dimension or by its flat offset (a
 synapse's weight slot `q`). Statements are sympy expressions over array elements (`ElementRef`, a
@@ -51,6 +52,7 @@ class Role(str, Enum):
     RECORD = "record"  # a value stored per spike or per step for a later phase or the user
     COUNTER = "counter"  # integer bookkeeping (refractory steps, spike counts, cursors)
     SCRATCH = "scratch"  # a value passed between phases within one step
+    LOSS = "loss"  # each trial's loss value and whether it was classified right, which the runtime reads
 
 
 #: dims that are known only when the artefact is loaded or data arrives
@@ -184,7 +186,26 @@ class Row:
         return ("j", "q")
 
 
-Space = Neurons | Synapses | Spikes | Arrivals | Events | Row
+@dataclass(frozen=True)
+class Trials:
+    """The real trials `b` of the batch (0 .. B - 1): a once-per-batch phase's sum over rows."""
+
+    def binds(self) -> tuple[str, ...]:
+        return ("b",)
+
+
+@dataclass(frozen=True)
+class Elements:
+    """Every element `q` of an array (flat, row-major; after its batch dimension if it has one): the
+    weights or params an optimiser updates, one trial's gradient."""
+
+    array: str
+
+    def binds(self) -> tuple[str, ...]:
+        return ("q",)
+
+
+Space = Neurons | Synapses | Spikes | Arrivals | Events | Row | Trials | Elements
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,6 +297,8 @@ class PhaseKind(str, Enum):
     BACKWARD = "backward"  # once per step, steps in decreasing order
     LEARN = "learn"  # once per step beside the forward step (online rules)
     REDUCE = "reduce"  # once per trial, after the time loop
+    LOSS = "loss"  # once per trial after the forward pass: loss value and dL/dy from readout and label
+    UPDATE = "update"  # once per batch, after every trial: sums over trials, optimiser steps
 
 
 @dataclass(frozen=True)
@@ -288,16 +311,18 @@ class Phase:
 
 @dataclass(frozen=True)
 class Entry:
-    """An entry point: for each batch row, `before`, then `steps` over time running `per_step`, then `after`."""
+    """An entry point: for each batch row, `before`, then `steps` over time running `per_step`, then
+    `after`; then, once for the batch, `once` (update phases, which loop over the trials themselves)."""
 
     name: str
     before: tuple[str, ...] = ()
     per_step: tuple[str, ...] = ()
     steps: str = "forward"  # "forward" | "backward"
     after: tuple[str, ...] = ()
+    once: tuple[str, ...] = ()
 
     def phases(self) -> tuple[str, ...]:
-        return self.before + self.per_step + self.after
+        return self.before + self.per_step + self.after + self.once
 
 
 @dataclass(frozen=True)
@@ -380,7 +405,13 @@ def verify_kernel(kernel: Kernel) -> list[str]:
         scope = {BATCH, NUM_STEPS, BATCH_SIZE} | (
             {STEP} if phase.kind in (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN) else set()
         )
-        problems += [f"phase '{phase.name}': {p}" for p in _verify_body(phase.body, scope, arrays, kernel)]
+        if phase.kind == PhaseKind.UPDATE:  # once per batch: no trial of its own (loop over Trials)
+            scope = {NUM_STEPS, BATCH_SIZE}
+        writable = _WRITABLE.get(phase.kind, frozenset())
+        problems += [
+            f"phase '{phase.name}': {p}"
+            for p in _verify_body(phase.body, scope, arrays, kernel, writable=writable)
+        ]
     for entry in kernel.entries:
         problems += [f"entry '{entry.name}': {p}" for p in _verify_entry(entry, kernel)]
     return problems
@@ -402,7 +433,14 @@ _PER_STEP = (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN)
 _ALLOWED = {
     "before": (PhaseKind.RESET,),
     "per_step": _PER_STEP,
-    "after": (PhaseKind.REDUCE,),
+    "after": (PhaseKind.REDUCE, PhaseKind.LOSS),
+    "once": (PhaseKind.UPDATE,),
+}
+#: read-only roles that one kind of phase writes: a loss phase the dL/dy (a TARGET of the backward
+#: pass) the runtime would otherwise give; an update phase the weights and params it steps
+_WRITABLE = {
+    PhaseKind.LOSS: frozenset({Role.TARGET}),
+    PhaseKind.UPDATE: frozenset({Role.WEIGHT, Role.PARAM}),
 }
 
 
@@ -411,7 +449,7 @@ def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
     if entry.steps not in ("forward", "backward"):
         problems.append(f"steps '{entry.steps}' is neither 'forward' nor 'backward'")
     known = {p.name: p for p in kernel.phases}
-    for slot in ("before", "per_step", "after"):
+    for slot in ("before", "per_step", "after", "once"):
         for name in getattr(entry, slot):
             phase = known.get(name)
             if phase is None:
@@ -424,8 +462,13 @@ def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
 
 
 def _verify_body(
-    body: tuple[Stmt, ...], scope: set[sympy.Symbol], arrays: dict[str, Array], kernel: Kernel
+    body: tuple[Stmt, ...],
+    scope: set[sympy.Symbol],
+    arrays: dict[str, Array],
+    kernel: Kernel,
+    writable: frozenset[Role] = frozenset(),
 ) -> list[str]:
+    """`writable`: read-only roles this phase may store to (a loss phase's dL/dy)."""
     problems: list[str] = []
     scope = set(scope)
     for st in body:
@@ -442,7 +485,7 @@ def _verify_body(
             if st.op not in ("=", "+="):
                 problems.append(f"{where}: operator '{st.op}' is neither '=' nor '+='")
             target = arrays.get(st.target.array)
-            if target is not None and target.role in READ_ONLY:
+            if target is not None and target.role in READ_ONLY - writable:
                 problems.append(
                     f"{where}: '{target.name}' is a {target.role.value} array, read-only in a kernel"
                 )
@@ -450,15 +493,15 @@ def _verify_body(
             problems += _verify_expr(st.expr, scope, arrays, where)
         elif isinstance(st, If):
             problems += _verify_expr(st.cond, scope, arrays, "if condition")
-            problems += _verify_body(st.body, scope, arrays, kernel)
-            problems += _verify_body(st.orelse, scope, arrays, kernel)
+            problems += _verify_body(st.body, scope, arrays, kernel, writable)
+            problems += _verify_body(st.orelse, scope, arrays, kernel, writable)
         elif isinstance(st, Loop):
             problems += _verify_space(st, scope, arrays, kernel)
             if st.prologue and not isinstance(st.space, Events):
                 problems.append(f"a prologue on a loop over {type(st.space).__name__} (only Events)")
-            problems += _verify_body(st.prologue, scope, arrays, kernel)
+            problems += _verify_body(st.prologue, scope, arrays, kernel, writable)
             inner = scope | set(st.vars.values()) | _lets(st.prologue)
-            problems += _verify_body(st.body, inner, arrays, kernel)
+            problems += _verify_body(st.body, inner, arrays, kernel, writable)
         elif isinstance(st, (EmitSpikes, Generate)):
             if st.population not in kernel.populations:
                 problems.append(f"{type(st).__name__} of unknown population '{st.population}'")
@@ -482,6 +525,12 @@ def _verify_space(
     problems = []
     if set(loop.vars) != set(space.binds()):
         problems.append(f"loop over {space} binds {sorted(loop.vars)}, expected {sorted(space.binds())}")
+    if isinstance(space, Trials):
+        return problems
+    if isinstance(space, Elements):
+        if space.array not in arrays:
+            problems.append(f"loop over the elements of undeclared array '{space.array}'")
+        return problems
     owner = getattr(space, "population", None) or getattr(space, "projection", None)
     if owner not in kernel.populations and owner not in kernel.projections:
         problems.append(f"loop over unknown population or projection '{owner}'")
@@ -578,6 +627,10 @@ def _space(space: Space) -> str:
         return f"events({space.population}, step {_fmt(space.step)}, newest first, cursor {space.cursor})"
     if isinstance(space, Row):
         return f"row({space.projection}, pre {_fmt(space.pre)})"
+    if isinstance(space, Trials):
+        return "trials(B)"
+    if isinstance(space, Elements):
+        return f"elements({space.array})"
     owner = getattr(space, "population", None) or getattr(space, "projection", None)
     return f"{type(space).__name__.lower()}({owner})"
 
@@ -635,9 +688,10 @@ def kernel_to_text(kernel: Kernel) -> str:
         lines += _body(phase.body, 2)
         lines.append("  }")
     for e in kernel.entries:
+        once = f", once [{', '.join(e.once)}]" if e.once else ""
         lines.append(
             f"  entry {e.name}: before [{', '.join(e.before)}], {e.steps} steps [{', '.join(e.per_step)}], "
-            f"after [{', '.join(e.after)}]"
+            f"after [{', '.join(e.after)}]{once}"
         )
     return "\n".join(lines) + "\n"
 
@@ -666,9 +720,11 @@ __all__ = [
     "ProjectionInfo",
     "Role",
     "Row",
+    "Elements",
     "Spikes",
     "Store",
     "Synapses",
+    "Trials",
     "kernel_to_text",
     "prune_lets",
     "verify_kernel",

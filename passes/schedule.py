@@ -11,13 +11,19 @@ from snnc.ir.model import Network
 from .schedule_eprop import eprop_kernel
 from .schedule_eventprop import eventprop_kernel
 from .schedule_forward import forward_kernel
+from .schedule_learning import with_learning
 
 
-def schedule(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+def schedule(
+    network: Network, precision: str = "float", event_buffer: int = 0, learning: bool = True
+) -> Kernel:
     """The verified kernel of a network: forward only, EventProp's forward and backward, or
-    e-prop's online learning beside the forward step."""
+    e-prop's online learning beside the forward step. With `learning`, an EventProp kernel also
+    computes its loss and optimiser step where `schedule_learning` can (a backend that cannot print
+    once-per-batch phases yet asks without)."""
     if isinstance(network.training, EpropIR):
         return eprop_kernel(network, precision=precision, event_buffer=event_buffer)
     if getattr(network.training, "algorithm", None) == "eventprop":
-        return eventprop_kernel(network, precision=precision, event_buffer=event_buffer)
+        kernel = eventprop_kernel(network, precision=precision, event_buffer=event_buffer)
+        return with_learning(kernel, network) if learning else kernel
     return forward_kernel(network, precision=precision, event_buffer=event_buffer)

@@ -27,6 +27,8 @@ class Optimiser:
 
     name = "optimiser"
     hyper: tuple[str, ...] = ("lr",)
+    #: the update rule of the kernel's step phase that is this optimiser (passes/schedule_learning.py)
+    kernel_rule: str | None = None
 
     def __init__(
         self,
@@ -63,6 +65,25 @@ class Optimiser:
 
     def _update(self, key: str, w: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
+
+    # the kernel's step phase (the artefact steps the weights; the state stays here) ---------------
+    def kernel_step(self) -> dict[str, float]:
+        """Count a step the artefact's kernel takes; the hyperparameters it reads for it."""
+        raise NotImplementedError
+
+    def kernel_buffer(self, moment: str, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The float64 buffer that holds `moment` of `key` (created as zeros), which the kernel's
+        step reads and writes in place: the same state `step` would keep."""
+        raise NotImplementedError
+
+    def kernel_bounds(self, key: str) -> tuple[float, float, float]:
+        """(learning-rate factor, lower bound, upper bound) of `key`, ±inf where it has none."""
+        lo, hi = self.clamp.get(key, (None, None))
+        return (
+            self.lr_scale.get(key, 1.0),
+            -np.inf if lo is None else float(lo),
+            np.inf if hi is None else float(hi),
+        )
 
     # state for checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -110,6 +131,7 @@ class SGD(Optimiser):
         super().__init__(lr, clamp, reduction)
         self.momentum = float(momentum)
         self.velocity: dict[str, np.ndarray] = {}
+        self._scratch: dict[str, np.ndarray] = {}  # the kernel's velocity when momentum is 0
 
     def _update(self, key, w, grad):
         if self.momentum:
@@ -121,6 +143,25 @@ class SGD(Optimiser):
 
     def _buffers(self):
         return {"velocity": self.velocity}
+
+    kernel_rule = "sgd"
+
+    def kernel_step(self) -> dict[str, float]:
+        self.step_count += 1
+        return {"lr": self.lr, "momentum": self.momentum}
+
+    def kernel_buffer(self, moment, key, shape):
+        if moment != "velocity":
+            raise KeyError(moment)
+        if not self.momentum:  # no state to keep: the kernel's velocity is this step's gradient
+            buf = self._scratch.get(key)
+            if buf is None or buf.shape != shape:
+                buf = self._scratch[key] = np.zeros(shape)
+            return buf
+        v = self.velocity.get(key)
+        if v is None:
+            v = self.velocity[key] = np.zeros(shape)
+        return v
 
 
 class Adam(Optimiser):
@@ -193,6 +234,28 @@ class Adam(Optimiser):
 
     def _buffers(self):
         return {"m": self.m, "v": self.v}
+
+    kernel_rule = "adam"
+
+    def kernel_step(self) -> dict[str, float]:
+        self.step_count += 1
+        t = self.step_count
+        return {
+            "lr": self.lr,
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "epsilon": self.epsilon,
+            "correction1": 1.0 - self.beta1**t,
+            "correction2": 1.0 - self.beta2**t,
+        }
+
+    def kernel_buffer(self, moment, key, shape):
+        buffers = {"m": self.m, "v": self.v}[moment]
+        buf = buffers.get(key)
+        if buf is None:
+            self.m[key], self.v[key] = np.zeros(shape), np.zeros(shape)
+            buf = buffers[key]
+        return buf
 
 
 OPTIMISERS: dict[str, type[Optimiser]] = {"adam": Adam, "sgd": SGD}

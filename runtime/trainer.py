@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from snnc.runtime import distributed, driver
+from snnc.runtime import distributed, driver, kernel_loop
 from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callbacks
 from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
@@ -199,6 +199,8 @@ class Trainer:
     def _epoch(self, x, y, order, losses, metrics, learn, cbs) -> float:
         loss_sum, count, shown = 0.0, 0, 0
         shared = self.world.distributed
+        # the artefact's own loss and optimiser step, when it computes exactly this training
+        learning = kernel_loop.kernel_learning(self, losses, metrics, cbs) if learn else None
         for b, whole in enumerate(batches(len(order), self.batch_size, order)):
             cbs.on_batch_begin(b)
             if shared:  # this rank's rows of the batch; every rank runs, even with no rows
@@ -209,7 +211,10 @@ class Trainer:
             xb = {k: take(v, idx) for k, v in x.items()}
             yb = {k: take(v, idx) for k, v in y.items()}
             n_batch = len(whole) if shared else None
-            batch_loss = self._run_batch(xb, yb, idx, losses, metrics, learn, cbs, b, n_batch)
+            if learning is not None:
+                batch_loss = kernel_loop.run_batch(self, learning, xb, yb, idx, metrics, b, n_batch)
+            else:
+                batch_loss = self._run_batch(xb, yb, idx, losses, metrics, learn, cbs, b, n_batch)
             loss_sum += batch_loss * len(whole)
             count += len(whole)
             shown += len(idx)  # a rank's progress shows the mean over its own examples

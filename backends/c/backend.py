@@ -25,6 +25,7 @@ from snnc.ir.names import param_key
 from snnc.ir.printer import print_network
 from snnc.passes.schedule import schedule
 from snnc.passes.schedule_eventprop import recorded
+from snnc.passes.schedule_learning import learning_manifest, learning_plan
 
 from .build import build
 from .entry import BuiltNetwork
@@ -112,10 +113,20 @@ def _printed_kernel(
         manifest["eprop"] = _eprop_facts(network.training)
     if _is_eventprop(network):
         manifest["eventprop"] = eventprop_manifest(kernel, network.training)
+        learning = learning_manifest(kernel)
+        if learning is not None:  # the kernel computes the loss and steps the optimiser itself
+            manifest["learning"] = {**learning, **_learning_spec(network)}
         trainable = trainable_params(network)
         if trainable:
             manifest["trainable_params"] = trainable
     return Rendered(code, [], manifest)
+
+
+def _learning_spec(network: Network) -> dict[str, Any]:
+    """The loss and optimiser the kernel's learning phases implement, for the runtime to compare
+    with the ones it was given (another loss or optimiser keeps the runtime's own loop)."""
+    loss, optimiser, temperature = learning_plan(network)
+    return {"loss": loss, "temperature": temperature, "optimiser": optimiser}
 
 
 def trainable_params(network: Network) -> dict[str, dict[str, Any]]:

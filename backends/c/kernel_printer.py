@@ -22,6 +22,7 @@ from snnc.ir.kernel import (
     READ_ONLY,
     Array,
     Arrivals,
+    Elements,
     EmitSpikes,
     Events,
     Generate,
@@ -32,12 +33,14 @@ from snnc.ir.kernel import (
     Local,
     Loop,
     Neurons,
+    PhaseKind,
     Role,
     Row,
     Spikes,
     Stmt,
     Store,
     Synapses,
+    Trials,
     walk,
 )
 from snnc.ir.names import param_key
@@ -60,6 +63,8 @@ MANIFEST_KIND = {
     Role.RECORD: "record",
     Role.COUNTER: "internal",
     Role.SCRATCH: "internal",
+    Role.OPTIMISER: "optimiser",  # bound by the loader to the runtime optimiser's buffers
+    Role.LOSS: "loss",
 }
 
 
@@ -195,6 +200,9 @@ class _Phase:
         self.taken: set[str] = set()
         self.guarded: set[str] = set()  # optional arrays whose stores an enclosing `if` already guards
         self.sums = 0  # register accumulators made in this phase (`invariant_sums`)
+        #: the C type of the phase's non-integer locals: the kernel's scalar, or double in a phase
+        #: printed in double precision (a loss and an optimiser step, like the runtime's numpy)
+        self.real = "scalar" if self.precision == self.kernel.precision else "double"
 
     # ------------------------------------------------------------------ names
     def local(self, local: Local) -> str:
@@ -217,7 +225,7 @@ class _Phase:
         if isinstance(st, Let):
             self.touch(st.expr)
             as_int = self.pr.is_int(st.expr)
-            ctype = "int32_t" if as_int else "scalar"
+            ctype = "int32_t" if as_int else self.real
             text = self.pr.value(st.expr, as_int)
             if as_int:
                 self.pr.int_locals.add(st.local)
@@ -298,6 +306,17 @@ class _Phase:
             return self.events(loop, depth)
         if isinstance(space, Row):
             return self.row(loop, depth)
+        if isinstance(space, Trials):
+            b = f"snnc_{loop.vars['b'].name}"
+            head = f"for (int64_t {b} = 0; {b} < snnc_B; {b}++) {{{note}"
+            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+        if isinstance(space, Elements):
+            array = self.pr.arrays[space.array]
+            dims = array.shape[1:] if array.shape and array.shape[0] == "batch" else array.shape
+            size = " * ".join(self.pr.dim(d, array.owner) for d in dims) or "1"
+            q = f"snnc_{loop.vars['q'].name}"
+            head = f"for (int64_t {q} = 0; {q} < {size}; {q}++) {{{note}"
+            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
         raise TypeError(f"the C printer cannot loop over {type(space).__name__}")
 
     def events(self, loop: Loop, depth: int) -> list[str]:
@@ -525,9 +544,11 @@ def print_kernel(
     arrays = {a.name: a for a in kernel.arrays}
     phases = []
     for phase in kernel.phases:
-        printer = _Phase(kernel, precision)
+        exact = phase.kind in (PhaseKind.LOSS, PhaseKind.UPDATE)  # in double, as the runtime's numpy
+        printer = _Phase(kernel, "double" if exact else precision)
         lines = printer.body(phase.body, 0)
         used = [arrays[n] for n in sorted(printer.used | printer.pr.dims_used)]
+        stored = {st.target.array for st in walk(phase.body) if isinstance(st, Store)}
         phases.append(
             {
                 "name": phase.name,
@@ -539,7 +560,9 @@ def print_kernel(
                         "name": a.name,
                         "ctype": _ctype(a, scalar)[0],
                         "const": "const "
-                        if a.role in READ_ONLY and not _ctype(a, scalar)[0].startswith("const")
+                        if a.role in READ_ONLY
+                        and a.name not in stored  # a loss phase's dL/dy, an update's weights
+                        and not _ctype(a, scalar)[0].startswith("const")
                         else "",
                     }
                     for a in used
@@ -562,12 +585,15 @@ def print_kernel(
             )
             if part
         )
+        if e.once:
+            summary = (f"{summary}; " if summary else "") + f"then once for the batch: {', '.join(e.once)}"
         entries.append(
             {
                 "name": e.name,
                 "before": e.before,
                 "per_step": e.per_step,
                 "after": e.after,
+                "once": e.once,
                 "steps": e.steps,
                 "spike_lists": clear if e.steps == "forward" else [],
                 "summary": summary,

@@ -22,6 +22,7 @@ from snnc.runtime.artefact import RecordRequest, RunResult
 from snnc.runtime.encoding import batch_spikes
 
 from .build import prefer_passive_wait
+from .learning import KernelLearning
 
 _NP = {
     "int32": np.int32,
@@ -144,8 +145,12 @@ class NativeArtefact:
         #: along its last axis the last run wrote (`reset` refills only that much)
         self._pending_events: weakref.ref[EventsView] | None = None
         self._events_used: dict[str, int] = {}
+        self._records = [a for a in self._specs if a["kind"] == "record"]
         resettable = ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state")
         self._resets = [(a["name"], a["init"]) for a in self._specs if a["kind"] in resettable]
+        #: what `forward` refills: not what the kernel's own reset phases (or every step) write
+        covered = set((manifest.get("learning") or {}).get("kernel_resets", ()))
+        self._light_resets = [(n, init) for n, init in self._resets if n not in covered]
         self._input_refs: dict[str, Any] = {}
         nnz = {}
         for name, arr in static.items():
@@ -164,6 +169,10 @@ class NativeArtefact:
             for pop in (self._ep or {}).get("lists", {})
         }
         self._batch = 0
+        #: the kernel's own loss and optimiser step, when it was compiled with them (learning.py)
+        self.learning: KernelLearning | None = None
+        if manifest.get("learning") and self._ep:
+            self.learning = KernelLearning(self, manifest["learning"])
         self.allocate(batch_size)
 
     # ------------------------------------------------------------------ arrays
@@ -222,6 +231,13 @@ class NativeArtefact:
                 "gradient",
             ) or (a["kind"] == "input" and "batch" in a["shape"]):
                 self._arrays[a["name"]] = self._new_array(a)
+        if self.learning is not None:
+            self.learning.allocate(self._batch)
+            pops = self.manifest["populations"]
+            for pop, info in self._ep["outputs"].items():  # the loss phase writes them
+                self._zeroed(info["dly"], (self._batch, int(pops[pop]["size"])), self._scalar)
+            for pop, arr in self._ep.get("count_grads", {}).items():  # the trainer's: none here
+                self._zeroed(arr, (self._batch, int(pops[pop]["size"])), self._scalar)
         self.reset()
 
     def _new_array(self, spec: dict[str, Any]) -> np.ndarray:
@@ -289,11 +305,14 @@ class NativeArtefact:
         }
 
     def reset(self) -> None:
+        self._reset(self._resets)
+
+    def _reset(self, arrays: list[tuple[str, float]]) -> None:
         pending = self._pending_events() if self._pending_events is not None else None
         if pending is not None:
             pending.detach()
         self._pending_events = None
-        for name, init in self._resets:
+        for name, init in arrays:
             if name in self._events_used:
                 self._arrays[name][..., : self._events_used.pop(name)].fill(init)
             else:
@@ -363,16 +382,37 @@ class NativeArtefact:
             if pop not in pops or var not in pops[pop]["states"]:
                 raise KeyError(f"cannot record '{pop}.{var}': no such state")
             recs[self._named("record", pop, var)] = None  # type: ignore[assignment]
+        self._forward(inputs, recs, steps, example_ids, seed)
+        return self._result(record, steps)
+
+    def forward(
+        self, inputs: Mapping[str, Any], *, example_ids: Sequence[int] | None = None, seed: int | None = None
+    ) -> None:
+        """`run` without recordings or a `RunResult`: the learning loop reads what it needs itself."""
+        self._forward(inputs, {}, self.num_steps, example_ids, seed, self._light_resets)
+
+    def _forward(
+        self,
+        inputs: Mapping[str, Any],
+        recs: dict[str, Any],
+        steps: int,
+        example_ids: Sequence[int] | None,
+        seed: int | None,
+        resets: list[tuple[str, float]] | None = None,
+    ) -> None:
+        """Run the batch (again, after a spike list grew); `resets`: the arrays to refill first
+        (default: every per-trial array)."""
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
             for names in self._ep["trajectory"].values():
                 recs.update(dict.fromkeys(names))
         while True:  # once, or again after an EventProp spike list grew (same seed: same run)
-            self.reset()
+            self.reset() if resets is None else self._reset(resets)  # a subclass may add to reset
             self._set_inputs(inputs, example_ids)
-            for a in self._specs:
-                if a["kind"] == "record":
+            for a in self._records:
+                want = a["name"] in recs
+                if want or self._arrays.get(a["name"]) is not None:
                     self._arrays[a["name"]] = (
-                        aligned_zeros(self._shape(a, steps), self._dtype(a)) if a["name"] in recs else None
+                        aligned_zeros(self._shape(a, steps), self._dtype(a)) if want else None
                     )
             struct = self._struct()
             rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
@@ -384,7 +424,6 @@ class NativeArtefact:
         # the batch's real rows (the rest is padding): the backward pass differentiates only these
         rows = self._batch if example_ids is None else min(len(example_ids), self._batch)
         self._rows = int(rows)
-        return self._result(record, steps)
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         """Call the library's time loop (a hook: gradient artefacts call their own entry point)."""
@@ -506,6 +545,26 @@ class NativeArtefact:
             if g is not None:
                 g = np.asarray(g, dtype=np.float64).reshape(-1, n)
                 buf[: g.shape[0]] = g
+        rows = self._run_backward(steps)
+        shapes = self.weight_shapes()
+        out = {}
+        for key, arr in self._ep["gradients"].items():
+            g = self._arrays[arr][:rows].sum(axis=0, dtype=np.float64)
+            if shapes[key] == (1,):  # a shared param: per neuron in the kernel, summed here
+                g = np.asarray([g.sum()])
+            out[key] = g.reshape(shapes[key])
+        return out
+
+    def backward_from_kernel_loss(self) -> None:
+        """The backward pass of the last forward pass, from the dL/dy the kernel's loss phase wrote
+        (`learning`); the per-trial gradients stay in the artefact for its gather phase."""
+        if self._last_steps is None:
+            raise RuntimeError("backward needs the forward pass of the same batch: call run() first")
+        self._check_overflow()
+        self._run_backward(self._last_steps)
+
+    def _run_backward(self, steps: int) -> int:
+        """`snnc_backward` over the real rows of the last batch; returns their number."""
         # only the real rows of a short last batch (run's example_ids) count: the regulariser's
         # batch mean divides by them, and padded rows are neither differentiated nor summed
         rows = self._rows
@@ -518,14 +577,7 @@ class NativeArtefact:
             rc = self._lib.snnc_backward(ctypes.byref(struct), rows, steps, 0)
             if rc != 0:
                 raise RuntimeError(f"snnc_backward returned {rc}")
-        shapes = self.weight_shapes()
-        out = {}
-        for key, arr in self._ep["gradients"].items():
-            g = self._arrays[arr][:rows].sum(axis=0, dtype=np.float64)
-            if shapes[key] == (1,):  # a shared param: per neuron in the kernel, summed here
-                g = np.asarray([g.sum()])
-            out[key] = g.reshape(shapes[key])
-        return out
+        return rows
 
     def _check_overflow(self) -> None:
         over = {p: int(v.sum()) for p, v in self.spike_overflow().items() if v.sum() > 0}

@@ -118,7 +118,7 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
 def _kernel(network: Network, plan: NetworkPlan) -> Kernel:
     """The kernel the passes schedule, which GeNN prints (its forward phases as neuron code, its
     backward entry through `backward_printer`). e-prop networks still render from the plan."""
-    return schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision)
+    return schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision, learning=False)
 
 
 def _readout_meta(pop: PopulationPlan) -> dict[str, Any] | None:

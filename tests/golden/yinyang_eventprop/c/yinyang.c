@@ -78,6 +78,21 @@ typedef struct {
     float* ep_h_to_out__grad;  /* gradient of h_to_out: dL/dw per trial, flat like the weights */
     int64_t* ep_h_to_out__cursor;  /* counter of h_to_out (event_cursor): where the walk over the spikes of h stopped */
     int64_t* ep_h__cursor;  /* counter of h (event_cursor): where the walk over the spikes of h stopped */
+    double* lh_yinyang;  /* input of yinyang (hyper): optimiser hyperparameters of this step: lr, beta1, beta2, epsilon, correction1, correction2, momentum, dly_divisor */
+    int32_t* ls_out__label;  /* target of out (label): the trial's class */
+    double* ls_out__loss;  /* loss of out (loss): cross-entropy of the trial */
+    int32_t* ls_out__correct;  /* loss of out (correct): 1 if the arg-max readout is the label */
+    double* ls_out__top;  /* scratch of out (top): largest readout / T */
+    int32_t* ls_out__best;  /* scratch of out (best): its neuron (the first, as np.argmax) */
+    double* ls_out__total;  /* scratch of out (total): sum of exp(readout / T - top) */
+    double* gs_x_to_h;  /* optimiser of x_to_h (grad_sum): dL/dx_to_h summed over the batch's trials */
+    double* lb_x_to_h;  /* input of x_to_h (bounds): x_to_h: lr_scale, min, max */
+    double* om_x_to_h;  /* optimiser of x_to_h (m): Adam's first moment of x_to_h */
+    double* ov_x_to_h;  /* optimiser of x_to_h (v): Adam's second moment of x_to_h */
+    double* gs_h_to_out;  /* optimiser of h_to_out (grad_sum): dL/dh_to_out summed over the batch's trials */
+    double* lb_h_to_out;  /* input of h_to_out (bounds): h_to_out: lr_scale, min, max */
+    double* om_h_to_out;  /* optimiser of h_to_out (m): Adam's first moment of h_to_out */
+    double* ov_h_to_out;  /* optimiser of h_to_out (v): Adam's second moment of h_to_out */
 } snnc_arrays;
 
 /* Counter-based RNG (splitmix64 finaliser): a pure function of (seed, example, neuron, step), so
@@ -655,6 +670,105 @@ static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
+/* phase loss_out (loss): cross-entropy of out's readout and dL/dy */
+static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict ep_out__dly = A->ep_out__dly;
+    const double* restrict lh_yinyang = A->lh_yinyang;
+    int32_t* restrict ls_out__best = A->ls_out__best;
+    int32_t* restrict ls_out__correct = A->ls_out__correct;
+    const int32_t* restrict ls_out__label = A->ls_out__label;
+    double* restrict ls_out__loss = A->ls_out__loss;
+    double* restrict ls_out__top = A->ls_out__top;
+    double* restrict ls_out__total = A->ls_out__total;
+    float* restrict r_out = A->r_out;
+    ls_out__top[snnc_b] = r_out[(snnc_b) * 3 + 0];  /* first readout / T */
+    ls_out__best[snnc_b] = 0;
+    for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {  /* the largest readout and the first neuron that has it */
+        if (r_out[(snnc_b) * 3 + snnc_j] > ls_out__top[snnc_b]) {
+            ls_out__top[snnc_b] = r_out[(snnc_b) * 3 + snnc_j];
+            ls_out__best[snnc_b] = snnc_j;
+        }
+    }
+    ls_out__total[snnc_b] = 0.0;
+    for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
+        ls_out__total[snnc_b] += exp(-ls_out__top[snnc_b] + r_out[(snnc_b) * 3 + snnc_j]);
+    }
+    const double u_p_label = exp(-ls_out__top[snnc_b] + r_out[(snnc_b) * 3 + ls_out__label[snnc_b]])/ls_out__total[snnc_b];  /* p of the label */
+    ls_out__loss[snnc_b] = -log(fmax(1.0e-300, u_p_label));
+    ls_out__correct[snnc_b] = (ls_out__best[snnc_b] == ls_out__label[snnc_b] ? 1 : 0);
+    for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
+        const double u_p = exp(-ls_out__top[snnc_b] + r_out[(snnc_b) * 3 + snnc_j])/ls_out__total[snnc_b];  /* softmax */
+        ep_out__dly[(snnc_b) * 3 + snnc_j] = (u_p - (snnc_j == ls_out__label[snnc_b] ? 1.0 : 0.0))/lh_yinyang[7];  /* dL/dy */
+    }
+}
+
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
+static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict ep_x_to_h__grad = A->ep_x_to_h__grad;
+    double* restrict gs_x_to_h = A->gs_x_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 5 * 100; snnc_q++) {
+        gs_x_to_h[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 5 * 100; snnc_q++) {
+            gs_x_to_h[snnc_q] += ep_x_to_h__grad[(snnc_b) * 500 + snnc_q];
+        }
+    }
+}
+
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
+static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict ep_h_to_out__grad = A->ep_h_to_out__grad;
+    double* restrict gs_h_to_out = A->gs_h_to_out;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 3; snnc_q++) {
+        gs_h_to_out[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 100 * 3; snnc_q++) {
+            gs_h_to_out[snnc_q] += ep_h_to_out__grad[(snnc_b) * 300 + snnc_q];
+        }
+    }
+}
+
+/* phase step_x_to_h (update): adam step of x_to_h */
+static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_x_to_h = A->gs_x_to_h;
+    const double* restrict lb_x_to_h = A->lb_x_to_h;
+    const double* restrict lh_yinyang = A->lh_yinyang;
+    double* restrict om_x_to_h = A->om_x_to_h;
+    double* restrict ov_x_to_h = A->ov_x_to_h;
+    float* restrict w_x_to_h = A->w_x_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 5 * 100; snnc_q++) {
+        const double u_g = gs_x_to_h[snnc_q];
+        om_x_to_h[snnc_q] = u_g*(1.0 - lh_yinyang[1]) + lh_yinyang[1]*om_x_to_h[snnc_q];
+        ov_x_to_h[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_yinyang[2]) + lh_yinyang[2]*ov_x_to_h[snnc_q];
+        const double u_step = lb_x_to_h[0]*lh_yinyang[0]*om_x_to_h[snnc_q]/((sqrt(ov_x_to_h[snnc_q]/lh_yinyang[5]) + lh_yinyang[3])*lh_yinyang[4]);  /* Adam, bias-corrected */
+        w_x_to_h[snnc_q] = fmin(lb_x_to_h[2], fmax(lb_x_to_h[1], -u_step + w_x_to_h[snnc_q]));  /* step, then the bounds */
+    }
+}
+
+/* phase step_h_to_out (update): adam step of h_to_out */
+static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_h_to_out = A->gs_h_to_out;
+    const double* restrict lb_h_to_out = A->lb_h_to_out;
+    const double* restrict lh_yinyang = A->lh_yinyang;
+    double* restrict om_h_to_out = A->om_h_to_out;
+    double* restrict ov_h_to_out = A->ov_h_to_out;
+    float* restrict w_h_to_out = A->w_h_to_out;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 3; snnc_q++) {
+        const double u_g = gs_h_to_out[snnc_q];
+        om_h_to_out[snnc_q] = u_g*(1.0 - lh_yinyang[1]) + lh_yinyang[1]*om_h_to_out[snnc_q];
+        ov_h_to_out[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_yinyang[2]) + lh_yinyang[2]*ov_h_to_out[snnc_q];
+        const double u_step = lb_h_to_out[0]*lh_yinyang[0]*om_h_to_out[snnc_q]/((sqrt(ov_h_to_out[snnc_q]/lh_yinyang[5]) + lh_yinyang[3])*lh_yinyang[4]);  /* Adam, bias-corrected */
+        w_h_to_out[snnc_q] = fmin(lb_h_to_out[2], fmax(lb_h_to_out[1], -u_step + w_h_to_out[snnc_q]));  /* step, then the bounds */
+    }
+}
+
 /* threads for a batch: at most one per trial, at most omp_get_max_threads() (snnc_set_threads) */
 static int snnc_team(int64_t batch) {
 #ifdef _OPENMP
@@ -709,6 +823,36 @@ int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64
             snnc_adjoint_out(A, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
+    return 0;
+}
+
+/* entry point loss: for each trial, loss_out */
+int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
+    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
+        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
+    }
+    return 0;
+}
+
+/* entry point gather: then once for the batch: gather_x_to_h, gather_h_to_out */
+int snnc_gather(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_gather_x_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_out(A, 0, batch, 0, num_steps, seed);
+    return 0;
+}
+
+/* entry point step: then once for the batch: step_x_to_h, step_h_to_out */
+int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_step_x_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_step_h_to_out(A, 0, batch, 0, num_steps, seed);
     return 0;
 }
 

@@ -1,0 +1,124 @@
+"""The C artefact's own loss and optimiser step (`manifest["learning"]`, passes/schedule_learning.py).
+
+A training batch is then: `snnc_run` (forward), `snnc_loss` (loss, correctness and dL/dy per
+trial), `snnc_backward`, `snnc_gather` (the trials' gradients summed per weight), the runtime's
+NaN/Inf check of those sums, and `snnc_step` (Adam or SGD, then the bounds), with no numpy work per
+batch beyond writing the labels and the hyperparameters. The optimiser's moments live in the
+runtime optimiser's own buffers, bound here by address, so checkpoints hold them as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class BatchOutcome:
+    """One learning batch: the summed loss and correct count per output population over its real
+    trials, and the summed gradients (float64 views of the artefact's arrays, shaped like the
+    weights; valid until the next batch)."""
+
+    rows: int
+    loss: dict[str, float]
+    correct: dict[str, int]
+    grads: dict[str, np.ndarray]
+
+
+class KernelLearning:
+    """Drives the learning entry points of one `NativeArtefact` (`artefact.learning`)."""
+
+    def __init__(self, artefact: Any, spec: Mapping[str, Any]) -> None:
+        self.artefact = artefact
+        self.spec = spec
+        lib = artefact._lib
+        for entry in ("snnc_loss", "snnc_gather", "snnc_step"):
+            fn = getattr(lib, entry)
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
+            fn.restype = ctypes.c_int
+        self._lib = lib
+        arrays = artefact._arrays
+        self.hyper = arrays[spec["hyper"]] = np.zeros(len(spec["hyper_slots"]), np.float64)
+        self._slot = {name: i for i, name in enumerate(spec["hyper_slots"])}
+        self.bounds: dict[str, np.ndarray] = {}
+        self.shapes = artefact.weight_shapes()
+        for key, names in spec["keys"].items():
+            shape = self.shapes[key]
+            self.bounds[key] = arrays[names["bounds"]] = np.array([1.0, -np.inf, np.inf])
+            arrays[names["gsum"]] = np.zeros(shape, np.float64)
+            for name in names["moments"].values():  # until the runtime binds its optimiser's buffers
+                arrays[name] = np.zeros(shape, np.float64)
+        self._grads = {key: arrays[names["gsum"]] for key, names in spec["keys"].items()}
+
+    # ------------------------------------------------------------------ per run
+    def allocate(self, batch: int) -> None:
+        """Per-trial arrays of the learning phases, at the artefact's batch size."""
+        arrays = self.artefact._arrays
+        for out in self.spec["outputs"].values():
+            arrays[out["label"]] = np.zeros(batch, np.int32)
+            arrays[out["loss"]] = np.zeros(batch, np.float64)
+            arrays[out["correct"]] = np.zeros(batch, np.int32)
+        for a in self.artefact._specs:  # the loss phase's running max, arg-max and sum
+            if a["role"] == "scratch" and a["name"] not in arrays:
+                arrays[a["name"]] = self.artefact._new_array(a)
+
+    def bind(self, key: str, moment: str, buffer: np.ndarray) -> None:
+        """Let the kernel's `moment` array of `key` be the runtime optimiser's `buffer` (float64,
+        shaped like the weights), so that both see one state."""
+        name = self.spec["keys"][key]["moments"][moment]
+        arrays = self.artefact._arrays
+        if arrays.get(name) is buffer:
+            return
+        if buffer.dtype != np.float64 or buffer.shape != self.shapes[key] or not buffer.flags.c_contiguous:
+            raise ValueError(f"optimiser buffer '{moment}' of '{key}' is not float64 {self.shapes[key]}")
+        arrays[name] = buffer
+
+    def moments(self, key: str) -> tuple[str, ...]:
+        return tuple(self.spec["keys"][key]["moments"])
+
+    # ------------------------------------------------------------------ one batch
+    def forward_backward(
+        self,
+        inputs: Mapping[str, Any],
+        labels: Mapping[str, np.ndarray],
+        example_ids: Sequence[int],
+        divisor: float,
+    ) -> BatchOutcome:
+        """Forward, loss, backward and the summed gradients of one batch; nothing moves yet."""
+        art = self.artefact
+        rows = min(len(example_ids), art.batch_size)
+        art.forward(inputs, example_ids=example_ids)
+        arrays = art._arrays
+        for pop, out in self.spec["outputs"].items():
+            lab = arrays[out["label"]]
+            lab[:rows] = labels[pop][:rows]
+        self.hyper[self._slot["dly_divisor"]] = divisor
+        struct = art._struct()
+        steps = art._last_steps
+        if rows:
+            self._call("snnc_loss", struct, rows, steps)
+        art.backward_from_kernel_loss()
+        if rows:
+            self._call("snnc_gather", art._struct(), rows, steps)
+        else:
+            for g in self._grads.values():
+                g.fill(0.0)
+        loss = {pop: float(arrays[o["loss"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
+        correct = {pop: int(arrays[o["correct"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
+        return BatchOutcome(rows, loss, correct, self._grads)
+
+    def step(self, hyper: Mapping[str, float]) -> None:
+        """The optimiser step over the gathered gradients, with `hyper` (see HYPER) for this step."""
+        h = self.hyper
+        for name, value in hyper.items():
+            h[self._slot[name]] = value
+        self._call("snnc_step", self.artefact._struct(), 1, self.artefact._last_steps or 0)
+
+    def _call(self, entry: str, struct: ctypes.Structure, rows: int, steps: int) -> None:
+        rc = getattr(self._lib, entry)(ctypes.byref(struct), rows, steps, 0)
+        if rc != 0:
+            raise RuntimeError(f"{entry} returned {rc}")

@@ -1,0 +1,462 @@
+"""The learning schedule: the loss and the optimiser step of a trained network, as kernel phases.
+
+Without it every batch goes back to Python for the loss, its gradient dL/dy and the optimiser step
+(several numpy calls each): at batch 1 that cost several times the simulation itself. With it one
+batch is five calls into the artefact, each a phase of the kernel IR that every backend prints:
+
+- `loss_<pop>` (a LOSS phase, once per trial after the forward pass): softmax cross-entropy of the
+  readout against the trial's label; writes the trial's loss, whether its arg-max is the label, and
+  dL/dy (the TARGET the backward pass reads, which the runtime would otherwise fill);
+- `gather_<key>` (UPDATE, once per batch): the real trials' gradients summed, in trial order, into
+  one array per weight or trained param: the runtime checks it for NaN/Inf before any weight moves;
+- `step_<key>` (UPDATE): Adam or SGD with momentum on those sums, then the key's bounds.
+
+Hyperparameters are data, not constants: the runtime writes the learning rate (after schedules),
+the moments' decay rates and Adam's bias corrections into one INPUT array before each step, and each
+key's learning-rate factor and bounds into another. The optimiser's moments are OPTIMISER arrays
+that the runtime binds to its own optimiser's buffers, so checkpoints and `--resume` see them.
+
+Only what the kernel can compute exactly like the runtime is scheduled: sparse categorical
+cross-entropy on value readouts ([batch, n]) and Adam or SGD. Any other loss, a first-spike-time
+readout or a per-step readout keeps the runtime's loop (`Kernel` without these phases).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import sympy
+from snnc.ir.kernel import (
+    BATCH,
+    Array,
+    Elements,
+    Entry,
+    If,
+    Index,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    Phase,
+    PhaseKind,
+    Role,
+    Store,
+    Trials,
+    verify_kernel,
+    walk,
+)
+from snnc.ir.model import Network
+from snnc.ir.names import array as array_name
+from snnc.ir.names import param_key
+
+#: the loss the kernel computes, and its keyword arguments
+SCHEDULED_LOSS = "sparse_categorical_crossentropy"
+LOSS_ARGS = frozenset({"temperature"})
+#: optimisers the kernel steps; the runtime's hyperparameters are written into HYPER at each step
+SCHEDULED_OPTIMISERS = ("adam", "sgd")
+#: slots of the hyperparameter array (the runtime fills them; `runtime/optimisers.py` names them)
+HYPER = ("lr", "beta1", "beta2", "epsilon", "correction1", "correction2", "momentum", "dly_divisor")
+#: slots of each key's array: its learning-rate factor and bounds (±inf where it has none)
+BOUNDS = ("lr_scale", "min", "max")
+#: the readout kinds whose largest value is the predicted class
+#: (the readouts `frontend/checks.py` allows with this loss)
+VALUE_READOUTS = frozenset({"avg_var", "avg_var_exp_weight", "max_var", "sum_var"})
+
+
+def learning_plan(network: Network) -> tuple[str, str, float] | None:
+    """(loss, optimiser, temperature) when the kernel can own the loss and the optimiser step of
+    `network`'s train block, else None (the runtime keeps them)."""
+    spec = network.train
+    if spec is None:
+        return None
+    loss = spec.loss.name if spec.loss is not None else None
+    optimiser = spec.optimizer.name if spec.optimizer is not None else "adam"
+    if loss != SCHEDULED_LOSS or optimiser not in SCHEDULED_OPTIMISERS:
+        return None
+    args = dict(spec.loss.args)
+    if set(args) - LOSS_ARGS:
+        return None
+    try:
+        temperature = float(args.get("temperature", 1.0))
+    except (TypeError, ValueError):
+        return None
+    if not temperature > 0:
+        return None
+    return loss, optimiser, temperature
+
+
+def with_learning(kernel: Kernel, network: Network) -> Kernel:
+    """`kernel` (EventProp's forward and backward) with the loss and optimiser phases and the
+    `loss`, `gather` and `step` entries, when `learning_plan` allows; else `kernel` unchanged."""
+    plan = learning_plan(network)
+    if plan is None:
+        return kernel
+    _, optimiser, temperature = plan
+    outputs = [a for a in kernel.arrays if a.role == Role.TARGET and a.var == "dL_dy"]
+    readouts = _readouts(kernel, network, outputs)
+    if readouts is None:
+        return kernel
+    new: list[Array] = []
+    hyper = _add(
+        new,
+        Array(
+            array_name("lh", kernel.name),
+            Role.INPUT,
+            kernel.name,
+            (len(HYPER),),
+            "double",
+            var="hyper",
+            comment="optimiser hyperparameters of this step: " + ", ".join(HYPER),
+        ),
+    )
+    loss_phases = [_loss_phase(new, dly, readouts[dly.owner], temperature, hyper) for dly in outputs]
+    gather, step = [], []
+    for grad in (a for a in kernel.arrays if a.role == Role.GRADIENT):
+        weight = _trained(kernel, grad)
+        key = param_key(grad.var, grad.owner) if grad.var else grad.owner
+        g, s = _update_phases(new, key, grad, weight, hyper, optimiser)
+        gather.append(g)
+        step.append(s)
+    if not gather:
+        return kernel
+    phases = (*loss_phases, *gather, *step)
+    out = dataclasses.replace(
+        kernel,
+        arrays=(*kernel.arrays, *new),
+        phases=(*kernel.phases, *phases),
+        entries=(
+            *kernel.entries,
+            Entry("loss", after=tuple(p.name for p in loss_phases)),
+            Entry("gather", once=tuple(p.name for p in gather)),
+            Entry("step", once=tuple(p.name for p in step)),
+        ),
+    )
+    problems = verify_kernel(out)
+    if problems:
+        raise AssertionError("the learning schedule made an invalid kernel:\n" + "\n".join(problems))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _add(arrays: list[Array], a: Array) -> Array:
+    arrays.append(a)
+    return a
+
+
+def _readouts(kernel: Kernel, network: Network, outputs: list[Array]) -> dict[str, Array] | None:
+    """Output population -> its READOUT array, when every output has a value readout [batch, n]."""
+    if not outputs:
+        return None
+    out = {}
+    for dly in outputs:
+        pop = network.populations[dly.owner]
+        kind = getattr(pop.readout, "kind", None) if pop.readout is not None else None
+        if dly.shape != ("batch", kernel.populations[dly.owner]) or kind not in VALUE_READOUTS:
+            return None
+        found = [a for a in kernel.arrays if a.role == Role.READOUT and a.owner == dly.owner]
+        if len(found) != 1 or found[0].shape != dly.shape:
+            return None
+        out[dly.owner] = found[0]
+    return out
+
+
+def _trained(kernel: Kernel, grad: Array) -> Array:
+    """The WEIGHT or PARAM array a GRADIENT array belongs to."""
+    if grad.var is None:
+        return kernel.find(Role.WEIGHT, grad.owner)
+    return kernel.find(Role.PARAM, grad.owner, grad.var)
+
+
+def _loss_phase(new: list[Array], dly: Array, readout: Array, temperature: float, hyper: Array) -> Phase:
+    """Softmax cross-entropy of readout / T against the trial's label: the loss, whether the first
+    largest readout is the label (`np.argmax`), and dL/dy = (softmax - onehot) / (T * divisor)."""
+    pop = dly.owner
+    label = _add(
+        new,
+        Array(
+            array_name("ls", pop, "label"),
+            Role.TARGET,
+            pop,
+            ("batch",),
+            "int32",
+            var="label",
+            comment="the trial's class",
+        ),
+    )
+    loss = _add(
+        new,
+        Array(
+            array_name("ls", pop, "loss"),
+            Role.LOSS,
+            pop,
+            ("batch",),
+            "double",
+            var="loss",
+            comment="cross-entropy of the trial",
+        ),
+    )
+    correct = _add(
+        new,
+        Array(
+            array_name("ls", pop, "correct"),
+            Role.LOSS,
+            pop,
+            ("batch",),
+            "int32",
+            var="correct",
+            comment="1 if the arg-max readout is the label",
+        ),
+    )
+    top = _add(
+        new,
+        Array(
+            array_name("ls", pop, "top"),
+            Role.SCRATCH,
+            pop,
+            ("batch",),
+            "double",
+            var="top",
+            comment="largest readout / T",
+        ),
+    )
+    best = _add(
+        new,
+        Array(
+            array_name("ls", pop, "best"),
+            Role.SCRATCH,
+            pop,
+            ("batch",),
+            "int32",
+            var="best",
+            comment="its neuron (the first, as np.argmax)",
+        ),
+    )
+    total = _add(
+        new,
+        Array(
+            array_name("ls", pop, "total"),
+            Role.SCRATCH,
+            pop,
+            ("batch",),
+            "double",
+            var="total",
+            comment="sum of exp(readout / T - top)",
+        ),
+    )
+    j = Index("j")
+    b = BATCH
+    divisor = hyper[HYPER.index("dly_divisor")]  # the real trials (mean), or 1 (a summed batch)
+    t = sympy.Float(temperature)
+    z = readout[b, j] / t if temperature != 1.0 else readout[b, j]
+    y0 = readout[b, 0] / t if temperature != 1.0 else readout[b, 0]
+    body = (
+        Store(top[b], y0, comment="first readout / T"),
+        Store(best[b], 0),
+        Loop(
+            Neurons(pop),
+            (If(sympy.StrictGreaterThan(z, top[b]), (Store(top[b], z), Store(best[b], j))),),
+            {"j": j},
+            "the largest readout and the first neuron that has it",
+        ),
+        Store(total[b], 0),
+        Loop(Neurons(pop), (Store(total[b], sympy.exp(z - top[b]), "+="),), {"j": j}),
+        Let(Local("__p_label"), sympy.exp(z.subs(j, label[b]) - top[b]) / total[b], "p of the label"),
+        Store(loss[b], -sympy.log(sympy.Max(Local("__p_label"), sympy.Float(1e-300)))),
+        Store(correct[b], sympy.Piecewise((1, sympy.Eq(best[b], label[b])), (0, True))),
+        Loop(
+            Neurons(pop),
+            (
+                Let(Local("__p"), sympy.exp(z - top[b]) / total[b], "softmax"),
+                Store(
+                    dly[b, j],
+                    (Local("__p") - sympy.Piecewise((1, sympy.Eq(j, label[b])), (0, True)))
+                    / (divisor * t if temperature != 1.0 else divisor),
+                    comment="dL/dy",
+                ),
+            ),
+            {"j": j},
+        ),
+    )
+    return Phase(f"loss_{pop}", PhaseKind.LOSS, body, f"cross-entropy of {pop}'s readout and dL/dy")
+
+
+def _update_phases(
+    new: list[Array], key: str, grad: Array, weight: Array, hyper: Array, optimiser: str
+) -> tuple[Phase, Phase]:
+    owner, size = weight.owner, _size(weight)
+    tag = (weight.var,) if weight.var else ()
+    gsum = _add(
+        new,
+        Array(
+            array_name("gs", owner, *tag),
+            Role.OPTIMISER,
+            owner,
+            weight.shape,
+            "double",
+            var=f"grad_sum:{weight.var}" if weight.var else "grad_sum",
+            comment=f"dL/d{key} summed over the batch's trials",
+        ),
+    )
+    bounds = _add(
+        new,
+        Array(
+            array_name("lb", owner, *tag),
+            Role.INPUT,
+            owner,
+            (len(BOUNDS),),
+            "double",
+            var=f"bounds:{weight.var}" if weight.var else "bounds",
+            comment=f"{key}: " + ", ".join(BOUNDS),
+        ),
+    )
+    q = Index("q")
+    b = BATCH
+    shared = _size(grad, skip_batch=True) != size
+    if shared:  # one value for the population: every trial's every neuron adds to it
+        acc = Loop(
+            Trials(), (Loop(Elements(grad.name), (Store(gsum[0], grad[b, q], "+="),), {"q": q}),), {"b": b}
+        )
+    else:
+        acc = Loop(
+            Trials(), (Loop(Elements(weight.name), (Store(gsum[q], grad[b, q], "+="),), {"q": q}),), {"b": b}
+        )
+    gather = Phase(
+        f"gather_{key}",
+        PhaseKind.UPDATE,
+        (Loop(Elements(weight.name), (Store(gsum[q], 0),), {"q": q}), acc),
+        f"dL/d{key} summed over the trials, in trial order",
+    )
+    h = {name: hyper[i] for i, name in enumerate(HYPER)}
+    lr = h["lr"] * bounds[0]
+    g = Local("__g")
+    if optimiser == "adam":
+        m = _add(
+            new,
+            Array(
+                array_name("om", owner, *tag),
+                Role.OPTIMISER,
+                owner,
+                weight.shape,
+                "double",
+                var=f"m:{weight.var}" if weight.var else "m",
+                comment=f"Adam's first moment of {key}",
+            ),
+        )
+        v = _add(
+            new,
+            Array(
+                array_name("ov", owner, *tag),
+                Role.OPTIMISER,
+                owner,
+                weight.shape,
+                "double",
+                var=f"v:{weight.var}" if weight.var else "v",
+                comment=f"Adam's second moment of {key}",
+            ),
+        )
+        body = (
+            Let(g, gsum[q]),
+            Store(m[q], m[q] * h["beta1"] + (1 - h["beta1"]) * g),
+            Store(v[q], v[q] * h["beta2"] + (1 - h["beta2"]) * g * g),
+            Let(
+                Local("__step"),
+                lr * (m[q] / h["correction1"]) / (sympy.sqrt(v[q] / h["correction2"]) + h["epsilon"]),
+                "Adam, bias-corrected",
+            ),
+        )
+    else:
+        vel = _add(
+            new,
+            Array(
+                array_name("ovel", owner, *tag),
+                Role.OPTIMISER,
+                owner,
+                weight.shape,
+                "double",
+                var=f"velocity:{weight.var}" if weight.var else "velocity",
+                comment=f"SGD's velocity of {key}",
+            ),
+        )
+        body = (
+            Let(g, gsum[q]),
+            Store(vel[q], vel[q] * h["momentum"] + g),
+            Let(Local("__step"), lr * vel[q], "SGD with momentum"),
+        )
+    clipped = sympy.Min(sympy.Max(weight[q] - Local("__step"), bounds[1]), bounds[2])
+    body = (*body, Store(weight[q], clipped, comment="step, then the bounds"))
+    step = Phase(
+        f"step_{key}",
+        PhaseKind.UPDATE,
+        (Loop(Elements(weight.name), body, {"q": q}),),
+        f"{optimiser} step of {key}",
+    )
+    return gather, step
+
+
+def _size(a: Array, skip_batch: bool = False) -> int | str:
+    dims = a.shape[1:] if skip_batch and a.shape and a.shape[0] == "batch" else a.shape
+    if any(isinstance(d, str) for d in dims):
+        return "nnz" if "nnz" in dims else str(dims)
+    return math.prod(dims)
+
+
+def learning_manifest(kernel: Kernel) -> dict[str, Any] | None:
+    """What the loader needs to drive `loss`, `gather` and `step`: array names by role, owner, var."""
+    if not any(e.name == "step" for e in kernel.entries):
+        return None
+    named: Mapping[tuple[str, str, str | None], str] = {
+        (a.role.value, a.owner, a.var): a.name for a in kernel.arrays
+    }
+    outputs = {
+        a.owner: {
+            "label": named[("target", a.owner, "label")],
+            "loss": named[("loss", a.owner, "loss")],
+            "correct": named[("loss", a.owner, "correct")],
+            "dly": a.name,
+            "size": kernel.populations[a.owner],
+        }
+        for a in kernel.arrays
+        if a.role == Role.TARGET and a.var == "dL_dy"
+    }
+    keys = {}
+    for a in kernel.arrays:
+        if a.role != Role.OPTIMISER or not a.var.startswith("grad_sum"):
+            continue
+        param = a.var.partition(":")[2] or None
+        key = param_key(param, a.owner) if param else a.owner
+        tag = f":{param}" if param else ""
+        keys[key] = {
+            "gsum": a.name,
+            "bounds": named[("input", a.owner, "bounds" + tag)],
+            "weight": named[("param", a.owner, param)] if param else named[("weight", a.owner, None)],
+            "moments": {
+                m: named[("optimiser", a.owner, m + tag)]
+                for m in ("m", "v", "velocity")
+                if ("optimiser", a.owner, m + tag) in named
+            },
+        }
+    run = next(e for e in kernel.entries if e.name == "run")
+    resets = {p.name for p in kernel.phases if p.kind == PhaseKind.RESET and p.name in run.before}
+    written = {
+        st.target.array
+        for p in kernel.phases
+        if p.name in resets
+        for st in walk(p.body)
+        if isinstance(st, Store)
+    }
+    scratch = {a.name for a in kernel.arrays if a.role == Role.SCRATCH}  # written before read, each step
+    return {
+        "hyper": named[("input", kernel.name, "hyper")],
+        "hyper_slots": list(HYPER),
+        "bounds_slots": list(BOUNDS),
+        "outputs": outputs,
+        "keys": keys,
+        # arrays a learning batch need not refill before `run`: its reset phases or each step do it
+        "kernel_resets": sorted(written | scratch),
+    }

@@ -1,0 +1,178 @@
+"""The artefact's own loss and optimiser step (passes/schedule_learning.py, runtime/kernel_loop.py)
+against the trainer's numpy loop, which stays the reference: same network, same data, same start.
+
+In float64 the two differ only by rounding (the kernel's exp/log against numpy's, operand order),
+so weights, optimiser moments, losses and accuracies agree to 1e-10 relative after several batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from snnc.api import compile_network
+from snnc.runtime import kernel_loop
+from snnc.runtime.callbacks import Callback
+from snnc.runtime.encoding import latency_encode
+from snnc.runtime.numerics import NumericalFaultError
+from snnc.runtime.optimisers import SGD, Adam
+from snnc.runtime.trainer import Trainer
+
+SRC = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network k {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(12, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
+    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 2.5, sd = 1.0)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.9, sd = 0.3)), Exponential(tau = 5 ms)
+}
+train k {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    dt         = 0.1 ms
+    duration   = 20 ms
+    batch_size = 3
+    seed       = 2
+}
+"""
+
+
+def _data(n: int = 10):
+    rng = np.random.default_rng(5)
+    return {"x": latency_encode(rng.random((n, 4)), 1.0, 15.0)}, {"out": rng.integers(0, 3, n)}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kl") / "k.snn"
+    path.write_text(SRC)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sgd_source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kl") / "k.snn"
+    path.write_text(SRC.replace("adam(lr = 0.01)", "sgd(lr = 0.5)"))
+    return str(path)
+
+
+def _train(source, optimiser, kernel: bool, epochs: int = 2, loss="sparse_categorical_crossentropy", **kw):
+    net = compile_network(source, precision="double", batch_size=3, threads=1)
+    art = net.artefact
+    trainer = Trainer(art, loss, optimiser, 3)
+    x, y = _data()
+    used = []
+    chosen = kernel_loop.kernel_learning
+
+    def spy(*args):
+        found = chosen(*args)
+        used.append(found is not None)
+        return found if kernel else None
+
+    kernel_loop.kernel_learning = spy
+    try:
+        trainer.train(x, y, epochs, callbacks=kw.pop("callbacks", ()), **kw)
+    finally:
+        kernel_loop.kernel_learning = chosen
+    return art, trainer, used
+
+
+def _assert_same(a, b, rtol=1e-10):
+    (art_a, tr_a, _), (art_b, tr_b, _) = a, b
+    for key, w in art_a.get_weights().items():
+        np.testing.assert_allclose(art_b.get_weights()[key], w, rtol=rtol, atol=1e-13)
+    state_a, state_b = tr_a.optimiser.state_dict(), tr_b.optimiser.state_dict()
+    assert set(state_a) == set(state_b)
+    for key in state_a:
+        np.testing.assert_allclose(state_b[key], state_a[key], rtol=rtol, atol=1e-13)
+    for ha, hb in zip(tr_a.history, tr_b.history, strict=True):
+        assert ha["train"]["accuracy"] == hb["train"]["accuracy"]
+        assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=rtol)
+
+
+def test_the_kernel_computes_loss_and_adam_as_the_trainer_does(source):
+    reference = _train(source, Adam(lr=0.05), kernel=False)
+    fused = _train(source, Adam(lr=0.05), kernel=True)
+    assert fused[2] and all(fused[2])  # the kernel's path ran (10 examples: a short last batch)
+    moved = (
+        fused[0].get_weights()["x_to_h"]
+        - compile_network(source, precision="double").artefact.get_weights()["x_to_h"]
+    )
+    assert np.abs(moved).max() > 1e-3, "the test network must learn something"
+    _assert_same(reference, fused)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_with_momentum_and_bounds_as_the_trainer_does(sgd_source, momentum):
+    source = sgd_source
+
+    def make():
+        return SGD(lr=0.5, momentum=momentum, clamp={"h_to_out": (-0.2, 1.0)})
+
+    reference = _train(source, make(), kernel=False)
+    fused = _train(source, make(), kernel=True)
+    assert all(fused[2])
+    w = fused[0].get_weights()["h_to_out"]
+    assert w.min() >= -0.2 and w.max() <= 1.0 and (w == 1.0).any(), "the bound must have acted"
+    _assert_same(reference, fused)
+
+
+def test_a_summed_batch_as_the_trainer_does(source):
+    reference = _train(source, Adam(lr=0.05, reduction="sum"), kernel=False)
+    fused = _train(source, Adam(lr=0.05, reduction="sum"), kernel=True)
+    _assert_same(reference, fused)
+
+
+class _Watch(Callback):
+    def on_forward(self, batch, result, example_indices):
+        self.seen = True
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["temperature", "watcher", "optimiser kind"],
+)
+def test_what_the_kernel_does_not_compute_keeps_the_trainers_loop(source, case):
+    from snnc.runtime.losses import SparseCategoricalCrossentropy
+
+    kw = {}
+    loss, optimiser = "sparse_categorical_crossentropy", Adam(lr=0.01)
+    if case == "temperature":
+        loss = SparseCategoricalCrossentropy(temperature=2.0)
+    elif case == "watcher":
+        kw["callbacks"] = [_Watch()]
+    else:
+        optimiser = SGD(lr=0.1)  # the kernel was compiled for the train block's adam
+    _, trainer, used = _train(source, optimiser, kernel=True, epochs=1, loss=loss, **kw)
+    assert used == [False]
+    assert trainer.history[-1]["train"]["loss"] > 0
+
+
+def test_a_label_out_of_range_is_refused_before_the_kernel_reads_it(source):
+    net = compile_network(source, precision="double", batch_size=3)
+    trainer = Trainer(net.artefact, "sparse_categorical_crossentropy", "adam", 3)
+    x, y = _data()
+    y["out"][4] = 3
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        trainer.train(x, y, 1, callbacks=())
+
+
+def test_a_non_finite_gradient_stops_before_the_weights_move(source):
+    net = compile_network(source, precision="double", batch_size=3)
+    art = net.artefact
+    learning = art.learning
+    forward_backward = learning.forward_backward
+
+    def poisoned(*args):
+        outcome = forward_backward(*args)
+        outcome.grads["x_to_h"][0, 0] = np.nan
+        return outcome
+
+    learning.forward_backward = poisoned
+    before = art.get_weights()
+    trainer = Trainer(art, "sparse_categorical_crossentropy", "adam", 3)
+    with pytest.raises(NumericalFaultError, match="x_to_h"):
+        trainer.train(*_data(), 1, callbacks=())
+    for key, w in art.get_weights().items():
+        np.testing.assert_array_equal(w, before[key])
