@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from snnc.api import compile_network
 from snnc.runtime import kernel_loop
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.encoding import latency_encode
 from snnc.runtime.numerics import NumericalFaultError
 from snnc.runtime.optimisers import SGD, Adam
 from snnc.runtime.trainer import Trainer
+
+from snnc.api import compile_network
 
 SRC = """
 use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
