@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from snnc.ir.connectivity import explicit_padding, kind_of
+from snnc.ir.connectivity import dilated_or_grouped, explicit_padding, kind_of
 from snnc.ir.diagnostics import Diagnostic, Span
 from snnc.ir.discrete import delay_steps
 from snnc.ir.model import Network, Projection
@@ -35,6 +35,8 @@ class Capabilities:
     exact_backward_only: frozenset[str] = frozenset()
     #: Conv2D padded by numbers (`padding = (1, 1)`, PyTorch/NIR style), not only "valid"/"same"
     explicit_padding: bool = False
+    #: Conv2D with dilation or groups other than 1
+    dilated_grouped_conv: bool = False
     #: params with one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`)
     per_neuron_params: bool = False
     #: params training changes (`tau_mem = Trainable(20 ms)`), shared or per neuron
@@ -66,6 +68,14 @@ def unsupported(
                 f"{tuple(proj.connectivity.args['padding'])}",
                 _span(proj),
                 'use padding = "valid" or "same", or the c backend',
+            )
+        if kind == "conv2d" and dilated_or_grouped(proj.connectivity.args) and not caps.dilated_grouped_conv:
+            a = proj.connectivity.args
+            refuse(
+                f"prints Conv2D only with dilation 1 and groups 1; projection '{proj.name}' has "
+                f"dilation = {tuple(a.get('dilation', (1, 1)))}, groups = {a.get('groups', 1)}",
+                _span(proj),
+                "use the c backend",
             )
     if not caps.per_neuron_params:
         for owner, inits in _per_neuron(network):

@@ -1,7 +1,7 @@
 """Connectivity calls and weight initialisers of a connection: arguments, checked with a location.
 
 What each connectivity kind takes and which shapes fit it is said once, in `snnc.ir.connectivity`
-(`Dense`, `Sparse`/`FixedProbability(p)`, `OneToOne`, `Conv2D(filters, kernel, stride, padding)`,
+(`Dense`, `Sparse`/`FixedProbability(p)`, `OneToOne`, `Conv2D(filters, kernel, stride, padding, dilation, groups)`,
 `AvgPool2D(pool, stride)`); this module reads a call against that spec and turns its problems into
 diagnostics at the argument or call they are about, so `snnc check` reports them before any pass runs.
 Stored args are normalised: every argument of the spec, kernel/pool/stride as (h, w) tuples.

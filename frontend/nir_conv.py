@@ -5,10 +5,11 @@ populations channels last, (H, W, C), neuron (y, x, c) at index (y*W + x)*C + c.
 populations are declared (H, W, C); dense chains touching them have their weights permuted
 (`nir_order`), and a Flatten (a C-order reshape) is then a no-op on NIR's flat index.
 
-What snnc's connectivities cannot express is an error naming the node and the parameter: dilation,
-groups and unequal strides. A bias (one per filter) is a constant current into the population.
+What snnc's connectivities cannot express is an error naming the node and the parameter: unequal
+strides, pool padding. A bias (one per filter) is a constant current into the population.
 Padding is "valid", "same" where that is the same computation, else the numbers themselves
-(`padding = (1, 1)`, which the GeNN backend refuses).
+(`padding = (1, 1)`); dilation and groups other than 1 are Conv2D's own arguments. The GeNN backend
+refuses the last two and numeric padding at `snnc check`.
 """
 
 from __future__ import annotations
@@ -82,56 +83,57 @@ def _stride(name: str, value: Any) -> int:
     return sh
 
 
-def _padding(
-    name: str, node, hw: tuple[int, int], kernel: tuple[int, int], stride: int
-) -> str | tuple[int, int]:  # noqa: ANN001
+def _padding(name: str, node, hw: tuple[int, int], window: dict[str, Any]) -> str | tuple[int, int]:  # noqa: ANN001
     """NIR's symmetric padding -> "valid", "same" when snnc's "same" is the same computation, else
-    the pair itself (snnc's Conv2D takes PyTorch/NIR padding as numbers, on the C backend)."""
-    pad = node.padding
+    the pair itself (snnc's Conv2D takes PyTorch/NIR padding as numbers, on the C backend).
+    `window`: the Conv2D args without padding (kernel, stride, dilation)."""
+    conv, pad, stride = KINDS["conv2d"], node.padding, window["stride"]
+    span = conv.span(window)
     if isinstance(pad, str):
         if pad == "valid":
             return "valid"
         if stride != 1:
             raise nir_error(f"NIR node '{name}': padding 'same' with stride {stride} is not defined")
-        pads = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+        pads = ((span[0] - 1) // 2, (span[1] - 1) // 2)
     else:
         pads = _pair(name, "padding", pad)
     if pads == (0, 0):
         return "valid"
     if min(pads) < 0:
         raise nir_error(f"NIR node '{name}': padding {pads} is negative")
-    same = {"filters": 1, "kernel": kernel, "stride": stride, "padding": "same"}
-    same_pads = KINDS["conv2d"].padding(same, (*hw, 1))
-    same_out = KINDS["conv2d"].output_shape(same, (*hw, 1))
-    for size, k, p, (same_pad, _), out in zip(hw, kernel, pads, same_pads, same_out[:2], strict=True):
+    same = {**window, "filters": 1, "padding": "same"}
+    same_pads = conv.padding(same, (*hw, 1))
+    same_out = conv.output_shape(same, (*hw, 1))
+    for size, k, p, (same_pad, _), out in zip(hw, span, pads, same_pads, same_out[:2], strict=True):
         if ((size + 2 * p - k) // stride + 1, p) != (out, same_pad):
             return pads
     return "same"
 
 
 def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: ANN001
-    """A NIR Conv2d reading a (C, H, W) population."""
+    """A NIR Conv2d reading a (C, H, W) population; its weight is [F, C / groups, kh, kw]."""
     w = np.asarray(node.weight, np.float64)
     if w.ndim != 4:
-        raise nir_error(f"NIR node '{name}': Conv2d weight has shape {w.shape}, expected (out, in, kH, kW)")
+        raise nir_error(
+            f"NIR node '{name}': Conv2d weight has shape {w.shape}, expected (out, in / groups, kH, kW)"
+        )
     if len(in_shape) != 3:
         raise nir_error(
             f"NIR node '{name}': Conv2d needs a (C, H, W) input, but its input has shape {in_shape}"
         )
     c, h, wd = in_shape
     groups = int(node.groups)
-    if groups != 1:
-        raise nir_error(
-            f"NIR node '{name}': groups = {groups} is not supported",
-            "snnc's Conv2D connects every input channel to every filter (groups = 1)",
-        )
+    if groups < 1 or w.shape[0] % groups:
+        raise nir_error(f"NIR node '{name}': groups = {groups} does not divide its {w.shape[0]} filters")
     dil = _pair(name, "dilation", node.dilation)
-    if dil != (1, 1):
+    if min(dil) < 1:
+        raise nir_error(f"NIR node '{name}': dilation = {dil} must be at least 1")
+    if w.shape[1] * groups != c:
         raise nir_error(
-            f"NIR node '{name}': dilation = {dil} is not supported", "snnc's Conv2D has dilation 1"
+            f"NIR node '{name}': weight takes {w.shape[1]} input channels"
+            + (f" per group ({groups} groups)" if groups != 1 else "")
+            + f", the input has {c}"
         )
-    if w.shape[1] != c:
-        raise nir_error(f"NIR node '{name}': weight takes {w.shape[1]} input channels, the input has {c}")
     if node.input_shape is not None and tuple(int(s) for s in np.ravel(node.input_shape)) != (h, wd):
         raise nir_error(
             f"NIR node '{name}': input_shape {tuple(np.ravel(node.input_shape))} but its input is {(h, wd)}"
@@ -141,13 +143,21 @@ def conv_window(name: str, node, in_shape: tuple[int, ...]) -> Window:  # noqa: 
         bias = np.full(w.shape[0], bias[0])
     if bias is not None and bias.size != w.shape[0]:
         raise nir_error(f"NIR node '{name}': bias has {bias.size} values for {w.shape[0]} filters")
-    kernel = (int(w.shape[2]), int(w.shape[3]))
-    stride = _stride(name, node.stride)
-    padding = _padding(name, node, (h, wd), kernel, stride)
-    args = {"filters": int(w.shape[0]), "kernel": kernel, "stride": stride, "padding": padding}
+    window: dict[str, Any] = {
+        "kernel": (int(w.shape[2]), int(w.shape[3])),
+        "stride": _stride(name, node.stride),
+    }
+    if dil != (1, 1):
+        window["dilation"] = dil
+    padding = _padding(name, node, (h, wd), window)
+    args = {"filters": int(w.shape[0]), **window, "padding": padding}
+    if groups != 1:
+        args["groups"] = groups
     out = KINDS["conv2d"].output_shape(args, (h, wd, c))
     if out is None:
-        raise nir_error(f"NIR node '{name}': kernel {kernel} is larger than the input {(h, wd)}")
+        raise nir_error(
+            f"NIR node '{name}': kernel {window['kernel']} (dilation {dil}) is larger than the input {(h, wd)}"
+        )
     oh, ow, f = out
     bias = bias if bias is not None and np.any(bias) else None
     return Window("conv2d", args, (f, oh, ow), kernel=w.transpose(2, 3, 1, 0).copy(), bias=bias)
@@ -191,9 +201,11 @@ def connectivity_text(win: Window, weight_file: str | None, extra: str = "") -> 
         kh, kw = a["kernel"]
         pad = a["padding"]
         pad_text = f'"{pad}"' if isinstance(pad, str) else f"({pad[0]}, {pad[1]})"
+        more = f", dilation = ({a['dilation'][0]}, {a['dilation'][1]})" if "dilation" in a else ""
+        more += f", groups = {a['groups']}" if "groups" in a else ""
         return (
             f"Conv2D(filters = {a['filters']}, kernel = ({kh}, {kw}), stride = {a['stride']}, "
-            f'padding = {pad_text}, weight = File("{weight_file}"){extra})'
+            f'padding = {pad_text}{more}, weight = File("{weight_file}"){extra})'
         )
     ph, pw = a["pool"]
     return f"AvgPool2D(pool = ({ph}, {pw}), stride = {a['stride']}{extra})"

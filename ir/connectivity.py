@@ -9,8 +9,10 @@ its class and `CALLS` maps the `.snn` spelling (`Conv2D(...)`) to it, so adding 
 here plus its loops in each backend.
 
 Layouts: populations are (H, W, C) channels last and flattened in C order; a conv2d kernel is
-[kh, kw, C, F]; the geometry keys are H, W, C, KH, KW, F, OH, OW, STRIDE, PAD_T, PAD_L (a pool has
-F = C). Only square strides are supported, because the backends print one STRIDE.
+[kh, kw, C / groups, F]; the geometry keys are H, W, C, KH, KW, F, OH, OW, STRIDE, PAD_T, PAD_L (a pool
+has F = C), plus DIL_H, DIL_W and GROUPS for a Conv2D that dilates or groups (absent at 1, so networks
+without them keep their artefacts and IR hash). Only square strides are supported, because the
+backends print one STRIDE.
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ class Arg:
     pair (h, w) of integers >= 1, stored as a pair), "choice" (a string from `choices`) or "padding"
     (a string from `choices`, or an integer or pair (h, w) of integers >= 0, stored as a pair).
     `default` is REQUIRED, a value, or `None` for "ask `normalise`" (AvgPool2D's stride is its pool).
+    `omit_default`: left out of the normalised args while at its default, so an argument added later
+    (Conv2D's dilation, groups) does not change the printed IR of networks that do not use it.
     """
 
     name: str
     type: str
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()
+    omit_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class ConnectivityKind:
                 a.type == "window" or (a.type == "padding" and not isinstance(value, str))
             ):
                 value = pair(value)
+            if a.omit_default and value == a.default:
+                continue
             out[a.name] = value
         return out
 
@@ -284,6 +291,19 @@ class _Window(ConnectivityKind):
         """((top, bottom), (left, right)) zero rows and columns around the input."""
         return ((0, 0), (0, 0))
 
+    def dilation(self, args: Args) -> tuple[int, int]:
+        """(dh, dw): the step between window taps (1: adjacent pixels)."""
+        return (1, 1)
+
+    def groups(self, args: Args) -> int:
+        """G: the input and output channels split into G groups, each filter reading its own group."""
+        return 1
+
+    def span(self, args: Args) -> tuple[int, int]:
+        """The extent (h, w) of the dilated window on the input: d (k - 1) + 1."""
+        (kh, kw), (dh, dw) = self.window(args), self.dilation(args)
+        return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+
     def channels(self, args: Args, pre: Shape) -> int:
         """F: output channels."""
         raise NotImplementedError
@@ -292,7 +312,7 @@ class _Window(ConnectivityKind):
         if len(pre) != 3:
             return None
         h, w, _ = pre
-        (kh, kw), s = self.window(args), self.stride(args)
+        (kh, kw), s = self.span(args), self.stride(args)
         (pt, pb), (pl, pr) = self.padding(args, pre)
         if kh > h + pt + pb or kw > w + pl + pr:
             return None
@@ -320,6 +340,17 @@ class _Window(ConnectivityKind):
                     "stride",
                 )
             ]
+        groups = self.groups(args)
+        for what, size in (("input channels", pre[2]), ("filters", self.channels(args, pre))):
+            if size % groups:
+                return [
+                    Problem(
+                        "value",
+                        f"{self.call}: groups = {groups} does not divide the {size} {what}",
+                        "groups must divide both the input channels (C of the pre shape) and the filters",
+                        "groups",
+                    )
+                ]
         out = self.output_shape(args, pre)
         if out is None:
             return [Problem("shape", f"{self.call}: the window is larger than the input {shape_text(pre)}")]
@@ -339,31 +370,55 @@ class _Window(ConnectivityKind):
         (kh, kw), stride = self.window(args), self.stride(args)
         (pt, _), (pl, _) = self.padding(args, pre)
         oh, ow, f = self.output_shape(args, pre)  # type: ignore[misc]
-        return dict(H=h, W=w, C=c, KH=kh, KW=kw, F=f, OH=oh, OW=ow, STRIDE=stride, PAD_T=pt, PAD_L=pl)
+        g = dict(H=h, W=w, C=c, KH=kh, KW=kw, F=f, OH=oh, OW=ow, STRIDE=stride, PAD_T=pt, PAD_L=pl)
+        (dh, dw), groups = self.dilation(args), self.groups(args)
+        if (dh, dw) != (1, 1):
+            g.update(DIL_H=dh, DIL_W=dw)
+        if groups != 1:
+            g["GROUPS"] = groups
+        return g
 
     def _window_matrix(self, shape: tuple[int, int], g: Geometry, kernel: np.ndarray | None) -> np.ndarray:
-        """Dense equivalent of a window: `kernel` [kh, kw, C, F], or None for the channel-wise mean."""
+        """Dense equivalent of a window: `kernel` [kh, kw, C / G, F], or None for the channel-wise mean."""
         m = np.zeros(shape)
+        (dh, dw), groups = window_dilation(g), window_groups(g)
+        cg, fg = g["C"] // groups, g["F"] // groups
         for oy in range(g["OH"]):
             for ox in range(g["OW"]):
                 for ky in range(g["KH"]):
                     for kx in range(g["KW"]):
-                        y, x = oy * g["STRIDE"] + ky - g["PAD_T"], ox * g["STRIDE"] + kx - g["PAD_L"]
+                        y = oy * g["STRIDE"] + ky * dh - g["PAD_T"]
+                        x = ox * g["STRIDE"] + kx * dw - g["PAD_L"]
                         if not (0 <= y < g["H"] and 0 <= x < g["W"]):
                             continue
                         for c in range(g["C"]):
                             i = (y * g["W"] + x) * g["C"] + c
                             if kernel is not None:
-                                for f in range(g["F"]):
-                                    m[i, (oy * g["OW"] + ox) * g["F"] + f] += kernel[ky, kx, c, f]
+                                for f in range(c // cg * fg, (c // cg + 1) * fg):
+                                    m[i, (oy * g["OW"] + ox) * g["F"] + f] += kernel[ky, kx, c % cg, f]
                             else:
                                 m[i, (oy * g["OW"] + ox) * g["C"] + c] += 1.0 / (g["KH"] * g["KW"])
         return m
 
 
+def window_dilation(g: Geometry) -> tuple[int, int]:
+    """(DIL_H, DIL_W) of a window geometry (absent: 1)."""
+    return g.get("DIL_H", 1), g.get("DIL_W", 1)
+
+
+def window_groups(g: Geometry) -> int:
+    """GROUPS of a window geometry (absent: 1)."""
+    return g.get("GROUPS", 1)
+
+
 def explicit_padding(args: Args) -> bool:
     """A Conv2D padded by numbers (PyTorch/NIR style), not "valid" or "same"."""
     return not isinstance(args.get("padding", "valid"), str)
+
+
+def dilated_or_grouped(args: Args) -> bool:
+    """A Conv2D with dilation or groups other than 1 (the C backend prints them, GeNN does not)."""
+    return pair(args.get("dilation", 1)) != (1, 1) or int(args.get("groups", 1)) != 1
 
 
 class Conv2D(_Window):
@@ -375,18 +430,27 @@ class Conv2D(_Window):
         Arg("kernel", "window"),
         Arg("stride", "window", (1, 1)),
         Arg("padding", "padding", "valid", ("valid", "same")),
+        Arg("dilation", "window", (1, 1), omit_default=True),
+        Arg("groups", "count", 1, omit_default=True),
     )
 
     def window(self, args: Args) -> tuple[int, int]:
         return pair(args["kernel"])
+
+    def dilation(self, args: Args) -> tuple[int, int]:
+        return pair(args.get("dilation", 1))
+
+    def groups(self, args: Args) -> int:
+        return int(args.get("groups", 1))
 
     def channels(self, args: Args, pre: Shape) -> int:
         return int(args["filters"])
 
     def padding(self, args: Args, pre: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
         """'same': the output has ceil(size / stride) positions, padded as evenly as possible, the
-        odd row or column after (as TensorFlow does). A pair (ph, pw): ph zero rows above and
-        below, pw zero columns left and right (as PyTorch and NIR pad)."""
+        odd row or column after (as TensorFlow does; a dilated window counts its span). A pair
+        (ph, pw): ph zero rows above and below, pw zero columns left and right (as PyTorch and NIR
+        pad)."""
         given = args.get("padding", "valid")
         if explicit_padding(args):
             ph, pw = pair(given)
@@ -395,14 +459,14 @@ class Conv2D(_Window):
             return ((0, 0), (0, 0))
         s = self.stride(args)
         pads = []
-        for size, k in zip(pre[:2], self.window(args), strict=True):
+        for size, k in zip(pre[:2], self.span(args), strict=True):
             total = max((-(-size // s) - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))
         return (pads[0], pads[1])
 
     def weight_shape(self, num_pre: int, num_post: int, geometry: Geometry) -> Shape:
         g = geometry
-        return (g["KH"], g["KW"], g["C"], g["F"])
+        return (g["KH"], g["KW"], g["C"] // window_groups(g), g["F"])
 
     def dense_equivalent(self, arrays: Arrays, num_pre: int, num_post: int, geometry: Geometry) -> np.ndarray:
         return self._window_matrix((num_pre, num_post), geometry, arrays["weight"])

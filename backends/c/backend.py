@@ -45,6 +45,7 @@ CAPABILITIES = Capabilities(
     generators=frozenset({"spike_source", "poisson"}),
     trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
     explicit_padding=True,
+    dilated_grouped_conv=True,
     per_neuron_params=True,
     trainable_params=True,
 )

@@ -9,7 +9,7 @@ exported as NIR's symmetric padding when the two compute the same thing, else it
 from __future__ import annotations
 
 import numpy as np
-from snnc.ir.connectivity import KINDS, explicit_padding
+from snnc.ir.connectivity import KINDS, explicit_padding, window_dilation, window_groups
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Projection
 
@@ -29,8 +29,10 @@ def nir_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _require_symmetric(proj: Projection, g: dict, pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
     """NIR pads both sides by the same amount; that computes snnc's "same" windows when it gives
     the same output size."""
+    (dh, dw) = window_dilation(g)
+    spans = (dh * (g["KH"] - 1) + 1, dw * (g["KW"] - 1) + 1)
     for size, k_size, out, (before, after) in zip(
-        (g["H"], g["W"]), (g["KH"], g["KW"]), (g["OH"], g["OW"]), pads, strict=True
+        (g["H"], g["W"]), spans, (g["OH"], g["OW"]), pads, strict=True
     ):
         if (size + 2 * before - k_size) // g["STRIDE"] + 1 != out:
             raise _error(
@@ -41,7 +43,8 @@ def _require_symmetric(proj: Projection, g: dict, pads: tuple[tuple[int, int], t
 
 
 def conv_node(proj: Projection, pre_shape: tuple[int, ...], kernel: np.ndarray):  # noqa: ANN201
-    """A NIR Conv2d for a conv2d projection; `kernel` is snnc's [kh, kw, C, F] (any shape that reshapes)."""
+    """A NIR Conv2d for a conv2d projection; `kernel` is snnc's [kh, kw, C / groups, F] (any shape
+    that reshapes), NIR's weight [F, C / groups, kh, kw]."""
     import nir
 
     conv, a = KINDS["conv2d"], proj.connectivity.args
@@ -54,8 +57,8 @@ def conv_node(proj: Projection, pre_shape: tuple[int, ...], kernel: np.ndarray):
         weight=k,
         stride=g["STRIDE"],
         padding=(g["PAD_T"], g["PAD_L"]),
-        dilation=1,
-        groups=1,
+        dilation=window_dilation(g),
+        groups=window_groups(g),
         bias=np.zeros(g["F"]),
     )
 

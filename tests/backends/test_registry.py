@@ -232,3 +232,22 @@ def test_numeric_conv_padding_runs_on_c_and_genn_refuses_it_at_check(tmp_path: P
     (d,) = check_supported(network, "genn")
     assert d.code == CODE and 'pads Conv2D only "valid" or "same"' in d.message and "(1, 1)" in d.message
     assert d.span is not None and (d.span.line, d.span.col) == (5, 14)  # at the Conv2D call
+
+
+def test_dilated_grouped_conv_runs_on_c_and_genn_refuses_it_at_check(tmp_path: Path) -> None:
+    """Conv2D(dilation = ..., groups = ...) is printed by the C backend only; GeNN's capabilities
+    refuse it at `snnc check` at the Conv2D call, naming both values."""
+    path = tmp_path / "dilated.snn"
+    path.write_text(
+        "use std.{SpikeInput, LIF, Exponential}\n"
+        "network dilated {\n"
+        "    input x = SpikeInput((7, 7, 2))\n"
+        "    output c = LIF((3, 3, 4), readout = spike_count)\n"
+        "    x -> c :   Conv2D(filters = 4, kernel = 3, dilation = 2, groups = 2, weight = 0.5), Exponential\n"
+        "}\n"
+    )
+    network = load_network(path)
+    assert check_supported(network, "c") == []
+    (d,) = check_supported(network, "genn")
+    assert d.code == CODE and "dilation = (2, 2), groups = 2" in d.message and "'x_to_c'" in d.message
+    assert d.span is not None and (d.span.line, d.span.col) == (5, 16)

@@ -140,3 +140,42 @@ def test_conv2d_padding_numbers_are_checked_at_the_argument(pad, code, words):
     (d,) = [d for d in check_file_text(PADDED.replace("PAD", pad)) if d.severity == "error"]
     assert d.code == code and words in d.message, d.message
     assert d.span.line == 5
+
+
+DILATED = """use std.{SpikeInput, LIF, Exponential}
+network dilated {
+    input x = SpikeInput((7, 7, 4))
+    output c = LIF((3, 3, 6), readout = spike_count)
+    x -> c : Conv2D(filters = 6, kernel = 3, ARGS, weight = 0.5), Exponential
+}
+"""
+
+
+def test_conv2d_dilation_and_groups_are_read_and_checked_at_the_argument():
+    """dilation (d or (dh, dw)) widens the window to d (k - 1) + 1; groups must divide C and F."""
+    net = load_source(DILATED.replace("ARGS", "dilation = 2, groups = 2"), "d.snn")
+    assert net.projections["x_to_c"].connectivity.args["dilation"] == (2, 2)
+    assert net.projections["x_to_c"].connectivity.args["groups"] == 2
+    net = load_source(DILATED.replace("ARGS", "padding = (1, 0), dilation = (3, 2)"), "d.snn")
+    assert net.projections["x_to_c"].connectivity.args["dilation"] == (3, 2)
+    # at 1 they are left out of the IR, which then prints (and hashes) as it did before them
+    net = load_source(
+        DILATED.replace("(3, 3, 6)", "(5, 5, 6)").replace("ARGS", "dilation = 1, groups = 1"), "d.snn"
+    )
+    assert "dilation" not in net.projections["x_to_c"].connectivity.args
+    for args, code, words, at in [  # `at`: the text whose last character the error points at
+        ("dilation = 2, groups = 4", "E-VALUE", "groups = 4 does not divide the 6 filters", "groups = 4"),
+        (
+            "dilation = 2, groups = 3",
+            "E-VALUE",
+            "groups = 3 does not divide the 4 input channels",
+            "groups = 3",
+        ),
+        ("dilation = 0", "E-VALUE", "dilation must be at least 1, not 0", "dilation = 0"),
+        ("dilation = 1", "E-SHAPE", "Conv2D maps (7, 7, 4) to (5, 5, 6)", "C"),  # the call
+    ]:
+        text = DILATED.replace("ARGS", args)
+        (d,) = [d for d in check_file_text(text) if d.severity == "error"]
+        assert d.code == code and words in d.message, d.message
+        line = text.splitlines()[4]
+        assert (d.span.line, d.span.col) == (5, line.index(at, line.index("Conv2D")) + len(at)), args

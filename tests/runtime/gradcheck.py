@@ -9,7 +9,7 @@ of the loss that no gradient describes), which `fd_gradients` asserts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 
@@ -49,8 +49,10 @@ def fd_gradients(
     h: float,
     points: int = 15,
     shrink: int = 3,
+    projections: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Least-squares slope of `loss(run())` along every weight, over offsets in [-h, h].
+    """Least-squares slope of `loss(run())` along every weight (of `projections`, default all),
+    over offsets in [-h, h].
 
     Where a spike appears or vanishes inside [-h, h] the interval is halved (up to `shrink` times);
     if that does not help the weight's FD is meaningless and the check fails loudly.
@@ -60,6 +62,8 @@ def fd_gradients(
     counts0 = spike_counts(art)
     out: dict[str, np.ndarray] = {}
     for proj, w in w0.items():
+        if projections is not None and proj not in projections:
+            continue
         fd = np.zeros_like(w)
         for idx in np.ndindex(w.shape):
             for level in range(shrink + 1):

@@ -153,3 +153,76 @@ def test_conv_shape_mismatch_is_a_diagnostic() -> None:
         simulate((5, 5, 1), (5, 5, 2), conn)
     assert info.value.diagnostics[0].code == "E-CONV-SHAPE"
     assert "(3, 3, 2)" in info.value.diagnostics[0].hint
+
+
+def direct_conv(image, kernel, stride, pad, dilation, groups):  # noqa: ANN001, ANN201
+    """Conv2D by its definition, output by output: image (H, W, C), kernel [kh, kw, C / G, F];
+    output f reads the C / G channels of its group at the taps oy * s + ky * d - pad."""
+    h, w, c = image.shape
+    kh, kw, cg, f = kernel.shape
+    (ph, pw), (dh, dw), fg = pad, dilation, f // groups
+    padded = np.zeros((h + 2 * ph, w + 2 * pw, c))
+    padded[ph : ph + h, pw : pw + w] = image
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // stride + 1, (w + 2 * pw - dw * (kw - 1) - 1) // stride + 1
+    out = np.zeros((oh, ow, f))
+    for oy in range(oh):
+        for ox in range(ow):
+            for fo in range(f):
+                g = fo // fg
+                taps = padded[
+                    oy * stride : oy * stride + dh * (kh - 1) + 1 : dh,
+                    ox * stride : ox * stride + dw * (kw - 1) + 1 : dw,
+                    g * cg : (g + 1) * cg,
+                ]
+                out[oy, ox, fo] = np.sum(taps * kernel[:, :, :, fo])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "filters", "stride", "pad", "dilation", "groups"),
+    [
+        ((7, 6, 2), 3, 4, 1, (1, 1), (2, 2), 1),  # dilated
+        ((6, 6, 4), 3, 6, 2, (1, 0), (1, 1), 2),  # grouped, strided
+        ((8, 7, 3), (2, 3), 3, 1, (0, 2), (3, 1), 3),  # depthwise, dilated unequally
+    ],
+)
+def test_dilated_and_grouped_conv2d_match_the_definition(  # noqa: PLR0913
+    shape,
+    kernel,
+    filters,
+    stride,
+    pad,
+    dilation,
+    groups,  # noqa: ANN001
+) -> None:
+    """The C loops walk a conv pre-centric (every output whose window holds a spiking input); the
+    reference computes each output from its taps, so the two index the kernel independently."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    k = np.random.default_rng(4).normal(size=(kh, kw, shape[2] // groups, filters))
+    n = math.prod(shape)
+    m = np.stack(
+        [direct_conv(np.eye(n)[i].reshape(shape), k, stride, pad, dilation, groups).ravel() for i in range(n)]
+    )
+    out_shape = direct_conv(np.zeros(shape), k, stride, pad, dilation, groups).shape
+    args = {"filters": filters, "kernel": (kh, kw), "stride": stride, "padding": pad}
+    args |= {"dilation": dilation, "groups": groups}
+    compiled, raster, v = simulate(shape, out_shape, Connectivity("conv2d", args), weights=k)
+    assert compiled.weights["x_to_h"].shape == k.shape
+    np.testing.assert_allclose(v, reference_v(raster, m), rtol=1e-10, atol=1e-10)
+
+
+def test_direct_conv_reference_is_torch_conv2d() -> None:
+    """The reference above against PyTorch's conv2d (where torch is installed)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    image, k = rng.normal(size=(9, 8, 4)), rng.normal(size=(3, 2, 2, 6))
+    ours = direct_conv(image, k, 2, (1, 2), (2, 3), 2)
+    theirs = torch.nn.functional.conv2d(
+        torch.tensor(image.transpose(2, 0, 1))[None],
+        torch.tensor(k.transpose(3, 2, 0, 1)),
+        stride=2,
+        padding=(1, 2),
+        dilation=(2, 3),
+        groups=2,
+    )
+    np.testing.assert_allclose(ours, theirs[0].numpy().transpose(1, 2, 0), atol=1e-12)
