@@ -274,11 +274,14 @@ def nir_to_snn(
     out_path: str | Path,
     network: str | None = None,
     spike_step: float | None = None,
+    train_bias: bool = False,
 ) -> Imported:
     """Write `out_path` (.snn) and its weights (in `<stem>_weights/`, one `.npy` per NIR weight node).
 
     `spike_step` (seconds): read each spike as a pulse of that width (a discrete-time exporter's
-    dt: snnTorch writes for 1e-4 s, Norse for its `dt`) instead of NIR's Dirac pulse."""
+    dt: snnTorch writes for 1e-4 s, Norse for its `dt`) instead of NIR's Dirac pulse. `train_bias`:
+    write each bias as `Trainable(File(...))`, so EventProp trains it beside the weights (the file
+    is its initial value; a checkpoint holds the trained one)."""
     out_path = Path(out_path)
     folder = out_path.parent
     graph = flatten(graph)
@@ -323,11 +326,12 @@ def nir_to_snn(
                 args.append(f"tau_syn = {tau_syn[name]!r} ms")
             path = folder / f"{stem}_weights" / f"{files(f'{node} bias')}.npy"
             weights[path] = values
-            args.append(f'bias = File("{path.relative_to(folder).as_posix()}")')
+            file = f'File("{path.relative_to(folder).as_posix()}")'
+            args.append(f"bias = Trainable({file})" if train_bias else f"bias = {file}")
             bias_row = (
                 node,
                 "bias",
-                f"bias of {ident(name)}",
+                f"{'trainable ' if train_bias else ''}bias of {ident(name)}",
                 f"{path.relative_to(folder).as_posix()} [{values.size}]",
             )
         if role == "output":

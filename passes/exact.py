@@ -148,12 +148,38 @@ def _triangular_exp(T: sympy.Matrix) -> sympy.Matrix | None:
     return E
 
 
+def _inputs_apart_exp(T: sympy.Matrix) -> sympy.Matrix | None:
+    """`e^T` where some rows of `T` are zero (constant inputs, the atoms `_coupled` appends): with
+    the states P and one input column q, e^[[P, q], [0, 0]] = [[e^P, phi(P) q], [0, 1]], so each
+    input's column comes from the recurrence on the states plus that one input. Taken together,
+    two inputs (two zeros on the diagonal) would look like a Jordan block to the recurrence and send
+    the block down sympy's slow route (seconds for a neuron with a bias and a synaptic input)."""
+    zero = [i for i in range(T.rows) if all(e == 0 for e in T.row(i))]
+    if len(zero) < 2:
+        return _triangular_exp(T)
+    rest = [i for i in range(T.rows) if i not in zero]
+    E = sympy.eye(T.rows)
+    core = _triangular_exp(T.extract(rest, rest))
+    if core is None:
+        return None
+    for a, i in enumerate(rest):
+        for b, j in enumerate(rest):
+            E[i, j] = core[a, b]
+    for z in zero:
+        one = _triangular_exp(T.extract([*rest, z], [*rest, z]))
+        if one is None:
+            return None
+        for a, i in enumerate(rest):
+            E[i, z] = one[a, len(rest)]
+    return E
+
+
 def propagator(M: sympy.Matrix, states: list[str]) -> sympy.Matrix:
     """`e^{M dt}` in closed form: the one matrix exponential of the compiler. `discretise` steps
     coupled linear blocks forward with it, and EventProp's backward pass (`passes/adjoint.py`)
     steps the adjoints back with its transpose. Raises `Unsupported` naming `states` when sympy
     finds no closed form or the result keeps complex eigenvalues."""
-    fast = _triangular_exp(M * dt)
+    fast = _inputs_apart_exp(M * dt)
     if fast is not None:
         return fast
     try:

@@ -331,7 +331,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from snnc.interop import import_nir
 
-    imported = import_nir(args.file, args.output, spike_step=args.spike_step)
+    imported = import_nir(args.file, args.output, spike_step=args.spike_step, train_bias=args.train_bias)
     print(imported.table())
     for written in imported.paths:
         print(f"wrote {written}")
@@ -483,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="read spikes as pulses one exporter step wide, as discrete-time libraries mean them "
         "(snnTorch: 1e-4, Norse: its dt) instead of NIR's Dirac pulses",
+    )
+    p.add_argument(
+        "--train-bias",
+        action="store_true",
+        help="write Affine/Conv2d biases as bias = Trainable(File(...)), trained by EventProp with the weights",
     )
     p.set_defaults(func=cmd_import)
 

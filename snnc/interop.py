@@ -42,8 +42,10 @@ def import_nir(
     source: str | os.PathLike,
     output: str | os.PathLike | None = None,
     spike_step: float | None = None,
+    train_bias: bool = False,
 ) -> Imported:
-    """`snnc import model.nir -o model.snn [--spike-step S]`: write the `.snn` file and its weights."""
+    """`snnc import model.nir -o model.snn [--spike-step S] [--train-bias]`: write the `.snn` file
+    and its weights."""
     from snnc.frontend.nir_import import nir_to_snn
 
     src = Path(source)
@@ -52,7 +54,8 @@ def import_nir(
         raise DiagnosticError(
             Diagnostic("E-NIR", f"--spike-step must be a positive time in seconds, not {spike_step}")
         )
-    return nir_to_snn(graph, Path(output) if output else src.with_suffix(".snn"), spike_step=spike_step)
+    out = Path(output) if output else src.with_suffix(".snn")
+    return nir_to_snn(graph, out, spike_step=spike_step, train_bias=train_bias)
 
 
 def export_nir(

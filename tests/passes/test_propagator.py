@@ -47,3 +47,18 @@ def test_cycles_and_equal_rates_take_sympys_route() -> None:
     np.testing.assert_allclose(
         _numeric(propagator(equal, ["v", "i"])), _numeric((equal * dt).exp()), rtol=1e-12
     )
+
+
+def test_constant_inputs_are_taken_one_at_a_time() -> None:
+    """A membrane v driven by a filtered bias i_b and two constant inputs (bias, i_syn): rows 2 and 3
+    are zero, two zeros on the diagonal that the recurrence alone would take for a Jordan block."""
+    from snnc.passes.exact import _inputs_apart_exp
+
+    m = sympy.Matrix(
+        [[-1 / a, w / a, 0, w / a], [0, -1 / b, 1 / b, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    )  # states v, i_b; inputs bias, i_syn
+    assert _triangular_exp(m * dt) is None
+    fast = _inputs_apart_exp(m * dt)
+    assert fast is not None
+    np.testing.assert_allclose(_numeric(fast), _numeric((m * dt).exp()), rtol=1e-12, atol=1e-15)
+    assert propagator(m, ["v", "i_b"]) == fast
