@@ -124,3 +124,43 @@ def test_snntorch_and_snnc_simulate_the_same_spikes(tmp_path, kind):
         return  # snnTorch 1.0.0 cannot import its own RLeaky graph (README)
     back = import_from_nir(nir.read(str(export_nir(tmp_path / "m.snn", tmp_path / "back.nir"))))
     np.testing.assert_array_equal(simulate(back), want)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_dilated_grouped_conv_simulates_as_snntorch_does(tmp_path, groups):
+    """torch's Conv2d(2, 4, 3, dilation=2, groups=G, padding=1) into a Leaky layer: snnc's import of
+    snnTorch's export spikes as snnTorch does (torch's own conv2d is the reference), and so does
+    snnTorch's import of snnc's export where snnTorch can read it: its import_from_nir builds
+    Conv2d(weight.shape[1], ...), C / G input channels, and fails on groups > 1 (README). Input
+    pixels go to snnc in its (H, W, C) order."""
+    torch.manual_seed(0)
+    lif = dict(init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    conv = torch.nn.Conv2d(2, 4, 3, dilation=2, groups=groups, padding=1, bias=False)
+    net = torch.nn.Sequential(
+        conv, snn.Leaky(beta=full((4, 6, 6), 0.95), threshold=full((4, 6, 6), 1.0), output=True, **lif)
+    )
+    with torch.no_grad():
+        conv.weight.uniform_(0, 0.6 / groups)
+    shape = (1, 2, 8, 8)
+    nir.write(str(tmp_path / "m.nir"), export_to_nir(net, torch.zeros(shape), ignore_dims=[0]))
+    import_nir(tmp_path / "m.nir", tmp_path / "m.snn", spike_step=1e-4)
+    text = (tmp_path / "m.snn").read_text()
+    assert "dilation = (2, 2)" in text and ("groups = 2" in text) == (groups == 2)
+    x = poisson(100, 128, 0.1)
+
+    def simulate(module) -> np.ndarray:
+        snn_utils.reset(module)
+        with torch.no_grad():
+            rows = [module(torch.tensor(row).reshape(shape))[0] for row in x]
+        return np.array([r.numpy().ravel() for r in rows])
+
+    want = simulate(net)  # (C, H, W) order
+    hwc = x.reshape(-1, 2, 8, 8).transpose(0, 2, 3, 1).reshape(x.shape[0], -1)
+    got, _ = snnc_run(tmp_path / "m.snn", "input_node", "n_1", hwc, 0.1)
+    assert want.sum() > 500
+    np.testing.assert_array_equal(got.reshape(-1, 6, 6, 4).transpose(0, 3, 1, 2).reshape(want.shape), want)
+    # nir 1.0.8's type inference mistypes a grouped conv's input channels: read without it
+    graph = nir.read(str(export_nir(tmp_path / "m.snn", tmp_path / "back.nir")), type_check=False)
+    assert tuple(graph.nodes["0"].dilation) == (2, 2) and graph.nodes["0"].groups == groups
+    if groups == 1:
+        np.testing.assert_array_equal(simulate(import_from_nir(graph)), want)
