@@ -60,7 +60,7 @@ class Window:
     kind: str  # "conv2d" | "avg_pool2d"
     args: dict[str, Any]
     out_shape: tuple[int, int, int]  # NIR order (C, H, W)
-    kernel: np.ndarray | None = None  # conv2d: [kh, kw, C, F] (snnc's layout)
+    kernel: np.ndarray | None = None  # conv2d: [kh, kw, C / groups, F] (snnc's layout)
     gain: float = 1.0  # SumPool2d: the window area (snnc's AvgPool2D averages)
     notes: list[str] = field(default_factory=list)
     bias: np.ndarray | None = None  # conv2d: one per filter, added at every position

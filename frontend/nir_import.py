@@ -73,7 +73,7 @@ def _scalar(node_name: str, field_name: str, value) -> float:
 class Projection:
     pre: str
     post: str
-    weight: np.ndarray | None  # dense: [pre, post] in snnc order; conv2d: [kh, kw, C, F]; pool: None
+    weight: np.ndarray | None  # dense: [pre, post] in snnc order; conv2d: [kh, kw, C / groups, F]; pool: None
     delay_ms: float = 0.0
     nodes: list[str] = field(default_factory=list)
     window: Window | None = None  # Conv2D / AvgPool2D connections
@@ -371,7 +371,9 @@ def nir_to_snn(
         else:
             conn = f'Dense(weight = File("{wfile}"){delay})'
         lines.append(f"    {pre} -> {post} : {conn}, {syn}" + (f"   {note}" if note else ""))
-        layout = "[kh, kw, C, F]" if p.window is not None else "[pre, post]"
+        layout = "[pre, post]"
+        if p.window is not None:
+            layout = "[kh, kw, C / groups, F]" if "groups" in p.window.args else "[kh, kw, C, F]"
         shown = f"{wfile} {list(p.weight.shape)} {layout}" if wfile else ""
         rows += [(n, _kind(graph, n), f"projection {pre} -> {post}", shown) for n in p.nodes]
     lines.append("}")

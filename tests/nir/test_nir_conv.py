@@ -229,7 +229,7 @@ def test_unsupported_conv_parameters_are_clear_cli_errors(tmp_path, capsys, chan
 
 @pytest.mark.parametrize(("dilation", "groups", "pad"), [(2, 1, 2), (1, 2, 1), (2, 2, 1)])
 def test_dilated_and_grouped_conv_imports_matches_the_reference_and_exports_back(
-    tmp_path, dilation, groups, pad
+    tmp_path, capsys, dilation, groups, pad
 ):
     """Conv2d dilation and groups are Conv2D's own arguments: the imported network simulates as NIR's
     equations with the reference's dilated, grouped convolution, and exports back unchanged."""
@@ -242,6 +242,8 @@ def test_dilated_and_grouped_conv_imports_matches_the_reference_and_exports_back
     g = conv_graph(kernel, fc, padding=pad, dilation=dilation, groups=groups)
     nir.write(str(tmp_path / "dg.nir"), g)
     assert main(["import", str(tmp_path / "dg.nir"), "-o", str(tmp_path / "dg.snn")]) == 0
+    table = capsys.readouterr().out
+    assert ("[kh, kw, C / groups, F]" in table) == (groups != 1)
     text = (tmp_path / "dg.snn").read_text()
     assert (f"dilation = ({dilation}, {dilation})" in text) == (dilation != 1)
     assert (f"groups = {groups}" in text) == (groups != 1)
