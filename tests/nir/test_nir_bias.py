@@ -206,3 +206,15 @@ def test_an_imported_bias_trains_under_eventprop_as_finite_differences_say(tmp_p
         cos, rel = compare(grads[key], fd[key])
         assert np.all(np.abs(fd[key]) > 1e-4), f"{key}: every bias should move the loss here"
         assert cos >= 0.99 and rel <= 0.05, f"{key}: cos {cos:.4f}, rel {rel:.4f}"
+
+    # a training step's biases are what `snnc export --checkpoint` writes back onto the Affine nodes
+    from snnc.runtime.checkpoint import save_checkpoint
+
+    trained = art.get_weights()
+    for key in ("bias_lif", "bias_li"):
+        trained[key] = trained[key] - 0.5 * grads[key]
+    path = save_checkpoint(tmp_path / "ck" / "epoch-0000.npz", trained, meta={"epoch": 0})
+    back = nir.read(str(export_nir(tmp_path / "c.snn", tmp_path / "back.nir", checkpoint=str(path))))
+    np.testing.assert_array_equal(back.nodes["fc1"].bias, trained["bias_lif"])
+    np.testing.assert_array_equal(back.nodes["fc2"].bias, trained["bias_li"])
+    assert not np.array_equal(trained["bias_lif"], np.load(tmp_path / "c_weights/fc1_bias.npy"))
