@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from snnc.ir.eprop_ir import EpropIR
+from snnc.ir.kernel import Kernel, Role
 from snnc.ir.model import Network
 
 from .common import draw_initialiser, draw_param_values
@@ -55,4 +56,15 @@ def eprop_initial(network: Network, seed: int) -> EpropInitial:
     return EpropInitial(biases, feedback)
 
 
-__all__ = ["EpropInitial", "eprop_initial"]
+def initial_arrays(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:
+    """Initial values of a kernel's trained params and fixed feedback matrices, by array name: what
+    every backend loads, so that all of them start the same network."""
+    if not isinstance(network.training, EpropIR):
+        return {}
+    initial = eprop_initial(network, seed)
+    out = {kernel.find(Role.PARAM, pop, "bias").name: b for pop, b in initial.biases.items()}
+    out |= {kernel.find(Role.FEEDBACK, proj).name: b for proj, b in initial.feedback.items()}
+    return out
+
+
+__all__ = ["EpropInitial", "eprop_initial", "initial_arrays"]

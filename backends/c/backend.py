@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from snnc.backends.capabilities import Capabilities
 from snnc.backends.common import NetworkPlan, draw_connectivity, draw_param_values, mangle, plan_network
-from snnc.backends.eprop_init import eprop_initial
+from snnc.backends.eprop_init import initial_arrays
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.eprop_ir import EpropIR
@@ -235,10 +235,7 @@ def per_neuron_static(network: Network, kernel: Kernel, seed: int) -> dict[str, 
 
 def _eprop_static(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:
     """Initial output biases and random feedback, drawn as every backend draws them."""
-    initial = eprop_initial(network, seed)
-    out = {kernel.find(Role.PARAM, pop, "bias").name: b for pop, b in initial.biases.items()}
-    out |= {kernel.find(Role.FEEDBACK, proj).name: b for proj, b in initial.feedback.items()}
-    return out
+    return initial_arrays(network, kernel, seed)
 
 
 def _eprop_facts(ir: EpropIR) -> dict[str, Any]:

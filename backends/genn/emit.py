@@ -22,16 +22,19 @@ from snnc.backends.common import (
     draw_connectivity,
     plan_network,
 )
+from snnc.backends.eprop_init import initial_arrays
 from snnc.backends.templates import template_env
+from snnc.ir import names as ir_names
 from snnc.ir.connectivity import kind_of
-from snnc.ir.kernel import Kernel
+from snnc.ir.kernel import Entry, Kernel, PhaseKind, Role
 from snnc.ir.model import Network
 from snnc.passes.schedule import schedule
 
 from .backward_printer import print_backward
-from .kernel_printer import neuron_code, population_ctx
+from .kernel_printer import forward_entry, neuron_code, population_ctx
+from .learn_printer import print_learning
 from .models import GeNNModelSpec
-from .render import PopulationCtx, ProjectionCtx, render_input, render_neuron, render_projection
+from .render import PopulationCtx, ProjectionCtx, fail, render_input, render_projection
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -58,13 +61,17 @@ class ModuleCtx:
     update_groups: dict[str, str] = field(default_factory=dict)
     training: str | None = None
     max_spikes: int = 0
-    extra_steps: int = 0  # steps after the example (e-prop completes its pending gradient terms)
+    #: the kernel learns during the forward pass (an entry with learning phases beside the steps)
+    online: bool = False
+    extra_steps: int = 0  # steps after the example that complete the learning of its last steps
+    #: (custom update group, lag): run after GeNN step s of a learning run when lag <= s < K + lag
+    step_updates: list[tuple[str, int]] = field(default_factory=list)
+    #: output population -> {"label", "value", "per_step_var"}: the GeNN names of its targets
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: array key -> values: extra arrays the module loads besides the weights (random feedback)
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient, init}
+    #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient}
     biases: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: e-prop output population -> {"loss", "readout", "var"} (how the runtime shapes targets)
-    eprop_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def population(self, name: str) -> PopulationCtx:
         return next(p for p in self.populations if p.name == name)
@@ -80,32 +87,30 @@ def _env() -> jinja2.Environment:
 
 
 def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
+    """The module of the kernel the passes schedule: its forward steps as neuron code
+    (`kernel_printer`), a reverse-time entry woven in by `backward_printer`, learning beside the
+    forward step by `learn_printer`; GeNN's step order is the mapping of the kernel's phases."""
+    kernel = _kernel(network, plan)
+    entry = forward_entry(kernel)
+    printed = neuron_code(kernel, entry)
+    pops = []
+    for p in plan.populations.values():
+        if p.role == "input" or p.generator:
+            pops.append(render_input(p))
+        elif p.name in printed:
+            pops.append(population_ctx(printed[p.name], p.size, p.model, _readout_meta(p)))
+        else:
+            raise fail(f"population '{p.name}': the kernel gives it no forward step")
     training = network.training is not None
-    incoming = {
-        name: [pp for pp in plan.projections.values() if pp.post == name] for name in plan.populations
-    }
-    algorithm = getattr(network.training, "algorithm", None)
-    kernel = None if algorithm == "eprop" else _kernel(network, plan)
-    printed = neuron_code(kernel) if kernel is not None else {}
-    pops = [
-        render_input(p)
-        if p.role == "input" or p.generator
-        else population_ctx(printed[p.name], p.size, p.model, _readout_meta(p))
-        if p.name in printed
-        else render_neuron(p, plan, incoming[p.name])
-        for p in plan.populations.values()
-    ]
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
-    ctx = ModuleCtx(plan, pops, projs, training=algorithm)
-    if kernel is not None:
+    ctx = ModuleCtx(plan, pops, projs, training=getattr(network.training, "algorithm", None))
+    if any(e.steps == "backward" for e in kernel.entries):
         ctx.max_spikes = print_backward(kernel, ctx.populations, ctx.projections)
         ctx.update_groups["GradientReduce"] = (
             "after the backward pass: dg summed over the batch into dg_sum, dg zeroed"
         )
-    elif algorithm == "eprop":
-        from .eprop import add_eprop
-
-        add_eprop(ctx, network)
+    if any(kernel.phase(name).kind == PhaseKind.LEARN for name in entry.per_step):
+        _add_learning(ctx, kernel, entry, network)
     if training:
         _add_gradient_reduce(ctx)
     _add_reset_updates(ctx)  # last: training adds per-trial state too
@@ -116,9 +121,37 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
 
 
 def _kernel(network: Network, plan: NetworkPlan) -> Kernel:
-    """The kernel the passes schedule, which GeNN prints (its forward phases as neuron code, its
-    backward entry through `backward_printer`). e-prop networks still render from the plan."""
+    """The kernel the passes schedule, which GeNN prints (without the loss and optimiser phases,
+    which it has no mapping for yet: the runtime computes those)."""
     return schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision, learning=False)
+
+
+def _add_learning(ctx: ModuleCtx, kernel: Kernel, entry: Entry, network: Network) -> None:
+    """An entry that learns online: its learning phases woven into the models (`learn_printer`),
+    and what the runtime needs to run them (steps, custom update groups, targets, trained params)."""
+    initial = initial_arrays(network, kernel, ctx.plan.seed)
+    facts, customs, arrays = print_learning(kernel, entry, ctx.populations, ctx.projections, initial)
+    ctx.online = True
+    ctx.custom_updates += customs
+    ctx.extra_arrays.update(arrays)
+    ctx.extra_steps = facts["extra_steps"]
+    ctx.biases = facts["biases"]
+    ctx.step_updates = facts["custom"]
+    for group, lag in ctx.step_updates:
+        ctx.update_groups[group] = (
+            f"after GeNN step s of a learning run, for kernel step s - {lag} of the trial"
+        )
+    ctx.update_groups["GradientReduce"] = (
+        f"after the K + {ctx.extra_steps} steps of a learning run: dg summed over the batch, dg zeroed"
+    )
+    for a in kernel.arrays:
+        if a.role != Role.TARGET or a.owner not in ctx.plan.populations:
+            continue
+        t = ctx.targets.setdefault(a.owner, {"label": None, "value": None, "per_step_var": None})
+        t["value" if "steps" in a.shape else "label"] = ir_names.local("t", a.var)
+        readout = ctx.plan.populations[a.owner].readout or {}
+        if "steps" in a.shape and readout.get("kind") == "var":
+            t["per_step_var"] = readout.get("var")
 
 
 def _readout_meta(pop: PopulationPlan) -> dict[str, Any] | None:
@@ -306,7 +339,9 @@ def render_module(
             projection_meta=_pyrepr(projs_meta),
             update_groups=_pyrepr(ctx.update_groups),
             biases=_pyrepr(ctx.biases),
-            eprop_outputs=_pyrepr(ctx.eprop_outputs),
+            online=ctx.online,
+            step_updates=_pyrepr(ctx.step_updates),
+            targets=_pyrepr(ctx.targets),
             models=models,
             populations=ctx.populations,
             projections=ctx.projections,
@@ -370,6 +405,7 @@ def write_module(out: Path, code: str, arrays: dict[str, np.ndarray], ctx: Modul
         "module": module.name,
         "weights": npz.name,
         "training": ctx.training,
+        **({"online": True} if ctx.online else {}),
         "dt": ctx.plan.dt,
         "num_steps": ctx.plan.num_steps,
         "precision": ctx.plan.precision,

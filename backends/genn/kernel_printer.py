@@ -43,6 +43,7 @@ from snnc.ir.kernel import (
     Array,
     Arrivals,
     EmitSpikes,
+    Entry,
     Generate,
     If,
     Index,
@@ -67,11 +68,56 @@ GENN_TYPES = {"scalar": "scalar", "int32": "int", "uint32": "unsigned int"}
 
 
 #: the roles of arrays a GeNN neuron model holds as vars
-NEURON_ROLES = (Role.STATE, Role.READOUT, Role.COUNTER, Role.SCRATCH, Role.ADJOINT, Role.TARGET)
+NEURON_ROLES = (
+    Role.STATE,
+    Role.READOUT,
+    Role.COUNTER,
+    Role.SCRATCH,
+    Role.ADJOINT,
+    Role.TARGET,
+    Role.ELIGIBILITY,
+    Role.GRADIENT,
+    Role.PARAM,
+)
 
 
 def genn_var(array: Array, kernel: Kernel) -> str:
-    """The GeNN var that holds `array` in the population it belongs to (see the module docstring)."""
+    """The GeNN var that holds `array` in the population it belongs to (see the module docstring).
+
+    Two arrays of one population that would share a name (a value tapped at the start of the step
+    and after the update, both of var `v`) keep it for the first in the kernel's order; the others
+    are named after their array (`q_eu_h__v`), which is unique in the kernel."""
+    name = _role_var(array, kernel)
+    if array.owner in kernel.populations:
+        for other in kernel.arrays:
+            if other is array or other.name == array.name:
+                break
+            if (
+                other.owner == array.owner
+                and other.role in NEURON_ROLES
+                and len(other.shape) == len(array.shape)
+            ):
+                if _role_var(other, kernel, strict=False) == name:
+                    return ir_names.local("q", array.name)
+    return name
+
+
+def _role_var(array: Array, kernel: Kernel, strict: bool = True) -> str | None:
+    if array.role == Role.ELIGIBILITY:
+        return ir_names.local("e", array.var or array.name)
+    if array.role == Role.GRADIENT:
+        return ir_names.local("g", array.var or array.name)
+    if array.role == Role.PARAM:
+        return ir_names.local("p", array.var or array.name)
+    if not strict and array.role not in (
+        Role.STATE,
+        Role.READOUT,
+        Role.COUNTER,
+        Role.SCRATCH,
+        Role.ADJOINT,
+        Role.TARGET,
+    ):
+        return None
     if array.role == Role.STATE:
         if array.owner in kernel.populations:
             return ir_names.local("u", array.var)
@@ -106,6 +152,8 @@ class GeNNExprPrinter(KernelExprPrinter):
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
+            if expr == self.neuron:
+                return "id" if self.int_mode else "((scalar)id)"
             if expr == STEP and self.step_text is not None:
                 return self.step_text if self.int_mode else f"((scalar){self.step_text})"
             if expr == STEP:
@@ -157,7 +205,11 @@ class NeuronCode:
     inputs: list[str] = field(default_factory=list)  # projections delivering into it (q_in__P)
 
     def genn_vars(self) -> list[Var]:
-        return [Var(name, GENN_TYPES[a.dtype]) for name, a in self.vars.items()]
+        """One var per array; a param is shared by the batch (the runtime sets it, like a weight)."""
+        return [
+            Var(name, GENN_TYPES[a.dtype], "VarAccess.READ_ONLY" if a.role == Role.PARAM else None)
+            for name, a in self.vars.items()
+        ]
 
     def var_init(self) -> dict[str, Any]:
         """Initial values; a non-finite one starts at 0 (GeNN writes initial values into C code)
@@ -265,8 +317,19 @@ def _is_recording(loop: Loop, arrays: dict[str, Array]) -> bool:
     return bool(stores) and all(arrays[st.target.array].optional for st in stores)
 
 
-def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
-    """Per non-input population, its GeNN neuron code from the kernel's forward and reset phases."""
+def forward_entry(kernel: Kernel) -> Entry:
+    """The entry GeNN's forward steps print: the one that learns online (its learning phases run
+    beside the forward step, `learn_printer.py`), else the first that runs forward in time."""
+    online = [e for e in kernel.entries if any(kernel.phase(p).kind == PhaseKind.LEARN for p in e.per_step)]
+    if len(online) > 1:
+        raise fail(f"entries {', '.join(e.name for e in online)} both learn online; GeNN prints one")
+    return online[0] if online else next(e for e in kernel.entries if e.steps == "forward")
+
+
+def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronCode]:
+    """Per non-input population, its GeNN neuron code from the forward phases of `entry` (default
+    `forward_entry`) and the kernel's reset phases. Learning phases are `learn_printer.py`'s."""
+    entry = entry or forward_entry(kernel)
     codes: dict[str, NeuronCode] = {}
     printers: dict[str, StatementPrinter] = {}
 
@@ -278,11 +341,9 @@ def neuron_code(kernel: Kernel) -> dict[str, NeuronCode]:
 
     arrays = {a.name: a for a in kernel.arrays}
     generated = set()
-    for phase in kernel.phases:
-        if phase.kind == PhaseKind.RESET:
-            continue
-        if phase.kind == PhaseKind.BACKWARD:
-            continue  # reverse-time steps: backward_printer.py maps them
+    for phase in (kernel.phase(name) for name in entry.per_step):
+        if phase.kind == PhaseKind.LEARN:
+            continue  # learning beside the forward step: learn_printer.py maps it
         if phase.kind != PhaseKind.FORWARD:
             raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
         if keeps_spike_list(phase.body, arrays):

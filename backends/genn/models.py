@@ -1,7 +1,7 @@
 """The GeNN-facing description of one generated model: name, kind, variables and code strings.
 
 Renderers fill `GeNNModelSpec`s; the template writes each one as a `create_*_model(...)` call. Code
-strings are plain text already printed by `GeNNPrinter`; the template never decides anything.
+strings are plain text already printed (`kernel_printer.GeNNExprPrinter`); the template never decides anything.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ compiler toolchain of its own); tests marked `genn` exercise it where pygenn imp
     Reset group -> inputs pushed -> NUM_STEPS x step_time -> readouts / recordings pulled
     `backward` (a kernel's reverse-time entry): dL/dy, dL/d(count), the real rows' spike counts
                           pushed -> NUM_STEPS more steps (reverse time) -> GradientReduce -> dg_sum pulled
-    e-prop (`set_targets` then `run`, or `eprop_batch`): stale dg / dbias dropped -> y_true pushed
-                          -> NUM_STEPS x (step_time, EpropReduce1..n, EpropError) -> readouts pulled
-                          -> EXTRA_STEPS more -> GradientReduce -> dg_sum, dbias pulled;
-                          `backward` returns them (trained output biases are weights `bias_<pop>`)
+    online learning (a module with ONLINE; `set_targets` then `run`): Reset -> inputs and targets
+                          (TARGETS) pushed -> NUM_STEPS + EXTRA_STEPS x (step_time, the
+                          STEP_UPDATES whose kernel step s - lag is one of the trial's) -> readouts
+                          pulled after NUM_STEPS -> GradientReduce -> dg_sum and the trained
+                          params' gradients (BIASES) pulled; `backward` returns them
 
 GeNN's single-threaded CPU backend only builds models of batch size 1, so there a batch of B runs as
 B consecutive trials of a batch-1 model ("sequential" mode): results are stacked, and `backward`
@@ -269,9 +270,7 @@ class GeNNArtefact:
         asked = record or RecordRequest()
         wanted = RecordRequest(asked.spikes, asked.vars | frozenset(per_step.items()))
         if targets is not None:  # e-prop learns in this pass; `backward` hands out the gradients
-            res, self._eprop_grads = self._learn(
-                inputs, wanted, steps, self._per_step_targets(targets, steps)
-            )
+            res, self._eprop_grads = self._learn(inputs, wanted, steps, targets)
         elif not self.sequential or self._batch == 1:
             self._last, self._live_row = None, None
             res = self._run_device(inputs, wanted, steps)
@@ -287,12 +286,12 @@ class GeNNArtefact:
         return res
 
     def _per_step_outputs(self) -> dict[str, str]:
-        """e-prop mse outputs read out as `var`: population -> the state whose every step is the
-        output (as the C e-prop artefact reports them, in learning and in plain runs alike)."""
+        """Outputs learnt against a target per step and read out as `var`: population -> the state
+        whose every step is the output (as the C artefact reports them, learning or not)."""
         return {
-            pop: info["var"]
-            for pop, info in getattr(self.module, "EPROP_OUTPUTS", {}).items()
-            if info["loss"] != "sparse_categorical_crossentropy" and info["readout"] == "var"
+            pop: info["per_step_var"]
+            for pop, info in getattr(self.module, "TARGETS", {}).items()
+            if info["per_step_var"] is not None
         }
 
     def _run_device(
@@ -300,25 +299,26 @@ class GeNNArtefact:
         inputs: Mapping[str, Any],
         record: RecordRequest | None,
         steps: int,
-        y_true: Mapping[str, np.ndarray] | None = None,
+        targets: Mapping[str, np.ndarray] | None = None,
         real_rows: int | None = None,
     ) -> RunResult:
         """One trial of the model as GeNN built it (device batch rows); see the module docstring.
 
-        With `y_true` (e-prop, per output [device batch, steps, N]) the e-prop custom updates run
-        after every step and EXTRA_STEPS more steps complete the gradients (`_trial_grads`)."""
+        With `targets` (online learning, per output the first `real_rows` rows' labels or values)
+        the step updates run after every step and EXTRA_STEPS more steps complete the gradients
+        (`_trial_grads`)."""
         nb = self._device_batch
         self.reset()
         self._set_inputs(inputs)
-        if y_true is not None:
-            self._start_eprop(y_true)
+        if targets is not None:
+            self._push_targets(targets, real_rows if real_rows is not None else nb, steps)
         record = record or RecordRequest()
         res = RunResult(num_steps=steps, dt=self.dt)
         traces: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in record.vars}
-        for _ in range(steps):
+        for s in range(steps):
             self._model.step_time()
-            if y_true is not None:
-                self._eprop_updates()
+            if targets is not None:
+                self._step_updates(s)
             for pop, state in record.vars:
                 var = self.pops[pop].vars[self.module.POPULATIONS[pop]["record_vars"][state]]
                 var.pull_from_device()
@@ -349,7 +349,7 @@ class GeNNArtefact:
                     ok = k < steps
                     raster[b, k[ok], np.asarray(ids)[ok]] = True
                 res.spikes[pop] = raster
-        if self.module.TRAINING == "eventprop":
+        if self.module.MAX_SPIKES:  # spikes kept for a backward entry
             for pop, meta in self.module.POPULATIONS.items():
                 group = self.pops[pop]
                 spike_times = names.local("ev", names.SPIKE_TIME)  # backward_printer.SPIKE_TIMES
@@ -361,16 +361,16 @@ class GeNNArtefact:
                 counts = group.vars["q_ns"].view.reshape(nb, meta["size"]).copy()
                 times = egp.view.reshape(-1)[: nb * meta["size"] * self.module.MAX_SPIKES]
                 res.events[pop] = (times.reshape(nb, meta["size"], -1).copy(), counts)
-        if y_true is not None:  # after the readouts and recordings: these steps are not the trial's
-            for _ in range(self.module.EXTRA_STEPS):
+        if targets is not None:  # after the readouts and recordings: these steps are not the trial's
+            for s in range(steps, steps + self.module.EXTRA_STEPS):
                 self._model.step_time()
-                self._eprop_updates()
+                self._step_updates(s)
             self._trial_grads = self._pull_gradients(real_rows)
         return res
 
     def _pull_gradients(self, real_rows: int | None = None) -> dict[str, np.ndarray]:
-        """dg summed over the batch by GradientReduce; bias gradients summed over the first
-        `real_rows` rows (padding rows of a last batch learn nothing)."""
+        """dg summed over the batch by GradientReduce; the trained params' gradients summed over the
+        first `real_rows` rows (padding rows of a last batch learn nothing)."""
         self._model.custom_update("GradientReduce")
         shapes = self.weight_shapes()
         grads = {}
@@ -400,15 +400,15 @@ class GeNNArtefact:
         Sequential mode: per trial (the live one first), rerun its forward pass, then its reverse
         pass; the per-trial gradients are summed.
         """
-        if self.module.TRAINING == "eprop":  # learnt online during the run: dl_dy is not used
+        if getattr(self.module, "ONLINE", False):  # learnt during the run: dl_dy is not used
             grads, self._eprop_grads = self._eprop_grads, None
             if grads is None:
                 raise RuntimeError(
                     "e-prop backward needs a run with targets: call set_targets() before run()"
                 )
             return grads
-        if self.module.TRAINING != "eventprop":
-            raise NotImplementedError("backward() needs a module generated with eventprop or eprop")
+        if not self.module.MAX_SPIKES:
+            raise NotImplementedError("backward() needs a module with a backward pass or online learning")
         if self._last is None:
             return self._backward_device(dl_dy)
         rows, steps = self._last
@@ -453,94 +453,86 @@ class GeNNArtefact:
             self._model.step_time()
         return self._pull_gradients()
 
-    # ------------------------------------------------------------------ e-prop
+    # ------------------------------------------------------------------ online learning
     def set_targets(self, targets: Mapping[str, Any]) -> None:
-        """e-prop learns during the forward pass, so the next `run` learns against these targets
-        (the trainer calls this through runtime/driver.set_targets): per output population, labels
-        [n] (sparse categorical cross-entropy) or values [n, N] / [n, steps, N] (mse). `backward`
-        then returns the gradients. EventProp modules ignore it (they learn in `backward`)."""
-        if self.module.TRAINING != "eprop":
+        """A module that learns online learns during the forward pass, so the next `run` learns
+        against these targets (the trainer calls this through runtime/driver.set_targets): per output
+        population, labels [n] or values [n, N] / [n, steps, N]. `backward` then returns the
+        gradients. Other modules ignore it (they learn in `backward`)."""
+        if not getattr(self.module, "ONLINE", False):
             return
-        self._targets = checked_targets(targets, self.module.EPROP_OUTPUTS)
+        self._targets = checked_targets(targets, self.module.TARGETS)
 
-    def _per_step_targets(self, targets: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
-        """y_true [n, steps, N] per output: one-hot labels at every step, or the mse values."""
-        out = {}
-        for pop, info in self.module.EPROP_OUTPUTS.items():
-            n_out = int(self.module.POPULATIONS[pop]["size"])
+    def _push_targets(self, targets: Mapping[str, np.ndarray], real_rows: int, steps: int) -> None:
+        """The device batch's targets: per output a label per row (-1: a row that does not learn;
+        1 for an output learnt against values) in the var TARGETS[pop]["label"] of every neuron, and
+        values per step in the extra global param TARGETS[pop]["value"]."""
+        nb, k = self._device_batch, self.num_steps
+        for pop, info in self.module.TARGETS.items():
+            group, n = self.pops[pop], int(self.module.POPULATIONS[pop]["size"])
             t = np.asarray(targets[pop])
-            if info["loss"] == "sparse_categorical_crossentropy":
-                labels = t.reshape(-1).astype(np.int64)
-                y = np.zeros((labels.size, steps, n_out))
-                y[np.arange(labels.size), :, labels] = 1.0
+            label = np.full(nb, -1, np.int32)
+            if info["value"] is None:
+                label[:real_rows] = t[:real_rows].reshape(real_rows).astype(np.int32)
             else:
-                v = np.asarray(t, dtype=np.float64)
-                y = (
-                    v.reshape(-1, steps, n_out)
-                    if v.ndim == 3
-                    else np.repeat(v.reshape(-1, 1, n_out), steps, 1)
+                label[:real_rows] = 1
+                v = np.asarray(t[:real_rows], dtype=np.float64)
+                values = np.zeros((nb, k, n))
+                values[:real_rows, :steps] = (
+                    v.reshape(real_rows, steps, n) if v.ndim == 3 else v.reshape(real_rows, 1, n)
                 )
-            out[pop] = y
-        return out
+                egp = group.extra_global_params[info["value"]]
+                egp.view[:] = values.reshape(-1)
+                egp.push_to_device()
+            var = group.vars[info["label"]]
+            var.view[:] = np.repeat(label[:, None], n, axis=1).reshape(var.view.shape)
+            var.push_to_device()
 
-    def _start_eprop(self, y_true: Mapping[str, np.ndarray]) -> None:
-        """Before a learning trial: drop what earlier plain runs accumulated (the synapse code adds the
-        regulariser's term on every step), then push the per-step targets."""
-        self._model.custom_update("GradientReduce")
-        for meta in self._biases.values():
-            self._take_bias_gradient(meta)
-        for pop, y in y_true.items():
-            egp = self.pops[pop].extra_global_params["ev_ytrue"]
-            egp.view[:] = np.asarray(y, dtype=np.float64).reshape(-1)
-            egp.push_to_device()
-
-    def _eprop_updates(self) -> None:
-        """After each step: the output reductions in order (a later one reads an earlier one), then E."""
-        for group in self._reductions:
-            self._model.custom_update(group)
-        self._model.custom_update("EpropError")
-
-    @property
-    def _reductions(self) -> list[str]:
-        return [g for g in self.module.UPDATE_GROUPS if g.startswith("EpropReduce")]
+    def _step_updates(self, s: int) -> None:
+        """After GeNN step s: the custom updates of kernel step s - lag, for the trial's steps."""
+        for group, lag in self.module.STEP_UPDATES:
+            if lag <= s < self.num_steps + lag:
+                self._model.custom_update(group)
 
     def eprop_batch(
         self, inputs: Mapping[str, Any], targets: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """e-prop on per-step targets y_true [batch, steps, neurons] given directly (mse form for
-        every output); returns the gradients summed over the batch."""
-        if self.module.TRAINING != "eprop":
-            raise NotImplementedError("eprop_batch() needs a module generated with eprop")
+        """Learning on per-step targets y_true [batch, steps, neurons] given directly; an output
+        learnt against labels takes the label of each row's first step. Returns the gradients
+        summed over the batch."""
+        if not getattr(self.module, "ONLINE", False):
+            raise NotImplementedError("eprop_batch() needs a module that learns online")
         steps = self.num_steps
-        y = {
-            k: np.asarray(v, dtype=np.float64).reshape(-1, steps, int(self.module.POPULATIONS[k]["size"]))
-            for k, v in targets.items()
-        }
-        return self._learn(inputs, None, steps, y)[1]
+        given = {}
+        for pop, info in self.module.TARGETS.items():
+            y = np.asarray(targets[pop], dtype=np.float64)
+            y = y.reshape(-1, steps, int(self.module.POPULATIONS[pop]["size"]))
+            given[pop] = y.argmax(axis=2)[:, 0] if info["value"] is None else y
+        return self._learn(inputs, None, steps, given)[1]
 
     def _learn(
         self,
         inputs: Mapping[str, Any],
         record: RecordRequest | None,
         steps: int,
-        y: Mapping[str, np.ndarray],
+        targets: Mapping[str, np.ndarray],
     ) -> tuple[RunResult, dict[str, np.ndarray]]:
-        """One e-prop batch against y_true [n real rows, steps, N]: the forward results and the
+        """One learning batch against the targets of its n real rows: the forward results and the
         gradients summed over the real rows. Rows past them (a padded last batch) do not learn: in
-        sequential mode they run without targets, on a device batch their bias gradient is dropped."""
+        sequential mode they run without targets, on a device batch with label -1."""
         self._last, self._live_row = None, None
-        n_real = min(self._batch, min(len(v) for v in y.values()))
+        n_real = min(self._batch, min(len(v) for v in targets.values()))
         if not self.sequential or self._batch == 1:
-            pad = self._device_batch - n_real
-            padded = {k: np.concatenate([v[:n_real], np.zeros((pad, *v.shape[1:]))]) for k, v in y.items()}
-            res = self._run_device(inputs, record, steps, padded, n_real)
+            res = self._run_device(inputs, record, steps, targets, n_real)
             return res, self._trial_grads
         parts, grads = [], {}
         for b, row in enumerate(self._rows(inputs)):
             if b >= n_real:
                 parts.append(self._run_device(row, record, steps))
                 continue
-            parts.append(self._run_device(row, record, steps, {k: v[b : b + 1] for k, v in y.items()}))
+            parts.append(
+                self._run_device(row, record, steps, {k: v[b : b + 1] for k, v in targets.items()}, 1)
+            )
             for name, g in self._trial_grads.items():
                 grads[name] = grads[name] + g if name in grads else g
         return _stack(parts, steps, self.dt), grads

@@ -346,29 +346,34 @@ def test_a_backward_entry_out_of_genns_step_order_is_refused(monkeypatch: pytest
 
 
 def test_eprop_pieces_land_in_the_right_models() -> None:
+    """The e-prop kernel's learning phases, mapped onto GeNN's step order (learn_printer.py): the
+    hidden synapse loops run two GeNN steps late (after the learning signal, which the output
+    synapses sum into h through addToPre), reading the hidden neurons' values of their step from
+    copies; the output reductions and error are custom updates run after each step."""
     network = _example("eprop_digits")
     code, _, ctx = generate(network)
     k = plan_network(network).num_steps
     wum = ctx.projection("x_to_h").wum
     dyn = wum.code["synapse_dynamics_code"]
-    assert "dg += q_L*q__ebar__x_to_h" in dyn and f"if (q_s < {k})" in dyn
-    assert {"q__eps__x_to_h__v", "q__eps__x_to_h__a", "q__ebar__x_to_h", "e_pend"} <= {
-        v.name for v in wum.vars
-    }
-    assert wum.code["pre_spike_code"].startswith("z_pre = 1.0;")
+    assert f"if (q_s >= 2 && q_s < {k + 2})" in dyn and "dg += " in dyn and "q__L" in dyn
+    assert "q__psi__d1" in dyn and "q__psi" not in dyn.replace("q__psi__d1", "")
+    assert {"e__eps__x_to_h__a", "e__ebar__x_to_h", "dg"} <= {v.name for v in wum.vars}
     out_wum = ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
-    assert "addToPre(g * q_E);" in out_wum
-    assert ctx.projection("h_to_out").pre_target_var == "q_fb__h_to_out"
-    groups = [cu.group for cu in ctx.custom_updates]
-    # softmax: max, then sum, in separate groups (the sum reads the max), then the error
-    assert groups.count("EpropReduce1") == 1 and groups.count("EpropReduce2") == 1 and "EpropError" in groups
-    assert "EXTRA_STEPS = 2" in code
+    assert "addToPre(" in out_wum and f"if (q_s >= 1 && q_s < {k + 1})" in out_wum
+    assert ctx.projection("h_to_out").pre_target_var == "q__fb__h_to_out"
+    # softmax: max, then sum, in separate groups (the sum reads the max), then the error and dL/dbias
+    assert [g for g, _ in ctx.step_updates] == ["StepUpdate1", "StepUpdate2", "StepUpdate3"]
+    access = {cu.group: [v.access for v in cu.model.vars] for cu in ctx.custom_updates}
+    assert access["StepUpdate1"] == ["CustomUpdateVarAccess.REDUCE_NEURON_MAX"]
+    assert access["StepUpdate2"] == ["CustomUpdateVarAccess.REDUCE_NEURON_SUM"]
+    assert "EXTRA_STEPS = 2" in code and "ONLINE = True" in code
 
 
 def test_eprop_random_feedback_matrix_is_drawn(tmp_path: Path) -> None:
     src = (ROOT / "examples" / "eprop_pattern.snn").read_text().replace("eprop(", "eprop(feedback = random, ")
     code, arrays, ctx = generate(lower(src))
-    assert "addToPre(b_fb * q_E);" in ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
+    feedback = ctx.projection("h_to_out").wum.code["synapse_dynamics_code"]
+    assert "addToPre(b_fb*q__E)" in feedback.replace("q__E*b_fb", "b_fb*q__E")
     assert arrays["h_to_out.feedback"].shape == arrays["h_to_out"].shape
     assert not np.allclose(arrays["h_to_out.feedback"], arrays["h_to_out"])
     check_c(model_calls(code), tmp_path)

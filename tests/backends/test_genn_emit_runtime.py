@@ -118,8 +118,8 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
     """dW_jk = sum_s E_k(s) eps_jk(s), eps from the IR's propagate rule on the hidden spikes and E
     the softmax error of the output's v: checks GeNN's step pairing of E and eligibility."""
     import sympy
-    from snnc.backends.genn.eprop import _values
     from snnc.ir import names
+    from snnc.passes.specialise import specialise
 
     network = lower(ROOT / "examples" / "eprop_digits.snn")
     art = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
@@ -140,7 +140,8 @@ def test_eprop_output_gradient_matches_numpy_from_the_forward_pass(tmp_path: Pat
     err = e / e.sum(axis=1, keepdims=True) - y[0]
     pe = network.training.projections["h_to_out"]
     rule = pe.propagate[0].expr
-    values = _values(network, "out", pe, art.dt)
+    specialised = specialise(network).specialised.populations["out"].values
+    values = {k: float(v) for k, v in specialised if sympy.sympify(v).is_number}
     step = sympy.lambdify(
         [sympy.Symbol(pe.eligibilities[0].name, real=True), sympy.Symbol(names.Z_PRE, real=True)],
         rule.xreplace({s: values[s.name] for s in rule.free_symbols if s.name in values}),

@@ -1,8 +1,9 @@
 """A generated GeNN module carries no custom update that nothing runs.
 
 Every group in a module's `UPDATE_GROUPS` holds custom updates, every custom update's group is
-listed, and the runtime (backends/genn/runtime.py) runs each listed group: found in its source
-without pygenn, and observed during a training batch with a real pygenn. (The GeNN modules once
+listed, and the runtime (backends/genn/runtime.py) runs each listed group: found in its source (or,
+for the per-step groups of online learning, run by its `_step_updates` from the module's
+STEP_UPDATES) without pygenn, and observed during a training batch with a real pygenn. (The GeNN modules once
 carried Adam updates that no runtime call ran and that ignored `optimizer = sgd(...)`.)
 """
 
@@ -28,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.snn"))
 
 
-def _groups_the_runtime_runs(update_groups: dict[str, str]) -> set[str]:
+def _groups_the_runtime_runs(module: SimpleNamespace) -> set[str]:
     """Groups named literally in a `custom_update("...")` call of the runtime, plus those its
-    `_reductions` picks from a module's UPDATE_GROUPS (the e-prop reductions, run in order)."""
+    `_step_updates` runs from a module's STEP_UPDATES (after every step of a learning run)."""
     tree = ast.parse(inspect.getsource(genn_runtime))
     literal = {
         node.args[0].value
@@ -41,9 +42,16 @@ def _groups_the_runtime_runs(update_groups: dict[str, str]) -> set[str]:
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    assert {"Reset", "GradientReduce", "EpropError"} <= literal, literal
-    module = SimpleNamespace(module=SimpleNamespace(UPDATE_GROUPS=update_groups))
-    return literal | set(genn_runtime.GeNNArtefact._reductions.fget(module))
+    assert {"Reset", "GradientReduce"} <= literal, literal
+    ran: list[str] = []
+    art = SimpleNamespace(
+        module=module,
+        num_steps=1,
+        _model=SimpleNamespace(custom_update=ran.append),
+    )
+    for s in range(1 + getattr(module, "EXTRA_STEPS", 0)):
+        genn_runtime.GeNNArtefact._step_updates(art, s)
+    return literal | set(ran)
 
 
 def _networks() -> list:
@@ -60,10 +68,11 @@ def test_every_update_group_of_a_module_is_one_the_runtime_runs() -> None:
         groups = {cu.group for cu in ctx.custom_updates}
         label = f"{network.name} ({ctx.training})"
         assert groups == set(ctx.update_groups), f"{label}: groups without updates or unlisted updates"
-        assert set(ctx.update_groups) <= _groups_the_runtime_runs(ctx.update_groups), label
+        module = SimpleNamespace(STEP_UPDATES=ctx.step_updates, EXTRA_STEPS=ctx.extra_steps)
+        assert set(ctx.update_groups) <= _groups_the_runtime_runs(module), label
         seen |= groups
     # the networks above reach every group kind the backend makes
-    assert {"Reset", "GradientReduce", "EpropError", "EpropReduce1"} <= seen
+    assert {"Reset", "GradientReduce", "StepUpdate1"} <= seen
 
 
 @pytest.mark.genn

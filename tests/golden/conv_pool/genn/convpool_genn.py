@@ -36,7 +36,7 @@ BATCH_SIZE = 32
 SEED = 3
 TRAINING = 'eventprop'
 MAX_SPIKES = 50
-#: steps run after the NUM_STEPS of an example before gradients are complete (e-prop)
+#: steps run after the NUM_STEPS of an example before gradients are complete (online learning)
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("convpool_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
@@ -45,10 +45,8 @@ POPULATIONS = {'x': {'size': 36, 'shape': (6, 6, 1), 'role': 'input', 'generator
 PROJECTIONS = {'x_to_c': {'pre': 'x', 'post': 'c', 'kind': 'conv2d', 'trainable': False, 'weight_shape': (3, 3, 1, 2), 'gradient': None}, 'c_to_p': {'pre': 'c', 'post': 'p', 'kind': 'avg_pool2d', 'trainable': False, 'weight_shape': (), 'gradient': None}, 'p_to_out': {'pre': 'p', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (8, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
 UPDATE_GROUPS = {'GradientReduce': 'after the backward pass: dg summed over the batch into dg_sum, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
-#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
+#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient"}
 BIASES = {}
-#: e-prop output population -> {"loss", "readout", "var"}
-EPROP_OUTPUTS = {}
 
 # population x: 36 x SpikeInput (input generator spike_source)
 snnc_spikes_x = create_neuron_model(

@@ -36,108 +36,167 @@ BATCH_SIZE = 32
 SEED = 1
 TRAINING = 'eprop'
 MAX_SPIKES = 0
-#: steps run after the NUM_STEPS of an example before gradients are complete (e-prop)
+#: steps run after the NUM_STEPS of an example before gradients are complete (online learning)
 EXTRA_STEPS = 2
 WEIGHTS_FILE = Path(__file__).with_name("digits_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 64, 'shape': (64,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v', 'a': 'u_a'}, 'reset_vars': {'u_v': 0.0, 'u_a': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'q_psi': 0.0, 'q_z': 0.0, 'q_L': 0.0, 'q_favg': 0.0, 'q_favg_prev': 0.0, 'h_v': 0.0, 'h_a': 0.0}}, 'out': {'size': 10, 'shape': (10,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'q_E': 0.0, 'q_ytrue': 0.0, 'q_err_on': 0.0, 'b__eps_bias__v': 0.0}}}
+POPULATIONS = {'x': {'size': 64, 'shape': (64,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'e__eps__x_to_h__v__x_to_h': 0.0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v', 'a': 'u_a'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'u_a': 0.0, 'q_refrac': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'e__eps__h_to_h__v__h_to_h': 0.0, 'e__f_avg': 0.0}}, 'out': {'size': 10, 'shape': (10,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (64, 100), 'gradient': 'dg'}, 'h_to_h': {'pre': 'h', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 100), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 10), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
-UPDATE_GROUPS = {'EpropReduce1': 'after every step: reduction 1 over each output population (in order)', 'EpropReduce2': 'after every step: reduction 2 over each output population (in order)', 'EpropError': 'after every step, then: the error E of each output neuron', 'GradientReduce': 'after the K + 2 steps of a batch: dg summed over the batch, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
-#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
-BIASES = {'bias_out': {'population': 'out', 'var': 'q_bias', 'gradient': 'dbias', 'init': 0.0}}
-#: e-prop output population -> {"loss", "readout", "var"}
-EPROP_OUTPUTS = {'out': {'loss': 'sparse_categorical_crossentropy', 'readout': 'avg_var', 'var': 'v'}}
+UPDATE_GROUPS = {'StepUpdate1': 'after GeNN step s of a learning run, for kernel step s - 0 of the trial', 'StepUpdate2': 'after GeNN step s of a learning run, for kernel step s - 0 of the trial', 'StepUpdate3': 'after GeNN step s of a learning run, for kernel step s - 0 of the trial', 'GradientReduce': 'after the K + 2 steps of a learning run: dg summed over the batch, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
+#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient"}
+BIASES = {'bias_out': {'population': 'out', 'var': 'p_bias', 'gradient': 'g_bias'}}
+#: the kernel learns during the forward pass: a run with targets learns, `backward` returns its gradients
+ONLINE = True
+#: (custom update group, lag): run after GeNN step s of a learning run when lag <= s < NUM_STEPS + lag
+STEP_UPDATES = [('StepUpdate1', 0), ('StepUpdate2', 0), ('StepUpdate3', 0)]
+#: output population -> the GeNN names of its targets ("label": a var, "value": per step, an EGP) and
+#: the state whose every step is its output ("per_step_var")
+TARGETS = {'out': {'label': 't_label', 'value': None, 'per_step_var': None}}
 
 # population x: 64 x SpikeInput (input generator spike_source)
 snnc_spikes_x = create_neuron_model(
     "snnc_spikes_x",
-    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int')],
+    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int'), ('q_spiked', 'int'), ('q__z_pre__x_to_h', 'scalar'), ('e__eps__x_to_h__v__x_to_h', 'scalar'), ('q__eps__x_to_h__v__x_to_h', 'scalar'), ('q__eps__x_to_h__v__x_to_h__d1', 'scalar')],
     extra_global_params=[('in_times', 'scalar*')],
+    sim_code="""
+    const int q_s = (int)round(t / dt);
+    // en_x_to_h__v: the values of earlier steps, for code that runs later
+    q__eps__x_to_h__v__x_to_h__d1 = q__eps__x_to_h__v__x_to_h;
+    if (q_s < 20) {  // z_pre of x_to_h, dense 0/1
+        q__z_pre__x_to_h = 0.0;
+        if (q_s >= 1 && q_spiked != 0) {  // spiked in the previous step
+            q__z_pre__x_to_h = 1.0;
+        }
+    }
+    if (q_s < 20) {  // e-prop of hidden h, step k = t/dt - 0
+        q__eps__x_to_h__v__x_to_h = 0.95122942450071402*e__eps__x_to_h__v__x_to_h + 0.048770575499285984*q__z_pre__x_to_h;  // propagate __eps__x_to_h__v
+    }
+    if (q_s < 20) {  // e-prop of hidden h, step k = t/dt - 0
+        e__eps__x_to_h__v__x_to_h = q__eps__x_to_h__v__x_to_h;
+    }
+    q_spiked = 0;  // spiked in this step: set by the reset code
+""",
     threshold_condition_code="""
-    q_start != q_end && in_times[q_start] <= t + 1e-6 * dt
+    (int)round(t / dt) < 20 && (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt)
 """,
     reset_code="""
+    q_spiked = 1;
     while (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) {
         q_start++;
     }
 """,
 )
 
-# population h: 100 x ALIF
+# population h: 100 x ALIF (printed from the kernel's forward step)
 snnc_neuron_h = create_neuron_model(
     "snnc_neuron_h",
-    vars=[('u_v', 'scalar'), ('u_a', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('q_psi', 'scalar'), ('q_z', 'scalar'), ('q_L', 'scalar'), ('q_favg', 'scalar'), ('q_favg_prev', 'scalar'), ('h_v', 'scalar'), ('h_a', 'scalar')],
-    additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q_fb__h_to_out', 'scalar', 0.0)],
+    vars=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('u_a', 'scalar'), ('q_refrac', 'int'), ('q__psi', 'scalar'), ('q_flag', 'int'), ('e__f_avg', 'scalar'), ('q__z_pre__h_to_h', 'scalar'), ('q__z_pre__h_to_out', 'scalar'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('q__eps__h_to_out__v__h_to_out', 'scalar'), ('q__L', 'scalar'), ('e__eps__h_to_h__v__h_to_h', 'scalar'), ('q__eps__h_to_h__v__h_to_h', 'scalar'), ('q__eps__h_to_h__v__h_to_h__d1', 'scalar'), ('e__f_avg__d1', 'scalar'), ('q__psi__d1', 'scalar')],
+    additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q__fb__h_to_out', 'scalar', 0.0)],
     sim_code="""
-    const int q_k = (int)round(t / dt);
-    if (q_k < 20) {
-        // synapse Delta of projection x_to_h: deliver (on_pre, additive in w)
-        y_i__x_to_h += q_in__x_to_h;
-        // synapse Delta of projection h_to_h: deliver (on_pre, additive in w)
-        y_i__h_to_h += q_in__h_to_h;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (y_i__x_to_h) + (y_i__h_to_h);
-        // population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        const scalar n_a = 0.99950012497916929*u_a;  // update a
-        u_v = n_v;
-        u_a = n_a;
-        // synapse of x_to_h: impulse, states cleared after use
-        y_i__x_to_h = 0.0;
-        // synapse of h_to_h: impulse, states cleared after use
-        y_i__h_to_h = 0.0;
+    const int q_s = (int)round(t / dt);
+    // ea_h: the values of earlier steps, for code that runs later
+    e__f_avg__d1 = e__f_avg;
+    // en_h_to_h__v: the values of earlier steps, for code that runs later
+    q__eps__h_to_h__v__h_to_h__d1 = q__eps__h_to_h__v__h_to_h;
+    // epsi_h: the values of earlier steps, for code that runs later
+    q__psi__d1 = q__psi;
+    if (q_s >= 1 && q_s < 21) {  // learning signal of h, step k = t/dt - 1
+        q__L = 0.048770575499285984*q__fb__h_to_out;
     }
-    // e-prop (hidden): learning signal of the previous step, then psi, z, f_avg of this one
-    q_L = 0.048770575499285984*q_fb__h_to_out;
-    h_v = u_v;  // pre-reset value for the synapses' trace and jump
-    h_a = u_a;  // pre-reset value for the synapses' trace and jump
-    q_psi = 0.29999999999999999*(1.0 - 0.0)*fmax(0.0, 1.0 - 1.0*fabs(0.017399999999999999*u_a - u_v + 1.0));
-    q_z = ((u_v >= 0.017399999999999999*u_a + 1.0)) ? 1.0 : 0.0;
-    q_favg_prev = q_favg;
-    q_favg = 0.99800199866733308*q_favg + 0.001998001332666921*q_z;
+    if (q_s < 20) {  // z_pre of h_to_h, dense 0/1
+        q__z_pre__h_to_h = 0.0;
+        if (q_s >= 1 && q_flag != 0) {  // spiked in the previous step
+            q__z_pre__h_to_h = 1.0;
+        }
+    }
+    if (q_s < 20) {  // z_pre of h_to_out, dense 0/1
+        q__z_pre__h_to_out = 0.0;
+        if (q_s >= 1 && q_flag != 0) {  // spiked in the previous step
+            q__z_pre__h_to_out = 1.0;
+        }
+    }
+    if (q_s < 20) {  // e-prop of output out: sparse_categorical_crossentropy, step k = t/dt - 0
+        q__eps__h_to_out__v__h_to_out = 0.95122942450071402*e__eps__h_to_out__v__h_to_out + 0.048770575499285984*q__z_pre__h_to_out;  // propagate __eps__h_to_out__v
+    }
+    if (q_s < 20) {  // e-prop of output out: sparse_categorical_crossentropy, step k = t/dt - 0
+        e__eps__h_to_out__v__h_to_out = q__eps__h_to_out__v__h_to_out;
+    }
+    if (q_s < 20) {  // the forward step
+        // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
+        y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
+        // projection h_to_h: this step's arrivals, summed by GeNN into q_in__h_to_h
+        y_i__h_to_h += q_in__h_to_h;  // on_pre i += w
+        // population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
+        const scalar l_v = u_v;  // h.v
+        const scalar l_a = u_a;  // h.a
+        const scalar l_ys_x_to_h__i = y_i__x_to_h;  // x_to_h.i
+        const scalar l_ys_h_to_h__i = y_i__h_to_h;  // h_to_h.i
+        const scalar l_i_syn = l_ys_h_to_h__i + l_ys_x_to_h__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const scalar l_a__new = 0.99950012497916929*l_a;  // update a
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        const scalar l_a__updated = l_a__new;
+        q__psi = 0.29999999999999999*(1.0 - l_refractory)*fmax(0.0, 1.0 - 1.0*fabs(0.017399999999999999*l_a__updated - l_v__updated + 1.0));  // pseudo-derivative, pre-reset
+        const int l_spiked = (l_refractory == 0 && l_v__updated >= 0.017399999999999999*l_a__updated + 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? l_v__updated - 1.0 : l_v__updated);
+        const scalar l_a__reset = (l_spiked == 1 ? l_a__updated + 1.0 : l_a__updated);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        u_a = l_a__reset;
+        y_i__x_to_h = 0.0;  // impulse: cleared after use
+        y_i__h_to_h = 0.0;  // impulse: cleared after use
+        e__f_avg = 0.001998001332666921*l_spiked + 0.99800199866733308*e__f_avg;  // filtered firing rate
+    }
+    if (q_s < 20) {  // e-prop of hidden h, step k = t/dt - 0
+        q__eps__h_to_h__v__h_to_h = 0.95122942450071402*e__eps__h_to_h__v__h_to_h + 0.048770575499285984*q__z_pre__h_to_h;  // propagate __eps__h_to_h__v
+    }
+    if (q_s < 20) {  // e-prop of hidden h, step k = t/dt - 0
+        e__eps__h_to_h__v__h_to_h = q__eps__h_to_h__v__h_to_h;
+    }
 """,
     threshold_condition_code="""
-    (int)round(t / dt) < 20 && (u_v >= 0.017399999999999999*u_a + 1.0)
-""",
-    reset_code="""
-    // reset of ALIF
-    u_v = u_v - 1.0;
-    u_a += 1.0;
+    (int)round(t / dt) < 20 && (q_flag != 0)
 """,
 )
 
-# population out: 10 x LI
+# population out: 10 x LI (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('u_v', 'scalar'), ('q_bias', 'scalar', VarAccess.READ_ONLY), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('q_E', 'scalar'), ('q_ytrue', 'scalar'), ('q_err_on', 'scalar'), ('b__eps_bias__v', 'scalar'), ('dbias', 'scalar')],
-    extra_global_params=[('ev_ytrue', 'scalar*')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('p_bias', 'scalar', VarAccess.READ_ONLY), ('q_refrac', 'int'), ('q_v', 'scalar'), ('r_value', 'scalar'), ('q_flag', 'int'), ('e__eps_bias__v', 'scalar'), ('g_bias', 'scalar'), ('q__E', 'scalar'), ('t_label', 'int')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
-    // e-prop output bias: dbias pairs E and eps of the previous step
-    if ((int)round(t / dt) >= 1 && (int)round(t / dt) <= 20) {
-        dbias += q_E*b__eps_bias__v;
-    }
-    const int q_k = (int)round(t / dt);
-    if (q_k < 20) {
-        // synapse Delta of projection h_to_out: deliver (on_pre, additive in w)
-        y_i__h_to_out += q_in__h_to_out;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (y_i__h_to_out);
+    const int q_s = (int)round(t / dt);
+    if (q_s < 20) {  // the forward step
+        // projection h_to_out: this step's arrivals, summed by GeNN into q_in__h_to_out
+        y_i__h_to_out += q_in__h_to_out;  // on_pre i += w
         // population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*q_bias + 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        u_v = n_v;
-        // synapse of h_to_out: impulse, states cleared after use
-        y_i__h_to_out = 0.0;
-        // readout avg_var (value after update, before reset)
-        r_value += u_v * 0.05;
+        const scalar l_v = u_v;  // out.v
+        const scalar l_ys_h_to_out__i = y_i__h_to_out;  // h_to_out.i
+        const scalar l_i_syn = l_ys_h_to_out__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v + 0.048770575499285984*p_bias;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        q_v = l_v__updated;  // readout value v this step
+        r_value += 1.0*l_v__updated/20.0;  // readout avg_var(v)
+        const int l_spiked = 0;
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__updated;
+        y_i__h_to_out = 0.0;  // impulse: cleared after use
     }
-    // e-prop (output): this step's target, and whether errors count yet
-    q_ytrue = q_k < 20 ? ev_ytrue[(batch * 20 + q_k) * 10 + id] : 0.0;
-    q_err_on = (int)round(t / dt) >= 0 ? 1.0 : 0.0;
-    const scalar n__eps_bias__v = 0.95122942450071402*b__eps_bias__v + 0.048770575499285984;
-    b__eps_bias__v = n__eps_bias__v;
+    if (q_s < 20) {  // e-prop of output out: sparse_categorical_crossentropy, step k = t/dt - 0
+        const scalar l_eps_bias__v__old = e__eps_bias__v;
+        e__eps_bias__v = 0.95122942450071402*l_eps_bias__v__old + 0.048770575499285984;  // propagate __eps_bias__v
+    }
+""",
+    threshold_condition_code="""
+    (int)round(t / dt) < 20 && (q_flag != 0)
 """,
 )
 
@@ -154,9 +213,9 @@ snnc_psm_x_to_h = create_postsynaptic_model(
 # projection x_to_h: x -> h, dense, synapse Delta
 snnc_wum_x_to_h = create_weight_update_model(
     "snnc_wum_x_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__x_to_h__v', 'scalar'), ('q__eps__x_to_h__a', 'scalar'), ('dg', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__x_to_h', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_L', 'scalar', VarAccessMode.READ_ONLY), ('q_favg_prev', 'scalar', VarAccessMode.READ_ONLY), ('q_psi', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
+    pre_neuron_var_refs=[('q__eps__x_to_h__v__x_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection x_to_h: x -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -164,29 +223,17 @@ snnc_wum_x_to_h = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection x_to_h: x -> h, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 2) {  // (i) the spike-phase gradient of step s-2
-        dg += q_L*q__ebar__x_to_h + e_pend*(0.001*q_favg_prev - 1.0000000000000001e-5);
-        q__ebar__x_to_h = e_pend + 0.95122942450071402*q__ebar__x_to_h;
-    }
-    if (q_s >= 1 && q_s <= 20) {  // (ii) trace and jump of step s-1
-        e_pend = -0.017399999999999999*q__eps__x_to_h__a*q_psi + q__eps__x_to_h__v*q_psi;
-        const scalar j__eps__x_to_h__a = q__eps__x_to_h__a*(1.0 - 0.017399999999999999*q_psi) + q__eps__x_to_h__v*q_psi;
-        q__eps__x_to_h__a = j__eps__x_to_h__a;
-    }
-    if (q_s < 20) {  // (iii) propagate with this step's update
-        const scalar n__eps__x_to_h__v = 0.95122942450071402*q__eps__x_to_h__v + 0.048770575499285984*(q_s > 0 ? z_pre : 0.0);
-        const scalar n__eps__x_to_h__a = 0.99950012497916929*q__eps__x_to_h__a;
-        q__eps__x_to_h__v = n__eps__x_to_h__v;
-        q__eps__x_to_h__a = n__eps__x_to_h__a;
+    if (q_s >= 2 && q_s < 22) {  // e-prop of hidden h, step k = t/dt - 2
+        const scalar l_eps__x_to_h__v__new = q__eps__x_to_h__v__x_to_h__d1;
+        const scalar l_eps__x_to_h__a__old = e__eps__x_to_h__a;
+        const scalar l_eps__x_to_h__a__new = 0.99950012497916929*l_eps__x_to_h__a__old;  // propagate __eps__x_to_h__a
+        const scalar l_e__x_to_h = -0.017399999999999999*l_eps__x_to_h__a__new*q__psi__d1 + l_eps__x_to_h__v__new*q__psi__d1;  // eligibility trace
+        const scalar l_ebar__x_to_h = e__ebar__x_to_h;  // filtered trace before this step's filter
+        dg += l_e__x_to_h*(0.001*e__f_avg__d1 - 1.0000000000000001e-5) + l_ebar__x_to_h*q__L;
+        e__ebar__x_to_h = l_e__x_to_h + 0.95122942450071402*l_ebar__x_to_h;
+        e__eps__x_to_h__a = l_eps__x_to_h__a__new*(1.0 - 0.017399999999999999*q__psi__d1) + l_eps__x_to_h__v__new*q__psi__d1;  // jump
     }
 """,
 )
@@ -204,9 +251,9 @@ snnc_psm_h_to_h = create_postsynaptic_model(
 # projection h_to_h: h -> h, dense, synapse Delta
 snnc_wum_h_to_h = create_weight_update_model(
     "snnc_wum_h_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__h_to_h__v', 'scalar'), ('q__eps__h_to_h__a', 'scalar'), ('dg', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__h_to_h', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_L', 'scalar', VarAccessMode.READ_ONLY), ('q_favg_prev', 'scalar', VarAccessMode.READ_ONLY), ('q_psi', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__eps__h_to_h__a', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    pre_neuron_var_refs=[('q__eps__h_to_h__v__h_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_h: h -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -214,29 +261,17 @@ snnc_wum_h_to_h = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection h_to_h: h -> h, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 2) {  // (i) the spike-phase gradient of step s-2
-        dg += q_L*q__ebar__h_to_h + e_pend*(0.001*q_favg_prev - 1.0000000000000001e-5);
-        q__ebar__h_to_h = e_pend + 0.95122942450071402*q__ebar__h_to_h;
-    }
-    if (q_s >= 1 && q_s <= 20) {  // (ii) trace and jump of step s-1
-        e_pend = -0.017399999999999999*q__eps__h_to_h__a*q_psi + q__eps__h_to_h__v*q_psi;
-        const scalar j__eps__h_to_h__a = q__eps__h_to_h__a*(1.0 - 0.017399999999999999*q_psi) + q__eps__h_to_h__v*q_psi;
-        q__eps__h_to_h__a = j__eps__h_to_h__a;
-    }
-    if (q_s < 20) {  // (iii) propagate with this step's update
-        const scalar n__eps__h_to_h__v = 0.95122942450071402*q__eps__h_to_h__v + 0.048770575499285984*(q_s > 0 ? z_pre : 0.0);
-        const scalar n__eps__h_to_h__a = 0.99950012497916929*q__eps__h_to_h__a;
-        q__eps__h_to_h__v = n__eps__h_to_h__v;
-        q__eps__h_to_h__a = n__eps__h_to_h__a;
+    if (q_s >= 2 && q_s < 22) {  // e-prop of hidden h, step k = t/dt - 2
+        const scalar l_eps__h_to_h__v__new = q__eps__h_to_h__v__h_to_h__d1;
+        const scalar l_eps__h_to_h__a__old = e__eps__h_to_h__a;
+        const scalar l_eps__h_to_h__a__new = 0.99950012497916929*l_eps__h_to_h__a__old;  // propagate __eps__h_to_h__a
+        const scalar l_e__h_to_h = -0.017399999999999999*l_eps__h_to_h__a__new*q__psi__d1 + l_eps__h_to_h__v__new*q__psi__d1;  // eligibility trace
+        const scalar l_ebar__h_to_h = e__ebar__h_to_h;  // filtered trace before this step's filter
+        dg += l_e__h_to_h*(0.001*e__f_avg__d1 - 1.0000000000000001e-5) + l_ebar__h_to_h*q__L;
+        e__ebar__h_to_h = l_e__h_to_h + 0.95122942450071402*l_ebar__h_to_h;
+        e__eps__h_to_h__a = l_eps__h_to_h__a__new*(1.0 - 0.017399999999999999*q__psi__d1) + l_eps__h_to_h__v__new*q__psi__d1;  // jump
     }
 """,
 )
@@ -254,9 +289,9 @@ snnc_psm_h_to_out = create_postsynaptic_model(
 # projection h_to_out: h -> out, dense, synapse Delta
 snnc_wum_h_to_out = create_weight_update_model(
     "snnc_wum_h_to_out",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__h_to_out__v', 'scalar'), ('dg', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_E', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar')],
+    pre_neuron_var_refs=[('q__eps__h_to_out__v__h_to_out', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__E', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_out: h -> out, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -264,52 +299,46 @@ snnc_wum_h_to_out = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection h_to_out: h -> out, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 1 && q_s <= 20) {  // (ii) gradient of step s-1 and the learning signal
-        dg += q_E*q__eps__h_to_out__v;
-        addToPre(g * q_E);  // symmetric feedback B = W^T
+    if (q_s >= 1 && q_s < 21) {  // e-prop of output out: sparse_categorical_crossentropy, step k = t/dt - 1
+        const scalar l_eps__h_to_out__v__new = q__eps__h_to_out__v__h_to_out;
+        dg += l_eps__h_to_out__v__new*q__E;
     }
-    if (q_s < 20) {  // (iii) propagate with this step's update
-        const scalar n__eps__h_to_out__v = 0.95122942450071402*q__eps__h_to_out__v + 0.048770575499285984*(q_s > 0 ? z_pre : 0.0);
-        q__eps__h_to_out__v = n__eps__h_to_out__v;
+    if (q_s >= 1 && q_s < 21) {  // learning signal of h, step k = t/dt - 1
+        addToPre(q__E*g);  // into q__fb__h_to_out
     }
 """,
 )
 
-# population out: e-prop reduction __max__v (max over the population)
-snnc_reduce_eprop_out__max__v = create_custom_update_model(
-    "snnc_reduce_eprop_out__max__v",
+# population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+snnc_step1_out = create_custom_update_model(
+    "snnc_step1_out",
     vars=[('q__max__v', 'scalar', CustomUpdateVarAccess.REDUCE_NEURON_MAX)],
-    var_refs=[('u_v', 'scalar', VarAccessMode.READ_ONLY)],
+    var_refs=[('q_v', 'scalar', VarAccessMode.READ_ONLY)],
     update_code="""
-    q__max__v = u_v;
+    q__max__v = q_v;
 """,
 )
 
-# population out: e-prop reduction __sumexp__v (sum over the population)
-snnc_reduce_eprop_out__sumexp__v = create_custom_update_model(
-    "snnc_reduce_eprop_out__sumexp__v",
+# population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+snnc_step2_out = create_custom_update_model(
+    "snnc_step2_out",
     vars=[('q__sumexp__v', 'scalar', CustomUpdateVarAccess.REDUCE_NEURON_SUM)],
-    var_refs=[('u_v', 'scalar', VarAccessMode.READ_ONLY), ('q__max__v', 'scalar', VarAccessMode.READ_ONLY)],
+    var_refs=[('q__max__v', 'scalar', VarAccessMode.READ_ONLY), ('q_v', 'scalar', VarAccessMode.READ_ONLY)],
     update_code="""
-    q__sumexp__v = exp(-q__max__v + u_v);
+    q__sumexp__v = exp(-q__max__v + q_v);
 """,
 )
 
-# population out: e-prop error E (sparse_categorical_crossentropy)
-snnc_error_out = create_custom_update_model(
-    "snnc_error_out",
-    var_refs=[('q_ytrue', 'scalar', VarAccessMode.READ_ONLY), ('u_v', 'scalar', VarAccessMode.READ_ONLY), ('q_err_on', 'scalar', VarAccessMode.READ_ONLY), ('q__max__v', 'scalar', VarAccessMode.READ_ONLY), ('q__sumexp__v', 'scalar', VarAccessMode.READ_ONLY), ('q_E', 'scalar')],
+# population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+snnc_step3_out = create_custom_update_model(
+    "snnc_step3_out",
+    var_refs=[('e__eps_bias__v', 'scalar', VarAccessMode.READ_ONLY), ('g_bias', 'scalar', VarAccessMode.READ_WRITE), ('q__E', 'scalar', VarAccessMode.READ_WRITE), ('q__max__v', 'scalar', VarAccessMode.READ_ONLY), ('q__sumexp__v', 'scalar', VarAccessMode.READ_ONLY), ('q_v', 'scalar', VarAccessMode.READ_ONLY), ('t_label', 'int', VarAccessMode.READ_ONLY)],
     update_code="""
-    q_E = q_err_on * (-q_ytrue + exp(-q__max__v + u_v)/q__sumexp__v);
+    const scalar l_y_true = (id == t_label ? 1.0 : 0.0);
+    q__E = (t_label >= 0 ? -l_y_true + exp(-q__max__v + q_v)/q__sumexp__v : 0.0);  // error E
+    g_bias += q__E*e__eps_bias__v;
 """,
 )
 
@@ -346,75 +375,79 @@ snnc_reduce_h_to_out = create_custom_update_model(
 """,
 )
 
+# population x: per-trial reset
+snnc_reset_x = create_custom_update_model(
+    "snnc_reset_x",
+    var_refs=[('e__eps__x_to_h__v__x_to_h', 'scalar')],
+    update_code="""
+    // reset x to its initial state
+    e__eps__x_to_h__v__x_to_h = 0.0;
+""",
+)
+
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('u_v', 'scalar'), ('u_a', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('q_psi', 'scalar'), ('q_z', 'scalar'), ('q_L', 'scalar'), ('q_favg', 'scalar'), ('q_favg_prev', 'scalar'), ('h_v', 'scalar'), ('h_a', 'scalar')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('u_a', 'scalar'), ('q_refrac', 'int'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('e__eps__h_to_h__v__h_to_h', 'scalar'), ('e__f_avg', 'scalar')],
     update_code="""
     // reset h to its initial state
-    u_v = 0.0;
-    u_a = 0.0;
     y_i__x_to_h = 0.0;
     y_i__h_to_h = 0.0;
-    q_psi = 0.0;
-    q_z = 0.0;
-    q_L = 0.0;
-    q_favg = 0.0;
-    q_favg_prev = 0.0;
-    h_v = 0.0;
-    h_a = 0.0;
+    u_v = 0.0;
+    u_a = 0.0;
+    q_refrac = 0;
+    e__eps__h_to_out__v__h_to_out = 0.0;
+    e__eps__h_to_h__v__h_to_h = 0.0;
+    e__f_avg = 0.0;
 """,
 )
 
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('q_E', 'scalar'), ('q_ytrue', 'scalar'), ('q_err_on', 'scalar'), ('b__eps_bias__v', 'scalar')],
+    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('e__eps_bias__v', 'scalar'), ('g_bias', 'scalar')],
     update_code="""
     // reset out to its initial state
-    u_v = 0.0;
     y_i__h_to_out = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     r_value = 0.0;
-    q_E = 0.0;
-    q_ytrue = 0.0;
-    q_err_on = 0.0;
-    b__eps_bias__v = 0.0;
+    e__eps_bias__v = 0.0;
+    g_bias = 0.0;
 """,
 )
 
 # projection x_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_x_to_h = create_custom_update_model(
     "snnc_reset_wu_x_to_h",
-    var_refs=[('q__eps__x_to_h__v', 'scalar'), ('q__eps__x_to_h__a', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__x_to_h', 'scalar')],
+    var_refs=[('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
     update_code="""
     // reset the eligibility state of x_to_h
-    q__eps__x_to_h__v = 0.0;
-    q__eps__x_to_h__a = 0.0;
-    e_pend = 0.0;
-    q__ebar__x_to_h = 0.0;
+    e__ebar__x_to_h = 0.0;
+    dg = 0.0;
+    e__eps__x_to_h__a = 0.0;
 """,
 )
 
 # projection h_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_h = create_custom_update_model(
     "snnc_reset_wu_h_to_h",
-    var_refs=[('q__eps__h_to_h__v', 'scalar'), ('q__eps__h_to_h__a', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__h_to_h', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__eps__h_to_h__a', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_h
-    q__eps__h_to_h__v = 0.0;
-    q__eps__h_to_h__a = 0.0;
-    e_pend = 0.0;
-    q__ebar__h_to_h = 0.0;
+    dg = 0.0;
+    e__eps__h_to_h__a = 0.0;
+    e__ebar__h_to_h = 0.0;
 """,
 )
 
 # projection h_to_out: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_out = create_custom_update_model(
     "snnc_reset_wu_h_to_out",
-    var_refs=[('q__eps__h_to_out__v', 'scalar')],
+    var_refs=[('dg', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_out
-    q__eps__h_to_out__v = 0.0;
+    dg = 0.0;
 """,
 )
 
@@ -449,21 +482,20 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops, syns, updates = {}, {}, {}
     # population x: 64 x SpikeInput (input generator spike_source)
     pops["x"] = model.add_neuron_population(
-        "x", 64, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0}
+        "x", 64, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0, 'q_spiked': 0, 'q__z_pre__x_to_h': 0.0, 'e__eps__x_to_h__v__x_to_h': 0.0, 'q__eps__x_to_h__v__x_to_h': 0.0, 'q__eps__x_to_h__v__x_to_h__d1': 0.0}
     )
     pops["x"].spike_recording_enabled = True
     pops["x"].extra_global_params["in_times"].set_init_values(np.zeros(max_input_spikes, dtype=SCALAR))
     # population h: 100 x ALIF
     pops["h"] = model.add_neuron_population(
-        "h", 100, snnc_neuron_h, { }, {'u_v': 0.0, 'u_a': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'q_psi': 0.0, 'q_z': 0.0, 'q_L': 0.0, 'q_favg': 0.0, 'q_favg_prev': 0.0, 'h_v': 0.0, 'h_a': 0.0}
+        "h", 100, snnc_neuron_h, { }, {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'u_a': 0.0, 'q_refrac': 0, 'q__psi': 0.0, 'q_flag': 0, 'e__f_avg': 0.0, 'q__z_pre__h_to_h': 0.0, 'q__z_pre__h_to_out': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'q__eps__h_to_out__v__h_to_out': 0.0, 'q__L': 0.0, 'e__eps__h_to_h__v__h_to_h': 0.0, 'q__eps__h_to_h__v__h_to_h': 0.0, 'q__eps__h_to_h__v__h_to_h__d1': 0.0, 'e__f_avg__d1': 0.0, 'q__psi__d1': 0.0}
     )
     pops["h"].spike_recording_enabled = True
     # population out: 10 x LI
     pops["out"] = model.add_neuron_population(
-        "out", 10, snnc_neuron_out, { }, {'u_v': 0.0, 'q_bias': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'q_E': 0.0, 'q_ytrue': 0.0, 'q_err_on': 0.0, 'b__eps_bias__v': 0.0, 'dbias': 0.0}
+        "out", 10, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'p_bias': weights["bias_out"], 'q_refrac': 0, 'q_v': 0.0, 'r_value': 0.0, 'q_flag': 0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0, 'q__E': 0.0, 't_label': 0}
     )
     pops["out"].spike_recording_enabled = True
-    pops["out"].extra_global_params["ev_ytrue"].set_init_values(np.zeros(batch_size * 20 * 10, dtype=SCALAR))
     # projection x_to_h: x -> h, dense, synapse Delta
     syns["x_to_h"] = model.add_synapse_population(
         "x_to_h",
@@ -473,9 +505,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_x_to_h,
             {},
-            { "g": weights["x_to_h"], "q__eps__x_to_h__v": 0.0, "q__eps__x_to_h__a": 0.0, "dg": 0.0, "e_pend": 0.0, "q__ebar__x_to_h": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_L": create_var_ref(pops["h"], "q_L"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "q_psi": create_var_ref(pops["h"], "q_psi"), },
+            { "g": weights["x_to_h"], "e__ebar__x_to_h": 0.0, "dg": 0.0, "e__eps__x_to_h__a": 0.0, },
+            pre_var_refs={ "q__eps__x_to_h__v__x_to_h__d1": create_var_ref(pops["x"], "q__eps__x_to_h__v__x_to_h__d1"), },
+            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
         ),
         init_postsynaptic(snnc_psm_x_to_h, {}, {}),
     )
@@ -489,9 +521,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_h,
             {},
-            { "g": weights["h_to_h"], "q__eps__h_to_h__v": 0.0, "q__eps__h_to_h__a": 0.0, "dg": 0.0, "e_pend": 0.0, "q__ebar__h_to_h": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_L": create_var_ref(pops["h"], "q_L"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "q_psi": create_var_ref(pops["h"], "q_psi"), },
+            { "g": weights["h_to_h"], "dg": 0.0, "e__eps__h_to_h__a": 0.0, "e__ebar__h_to_h": 0.0, },
+            pre_var_refs={ "q__eps__h_to_h__v__h_to_h__d1": create_var_ref(pops["h"], "q__eps__h_to_h__v__h_to_h__d1"), },
+            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
         ),
         init_postsynaptic(snnc_psm_h_to_h, {}, {}),
     )
@@ -505,28 +537,28 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_out,
             {},
-            { "g": weights["h_to_out"], "q__eps__h_to_out__v": 0.0, "dg": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_E": create_var_ref(pops["out"], "q_E"), },
+            { "g": weights["h_to_out"], "dg": 0.0, },
+            pre_var_refs={ "q__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "q__eps__h_to_out__v__h_to_out"), },
+            post_var_refs={ "q__E": create_var_ref(pops["out"], "q__E"), },
         ),
         init_postsynaptic(snnc_psm_h_to_out, {}, {}),
     )
     syns["h_to_out"].post_target_var = "q_in__h_to_out"
-    syns["h_to_out"].pre_target_var = "q_fb__h_to_out"
-    # population out: e-prop reduction __max__v (max over the population)
-    updates["eprop_out__max__v"] = model.add_custom_update(
-        "eprop_out__max__v", "EpropReduce1", snnc_reduce_eprop_out__max__v, {}, {'q__max__v': 0.0},
-        { "u_v": create_var_ref(pops["out"], "u_v"), },
+    syns["h_to_out"].pre_target_var = "q__fb__h_to_out"
+    # population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+    updates["step1_out"] = model.add_custom_update(
+        "step1_out", "StepUpdate1", snnc_step1_out, {}, {'q__max__v': 0.0},
+        { "q_v": create_var_ref(pops["out"], "q_v"), },
     )
-    # population out: e-prop reduction __sumexp__v (sum over the population)
-    updates["eprop_out__sumexp__v"] = model.add_custom_update(
-        "eprop_out__sumexp__v", "EpropReduce2", snnc_reduce_eprop_out__sumexp__v, {}, {'q__sumexp__v': 0.0},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "q__max__v": create_var_ref(updates["eprop_out__max__v"], "q__max__v"), },
+    # population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+    updates["step2_out"] = model.add_custom_update(
+        "step2_out", "StepUpdate2", snnc_step2_out, {}, {'q__sumexp__v': 0.0},
+        { "q__max__v": create_var_ref(updates["step1_out"], "q__max__v"), "q_v": create_var_ref(pops["out"], "q_v"), },
     )
-    # population out: e-prop error E (sparse_categorical_crossentropy)
-    updates["error_out"] = model.add_custom_update(
-        "error_out", "EpropError", snnc_error_out, {}, {},
-        { "q_ytrue": create_var_ref(pops["out"], "q_ytrue"), "u_v": create_var_ref(pops["out"], "u_v"), "q_err_on": create_var_ref(pops["out"], "q_err_on"), "q_E": create_var_ref(pops["out"], "q_E"), "q__max__v": create_var_ref(updates["eprop_out__max__v"], "q__max__v"), "q__sumexp__v": create_var_ref(updates["eprop_out__sumexp__v"], "q__sumexp__v"), },
+    # population out: e-prop of output out: sparse_categorical_crossentropy (step k = t/dt - 0)
+    updates["step3_out"] = model.add_custom_update(
+        "step3_out", "StepUpdate3", snnc_step3_out, {}, {},
+        { "e__eps_bias__v": create_var_ref(pops["out"], "e__eps_bias__v"), "g_bias": create_var_ref(pops["out"], "g_bias"), "q__E": create_var_ref(pops["out"], "q__E"), "q__max__v": create_var_ref(updates["step1_out"], "q__max__v"), "q__sumexp__v": create_var_ref(updates["step2_out"], "q__sumexp__v"), "q_v": create_var_ref(pops["out"], "q_v"), "t_label": create_var_ref(pops["out"], "t_label"), },
     )
     # projection x_to_h: gradient summed over the batch, then zeroed
     updates["reduce_x_to_h"] = model.add_custom_update(
@@ -543,29 +575,34 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         "reduce_h_to_out", "GradientReduce", snnc_reduce_h_to_out, {}, {'dg_sum': 0.0},
         { "dg": create_wu_var_ref(syns["h_to_out"], "dg"), },
     )
+    # population x: per-trial reset
+    updates["reset_x"] = model.add_custom_update(
+        "reset_x", "Reset", snnc_reset_x, {}, {},
+        { "e__eps__x_to_h__v__x_to_h": create_var_ref(pops["x"], "e__eps__x_to_h__v__x_to_h"), },
+    )
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "u_v": create_var_ref(pops["h"], "u_v"), "u_a": create_var_ref(pops["h"], "u_a"), "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "q_psi": create_var_ref(pops["h"], "q_psi"), "q_z": create_var_ref(pops["h"], "q_z"), "q_L": create_var_ref(pops["h"], "q_L"), "q_favg": create_var_ref(pops["h"], "q_favg"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "h_v": create_var_ref(pops["h"], "h_v"), "h_a": create_var_ref(pops["h"], "h_a"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "u_a": create_var_ref(pops["h"], "u_a"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "e__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "e__eps__h_to_out__v__h_to_out"), "e__eps__h_to_h__v__h_to_h": create_var_ref(pops["h"], "e__eps__h_to_h__v__h_to_h"), "e__f_avg": create_var_ref(pops["h"], "e__f_avg"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "r_value": create_var_ref(pops["out"], "r_value"), "q_E": create_var_ref(pops["out"], "q_E"), "q_ytrue": create_var_ref(pops["out"], "q_ytrue"), "q_err_on": create_var_ref(pops["out"], "q_err_on"), "b__eps_bias__v": create_var_ref(pops["out"], "b__eps_bias__v"), },
+        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "e__eps_bias__v": create_var_ref(pops["out"], "e__eps_bias__v"), "g_bias": create_var_ref(pops["out"], "g_bias"), },
     )
     # projection x_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_x_to_h"] = model.add_custom_update(
         "reset_wu_x_to_h", "Reset", snnc_reset_wu_x_to_h, {}, {},
-        { "q__eps__x_to_h__v": create_wu_var_ref(syns["x_to_h"], "q__eps__x_to_h__v"), "q__eps__x_to_h__a": create_wu_var_ref(syns["x_to_h"], "q__eps__x_to_h__a"), "e_pend": create_wu_var_ref(syns["x_to_h"], "e_pend"), "q__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "q__ebar__x_to_h"), },
+        { "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__eps__x_to_h__a": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__a"), },
     )
     # projection h_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_h"] = model.add_custom_update(
         "reset_wu_h_to_h", "Reset", snnc_reset_wu_h_to_h, {}, {},
-        { "q__eps__h_to_h__v": create_wu_var_ref(syns["h_to_h"], "q__eps__h_to_h__v"), "q__eps__h_to_h__a": create_wu_var_ref(syns["h_to_h"], "q__eps__h_to_h__a"), "e_pend": create_wu_var_ref(syns["h_to_h"], "e_pend"), "q__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "q__ebar__h_to_h"), },
+        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__eps__h_to_h__a": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__a"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), },
     )
     # projection h_to_out: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_out"] = model.add_custom_update(
         "reset_wu_h_to_out", "Reset", snnc_reset_wu_h_to_out, {}, {},
-        { "q__eps__h_to_out__v": create_wu_var_ref(syns["h_to_out"], "q__eps__h_to_out__v"), },
+        { "dg": create_wu_var_ref(syns["h_to_out"], "dg"), },
     )
     return model, pops, syns, updates

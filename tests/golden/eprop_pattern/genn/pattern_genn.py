@@ -36,104 +36,161 @@ BATCH_SIZE = 1
 SEED = 1
 TRAINING = 'eprop'
 MAX_SPIKES = 0
-#: steps run after the NUM_STEPS of an example before gradients are complete (e-prop)
+#: steps run after the NUM_STEPS of an example before gradients are complete (online learning)
 EXTRA_STEPS = 2
 WEIGHTS_FILE = Path(__file__).with_name("pattern_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 20, 'shape': (20,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {}}, 'h': {'size': 256, 'shape': (256,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'q_psi': 0.0, 'q_z': 0.0, 'q_L': 0.0, 'q_favg': 0.0, 'q_favg_prev': 0.0, 'h_v': 0.0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'u_v': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'q_E': 0.0, 'q_ytrue': 0.0, 'q_err_on': 0.0, 'b__eps_bias__v': 0.0}}}
+POPULATIONS = {'x': {'size': 20, 'shape': (20,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {}}, 'h': {'size': 256, 'shape': (256,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'e__f_avg': 0.0}}, 'out': {'size': 3, 'shape': (3,), 'role': 'output', 'generator': None, 'readout': {'kind': 'var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (20, 256), 'gradient': 'dg'}, 'h_to_h': {'pre': 'h', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 256), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (256, 3), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
-UPDATE_GROUPS = {'EpropError': 'after every step, then: the error E of each output neuron', 'GradientReduce': 'after the K + 2 steps of a batch: dg summed over the batch, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
-#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
-BIASES = {'bias_out': {'population': 'out', 'var': 'q_bias', 'gradient': 'dbias', 'init': 0.0}}
-#: e-prop output population -> {"loss", "readout", "var"}
-EPROP_OUTPUTS = {'out': {'loss': 'mean_square_error', 'readout': 'var', 'var': 'v'}}
+UPDATE_GROUPS = {'GradientReduce': 'after the K + 2 steps of a learning run: dg summed over the batch, dg zeroed', 'Reset': 'restore every per-trial state before a batch'}
+#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient"}
+BIASES = {'bias_out': {'population': 'out', 'var': 'p_bias', 'gradient': 'g_bias'}}
+#: the kernel learns during the forward pass: a run with targets learns, `backward` returns its gradients
+ONLINE = True
+#: (custom update group, lag): run after GeNN step s of a learning run when lag <= s < NUM_STEPS + lag
+STEP_UPDATES = []
+#: output population -> the GeNN names of its targets ("label": a var, "value": per step, an EGP) and
+#: the state whose every step is its output ("per_step_var")
+TARGETS = {'out': {'label': 't_label', 'value': 't_value', 'per_step_var': 'v'}}
 
 # population x: 20 x SpikeInput (input generator spike_source)
 snnc_spikes_x = create_neuron_model(
     "snnc_spikes_x",
-    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int')],
+    vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int'), ('q_spiked', 'int'), ('q__z_pre__x_to_h', 'scalar'), ('q__z_pre__x_to_h__d1', 'scalar')],
     extra_global_params=[('in_times', 'scalar*')],
+    sim_code="""
+    const int q_s = (int)round(t / dt);
+    // ezp_x_to_h: the values of earlier steps, for code that runs later
+    q__z_pre__x_to_h__d1 = q__z_pre__x_to_h;
+    if (q_s < 1000) {  // z_pre of x_to_h, dense 0/1
+        q__z_pre__x_to_h = 0.0;
+        if (q_s >= 1 && q_spiked != 0) {  // spiked in the previous step
+            q__z_pre__x_to_h = 1.0;
+        }
+    }
+    q_spiked = 0;  // spiked in this step: set by the reset code
+""",
     threshold_condition_code="""
-    q_start != q_end && in_times[q_start] <= t + 1e-6 * dt
+    (int)round(t / dt) < 1000 && (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt)
 """,
     reset_code="""
+    q_spiked = 1;
     while (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) {
         q_start++;
     }
 """,
 )
 
-# population h: 256 x LIF
+# population h: 256 x LIF (printed from the kernel's forward step)
 snnc_neuron_h = create_neuron_model(
     "snnc_neuron_h",
-    vars=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('q_psi', 'scalar'), ('q_z', 'scalar'), ('q_L', 'scalar'), ('q_favg', 'scalar'), ('q_favg_prev', 'scalar'), ('h_v', 'scalar')],
-    additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q_fb__h_to_out', 'scalar', 0.0)],
+    vars=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('q__refractory', 'scalar'), ('q__psi', 'scalar'), ('q_flag', 'int'), ('e__f_avg', 'scalar'), ('q__z_pre__h_to_h', 'scalar'), ('q__z_pre__h_to_h__d1', 'scalar'), ('q__z_pre__h_to_out', 'scalar'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('q__eps__h_to_out__v__h_to_out', 'scalar'), ('q__L', 'scalar'), ('e__f_avg__d1', 'scalar'), ('q__psi__d1', 'scalar'), ('q__refractory__d1', 'scalar')],
+    additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q__fb__h_to_out', 'scalar', 0.0)],
     sim_code="""
-    const int q_k = (int)round(t / dt);
-    if (q_k < 1000) {
-        // synapse Delta of projection x_to_h: deliver (on_pre, additive in w)
-        y_i__x_to_h += q_in__x_to_h;
-        // synapse Delta of projection h_to_h: deliver (on_pre, additive in w)
-        y_i__h_to_h += q_in__h_to_h;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (y_i__x_to_h) + (y_i__h_to_h);
-        // population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        u_v = n_v;
-        // synapse of x_to_h: impulse, states cleared after use
-        y_i__x_to_h = 0.0;
-        // synapse of h_to_h: impulse, states cleared after use
-        y_i__h_to_h = 0.0;
+    const int q_s = (int)round(t / dt);
+    // ea_h: the values of earlier steps, for code that runs later
+    e__f_avg__d1 = e__f_avg;
+    // epsi_h: the values of earlier steps, for code that runs later
+    q__psi__d1 = q__psi;
+    // erf_h: the values of earlier steps, for code that runs later
+    q__refractory__d1 = q__refractory;
+    // ezp_h_to_h: the values of earlier steps, for code that runs later
+    q__z_pre__h_to_h__d1 = q__z_pre__h_to_h;
+    if (q_s >= 1 && q_s < 1001) {  // learning signal of h, step k = t/dt - 1
+        q__L = 0.048770575499285984*q__fb__h_to_out;
     }
-    // e-prop (hidden): learning signal of the previous step, then psi, z, f_avg of this one
-    q_L = 0.048770575499285984*q_fb__h_to_out;
-    h_v = u_v;  // pre-reset value for the synapses' trace and jump
-    q_psi = 0.29999999999999999*(1.0 - 0.0)*fmax(0.0, 1.0 - 1.0*fabs(u_v - 1.0));
-    q_z = ((u_v >= 1.0)) ? 1.0 : 0.0;
-    q_favg_prev = q_favg;
-    q_favg = 0.99800199866733308*q_favg + 0.001998001332666921*q_z;
+    if (q_s < 1000) {  // z_pre of h_to_h, dense 0/1
+        q__z_pre__h_to_h = 0.0;
+        if (q_s >= 1 && q_flag != 0) {  // spiked in the previous step
+            q__z_pre__h_to_h = 1.0;
+        }
+    }
+    if (q_s < 1000) {  // z_pre of h_to_out, dense 0/1
+        q__z_pre__h_to_out = 0.0;
+        if (q_s >= 1 && q_flag != 0) {  // spiked in the previous step
+            q__z_pre__h_to_out = 1.0;
+        }
+    }
+    if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
+        q__eps__h_to_out__v__h_to_out = 0.95122942450071402*e__eps__h_to_out__v__h_to_out + 0.048770575499285984*q__z_pre__h_to_out;  // propagate __eps__h_to_out__v
+    }
+    if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
+        e__eps__h_to_out__v__h_to_out = q__eps__h_to_out__v__h_to_out;
+    }
+    if (q_s < 1000) {  // the forward step
+        // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
+        y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
+        // projection h_to_h: this step's arrivals, summed by GeNN into q_in__h_to_h
+        y_i__h_to_h += q_in__h_to_h;  // on_pre i += w
+        // population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
+        const scalar l_v = u_v;  // h.v
+        const scalar l_ys_x_to_h__i = y_i__x_to_h;  // x_to_h.i
+        const scalar l_ys_h_to_h__i = y_i__h_to_h;  // h_to_h.i
+        const scalar l_i_syn = l_ys_h_to_h__i + l_ys_x_to_h__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__held = (l_refractory == 1 ? l_v : l_v__new);  // held while refractory
+        q__refractory = l_refractory;  // 1 while refractory in this step
+        q__psi = 0.29999999999999999*(1.0 - l_refractory)*fmax(0.0, 1.0 - 1.0*fabs(l_v__held - 1.0));  // pseudo-derivative, pre-reset
+        const int l_spiked = (l_refractory == 0 && l_v__held >= 1.0 ? 1 : 0);
+        const scalar l_v__reset = (l_spiked == 1 ? 1.0*l_v__held - 1.0 : l_v__held);
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__reset;
+        y_i__x_to_h = 0.0;  // impulse: cleared after use
+        y_i__h_to_h = 0.0;  // impulse: cleared after use
+        e__f_avg = 0.001998001332666921*l_spiked + 0.99800199866733308*e__f_avg;  // filtered firing rate
+    }
 """,
     threshold_condition_code="""
-    (int)round(t / dt) < 1000 && (u_v >= 1.0)
-""",
-    reset_code="""
-    // reset of LIF
-    u_v = 1.0*u_v - 1.0;
+    (int)round(t / dt) < 1000 && (q_flag != 0)
 """,
 )
 
-# population out: 3 x LI
+# population out: 3 x LI (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('u_v', 'scalar'), ('q_bias', 'scalar', VarAccess.READ_ONLY), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('q_E', 'scalar'), ('q_ytrue', 'scalar'), ('q_err_on', 'scalar'), ('b__eps_bias__v', 'scalar'), ('dbias', 'scalar')],
-    extra_global_params=[('ev_ytrue', 'scalar*')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('p_bias', 'scalar', VarAccess.READ_ONLY), ('q_refrac', 'int'), ('q_v', 'scalar'), ('r_value', 'scalar'), ('q_flag', 'int'), ('e__eps_bias__v', 'scalar'), ('q__E', 'scalar'), ('t_label', 'int'), ('g_bias', 'scalar')],
+    extra_global_params=[('t_value', 'scalar*')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
-    // e-prop output bias: dbias pairs E and eps of the previous step
-    if ((int)round(t / dt) >= 1 && (int)round(t / dt) <= 1000) {
-        dbias += q_E*b__eps_bias__v;
-    }
-    const int q_k = (int)round(t / dt);
-    if (q_k < 1000) {
-        // synapse Delta of projection h_to_out: deliver (on_pre, additive in w)
-        y_i__h_to_out += q_in__h_to_out;
-        // inputs: the sum of the outputs of the synapses targeting each
-        const scalar u_i_syn = (y_i__h_to_out);
+    const int q_s = (int)round(t / dt);
+    if (q_s < 1000) {  // the forward step
+        // projection h_to_out: this step's arrivals, summed by GeNN into q_in__h_to_out
+        y_i__h_to_out += q_in__h_to_out;  // on_pre i += w
         // population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential)
-        const scalar n_v = 0.048770575499285984*q_bias + 0.048770575499285984*u_i_syn + 0.95122942450071402*u_v;  // update v
-        u_v = n_v;
-        // synapse of h_to_out: impulse, states cleared after use
-        y_i__h_to_out = 0.0;
-        // readout var (value after update, before reset)
-        r_value = u_v;
+        const scalar l_v = u_v;  // out.v
+        const scalar l_ys_h_to_out__i = y_i__h_to_out;  // h_to_out.i
+        const scalar l_i_syn = l_ys_h_to_out__i;  // input i_syn
+        const scalar l_v__new = 0.048770575499285984*l_i_syn + 0.95122942450071402*l_v + 0.048770575499285984*p_bias;  // update v
+        const int l_countdown = q_refrac;  // refractory steps left
+        const int l_refractory = (l_countdown > 0 ? 1 : 0);
+        const scalar l_v__updated = l_v__new;
+        q_v = l_v__updated;  // readout value v this step
+        r_value = l_v__updated;  // readout var(v)
+        const int l_spiked = 0;
+        q_refrac = (l_spiked == 1 ? 0 : l_countdown - l_refractory);
+        q_flag = l_spiked;
+        u_v = l_v__updated;
+        y_i__h_to_out = 0.0;  // impulse: cleared after use
     }
-    // e-prop (output): this step's target, and whether errors count yet
-    q_ytrue = q_k < 1000 ? ev_ytrue[(batch * 1000 + q_k) * 3 + id] : 0.0;
-    q_err_on = (int)round(t / dt) >= 0 ? 1.0 : 0.0;
-    const scalar n__eps_bias__v = 0.95122942450071402*b__eps_bias__v + 0.048770575499285984;
-    b__eps_bias__v = n__eps_bias__v;
+    if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
+        const scalar l_eps_bias__v__old = e__eps_bias__v;
+        e__eps_bias__v = 0.95122942450071402*l_eps_bias__v__old + 0.048770575499285984;  // propagate __eps_bias__v
+    }
+    if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
+        const scalar l_y_true = t_value[(batch * 1000 + q_s) * 3 + id];
+        q__E = (t_label >= 0 ? -l_y_true + q_v : 0.0);  // error E
+    }
+    if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
+        g_bias += q__E*e__eps_bias__v;
+    }
+""",
+    threshold_condition_code="""
+    (int)round(t / dt) < 1000 && (q_flag != 0)
 """,
 )
 
@@ -150,9 +207,9 @@ snnc_psm_x_to_h = create_postsynaptic_model(
 # projection x_to_h: x -> h, dense, synapse Delta
 snnc_wum_x_to_h = create_weight_update_model(
     "snnc_wum_x_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__x_to_h__v', 'scalar'), ('dg', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__x_to_h', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_L', 'scalar', VarAccessMode.READ_ONLY), ('q_favg_prev', 'scalar', VarAccessMode.READ_ONLY), ('q_psi', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
+    pre_neuron_var_refs=[('q__z_pre__x_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection x_to_h: x -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -160,25 +217,17 @@ snnc_wum_x_to_h = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection x_to_h: x -> h, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 2) {  // (i) the spike-phase gradient of step s-2
-        dg += q_L*q__ebar__x_to_h + e_pend*(0.01*q_favg_prev - 0.0001);
-        q__ebar__x_to_h = e_pend + 0.95122942450071402*q__ebar__x_to_h;
-    }
-    if (q_s >= 1 && q_s <= 1000) {  // (ii) trace and jump of step s-1
-        e_pend = q__eps__x_to_h__v*q_psi;
-    }
-    if (q_s < 1000) {  // (iii) propagate with this step's update
-        const scalar n__eps__x_to_h__v = q__eps__x_to_h__v*(0.048770575499285984*0.0 + 0.95122942450071402) + (q_s > 0 ? z_pre : 0.0)*(0.048770575499285984 - 0.048770575499285984*0.0);
-        q__eps__x_to_h__v = n__eps__x_to_h__v;
+    if (q_s >= 2 && q_s < 1002) {  // e-prop of hidden h, step k = t/dt - 2
+        const scalar l_z_pre = q__z_pre__x_to_h__d1;
+        const scalar l_eps__x_to_h__v__old = e__eps__x_to_h__v;
+        const scalar l_eps__x_to_h__v__new = l_eps__x_to_h__v__old*(0.048770575499285984*q__refractory__d1 + 0.95122942450071402) + l_z_pre*(0.048770575499285984 - 0.048770575499285984*q__refractory__d1);  // propagate __eps__x_to_h__v
+        const scalar l_e__x_to_h = l_eps__x_to_h__v__new*q__psi__d1;  // eligibility trace
+        const scalar l_ebar__x_to_h = e__ebar__x_to_h;  // filtered trace before this step's filter
+        dg += l_e__x_to_h*(0.01*e__f_avg__d1 - 0.0001) + l_ebar__x_to_h*q__L;
+        e__ebar__x_to_h = l_e__x_to_h + 0.95122942450071402*l_ebar__x_to_h;
+        e__eps__x_to_h__v = l_eps__x_to_h__v__new;
     }
 """,
 )
@@ -196,9 +245,9 @@ snnc_psm_h_to_h = create_postsynaptic_model(
 # projection h_to_h: h -> h, dense, synapse Delta
 snnc_wum_h_to_h = create_weight_update_model(
     "snnc_wum_h_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__h_to_h__v', 'scalar'), ('dg', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__h_to_h', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_L', 'scalar', VarAccessMode.READ_ONLY), ('q_favg_prev', 'scalar', VarAccessMode.READ_ONLY), ('q_psi', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__eps__h_to_h__v', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    pre_neuron_var_refs=[('q__z_pre__h_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_h: h -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -206,25 +255,17 @@ snnc_wum_h_to_h = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection h_to_h: h -> h, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 2) {  // (i) the spike-phase gradient of step s-2
-        dg += q_L*q__ebar__h_to_h + e_pend*(0.01*q_favg_prev - 0.0001);
-        q__ebar__h_to_h = e_pend + 0.95122942450071402*q__ebar__h_to_h;
-    }
-    if (q_s >= 1 && q_s <= 1000) {  // (ii) trace and jump of step s-1
-        e_pend = q__eps__h_to_h__v*q_psi;
-    }
-    if (q_s < 1000) {  // (iii) propagate with this step's update
-        const scalar n__eps__h_to_h__v = q__eps__h_to_h__v*(0.048770575499285984*0.0 + 0.95122942450071402) + (q_s > 0 ? z_pre : 0.0)*(0.048770575499285984 - 0.048770575499285984*0.0);
-        q__eps__h_to_h__v = n__eps__h_to_h__v;
+    if (q_s >= 2 && q_s < 1002) {  // e-prop of hidden h, step k = t/dt - 2
+        const scalar l_z_pre = q__z_pre__h_to_h__d1;
+        const scalar l_eps__h_to_h__v__old = e__eps__h_to_h__v;
+        const scalar l_eps__h_to_h__v__new = l_eps__h_to_h__v__old*(0.048770575499285984*q__refractory__d1 + 0.95122942450071402) + l_z_pre*(0.048770575499285984 - 0.048770575499285984*q__refractory__d1);  // propagate __eps__h_to_h__v
+        const scalar l_e__h_to_h = l_eps__h_to_h__v__new*q__psi__d1;  // eligibility trace
+        const scalar l_ebar__h_to_h = e__ebar__h_to_h;  // filtered trace before this step's filter
+        dg += l_e__h_to_h*(0.01*e__f_avg__d1 - 0.0001) + l_ebar__h_to_h*q__L;
+        e__ebar__h_to_h = l_e__h_to_h + 0.95122942450071402*l_ebar__h_to_h;
+        e__eps__h_to_h__v = l_eps__h_to_h__v__new;
     }
 """,
 )
@@ -242,9 +283,9 @@ snnc_psm_h_to_out = create_postsynaptic_model(
 # projection h_to_out: h -> out, dense, synapse Delta
 snnc_wum_h_to_out = create_weight_update_model(
     "snnc_wum_h_to_out",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('q__eps__h_to_out__v', 'scalar'), ('dg', 'scalar')],
-    pre_vars=[('z_pre', 'scalar')],
-    post_neuron_var_refs=[('q_E', 'scalar', VarAccessMode.READ_ONLY)],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar')],
+    pre_neuron_var_refs=[('q__eps__h_to_out__v__h_to_out', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__E', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_out: h -> out, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -252,32 +293,15 @@ snnc_wum_h_to_out = create_weight_update_model(
         addToPost(g);
     }
 """,
-    pre_dynamics_code="""
-    z_pre = 0.0;  // the spike of the previous step has been delivered
-""",
-    pre_spike_code="""
-    z_pre = 1.0;  // delivered to the synapses in the next step
-""",
     synapse_dynamics_code="""
-    // projection h_to_out: h -> out, dense, synapse Delta: e-prop
     const int q_s = (int)round(t / dt);
-    if (q_s >= 1 && q_s <= 1000) {  // (ii) gradient of step s-1 and the learning signal
-        dg += q_E*q__eps__h_to_out__v;
-        addToPre(g * q_E);  // symmetric feedback B = W^T
+    if (q_s >= 1 && q_s < 1001) {  // e-prop of output out: mean_square_error, step k = t/dt - 1
+        const scalar l_eps__h_to_out__v__new = q__eps__h_to_out__v__h_to_out;
+        dg += l_eps__h_to_out__v__new*q__E;
     }
-    if (q_s < 1000) {  // (iii) propagate with this step's update
-        const scalar n__eps__h_to_out__v = 0.95122942450071402*q__eps__h_to_out__v + 0.048770575499285984*(q_s > 0 ? z_pre : 0.0);
-        q__eps__h_to_out__v = n__eps__h_to_out__v;
+    if (q_s >= 1 && q_s < 1001) {  // learning signal of h, step k = t/dt - 1
+        addToPre(q__E*g);  // into q__fb__h_to_out
     }
-""",
-)
-
-# population out: e-prop error E (mean_square_error)
-snnc_error_out = create_custom_update_model(
-    "snnc_error_out",
-    var_refs=[('q_ytrue', 'scalar', VarAccessMode.READ_ONLY), ('u_v', 'scalar', VarAccessMode.READ_ONLY), ('q_err_on', 'scalar', VarAccessMode.READ_ONLY), ('q_E', 'scalar')],
-    update_code="""
-    q_E = q_err_on * (-q_ytrue + u_v);
 """,
 )
 
@@ -317,68 +341,64 @@ snnc_reduce_h_to_out = create_custom_update_model(
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('u_v', 'scalar'), ('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('q_psi', 'scalar'), ('q_z', 'scalar'), ('q_L', 'scalar'), ('q_favg', 'scalar'), ('q_favg_prev', 'scalar'), ('h_v', 'scalar')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('e__f_avg', 'scalar')],
     update_code="""
     // reset h to its initial state
-    u_v = 0.0;
     y_i__x_to_h = 0.0;
     y_i__h_to_h = 0.0;
-    q_psi = 0.0;
-    q_z = 0.0;
-    q_L = 0.0;
-    q_favg = 0.0;
-    q_favg_prev = 0.0;
-    h_v = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
+    e__eps__h_to_out__v__h_to_out = 0.0;
+    e__f_avg = 0.0;
 """,
 )
 
 # population out: per-trial reset
 snnc_reset_out = create_custom_update_model(
     "snnc_reset_out",
-    var_refs=[('u_v', 'scalar'), ('y_i__h_to_out', 'scalar'), ('r_value', 'scalar'), ('q_E', 'scalar'), ('q_ytrue', 'scalar'), ('q_err_on', 'scalar'), ('b__eps_bias__v', 'scalar')],
+    var_refs=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('q_refrac', 'int'), ('r_value', 'scalar'), ('e__eps_bias__v', 'scalar'), ('g_bias', 'scalar')],
     update_code="""
     // reset out to its initial state
-    u_v = 0.0;
     y_i__h_to_out = 0.0;
+    u_v = 0.0;
+    q_refrac = 0;
     r_value = 0.0;
-    q_E = 0.0;
-    q_ytrue = 0.0;
-    q_err_on = 0.0;
-    b__eps_bias__v = 0.0;
+    e__eps_bias__v = 0.0;
+    g_bias = 0.0;
 """,
 )
 
 # projection x_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_x_to_h = create_custom_update_model(
     "snnc_reset_wu_x_to_h",
-    var_refs=[('q__eps__x_to_h__v', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__x_to_h', 'scalar')],
+    var_refs=[('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
     update_code="""
     // reset the eligibility state of x_to_h
-    q__eps__x_to_h__v = 0.0;
-    e_pend = 0.0;
-    q__ebar__x_to_h = 0.0;
+    e__ebar__x_to_h = 0.0;
+    dg = 0.0;
+    e__eps__x_to_h__v = 0.0;
 """,
 )
 
 # projection h_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_h = create_custom_update_model(
     "snnc_reset_wu_h_to_h",
-    var_refs=[('q__eps__h_to_h__v', 'scalar'), ('e_pend', 'scalar'), ('q__ebar__h_to_h', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__eps__h_to_h__v', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_h
-    q__eps__h_to_h__v = 0.0;
-    e_pend = 0.0;
-    q__ebar__h_to_h = 0.0;
+    dg = 0.0;
+    e__eps__h_to_h__v = 0.0;
+    e__ebar__h_to_h = 0.0;
 """,
 )
 
 # projection h_to_out: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_out = create_custom_update_model(
     "snnc_reset_wu_h_to_out",
-    var_refs=[('q__eps__h_to_out__v', 'scalar')],
+    var_refs=[('dg', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_out
-    q__eps__h_to_out__v = 0.0;
+    dg = 0.0;
 """,
 )
 
@@ -413,21 +433,21 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops, syns, updates = {}, {}, {}
     # population x: 20 x SpikeInput (input generator spike_source)
     pops["x"] = model.add_neuron_population(
-        "x", 20, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0}
+        "x", 20, snnc_spikes_x, { }, {'q_start': 0, 'q_end': 0, 'q_spiked': 0, 'q__z_pre__x_to_h': 0.0, 'q__z_pre__x_to_h__d1': 0.0}
     )
     pops["x"].spike_recording_enabled = True
     pops["x"].extra_global_params["in_times"].set_init_values(np.zeros(max_input_spikes, dtype=SCALAR))
     # population h: 256 x LIF
     pops["h"] = model.add_neuron_population(
-        "h", 256, snnc_neuron_h, { }, {'u_v': 0.0, 'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'q_psi': 0.0, 'q_z': 0.0, 'q_L': 0.0, 'q_favg': 0.0, 'q_favg_prev': 0.0, 'h_v': 0.0}
+        "h", 256, snnc_neuron_h, { }, {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'q_refrac': 0, 'q__refractory': 0.0, 'q__psi': 0.0, 'q_flag': 0, 'e__f_avg': 0.0, 'q__z_pre__h_to_h': 0.0, 'q__z_pre__h_to_h__d1': 0.0, 'q__z_pre__h_to_out': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'q__eps__h_to_out__v__h_to_out': 0.0, 'q__L': 0.0, 'e__f_avg__d1': 0.0, 'q__psi__d1': 0.0, 'q__refractory__d1': 0.0}
     )
     pops["h"].spike_recording_enabled = True
     # population out: 3 x LI
     pops["out"] = model.add_neuron_population(
-        "out", 3, snnc_neuron_out, { }, {'u_v': 0.0, 'q_bias': 0.0, 'y_i__h_to_out': 0.0, 'r_value': 0.0, 'q_E': 0.0, 'q_ytrue': 0.0, 'q_err_on': 0.0, 'b__eps_bias__v': 0.0, 'dbias': 0.0}
+        "out", 3, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'p_bias': weights["bias_out"], 'q_refrac': 0, 'q_v': 0.0, 'r_value': 0.0, 'q_flag': 0, 'e__eps_bias__v': 0.0, 'q__E': 0.0, 't_label': 0, 'g_bias': 0.0}
     )
     pops["out"].spike_recording_enabled = True
-    pops["out"].extra_global_params["ev_ytrue"].set_init_values(np.zeros(batch_size * 1000 * 3, dtype=SCALAR))
+    pops["out"].extra_global_params["t_value"].set_init_values(np.zeros(batch_size * 1000 * 3, dtype=SCALAR))
     # projection x_to_h: x -> h, dense, synapse Delta
     syns["x_to_h"] = model.add_synapse_population(
         "x_to_h",
@@ -437,9 +457,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_x_to_h,
             {},
-            { "g": weights["x_to_h"], "q__eps__x_to_h__v": 0.0, "dg": 0.0, "e_pend": 0.0, "q__ebar__x_to_h": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_L": create_var_ref(pops["h"], "q_L"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "q_psi": create_var_ref(pops["h"], "q_psi"), },
+            { "g": weights["x_to_h"], "e__ebar__x_to_h": 0.0, "dg": 0.0, "e__eps__x_to_h__v": 0.0, },
+            pre_var_refs={ "q__z_pre__x_to_h__d1": create_var_ref(pops["x"], "q__z_pre__x_to_h__d1"), },
+            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
         ),
         init_postsynaptic(snnc_psm_x_to_h, {}, {}),
     )
@@ -453,9 +473,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_h,
             {},
-            { "g": weights["h_to_h"], "q__eps__h_to_h__v": 0.0, "dg": 0.0, "e_pend": 0.0, "q__ebar__h_to_h": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_L": create_var_ref(pops["h"], "q_L"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "q_psi": create_var_ref(pops["h"], "q_psi"), },
+            { "g": weights["h_to_h"], "dg": 0.0, "e__eps__h_to_h__v": 0.0, "e__ebar__h_to_h": 0.0, },
+            pre_var_refs={ "q__z_pre__h_to_h__d1": create_var_ref(pops["h"], "q__z_pre__h_to_h__d1"), },
+            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
         ),
         init_postsynaptic(snnc_psm_h_to_h, {}, {}),
     )
@@ -469,19 +489,14 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_out,
             {},
-            { "g": weights["h_to_out"], "q__eps__h_to_out__v": 0.0, "dg": 0.0, },
-            pre_vars={ "z_pre": 0.0, },
-            post_var_refs={ "q_E": create_var_ref(pops["out"], "q_E"), },
+            { "g": weights["h_to_out"], "dg": 0.0, },
+            pre_var_refs={ "q__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "q__eps__h_to_out__v__h_to_out"), },
+            post_var_refs={ "q__E": create_var_ref(pops["out"], "q__E"), },
         ),
         init_postsynaptic(snnc_psm_h_to_out, {}, {}),
     )
     syns["h_to_out"].post_target_var = "q_in__h_to_out"
-    syns["h_to_out"].pre_target_var = "q_fb__h_to_out"
-    # population out: e-prop error E (mean_square_error)
-    updates["error_out"] = model.add_custom_update(
-        "error_out", "EpropError", snnc_error_out, {}, {},
-        { "q_ytrue": create_var_ref(pops["out"], "q_ytrue"), "u_v": create_var_ref(pops["out"], "u_v"), "q_err_on": create_var_ref(pops["out"], "q_err_on"), "q_E": create_var_ref(pops["out"], "q_E"), },
-    )
+    syns["h_to_out"].pre_target_var = "q__fb__h_to_out"
     # projection x_to_h: gradient summed over the batch, then zeroed
     updates["reduce_x_to_h"] = model.add_custom_update(
         "reduce_x_to_h", "GradientReduce", snnc_reduce_x_to_h, {}, {'dg_sum': 0.0},
@@ -500,26 +515,26 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "u_v": create_var_ref(pops["h"], "u_v"), "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "q_psi": create_var_ref(pops["h"], "q_psi"), "q_z": create_var_ref(pops["h"], "q_z"), "q_L": create_var_ref(pops["h"], "q_L"), "q_favg": create_var_ref(pops["h"], "q_favg"), "q_favg_prev": create_var_ref(pops["h"], "q_favg_prev"), "h_v": create_var_ref(pops["h"], "h_v"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "e__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "e__eps__h_to_out__v__h_to_out"), "e__f_avg": create_var_ref(pops["h"], "e__f_avg"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
         "reset_out", "Reset", snnc_reset_out, {}, {},
-        { "u_v": create_var_ref(pops["out"], "u_v"), "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "r_value": create_var_ref(pops["out"], "r_value"), "q_E": create_var_ref(pops["out"], "q_E"), "q_ytrue": create_var_ref(pops["out"], "q_ytrue"), "q_err_on": create_var_ref(pops["out"], "q_err_on"), "b__eps_bias__v": create_var_ref(pops["out"], "b__eps_bias__v"), },
+        { "y_i__h_to_out": create_var_ref(pops["out"], "y_i__h_to_out"), "u_v": create_var_ref(pops["out"], "u_v"), "q_refrac": create_var_ref(pops["out"], "q_refrac"), "r_value": create_var_ref(pops["out"], "r_value"), "e__eps_bias__v": create_var_ref(pops["out"], "e__eps_bias__v"), "g_bias": create_var_ref(pops["out"], "g_bias"), },
     )
     # projection x_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_x_to_h"] = model.add_custom_update(
         "reset_wu_x_to_h", "Reset", snnc_reset_wu_x_to_h, {}, {},
-        { "q__eps__x_to_h__v": create_wu_var_ref(syns["x_to_h"], "q__eps__x_to_h__v"), "e_pend": create_wu_var_ref(syns["x_to_h"], "e_pend"), "q__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "q__ebar__x_to_h"), },
+        { "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__eps__x_to_h__v": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__v"), },
     )
     # projection h_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_h"] = model.add_custom_update(
         "reset_wu_h_to_h", "Reset", snnc_reset_wu_h_to_h, {}, {},
-        { "q__eps__h_to_h__v": create_wu_var_ref(syns["h_to_h"], "q__eps__h_to_h__v"), "e_pend": create_wu_var_ref(syns["h_to_h"], "e_pend"), "q__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "q__ebar__h_to_h"), },
+        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__eps__h_to_h__v": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__v"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), },
     )
     # projection h_to_out: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_out"] = model.add_custom_update(
         "reset_wu_h_to_out", "Reset", snnc_reset_wu_h_to_out, {}, {},
-        { "q__eps__h_to_out__v": create_wu_var_ref(syns["h_to_out"], "q__eps__h_to_out__v"), },
+        { "dg": create_wu_var_ref(syns["h_to_out"], "dg"), },
     )
     return model, pops, syns, updates

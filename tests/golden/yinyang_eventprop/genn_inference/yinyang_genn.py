@@ -36,7 +36,7 @@ BATCH_SIZE = 32
 SEED = 1
 TRAINING = None
 MAX_SPIKES = 0
-#: steps run after the NUM_STEPS of an example before gradients are complete (e-prop)
+#: steps run after the NUM_STEPS of an example before gradients are complete (online learning)
 EXTRA_STEPS = 0
 WEIGHTS_FILE = Path(__file__).with_name("yinyang_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
@@ -45,10 +45,8 @@ POPULATIONS = {'x': {'size': 5, 'shape': (5,), 'role': 'input', 'generator': 'sp
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (5, 100), 'gradient': None}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 3), 'gradient': None}}
 #: custom update group -> what it does, in the order a training step runs them
 UPDATE_GROUPS = {'Reset': 'restore every per-trial state before a batch'}
-#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient", "init"}
+#: trained per-neuron params read and set like weights: name -> {"population", "var", "gradient"}
 BIASES = {}
-#: e-prop output population -> {"loss", "readout", "var"}
-EPROP_OUTPUTS = {}
 
 # population x: 5 x SpikeInput (input generator spike_source)
 snnc_spikes_x = create_neuron_model(
