@@ -1,4 +1,4 @@
-"""The genn backend: a pygenn (GeNN 5) module generated from the same plan the C backend prints.
+"""The genn backend: a pygenn (GeNN 5) module printed from the kernel IR the C backend prints too.
 
 pygenn is an optional extra: emitting code (`emit_genn`) never needs it; loading a network for
 simulation (`load_genn`) does, and says so in one sentence when it is missing.

@@ -16,6 +16,7 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   out here: GeNN keeps each neuron's spikes in its own buffers, filled from the values the step
   stored for them (scratch vars `q_<record>`); `backward_printer.py` maps those phases and the
   backward ones;
+- learning phases beside the forward step (an entry that learns online) are `learn_printer.py`'s;
 - the reset phase gives the values the per-trial `Reset` custom update restores;
 - recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
   after every step.
@@ -23,7 +24,8 @@ Anything else in a forward kernel is refused by name, so a new statement cannot 
 
 Names: an array becomes the var of the population it belongs to: a neuron state `u_<s>`, a synapse
 state `y_<s>__<P>` (held by the post neuron), the readout `r_value`, counters and scratch values
-`q_<var>`, adjoints `a_<var>`, what the runtime supplies `t_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
+`q_<var>`, adjoints `a_<var>`, eligibilities `e_<var>`, gradients `g_<var>`, trained params `p_<var>`,
+what the runtime supplies `t_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ SYN, DELIVER, NEU, CU = 0, 1, 2, 3
 SLOT_NAMES = {SYN: "synapse code", DELIVER: "spike delivery", NEU: "neuron code", CU: "a custom update"}
 #: the GeNN time step inside code strings (custom updates have no time: the runtime guards them)
 NOW = "q_s"
+#: the time step of the last neuron update, a var of populations whose custom updates read the step
+STEP_VAR = "q_step"
 
 
 class PyExpr(str):
@@ -135,8 +137,8 @@ def _flags_of(st: Stmt, rest: list[Stmt]) -> bool:
     )
 
 
-def _step_text(lag: int) -> str:
-    return NOW if lag == 0 else f"({NOW} - {lag})"
+def _step_text(lag: int, now: str = NOW) -> str:
+    return now if lag == 0 else f"({now} - {lag})"
 
 
 class LearnPrinter:
@@ -274,7 +276,7 @@ class LearnPrinter:
             for e in exprs:
                 if e is None:
                     continue
-                for ref in sympy.sympify(e).atoms(sympy.Indexed):
+                for ref in sorted(sympy.sympify(e).atoms(sympy.Indexed), key=str):
                     a = self.arrays[str(ref.base.label)]
                     idx = tuple(ref.indices)
                     if len(idx) == 2 and idx[0] == BATCH and idx[1] in ends and len(a.shape) == 2:
@@ -290,16 +292,24 @@ class LearnPrinter:
         return (-a[3], a[4]) < (-b[3], b[4])
 
     @staticmethod
-    def _pos(g: Group, offset: int = 0, sub: int | None = None, lag: int | None = None) -> tuple:
-        lag = g.lag if lag is None else lag
-        return (lag + offset, g.sub if sub is None else sub, g.unit, lag, g.seq)
+    def _pos(g: Group, offset: int = 0) -> tuple:
+        """Where g runs for kernel step k + offset: (GeNN step - k, slot, unit, lag, kernel order)."""
+        return (g.lag + offset, g.sub, g.unit, g.lag, g.seq)
 
     def place(self) -> None:
         last: dict[str, Group] = {}
         for g in self.groups:
-            producers = [last[a] for a in g.reads if a in last]
+            producers = [last[a] for a in sorted(g.reads) if a in last]
             if g.forward or g.kind in ("spikes", "zero"):
                 g.lag = 0
+                step = self.steps.get(g.unit)
+                if g.kind == "spikes" and step is not None and step < g.seq and g.unit in self._stepped():
+                    raise fail(
+                        f"{g.name} reads the spikes '{g.unit}' emitted in the previous step after "
+                        f"'{self.groups[step].phase.name}' has replaced them with this step's: GeNN keeps "
+                        "one spike flag per neuron",
+                        hint="use the c backend for this network",
+                    )
             elif g.kind == "reduce":
                 g.lag = self._earliest(g, producers, CU)
             else:
@@ -325,15 +335,26 @@ class LearnPrinter:
             for a in g.writes:
                 last[a] = g
 
+    def _stepped(self) -> set[str]:
+        """Populations whose forward step this entry prints (not input generators)."""
+        return {
+            g.unit
+            for g in self.groups
+            if g.forward and g.sub == NEU and any(isinstance(st, Loop) for st in g.stmts)
+        }
+
     def _custom_ok(self, g: Group) -> bool:
-        """Custom updates know no time step, no per-step target and no synapse sums."""
-        for st in walk(g.stmts):
-            for e in (getattr(st, "expr", None), getattr(st, "cond", None)):
-                if e is not None and STEP in sympy.sympify(e).free_symbols:
-                    return False
+        """Custom updates read no per-step target and no synapse sums (GeNN gives them neither)."""
         return not any(
             a in self.accumulators or "steps" in self.arrays[a].shape for a in g.reads if a in self.arrays
         )
+
+    def _reads_step(self, g: Group) -> bool:
+        for st in walk(g.stmts):
+            for e in (getattr(st, "expr", None), getattr(st, "cond", None)):
+                if e is not None and STEP in sympy.sympify(e).free_symbols:
+                    return True
+        return False
 
     def _earliest(self, g: Group, producers: list[Group], sub: int) -> int:
         lag = 0
@@ -399,7 +420,7 @@ class LearnPrinter:
     def var(self, name: str, delay: int = 0) -> str:
         """The GeNN var of a per-neuron array (and of its delayed copy)."""
         a = self.arrays[name]
-        if a.owner in self.kernel.populations:
+        if a.owner in self.kernel.populations or a.role == Role.STATE:
             base = genn_var(a, self.kernel)
         elif name in self.accumulators:
             base = ir_names.local("q", a.var or a.name)
@@ -430,8 +451,14 @@ class LearnPrinter:
             if sub == SYN:
                 self._synapse(unit, groups)
         neu = {unit: gs for (sub, unit), gs in by_unit.items() if sub == NEU}
+        self.step_vars = {g.unit for g in self.groups if g.sub == CU and self._reads_step(g)}
         for pop in self.pops:
-            if pop in neu or any(self._holder(a) == pop for a in self.copies) or pop in self.steps:
+            if (
+                pop in neu
+                or any(self._holder(a) == pop for a in self.copies)
+                or pop in self.steps
+                or pop in self.step_vars
+            ):
                 self._neuron(pop, neu.get(pop, []))
         customs = sorted(
             (g for g in self.groups if g.sub == CU), key=lambda g: (-g.lag, g.seq)
@@ -467,7 +494,7 @@ class LearnPrinter:
             for e in exprs:
                 if e is None:
                     continue
-                for ref in sympy.sympify(e).atoms(sympy.Indexed):
+                for ref in sorted(sympy.sympify(e).atoms(sympy.Indexed), key=str):
                     out[ref] = self._text(g, ref, info, loop, pr)
         return out
 
@@ -497,6 +524,12 @@ class LearnPrinter:
         if a.shape == ("batch",) and idx == (BATCH,):
             if a.role == Role.TARGET:
                 return ir_names.local("t", a.var)  # a var of every neuron of the trial
+            if g.sub != CU:
+                raise fail(
+                    f"{g.name} reads '{a.name}', a reduction over '{a.owner}', in {SLOT_NAMES[g.sub]}: GeNN "
+                    "holds reductions in custom updates, which cannot run this loop",
+                    hint="use the c backend for this network",
+                )
             return ir_names.local("q", a.var or a.name)  # a reduction's custom update var
         if a.role == Role.TARGET and a.shape[:2] == ("batch", "steps") and len(idx) == 3 and idx[2] == neuron:
             n = a.shape[2]
@@ -518,13 +551,13 @@ class LearnPrinter:
         return f"{NOW} < {self.k}" if lag == 0 else f"{NOW} >= {lag} && {NOW} < {self.k + lag}"
 
     def _body(
-        self, g: Group, printer: StatementPrinter, accumulate: dict[str, str] | None = None
+        self, g: Group, printer: StatementPrinter, accumulate: dict[str, str] | None = None, now: str = NOW
     ) -> list[str]:
         lines: list[str] = []
         for st in g.stmts:
             loop = st if isinstance(st, Loop) else None
             printer.pr.overrides.update(self._overrides(g, printer, loop))
-            printer.pr.step_text = _step_text(g.lag)
+            printer.pr.step_text = _step_text(g.lag, now)
             body = loop.body if loop is not None else (st,)
             if loop is not None and isinstance(loop.space, Neurons):
                 printer.pr.neuron = loop.vars["j"]
@@ -557,7 +590,8 @@ class LearnPrinter:
             )
             lines += ["    " + line for line in self._body(g, printer, accumulate)]
             lines.append("}")
-            for a in g.writes:
+            stored = [st.target.array for st in walk(g.stmts) if isinstance(st, Store)]
+            for a in dict.fromkeys(stored):  # in the order the code stores them
                 arr = self.arrays[a]
                 if a in accumulate:
                     continue
@@ -580,6 +614,10 @@ class LearnPrinter:
         forward = [line for line in m.code.get("sim_code", "").splitlines() if line.strip()]
         step_seq = self.steps.get(pop, -1)
         lines = [f"const int {NOW} = (int)round(t / dt);"]
+        if pop in self.step_vars:
+            m.vars.append(Var(STEP_VAR, "int"))
+            p.var_init[STEP_VAR] = 0
+            lines.append(f"{STEP_VAR} = {NOW};  // for the custom updates, which know no time")
         for a, depth in sorted(self.copies.items()):
             if self._holder(a) != pop:
                 continue
@@ -657,6 +695,7 @@ class LearnPrinter:
             loop = g.stmts[-1]
             printer.pr.overrides.update(self._overrides(g, printer, loop))
             printer.pr.neuron = loop.vars["j"]
+            printer.pr.step_text = _step_text(g.lag, STEP_VAR)
             init, (st,) = g.stmts[0], loop.body
             red = self.arrays[init.target.array]
             here = init.target
@@ -672,8 +711,11 @@ class LearnPrinter:
             cu_init[name] = 0.0
             self.reductions[red.name] = (cu_name, name)
         else:
-            code = [line for x in groups for line in self._body(x, printer)]
+            code = [line for x in groups for line in self._body(x, printer, now=STEP_VAR)]
         text = "\n".join(code)
+        if STEP_VAR in text:  # the step, which custom updates do not know, from the neurons' var
+            refs[STEP_VAR] = f'create_var_ref(pops["{pop}"], "{STEP_VAR}")'
+            var_refs.append(Var(STEP_VAR, "int", "VarAccessMode.READ_ONLY"))
         for ref, txt in sorted(printer.pr.overrides.items(), key=lambda kv: kv[1]):
             a = self.arrays[str(ref.base.label)]
             if txt in refs or txt in {v.name for v in cu_vars} or txt not in text:
@@ -685,7 +727,6 @@ class LearnPrinter:
                 refs[txt] = f'create_var_ref(updates["{owner}"], "{var}")'
             else:
                 refs[txt] = f'create_var_ref(pops["{pop}"], "{txt}")'
-                self._neuron_declare(pop, a, txt)
             var_refs.append(Var(txt, GENN_TYPES.get(a.dtype, "scalar"), mode))
         from .emit import CustomUpdateCtx
 
@@ -703,25 +744,16 @@ class LearnPrinter:
         self.custom.append((group, g.lag))
 
     def _neuron_declare(self, pop: str, a: Array, name: str) -> None:
+        """A var (or, for a target per step, an extra global param) of population `pop`."""
         p = self.pops[pop]
-        if any(v.name == name for v in p.model.vars):
+        if any(v.name == name for v in p.model.vars + p.model.extra_global_params):
             return
         if a.role == Role.TARGET and "steps" in a.shape:
-            if all(v.name != name.split("[")[0] for v in p.model.extra_global_params):
-                egp = name.split("[")[0]
-                p.model.extra_global_params.append(Var(egp, "scalar*"))
-                p.egp_init[egp] = f"np.zeros(batch_size * {self.k} * {p.size}, dtype=SCALAR)"
+            p.model.extra_global_params.append(Var(name, "scalar*"))
+            p.egp_init[name] = f"np.zeros(batch_size * {self.k} * {p.size}, dtype=SCALAR)"
             return
-        access = "VarAccess.READ_ONLY" if a.role == Role.PARAM else None
-        p.model.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar"), access))
-        if a.role == Role.PARAM:
-            key = ir_names.param_key(a.var, a.owner)
-            p.var_init[name] = PyExpr(f'weights["{key}"]')
-            self.arrays_out[key] = np.asarray(self.initial[a.name], dtype=np.float64)
-        else:
-            p.var_init[name] = 0 if a.dtype in INT_DTYPES else 0.0
-        if a.role in (Role.ELIGIBILITY, Role.GRADIENT):
-            p.reset_vars[name] = 0.0
+        p.model.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar")))
+        p.var_init[name] = 0 if a.dtype in INT_DTYPES else 0.0
 
     def _declare(self) -> None:
         """Vars of every per-neuron array the printed code names, copies and targets included."""
@@ -736,9 +768,7 @@ class LearnPrinter:
                 if holder is not None:
                     self._neuron_declare(holder, arr, self.var(a))
                     for d in range(1, self.copies.get(a, 0) + 1):
-                        self._neuron_declare(holder, dataclass_copy(arr), self.var(a, d))
-                elif arr.role == Role.PARAM:
-                    self._neuron_declare(arr.owner, arr, self.var(a))
+                        self._neuron_declare(holder, arr, self.var(a, d))
                 elif arr.role == Role.TARGET:
                     name = ir_names.local("t", arr.var)
                     self._neuron_declare(arr.owner, arr, name)
@@ -749,13 +779,6 @@ class LearnPrinter:
                         key = f"{arr.owner}.feedback"
                         s.wum_vars["b_fb"] = f'weights["{key}"]'
                         self.arrays_out[key] = np.asarray(self.initial[a], dtype=np.float64).ravel()
-
-
-def dataclass_copy(a: Array) -> Array:
-    """A delayed copy is scratch: never reset, whatever the array it copies."""
-    import dataclasses
-
-    return dataclasses.replace(a, role=Role.SCRATCH)
 
 
 def print_learning(

@@ -369,6 +369,52 @@ def test_eprop_pieces_land_in_the_right_models() -> None:
     assert "EXTRA_STEPS = 2" in code and "ONLINE = True" in code
 
 
+def test_an_eprop_order_genn_cannot_keep_is_refused_by_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GeNN keeps one spike flag per neuron, which its step overwrites: a kernel whose e-prop entry
+    reads h's spikes of the previous step (z_pre) after h's step has run has no GeNN form, and the
+    learning printer names the phase instead of printing a read of the wrong step's spikes."""
+    from snnc.backends.genn import emit
+
+    network = _example("eprop_pattern")
+    scheduled = emit._kernel
+
+    def reordered(net, plan):  # noqa: ANN001, ANN202
+        kernel = scheduled(net, plan)
+        entries = []
+        for entry in kernel.entries:
+            if entry.name == "eprop_run":
+                order = [p for p in entry.per_step if p != "zpre__h_to_h"]
+                order.insert(order.index("learn_step__h") + 1, "zpre__h_to_h")
+                entry = dataclasses.replace(entry, per_step=tuple(order))
+            entries.append(entry)
+        return dataclasses.replace(kernel, entries=tuple(entries))
+
+    generate(network)  # as scheduled: prints
+    monkeypatch.setattr(emit, "_kernel", reordered)
+    with pytest.raises(DiagnosticError) as info:
+        generate(network)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "E-GENN-UNSUPPORTED"
+    assert "zpre__h_to_h" in diagnostic.message and "learn_step__h" in diagnostic.message
+
+
+def test_eprop_through_a_delay_is_refused_at_check_with_its_location(tmp_path: Path) -> None:
+    """e-prop's presynaptic spikes of a delayed projection are not GeNN's previous step's: `snnc
+    check --backend genn` refuses it at the projection, before any code is printed."""
+    from snnc.backends import check_supported
+
+    src = (ROOT / "examples" / "eprop_pattern.snn").read_text()
+    old = "h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.0625))"
+    assert old in src
+    path = tmp_path / "delayed.snn"
+    path.write_text(src.replace(old, old[:-1] + ", delay = 2 ms)"))
+    network = lower(path)
+    (d,) = check_supported(network, "genn")
+    assert "cannot train through delays with eprop" in d.message and "'h_to_h'" in d.message
+    assert d.span is not None and d.span.file == str(path) and d.span.line == 13
+    assert check_supported(network, "c") == []
+
+
 def test_eprop_random_feedback_matrix_is_drawn(tmp_path: Path) -> None:
     src = (ROOT / "examples" / "eprop_pattern.snn").read_text().replace("eprop(", "eprop(feedback = random, ")
     code, arrays, ctx = generate(lower(src))

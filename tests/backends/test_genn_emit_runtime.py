@@ -230,6 +230,39 @@ def test_eprop_trainer_protocol_matches_the_c_backend(tmp_path: Path, example: s
         np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-4, atol=1e-4 * top, err_msg=name)
 
 
+def test_eprop_softmax_error_from_a_later_step_matches_the_c_backend(tmp_path: Path) -> None:
+    """eprop(error_start = 5 ms) on the digits softmax: the error reads the step and the output's
+    reductions, so GeNN computes it in a custom update that takes the step from the neurons' var
+    `q_step`; every gradient agrees with the C kernel's."""
+    from snnc.backends.c.backend import build_eprop_network
+    from snnc.backends.c.eprop_loader import EpropArtefact
+
+    batch = 2
+    src = (ROOT / "examples" / "eprop_digits.snn").read_text().replace("eprop(", "eprop(error_start = 5 ms, ")
+    network = lower(src)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=batch)
+    assert "q_step >= 5" in Path(genn.module.__file__).read_text()
+    built = build_eprop_network(network)
+    c = EpropArtefact(built.library, built.manifest, built.static, batch)
+    genn.set_weights(c.get_weights())
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(batch):
+        ids = rng.integers(0, 64, 400)
+        rows.append((np.sort(rng.uniform(0, 16, ids.size)), ids))
+    targets = {"out": rng.integers(0, 10, batch)}
+    genn.set_targets(targets)
+    genn.run({"x": rows})
+    c.set_targets(targets)
+    c.run({"x": rows})
+    g_genn, g_c = genn.backward({}), c.backward({})
+    assert set(g_genn) == set(g_c)
+    for name in g_c:
+        top = np.abs(g_c[name]).max()
+        assert top > 0, name
+        np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-4, atol=1e-4 * top, err_msg=name)
+
+
 def test_shd_eventprop_spikes_and_gradients_match_the_c_backend(tmp_path: Path) -> None:
     """The SHD example as written (700 -> 256 recurrent -> 20, avg_var_exp_weight readout, spike
     count regulariser), shortened to 100 ms: hidden spike trains and every gradient agree."""

@@ -40,7 +40,7 @@ MAX_SPIKES = 0
 EXTRA_STEPS = 2
 WEIGHTS_FILE = Path(__file__).with_name("digits_genn_init.npz")
 #: population -> {"size", "shape", "role", "generator", "readout", "record_vars", "reset_vars"}
-POPULATIONS = {'x': {'size': 64, 'shape': (64,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'e__eps__x_to_h__v__x_to_h': 0.0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v', 'a': 'u_a'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'u_a': 0.0, 'q_refrac': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'e__eps__h_to_h__v__h_to_h': 0.0, 'e__f_avg': 0.0}}, 'out': {'size': 10, 'shape': (10,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0}}}
+POPULATIONS = {'x': {'size': 64, 'shape': (64,), 'role': 'input', 'generator': 'spike_source', 'readout': None, 'record_vars': {}, 'reset_vars': {'e__eps__x_to_h__v__x_to_h': 0.0}}, 'h': {'size': 100, 'shape': (100,), 'role': 'hidden', 'generator': None, 'readout': None, 'record_vars': {'v': 'u_v', 'a': 'u_a'}, 'reset_vars': {'y_i__x_to_h': 0.0, 'y_i__h_to_h': 0.0, 'u_v': 0.0, 'u_a': 0.0, 'q_refrac': 0.0, 'e__eps__h_to_out__v__h_to_out': 0.0, 'e__f_avg': 0.0, 'e__eps__h_to_h__v__h_to_h': 0.0}}, 'out': {'size': 10, 'shape': (10,), 'role': 'output', 'generator': None, 'readout': {'kind': 'avg_var', 'var': 'v'}, 'record_vars': {'v': 'u_v'}, 'reset_vars': {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'q_refrac': 0.0, 'r_value': 0.0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0}}}
 #: projection -> {"pre", "post", "kind", "trainable", "weight_shape", "gradient"}
 PROJECTIONS = {'x_to_h': {'pre': 'x', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (64, 100), 'gradient': 'dg'}, 'h_to_h': {'pre': 'h', 'post': 'h', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 100), 'gradient': 'dg'}, 'h_to_out': {'pre': 'h', 'post': 'out', 'kind': 'dense', 'trainable': True, 'weight_shape': (100, 10), 'gradient': 'dg'}}
 #: custom update group -> what it does, in the order a training step runs them
@@ -167,7 +167,7 @@ snnc_neuron_h = create_neuron_model(
 # population out: 10 x LI (printed from the kernel's forward step)
 snnc_neuron_out = create_neuron_model(
     "snnc_neuron_out",
-    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('p_bias', 'scalar', VarAccess.READ_ONLY), ('q_refrac', 'int'), ('q_v', 'scalar'), ('r_value', 'scalar'), ('q_flag', 'int'), ('e__eps_bias__v', 'scalar'), ('g_bias', 'scalar'), ('q__E', 'scalar'), ('t_label', 'int')],
+    vars=[('y_i__h_to_out', 'scalar'), ('u_v', 'scalar'), ('p_bias', 'scalar', VarAccess.READ_ONLY), ('q_refrac', 'int'), ('q_v', 'scalar'), ('r_value', 'scalar'), ('q_flag', 'int'), ('e__eps_bias__v', 'scalar'), ('q__E', 'scalar'), ('t_label', 'int'), ('g_bias', 'scalar')],
     additional_input_vars=[('q_in__h_to_out', 'scalar', 0.0)],
     sim_code="""
     const int q_s = (int)round(t / dt);
@@ -213,9 +213,9 @@ snnc_psm_x_to_h = create_postsynaptic_model(
 # projection x_to_h: x -> h, dense, synapse Delta
 snnc_wum_x_to_h = create_weight_update_model(
     "snnc_wum_x_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__ebar__x_to_h', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
     pre_neuron_var_refs=[('q__eps__x_to_h__v__x_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
-    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection x_to_h: x -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -251,9 +251,9 @@ snnc_psm_h_to_h = create_postsynaptic_model(
 # projection h_to_h: h -> h, dense, synapse Delta
 snnc_wum_h_to_h = create_weight_update_model(
     "snnc_wum_h_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__eps__h_to_h__a', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__ebar__h_to_h', 'scalar'), ('e__eps__h_to_h__a', 'scalar')],
     pre_neuron_var_refs=[('q__eps__h_to_h__v__h_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
-    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_h: h -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -388,7 +388,7 @@ snnc_reset_x = create_custom_update_model(
 # population h: per-trial reset
 snnc_reset_h = create_custom_update_model(
     "snnc_reset_h",
-    var_refs=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('u_a', 'scalar'), ('q_refrac', 'int'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('e__eps__h_to_h__v__h_to_h', 'scalar'), ('e__f_avg', 'scalar')],
+    var_refs=[('y_i__x_to_h', 'scalar'), ('y_i__h_to_h', 'scalar'), ('u_v', 'scalar'), ('u_a', 'scalar'), ('q_refrac', 'int'), ('e__eps__h_to_out__v__h_to_out', 'scalar'), ('e__f_avg', 'scalar'), ('e__eps__h_to_h__v__h_to_h', 'scalar')],
     update_code="""
     // reset h to its initial state
     y_i__x_to_h = 0.0;
@@ -397,8 +397,8 @@ snnc_reset_h = create_custom_update_model(
     u_a = 0.0;
     q_refrac = 0;
     e__eps__h_to_out__v__h_to_out = 0.0;
-    e__eps__h_to_h__v__h_to_h = 0.0;
     e__f_avg = 0.0;
+    e__eps__h_to_h__v__h_to_h = 0.0;
 """,
 )
 
@@ -420,11 +420,11 @@ snnc_reset_out = create_custom_update_model(
 # projection x_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_x_to_h = create_custom_update_model(
     "snnc_reset_wu_x_to_h",
-    var_refs=[('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__ebar__x_to_h', 'scalar'), ('e__eps__x_to_h__a', 'scalar')],
     update_code="""
     // reset the eligibility state of x_to_h
-    e__ebar__x_to_h = 0.0;
     dg = 0.0;
+    e__ebar__x_to_h = 0.0;
     e__eps__x_to_h__a = 0.0;
 """,
 )
@@ -432,12 +432,12 @@ snnc_reset_wu_x_to_h = create_custom_update_model(
 # projection h_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_h = create_custom_update_model(
     "snnc_reset_wu_h_to_h",
-    var_refs=[('dg', 'scalar'), ('e__eps__h_to_h__a', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__ebar__h_to_h', 'scalar'), ('e__eps__h_to_h__a', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_h
     dg = 0.0;
-    e__eps__h_to_h__a = 0.0;
     e__ebar__h_to_h = 0.0;
+    e__eps__h_to_h__a = 0.0;
 """,
 )
 
@@ -493,7 +493,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     pops["h"].spike_recording_enabled = True
     # population out: 10 x LI
     pops["out"] = model.add_neuron_population(
-        "out", 10, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'p_bias': weights["bias_out"], 'q_refrac': 0, 'q_v': 0.0, 'r_value': 0.0, 'q_flag': 0, 'e__eps_bias__v': 0.0, 'g_bias': 0.0, 'q__E': 0.0, 't_label': 0}
+        "out", 10, snnc_neuron_out, { }, {'y_i__h_to_out': 0.0, 'u_v': 0.0, 'p_bias': weights["bias_out"], 'q_refrac': 0, 'q_v': 0.0, 'r_value': 0.0, 'q_flag': 0, 'e__eps_bias__v': 0.0, 'q__E': 0.0, 't_label': 0, 'g_bias': 0.0}
     )
     pops["out"].spike_recording_enabled = True
     # projection x_to_h: x -> h, dense, synapse Delta
@@ -505,9 +505,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_x_to_h,
             {},
-            { "g": weights["x_to_h"], "e__ebar__x_to_h": 0.0, "dg": 0.0, "e__eps__x_to_h__a": 0.0, },
+            { "g": weights["x_to_h"], "dg": 0.0, "e__ebar__x_to_h": 0.0, "e__eps__x_to_h__a": 0.0, },
             pre_var_refs={ "q__eps__x_to_h__v__x_to_h__d1": create_var_ref(pops["x"], "q__eps__x_to_h__v__x_to_h__d1"), },
-            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
+            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "q__L": create_var_ref(pops["h"], "q__L"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), },
         ),
         init_postsynaptic(snnc_psm_x_to_h, {}, {}),
     )
@@ -521,9 +521,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_h,
             {},
-            { "g": weights["h_to_h"], "dg": 0.0, "e__eps__h_to_h__a": 0.0, "e__ebar__h_to_h": 0.0, },
+            { "g": weights["h_to_h"], "dg": 0.0, "e__ebar__h_to_h": 0.0, "e__eps__h_to_h__a": 0.0, },
             pre_var_refs={ "q__eps__h_to_h__v__h_to_h__d1": create_var_ref(pops["h"], "q__eps__h_to_h__v__h_to_h__d1"), },
-            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
+            post_var_refs={ "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "q__L": create_var_ref(pops["h"], "q__L"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), },
         ),
         init_postsynaptic(snnc_psm_h_to_h, {}, {}),
     )
@@ -583,7 +583,7 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # population h: per-trial reset
     updates["reset_h"] = model.add_custom_update(
         "reset_h", "Reset", snnc_reset_h, {}, {},
-        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "u_a": create_var_ref(pops["h"], "u_a"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "e__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "e__eps__h_to_out__v__h_to_out"), "e__eps__h_to_h__v__h_to_h": create_var_ref(pops["h"], "e__eps__h_to_h__v__h_to_h"), "e__f_avg": create_var_ref(pops["h"], "e__f_avg"), },
+        { "y_i__x_to_h": create_var_ref(pops["h"], "y_i__x_to_h"), "y_i__h_to_h": create_var_ref(pops["h"], "y_i__h_to_h"), "u_v": create_var_ref(pops["h"], "u_v"), "u_a": create_var_ref(pops["h"], "u_a"), "q_refrac": create_var_ref(pops["h"], "q_refrac"), "e__eps__h_to_out__v__h_to_out": create_var_ref(pops["h"], "e__eps__h_to_out__v__h_to_out"), "e__f_avg": create_var_ref(pops["h"], "e__f_avg"), "e__eps__h_to_h__v__h_to_h": create_var_ref(pops["h"], "e__eps__h_to_h__v__h_to_h"), },
     )
     # population out: per-trial reset
     updates["reset_out"] = model.add_custom_update(
@@ -593,12 +593,12 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # projection x_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_x_to_h"] = model.add_custom_update(
         "reset_wu_x_to_h", "Reset", snnc_reset_wu_x_to_h, {}, {},
-        { "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__eps__x_to_h__a": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__a"), },
+        { "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "e__eps__x_to_h__a": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__a"), },
     )
     # projection h_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_h"] = model.add_custom_update(
         "reset_wu_h_to_h", "Reset", snnc_reset_wu_h_to_h, {}, {},
-        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__eps__h_to_h__a": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__a"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), },
+        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), "e__eps__h_to_h__a": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__a"), },
     )
     # projection h_to_out: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_out"] = model.add_custom_update(

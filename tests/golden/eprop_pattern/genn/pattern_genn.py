@@ -207,9 +207,9 @@ snnc_psm_x_to_h = create_postsynaptic_model(
 # projection x_to_h: x -> h, dense, synapse Delta
 snnc_wum_x_to_h = create_weight_update_model(
     "snnc_wum_x_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__ebar__x_to_h', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
     pre_neuron_var_refs=[('q__z_pre__x_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
-    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection x_to_h: x -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -245,9 +245,9 @@ snnc_psm_h_to_h = create_postsynaptic_model(
 # projection h_to_h: h -> h, dense, synapse Delta
 snnc_wum_h_to_h = create_weight_update_model(
     "snnc_wum_h_to_h",
-    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__eps__h_to_h__v', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    vars=[('g', 'scalar', VarAccess.READ_ONLY), ('dg', 'scalar'), ('e__ebar__h_to_h', 'scalar'), ('e__eps__h_to_h__v', 'scalar')],
     pre_neuron_var_refs=[('q__z_pre__h_to_h__d1', 'scalar', VarAccessMode.READ_ONLY)],
-    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY)],
+    post_neuron_var_refs=[('q__refractory__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__psi__d1', 'scalar', VarAccessMode.READ_ONLY), ('q__L', 'scalar', VarAccessMode.READ_ONLY), ('e__f_avg__d1', 'scalar', VarAccessMode.READ_ONLY)],
     pre_spike_syn_code="""
     // projection h_to_h: h -> h, dense, synapse Delta: a spike adds its weight to inSyn
     // (spikes still queued from the previous trial are dropped: every trial starts clean)
@@ -371,11 +371,11 @@ snnc_reset_out = create_custom_update_model(
 # projection x_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_x_to_h = create_custom_update_model(
     "snnc_reset_wu_x_to_h",
-    var_refs=[('e__ebar__x_to_h', 'scalar'), ('dg', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__ebar__x_to_h', 'scalar'), ('e__eps__x_to_h__v', 'scalar')],
     update_code="""
     // reset the eligibility state of x_to_h
-    e__ebar__x_to_h = 0.0;
     dg = 0.0;
+    e__ebar__x_to_h = 0.0;
     e__eps__x_to_h__v = 0.0;
 """,
 )
@@ -383,12 +383,12 @@ snnc_reset_wu_x_to_h = create_custom_update_model(
 # projection h_to_h: per-trial reset of the per-synapse state
 snnc_reset_wu_h_to_h = create_custom_update_model(
     "snnc_reset_wu_h_to_h",
-    var_refs=[('dg', 'scalar'), ('e__eps__h_to_h__v', 'scalar'), ('e__ebar__h_to_h', 'scalar')],
+    var_refs=[('dg', 'scalar'), ('e__ebar__h_to_h', 'scalar'), ('e__eps__h_to_h__v', 'scalar')],
     update_code="""
     // reset the eligibility state of h_to_h
     dg = 0.0;
-    e__eps__h_to_h__v = 0.0;
     e__ebar__h_to_h = 0.0;
+    e__eps__h_to_h__v = 0.0;
 """,
 )
 
@@ -457,9 +457,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_x_to_h,
             {},
-            { "g": weights["x_to_h"], "e__ebar__x_to_h": 0.0, "dg": 0.0, "e__eps__x_to_h__v": 0.0, },
+            { "g": weights["x_to_h"], "dg": 0.0, "e__ebar__x_to_h": 0.0, "e__eps__x_to_h__v": 0.0, },
             pre_var_refs={ "q__z_pre__x_to_h__d1": create_var_ref(pops["x"], "q__z_pre__x_to_h__d1"), },
-            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
+            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "q__L": create_var_ref(pops["h"], "q__L"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), },
         ),
         init_postsynaptic(snnc_psm_x_to_h, {}, {}),
     )
@@ -473,9 +473,9 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
         init_weight_update(
             snnc_wum_h_to_h,
             {},
-            { "g": weights["h_to_h"], "dg": 0.0, "e__eps__h_to_h__v": 0.0, "e__ebar__h_to_h": 0.0, },
+            { "g": weights["h_to_h"], "dg": 0.0, "e__ebar__h_to_h": 0.0, "e__eps__h_to_h__v": 0.0, },
             pre_var_refs={ "q__z_pre__h_to_h__d1": create_var_ref(pops["h"], "q__z_pre__h_to_h__d1"), },
-            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), "q__L": create_var_ref(pops["h"], "q__L"), },
+            post_var_refs={ "q__refractory__d1": create_var_ref(pops["h"], "q__refractory__d1"), "q__psi__d1": create_var_ref(pops["h"], "q__psi__d1"), "q__L": create_var_ref(pops["h"], "q__L"), "e__f_avg__d1": create_var_ref(pops["h"], "e__f_avg__d1"), },
         ),
         init_postsynaptic(snnc_psm_h_to_h, {}, {}),
     )
@@ -525,12 +525,12 @@ def build_model(backend=None, batch_size=BATCH_SIZE, weights=None, max_input_spi
     # projection x_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_x_to_h"] = model.add_custom_update(
         "reset_wu_x_to_h", "Reset", snnc_reset_wu_x_to_h, {}, {},
-        { "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__eps__x_to_h__v": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__v"), },
+        { "dg": create_wu_var_ref(syns["x_to_h"], "dg"), "e__ebar__x_to_h": create_wu_var_ref(syns["x_to_h"], "e__ebar__x_to_h"), "e__eps__x_to_h__v": create_wu_var_ref(syns["x_to_h"], "e__eps__x_to_h__v"), },
     )
     # projection h_to_h: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_h"] = model.add_custom_update(
         "reset_wu_h_to_h", "Reset", snnc_reset_wu_h_to_h, {}, {},
-        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__eps__h_to_h__v": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__v"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), },
+        { "dg": create_wu_var_ref(syns["h_to_h"], "dg"), "e__ebar__h_to_h": create_wu_var_ref(syns["h_to_h"], "e__ebar__h_to_h"), "e__eps__h_to_h__v": create_wu_var_ref(syns["h_to_h"], "e__eps__h_to_h__v"), },
     )
     # projection h_to_out: per-trial reset of the per-synapse state
     updates["reset_wu_h_to_out"] = model.add_custom_update(
