@@ -134,33 +134,6 @@ def specialise(expr: sympy.Basic, values: dict[str, float]) -> sympy.Basic:
     return expr.xreplace(subs)
 
 
-def neuron_values(network: Network, pop: str, dt: float, keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Params and derived params of a population; names in `keep` stay symbolic (trained params),
-    and so do the derived params that use them."""
-    p = network.populations[pop]
-    dm = network.discrete[p.model]
-    values: dict[str, Any] = {k: float(v) for k, v in p.params.items() if k not in keep}
-    values["dt"] = float(dt)
-    for name, expr in dm.derived:
-        v = specialise(expr, values)
-        values[name] = float(v) if not v.free_symbols else v
-    return values
-
-
-def substitute(expr: sympy.Basic, values: dict[str, Any]) -> sympy.Basic:
-    """Like `specialise`, but values may be expressions (a derived param over a trained one)."""
-    expr = sympy.sympify(expr)
-    return expr.xreplace({s: sympy.sympify(values[s.name]) for s in expr.free_symbols if s.name in values})
-
-
-def update_with(
-    dm: DiscreteModel, values: dict[str, Any]
-) -> tuple[tuple[Assign, ...], tuple[tuple[str, sympy.Expr], ...]]:
-    """A model's update and temps with `values` substituted (from `neuron_values(..., keep=...)`)."""
-    update = tuple(Assign(a.target, a.op, substitute(a.expr, values), a.span) for a in dm.update)
-    return update, tuple((n, substitute(e, values)) for n, e in dm.temps)
-
-
 def _assigns(assigns, values) -> tuple[Assign, ...]:  # noqa: ANN001
     return tuple(Assign(a.target, a.op, specialise(a.expr, values), a.span) for a in assigns)
 
