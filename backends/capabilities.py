@@ -41,6 +41,9 @@ class Capabilities:
     per_neuron_params: bool = False
     #: params training changes (`tau_mem = Trainable(20 ms)`), shared or per neuron
     trainable_params: bool = False
+    #: the layouts whose projections may have trainable per-connection delays
+    #: (`delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms)`), trained with eventprop
+    trainable_delays: frozenset[str] = frozenset()
 
 
 def unsupported(
@@ -91,6 +94,22 @@ def unsupported(
         for owner, specs in owners:
             for name, spec in specs.items():
                 refuse(f"cannot train params ('{name}' of {owner})", spec.span, "use the c backend")
+    for proj in network.projections.values():
+        if proj.delay_trainable is None:
+            continue
+        layout = kind_of(proj.connectivity.kind).layout
+        if layout not in caps.trainable_delays:
+            where = f"{proj.connectivity.kind} projections" if caps.trainable_delays else "projections"
+            refuse(
+                f"has no trainable delays on {where} ('{proj.name}')",
+                proj.delay_trainable.span or proj.span,
+                "give the delay one time (delay = 2 ms)"
+                + (
+                    ", or use dense or sparse connectivity"
+                    if caps.trainable_delays
+                    else ", or use the c backend"
+                ),
+            )
     algorithm = _algorithm(network)
     if algorithm is None:
         return out

@@ -334,6 +334,25 @@ def draw_param_values(network: Network, seed: int) -> dict[tuple[str, str], np.n
     return out
 
 
+def draw_delays(network: Network, static: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The initial delays (ms, one per connection, shaped like the weights in `static`) of every
+    projection with trainable delays, clipped to [min, max]; each from its own stream keyed by the
+    seed and the projection, so weights and params draw exactly as they would without them."""
+    import zlib
+
+    base = _source_dir(network)
+    out: dict[str, np.ndarray] = {}
+    for proj in network.projections.values():
+        t = proj.delay_trainable
+        if t is None:
+            continue
+        shape = static[mangle("w", proj.name)].shape
+        rng = np.random.default_rng([int(seed), 0xDE1A, zlib.crc32(proj.name.encode())])
+        values = draw_initialiser(proj.delay_init, shape, rng, base)
+        out[mangle("pp", proj.name, "delay")] = np.clip(values, t.min, t.max)
+    return out
+
+
 def dense_equivalent(pp: ProjectionPlan, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The [pre][post] matrix a projection is equivalent to (for tests, export and debugging)."""
     return kind_of(pp.kind).dense_equivalent(arrays, pp.num_pre, pp.num_post, pp.geometry)
@@ -347,6 +366,7 @@ __all__ = [
     "dense_equivalent",
     "derived_values",
     "draw_connectivity",
+    "draw_delays",
     "draw_param_values",
     "mangle",
     "plan_network",

@@ -630,13 +630,104 @@ def weight_dim(synapse: ir.Model) -> Dim | None:
     return next((synapse.states[a.target].dim for a in synapse.on_pre if a.target in synapse.states), None)
 
 
+def _is_trainable(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Call) and e.func == TRAINABLE
+
+
+_DELAY_ARGS = ("init", "min", "max", "lr")
+
+
+def trainable_delay(
+    e: ast.Call, bag: DiagnosticBag, base_dir: str
+) -> tuple[ir.TrainableParam, ir.Initialiser] | None:
+    """`delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms, min = 0 ms, lr = 0.1)`: one delay per
+    connection, drawn from the initialiser; `max` is required (it sizes the delay buffer), `min`
+    defaults to 0, `lr` scales the optimiser's learning rate."""
+    given: dict[str, ast.Expr] = dict(zip(_DELAY_ARGS[:1], e.args, strict=False))
+    if len(e.args) > 1:
+        bag.error(M.ARGCOUNT, "Trainable() takes one positional argument (the initial delay)", e.args[1].span)
+        return None
+    for k in e.kwargs:
+        if k.name not in _DELAY_ARGS or k.name in given:
+            hint = (
+                did_you_mean(k.name, _DELAY_ARGS)
+                or f"arguments of a trainable delay: {', '.join(_DELAY_ARGS)}"
+            )
+            bag.error(
+                M.UNKNOWN_PARAM,
+                f"Trainable() has no argument '{k.name}' (or it is given twice)",
+                k.span,
+                hint,
+            )
+            return None
+        given[k.name] = k.value
+    if "init" not in given or "max" not in given:
+        bag.error(
+            M.ARGCOUNT,
+            f"a trainable delay needs {'an initial value' if 'init' not in given else 'a maximum'}",
+            e.span,
+            "e.g. delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms): max sizes the delay buffer",
+        )
+        return None
+
+    def time_ok(q: tuple[float, Dim, bool], arg: ast.Expr) -> bool:
+        if q[1] != TIME and not q[2]:
+            bag.error(
+                M.DIM,
+                f"delay '{unparse(arg)}' has dimension {describe(q[1])}, but it must be a time",
+                arg.span,
+                "e.g. 'delay = Trainable(2 ms, max = 20 ms)'",
+            )
+            return False
+        return True
+
+    init = initialiser(given["init"], bag, None, base_dir, dim_ok=time_ok, what="delay")
+    bounds: dict[str, float] = {"min": 0.0}
+    for name in ("min", "max"):
+        if name in given:
+            q = quantity(given[name], bag)
+            if q is None or not time_ok(q, given[name]):
+                return None
+            bounds[name] = q[0]
+    if init is None:
+        return None
+    if bounds["min"] < 0 or bounds["max"] < bounds["min"]:
+        bad = given["min"] if bounds["min"] < 0 else given["max"]
+        bag.error(
+            M.VALUE,
+            f"a trainable delay needs 0 <= min <= max (min {bounds['min']:g} ms, max {bounds['max']:g} ms)",
+            bad.span,
+        )
+        return None
+    lr = 1.0
+    if "lr" in given:
+        q = quantity(given["lr"], bag)
+        if q is None:
+            return None
+        if not q[1].dimensionless or q[0] <= 0:
+            bag.error(
+                M.VALUE, "Trainable(): lr is a positive number (a scale of the optimiser's)", given["lr"].span
+            )
+            return None
+        lr = q[0]
+    return ir.TrainableParam("delay", True, bounds["min"], bounds["max"], lr, e.span), init
+
+
 def conn_common(
-    common: dict[str, ast.Keyword], post_model: ir.Model, bag: DiagnosticBag, decl: ast.ConnectionDecl
+    common: dict[str, ast.Keyword],
+    post_model: ir.Model,
+    bag: DiagnosticBag,
+    decl: ast.ConnectionDecl,
+    base_dir: str = ".",
 ) -> dict[str, Any] | None:
-    """delay, target, trainable."""
-    out: dict[str, Any] = {"delay": 0.0, "trainable": True}
+    """delay (a time, or `Trainable(...)` per connection: `trainable_delay`), target, trainable."""
+    out: dict[str, Any] = {"delay": 0.0, "trainable": True, "delay_trainable": None}
     ok = True
-    if "delay" in common:
+    if "delay" in common and _is_trainable(common["delay"].value):
+        learnable = trainable_delay(common["delay"].value, bag, base_dir)
+        ok = learnable is not None
+        out["delay_trainable"] = learnable
+    elif "delay" in common:
         kw = common["delay"]
         q = quantity(kw.value, bag)
         if q is None:
@@ -760,7 +851,7 @@ def lower_connection(
     post_model = models.get(post.model, None, "neuron")
     if post_model is None:
         return None
-    extra = conn_common(common, post_model.model, bag, decl)
+    extra = conn_common(common, post_model.model, bag, decl, base_dir)
     w_dim = weight_dim(syn.model)
     fixed = kind.fixed_weight(cargs)
     if fixed is not None:
@@ -796,6 +887,8 @@ def lower_connection(
         span=decl.span,
         synapse_param_inits=syn_per_neuron,
         synapse_trainable=syn_trainable,
+        delay_trainable=extra["delay_trainable"][0] if extra["delay_trainable"] else None,
+        delay_init=extra["delay_trainable"][1] if extra["delay_trainable"] else None,
     )
 
 

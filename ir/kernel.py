@@ -205,7 +205,19 @@ class Elements:
         return ("q",)
 
 
-Space = Neurons | Synapses | Spikes | Arrivals | Events | Row | Trials | Elements
+@dataclass(frozen=True)
+class Slots:
+    """Every slot `r` (0 .. count - 1) of a ring a projection keeps per post neuron and step (its
+    trainable delays' buffers, `snnc.passes.schedule_delays`)."""
+
+    projection: str
+    count: int
+
+    def binds(self) -> tuple[str, ...]:
+        return ("r",)
+
+
+Space = Neurons | Synapses | Spikes | Arrivals | Events | Row | Trials | Elements | Slots
 
 
 # --------------------------------------------------------------------------------------------------

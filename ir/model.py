@@ -291,6 +291,10 @@ class Projection:
     #: synapse params given one value per post neuron (`Exponential(tau = Normal(5 ms, 1 ms))`)
     synapse_param_inits: dict[str, Initialiser] = field(default_factory=dict)
     synapse_trainable: dict[str, TrainableParam] = field(default_factory=dict)
+    #: a delay per connection that training changes (`delay = Trainable(Uniform(0 ms, 10 ms), max =
+    #: 20 ms)`), drawn from `delay_init`; `delay` is then 0 and `delay_trainable.max` bounds it
+    delay_trainable: TrainableParam | None = None
+    delay_init: Initialiser | None = None
 
     @property
     def recurrent(self) -> bool:

@@ -198,7 +198,13 @@ def print_projection(proj: Projection, syn: Model | None) -> list[str]:
     if not proj.trainable:
         extra.append("fixed")
     lines.append(f"{INDENT}synapse {proj.synapse}({syn_args})" + (f", {', '.join(extra)}" if extra else ""))
-    return lines + _trainable_lines(proj.synapse_trainable)
+    lines += _trainable_lines(proj.synapse_trainable)
+    if proj.delay_trainable is not None:
+        t = proj.delay_trainable
+        how = f"per connection, init {call(proj.delay_init)}, min {number(t.min)} ms, max {number(t.max)} ms"
+        how += f", lr x{number(t.lr_scale)}" if t.lr_scale != 1.0 else ""
+        lines.append(f"{INDENT}trainable delay ({how})")
+    return lines
 
 
 def print_train(spec: TrainSpec) -> list[str]:

@@ -58,6 +58,8 @@ class SpecialisedProjection:
     per_neuron: tuple[str, ...] = ()  # synapse params with one value per post neuron
     per_neuron_derived: tuple[tuple[str, Expr], ...] = ()
     shared: tuple[str, ...] = ()  # of `per_neuron`: trained params with one value (an array of 1)
+    #: trainable per-connection delays: the longest in steps (`delay_steps` is then 0), else None
+    max_delay_steps: int | None = None
 
     def value(self, name: str) -> Expr:
         return dict(self.values)[name]

@@ -118,6 +118,20 @@ class ParamGradient:
 
 
 @dataclass(frozen=True)
+class DelayGradient:
+    """`∂L/∂d_nm += expr` at every arrival s = t_s + d of a spike of pre neuron n at post m, for a
+    projection with trainable delays: `expr = λ⁺·(f(x) − f(x + w e))` (an arrival later by δs leaves
+    the state on its pre-jump trajectory for δs longer), with `w` the connection's weight; for f
+    affine along e it is `w * per_weight` (`per_weight` is a per post neuron value, like `g`)."""
+
+    projection: str
+    pre: str
+    post: str
+    expr: Expr
+    per_weight: Expr
+
+
+@dataclass(frozen=True)
 class Transmission:
     """Per post neuron m of `projection`: `g` such that the pre neuron's `D_n = Σ_m w_nm g_m`."""
 
@@ -171,6 +185,7 @@ class TrainingIR(GradientIR):
     weight_gradients: dict[str, WeightGradient] = field(default_factory=dict)  # by projection
     notes: tuple[str, ...] = ()
     param_gradients: dict[str, ParamGradient] = field(default_factory=dict)  # by runtime key
+    delay_gradients: dict[str, DelayGradient] = field(default_factory=dict)  # by projection
 
     def to_text(self) -> str:
         """Deterministic, diff-friendly text for `--print-after eventprop` and golden tests."""
@@ -184,6 +199,12 @@ class TrainingIR(GradientIR):
         for name in sorted(self.weight_gradients):
             wg = self.weight_gradients[name]
             out.append(f"  gradient {name} ({wg.pre} -> {wg.post}): dL/dw += {_fmt(wg.expr)} at each arrival")
+        for name in sorted(self.delay_gradients):
+            dg = self.delay_gradients[name]
+            out.append(
+                f"  gradient delay {name} ({dg.pre} -> {dg.post}, per connection): dL/dd += "
+                f"{_fmt(dg.expr)} at each arrival (= w * ({_fmt(dg.per_weight)}))"
+            )
         for key in sorted(self.param_gradients):
             pg = self.param_gradients[key]
             out.append(

@@ -211,7 +211,7 @@ def _projection(
         trace=der.trace,
         accumulate=accumulate,
         jump=der.jump,
-        delay_steps=delay_steps(proj.delay, network.dt),
+        delay_steps=_fixed_delay(proj, network.dt),
         params=der.params,
         derived=der.derived,
     )
@@ -392,3 +392,17 @@ def _numeric(expr: sympy.Expr, network: Network, pop: Population, pe: Projection
 
 EPROP = Pass("eprop", eprop, "e-prop: eligibility traces, learning signals, gradients (Bellec et al. 2020)")
 register_gradient_pass("eprop", EPROP)
+
+
+def _fixed_delay(proj: Projection, dt: float) -> int:
+    """e-prop's eligibility traces take a delay of whole steps fixed at compile time."""
+    if proj.delay_trainable is not None:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-ALGO",
+                f"projection '{proj.name}' has trainable delays, which e-prop does not train",
+                proj.delay_trainable.span or proj.span,
+                "give the delay one time (delay = 2 ms), or train with eventprop",
+            )
+        )
+    return delay_steps(proj.delay, dt)

@@ -55,8 +55,10 @@ from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Assign, Network, Population
 from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import is_zero, sym
+from snnc.ir.symbols import w as W
 from snnc.ir.training import (
     Adjoint,
+    DelayGradient,
     ParamGradient,
     PopulationGradient,
     ReadoutDrive,
@@ -296,6 +298,24 @@ def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmissi
     return Transmission(proj_name, g, jump)
 
 
+def _delay_gradient(c: adj.Coupled, proj_name: str, pre: str, pop: Population) -> DelayGradient:
+    """dL/dd of one connection at its arrival s: moving s later by δs keeps the post state on its
+    pre-jump trajectory for δs longer, δx(s + δs) = (f(x) − f(x + w e))·δs, so dL/ds = λ⁺·(f(x) −
+    f(x + w e)), derived from the post population's coupled equations (for current-based LIF with
+    an exponential synapse: w·(λ_I/τ_syn − λ_V/τ_m))."""
+    e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
+    jumped = c.f.xreplace({x: x + W * e[i] for i, x in enumerate(c.x)})
+    expr = sympy.expand((c.lams.T * (c.f - jumped))[0])
+    per_weight = sympy.expand(sympy.diff(expr, W))
+    if not is_zero(expr - W * per_weight) or W in per_weight.free_symbols:
+        _fail(
+            f"the dynamics are not linear in the state that spikes of '{proj_name}' jump, so its delay "
+            f"gradient λ·(f(x) − f(x + w e)) = {expr} is not w times a value per post neuron",
+            pop,
+        )
+    return DelayGradient(proj_name, pre, pop.name, expr, per_weight)
+
+
 def derive(network: Network) -> TrainingIR:
     spec = network.train
     max_spikes = spec.algorithm.args.get("max_spikes", 500)
@@ -316,6 +336,7 @@ def derive(network: Network) -> TrainingIR:
         param_grads |= {p.key: p for p in params}
     transmissions: dict[str, Transmission] = {}
     grads: dict[str, WeightGradient] = {}
+    delays: dict[str, DelayGradient] = {}
     for proj in network.projections.values():
         if proj.post not in coupled:
             continue
@@ -326,11 +347,13 @@ def derive(network: Network) -> TrainingIR:
         if proj.trainable:
             expr = sympy.Add(*(sym(names.adjoint(s)) * k for s, k in tr.jump))
             grads[proj.name] = WeightGradient(proj.name, proj.pre, proj.post, expr)
+        if proj.delay_trainable is not None:
+            delays[proj.name] = _delay_gradient(c, proj.name, proj.pre, network.populations[proj.post])
     notes = (
         "spike at (k+1)*dt, delivered at the same instant; records after update, before reset",
         "backward step: transmissions and jumps with lambda+, then readout drive, then propagate",
     )
-    return TrainingIR("eventprop", int(max_spikes), pops, transmissions, grads, notes, param_grads)
+    return TrainingIR("eventprop", int(max_spikes), pops, transmissions, grads, notes, param_grads, delays)
 
 
 def eventprop(network: Network) -> Network:

@@ -62,9 +62,10 @@ from snnc.ir.kernel import (
 )
 from snnc.ir.model import Network
 from snnc.ir.names import array as array_name
-from snnc.ir.symbols import TIME, TIMESTEP, sym
+from snnc.ir.symbols import TIME, TIMESTEP, is_zero, sym
 from snnc.ir.training import PopulationGradient, TrainingIR, executed_jump
 
+from . import schedule_delays
 from .schedule_forward import DERIVED_COMMENT, DERIVED_PHASE, J, Tap, schedule_forward
 from .specialise import specialise
 
@@ -167,9 +168,14 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
         for name, pg in tr.populations.items()
     }
     projections = [
-        p for p in network.projections.values() if p.name in tr.weight_gradients or p.name in tr.transmissions
+        p
+        for p in network.projections.values()
+        if p.name in tr.weight_gradients or p.name in tr.transmissions or p.name in tr.delay_gradients
     ]
-    events = [_events(b, p.name, adjoints, known) for p in projections]
+    events = [
+        (_events_learnable if p.name in tr.delay_gradients else _events)(b, p.name, adjoints, known)
+        for p in projections
+    ]
     jumps = [
         _jump(b, name, pg, adjoints[name]) for name, pg in tr.populations.items() if pg.theta is not None
     ]
@@ -298,7 +304,7 @@ def _list_populations(network: Network, tr: TrainingIR) -> list[str]:
     """Populations whose spikes the backward pass reads: every spiking population on the gradient
     path, and the pre population of every projection with a gradient or a transmission."""
     keep = {name for name, pg in tr.populations.items() if pg.theta is not None}
-    for proj in [*tr.weight_gradients, *tr.transmissions]:
+    for proj in [*tr.weight_gradients, *tr.transmissions, *tr.delay_gradients]:
         keep.add(network.projections[proj].pre)
     return [p for p in network.populations if p in keep]
 
@@ -725,6 +731,38 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     )
 
 
+def _events_learnable(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]) -> Phase:
+    """The backward events of a projection with trainable delays: each connection reads the post
+    values of its own arrival step from rings (`snnc.passes.schedule_delays`)."""
+    net, tr = b.network, b.training
+    proj = net.projections[proj_name]
+    post = tr.populations[proj.post]
+    tm, wg, dg = (d.get(proj_name) for d in (tr.transmissions, tr.weight_gradients, tr.delay_gradients))
+    if tm is not None and not is_zero(sympy.expand(tm.g - dg.per_weight)):
+        raise AssertionError(f"{proj_name}: the delay gradient's g differs from the transmission's")
+    lets, lam = _lam_locals(post, adjoints[proj.post], (BATCH, M))
+    env = _env(b, lam)
+    if post.method != "exact":  # g and dL/dw read the post states at the arrival (end of step k)
+        env.update(_trajectory_env(b, proj.post, post, M))
+    per_post = {"g": dg.per_weight, **({"e": wg.expr} if wg is not None else {})}
+
+    def lowered(expr: sympy.Expr, key: str) -> sympy.Expr:
+        return _lowered(b, proj.post, expr, env, f"{key} of {proj_name}", M)
+
+    weight = known[array_name("w", proj_name)]
+    shape = ("batch", schedule_delays.flat_size(weight))
+    cursor = _cursor(b, proj_name, proj.pre)
+    body, new = schedule_delays.backward_events(b, proj, known, per_post, lets, shape, cursor.name, lowered)
+    for array in new:
+        b.add(array)
+    return Phase(
+        f"events_{proj_name}",
+        PhaseKind.BACKWARD,
+        body,
+        f"EventProp: transmission, dL/dw and dL/d(delay) of {proj_name} at each connection's arrival",
+    )
+
+
 def _per_post(b: _Builder, projection: str, var: str, n_post: int, comment: str) -> Array:
     """A value per post neuron of a projection, computed once per step with pre spikes."""
     name = array_name("ep", projection, var)
@@ -867,6 +905,12 @@ def _reset_backward(b: _Builder, adjoints: dict, projections: list) -> tuple[Stm
         if grad is not None:
             row = Loop(Row(proj.name, PRE), (Store(grad[BATCH, Q], ZERO),), {"j": J, "q": Q})
             body.append(Loop(Neurons(proj.pre), (row,), {"j": PRE}))
+    for a in b.arrays:
+        if a.role == Role.GRADIENT and a.var == "delay" and a.owner in b.training.delay_gradients:
+            row = Loop(Row(a.owner, PRE), (Store(a[BATCH, Q], ZERO),), {"j": J, "q": Q})
+            body.append(Loop(Neurons(b.network.projections[a.owner].pre), (row,), {"j": PRE}))
+        elif a.var is not None and a.var.startswith("ring_"):
+            body += schedule_delays.clear(a, b.network.projections[a.owner].post, "no arrival after T")
     for key, grad in b.param_grads.items():
         pop = b.training.param_gradients[key].population
         body.append(Loop(Neurons(pop), (Store(grad[BATCH, J], ZERO),), {"j": J}))

@@ -52,6 +52,8 @@ from snnc.ir.names import array as array_name
 from snnc.ir.specialised import SpecialisedPopulation, SpecialisedProjection
 from snnc.ir.symbols import TIME, WEIGHT, sym
 
+from . import schedule_delays
+
 #: initial value of each readout's accumulator
 READOUT_INIT = {"max_var": float("-inf"), "first_spike_time": float("inf")}
 J = Index("j")
@@ -93,6 +95,7 @@ class _Builder:
     phases: list[Phase] = field(default_factory=list)
     derived: list[Stmt] = field(default_factory=list)  # per-neuron derived params, once per trial
     param_envs: dict[str, dict[sympy.Symbol, sympy.Expr]] = field(default_factory=dict)
+    resets: list[Stmt] = field(default_factory=list)  # more of the reset phase (delay buffers)
 
     def add(self, array: Array) -> Array:
         self.arrays.append(array)
@@ -147,7 +150,8 @@ def schedule_forward(
         b.phases.append(_deliver(b, proj, weights[proj.name]))
     for pop in network.populations.values():
         b.phases.append(_population(b, pop))
-    reset = Phase("reset", PhaseKind.RESET, _reset_body(b), "every per-trial array to its initial value")
+    reset_body = (*_reset_body(b), *b.resets)
+    reset = Phase("reset", PhaseKind.RESET, reset_body, "every per-trial array to its initial value")
     before: tuple[Phase, ...] = (reset,)
     if b.derived:
         before += (Phase(DERIVED_PHASE, PhaseKind.RESET, tuple(b.derived), DERIVED_COMMENT),)
@@ -275,6 +279,10 @@ def _deliver(b: _Builder, proj: Projection, weight: sympy.Expr) -> Phase:
     syn = b.network.models[proj.synapse]
     states = {s: _synapse_state(b, proj, s) for s in syn.states}
     env = {**params_env(b, proj.name), **{sym(s): a[BATCH, J] for s, a in states.items()}}
+    if proj.delay_trainable is not None:
+        body = schedule_delays.deliver(b, proj, weight, states, env, sp.on_pre)
+        comment = f"projection {proj.name}: trainable delays, at most {sp.max_delay_steps} step(s)"
+        return Phase(f"deliver_{proj.name}", PhaseKind.FORWARD, body, comment)
     env[sym(WEIGHT)] = weight
     body = tuple(
         Store(

@@ -85,6 +85,11 @@ def specialise(network: Network) -> Network:
             per_neuron=per_neuron,
             per_neuron_derived=derived,
             shared=shared,
+            max_delay_steps=(
+                delay_steps(proj.delay_trainable.max, network.dt)
+                if proj.delay_trainable is not None
+                else None
+            ),
         )
     return dataclasses.replace(
         network, stage="specialised", specialised=Specialisation(populations, projections)

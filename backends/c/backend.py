@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 from snnc.backends.capabilities import Capabilities
-from snnc.backends.common import NetworkPlan, draw_connectivity, draw_param_values, mangle, plan_network
+from snnc.backends.common import (
+    NetworkPlan,
+    draw_connectivity,
+    draw_delays,
+    draw_param_values,
+    mangle,
+    plan_network,
+)
 from snnc.backends.eprop_init import initial_arrays
 from snnc.ir.connectivity import kind_of
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
@@ -48,6 +55,7 @@ CAPABILITIES = Capabilities(
     dilated_grouped_conv=True,
     per_neuron_params=True,
     trainable_params=True,
+    trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
 )
 
 
@@ -105,6 +113,7 @@ def _printed_kernel(
         _check_trainable(network)
     kernel = schedule(network, precision=plan.precision, event_buffer=event_buffer)
     static.update(per_neuron_static(network, kernel, plan.seed))
+    static.update(draw_delays(network, static, plan.seed))
     if is_eprop(network):
         static.update(_eprop_static(network, kernel, plan.seed))
     code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
@@ -134,6 +143,9 @@ def trainable_params(network: Network) -> dict[str, dict[str, Any]]:
     """key -> bounds and learning-rate scale of every trainable param, for the optimiser."""
     owners = [(p.name, p.trainable) for p in network.populations.values()]
     owners += [(p.name, p.synapse_trainable) for p in network.projections.values()]
+    owners += [
+        (p.name, {"delay": p.delay_trainable}) for p in network.projections.values() if p.delay_trainable
+    ]
     return {
         param_key(name, owner): {
             "min": t.min,

@@ -36,6 +36,7 @@ from snnc.ir.kernel import (
     PhaseKind,
     Role,
     Row,
+    Slots,
     Spikes,
     Stmt,
     Store,
@@ -164,7 +165,7 @@ class KernelExprPrinter(SnncCPrinter):
             return self.arrays[str(expr.base.label)].dtype in INT_DTYPES
         if isinstance(expr, sympy.Piecewise):
             return all(self.is_int(v) for v, _ in expr.args)
-        if isinstance(expr, (sympy.Add, sympy.Mul)):
+        if isinstance(expr, (sympy.Add, sympy.Mul, sympy.Mod)):
             return all(self.is_int(a) for a in expr.args)
         return False
 
@@ -282,6 +283,10 @@ class _Phase:
                 self.guarded -= set(optional)
                 guard = " && ".join(optional)
                 return [f"{pad}if ({guard}) {{", f"{pad}    {head}", *inner, f"{pad}    }}", f"{pad}}}"]
+            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+        if isinstance(space, Slots):
+            v = f"snnc_{loop.vars['r'].name}"
+            head = f"for (int64_t {v} = 0; {v} < {space.count}; {v}++) {{{note}"
             return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
         if isinstance(space, Arrivals):
             return self.arrivals(loop, depth)
