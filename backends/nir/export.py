@@ -249,6 +249,12 @@ def _projection_nodes(
         chain.append((type(node).__name__, proj.name, node))
     if gain != 1.0:
         chain.append(("Scale", f"{proj.name}_gain", nir.Scale(scale=np.full(nir_shape(post.shape), gain))))
+    if proj.delay_trainable is not None:
+        raise _error(
+            f"projection '{proj.name}' has a delay per connection (trainable), which a NIR Delay node "
+            "(one delay per post neuron) cannot hold",
+            "export a network whose delays are one time per projection",
+        )
     if proj.delay:
         delay = nir.Delay(delay=np.full(nir_shape(post.shape), proj.delay / 1e3))
         chain.append(("Delay", f"{proj.name}_delay", delay))
