@@ -101,6 +101,9 @@ def split_coupled(name: str) -> tuple[str, str | None]:
 D = _generated("D")  # Σ_m w_nm g_m over the spiking neuron's outgoing connections
 DLP_DTS = _generated("dlp_dts")  # ∂l_p/∂t_s of this spike
 DL_DY = _generated("dL_dy")  # the trainer's loss gradient for this neuron and example
+#: the readout's per-step drive of the first sample an arrival at this instant reaches (step k+1):
+#: ∂l/∂x·dt there, for a jump of the read variable itself (an impulse synapse into an output)
+DRIVE_AFTER = _generated("drive_after")
 STEP = _generated("k")  # the step index k
 STEPS = _generated("K")  # the number of steps K
 DURATION = _generated("T")  # the duration T

@@ -82,16 +82,35 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
     params = [(p, "neuron", p) for p in list(neuron.params) + list(neuron.derived)]
     sums: dict[str, sympy.Expr] = {name: sympy.S.Zero for name in neuron.inputs}
     jumps: dict[str, dict[str, sympy.Expr]] = {}
+    impulses: list[tuple[str, str, sympy.Expr]] = []  # (projection, target input, area per unit weight)
     for proj in network.projections_to(pop.name):
         syn = network.models[proj.synapse]
-        if syn.impulse or syn.output is None:
+        if syn.output is None:
             raise Defeat(
-                f"projection '{proj.name}' uses synapse model '{syn.name}', which has no output state "
-                "(an impulse synapse); EventProp needs a synapse state that spikes jump",
+                f"projection '{proj.name}' uses synapse model '{syn.name}', which has no output state; "
+                "EventProp needs the state that spikes jump",
                 syn.name,
                 proj.span or syn.span,
             )
         ren = _synapse_rename(syn, proj.name)
+        if syn.impulse and neuron.spikes:
+            raise Defeat(
+                f"projection '{proj.name}' uses synapse model '{syn.name}', an impulse synapse, into a spiking "
+                "population: a spike that an impulse's jump causes has no crossing rate, and its time "
+                "follows the arrival, which this derivation does not carry back yet",
+                syn.name,
+                proj.span or syn.span,
+            )
+        if syn.impulse:
+            impulses.append((proj.name, proj.target, _impulse_area(syn, proj, ren)))
+            params += [
+                (names.coupled(p, proj.name), proj.name, p) for p in list(syn.params) + list(syn.derived)
+            ]
+            if proj.target not in sums:
+                raise Defeat(
+                    f"projection '{proj.name}' targets '{proj.target}', not an input of '{neuron.name}'"
+                )
+            continue
         for s in syn.states:
             name = names.coupled(s, proj.name)
             states.append(name)
@@ -103,8 +122,49 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
             raise Defeat(f"projection '{proj.name}' targets '{proj.target}', not an input of '{neuron.name}'")
         sums[proj.target] = sums[proj.target] + sym(names.coupled(syn.output, proj.name))
         jumps[proj.name] = on_pre_jump(syn, proj, ren)
+    for proj_name, target, area in impulses:
+        jumps[proj_name] = _impulse_jump(neuron, f_open, target, area, proj_name)
     inputs = {sym(k): v for k, v in sums.items()}
     return Coupled(pop.name, neuron, states, owners, f_open, inputs, jumps, params)
+
+
+def _impulse_area(syn: Model, proj: Projection, ren: dict) -> sympy.Expr:
+    """The area of an impulse synapse's pulse per unit weight: on_pre sets its output state to w·c,
+    held for one step and cleared (ir/discrete.py), so the input carries w·c·dt: c·dt."""
+    if proj.synapse_trainable:
+        name = next(iter(proj.synapse_trainable))
+        raise Defeat(
+            f"param '{name}' of impulse synapse '{syn.name}' (projection '{proj.name}') has no EventProp "
+            "gradient yet",
+            name,
+            proj.synapse_trainable[name].span or proj.span,
+        )
+    unit = on_pre_jump(syn, proj, ren)
+    return unit.get(names.coupled(syn.output, proj.name), sympy.S.Zero) * DT
+
+
+def _impulse_jump(
+    neuron: Model, f_open: list[sympy.Expr], target: str, area: sympy.Expr, proj: str
+) -> dict[str, sympy.Expr]:
+    """e of an impulse synapse: in the limit of a short pulse of area A into input u, the neuron's
+    states jump by (∂f/∂u)·A, which needs each neuron row affine in u with a coefficient free of the
+    states and inputs (a current input, not a conductance)."""
+    u = sym(target)
+    out: dict[str, sympy.Expr] = {}
+    for s, rhs in zip(neuron.states, f_open, strict=False):
+        coeff = sympy.diff(rhs, u)
+        if coeff.free_symbols & ({sym(x) for x in neuron.states} | {sym(i) for i in neuron.inputs}):
+            raise Defeat(
+                f"'d{s}/dt = {rhs}' multiplies input '{target}' by '{coeff}', which depends on the state: "
+                f"the impulses of '{proj}' (a Delta synapse) have no jump to differentiate; use a synapse "
+                "with a state (Exponential)",
+                rhs,
+            )
+        if coeff != 0:
+            out[s] = sympy.expand(coeff * area)
+    if not out:
+        raise Defeat(f"the impulses of '{proj}' move no state of '{neuron.name}'", proj)
+    return out
 
 
 def on_pre_jump(syn: Model, proj: Projection, ren: dict) -> dict[str, sympy.Expr]:

@@ -30,8 +30,11 @@ spikes and reports them (they get no jump and no weight gradient).
 On the threshold surface θ(x⁻) = 0, so the jump uses the solved state (v⁻ = v_thresh for LIF), which
 makes it independent of the overshoot of the discrete forward pass. For τ_mem = τ_syn the exact LIF
 propagator has a removable 0/0; keep the time constants distinct.
-Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Not derived yet:
-refractory periods (ignored by the backward pass), impulse (Delta) synapses.
+Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Trainable delays:
+`_delay_gradient` (lowered by `schedule_delays.py`). Impulse (Delta) synapses into non-spiking
+populations: the short-pulse limit, a jump e = (∂f/∂u)·c·dt of the neuron states (`adjoint.py`); a jump
+of a readout's variable also moves its running loss (`_loss_jump`). Not derived yet: refractory periods
+(ignored by the backward pass), impulses into spiking populations (refused).
 
 Readouts (dL_dy is the trainer's dL/dy for the neuron and example; the readout var is sampled at
 steps k = 0..K-1): var y_k = v_k; avg_var y = Σ v_k / K; avg_var_exp_weight (mlGeNN, Nowotny 2024)
@@ -77,6 +80,7 @@ EVENTPROP = "E-EVENTPROP"  # a model the EventProp derivation cannot handle
 ALGO = "E-ALGO"
 
 DLP, D, DL_DY = sym(names.DLP_DTS), sym(names.D), sym(names.DL_DY)
+DRIVE_AFTER = sym(names.DRIVE_AFTER)
 RATE = sym(names.CROSSING_RATE)  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
 DEFAULT_MIN_CROSSING_RATE = 1e-3  # θ units per ms: for LIF (τ_m 20 ms), i_syn − v_thresh >= 0.02
 K_STEP, K_TOTAL, T_DUR = sym(names.STEP), sym(names.STEPS), sym(names.DURATION)
@@ -280,8 +284,29 @@ def _population_gradient(
     )
 
 
-def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmission:
-    """g_m with D = Σ_m λ_m⁺·(f_m(x_m) − f_m(x_m + w e)) = Σ_m w g_m; needs f affine along e."""
+def _loss_jump(c: adj.Coupled, e: sympy.Matrix, readout: ReadoutDrive | None, pop: Population) -> sympy.Expr:
+    """l(x) − l(x + e) per unit weight: a jump of the read variable itself moves the running loss
+    (∂l/∂x = the drive of the next sample / dt, `DRIVE_AFTER`); zero when spikes jump other states."""
+    if readout is None or readout.var is None or readout.var not in c.states:
+        return sympy.S.Zero
+    jump = e[c.states.index(readout.var)]
+    if readout.kind == "max_var" and not is_zero(jump):
+        _fail(
+            f"readout max_var reads '{readout.var}', which the impulses of a Delta synapse jump: its maximum "
+            "sits at a jump and moves with it, which this derivation does not follow",
+            pop,
+            pop.readout.span if pop.readout else None,
+            "use avg_var, avg_var_exp_weight, sum_var or var, or a synapse with a state (Exponential)",
+            ALGO,
+        )
+    return -DRIVE_AFTER / DT * jump
+
+
+def _transmission(
+    c: adj.Coupled, proj_name: str, pop: Population, readout: ReadoutDrive | None = None
+) -> Transmission:
+    """g_m with D = Σ_m [λ_m⁺·(f_m(x_m) − f_m(x_m + w e)) + l_m(x_m) − l_m(x_m + w e)] = Σ_m w g_m;
+    needs f affine along e."""
     e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
     h = sym(names.JUMP_SIZE)
     shifted = c.f.xreplace({x: x + h * e[i] for i, x in enumerate(c.x)})
@@ -293,19 +318,21 @@ def _transmission(c: adj.Coupled, proj_name: str, pop: Population) -> Transmissi
             "backward transmission D cannot be written as Σ w·g",
             pop,
         )
-    g = sympy.expand(-(c.lams.T * (c.jacobian() * e))[0])
+    g = sympy.expand(-(c.lams.T * (c.jacobian() * e))[0] + _loss_jump(c, e, readout, pop))
     jump = tuple((s, e[i]) for i, s in enumerate(c.states) if e[i] != 0)
     return Transmission(proj_name, g, jump)
 
 
-def _delay_gradient(c: adj.Coupled, proj_name: str, pre: str, pop: Population) -> DelayGradient:
+def _delay_gradient(
+    c: adj.Coupled, proj_name: str, pre: str, pop: Population, readout: ReadoutDrive | None
+) -> DelayGradient:
     """dL/dd of one connection at its arrival s: moving s later by δs keeps the post state on its
     pre-jump trajectory for δs longer, δx(s + δs) = (f(x) − f(x + w e))·δs, so dL/ds = λ⁺·(f(x) −
     f(x + w e)), derived from the post population's coupled equations (for current-based LIF with
     an exponential synapse: w·(λ_I/τ_syn − λ_V/τ_m))."""
     e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
     jumped = c.f.xreplace({x: x + W * e[i] for i, x in enumerate(c.x)})
-    expr = sympy.expand((c.lams.T * (c.f - jumped))[0])
+    expr = sympy.expand((c.lams.T * (c.f - jumped))[0] + W * _loss_jump(c, e, readout, pop))
     per_weight = sympy.expand(sympy.diff(expr, W))
     if not is_zero(expr - W * per_weight) or W in per_weight.free_symbols:
         _fail(
@@ -341,14 +368,17 @@ def derive(network: Network) -> TrainingIR:
         if proj.post not in coupled:
             continue
         c = coupled[proj.post]
-        tr = _transmission(c, proj.name, network.populations[proj.post])
+        readout = pops[proj.post].readout
+        tr = _transmission(c, proj.name, network.populations[proj.post], readout)
         if network.populations[proj.pre].role != "input":
             transmissions[proj.name] = tr
         if proj.trainable:
             expr = sympy.Add(*(sym(names.adjoint(s)) * k for s, k in tr.jump))
             grads[proj.name] = WeightGradient(proj.name, proj.pre, proj.post, expr)
         if proj.delay_trainable is not None:
-            delays[proj.name] = _delay_gradient(c, proj.name, proj.pre, network.populations[proj.post])
+            delays[proj.name] = _delay_gradient(
+                c, proj.name, proj.pre, network.populations[proj.post], readout
+            )
     notes = (
         "spike at (k+1)*dt, delivered at the same instant; records after update, before reset",
         "backward step: transmissions and jumps with lambda+, then readout drive, then propagate",

@@ -675,6 +675,30 @@ def _lam_locals(
     return lets, lam
 
 
+def _drive_after(b: _Builder, pop: str, pg: PopulationGradient, env: dict, exprs: list) -> list[Stmt]:
+    """`names.DRIVE_AFTER` for post neuron M, if one of `exprs` reads it: the readout's per-step
+    drive of sample k + 1 (the first an arrival at (k+1)·dt reaches), 0 past the last sample."""
+    symbol = sym(names.DRIVE_AFTER)
+    if pg.readout is None or not any(symbol in sympy.sympify(e).free_symbols for e in exprs):
+        return []
+    dly_array, argmax = _find(b, pop, "dL_dy"), _find(b, pop, "argmax")
+    nxt = STEP + 1
+    if len(dly_array.shape) == 3:
+        dly = dly_array[BATCH, sympy.Piecewise((nxt, nxt < NUM_STEPS), (NUM_STEPS - 1, True)), M]
+    elif argmax is not None:
+        dly = sympy.Piecewise((dly_array[BATCH, M], sympy.Eq(argmax[BATCH, M], nxt)), (ZERO, True))
+    else:
+        dly = dly_array[BATCH, M]
+    local, value = Local("__dly_after"), Local("__drive_after")
+    step = sympy.sympify(pg.readout.step).xreplace({sym(names.STEP): sym(names.STEP) + 1})
+    drive = _lowered(b, pop, step.xreplace({sym(names.DL_DY): local}), env, f"drive after of {pop}", M)
+    env[symbol] = value
+    return [
+        Let(local, dly, "dL/dy of the next sample"),
+        Let(value, sympy.Piecewise((drive, nxt < NUM_STEPS), (ZERO, True)), "its readout drive"),
+    ]
+
+
 def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]) -> Phase:
     """g and dL/dw per post neuron, then dL/dw and D over the row of every pre spike of step k - delay."""
     net, tr = b.network, b.training
@@ -688,6 +712,7 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     if post.method != "exact":  # g and dL/dw read the post states the spike arrives at (end of step k)
         env.update(_trajectory_env(b, proj.post, post, M))
     prologue: list[Stmt] = list(lets)
+    prologue += _drive_after(b, proj.post, post, env, [tm.g if tm is not None else 0])
     body: list[Stmt] = []
     weight = _weight(net, proj_name, known)
     if tm is not None:
@@ -745,6 +770,7 @@ def _events_learnable(b: _Builder, proj_name: str, adjoints: dict, known: dict[s
     if post.method != "exact":  # g and dL/dw read the post states at the arrival (end of step k)
         env.update(_trajectory_env(b, proj.post, post, M))
     per_post = {"g": dg.per_weight, **({"e": wg.expr} if wg is not None else {})}
+    lets = lets + _drive_after(b, proj.post, post, env, [dg.per_weight])
 
     def lowered(expr: sympy.Expr, key: str) -> sympy.Expr:
         return _lowered(b, proj.post, expr, env, f"{key} of {proj_name}", M)
