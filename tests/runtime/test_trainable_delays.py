@@ -226,3 +226,46 @@ def test_trainable_delays_are_refused_where_not_derived(backend: str, algorithm:
         check_backend(lower(text), backend)
     d = err.value.diagnostics[0]
     assert words in d.message and d.span is not None and d.span.line == 6
+
+
+def _write_shd(path, n: int, seed: int) -> None:  # noqa: ANN001
+    """A small file in SHD's layout (vlen times in s, vlen units 0..699, labels 0..19)."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        t = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
+        u = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16))
+        for i in range(n):
+            k = int(rng.integers(4000, 6000))  # about as dense as SHD
+            t[i] = np.sort(rng.uniform(0, 0.6, k)).astype(np.float32)
+            u[i] = rng.integers(0, 700, k).astype(np.uint16)
+        f.create_dataset("labels", data=(np.arange(n) % 20).astype(np.uint8))
+
+
+def test_the_shd_delays_example_trains_a_batch_of_synthetic_shd(tmp_path) -> None:  # noqa: ANN001
+    """examples/shd_delays.snn as written (SHD needs a download): one epoch of one batch of
+    SHD-format data drawn here; its delays move and stay within their bounds."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("h5py")
+    example = Path(__file__).resolve().parents[2] / "examples" / "shd_delays.snn"
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_shd(data / "shd_train.h5", 8, 0)
+    _write_shd(data / "shd_test.h5", 4, 1)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "snnc", "train", str(example), "--data-dir", str(data), "--out", str(out)]
+    result = subprocess.run([*cmd, "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out / "epoch-0000.npz")
+    from snnc.api import compile_network
+
+    initial = compile_network(str(example)).artefact.get_weights()
+    for key, high in (("delay_x_to_h", 60.0), ("delay_h_to_h", 30.0)):
+        d = saved[f"weights/{key}"]
+        assert d.shape == ((700, 256) if key == "delay_x_to_h" else (256, 256))
+        assert 0.0 <= d.min() and d.max() <= high and not np.array_equal(d, initial[key])
+    assert saved["weights/tau_mem_h"].shape == (256,)
