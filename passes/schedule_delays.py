@@ -92,6 +92,11 @@ def steps_array(proj: Projection, weight: Array) -> Array:
     )
 
 
+def ahead(now: Local, s: Local, S: int) -> sympy.Expr:
+    """(k + s) mod S from now = k mod S and 0 <= s < S: one compare, not a division per synapse."""
+    return sympy.Piecewise((now + s - S, now + s >= S), (now + s, True))
+
+
 def step_of(steps: Array, local: str = "__delay_steps") -> tuple[Let, Local]:
     """The connection's delay in steps, as an integer local (its ring slot is (k + s) mod S)."""
     s = Local(local, integer=True, nonnegative=True)
@@ -163,12 +168,14 @@ def deliver(
     )
     b.resets += clear(buffer, proj.post, f"no spike of {proj.pre} on its way to {proj.post}")
     let, s = step_of(steps)
+    now = Local("__now", integer=True, nonnegative=True)
     scatter = Loop(
         Spikes(proj.pre, STEP - 1),
         (
+            Let(now, sympy.Mod(STEP, S), "this step's slot"),
             Loop(
                 Row(proj.name, PRE),
-                (let, Store(buffer[BATCH, sympy.Mod(STEP + s, S), J], weight, "+=", "arrives in s steps")),
+                (let, Store(buffer[BATCH, ahead(now, s, S), J], weight, "+=", "arrives in s steps")),
                 {"j": J, "q": Q},
             ),
         ),
@@ -248,7 +255,8 @@ def backward_events(
     )
     let, s = step_of(steps)
     slot = Local("__slot", integer=True, nonnegative=True)
-    body: list[Stmt] = [let, Let(slot, sympy.Mod(STEP + s, S), "the ring slot of this connection's arrival")]
+    now = Local("__now", integer=True, nonnegative=True)
+    body: list[Stmt] = [let, Let(slot, ahead(now, s, S), "the ring slot of this connection's arrival")]
     if "e" in rings and proj.name in bb.training.weight_gradients:
         new.append(grad)
         body.append(Store(grad[BATCH, Q], rings["e"][BATCH, slot, J], "+=", "dL/dw at the arrival"))
@@ -262,7 +270,10 @@ def backward_events(
         body.append(Store(dgrad[BATCH, Q], wg, "+=", "dL/dd = λ·(f(x) − f(x + w e)) = w g"))
     walk = Loop(
         Events(proj.pre, STEP, cursor),
-        (Loop(Row(proj.name, PRE), tuple(body), {"j": J, "q": Q}),),
+        (
+            Let(now, sympy.Mod(STEP, S), "this step's slot"),
+            Loop(Row(proj.name, PRE), tuple(body), {"j": J, "q": Q}),
+        ),
         {"e": Index("e"), "i": PRE},
         comment=f"the spikes of {proj.pre} of step k, each connection at its own arrival",
     )
