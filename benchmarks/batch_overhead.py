@@ -21,7 +21,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {"yinyang": "yinyang_eventprop.snn", "digits": "eprop_digits.snn"}
-ENTRIES = ("snnc_run", "snnc_backward", "snnc_eprop_run", "snnc_learn")
+ENTRIES = (
+    "snnc_run",
+    "snnc_backward",
+    "snnc_eprop_run",
+    "snnc_learn",
+    "snnc_loss",
+    "snnc_gather",
+    "snnc_step",
+)
 
 
 class TimedLibrary:

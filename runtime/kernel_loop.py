@@ -66,7 +66,7 @@ def run_batch(
 ) -> float:
     """One learning batch through the artefact; returns the batch-mean loss, as `_run_batch` does.
     Under MPI `idx` is this rank's share of a batch of `n_batch` examples."""
-    optimiser = trainer.optimiser
+    optimiser, art = trainer.optimiser, trainer.artefact
     rows = len(idx)
     n_all = rows if n_batch is None else n_batch
     summed = optimiser.reduction == "sum"
@@ -89,14 +89,19 @@ def run_batch(
             {k: g.reshape(learning.shapes[k]) for k, g in grads.items()},
             epoch=getattr(trainer, "_current_epoch", None),
             batch=b,
-            artefact=trainer.artefact,
-            locate=lambda: locate_fault(trainer.artefact, x_batch, idx),
+            artefact=art,
+            locate=lambda: locate_fault(art, x_batch, idx),
         )
     for key, bounds in learning.bounds.items():
         bounds[:] = optimiser.kernel_bounds(key)
         for moment in learning.moments(key):
             learning.bind(key, moment, optimiser.kernel_buffer(moment, key, learning.shapes[key]))
     learning.step(optimiser.kernel_step())
+    weights = learning.weights()
+    if not all(math.isfinite(float(w.sum())) for w in weights.values()):  # the step overflowed?
+        check_finite(
+            "weights", weights, epoch=getattr(trainer, "_current_epoch", None), batch=b, artefact=art
+        )
     return total
 
 

@@ -40,7 +40,6 @@ class KernelLearning:
             fn = getattr(lib, entry)
             fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
             fn.restype = ctypes.c_int
-        self._lib = lib
         arrays = artefact._arrays
         self.hyper = arrays[spec["hyper"]] = np.zeros(len(spec["hyper_slots"]), np.float64)
         self._slot = {name: i for i, name in enumerate(spec["hyper_slots"])}
@@ -76,6 +75,11 @@ class KernelLearning:
         if buffer.dtype != np.float64 or buffer.shape != self.shapes[key] or not buffer.flags.c_contiguous:
             raise ValueError(f"optimiser buffer '{moment}' of '{key}' is not float64 {self.shapes[key]}")
         arrays[name] = buffer
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The arrays the step writes (live, shaped as the artefact holds them), by key."""
+        arrays = self.artefact._arrays
+        return {key: arrays[names["weight"]] for key, names in self.spec["keys"].items()}
 
     def moments(self, key: str) -> tuple[str, ...]:
         return tuple(self.spec["keys"][key]["moments"])
@@ -119,6 +123,6 @@ class KernelLearning:
         self._call("snnc_step", self.artefact._struct(), 1, self.artefact._last_steps or 0)
 
     def _call(self, entry: str, struct: ctypes.Structure, rows: int, steps: int) -> None:
-        rc = getattr(self._lib, entry)(ctypes.byref(struct), rows, steps, 0)
+        rc = getattr(self.artefact._lib, entry)(ctypes.byref(struct), rows, steps, 0)
         if rc != 0:
             raise RuntimeError(f"{entry} returned {rc}")
