@@ -177,78 +177,18 @@ def _loss_phase(new: list[Array], dly: Array, readout: Array, temperature: float
     """Softmax cross-entropy of readout / T against the trial's label: the loss, whether the first
     largest readout is the label (`np.argmax`), and dL/dy = (softmax - onehot) / (T * divisor)."""
     pop = dly.owner
-    label = _add(
-        new,
-        Array(
-            array_name("ls", pop, "label"),
-            Role.TARGET,
-            pop,
-            ("batch",),
-            "int32",
-            var="label",
-            comment="the trial's class",
-        ),
-    )
-    loss = _add(
-        new,
-        Array(
-            array_name("ls", pop, "loss"),
-            Role.LOSS,
-            pop,
-            ("batch",),
-            "double",
-            var="loss",
-            comment="cross-entropy of the trial",
-        ),
-    )
-    correct = _add(
-        new,
-        Array(
-            array_name("ls", pop, "correct"),
-            Role.LOSS,
-            pop,
-            ("batch",),
-            "int32",
-            var="correct",
-            comment="1 if the arg-max readout is the label",
-        ),
-    )
-    top = _add(
-        new,
-        Array(
-            array_name("ls", pop, "top"),
-            Role.SCRATCH,
-            pop,
-            ("batch",),
-            "double",
-            var="top",
-            comment="largest readout / T",
-        ),
-    )
-    best = _add(
-        new,
-        Array(
-            array_name("ls", pop, "best"),
-            Role.SCRATCH,
-            pop,
-            ("batch",),
-            "int32",
-            var="best",
-            comment="its neuron (the first, as np.argmax)",
-        ),
-    )
-    total = _add(
-        new,
-        Array(
-            array_name("ls", pop, "total"),
-            Role.SCRATCH,
-            pop,
-            ("batch",),
-            "double",
-            var="total",
-            comment="sum of exp(readout / T - top)",
-        ),
-    )
+
+    def per_trial(var: str, role: Role, dtype: str, comment: str) -> Array:
+        return _add(
+            new, Array(array_name("ls", pop, var), role, pop, ("batch",), dtype, var=var, comment=comment)
+        )
+
+    label = per_trial("label", Role.TARGET, "int32", "the trial's class")
+    loss = per_trial("loss", Role.LOSS, "double", "cross-entropy of the trial")
+    correct = per_trial("correct", Role.LOSS, "int32", "1 if the arg-max readout is the label")
+    top = per_trial("top", Role.SCRATCH, "double", "largest readout / T")
+    best = per_trial("best", Role.SCRATCH, "int32", "its neuron (the first, as np.argmax)")
+    total = per_trial("total", Role.SCRATCH, "double", "sum of exp(readout / T - top)")
     j = Index("j")
     b = BATCH
     divisor = hyper[HYPER.index("dly_divisor")]  # the real trials (mean), or 1 (a summed batch)
@@ -291,30 +231,17 @@ def _update_phases(
 ) -> tuple[Phase, Phase]:
     owner, size = weight.owner, _size(weight)
     tag = (weight.var,) if weight.var else ()
-    gsum = _add(
-        new,
-        Array(
-            array_name("gs", owner, *tag),
-            Role.OPTIMISER,
-            owner,
-            weight.shape,
-            "double",
-            var=f"grad_sum:{weight.var}" if weight.var else "grad_sum",
-            comment=f"dL/d{key} summed over the batch's trials",
-        ),
-    )
-    bounds = _add(
-        new,
-        Array(
-            array_name("lb", owner, *tag),
-            Role.INPUT,
-            owner,
-            (len(BOUNDS),),
-            "double",
-            var=f"bounds:{weight.var}" if weight.var else "bounds",
-            comment=f"{key}: " + ", ".join(BOUNDS),
-        ),
-    )
+
+    def beside(prefix: str, var: str, role: Role, shape: tuple, comment: str) -> Array:
+        """An array of the optimiser beside the trained one, named and tagged by its param."""
+        tagged = f"{var}:{weight.var}" if weight.var else var
+        return _add(
+            new,
+            Array(array_name(prefix, owner, *tag), role, owner, shape, "double", var=tagged, comment=comment),
+        )
+
+    gsum = beside("gs", "grad_sum", Role.OPTIMISER, weight.shape, f"dL/d{key} summed over the batch's trials")
+    bounds = beside("lb", "bounds", Role.INPUT, (len(BOUNDS),), f"{key}: " + ", ".join(BOUNDS))
     q = Index("q")
     b = BATCH
     shared = _size(grad, skip_batch=True) != size
@@ -336,30 +263,8 @@ def _update_phases(
     lr = h["lr"] * bounds[0]
     g = Local("__g")
     if optimiser == "adam":
-        m = _add(
-            new,
-            Array(
-                array_name("om", owner, *tag),
-                Role.OPTIMISER,
-                owner,
-                weight.shape,
-                "double",
-                var=f"m:{weight.var}" if weight.var else "m",
-                comment=f"Adam's first moment of {key}",
-            ),
-        )
-        v = _add(
-            new,
-            Array(
-                array_name("ov", owner, *tag),
-                Role.OPTIMISER,
-                owner,
-                weight.shape,
-                "double",
-                var=f"v:{weight.var}" if weight.var else "v",
-                comment=f"Adam's second moment of {key}",
-            ),
-        )
+        m = beside("om", "m", Role.OPTIMISER, weight.shape, f"Adam's first moment of {key}")
+        v = beside("ov", "v", Role.OPTIMISER, weight.shape, f"Adam's second moment of {key}")
         body = (
             Let(g, gsum[q]),
             Store(m[q], m[q] * h["beta1"] + (1 - h["beta1"]) * g),
@@ -371,18 +276,7 @@ def _update_phases(
             ),
         )
     else:
-        vel = _add(
-            new,
-            Array(
-                array_name("ovel", owner, *tag),
-                Role.OPTIMISER,
-                owner,
-                weight.shape,
-                "double",
-                var=f"velocity:{weight.var}" if weight.var else "velocity",
-                comment=f"SGD's velocity of {key}",
-            ),
-        )
+        vel = beside("ovel", "velocity", Role.OPTIMISER, weight.shape, f"SGD's velocity of {key}")
         body = (
             Let(g, gsum[q]),
             Store(vel[q], vel[q] * h["momentum"] + g),
