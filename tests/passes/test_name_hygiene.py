@@ -418,3 +418,24 @@ def test_snnc_check_reports_the_reserved_name_with_its_location() -> None:
     assert result.returncode == 1
     assert f"{fixture}:14:11: error: param name 'tau__x_to_h' is reserved" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_the_kernels_loss_and_optimiser_step_are_blind_to_names_too():
+    """The same pair of networks through the artefact's own loss and SGD step (runtime/kernel_loop.py,
+    taken here because nothing wraps the artefact): bit-identical losses and weights."""
+
+    def train(rename: dict[str, str]) -> tuple[list, list]:
+        net = compile_network(EVENTPROP.format(**rename), precision="double")
+        art = net.artefact
+        art.set_threads(1)
+        assert art.learning is not None, "the kernel must compute this loss and optimiser itself"
+        x, labels = _data(4, 3, 2)
+        trainer = Trainer(art, "sparse_categorical_crossentropy", get_optimiser("sgd", {"lr": 0.1}), 2)
+        trainer.train({rename["x"]: x}, {rename["out"]: labels}, 2, shuffle=False, callbacks=())
+        return [h["train"]["loss"] for h in trainer.history], list(art.get_weights().values())
+
+    (losses_a, weights_a), (losses_b, weights_b) = train(ORDINARY_EVENTPROP), train(HOSTILE_EVENTPROP)
+    assert losses_a == losses_b
+    for wa, wb in zip(weights_a, weights_b, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert losses_a[0] != losses_a[1], "the test network must learn something"
