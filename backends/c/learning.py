@@ -61,9 +61,6 @@ class KernelLearning:
             arrays[out["label"]] = np.zeros(batch, np.int32)
             arrays[out["loss"]] = np.zeros(batch, np.float64)
             arrays[out["correct"]] = np.zeros(batch, np.int32)
-        for a in self.artefact._specs:  # the loss phase's running max, arg-max and sum
-            if a["role"] == "scratch" and a["name"] not in arrays:
-                arrays[a["name"]] = self.artefact._new_array(a)
 
     def bind(self, key: str, moment: str, buffer: np.ndarray) -> None:
         """Let the kernel's `moment` array of `key` be the runtime optimiser's `buffer` (float64,
