@@ -285,9 +285,7 @@ class _Phase:
                 return [f"{pad}if ({guard}) {{", f"{pad}    {head}", *inner, f"{pad}    }}", f"{pad}}}"]
             return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
         if isinstance(space, Slots):
-            v = f"snnc_{loop.vars['r'].name}"
-            head = f"for (int64_t {v} = 0; {v} < {space.count}; {v}++) {{{note}"
-            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+            return self.counted(loop, "r", str(space.count), depth)
         if isinstance(space, Arrivals):
             return self.arrivals(loop, depth)
         if isinstance(space, Synapses):
@@ -312,17 +310,25 @@ class _Phase:
         if isinstance(space, Row):
             return self.row(loop, depth)
         if isinstance(space, Trials):
-            b = f"snnc_{loop.vars['b'].name}"
-            head = f"for (int64_t {b} = 0; {b} < snnc_B; {b}++) {{{note}"
-            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+            return self.counted(loop, "b", "snnc_B", depth)
         if isinstance(space, Elements):
             array = self.pr.arrays[space.array]
             dims = array.shape[1:] if array.shape and array.shape[0] == "batch" else array.shape
-            size = " * ".join(self.pr.dim(d, array.owner) for d in dims) or "1"
-            q = f"snnc_{loop.vars['q'].name}"
-            head = f"for (int64_t {q} = 0; {q} < {size}; {q}++) {{{note}"
-            return [pad + head, *self.body(loop.body, depth + 1), f"{pad}}}"]
+            return self.counted(
+                loop, "q", " * ".join(self.pr.dim(d, array.owner) for d in dims) or "1", depth
+            )
         raise TypeError(f"the C printer cannot loop over {type(space).__name__}")
+
+    def counted(self, loop: Loop, var: str, bound: str, depth: int) -> list[str]:
+        """`for (v = 0; v < bound; v++) { body }`: a loop over a plain range of indices."""
+        pad = "    " * depth
+        note = f"  /* {loop.comment} */" if loop.comment else ""
+        v = f"snnc_{loop.vars[var].name}"
+        return [
+            f"{pad}for (int64_t {v} = 0; {v} < {bound}; {v}++) {{{note}",
+            *self.body(loop.body, depth + 1),
+            f"{pad}}}",
+        ]
 
     def events(self, loop: Loop, depth: int) -> list[str]:
         space: Events = loop.space
