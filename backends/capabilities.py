@@ -117,13 +117,17 @@ def unsupported(
         refuse(f"cannot train with {algorithm}", network.train.algorithm.span)
         return out
     kinds = caps.trainable.get(algorithm)
-    for proj in trained(network, algorithm):
+    learning = [(p, "trains") for p in trained(network, algorithm)]
+    learning += [(p, "sends feedback through") for p in feedback_only(network, algorithm)]
+    for proj, verb in learning:
         if kinds is not None and kind_of(proj.connectivity.kind).layout not in kinds:
             refuse(
-                f"trains projections of layout {_list(kinds)} with {algorithm}; '{proj.name}' is "
+                f"{verb} projections of layout {_list(kinds)} with {algorithm}; '{proj.name}' is "
                 f"{proj.connectivity.kind} (layout {kind_of(proj.connectivity.kind).layout})",
                 proj.span or proj.connectivity.span,
-                "mark it `trainable = false`, or use another connectivity or backend",
+                "mark it `trainable = false`, or use another connectivity or backend"
+                if verb == "trains"
+                else "make the projection Dense, or use another backend",
             )
     if algorithm in caps.no_gradient_delays:
         for proj in gradient_path(network, algorithm):
@@ -178,6 +182,16 @@ def gradient_path(network: Network, algorithm: str) -> list[Projection]:
         for p in network.projections.values()
         if p.post in reach and network.populations[p.post].role != "input"
     ]
+
+
+def feedback_only(network: Network, algorithm: str) -> list[Projection]:
+    """Untrained projections e-prop's learning signal is fed back through (its `feedback` terms
+    read their weights or shape), which the backend must print like trained ones."""
+    if algorithm != "eprop":
+        return []
+    names = {t.projection for he in network.training.hidden.values() for t in he.learning}
+    ordered = trained(network, algorithm)
+    return [p for p in network.projections.values() if p.name in names and p not in ordered]
 
 
 def trained(network: Network, algorithm: str) -> list[Projection]:

@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import sympy
 
@@ -362,6 +363,10 @@ class Kernel:
     arrays: tuple[Array, ...]
     phases: tuple[Phase, ...]
     entries: tuple[Entry, ...]
+    #: what a runtime needs to drive the entries beyond the arrays' roles (JSON data: array names
+    #: found by role for each loop the runtime runs, output readouts, spike-list capacities). The
+    #: schedule passes write it and a backend copies it into its manifest without reading it.
+    interface: dict[str, Any] = field(default_factory=dict)
 
     def array(self, name: str) -> Array:
         for a in self.arrays:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 from snnc.ir import names
@@ -597,7 +598,26 @@ def eprop_kernel(network: Network, precision: str = "float", event_buffer: int =
     problems = verify_kernel(kernel)
     if problems:
         raise AssertionError("the e-prop schedule made an invalid kernel:\n" + "\n".join(problems))
-    return kernel
+    return dataclasses.replace(
+        kernel, interface={**kernel.interface, "eprop": eprop_interface(network.training)}
+    )
 
 
-__all__ = ["eprop_kernel", "schedule_eprop"]
+def eprop_interface(ir: EpropIR) -> dict[str, Any]:
+    """What a loader needs to drive `eprop_run`: the options, each output's loss and readout (to hand
+    it targets), the trained projections and the trained output biases (to name the gradients)."""
+    return {
+        "options": {k: getattr(ir.options, k) for k in ir.options.__dataclass_fields__},
+        "outputs": {
+            o.population: {"loss": o.loss, "readout": o.readout, "var": o.var} for o in ir.outputs.values()
+        },
+        "projections": sorted(ir.projections),
+        "biases": {
+            names.param_key("bias", o.population): o.population
+            for o in ir.outputs.values()
+            if o.bias is not None
+        },
+    }
+
+
+__all__ = ["eprop_interface", "eprop_kernel", "schedule_eprop"]

@@ -30,6 +30,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 from snnc.ir import names
@@ -139,7 +140,56 @@ def eventprop_kernel(network: Network, precision: str = "float", event_buffer: i
     problems = verify_kernel(kernel)
     if problems:
         raise AssertionError("the EventProp schedule made an invalid kernel:\n" + "\n".join(problems))
-    return kernel
+    return dataclasses.replace(
+        kernel, interface={**kernel.interface, "eventprop": eventprop_interface(kernel, network.training)}
+    )
+
+
+def eventprop_interface(kernel: Kernel, training: TrainingIR) -> dict[str, Any]:
+    """What a loader needs to drive the `backward` entry: array names found by role, owner and var
+    (spike lists and their counters, each output's dL/dy, recorded trajectories, gradients)."""
+
+    def named(role: Role, var: str | None = None) -> dict[str, str]:
+        return {a.owner: a.name for a in kernel.arrays if a.role == role and (var is None or a.var == var)}
+
+    lists = {
+        pop: {
+            "over": kernel.find(Role.COUNTER, pop, "overflow").name,
+            "cnt": kernel.find(Role.COUNTER, pop, "count").name,
+            "ln": kernel.find(Role.COUNTER, pop, "length").name,
+            "cap": cap,
+        }
+        for pop, cap in named(Role.INPUT, "capacity").items()
+    }
+    outputs = {
+        pop: {
+            "dly": name,
+            "per_step": "steps" in kernel.array(name).shape,
+            "readout": training.populations[pop].readout.kind,
+        }
+        for pop, name in named(Role.TARGET, "dL_dy").items()
+    }
+    trajectory = {
+        pop: [kernel.find(Role.RECORD, pop, s).name for s in recorded(training, pg)]
+        for pop, pg in training.populations.items()
+        if recorded(training, pg)
+    }
+    return {
+        "max_spikes": int(training.max_spikes),
+        "lists": lists,
+        "outputs": outputs,
+        "regularised": {
+            pop: {"nsum": name, "cnt": lists[pop]["cnt"]}
+            for pop, name in named(Role.TARGET, "spike_count_sum").items()
+        },
+        "count_grads": named(Role.TARGET, "dL_dcount"),
+        "gradients": {
+            (names.param_key(a.var, a.owner) if a.var else a.owner): a.name
+            for a in kernel.arrays
+            if a.role == Role.GRADIENT
+        },
+        "trajectory": trajectory,
+    }
 
 
 def schedule_eventprop(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:

@@ -95,7 +95,7 @@ def with_learning(kernel: Kernel, network: Network) -> Kernel:
     plan = learning_plan(network)
     if plan is None:
         return kernel
-    _, optimiser, temperature = plan
+    loss, optimiser, temperature = plan
     outputs = [a for a in kernel.arrays if a.role == Role.TARGET and a.var == "dL_dy"]
     readouts = _readouts(kernel, network, outputs)
     if readouts is None:
@@ -138,7 +138,12 @@ def with_learning(kernel: Kernel, network: Network) -> Kernel:
     problems = verify_kernel(out)
     if problems:
         raise AssertionError("the learning schedule made an invalid kernel:\n" + "\n".join(problems))
-    return out
+    # the loss and optimiser these phases implement, for the runtime to compare with the ones it was
+    # given (another loss or optimiser keeps the runtime's own loop)
+    spec = {"loss": loss, "temperature": temperature, "optimiser": optimiser}
+    return dataclasses.replace(
+        out, interface={**out.interface, "learning": {**learning_manifest(out), **spec}}
+    )
 
 
 # --------------------------------------------------------------------------------------------------

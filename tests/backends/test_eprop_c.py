@@ -121,7 +121,22 @@ def test_sparse_trainable_projection_is_a_diagnostic(tmp_path):
     net = _net("lif", "symmetric", src)
     with pytest.raises(DiagnosticError) as err:
         build_eprop_network(net, cache_dir=tmp_path)
-    assert err.value.diagnostics[0].code == "E-EPROP-C-UNSUPPORTED"
+    assert err.value.diagnostics[0].code == "E-BACKEND-UNSUPPORTED"
+
+
+def test_feedback_through_an_untrained_sparse_projection_is_a_diagnostic(tmp_path):
+    """The learning signal travels back through h_to_out even when it is not trained; the C kernel
+    prints that feedback for dense projections only, so the capability check refuses it by name."""
+    src = SRC.replace(
+        "h -> out : Dense(weight = Normal(mean = 0.0, sd = 1.0))",
+        "h -> out : Sparse(p = 0.5, weight = Normal(mean = 0.0, sd = 1.0), trainable = false)",
+    )
+    net = _net("lif", "random", src)
+    with pytest.raises(DiagnosticError) as err:
+        build_eprop_network(net, cache_dir=tmp_path)
+    (diag,) = err.value.diagnostics
+    assert diag.code == "E-BACKEND-UNSUPPORTED"
+    assert "sends feedback through" in diag.message and "'h_to_out'" in diag.message
 
 
 MSE_SRC = SRC.replace("readout = sum_var(v)", "readout = var(v)").replace(
