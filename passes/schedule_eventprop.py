@@ -169,6 +169,7 @@ def eventprop_interface(kernel: Kernel, training: TrainingIR) -> dict[str, Any]:
         }
         for pop, name in named(Role.TARGET, "dL_dy").items()
     }
+    trials = named(Role.TARGET, "spike_count_trials")
     trajectory = {
         pop: [kernel.find(Role.RECORD, pop, s).name for s in recorded(training, pg)]
         for pop, pg in training.populations.items()
@@ -179,7 +180,7 @@ def eventprop_interface(kernel: Kernel, training: TrainingIR) -> dict[str, Any]:
         "lists": lists,
         "outputs": outputs,
         "regularised": {
-            pop: {"nsum": name, "cnt": lists[pop]["cnt"]}
+            pop: {"nsum": name, "cnt": lists[pop]["cnt"], "ntrials": trials[pop]}
             for pop, name in named(Role.TARGET, "spike_count_sum").items()
         },
         "count_grads": named(Role.TARGET, "dL_dcount"),
@@ -646,6 +647,17 @@ def _readout_arrays(b: _Builder, name: str, pg: PopulationGradient) -> None:
                 comment="spike counts summed over the batch",
             )
         )
+        b.add(
+            Array(
+                array_name("ep", name, "ntrials"),
+                Role.TARGET,
+                name,
+                (1,),
+                "double",
+                var="spike_count_trials",
+                comment="the trials those counts were summed over (every rank's, under MPI)",
+            )
+        )
 
 
 def _reset_lists(b: _Builder) -> tuple[Stmt, ...]:
@@ -884,6 +896,10 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
     if nsum_array is not None:
         body.append(Let(nsum, nsum_array[PRE]))
         env[sym(names.SPIKE_COUNT_SUM)] = nsum
+        # the regulariser's batch is the trials the counts span, which under MPI is not this call's
+        trials = Local("__trials")
+        body.append(Let(trials, _find(b, name, "spike_count_trials")[0], "trials of the batch"))
+        env[sym(names.BATCH_SIZE)] = trials
     else:
         env[sym(names.SPIKE_COUNT_SUM)] = ZERO
     value = _lowered(b, name, pg.dlp_dts, env, f"dl_p/dt_s of {name}", PRE)

@@ -194,10 +194,14 @@ class GradientBuffer:
 def check_supported(artefact: Any, network: Any = None) -> None:
     """What the ranks cannot yet share is refused before training, not discovered in the results.
 
-    A spike-count regulariser that the gradient pass folded into the backward pass (EventProp's) is
-    found in the C manifest, or, for any backend, in the network's training IR when it is given."""
+    A spike-count regulariser that the gradient pass folded into the backward pass (EventProp's)
+    reads the spike counts of the whole global batch: an artefact with a `count_reduce` hook (the C
+    and GeNN loaders) sums them over the ranks (`share_counts`); one without is refused. The
+    regulariser is found in the C manifest, or, for any backend, in the network's training IR."""
     from snnc.runtime.driver import folded_regularisers
 
+    if hasattr(artefact, "count_reduce"):
+        return
     folded = set(folded_regularisers(artefact))
     pops = getattr(getattr(network, "training", None), "populations", None) or {}
     folded |= {name for name, pg in pops.items() if getattr(pg, "regularisation", None) is not None}
@@ -210,6 +214,13 @@ def check_supported(artefact: Any, network: Any = None) -> None:
             "train this network in one process, or without `regularisation` in its train block",
             getattr(getattr(getattr(network, "train", None), "regularisation", None), "span", None),
         )
+
+
+def share_counts(w: World, artefact: Any) -> None:
+    """Let `artefact` sum a compiled regulariser's spike counts over the ranks before each backward
+    pass (one small allreduce per batch, only where the network has such a regulariser)."""
+    if w.distributed and hasattr(artefact, "count_reduce"):
+        artefact.count_reduce = w.allreduce
 
 
 def reduce_epoch(w: World, loss_sum: float, metrics: Mapping[str, Any]) -> float:

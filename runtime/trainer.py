@@ -91,6 +91,7 @@ class Trainer:
             artefact.allocate(self.world.capacity(self.batch_size))
         if self.world.distributed:
             distributed.check_supported(artefact)
+            distributed.share_counts(self.world, artefact)
         self.loss = loss
         self.optimiser = get_optimiser(optimiser)
         apply_trainable_params(self.optimiser, getattr(artefact, "manifest", None))
@@ -196,6 +197,24 @@ class Trainer:
             check_finite("weights", weights, epoch=epoch, batch=b, artefact=self.artefact)
         return total
 
+    def epoch_order(self, n: int, epoch: int, shuffle: bool = True, seed: int | None = None) -> np.ndarray:
+        """The order in which an epoch of `n` examples is trained: seeded by (seed, epoch), so the
+        same on every rank and on resume."""
+        seed = self.seed if seed is None else int(seed)
+        return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+
+    def epoch_share(self, n: int, epoch: int, shuffle: bool = True, seed: int | None = None) -> np.ndarray:
+        """The examples this rank trains on in `epoch` (its share of every batch): all of them in one
+        process. Per-epoch data work (augmentation) need only cover these."""
+        order = self.epoch_order(n, epoch, shuffle, seed)
+        if not self.world.distributed:
+            return order
+        parts = []
+        for whole in batches(n, self.batch_size, order):
+            lo, hi = self.world.share(len(whole))
+            parts.append(whole[lo:hi])
+        return np.concatenate(parts) if parts else order[:0]
+
     def _epoch(self, x, y, order, losses, metrics, learn, cbs) -> float:
         loss_sum, count, shown = 0.0, 0, 0
         shared = self.world.distributed
@@ -276,7 +295,7 @@ class Trainer:
                 m.reset()
             cbs.on_epoch_begin(epoch)
             self._current_epoch = epoch
-            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+            order = self.epoch_order(n, epoch, shuffle, seed)
             train_loss = self._epoch(x, y, order, losses, train_metrics, True, cbs)
             record = {"epoch": epoch, "train": _summary(train_loss, train_metrics)}
             if validation_x is not None:

@@ -293,7 +293,11 @@ def _train(
         validation_examples=len(next(iter(val_y.values()))) if val_y is not None else 0,
     )
     for epoch in range(start, epochs):
-        xe = {k: augment(v, epoch) for k, v in x.items()} if augment is not None else x
+        if augment is not None:  # under MPI a rank augments only the examples it trains on
+            mine = trainer.epoch_share(len(next(iter(y.values()))), epoch)
+            xe = {k: augment(v, epoch, only=mine) for k, v in x.items()}
+        else:
+            xe = x
         try:
             trainer.train(
                 xe,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ class NativeArtefact:
         self.on_overflow = "warn"  # "warn" | "error" | "ignore"
         self._last_steps: int | None = None
         self._rows = 0  # the real rows of the last run (the rest of the batch is padding)
+        #: sums a float64 buffer over the ranks in place (data-parallel training sets it): a compiled
+        #: spike-count regulariser needs the counts and trials of the whole global batch
+        self.count_reduce: Callable[[np.ndarray], None] | None = None
         self._scalar = np.float32 if manifest["precision"] == "float" else np.float64
         self._specs = manifest["arrays"]
         self._names: dict[tuple[str, str, str | None], list[str]] = {}
@@ -568,10 +571,19 @@ class NativeArtefact:
         # only the real rows of a short last batch (run's example_ids) count: the regulariser's
         # batch mean divides by them, and padded rows are neither differentiated nor summed
         rows = self._rows
-        for arrays in self._ep.get("regularised", {}).values():  # N: spike counts over the batch
-            self._arrays[arrays["nsum"]] = aligned_copy(
-                self._arrays[arrays["cnt"]][:rows].sum(axis=0, dtype=np.float64), np.float64
-            )
+        regularised = self._ep.get("regularised", {})
+        if regularised:  # N: spike counts over the batch, and the trials they span
+            parts = [
+                self._arrays[a["cnt"]][:rows].sum(axis=0, dtype=np.float64) for a in regularised.values()
+            ]
+            counts = np.concatenate([*parts, [float(rows)]])
+            if self.count_reduce is not None:
+                self.count_reduce(counts)
+            at = 0
+            for part, arrays in zip(parts, regularised.values(), strict=True):
+                self._arrays[arrays["nsum"]] = aligned_copy(counts[at : at + part.size], np.float64)
+                self._arrays[arrays["ntrials"]] = aligned_copy(counts[-1:], np.float64)
+                at += part.size
         if rows > 0:
             struct = self._struct()
             rc = self._lib.snnc_backward(ctypes.byref(struct), rows, steps, 0)

@@ -199,6 +199,10 @@ def _neuron(kernel: Kernel, neurons: dict[str, _Neuron], pop: str) -> _Neuron:
         printer = StatementPrinter(kernel, NeuronCode(pop))
         printer.pr.step_text = "q_kb"
         printer.pr.batch_size_text = "q_B[0]"
+        for a in kernel.arrays:  # the trials a regulariser's counts span: the runtime's `q_B` too
+            if a.owner == pop and a.role == Role.TARGET and a.var == "spike_count_trials":
+                printer.pr.overrides[a[0]] = "q_B[0]"
+                printer.pr.reads_batch_size = True
         neurons[pop] = _Neuron(printer)
     return neurons[pop]
 

@@ -21,7 +21,7 @@ sums the per-trial gradients, which is what GeNN's batch reduction computes on C
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -61,6 +61,9 @@ class GeNNArtefact:
         self._eprop_grads: dict[str, np.ndarray] | None = None  # e-prop: of the last learning run
         self._real_rows = 0  # rows of the last run that are examples (the rest pads a short batch)
         self._counts: dict[str, np.ndarray] = {}  # spikes per [row, neuron] of the last run
+        #: sums a float64 buffer over the ranks in place (data-parallel training sets it): a compiled
+        #: spike-count regulariser needs the counts and trials of the whole global batch
+        self.count_reduce: Callable[[np.ndarray], None] | None = None
         self.manifest: dict[str, Any] = {
             "backend": "genn",
             "name": module.NAME,
@@ -424,19 +427,34 @@ class GeNNArtefact:
                 total[name] = total[name] + g if name in total else g
         return total
 
+    def _count_sums(self, rows: int) -> tuple[dict[str, np.ndarray], float]:
+        """Spike counts of the batch's real rows summed per population, and the number of trials
+        they span; under data-parallel training (`count_reduce`), summed over every rank's rows."""
+        pops = sorted(p for p, g in self.pops.items() if "t_spike_count_sum" in g.vars and p in self._counts)
+        if not pops:
+            return {}, float(rows)
+        parts = [self._counts[p][:rows].sum(axis=0, dtype=np.float64) for p in pops]
+        buffer = np.concatenate([*parts, [float(rows)]])
+        if self.count_reduce is not None:
+            self.count_reduce(buffer)
+        sums, at = {}, 0
+        for pop, part in zip(pops, parts, strict=True):
+            sums[pop] = buffer[at : at + part.size]
+            at += part.size
+        return sums, float(buffer[-1])
+
     def _backward_device(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Push what the backward steps read (the kernel's TARGET arrays, GeNN vars `t_<var>`), run
         them, reduce dg. dL/dy of outputs and the trainer's `"<pop>.spike_count"` dL/d(count) are per
         row; spike counts summed over the batch's real rows and their number `q_B` are shared."""
         rows = self._real_rows
+        sums, trials = self._count_sums(rows)
         for pop, group in self.pops.items():
             size = int(self.module.POPULATIONS[pop]["size"])
             values = {
                 "t_dL_dy": dl_dy.get(pop),
                 "t_dL_dcount": dl_dy.get(f"{pop}.spike_count"),
-                "t_spike_count_sum": (
-                    self._counts[pop][:rows].sum(axis=0, dtype=np.float64) if pop in self._counts else None
-                ),
+                "t_spike_count_sum": sums.get(pop),
             }
             for var, value in values.items():
                 if var not in group.vars:
@@ -447,7 +465,7 @@ class GeNNArtefact:
                 target.push_to_device()
             if "q_B" in group.extra_global_params:
                 egp = group.extra_global_params["q_B"]
-                egp.view[:] = rows
+                egp.view[:] = trials
                 egp.push_to_device()
         for _ in range(self.num_steps):
             self._model.step_time()

@@ -140,6 +140,49 @@ def test_declarative_augment_is_seeded_per_epoch_and_checks_names():
     assert isinstance(aug, Augmenter)
 
 
+def test_augmenting_some_examples_gives_them_what_augmenting_all_gives_them():
+    """Each example draws from its own (seed, epoch, step, index) stream, and a blended example reads
+    its partners as the earlier steps left them: one MPI rank augments only its share, identically."""
+    rng = np.random.default_rng(0)
+    ex = [(np.sort(rng.uniform(0, 10, 50)), rng.integers(0, 30, 50)) for _ in range(40)]
+    ds = SpikeDataset.from_examples(ex, rng.integers(0, 3, 40), 30)
+    aug = Augmenter([("shift", {"max": 3}), ("blend", {"n": 2, "p": 0.7})], seed=5)
+    full, mine = aug(ds, 2), [3, 7, 11, 39]
+    part = aug(ds, 2, only=mine)
+    changed = 0
+    for i in range(len(ds)):
+        want = full.example(i) if i in mine else ds.example(i)
+        for got, ref in zip(part.example(i), want, strict=True):
+            np.testing.assert_array_equal(got, ref, err_msg=str(i))
+        changed += not np.array_equal(full.example(i)[1], ds.example(i)[1])
+    assert changed > len(ds) // 2  # the steps did act
+    again = aug(ds, 3, only=mine)
+    assert any(not np.array_equal(again.example(i)[1], part.example(i)[1]) for i in mine)  # per epoch
+
+
+def test_the_ranks_epoch_shares_cover_the_single_process_epoch():
+    from types import SimpleNamespace
+
+    from snnc.runtime.distributed import SINGLE, World
+    from snnc.runtime.trainer import Trainer
+
+    def trainer(world: World) -> Trainer:
+        return Trainer(SimpleNamespace(), "sparse_categorical_crossentropy", batch_size=10, world=world)
+
+    def rank(r: int) -> World:
+        w = World()
+        w.rank, w.size = r, 3
+        return w
+
+    single, shares = trainer(SINGLE), [trainer(rank(r)) for r in range(3)]
+    for epoch in (0, 5):
+        order = single.epoch_order(64, epoch)
+        parts = [t.epoch_share(64, epoch) for t in shares]
+        assert sorted(np.concatenate(parts).tolist()) == list(range(64))
+        assert [len(p) for p in parts] == [26, 19, 19]  # 6 batches of 10 split 4/3/3, the last 4 as 2/1/1
+        np.testing.assert_array_equal(single.epoch_share(64, epoch), order)
+
+
 NET = """
 use std.{LIF, LI, SpikeInput, Exponential}
 network tiny {

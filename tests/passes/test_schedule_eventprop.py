@@ -106,6 +106,7 @@ def test_the_eventprop_kernel_computes_what_the_c_backend_computes(readout: str,
     if regularise:
         counts = arrays[kernel.find(Role.COUNTER, "h", "count").name]
         arrays[kernel.find(Role.TARGET, "h", "spike_count_sum").name][...] = counts.sum(axis=0)
+        arrays[kernel.find(Role.TARGET, "h", "spike_count_trials").name][...] = ROWS  # the trials summed
     interp.run("backward", rows=ROWS, steps=STEPS, inputs={"x": x})
 
     shapes = art.weight_shapes()

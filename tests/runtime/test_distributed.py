@@ -241,6 +241,21 @@ def test_a_regulariser_inside_the_compiled_backward_pass_is_refused_under_mpi():
         )
 
 
+def test_an_artefact_that_sums_its_regulariser_counts_over_the_ranks_is_accepted_and_wired():
+    """The C and GeNN loaders have a `count_reduce` hook: the trainer hands it the world's allreduce,
+    so the compiled regulariser reads the global batch's counts (tests/reliability/test_mpi.py runs it)."""
+    manifest = {"eventprop": {"regularised": {"h": {"cnt": "a", "nsum": "b", "ntrials": "c"}}}}
+    artefact = FakeArtefactWithManifest(manifest)
+    artefact.count_reduce = None
+    world = ThreadWorld(0, 2, {})
+    Trainer(artefact, "sparse_categorical_crossentropy", world=world)
+    assert artefact.count_reduce == world.allreduce
+    alone = FakeArtefactWithManifest(manifest)
+    alone.count_reduce = None
+    Trainer(alone, "sparse_categorical_crossentropy", world=SINGLE)
+    assert alone.count_reduce is None  # one process: nothing to sum
+
+
 class FakeArtefactWithManifest(FakeArtefact):
     def __init__(self, manifest):
         super().__init__()

@@ -70,6 +70,7 @@ typedef struct {
     float* ep_h__r__i__x_to_h;  /* spike_list of h (i__x_to_h): i__x_to_h per spike */
     float* ep_h__rc;  /* target of h (dL_dcount): the trainer's dL/d(spike count), applied as r at each spike */
     double* ep_h__nsum;  /* target of h (spike_count_sum): spike counts summed over the batch */
+    double* ep_h__ntrials;  /* target of h (spike_count_trials): the trials those counts were summed over (every rank's, under MPI) */
     float* ep_out__dly;  /* target of out (dL_dy): dL/dy from the trainer */
     float* ep_h__l__v;  /* adjoint of h (v) */
     float* ep_h__l__i__x_to_h;  /* adjoint of h (i__x_to_h) */
@@ -727,6 +728,7 @@ static void snnc_jump_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     int32_t* restrict ep_h__id = A->ep_h__id;
     float* restrict ep_h__l__v = A->ep_h__l__v;
     const double* restrict ep_h__nsum = A->ep_h__nsum;
+    const double* restrict ep_h__ntrials = A->ep_h__ntrials;
     float* restrict ep_h__r__i__h_to_h = A->ep_h__r__i__h_to_h;
     float* restrict ep_h__r__i__x_to_h = A->ep_h__r__i__x_to_h;
     float* restrict ep_h__r__i_syn = A->ep_h__r__i_syn;
@@ -751,8 +753,9 @@ static void snnc_jump_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
                 const scalar u_record2 = ep_h__r__i__x_to_h[(snnc_b) * ep_h__capacity[0] + snnc_e];  /* record i__x_to_h */
                 const scalar u_D = ep_h__D[(snnc_b) * ep_h__capacity[0] + snnc_e];  /* Σ w g over the spike's row */
                 const scalar u_nsum = ep_h__nsum[snnc_i];
+                const scalar u_trials = ep_h__ntrials[0];  /* trials of the batch */
                 const scalar u_rc = ep_h__rc[(snnc_b) * 256 + snnc_i];  /* dL/d(spike count) */
-                const scalar u_dlp = u_rc*(-0.05F*u_record1 - 0.05F*u_record2 + 0.05F) + 2.8e-9F*u_record0/(scalar)snnc_B - 2.8e-9F/(scalar)snnc_B - 2.0e-10F*u_nsum*u_record0/(((scalar)snnc_B)*((scalar)snnc_B)) + 2.0e-10F*u_nsum/(((scalar)snnc_B)*((scalar)snnc_B));  /* dl_p/dt_s */
+                const scalar u_dlp = -2.0e-10F*u_nsum*u_record0/((u_trials)*(u_trials)) + 2.0e-10F*u_nsum/((u_trials)*(u_trials)) + u_rc*(-0.05F*u_record1 - 0.05F*u_record2 + 0.05F) + 2.8e-9F*u_record0/u_trials - 2.8e-9F/u_trials;  /* dl_p/dt_s */
                 const scalar u_jumped0 = (-u_D - u_dlp + 0.05F*u_lambda0*u_record0)/fmaxf(0.001F, 0.05F*u_record0 - 0.05F);  /* λ of v after the jump */
                 ep_h__l__v[(snnc_b) * 256 + snnc_i] = u_jumped0;
             }
