@@ -20,8 +20,9 @@ sums the per-trial gradients, which is what GeNN's batch reduction computes on C
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -114,9 +115,15 @@ class GeNNArtefact:
         model, self.pops, self.syns, self.updates = self.module.build_model(
             backend=self._backend, batch_size=device_batch, weights=self._weights
         )
-        build_dir = Path(self.module.__file__).parent
-        model.build(str(build_dir))
-        model.load(num_recording_timesteps=self.num_steps)
+        # one build folder per backend and device batch: a model built for another batch (a rank's
+        # share under MPI, a CUDA batch) never overwrites this one, and ranks that build the same one
+        # at the same time take turns (the later ones find it up to date)
+        chosen = self.module.choose_backend(self._backend)
+        build_dir = Path(self.module.__file__).parent / f"{chosen}-batch{device_batch}"
+        build_dir.mkdir(exist_ok=True)
+        with _exclusive(build_dir.with_suffix(".lock")):
+            model.build(str(build_dir))
+            model.load(num_recording_timesteps=self.num_steps)
         self._model = model
         self._device_batch = device_batch
         # trained biases are vars initialised from the module's literal: restore what training set
@@ -559,6 +566,22 @@ class GeNNArtefact:
         if self._model is not None:
             self._model.unload()
             self._model = None
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (fcntl; released when the process ends, however it ends)."""
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): one process at a time is the user's to ensure
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _examples(data: Any) -> list[Any]:

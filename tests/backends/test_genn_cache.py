@@ -68,5 +68,47 @@ def test_genns_generated_code_goes_to_the_cache_too(tmp_path: Path, monkeypatch)
     x = [(np.array([1.0, 2.0]), np.array([0, 3]))]
     net.run({"x": x})
     assert list(cwd.iterdir()) == []
-    codes = [p for p in (cache / "genn").glob("*/*/*") if p.is_dir() and p.name.endswith("_CODE")]
+    codes = [p for p in (cache / "genn").glob("*/*/*/*") if p.is_dir() and p.name.endswith("_CODE")]
     assert codes, sorted(str(p) for p in cache.rglob("*"))[:20]
+    # one build folder per GeNN backend and device batch (the CPU backend runs trials one by one)
+    assert [p.parent.name for p in codes] == ["single_threaded_cpu-batch1"]
+
+
+RUN_ONE = """
+import dataclasses, sys
+import numpy as np
+from snnc.api import build_compiled, lower
+network = dataclasses.replace(lower(sys.argv[1], duration=5.0), training=None)
+net = build_compiled(network, backend="genn", batch_size=1)
+out = net.run({"x": [(np.array([1.0, 2.0]), np.array([0, 3]))]})
+print(repr(np.asarray(out.readouts["out"]).round(6).tolist()))
+"""
+
+
+@pytest.mark.genn
+@pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')")
+def test_processes_that_build_the_same_genn_model_at_once_take_turns(tmp_path: Path) -> None:
+    """Ranks of an MPI run (or two runs) loading one cached module build GeNN's code in the same
+    folder: a lock makes them take turns, so both load a whole build and compute the same thing."""
+    env = {
+        **os.environ,
+        "SNNC_CACHE_DIR": str(tmp_path / "cache"),
+        "SNNC_GENN_BACKEND": "single_threaded_cpu",
+    }
+    subprocess.run(  # the module (not GeNN's build) exists before the race, as after rank 0's compile
+        [sys.executable, "-m", "snnc", "compile", str(EXAMPLE), "--backend", "genn"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RUN_ONE, str(EXAMPLE)], env=env, cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    readouts = [out.strip().splitlines()[-1] for out, _ in outs]  # GeNN's make talks before it
+    assert readouts[0] == readouts[1] and readouts[0].startswith("[[")
