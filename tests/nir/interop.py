@@ -3,10 +3,27 @@ compare spike trains the way the issue states it (each spike matched within one 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
+import pytest
 from snnc.runtime.artefact import RecordRequest
+
+
+def needs(module: str) -> ModuleType:
+    """Import `module`, one of the interop extra's libraries (README: `.[test,interop]`).
+
+    The test module skips, naming the extra, only when the library is not installed at all: a user who
+    installed `.[test]` alone sees why. An installed library that fails to import (a broken torch, a
+    nirtorch that does not fit Norse) raises, so CI, which installs the extra, fails instead of
+    skipping (`pytest.importorskip` would skip on any ImportError)."""
+    top = module.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        pytest.skip(f"needs {top}: pip install -e '.[test,interop]'", allow_module_level=True)
+    return importlib.import_module(module)
 
 
 def snnc_run(

@@ -18,11 +18,11 @@ import pytest
 
 from snnc.api import load_network
 from snnc.interop import export_nir, import_nir
-from tests.nir.interop import poisson, snnc_run
+from tests.nir.interop import needs, poisson, snnc_run
 
-torch = pytest.importorskip("torch", reason="needs torch: pip install -e '.[interop]'")
-norse = pytest.importorskip("norse.torch", reason="needs norse: pip install -e '.[interop]'")
-nir = pytest.importorskip("nir")
+torch = needs("torch")
+norse = needs("norse.torch")
+nir = needs("nir")
 
 DT = 1e-3  # Norse's default step (s)
 
@@ -87,7 +87,6 @@ def test_norse_export_imports_checks_and_exports_back(tmp_path, kind):
     norse.from_nir(back)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lif_box", "lif"])
 def test_norse_and_snnc_simulate_the_same_spikes(tmp_path, kind):
     """The same Poisson input into Norse and into snnc's import of its (fixed) export: with

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch", reason="needs torch: pip install -e '.[interop]'")
-pytest.importorskip("snntorch", reason="needs snntorch: pip install -e '.[interop]'")
-pytest.importorskip("nirtorch", reason="needs nirtorch: pip install -e '.[interop]'")
+from tests.nir.interop import needs
+
+needs("torch")
+needs("snntorch")
+needs("nirtorch")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nir_roundtrip.py"
 

@@ -1,8 +1,8 @@
 """snnTorch 1.0.0's NIR export and import against snnc (`pip install -e '.[interop]'`).
 
 What works with nir 1.0.8 and nirtorch 2.6 (README, "NIR"): per-neuron parameter tensors (a scalar
-`beta` fails nir's type inference inside `export_to_nir`), `ignore_dims=[0]` for the batch axis, and
-`bias=False` on `Linear` (snnc refuses a non-zero Affine bias by name). snnTorch simulates in
+`beta` fails nir's type inference inside `export_to_nir`) and `ignore_dims=[0]` for the batch axis.
+These networks use `bias=False` (biases: tests/nir/test_nir_bias.py). snnTorch simulates in
 discrete time with dt = 1e-4 s and adds w per spike and step, hence `--spike-step 1e-4`.
 """
 
@@ -13,12 +13,12 @@ import pytest
 
 from snnc.api import load_network
 from snnc.interop import export_nir, import_nir
-from tests.nir.interop import poisson, snnc_run
+from tests.nir.interop import needs, poisson, snnc_run
 
-torch = pytest.importorskip("torch", reason="needs torch: pip install -e '.[interop]'")
-snn = pytest.importorskip("snntorch", reason="needs snntorch: pip install -e '.[interop]'")
-pytest.importorskip("nirtorch", reason="needs nirtorch: pip install -e '.[interop]'")
-nir = pytest.importorskip("nir")
+torch = needs("torch")
+snn = needs("snntorch")
+needs("nirtorch")
+nir = needs("nir")
 
 from snntorch import utils as snn_utils  # noqa: E402
 from snntorch.export_nir import export_to_nir  # noqa: E402
@@ -90,7 +90,6 @@ def test_snntorch_export_imports_checks_and_exports_back(tmp_path, kind):
 OUT = {"leaky": "n_1", "synaptic": "n_1", "rleaky": "n_1_lif", "conv": "n_5"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["leaky", "synaptic", "rleaky", "conv"])
 def test_snntorch_and_snnc_simulate_the_same_spikes(tmp_path, kind):
     """The same Poisson input into snnTorch and into snnc's import of its export, and (the other
