@@ -139,11 +139,15 @@ def _projection(layer: Layer, factor: float, pre: str, post: str, wfile: str) ->
         if kind == "conv2d":
             kh, kw = args["kernel"]
             pad_text = _padding_text(args, layer.in_shape)
+            more = (
+                f", dilation = ({args['dilation'][0]}, {args['dilation'][1]})" if "dilation" in args else ""
+            )
+            more += f", groups = {args['groups']}" if "groups" in args else ""
             text = (
                 f"Conv2D(filters = {args['filters']}, kernel = ({kh}, {kw}), stride = {args['stride']}, "
-                f'padding = {pad_text}, weight = File("{wfile}"))'
+                f'padding = {pad_text}{more}, weight = File("{wfile}"))'
             )
-            return text, kernel * factor, "[kh, kw, C, F]"
+            return text, kernel * factor, "[kh, kw, C / groups, F]" if "groups" in args else "[kh, kw, C, F]"
         if factor == 1.0:
             ph, pw = args["pool"]
             return f"AvgPool2D(pool = ({ph}, {pw}), stride = {args['stride']})", None, ""

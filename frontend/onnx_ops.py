@@ -87,7 +87,8 @@ def _pairs(name: str, kind: str, att: dict, key: str, default: list[int], n: int
 
 
 def _window_common(node, in_shape: Shape, kernel: tuple[int, int]) -> tuple[int, tuple[int, int]]:  # noqa: ANN001
-    """(stride, (pad_h, pad_w)) of a 2-D Conv/AveragePool, or an error naming what snnc lacks."""
+    """(stride, (pad_h, pad_w)) of a 2-D Conv/AveragePool, or an error naming what snnc lacks.
+    `kernel`: the window's extent on the input (a dilated Conv's span)."""
     name, kind, att = node_name(node), node.op_type, attributes(node)
     if len(in_shape) != 3:
         raise onnx_error(
@@ -112,51 +113,70 @@ def _window_common(node, in_shape: Shape, kernel: tuple[int, int]) -> tuple[int,
         )
     _, h, w = in_shape
     if h + 2 * top < kernel[0] or w + 2 * left < kernel[1]:
-        raise onnx_error(f"ONNX node '{name}' ({kind}): kernel {kernel} is larger than the input {(h, w)}")
+        raise onnx_error(
+            f"ONNX node '{name}' ({kind}): the window {kernel} is larger than the padded input "
+            f"{(h + 2 * top, w + 2 * left)}"
+        )
     return sh, (top, left)
 
 
-def _patches(x: np.ndarray, kernel: tuple[int, int], stride: int, pad: tuple[int, int]) -> np.ndarray:
-    """[batch, C, H, W] -> [batch, OH, OW, C, kh, kw] windows (zero padding)."""
+def _patches(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: int,
+    pad: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1),
+) -> np.ndarray:
+    """[batch, C, H, W] -> [batch, OH, OW, C, kh, kw] windows (zero padding), taps `dilation` apart."""
     x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    kh, kw = kernel
-    oh = (x.shape[2] - kh) // stride + 1
-    ow = (x.shape[3] - kw) // stride + 1
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    (kh, kw), (dh, dw) = kernel, dilation
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    oh = (x.shape[2] - span[0]) // stride + 1
+    ow = (x.shape[3] - span[1]) // stride + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))[..., ::dh, ::dw]
     return win[:, :, : (oh - 1) * stride + 1 : stride, : (ow - 1) * stride + 1 : stride].transpose(
         0, 2, 3, 1, 4, 5
     )
 
 
 def conv(node, in_shape: Shape, weight: np.ndarray, bias: np.ndarray | None) -> Op:  # noqa: ANN001
-    """Conv (2-D, group 1, dilation 1): weight [F, C, kh, kw]."""
+    """Conv (2-D): weight [F, C / group, kh, kw]. `dilations` and `group` become Conv2D's own
+    `dilation` and `groups` (filter f reads the C / group input channels of its group, as ONNX's)."""
     name, att = node_name(node), attributes(node)
     w = np.asarray(weight, np.float64)
     if w.ndim != 4:
         raise onnx_error(
             f"ONNX node '{name}' (Conv): weight has shape {w.shape}; snnc converts 2-D Conv only"
         )
-    if int(att.get("group", 1)) != 1:
-        raise onnx_error(
-            f"ONNX node '{name}' (Conv): group = {att['group']} is not supported",
-            "snnc's Conv2D connects every input channel to every filter (group = 1)",
-        )
-    if any(int(d) != 1 for d in att.get("dilations", [1, 1])):
-        raise onnx_error(f"ONNX node '{name}' (Conv): dilations {list(att['dilations'])} are not supported")
+    f, groups = int(w.shape[0]), int(att.get("group", 1))
+    if groups < 1 or f % groups:
+        raise onnx_error(f"ONNX node '{name}' (Conv): group = {groups} does not divide its {f} filters")
+    dh, dw = _pairs(name, "Conv", att, "dilations", [1, 1], 2)
+    if min(dh, dw) < 1:
+        raise onnx_error(f"ONNX node '{name}' (Conv): dilations {[dh, dw]} must be at least 1")
     kernel = (int(w.shape[2]), int(w.shape[3]))
-    stride, pad = _window_common(node, in_shape, kernel)
-    if w.shape[1] != in_shape[0]:
+    span = (dh * (kernel[0] - 1) + 1, dw * (kernel[1] - 1) + 1)
+    stride, pad = _window_common(node, in_shape, span)
+    if w.shape[1] * groups != in_shape[0]:
         raise onnx_error(
-            f"ONNX node '{name}' (Conv): weight takes {w.shape[1]} channels, the input has {in_shape[0]}"
+            f"ONNX node '{name}' (Conv): weight takes {w.shape[1]} channels"
+            + (f" per group ({groups} groups)" if groups != 1 else "")
+            + f", the input has {in_shape[0]}"
         )
     _, h, wd = in_shape
-    oh, ow = (h + 2 * pad[0] - kernel[0]) // stride + 1, (wd + 2 * pad[1] - kernel[1]) // stride + 1
-    f = int(w.shape[0])
+    oh, ow = (h + 2 * pad[0] - span[0]) // stride + 1, (wd + 2 * pad[1] - span[1]) // stride + 1
+    per_group = w.reshape(groups, f // groups, *w.shape[1:])  # [G, F / G, C / G, kh, kw]
 
     def forward(x: np.ndarray) -> np.ndarray:
-        return np.einsum("bhwckl,fckl->bfhw", _patches(x, kernel, stride, pad), w)
+        win = _patches(x, kernel, stride, pad, (dh, dw))  # [b, OH, OW, C, kh, kw]
+        win = win.reshape(*win.shape[:3], groups, -1, *kernel)  # [b, OH, OW, G, C / G, kh, kw]
+        return np.einsum("bhwgckl,gfckl->bgfhw", win, per_group).reshape(x.shape[0], f, oh, ow)
 
-    args = {"filters": f, "kernel": kernel, "stride": stride, "padding": pad}
+    args: dict[str, Any] = {"filters": f, "kernel": kernel, "stride": stride, "padding": pad}
+    if (dh, dw) != (1, 1):
+        args["dilation"] = (dh, dw)
+    if groups != 1:
+        args["groups"] = groups
     b = None if bias is None else np.asarray(bias, np.float64)[:, None, None] * np.ones((f, oh, ow))
     return Op(
         [("Conv", name)], in_shape, (f, oh, ow), forward, b, ("conv2d", args, w.transpose(2, 3, 1, 0).copy())

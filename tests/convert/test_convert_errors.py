@@ -96,16 +96,21 @@ def test_a_zero_bias_converts(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("attrs", "message"),
     [
-        ({"group": 2}, "group = 2 is not supported"),
+        ({"group": 3}, "group = 3 does not divide its 2 filters"),
+        ({"group": 2}, "weight takes 2 channels per group (2 groups), the input has 2"),
         ({"strides": [1, 2]}, "strides (1, 2) are not supported"),
         ({"pads": [1, 0, 0, 1]}, "pads [1, 0, 0, 1] are not symmetric"),
-        ({"dilations": [2, 2]}, "dilations [2, 2] are not supported"),
+        ({"dilations": [0, 1]}, "dilations [0, 1] must be at least 1"),
+        ({"dilations": [2, 2, 2]}, "dilations = [2, 2, 2] is not a 2-D value"),
+        ({"dilations": [6, 1]}, "the window (7, 2) is larger than the padded input (6, 6)"),
     ],
 )
 def test_conv_attributes_snnc_lacks(tmp_path, capsys, attrs, message):
+    """The weight is [F = 2, C / group = 2, 2, 2] on a (2, 6, 6) input."""
     nodes = [helper.make_node("Conv", ["x", "k"], ["y"], name="conv1", kernel_shape=[2, 2], **attrs)]
-    k = np.ones((2, 1 if attrs.get("group") == 2 else 2, 2, 2))
-    path = _model(tmp_path / "m.onnx", nodes, {"k": k}, (None, 2, 6, 6), (None, 2, None, None))
+    path = _model(
+        tmp_path / "m.onnx", nodes, {"k": np.ones((2, 2, 2, 2))}, (None, 2, 6, 6), (None, 2, None, None)
+    )
     err = _fails(capsys, str(path), "--method", "simple")
     assert f"ONNX node 'conv1' (Conv): {message}" in err
 

@@ -154,3 +154,114 @@ def test_no_checkpoint_and_checkpoint_exclude_each_other(tmp_path, capsys):
     assert main(["convert", str(path), "--method", "simple", "-o", str(out)]) == 0
     assert main(["evaluate", str(out), "--no-checkpoint", "--checkpoint", str(tmp_path)]) == 1
     assert "--no-checkpoint and --checkpoint exclude each other" in capsys.readouterr().err
+
+
+def _onnx_conv(x: np.ndarray, k: np.ndarray, attrs: dict) -> np.ndarray:
+    """ONNX's own reference implementation (onnx.reference) of the Conv node alone: independent of
+    snnc's numpy forward and of its Conv2D."""
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("Conv", ["x", "k"], ["y"], kernel_shape=list(k.shape[2:]), **attrs)
+    graph = helper.make_graph(
+        [node],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, *x.shape[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(k.astype(np.float32), "k")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ReferenceEvaluator(model).run(None, {"x": x.astype(np.float32)})[0].astype(np.float64)
+
+
+GROUPED = [  # (Conv attributes, the Conv2D arguments snnc writes for them)
+    (
+        {"group": 2, "dilations": [2, 2], "pads": [2, 2, 2, 2]},
+        'padding = "same", dilation = (2, 2), groups = 2',
+    ),
+    (
+        {"group": 4, "dilations": [1, 2], "pads": [1, 1, 1, 1], "strides": [2, 2]},
+        "stride = 2, padding = (1, 1), dilation = (1, 2), groups = 4",
+    ),
+    ({"dilations": [3, 3]}, 'padding = "valid", dilation = (3, 3), weight'),
+]
+
+
+@pytest.mark.parametrize(("attrs", "written"), GROUPED)
+def test_grouped_and_dilated_convs_fire_at_the_rates_of_onnx_s_own_conv(tmp_path, capsys, attrs, written):
+    """A Conv with `group` and `dilations` becomes Conv2D(..., dilation, groups); run by the C backend
+    with constant-rate input, each ConvertIF neuron fires at the rate of its ReLU activation under
+    onnx.reference's Conv, to within what rate coding allows: an IF neuron's count after T steps
+    differs from T a by at most one spike for its own phase plus, per input, one spike of that input's
+    phase and the charge still in the 1 ms synapse, |w| each: (1 + 2 sum |w|) / T."""
+    rng = np.random.default_rng(4)
+    c, size, f = 4, 9, 4
+    groups = attrs.get("group", 1)
+    k = rng.uniform(-0.6, 0.8, (f, c // groups, 3, 3)) * groups / c  # ~ the same drive for any group
+    x = rng.random((3, c, size, size))
+    want = np.clip(_onnx_conv(x, k, attrs), 0, 1)  # a ConvertIF fires at most once per step
+    out_shape = want.shape[1:]
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], name="conv1", kernel_shape=[3, 3], **attrs),
+        helper.make_node("Relu", ["c"], ["cr"], name="relu1"),
+        helper.make_node("Flatten", ["cr"], ["fl"], name="flat"),
+        helper.make_node("MatMul", ["fl", "w"], ["y"], name="fc"),
+    ]
+    init = {"k": k.astype(np.float32), "w": rng.normal(size=(int(np.prod(out_shape)), 2)).astype(np.float32)}
+    path = _save(tmp_path / "g.onnx", nodes, init, (None, c, size, size), (None, 2))
+    data = tmp_path / "data.npz"
+    np.savez(data, x=x, y=np.zeros(3, np.int64), test_x=x, test_y=np.zeros(3, np.int64))
+    out = tmp_path / "g.snn"
+    steps = 400
+    argv = ["convert", str(path), "--method", "simple", "--data", str(data), "--timesteps", str(steps)]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert "g_weights/conv1.npy [3, 3, " + f"{c // groups}, {f}] [kh, kw, C" in capsys.readouterr().out
+    line = next(t for t in out.read_text().splitlines() if "x -> conv1 : Conv2D(" in t)
+    assert written in line
+
+    from snnc.runtime.artefact import RecordRequest
+    from snnc.runtime.datasets.analog import analog
+
+    import snnc
+
+    net = snnc.compile(str(out), batch_size=len(x), duration=float(steps))
+    test = analog(data, duration=float(steps), channels_first=True).test
+    spikes = net.run({"x": test}, RecordRequest.of(spikes=["conv1"])).spikes["conv1"]
+    got = spikes.sum(axis=1) / steps
+    want_hwc = want.transpose(0, 2, 3, 1).reshape(len(x), -1)  # snnc's (H, W, C) order
+    in_weights = np.abs(k).sum(axis=(1, 2, 3))  # sum |w| into each filter's neurons
+    bound = (1 + 2 * np.tile(in_weights, int(np.prod(out_shape[1:])))) / steps
+    assert want_hwc.max() > 0.3 and (want_hwc == 0).any()  # rates that say something, and silent ones
+    assert np.all(np.abs(got - want_hwc) <= bound), np.abs(got - want_hwc).max()
+
+    assert main(["check", str(out)]) == 0
+    assert main(["check", "--backend", "genn", str(out)]) == 1
+    err = capsys.readouterr().err
+    row = out.read_text().splitlines().index(line) + 1
+    assert f"g.snn:{row}:" in err
+    assert "prints Conv2D only with dilation 1 and groups 1; projection 'x_to_conv1'" in err
+
+
+def test_a_grouped_dilated_conv_inside_a_layer_is_onnx_s_conv_in_the_dense_weight(tmp_path):
+    """Conv (group 2, dilation 2) -> AveragePool with no ReLU between is one Dense weight: applied to
+    pixels in snnc's (H, W, C) order, it gives onnx.reference's Conv followed by the mean pool."""
+    rng = np.random.default_rng(5)
+    attrs = {"group": 2, "dilations": [2, 2], "pads": [1, 1, 1, 1]}
+    k = rng.normal(size=(4, 1, 3, 3))
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], name="conv1", kernel_shape=[3, 3], **attrs),
+        helper.make_node("AveragePool", ["c"], ["p"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Relu", ["p"], ["pr"], name="relu1"),
+        helper.make_node("Flatten", ["pr"], ["fl"], name="flat"),
+        helper.make_node("MatMul", ["fl", "w"], ["y"], name="fc"),
+    ]
+    init = {"k": k.astype(np.float32), "w": np.ones((4 * 3 * 3, 2), np.float32)}
+    path = _save(tmp_path / "d.onnx", nodes, init, (None, 2, 8, 8), (None, 2))
+    out = tmp_path / "d.snn"
+    assert main(["convert", str(path), "--method", "simple", "-o", str(out)]) == 0
+    assert 'x -> conv1 : Dense(weight = File("d_weights/conv1.npy"))' in out.read_text()
+    w = np.load(tmp_path / "d_weights" / "conv1.npy")
+    x = rng.random((5, 2, 8, 8))
+    conv = _onnx_conv(x, k, attrs)  # (5, 4, 6, 6)
+    pooled = conv.reshape(5, 4, 3, 2, 3, 2).mean(axis=(3, 5))
+    got = x.transpose(0, 2, 3, 1).reshape(5, -1) @ w
+    assert np.allclose(got, pooled.transpose(0, 2, 3, 1).reshape(5, -1), atol=1e-5)
