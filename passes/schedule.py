@@ -22,11 +22,12 @@ def schedule(
     network: Network, precision: str = "float", event_buffer: int = 0, learning: bool = True
 ) -> Kernel:
     """The verified kernel of a network: forward only, EventProp's forward and backward, or
-    e-prop's online learning beside the forward step. With `learning`, an EventProp kernel also
-    computes its loss and optimiser step where `schedule_learning` can (a backend that cannot print
-    once-per-batch phases yet asks without). Its `interface` tells a loader how to drive it."""
+    e-prop's online learning beside the forward step. With `learning`, an EventProp or e-prop
+    kernel also computes its loss and optimiser step where `schedule_learning` can (a backend that
+    cannot print once-per-batch phases yet asks without). Its `interface` tells a loader how to drive it."""
     if isinstance(network.training, EpropIR):
-        return eprop_kernel(network, precision=precision, event_buffer=event_buffer)
+        kernel = eprop_kernel(network, precision=precision, event_buffer=event_buffer)
+        return with_learning(kernel, network) if learning else kernel
     if getattr(network.training, "algorithm", None) == "eventprop":
         kernel = eventprop_kernel(network, precision=precision, event_buffer=event_buffer)
         kernel = with_learning(kernel, network) if learning else kernel

@@ -2,14 +2,18 @@
 
 Without it every batch goes back to Python for the loss, its gradient dL/dy and the optimiser step
 (several numpy calls each): at batch 1 that cost several times the simulation itself. With it one
-batch is five calls into the artefact, each a phase of the kernel IR that every backend prints:
+batch is a few calls into the artefact, each a phase of the kernel IR that every backend prints:
 
 - `loss_<pop>` (a LOSS phase, once per trial after the forward pass): softmax cross-entropy of the
-  readout against the trial's label; writes the trial's loss, whether its arg-max is the label, and
-  dL/dy (the TARGET the backward pass reads, which the runtime would otherwise fill);
+  readout against the trial's label; writes the trial's loss, whether its arg-max is the label, and,
+  for EventProp, dL/dy (the TARGET the backward pass reads, which the runtime would otherwise fill);
 - `gather_<key>` (UPDATE, once per batch): the real trials' gradients summed, in trial order, into
   one array per weight or trained param: the runtime checks it for NaN/Inf before any weight moves;
 - `step_<key>` (UPDATE): Adam or SGD with momentum on those sums, then the key's bounds.
+
+The gradients come from EventProp's `backward` or, for e-prop, from the forward entry `eprop_run`,
+which accumulates them online; e-prop reads the labels during that run, so its loss phase reads
+e-prop's own label array instead of a second one, and writes no dL/dy (nothing reads it).
 
 Hyperparameters are data, not constants: the runtime writes the learning rate (after schedules),
 the moments' decay rates and Adam's bias corrections into one INPUT array before each step, and each
@@ -90,13 +94,14 @@ def learning_plan(network: Network) -> tuple[str, str, float] | None:
 
 
 def with_learning(kernel: Kernel, network: Network) -> Kernel:
-    """`kernel` (EventProp's forward and backward) with the loss and optimiser phases and the
-    `loss`, `gather` and `step` entries, when `learning_plan` allows; else `kernel` unchanged."""
+    """`kernel` (EventProp's forward and backward, or e-prop's online learning) with the loss and
+    optimiser phases and the `loss`, `gather` and `step` entries, when `learning_plan` allows; else
+    `kernel` unchanged."""
     plan = learning_plan(network)
     if plan is None:
         return kernel
     loss, optimiser, temperature = plan
-    outputs = [a for a in kernel.arrays if a.role == Role.TARGET and a.var == "dL_dy"]
+    outputs = _outputs(kernel)
     readouts = _readouts(kernel, network, outputs)
     if readouts is None:
         return kernel
@@ -113,7 +118,10 @@ def with_learning(kernel: Kernel, network: Network) -> Kernel:
             comment="optimiser hyperparameters of this step: " + ", ".join(HYPER),
         ),
     )
-    loss_phases = [_loss_phase(new, dly, readouts[dly.owner], temperature, hyper) for dly in outputs]
+    loss_phases = [
+        _loss_phase(new, readouts[pop], label, dly, temperature, hyper)
+        for pop, (label, dly) in outputs.items()
+    ]
     gather, step = [], []
     for grad in (a for a in kernel.arrays if a.role == Role.GRADIENT):
         weight = _trained(kernel, grad)
@@ -154,20 +162,42 @@ def _add(arrays: list[Array], a: Array) -> Array:
     return a
 
 
-def _readouts(kernel: Kernel, network: Network, outputs: list[Array]) -> dict[str, Array] | None:
-    """Output population -> its READOUT array, when every output has a value readout [batch, n]."""
+def _outputs(kernel: Kernel) -> dict[str, tuple[Array | None, Array | None]]:
+    """Output population -> (the label array the kernel already reads, its dL/dy array): e-prop's
+    error reads a label [batch] during the forward pass, EventProp's backward pass reads dL/dy."""
+    out: dict[str, tuple[Array | None, Array | None]] = {}
+    for a in kernel.arrays:
+        if a.role != Role.TARGET or a.var not in ("label", "dL_dy"):
+            continue
+        label, dly = out.get(a.owner, (None, None))
+        if a.var == "label":
+            if a.shape != ("batch",) or a.dtype != "int32":
+                continue
+            label = a
+        else:
+            dly = a
+        out[a.owner] = (label, dly)
+    return out
+
+
+def _readouts(
+    kernel: Kernel, network: Network, outputs: Mapping[str, tuple[Array | None, Array | None]]
+) -> dict[str, Array] | None:
+    """Output population -> its READOUT array, when every output has a value readout [batch, n]
+    (and a dL/dy of that shape, if it has one)."""
     if not outputs:
         return None
     out = {}
-    for dly in outputs:
-        pop = network.populations[dly.owner]
+    for owner, (_, dly) in outputs.items():
+        pop = network.populations[owner]
         kind = getattr(pop.readout, "kind", None) if pop.readout is not None else None
-        if dly.shape != ("batch", kernel.populations[dly.owner]) or kind not in VALUE_READOUTS:
+        shape = ("batch", kernel.populations[owner])
+        if (dly is not None and dly.shape != shape) or kind not in VALUE_READOUTS:
             return None
-        found = [a for a in kernel.arrays if a.role == Role.READOUT and a.owner == dly.owner]
-        if len(found) != 1 or found[0].shape != dly.shape:
+        found = [a for a in kernel.arrays if a.role == Role.READOUT and a.owner == owner]
+        if len(found) != 1 or found[0].shape != shape:
             return None
-        out[dly.owner] = found[0]
+        out[owner] = found[0]
     return out
 
 
@@ -178,17 +208,26 @@ def _trained(kernel: Kernel, grad: Array) -> Array:
     return kernel.find(Role.PARAM, grad.owner, grad.var)
 
 
-def _loss_phase(new: list[Array], dly: Array, readout: Array, temperature: float, hyper: Array) -> Phase:
+def _loss_phase(
+    new: list[Array],
+    readout: Array,
+    label: Array | None,
+    dly: Array | None,
+    temperature: float,
+    hyper: Array,
+) -> Phase:
     """Softmax cross-entropy of readout / T against the trial's label: the loss, whether the first
-    largest readout is the label (`np.argmax`), and dL/dy = (softmax - onehot) / (T * divisor)."""
-    pop = dly.owner
+    largest readout is the label (`np.argmax`), and dL/dy = (softmax - onehot) / (T * divisor) when
+    a backward pass reads it. `label`: the kernel's own (e-prop's), else one made here."""
+    pop = readout.owner
 
     def per_trial(var: str, role: Role, dtype: str, comment: str) -> Array:
         return _add(
             new, Array(array_name("ls", pop, var), role, pop, ("batch",), dtype, var=var, comment=comment)
         )
 
-    label = per_trial("label", Role.TARGET, "int32", "the trial's class")
+    if label is None:
+        label = per_trial("label", Role.TARGET, "int32", "the trial's class")
     loss = per_trial("loss", Role.LOSS, "double", "cross-entropy of the trial")
     correct = per_trial("correct", Role.LOSS, "int32", "1 if the arg-max readout is the label")
     top = per_trial("top", Role.SCRATCH, "double", "largest readout / T")
@@ -214,21 +253,25 @@ def _loss_phase(new: list[Array], dly: Array, readout: Array, temperature: float
         Let(Local("__p_label"), sympy.exp(z.subs(j, label[b]) - top[b]) / total[b], "p of the label"),
         Store(loss[b], -sympy.log(sympy.Max(Local("__p_label"), sympy.Float(1e-300)))),
         Store(correct[b], sympy.Piecewise((1, sympy.Eq(best[b], label[b])), (0, True))),
-        Loop(
-            Neurons(pop),
-            (
-                Let(Local("__p"), sympy.exp(z - top[b]) / total[b], "softmax"),
-                Store(
-                    dly[b, j],
-                    (Local("__p") - sympy.Piecewise((1, sympy.Eq(j, label[b])), (0, True)))
-                    / (divisor * t if temperature != 1.0 else divisor),
-                    comment="dL/dy",
-                ),
-            ),
-            {"j": j},
-        ),
     )
-    return Phase(f"loss_{pop}", PhaseKind.LOSS, body, f"cross-entropy of {pop}'s readout and dL/dy")
+    if dly is not None:
+        body += (
+            Loop(
+                Neurons(pop),
+                (
+                    Let(Local("__p"), sympy.exp(z - top[b]) / total[b], "softmax"),
+                    Store(
+                        dly[b, j],
+                        (Local("__p") - sympy.Piecewise((1, sympy.Eq(j, label[b])), (0, True)))
+                        / (divisor * t if temperature != 1.0 else divisor),
+                        comment="dL/dy",
+                    ),
+                ),
+                {"j": j},
+            ),
+        )
+    what = f"cross-entropy of {pop}'s readout" + (" and dL/dy" if dly is not None else "")
+    return Phase(f"loss_{pop}", PhaseKind.LOSS, body, what)
 
 
 def _update_phases(
@@ -249,14 +292,15 @@ def _update_phases(
     bounds = beside("lb", "bounds", Role.INPUT, (len(BOUNDS),), f"{key}: " + ", ".join(BOUNDS))
     q = Index("q")
     b = BATCH
+    per_trial = _trial_element(grad, b, q)
     shared = _size(grad, skip_batch=True) != size
     if shared:  # one value for the population: every trial's every neuron adds to it
         acc = Loop(
-            Trials(), (Loop(Elements(grad.name), (Store(gsum[0], grad[b, q], "+="),), {"q": q}),), {"b": b}
+            Trials(), (Loop(Elements(grad.name), (Store(gsum[0], per_trial, "+="),), {"q": q}),), {"b": b}
         )
     else:
         acc = Loop(
-            Trials(), (Loop(Elements(weight.name), (Store(gsum[q], grad[b, q], "+="),), {"q": q}),), {"b": b}
+            Trials(), (Loop(Elements(weight.name), (Store(gsum[q], per_trial, "+="),), {"q": q}),), {"b": b}
         )
     gather = Phase(
         f"gather_{key}",
@@ -298,6 +342,17 @@ def _update_phases(
     return gather, step
 
 
+def _trial_element(grad: Array, b: sympy.Expr, q: sympy.Expr) -> sympy.Expr:
+    """Element `q` (flat, row-major) of trial `b`'s gradient: `grad[b, q]`, or one flat offset
+    where the gradient keeps the weight's own dimensions (e-prop's [batch, pre, post])."""
+    if len(grad.shape) <= 2:
+        return grad[b, q]
+    rest = grad.shape[1:]
+    if not all(isinstance(d, int) for d in rest):
+        raise AssertionError(f"learning schedule: gradient {grad.name} has symbolic dims {rest}")
+    return grad[b * math.prod(rest) + q]
+
+
 def _size(a: Array, skip_batch: bool = False) -> int | str:
     dims = a.shape[1:] if skip_batch and a.shape and a.shape[0] == "batch" else a.shape
     if any(isinstance(d, str) for d in dims):
@@ -315,13 +370,13 @@ def learning_manifest(kernel: Kernel) -> dict[str, Any] | None:
     outputs = {
         a.owner: {
             "label": named[("target", a.owner, "label")],
-            "loss": named[("loss", a.owner, "loss")],
+            "loss": a.name,
             "correct": named[("loss", a.owner, "correct")],
-            "dly": a.name,
+            "dly": named.get(("target", a.owner, "dL_dy")),
             "size": kernel.populations[a.owner],
         }
         for a in kernel.arrays
-        if a.role == Role.TARGET and a.var == "dL_dy"
+        if a.role == Role.LOSS and a.var == "loss"
     }
     keys = {}
     for a in kernel.arrays:

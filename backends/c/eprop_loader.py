@@ -134,6 +134,18 @@ class EpropArtefact(NativeArtefact):
             and info.get("var")
         }
 
+    def forward(
+        self, inputs: Mapping[str, Any], *, example_ids: Sequence[int] | None = None, seed: int | None = None
+    ) -> None:
+        """A batch of the kernel's own loss and optimiser step (`learning.py`): `eprop_run` with the
+        labels its driver wrote into the label arrays, without recordings or a `RunResult`."""
+        for a in self._specs:
+            if a["kind"] in _PER_BATCH:
+                self._arrays[a["name"]].fill(0)
+        self._learn = True
+        super().forward(inputs, example_ids=example_ids, seed=seed)
+        self._learned = True
+
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         entry = self._lib.snnc_eprop_run if self._learn else self._lib.snnc_run
         return entry(ctypes.byref(struct), self._batch, steps, seed)

@@ -3,7 +3,9 @@
 A training batch is then: `snnc_run` (forward), `snnc_loss` (loss, correctness and dL/dy per
 trial), `snnc_backward`, `snnc_gather` (the trials' gradients summed per weight), the runtime's
 NaN/Inf check of those sums, and `snnc_step` (Adam or SGD, then the bounds), with no numpy work per
-batch beyond writing the labels and the hyperparameters. The optimiser's moments live in the
+batch beyond writing the labels and the hyperparameters. e-prop's batch has no backward pass: its
+forward entry (`snnc_eprop_run`) reads the labels, written before it runs, and accumulates the
+trials' gradients itself; its loss phase writes no dL/dy. The optimiser's moments live in the
 runtime optimiser's own buffers, bound here by address, so checkpoints hold them as before.
 """
 
@@ -52,6 +54,9 @@ class KernelLearning:
             for name in names["moments"].values():  # until the runtime binds its optimiser's buffers
                 arrays[name] = np.zeros(shape, np.float64)
         self._grads = {key: arrays[names["gsum"]] for key, names in spec["keys"].items()}
+        #: a backward pass turns the loss phase's dL/dy into gradients (EventProp); without one the
+        #: forward pass accumulated them (e-prop)
+        self._backward = any(out.get("dly") for out in spec["outputs"].values())
 
     # ------------------------------------------------------------------ per run
     def allocate(self, batch: int) -> None:
@@ -92,17 +97,19 @@ class KernelLearning:
         """Forward, loss, backward and the summed gradients of one batch; nothing moves yet."""
         art = self.artefact
         rows = min(len(example_ids), art.batch_size)
-        art.forward(inputs, example_ids=example_ids)
         arrays = art._arrays
-        for pop, out in self.spec["outputs"].items():
+        for pop, out in self.spec["outputs"].items():  # before the forward pass, which e-prop's reads
             lab = arrays[out["label"]]
             lab[:rows] = labels[pop][:rows]
+            lab[rows:] = -1  # padding: no error, no gradient
+        art.forward(inputs, example_ids=example_ids)
         self.hyper[self._slot["dly_divisor"]] = divisor
         struct = art._struct()
         steps = art._last_steps
         if rows:
             self._call("snnc_loss", struct, rows, steps)
-        art.backward_from_kernel_loss()
+        if self._backward:
+            art.backward_from_kernel_loss()
         if rows:
             self._call("snnc_gather", art._struct(), rows, steps)
         else:

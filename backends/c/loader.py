@@ -174,7 +174,7 @@ class NativeArtefact:
         self._batch = 0
         #: the kernel's own loss and optimiser step, when it was compiled with them (learning.py)
         self.learning: KernelLearning | None = None
-        if manifest.get("learning") and self._ep:
+        if manifest.get("learning"):
             self.learning = KernelLearning(self, manifest["learning"])
         self.allocate(batch_size)
 
@@ -237,9 +237,9 @@ class NativeArtefact:
         if self.learning is not None:
             self.learning.allocate(self._batch)
             pops = self.manifest["populations"]
-            for pop, info in self._ep["outputs"].items():  # the loss phase writes them
+            for pop, info in (self._ep or {}).get("outputs", {}).items():  # the loss phase writes them
                 self._zeroed(info["dly"], (self._batch, int(pops[pop]["size"])), self._scalar)
-            for pop, arr in self._ep.get("count_grads", {}).items():  # the trainer's: none here
+            for pop, arr in (self._ep or {}).get("count_grads", {}).items():  # the trainer's: none here
                 self._zeroed(arr, (self._batch, int(pops[pop]["size"])), self._scalar)
         self.reset()
 

@@ -79,6 +79,28 @@ typedef struct {
     float* eg_x_to_h;  /* gradient of x_to_h: dL/dW per batch row */
     float* ef_h_to_h;  /* eligibility of h_to_h (__ebar__h_to_h): low-pass filtered eligibility trace */
     float* eg_h_to_h;  /* gradient of h_to_h: dL/dW per batch row */
+    double* lh_digits;  /* input of digits (hyper): optimiser hyperparameters of this step: lr, beta1, beta2, epsilon, correction1, correction2, momentum, dly_divisor */
+    double* ls_out__loss;  /* loss of out (loss): cross-entropy of the trial */
+    int32_t* ls_out__correct;  /* loss of out (correct): 1 if the arg-max readout is the label */
+    double* ls_out__top;  /* scratch of out (top): largest readout / T */
+    int32_t* ls_out__best;  /* scratch of out (best): its neuron (the first, as np.argmax) */
+    double* ls_out__total;  /* scratch of out (total): sum of exp(readout / T - top) */
+    double* gs_h_to_out;  /* optimiser of h_to_out (grad_sum): dL/dh_to_out summed over the batch's trials */
+    double* lb_h_to_out;  /* input of h_to_out (bounds): h_to_out: lr_scale, min, max */
+    double* om_h_to_out;  /* optimiser of h_to_out (m): Adam's first moment of h_to_out */
+    double* ov_h_to_out;  /* optimiser of h_to_out (v): Adam's second moment of h_to_out */
+    double* gs_out__bias;  /* optimiser of out (grad_sum:bias): dL/dbias_out summed over the batch's trials */
+    double* lb_out__bias;  /* input of out (bounds:bias): bias_out: lr_scale, min, max */
+    double* om_out__bias;  /* optimiser of out (m:bias): Adam's first moment of bias_out */
+    double* ov_out__bias;  /* optimiser of out (v:bias): Adam's second moment of bias_out */
+    double* gs_x_to_h;  /* optimiser of x_to_h (grad_sum): dL/dx_to_h summed over the batch's trials */
+    double* lb_x_to_h;  /* input of x_to_h (bounds): x_to_h: lr_scale, min, max */
+    double* om_x_to_h;  /* optimiser of x_to_h (m): Adam's first moment of x_to_h */
+    double* ov_x_to_h;  /* optimiser of x_to_h (v): Adam's second moment of x_to_h */
+    double* gs_h_to_h;  /* optimiser of h_to_h (grad_sum): dL/dh_to_h summed over the batch's trials */
+    double* lb_h_to_h;  /* input of h_to_h (bounds): h_to_h: lr_scale, min, max */
+    double* om_h_to_h;  /* optimiser of h_to_h (m): Adam's first moment of h_to_h */
+    double* ov_h_to_h;  /* optimiser of h_to_h (v): Adam's second moment of h_to_h */
 } snnc_arrays;
 
 /* Counter-based RNG (splitmix64 finaliser): a pure function of (seed, example, neuron, step), so
@@ -731,6 +753,165 @@ static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
+/* phase loss_out (loss): cross-entropy of out's readout */
+static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    const int32_t* restrict et_out = A->et_out;
+    int32_t* restrict ls_out__best = A->ls_out__best;
+    int32_t* restrict ls_out__correct = A->ls_out__correct;
+    double* restrict ls_out__loss = A->ls_out__loss;
+    double* restrict ls_out__top = A->ls_out__top;
+    double* restrict ls_out__total = A->ls_out__total;
+    float* restrict r_out = A->r_out;
+    ls_out__top[snnc_b] = r_out[(snnc_b) * 10 + 0];  /* first readout / T */
+    ls_out__best[snnc_b] = 0;
+    for (int64_t snnc_j = 0; snnc_j < 10; snnc_j++) {  /* the largest readout and the first neuron that has it */
+        if (r_out[(snnc_b) * 10 + snnc_j] > ls_out__top[snnc_b]) {
+            ls_out__top[snnc_b] = r_out[(snnc_b) * 10 + snnc_j];
+            ls_out__best[snnc_b] = snnc_j;
+        }
+    }
+    ls_out__total[snnc_b] = 0.0;
+    for (int64_t snnc_j = 0; snnc_j < 10; snnc_j++) {
+        ls_out__total[snnc_b] += exp(-ls_out__top[snnc_b] + r_out[(snnc_b) * 10 + snnc_j]);
+    }
+    const double u_p_label = exp(-ls_out__top[snnc_b] + r_out[(snnc_b) * 10 + et_out[snnc_b]])/ls_out__total[snnc_b];  /* p of the label */
+    ls_out__loss[snnc_b] = -log(fmax(1.0e-300, u_p_label));
+    ls_out__correct[snnc_b] = (et_out[snnc_b] == ls_out__best[snnc_b] ? 1 : 0);
+}
+
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
+static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict eg_h_to_out = A->eg_h_to_out;
+    double* restrict gs_h_to_out = A->gs_h_to_out;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 10; snnc_q++) {
+        gs_h_to_out[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 100 * 10; snnc_q++) {
+            gs_h_to_out[snnc_q] += eg_h_to_out[1000*snnc_b + snnc_q];
+        }
+    }
+}
+
+/* phase gather_bias_out (update): dL/dbias_out summed over the trials, in trial order */
+static void snnc_gather_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict egb_out__bias = A->egb_out__bias;
+    double* restrict gs_out__bias = A->gs_out__bias;
+    for (int64_t snnc_q = 0; snnc_q < 10; snnc_q++) {
+        gs_out__bias[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 10; snnc_q++) {
+            gs_out__bias[snnc_q] += egb_out__bias[(snnc_b) * 10 + snnc_q];
+        }
+    }
+}
+
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
+static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict eg_x_to_h = A->eg_x_to_h;
+    double* restrict gs_x_to_h = A->gs_x_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 64 * 100; snnc_q++) {
+        gs_x_to_h[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 64 * 100; snnc_q++) {
+            gs_x_to_h[snnc_q] += eg_x_to_h[6400*snnc_b + snnc_q];
+        }
+    }
+}
+
+/* phase gather_h_to_h (update): dL/dh_to_h summed over the trials, in trial order */
+static void snnc_gather_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    float* restrict eg_h_to_h = A->eg_h_to_h;
+    double* restrict gs_h_to_h = A->gs_h_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 100; snnc_q++) {
+        gs_h_to_h[snnc_q] = 0.0;
+    }
+    for (int64_t snnc_b = 0; snnc_b < snnc_B; snnc_b++) {
+        for (int64_t snnc_q = 0; snnc_q < 100 * 100; snnc_q++) {
+            gs_h_to_h[snnc_q] += eg_h_to_h[10000*snnc_b + snnc_q];
+        }
+    }
+}
+
+/* phase step_h_to_out (update): adam step of h_to_out */
+static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_h_to_out = A->gs_h_to_out;
+    const double* restrict lb_h_to_out = A->lb_h_to_out;
+    const double* restrict lh_digits = A->lh_digits;
+    double* restrict om_h_to_out = A->om_h_to_out;
+    double* restrict ov_h_to_out = A->ov_h_to_out;
+    float* restrict w_h_to_out = A->w_h_to_out;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 10; snnc_q++) {
+        const double u_g = gs_h_to_out[snnc_q];
+        om_h_to_out[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_h_to_out[snnc_q];
+        ov_h_to_out[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_digits[2]) + lh_digits[2]*ov_h_to_out[snnc_q];
+        const double u_step = lb_h_to_out[0]*lh_digits[0]*om_h_to_out[snnc_q]/((sqrt(ov_h_to_out[snnc_q]/lh_digits[5]) + lh_digits[3])*lh_digits[4]);  /* Adam, bias-corrected */
+        w_h_to_out[snnc_q] = fmin(lb_h_to_out[2], fmax(lb_h_to_out[1], -u_step + w_h_to_out[snnc_q]));  /* step, then the bounds */
+    }
+}
+
+/* phase step_bias_out (update): adam step of bias_out */
+static void snnc_step_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_out__bias = A->gs_out__bias;
+    const double* restrict lb_out__bias = A->lb_out__bias;
+    const double* restrict lh_digits = A->lh_digits;
+    double* restrict om_out__bias = A->om_out__bias;
+    double* restrict ov_out__bias = A->ov_out__bias;
+    float* restrict tp_out__bias = A->tp_out__bias;
+    for (int64_t snnc_q = 0; snnc_q < 10; snnc_q++) {
+        const double u_g = gs_out__bias[snnc_q];
+        om_out__bias[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_out__bias[snnc_q];
+        ov_out__bias[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_digits[2]) + lh_digits[2]*ov_out__bias[snnc_q];
+        const double u_step = lb_out__bias[0]*lh_digits[0]*om_out__bias[snnc_q]/((sqrt(ov_out__bias[snnc_q]/lh_digits[5]) + lh_digits[3])*lh_digits[4]);  /* Adam, bias-corrected */
+        tp_out__bias[snnc_q] = fmin(lb_out__bias[2], fmax(lb_out__bias[1], -u_step + tp_out__bias[snnc_q]));  /* step, then the bounds */
+    }
+}
+
+/* phase step_x_to_h (update): adam step of x_to_h */
+static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_x_to_h = A->gs_x_to_h;
+    const double* restrict lb_x_to_h = A->lb_x_to_h;
+    const double* restrict lh_digits = A->lh_digits;
+    double* restrict om_x_to_h = A->om_x_to_h;
+    double* restrict ov_x_to_h = A->ov_x_to_h;
+    float* restrict w_x_to_h = A->w_x_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 64 * 100; snnc_q++) {
+        const double u_g = gs_x_to_h[snnc_q];
+        om_x_to_h[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_x_to_h[snnc_q];
+        ov_x_to_h[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_digits[2]) + lh_digits[2]*ov_x_to_h[snnc_q];
+        const double u_step = lb_x_to_h[0]*lh_digits[0]*om_x_to_h[snnc_q]/((sqrt(ov_x_to_h[snnc_q]/lh_digits[5]) + lh_digits[3])*lh_digits[4]);  /* Adam, bias-corrected */
+        w_x_to_h[snnc_q] = fmin(lb_x_to_h[2], fmax(lb_x_to_h[1], -u_step + w_x_to_h[snnc_q]));  /* step, then the bounds */
+    }
+}
+
+/* phase step_h_to_h (update): adam step of h_to_h */
+static void snnc_step_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    double* restrict gs_h_to_h = A->gs_h_to_h;
+    const double* restrict lb_h_to_h = A->lb_h_to_h;
+    const double* restrict lh_digits = A->lh_digits;
+    double* restrict om_h_to_h = A->om_h_to_h;
+    double* restrict ov_h_to_h = A->ov_h_to_h;
+    float* restrict w_h_to_h = A->w_h_to_h;
+    for (int64_t snnc_q = 0; snnc_q < 100 * 100; snnc_q++) {
+        const double u_g = gs_h_to_h[snnc_q];
+        om_h_to_h[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_h_to_h[snnc_q];
+        ov_h_to_h[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_digits[2]) + lh_digits[2]*ov_h_to_h[snnc_q];
+        const double u_step = lb_h_to_h[0]*lh_digits[0]*om_h_to_h[snnc_q]/((sqrt(ov_h_to_h[snnc_q]/lh_digits[5]) + lh_digits[3])*lh_digits[4]);  /* Adam, bias-corrected */
+        w_h_to_h[snnc_q] = fmin(lb_h_to_h[2], fmax(lb_h_to_h[1], -u_step + w_h_to_h[snnc_q]));  /* step, then the bounds */
+    }
+}
+
 /* threads for a batch: at most one per trial, at most omp_get_max_threads() (snnc_set_threads) */
 static int snnc_team(int64_t batch) {
 #ifdef _OPENMP
@@ -793,6 +974,40 @@ int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint6
             snnc_learn__h(A, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
+    return 0;
+}
+
+/* entry point loss: for each trial, loss_out */
+int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
+    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
+        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
+    }
+    return 0;
+}
+
+/* entry point gather: then once for the batch: gather_h_to_out, gather_bias_out, gather_x_to_h, gather_h_to_h */
+int snnc_gather(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_gather_h_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_bias_out(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_x_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_h(A, 0, batch, 0, num_steps, seed);
+    return 0;
+}
+
+/* entry point step: then once for the batch: step_h_to_out, step_bias_out, step_x_to_h, step_h_to_h */
+int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_step_h_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_step_bias_out(A, 0, batch, 0, num_steps, seed);
+    snnc_step_x_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_step_h_to_h(A, 0, batch, 0, num_steps, seed);
     return 0;
 }
 

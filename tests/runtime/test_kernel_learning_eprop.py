@@ -1,0 +1,227 @@
+"""e-prop's loss and optimiser step inside the artefact (passes/schedule_learning.py on the e-prop
+kernel, runtime/kernel_loop.py) against the trainer's numpy loop, which stays the reference.
+
+e-prop accumulates its gradients during the forward pass (`eprop_run`) from the labels, so the
+kernel's learning batch writes the labels first and has no backward pass; the loss phase only
+scores the readout. In float64 the two paths run the same forward pass and the same gradient sums
+(trial order), so the weights, the optimiser's moments, the losses and the accuracies agree to
+rounding (the kernel's exp/log against numpy's) after two epochs with a short last batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from snnc.runtime import kernel_loop
+from snnc.runtime.callbacks import Callback
+from snnc.runtime.encoding import latency_encode
+from snnc.runtime.numerics import NumericalFaultError
+from snnc.runtime.optimisers import SGD, Adam
+from snnc.runtime.trainer import Trainer
+
+from snnc.api import compile_network
+
+SRC = """
+use std.{SpikeInput, ALIF, LI, Delta}
+network k {
+    input  x   = SpikeInput(4)
+    hidden h   = ALIF(12, tau_mem = 20 ms, tau_adapt = 200 ms, beta = 0.02)
+    output out = LI(3, tau_mem = 20 ms, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 0.0, sd = 12.0)), Delta()
+    h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.3)), Delta()
+    h -> out : Dense(weight = Normal(mean = 0.0, sd = 0.3)), Delta()
+}
+train k {
+    algorithm  = eprop(c_reg = 0.001, f_target = 10 Hz, tau_reg = 500 ms)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    dt         = 1 ms
+    duration   = 20 ms
+    batch_size = 3
+    seed       = 2
+}
+"""
+
+N = 10  # three batches of 3 and a short last batch of 1
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _data(n: int = N):
+    rng = np.random.default_rng(5)
+    return {"x": latency_encode(rng.random((n, 4)), 1.0, 15.0)}, {"out": rng.integers(0, 3, n)}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kle") / "k.snn"
+    path.write_text(SRC)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sgd_source(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kle") / "k.snn"
+    path.write_text(SRC.replace("adam(lr = 0.01)", "sgd(lr = 0.5)"))
+    return str(path)
+
+
+def _train(source, optimiser, kernel: bool, epochs: int = 2, loss="sparse_categorical_crossentropy", **kw):
+    net = compile_network(source, precision="double", batch_size=3, threads=1)
+    art = net.artefact
+    trainer = Trainer(art, loss, optimiser, 3)
+    x, y = _data()
+    used = []
+    chosen = kernel_loop.kernel_learning
+
+    def spy(*args):
+        found = chosen(*args)
+        used.append(found is not None)
+        return found if kernel else None
+
+    kernel_loop.kernel_learning = spy
+    try:
+        trainer.train(x, y, epochs, callbacks=kw.pop("callbacks", ()), **kw)
+    finally:
+        kernel_loop.kernel_learning = chosen
+    return art, trainer, used
+
+
+def _assert_same(a, b, rtol=1e-10):
+    (art_a, tr_a, _), (art_b, tr_b, _) = a, b
+    weights_a, weights_b = art_a.get_weights(), art_b.get_weights()
+    assert set(weights_a) == set(weights_b) == {"x_to_h", "h_to_h", "h_to_out", "bias_out"}
+    for key, w in weights_a.items():
+        np.testing.assert_allclose(weights_b[key], w, rtol=rtol, atol=1e-13, err_msg=key)
+    state_a, state_b = tr_a.optimiser.state_dict(), tr_b.optimiser.state_dict()
+    assert set(state_a) == set(state_b)
+    for key in state_a:
+        np.testing.assert_allclose(state_b[key], state_a[key], rtol=rtol, atol=1e-13, err_msg=key)
+    assert len(tr_a.history) == len(tr_b.history) == 2
+    for ha, hb in zip(tr_a.history, tr_b.history, strict=True):
+        assert ha["train"]["accuracy"] == hb["train"]["accuracy"]
+        assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=rtol)
+
+
+def _moved(source, art, key="x_to_h") -> float:
+    start = compile_network(source, precision="double").artefact.get_weights()[key]
+    return float(np.abs(art.get_weights()[key] - start).max())
+
+
+def test_the_kernel_steps_eprop_with_adam_as_the_trainer_does(source):
+    reference = _train(source, Adam(lr=0.05), kernel=False)
+    fused = _train(source, Adam(lr=0.05), kernel=True)
+    assert fused[2] == [True, True], "the kernel's path must have run both epochs"
+    for key in ("x_to_h", "h_to_h", "h_to_out", "bias_out"):
+        assert _moved(source, fused[0], key) > 1e-3, f"the test network must learn {key}"
+    _assert_same(reference, fused)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_kernel_steps_eprop_with_sgd_and_bounds_as_the_trainer_does(sgd_source, momentum):
+    def make():
+        return SGD(lr=0.5, momentum=momentum, clamp={"h_to_out": (-0.05, 0.05)})
+
+    reference = _train(sgd_source, make(), kernel=False)
+    fused = _train(sgd_source, make(), kernel=True)
+    assert all(fused[2])
+    w = fused[0].get_weights()["h_to_out"]
+    assert w.min() >= -0.05 and w.max() <= 0.05 and (np.abs(w) == 0.05).any(), "the bound must have acted"
+    _assert_same(reference, fused)
+
+
+def test_a_summed_batch_as_the_trainer_does(source):
+    reference = _train(source, Adam(lr=0.05, reduction="sum"), kernel=False)
+    fused = _train(source, Adam(lr=0.05, reduction="sum"), kernel=True)
+    assert all(fused[2])
+    _assert_same(reference, fused)
+
+
+class _Watch(Callback):
+    def on_forward(self, batch, result, example_indices):
+        self.seen = True
+
+
+@pytest.mark.parametrize("case", ["temperature", "watcher", "optimiser kind", "metric"])
+def test_what_the_kernel_does_not_compute_keeps_the_trainers_loop(source, case):
+    from snnc.runtime.losses import SparseCategoricalCrossentropy
+
+    kw = {}
+    loss, optimiser = "sparse_categorical_crossentropy", Adam(lr=0.01)
+    if case == "temperature":
+        loss = SparseCategoricalCrossentropy(temperature=2.0)
+    elif case == "watcher":
+        kw["callbacks"] = [_Watch()]
+    elif case == "metric":
+        kw["metrics"] = "mean_square_error"
+    else:
+        optimiser = SGD(lr=0.1)  # the kernel was compiled for the train block's adam
+    art, trainer, used = _train(source, optimiser, kernel=True, epochs=1, loss=loss, **kw)
+    assert used == [False]
+    assert trainer.history[-1]["train"]["loss"] > 0
+    assert _moved(source, art) > 0, "the trainer's loop must still learn"
+
+
+def test_the_mse_example_keeps_the_trainers_loop():
+    """A per-step mse readout is not a loss the kernel computes: no learning phases at all."""
+    from snnc.passes.schedule import schedule
+
+    from snnc.api import lower
+
+    network = lower(str(EXAMPLES / "eprop_pattern.snn"))
+    kernel = schedule(network)
+    assert not any(e.name in ("loss", "gather", "step") for e in kernel.entries)
+
+
+def test_genn_asks_for_the_eprop_kernel_without_learning_phases(source):
+    from snnc.passes.schedule import schedule
+
+    from snnc.api import lower
+
+    network = lower(source)
+    assert {"loss", "gather", "step"} <= {e.name for e in schedule(network).entries}
+    plain = schedule(network, learning=False)
+    assert {e.name for e in plain.entries} == {"run", "eprop_run"}
+    assert not any(p.kind.value in ("loss", "update") for p in plain.phases)
+
+
+def test_a_label_out_of_range_is_refused_before_the_kernel_reads_it(source):
+    net = compile_network(source, precision="double", batch_size=3)
+    trainer = Trainer(net.artefact, "sparse_categorical_crossentropy", "adam", 3)
+    x, y = _data()
+    y["out"][4] = 3
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        trainer.train(x, y, 1, callbacks=())
+
+
+def test_a_non_finite_gradient_stops_before_the_weights_move(source):
+    net = compile_network(source, precision="double", batch_size=3)
+    art = net.artefact
+    learning = art.learning
+    forward_backward = learning.forward_backward
+
+    def poisoned(*args):
+        outcome = forward_backward(*args)
+        outcome.grads["h_to_h"][0, 0] = np.nan
+        return outcome
+
+    learning.forward_backward = poisoned
+    before = art.get_weights()
+    trainer = Trainer(art, "sparse_categorical_crossentropy", "adam", 3)
+    with pytest.raises(NumericalFaultError, match="h_to_h"):
+        trainer.train(*_data(), 1, callbacks=())
+    for key, w in art.get_weights().items():
+        np.testing.assert_array_equal(w, before[key])
+
+
+def test_evaluation_after_kernel_training_runs_without_targets(source):
+    """After kernel batches, a forward pass without targets is a plain `run` (labels not read)."""
+    art, trainer, used = _train(source, Adam(lr=0.05), kernel=True, epochs=1)
+    assert used == [True]
+    x, y = _data()
+    metrics, _ = trainer.evaluate(x, y, callbacks=())
+    reference, ref_trainer, _ = _train(source, Adam(lr=0.05), kernel=False, epochs=1)
+    ref_metrics, _ = ref_trainer.evaluate(x, y, callbacks=())
+    assert metrics["out"].result == ref_metrics["out"].result
+    assert trainer.last_test["loss"] == pytest.approx(ref_trainer.last_test["loss"], rel=1e-10)
