@@ -1,6 +1,7 @@
-"""snnc against mlGeNN on Yin-Yang EventProp: seconds per epoch and learning per epoch, same run.
+"""snnc against mlGeNN (Yin-Yang EventProp, digits e-prop): seconds and learning per epoch, same run.
 
-    python benchmarks/vs_mlgenn.py [--epochs 6] [--train 5000] [--test 1000] [--threads 1] [--seed N]
+    python benchmarks/vs_mlgenn.py [--case yinyang|digits] [--epochs 6] [--train 5000] [--test 1000]
+                                   [--threads 1] [--seed N]
 
 The network of examples/yinyang_eventprop.snn (5 spike inputs -> 100 LIF -> 3 leaky integrators,
 exponential synapses, avg_var_exp_weight readout, sparse categorical cross-entropy, Adam 0.01 with
@@ -8,7 +9,16 @@ the learning rate times 0.97 per epoch, dt 0.1 ms, 30 ms per example) is built t
 (C backend) and once with mlGeNN's Keras-like API on pygenn's single-threaded CPU backend. Both get
 the same spike data (snnc's Yin-Yang set) in the same order (no shuffling) and the same initial
 weights (snnc's draw). The contestants take turns epoch by epoch, so both see the same load on a
-shared machine:
+shared machine.
+
+`--case digits` does the same for examples/eprop_digits.snn (64 latency-coded pixels -> 100
+recurrent ALIF -> 10 leaky integrators, delta synapses, avg_var readout, e-prop with c_reg 0.001,
+f_target 10 Hz, tau_reg 500 ms, trained output bias, Adam 0.01 times 0.92 per epoch, dt 1 ms,
+20 ms per example; all of the training and test split unless --train/--test are smaller) through
+mlGeNN's EPropCompiler. snnc's neurons integrate an impulse w as v += (1 - exp(-dt/tau_mem)) w;
+mlGeNN's ALIF adds w itself, so its hidden weights are snnc's times that factor (the same forward
+pass and spike counts; Adam then steps those weights on another scale, so read the accuracies as
+indicative), and its output LeakyIntegrate gets `scale_i=True`. Cases:
 
   - `mlgenn_b1`: mlGeNN, batch 1 (GeNN's CPU backend runs batch 1 only),
   - `snnc_b1`:   snnc, batch 1, `--threads` OpenMP threads,
@@ -36,8 +46,12 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "yinyang_eventprop.snn"
-LR, GAMMA, DT, STEPS = 0.01, 0.97, 0.1, 300
+#: example, learning rate, its decay per epoch, dt (ms), steps per example
+CASES = {
+    "yinyang": (ROOT / "examples" / "yinyang_eventprop.snn", 0.01, 0.97, 0.1, 300),
+    "digits": (ROOT / "examples" / "eprop_digits.snn", 0.01, 0.92, 1.0, 20),
+}
+EXAMPLE, LR, GAMMA, DT, STEPS = CASES["yinyang"]
 
 
 def _snnc_case(batch: int, threads: int, x, y, weights):  # noqa: ANN001, ANN202
@@ -93,7 +107,8 @@ class MLGeNN:
                 3,
                 Exponential(5.0),
             )
-        self.network, self.connections = network, {"x_to_h": hidden, "h_to_out": self.output}
+        self.network = network
+        self.connections = {"x_to_h": hidden.connection(), "h_to_out": self.output.connection()}
         compiler = EventPropCompiler(
             example_timesteps=STEPS,
             losses="sparse_categorical_crossentropy",
@@ -102,10 +117,14 @@ class MLGeNN:
             dt=DT,
             optimize_code=True,  # pygenn's CPU backend preference: compile with -O3, as issue 14 measured
         )
+        self._compile(compiler)
+
+    def _compile(self, compiler: Any) -> None:
+        folder = self.folder
         cwd = os.getcwd()
         os.chdir(folder)
         try:
-            self.compiled = compiler.compile(network, name="vs_snnc_train")
+            self.compiled = compiler.compile(self.network, name="vs_snnc_train")
             self.compiled.__enter__()
         finally:
             os.chdir(cwd)
@@ -128,21 +147,23 @@ class MLGeNN:
 
     def weights(self) -> dict[str, np.ndarray]:
         out = {}
-        for name, layer in self.connections.items():
-            conn = layer.connection()
+        for name, conn in self.connections.items():
             var = self.compiled.connection_populations[conn].vars["g"]
             var.pull_from_device()
             out[name] = np.array(var.values, dtype=np.float32).reshape(conn.source().shape[0], -1)
         return out
 
+    def _set_trained(self) -> None:
+        trained = self.weights()
+        for name, conn in self.connections.items():
+            conn.connectivity.weight = trained[name]
+
     def test(self, spikes: Any, labels: np.ndarray) -> float:
         """Test accuracy of the trained weights through mlGeNN's InferenceCompiler."""
         from ml_genn.compilers import InferenceCompiler
 
-        trained = self.weights()
+        self._set_trained()
         self.compiled.__exit__(None, None, None)  # mlGeNN runs one compiled network at a time
-        for name, layer in self.connections.items():
-            layer.connection().connectivity.weight = trained[name]
         compiler = InferenceCompiler(
             evaluate_timesteps=STEPS,
             batch_size=1,
@@ -159,6 +180,58 @@ class MLGeNN:
         finally:
             os.chdir(cwd)
         return float(metrics[self.output].result)
+
+
+class MLGeNNEprop(MLGeNN):
+    """examples/eprop_digits.snn through mlGeNN's EPropCompiler (see the module doc for the scale)."""
+
+    def __init__(self, spikes: Any, labels: np.ndarray, weights: dict[str, np.ndarray], folder: str):
+        from ml_genn import Connection, Network, Population
+        from ml_genn.compilers import EPropCompiler
+        from ml_genn.compilers.eprop_compiler import default_params
+        from ml_genn.connectivity import Dense
+        from ml_genn.neurons import AdaptiveLeakyIntegrateFire, LeakyIntegrate, SpikeInput
+        from ml_genn.optimisers import Adam
+
+        self.folder, self.spikes, self.labels = folder, spikes, labels
+        scale = 1.0 - np.exp(-DT / 20.0)  # snnc's impulse into tau_mem = 20 ms, as v moves
+        network = Network(default_params)
+        with network:
+            self.input = Population(SpikeInput(max_spikes=64), 64)
+            hidden = Population(
+                AdaptiveLeakyIntegrateFire(
+                    v_thresh=1.0, tau_mem=20.0, tau_adapt=2000.0, beta=0.0174, tau_refrac=0.0
+                ),
+                100,
+            )
+            self.output = Population(
+                LeakyIntegrate(tau_mem=20.0, bias=weights["bias_out"], scale_i=True, readout="avg_var"), 10
+            )
+            self.connections = {
+                "x_to_h": Connection(self.input, hidden, Dense(weights["x_to_h"] * scale)),
+                "h_to_h": Connection(hidden, hidden, Dense(weights["h_to_h"] * scale)),
+                "h_to_out": Connection(hidden, self.output, Dense(weights["h_to_out"])),
+            }
+        self.network = network
+        compiler = EPropCompiler(
+            example_timesteps=STEPS,
+            losses="sparse_categorical_crossentropy",
+            optimiser=Adam(LR),
+            c_reg=0.001,
+            f_target=10.0,
+            tau_reg=500.0,
+            train_output_bias=True,
+            batch_size=1,
+            dt=DT,
+            optimize_code=True,
+        )
+        self._compile(compiler)
+
+    def _set_trained(self) -> None:
+        super()._set_trained()
+        var = self.compiled.neuron_populations[self.output].vars["Bias"]
+        var.pull_from_device()
+        self.output.neuron.bias = np.array(var.values, dtype=np.float32).reshape(-1)
 
 
 def _mlgenn_spikes(data) -> list:  # noqa: ANN001
@@ -180,6 +253,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", choices=sorted(CASES), default="yinyang")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train", type=int, default=5000, help="training examples per epoch")
     ap.add_argument("--test", type=int, default=1000)
@@ -198,6 +272,9 @@ def main() -> int:
 
     import snnc
 
+    global EXAMPLE, LR, GAMMA, DT, STEPS
+    EXAMPLE, LR, GAMMA, DT, STEPS = CASES[args.case]
+
     seed = {} if args.seed is None else {"seed": args.seed}
     probe = snnc.compile(str(EXAMPLE), batch_size=1, **seed)
     data = load_data(probe.network)
@@ -214,7 +291,8 @@ def main() -> int:
         "snnc_b32": _snnc_case(32, args.threads, x, y, weights),
     }
     folder = tempfile.mkdtemp(prefix="vs_mlgenn_")
-    ml = MLGeNN(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder)
+    contestant = MLGeNNEprop if args.case == "digits" else MLGeNN
+    ml = contestant(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder)
     seconds: dict[str, list[float]] = {name: [] for name in ("mlgenn_b1", *cases)}
     accuracy: dict[str, list[float]] = {name: [] for name in seconds}
     for epoch in range(args.epochs):
@@ -247,6 +325,7 @@ def main() -> int:
         json.dumps(
             {
                 "benchmark": "vs_mlgenn",
+                "case": args.case,
                 "epochs": args.epochs,
                 "train_examples": args.train,
                 "test_examples": args.test,
