@@ -125,3 +125,29 @@ def test_ir_hash_is_the_printed_irs_and_a_printer_error_is_not_hidden(monkeypatc
     monkeypatch.setattr(backend, "print_network", broken)
     with pytest.raises(RuntimeError, match="printer bug"):  # not a silently different hash
         backend.ir_hash(net)
+
+
+def test_a_compiler_that_refuses_the_vectoriser_param_builds_without_it(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The alias-check param is GCC's (e-prop's synapse loops vectorise with it): GCC gets it, a
+    compiler that refuses it still builds, without it."""
+    import stat
+    import subprocess
+
+    from snnc.backends.c.build import VECTORISE_FLAG, accepts, compiler, flags
+
+    real = tuple(compiler())
+    if (
+        "Free Software Foundation"
+        in subprocess.run([*real, "--version"], capture_output=True, text=True).stdout
+    ):
+        assert VECTORISE_FLAG in flags(real)
+    picky = tmp_path / "picky-cc"
+    picky.write_text(
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in --param*) echo "unknown: $a" >&2; exit 1;; esac; done\n'
+        f'exec {" ".join(real)} "$@"\n'
+    )
+    picky.chmod(picky.stat().st_mode | stat.S_IXUSR)
+    assert not accepts((str(picky),), VECTORISE_FLAG)
+    assert VECTORISE_FLAG not in flags((str(picky),))
+    monkeypatch.setenv("CC", str(picky))
+    assert build(CODE % 3, "m", directory=tmp_path / "cache").library.exists()
