@@ -280,6 +280,8 @@ def main() -> int:
     data = load_data(probe.network)
     x_all, y_all = xy(probe.network, data.train)
     xt_all, yt_all = xy(probe.network, data.test)
+    args.train = min(args.train, len(next(iter(y_all.values()))))  # digits has 1347 and 450
+    args.test = min(args.test, len(next(iter(yt_all.values()))))
     x = {k: v.subset(range(args.train)) for k, v in x_all.items()}
     y = {k: v[: args.train] for k, v in y_all.items()}
     xt = {k: v.subset(range(args.test)) for k, v in xt_all.items()}
