@@ -331,8 +331,20 @@ def _update_phases(
             Store(vel[q], vel[q] * h["momentum"] + g),
             Let(Local("__step"), lr * vel[q], "SGD with momentum"),
         )
-    clipped = sympy.Min(sympy.Max(weight[q] - Local("__step"), bounds[1]), bounds[2])
-    body = (*body, Store(weight[q], clipped, comment="step, then the bounds"))
+    # the bounds as selects on locals, not Min/Max: C compilers vectorise a select of values loaded
+    # unconditionally, but neither fmin/fmax (which must order NaNs) nor a select whose branch loads;
+    # a NaN step stays NaN, for the finite check after the step
+    stepped, lo, hi = Local("__stepped"), Local("__lo"), Local("__hi")
+    clipped = sympy.Piecewise(
+        (lo, sympy.StrictLessThan(stepped, lo)), (hi, sympy.StrictGreaterThan(stepped, hi)), (stepped, True)
+    )
+    body = (
+        *body,
+        Let(stepped, weight[q] - Local("__step"), "the step"),
+        Let(lo, bounds[1], "lower bound"),
+        Let(hi, bounds[2], "upper bound"),
+        Store(weight[q], clipped, comment="then the bounds"),
+    )
     step = Phase(
         f"step_{key}",
         PhaseKind.UPDATE,

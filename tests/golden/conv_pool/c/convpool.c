@@ -948,7 +948,10 @@ static void snnc_step_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, in
         om_p_to_out[snnc_q] = u_g*(1.0 - lh_convpool[1]) + lh_convpool[1]*om_p_to_out[snnc_q];
         ov_p_to_out[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_convpool[2]) + lh_convpool[2]*ov_p_to_out[snnc_q];
         const double u_step = lb_p_to_out[0]*lh_convpool[0]*om_p_to_out[snnc_q]/((sqrt(ov_p_to_out[snnc_q]/lh_convpool[5]) + lh_convpool[3])*lh_convpool[4]);  /* Adam, bias-corrected */
-        w_p_to_out[snnc_q] = fmin(lb_p_to_out[2], fmax(lb_p_to_out[1], -u_step + w_p_to_out[snnc_q]));  /* step, then the bounds */
+        const double u_stepped = -u_step + w_p_to_out[snnc_q];  /* the step */
+        const double u_lo = lb_p_to_out[1];  /* lower bound */
+        const double u_hi = lb_p_to_out[2];  /* upper bound */
+        w_p_to_out[snnc_q] = (u_lo > u_stepped ? u_lo : (u_hi < u_stepped ? u_hi : u_stepped));  /* then the bounds */
     }
 }
 

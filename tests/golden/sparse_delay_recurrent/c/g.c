@@ -885,7 +885,10 @@ static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int6
         om_x_to_h[snnc_q] = u_g*(1.0 - lh_g[1]) + lh_g[1]*om_x_to_h[snnc_q];
         ov_x_to_h[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_g[2]) + lh_g[2]*ov_x_to_h[snnc_q];
         const double u_step = lb_x_to_h[0]*lh_g[0]*om_x_to_h[snnc_q]/((sqrt(ov_x_to_h[snnc_q]/lh_g[5]) + lh_g[3])*lh_g[4]);  /* Adam, bias-corrected */
-        w_x_to_h[snnc_q] = fmin(lb_x_to_h[2], fmax(lb_x_to_h[1], -u_step + w_x_to_h[snnc_q]));  /* step, then the bounds */
+        const double u_stepped = -u_step + w_x_to_h[snnc_q];  /* the step */
+        const double u_lo = lb_x_to_h[1];  /* lower bound */
+        const double u_hi = lb_x_to_h[2];  /* upper bound */
+        w_x_to_h[snnc_q] = (u_lo > u_stepped ? u_lo : (u_hi < u_stepped ? u_hi : u_stepped));  /* then the bounds */
     }
 }
 
@@ -904,7 +907,10 @@ static void snnc_step_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int6
         om_h_to_h[snnc_q] = u_g*(1.0 - lh_g[1]) + lh_g[1]*om_h_to_h[snnc_q];
         ov_h_to_h[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_g[2]) + lh_g[2]*ov_h_to_h[snnc_q];
         const double u_step = lb_h_to_h[0]*lh_g[0]*om_h_to_h[snnc_q]/((sqrt(ov_h_to_h[snnc_q]/lh_g[5]) + lh_g[3])*lh_g[4]);  /* Adam, bias-corrected */
-        w_h_to_h[snnc_q] = fmin(lb_h_to_h[2], fmax(lb_h_to_h[1], -u_step + w_h_to_h[snnc_q]));  /* step, then the bounds */
+        const double u_stepped = -u_step + w_h_to_h[snnc_q];  /* the step */
+        const double u_lo = lb_h_to_h[1];  /* lower bound */
+        const double u_hi = lb_h_to_h[2];  /* upper bound */
+        w_h_to_h[snnc_q] = (u_lo > u_stepped ? u_lo : (u_hi < u_stepped ? u_hi : u_stepped));  /* then the bounds */
     }
 }
 
@@ -922,7 +928,10 @@ static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, in
         om_h_to_out[snnc_q] = u_g*(1.0 - lh_g[1]) + lh_g[1]*om_h_to_out[snnc_q];
         ov_h_to_out[snnc_q] = ((u_g)*(u_g))*(1.0 - lh_g[2]) + lh_g[2]*ov_h_to_out[snnc_q];
         const double u_step = lb_h_to_out[0]*lh_g[0]*om_h_to_out[snnc_q]/((sqrt(ov_h_to_out[snnc_q]/lh_g[5]) + lh_g[3])*lh_g[4]);  /* Adam, bias-corrected */
-        w_h_to_out[snnc_q] = fmin(lb_h_to_out[2], fmax(lb_h_to_out[1], -u_step + w_h_to_out[snnc_q]));  /* step, then the bounds */
+        const double u_stepped = -u_step + w_h_to_out[snnc_q];  /* the step */
+        const double u_lo = lb_h_to_out[1];  /* lower bound */
+        const double u_hi = lb_h_to_out[2];  /* upper bound */
+        w_h_to_out[snnc_q] = (u_lo > u_stepped ? u_lo : (u_hi < u_stepped ? u_hi : u_stepped));  /* then the bounds */
     }
 }
 
