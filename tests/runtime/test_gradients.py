@@ -5,7 +5,8 @@ Every case runs the real forward pass (float64, small dt) and the trainer's loss
 Thresholds: cosine similarity >= 0.99 and relative error <= 5 % for every weight matrix. Models not
 in std: ThetaLIF (adaptive threshold), Dendritic (two-compartment), QuadLIF (non-linear: the Euler
 backward step on the recorded trajectory), CondLIF (a conductance input i_syn * (e_rev - v): the Euler
-step on the trajectories of v and of the synapse state). `-m slow` runs every case; the default run a fast subset.
+step on the trajectories of v and of the synapse state), RefracLIF (a refractory period that binds).
+`-m slow` runs every case; the default run a fast subset.
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ neuron CondLIF {
     reset { v = 0 }
 }
 """
+# LIF held for 5 ms after each spike: v ignores its input then, so neither does the adjoint
+REFRACTORY = """
+neuron RefracLIF {
+    param tau_mem = 20 ms
+    param v_th = 1.0
+    param tau_refrac = 5 ms
+    state v = 0.0
+    input i_syn
+    dv/dt = (i_syn - v) / tau_mem
+    spike when v >= v_th
+    reset { v = 0 }
+    refractory = tau_refrac
+}
+"""
 DENDRITE = """
 neuron Dendritic {
     param tau_d = 4 ms
@@ -88,6 +103,7 @@ def network(
         + DENDRITE
         + QUADRATIC
         + CONDUCTANCE
+        + REFRACTORY
         + f"""
 network g {{
     input  x   = SpikeInput(3)
@@ -132,7 +148,12 @@ CASES = {
     # and of the synapse state (recorded by the EventProp schedule for the backward step)
     "condlif-avg_var-scce": ("CondLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, 5, 0.5),
     "lif-condlif-ttfs-ttfs_crossentropy": ("LIF", "CondLIF", "first_spike_time", "ttfs_crossentropy", 4, 1.5),
+    # a refractory period that binds: with these inputs some neurons would spike twice without it
+    "refraclif-avg_var-scce": ("RefracLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, 4, 0.5),
+    "refraclif-max_var-scce": ("RefracLIF", "LeakyIntegrate", "max_var", VALUE_LOSS, 4, 0.5),
 }
+#: mean input weight where a case needs a stronger drive than the default 3.0
+CASE_W_IN = {"refraclif-avg_var-scce": 4.0, "refraclif-max_var-scce": 4.0}
 #: FD noise from quantised hidden spike times: in these cases it reaches ~5-6 % at dt = 0.001 (the
 #: C gradient itself moves < 0.5 % between dt = 0.001 and 0.0005, the FD estimate by up to 10 %), so
 #: they use a finer dt and, for ThetaLIF -> LI, more FD points
@@ -144,7 +165,7 @@ CASE_DT = {
     "lif-condlif-ttfs-ttfs_crossentropy": 0.0005,
 }
 CASE_POINTS = {"thetalif-avg_var-scce": 41}
-FAST = {"lif-avg_var-scce", "lif-ttfs-ttfs_crossentropy", "dendritic-avg_var-scce"}
+FAST = {"lif-avg_var-scce", "lif-ttfs-ttfs_crossentropy", "dendritic-avg_var-scce", "refraclif-avg_var-scce"}
 
 
 def _targets(loss: str, seed: int, batch: int = 4, n: int = 2):
@@ -160,7 +181,7 @@ def _targets(loss: str, seed: int, batch: int = 4, n: int = 2):
 def test_eventprop_gradient_matches_finite_differences(case: str) -> None:
     hidden, output, readout, loss_name, seed, w_out = CASES[case]
     art = compile_double(
-        network(hidden, output, readout, loss_name, w_out=w_out, seed=seed),
+        network(hidden, output, readout, loss_name, w_in=CASE_W_IN.get(case, 3.0), w_out=w_out, seed=seed),
         dt=CASE_DT.get(case, DT),
         duration=20.0,
         batch_size=4,
@@ -187,3 +208,21 @@ def test_eventprop_gradient_matches_finite_differences(case: str) -> None:
         print(f"{case} {proj}: cos {cos:.5f} rel {rel:.4f}")
         assert np.linalg.norm(fd[proj]) > 0, f"{proj}: the loss does not depend on these weights here"
         assert cos >= 0.99 and rel <= 0.05, f"{proj}: cos {cos:.4f}, rel {rel:.4f}"
+
+
+def test_the_refractory_case_really_holds_neurons() -> None:
+    """The refractory FD case means something only if the period removes spikes there."""
+    from gradcheck import spike_counts
+
+    source = network("RefracLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, w_in=4.0, seed=4)
+    counts = {}
+    for refrac in ("5 ms", "0 ms"):
+        art = compile_double(
+            source.replace("param tau_refrac = 5 ms", f"param tau_refrac = {refrac}"),
+            dt=DT,
+            duration=20.0,
+            batch_size=4,
+        )
+        art.run({"x": inputs(4)})
+        counts[refrac] = spike_counts(art).sum()
+    assert counts["5 ms"] < counts["0 ms"], counts
