@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from snnc.runtime import kernel_loop
+from kernel_learning_check import assert_same as _assert_same
+from kernel_learning_check import data as _data
+from kernel_learning_check import train as _train
 from snnc.runtime.callbacks import Callback
-from snnc.runtime.encoding import latency_encode
 from snnc.runtime.numerics import NumericalFaultError
 from snnc.runtime.optimisers import SGD, Adam
 from snnc.runtime.trainer import Trainer
@@ -39,11 +40,6 @@ train k {
 """
 
 
-def _data(n: int = 10):
-    rng = np.random.default_rng(5)
-    return {"x": latency_encode(rng.random((n, 4)), 1.0, 15.0)}, {"out": rng.integers(0, 3, n)}
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("kl") / "k.snn"
@@ -56,40 +52,6 @@ def sgd_source(tmp_path_factory):
     path = tmp_path_factory.mktemp("kl") / "k.snn"
     path.write_text(SRC.replace("adam(lr = 0.01)", "sgd(lr = 0.5)"))
     return str(path)
-
-
-def _train(source, optimiser, kernel: bool, epochs: int = 2, loss="sparse_categorical_crossentropy", **kw):
-    net = compile_network(source, precision="double", batch_size=3, threads=1)
-    art = net.artefact
-    trainer = Trainer(art, loss, optimiser, 3)
-    x, y = _data()
-    used = []
-    chosen = kernel_loop.kernel_learning
-
-    def spy(*args):
-        found = chosen(*args)
-        used.append(found is not None)
-        return found if kernel else None
-
-    kernel_loop.kernel_learning = spy
-    try:
-        trainer.train(x, y, epochs, callbacks=kw.pop("callbacks", ()), **kw)
-    finally:
-        kernel_loop.kernel_learning = chosen
-    return art, trainer, used
-
-
-def _assert_same(a, b, rtol=1e-10):
-    (art_a, tr_a, _), (art_b, tr_b, _) = a, b
-    for key, w in art_a.get_weights().items():
-        np.testing.assert_allclose(art_b.get_weights()[key], w, rtol=rtol, atol=1e-13)
-    state_a, state_b = tr_a.optimiser.state_dict(), tr_b.optimiser.state_dict()
-    assert set(state_a) == set(state_b)
-    for key in state_a:
-        np.testing.assert_allclose(state_b[key], state_a[key], rtol=rtol, atol=1e-13)
-    for ha, hb in zip(tr_a.history, tr_b.history, strict=True):
-        assert ha["train"]["accuracy"] == hb["train"]["accuracy"]
-        assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=rtol)
 
 
 def test_the_kernel_computes_loss_and_adam_as_the_trainer_does(source):

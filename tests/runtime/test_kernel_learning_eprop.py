@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kernel_learning_check as check
 import numpy as np
 import pytest
-from snnc.runtime import kernel_loop
+from kernel_learning_check import data as _data
+from kernel_learning_check import train as _train
 from snnc.runtime.callbacks import Callback
-from snnc.runtime.encoding import latency_encode
 from snnc.runtime.numerics import NumericalFaultError
 from snnc.runtime.optimisers import SGD, Adam
 from snnc.runtime.trainer import Trainer
@@ -44,13 +45,7 @@ train k {
 }
 """
 
-N = 10  # three batches of 3 and a short last batch of 1
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _data(n: int = N):
-    rng = np.random.default_rng(5)
-    return {"x": latency_encode(rng.random((n, 4)), 1.0, 15.0)}, {"out": rng.integers(0, 3, n)}
 
 
 @pytest.fixture(scope="module")
@@ -67,41 +62,9 @@ def sgd_source(tmp_path_factory):
     return str(path)
 
 
-def _train(source, optimiser, kernel: bool, epochs: int = 2, loss="sparse_categorical_crossentropy", **kw):
-    net = compile_network(source, precision="double", batch_size=3, threads=1)
-    art = net.artefact
-    trainer = Trainer(art, loss, optimiser, 3)
-    x, y = _data()
-    used = []
-    chosen = kernel_loop.kernel_learning
-
-    def spy(*args):
-        found = chosen(*args)
-        used.append(found is not None)
-        return found if kernel else None
-
-    kernel_loop.kernel_learning = spy
-    try:
-        trainer.train(x, y, epochs, callbacks=kw.pop("callbacks", ()), **kw)
-    finally:
-        kernel_loop.kernel_learning = chosen
-    return art, trainer, used
-
-
 def _assert_same(a, b, rtol=1e-10):
-    (art_a, tr_a, _), (art_b, tr_b, _) = a, b
-    weights_a, weights_b = art_a.get_weights(), art_b.get_weights()
-    assert set(weights_a) == set(weights_b) == {"x_to_h", "h_to_h", "h_to_out", "bias_out"}
-    for key, w in weights_a.items():
-        np.testing.assert_allclose(weights_b[key], w, rtol=rtol, atol=1e-13, err_msg=key)
-    state_a, state_b = tr_a.optimiser.state_dict(), tr_b.optimiser.state_dict()
-    assert set(state_a) == set(state_b)
-    for key in state_a:
-        np.testing.assert_allclose(state_b[key], state_a[key], rtol=rtol, atol=1e-13, err_msg=key)
-    assert len(tr_a.history) == len(tr_b.history) == 2
-    for ha, hb in zip(tr_a.history, tr_b.history, strict=True):
-        assert ha["train"]["accuracy"] == hb["train"]["accuracy"]
-        assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=rtol)
+    check.assert_same(a, b, rtol, keys={"x_to_h", "h_to_h", "h_to_out", "bias_out"})
+    assert len(a[1].history) == len(b[1].history) == 2
 
 
 def _moved(source, art, key="x_to_h") -> float:
