@@ -151,8 +151,12 @@ class NativeArtefact:
         self._records = [a for a in self._specs if a["kind"] == "record"]
         resettable = ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state")
         self._resets = [(a["name"], a["init"]) for a in self._specs if a["kind"] in resettable]
-        #: what `forward` refills: not what the kernel's own reset phases (or every step) write
+        #: what `forward` refills: not what the kernel's own reset phases (or every step) write, nor
+        #: the forward spike times (`events` of var times), which nothing reads in a `forward` batch
+        #: and a reader reads only up to their counts, which it does refill: at batch 32 the times'
+        #: batch x neurons x max_spikes buffer cost more to fill than the rest of the batch's Python
         covered = set((manifest.get("learning") or {}).get("kernel_resets", ()))
+        covered |= {a["name"] for a in self._specs if a["kind"] == "events" and a["var"] == "times"}
         self._light_resets = [(n, init) for n, init in self._resets if n not in covered]
         self._input_refs: dict[str, Any] = {}
         nnz = {}
@@ -393,6 +397,7 @@ class NativeArtefact:
     ) -> None:
         """`run` without recordings or a `RunResult`: the learning loop reads what it needs itself."""
         self._forward(inputs, {}, self.num_steps, example_ids, seed, self._light_resets)
+        self._events_used.clear()  # spike times were written past any earlier count: refill them whole
 
     def _forward(
         self,

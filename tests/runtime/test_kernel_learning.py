@@ -139,3 +139,22 @@ def test_a_non_finite_gradient_stops_before_the_weights_move(source):
         trainer.train(*_data(), 1, callbacks=())
     for key, w in art.get_weights().items():
         np.testing.assert_array_equal(w, before[key])
+
+
+def test_spike_times_read_after_kernel_batches_hold_no_stale_values(source):
+    """Kernel batches leave the forward spike-time buffer unfilled (nothing reads it there); a later
+    `run` refills it whole, so its padding past each neuron's count is the initial value, even where
+    the kernel wrote further than an earlier `run` had."""
+    net = compile_network(source, precision="double", batch_size=3, threads=1)
+    art = net.artefact
+    x, y = _data()
+    trainer = Trainer(art, "sparse_categorical_crossentropy", Adam(lr=0.01), 3)
+    quiet = [(np.array([1.0]), np.array([0]))]  # one input spike: few hidden spikes
+    art.run({"x": quiet})
+    before = int(art.run({"x": quiet}).events["h"][1].max())
+    trainer.train(x, y, 1, callbacks=())
+    res = art.run({"x": quiet})
+    times, counts = res.events["h"]
+    assert int(art.run({"x": [x["x"][i] for i in range(3)]}).events["h"][1].max()) > before
+    padding = np.arange(times.shape[-1]) >= counts[..., None]
+    assert padding.any() and np.all(times[padding] == 0.0)
