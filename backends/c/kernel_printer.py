@@ -606,7 +606,8 @@ def print_kernel(
                 "after": e.after,
                 "once": e.once,
                 "steps": e.steps,
-                "spike_lists": clear if e.steps == "forward" else [],
+                # a forward time loop appends to the per-step spike lists: they start empty per trial
+                "spike_lists": clear if e.steps == "forward" and e.per_step else [],
                 "summary": summary,
             }
         )

@@ -840,9 +840,6 @@ int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
     }
     return 0;
