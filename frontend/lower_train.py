@@ -30,9 +30,10 @@ SPELLINGS = {
     "validation_split": "validation_split",
     "seed": "seed",
     "augment": "augment",
+    "rewiring": "rewiring",
 }
 ALGORITHMS = ("eventprop", "eprop", "none")
-_CALLS = ("algorithm", "loss", "optimizer", "data", "regularisation", "schedule")
+_CALLS = ("algorithm", "loss", "optimizer", "data", "regularisation", "schedule", "rewiring")
 
 
 def _time(s: ast.Setting, bag: DiagnosticBag) -> float | None:

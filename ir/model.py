@@ -327,6 +327,7 @@ class TrainSpec:
     regularisation: Call | None = None
     schedule: Call | None = None
     augment: tuple[Call, ...] = ()
+    rewiring: Call | None = None  # deep_r(projections = (…), connectivity = …, l1 = …)
     options: dict[str, Any] = field(default_factory=dict)  # anything else written in the block
     span: Span | None = None
 

@@ -153,6 +153,9 @@ def trainer_checkpoint(trainer: Any, epoch: int, seed: int) -> tuple[dict, dict,
     if isinstance(rng, np.random.Generator):
         meta["rng_state"] = rng.bit_generator.state
     state = opt.state_dict() if opt is not None else {}
+    rewiring = getattr(trainer, "rewiring", None)
+    if rewiring is not None:  # Deep R's masks and signs travel with the optimiser's state
+        state.update(rewiring.state_dict())
     weights, _ = live_weights(artefact)
     return weights, state, meta
 
@@ -178,6 +181,8 @@ def restore(trainer: Any, path: str | os.PathLike) -> int:
     commit_weights(trainer.artefact, weights, live)
     if trainer.optimiser is not None and data.optimiser:
         trainer.optimiser.load_state_dict(data.optimiser)
+    if getattr(trainer, "rewiring", None) is not None:
+        trainer.rewiring.load_state_dict(data.optimiser)
     rng = getattr(trainer.artefact, "rng", None)
     if isinstance(rng, np.random.Generator) and "rng_state" in data.meta:
         rng.bit_generator.state = data.meta["rng_state"]

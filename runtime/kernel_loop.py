@@ -33,7 +33,7 @@ def kernel_learning(
     else None."""
     art = trainer.artefact
     learning = getattr(art, "learning", None)
-    if learning is None or trainer.regularisers:
+    if learning is None or trainer.regularisers or getattr(trainer, "rewiring", None) is not None:
         return None
     if any(hook in vars(art) for hook in ("run", "backward", "forward")):  # wrapped: a caller watches
         return None

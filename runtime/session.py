@@ -106,7 +106,14 @@ def trainer_for(
 
     if distributed.world().distributed:  # before the Trainer's own check: this one knows the span
         distributed.check_supported(artefact, network)
-    trainer = Trainer(artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed)
+    rewiring = None
+    if spec is not None and spec.rewiring is not None:
+        from snnc.runtime.rewiring import from_call
+
+        rewiring = from_call(spec.rewiring, network, seed)
+    trainer = Trainer(
+        artefact, loss, optimiser, batch_size, regularisers=regularisers, seed=seed, rewiring=rewiring
+    )
     return trainer, schedule
 
 

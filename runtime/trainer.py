@@ -27,6 +27,7 @@ from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
 from snnc.runtime.numerics import check_finite, locate_fault
 from snnc.runtime.optimisers import Optimiser, apply_trainable_params, get_optimiser
+from snnc.runtime.rewiring import DeepR
 
 
 # data helpers -------------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class Trainer:
         readouts: Mapping[str, str] | None = None,
         seed: int = 0,
         world: distributed.World | None = None,
+        rewiring: DeepR | None = None,
     ):
         self.artefact = artefact
         self.batch_size = int(batch_size or getattr(artefact, "batch_size", 0) or 32)
@@ -96,6 +98,8 @@ class Trainer:
         self.optimiser = get_optimiser(optimiser)
         apply_trainable_params(self.optimiser, getattr(artefact, "manifest", None))
         self.regularisers = dict(regularisers or {})
+        #: Deep R on some projections (runtime/rewiring.py): masks the gradients, rewires after a step
+        self.rewiring = rewiring
         self.readouts = dict(readouts if readouts is not None else driver.readout_kinds(artefact))
         self.seed = int(seed)
         self.history: list[dict[str, Any]] = []
@@ -192,7 +196,11 @@ class Trainer:
             if shared:
                 grads = self._reduced.reduce(self.world, grads)
             weights, live = driver.live_weights(self.artefact)
+            if self.rewiring is not None:
+                grads = self.rewiring.gradients(grads)
             self.optimiser.step(weights, grads)
+            if self.rewiring is not None:
+                self.rewiring.rewire(weights, self.optimiser, self.optimiser.step_count)
             driver.commit_weights(self.artefact, weights, live)
             check_finite("weights", weights, epoch=epoch, batch=b, artefact=self.artefact)
         return total
@@ -290,6 +298,10 @@ class Trainer:
         cbs.on_train_begin()
         # after on_train_begin, which may restore a checkpoint: training must start from finite weights
         check_finite("weights", driver.live_weights(self.artefact)[0], epoch=start_epoch)
+        if self.rewiring is not None:  # the active synapses, unless a checkpoint restored them
+            weights, live = driver.live_weights(self.artefact)
+            self.rewiring.start(weights)
+            driver.commit_weights(self.artefact, weights, live)
         for epoch in range(start_epoch, start_epoch + num_epochs):
             for m in train_metrics.values():
                 m.reset()
