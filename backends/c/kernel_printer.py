@@ -625,6 +625,8 @@ def print_kernel(
             arrays=struct,
             phases=phases,
             entries=entries,
+            # what a call of each phase passes: its arrays, in its parameters' order
+            args={ph["name"]: "".join(f"A->{a['name']}, " for a in ph["arrays"]) for ph in phases},
         )
     )
     return code, [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]

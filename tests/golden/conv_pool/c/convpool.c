@@ -120,20 +120,22 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value */
-static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset(
+    float* restrict p_c__v,
+    float* restrict p_out__v,
+    float* restrict p_p__v,
+    int32_t* restrict q_c__refrac,
+    int32_t* restrict q_out__refrac,
+    int32_t* restrict q_p__refrac,
+    int32_t* restrict q_x__last,
+    float* restrict r_out,
+    float* restrict y_c_to_p__i,
+    float* restrict y_p_to_out__i,
+    float* restrict y_x_to_c__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_c__v = A->p_c__v;
-    float* restrict p_out__v = A->p_out__v;
-    float* restrict p_p__v = A->p_p__v;
-    int32_t* restrict q_c__refrac = A->q_c__refrac;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    int32_t* restrict q_p__refrac = A->q_p__refrac;
-    int32_t* restrict q_x__last = A->q_x__last;
-    float* restrict r_out = A->r_out;
-    float* restrict y_c_to_p__i = A->y_c_to_p__i;
-    float* restrict y_p_to_out__i = A->y_p_to_out__i;
-    float* restrict y_x_to_c__i = A->y_x_to_c__i;
     for (int64_t snnc_j = 0; snnc_j < 32; snnc_j++) {
         y_x_to_c__i[(snnc_b) * 32 + snnc_j] = 0.0F;
     }
@@ -169,13 +171,15 @@ static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t sn
     }
 }
 
-/* phase deliver_x_to_c (forward): projection x_to_c: x -> c, conv2d, synapse Exponential, delay 0 step(s) */
-static void snnc_deliver_x_to_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_x_to_c (forward): projection x_to_c: x -> c, conv2d, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_x_to_c(
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    const float* restrict w_x_to_c,
+    float* restrict y_x_to_c__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
-    const float* restrict w_x_to_c = A->w_x_to_c;
-    float* restrict y_x_to_c__i = A->y_x_to_c__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -209,12 +213,14 @@ static void snnc_deliver_x_to_c(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_c_to_p (forward): projection c_to_p: c -> p, avg_pool2d, synapse Exponential, delay 0 step(s) */
-static void snnc_deliver_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_c_to_p (forward): projection c_to_p: c -> p, avg_pool2d, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_c_to_p(
+    int32_t* restrict sp_c__cnt,
+    int32_t* restrict sp_c__ids,
+    float* restrict y_c_to_p__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_c__cnt = A->sp_c__cnt;
-    int32_t* restrict sp_c__ids = A->sp_c__ids;
-    float* restrict y_c_to_p__i = A->y_c_to_p__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -249,13 +255,15 @@ static void snnc_deliver_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_p_to_out (forward): projection p_to_out: p -> out, dense, synapse Exponential, delay 0 step(s) */
-static void snnc_deliver_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_p_to_out (forward): projection p_to_out: p -> out, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_p_to_out(
+    int32_t* restrict sp_p__cnt,
+    int32_t* restrict sp_p__ids,
+    const float* restrict w_p_to_out,
+    float* restrict y_p_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_p__cnt = A->sp_p__cnt;
-    int32_t* restrict sp_p__ids = A->sp_p__ids;
-    const float* restrict w_p_to_out = A->w_p_to_out;
-    float* restrict y_p_to_out__i = A->y_p_to_out__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -283,17 +291,19 @@ static void snnc_deliver_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b,
     }
 }
 
-/* phase generate_x (forward): input generator spike_source */
-static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_generate_x(
+    int64_t* restrict in_x__cursor,
+    const int64_t* restrict in_x__end,
+    const int32_t** restrict in_x__ids,
+    const double** restrict in_x__times,
+    int32_t* restrict q_x__last,
+    uint32_t* restrict rs_x,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int64_t* restrict in_x__cursor = A->in_x__cursor;
-    const int64_t* restrict in_x__end = A->in_x__end;
-    const int32_t** restrict in_x__ids = A->in_x__ids;
-    const double** restrict in_x__times = A->in_x__times;
-    int32_t* restrict q_x__last = A->q_x__last;
-    uint32_t* restrict rs_x = A->rs_x;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     {
         int32_t* restrict snnc_spk = sp_x__ids + (snnc_b * 1 + snnc_k % 1) * 36;
         int32_t snnc_nspk = 0;
@@ -322,19 +332,21 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_c (forward): population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_c (forward): population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_c(
+    float* restrict ep_c__x__i__x_to_c,
+    float* restrict ep_c__x__i_syn,
+    float* restrict p_c__v,
+    int32_t* restrict q_c__flag,
+    int32_t* restrict q_c__refrac,
+    uint32_t* restrict rs_c,
+    float* restrict rv_c__v,
+    int32_t* restrict sp_c__cnt,
+    int32_t* restrict sp_c__ids,
+    float* restrict y_x_to_c__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_c__x__i__x_to_c = A->ep_c__x__i__x_to_c;
-    float* restrict ep_c__x__i_syn = A->ep_c__x__i_syn;
-    float* restrict p_c__v = A->p_c__v;
-    int32_t* restrict q_c__flag = A->q_c__flag;
-    int32_t* restrict q_c__refrac = A->q_c__refrac;
-    uint32_t* restrict rs_c = A->rs_c;
-    float* restrict rv_c__v = A->rv_c__v;
-    int32_t* restrict sp_c__cnt = A->sp_c__cnt;
-    int32_t* restrict sp_c__ids = A->sp_c__ids;
-    float* restrict y_x_to_c__i = A->y_x_to_c__i;
     for (int64_t snnc_j = 0; snnc_j < 32; snnc_j++) {
         const scalar u_v = p_c__v[(snnc_b) * 32 + snnc_j];  /* c.v */
         const scalar u_ys_x_to_c__i = y_x_to_c__i[(snnc_b) * 32 + snnc_j];  /* x_to_c.i */
@@ -383,19 +395,21 @@ static void snnc_step_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_p (forward): population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_p (forward): population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_p(
+    float* restrict ep_p__x__i__c_to_p,
+    float* restrict ep_p__x__i_syn,
+    float* restrict p_p__v,
+    int32_t* restrict q_p__flag,
+    int32_t* restrict q_p__refrac,
+    uint32_t* restrict rs_p,
+    float* restrict rv_p__v,
+    int32_t* restrict sp_p__cnt,
+    int32_t* restrict sp_p__ids,
+    float* restrict y_c_to_p__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_p__x__i__c_to_p = A->ep_p__x__i__c_to_p;
-    float* restrict ep_p__x__i_syn = A->ep_p__x__i_syn;
-    float* restrict p_p__v = A->p_p__v;
-    int32_t* restrict q_p__flag = A->q_p__flag;
-    int32_t* restrict q_p__refrac = A->q_p__refrac;
-    uint32_t* restrict rs_p = A->rs_p;
-    float* restrict rv_p__v = A->rv_p__v;
-    int32_t* restrict sp_p__cnt = A->sp_p__cnt;
-    int32_t* restrict sp_p__ids = A->sp_p__ids;
-    float* restrict y_c_to_p__i = A->y_c_to_p__i;
     for (int64_t snnc_j = 0; snnc_j < 8; snnc_j++) {
         const scalar u_v = p_p__v[(snnc_b) * 8 + snnc_j];  /* p.v */
         const scalar u_ys_c_to_p__i = y_c_to_p__i[(snnc_b) * 8 + snnc_j];  /* c_to_p.i */
@@ -444,18 +458,20 @@ static void snnc_step_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_out(
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    float* restrict y_p_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    float* restrict y_p_to_out__i = A->y_p_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 3 + snnc_j];  /* out.v */
         const scalar u_ys_p_to_out__i = y_p_to_out__i[(snnc_b) * 3 + snnc_j];  /* p_to_out.i */
@@ -502,15 +518,17 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase reset_spike_lists (reset): empty spike lists */
-static void snnc_reset_spike_lists(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset_spike_lists (reset): empty spike lists * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset_spike_lists(
+    int32_t* restrict ep_c__count,
+    int64_t* restrict ep_c__length,
+    int64_t* restrict ep_c__overflow,
+    int32_t* restrict ep_p__count,
+    int64_t* restrict ep_p__length,
+    int64_t* restrict ep_p__overflow,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict ep_c__count = A->ep_c__count;
-    int64_t* restrict ep_c__length = A->ep_c__length;
-    int64_t* restrict ep_c__overflow = A->ep_c__overflow;
-    int32_t* restrict ep_p__count = A->ep_p__count;
-    int64_t* restrict ep_p__length = A->ep_p__length;
-    int64_t* restrict ep_p__overflow = A->ep_p__overflow;
     ep_c__length[snnc_b] = 0;
     ep_c__overflow[snnc_b] = 0;
     for (int64_t snnc_j = 0; snnc_j < 32; snnc_j++) {
@@ -523,22 +541,24 @@ static void snnc_reset_spike_lists(const snnc_arrays* restrict A, int64_t snnc_b
     }
 }
 
-/* phase spike_list_c (forward): EventProp: the spikes of c and what the backward pass reads of them */
-static void snnc_spike_list_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase spike_list_c (forward): EventProp: the spikes of c and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_spike_list_c(
+    float* restrict ep_c__D,
+    const int64_t* restrict ep_c__capacity,
+    int32_t* restrict ep_c__count,
+    int32_t* restrict ep_c__id,
+    int64_t* restrict ep_c__length,
+    int64_t* restrict ep_c__overflow,
+    float* restrict ep_c__r__i__x_to_c,
+    float* restrict ep_c__r__i_syn,
+    int32_t* restrict ep_c__step,
+    float* restrict ep_c__x__i__x_to_c,
+    float* restrict ep_c__x__i_syn,
+    int32_t* restrict sp_c__cnt,
+    int32_t* restrict sp_c__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_c__D = A->ep_c__D;
-    const int64_t* restrict ep_c__capacity = A->ep_c__capacity;
-    int32_t* restrict ep_c__count = A->ep_c__count;
-    int32_t* restrict ep_c__id = A->ep_c__id;
-    int64_t* restrict ep_c__length = A->ep_c__length;
-    int64_t* restrict ep_c__overflow = A->ep_c__overflow;
-    float* restrict ep_c__r__i__x_to_c = A->ep_c__r__i__x_to_c;
-    float* restrict ep_c__r__i_syn = A->ep_c__r__i_syn;
-    int32_t* restrict ep_c__step = A->ep_c__step;
-    float* restrict ep_c__x__i__x_to_c = A->ep_c__x__i__x_to_c;
-    float* restrict ep_c__x__i_syn = A->ep_c__x__i_syn;
-    int32_t* restrict sp_c__cnt = A->sp_c__cnt;
-    int32_t* restrict sp_c__ids = A->sp_c__ids;
     const int32_t u_capacity = ep_c__capacity[0];
     { /* the spikes of c this step */
         const int64_t snnc_step = snnc_k;
@@ -566,22 +586,24 @@ static void snnc_spike_list_c(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase spike_list_p (forward): EventProp: the spikes of p and what the backward pass reads of them */
-static void snnc_spike_list_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase spike_list_p (forward): EventProp: the spikes of p and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_spike_list_p(
+    float* restrict ep_p__D,
+    const int64_t* restrict ep_p__capacity,
+    int32_t* restrict ep_p__count,
+    int32_t* restrict ep_p__id,
+    int64_t* restrict ep_p__length,
+    int64_t* restrict ep_p__overflow,
+    float* restrict ep_p__r__i__c_to_p,
+    float* restrict ep_p__r__i_syn,
+    int32_t* restrict ep_p__step,
+    float* restrict ep_p__x__i__c_to_p,
+    float* restrict ep_p__x__i_syn,
+    int32_t* restrict sp_p__cnt,
+    int32_t* restrict sp_p__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_p__D = A->ep_p__D;
-    const int64_t* restrict ep_p__capacity = A->ep_p__capacity;
-    int32_t* restrict ep_p__count = A->ep_p__count;
-    int32_t* restrict ep_p__id = A->ep_p__id;
-    int64_t* restrict ep_p__length = A->ep_p__length;
-    int64_t* restrict ep_p__overflow = A->ep_p__overflow;
-    float* restrict ep_p__r__i__c_to_p = A->ep_p__r__i__c_to_p;
-    float* restrict ep_p__r__i_syn = A->ep_p__r__i_syn;
-    int32_t* restrict ep_p__step = A->ep_p__step;
-    float* restrict ep_p__x__i__c_to_p = A->ep_p__x__i__c_to_p;
-    float* restrict ep_p__x__i_syn = A->ep_p__x__i_syn;
-    int32_t* restrict sp_p__cnt = A->sp_p__cnt;
-    int32_t* restrict sp_p__ids = A->sp_p__ids;
     const int32_t u_capacity = ep_p__capacity[0];
     { /* the spikes of p this step */
         const int64_t snnc_step = snnc_k;
@@ -609,24 +631,26 @@ static void snnc_spike_list_p(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase reset_backward (reset): adjoints 0 at T */
-static void snnc_reset_backward(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset_backward (reset): adjoints 0 at T * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset_backward(
+    const int64_t* restrict ep_c__capacity,
+    int64_t* restrict ep_c__cursor,
+    float* restrict ep_c__l__i__x_to_c,
+    float* restrict ep_c__l__v,
+    int64_t* restrict ep_c__length,
+    int64_t* restrict ep_c_to_p__cursor,
+    float* restrict ep_out__l__i__p_to_out,
+    float* restrict ep_out__l__v,
+    const int64_t* restrict ep_p__capacity,
+    int64_t* restrict ep_p__cursor,
+    float* restrict ep_p__l__i__c_to_p,
+    float* restrict ep_p__l__v,
+    int64_t* restrict ep_p__length,
+    int64_t* restrict ep_p_to_out__cursor,
+    float* restrict ep_p_to_out__grad,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const int64_t* restrict ep_c__capacity = A->ep_c__capacity;
-    int64_t* restrict ep_c__cursor = A->ep_c__cursor;
-    float* restrict ep_c__l__i__x_to_c = A->ep_c__l__i__x_to_c;
-    float* restrict ep_c__l__v = A->ep_c__l__v;
-    int64_t* restrict ep_c__length = A->ep_c__length;
-    int64_t* restrict ep_c_to_p__cursor = A->ep_c_to_p__cursor;
-    float* restrict ep_out__l__i__p_to_out = A->ep_out__l__i__p_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
-    const int64_t* restrict ep_p__capacity = A->ep_p__capacity;
-    int64_t* restrict ep_p__cursor = A->ep_p__cursor;
-    float* restrict ep_p__l__i__c_to_p = A->ep_p__l__i__c_to_p;
-    float* restrict ep_p__l__v = A->ep_p__l__v;
-    int64_t* restrict ep_p__length = A->ep_p__length;
-    int64_t* restrict ep_p_to_out__cursor = A->ep_p_to_out__cursor;
-    float* restrict ep_p_to_out__grad = A->ep_p_to_out__grad;
     for (int64_t snnc_j = 0; snnc_j < 32; snnc_j++) {
         ep_c__l__v[(snnc_b) * 32 + snnc_j] = 0.0F;
         ep_c__l__i__x_to_c[(snnc_b) * 32 + snnc_j] = 0.0F;
@@ -652,17 +676,19 @@ static void snnc_reset_backward(const snnc_arrays* restrict A, int64_t snnc_b, i
     ep_p__cursor[snnc_b] = (ep_p__capacity[0] > ep_p__length[snnc_b] ? ep_p__length[snnc_b] - 1 : ep_p__capacity[0] - 1);  /* the newest spike */
 }
 
-/* phase events_c_to_p (backward): EventProp: transmission and dL/dw of c_to_p */
-static void snnc_events_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase events_c_to_p (backward): EventProp: transmission and dL/dw of c_to_p * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_events_c_to_p(
+    float* restrict ep_c__D,
+    const int64_t* restrict ep_c__capacity,
+    int32_t* restrict ep_c__id,
+    int32_t* restrict ep_c__step,
+    int64_t* restrict ep_c_to_p__cursor,
+    float* restrict ep_c_to_p__g,
+    float* restrict ep_p__l__i__c_to_p,
+    float* restrict ep_p__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_c__D = A->ep_c__D;
-    const int64_t* restrict ep_c__capacity = A->ep_c__capacity;
-    int32_t* restrict ep_c__id = A->ep_c__id;
-    int32_t* restrict ep_c__step = A->ep_c__step;
-    int64_t* restrict ep_c_to_p__cursor = A->ep_c_to_p__cursor;
-    float* restrict ep_c_to_p__g = A->ep_c_to_p__g;
-    float* restrict ep_p__l__i__c_to_p = A->ep_p__l__i__c_to_p;
-    float* restrict ep_p__l__v = A->ep_p__l__v;
     { /* the spikes of c of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_c__step + snnc_b * ep_c__capacity[0];
@@ -713,20 +739,22 @@ static void snnc_events_c_to_p(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase events_p_to_out (backward): EventProp: transmission and dL/dw of p_to_out */
-static void snnc_events_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase events_p_to_out (backward): EventProp: transmission and dL/dw of p_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_events_p_to_out(
+    float* restrict ep_out__l__i__p_to_out,
+    float* restrict ep_out__l__v,
+    float* restrict ep_p__D,
+    const int64_t* restrict ep_p__capacity,
+    int32_t* restrict ep_p__id,
+    int32_t* restrict ep_p__step,
+    int64_t* restrict ep_p_to_out__cursor,
+    float* restrict ep_p_to_out__e,
+    float* restrict ep_p_to_out__g,
+    float* restrict ep_p_to_out__grad,
+    const float* restrict w_p_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_out__l__i__p_to_out = A->ep_out__l__i__p_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
-    float* restrict ep_p__D = A->ep_p__D;
-    const int64_t* restrict ep_p__capacity = A->ep_p__capacity;
-    int32_t* restrict ep_p__id = A->ep_p__id;
-    int32_t* restrict ep_p__step = A->ep_p__step;
-    int64_t* restrict ep_p_to_out__cursor = A->ep_p_to_out__cursor;
-    float* restrict ep_p_to_out__e = A->ep_p_to_out__e;
-    float* restrict ep_p_to_out__g = A->ep_p_to_out__g;
-    float* restrict ep_p_to_out__grad = A->ep_p_to_out__grad;
-    const float* restrict w_p_to_out = A->w_p_to_out;
     { /* the spikes of p of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_p__step + snnc_b * ep_p__capacity[0];
@@ -760,18 +788,20 @@ static void snnc_events_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase jump_c (backward): EventProp: jumps at the spikes of c */
-static void snnc_jump_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase jump_c (backward): EventProp: jumps at the spikes of c * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_jump_c(
+    float* restrict ep_c__D,
+    const int64_t* restrict ep_c__capacity,
+    int64_t* restrict ep_c__cursor,
+    int32_t* restrict ep_c__id,
+    float* restrict ep_c__l__v,
+    float* restrict ep_c__r__i__x_to_c,
+    float* restrict ep_c__r__i_syn,
+    const float* restrict ep_c__rc,
+    int32_t* restrict ep_c__step,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_c__D = A->ep_c__D;
-    const int64_t* restrict ep_c__capacity = A->ep_c__capacity;
-    int64_t* restrict ep_c__cursor = A->ep_c__cursor;
-    int32_t* restrict ep_c__id = A->ep_c__id;
-    float* restrict ep_c__l__v = A->ep_c__l__v;
-    float* restrict ep_c__r__i__x_to_c = A->ep_c__r__i__x_to_c;
-    float* restrict ep_c__r__i_syn = A->ep_c__r__i_syn;
-    const float* restrict ep_c__rc = A->ep_c__rc;
-    int32_t* restrict ep_c__step = A->ep_c__step;
     { /* the spikes of c of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_c__step + snnc_b * ep_c__capacity[0];
@@ -799,18 +829,20 @@ static void snnc_jump_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase jump_p (backward): EventProp: jumps at the spikes of p */
-static void snnc_jump_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase jump_p (backward): EventProp: jumps at the spikes of p * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_jump_p(
+    float* restrict ep_p__D,
+    const int64_t* restrict ep_p__capacity,
+    int64_t* restrict ep_p__cursor,
+    int32_t* restrict ep_p__id,
+    float* restrict ep_p__l__v,
+    float* restrict ep_p__r__i__c_to_p,
+    float* restrict ep_p__r__i_syn,
+    const float* restrict ep_p__rc,
+    int32_t* restrict ep_p__step,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_p__D = A->ep_p__D;
-    const int64_t* restrict ep_p__capacity = A->ep_p__capacity;
-    int64_t* restrict ep_p__cursor = A->ep_p__cursor;
-    int32_t* restrict ep_p__id = A->ep_p__id;
-    float* restrict ep_p__l__v = A->ep_p__l__v;
-    float* restrict ep_p__r__i__c_to_p = A->ep_p__r__i__c_to_p;
-    float* restrict ep_p__r__i_syn = A->ep_p__r__i_syn;
-    const float* restrict ep_p__rc = A->ep_p__rc;
-    int32_t* restrict ep_p__step = A->ep_p__step;
     { /* the spikes of p of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_p__step + snnc_b * ep_p__capacity[0];
@@ -838,11 +870,13 @@ static void snnc_jump_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase adjoint_c (backward): EventProp: readout drive and backward step of c (exact) */
-static void snnc_adjoint_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase adjoint_c (backward): EventProp: readout drive and backward step of c (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_adjoint_c(
+    float* restrict ep_c__l__i__x_to_c,
+    float* restrict ep_c__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_c__l__i__x_to_c = A->ep_c__l__i__x_to_c;
-    float* restrict ep_c__l__v = A->ep_c__l__v;
     for (int64_t snnc_j = 0; snnc_j < 32; snnc_j++) {
         const scalar u_lambda0 = ep_c__l__v[(snnc_b) * 32 + snnc_j];  /* adjoint of v */
         const scalar u_lambda1 = ep_c__l__i__x_to_c[(snnc_b) * 32 + snnc_j];  /* adjoint of i__x_to_c */
@@ -853,11 +887,13 @@ static void snnc_adjoint_c(const snnc_arrays* restrict A, int64_t snnc_b, int64_
     }
 }
 
-/* phase adjoint_p (backward): EventProp: readout drive and backward step of p (exact) */
-static void snnc_adjoint_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase adjoint_p (backward): EventProp: readout drive and backward step of p (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_adjoint_p(
+    float* restrict ep_p__l__i__c_to_p,
+    float* restrict ep_p__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_p__l__i__c_to_p = A->ep_p__l__i__c_to_p;
-    float* restrict ep_p__l__v = A->ep_p__l__v;
     for (int64_t snnc_j = 0; snnc_j < 8; snnc_j++) {
         const scalar u_lambda0 = ep_p__l__v[(snnc_b) * 8 + snnc_j];  /* adjoint of v */
         const scalar u_lambda1 = ep_p__l__i__c_to_p[(snnc_b) * 8 + snnc_j];  /* adjoint of i__c_to_p */
@@ -868,12 +904,14 @@ static void snnc_adjoint_p(const snnc_arrays* restrict A, int64_t snnc_b, int64_
     }
 }
 
-/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) */
-static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_adjoint_out(
+    const float* restrict ep_out__dly,
+    float* restrict ep_out__l__i__p_to_out,
+    float* restrict ep_out__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const float* restrict ep_out__dly = A->ep_out__dly;
-    float* restrict ep_out__l__i__p_to_out = A->ep_out__l__i__p_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_lambda0 = ep_out__l__v[(snnc_b) * 3 + snnc_j];  /* adjoint of v */
         const scalar u_lambda1 = ep_out__l__i__p_to_out[(snnc_b) * 3 + snnc_j];  /* adjoint of i__p_to_out */
@@ -886,18 +924,20 @@ static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout and dL/dy */
-static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase loss_out (loss): cross-entropy of out's readout and dL/dy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_loss_out(
+    float* restrict ep_out__dly,
+    const double* restrict lh_convpool,
+    int32_t* restrict ls_out__best,
+    int32_t* restrict ls_out__correct,
+    const int32_t* restrict ls_out__label,
+    double* restrict ls_out__loss,
+    double* restrict ls_out__top,
+    double* restrict ls_out__total,
+    float* restrict r_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_out__dly = A->ep_out__dly;
-    const double* restrict lh_convpool = A->lh_convpool;
-    int32_t* restrict ls_out__best = A->ls_out__best;
-    int32_t* restrict ls_out__correct = A->ls_out__correct;
-    const int32_t* restrict ls_out__label = A->ls_out__label;
-    double* restrict ls_out__loss = A->ls_out__loss;
-    double* restrict ls_out__top = A->ls_out__top;
-    double* restrict ls_out__total = A->ls_out__total;
-    float* restrict r_out = A->r_out;
     ls_out__top[snnc_b] = r_out[(snnc_b) * 3 + 0];  /* first readout / T */
     ls_out__best[snnc_b] = 0;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {  /* the largest readout and the first neuron that has it */
@@ -919,11 +959,13 @@ static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase gather_p_to_out (update): dL/dp_to_out summed over the trials, in trial order */
-static void snnc_gather_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_p_to_out (update): dL/dp_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_p_to_out(
+    float* restrict ep_p_to_out__grad,
+    double* restrict gs_p_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_p_to_out__grad = A->ep_p_to_out__grad;
-    double* restrict gs_p_to_out = A->gs_p_to_out;
     for (int64_t snnc_q = 0; snnc_q < 8 * 3; snnc_q++) {
         gs_p_to_out[snnc_q] = 0.0;
     }
@@ -934,15 +976,17 @@ static void snnc_gather_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase step_p_to_out (update): adam step of p_to_out */
-static void snnc_step_p_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_p_to_out (update): adam step of p_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_p_to_out(
+    double* restrict gs_p_to_out,
+    const double* restrict lb_p_to_out,
+    const double* restrict lh_convpool,
+    double* restrict om_p_to_out,
+    double* restrict ov_p_to_out,
+    float* restrict w_p_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_p_to_out = A->gs_p_to_out;
-    const double* restrict lb_p_to_out = A->lb_p_to_out;
-    const double* restrict lh_convpool = A->lh_convpool;
-    double* restrict om_p_to_out = A->om_p_to_out;
-    double* restrict ov_p_to_out = A->ov_p_to_out;
-    float* restrict w_p_to_out = A->w_p_to_out;
     for (int64_t snnc_q = 0; snnc_q < 8 * 3; snnc_q++) {
         const double u_g = gs_p_to_out[snnc_q];
         om_p_to_out[snnc_q] = u_g*(1.0 - lh_convpool[1]) + lh_convpool[1]*om_p_to_out[snnc_q];
@@ -978,18 +1022,18 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
         memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
-        snnc_reset_spike_lists(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_c(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_c_to_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_p_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_c(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_c(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_c(A->ep_c__x__i__x_to_c, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r__i__x_to_c, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x__i__x_to_c, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_p(A->ep_p__x__i__c_to_p, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r__i__c_to_p, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x__i__c_to_p, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -1003,15 +1047,15 @@ int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_reset_backward(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
-            snnc_events_c_to_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_events_p_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_c(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_c(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_p(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r__i__x_to_c, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r__i__c_to_p, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -1025,20 +1069,20 @@ int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
+        snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
     }
     return 0;
 }
 
 /* entry point gather: then once for the batch: gather_p_to_out */
 int snnc_gather(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_gather_p_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_p_to_out(A->ep_p_to_out__grad, A->gs_p_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }
 
 /* entry point step: then once for the batch: step_p_to_out */
 int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_step_p_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_step_p_to_out(A->gs_p_to_out, A->lb_p_to_out, A->lh_convpool, A->om_p_to_out, A->ov_p_to_out, A->w_p_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }
 

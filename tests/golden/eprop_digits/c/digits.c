@@ -116,19 +116,21 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value */
-static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset(
+    float* restrict p_h__a,
+    float* restrict p_h__v,
+    float* restrict p_out__v,
+    int32_t* restrict q_h__refrac,
+    int32_t* restrict q_out__refrac,
+    int32_t* restrict q_x__last,
+    float* restrict r_out,
+    float* restrict y_h_to_h__i,
+    float* restrict y_h_to_out__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_h__a = A->p_h__a;
-    float* restrict p_h__v = A->p_h__v;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    int32_t* restrict q_x__last = A->q_x__last;
-    float* restrict r_out = A->r_out;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         y_x_to_h__i[(snnc_b) * 100 + snnc_j] = 0.0F;
     }
@@ -161,13 +163,15 @@ static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t sn
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_x_to_h(
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    const float* restrict w_x_to_h,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
-    const float* restrict w_x_to_h = A->w_x_to_h;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -195,13 +199,15 @@ static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_h_to_h(
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    const float* restrict w_h_to_h,
+    float* restrict y_h_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    const float* restrict w_h_to_h = A->w_h_to_h;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -229,13 +235,15 @@ static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_h_to_out(
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    const float* restrict w_h_to_out,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    const float* restrict w_h_to_out = A->w_h_to_out;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -263,17 +271,19 @@ static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b,
     }
 }
 
-/* phase generate_x (forward): input generator spike_source */
-static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_generate_x(
+    int64_t* restrict in_x__cursor,
+    const int64_t* restrict in_x__end,
+    const int32_t** restrict in_x__ids,
+    const double** restrict in_x__times,
+    int32_t* restrict q_x__last,
+    uint32_t* restrict rs_x,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int64_t* restrict in_x__cursor = A->in_x__cursor;
-    const int64_t* restrict in_x__end = A->in_x__end;
-    const int32_t** restrict in_x__ids = A->in_x__ids;
-    const double** restrict in_x__times = A->in_x__times;
-    int32_t* restrict q_x__last = A->q_x__last;
-    uint32_t* restrict rs_x = A->rs_x;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     {
         int32_t* restrict snnc_spk = sp_x__ids + (snnc_b * 1 + snnc_k % 1) * 64;
         int32_t snnc_nspk = 0;
@@ -302,20 +312,22 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h(
+    float* restrict p_h__a,
+    float* restrict p_h__v,
+    int32_t* restrict q_h__flag,
+    int32_t* restrict q_h__refrac,
+    uint32_t* restrict rs_h,
+    float* restrict rv_h__a,
+    float* restrict rv_h__v,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    float* restrict y_h_to_h__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_h__a = A->p_h__a;
-    float* restrict p_h__v = A->p_h__v;
-    int32_t* restrict q_h__flag = A->q_h__flag;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    uint32_t* restrict rs_h = A->rs_h;
-    float* restrict rv_h__a = A->rv_h__a;
-    float* restrict rv_h__v = A->rv_h__v;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         const scalar u_v = p_h__v[(snnc_b) * 100 + snnc_j];  /* h.v */
         const scalar u_a = p_h__a[(snnc_b) * 100 + snnc_j];  /* h.a */
@@ -373,19 +385,21 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_out(
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    const float* restrict tp_out__bias,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    const float* restrict tp_out__bias = A->tp_out__bias;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 10; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 10 + snnc_j];  /* out.v */
         const scalar u_ys_h_to_out__i = y_h_to_out__i[(snnc_b) * 10 + snnc_j];  /* h_to_out.i */
@@ -431,12 +445,14 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
-static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__x_to_h(
+    float* restrict ezp_x_to_h,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_x_to_h = A->ezp_x_to_h;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     for (int64_t snnc_i = 0; snnc_i < 64; snnc_i++) {
         ezp_x_to_h[(snnc_b) * 64 + snnc_i] = 0.0F;
     }
@@ -452,12 +468,14 @@ static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 */
-static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__h_to_h(
+    float* restrict ezp_h_to_h,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_h_to_h = A->ezp_h_to_h;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
     for (int64_t snnc_i = 0; snnc_i < 100; snnc_i++) {
         ezp_h_to_h[(snnc_b) * 100 + snnc_i] = 0.0F;
     }
@@ -473,12 +491,14 @@ static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 */
-static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__h_to_out(
+    float* restrict ezp_h_to_out,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_h_to_out = A->ezp_h_to_out;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
     for (int64_t snnc_i = 0; snnc_i < 100; snnc_i++) {
         ezp_h_to_out[(snnc_b) * 100 + snnc_i] = 0.0F;
     }
@@ -494,20 +514,22 @@ static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase learn_step__out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn_step__out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn_step__out(
+    float* restrict ey_out,
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    const float* restrict tp_out__bias,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ey_out = A->ey_out;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    const float* restrict tp_out__bias = A->tp_out__bias;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 10; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 10 + snnc_j];  /* out.v */
         const scalar u_ys_h_to_out__i = y_h_to_out__i[(snnc_b) * 10 + snnc_j];  /* h_to_out.i */
@@ -554,22 +576,24 @@ static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase learn_step__h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn_step__h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn_step__h(
+    float* restrict ea_h,
+    float* restrict epsi_h,
+    float* restrict p_h__a,
+    float* restrict p_h__v,
+    int32_t* restrict q_h__flag,
+    int32_t* restrict q_h__refrac,
+    uint32_t* restrict rs_h,
+    float* restrict rv_h__a,
+    float* restrict rv_h__v,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    float* restrict y_h_to_h__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ea_h = A->ea_h;
-    float* restrict epsi_h = A->epsi_h;
-    float* restrict p_h__a = A->p_h__a;
-    float* restrict p_h__v = A->p_h__v;
-    int32_t* restrict q_h__flag = A->q_h__flag;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    uint32_t* restrict rs_h = A->rs_h;
-    float* restrict rv_h__a = A->rv_h__a;
-    float* restrict rv_h__v = A->rv_h__v;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         const scalar u_v = p_h__v[(snnc_b) * 100 + snnc_j];  /* h.v */
         const scalar u_a = p_h__a[(snnc_b) * 100 + snnc_j];  /* h.a */
@@ -629,13 +653,15 @@ static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase signal__h (learn): learning signal of h */
-static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase signal__h (learn): learning signal of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_signal__h(
+    float* restrict eE_out,
+    float* restrict eL_h,
+    float* restrict efb_h_to_out,
+    const float* restrict w_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eE_out = A->eE_out;
-    float* restrict eL_h = A->eL_h;
-    float* restrict efb_h_to_out = A->efb_h_to_out;
-    const float* restrict w_h_to_out = A->w_h_to_out;
     for (int64_t snnc_i = 0; snnc_i < 100; snnc_i++) {
         efb_h_to_out[(snnc_b) * 100 + snnc_i] = 0.0F;
     }
@@ -650,20 +676,22 @@ static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_
     }
 }
 
-/* phase learn__out (learn): e-prop of output out: sparse_categorical_crossentropy */
-static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn__out (learn): e-prop of output out: sparse_categorical_crossentropy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn__out(
+    float* restrict eE_out,
+    float* restrict ee_h_to_out__v,
+    float* restrict eeb_out__v,
+    float* restrict eg_h_to_out,
+    float* restrict egb_out__bias,
+    float* restrict en_h_to_out__v,
+    float* restrict er_out__0,
+    float* restrict er_out__1,
+    const int32_t* restrict et_out,
+    float* restrict ey_out,
+    float* restrict ezp_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eE_out = A->eE_out;
-    float* restrict ee_h_to_out__v = A->ee_h_to_out__v;
-    float* restrict eeb_out__v = A->eeb_out__v;
-    float* restrict eg_h_to_out = A->eg_h_to_out;
-    float* restrict egb_out__bias = A->egb_out__bias;
-    float* restrict en_h_to_out__v = A->en_h_to_out__v;
-    float* restrict er_out__0 = A->er_out__0;
-    float* restrict er_out__1 = A->er_out__1;
-    const int32_t* restrict et_out = A->et_out;
-    float* restrict ey_out = A->ey_out;
-    float* restrict ezp_h_to_out = A->ezp_h_to_out;
     for (int64_t snnc_i = 0; snnc_i < 100; snnc_i++) {  /* h_to_out: per pre neuron */
         en_h_to_out__v[(snnc_b) * 100 + snnc_i] = 0.951229424F*ee_h_to_out__v[(snnc_b) * 100 + snnc_i] + 0.0487705755F*ezp_h_to_out[(snnc_b) * 100 + snnc_i];  /* propagate __eps__h_to_out__v */
     }
@@ -697,24 +725,26 @@ static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase learn__h (learn): e-prop of hidden h */
-static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn__h (learn): e-prop of hidden h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn__h(
+    float* restrict eL_h,
+    float* restrict ea_h,
+    float* restrict ee_h_to_h__a,
+    float* restrict ee_h_to_h__v,
+    float* restrict ee_x_to_h__a,
+    float* restrict ee_x_to_h__v,
+    float* restrict ef_h_to_h,
+    float* restrict ef_x_to_h,
+    float* restrict eg_h_to_h,
+    float* restrict eg_x_to_h,
+    float* restrict en_h_to_h__v,
+    float* restrict en_x_to_h__v,
+    float* restrict epsi_h,
+    float* restrict ezp_h_to_h,
+    float* restrict ezp_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eL_h = A->eL_h;
-    float* restrict ea_h = A->ea_h;
-    float* restrict ee_h_to_h__a = A->ee_h_to_h__a;
-    float* restrict ee_h_to_h__v = A->ee_h_to_h__v;
-    float* restrict ee_x_to_h__a = A->ee_x_to_h__a;
-    float* restrict ee_x_to_h__v = A->ee_x_to_h__v;
-    float* restrict ef_h_to_h = A->ef_h_to_h;
-    float* restrict ef_x_to_h = A->ef_x_to_h;
-    float* restrict eg_h_to_h = A->eg_h_to_h;
-    float* restrict eg_x_to_h = A->eg_x_to_h;
-    float* restrict en_h_to_h__v = A->en_h_to_h__v;
-    float* restrict en_x_to_h__v = A->en_x_to_h__v;
-    float* restrict epsi_h = A->epsi_h;
-    float* restrict ezp_h_to_h = A->ezp_h_to_h;
-    float* restrict ezp_x_to_h = A->ezp_x_to_h;
     for (int64_t snnc_i = 0; snnc_i < 64; snnc_i++) {  /* x_to_h: per pre neuron */
         en_x_to_h__v[(snnc_b) * 64 + snnc_i] = 0.951229424F*ee_x_to_h__v[(snnc_b) * 64 + snnc_i] + 0.0487705755F*ezp_x_to_h[(snnc_b) * 64 + snnc_i];  /* propagate __eps__x_to_h__v */
     }
@@ -753,16 +783,18 @@ static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout */
-static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase loss_out (loss): cross-entropy of out's readout * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_loss_out(
+    const int32_t* restrict et_out,
+    int32_t* restrict ls_out__best,
+    int32_t* restrict ls_out__correct,
+    double* restrict ls_out__loss,
+    double* restrict ls_out__top,
+    double* restrict ls_out__total,
+    float* restrict r_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const int32_t* restrict et_out = A->et_out;
-    int32_t* restrict ls_out__best = A->ls_out__best;
-    int32_t* restrict ls_out__correct = A->ls_out__correct;
-    double* restrict ls_out__loss = A->ls_out__loss;
-    double* restrict ls_out__top = A->ls_out__top;
-    double* restrict ls_out__total = A->ls_out__total;
-    float* restrict r_out = A->r_out;
     ls_out__top[snnc_b] = r_out[(snnc_b) * 10 + 0];  /* first readout / T */
     ls_out__best[snnc_b] = 0;
     for (int64_t snnc_j = 0; snnc_j < 10; snnc_j++) {  /* the largest readout and the first neuron that has it */
@@ -780,11 +812,13 @@ static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     ls_out__correct[snnc_b] = (et_out[snnc_b] == ls_out__best[snnc_b] ? 1 : 0);
 }
 
-/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
-static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_h_to_out(
+    float* restrict eg_h_to_out,
+    double* restrict gs_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eg_h_to_out = A->eg_h_to_out;
-    double* restrict gs_h_to_out = A->gs_h_to_out;
     for (int64_t snnc_q = 0; snnc_q < 100 * 10; snnc_q++) {
         gs_h_to_out[snnc_q] = 0.0;
     }
@@ -795,11 +829,13 @@ static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase gather_bias_out (update): dL/dbias_out summed over the trials, in trial order */
-static void snnc_gather_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_bias_out (update): dL/dbias_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_bias_out(
+    float* restrict egb_out__bias,
+    double* restrict gs_out__bias,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict egb_out__bias = A->egb_out__bias;
-    double* restrict gs_out__bias = A->gs_out__bias;
     for (int64_t snnc_q = 0; snnc_q < 10; snnc_q++) {
         gs_out__bias[snnc_q] = 0.0;
     }
@@ -810,11 +846,13 @@ static void snnc_gather_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
-static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_x_to_h(
+    float* restrict eg_x_to_h,
+    double* restrict gs_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eg_x_to_h = A->eg_x_to_h;
-    double* restrict gs_x_to_h = A->gs_x_to_h;
     for (int64_t snnc_q = 0; snnc_q < 64 * 100; snnc_q++) {
         gs_x_to_h[snnc_q] = 0.0;
     }
@@ -825,11 +863,13 @@ static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase gather_h_to_h (update): dL/dh_to_h summed over the trials, in trial order */
-static void snnc_gather_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_h_to_h (update): dL/dh_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_h_to_h(
+    float* restrict eg_h_to_h,
+    double* restrict gs_h_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eg_h_to_h = A->eg_h_to_h;
-    double* restrict gs_h_to_h = A->gs_h_to_h;
     for (int64_t snnc_q = 0; snnc_q < 100 * 100; snnc_q++) {
         gs_h_to_h[snnc_q] = 0.0;
     }
@@ -840,15 +880,17 @@ static void snnc_gather_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase step_h_to_out (update): adam step of h_to_out */
-static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h_to_out (update): adam step of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h_to_out(
+    double* restrict gs_h_to_out,
+    const double* restrict lb_h_to_out,
+    const double* restrict lh_digits,
+    double* restrict om_h_to_out,
+    double* restrict ov_h_to_out,
+    float* restrict w_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_h_to_out = A->gs_h_to_out;
-    const double* restrict lb_h_to_out = A->lb_h_to_out;
-    const double* restrict lh_digits = A->lh_digits;
-    double* restrict om_h_to_out = A->om_h_to_out;
-    double* restrict ov_h_to_out = A->ov_h_to_out;
-    float* restrict w_h_to_out = A->w_h_to_out;
     for (int64_t snnc_q = 0; snnc_q < 100 * 10; snnc_q++) {
         const double u_g = gs_h_to_out[snnc_q];
         om_h_to_out[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_h_to_out[snnc_q];
@@ -861,15 +903,17 @@ static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase step_bias_out (update): adam step of bias_out */
-static void snnc_step_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_bias_out (update): adam step of bias_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_bias_out(
+    double* restrict gs_out__bias,
+    const double* restrict lb_out__bias,
+    const double* restrict lh_digits,
+    double* restrict om_out__bias,
+    double* restrict ov_out__bias,
+    float* restrict tp_out__bias,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_out__bias = A->gs_out__bias;
-    const double* restrict lb_out__bias = A->lb_out__bias;
-    const double* restrict lh_digits = A->lh_digits;
-    double* restrict om_out__bias = A->om_out__bias;
-    double* restrict ov_out__bias = A->ov_out__bias;
-    float* restrict tp_out__bias = A->tp_out__bias;
     for (int64_t snnc_q = 0; snnc_q < 10; snnc_q++) {
         const double u_g = gs_out__bias[snnc_q];
         om_out__bias[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_out__bias[snnc_q];
@@ -882,15 +926,17 @@ static void snnc_step_bias_out(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase step_x_to_h (update): adam step of x_to_h */
-static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_x_to_h (update): adam step of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_x_to_h(
+    double* restrict gs_x_to_h,
+    const double* restrict lb_x_to_h,
+    const double* restrict lh_digits,
+    double* restrict om_x_to_h,
+    double* restrict ov_x_to_h,
+    float* restrict w_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_x_to_h = A->gs_x_to_h;
-    const double* restrict lb_x_to_h = A->lb_x_to_h;
-    const double* restrict lh_digits = A->lh_digits;
-    double* restrict om_x_to_h = A->om_x_to_h;
-    double* restrict ov_x_to_h = A->ov_x_to_h;
-    float* restrict w_x_to_h = A->w_x_to_h;
     for (int64_t snnc_q = 0; snnc_q < 64 * 100; snnc_q++) {
         const double u_g = gs_x_to_h[snnc_q];
         om_x_to_h[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_x_to_h[snnc_q];
@@ -903,15 +949,17 @@ static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
-/* phase step_h_to_h (update): adam step of h_to_h */
-static void snnc_step_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h_to_h (update): adam step of h_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h_to_h(
+    double* restrict gs_h_to_h,
+    const double* restrict lb_h_to_h,
+    const double* restrict lh_digits,
+    double* restrict om_h_to_h,
+    double* restrict ov_h_to_h,
+    float* restrict w_h_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_h_to_h = A->gs_h_to_h;
-    const double* restrict lb_h_to_h = A->lb_h_to_h;
-    const double* restrict lh_digits = A->lh_digits;
-    double* restrict om_h_to_h = A->om_h_to_h;
-    double* restrict ov_h_to_h = A->ov_h_to_h;
-    float* restrict w_h_to_h = A->w_h_to_h;
     for (int64_t snnc_q = 0; snnc_q < 100 * 100; snnc_q++) {
         const double u_g = gs_h_to_h[snnc_q];
         om_h_to_h[snnc_q] = u_g*(1.0 - lh_digits[1]) + lh_digits[1]*om_h_to_h[snnc_q];
@@ -946,14 +994,14 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_h__a, A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_h__i, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_h, A->y_h_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_h(A->p_h__a, A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__a, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_h_to_h__i, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->tp_out__bias, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -970,20 +1018,20 @@ int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint6
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_h__a, A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_h__i, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_zpre__x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn_step__out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn__out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_signal__h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn_step__h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn__h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__x_to_h(A->ezp_x_to_h, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_h(A->ezp_h_to_h, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_out(A->ezp_h_to_out, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_h, A->y_h_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__out(A->ey_out, A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->tp_out__bias, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__out(A->eE_out, A->ee_h_to_out__v, A->eeb_out__v, A->eg_h_to_out, A->egb_out__bias, A->en_h_to_out__v, A->er_out__0, A->er_out__1, A->et_out, A->ey_out, A->ezp_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_signal__h(A->eE_out, A->eL_h, A->efb_h_to_out, A->w_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__h(A->ea_h, A->epsi_h, A->p_h__a, A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__a, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_h_to_h__i, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__h(A->eL_h, A->ea_h, A->ee_h_to_h__a, A->ee_h_to_h__v, A->ee_x_to_h__a, A->ee_x_to_h__v, A->ef_h_to_h, A->ef_x_to_h, A->eg_h_to_h, A->eg_x_to_h, A->en_h_to_h__v, A->en_x_to_h__v, A->epsi_h, A->ezp_h_to_h, A->ezp_x_to_h, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -997,26 +1045,26 @@ int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
+        snnc_loss_out(A->et_out, A->ls_out__best, A->ls_out__correct, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
     }
     return 0;
 }
 
 /* entry point gather: then once for the batch: gather_h_to_out, gather_bias_out, gather_x_to_h, gather_h_to_h */
 int snnc_gather(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_gather_h_to_out(A, 0, batch, 0, num_steps, seed);
-    snnc_gather_bias_out(A, 0, batch, 0, num_steps, seed);
-    snnc_gather_x_to_h(A, 0, batch, 0, num_steps, seed);
-    snnc_gather_h_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_out(A->eg_h_to_out, A->gs_h_to_out, 0, batch, 0, num_steps, seed);
+    snnc_gather_bias_out(A->egb_out__bias, A->gs_out__bias, 0, batch, 0, num_steps, seed);
+    snnc_gather_x_to_h(A->eg_x_to_h, A->gs_x_to_h, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_h(A->eg_h_to_h, A->gs_h_to_h, 0, batch, 0, num_steps, seed);
     return 0;
 }
 
 /* entry point step: then once for the batch: step_h_to_out, step_bias_out, step_x_to_h, step_h_to_h */
 int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_step_h_to_out(A, 0, batch, 0, num_steps, seed);
-    snnc_step_bias_out(A, 0, batch, 0, num_steps, seed);
-    snnc_step_x_to_h(A, 0, batch, 0, num_steps, seed);
-    snnc_step_h_to_h(A, 0, batch, 0, num_steps, seed);
+    snnc_step_h_to_out(A->gs_h_to_out, A->lb_h_to_out, A->lh_digits, A->om_h_to_out, A->ov_h_to_out, A->w_h_to_out, 0, batch, 0, num_steps, seed);
+    snnc_step_bias_out(A->gs_out__bias, A->lb_out__bias, A->lh_digits, A->om_out__bias, A->ov_out__bias, A->tp_out__bias, 0, batch, 0, num_steps, seed);
+    snnc_step_x_to_h(A->gs_x_to_h, A->lb_x_to_h, A->lh_digits, A->om_x_to_h, A->ov_x_to_h, A->w_x_to_h, 0, batch, 0, num_steps, seed);
+    snnc_step_h_to_h(A->gs_h_to_h, A->lb_h_to_h, A->lh_digits, A->om_h_to_h, A->ov_h_to_h, A->w_h_to_h, 0, batch, 0, num_steps, seed);
     return 0;
 }
 

@@ -88,18 +88,20 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value */
-static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset(
+    float* restrict p_h__v,
+    float* restrict p_out__v,
+    int32_t* restrict q_h__refrac,
+    int32_t* restrict q_out__refrac,
+    int32_t* restrict q_x__last,
+    float* restrict r_out,
+    float* restrict y_h_to_h__i,
+    float* restrict y_h_to_out__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_h__v = A->p_h__v;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    int32_t* restrict q_x__last = A->q_x__last;
-    float* restrict r_out = A->r_out;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 256; snnc_j++) {
         y_x_to_h__i[(snnc_b) * 256 + snnc_j] = 0.0F;
     }
@@ -129,13 +131,15 @@ static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t sn
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_x_to_h(
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    const float* restrict w_x_to_h,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
-    const float* restrict w_x_to_h = A->w_x_to_h;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -163,13 +167,15 @@ static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_h_to_h(
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    const float* restrict w_h_to_h,
+    float* restrict y_h_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    const float* restrict w_h_to_h = A->w_h_to_h;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -197,13 +203,15 @@ static void snnc_deliver_h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) */
-static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_h_to_out(
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    const float* restrict w_h_to_out,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    const float* restrict w_h_to_out = A->w_h_to_out;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -231,17 +239,19 @@ static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b,
     }
 }
 
-/* phase generate_x (forward): input generator spike_source */
-static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_generate_x(
+    int64_t* restrict in_x__cursor,
+    const int64_t* restrict in_x__end,
+    const int32_t** restrict in_x__ids,
+    const double** restrict in_x__times,
+    int32_t* restrict q_x__last,
+    uint32_t* restrict rs_x,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int64_t* restrict in_x__cursor = A->in_x__cursor;
-    const int64_t* restrict in_x__end = A->in_x__end;
-    const int32_t** restrict in_x__ids = A->in_x__ids;
-    const double** restrict in_x__times = A->in_x__times;
-    int32_t* restrict q_x__last = A->q_x__last;
-    uint32_t* restrict rs_x = A->rs_x;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     {
         int32_t* restrict snnc_spk = sp_x__ids + (snnc_b * 1 + snnc_k % 1) * 20;
         int32_t snnc_nspk = 0;
@@ -270,18 +280,20 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h(
+    float* restrict p_h__v,
+    int32_t* restrict q_h__flag,
+    int32_t* restrict q_h__refrac,
+    uint32_t* restrict rs_h,
+    float* restrict rv_h__v,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    float* restrict y_h_to_h__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_h__v = A->p_h__v;
-    int32_t* restrict q_h__flag = A->q_h__flag;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    uint32_t* restrict rs_h = A->rs_h;
-    float* restrict rv_h__v = A->rv_h__v;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 256; snnc_j++) {
         const scalar u_v = p_h__v[(snnc_b) * 256 + snnc_j];  /* h.v */
         const scalar u_ys_x_to_h__i = y_x_to_h__i[(snnc_b) * 256 + snnc_j];  /* x_to_h.i */
@@ -329,19 +341,21 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_out(
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    const float* restrict tp_out__bias,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    const float* restrict tp_out__bias = A->tp_out__bias;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 3 + snnc_j];  /* out.v */
         const scalar u_ys_h_to_out__i = y_h_to_out__i[(snnc_b) * 3 + snnc_j];  /* h_to_out.i */
@@ -387,12 +401,14 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
-static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__x_to_h(
+    float* restrict ezp_x_to_h,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_x_to_h = A->ezp_x_to_h;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     for (int64_t snnc_i = 0; snnc_i < 20; snnc_i++) {
         ezp_x_to_h[(snnc_b) * 20 + snnc_i] = 0.0F;
     }
@@ -408,12 +424,14 @@ static void snnc_zpre__x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 */
-static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__h_to_h(
+    float* restrict ezp_h_to_h,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_h_to_h = A->ezp_h_to_h;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
     for (int64_t snnc_i = 0; snnc_i < 256; snnc_i++) {
         ezp_h_to_h[(snnc_b) * 256 + snnc_i] = 0.0F;
     }
@@ -429,12 +447,14 @@ static void snnc_zpre__h_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 */
-static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_zpre__h_to_out(
+    float* restrict ezp_h_to_out,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ezp_h_to_out = A->ezp_h_to_out;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
     for (int64_t snnc_i = 0; snnc_i < 256; snnc_i++) {
         ezp_h_to_out[(snnc_b) * 256 + snnc_i] = 0.0F;
     }
@@ -450,20 +470,22 @@ static void snnc_zpre__h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase learn_step__out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn_step__out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn_step__out(
+    float* restrict ey_out,
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    const float* restrict tp_out__bias,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ey_out = A->ey_out;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    const float* restrict tp_out__bias = A->tp_out__bias;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 3 + snnc_j];  /* out.v */
         const scalar u_ys_h_to_out__i = y_h_to_out__i[(snnc_b) * 3 + snnc_j];  /* h_to_out.i */
@@ -510,21 +532,23 @@ static void snnc_learn_step__out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase learn_step__h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn_step__h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn_step__h(
+    float* restrict ea_h,
+    float* restrict epsi_h,
+    float* restrict erf_h,
+    float* restrict p_h__v,
+    int32_t* restrict q_h__flag,
+    int32_t* restrict q_h__refrac,
+    uint32_t* restrict rs_h,
+    float* restrict rv_h__v,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    float* restrict y_h_to_h__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ea_h = A->ea_h;
-    float* restrict epsi_h = A->epsi_h;
-    float* restrict erf_h = A->erf_h;
-    float* restrict p_h__v = A->p_h__v;
-    int32_t* restrict q_h__flag = A->q_h__flag;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    uint32_t* restrict rs_h = A->rs_h;
-    float* restrict rv_h__v = A->rv_h__v;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    float* restrict y_h_to_h__i = A->y_h_to_h__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 256; snnc_j++) {
         const scalar u_v = p_h__v[(snnc_b) * 256 + snnc_j];  /* h.v */
         const scalar u_ys_x_to_h__i = y_x_to_h__i[(snnc_b) * 256 + snnc_j];  /* x_to_h.i */
@@ -575,13 +599,15 @@ static void snnc_learn_step__h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase signal__h (learn): learning signal of h */
-static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase signal__h (learn): learning signal of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_signal__h(
+    float* restrict eE_out,
+    float* restrict eL_h,
+    float* restrict efb_h_to_out,
+    const float* restrict w_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eE_out = A->eE_out;
-    float* restrict eL_h = A->eL_h;
-    float* restrict efb_h_to_out = A->efb_h_to_out;
-    const float* restrict w_h_to_out = A->w_h_to_out;
     for (int64_t snnc_i = 0; snnc_i < 256; snnc_i++) {
         efb_h_to_out[(snnc_b) * 256 + snnc_i] = 0.0F;
     }
@@ -596,19 +622,21 @@ static void snnc_signal__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_
     }
 }
 
-/* phase learn__out (learn): e-prop of output out: mean_square_error */
-static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn__out (learn): e-prop of output out: mean_square_error * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn__out(
+    float* restrict eE_out,
+    float* restrict ee_h_to_out__v,
+    float* restrict eeb_out__v,
+    float* restrict eg_h_to_out,
+    float* restrict egb_out__bias,
+    float* restrict en_h_to_out__v,
+    const int32_t* restrict et_out,
+    const float* restrict etv_out,
+    float* restrict ey_out,
+    float* restrict ezp_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eE_out = A->eE_out;
-    float* restrict ee_h_to_out__v = A->ee_h_to_out__v;
-    float* restrict eeb_out__v = A->eeb_out__v;
-    float* restrict eg_h_to_out = A->eg_h_to_out;
-    float* restrict egb_out__bias = A->egb_out__bias;
-    float* restrict en_h_to_out__v = A->en_h_to_out__v;
-    const int32_t* restrict et_out = A->et_out;
-    const float* restrict etv_out = A->etv_out;
-    float* restrict ey_out = A->ey_out;
-    float* restrict ezp_h_to_out = A->ezp_h_to_out;
     for (int64_t snnc_i = 0; snnc_i < 256; snnc_i++) {  /* h_to_out: per pre neuron */
         en_h_to_out__v[(snnc_b) * 256 + snnc_i] = 0.951229424F*ee_h_to_out__v[(snnc_b) * 256 + snnc_i] + 0.0487705755F*ezp_h_to_out[(snnc_b) * 256 + snnc_i];  /* propagate __eps__h_to_out__v */
     }
@@ -634,21 +662,23 @@ static void snnc_learn__out(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase learn__h (learn): e-prop of hidden h */
-static void snnc_learn__h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase learn__h (learn): e-prop of hidden h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_learn__h(
+    float* restrict eL_h,
+    float* restrict ea_h,
+    float* restrict ee_h_to_h__v,
+    float* restrict ee_x_to_h__v,
+    float* restrict ef_h_to_h,
+    float* restrict ef_x_to_h,
+    float* restrict eg_h_to_h,
+    float* restrict eg_x_to_h,
+    float* restrict epsi_h,
+    float* restrict erf_h,
+    float* restrict ezp_h_to_h,
+    float* restrict ezp_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict eL_h = A->eL_h;
-    float* restrict ea_h = A->ea_h;
-    float* restrict ee_h_to_h__v = A->ee_h_to_h__v;
-    float* restrict ee_x_to_h__v = A->ee_x_to_h__v;
-    float* restrict ef_h_to_h = A->ef_h_to_h;
-    float* restrict ef_x_to_h = A->ef_x_to_h;
-    float* restrict eg_h_to_h = A->eg_h_to_h;
-    float* restrict eg_x_to_h = A->eg_x_to_h;
-    float* restrict epsi_h = A->epsi_h;
-    float* restrict erf_h = A->erf_h;
-    float* restrict ezp_h_to_h = A->ezp_h_to_h;
-    float* restrict ezp_x_to_h = A->ezp_x_to_h;
     for (int64_t snnc_i = 0; snnc_i < 20; snnc_i++) {  /* x_to_h */
         for (int64_t snnc_j = 0; snnc_j < 256; snnc_j++) {
             const scalar u_z_pre = ezp_x_to_h[(snnc_b) * 20 + snnc_i];
@@ -697,14 +727,14 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_h__i, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_h, A->y_h_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_h(A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_h_to_h__i, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->tp_out__bias, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -721,20 +751,20 @@ int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint6
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_h__i, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_zpre__x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_zpre__h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn_step__out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn__out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_signal__h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn_step__h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_learn__h(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__x_to_h(A->ezp_x_to_h, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_h(A->ezp_h_to_h, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_zpre__h_to_out(A->ezp_h_to_out, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_h(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_h, A->y_h_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__out(A->ey_out, A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->tp_out__bias, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__out(A->eE_out, A->ee_h_to_out__v, A->eeb_out__v, A->eg_h_to_out, A->egb_out__bias, A->en_h_to_out__v, A->et_out, A->etv_out, A->ey_out, A->ezp_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_signal__h(A->eE_out, A->eL_h, A->efb_h_to_out, A->w_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn_step__h(A->ea_h, A->epsi_h, A->erf_h, A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_h_to_h__i, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_learn__h(A->eL_h, A->ea_h, A->ee_h_to_h__v, A->ee_x_to_h__v, A->ef_h_to_h, A->ef_x_to_h, A->eg_h_to_h, A->eg_x_to_h, A->epsi_h, A->erf_h, A->ezp_h_to_h, A->ezp_x_to_h, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;

@@ -108,17 +108,19 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value */
-static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset(
+    float* restrict p_h__v,
+    float* restrict p_out__v,
+    int32_t* restrict q_h__refrac,
+    int32_t* restrict q_out__refrac,
+    int32_t* restrict q_x__last,
+    float* restrict r_out,
+    float* restrict y_h_to_out__i,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_h__v = A->p_h__v;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    int32_t* restrict q_x__last = A->q_x__last;
-    float* restrict r_out = A->r_out;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         y_x_to_h__i[(snnc_b) * 100 + snnc_j] = 0.0F;
     }
@@ -145,13 +147,15 @@ static void snnc_reset(const snnc_arrays* restrict A, int64_t snnc_b, int64_t sn
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Exponential, delay 0 step(s) */
-static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_x_to_h(
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    const float* restrict w_x_to_h,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
-    const float* restrict w_x_to_h = A->w_x_to_h;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -179,13 +183,15 @@ static void snnc_deliver_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, i
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Exponential, delay 0 step(s) */
-static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_deliver_h_to_out(
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    const float* restrict w_h_to_out,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    const float* restrict w_h_to_out = A->w_h_to_out;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     {
         const int64_t snnc_src = snnc_k - 1 - 0;
         if (snnc_src < 0) return;
@@ -213,17 +219,19 @@ static void snnc_deliver_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b,
     }
 }
 
-/* phase generate_x (forward): input generator spike_source */
-static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_generate_x(
+    int64_t* restrict in_x__cursor,
+    const int64_t* restrict in_x__end,
+    const int32_t** restrict in_x__ids,
+    const double** restrict in_x__times,
+    int32_t* restrict q_x__last,
+    uint32_t* restrict rs_x,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int64_t* restrict in_x__cursor = A->in_x__cursor;
-    const int64_t* restrict in_x__end = A->in_x__end;
-    const int32_t** restrict in_x__ids = A->in_x__ids;
-    const double** restrict in_x__times = A->in_x__times;
-    int32_t* restrict q_x__last = A->q_x__last;
-    uint32_t* restrict rs_x = A->rs_x;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     {
         int32_t* restrict snnc_spk = sp_x__ids + (snnc_b * 1 + snnc_k % 1) * 5;
         int32_t snnc_nspk = 0;
@@ -252,19 +260,21 @@ static void snnc_generate_x(const snnc_arrays* restrict A, int64_t snnc_b, int64
     }
 }
 
-/* phase step_h (forward): population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h (forward): population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h(
+    float* restrict ep_h__x__i__x_to_h,
+    float* restrict ep_h__x__i_syn,
+    float* restrict p_h__v,
+    int32_t* restrict q_h__flag,
+    int32_t* restrict q_h__refrac,
+    uint32_t* restrict rs_h,
+    float* restrict rv_h__v,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    float* restrict y_x_to_h__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__x__i__x_to_h = A->ep_h__x__i__x_to_h;
-    float* restrict ep_h__x__i_syn = A->ep_h__x__i_syn;
-    float* restrict p_h__v = A->p_h__v;
-    int32_t* restrict q_h__flag = A->q_h__flag;
-    int32_t* restrict q_h__refrac = A->q_h__refrac;
-    uint32_t* restrict rs_h = A->rs_h;
-    float* restrict rv_h__v = A->rv_h__v;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
-    float* restrict y_x_to_h__i = A->y_x_to_h__i;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         const scalar u_v = p_h__v[(snnc_b) * 100 + snnc_j];  /* h.v */
         const scalar u_ys_x_to_h__i = y_x_to_h__i[(snnc_b) * 100 + snnc_j];  /* x_to_h.i */
@@ -313,18 +323,20 @@ static void snnc_step_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
-static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_out(
+    float* restrict p_out__v,
+    int32_t* restrict q_out__flag,
+    int32_t* restrict q_out__refrac,
+    float* restrict r_out,
+    uint32_t* restrict rs_out,
+    float* restrict rv_out__v,
+    int32_t* restrict sp_out__cnt,
+    int32_t* restrict sp_out__ids,
+    float* restrict y_h_to_out__i,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict p_out__v = A->p_out__v;
-    int32_t* restrict q_out__flag = A->q_out__flag;
-    int32_t* restrict q_out__refrac = A->q_out__refrac;
-    float* restrict r_out = A->r_out;
-    uint32_t* restrict rs_out = A->rs_out;
-    float* restrict rv_out__v = A->rv_out__v;
-    int32_t* restrict sp_out__cnt = A->sp_out__cnt;
-    int32_t* restrict sp_out__ids = A->sp_out__ids;
-    float* restrict y_h_to_out__i = A->y_h_to_out__i;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_v = p_out__v[(snnc_b) * 3 + snnc_j];  /* out.v */
         const scalar u_ys_h_to_out__i = y_h_to_out__i[(snnc_b) * 3 + snnc_j];  /* h_to_out.i */
@@ -371,15 +383,17 @@ static void snnc_step_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase reset_spike_lists (reset): empty spike lists */
-static void snnc_reset_spike_lists(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset_spike_lists (reset): empty spike lists * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset_spike_lists(
+    int32_t* restrict ep_h__count,
+    int64_t* restrict ep_h__length,
+    int64_t* restrict ep_h__overflow,
+    int32_t* restrict ep_x__count,
+    int64_t* restrict ep_x__length,
+    int64_t* restrict ep_x__overflow,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    int32_t* restrict ep_h__count = A->ep_h__count;
-    int64_t* restrict ep_h__length = A->ep_h__length;
-    int64_t* restrict ep_h__overflow = A->ep_h__overflow;
-    int32_t* restrict ep_x__count = A->ep_x__count;
-    int64_t* restrict ep_x__length = A->ep_x__length;
-    int64_t* restrict ep_x__overflow = A->ep_x__overflow;
     ep_x__length[snnc_b] = 0;
     ep_x__overflow[snnc_b] = 0;
     for (int64_t snnc_j = 0; snnc_j < 5; snnc_j++) {
@@ -392,17 +406,19 @@ static void snnc_reset_spike_lists(const snnc_arrays* restrict A, int64_t snnc_b
     }
 }
 
-/* phase spike_list_x (forward): EventProp: the spikes of x and what the backward pass reads of them */
-static void snnc_spike_list_x(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase spike_list_x (forward): EventProp: the spikes of x and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_spike_list_x(
+    const int64_t* restrict ep_x__capacity,
+    int32_t* restrict ep_x__count,
+    int32_t* restrict ep_x__id,
+    int64_t* restrict ep_x__length,
+    int64_t* restrict ep_x__overflow,
+    int32_t* restrict ep_x__step,
+    int32_t* restrict sp_x__cnt,
+    int32_t* restrict sp_x__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const int64_t* restrict ep_x__capacity = A->ep_x__capacity;
-    int32_t* restrict ep_x__count = A->ep_x__count;
-    int32_t* restrict ep_x__id = A->ep_x__id;
-    int64_t* restrict ep_x__length = A->ep_x__length;
-    int64_t* restrict ep_x__overflow = A->ep_x__overflow;
-    int32_t* restrict ep_x__step = A->ep_x__step;
-    int32_t* restrict sp_x__cnt = A->sp_x__cnt;
-    int32_t* restrict sp_x__ids = A->sp_x__ids;
     const int32_t u_capacity = ep_x__capacity[0];
     { /* the spikes of x this step */
         const int64_t snnc_step = snnc_k;
@@ -427,22 +443,24 @@ static void snnc_spike_list_x(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase spike_list_h (forward): EventProp: the spikes of h and what the backward pass reads of them */
-static void snnc_spike_list_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase spike_list_h (forward): EventProp: the spikes of h and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_spike_list_h(
+    float* restrict ep_h__D,
+    const int64_t* restrict ep_h__capacity,
+    int32_t* restrict ep_h__count,
+    int32_t* restrict ep_h__id,
+    int64_t* restrict ep_h__length,
+    int64_t* restrict ep_h__overflow,
+    float* restrict ep_h__r__i__x_to_h,
+    float* restrict ep_h__r__i_syn,
+    int32_t* restrict ep_h__step,
+    float* restrict ep_h__x__i__x_to_h,
+    float* restrict ep_h__x__i_syn,
+    int32_t* restrict sp_h__cnt,
+    int32_t* restrict sp_h__ids,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__D = A->ep_h__D;
-    const int64_t* restrict ep_h__capacity = A->ep_h__capacity;
-    int32_t* restrict ep_h__count = A->ep_h__count;
-    int32_t* restrict ep_h__id = A->ep_h__id;
-    int64_t* restrict ep_h__length = A->ep_h__length;
-    int64_t* restrict ep_h__overflow = A->ep_h__overflow;
-    float* restrict ep_h__r__i__x_to_h = A->ep_h__r__i__x_to_h;
-    float* restrict ep_h__r__i_syn = A->ep_h__r__i_syn;
-    int32_t* restrict ep_h__step = A->ep_h__step;
-    float* restrict ep_h__x__i__x_to_h = A->ep_h__x__i__x_to_h;
-    float* restrict ep_h__x__i_syn = A->ep_h__x__i_syn;
-    int32_t* restrict sp_h__cnt = A->sp_h__cnt;
-    int32_t* restrict sp_h__ids = A->sp_h__ids;
     const int32_t u_capacity = ep_h__capacity[0];
     { /* the spikes of h this step */
         const int64_t snnc_step = snnc_k;
@@ -470,22 +488,24 @@ static void snnc_spike_list_h(const snnc_arrays* restrict A, int64_t snnc_b, int
     }
 }
 
-/* phase reset_backward (reset): adjoints 0 at T */
-static void snnc_reset_backward(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase reset_backward (reset): adjoints 0 at T * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_reset_backward(
+    const int64_t* restrict ep_h__capacity,
+    int64_t* restrict ep_h__cursor,
+    float* restrict ep_h__l__i__x_to_h,
+    float* restrict ep_h__l__v,
+    int64_t* restrict ep_h__length,
+    int64_t* restrict ep_h_to_out__cursor,
+    float* restrict ep_h_to_out__grad,
+    float* restrict ep_out__l__i__h_to_out,
+    float* restrict ep_out__l__v,
+    const int64_t* restrict ep_x__capacity,
+    int64_t* restrict ep_x__length,
+    int64_t* restrict ep_x_to_h__cursor,
+    float* restrict ep_x_to_h__grad,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const int64_t* restrict ep_h__capacity = A->ep_h__capacity;
-    int64_t* restrict ep_h__cursor = A->ep_h__cursor;
-    float* restrict ep_h__l__i__x_to_h = A->ep_h__l__i__x_to_h;
-    float* restrict ep_h__l__v = A->ep_h__l__v;
-    int64_t* restrict ep_h__length = A->ep_h__length;
-    int64_t* restrict ep_h_to_out__cursor = A->ep_h_to_out__cursor;
-    float* restrict ep_h_to_out__grad = A->ep_h_to_out__grad;
-    float* restrict ep_out__l__i__h_to_out = A->ep_out__l__i__h_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
-    const int64_t* restrict ep_x__capacity = A->ep_x__capacity;
-    int64_t* restrict ep_x__length = A->ep_x__length;
-    int64_t* restrict ep_x_to_h__cursor = A->ep_x_to_h__cursor;
-    float* restrict ep_x_to_h__grad = A->ep_x_to_h__grad;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         ep_h__l__v[(snnc_b) * 100 + snnc_j] = 0.0F;
         ep_h__l__i__x_to_h[(snnc_b) * 100 + snnc_j] = 0.0F;
@@ -513,16 +533,18 @@ static void snnc_reset_backward(const snnc_arrays* restrict A, int64_t snnc_b, i
     ep_h__cursor[snnc_b] = (ep_h__capacity[0] > ep_h__length[snnc_b] ? ep_h__length[snnc_b] - 1 : ep_h__capacity[0] - 1);  /* the newest spike */
 }
 
-/* phase events_x_to_h (backward): EventProp: transmission and dL/dw of x_to_h */
-static void snnc_events_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase events_x_to_h (backward): EventProp: transmission and dL/dw of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_events_x_to_h(
+    float* restrict ep_h__l__i__x_to_h,
+    const int64_t* restrict ep_x__capacity,
+    int32_t* restrict ep_x__id,
+    int32_t* restrict ep_x__step,
+    int64_t* restrict ep_x_to_h__cursor,
+    float* restrict ep_x_to_h__e,
+    float* restrict ep_x_to_h__grad,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__l__i__x_to_h = A->ep_h__l__i__x_to_h;
-    const int64_t* restrict ep_x__capacity = A->ep_x__capacity;
-    int32_t* restrict ep_x__id = A->ep_x__id;
-    int32_t* restrict ep_x__step = A->ep_x__step;
-    int64_t* restrict ep_x_to_h__cursor = A->ep_x_to_h__cursor;
-    float* restrict ep_x_to_h__e = A->ep_x_to_h__e;
-    float* restrict ep_x_to_h__grad = A->ep_x_to_h__grad;
     { /* the spikes of x of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_x__step + snnc_b * ep_x__capacity[0];
@@ -551,20 +573,22 @@ static void snnc_events_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase events_h_to_out (backward): EventProp: transmission and dL/dw of h_to_out */
-static void snnc_events_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase events_h_to_out (backward): EventProp: transmission and dL/dw of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_events_h_to_out(
+    float* restrict ep_h__D,
+    const int64_t* restrict ep_h__capacity,
+    int32_t* restrict ep_h__id,
+    int32_t* restrict ep_h__step,
+    int64_t* restrict ep_h_to_out__cursor,
+    float* restrict ep_h_to_out__e,
+    float* restrict ep_h_to_out__g,
+    float* restrict ep_h_to_out__grad,
+    float* restrict ep_out__l__i__h_to_out,
+    float* restrict ep_out__l__v,
+    const float* restrict w_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__D = A->ep_h__D;
-    const int64_t* restrict ep_h__capacity = A->ep_h__capacity;
-    int32_t* restrict ep_h__id = A->ep_h__id;
-    int32_t* restrict ep_h__step = A->ep_h__step;
-    int64_t* restrict ep_h_to_out__cursor = A->ep_h_to_out__cursor;
-    float* restrict ep_h_to_out__e = A->ep_h_to_out__e;
-    float* restrict ep_h_to_out__g = A->ep_h_to_out__g;
-    float* restrict ep_h_to_out__grad = A->ep_h_to_out__grad;
-    float* restrict ep_out__l__i__h_to_out = A->ep_out__l__i__h_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
-    const float* restrict w_h_to_out = A->w_h_to_out;
     { /* the spikes of h of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_h__step + snnc_b * ep_h__capacity[0];
@@ -598,18 +622,20 @@ static void snnc_events_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase jump_h (backward): EventProp: jumps at the spikes of h */
-static void snnc_jump_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase jump_h (backward): EventProp: jumps at the spikes of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_jump_h(
+    float* restrict ep_h__D,
+    const int64_t* restrict ep_h__capacity,
+    int64_t* restrict ep_h__cursor,
+    int32_t* restrict ep_h__id,
+    float* restrict ep_h__l__v,
+    float* restrict ep_h__r__i__x_to_h,
+    float* restrict ep_h__r__i_syn,
+    const float* restrict ep_h__rc,
+    int32_t* restrict ep_h__step,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__D = A->ep_h__D;
-    const int64_t* restrict ep_h__capacity = A->ep_h__capacity;
-    int64_t* restrict ep_h__cursor = A->ep_h__cursor;
-    int32_t* restrict ep_h__id = A->ep_h__id;
-    float* restrict ep_h__l__v = A->ep_h__l__v;
-    float* restrict ep_h__r__i__x_to_h = A->ep_h__r__i__x_to_h;
-    float* restrict ep_h__r__i_syn = A->ep_h__r__i_syn;
-    const float* restrict ep_h__rc = A->ep_h__rc;
-    int32_t* restrict ep_h__step = A->ep_h__step;
     { /* the spikes of h of step k, newest first */
         const int64_t snnc_src = snnc_k;
         const int32_t* restrict snnc_lstep = ep_h__step + snnc_b * ep_h__capacity[0];
@@ -637,11 +663,13 @@ static void snnc_jump_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t s
     }
 }
 
-/* phase adjoint_h (backward): EventProp: readout drive and backward step of h (exact) */
-static void snnc_adjoint_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase adjoint_h (backward): EventProp: readout drive and backward step of h (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_adjoint_h(
+    float* restrict ep_h__l__i__x_to_h,
+    float* restrict ep_h__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h__l__i__x_to_h = A->ep_h__l__i__x_to_h;
-    float* restrict ep_h__l__v = A->ep_h__l__v;
     for (int64_t snnc_j = 0; snnc_j < 100; snnc_j++) {
         const scalar u_lambda0 = ep_h__l__v[(snnc_b) * 100 + snnc_j];  /* adjoint of v */
         const scalar u_lambda1 = ep_h__l__i__x_to_h[(snnc_b) * 100 + snnc_j];  /* adjoint of i__x_to_h */
@@ -652,12 +680,14 @@ static void snnc_adjoint_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_
     }
 }
 
-/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) */
-static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_adjoint_out(
+    const float* restrict ep_out__dly,
+    float* restrict ep_out__l__i__h_to_out,
+    float* restrict ep_out__l__v,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    const float* restrict ep_out__dly = A->ep_out__dly;
-    float* restrict ep_out__l__i__h_to_out = A->ep_out__l__i__h_to_out;
-    float* restrict ep_out__l__v = A->ep_out__l__v;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {
         const scalar u_lambda0 = ep_out__l__v[(snnc_b) * 3 + snnc_j];  /* adjoint of v */
         const scalar u_lambda1 = ep_out__l__i__h_to_out[(snnc_b) * 3 + snnc_j];  /* adjoint of i__h_to_out */
@@ -670,18 +700,20 @@ static void snnc_adjoint_out(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout and dL/dy */
-static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase loss_out (loss): cross-entropy of out's readout and dL/dy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_loss_out(
+    float* restrict ep_out__dly,
+    const double* restrict lh_yinyang,
+    int32_t* restrict ls_out__best,
+    int32_t* restrict ls_out__correct,
+    const int32_t* restrict ls_out__label,
+    double* restrict ls_out__loss,
+    double* restrict ls_out__top,
+    double* restrict ls_out__total,
+    float* restrict r_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_out__dly = A->ep_out__dly;
-    const double* restrict lh_yinyang = A->lh_yinyang;
-    int32_t* restrict ls_out__best = A->ls_out__best;
-    int32_t* restrict ls_out__correct = A->ls_out__correct;
-    const int32_t* restrict ls_out__label = A->ls_out__label;
-    double* restrict ls_out__loss = A->ls_out__loss;
-    double* restrict ls_out__top = A->ls_out__top;
-    double* restrict ls_out__total = A->ls_out__total;
-    float* restrict r_out = A->r_out;
     ls_out__top[snnc_b] = r_out[(snnc_b) * 3 + 0];  /* first readout / T */
     ls_out__best[snnc_b] = 0;
     for (int64_t snnc_j = 0; snnc_j < 3; snnc_j++) {  /* the largest readout and the first neuron that has it */
@@ -703,11 +735,13 @@ static void snnc_loss_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t
     }
 }
 
-/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
-static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_x_to_h(
+    float* restrict ep_x_to_h__grad,
+    double* restrict gs_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_x_to_h__grad = A->ep_x_to_h__grad;
-    double* restrict gs_x_to_h = A->gs_x_to_h;
     for (int64_t snnc_q = 0; snnc_q < 5 * 100; snnc_q++) {
         gs_x_to_h[snnc_q] = 0.0;
     }
@@ -718,11 +752,13 @@ static void snnc_gather_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, in
     }
 }
 
-/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
-static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_gather_h_to_out(
+    float* restrict ep_h_to_out__grad,
+    double* restrict gs_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    float* restrict ep_h_to_out__grad = A->ep_h_to_out__grad;
-    double* restrict gs_h_to_out = A->gs_h_to_out;
     for (int64_t snnc_q = 0; snnc_q < 100 * 3; snnc_q++) {
         gs_h_to_out[snnc_q] = 0.0;
     }
@@ -733,15 +769,17 @@ static void snnc_gather_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, 
     }
 }
 
-/* phase step_x_to_h (update): adam step of x_to_h */
-static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_x_to_h (update): adam step of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_x_to_h(
+    double* restrict gs_x_to_h,
+    const double* restrict lb_x_to_h,
+    const double* restrict lh_yinyang,
+    double* restrict om_x_to_h,
+    double* restrict ov_x_to_h,
+    float* restrict w_x_to_h,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_x_to_h = A->gs_x_to_h;
-    const double* restrict lb_x_to_h = A->lb_x_to_h;
-    const double* restrict lh_yinyang = A->lh_yinyang;
-    double* restrict om_x_to_h = A->om_x_to_h;
-    double* restrict ov_x_to_h = A->ov_x_to_h;
-    float* restrict w_x_to_h = A->w_x_to_h;
     for (int64_t snnc_q = 0; snnc_q < 5 * 100; snnc_q++) {
         const double u_g = gs_x_to_h[snnc_q];
         om_x_to_h[snnc_q] = u_g*(1.0 - lh_yinyang[1]) + lh_yinyang[1]*om_x_to_h[snnc_q];
@@ -754,15 +792,17 @@ static void snnc_step_x_to_h(const snnc_arrays* restrict A, int64_t snnc_b, int6
     }
 }
 
-/* phase step_h_to_out (update): adam step of h_to_out */
-static void snnc_step_h_to_out(const snnc_arrays* restrict A, int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+/* phase step_h_to_out (update): adam step of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
+ * former, so its loops vectorise without run-time alias checks) */
+static void snnc_step_h_to_out(
+    double* restrict gs_h_to_out,
+    const double* restrict lb_h_to_out,
+    const double* restrict lh_yinyang,
+    double* restrict om_h_to_out,
+    double* restrict ov_h_to_out,
+    float* restrict w_h_to_out,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
     (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
-    double* restrict gs_h_to_out = A->gs_h_to_out;
-    const double* restrict lb_h_to_out = A->lb_h_to_out;
-    const double* restrict lh_yinyang = A->lh_yinyang;
-    double* restrict om_h_to_out = A->om_h_to_out;
-    double* restrict ov_h_to_out = A->ov_h_to_out;
-    float* restrict w_h_to_out = A->w_h_to_out;
     for (int64_t snnc_q = 0; snnc_q < 100 * 3; snnc_q++) {
         const double u_g = gs_h_to_out[snnc_q];
         om_h_to_out[snnc_q] = u_g*(1.0 - lh_yinyang[1]) + lh_yinyang[1]*om_h_to_out[snnc_q];
@@ -797,16 +837,16 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
         memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A, snnc_b, batch, 0, num_steps, seed);
-        snnc_reset_spike_lists(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset(A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_spike_lists(A->ep_h__count, A->ep_h__length, A->ep_h__overflow, A->ep_x__count, A->ep_x__length, A->ep_x__overflow, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_x(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_x(A->ep_x__capacity, A->ep_x__count, A->ep_x__id, A->ep_x__length, A->ep_x__overflow, A->ep_x__step, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_h(A->ep_h__x__i__x_to_h, A->ep_h__x__i_syn, A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_h(A->ep_h__D, A->ep_h__capacity, A->ep_h__count, A->ep_h__id, A->ep_h__length, A->ep_h__overflow, A->ep_h__r__i__x_to_h, A->ep_h__r__i_syn, A->ep_h__step, A->ep_h__x__i__x_to_h, A->ep_h__x__i_syn, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -820,13 +860,13 @@ int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_reset_backward(A, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_backward(A->ep_h__capacity, A->ep_h__cursor, A->ep_h__l__i__x_to_h, A->ep_h__l__v, A->ep_h__length, A->ep_h_to_out__cursor, A->ep_h_to_out__grad, A->ep_out__l__i__h_to_out, A->ep_out__l__v, A->ep_x__capacity, A->ep_x__length, A->ep_x_to_h__cursor, A->ep_x_to_h__grad, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
-            snnc_events_x_to_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_events_h_to_out(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_h(A, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_out(A, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_x_to_h(A->ep_h__l__i__x_to_h, A->ep_x__capacity, A->ep_x__id, A->ep_x__step, A->ep_x_to_h__cursor, A->ep_x_to_h__e, A->ep_x_to_h__grad, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_h_to_out(A->ep_h__D, A->ep_h__capacity, A->ep_h__id, A->ep_h__step, A->ep_h_to_out__cursor, A->ep_h_to_out__e, A->ep_h_to_out__g, A->ep_h_to_out__grad, A->ep_out__l__i__h_to_out, A->ep_out__l__v, A->w_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_h(A->ep_h__D, A->ep_h__capacity, A->ep_h__cursor, A->ep_h__id, A->ep_h__l__v, A->ep_h__r__i__x_to_h, A->ep_h__r__i_syn, A->ep_h__rc, A->ep_h__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_h(A->ep_h__l__i__x_to_h, A->ep_h__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__h_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
         }
     }
     return 0;
@@ -840,22 +880,22 @@ int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
      * core takes fewer trials instead of holding the others at the barrier */
     #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
     for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_loss_out(A, snnc_b, batch, num_steps, num_steps, seed);
+        snnc_loss_out(A->ep_out__dly, A->lh_yinyang, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
     }
     return 0;
 }
 
 /* entry point gather: then once for the batch: gather_x_to_h, gather_h_to_out */
 int snnc_gather(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_gather_x_to_h(A, 0, batch, 0, num_steps, seed);
-    snnc_gather_h_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_gather_x_to_h(A->ep_x_to_h__grad, A->gs_x_to_h, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_out(A->ep_h_to_out__grad, A->gs_h_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }
 
 /* entry point step: then once for the batch: step_x_to_h, step_h_to_out */
 int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_step_x_to_h(A, 0, batch, 0, num_steps, seed);
-    snnc_step_h_to_out(A, 0, batch, 0, num_steps, seed);
+    snnc_step_x_to_h(A->gs_x_to_h, A->lb_x_to_h, A->lh_yinyang, A->om_x_to_h, A->ov_x_to_h, A->w_x_to_h, 0, batch, 0, num_steps, seed);
+    snnc_step_h_to_out(A->gs_h_to_out, A->lb_h_to_out, A->lh_yinyang, A->om_h_to_out, A->ov_h_to_out, A->w_h_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }
 
