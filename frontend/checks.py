@@ -168,6 +168,23 @@ def check_cycles(net: ir.Network, bag: DiagnosticBag) -> None:
             )
 
 
+def check_readout_windows(net: ir.Network, bag: DiagnosticBag) -> None:
+    """A readout window (`avg_var(v, start = …)`) must keep at least one step of the trial."""
+    for pop in net.populations.values():
+        ro = pop.readout
+        if ro is None or not ro.windowed:
+            continue
+        start, stop = ro.window_steps(net.dt)
+        if start >= net.num_steps:
+            bag.error(
+                M.VALUE,
+                f"the readout window of '{pop.name}' starts at {ro.options['start']:g} ms, "
+                f"when the trial of {net.num_steps * net.dt:g} ms has ended",
+                ro.span,
+                "start it before the trial's duration, or lengthen the trial",
+            )
+
+
 def check_per_neuron_params(net: ir.Network, bag: DiagnosticBag) -> None:
     """e-prop derives its eligibility traces with one value of each param per population (a trace
     kept per pre neuron decays with the post population's time constant), so per-neuron params are

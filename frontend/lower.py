@@ -18,6 +18,7 @@ from snnc.frontend import messages as M
 from snnc.frontend.checks import (
     check_cycles,
     check_per_neuron_params,
+    check_readout_windows,
     check_trainable_params,
     check_training,
 )
@@ -245,6 +246,7 @@ def lower_collect(
         check_cycles(net, bag)
         check_per_neuron_params(net, bag)
         check_trainable_params(net, bag)
+        check_readout_windows(net, bag)
     return (None if bag.errors else net), bag, srcs
 
 

@@ -22,7 +22,7 @@ from snnc.frontend.connectivity import (
 from snnc.frontend.dims import describe
 from snnc.frontend.lower_model import LoweredModel, evaluate
 from snnc.frontend.unparse import unparse
-from snnc.frontend.values import integer, literal, quantity
+from snnc.frontend.values import integer, quantity
 from snnc.ir import model as ir
 from snnc.ir.connectivity import CALLS
 from snnc.ir.diagnostics import DiagnosticBag, Span, did_you_mean
@@ -349,6 +349,40 @@ def population_shape(call: ast.Call, bag: DiagnosticBag) -> tuple[int, ...] | No
     return None if any(d is None for d in dims) else tuple(dims)  # type: ignore[arg-type]
 
 
+def readout_options(kind: str, kwargs: list[ast.Keyword], bag: DiagnosticBag) -> dict[str, Any] | None:
+    """A readout's keyword options: `start`/`stop` (times) bound the window of the summing readouts
+    (`avg_var(v, start = 2100 ms)`: Bellec et al.'s answer read in the recall period). None after an error."""
+    options: dict[str, Any] = {}
+    for k in kwargs:
+        if k.name not in ir.READOUT_WINDOW_OPTIONS:
+            hint = did_you_mean(k.name, ir.READOUT_WINDOW_OPTIONS) or "readout options: start, stop (times)"
+            bag.error(M.UNKNOWN_PARAM, f"readout {kind} has no option '{k.name}'", k.span, hint)
+            return None
+        if kind not in ir.WINDOWED_READOUTS:
+            bag.error(
+                M.READOUT,
+                f"readout {kind} has no time window; '{k.name}' applies to {', '.join(ir.WINDOWED_READOUTS)}",
+                k.span,
+            )
+            return None
+        q = quantity(k.value, bag)
+        if q is None:
+            return None
+        if (q[1] != TIME and not q[2]) or q[0] < 0:
+            bag.error(
+                M.DIM,
+                f"readout option {k.name} = {unparse(k.value)} must be a time, not negative",
+                k.value.span,
+                f"e.g. {k.name} = 100 ms",
+            )
+            return None
+        options[k.name] = float(q[0])
+    if options.get("start", 0.0) >= options.get("stop", float("inf")):
+        bag.error(M.VALUE, f"readout {kind}: start must come before stop", kwargs[-1].span)
+        return None
+    return options
+
+
 def readout(kw: ast.Keyword, role: str, model: ir.Model, bag: DiagnosticBag, pop: str) -> ir.Readout | None:
     """`readout = kind` or `readout = kind(var, option = ...)`."""
     e = kw.value
@@ -360,7 +394,9 @@ def readout(kw: ast.Keyword, role: str, model: ir.Model, bag: DiagnosticBag, pop
             bag.error(M.ARGCOUNT, f"readout {kind}(...) takes at most one variable", e.span)
             return None
         var_expr = e.args[0] if e.args else None
-        options = {k.name: literal(k.value, bag) for k in e.kwargs}
+        options = readout_options(kind, e.kwargs, bag)
+        if options is None:
+            return None
     else:
         bag.error(M.READOUT, f"a readout is a name such as avg_var, not '{unparse(e)}'", e.span)
         return None

@@ -155,9 +155,10 @@ class OutputEprop:
     loss: str  # "sparse_categorical_crossentropy" | "mean_square_error"
     reductions: tuple[tuple[str, str, Expr], ...]  # (name, "max" | "sum", expr) over the population
     y: Expr
-    error: Expr  # E, zero before error_start_step
+    error: Expr  # E, zero outside steps [error_start_step, error_stop_step)
     error_start_step: int = 0
     bias: ProjectionEprop | None = None  # the bias's eligibility (role "output"), if trained
+    error_stop_step: int | None = None  # None: to the trial's end
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,10 @@ def _output_text(oe: OutputEprop) -> list[str]:
     for name, kind, expr in oe.reductions:
         out.append(f"  {name} = {kind} over population of {_fmt(expr)}")
     out.append(f"  y = {_fmt(oe.y)}")
-    out.append(f"  {names.ERROR} = {_fmt(oe.error)}  (zero before step {oe.error_start_step})")
+    window = f"zero before step {oe.error_start_step}"
+    if oe.error_stop_step is not None:
+        window += f" and from step {oe.error_stop_step}"
+    out.append(f"  {names.ERROR} = {_fmt(oe.error)}  ({window})")
     if oe.bias is not None:
         out += ["  " + line for line in _projection_text(oe.bias)]
     out.append("}")

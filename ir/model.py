@@ -12,6 +12,7 @@ The IR is built from plain dataclasses. Passes never mutate their input; they re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +194,9 @@ READOUTS = (
     "spike_count",
     "first_spike_time",
 )
+#: readouts that sum the variable over steps, and so may sum over a window of them only
+WINDOWED_READOUTS = ("avg_var", "sum_var")
+READOUT_WINDOW_OPTIONS = ("start", "stop")
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,16 @@ class Readout:
     var: str | None = None  # the state read (None for spike-based readouts)
     options: dict[str, Any] = field(default_factory=dict)
     span: Span | None = None
+
+    @property
+    def windowed(self) -> bool:
+        return any(k in self.options for k in READOUT_WINDOW_OPTIONS)
+
+    def window_steps(self, dt: float) -> tuple[int, int | None]:
+        """Steps k with start <= k·dt < stop are summed (times in ms); stop None: to the trial's end."""
+        start = max(0, math.ceil(self.options.get("start", 0.0) / dt - 1e-9))
+        stop = self.options.get("stop")
+        return start, None if stop is None else math.ceil(stop / dt - 1e-9)
 
 
 @dataclass(frozen=True)

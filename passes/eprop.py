@@ -14,7 +14,8 @@ Per-step order a backend must implement (step k; it extends `ir/discrete.py`'s f
    (after step k-1's reset), synapse states after this step's delivery, inputs of this step,
    `refractory` = 1 if the neuron is refractory in this step (cannot spike in it), else 0.
 3. outputs: for each output population, after its update, evaluate `reductions` (max / sum over
-   the population's neurons), then `y`, then `E` (0 before `error_start_step`). Then each output
+   the population's neurons), then `y`, then `E` (0 outside [`error_start_step`, `error_stop_step`):
+   `error_start` and a windowed readout's `start`/`stop`). Then each output
    projection does `dW__P += accumulate` (E times the eligibility just propagated), and the output
    bias likewise (`dbias__pop`). Nothing here reads this step's hidden spikes: they reach outputs at
    step k+1.
@@ -238,6 +239,10 @@ def _output(network: Network, pop: Population, opts: EpropOptions) -> OutputEpro
     else:
         reductions, y = (), v
     start = max(0, int(math.ceil(opts.error_start / network.dt - 1e-9)))
+    # a windowed readout (avg_var(v, start = …, stop = …)) is the answer read in that window only, so
+    # its per-step error is zero outside it (Bellec et al.'s loss over the recall period)
+    window_start, stop = ro.window_steps(network.dt)
+    start = max(start, window_start)
     bias = None
     model = network.models[pop.model]
     if opts.train_output_bias and "bias" in model.params:
@@ -253,7 +258,9 @@ def _output(network: Network, pop: Population, opts: EpropOptions) -> OutputEpro
             params=der.params,
             kind="bias",
         )
-    return OutputEprop(pop.name, pop.model, ro.kind, ro.var, loss, reductions, y, y - Y_TRUE, start, bias)
+    return OutputEprop(
+        pop.name, pop.model, ro.kind, ro.var, loss, reductions, y, y - Y_TRUE, start, bias, stop
+    )
 
 
 def _loss(network: Network, readout: str) -> str:

@@ -115,6 +115,14 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
             "use first_spike_time or a voltage readout",
             ALGO,
         )
+    if ro.windowed:
+        _fail(
+            f"readout {ro.kind} with a time window (start/stop) has no EventProp gradient yet",
+            pop,
+            ro.span,
+            "read the whole trial, or train with eprop",
+            ALGO,
+        )
     var = ro.var or next(iter(model.states), None)
     if var not in model.states:
         _fail(f"readout variable '{var}' is not a state of the model", pop, ro.span, code=ALGO)

@@ -451,6 +451,8 @@ class _Schedule:
             )
             truth = values[BATCH, STEP, J]
         on = sympy.And(label[BATCH] >= 0, STEP >= oe.error_start_step)
+        if oe.error_stop_step is not None:
+            on = sympy.And(on, STEP < oe.error_stop_step)
         err = sympy.sympify(oe.error).xreplace({sym(oe.var): yv[BATCH, J], **reds, sym(names.Y_TRUE): ytrue})
         body.append(
             Loop(

@@ -47,7 +47,7 @@ from snnc.ir.kernel import (
     Stmt,
     Store,
 )
-from snnc.ir.model import Network, Population, Projection, threshold_function
+from snnc.ir.model import Network, Population, Projection, Readout, threshold_function
 from snnc.ir.names import array as array_name
 from snnc.ir.specialised import SpecialisedPopulation, SpecialisedProjection
 from snnc.ir.symbols import TIME, WEIGHT, sym
@@ -568,6 +568,8 @@ def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) 
     note = f"readout {ro.kind}({ro.var})"
     if ro.kind == "var":
         return [Store(r[here], value, comment=note)]
+    if ro.windowed:
+        return _windowed_readout(b, ro, r[here], value, note)
     if ro.kind == "avg_var":
         return [Store(r[here], value * mean, "+=", note)]
     if ro.kind == "avg_var_exp_weight":
@@ -577,6 +579,16 @@ def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) 
     if ro.kind == "max_var":
         return [Store(r[here], sympy.Max(value, r[here]), comment=note)]
     raise ValueError(f"no forward schedule for readout '{ro.kind}'")
+
+
+def _windowed_readout(b: _Builder, ro: Readout, here: sympy.Expr, value: sympy.Expr, note: str) -> list[Stmt]:
+    """avg_var or sum_var over the steps of the window [start, stop) only (ir/model.py `window_steps`)."""
+    start, stop = ro.window_steps(b.network.dt)
+    end = NUM_STEPS if stop is None else sympy.Min(stop, NUM_STEPS)
+    scale = 1 / sympy.Float(1.0) / (end - start) if ro.kind == "avg_var" else sympy.S.One
+    inside = sympy.And(STEP >= start, STEP < end)
+    note += f" over steps [{start}, {'K' if stop is None else stop})"
+    return [If(inside, (Store(here, value * scale, "+=", note),))]
 
 
 def _readout_array(pop: Population) -> Array:

@@ -7,7 +7,9 @@ BPTT below is independent of the e-prop code: it records the forward pass (same 
 the Discrete IR: one-step synaptic delay, v ← α v + (1 − α) i, spike when v ≥ ϑ, v ← v − ϑ z) and runs
 reverse-mode differentiation through time with the same pseudo-derivative
 ψ = γ/ϑ · max(0, 1 − |v − ϑ|/ϑ) in place of dz/dv. Loss: per-step softmax cross-entropy (a
-`sum_var` readout), or per-step ½‖v − y*‖² (mse on a `var` readout with per-step targets).
+`sum_var` readout), or per-step ½‖v − y*‖² (mse on a `var` readout with per-step targets). A
+`sum_var(v, start = …, stop = …)` readout sums the steps of its window only, and its per-step
+cross-entropy is zero outside it (Bellec et al.'s loss over the recall period).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ train ff {{
 CASES = {
     "crossentropy": ("sum_var(v)", "sparse_categorical_crossentropy"),
     "mse": ("var(v)", "mse"),
+    "windowed": ("sum_var(v, start = 20 ms, stop = 45 ms)", "sparse_categorical_crossentropy"),
 }
+WINDOW = slice(20, 45)  # the steps k with 20 ms <= k·dt < 45 ms
 
 
 def make_example(seed: int) -> dict[str, np.ndarray]:
@@ -96,6 +100,10 @@ def bptt(w: dict[str, np.ndarray], ex: dict[str, np.ndarray], loss: str) -> dict
         dl_dvo = rec["vo"] - ex["target"]
     else:
         dl_dvo = np.array([_softmax(vo) for vo in rec["vo"]]) - np.eye(N_OUT)[ex["label"]]
+    if loss == "windowed":
+        inside = np.zeros(K, bool)
+        inside[WINDOW] = True
+        dl_dvo[~inside] = 0.0
     psi = GAMMA / VTH * np.maximum(0.0, 1.0 - np.abs(rec["pre_v"] - VTH) / VTH)
     g = {name: np.zeros_like(val) for name, val in w.items()}
     g_vo, g_v = np.zeros(N_OUT), np.zeros(N_H)  # adjoints of vo_k and pre-reset v_k
@@ -143,11 +151,18 @@ def test_eprop_equals_bptt_for_a_feed_forward_layer(case, tmp_path):
     recs = [forward(w, ex["x"]) for ex in batch]
     if case == "mse":  # the same dynamics: the C readout trace is the numpy one
         np.testing.assert_allclose(res.readouts["out"], [r["vo"] for r in recs], rtol=1e-9, atol=1e-12)
+    if case == "windowed":  # the readout sums the window's steps only
+        window_sums = [r["vo"][WINDOW].sum(0) for r in recs]
+        np.testing.assert_allclose(res.readouts["out"], window_sums, rtol=1e-9, atol=1e-12)
+        assert not np.allclose(window_sums, [r["vo"].sum(0) for r in recs])
     for r in recs:  # the hidden layer spikes, and often sits where ψ > 0 without spiking
         assert r["z"].sum() >= 10
         assert ((r["pre_v"] > 0.1) & (r["pre_v"] < VTH)).sum() >= 20
 
     ref = {name: sum(bptt(w, ex, case)[name] for ex in batch) for name in w}
+    if case == "windowed":  # the window changes the gradient: the comparison below can tell
+        whole = sum(bptt(w, ex, "crossentropy")["w_out"] for ex in batch)
+        assert not np.allclose(whole, ref["w_out"], rtol=0.1)
     keys = {"w_in": "x_to_h", "w_out": "h_to_out", "bias": "bias_out"}
     for name, key in keys.items():
         assert np.abs(ref[name]).max() > 1e-3, name

@@ -263,6 +263,41 @@ def test_eprop_softmax_error_from_a_later_step_matches_the_c_backend(tmp_path: P
         np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-4, atol=1e-4 * top, err_msg=name)
 
 
+def test_eprop_readout_window_matches_the_c_backend(tmp_path: Path) -> None:
+    """The digits example read in a window (`avg_var(v, start = 5 ms, stop = 15 ms)`): the readout
+    sums those steps only and the e-prop error is zero outside them, on GeNN as in the C kernel."""
+    from snnc.backends.c.backend import build_eprop_network
+    from snnc.backends.c.eprop_loader import EpropArtefact
+
+    batch = 2
+    src = (ROOT / "examples" / "eprop_digits.snn").read_text()
+    src = src.replace("readout = avg_var)", "readout = avg_var(v, start = 5 ms, stop = 15 ms))")
+    network = lower(src)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=batch)
+    built = build_eprop_network(network)
+    c = EpropArtefact(built.library, built.manifest, built.static, batch)
+    genn.set_weights(c.get_weights())
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(batch):
+        ids = rng.integers(0, 64, 400)
+        rows.append((np.sort(rng.uniform(0, 16, ids.size)), ids))
+    targets = {"out": rng.integers(0, 10, batch)}
+    genn.set_targets(targets)
+    c.set_targets(targets)
+    request = RecordRequest.of(vars=[("out", "v")])
+    got, want = genn.run({"x": rows}, request), c.run({"x": rows}, request)
+    window = want.vars[("out", "v")][:, 5:15].mean(1)
+    np.testing.assert_allclose(want.readouts["out"], window, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-4, atol=1e-6)
+    g_genn, g_c = genn.backward({}), c.backward({})
+    assert set(g_genn) == set(g_c)
+    for name in g_c:
+        top = np.abs(g_c[name]).max()
+        assert top > 0, name
+        np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-4, atol=1e-4 * top, err_msg=name)
+
+
 def test_shd_eventprop_spikes_and_gradients_match_the_c_backend(tmp_path: Path) -> None:
     """The SHD example as written (700 -> 256 recurrent -> 20, avg_var_exp_weight readout, spike
     count regulariser), shortened to 100 ms: hidden spike trains and every gradient agree."""
