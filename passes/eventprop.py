@@ -115,17 +115,11 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
             "use first_spike_time or a voltage readout",
             ALGO,
         )
-    if ro.windowed:
-        _fail(
-            f"readout {ro.kind} with a time window (start/stop) has no EventProp gradient yet",
-            pop,
-            ro.span,
-            "read the whole trial, or train with eprop",
-            ALGO,
-        )
     var = ro.var or next(iter(model.states), None)
     if var not in model.states:
         _fail(f"readout variable '{var}' is not a state of the model", pop, ro.span, code=ALGO)
+    if ro.windowed:
+        return _windowed_drive(pop, ro, var, network.dt)
     step_t = K_STEP * DT
     forms = {
         "var": (DL_DY * sympy.DiracDelta(sym("t") - step_t - DT), DL_DY, "every step; dL_dy of step k"),
@@ -142,6 +136,21 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
         _fail(f"readout '{ro.kind}' is not supported by eventprop", pop, ro.span, code=ALGO)
     cont, step, when = forms[ro.kind]
     return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, step, when=when)
+
+
+def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  # noqa: ANN001
+    """avg_var or sum_var over the samples k of [start, stop) only (schedule_forward's window): the
+    drive of the unwindowed readout at those steps and none elsewhere; avg_var divides by the
+    window's samples, not the trial's."""
+    start, stop = ro.window_steps(dt)
+    end = K_TOTAL if stop is None else sympy.Min(stop, K_TOTAL)
+    inside = sympy.Piecewise((1, sympy.And(K_STEP >= start, K_STEP < end)), (0, True))
+    t = sym("t")
+    during = sympy.Piecewise((1, sympy.And(t >= start * DT, t < end * DT)), (0, True))
+    samples = 1 if ro.kind == "sum_var" else end - start
+    cont = DL_DY / (DT if ro.kind == "sum_var" else samples * DT) * during
+    when = f"steps [{start}, {'K' if stop is None else stop}) only"
+    return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, DL_DY / samples * inside, when=when)
 
 
 def _reg_settings(network: Network) -> dict[str, float] | None:

@@ -151,6 +151,16 @@ CASES = {
     # a refractory period that binds: with these inputs some neurons would spike twice without it
     "refraclif-avg_var-scce": ("RefracLIF", "LeakyIntegrate", "avg_var", VALUE_LOSS, 4, 0.5),
     "refraclif-max_var-scce": ("RefracLIF", "LeakyIntegrate", "max_var", VALUE_LOSS, 4, 0.5),
+    # readouts over a window of the trial (loss shaping, Nowotny et al. 2025; Bellec's recall period)
+    "lif-avg_var_window-scce": (
+        "LIF",
+        "LeakyIntegrate",
+        "avg_var(v, start = 6 ms, stop = 14 ms)",
+        VALUE_LOSS,
+        4,
+        0.5,
+    ),
+    "lif-sum_var_window-scce": ("LIF", "LeakyIntegrate", "sum_var(v, stop = 10 ms)", VALUE_LOSS, 4, 0.5),
 }
 #: mean input weight where a case needs a stronger drive than the default 3.0
 CASE_W_IN = {"refraclif-avg_var-scce": 4.0, "refraclif-max_var-scce": 4.0}
@@ -165,7 +175,13 @@ CASE_DT = {
     "lif-condlif-ttfs-ttfs_crossentropy": 0.0005,
 }
 CASE_POINTS = {"thetalif-avg_var-scce": 41}
-FAST = {"lif-avg_var-scce", "lif-ttfs-ttfs_crossentropy", "dendritic-avg_var-scce", "refraclif-avg_var-scce"}
+FAST = {
+    "lif-avg_var-scce",
+    "lif-ttfs-ttfs_crossentropy",
+    "dendritic-avg_var-scce",
+    "refraclif-avg_var-scce",
+    "lif-avg_var_window-scce",
+}
 
 
 def _targets(loss: str, seed: int, batch: int = 4, n: int = 2):
@@ -189,7 +205,7 @@ def test_eventprop_gradient_matches_finite_differences(case: str) -> None:
     x = inputs(seed)
     target = _targets(loss_name, seed)
     # sum_var sums 20000 steps: a temperature of K keeps the softmax out of saturation
-    loss = get_loss(loss_name, {"temperature": 20000.0} if readout == "sum_var" else None)
+    loss = get_loss(loss_name, {"temperature": 20000.0} if readout.startswith("sum_var") else None)
     if hasattr(loss, "t_nospike"):
         loss.t_nospike = 20.0
 
