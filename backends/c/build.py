@@ -33,6 +33,12 @@ OPENMP_FLAG = "-fopenmp"
 #: slower (eprop_digits at batch 1). Added where the compiler accepts it (`accepts`); same results,
 #: as -std=c99 contracts no a*b+c into an FMA and vectorising reorders no sum.
 VECTORISE_FLAG = "--param=vect-max-version-for-alias-checks=64"
+#: GCC's unroll-and-jam (on at -O3) fuses a delivery's loop over spikes into the loop over post
+#: neurons and then vectorises the weight rows with gathers: the forward pass of
+#: benchmarks/sim_throughput.py ran 2.7x slower once its phases took restrict parameters
+NO_JAM_FLAG = "-fno-loop-unroll-and-jam"
+#: tuning flags, each passed only where the compiler accepts it
+TUNING_FLAGS = (VECTORISE_FLAG, NO_JAM_FLAG)
 
 
 def compiler() -> list[str]:
@@ -82,7 +88,7 @@ def accepts(cc: tuple[str, ...], flag: str) -> bool:
 
 def flags(cc: tuple[str, ...], openmp: bool = True) -> list[str]:
     extra = shlex.split(os.environ.get("SNNC_CFLAGS", ""))
-    out = list(BASE_FLAGS) + ([VECTORISE_FLAG] if accepts(cc, VECTORISE_FLAG) else []) + extra
+    out = list(BASE_FLAGS) + [f for f in TUNING_FLAGS if accepts(cc, f)] + extra
     if openmp and openmp_supported(cc):
         out.append(OPENMP_FLAG)
     return out

@@ -120,8 +120,11 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* The phases. Each takes its arrays as restrict parameters, not as pointers loaded from the struct:
+ * compilers trust restrict on parameters (kept when a phase is inlined into its entry), so the
+ * loops vectorise without run-time alias checks. */
+
+/* phase reset (reset): every per-trial array to its initial value */
 static void snnc_reset(
     float* restrict p_c__v,
     float* restrict p_out__v,
@@ -171,8 +174,7 @@ static void snnc_reset(
     }
 }
 
-/* phase deliver_x_to_c (forward): projection x_to_c: x -> c, conv2d, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_x_to_c (forward): projection x_to_c: x -> c, conv2d, synapse Exponential, delay 0 step(s) */
 static void snnc_deliver_x_to_c(
     int32_t* restrict sp_x__cnt,
     int32_t* restrict sp_x__ids,
@@ -213,8 +215,7 @@ static void snnc_deliver_x_to_c(
     }
 }
 
-/* phase deliver_c_to_p (forward): projection c_to_p: c -> p, avg_pool2d, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_c_to_p (forward): projection c_to_p: c -> p, avg_pool2d, synapse Exponential, delay 0 step(s) */
 static void snnc_deliver_c_to_p(
     int32_t* restrict sp_c__cnt,
     int32_t* restrict sp_c__ids,
@@ -255,8 +256,7 @@ static void snnc_deliver_c_to_p(
     }
 }
 
-/* phase deliver_p_to_out (forward): projection p_to_out: p -> out, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_p_to_out (forward): projection p_to_out: p -> out, dense, synapse Exponential, delay 0 step(s) */
 static void snnc_deliver_p_to_out(
     int32_t* restrict sp_p__cnt,
     int32_t* restrict sp_p__ids,
@@ -291,8 +291,7 @@ static void snnc_deliver_p_to_out(
     }
 }
 
-/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase generate_x (forward): input generator spike_source */
 static void snnc_generate_x(
     int64_t* restrict in_x__cursor,
     const int64_t* restrict in_x__end,
@@ -332,8 +331,7 @@ static void snnc_generate_x(
     }
 }
 
-/* phase step_c (forward): population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_c (forward): population c: 32 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_c(
     float* restrict ep_c__x__i__x_to_c,
     float* restrict ep_c__x__i_syn,
@@ -395,8 +393,7 @@ static void snnc_step_c(
     }
 }
 
-/* phase step_p (forward): population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_p (forward): population p: 8 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_p(
     float* restrict ep_p__x__i__c_to_p,
     float* restrict ep_p__x__i_syn,
@@ -458,8 +455,7 @@ static void snnc_step_p(
     }
 }
 
-/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(
     float* restrict p_out__v,
     int32_t* restrict q_out__flag,
@@ -518,8 +514,7 @@ static void snnc_step_out(
     }
 }
 
-/* phase reset_spike_lists (reset): empty spike lists * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase reset_spike_lists (reset): empty spike lists */
 static void snnc_reset_spike_lists(
     int32_t* restrict ep_c__count,
     int64_t* restrict ep_c__length,
@@ -541,8 +536,7 @@ static void snnc_reset_spike_lists(
     }
 }
 
-/* phase spike_list_c (forward): EventProp: the spikes of c and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase spike_list_c (forward): EventProp: the spikes of c and what the backward pass reads of them */
 static void snnc_spike_list_c(
     float* restrict ep_c__D,
     const int64_t* restrict ep_c__capacity,
@@ -586,8 +580,7 @@ static void snnc_spike_list_c(
     }
 }
 
-/* phase spike_list_p (forward): EventProp: the spikes of p and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase spike_list_p (forward): EventProp: the spikes of p and what the backward pass reads of them */
 static void snnc_spike_list_p(
     float* restrict ep_p__D,
     const int64_t* restrict ep_p__capacity,
@@ -631,8 +624,7 @@ static void snnc_spike_list_p(
     }
 }
 
-/* phase reset_backward (reset): adjoints 0 at T * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase reset_backward (reset): adjoints 0 at T */
 static void snnc_reset_backward(
     const int64_t* restrict ep_c__capacity,
     int64_t* restrict ep_c__cursor,
@@ -676,8 +668,7 @@ static void snnc_reset_backward(
     ep_p__cursor[snnc_b] = (ep_p__capacity[0] > ep_p__length[snnc_b] ? ep_p__length[snnc_b] - 1 : ep_p__capacity[0] - 1);  /* the newest spike */
 }
 
-/* phase events_c_to_p (backward): EventProp: transmission and dL/dw of c_to_p * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase events_c_to_p (backward): EventProp: transmission and dL/dw of c_to_p */
 static void snnc_events_c_to_p(
     float* restrict ep_c__D,
     const int64_t* restrict ep_c__capacity,
@@ -739,8 +730,7 @@ static void snnc_events_c_to_p(
     }
 }
 
-/* phase events_p_to_out (backward): EventProp: transmission and dL/dw of p_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase events_p_to_out (backward): EventProp: transmission and dL/dw of p_to_out */
 static void snnc_events_p_to_out(
     float* restrict ep_out__l__i__p_to_out,
     float* restrict ep_out__l__v,
@@ -788,8 +778,7 @@ static void snnc_events_p_to_out(
     }
 }
 
-/* phase jump_c (backward): EventProp: jumps at the spikes of c * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase jump_c (backward): EventProp: jumps at the spikes of c */
 static void snnc_jump_c(
     float* restrict ep_c__D,
     const int64_t* restrict ep_c__capacity,
@@ -829,8 +818,7 @@ static void snnc_jump_c(
     }
 }
 
-/* phase jump_p (backward): EventProp: jumps at the spikes of p * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase jump_p (backward): EventProp: jumps at the spikes of p */
 static void snnc_jump_p(
     float* restrict ep_p__D,
     const int64_t* restrict ep_p__capacity,
@@ -870,8 +858,7 @@ static void snnc_jump_p(
     }
 }
 
-/* phase adjoint_c (backward): EventProp: readout drive and backward step of c (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase adjoint_c (backward): EventProp: readout drive and backward step of c (exact) */
 static void snnc_adjoint_c(
     float* restrict ep_c__l__i__x_to_c,
     float* restrict ep_c__l__v,
@@ -887,8 +874,7 @@ static void snnc_adjoint_c(
     }
 }
 
-/* phase adjoint_p (backward): EventProp: readout drive and backward step of p (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase adjoint_p (backward): EventProp: readout drive and backward step of p (exact) */
 static void snnc_adjoint_p(
     float* restrict ep_p__l__i__c_to_p,
     float* restrict ep_p__l__v,
@@ -904,8 +890,7 @@ static void snnc_adjoint_p(
     }
 }
 
-/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) */
 static void snnc_adjoint_out(
     const float* restrict ep_out__dly,
     float* restrict ep_out__l__i__p_to_out,
@@ -924,8 +909,7 @@ static void snnc_adjoint_out(
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout and dL/dy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase loss_out (loss): cross-entropy of out's readout and dL/dy */
 static void snnc_loss_out(
     float* restrict ep_out__dly,
     const double* restrict lh_convpool,
@@ -959,8 +943,7 @@ static void snnc_loss_out(
     }
 }
 
-/* phase gather_p_to_out (update): dL/dp_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_p_to_out (update): dL/dp_to_out summed over the trials, in trial order */
 static void snnc_gather_p_to_out(
     float* restrict ep_p_to_out__grad,
     double* restrict gs_p_to_out,
@@ -976,8 +959,7 @@ static void snnc_gather_p_to_out(
     }
 }
 
-/* phase step_p_to_out (update): adam step of p_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_p_to_out (update): adam step of p_to_out */
 static void snnc_step_p_to_out(
     double* restrict gs_p_to_out,
     const double* restrict lb_p_to_out,

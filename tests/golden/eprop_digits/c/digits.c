@@ -116,8 +116,11 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* The phases. Each takes its arrays as restrict parameters, not as pointers loaded from the struct:
+ * compilers trust restrict on parameters (kept when a phase is inlined into its entry), so the
+ * loops vectorise without run-time alias checks. */
+
+/* phase reset (reset): every per-trial array to its initial value */
 static void snnc_reset(
     float* restrict p_h__a,
     float* restrict p_h__v,
@@ -163,8 +166,7 @@ static void snnc_reset(
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_x_to_h(
     int32_t* restrict sp_x__cnt,
     int32_t* restrict sp_x__ids,
@@ -199,8 +201,7 @@ static void snnc_deliver_x_to_h(
     }
 }
 
-/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_h_to_h(
     int32_t* restrict sp_h__cnt,
     int32_t* restrict sp_h__ids,
@@ -235,8 +236,7 @@ static void snnc_deliver_h_to_h(
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_h_to_out(
     int32_t* restrict sp_h__cnt,
     int32_t* restrict sp_h__ids,
@@ -271,8 +271,7 @@ static void snnc_deliver_h_to_out(
     }
 }
 
-/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase generate_x (forward): input generator spike_source */
 static void snnc_generate_x(
     int64_t* restrict in_x__cursor,
     const int64_t* restrict in_x__end,
@@ -312,8 +311,7 @@ static void snnc_generate_x(
     }
 }
 
-/* phase step_h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_h(
     float* restrict p_h__a,
     float* restrict p_h__v,
@@ -385,8 +383,7 @@ static void snnc_step_h(
     }
 }
 
-/* phase step_out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(
     float* restrict p_out__v,
     int32_t* restrict q_out__flag,
@@ -445,8 +442,7 @@ static void snnc_step_out(
     }
 }
 
-/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
 static void snnc_zpre__x_to_h(
     float* restrict ezp_x_to_h,
     int32_t* restrict sp_x__cnt,
@@ -468,8 +464,7 @@ static void snnc_zpre__x_to_h(
     }
 }
 
-/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 */
 static void snnc_zpre__h_to_h(
     float* restrict ezp_h_to_h,
     int32_t* restrict sp_h__cnt,
@@ -491,8 +486,7 @@ static void snnc_zpre__h_to_h(
     }
 }
 
-/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 */
 static void snnc_zpre__h_to_out(
     float* restrict ezp_h_to_out,
     int32_t* restrict sp_h__cnt,
@@ -514,8 +508,7 @@ static void snnc_zpre__h_to_out(
     }
 }
 
-/* phase learn_step__out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn_step__out (forward): population out: 10 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__out(
     float* restrict ey_out,
     float* restrict p_out__v,
@@ -576,8 +569,7 @@ static void snnc_learn_step__out(
     }
 }
 
-/* phase learn_step__h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn_step__h (forward): population h: 100 x ALIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__h(
     float* restrict ea_h,
     float* restrict epsi_h,
@@ -653,8 +645,7 @@ static void snnc_learn_step__h(
     }
 }
 
-/* phase signal__h (learn): learning signal of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase signal__h (learn): learning signal of h */
 static void snnc_signal__h(
     float* restrict eE_out,
     float* restrict eL_h,
@@ -676,8 +667,7 @@ static void snnc_signal__h(
     }
 }
 
-/* phase learn__out (learn): e-prop of output out: sparse_categorical_crossentropy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn__out (learn): e-prop of output out: sparse_categorical_crossentropy */
 static void snnc_learn__out(
     float* restrict eE_out,
     float* restrict ee_h_to_out__v,
@@ -725,8 +715,7 @@ static void snnc_learn__out(
     }
 }
 
-/* phase learn__h (learn): e-prop of hidden h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn__h (learn): e-prop of hidden h */
 static void snnc_learn__h(
     float* restrict eL_h,
     float* restrict ea_h,
@@ -783,8 +772,7 @@ static void snnc_learn__h(
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase loss_out (loss): cross-entropy of out's readout */
 static void snnc_loss_out(
     const int32_t* restrict et_out,
     int32_t* restrict ls_out__best,
@@ -812,8 +800,7 @@ static void snnc_loss_out(
     ls_out__correct[snnc_b] = (et_out[snnc_b] == ls_out__best[snnc_b] ? 1 : 0);
 }
 
-/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
 static void snnc_gather_h_to_out(
     float* restrict eg_h_to_out,
     double* restrict gs_h_to_out,
@@ -829,8 +816,7 @@ static void snnc_gather_h_to_out(
     }
 }
 
-/* phase gather_bias_out (update): dL/dbias_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_bias_out (update): dL/dbias_out summed over the trials, in trial order */
 static void snnc_gather_bias_out(
     float* restrict egb_out__bias,
     double* restrict gs_out__bias,
@@ -846,8 +832,7 @@ static void snnc_gather_bias_out(
     }
 }
 
-/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
 static void snnc_gather_x_to_h(
     float* restrict eg_x_to_h,
     double* restrict gs_x_to_h,
@@ -863,8 +848,7 @@ static void snnc_gather_x_to_h(
     }
 }
 
-/* phase gather_h_to_h (update): dL/dh_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_h_to_h (update): dL/dh_to_h summed over the trials, in trial order */
 static void snnc_gather_h_to_h(
     float* restrict eg_h_to_h,
     double* restrict gs_h_to_h,
@@ -880,8 +864,7 @@ static void snnc_gather_h_to_h(
     }
 }
 
-/* phase step_h_to_out (update): adam step of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h_to_out (update): adam step of h_to_out */
 static void snnc_step_h_to_out(
     double* restrict gs_h_to_out,
     const double* restrict lb_h_to_out,
@@ -903,8 +886,7 @@ static void snnc_step_h_to_out(
     }
 }
 
-/* phase step_bias_out (update): adam step of bias_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_bias_out (update): adam step of bias_out */
 static void snnc_step_bias_out(
     double* restrict gs_out__bias,
     const double* restrict lb_out__bias,
@@ -926,8 +908,7 @@ static void snnc_step_bias_out(
     }
 }
 
-/* phase step_x_to_h (update): adam step of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_x_to_h (update): adam step of x_to_h */
 static void snnc_step_x_to_h(
     double* restrict gs_x_to_h,
     const double* restrict lb_x_to_h,
@@ -949,8 +930,7 @@ static void snnc_step_x_to_h(
     }
 }
 
-/* phase step_h_to_h (update): adam step of h_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h_to_h (update): adam step of h_to_h */
 static void snnc_step_h_to_h(
     double* restrict gs_h_to_h,
     const double* restrict lb_h_to_h,

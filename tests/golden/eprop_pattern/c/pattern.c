@@ -88,8 +88,11 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* The phases. Each takes its arrays as restrict parameters, not as pointers loaded from the struct:
+ * compilers trust restrict on parameters (kept when a phase is inlined into its entry), so the
+ * loops vectorise without run-time alias checks. */
+
+/* phase reset (reset): every per-trial array to its initial value */
 static void snnc_reset(
     float* restrict p_h__v,
     float* restrict p_out__v,
@@ -131,8 +134,7 @@ static void snnc_reset(
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_x_to_h(
     int32_t* restrict sp_x__cnt,
     int32_t* restrict sp_x__ids,
@@ -167,8 +169,7 @@ static void snnc_deliver_x_to_h(
     }
 }
 
-/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_h_to_h (forward): projection h_to_h: h -> h, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_h_to_h(
     int32_t* restrict sp_h__cnt,
     int32_t* restrict sp_h__ids,
@@ -203,8 +204,7 @@ static void snnc_deliver_h_to_h(
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Delta, delay 0 step(s) */
 static void snnc_deliver_h_to_out(
     int32_t* restrict sp_h__cnt,
     int32_t* restrict sp_h__ids,
@@ -239,8 +239,7 @@ static void snnc_deliver_h_to_out(
     }
 }
 
-/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase generate_x (forward): input generator spike_source */
 static void snnc_generate_x(
     int64_t* restrict in_x__cursor,
     const int64_t* restrict in_x__end,
@@ -280,8 +279,7 @@ static void snnc_generate_x(
     }
 }
 
-/* phase step_h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_h(
     float* restrict p_h__v,
     int32_t* restrict q_h__flag,
@@ -341,8 +339,7 @@ static void snnc_step_h(
     }
 }
 
-/* phase step_out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(
     float* restrict p_out__v,
     int32_t* restrict q_out__flag,
@@ -401,8 +398,7 @@ static void snnc_step_out(
     }
 }
 
-/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
 static void snnc_zpre__x_to_h(
     float* restrict ezp_x_to_h,
     int32_t* restrict sp_x__cnt,
@@ -424,8 +420,7 @@ static void snnc_zpre__x_to_h(
     }
 }
 
-/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__h_to_h (learn): z_pre of h_to_h, dense 0/1 */
 static void snnc_zpre__h_to_h(
     float* restrict ezp_h_to_h,
     int32_t* restrict sp_h__cnt,
@@ -447,8 +442,7 @@ static void snnc_zpre__h_to_h(
     }
 }
 
-/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase zpre__h_to_out (learn): z_pre of h_to_out, dense 0/1 */
 static void snnc_zpre__h_to_out(
     float* restrict ezp_h_to_out,
     int32_t* restrict sp_h__cnt,
@@ -470,8 +464,7 @@ static void snnc_zpre__h_to_out(
     }
 }
 
-/* phase learn_step__out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn_step__out (forward): population out: 3 x LI: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__out(
     float* restrict ey_out,
     float* restrict p_out__v,
@@ -532,8 +525,7 @@ static void snnc_learn_step__out(
     }
 }
 
-/* phase learn_step__h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn_step__h (forward): population h: 256 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_learn_step__h(
     float* restrict ea_h,
     float* restrict epsi_h,
@@ -599,8 +591,7 @@ static void snnc_learn_step__h(
     }
 }
 
-/* phase signal__h (learn): learning signal of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase signal__h (learn): learning signal of h */
 static void snnc_signal__h(
     float* restrict eE_out,
     float* restrict eL_h,
@@ -622,8 +613,7 @@ static void snnc_signal__h(
     }
 }
 
-/* phase learn__out (learn): e-prop of output out: mean_square_error * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn__out (learn): e-prop of output out: mean_square_error */
 static void snnc_learn__out(
     float* restrict eE_out,
     float* restrict ee_h_to_out__v,
@@ -662,8 +652,7 @@ static void snnc_learn__out(
     }
 }
 
-/* phase learn__h (learn): e-prop of hidden h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase learn__h (learn): e-prop of hidden h */
 static void snnc_learn__h(
     float* restrict eL_h,
     float* restrict ea_h,

@@ -108,8 +108,11 @@ static inline double snnc_uniform(uint64_t seed, uint64_t example, uint64_t neur
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* phase reset (reset): every per-trial array to its initial value * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* The phases. Each takes its arrays as restrict parameters, not as pointers loaded from the struct:
+ * compilers trust restrict on parameters (kept when a phase is inlined into its entry), so the
+ * loops vectorise without run-time alias checks. */
+
+/* phase reset (reset): every per-trial array to its initial value */
 static void snnc_reset(
     float* restrict p_h__v,
     float* restrict p_out__v,
@@ -147,8 +150,7 @@ static void snnc_reset(
     }
 }
 
-/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_x_to_h (forward): projection x_to_h: x -> h, dense, synapse Exponential, delay 0 step(s) */
 static void snnc_deliver_x_to_h(
     int32_t* restrict sp_x__cnt,
     int32_t* restrict sp_x__ids,
@@ -183,8 +185,7 @@ static void snnc_deliver_x_to_h(
     }
 }
 
-/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Exponential, delay 0 step(s) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase deliver_h_to_out (forward): projection h_to_out: h -> out, dense, synapse Exponential, delay 0 step(s) */
 static void snnc_deliver_h_to_out(
     int32_t* restrict sp_h__cnt,
     int32_t* restrict sp_h__ids,
@@ -219,8 +220,7 @@ static void snnc_deliver_h_to_out(
     }
 }
 
-/* phase generate_x (forward): input generator spike_source * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase generate_x (forward): input generator spike_source */
 static void snnc_generate_x(
     int64_t* restrict in_x__cursor,
     const int64_t* restrict in_x__end,
@@ -260,8 +260,7 @@ static void snnc_generate_x(
     }
 }
 
-/* phase step_h (forward): population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h (forward): population h: 100 x LIF: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_h(
     float* restrict ep_h__x__i__x_to_h,
     float* restrict ep_h__x__i_syn,
@@ -323,8 +322,7 @@ static void snnc_step_h(
     }
 }
 
-/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_out (forward): population out: 3 x LeakyIntegrate: Discrete IR update (exact: linear with constant coefficients: matrix exponential) */
 static void snnc_step_out(
     float* restrict p_out__v,
     int32_t* restrict q_out__flag,
@@ -383,8 +381,7 @@ static void snnc_step_out(
     }
 }
 
-/* phase reset_spike_lists (reset): empty spike lists * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase reset_spike_lists (reset): empty spike lists */
 static void snnc_reset_spike_lists(
     int32_t* restrict ep_h__count,
     int64_t* restrict ep_h__length,
@@ -406,8 +403,7 @@ static void snnc_reset_spike_lists(
     }
 }
 
-/* phase spike_list_x (forward): EventProp: the spikes of x and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase spike_list_x (forward): EventProp: the spikes of x and what the backward pass reads of them */
 static void snnc_spike_list_x(
     const int64_t* restrict ep_x__capacity,
     int32_t* restrict ep_x__count,
@@ -443,8 +439,7 @@ static void snnc_spike_list_x(
     }
 }
 
-/* phase spike_list_h (forward): EventProp: the spikes of h and what the backward pass reads of them * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase spike_list_h (forward): EventProp: the spikes of h and what the backward pass reads of them */
 static void snnc_spike_list_h(
     float* restrict ep_h__D,
     const int64_t* restrict ep_h__capacity,
@@ -488,8 +483,7 @@ static void snnc_spike_list_h(
     }
 }
 
-/* phase reset_backward (reset): adjoints 0 at T * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase reset_backward (reset): adjoints 0 at T */
 static void snnc_reset_backward(
     const int64_t* restrict ep_h__capacity,
     int64_t* restrict ep_h__cursor,
@@ -533,8 +527,7 @@ static void snnc_reset_backward(
     ep_h__cursor[snnc_b] = (ep_h__capacity[0] > ep_h__length[snnc_b] ? ep_h__length[snnc_b] - 1 : ep_h__capacity[0] - 1);  /* the newest spike */
 }
 
-/* phase events_x_to_h (backward): EventProp: transmission and dL/dw of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase events_x_to_h (backward): EventProp: transmission and dL/dw of x_to_h */
 static void snnc_events_x_to_h(
     float* restrict ep_h__l__i__x_to_h,
     const int64_t* restrict ep_x__capacity,
@@ -573,8 +566,7 @@ static void snnc_events_x_to_h(
     }
 }
 
-/* phase events_h_to_out (backward): EventProp: transmission and dL/dw of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase events_h_to_out (backward): EventProp: transmission and dL/dw of h_to_out */
 static void snnc_events_h_to_out(
     float* restrict ep_h__D,
     const int64_t* restrict ep_h__capacity,
@@ -622,8 +614,7 @@ static void snnc_events_h_to_out(
     }
 }
 
-/* phase jump_h (backward): EventProp: jumps at the spikes of h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase jump_h (backward): EventProp: jumps at the spikes of h */
 static void snnc_jump_h(
     float* restrict ep_h__D,
     const int64_t* restrict ep_h__capacity,
@@ -663,8 +654,7 @@ static void snnc_jump_h(
     }
 }
 
-/* phase adjoint_h (backward): EventProp: readout drive and backward step of h (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase adjoint_h (backward): EventProp: readout drive and backward step of h (exact) */
 static void snnc_adjoint_h(
     float* restrict ep_h__l__i__x_to_h,
     float* restrict ep_h__l__v,
@@ -680,8 +670,7 @@ static void snnc_adjoint_h(
     }
 }
 
-/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase adjoint_out (backward): EventProp: readout drive and backward step of out (exact) */
 static void snnc_adjoint_out(
     const float* restrict ep_out__dly,
     float* restrict ep_out__l__i__h_to_out,
@@ -700,8 +689,7 @@ static void snnc_adjoint_out(
     }
 }
 
-/* phase loss_out (loss): cross-entropy of out's readout and dL/dy * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase loss_out (loss): cross-entropy of out's readout and dL/dy */
 static void snnc_loss_out(
     float* restrict ep_out__dly,
     const double* restrict lh_yinyang,
@@ -735,8 +723,7 @@ static void snnc_loss_out(
     }
 }
 
-/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_x_to_h (update): dL/dx_to_h summed over the trials, in trial order */
 static void snnc_gather_x_to_h(
     float* restrict ep_x_to_h__grad,
     double* restrict gs_x_to_h,
@@ -752,8 +739,7 @@ static void snnc_gather_x_to_h(
     }
 }
 
-/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase gather_h_to_out (update): dL/dh_to_out summed over the trials, in trial order */
 static void snnc_gather_h_to_out(
     float* restrict ep_h_to_out__grad,
     double* restrict gs_h_to_out,
@@ -769,8 +755,7 @@ static void snnc_gather_h_to_out(
     }
 }
 
-/* phase step_x_to_h (update): adam step of x_to_h * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_x_to_h (update): adam step of x_to_h */
 static void snnc_step_x_to_h(
     double* restrict gs_x_to_h,
     const double* restrict lb_x_to_h,
@@ -792,8 +777,7 @@ static void snnc_step_x_to_h(
     }
 }
 
-/* phase step_h_to_out (update): adam step of h_to_out * (its arrays are restrict parameters, not pointers loaded from the struct: compilers trust the
- * former, so its loops vectorise without run-time alias checks) */
+/* phase step_h_to_out (update): adam step of h_to_out */
 static void snnc_step_h_to_out(
     double* restrict gs_h_to_out,
     const double* restrict lb_h_to_out,
