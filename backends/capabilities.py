@@ -44,6 +44,9 @@ class Capabilities:
     #: the layouts whose projections may have trainable per-connection delays
     #: (`delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms)`), trained with eventprop
     trainable_delays: frozenset[str] = frozenset()
+    #: a per-timestep loss (`sparse_categorical_crossentropy(per_timestep = true)`): a dL/dy per step
+    #: for a population whose readout sums its variable
+    per_timestep_loss: bool = False
 
 
 def unsupported(
@@ -113,6 +116,9 @@ def unsupported(
     algorithm = _algorithm(network)
     if algorithm is None:
         return out
+    loss = network.train.loss
+    if loss is not None and loss.args.get("per_timestep") and not caps.per_timestep_loss:
+        refuse("has no per-timestep loss", loss.span, "use the c backend, or a per-trial loss")
     if algorithm not in caps.gradients:
         refuse(f"cannot train with {algorithm}", network.train.algorithm.span)
         return out

@@ -267,6 +267,15 @@ def _loss(network: Network, readout: str) -> str:
     call = network.train.loss if network.train is not None else None
     if call is None:
         return "mean_square_error" if readout == "var" else "sparse_categorical_crossentropy"
+    if call.args.get("per_timestep"):
+        raise DiagnosticError(
+            Diagnostic(
+                CODE_OPTION,
+                "e-prop's learning signal is already each step's error: per_timestep applies to eventprop",
+                call.span,
+                hint="remove per_timestep (e-prop with sum_var and this loss is per-timestep cross-entropy)",
+            )
+        )
     if call.name not in LOSSES:
         raise DiagnosticError(
             Diagnostic(

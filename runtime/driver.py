@@ -50,6 +50,17 @@ def readout_kinds(artefact: Any) -> dict[str, str]:
     return out
 
 
+def readout_vars(artefact: Any) -> dict[str, str]:
+    """Output population -> the variable its readout reads, from the manifest."""
+    pops = (getattr(artefact, "manifest", None) or {}).get("populations", {})
+    out = {}
+    for name, p in pops.items():
+        ro = p.get("readout") if isinstance(p, Mapping) else None
+        if isinstance(ro, Mapping) and ro.get("var"):
+            out[name] = str(ro["var"])
+    return out
+
+
 def duration(artefact: Any) -> float | None:
     d = getattr(artefact, "duration", None)
     if d is not None:

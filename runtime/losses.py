@@ -78,17 +78,26 @@ class Loss:
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """Softmax cross-entropy of `y / temperature` [batch, n] against integer labels [batch]."""
+    """Softmax cross-entropy of `y / temperature` [batch, n] against integer labels [batch].
+
+    With `per_timestep`, the per-timestep loss of mlGeNN's EventProp (`per_timestep_loss`, loss
+    shaping in Nowotny et al. 2025): y is the read variable at every step [batch, steps, n] (the
+    trainer records it), and the loss is each step's cross-entropy against the label, averaged over
+    the steps. The readout itself (avg_var, sum_var) still gives the prediction.
+    """
 
     name = "sparse_categorical_crossentropy"
 
-    def __init__(self, temperature: float = 1.0):
+    def __init__(self, temperature: float = 1.0, per_timestep: bool = False):
         if temperature <= 0:
             raise ValueError("temperature must be positive")
         self.temperature = float(temperature)
+        self.per_timestep = bool(per_timestep)
 
     def __call__(self, y, y_true, batch=None):
         y = np.asarray(y, dtype=np.float64)
+        if self.per_timestep:
+            return self._per_step(y, y_true, batch)
         if y.ndim != 2:
             raise ValueError(f"{self.name} needs y of shape [batch, n], got {y.shape}")
         b, n = y.shape
@@ -99,6 +108,19 @@ class SparseCategoricalCrossentropy(Loss):
         grad = p.copy()
         grad[rows, labels] -= 1.0
         return value, grad / (self.temperature * _rows(b, batch))
+
+    def _per_step(self, y: np.ndarray, y_true, batch: int | None) -> tuple[float, np.ndarray]:
+        if y.ndim != 3:
+            raise ValueError(f"{self.name}(per_timestep) needs y of shape [batch, steps, n], got {y.shape}")
+        b, steps, n = y.shape
+        labels = _labels(y_true, b, n)
+        p = _softmax(y / self.temperature)
+        rows = np.arange(b)
+        picked = p[rows, :, labels]  # [batch, steps]: every step's probability of the label
+        value = -_mean(np.log(np.maximum(picked, 1e-300)).mean(axis=1), batch)
+        grad = p.copy()
+        grad[rows, :, labels] -= 1.0
+        return value, grad / (self.temperature * steps * _rows(b, batch))
 
 
 class MeanSquareError(Loss):
@@ -241,7 +263,7 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 _ARGS = {
-    SparseCategoricalCrossentropy: ("temperature",),
+    SparseCategoricalCrossentropy: ("temperature", "per_timestep"),
     MeanSquareError: (),
     TimeToFirstSpikeCrossentropy: ("tau0", "tau1", "alpha", "t_nospike"),
     RelativeMeanSquareError: ("delta", "t_nospike"),

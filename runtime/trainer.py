@@ -131,8 +131,8 @@ class Trainer:
             out[p].reset()
         return out
 
-    def _forward(self, x_batch, cbs: CallbackList, idx: np.ndarray):
-        record = driver.record_request([*cbs.records(), *self.regularisers])
+    def _forward(self, x_batch, cbs: CallbackList, idx: np.ndarray, steps: Mapping[str, str] | None = None):
+        record = driver.record_request([*cbs.records(), *self.regularisers, *(steps or {}).items()])
         result = driver.run_batch(self.artefact, x_batch, record, idx)
         missing = [k for k in self._expected if k not in result.readouts]
         if missing:
@@ -152,7 +152,13 @@ class Trainer:
         n_all = n_batch if shared else n_real
         if learn:  # online rules (e-prop) need the targets during the forward pass
             driver.set_targets(self.artefact, y_batch)
-        result = self._forward(x_batch, cbs, idx)
+        # a per-timestep loss reads its population's variable at every step (recorded), not the readout
+        steps = {
+            pop: driver.readout_vars(self.artefact)[pop]
+            for pop, loss in losses.items()
+            if getattr(loss, "per_timestep", False)
+        }
+        result = self._forward(x_batch, cbs, idx, steps)
         cbs.on_forward(b, result, idx)
         total = 0.0
         dl: dict[str, np.ndarray] = {}
@@ -163,6 +169,9 @@ class Trainer:
             y_pred = y_full[:n_real]
             metric.update(y_pred, y_batch[pop])
             if pop in losses:
+                if pop in steps:
+                    y_full = np.asarray(result.vars[(pop, steps[pop])])
+                    y_pred = y_full[:n_real]
                 value, grad = (
                     losses[pop](y_pred, y_batch[pop], batch=n_all)
                     if shared

@@ -50,6 +50,7 @@ CAPABILITIES = Capabilities(
     per_neuron_params=True,
     trainable_params=True,
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
+    per_timestep_loss=True,
 )
 
 

@@ -242,3 +242,37 @@ def test_the_refractory_case_really_holds_neurons() -> None:
         art.run({"x": inputs(4)})
         counts[refrac] = spike_counts(art).sum()
     assert counts["5 ms"] < counts["0 ms"], counts
+
+
+def test_a_per_timestep_cross_entropy_matches_finite_differences() -> None:
+    """`sparse_categorical_crossentropy(per_timestep = true)` on an avg_var readout (mlGeNN's
+    per_timestep_loss): the loss is the mean over steps of each step's cross-entropy of v, so the
+    backward pass gets one dL/dv per step, and its gradient must match the FD of that loss."""
+    from snnc.runtime.artefact import RecordRequest
+
+    source = network(
+        "LIF", "LeakyIntegrate", "avg_var", "sparse_categorical_crossentropy(per_timestep = true)", seed=4
+    )
+    art = compile_double(source, dt=DT, duration=20.0, batch_size=4)
+    assert art.manifest["eventprop"]["outputs"]["out"]["per_step"]
+    x, target = inputs(4), _targets(VALUE_LOSS, 4)
+    loss = get_loss(VALUE_LOSS, {"per_timestep": True})
+    record = RecordRequest.of(vars=[("out", "v")])
+
+    def run():
+        return art.run({"x": x}, record)
+
+    def value(res):
+        return loss(res.vars[("out", "v")], target)
+
+    _, dl = value(run())
+    assert dl.shape == (4, 20000, 2)
+    grads = art.backward({"out": dl})
+    fd = fd_gradients(art, value, run, h=H, points=15)
+    per_trial = get_loss(VALUE_LOSS)(run().readouts["out"], target)[0]
+    assert value(run())[0] != pytest.approx(per_trial)  # a different loss from the readout's
+    for proj in ("x_to_h", "h_to_out"):
+        cos, rel = compare(grads[proj], fd[proj])
+        print(f"per-timestep {proj}: cos {cos:.5f} rel {rel:.4f}")
+        assert np.linalg.norm(fd[proj]) > 0
+        assert cos >= 0.99 and rel <= 0.05, f"{proj}: cos {cos:.4f}, rel {rel:.4f}"
