@@ -13,6 +13,7 @@ from typing import Any
 from snnc.ir.diagnostics import Span
 from snnc.runtime.datasets.analog import analog
 from snnc.runtime.datasets.digits import digits
+from snnc.runtime.datasets.evidence import evidence
 from snnc.runtime.datasets.npzdata import npz
 from snnc.runtime.datasets.pattern import sine_pattern
 from snnc.runtime.datasets.shd import shd, ssc
@@ -28,6 +29,7 @@ class DatasetError(RuntimeConfigError):
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "yinyang": yinyang,
     "digits": digits,
+    "evidence": evidence,
     "npz": npz,
     "analog": analog,
     "shd": shd,
