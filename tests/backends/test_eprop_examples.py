@@ -90,6 +90,52 @@ def test_normalised_mse_is_relative_to_the_target_variance():
 
 
 # --------------------------------------------------------------------------------------------------
+# evidence accumulation (the data set itself: tests/datasets/test_evidence.py)
+# --------------------------------------------------------------------------------------------------
+EVIDENCE = ROOT / "examples" / "eprop_evidence.snn"
+
+
+def test_evidence_example_reads_its_answer_in_the_recall_period():
+    from snnc.api import lower
+
+    net = lower(str(EVIDENCE))
+    assert net.train.data.name == "evidence"
+    data = load_dataset("evidence", {**net.train.data.args, "train": 20, "test": 4})  # fewer trials
+    assert net.train.duration == data.meta["duration"] and net.dt == data.meta["dt"]
+    assert data.num_inputs == net.populations["x"].size == 40
+    ro = net.populations["out"].readout
+    assert ro.kind == "avg_var" and ro.options["start"] == data.meta["recall_start"]
+    # rates arrive in base units: 7 cues of 100 ms at 40 Hz from 10 neurons, about 270 spikes a trial
+    cue_spikes = np.mean([np.sum(data.train.example(i)[1] < 20) for i in range(20)])
+    assert 220 < cue_spikes < 330
+
+
+def _tiny_evidence(tmp_path: Path) -> Path:
+    """The example with 3 cues of 20 ms, a 30 ms delay and a 20 ms recall (110 ms), 16 trials."""
+    src = EVIDENCE.read_text()
+    src = src.replace(
+        "evidence(train = 4096, test = 1024, seed = 1)",
+        "evidence(train = 16, test = 8, cues = 3, cue = 20 ms, gap = 10 ms, delay = 30 ms, recall = 20 ms)",
+    )
+    src = src.replace("duration   = 2250 ms", "duration   = 110 ms").replace(
+        "start = 2100 ms", "start = 90 ms"
+    )
+    src = src.replace("batch_size = 16", "batch_size = 8").replace("epochs     = 8", "epochs     = 2")
+    assert "cues = 3" in src and "start = 90 ms" in src and "epochs     = 2" in src
+    path = tmp_path / "tiny_evidence.snn"
+    path.write_text(src)
+    return path
+
+
+def test_evidence_example_checks_and_trains_a_tiny_version(tmp_path):
+    res = snnc("check", EVIDENCE, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    metrics, _ = _train_file(_tiny_evidence(tmp_path), tmp_path / "run")
+    assert len(metrics["epochs"]) == 2 and metrics["test"]["examples"] == 8
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and np.isfinite(metrics["epochs"][-1]["train"]["loss"])
+
+
+# --------------------------------------------------------------------------------------------------
 # diagnostics at the command line
 # --------------------------------------------------------------------------------------------------
 BAD = """
@@ -157,8 +203,12 @@ def test_underivable_models_are_cli_diagnostics(case, command, tmp_path):
 # the examples, trained as users train them (slow)
 # --------------------------------------------------------------------------------------------------
 def _train(example: str, out: Path, *extra: str) -> tuple[dict, float]:
+    return _train_file(ROOT / "examples" / example, out, *extra)
+
+
+def _train_file(path: Path, out: Path, *extra: str) -> tuple[dict, float]:
     begin = time.perf_counter()
-    res = snnc("train", ROOT / "examples" / example, "--out", out, "--quiet", *extra)
+    res = snnc("train", path, "--out", out, "--quiet", *extra)
     seconds = time.perf_counter() - begin
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return json.loads((out / "metrics.json").read_text()), seconds
@@ -189,3 +239,12 @@ def test_eprop_pattern_example_reaches_normalised_mse_below_0_1(tmp_path):
     first = metrics["epochs"][0]["train"]["mse"] / data.meta["target_variance"]
     assert first > 0.5  # it learnt the pattern, it did not start near it
     assert seconds < 600
+
+
+@pytest.mark.slow
+def test_eprop_evidence_example_clears_93_percent_on_held_out_trials(tmp_path):
+    """Bellec et al.'s task as the README trains it (about 45 min on one busy core)."""
+    metrics, _ = _train("eprop_evidence.snn", tmp_path, "--threads", "1")
+    test = metrics["test"]
+    assert test["examples"] == 1024
+    assert test["accuracy"] >= 0.93, test
