@@ -243,7 +243,7 @@ def test_eprop_pattern_example_reaches_normalised_mse_below_0_1(tmp_path):
 
 @pytest.mark.slow
 def test_eprop_evidence_example_clears_93_percent_on_held_out_trials(tmp_path):
-    """Bellec et al.'s task as the README trains it (about 45 min on one busy core)."""
+    """Bellec et al.'s task as the README trains it (40 min wall, 30 min CPU on one busy core)."""
     metrics, _ = _train("eprop_evidence.snn", tmp_path, "--threads", "1")
     test = metrics["test"]
     assert test["examples"] == 1024
