@@ -39,25 +39,24 @@ def readout_kinds(artefact: Any) -> dict[str, str]:
     kinds = getattr(artefact, "readouts", None)
     if kinds:
         return dict(kinds)
-    pops = (getattr(artefact, "manifest", None) or {}).get("populations", {})
-    out = {}
-    for name, p in pops.items():
-        ro = p.get("readout") if isinstance(p, Mapping) else None
-        if isinstance(ro, Mapping) and ro.get("kind"):
-            out[name] = str(ro["kind"])
-        elif isinstance(ro, str):
-            out[name] = ro
-    return out
+    return {name: str(ro["kind"]) for name, ro in _manifest_readouts(artefact).items() if ro.get("kind")}
 
 
 def readout_vars(artefact: Any) -> dict[str, str]:
     """Output population -> the variable its readout reads, from the manifest."""
+    return {name: str(ro["var"]) for name, ro in _manifest_readouts(artefact).items() if ro.get("var")}
+
+
+def _manifest_readouts(artefact: Any) -> dict[str, Mapping[str, Any]]:
+    """Population -> its readout as the manifest has it ({kind, var, options}; a bare kind is read as one)."""
     pops = (getattr(artefact, "manifest", None) or {}).get("populations", {})
-    out = {}
+    out: dict[str, Mapping[str, Any]] = {}
     for name, p in pops.items():
         ro = p.get("readout") if isinstance(p, Mapping) else None
-        if isinstance(ro, Mapping) and ro.get("var"):
-            out[name] = str(ro["var"])
+        if isinstance(ro, Mapping):
+            out[name] = ro
+        elif isinstance(ro, str):
+            out[name] = {"kind": ro}
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from snnc.runtime import kernel_loop
 from snnc.runtime.encoding import latency_encode
+from snnc.runtime.numerics import NumericalFaultError
 from snnc.runtime.trainer import Trainer
 
 from snnc.api import compile_network
@@ -72,3 +73,34 @@ def assert_same(a: tuple, b: tuple, rtol: float = 1e-10, keys: Iterable[str] | N
     for ha, hb in zip(tr_a.history, tr_b.history, strict=True):
         assert ha["train"]["accuracy"] == hb["train"]["accuracy"]
         assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=rtol)
+
+
+def check_label_range_refused(source: str) -> None:
+    """A label out of range is refused before the kernel indexes the readout with it."""
+    net = compile_network(source, precision="double", batch_size=BATCH)
+    trainer = Trainer(net.artefact, "sparse_categorical_crossentropy", "adam", BATCH)
+    x, y = data()
+    y["out"][4] = 3
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        trainer.train(x, y, 1, callbacks=())
+
+
+def check_nan_gradient_stops_before_the_step(source: str, key: str) -> None:
+    """A NaN in the gathered gradient of `key` stops the batch before any weight moves."""
+    net = compile_network(source, precision="double", batch_size=BATCH)
+    art = net.artefact
+    learning = art.learning
+    forward_backward = learning.forward_backward
+
+    def poisoned(*args: Any) -> Any:
+        outcome = forward_backward(*args)
+        outcome.grads[key][0, 0] = np.nan
+        return outcome
+
+    learning.forward_backward = poisoned
+    before = art.get_weights()
+    trainer = Trainer(art, "sparse_categorical_crossentropy", "adam", BATCH)
+    with pytest.raises(NumericalFaultError, match=key):
+        trainer.train(*data(), 1, callbacks=())
+    for name, w in art.get_weights().items():
+        np.testing.assert_array_equal(w, before[name])

@@ -15,12 +15,11 @@ from pathlib import Path
 import kernel_learning_check as check
 import numpy as np
 import pytest
+from kernel_learning_check import check_label_range_refused, check_nan_gradient_stops_before_the_step
 from kernel_learning_check import data as _data
 from kernel_learning_check import train as _train
 from snnc.runtime.callbacks import Callback
-from snnc.runtime.numerics import NumericalFaultError
 from snnc.runtime.optimisers import SGD, Adam
-from snnc.runtime.trainer import Trainer
 
 from snnc.api import compile_network
 
@@ -150,32 +149,11 @@ def test_genn_asks_for_the_eprop_kernel_without_learning_phases(source):
 
 
 def test_a_label_out_of_range_is_refused_before_the_kernel_reads_it(source):
-    net = compile_network(source, precision="double", batch_size=3)
-    trainer = Trainer(net.artefact, "sparse_categorical_crossentropy", "adam", 3)
-    x, y = _data()
-    y["out"][4] = 3
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
-        trainer.train(x, y, 1, callbacks=())
+    check_label_range_refused(source)
 
 
 def test_a_non_finite_gradient_stops_before_the_weights_move(source):
-    net = compile_network(source, precision="double", batch_size=3)
-    art = net.artefact
-    learning = art.learning
-    forward_backward = learning.forward_backward
-
-    def poisoned(*args):
-        outcome = forward_backward(*args)
-        outcome.grads["h_to_h"][0, 0] = np.nan
-        return outcome
-
-    learning.forward_backward = poisoned
-    before = art.get_weights()
-    trainer = Trainer(art, "sparse_categorical_crossentropy", "adam", 3)
-    with pytest.raises(NumericalFaultError, match="h_to_h"):
-        trainer.train(*_data(), 1, callbacks=())
-    for key, w in art.get_weights().items():
-        np.testing.assert_array_equal(w, before[key])
+    check_nan_gradient_stops_before_the_step(source, "h_to_h")
 
 
 def test_evaluation_after_kernel_training_runs_without_targets(source):
