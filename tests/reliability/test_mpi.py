@@ -256,7 +256,7 @@ train yy {
     optimizer  = adam(lr = 0.01)
     schedule   = exponential_decay(gamma = 0.9)
     augment    = (shift(max = 1), blend(n = 2, p = 0.5))
-    data       = yinyang(train = 3000, test = 100, t_min = 2 ms, t_max = 27 ms, bias = true)
+    data       = yinyang(train = 16000, test = 100, t_min = 2 ms, t_max = 27 ms, bias = true)
     validation_split = 0.1
     dt         = 0.1 ms
     duration   = 30 ms
