@@ -419,17 +419,22 @@ class GeNNArtefact:
             return grads
         if not self.module.MAX_SPIKES:
             raise NotImplementedError("backward() needs a module with a backward pass or online learning")
+        # the batch's spike counts, summed over every rank's rows: once per batch, on every rank (a
+        # rank whose share is empty too), so that the collective matches across ranks
+        counts = self._count_sums(self._real_rows)
         if self._last is None:
-            return self._backward_device(dl_dy)
+            return self._backward_device(dl_dy, counts)
         rows, steps = self._last
         live, self._last, self._live_row = self._live_row, None, None
         real = range(self._real_rows)  # padding rows of a short last batch are not differentiated
         order = [b for b in [live, *(b for b in range(len(rows)) if b != live)] if b in real]
+        if not order:  # an MPI rank whose share of the batch is empty: zero gradients, every key
+            return self._pull_gradients(0)
         total: dict[str, np.ndarray] = {}
         for b in order:
             if b != live:
                 self._run_device(rows[b], None, steps)
-            grads = self._backward_device({k: np.asarray(v)[b : b + 1] for k, v in dl_dy.items()})
+            grads = self._backward_device({k: np.asarray(v)[b : b + 1] for k, v in dl_dy.items()}, counts)
             for name, g in grads.items():
                 total[name] = total[name] + g if name in total else g
         return total
@@ -437,10 +442,16 @@ class GeNNArtefact:
     def _count_sums(self, rows: int) -> tuple[dict[str, np.ndarray], float]:
         """Spike counts of the batch's real rows summed per population, and the number of trials
         they span; under data-parallel training (`count_reduce`), summed over every rank's rows."""
-        pops = sorted(p for p, g in self.pops.items() if "t_spike_count_sum" in g.vars and p in self._counts)
+        pops = sorted(p for p, g in self.pops.items() if "t_spike_count_sum" in g.vars)
         if not pops:
             return {}, float(rows)
-        parts = [self._counts[p][:rows].sum(axis=0, dtype=np.float64) for p in pops]
+        # the same buffer on every rank: a rank whose share was empty adds zeros
+        parts = [
+            self._counts[p][:rows].sum(axis=0, dtype=np.float64)
+            if rows and p in self._counts
+            else np.zeros(int(self.module.POPULATIONS[p]["size"]))
+            for p in pops
+        ]
         buffer = np.concatenate([*parts, [float(rows)]])
         if self.count_reduce is not None:
             self.count_reduce(buffer)
@@ -450,12 +461,13 @@ class GeNNArtefact:
             at += part.size
         return sums, float(buffer[-1])
 
-    def _backward_device(self, dl_dy: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _backward_device(
+        self, dl_dy: Mapping[str, np.ndarray], counts: tuple[dict[str, np.ndarray], float]
+    ) -> dict[str, np.ndarray]:
         """Push what the backward steps read (the kernel's TARGET arrays, GeNN vars `t_<var>`), run
         them, reduce dg. dL/dy of outputs and the trainer's `"<pop>.spike_count"` dL/d(count) are per
         row; spike counts summed over the batch's real rows and their number `q_B` are shared."""
-        rows = self._real_rows
-        sums, trials = self._count_sums(rows)
+        sums, trials = counts
         for pop, group in self.pops.items():
             size = int(self.module.POPULATIONS[pop]["size"])
             values = {

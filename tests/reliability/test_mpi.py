@@ -314,6 +314,27 @@ def test_a_killed_rank_stops_the_others_and_resume_on_another_count_finishes_the
     assert_same_run(tmp_path / "straight", out, 3)
 
 
+@pytest.mark.genn
+@pytest.mark.skipif(
+    importlib.util.find_spec("pygenn") is None, reason="pygenn is not installed (extra 'genn')"
+)
+def test_the_genn_backend_on_3_ranks_trains_to_its_single_process_weights(tmp_path, env):
+    """GeNN takes the same path: a regularised recurrent network on 3 ranks, whose last batch leaves
+    one rank without rows (it must still join the counts' and the gradients' allreduce, with zeros),
+    gives the single-process GeNN checkpoint bit for bit."""
+    source = RECURRENT.replace(
+        "    seed       = 1", "    regularisation = spike_count(strength = 1e-4, nu = 3)\n    seed = 1"
+    ).replace("epochs     = 2", "epochs     = 1")
+    path = tmp_path / "net.snn"
+    path.write_text(source)
+    genn_env = {**env, "SNNC_GENN_BACKEND": "single_threaded_cpu"}
+    one = train(genn_env, 1, path, tmp_path / "one", "--backend", "genn", timeout=600)
+    assert one.returncode == 0, one.stderr
+    many = train(genn_env, 3, path, tmp_path / "many", "--backend", "genn", timeout=600)
+    assert many.returncode == 0, many.stdout + many.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "many", 3)
+
+
 def test_a_regulariser_inside_the_backward_pass_sees_the_whole_global_batch(tmp_path, env):
     """EventProp's compiled spike-count regulariser reads the batch's summed spike counts and its
     number of trials: the ranks sum both (one small allreduce) before each backward pass, so 3 ranks
