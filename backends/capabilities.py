@@ -116,9 +116,8 @@ def unsupported(
     algorithm = _algorithm(network)
     if algorithm is None:
         return out
-    loss = network.train.loss
-    if loss is not None and loss.args.get("per_timestep") and not caps.per_timestep_loss:
-        refuse("has no per-timestep loss", loss.span, "use the c backend, or a per-trial loss")
+    if network.train.per_timestep_loss and not caps.per_timestep_loss:
+        refuse("has no per-timestep loss", network.train.loss.span, "use the c backend, or a per-trial loss")
     if algorithm not in caps.gradients:
         refuse(f"cannot train with {algorithm}", network.train.algorithm.span)
         return out

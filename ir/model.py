@@ -345,6 +345,12 @@ class TrainSpec:
     options: dict[str, Any] = field(default_factory=dict)  # anything else written in the block
     span: Span | None = None
 
+    @property
+    def per_timestep_loss(self) -> bool:
+        """`loss = sparse_categorical_crossentropy(per_timestep = true)`: the loss reads the readout's
+        variable at every step, not the readout."""
+        return self.loss is not None and bool(self.loss.args.get("per_timestep", False))
+
 
 @dataclass(frozen=True)
 class Network:

@@ -267,7 +267,7 @@ def _loss(network: Network, readout: str) -> str:
     call = network.train.loss if network.train is not None else None
     if call is None:
         return "mean_square_error" if readout == "var" else "sparse_categorical_crossentropy"
-    if call.args.get("per_timestep"):
+    if network.train.per_timestep_loss:
         raise DiagnosticError(
             Diagnostic(
                 CODE_OPTION,

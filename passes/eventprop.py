@@ -118,25 +118,20 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
     var = ro.var or next(iter(model.states), None)
     if var not in model.states:
         _fail(f"readout variable '{var}' is not a state of the model", pop, ro.span, code=ALGO)
-    step_t = K_STEP * DT
-    if per_timestep(network):
-        loss_span = network.train.loss.span
-        if ro.kind not in ("avg_var", "sum_var") or ro.windowed:
-            _fail(
-                f"a per-timestep loss reads the readout variable at every step; readout {ro.kind}"
-                + (" with a window" if ro.windowed else "")
-                + " has none to read",
-                pop,
-                loss_span,
-                "use readout = avg_var(v) or sum_var(v), or a per-trial loss",
-                ALGO,
-            )
-        # the loss is Σ_k l(v_k): each step's dL/dv_k drives the adjoint at that step, as a var readout's
-        when = "every step; dL_dy of step k (per-timestep loss)"
-        cont = DL_DY * sympy.DiracDelta(sym("t") - step_t - DT)
-        return ReadoutDrive(pop.name, "var", var, names.adjoint(var), cont, DL_DY, when=when)
+    per_timestep = network.train is not None and network.train.per_timestep_loss
+    if per_timestep and (ro.kind not in ("avg_var", "sum_var") or ro.windowed):
+        _fail(
+            f"a per-timestep loss reads the readout variable at every step; readout {ro.kind}"
+            + (" with a window" if ro.windowed else "")
+            + " has none to read",
+            pop,
+            network.train.loss.span,
+            "use readout = avg_var(v) or sum_var(v), or a per-trial loss",
+            ALGO,
+        )
     if ro.windowed:
         return _windowed_drive(pop, ro, var, network.dt)
+    step_t = K_STEP * DT
     forms = {
         "var": (DL_DY * sympy.DiracDelta(sym("t") - step_t - DT), DL_DY, "every step; dL_dy of step k"),
         "avg_var": (DL_DY / T_DUR, DL_DY / K_TOTAL, "every step"),
@@ -148,17 +143,15 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
         "sum_var": (DL_DY / DT, DL_DY, "every step"),
         "max_var": (DL_DY * sympy.DiracDelta(sym("t") - sym(names.ARGMAX_TIME)), DL_DY, "argmax step only"),
     }
+    if per_timestep:  # the loss is Σ_k l(v_k): each step's dL/dv_k drives the adjoint, as a var readout's
+        cont, step, when = forms["var"]
+        return ReadoutDrive(
+            pop.name, "var", var, names.adjoint(var), cont, step, when=when + " (per-timestep loss)"
+        )
     if ro.kind not in forms:
         _fail(f"readout '{ro.kind}' is not supported by eventprop", pop, ro.span, code=ALGO)
     cont, step, when = forms[ro.kind]
     return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, step, when=when)
-
-
-def per_timestep(network: Network) -> bool:
-    """Whether the train block's loss is per timestep (`sparse_categorical_crossentropy(per_timestep
-    = true)`): it then differentiates the read variable at every step, not the readout."""
-    loss = network.train.loss if network.train is not None else None
-    return loss is not None and bool(loss.args.get("per_timestep", False))
 
 
 def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  # noqa: ANN001

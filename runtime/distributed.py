@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -221,6 +221,22 @@ def share_counts(w: World, artefact: Any) -> None:
     pass (one small allreduce per batch, only where the network has such a regulariser)."""
     if w.distributed and hasattr(artefact, "count_reduce"):
         artefact.count_reduce = w.allreduce
+
+
+def summed_counts(
+    parts: Sequence[np.ndarray], trials: int, reduce: Callable[[np.ndarray], None] | None
+) -> tuple[list[np.ndarray], float]:
+    """A compiled regulariser's batch statistics: per-population spike counts and the trials they
+    span, packed into one float64 buffer and, under data-parallel training (`reduce`, an
+    artefact's `count_reduce`), summed over the ranks in one collective."""
+    buffer = np.concatenate([*(np.asarray(p, np.float64) for p in parts), [float(trials)]])
+    if reduce is not None:
+        reduce(buffer)
+    out, at = [], 0
+    for part in parts:
+        out.append(buffer[at : at + np.size(part)])
+        at += np.size(part)
+    return out, float(buffer[-1])
 
 
 def reduce_epoch(w: World, loss_sum: float, metrics: Mapping[str, Any]) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from snnc.runtime.artefact import RecordRequest, RunResult
+from snnc.runtime.distributed import summed_counts
 from snnc.runtime.encoding import batch_spikes
 
 from .build import prefer_passive_wait
@@ -581,14 +582,10 @@ class NativeArtefact:
             parts = [
                 self._arrays[a["cnt"]][:rows].sum(axis=0, dtype=np.float64) for a in regularised.values()
             ]
-            counts = np.concatenate([*parts, [float(rows)]])
-            if self.count_reduce is not None:
-                self.count_reduce(counts)
-            at = 0
-            for part, arrays in zip(parts, regularised.values(), strict=True):
-                self._arrays[arrays["nsum"]] = aligned_copy(counts[at : at + part.size], np.float64)
-                self._arrays[arrays["ntrials"]] = aligned_copy(counts[-1:], np.float64)
-                at += part.size
+            sums, trials = summed_counts(parts, rows, self.count_reduce)
+            for total, arrays in zip(sums, regularised.values(), strict=True):
+                self._arrays[arrays["nsum"]] = aligned_copy(total, np.float64)
+                self._arrays[arrays["ntrials"]] = aligned_copy(np.array([trials]), np.float64)
         if rows > 0:
             struct = self._struct()
             rc = self._lib.snnc_backward(ctypes.byref(struct), rows, steps, 0)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from snnc.ir import names
 from snnc.runtime.artefact import RecordRequest, RunResult
+from snnc.runtime.distributed import summed_counts
 from snnc.runtime.driver import checked_targets
 
 
@@ -452,14 +453,8 @@ class GeNNArtefact:
             else np.zeros(int(self.module.POPULATIONS[p]["size"]))
             for p in pops
         ]
-        buffer = np.concatenate([*parts, [float(rows)]])
-        if self.count_reduce is not None:
-            self.count_reduce(buffer)
-        sums, at = {}, 0
-        for pop, part in zip(pops, parts, strict=True):
-            sums[pop] = buffer[at : at + part.size]
-            at += part.size
-        return sums, float(buffer[-1])
+        sums, trials = summed_counts(parts, rows, self.count_reduce)
+        return dict(zip(pops, sums, strict=True)), trials
 
     def _backward_device(
         self, dl_dy: Mapping[str, np.ndarray], counts: tuple[dict[str, np.ndarray], float]
