@@ -150,6 +150,11 @@ class NativeArtefact:
         self._pending_events: weakref.ref[EventsView] | None = None
         self._events_used: dict[str, int] = {}
         self._records = [a for a in self._specs if a["kind"] == "record"]
+        #: records that only the backward pass reads (an Euler step's or a param gradient's
+        #: trajectory): kept from batch to batch, since the forward pass writes every element
+        #: ([batch, steps, n] arrays of up to 100 MB, whose fresh pages cost more than the batch's
+        #: delivery did); never one a caller asked for, which its result owns
+        self._own_records: set[str] = set()
         resettable = ("state", "synapse_state", "internal", "readout", "ring", "events", "grad_state")
         self._resets = [(a["name"], a["init"]) for a in self._specs if a["kind"] in resettable]
         #: what `forward` refills: not what the kernel's own reset phases (or every step) write, nor
@@ -411,18 +416,15 @@ class NativeArtefact:
     ) -> None:
         """Run the batch (again, after a spike list grew); `resets`: the arrays to refill first
         (default: every per-trial array)."""
+        own = set()
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
-            for names in self._ep["trajectory"].values():
-                recs.update(dict.fromkeys(names))
+            own = {n for names in self._ep["trajectory"].values() for n in names if n not in recs}
+            recs.update(dict.fromkeys(own))
         while True:  # once, or again after an EventProp spike list grew (same seed: same run)
             self.reset() if resets is None else self._reset(resets)  # a subclass may add to reset
             self._set_inputs(inputs, example_ids)
             for a in self._records:
-                want = a["name"] in recs
-                if want or self._arrays.get(a["name"]) is not None:
-                    self._arrays[a["name"]] = (
-                        aligned_zeros(self._shape(a, steps), self._dtype(a)) if want else None
-                    )
+                self._bind_record(a, a["name"] in recs, a["name"] in own, steps)
             struct = self._struct()
             rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
             if rc != 0:
@@ -433,6 +435,25 @@ class NativeArtefact:
         # the batch's real rows (the rest is padding): the backward pass differentiates only these
         rows = self._batch if example_ids is None else min(len(example_ids), self._batch)
         self._rows = int(rows)
+
+    def _bind_record(self, spec: dict[str, Any], want: bool, own: bool, steps: int) -> None:
+        """A record array for this run: none unless wanted; the last one when it is the loader's
+        own and of the same shape (see `_own_records`), else a fresh one."""
+        name = spec["name"]
+        last = self._arrays.get(name)
+        if not want:
+            if last is not None:
+                self._arrays[name] = None
+            self._own_records.discard(name)
+            return
+        shape, dtype = self._shape(spec, steps), self._dtype(spec)
+        if own and name in self._own_records and last.shape == shape and last.dtype == np.dtype(dtype):
+            return
+        self._arrays[name] = aligned_zeros(shape, dtype)
+        if own:
+            self._own_records.add(name)
+        else:
+            self._own_records.discard(name)
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         """Call the library's time loop (a hook: gradient artefacts call their own entry point)."""

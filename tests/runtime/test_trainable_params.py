@@ -189,3 +189,37 @@ def test_snnc_train_reports_checkpoints_and_resumes_the_params(tmp_path: Path) -
     again = subprocess.run([*cmd, "--epochs", "3", "--resume"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "epoch 3/3" in again.stdout and "params: tau_mem_h" in again.stdout
+
+
+def test_the_trajectory_a_param_gradient_reads_is_kept_between_batches(tmp_path: Path) -> None:
+    """tau_mem's gradient reads the recorded trajectory of h's states, which the loader keeps from
+    batch to batch instead of allocating it anew; a second batch's gradients still equal a fresh
+    artefact's, and a record the caller asked for is never written by a later batch."""
+    from snnc.runtime.artefact import RecordRequest
+
+    rng = np.random.default_rng(9)
+    batches = [
+        [(np.sort(rng.uniform(1.0, 12.0, 3)), rng.integers(0, 3, 3)) for _ in range(4)] for _ in range(2)
+    ]
+    loss = get_loss("sparse_categorical_crossentropy")
+
+    def gradients(art, x):  # noqa: ANN001, ANN202
+        res = art.run({"x": x})
+        return art.backward({"out": loss(res.readouts["out"], TARGET)[1]})
+
+    art = _compile(tmp_path, PER_NEURON, dt=0.1)
+    own = art._ep["trajectory"]["h"]
+    assert own, "tau_mem's gradient must read a trajectory"
+    gradients(art, batches[0])
+    kept = {n: art._arrays[n] for n in own}
+    second = gradients(art, batches[1])
+    assert all(art._arrays[n] is kept[n] for n in own), "the trajectory arrays were allocated anew"
+    fresh = gradients(_compile(tmp_path, PER_NEURON, dt=0.1), batches[1])
+    for key in fresh:
+        np.testing.assert_array_equal(second[key], fresh[key], err_msg=key)
+
+    asked = RecordRequest.of(vars=[("h", "v")])
+    mine = art.run({"x": batches[0]}, asked).vars[("h", "v")]
+    snapshot = mine.copy()
+    gradients(art, batches[1])
+    np.testing.assert_array_equal(mine, snapshot)
