@@ -267,13 +267,16 @@ class Loop:
 
     `prologue` runs once before the first point, and only if there is one (work shared by every
     point of a sparse space, e.g. per post neuron values needed only at steps with spikes); its
-    locals are visible in `body`, the loop's indices are not bound in it."""
+    locals are visible in `body`, the loop's indices are not bound in it. `independent`: see below."""
 
     space: Space
     body: tuple[Stmt, ...]
     vars: dict[str, Index] = field(default_factory=dict)
     comment: str = ""
     prologue: tuple[Stmt, ...] = ()
+    #: the points write disjoint elements and read none that another point writes, so a printer may
+    #: run them in any order or at once (vectorised) where the compiler cannot prove it
+    independent: bool = False
 
     def __post_init__(self) -> None:
         if not self.vars:  # default: fresh indices named after the space's bindings

@@ -177,6 +177,7 @@ def deliver(
                 Row(proj.name, PRE),
                 (let, Store(buffer[BATCH, ahead(now, s, S), J], weight, "+=", "arrives in s steps")),
                 {"j": J, "q": Q},
+                independent=True,
             ),
         ),
         {"i": PRE},

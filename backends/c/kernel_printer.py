@@ -378,6 +378,7 @@ class _Phase:
             "j": f"snnc_{loop.vars['j'].name}",
             "q": f"snnc_{loop.vars['q'].name}",
             "geo": dict(info.geometry),
+            "independent": loop.independent,
         }
         pad = "    " * depth
         sums = self.invariant_sums(loop)

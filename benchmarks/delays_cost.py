@@ -1,0 +1,124 @@
+"""What learnable delays cost: training time of `examples/shd_delays.snn` against the same network
+without delays (issue 15: at most 1.5x).
+
+    python benchmarks/delays_cost.py [--rounds 3] [--batches 4] [--batch-size 32] [--threads 1]
+
+Both variants are compiled from the example's own text; the one without delays drops the two
+`delay = Trainable(...)` arguments and keeps everything else (trainable per-neuron time constants,
+the spike-count regulariser, EventProp, Adam). They train on the same seeded SHD-shaped batches
+(`_synthetic_shd.py`: 700 channels, 1000 steps of 1 ms, 20 classes) from their own initial weights,
+taking turns every round (with delays, without, without, with, ...) so that both see the same load.
+Timed per batch: wall and CPU seconds of `Trainer.train` on one batch (forward, loss, backward,
+optimiser step); input conversion and compilation are outside the timing.
+
+Prints per variant the median seconds per batch with min and max, and the ratio with/without per
+round; the last line is one JSON object (`ratio_wall`, `ratio_cpu`: median, min, max over rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = HERE.parent / "examples" / "shd_delays.snn"
+sys.path.insert(0, str(HERE))
+
+#: `, delay = Trainable(<one level of nested parentheses>)` as written in the example
+_TRAINABLE_DELAY = re.compile(r",\s*delay\s*=\s*Trainable\((?:[^()]|\([^()]*\))*\)")
+
+
+def sources() -> dict[str, str]:
+    """The example as written and the same text without its learnable delays."""
+    with_delays = EXAMPLE.read_text()
+    without, n = _TRAINABLE_DELAY.subn("", with_delays)
+    if n != 2:
+        raise SystemExit(f"expected two learnable delays in {EXAMPLE}, found {n}: update this benchmark")
+    return {"delays": with_delays, "no_delays": without}
+
+
+def _variant(source: str, batch: int, threads: int):  # noqa: ANN202
+    import snnc
+
+    net = snnc.compile(source, batch_size=batch, seed=1)
+    net.set_threads(threads)
+    return net.make_trainer(batch_size=batch)
+
+
+def _batch(index: int, batch: int) -> tuple[dict, dict]:
+    from _synthetic_shd import DT_MS, N_CHANNELS, make_batch, raster_to_times_ids
+    from snnc.runtime.encoding import preprocess_spikes
+
+    raster, labels = make_batch(index, batch, seed=0)
+    x = [preprocess_spikes(t, ids, N_CHANNELS) for t, ids in raster_to_times_ids(raster, DT_MS)]
+    for example in x:
+        _ = example.by_time  # cached per example: part of input conversion, not of training
+    return {"x": x}, {"out": labels}
+
+
+def _timed(trainer, x: dict, y: dict) -> tuple[float, float]:  # noqa: ANN001
+    wall, cpu = time.perf_counter(), time.process_time()
+    trainer.train(x, y, 1, shuffle=False, callbacks=())
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=4, help="training batches per variant and round")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    trainers = {name: _variant(src, args.batch_size, args.threads) for name, src in sources().items()}
+    data = [_batch(b, args.batch_size) for b in range(args.batches + 1)]
+    for trainer in trainers.values():  # one untimed batch each: first-touch allocations
+        _timed(trainer, *data[-1])
+
+    per_batch: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in trainers}
+    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
+    for r in range(args.rounds):
+        order = list(trainers) if r % 2 == 0 else list(reversed(trainers))
+        medians: dict[str, dict[str, float]] = {}
+        for name in order:
+            walls, cpus = zip(*(_timed(trainers[name], *data[b]) for b in range(args.batches)), strict=True)
+            per_batch[name]["wall"] += walls
+            per_batch[name]["cpu"] += cpus
+            medians[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus)}
+        for clock in ratios:
+            ratios[clock].append(medians["delays"][clock] / medians["no_delays"][clock])
+        print(
+            f"round {r + 1}: with delays {medians['delays']['wall']:.3f} s/batch, "
+            f"without {medians['no_delays']['wall']:.3f} s/batch, "
+            f"ratio wall {ratios['wall'][-1]:.2f}, cpu {ratios['cpu'][-1]:.2f}",
+            flush=True,
+        )
+    summary = {name: {clock: _spread(v) for clock, v in clocks.items()} for name, clocks in per_batch.items()}
+    for name, clocks in summary.items():
+        w = clocks["wall"]
+        print(f"{name:>10}: {w['median']:.3f} s/batch wall (min {w['min']:.3f}, max {w['max']:.3f})")
+    print(
+        json.dumps(
+            {
+                "benchmark": "delays_cost",
+                "batch_size": args.batch_size,
+                "threads": args.threads,
+                "seconds_per_batch": summary,
+                "ratio_wall": _spread(ratios["wall"]),
+                "ratio_cpu": _spread(ratios["cpu"]),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
