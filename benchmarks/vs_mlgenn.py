@@ -73,6 +73,24 @@ def _snnc_epoch(case, x, y, epoch: int) -> tuple[float, float]:  # noqa: ANN001
     return seconds, float(next(iter(metrics.values())).result)
 
 
+def _cross_evaluation(case_name: str, ml: Any, case, xt, yt) -> dict[str, float]:  # noqa: ANN001
+    """Each contestant's trained weights (batch 1) evaluated by the other's forward pass: equal
+    figures on the diagonal and across say the two forward passes agree, so a gap in test accuracy
+    comes from the weights each learned, not from how each evaluates. Yin-Yang only (digits scales
+    mlGeNN's weights)."""
+    if case_name != "yinyang":
+        return {}
+    net, _ = case
+    mine = {k: np.array(v, dtype=np.float32) for k, v in net.weights.items()}
+    theirs = {k: np.array(v, dtype=np.float32) for k, v in ml.trained.items()}
+    net.set_weights(theirs)
+    out = {"snnc_evaluates_mlgenn_weights": _snnc_test(case, xt, yt)}
+    net.set_weights(mine)
+    spikes, labels = _mlgenn_spikes(xt["x"]), np.asarray(yt["out"])
+    out["mlgenn_evaluates_snnc_b1_weights"] = ml.test(spikes, labels, mine)
+    return out
+
+
 def _snnc_test(case, x, y) -> float:  # noqa: ANN001
     _, trainer = case
     metrics, _ = trainer.evaluate(x, y, callbacks=[])
@@ -158,12 +176,18 @@ class MLGeNN:
         for name, conn in self.connections.items():
             conn.connectivity.weight = trained[name]
 
-    def test(self, spikes: Any, labels: np.ndarray) -> float:
-        """Test accuracy of the trained weights through mlGeNN's InferenceCompiler."""
+    def test(self, spikes: Any, labels: np.ndarray, weights: dict[str, np.ndarray] | None = None) -> float:
+        """Test accuracy through mlGeNN's InferenceCompiler: of the trained weights, or of `weights`
+        (another contestant's, for the cross-evaluation)."""
         from ml_genn.compilers import InferenceCompiler
 
-        self._set_trained()
-        self.compiled.__exit__(None, None, None)  # mlGeNN runs one compiled network at a time
+        if self.compiled is not None:
+            self._set_trained()
+            self.trained = {n: np.array(c.connectivity.weight) for n, c in self.connections.items()}
+            self.compiled.__exit__(None, None, None)  # mlGeNN runs one compiled network at a time
+            self.compiled = None
+        for name, conn in self.connections.items():
+            conn.connectivity.weight = (weights or self.trained)[name]
         compiler = InferenceCompiler(
             evaluate_timesteps=STEPS,
             batch_size=1,
@@ -311,6 +335,7 @@ def main() -> int:
         )
     test = {"mlgenn_b1": ml.test(_mlgenn_spikes(xt["x"]), np.asarray(yt["out"]))}
     test.update({name: _snnc_test(case, xt, yt) for name, case in cases.items()})
+    cross = _cross_evaluation(args.case, ml, cases["snnc_b1"], xt, yt)
     summary = {name: _spread(values) for name, values in seconds.items()}
     ratios = {
         f"mlgenn_b1_over_{name}": summary["mlgenn_b1"]["median"] / summary[name]["median"] for name in cases
@@ -321,6 +346,8 @@ def main() -> int:
             f"{name:10s} {s['median']:.2f} s/epoch (min {s['min']:.2f}, max {s['max']:.2f}); "
             f"train acc per epoch {' '.join(f'{a:.3f}' for a in accuracy[name])}; test acc {test[name]:.3f}"
         )
+    for key, value in cross.items():
+        print(f"{key}: test acc {value:.3f}")
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}x")
     print(
@@ -336,6 +363,7 @@ def main() -> int:
                 "seconds_per_epoch": summary,
                 "train_accuracy": accuracy,
                 "test_accuracy": test,
+                "cross_evaluation": cross,
                 "speed_ratios": ratios,
             }
         )
