@@ -1,7 +1,7 @@
 """snnc against mlGeNN (Yin-Yang EventProp, digits e-prop): seconds and learning per epoch, same run.
 
     python benchmarks/vs_mlgenn.py [--case yinyang|digits] [--epochs 6] [--train 5000] [--test 1000]
-                                   [--threads 1] [--seed N]
+                                   [--threads 1] [--seed N] [--compare-gradients N]
 
 The network of examples/yinyang_eventprop.snn (5 spike inputs -> 100 LIF -> 3 leaky integrators,
 exponential synapses, avg_var_exp_weight readout, sparse categorical cross-entropy, Adam 0.01 with
@@ -29,6 +29,11 @@ training accuracy after every epoch and the test accuracy at the end (mlGeNN's w
 mlGeNN's own InferenceCompiler), and the speed ratios mlGeNN / snnc. The last line is one JSON
 object. Needs pygenn and ml_genn (neither is on the package index: build GeNN from source, then
 `pip install ./ml_genn` from github.com/genn-team/ml_genn); without them it says so and exits 0.
+
+`--compare-gradients N` trains nothing: it prints, for each of the first N Yin-Yang examples, how
+mlGeNN's gradient compares with snnc's from the same weights (cosine, ratio, signs; see
+`compare_gradients`). Together with the cross-evaluation above, this is how issue 14's question
+"why does mlGeNN learn faster per epoch" was examined (`benchmarks/README.md`).
 """
 
 from __future__ import annotations
@@ -91,6 +96,61 @@ def _cross_evaluation(case_name: str, ml: Any, case, xt, yt) -> dict[str, float]
     return out
 
 
+def compare_gradients(x_all, y_all, weights: dict[str, np.ndarray], examples: int) -> list[dict]:  # noqa: ANN001
+    """Per-example gradients of mlGeNN and snnc from the same weights (Yin-Yang, batch 1).
+
+    mlGeNN keeps its gradients inside GeNN; one Adam step from fresh moments with lr = epsilon = 1e3
+    moves each weight by -g/(1 + |g|/1e3), i.e. by -g to a part in 1e5, which reads them out. mlGeNN
+    runs example n's backward pass during example n+1's forward pass and applies n's update after
+    it, so each reading trains on examples (n, n+1) and sees n's gradient alone. Returns per example
+    and projection the cosine, the median ratio mlGeNN/snnc and the share of equal signs."""
+    from snnc.runtime.losses import get_loss
+
+    import snnc
+
+    net = snnc.compile(str(EXAMPLE), batch_size=1)
+    net.set_weights(weights)
+    loss = get_loss("sparse_categorical_crossentropy")
+    rows = []
+    for n in range(examples):
+        one = {k: v.subset(range(n, n + 1)) for k, v in x_all.items()}
+        res = net.artefact.run(one)
+        ours = net.artefact.backward({"out": loss(res.readouts["out"], y_all["out"][n : n + 1])[1]})
+        two = {k: v.subset(range(n, n + 2)) for k, v in x_all.items()}
+        folder = tempfile.mkdtemp(prefix="vs_mlgenn_grad_")
+        labels = np.asarray(y_all["out"][n : n + 2])
+        ml = MLGeNN(_mlgenn_spikes(two["x"]), labels, weights, folder, {"alpha": 1e3, "epsilon": 1e3})
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            ml.compiled.train(
+                {ml.input: ml.spikes}, {ml.output: ml.labels}, num_epochs=1, shuffle=False, callbacks=[]
+            )
+            moved = ml.weights()
+            ml.compiled.__exit__(None, None, None)
+        finally:
+            os.chdir(cwd)
+        for key in ("x_to_h", "h_to_out"):
+            g = np.asarray(ours[key], np.float64).ravel()
+            theirs = -(moved[key].astype(np.float64) - weights[key]).ravel()
+            big = np.abs(g) > 1e-6
+            rows.append(
+                {
+                    "example": n,
+                    "projection": key,
+                    "cosine": float(g @ theirs / (np.linalg.norm(g) * np.linalg.norm(theirs))),
+                    "ratio_mlgenn_over_snnc": float(np.median(theirs[big] / g[big])),
+                    "same_sign": float(np.mean(np.sign(theirs[big]) == np.sign(g[big]))),
+                }
+            )
+            print(
+                f"example {n} {key}: cosine {rows[-1]['cosine']:.5f}, mlGeNN/snnc "
+                f"{rows[-1]['ratio_mlgenn_over_snnc']:.4f}, same sign {rows[-1]['same_sign']:.3f}",
+                flush=True,
+            )
+    return rows
+
+
 def _snnc_test(case, x, y) -> float:  # noqa: ANN001
     _, trainer = case
     metrics, _ = trainer.evaluate(x, y, callbacks=[])
@@ -100,7 +160,14 @@ def _snnc_test(case, x, y) -> float:  # noqa: ANN001
 class MLGeNN:
     """The same network through mlGeNN's EventPropCompiler, built in a scratch folder."""
 
-    def __init__(self, spikes: Any, labels: np.ndarray, weights: dict[str, np.ndarray], folder: str):
+    def __init__(
+        self,
+        spikes: Any,
+        labels: np.ndarray,
+        weights: dict[str, np.ndarray],
+        folder: str,
+        adam: dict[str, float] | None = None,
+    ):
         from ml_genn import InputLayer, Layer, SequentialNetwork
         from ml_genn.compilers import EventPropCompiler
         from ml_genn.compilers.event_prop_compiler import default_params
@@ -130,7 +197,7 @@ class MLGeNN:
         compiler = EventPropCompiler(
             example_timesteps=STEPS,
             losses="sparse_categorical_crossentropy",
-            optimiser=Adam(LR),
+            optimiser=Adam(**(adam or {"alpha": LR})),
             batch_size=1,
             dt=DT,
             optimize_code=True,  # pygenn's CPU backend preference: compile with -O3, as issue 14 measured
@@ -283,6 +350,13 @@ def main() -> int:
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1, help="snnc's OpenMP threads")
     ap.add_argument("--seed", type=int, default=None, help="draw the initial weights with this seed")
+    ap.add_argument(
+        "--compare-gradients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of training: compare both tools' gradients on the first N examples (Yin-Yang)",
+    )
     args = ap.parse_args()
     try:
         import ml_genn  # noqa: F401
@@ -311,6 +385,12 @@ def main() -> int:
     xt = {k: v.subset(range(args.test)) for k, v in xt_all.items()}
     yt = {k: v[: args.test] for k, v in yt_all.items()}
     weights = {k: np.array(v, dtype=np.float32) for k, v in probe.weights.items()}
+    if args.compare_gradients:
+        if args.case != "yinyang":
+            ap.error("--compare-gradients compares EventProp gradients: --case yinyang")
+        rows = compare_gradients(x_all, y_all, weights, args.compare_gradients)
+        print(json.dumps({"benchmark": "vs_mlgenn", "case": args.case, "seed": args.seed, "gradients": rows}))
+        return 0
 
     cases: dict[str, Any] = {
         "snnc_b1": _snnc_case(1, args.threads, x, y, weights),
