@@ -10,7 +10,7 @@ numbering the C backend has always used, so results of earlier C runs stay repro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from snnc.ir.eprop_ir import EpropIR
@@ -25,10 +25,14 @@ STREAM = 0x5EED
 
 @dataclass(frozen=True)
 class EpropInitial:
-    """Initial values of the arrays e-prop adds: trained output biases and fixed feedback matrices."""
+    """Initial values of the arrays e-prop adds: trained output biases, fixed feedback matrices and
+    trained neuron params."""
 
     biases: dict[str, np.ndarray]  # output population -> its initial bias, one per neuron
     feedback: dict[str, np.ndarray]  # hidden -> output projection -> B [num_pre, num_post]
+    #: (population, param) -> the initial value(s) of a trained neuron param: one per neuron, or
+    #: one for a shared param (drawn with the other per-neuron params, `draw_param_values`)
+    params: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 def eprop_initial(network: Network, seed: int) -> EpropInitial:
@@ -53,7 +57,9 @@ def eprop_initial(network: Network, seed: int) -> EpropInitial:
             shape = (network.populations[proj.pre].size, network.populations[proj.post].size)
             rng = np.random.default_rng([seed, STREAM, len(biases) + len(feedback)])
             feedback[term.projection] = draw_initialiser(term.init, shape, rng)
-    return EpropInitial(biases, feedback)
+    drawn = draw_param_values(network, seed) if ir.params else {}
+    params = {(pe.population, pe.param): drawn[(pe.population, pe.param)] for pe in ir.params.values()}
+    return EpropInitial(biases, feedback, params)
 
 
 def initial_arrays(network: Network, kernel: Kernel, seed: int) -> dict[str, np.ndarray]:
@@ -64,6 +70,7 @@ def initial_arrays(network: Network, kernel: Kernel, seed: int) -> dict[str, np.
     initial = eprop_initial(network, seed)
     out = {kernel.find(Role.PARAM, pop, "bias").name: b for pop, b in initial.biases.items()}
     out |= {kernel.find(Role.FEEDBACK, proj).name: b for proj, b in initial.feedback.items()}
+    out |= {kernel.find(Role.PARAM, pop, param).name: v for (pop, param), v in initial.params.items()}
     return out
 
 

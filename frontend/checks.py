@@ -224,7 +224,8 @@ def _eprop_bias(net: ir.Network, pop: ir.Population, name: str) -> bool:
 
 
 def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
-    """`Trainable(...)` params: trained by EventProp only, on its gradient path, and not where the
+    """`Trainable(...)` params: on the algorithm's gradient path (EventProp: any population or synapse
+    that reaches an output; e-prop: a hidden or output population's neuron model), and not where the
     derivation does not follow them (a refractory period, a synapse's on_pre)."""
     trained = [(p, p.trainable, net.models[p.model], p.name) for p in net.populations.values()]
     trained += [(p, p.synapse_trainable, net.models[p.synapse], p.post) for p in net.projections.values()]
@@ -234,13 +235,8 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
     for owner, specs, model, pop in trained:
         what = f"{'population' if isinstance(owner, ir.Population) else 'projection'} '{owner.name}'"
         for name, spec in specs.items():
-            if algorithm == "eprop":
-                bag.error(
-                    M.ALGO,
-                    f"e-prop does not train params: '{name}' of {what} is Trainable",
-                    spec.span,
-                    "e-prop trains weights and an output's bias; train params with eventprop",
-                )
+            if algorithm == "eprop" and (problem := _eprop_param_problem(net, owner, name, what)):
+                bag.error(M.ALGO, problem[0], spec.span, problem[1])
             elif algorithm == "eventprop" and (pop not in reach or net.populations[pop].role == "input"):
                 bag.error(
                     M.ALGO,
@@ -264,6 +260,30 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                     "EventProp does not derive",
                     spec.span,
                 )
+
+
+def _eprop_param_problem(
+    net: ir.Network, owner: ir.Population | ir.Projection, name: str, what: str
+) -> tuple[str, str] | None:
+    """Why e-prop cannot train param `name` of `owner`, with a hint; None where it can (a param of a
+    hidden or output population's neuron model)."""
+    if not isinstance(owner, ir.Population):
+        return (
+            f"e-prop does not train synapse params: '{name}' of {what} is Trainable",
+            "e-prop's eligibility traces follow the weights and the neuron params; give it a number, "
+            "or train with eventprop",
+        )
+    if owner.role == "input":
+        return (
+            f"'{name}' of input {what} is Trainable, but e-prop trains no input population",
+            "give it a number",
+        )
+    if name == "bias" and _eprop_bias(net, owner, name):
+        return (
+            f"e-prop trains the bias of output {what} already (train_output_bias)",
+            "write the bias as a number, or set eprop(train_output_bias = false)",
+        )
+    return None
 
 
 def params_used_by(model: ir.Model, expr: object) -> set[str]:

@@ -111,6 +111,43 @@ class ProjectionEprop:
 
 
 @dataclass(frozen=True)
+class ParamEprop:
+    """The eligibility derivation for one trained param of a neuron model (`tau_mem = Trainable(...)`).
+
+    role "hidden": per neuron, `propagate`, then at the spike phase `trace`, `accumulate` (with the
+    learning signal L and the filtered trace of step t-1, as a weight's), `filter`, `jump`. role
+    "output": `propagate`, then `accumulate` = E · d var/dp (exact). `per_neuron`: one value per
+    neuron (else one for the population, whose gradient is the sum over its neurons)."""
+
+    population: str
+    param: str
+    role: str  # "hidden" | "output"
+    per_neuron: bool
+    eligibilities: tuple[Eligibility, ...]
+    propagate: tuple[Assign, ...]
+    trace: Expr | None = None
+    accumulate: Expr = sympy.S.Zero
+    filter: Assign | None = None
+    jump: tuple[Assign, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return names.param_key(self.param, self.population)
+
+    @property
+    def gradient(self) -> str:
+        return names.param_gradient(self.param, self.population)
+
+    @property
+    def trace_name(self) -> str:
+        return names.param_trace(self.param)
+
+    @property
+    def filtered_name(self) -> str:
+        return names.filtered_param_trace(self.param)
+
+
+@dataclass(frozen=True)
 class LearningTerm:
     """`c · __fb__P` in a hidden population's learning signal; `__fb__P = Σ_k B_jk E_k` over `output`."""
 
@@ -172,6 +209,7 @@ class EpropIR(GradientIR):
     outputs: dict[str, OutputEprop] = field(default_factory=dict)
     projections: dict[str, ProjectionEprop] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    params: dict[str, ParamEprop] = field(default_factory=dict)  # by key (`tau_mem_h`)
 
     def to_text(self) -> str:
         """Deterministic, diff-friendly text for `--print-after eprop` and golden tests."""
@@ -184,6 +222,8 @@ class EpropIR(GradientIR):
             out += ["  " + line for line in _hidden_text(self.hidden[name])]
         for name in sorted(self.projections):
             out += ["  " + line for line in _projection_text(self.projections[name])]
+        for key in sorted(self.params):
+            out += ["  " + line for line in _param_text(self.params[key])]
         for note in self.notes:
             out.append(f"  note: {note}")
         out.append("}")
@@ -250,6 +290,28 @@ def _projection_text(pe: ProjectionEprop) -> list[str]:
             "spike reaches its targets one step after it is emitted, so this is the chain rule of "
             "snnc's own dynamics; Bellec et al.'s sum_t L_t ebar_t has z_t drive y_t)"
         )
+    if pe.filter is not None:
+        out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
+    if pe.jump:
+        out.append("  jump (spike phase, before reset, simultaneous):")
+        for a in pe.jump:
+            out.append(f"    {a.target} = {_fmt(a.expr)}")
+    out.append("}")
+    return out
+
+
+def _param_text(pe: ParamEprop) -> list[str]:
+    kind = "per neuron" if pe.per_neuron else "shared: dL/dp summed over the neurons"
+    out = [f"param {pe.param} of {pe.population} ({pe.role}, {kind}) {{"]
+    out.append("  eligibility: " + ", ".join(f"{e.name} = d{e.state}/d{pe.param}" for e in pe.eligibilities))
+    out.append("  propagate (with update, simultaneous):")
+    for a in pe.propagate:
+        out.append(f"    {a.target} = {_fmt(a.expr)}")
+    if pe.trace is not None:
+        out.append(f"  {pe.trace_name} = {_fmt(pe.trace)}")
+    out.append(f"  {pe.gradient} += {_fmt(pe.accumulate)}")
+    if pe.role == "hidden":
+        out.append(f"    (pairs L of step t with {pe.filtered_name} of step t-1, as for the weights)")
     if pe.filter is not None:
         out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
     if pe.jump:

@@ -155,6 +155,25 @@ def bias_eligibility(state: str) -> str:
     return _generated("eps_bias", state)
 
 
+def param_eligibility(param: str, state: str) -> str:
+    """ε of a hidden or output neuron's `state` with respect to its trained param: `__eps_param__tau_mem__v`."""
+    return _generated("eps_param", param, state)
+
+
+def param_trace(param: str) -> str:
+    """e-prop's trace of a trained neuron param: `__e_param__tau_mem` (filtered: `__ebar_param__...`)."""
+    return _generated("e_param", param)
+
+
+def filtered_param_trace(param: str) -> str:
+    return _generated("ebar_param", param)
+
+
+def param_gradient(param: str, population: str) -> str:
+    """The accumulator of dL/d`param` of `population`, as the IR printout names it: `__dparam__h__tau_mem`."""
+    return _generated("dparam", population, param)
+
+
 def feedback(projection: str) -> str:
     """`Σ_k B_jk E_k` over the output neurons of hidden -> output `projection`: `__fb__h_to_out`."""
     return _generated("fb", projection)
@@ -215,10 +234,14 @@ __all__ = [
     "feedback",
     "feedback_matrix",
     "feedback_weights",
+    "filtered_param_trace",
     "filtered_trace",
     "is_coupled",
     "local",
     "output_error",
+    "param_eligibility",
+    "param_gradient",
+    "param_trace",
     "reduction",
     "split_coupled",
     "suggest_user_name",

@@ -52,7 +52,15 @@ import sympy
 from snnc.ir import names
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from snnc.ir.discrete import delay_steps
-from snnc.ir.eprop_ir import EpropIR, EpropOptions, HiddenEprop, LearningTerm, OutputEprop, ProjectionEprop
+from snnc.ir.eprop_ir import (
+    EpropIR,
+    EpropOptions,
+    HiddenEprop,
+    LearningTerm,
+    OutputEprop,
+    ParamEprop,
+    ProjectionEprop,
+)
 from snnc.ir.model import Assign, Initialiser, Network, Population, Projection
 from snnc.ir.symbols import sym
 
@@ -63,6 +71,7 @@ from .pipeline import register_gradient_pass
 CODE_OPTION = "E-EPROP-OPTION"
 CODE_NO_OUTPUT = "E-EPROP-NOOUTPUT"
 CODE_READOUT = "E-EPROP-READOUT"
+CODE_TRAINED_FILTER = "E-EPROP-PARAM"
 
 SUPPORTED_READOUTS = ("var", "avg_var", "sum_var")
 LOSSES = {
@@ -148,12 +157,75 @@ def derive(network: Network) -> EpropIR:
                 filter=Assign(pe.filtered_name, "=", he.kappa * ebar + e),
                 accumulate=L * ebar + he.regularisation * e,
             )
+    params = {}
+    for pop in network.populations.values():
+        for name, spec in pop.trainable.items():
+            pe = _param(network, pop, name, spec.per_neuron, thresholds.get(pop.name), hidden, outputs, opts)
+            params[pe.key] = pe
     notes = (
         "reset path of the membrane states left out of D_t (Bellec et al. 2020)"
         if not opts.keep_reset_path
         else "reset path kept in D_t (keep_reset_path = true)",
     )
-    return EpropIR("eprop", opts, hidden, outputs, projections, notes)
+    return EpropIR("eprop", opts, hidden, outputs, projections, notes, params)
+
+
+def _param(
+    network: Network,
+    pop: Population,
+    param: str,
+    per_neuron: bool,
+    thr: D.Threshold | None,
+    hidden: dict[str, HiddenEprop],
+    outputs: dict[str, OutputEprop],
+    opts: EpropOptions,
+) -> ParamEprop:
+    """A trained neuron param: e-prop's eligibility in a hidden population (filtered and paired with
+    L like a weight's trace), the exact gradient E · d var/dp in an output population."""
+    model = network.models[pop.model]
+    role = "hidden" if pop.name in hidden else "output"
+    der = D.derive_param(
+        param,
+        model,
+        network.discrete[pop.model],
+        _where(network, pop),
+        thr if role == "hidden" else None,
+        opts.keep_reset_path,
+    )
+    pe = ParamEprop(
+        pop.name, param, role, per_neuron, der.eligibilities, der.propagate, der.trace, jump=der.jump
+    )
+    if role == "output":
+        return dataclasses.replace(pe, accumulate=E * der.eps_of[outputs[pop.name].var])
+    he = hidden[pop.name]
+    ebar, e = sym(pe.filtered_name), sym(pe.trace_name)
+    return dataclasses.replace(
+        pe,
+        filter=Assign(pe.filtered_name, "=", he.kappa * ebar + e),
+        accumulate=L * ebar + he.regularisation * e,
+    )
+
+
+def _trained_symbols(network: Network, pop: Population) -> dict[str, set[sympy.Symbol]]:
+    """Each trained param of `pop` -> the derived params made of it."""
+    out: dict[str, set[sympy.Symbol]] = {}
+    for name in pop.trainable:
+        made = {sym(name)}
+        for derived, expr in network.discrete[pop.model].derived:
+            if sympy.sympify(expr).free_symbols & made:
+                made.add(sym(derived))
+        out[name] = made - {sym(name)}
+    return out
+
+
+def _per_neuron_symbols(network: Network, pop: Population) -> set[sympy.Symbol]:
+    """The params of `pop` that take one value per neuron while training (per-neuron trainable
+    ones), and the derived params made of them: an eligibility that reads any is per synapse."""
+    own = {sym(k) for k, t in pop.trainable.items() if t.per_neuron}
+    for name, expr in network.discrete[pop.model].derived:
+        if sympy.sympify(expr).free_symbols & own:
+            own.add(sym(name))
+    return own
 
 
 def _where(network: Network, pop: Population) -> D.Where:
@@ -189,6 +261,7 @@ def _projection(
     )
     safe = {sym(p) for p in post_model.params} | {sym(n) for n, _ in network.discrete[post.model].derived}
     safe |= {sym(n) for n, _, _ in der.params} | {sym(n) for n, _ in der.derived} | {sym("dt"), sym("t")}
+    safe -= _per_neuron_symbols(network, post)
     elig = D.scopes(der, safe)
     accumulate = sympy.S.Zero
     if role == "output":
@@ -379,6 +452,21 @@ def _readout_filter(network: Network, post: Population, pe: ProjectionEprop) -> 
                 hint="use a first-order leaky readout (e.g. LeakyIntegrate) with a Delta synapse",
             )
         )
+    trained = _trained_symbols(network, post)
+    for name in sorted(trained):
+        if sym(name) in (kappa.free_symbols | scale.free_symbols) or trained[name] & (
+            kappa.free_symbols | scale.free_symbols
+        ):
+            raise DiagnosticError(
+                Diagnostic(
+                    CODE_TRAINED_FILTER,
+                    f"e-prop cannot train '{name}' of output population '{post.name}': the hidden "
+                    f"neurons' filtered traces and learning signal are built with its readout's fixed "
+                    f"filter {var} <- kappa*{var} + c*input, which '{name}' sets",
+                    post.trainable[name].span or post.span,
+                    "give it a number, or train with eventprop",
+                )
+            )
     # numbers: the readout's symbols (P_v_v, ...) would mean the hidden model's own in its statements
     return _numeric(kappa, network, post, pe), _numeric(scale, network, post, pe)
 

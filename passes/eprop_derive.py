@@ -298,6 +298,108 @@ def derive_bias(param: str, post: Model, post_disc: DiscreteModel, where: Where)
     )
 
 
+def _chain(expr: Expr, p: sympy.Symbol, d_derived: dict[sympy.Symbol, Expr]) -> Expr:
+    """d expr / dp, through the derived params that depend on p."""
+    return sympy.diff(expr, p) + sum((sympy.diff(expr, k) * v for k, v in d_derived.items()), sympy.S.Zero)
+
+
+def _derived_chain(disc: DiscreteModel, p: sympy.Symbol) -> dict[sympy.Symbol, Expr]:
+    """d(derived)/dp of every derived param, in order (a derived param may use earlier ones)."""
+    out: dict[sympy.Symbol, Expr] = {}
+    for name, expr in disc.derived:
+        out[sym(name)] = _chain(expr, p, out)
+    return out
+
+
+def derive_param(
+    param: str,
+    post: Model,
+    post_disc: DiscreteModel,
+    where: Where,
+    thr: Threshold | None,
+    keep_reset_path: bool,
+) -> Derivation:
+    """Eligibility of a neuron's own states with respect to one of its params p, per neuron.
+
+    Hidden neurons (`thr` given): `ε_p ← ∂U/∂h ε_p + ∂U/∂p` (the update's own dependence on p, also
+    through derived params), trace `e_p = ψ (∂θ/∂h' ε_p + ∂θ/∂p)` (a trainable threshold enters
+    here directly), and the jump of a weight's eligibility plus the reset's own dependence on p
+    with z held: a membrane state, whose reset path D_t leaves out, gets `ε ← ε + z ∂R/∂p` (for
+    `v ← v − ϑ z`: −z for ϑ, exactly what BPTT with the reset's z stopped sees). Output neurons
+    (`thr` None): propagate only; their gradient is exact (`E · ε_var`)."""
+    n_states = list(post.states)
+    eps = {x: sym(names.param_eligibility(param, x)) for x in n_states}
+    p = sym(param)
+    d_derived = _derived_chain(post_disc, p)
+    state_syms = [sym(x) for x in n_states]
+    held = (
+        {a.target for a in post_disc.reset}
+        if thr is not None and post_disc.refractory is not None and not post_disc.refractory_integrates
+        else set()
+    )
+    all_eps = list(eps.values())
+    propagate = []
+    for x in n_states:
+        a = post_disc.update_for(x)
+        u = _substitute_temps(post_disc, a.expr, {}) if a is not None else sym(x)
+        check_differentiable(u, [*state_syms, p, *d_derived], where, f"update of '{x}'")
+        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero) + _chain(u, p, d_derived)
+        if x in held:
+            d = REFRACTORY * eps[x] + (1 - REFRACTORY) * d
+        propagate.append(Assign(eps[x].name, "=", tidy(d, all_eps)))
+    trace, jump = None, []
+    if thr is not None:
+        check_differentiable(thr.theta, [p, *d_derived], where, "spike condition")
+        d_theta = sum((sympy.diff(thr.theta, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
+        d_theta += _chain(thr.theta, p, d_derived)
+        trace = tidy(PSI * d_theta, all_eps)
+        jump = _param_jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where, p, d_derived)
+    eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
+    return Derivation(
+        eligibilities,
+        tuple(propagate),
+        tuple(jump),
+        trace,
+        eps_of=eps,
+        params=tuple((q, "neuron", q) for q in post.params),
+    )
+
+
+def _param_jump(
+    disc: DiscreteModel,
+    n_states: list[str],
+    eps: dict[str, sympy.Symbol],
+    thr: Threshold,
+    d_theta: Expr,
+    keep_reset_path: bool,
+    where: Where,
+    p: sympy.Symbol,
+    d_derived: dict[sympy.Symbol, Expr],
+) -> list[Assign]:
+    """`_jump` for a param's eligibility, plus z·∂R/∂p: the reset's own dependence on p."""
+    reset = {sym(x): sym(x) for x in n_states}
+    for a in disc.reset:
+        reset[sym(a.target)] = a.as_value(sym(a.target)).xreplace(reset)
+    out = []
+    all_eps = list(eps.values())
+    for x in n_states:
+        xs = sym(x)
+        r = reset[xs]
+        if r == xs:
+            continue
+        check_differentiable(r, [*reset, p, *d_derived], where, f"reset of '{x}'")
+        direct = _chain(r, p, d_derived)
+        if x in thr.membrane and not keep_reset_path:
+            if direct == 0:
+                continue
+            d = eps[x] + Z * direct
+        else:
+            via_z = sum((sympy.diff(r, y) * eps[y.name] for y in reset), sympy.S.Zero) + direct
+            d = (1 - Z) * eps[x] + Z * via_z + (r - xs) * PSI * d_theta
+        out.append(Assign(eps[x].name, "=", tidy(d, all_eps)))
+    return out
+
+
 def scopes(derivation: Derivation, pre_safe: set[sympy.Symbol]) -> tuple[Eligibility, ...]:
     """Mark eligibilities whose updates read only pre-side values (and each other) as scope "pre"."""
     rhs = {a.target: a.expr for a in derivation.propagate}

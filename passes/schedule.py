@@ -27,15 +27,15 @@ def schedule(
     cannot print once-per-batch phases yet asks without). Its `interface` tells a loader how to drive it."""
     if isinstance(network.training, EpropIR):
         kernel = eprop_kernel(network, precision=precision, event_buffer=event_buffer)
-        return with_learning(kernel, network) if learning else kernel
-    if getattr(network.training, "algorithm", None) == "eventprop":
+    elif getattr(network.training, "algorithm", None) == "eventprop":
         kernel = eventprop_kernel(network, precision=precision, event_buffer=event_buffer)
-        kernel = with_learning(kernel, network) if learning else kernel
-        trainable = trainable_params(network)
-        if not trainable:
-            return kernel
-        return dataclasses.replace(kernel, interface={**kernel.interface, "trainable_params": trainable})
-    return forward_kernel(network, precision=precision, event_buffer=event_buffer)
+    else:
+        return forward_kernel(network, precision=precision, event_buffer=event_buffer)
+    kernel = with_learning(kernel, network) if learning else kernel
+    trainable = trainable_params(network)
+    if not trainable:
+        return kernel
+    return dataclasses.replace(kernel, interface={**kernel.interface, "trainable_params": trainable})
 
 
 def trainable_params(network: Network) -> dict[str, dict[str, Any]]:

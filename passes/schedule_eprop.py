@@ -38,7 +38,7 @@ from typing import Any
 
 import sympy
 from snnc.ir import names
-from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ProjectionEprop
+from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ParamEprop, ProjectionEprop
 from snnc.ir.kernel import (
     BATCH,
     STEP,
@@ -157,13 +157,21 @@ class _Schedule:
         """Params and derived params of the post population (and the projection's synapse, as
         coupled names) by value; a kept (trained) param reads its array."""
         sp = self.network.specialised.populations[pop]
-        out = {sym(k): v for k, v in sp.values if k not in sp.kept}
-        out |= {sym(k): element(array_name("tp", pop, k), J) for k in sp.kept}
+        kept = {sym(k): self.kept(pop, k) for k in sp.kept}
+        # a derived param of a kept one is an expression over it (`exp(-dt/tau_mem)`): read it there
+        out = {sym(k): sympy.sympify(v).xreplace(kept) for k, v in sp.values if k not in sp.kept}
+        out |= kept
         out[sym(TIME)] = STEP * sympy.Float(self.network.dt, 17)
         if projection is not None and projection in self.network.specialised.projections:
             syn = self.network.specialised.projections[projection]
             out |= {sym(names.coupled(k, projection)): v for k, v in syn.values if k != TIMESTEP}
         return out
+
+    def kept(self, pop: str, param: str) -> ElementRef:
+        """The element of post neuron `j` of a trained param's array (its one element if shared)."""
+        spec = self.network.populations[pop].trainable.get(param)
+        shared = spec is not None and not spec.per_neuron
+        return element(array_name("tp", pop, param), sympy.Integer(0) if shared else J)
 
     def numbers(self, expr: sympy.Expr, pop: str, projection: str | None = None) -> sympy.Expr:
         return sympy.sympify(expr).xreplace(self.values(pop, projection))
@@ -391,6 +399,92 @@ class _Schedule:
         body = pruned([*lets, grad])
         return Loop(Synapses(pe.projection), body, dict(SYNAPSE_VARS), comment=f"dW of {pe.projection}")
 
+    # ------------------------------------------------------------------ trained neuron params
+    def param_arrays(self, pe: ParamEprop) -> dict[str, Array]:
+        """Each eligibility of a trained param, one per neuron: `eep_<pop>__<param>__<state>`."""
+        return {
+            e.name: self.add(
+                Array(
+                    array_name("eep", pe.population, pe.param, e.state),
+                    Role.ELIGIBILITY,
+                    pe.population,
+                    ("batch", self.size(pe.population)),
+                    var=e.name,
+                    comment=f"d{e.state}/d{pe.param}",
+                )
+            )
+            for e in pe.eligibilities
+        }
+
+    def param_gradient(self, pe: ParamEprop) -> Array:
+        """dL/dp per trial and neuron, filed like the param's array (the runtime sums a shared one)."""
+        return self.add(
+            Array(
+                array_name("egp", pe.population, pe.param),
+                Role.GRADIENT,
+                pe.population,
+                ("batch", self.size(pe.population)),
+                var=pe.param,
+                comment=f"dL/d{pe.param} per batch row and neuron",
+            )
+        )
+
+    def hidden_param(self, pe: ParamEprop) -> Loop:
+        """Propagate, trace, accumulate, filter and jump of a hidden neuron's trained param."""
+        pop, arrays = pe.population, self.param_arrays(pe)
+        lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
+        old = {sym(e): Local(f"{e}__old") for e in arrays}
+        new = {sym(e): Local(f"{e}__new") for e in arrays}
+        prop = {a.target: a.expr for a in pe.propagate}
+        body: list[Stmt] = [*lets]
+        body += [
+            Let(Local(f"{e}__new"), self.bind(prop[e], pop, START, old), f"propagate {e}") for e in arrays
+        ]
+        e, ebar = Local(pe.trace_name), Local(pe.filtered_name)
+        filtered = self.add(
+            Array(
+                array_name("efp", pop, pe.param),
+                Role.ELIGIBILITY,
+                pop,
+                ("batch", self.size(pop)),
+                var=pe.filtered_name,
+                comment=f"low-pass filtered eligibility trace of {pe.param}",
+            )
+        )
+        spike = {**new, sym(pe.trace_name): e, sym(pe.filtered_name): ebar}
+        body.append(Let(e, self.bind(pe.trace, pop, SPIKE, spike), "eligibility trace"))
+        body.append(Let(ebar, filtered[BATCH, J], "filtered trace before this step's filter"))
+        body.append(
+            Store(self.param_gradient(pe)[BATCH, J], self.bind(pe.accumulate, pop, SPIKE, spike), "+=")
+        )
+        body.append(Store(filtered[BATCH, J], self.bind(pe.filter.expr, pop, SPIKE, spike)))
+        jumped = {a.target: a.expr for a in pe.jump}
+        for name, a in arrays.items():
+            value = self.bind(jumped[name], pop, SPIKE, spike) if name in jumped else new[sym(name)]
+            body.append(Store(a[BATCH, J], value, comment="jump" if name in jumped else ""))
+        return Loop(Neurons(pop), pruned(body), {"j": J}, comment=f"trained param {pe.param}")
+
+    def output_param_propagate(self, pe: ParamEprop) -> Loop:
+        arrays = self.param_arrays(pe)
+        old = {sym(e): Local(f"{e}__old") for e in arrays}
+        lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
+        prop = {a.target: a.expr for a in pe.propagate}
+        stores = [
+            Store(a[BATCH, J], self.bind(prop[e], pe.population, START, old), comment=f"propagate {e}")
+            for e, a in arrays.items()
+        ]
+        return Loop(Neurons(pe.population), (*lets, *stores), {"j": J}, comment=f"eligibility of {pe.param}")
+
+    def output_param_accumulate(self, pe: ParamEprop) -> Loop:
+        new = {sym(e): a[BATCH, J] for e, a in self.param_arrays(pe).items()}
+        grad = Store(
+            self.param_gradient(pe)[BATCH, J], self.bind(pe.accumulate, pe.population, SPIKE, new), "+="
+        )
+        return Loop(Neurons(pe.population), (grad,), {"j": J}, comment=f"dL/d{pe.param}")
+
+    def params_of(self, pop: str) -> list[ParamEprop]:
+        return [pe for pe in self.ir.params.values() if pe.population == pop]
+
     # ------------------------------------------------------------------ populations
     def output(self, oe: OutputEprop) -> Phase:
         pop, n = oe.population, self.size(oe.population)
@@ -405,6 +499,7 @@ class _Schedule:
         bias = oe.bias
         if bias is not None:
             body.append(self.bias_propagate(oe, bias))
+        body += [self.output_param_propagate(pe) for pe in self.params_of(pop)]
         reds = {}
         for k, (name, kind, expr) in enumerate(oe.reductions):
             red = self.add(
@@ -468,6 +563,7 @@ class _Schedule:
             body.append(self.output_accumulate(pe))
         if bias is not None:
             body.append(self.bias_accumulate(oe, bias))
+        body += [self.output_param_accumulate(pe) for pe in self.params_of(pop)]
         for pe in projections:
             body += self.pre_commit(pe)
         return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of output {pop}: {oe.loss}")
@@ -552,6 +648,7 @@ class _Schedule:
             body += self.pre_propagate(pe)
         for pe in projections:
             body.append(self.hidden_projection(pe))
+        body += [self.hidden_param(pe) for pe in self.params_of(pop)]
         for pe in projections:
             body += self.pre_commit(pe)
         return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of hidden {pop}")

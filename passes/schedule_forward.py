@@ -403,11 +403,19 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
     body: list[Stmt] = []
     env: dict[sympy.Symbol, sympy.Expr] = {sym(TIME): STEP * sympy.Float(net.dt, 17)}
     env.update(params_env(b, pop.name))
-    for param in sp.kept:  # a param training changes: one value per neuron, read from its array
+    for param in sp.kept:  # a param training changes: one value per neuron (or one), read from its array
+        shared = param in pop.trainable and not pop.trainable[param].per_neuron
         kept = b.add(
-            Array(array_name("tp", pop.name, param), Role.PARAM, pop.name, (n,), var=param, comment="trained")
+            Array(
+                array_name("tp", pop.name, param),
+                Role.PARAM,
+                pop.name,
+                (1,) if shared else (n,),
+                var=param,
+                comment="trained, shared" if shared else "trained",
+            )
         )
-        env[sym(param)] = kept[J]
+        env[sym(param)] = kept[0] if shared else kept[J]
     for s, a in states.items():
         body.append(Let(Local(s), a[here], f"{pop.name}.{s}"))
         env[sym(s)] = Local(s)

@@ -97,10 +97,16 @@ def specialise(network: Network) -> Network:
 
 
 def trained_params(network: Network) -> dict[str, tuple[str, ...]]:
-    """population -> the params training changes, which stay symbolic (today: e-prop's output bias)."""
-    if isinstance(network.training, EpropIR):
-        return {name: ("bias",) for name, out in network.training.outputs.items() if out.bias is not None}
-    return {}
+    """population -> the params e-prop changes, which stay symbolic: its output biases and the
+    neuron params it trains (EventProp's trained params are per-neuron params, `per_neuron`)."""
+    if not isinstance(network.training, EpropIR):
+        return {}
+    out: dict[str, tuple[str, ...]] = {
+        name: ("bias",) for name, o in network.training.outputs.items() if o.bias is not None
+    }
+    for pe in network.training.params.values():
+        out[pe.population] = (*out.get(pe.population, ()), pe.param)
+    return out
 
 
 def owner_values(

@@ -10,7 +10,8 @@ known before `run`. The protocol extension is one method::
 `set_targets` applies to the next `run` only: a `run` with targets calls the kernel's entry
 `eprop_run`, one without its entry `run`, a plain forward pass (with the trained output bias). The
 trainer calls `driver.set_targets` before each training forward pass. Gradients are keyed like weights: the
-projection names, plus `bias_<pop>` for each trained output bias (a "weight" of the artefact).
+projection names, plus `bias_<pop>` for each trained output bias and `<param>_<pop>` for each trained
+neuron param (`tau_mem_h`; "weights" of the artefact).
 
 e-prop's mse is a per-step loss (½ Σ_t ‖v_t − y*_t‖²), so an mse output with a `var` readout returns
 its state at every step, [batch, steps, n], as the readout: what the trainer's loss and metric score
@@ -158,9 +159,10 @@ class EpropArtefact(NativeArtefact):
         out = {}
         for a in self._specs:
             if a["kind"] == "gradient":
-                out[a["owner"]] = (
-                    self._arrays[a["name"]].sum(axis=0, dtype=np.float64).reshape(shapes[a["owner"]])
-                )
+                g = self._arrays[a["name"]].sum(axis=0, dtype=np.float64)
+                if shapes[a["owner"]] == (1,):  # a shared param: per neuron in the kernel, summed here
+                    g = np.asarray([g.sum()])
+                out[a["owner"]] = g.reshape(shapes[a["owner"]])
         return out
 
 

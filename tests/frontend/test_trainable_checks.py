@@ -1,6 +1,7 @@
 """`Trainable(...)` params in the source: arguments checked where they are written (unit of the
 initial value and bounds, min <= max, lr, a known param), and refused where training cannot follow
-them (e-prop, off EventProp's gradient path, a refractory period, GeNN), each with file:line:col."""
+them (e-prop's synapse params and readout filter, off EventProp's gradient path, a refractory
+period, GeNN), each with file:line:col."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 from snnc.backends import check_supported
 from snnc.frontend import check_file, load_file
+from snnc.ir.diagnostics import DiagnosticError
+from snnc.passes.discretise import discretise
+from snnc.passes.eprop import eprop
 
 NET = """use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
 network g {{
@@ -84,9 +88,40 @@ def test_bad_trainable_params_are_located(
     assert any(c == code and ln == 4 and cl == col and fragment in m for c, ln, cl, m in errors), errors
 
 
-def test_eprop_refuses_trainable_params(tmp_path: Path) -> None:
-    errors = _errors(_write(tmp_path, hidden=", tau_mem = Trainable(20 ms)", algorithm="eprop"))
-    assert [(c, ln, cl) for c, ln, cl, m in errors if "does not train params" in m] == [("E-ALGO", 4, 35)]
+def test_eprop_trains_neuron_params_of_hidden_populations(tmp_path: Path) -> None:
+    hidden = ", tau_mem = Trainable(20 ms, per_neuron = true), v_thresh = Trainable(1.0)"
+    assert _errors(_write(tmp_path, hidden=hidden, algorithm="eprop")) == []
+
+
+def test_eprop_refuses_synapse_params(tmp_path: Path) -> None:
+    errors = _errors(_write(tmp_path, syn="tau = Trainable(5 ms)", algorithm="eprop"))
+    assert [(c, ln, cl) for c, ln, cl, m in errors if "does not train synapse params" in m] == [
+        ("E-ALGO", 6, 55)
+    ]
+
+
+def test_eprop_refuses_a_readout_param_that_sets_its_filter(tmp_path: Path) -> None:
+    """The hidden neurons' traces are filtered with the readout's κ, fixed at compile time."""
+    path = _write(tmp_path, algorithm="eprop")
+    text = path.read_text().replace("readout = avg_var", "tau_mem = Trainable(15 ms), readout = sum_var(v)")
+    path.write_text(
+        text.replace(
+            "h -> out : Dense(weight = 1.0), Exponential(tau = 5 ms)", "h -> out : Dense(weight = 1.0)"
+        )
+    )
+    assert _errors(path) == []  # found by the eprop pass, which `snnc check` runs
+    with pytest.raises(DiagnosticError) as err:
+        eprop(discretise(load_file(str(path))))
+    d = err.value.diagnostics[0]
+    assert (d.code, d.span.line, d.span.col) == ("E-EPROP-PARAM", 5, 46)
+    assert "cannot train 'tau_mem' of output population 'out'" in d.message
+
+
+def test_eprop_refuses_a_second_trained_output_bias(tmp_path: Path) -> None:
+    path = _write(tmp_path, algorithm="eprop")
+    path.write_text(path.read_text().replace("readout = avg_var", "bias = Trainable(0.0), readout = avg_var"))
+    errors = _errors(path)
+    assert [(c, ln) for c, ln, cl, m in errors if "trains the bias of output" in m] == [("E-ALGO", 5)], errors
 
 
 def test_a_param_off_the_gradient_path_is_refused(tmp_path: Path) -> None:
