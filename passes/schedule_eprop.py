@@ -158,8 +158,19 @@ class _Schedule:
         coupled names) by value; a kept (trained) param reads its array."""
         sp = self.network.specialised.populations[pop]
         kept = {sym(k): self.kept(pop, k) for k in sp.kept}
-        # a derived param of a kept one is an expression over it (`exp(-dt/tau_mem)`): read it there
-        out = {sym(k): sympy.sympify(v).xreplace(kept) for k, v in sp.values if k not in sp.kept}
+        trained = {sym(pe.param) for pe in self.params_of(pop)}  # not the output bias
+        out = {}
+        for k, v in sp.values:
+            if k in sp.kept:
+                continue
+            value = sympy.sympify(v).xreplace(kept)
+            if sympy.sympify(v).free_symbols & trained:
+                # a derived param of a trained one (`exp(-dt/tau_mem[j])`): computed once per neuron
+                # in its step, not in every synapse of the learning loops
+                array = self.per_neuron("ed", pop, k, Role.SCRATCH, k)
+                self.tap(pop, array, value, "update", f"derived {k} of a trained param")
+                value = array[BATCH, J]
+            out[sym(k)] = value
         out |= kept
         out[sym(TIME)] = STEP * sympy.Float(self.network.dt, 17)
         if projection is not None and projection in self.network.specialised.projections:
