@@ -18,6 +18,10 @@ from snnc.ir.model import Network, Projection
 CODE = "E-BACKEND-UNSUPPORTED"
 
 
+#: what `Capabilities.trainable_params` calls running a network without a gradient algorithm
+INFERENCE = "inference"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     #: the connectivity layouts it prints (ir/connectivity.py `layout`), so a new kind of a known
@@ -39,8 +43,9 @@ class Capabilities:
     dilated_grouped_conv: bool = False
     #: params with one value per neuron (`tau_mem = Uniform(10 ms, 30 ms)`, `bias = File("b.npy")`)
     per_neuron_params: bool = False
-    #: params training changes (`tau_mem = Trainable(20 ms)`), shared or per neuron
-    trainable_params: bool = False
+    #: the gradient algorithms whose trained params (`tau_mem = Trainable(20 ms)`, shared or per
+    #: neuron) it prints, and "inference" where it runs a network with them without training it
+    trainable_params: frozenset[str] = frozenset()
     #: the layouts whose projections may have trainable per-connection delays
     #: (`delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms)`), trained with eventprop
     trainable_delays: frozenset[str] = frozenset()
@@ -84,19 +89,25 @@ def unsupported(
                 "use the c backend",
             )
     if not caps.per_neuron_params:
-        for owner, inits in _per_neuron(network):
+        skip = (_algorithm(network) or INFERENCE) in caps.trainable_params  # trained params' arrays
+        for owner, inits in _per_neuron(network, skip_trainable=skip):
             for name, init in inits.items():
                 refuse(
                     f"has no per-neuron params ('{name}' of {owner})",
                     init.span,
                     f"give {name} one number, or use the c backend",
                 )
-    if not caps.trainable_params:
+    if (_algorithm(network) or INFERENCE) not in caps.trainable_params:
         owners = [(f"population '{p.name}'", p.trainable) for p in network.populations.values()]
         owners += [(f"projection '{p.name}'", p.synapse_trainable) for p in network.projections.values()]
+        algorithms = (
+            f" with {_list(caps.trainable_params - {INFERENCE})} only" if caps.trainable_params else ""
+        )
         for owner, specs in owners:
             for name, spec in specs.items():
-                refuse(f"cannot train params ('{name}' of {owner})", spec.span, "use the c backend")
+                refuse(
+                    f"cannot train params{algorithms} ('{name}' of {owner})", spec.span, "use the c backend"
+                )
     for proj in network.projections.values():
         if proj.delay_trainable is None:
             continue
@@ -155,10 +166,18 @@ def unsupported(
     return out
 
 
-def _per_neuron(network: Network) -> list[tuple[str, dict]]:
-    """(owner, per-neuron param initialisers) of every population and projection that has some."""
-    out = [(f"population '{p.name}'", p.param_inits) for p in network.populations.values()]
-    out += [(f"projection '{p.name}'", p.synapse_param_inits) for p in network.projections.values()]
+def _per_neuron(network: Network, skip_trainable: bool = False) -> list[tuple[str, dict]]:
+    """(owner, per-neuron param initialisers) of every population and projection that has some
+    (with `skip_trainable`, not those of trained params)."""
+    out = [(f"population '{p.name}'", p.param_inits, p.trainable) for p in network.populations.values()]
+    out += [
+        (f"projection '{p.name}'", p.synapse_param_inits, p.synapse_trainable)
+        for p in network.projections.values()
+    ]
+    out = [
+        (owner, {k: v for k, v in inits.items() if not (skip_trainable and k in trainable)})
+        for owner, inits, trainable in out
+    ]
     return [(owner, inits) for owner, inits in out if inits]
 
 

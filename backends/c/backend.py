@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from snnc.backends.capabilities import Capabilities, unsupported
+from snnc.backends.capabilities import INFERENCE, Capabilities, unsupported
 from snnc.backends.common import (
     NetworkPlan,
     draw_connectivity,
@@ -48,7 +48,7 @@ CAPABILITIES = Capabilities(
     explicit_padding=True,
     dilated_grouped_conv=True,
     per_neuron_params=True,
-    trainable_params=True,
+    trainable_params=frozenset({"eventprop", "eprop", INFERENCE}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_timestep_loss=True,
 )

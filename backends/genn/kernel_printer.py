@@ -140,6 +140,12 @@ def holder(array: Array, kernel: Kernel) -> str:
     return array.owner if array.owner in kernel.populations else kernel.projections[array.owner].post
 
 
+def shared_param(array: Array, expr: sympy.Indexed) -> bool:
+    """The one element of a shared trained param (`tp_h__v_thresh[0]`): GeNN holds it as a var of
+    every neuron, all equal (the runtime sets it so, like a weight, and sums its gradient)."""
+    return array.role == Role.PARAM and tuple(array.shape) == (1,) and tuple(expr.indices) == (0,)
+
+
 class GeNNExprPrinter(KernelExprPrinter):
     """Kernel expressions in GeNN's terms: vars by name, `id`/`batch`, the step from `t`."""
 
@@ -176,6 +182,7 @@ class GeNNExprPrinter(KernelExprPrinter):
         if not (
             (per_trial and tuple(expr.indices) == (BATCH, self.neuron))
             or (len(array.shape) == 1 and tuple(expr.indices) == (self.neuron,))  # shared by the batch
+            or shared_param(array, expr)
         ):
             shape = ", ".join(str(d) for d in array.shape)
             raise fail(

@@ -60,7 +60,7 @@ from snnc.ir.kernel import (
     walk,
 )
 
-from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var
+from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, shared_param
 from .models import GeNNModelSpec, Var
 from .render import PopulationCtx, ProjectionCtx, fail
 
@@ -519,7 +519,7 @@ class LearnPrinter:
         neuron = (loop.vars.get("j") or loop.vars.get("i")) if loop is not None else None
         if len(idx) == 2 and idx == (BATCH, neuron) and self._holder(a.name) == g.unit:
             return self.var(a.name, d)
-        if len(idx) == 1 and idx == (neuron,) and a.role == Role.PARAM:
+        if len(idx) == 1 and (idx == (neuron,) or shared_param(a, ref)) and a.role == Role.PARAM:
             return self.var(a.name, d)
         if a.shape == ("batch",) and idx == (BATCH,):
             if a.role == Role.TARGET:
@@ -804,7 +804,8 @@ def print_learning(
 
 def _params(kernel: Kernel, printer: LearnPrinter) -> dict[str, dict[str, Any]]:
     """Trained per-neuron params: vars shared by the batch, initialised from the module's arrays,
-    read and set by the runtime like weights (`<param>_<population>`), with their gradient var."""
+    read and set by the runtime like weights (`<param>_<population>`), with their gradient var; a
+    shared one (a kernel array [1]) is a var of every neuron holding the same value."""
     out = {}
     for a in kernel.arrays:
         if a.role != Role.PARAM or a.owner not in printer.pops:
@@ -814,10 +815,15 @@ def _params(kernel: Kernel, printer: LearnPrinter) -> dict[str, dict[str, Any]]:
         if all(v.name != name for v in p.model.vars):
             continue
         key = ir_names.param_key(a.var, a.owner)
-        p.var_init[name] = PyExpr(f'weights["{key}"]')
+        shared = tuple(a.shape) == (1,)  # one value, held by every neuron's var
+        p.var_init[name] = PyExpr(f'float(weights["{key}"][0])' if shared else f'weights["{key}"]')
         printer.arrays_out[key] = np.asarray(printer.initial[a.name], dtype=np.float64)
         grad = kernel.find(Role.GRADIENT, a.owner, a.var)
         out[key] = {"population": a.owner, "var": name, "gradient": genn_var(grad, kernel)}
+        if shared:
+            out[key]["shared"] = True
+        if key in kernel.interface.get("trainable_params", {}):  # bounds and lr scale of a Trainable
+            out[key]["trainable"] = kernel.interface["trainable_params"][key]
     return out
 
 

@@ -75,6 +75,10 @@ class GeNNArtefact:
             "populations": module.POPULATIONS,
             "projections": module.PROJECTIONS,
             "training": module.TRAINING,
+            # bounds and learning-rate scales of the trained params (`Trainable(...)`), for the optimiser
+            "trainable_params": {
+                k: m["trainable"] for k, m in getattr(module, "BIASES", {}).items() if "trainable" in m
+            },
         }
         self.allocate(batch_size or module.BATCH_SIZE)
 
@@ -153,7 +157,9 @@ class GeNNArtefact:
             shape = tuple(meta["weight_shape"])
             out[name] = (int(self._weights[name].size),) if -1 in shape else shape
         for name, meta in self._biases.items():
-            out[name] = (int(self.module.POPULATIONS[meta["population"]]["size"]),)
+            out[name] = (
+                (1,) if meta.get("shared") else (int(self.module.POPULATIONS[meta["population"]]["size"]),)
+            )
         return out
 
     def get_weights_flat(self) -> dict[str, np.ndarray]:
@@ -165,6 +171,8 @@ class GeNNArtefact:
             var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
             var.pull_from_device()
             out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
+            if self._biases.get(name, {}).get("shared"):  # every neuron holds the one value
+                out[name] = out[name][:1]
         return out
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -187,7 +195,12 @@ class GeNNArtefact:
                     )
                 continue
             var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
-            var.values = arr.ravel()
+            if self._biases.get(name, {}).get("shared"):  # the one value, into every neuron's var
+                var.values = np.full(
+                    int(self.module.POPULATIONS[self._biases[name]["population"]]["size"]), arr[0]
+                )
+            else:
+                var.values = arr.ravel()
             var.push_to_device()
             self._weights[name] = arr.ravel()
 
@@ -394,6 +407,8 @@ class GeNNArtefact:
             grads[proj] = np.asarray(var.values, dtype=np.float64).reshape(shapes[proj]).copy()
         for name, meta in self._biases.items():
             grads[name] = self._take_bias_gradient(meta)[:real_rows].sum(axis=0)
+            if meta.get("shared"):  # per neuron in the kernel, summed here
+                grads[name] = np.asarray([grads[name].sum()])
         return grads
 
     def _take_bias_gradient(self, meta: Mapping[str, Any]) -> np.ndarray:

@@ -136,5 +136,5 @@ def test_genn_refuses_trainable_params_at_check(tmp_path: Path) -> None:
     path = _write(tmp_path, hidden=", v_thresh = Trainable(1.0)", syn="tau = Trainable(5 ms)")
     found = check_supported(load_file(str(path)), "genn")
     assert [(d.span.line, d.span.col) for d in found] == [(4, 36), (6, 55)]
-    assert "cannot train params ('v_thresh' of population 'h')" in found[0].message
+    assert "cannot train params with eprop only ('v_thresh' of population 'h')" in found[0].message
     assert check_supported(load_file(str(path)), "c") == []
