@@ -185,3 +185,25 @@ def test_bptt_reference_matches_finite_differences_of_the_readout_params() -> No
             minus[name][idx] -= h
             fd[idx] = (loss_of(plus, ex) - loss_of(minus, ex)) / (2 * h)
         np.testing.assert_allclose(g[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def test_a_trained_readout_param_gets_the_exact_gradient(tmp_path: Path) -> None:
+    """An output population's param other than through the built-in bias: the readout's `bias`
+    as a Trainable with train_output_bias = false takes the generic path (E · dv/dp)."""
+    src = SRC.replace("eprop(c_reg = 0.0)", "eprop(c_reg = 0.0, train_output_bias = false)").replace(
+        "tau_mem = 15 ms,", "tau_mem = 15 ms, bias = Trainable(0.0, per_neuron = true),"
+    )
+    assert src.count("Trainable") == 3
+    net = eprop(discretise(load_source(src, "ff.snn")))
+    assert "bias_out" in net.training.params and not any(o.bias for o in net.training.outputs.values())
+    built = build_eprop_network(net, precision="double", cache_dir=tmp_path)
+    p = make_params(1)
+    batch = [make_example(s) for s in (2, 3)]
+    art = EpropArtefact(built.library, built.manifest, built.static, len(batch))
+    art.set_weights({KEYS[k]: v for k, v in p.items()})
+    art.set_targets({"out": np.array([ex["label"] for ex in batch])})
+    art.run({"x": [_spikes(ex["x"]) for ex in batch]})
+    got = art.backward({})
+    ref = sum(bptt(p, ex)["bias"] for ex in batch)
+    assert np.abs(ref).max() > 1e-3
+    np.testing.assert_allclose(got["bias_out"], ref, rtol=1e-6, atol=1e-9)
