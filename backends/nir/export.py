@@ -127,9 +127,15 @@ def to_nir(network: Network, weights: dict | None = None, names: ExportNames | N
 
 def _pop_param(pop, name: str, weights: dict, default: float) -> float | np.ndarray:  # noqa: ANN001
     """A population's param: one number, or its per-neuron values (from the checkpoint's weights,
-    where they are filed as `<param>_<population>`, else from its `File()` or `Constant()`)."""
+    where trained ones are filed as `<param>_<population>`, shared or per neuron, else from its
+    `File()` or `Constant()`)."""
     if name not in pop.param_inits:
-        return float(pop.params.get(name, default))
+        shared = weights.get(ir_names.param_key(name, pop.name))  # a shared trained param's one value
+        return (
+            float(np.asarray(shared).reshape(-1)[0])
+            if shared is not None
+            else float(pop.params.get(name, default))
+        )
     if len(pop.shape) > 1:
         raise _error(f"population '{pop.name}': per-neuron '{name}' of a multi-dimensional population")
     return _per_neuron(pop, name, weights)

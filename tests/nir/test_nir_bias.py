@@ -218,3 +218,25 @@ def test_an_imported_bias_trains_under_eventprop_as_finite_differences_say(tmp_p
     np.testing.assert_array_equal(back.nodes["fc1"].bias, trained["bias_lif"])
     np.testing.assert_array_equal(back.nodes["fc2"].bias, trained["bias_li"])
     assert not np.array_equal(trained["bias_lif"], np.load(tmp_path / "c_weights/fc1_bias.npy"))
+
+
+def test_export_writes_trained_params_from_the_checkpoint_shared_and_per_neuron(tmp_path):
+    """`snnc export --checkpoint` writes a trained param's checkpointed values, whether it is shared
+    (one value: the export used to write its initial value) or per neuron."""
+    from snnc.runtime.checkpoint import save_checkpoint
+
+    nir.write(str(tmp_path / "b.nir"), bias_graph(np.array([0.1, 0.2, 0.3]), np.array([0.0, 0.1])))
+    assert main(["import", str(tmp_path / "b.nir"), "-o", str(tmp_path / "b.snn")]) == 0
+    text = (tmp_path / "b.snn").read_text()
+    old = "tau = 10.0 ms, r = 2.0, v_leak = 0.0, v_threshold = 1.0,"
+    assert old in text
+    text = text.replace(
+        old,
+        "tau = Trainable(10.0 ms, per_neuron = true), r = 2.0, v_leak = 0.0, v_threshold = Trainable(1.0),",
+    )
+    (tmp_path / "b.snn").write_text(text)
+    weights = {"tau_lif": np.array([9.0, 11.0, 12.0]), "v_threshold_lif": np.array([0.7])}
+    path = save_checkpoint(tmp_path / "ck" / "epoch-0000.npz", weights, meta={"epoch": 0})
+    back = nir.read(str(export_nir(tmp_path / "b.snn", tmp_path / "back.nir", checkpoint=str(path))))
+    np.testing.assert_allclose(back.nodes["lif"].tau, [0.009, 0.011, 0.012])
+    np.testing.assert_allclose(back.nodes["lif"].v_threshold, [0.7, 0.7, 0.7])
