@@ -207,3 +207,76 @@ def test_a_trained_readout_param_gets_the_exact_gradient(tmp_path: Path) -> None
     ref = sum(bptt(p, ex)["bias"] for ex in batch)
     assert np.abs(ref).max() > 1e-3
     np.testing.assert_allclose(got["bias_out"], ref, rtol=1e-6, atol=1e-9)
+
+
+ALIF_SRC = SRC.replace("use std.{LIF,", "use std.{ALIF,").replace(
+    """LIF(12, tau_mem = Trainable(20 ms, per_neuron = true, min = 2 ms),
+                   v_thresh = Trainable(1.0), relative_reset = 1)""",
+    """ALIF(12, tau_mem = Trainable(20 ms, per_neuron = true), v_thresh = Trainable(1.0),
+                    tau_adapt = Trainable(200 ms), beta = Trainable(0.2, per_neuron = true))""",
+)
+ALIF_KEYS = {**KEYS, "tau_a": "tau_adapt_h", "beta": "beta_h"}
+
+
+def alif_bptt(p: dict[str, np.ndarray], ex: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The std ALIF layer (v ← α v + (1 − α) I, a ← ρ a, spike when v ≥ ϑ + β a, then v ← v − ϑ,
+    a ← a + 1): reverse-mode through the recorded trajectory with v's reset z stopped and a's kept."""
+    al, rho, kap, vth = (
+        np.exp(-DT / p["tau"]),
+        np.exp(-DT / p["tau_a"][0]),
+        np.exp(-DT / TAU_OUT),
+        p["vth"][0],
+    )
+    v, a, vo = np.zeros(N_H), np.zeros(N_H), np.zeros(N_OUT)
+    z_prev, x_prev = np.zeros(N_H), np.zeros(N_IN)
+    rec = {k: [] for k in ("v_prev", "a_prev", "drive", "pre_a", "psi", "z", "vo", "x_in", "z_in")}
+    for k in range(K):
+        drive = x_prev @ p["w_in"]
+        rec["v_prev"].append(v.copy()), rec["a_prev"].append(a.copy()), rec["drive"].append(drive)
+        v = al * v + (1 - al) * drive
+        a = rho * a
+        vo = kap * vo + (1 - kap) * (z_prev @ p["w_out"] + p["bias"])
+        theta = v - vth - p["beta"] * a
+        z = (theta >= 0).astype(float)
+        rec["pre_a"].append(a.copy()), rec["z"].append(z), rec["vo"].append(vo.copy())
+        rec["psi"].append(GAMMA / vth * np.maximum(0.0, 1.0 - np.abs(theta) / vth))
+        rec["x_in"].append(x_prev), rec["z_in"].append(z_prev)
+        v, a = v - vth * z, a + z
+        z_prev, x_prev = z, ex["x"][k]
+    dl_dvo = np.array([_softmax(y) for y in rec["vo"]]) - np.eye(N_OUT)[ex["label"]]
+    g = {name: np.zeros_like(val) for name, val in p.items()}
+    g_vo, gv, ga, g_z = np.zeros(N_OUT), np.zeros(N_H), np.zeros(N_H), np.zeros(N_H)
+    for k in reversed(range(K)):
+        g_vo = dl_dvo[k] + kap * g_vo
+        psi, z = rec["psi"][k], rec["z"][k]
+        dz = g_z + ga  # z_k reaches the readout at k + 1 and a_k's reset
+        dv = gv + psi * dz  # of the pre-reset v_k
+        da = ga - p["beta"] * psi * dz  # of the pre-reset a_k
+        g["vth"] += -(psi * dz).sum() - (gv * z).sum()
+        g["beta"] += -psi * dz * rec["pre_a"][k]
+        g["tau"] += dv * al * DT / p["tau"] ** 2 * (rec["v_prev"][k] - rec["drive"][k])
+        g["tau_a"] += (da * rho * DT / p["tau_a"][0] ** 2 * rec["a_prev"][k]).sum()
+        g["w_in"] += np.outer(rec["x_in"][k], (1 - al) * dv)
+        g["w_out"] += np.outer(rec["z_in"][k], (1 - kap) * g_vo)
+        g["bias"] += (1 - kap) * g_vo
+        gv, ga = al * dv, rho * da
+        g_z = p["w_out"] @ ((1 - kap) * g_vo)
+    return g
+
+
+def test_eprop_alif_param_gradients_equal_truncated_bptt(tmp_path: Path) -> None:
+    """Params in the adaptation (tau_adapt shared, beta per neuron) and the threshold of an ALIF
+    layer, whose eligibility keeps the spike's path into a (Bellec et al.'s ε_a) and jumps at a spike."""
+    p = {**make_params(1), "tau_a": np.array([150.0]), "beta": np.linspace(0.1, 0.5, N_H)}
+    batch = [make_example(s) for s in (2, 3, 4)]
+    net = eprop(discretise(load_source(ALIF_SRC, "ff.snn")))
+    built = build_eprop_network(net, precision="double", cache_dir=tmp_path)
+    art = EpropArtefact(built.library, built.manifest, built.static, len(batch))
+    art.set_weights({ALIF_KEYS[k]: v for k, v in p.items()})
+    art.set_targets({"out": np.array([ex["label"] for ex in batch])})
+    art.run({"x": [_spikes(ex["x"]) for ex in batch]})
+    got = art.backward({})
+    ref = {name: sum(alif_bptt(p, ex)[name] for ex in batch) for name in p}
+    for name, key in ALIF_KEYS.items():
+        assert np.abs(ref[name]).max() > 1e-4, name
+        np.testing.assert_allclose(got[key], ref[name], rtol=1e-6, atol=1e-9, err_msg=name)
