@@ -12,7 +12,12 @@ the order `snnc.passes.eprop` documents:
    output-weight and bias gradients;
 4. per hidden population: `signal__<pop>` (`L_j = Σ c Σ_k B_jk E_k` from this step's errors), its
    forward step with taps, then `learn__<pop>`: propagate, trace, accumulate, filter and jump of
-   every incoming projection, at the pre-reset values of this step.
+   every incoming projection, then of every trained param (a loop over the neurons), at the
+   pre-reset values of this step.
+
+A trained param is an array `tp_<pop>__<param>` ([1] if shared, [n] per neuron) that the forward
+step reads; a derived param made of it (`exp(-dt/tau_mem[j])`) is tapped once per neuron and step
+(`ed_<pop>__<name>`) for the learning loops, so no synapse loop recomputes it.
 
 What e-prop reads from inside a neuron's step (start-of-step and pre-reset states, inputs, synapse
 states, ψ, z, the refractory flag, the filtered rate) the forward step stores through taps
@@ -24,10 +29,11 @@ both the old and the new value.
 
 Array roles: eligibilities, filtered traces and the filtered rate are ELIGIBILITY; gradients per
 batch row GRADIENT; labels and per-step targets TARGET; fixed random feedback B FEEDBACK; the output
-bias a PARAM of its population (which `schedule_forward` reads from its array, as any kept param);
-what one phase hands to a later one SCRATCH. The runtime zeroes ELIGIBILITY and GRADIENT arrays
-before every run. Array names start with `e` (`ee_<P>__<state>`, `eg_<P>`, ...) and phase names
-contain `__`, so none equals a forward array or phase of the same network.
+bias and the trained params PARAMs of their population (which `schedule_forward` reads from their
+arrays, as any kept param); what one phase hands to a later one SCRATCH. The runtime zeroes
+ELIGIBILITY and GRADIENT arrays before every run. Array names start with `e` (`ee_<P>__<state>`,
+`eg_<P>`, a param's `eep_`, `efp_`, `egp_`, ...) and phase names contain `__`, so none equals a
+forward array or phase of the same network.
 """
 
 from __future__ import annotations
