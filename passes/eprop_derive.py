@@ -304,10 +304,13 @@ def _chain(expr: Expr, p: sympy.Symbol, d_derived: dict[sympy.Symbol, Expr]) -> 
 
 
 def _derived_chain(disc: DiscreteModel, p: sympy.Symbol) -> dict[sympy.Symbol, Expr]:
-    """d(derived)/dp of every derived param, in order (a derived param may use earlier ones)."""
+    """d(derived)/dp of the derived params that depend on p, in order (a derived param may use
+    earlier ones)."""
     out: dict[sympy.Symbol, Expr] = {}
     for name, expr in disc.derived:
-        out[sym(name)] = _chain(expr, p, out)
+        d = _chain(expr, p, out)
+        if d != 0:
+            out[sym(name)] = d
     return out
 
 

@@ -278,3 +278,36 @@ def test_pipeline_runs_eprop_with_verification_and_printing():
     )
     assert isinstance(net.training, EpropIR)
     assert "IR Dump After eprop" in out.getvalue() and N.eligibility("h_to_h", "a") in out.getvalue()
+
+
+def test_param_eligibility_of_a_lif_neuron() -> None:
+    """derive_param for v ← α v + (1 − α) i, spike when v ≥ ϑ, reset v ← v − ϑ (relative) or
+    v ← v_r: ε ← α ε + ∂/∂p; e = ψ (ε + ∂θ/∂p); the membrane's jump adds z ∂R/∂p only."""
+    v_r = sym("v_reset")
+    for reset, jumps in (
+        ((Assign("v", "=", v - v_thresh),), {"v_thresh": -1, "alpha": 0}),
+        ((Assign("v", "=", v_r),), {"v_thresh": 0, "alpha": 0, "v_reset": 1}),
+    ):
+        model, disc = _neuron("M", ["v"], {"v": alpha * v + (1 - alpha) * i_syn}, v >= v_thresh, reset)
+        model = Model(**{**model.__dict__, "params": {**model.params, "v_reset": Param("v_reset", 0.0)}})
+        thr = D.threshold(model, disc, WHERE)
+        for param, dz in jumps.items():
+            der = D.derive_param(param, model, disc, WHERE, thr, False)
+            eps = sym(N.param_eligibility(param, "v"))
+            (prop,) = der.propagate
+            assert sympy.expand(prop.expr - (alpha * eps + (v - i_syn if param == "alpha" else 0))) == 0
+            dtheta = -1 if param == "v_thresh" else 0
+            assert sympy.expand(der.trace - psi * (eps + dtheta)) == 0
+            if dz == 0:
+                assert der.jump == ()
+            else:
+                (jump,) = der.jump
+                assert sympy.expand(jump.expr - (eps + dz * D.Z)) == 0
+
+
+def test_a_readout_param_has_no_trace_and_no_jump() -> None:
+    model, disc = _neuron("M", ["v"], {"v": alpha * v + (1 - alpha) * i_syn}, None, ())
+    der = D.derive_param("alpha", model, disc, WHERE, None, False)
+    eps = sym(N.param_eligibility("alpha", "v"))
+    assert der.trace is None and der.jump == ()
+    assert sympy.expand(der.propagate[0].expr - (alpha * eps + v - i_syn)) == 0
