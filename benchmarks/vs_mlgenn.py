@@ -1,6 +1,6 @@
 """snnc against mlGeNN (Yin-Yang EventProp, digits e-prop): seconds and learning per epoch, same run.
 
-    python benchmarks/vs_mlgenn.py [--case yinyang|digits] [--epochs 6] [--train 5000] [--test 1000]
+    python benchmarks/vs_mlgenn.py [--case yinyang|digits|shd] [--epochs 6] [--train N] [--test N]
                                    [--threads 1] [--seed N] [--compare-gradients N]
 
 The network of examples/yinyang_eventprop.snn (5 spike inputs -> 100 LIF -> 3 leaky integrators,
@@ -18,7 +18,13 @@ f_target 10 Hz, tau_reg 500 ms, trained output bias, Adam 0.01 times 0.92 per ep
 mlGeNN's EPropCompiler. snnc's neurons integrate an impulse w as v += (1 - exp(-dt/tau_mem)) w;
 mlGeNN's ALIF adds w itself, so its hidden weights are snnc's times that factor (the same forward
 pass and spike counts; Adam then steps those weights on another scale, so read the accuracies as
-indicative), and its output LeakyIntegrate gets `scale_i=True`. Cases:
+indicative), and its output LeakyIntegrate gets `scale_i=True`.
+
+`--case shd` does the same for examples/shd_eventprop.snn (700 spike inputs -> 256 recurrent LIF ->
+20 leaky integrators, exponential synapses, avg_var_exp_weight, the spike-count regulariser, Adam
+0.001, dt 1 ms, 1000 steps) on SHD-shaped synthetic spikes (`_synthetic_shd.py`, seeded by --seed;
+64 training and 32 test examples unless --train/--test say otherwise), through mlGeNN's
+EventPropCompiler with the regulariser's strength divided by tau_mem**2 (its convention). Cases:
 
   - `mlgenn_b1`: mlGeNN, batch 1 (GeNN's CPU backend runs batch 1 only),
   - `snnc_b1`:   snnc, batch 1, `--threads` OpenMP threads,
@@ -55,7 +61,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = {
     "yinyang": (ROOT / "examples" / "yinyang_eventprop.snn", 0.01, 0.97, 0.1, 300),
     "digits": (ROOT / "examples" / "eprop_digits.snn", 0.01, 0.92, 1.0, 20),
+    "shd": (ROOT / "examples" / "shd_eventprop.snn", 0.001, 1.0, 1.0, 1000),
 }
+#: training and test examples per case unless --train/--test say otherwise (None: the whole split)
+SIZES = {"yinyang": (5000, 1000), "digits": (None, None), "shd": (64, 32)}
 EXAMPLE, LR, GAMMA, DT, STEPS = CASES["yinyang"]
 
 
@@ -96,7 +105,9 @@ def _cross_evaluation(case_name: str, ml: Any, case, xt, yt) -> dict[str, float]
     return out
 
 
-def compare_gradients(x_all, y_all, weights: dict[str, np.ndarray], examples: int) -> list[dict]:  # noqa: ANN001
+def compare_gradients(
+    x_all, y_all, weights: dict[str, np.ndarray], examples: int, contestant: type
+) -> list[dict]:  # noqa: ANN001
     """Per-example gradients of mlGeNN and snnc from the same weights (Yin-Yang, batch 1).
 
     mlGeNN keeps its gradients inside GeNN; one Adam step from fresh moments with lr = epsilon = 1e3
@@ -119,7 +130,7 @@ def compare_gradients(x_all, y_all, weights: dict[str, np.ndarray], examples: in
         two = {k: v.subset(range(n, n + 2)) for k, v in x_all.items()}
         folder = tempfile.mkdtemp(prefix="vs_mlgenn_grad_")
         labels = np.asarray(y_all["out"][n : n + 2])
-        ml = MLGeNN(_mlgenn_spikes(two["x"]), labels, weights, folder, {"alpha": 1e3, "epsilon": 1e3})
+        ml = contestant(_mlgenn_spikes(two["x"]), labels, weights, folder, {"alpha": 1e3, "epsilon": 1e3})
         cwd = os.getcwd()
         os.chdir(folder)
         try:
@@ -130,7 +141,7 @@ def compare_gradients(x_all, y_all, weights: dict[str, np.ndarray], examples: in
             ml.compiled.__exit__(None, None, None)
         finally:
             os.chdir(cwd)
-        for key in ("x_to_h", "h_to_out"):
+        for key in ml.connections:
             g = np.asarray(ours[key], np.float64).ravel()
             theirs = -(moved[key].astype(np.float64) - weights[key]).ravel()
             big = np.abs(g) > 1e-6
@@ -325,6 +336,77 @@ class MLGeNNEprop(MLGeNN):
         self.output.neuron.bias = np.array(var.values, dtype=np.float32).reshape(-1)
 
 
+class MLGeNNShd(MLGeNN):
+    """examples/shd_eventprop.snn (700 -> 256 recurrent LIF -> 20 leaky integrators, Exponential
+    synapses, avg_var_exp_weight, spike-count regularisation) through mlGeNN's EventPropCompiler.
+    snnc's regulariser strength s corresponds to mlGeNN's reg_lambda s / tau_mem**2
+    (passes/eventprop.py)."""
+
+    def __init__(
+        self,
+        spikes: Any,
+        labels: np.ndarray,
+        weights: dict[str, np.ndarray],
+        folder: str,
+        adam: dict[str, float] | None = None,
+    ):
+        from ml_genn import Connection, Network, Population
+        from ml_genn.compilers import EventPropCompiler
+        from ml_genn.compilers.event_prop_compiler import default_params
+        from ml_genn.connectivity import Dense
+        from ml_genn.neurons import LeakyIntegrate, LeakyIntegrateFire, SpikeInput
+        from ml_genn.optimisers import Adam
+        from ml_genn.synapses import Exponential
+
+        self.folder, self.spikes, self.labels = folder, spikes, labels
+        most = max(int(sp.end_spikes[-1]) for sp in spikes)  # spikes of the busiest example
+        network = Network(default_params)
+        with network:
+            self.input = Population(SpikeInput(max_spikes=most), 700)
+            hidden = Population(LeakyIntegrateFire(v_thresh=1.0, tau_mem=20.0, tau_refrac=None), 256)
+            self.output = Population(LeakyIntegrate(tau_mem=20.0, readout="avg_var_exp_weight"), 20)
+            self.connections = {
+                "x_to_h": Connection(self.input, hidden, Dense(weights["x_to_h"]), Exponential(5.0)),
+                "h_to_h": Connection(hidden, hidden, Dense(weights["h_to_h"]), Exponential(5.0)),
+                "h_to_out": Connection(hidden, self.output, Dense(weights["h_to_out"]), Exponential(5.0)),
+            }
+        self.network = network
+        reg = 4e-9 / 20.0**2
+        compiler = EventPropCompiler(
+            example_timesteps=STEPS,
+            losses="sparse_categorical_crossentropy",
+            optimiser=Adam(**(adam or {"alpha": LR})),
+            reg_lambda_upper=reg,
+            reg_lambda_lower=reg,
+            reg_nu_upper=14,
+            max_spikes=300,
+            batch_size=1,
+            dt=DT,
+            optimize_code=True,
+        )
+        self._compile(compiler)
+
+
+def _synthetic_shd(train: int, test: int, seed: int) -> tuple[dict, dict, dict, dict]:
+    """SHD-shaped spikes (benchmarks/_synthetic_shd.py) as snnc's x and y of a training and a test split."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _synthetic_shd import N_CHANNELS, make_batch, raster_to_times_ids
+    from snnc.runtime.datasets.spikes import SpikeDataset
+
+    def split(n: int, first_batch: int) -> tuple[dict, dict]:
+        examples, labels = [], []
+        for b in range(first_batch, first_batch + -(-n // 32)):
+            raster, y = make_batch(b, 32, seed)
+            examples += raster_to_times_ids(raster)
+            labels += list(y)
+        data = SpikeDataset.from_examples(examples[:n], np.asarray(labels[:n], np.int64), N_CHANNELS)
+        return {"x": data}, {"out": np.asarray(labels[:n], np.int64)}
+
+    x, y = split(train, 0)
+    xt, yt = split(test, 1000)
+    return x, y, xt, yt
+
+
 def _mlgenn_spikes(data) -> list:  # noqa: ANN001
     """snnc's per-example spike lists as mlGeNN's PreprocessedSpikes."""
     from ml_genn.utils.data import preprocess_spikes
@@ -346,8 +428,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=sorted(CASES), default="yinyang")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--train", type=int, default=5000, help="training examples per epoch")
-    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--train", type=int, default=None, help="training examples per epoch (see SIZES)")
+    ap.add_argument("--test", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1, help="snnc's OpenMP threads")
     ap.add_argument("--seed", type=int, default=None, help="draw the initial weights with this seed")
     ap.add_argument(
@@ -375,20 +457,26 @@ def main() -> int:
 
     seed = {} if args.seed is None else {"seed": args.seed}
     probe = snnc.compile(str(EXAMPLE), batch_size=1, **seed)
-    data = load_data(probe.network)
-    x_all, y_all = xy(probe.network, data.train)
-    xt_all, yt_all = xy(probe.network, data.test)
-    args.train = min(args.train, len(next(iter(y_all.values()))))  # digits has 1347 and 450
-    args.test = min(args.test, len(next(iter(yt_all.values()))))
+    args.train = args.train or SIZES[args.case][0]
+    args.test = args.test or SIZES[args.case][1]
+    if args.case == "shd":  # no SHD download: spikes of the same shape
+        x_all, y_all, xt_all, yt_all = _synthetic_shd(args.train, args.test, args.seed or 0)
+    else:
+        data = load_data(probe.network)
+        x_all, y_all = xy(probe.network, data.train)
+        xt_all, yt_all = xy(probe.network, data.test)
+    args.train = min(args.train or 10**9, len(next(iter(y_all.values()))))  # digits has 1347 and 450
+    args.test = min(args.test or 10**9, len(next(iter(yt_all.values()))))
     x = {k: v.subset(range(args.train)) for k, v in x_all.items()}
     y = {k: v[: args.train] for k, v in y_all.items()}
     xt = {k: v.subset(range(args.test)) for k, v in xt_all.items()}
     yt = {k: v[: args.test] for k, v in yt_all.items()}
     weights = {k: np.array(v, dtype=np.float32) for k, v in probe.weights.items()}
+    contestant = {"digits": MLGeNNEprop, "shd": MLGeNNShd}.get(args.case, MLGeNN)
     if args.compare_gradients:
-        if args.case != "yinyang":
-            ap.error("--compare-gradients compares EventProp gradients: --case yinyang")
-        rows = compare_gradients(x_all, y_all, weights, args.compare_gradients)
+        if args.case == "digits":
+            ap.error("--compare-gradients compares EventProp gradients: --case yinyang or shd")
+        rows = compare_gradients(x_all, y_all, weights, args.compare_gradients, contestant)
         print(json.dumps({"benchmark": "vs_mlgenn", "case": args.case, "seed": args.seed, "gradients": rows}))
         return 0
 
@@ -397,7 +485,6 @@ def main() -> int:
         "snnc_b32": _snnc_case(32, args.threads, x, y, weights),
     }
     folder = tempfile.mkdtemp(prefix="vs_mlgenn_")
-    contestant = MLGeNNEprop if args.case == "digits" else MLGeNN
     ml = contestant(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder)
     seconds: dict[str, list[float]] = {name: [] for name in ("mlgenn_b1", *cases)}
     accuracy: dict[str, list[float]] = {name: [] for name in seconds}
