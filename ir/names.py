@@ -113,6 +113,10 @@ IS_FIRST_SPIKE = _generated("is_first_spike")  # 1 at a neuron's first spike, el
 SPIKE_TIME = _generated("t_s")  # the record of a spike's time
 ARGMAX_TIME = _generated("t_max")  # the step max_var reads (shown in the continuous drive)
 CROSSING_RATE = _generated("crossing_rate")  # placeholder for the guarded ∇θ·f⁻
+#: a spike's crossing rate over its step, (θ(x after the update) − θ(x before it))/dt: positive for
+#: every crossing, where ∇θ·f⁻ at the step's end can be small or negative at a coarse dt
+CROSSING_SECANT = _generated("crossing_secant")
+THETA_BEFORE = _generated("theta_before")  # the threshold function of the state before the update
 JUMP_SIZE = _generated("h")  # the size of a spike's jump while testing linearity along it
 
 

@@ -243,15 +243,36 @@ def _tidy_exp(expr: sympy.Expr) -> sympy.Expr:
     return sympy.expand(sympy.powsimp(sympy.expand(expr), combine="exp"))
 
 
-def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr]]]:
-    """λ(t - dt) = (e^{A dt})ᵀ λ(t): the forward propagator of `discretise`'s exact integrator,
+def exact_backward(
+    c: Coupled, drive_state: str | None = None
+) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr]], sympy.Matrix | None]:
+    """λ(t - dt) = (e^{A dt})ᵀ λ(t) + q·r: the forward propagator of `discretise`'s exact integrator,
     transposed, with each exp(-dt/τ) hoisted as `__decay__τ`. Raises `Defeat` where the exact
-    integrator finds no closed form."""
+    integrator finds no closed form.
+
+    With `drive_state`, also q = (1/dt)·∫₀^dt e^{Aᵀs} ds·e_state: how a readout drive spread evenly
+    over the step (rate r per ms, r·dt per step) moves the adjoints, instead of arriving whole at
+    the step's end (None where that has no closed form). EventProp's jumps and transmissions are
+    continuous-time formulas; an integrated readout (avg_var, avg_var_exp_weight, sum_var) driving
+    λ as a continuous source keeps λ_i/λ_v as those formulas assume. Added at the end of the step,
+    the drive leaves λ_i behind λ_v by O(dt), which at dt = 1 ms turns the sign of transmissions
+    like -λ_v/τ_m + λ_i/τ_s, small differences of large terms (benchmarks/README.md, "EventProp at
+    dt = 1 ms")."""
     A = c.jacobian()
+    n = len(c.states)
     try:
         P = propagator(A, c.states).T
     except Unsupported as err:
         raise Defeat(f"the adjoint system has {err.why}") from None
+    q = None
+    if drive_state is not None:  # e^{B dt} with B = [[Aᵀ, e], [0, 0]] holds ∫₀^dt e^{Aᵀs} ds·e
+        B = sympy.zeros(n + 1, n + 1)
+        B[:n, :n] = A.T
+        B[c.states.index(drive_state), n] = 1
+        try:
+            q = propagator(B, [*c.states, "drive"])[:n, n] / DT
+        except Unsupported:
+            q = None
     derived: dict[sympy.Expr, sympy.Symbol] = {}
     hoisted: list[tuple[str, sympy.Expr]] = []
 
@@ -266,21 +287,28 @@ def exact_backward(c: Coupled) -> tuple[sympy.Matrix, list[tuple[str, sympy.Expr
             hoisted.append((base, e))
         return derived[e]
 
+    def tidy(value: sympy.Expr, retry: bool = True) -> sympy.Expr:
+        entry = value.replace(
+            lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.expand(e.args[0]))
+        )
+        entry = sympy.cancel(
+            entry.replace(lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist)
+        )
+        if retry and DT in entry.free_symbols:  # an exp sympy did not leave as exp(-dt/tau): tidy and retry
+            entry = _tidy_exp(value).replace(
+                lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist
+            )
+        return sympy.factor(sympy.cancel(entry))
+
     out = sympy.zeros(*P.shape)
     for i in range(P.rows):
         for j in range(P.cols):
-            entry = P[i, j].replace(
-                lambda e: isinstance(e, sympy.exp), lambda e: sympy.exp(sympy.expand(e.args[0]))
-            )
-            entry = sympy.cancel(
-                entry.replace(lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist)
-            )
-            if DT in entry.free_symbols:  # an exp sympy did not leave as exp(-dt/tau): tidy and retry
-                entry = _tidy_exp(P[i, j]).replace(
-                    lambda e: isinstance(e, sympy.exp) and DT in e.free_symbols, hoist
-                )
-            out[i, j] = sympy.factor(sympy.cancel(entry))
-    return out, hoisted
+            out[i, j] = tidy(P[i, j])
+    if q is not None:
+        q = sympy.Matrix([tidy(v, retry=False) for v in q])  # dt stays: (1 - e^{-dt/τ})·τ/dt
+        if any(v.has(sympy.nan, sympy.zoo) for v in q):
+            q = None
+    return out, hoisted, q
 
 
 def spike_jump(

@@ -82,6 +82,7 @@ ALGO = "E-ALGO"
 DLP, D, DL_DY = sym(names.DLP_DTS), sym(names.D), sym(names.DL_DY)
 DRIVE_AFTER = sym(names.DRIVE_AFTER)
 RATE = sym(names.CROSSING_RATE)  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
+SECANT = sym(names.CROSSING_SECANT)  # recorded at each spike: what RATE becomes
 DEFAULT_MIN_CROSSING_RATE = 1e-3  # θ units per ms: for LIF (τ_m 20 ms), i_syn − v_thresh >= 0.02
 K_STEP, K_TOTAL, T_DUR = sym(names.STEP), sym(names.STEPS), sym(names.DURATION)
 N_SUM, BATCH, FIRST = sym(names.SPIKE_COUNT_SUM), sym(names.BATCH_SIZE), sym(names.IS_FIRST_SPIKE)
@@ -169,6 +170,23 @@ def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  
     return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, DL_DY / samples * inside, when=when)
 
 
+#: readouts that integrate their variable over the trial (or a window): their drive is a rate
+SPREAD_READOUTS = frozenset({"avg_var", "avg_var_exp_weight", "sum_var"})
+
+
+def _spread_drive(readout: ReadoutDrive | None, network: Network) -> bool:
+    """Whether the readout's drive enters the backward step spread over the step (see
+    `adjoint.exact_backward`): for a loss that integrates the read variable, not for one of single
+    samples (var, max_var, a per-timestep loss)."""
+    per_timestep = network.train is not None and network.train.per_timestep_loss
+    return (
+        readout is not None
+        and readout.var is not None
+        and readout.kind in SPREAD_READOUTS
+        and not per_timestep
+    )
+
+
 def _reg_settings(network: Network) -> dict[str, float] | None:
     spec = network.train
     args: dict = {}
@@ -199,9 +217,11 @@ def _population_gradient(
     adj_rhs = adj.adjoint_rhs(c, drive_cont)
     linear, culprit = adj.is_linear(c)
     lams = c.lams
+    spread = _spread_drive(readout, network)
+    q = None
     if linear:
         try:
-            P, derived = adj.exact_backward(c)
+            P, derived, q = adj.exact_backward(c, readout.var if spread else None)
         except adj.Defeat as e:
             _fail(str(e), pop, model.span)
         new = P * lams
@@ -217,8 +237,11 @@ def _population_gradient(
         trajectory = tuple(s for s in c.states if sym(s) in used)
         method = "euler"
         reason = f"non-linear system (d f/d x contains '{culprit}'): Euler step on the recorded trajectory"
+    if q is not None:  # the readout drive spread over the step, inside the backward step
+        new = new + q * readout.step
+        reason += "; the readout drive spread evenly over the step (continuous-time loss integral)"
     backward = tuple(Assign(names.adjoint(s), "=", sympy.expand(new[i])) for i, s in enumerate(c.states))
-    drive = ((readout.adjoint, readout.step),) if readout and readout.var else ()
+    drive = ((readout.adjoint, readout.step),) if readout and readout.var and q is None else ()
 
     theta = on_thr = None
     params: list[ParamGradient] = []
@@ -254,7 +277,8 @@ def _population_gradient(
             for i, s in enumerate(c.states)
             if not is_zero(lam_minus[i] - lams[i])
         )
-        rate_floor = sympy.Max(sympy.expand(denom.xreplace(subs)), min_rate)
+        # the executed division: the crossing's secant over its step, floored (see names.CROSSING_SECANT)
+        rate_floor = sympy.Max(SECANT, min_rate)
         guarded = tuple(
             Assign(a.target, "=", guarded_minus[c.states.index(names.adjoint_state(a.target))].xreplace(subs))
             for a in jump
@@ -266,7 +290,7 @@ def _population_gradient(
             grad = sympy.Matrix([c.close(theta)]).jacobian(c.x)
             s = sympy.Piecewise((reg["upper"], N_SUM > reg["nu"] * BATCH), (reg["lower"], True))
             rate = s * (N_SUM - reg["nu"] * BATCH) / BATCH**2
-            reg_dlp = sympy.expand(-(denom.xreplace(subs)) * rate)
+            reg_dlp = sympy.expand(-SECANT * rate)  # divided by the (floored) secant: -r per spike
             dlp_total += reg_dlp
             regularisation = Regularisation(pop.name, reg["upper"], reg["lower"], reg["nu"], rate, reg_dlp)
             assert grad.rows == 1
@@ -282,7 +306,14 @@ def _population_gradient(
             SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
             for s in sorted(used, key=str)
         )
-        records = (SpikeRecord(names.SPIKE_TIME, sym("t"), "spike time (k+1)*dt"), *records)
+        secant = (adj.theta_of(model) - sym(names.THETA_BEFORE)) / DT
+        records = (
+            SpikeRecord(names.SPIKE_TIME, sym("t"), "spike time (k+1)*dt"),
+            SpikeRecord(
+                names.CROSSING_SECANT, secant, "the crossing's rate over its step, the jump's divisor"
+            ),
+            *records,
+        )
     else:
         params = param_gradients(network, pop, c, None, {}, None, DLP, D)
     return (

@@ -445,7 +445,10 @@ def _of(b: _Builder, pop: str) -> list:
 
 
 def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
-    """∇θ·f⁻ on the threshold surface, over coupled states (what the regulariser's r multiplies)."""
+    """The crossing rate the regulariser's r multiplies: the recorded secant where the jump divides
+    by it (passes/eventprop.py), else ∇θ·f⁻ on the threshold surface, over coupled states."""
+    if any(r.name == names.CROSSING_SECANT for r in pg.records):
+        return sym(names.CROSSING_SECANT)
     x = [sym(s) for s in pg.states]
     rhs = dict(pg.system)
     theta = pg.theta.xreplace({sym(k): v for k, v in pg.inputs})
@@ -942,7 +945,8 @@ def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict
     if pg.method != "exact":  # the Euler fallback's Jacobian, on the state at the end of step k
         env.update(_trajectory_env(b, name, pg, J))
     ro = pg.readout
-    if ro is not None and pg.drive:
+    spread = any(sym(names.DL_DY) in sympy.sympify(a.expr).free_symbols for a in pg.backward)
+    if ro is not None and (pg.drive or spread):  # spread: the drive sits inside the backward step
         dly_array = _find(b, name, "dL_dy")
         argmax = _find(b, name, "argmax")
         dly = Local("__dly")

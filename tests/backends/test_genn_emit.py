@@ -4,6 +4,7 @@ naming IR entities, weights matching the C backend's draw, and the clear error w
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -281,9 +282,10 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     assert "y_i__x_to_h = l_ny_x_to_h__i;" in h.code["sim_code"]
     assert "q_i_syn = l_ny_x_to_h__i;  // record i_syn" in h.code["sim_code"]
     out = ctx.population("out").model.code["sim_code"]
-    assert (
-        "l_dly = t_dL_dy;" in out and "l_driven0 = l_lambda0 + l_dly*exp(" in out
-    )  # avg_var_exp_weight drive
+    # avg_var_exp_weight's drive, spread over the step inside the backward step (passes/adjoint.py)
+    assert "l_dly = t_dL_dy;" in out and re.search(r"l_back0 = [^;]*l_dly\*exp\(", out)
+    # the jump divides by the crossing's secant over its step, recorded at the spike
+    assert "ev__crossing_secant[q_off + q_jidx]" in jump
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
 
 

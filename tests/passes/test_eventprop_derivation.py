@@ -39,7 +39,7 @@ def test_lif_jump_and_transmission_match_design() -> None:
     assert "x_to_h" not in tr.transmissions  # no jumps of input neurons
     assert tr.weight_gradients["h_to_out"].expr == li
     assert tr.weight_gradients["x_to_h"].expr == S(N.adjoint("i__x_to_h"))
-    assert [r.name for r in out.records] == [N.SPIKE_TIME, "i_syn"]
+    assert [r.name for r in out.records] == [N.SPIKE_TIME, N.CROSSING_SECANT, "i_syn"]
     assert dict(out.inputs)["i_syn"] == S("i__h_to_out")
     assert out.dlp_dts == S(N.DL_DY) * S(N.IS_FIRST_SPIKE)
     assert tr.max_spikes == 50
@@ -72,8 +72,28 @@ def test_lif_adjoint_ode_and_exact_propagator() -> None:
     ],
 )
 def test_readout_drives(kind: str, step) -> None:
+    """A readout of samples (var, max_var) adds its drive to λ at the step's end; one that
+    integrates (avg_var, sum_var, avg_var_exp_weight) spreads it over the step inside the backward
+    step: λ(k) = Pᵀλ(k+1) + q·drive, q = (1/dt)∫₀^dt e^{Aᵀs} ds e_v, which tends to e_v as dt -> 0."""
     out = eventprop(network(output=leaky_integrate(), readout=kind)).training.populations["out"]
-    assert out.drive == ((N.adjoint("v"), step),)
+    if kind in ("var", "max_var"):
+        assert out.drive == ((N.adjoint("v"), step),)
+    else:
+        assert out.drive == ()
+        back = {a.target: a.expr for a in out.backward}
+        driven = {t: sympy.diff(e, S(N.DL_DY)) for t, e in back.items()}
+        unit = step / S(N.DL_DY)
+        q_v = sympy.simplify(driven[N.adjoint("v")] / unit)  # tau_m (1 - e^{-dt/tau_m}) / dt
+        q_i = sympy.simplify(driven[N.adjoint("i__h_to_out")] / unit)
+        decay = {
+            S(n): sympy.exp(-S("dt") / S(t))
+            for n, t in ((N.decay("tau_mem"), "tau_mem"), (N.decay("tau__h_to_out"), "tau__h_to_out"))
+        }
+        at = {S("tau_mem"): 20.0, S("tau__h_to_out"): 5.0}
+        for h, (want_v, want_i) in {1.0: (0.97541151, 0.02302176), 1e-7: (1.0, 0.0)}.items():
+            got_v = float(q_v.xreplace(decay).xreplace({**at, S("dt"): h}))
+            got_i = float(q_i.xreplace(decay).xreplace({**at, S("dt"): h}))
+            assert abs(got_v - want_v) < 1e-6 and abs(got_i - want_i) < 1e-5
     assert out.jump == () and out.theta is None
     if kind == "avg_var":
         assert _zero(dict(out.adjoint_odes)[N.adjoint("v")] - (-lv / tau_m + S(N.DL_DY) / S(N.DURATION)))
@@ -93,7 +113,11 @@ def test_regularisation_adds_rate_along_grad_theta() -> None:
     jump = _jump(h, N.adjoint("v"))
     with_reg = jump.xreplace({dlp: h.dlp_dts, D: 0})
     without = jump.xreplace({dlp: 0, D: 0})
-    assert _zero(with_reg - without - h.regularisation.rate)
+    # the regulariser's ∂l_p/∂t_s is -r times the rate the executed jump divides by (the secant), so
+    # each spike adds r along ∇θ there; in the exact jump (÷ ∇θ·f⁻) the same holds where they agree
+    secant = S(N.CROSSING_SECANT)
+    denom = (isyn - vth) / tau_m
+    assert _zero((with_reg - without).xreplace({secant: denom}) - h.regularisation.rate)
     n, b = S(N.SPIKE_COUNT_SUM), S(N.BATCH_SIZE)
     rate = h.regularisation.rate
     assert _zero(rate.xreplace({n: 10, b: 2}) - 2e-3 * (10 - 8) / 4)
@@ -131,7 +155,7 @@ def test_adaptive_threshold_model() -> None:
     bracket = lv * isyn / tau_m - la * beta / tau_a - dlp - D
     assert _zero(jv - bracket / denom)
     assert _zero(ja - (la - bracket / denom))
-    assert {r.name for r in pg.records} == {N.SPIKE_TIME, "a", "i_syn"}
+    assert {r.name for r in pg.records} == {N.SPIKE_TIME, N.CROSSING_SECANT, "a", "i_syn"}
 
 
 def _diag(net) -> str:
