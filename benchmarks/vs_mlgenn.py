@@ -349,6 +349,7 @@ class MLGeNNShd(MLGeNN):
         weights: dict[str, np.ndarray],
         folder: str,
         adam: dict[str, float] | None = None,
+        most_spikes: int | None = None,
     ):
         from ml_genn import Connection, Network, Population
         from ml_genn.compilers import EventPropCompiler
@@ -359,7 +360,8 @@ class MLGeNNShd(MLGeNN):
         from ml_genn.synapses import Exponential
 
         self.folder, self.spikes, self.labels = folder, spikes, labels
-        most = max(int(sp.end_spikes[-1]) for sp in spikes)  # spikes of the busiest example
+        # input spikes of the busiest example, of the test split too (its inference model reuses this)
+        most = most_spikes or max(int(sp.end_spikes[-1]) for sp in spikes)
         network = Network(default_params)
         with network:
             self.input = Population(SpikeInput(max_spikes=most), 700)
@@ -485,7 +487,10 @@ def main() -> int:
         "snnc_b32": _snnc_case(32, args.threads, x, y, weights),
     }
     folder = tempfile.mkdtemp(prefix="vs_mlgenn_")
-    ml = contestant(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder)
+    extra = {}
+    if args.case == "shd":
+        extra["most_spikes"] = int(max(np.diff(x["x"].offsets).max(), np.diff(xt["x"].offsets).max()))
+    ml = contestant(_mlgenn_spikes(x["x"]), np.asarray(y["out"]), weights, folder, **extra)
     seconds: dict[str, list[float]] = {name: [] for name in ("mlgenn_b1", *cases)}
     accuracy: dict[str, list[float]] = {name: [] for name in seconds}
     for epoch in range(args.epochs):
