@@ -19,8 +19,11 @@ The backward pass runs after the forward pass of the same batch, with λ = 0 at 
         (λ of m now), and D_n += w_nm·g_m;
      c. each neuron that spiked in step k applies `jump` (simultaneous assignments), with its
         records, D = D_n and dlp_dts as stated per population;
-  2. the readout drive of sample k is added (`drive`: adjoint += expr);
-  3. `backward` (simultaneous) moves λ from (k+1)·dt to k·dt.
+  2. the readout drive of sample k is added (`drive`: adjoint += expr), for readouts of samples
+     (var, max_var, a per-timestep loss);
+  3. `backward` (simultaneous) moves λ from (k+1)·dt to k·dt; for readouts that integrate their
+     variable (avg_var, avg_var_exp_weight, sum_var) it also takes the drive in, spread evenly over
+     the step as the continuous-time loss integral does (`adjoint.exact_backward`'s q; see there why).
 For linear systems step 3 is the exact transposed propagator of the coupled continuous system; the
 forward pass of the Discrete IR holds the input constant over a step, so the two differ by O(dt)
 (mlGeNN does the same). Non-linear systems use the stated fallback: an Euler step of the adjoint ODE
@@ -28,7 +31,10 @@ with the Jacobian evaluated on the forward trajectory, which the forward pass th
 (`trajectory`). Spike buffers hold `max_spikes` entries per neuron; the backend counts overflowing
 spikes and reports them (they get no jump and no weight gradient).
 On the threshold surface θ(x⁻) = 0, so the jump uses the solved state (v⁻ = v_thresh for LIF), which
-makes it independent of the overshoot of the discrete forward pass. For τ_mem = τ_syn the exact LIF
+makes it independent of the overshoot of the discrete forward pass. The executed jump (`guarded_jump`)
+divides not by ∇θ·f⁻ at the step's end but by the crossing's secant over its step, (θ after the update
+− θ before it)/dt, recorded at the spike and floored at `min_crossing_rate`: at dt = 1 ms a driven
+neuron's synaptic current decays within the step, and ∇θ·f⁻ at its end is often ~0 or negative. For τ_mem = τ_syn the exact LIF
 propagator has a removable 0/0; keep the time constants distinct.
 Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Trainable delays:
 `_delay_gradient` (lowered by `schedule_delays.py`). Impulse (Delta) synapses into non-spiking
