@@ -116,6 +116,13 @@ class Optimiser:
     def _buffers(self) -> dict[str, dict[str, np.ndarray]]:
         return {}
 
+    def reset_moments(self, key: str, where: np.ndarray) -> None:
+        """Zero every per-element state of `key` (Adam's moments, SGD's velocity) where `where` is
+        true: a rewired synapse starts its optimiser state anew (runtime/rewiring.py)."""
+        for arrays in self._buffers().values():
+            if key in arrays:
+                arrays[key][where] = 0.0
+
     def __repr__(self) -> str:
         args = ", ".join(f"{h}={getattr(self, h)!r}" for h in self.hyper)
         return f"{type(self).__name__}({args}, reduction={self.reduction!r})"

@@ -69,7 +69,6 @@ class DeepR:
 
     def rewire(self, weights: Mapping[str, np.ndarray], optimiser: Any, step: int) -> None:
         """After optimiser step `step`: dormant synapses out, as many random ones in (in place)."""
-        moments = _moment_buffers(optimiser)
         for i, (name, active) in enumerate(self.masks.items()):
             w, inhibitory = weights[name], self.inhibitory[name]
             dormant = active & ((w < 0) != inhibitory)
@@ -86,9 +85,7 @@ class DeepR:
                 fresh = np.zeros(active.shape, bool)
                 fresh.reshape(-1)[chosen] = True
                 w[fresh] = 0  # a new synapse starts from nothing
-                for buffers in moments:  # a synapse that left or arrived starts its moments anew
-                    if name in buffers:
-                        buffers[name][dormant | fresh] = 0.0
+                optimiser.reset_moments(name, dormant | fresh)  # a synapse that left or arrived
             w[~active] = 0
 
     # state for checkpoints ------------------------------------------------------------------------
@@ -105,11 +102,6 @@ class DeepR:
                 self.masks[key.split("/", 2)[2]] = np.asarray(arr).astype(bool)
             elif key.startswith(f"{PREFIX}inhibitory/"):
                 self.inhibitory[key.split("/", 2)[2]] = np.asarray(arr).astype(bool)
-
-
-def _moment_buffers(optimiser: Any) -> list[dict[str, np.ndarray]]:
-    buffers = getattr(optimiser, "_buffers", None)
-    return list(buffers().values()) if callable(buffers) else []
 
 
 def from_call(call: Any, network: Any, seed: int) -> DeepR:
