@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from snnc.frontend import messages as M
 from snnc.ir import model as ir
+from snnc.ir import names
 from snnc.ir.diagnostics import DiagnosticBag
 
 #: algorithm -> loss -> readouts it works with
@@ -250,6 +251,18 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                     f"'{name}' of {what} sets the refractory period of {model.name}, which has no gradient",
                     spec.span,
                     "give it a number",
+                )
+            elif (
+                not isinstance(owner, ir.Population)
+                and owner.delay_trainable is not None
+                and name == "delay"  # the key of the delays themselves (passes/schedule.py)
+            ):
+                bag.error(
+                    M.ALGO,
+                    f"'{name}' of {what}'s synapse is Trainable and so are its delays: both would be filed "
+                    f"as '{names.param_key('delay', owner.name)}' (checkpoints, set_weights, the optimiser)",
+                    spec.span,
+                    f"rename the param '{name}' in synapse {model.name}",
                 )
             elif not isinstance(owner, ir.Population) and any(
                 name in params_used_by(model, a.expr) for a in model.on_pre

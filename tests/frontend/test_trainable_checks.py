@@ -138,3 +138,37 @@ def test_genn_refuses_trainable_params_at_check(tmp_path: Path) -> None:
     assert [(d.span.line, d.span.col) for d in found] == [(4, 36), (6, 55)]
     assert "cannot train params with eprop only ('v_thresh' of population 'h')" in found[0].message
     assert check_supported(load_file(str(path)), "c") == []
+
+
+DELAYED_SYNAPSE = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+synapse Lagged {
+    param tau   = 5 ms
+    param delay = 1 ms
+    state i = 0.0
+    di/dt = -i / tau + 0 * delay / (tau * tau)
+    on_pre { i += w }
+    output i
+}
+network g {
+    input  x   = SpikeInput(3)
+    hidden h   = LIF(4)
+    output out = LeakyIntegrate(2, readout = avg_var)
+    x -> h   : Dense(weight = 1.0, delay = Trainable(1 ms, max = 5 ms)), Lagged(delay = Trainable(1 ms))
+    h -> out : Dense(weight = 1.0), Exponential(tau = 5 ms)
+}
+train g {
+    algorithm = eventprop
+    loss = sparse_categorical_crossentropy
+}
+"""
+
+
+def test_a_trainable_synapse_param_named_delay_beside_trainable_delays_is_refused(tmp_path: Path) -> None:
+    """Both would be filed as `delay_x_to_h`; the param's Trainable is pointed at."""
+    path = tmp_path / "net.snn"
+    path.write_text(DELAYED_SYNAPSE)
+    errors = _errors(path)
+    assert any(
+        "'delay' of projection 'x_to_h'" in msg and "delay_x_to_h" in msg and line == 14
+        for _, line, _, msg in errors
+    ), errors
