@@ -431,9 +431,9 @@ PATHOLOGICAL = {
 @pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
 def test_pathological_inputs_end_quickly_with_a_diagnostic_or_a_module(name):
     text = PATHOLOGICAL[name]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine stretches wall time, not this
     result = _outcome(text)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     if name.startswith("nested_paren") or name.endswith("_chain") or name == "long_sum":
         assert isinstance(result, DiagnosticError) and result.diagnostics[0].code == "E-NESTING"
     if name.startswith("ten_megabytes"):
