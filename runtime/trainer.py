@@ -62,6 +62,19 @@ def split_validation(x, y, fraction: float):
     return split(x, train_idx), split(y, train_idx), split(x, val_idx), split(y, val_idx)
 
 
+def resident(x: Mapping[str, Any], y: Mapping[str, Any], shares: Sequence[np.ndarray]):
+    """(x, y, starts): under MPI, when any data are lazy (memory-mapped, or held in part), the rank's
+    examples of the whole epoch (`shares`, one per batch) read once into memory, in order; batch b
+    is then rows starts[b]… of them. Otherwise (x, y, None): in-memory data are indexed as they are.
+    """
+    if not any(getattr(v, "lazy", False) for v in (*x.values(), *y.values())):
+        return x, y, None
+    mine = np.concatenate(shares) if shares else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum([len(s) for s in shares])])
+    held = lambda v: v.subset(mine) if hasattr(v, "subset") else take(v, mine)  # noqa: E731
+    return {k: held(v) for k, v in x.items()}, {k: held(v) for k, v in y.items()}, starts
+
+
 def batches(n: int, batch_size: int, order: np.ndarray | None = None):
     order = np.arange(n) if order is None else order
     for start in range(0, n, batch_size):
@@ -237,15 +250,15 @@ class Trainer:
         shared = self.world.distributed
         # the artefact's own loss and optimiser step, when it computes exactly this training
         learning = kernel_loop.kernel_learning(self, losses, metrics, cbs) if learn else None
-        for b, whole in enumerate(batches(len(order), self.batch_size, order)):
+        wholes = list(batches(len(order), self.batch_size, order))
+        # this rank's rows of each batch; every rank runs every batch, even with no rows
+        shares = [whole[slice(*self.world.share(len(whole)))] for whole in wholes] if shared else wholes
+        x, y, at = resident(x, y, shares) if shared else (x, y, None)
+        for b, (whole, idx) in enumerate(zip(wholes, shares, strict=True)):
             cbs.on_batch_begin(b)
-            if shared:  # this rank's rows of the batch; every rank runs, even with no rows
-                lo, hi = self.world.share(len(whole))
-                idx = whole[lo:hi]
-            else:
-                idx = whole
-            xb = {k: take(v, idx) for k, v in x.items()}
-            yb = {k: take(v, idx) for k, v in y.items()}
+            rows = idx if at is None else np.arange(at[b], at[b] + len(idx))
+            xb = {k: take(v, rows) for k, v in x.items()}
+            yb = {k: take(v, rows) for k, v in y.items()}
             n_batch = len(whole) if shared else None
             if learning is not None:
                 batch_loss = kernel_loop.run_batch(self, learning, xb, yb, idx, metrics, b, n_batch)

@@ -9,7 +9,7 @@ block's `augment = (shift(max = 40), blend(n = 2, p = 0.5))`.
 
 Every example draws from its own stream, keyed by (seed, epoch, step, example index), so augmenting
 some examples (`only`: one MPI rank's share of the epoch) gives them exactly what augmenting the whole
-set gives them. An example that blends others reads those others as the earlier steps left them,
+set gives them, and the rank reads and holds no other examples. An example that blends others reads those others as the earlier steps left them,
 computed on demand.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from snnc.runtime.datasets.spikes import SpikeDataset
+from snnc.runtime.datasets.spikes import HeldExamples, SpikeDataset
 from snnc.runtime.errors import RuntimeConfigError, check_args, unknown_name
 
 Example = tuple[np.ndarray, np.ndarray]  # spike times, neuron ids
@@ -96,8 +96,12 @@ class Augmenter:
     steps: Sequence[tuple[str, dict]]
     seed: int = 0
 
-    def __call__(self, data: SpikeDataset, epoch: int, only: Iterable[int] | None = None) -> SpikeDataset:
-        """The epoch's data: the examples in `only` (all when None) augmented, the rest as they are."""
+    def __call__(
+        self, data: SpikeDataset, epoch: int, only: Iterable[int] | None = None
+    ) -> SpikeDataset | HeldExamples:
+        """The epoch's data, every example augmented; with `only` (an MPI rank's share of the epoch),
+        just those examples, held for the trainer to take (the others are never read, except as
+        blend partners)."""
         memo: dict[tuple[int, int], Example] = {}
 
         def value(level: int, i: int) -> Example:  # example i after the first `level` steps
@@ -112,10 +116,15 @@ class Augmenter:
             return memo[key]
 
         sources = [_source(data, lambda j, lv=level: value(lv, j)) for level in range(len(self.steps))]
-        wanted = set(range(len(data))) if only is None else {int(i) for i in only}
         top = len(self.steps)
-        examples = [value(top, i) if i in wanted else data.example(i) for i in range(len(data))]
-        return SpikeDataset.from_examples(examples, data.labels, data.num_neurons)
+        if only is None:
+            examples = [value(top, i) for i in range(len(data))]
+            return SpikeDataset.from_examples(examples, data.labels, data.num_neurons)
+        held = np.unique(np.fromiter((int(i) for i in only), dtype=np.int64))
+        part = SpikeDataset.from_examples(
+            [value(top, int(i)) for i in held], data.labels[held], data.num_neurons
+        )
+        return HeldExamples(len(data), held, part, data.labels)
 
 
 def from_calls(calls: Sequence, seed: int = 0) -> Augmenter:

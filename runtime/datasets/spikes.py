@@ -1,19 +1,27 @@
 """Spike data sets held as flat arrays: every example's spikes in one `times`/`ids` pair.
 
 `offsets[i]:offsets[i+1]` selects example i's spikes, which keeps a whole data set in four numpy
-arrays (cheap to save as `.npz`, to slice into batches and to shuffle). Indexing gives the
+arrays (cheap to save, to slice into batches and to shuffle). Indexing gives the
 `PreprocessedSpikes` the artefacts read.
+
+A set whose `times`/`ids` are memory-mapped (`np.memmap`, e.g. the SHD cache) is *lazy*: nothing
+reads its spikes until examples are taken from it (`subset`, `example`, indexing), and those examples
+alone are read and checked then, errors naming `origin` and the example. So an MPI rank that takes
+only its share of an epoch reads only that share from disk (issue 18).
 """
 
 from __future__ import annotations
 
 import functools
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from snnc.runtime.datasets.validate import bad_spike, example_of
 from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, preprocess_spikes, rows_of_sorted
+from snnc.runtime.errors import RuntimeConfigError
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,10 +31,12 @@ class SpikeDataset:
     offsets: np.ndarray  # int64 [examples + 1]
     labels: np.ndarray  # [examples] (ints for classification, or arrays for regression)
     num_neurons: int
+    #: where the spikes come from, named by the errors of a lazy set's examples
+    origin: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "times", np.asarray(self.times, dtype=np.float64))
-        object.__setattr__(self, "ids", np.asarray(self.ids, dtype=np.int64))
+        object.__setattr__(self, "times", _as(self.times, np.float64))
+        object.__setattr__(self, "ids", _as(self.ids, np.int64))
         object.__setattr__(self, "offsets", np.asarray(self.offsets, dtype=np.int64))
         object.__setattr__(self, "labels", np.asarray(self.labels))
         o = self.offsets
@@ -34,36 +44,50 @@ class SpikeDataset:
             raise ValueError("offsets must start at 0, never decrease and end at the number of spikes")
         if self.ids.shape != self.times.shape:
             raise ValueError("times and ids differ in length")
-        if self.ids.size and self.ids.min() < 0:
-            raise ValueError(f"spike ids count neurons from 0; got {self.ids.min()}")
-        if self.ids.size and self.ids.max() >= self.num_neurons:
-            raise ValueError(f"spike ids must lie in [0, {self.num_neurons}); got {self.ids.max()}")
+        if self.ids.size and not self.lazy:  # a lazy set's spikes are checked as they are read
+            if self.ids.min() < 0:
+                raise ValueError(f"spike ids count neurons from 0; got {self.ids.min()}")
+            if self.ids.max() >= self.num_neurons:
+                raise ValueError(f"spike ids must lie in [0, {self.num_neurons}); got {self.ids.max()}")
         if len(self.labels) != o.size - 1:
             raise ValueError(f"{o.size - 1} examples but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return self.offsets.size - 1
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the spikes stay on disk until examples are taken (memory-mapped arrays)."""
+        return isinstance(self.times, np.memmap) or isinstance(self.ids, np.memmap)
+
     def __getitem__(self, i: int) -> PreprocessedSpikes:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         i %= len(self)
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return preprocess_spikes(self.times[a:b], self.ids[a:b], self.num_neurons)
+        return preprocess_spikes(*self.example(i), self.num_neurons)
 
     def example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.offsets[i], self.offsets[i + 1]
-        return self.times[a:b], self.ids[a:b]
+        if not self.lazy:
+            return self.times[a:b], self.ids[a:b]
+        times, ids = np.array(self.times[a:b]), np.array(self.ids[a:b])
+        self._check(times, ids, self.offsets[i : i + 2] - a, np.array([i]))
+        return times, ids
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> SpikeDataset:
-        """The examples `idx`, in that order (used for batches, shuffles and validation splits)."""
+        """The examples `idx`, in that order (used for batches, shuffles and validation splits).
+        Of a lazy set, only these examples are read (and checked); the subset is in memory."""
         idx = np.asarray(idx, dtype=np.int64)
         starts, ends = self.offsets[idx], self.offsets[idx + 1]
         counts = ends - starts
         offsets = np.concatenate([[0], np.cumsum(counts)])
         # spike k of the subset comes from position start(example) + (k − new start(example))
         sel = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], counts)
-        out = SpikeDataset(self.times[sel], self.ids[sel], offsets, self.labels[idx], self.num_neurons)
+        times, ids = self.times[sel], self.ids[sel]
+        if self.lazy:
+            _release(self.times, self.ids)
+            self._check(times, ids, offsets, idx)
+        out = SpikeDataset(times, ids, offsets, self.labels[idx], self.num_neurons, self.origin)
         if "by_time" in self.__dict__:  # a batch of a sorted set is sorted: gather, do not sort again
             times, ids = self.by_time
             out.__dict__["by_time"] = (times[sel], ids[sel])
@@ -79,6 +103,9 @@ class SpikeDataset:
         """(times float64, ids int32) of every example sorted by time, ties by neuron, within the
         example's `offsets` range: the order the generated code reads spikes in. Sorted once per
         data set (one vectorised sort), and inherited by `subset`, so batches cost no sorting."""
+        if self.lazy:  # every example is needed: read and check them all once
+            whole = self.subset(np.arange(len(self)))
+            return whole.by_time
         example = np.repeat(np.arange(len(self)), np.diff(self.offsets))
         order = np.lexsort((self.ids, self.times, example))
         return np.ascontiguousarray(self.times[order]), self.ids[order].astype(np.int32)
@@ -90,7 +117,17 @@ class SpikeDataset:
         return times.ctypes.data, ids.ctypes.data
 
     def with_labels(self, labels: np.ndarray) -> SpikeDataset:
-        return SpikeDataset(self.times, self.ids, self.offsets, labels, self.num_neurons)
+        return SpikeDataset(self.times, self.ids, self.offsets, labels, self.num_neurons, self.origin)
+
+    def _check(self, times: np.ndarray, ids: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> None:
+        """Examples `idx` of a lazy set, just read (`offsets` splits them): the first bad spike is a
+        `RuntimeConfigError` naming `origin` and the example's index in this set."""
+        found = bad_spike(times, ids, self.num_neurons)
+        if found is not None:
+            spike, what = found
+            where = f"{self.origin}: " if self.origin else ""
+            example = int(idx[example_of(offsets, spike)])
+            raise RuntimeConfigError("E-DATASET-FILE", f"{where}example {example}: {what}")
 
     @staticmethod
     def from_examples(examples: Sequence[tuple[Any, Any]], labels, num_neurons: int) -> SpikeDataset:
@@ -99,6 +136,23 @@ class SpikeDataset:
         offsets = np.concatenate([[0], np.cumsum([t.size for t in times])])
         cat = lambda a, dt: np.concatenate(a) if a else np.zeros(0, dt)  # noqa: E731
         return SpikeDataset(cat(times, np.float64), cat(ids, np.int64), offsets, labels, num_neurons)
+
+
+def _as(a: Any, dtype: type) -> np.ndarray:
+    """`a` as an array of `dtype`; a memory-mapped one of that type stays mapped (not read)."""
+    return a if isinstance(a, np.memmap) and a.dtype == dtype else np.asarray(a, dtype=dtype)
+
+
+def _release(*arrays: np.ndarray) -> None:
+    """Unmap the pages of memory-mapped arrays that a read brought in: they stay in the OS's file
+    cache (shared by every process), but no longer count towards this process's memory."""
+    for a in arrays:
+        m = getattr(a, "_mmap", None)
+        if m is not None and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                m.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # closed, or not allowed here: the pages simply stay
+                pass
 
 
 class SpikeRows:
@@ -119,6 +173,28 @@ class SpikeRows:
             raise ValueError(f"spike data has {p.num_neurons} neurons, population has {num_neurons}")
         o = p.offsets
         return rows_of_sorted(*p.by_time, o[self.idx], o[self.idx + 1], batch_size, p.by_time_addresses)
+
+    @property
+    def lazy(self) -> bool:
+        return self.parent.lazy
+
+    @property
+    def num_neurons(self) -> int:
+        return self.parent.num_neurons
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.parent.labels[self.idx]
+
+    def rows(self, idx: Sequence[int] | np.ndarray) -> SpikeRows:
+        """Rows of rows: a view of the parent again (a validation split's batches copy nothing)."""
+        return SpikeRows(self.parent, self.idx[np.asarray(idx, dtype=np.int64)])
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> SpikeDataset:
+        return self.parent.subset(self.idx[np.asarray(idx, dtype=np.int64)])
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.parent.example(int(self.idx[i]))
 
     @property
     def materialised(self) -> SpikeDataset:
@@ -151,3 +227,44 @@ class Dataset:
     num_inputs: int
     num_classes: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+class HeldExamples:
+    """Some examples of a data set of `size` examples: what one MPI rank holds of an epoch's
+    augmented data (`held[k]` is `data`'s example k). It is `lazy` like a memory-mapped set, so the
+    trainer takes this rank's share of the epoch through `subset`; asking for an example that is not
+    held is a bug in the caller and raises `LookupError`."""
+
+    lazy = True
+
+    def __init__(self, size: int, held: np.ndarray, data: SpikeDataset, labels: np.ndarray) -> None:
+        self.size, self.data, self.labels = int(size), data, labels
+        self.held = np.asarray(held, dtype=np.int64)
+        self._order = np.argsort(self.held, kind="stable")
+        self._sorted = self.held[self._order]
+
+    @property
+    def num_neurons(self) -> int:
+        return self.data.num_neurons
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _local(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted, idx), max(self._sorted.size - 1, 0))
+        missing = idx[self._sorted[at] != idx] if self._sorted.size else idx
+        if missing.size:
+            raise LookupError(
+                f"example {int(missing[0])} is not held here (this rank holds {self.held.size})"
+            )
+        return self._order[at]
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> SpikeDataset:
+        return self.data.subset(self._local(idx))
+
+    def rows(self, idx: Sequence[int] | np.ndarray) -> SpikeRows:
+        return self.data.rows(self._local(idx))
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.example(int(self._local([i])[0]))

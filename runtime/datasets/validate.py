@@ -60,22 +60,29 @@ def spikes_problem(
         bad = _first(~np.isfinite(ids) | (ids != np.round(ids)))
         if bad is not None:
             return f"example {example_of(offsets, bad)}: spike id {float(ids[bad])} is not a whole number"
+    found = bad_spike(times, ids, num_neurons)
+    if found is None:
+        return None
+    spike, what = found
+    return f"example {example_of(offsets, spike)}: {what}"
+
+
+def bad_spike(times: np.ndarray, ids: np.ndarray, num_neurons: int | None) -> tuple[int, str] | None:
+    """(position, what is wrong) of the first spike with a bad time or id, None when all are fine;
+    the arrays are numbers (`spikes_problem` has checked their types)."""
     bad_time = _first(~np.isfinite(times) | (times < 0))
     if bad_time is not None:
-        return (
-            f"example {example_of(offsets, bad_time)}: spike time {float(times[bad_time])} ms "
-            "(spike times must be finite and at least 0 ms)"
+        return bad_time, (
+            f"spike time {float(times[bad_time])} ms (spike times must be finite and at least 0 ms)"
         )
     bad_id = _first(ids < 0)
     if bad_id is not None:
-        return (
-            f"example {example_of(offsets, bad_id)}: spike id {int(ids[bad_id])} (ids count neurons from 0)"
-        )
+        return bad_id, f"spike id {int(ids[bad_id])} (ids count neurons from 0)"
     if num_neurons is not None:
         bad_id = _first(ids >= num_neurons)
         if bad_id is not None:
-            return (
-                f"example {example_of(offsets, bad_id)}: spike id {int(ids[bad_id])}, but the data have "
+            return bad_id, (
+                f"spike id {int(ids[bad_id])}, but the data have "
                 f"{num_neurons} neurons (ids 0 to {num_neurons - 1})"
             )
     return None

@@ -47,3 +47,50 @@ def test_rows_point_at_the_spikes_of_a_copy(idx: list[int]) -> None:
 def test_rows_check_the_population_size() -> None:
     with pytest.raises(ValueError, match="4 neurons, population has 5"):
         batch_spikes(_data().rows([0]), 2, 5)
+
+
+def _mapped(data: SpikeDataset, folder, bad: tuple[int, int] | None = None) -> SpikeDataset:
+    """`data` with its spikes memory-mapped from .npy files (a lazy set); `bad` = (example, id)
+    writes a wrong id into that example's first spike."""
+    ids = data.ids.copy()
+    if bad is not None:
+        ids[data.offsets[bad[0]]] = bad[1]
+    np.save(folder / "t.npy", data.times)
+    np.save(folder / "i.npy", ids)
+    t = np.load(folder / "t.npy", mmap_mode="r", allow_pickle=False)
+    i = np.load(folder / "i.npy", mmap_mode="r", allow_pickle=False)
+    return SpikeDataset(t, i, data.offsets, data.labels, data.num_neurons, origin="'the file'")
+
+
+def test_a_memory_mapped_set_reads_the_examples_taken_from_it(tmp_path):
+    data = _data()
+    lazy = _mapped(data, tmp_path)
+    assert lazy.lazy and not data.lazy and isinstance(lazy.times, np.memmap)
+    for idx in ([6, 0, 3], [], [2, 2]):
+        part, want = lazy.subset(idx), data.subset(idx)
+        assert not part.lazy  # read into memory
+        for key in ("times", "ids", "offsets", "labels"):
+            np.testing.assert_array_equal(getattr(part, key), getattr(want, key))
+    np.testing.assert_array_equal(lazy.by_time[0], data.by_time[0])
+    np.testing.assert_array_equal(lazy.by_time[1], data.by_time[1])
+    # a view of a view (a validation split's batch) is a view of the set, not a copy of the split
+    split = lazy.rows(np.arange(2, 7))
+    assert split.lazy and split.rows([4, 0]).idx.tolist() == [6, 2]
+    np.testing.assert_array_equal(split.subset([4, 0]).times, data.subset([6, 2]).times)
+    np.testing.assert_array_equal(split.labels, data.labels[2:])
+    assert split._subset is None  # none of this copied the split
+
+
+def test_a_bad_spike_in_a_memory_mapped_set_is_reported_when_read(tmp_path):
+    data = _data()
+    k = next(i for i in range(len(data)) if data.offsets[i + 1] > data.offsets[i] and i > 0)
+    lazy = _mapped(data, tmp_path, bad=(k, 4))  # loading reads no spike, so finds nothing yet
+    fine = [i for i in range(len(data)) if i != k]
+    lazy.subset(fine)
+    msg = f"'the file': example {k}: spike id 4, but the data have 4 neurons"
+    with pytest.raises(ValueError, match=msg):
+        lazy.subset([fine[0], k])
+    with pytest.raises(ValueError, match=msg):
+        lazy.example(k)
+    with pytest.raises(ValueError, match=msg):
+        _ = lazy.by_time
