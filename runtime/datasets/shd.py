@@ -5,17 +5,17 @@ Layout: `spikes/times` (variable-length float arrays, seconds), `spikes/units` (
 preprocessing as in the published EventProp SHD set-ups: `bin` (ms) snaps spike times to a grid and
 drops duplicate (bin, channel) pairs; `channels` merges neighbouring channels (700 -> channels). The
 result is cached next to the data (or in the snnc cache if that folder is not writable), keyed by the
-file's hash and the options; caches are `.npz` read with `allow_pickle=False` and written atomically.
+file's hash and the options, as a folder of `.npy` arrays that are memory-mapped (`spike_cache.py`):
+an MPI rank reads only the examples it trains on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from snnc.runtime.datasets import spike_cache
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
 from snnc.runtime.errors import RuntimeConfigError
 
@@ -94,55 +94,30 @@ def preprocess(
     return SpikeDataset.from_examples(examples, labels, channels)
 
 
-def _cache_file(path: Path, bin_ms: float | None, channels: int, max_time: float | None) -> list[Path]:
+def _cache_dirs(path: Path, bin_ms: float | None, channels: int, max_time: float | None) -> list[Path]:
     key = hashlib.sha256(f"{_file_hash(path)}|{bin_ms}|{channels}|{max_time}".encode()).hexdigest()[:16]
-    name = f".{path.stem}.snnc-{key}.npz"
+    name = f".{path.stem}.snnc-{key}"
     from snnc.cache import cache_dir
 
     return [path.parent / name, cache_dir() / "datasets" / name]
 
 
-def _save(target: Path, ds: SpikeDataset) -> bool:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, times=ds.times, ids=ds.ids, offsets=ds.offsets, labels=ds.labels)
-        os.replace(tmp, target)
-        return True
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        return False
-
-
 def load_split(
     path: Path, bin_ms: float | None = None, channels: int = NUM_CHANNELS, max_time: float | None = None
 ) -> SpikeDataset:
-    """One file, preprocessed and cached."""
+    """One file, preprocessed and cached (`spike_cache.py`); the spikes come memory-mapped."""
     if not path.is_file():
         raise _error(f"no data file '{path}'", f"expected an HDF5 file with {LAYOUT}")
-    candidates = _cache_file(path, bin_ms, channels, max_time)
-    for c in candidates:
-        if c.is_file():
-            try:
-                with np.load(c, allow_pickle=False) as f:
-                    return SpikeDataset(f["times"], f["ids"], f["offsets"], f["labels"], channels)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache is rebuilt
-    times, units, labels = read_h5(path)
-    if max_time is not None:
-        keep = [t < max_time for t in times]
-        times = [t[k] for t, k in zip(times, keep, strict=True)]
-        units = [u[k] for u, k in zip(units, keep, strict=True)]
-    ds = preprocess(times, units, labels, bin_ms, channels)
-    for c in candidates:
-        if _save(c, ds):
-            break
-    return ds
+
+    def build() -> SpikeDataset:
+        times, units, labels = read_h5(path)
+        if max_time is not None:
+            keep = [t < max_time for t in times]
+            times = [t[k] for t, k in zip(times, keep, strict=True)]
+            units = [u[k] for u, k in zip(units, keep, strict=True)]
+        return preprocess(times, units, labels, bin_ms, channels)
+
+    return spike_cache.cached(_cache_dirs(path, bin_ms, channels, max_time), build, channels, str(path))
 
 
 def _load(prefix: str, path: str, bin: float | None, channels: int, max_time, data_dir, base_dir) -> Dataset:

@@ -44,8 +44,9 @@ def test_shd_reads_bins_and_merges_channels(tmp_path):
         for a, b in zip(times[2].astype(float), units[2], strict=False)
     }
     assert {(int(round(a)), int(b)) for a, b in zip(t, u, strict=False)} == want
-    # cached next to the data, and the cache gives the same arrays
-    assert list(tmp_path.glob(".shd_train.snnc-*.npz"))
+    # cached next to the data as a folder of arrays, mapped rather than read; the cache gives the same
+    assert [c.name for c in tmp_path.glob(".shd_train.snnc-*/format.json")] == ["format.json"]
+    assert ds.train.lazy and ds.test.lazy
     again = load_dataset("shd", {"path": ".", "bin": 1.0, "channels": 350}, data_dir=str(tmp_path))
     np.testing.assert_array_equal(again.train.times, ds.train.times)
     raw = load_dataset("shd", {"path": str(tmp_path)})

@@ -347,3 +347,113 @@ def test_a_regulariser_inside_the_backward_pass_sees_the_whole_global_batch(tmp_
         "    augment    = (shift(max = 2), blend(n = 2, p = 0.5))\n    seed = 1",
     )
     compare(tmp_path, env, source, 3)
+
+
+SHD_NET = """
+use std.{SpikeInput, LIF, LI, Exponential}
+
+network shdlike {
+    input  x   = SpikeInput(70)
+    hidden h   = LIF(24, tau_mem = 20 ms)
+    output out = LI(4, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 0.1, sd = 0.05)), Exponential(tau = 5 ms)
+    h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.05)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.0, sd = 0.3)), Exponential(tau = 5 ms)
+}
+
+train shdlike {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    data       = shd(path = "data", bin = 1.0, channels = 70)
+    dt         = 1 ms
+    duration   = 60 ms
+    batch_size = 8
+    epochs     = 2
+    seed       = 1
+%s}
+"""
+
+#: `snnc train` with every read of a lazily loaded (memory-mapped) data set recorded per rank
+RECORDER = """
+import json, os, sys
+import numpy as np
+from snnc.runtime.datasets.spikes import SpikeDataset
+from snnc.runtime.distributed import world
+
+reads = {}
+def recording(method):
+    def wrapped(self, idx):
+        if self.lazy:
+            split = "train" if "shd_train" in self.origin else "test"
+            reads.setdefault(split, []).extend(np.atleast_1d(idx).tolist())
+        return method(self, idx)
+    return wrapped
+SpikeDataset.subset = recording(SpikeDataset.subset)
+SpikeDataset.example = recording(SpikeDataset.example)
+from snnc.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open(os.path.join(os.environ["READS_DIR"], f"reads-{world().rank}.json"), "w") as f:
+        json.dump(reads, f)
+sys.exit(code)
+"""
+
+
+def _shares(n: int, ranks: int, epochs: int, batch_size: int, seed: int, shuffle: bool) -> list[list[int]]:
+    """Each rank's examples over `epochs` epochs of `n`, as `Trainer.epoch_share` deals them."""
+    from types import SimpleNamespace
+
+    from snnc.runtime.distributed import World
+    from snnc.runtime.trainer import Trainer
+
+    out = []
+    for r in range(ranks):
+        w = World()
+        w.rank, w.size = r, ranks
+        t = Trainer(
+            SimpleNamespace(), "sparse_categorical_crossentropy", batch_size=batch_size, seed=seed, world=w
+        )
+        out.append(sorted(np.concatenate([t.epoch_share(n, e, shuffle) for e in range(epochs)]).tolist()))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("ranks", "augment"),
+    [(3, ""), pytest.param(2, "    augment    = (shift(max = 5))\n", marks=pytest.mark.slow)],
+    ids=["3-ranks", "2-ranks-augmented"],
+)
+def test_each_rank_reads_only_its_share_of_a_cached_shd_set(tmp_path, env, ranks, augment):
+    """Issue 18 item 2: the SHD cache is memory-mapped, and a rank reads from it only the examples it
+    trains and tests on (every epoch: its share of each batch), yet trains to the one-process weights."""
+    from tests.datasets.test_shd_tonic_augment import write_shd
+
+    (tmp_path / "data").mkdir()
+    write_shd(tmp_path / "data" / "shd_train.h5", n=30, classes=4)
+    write_shd(tmp_path / "data" / "shd_test.h5", n=13, seed=1, classes=4)
+    path = tmp_path / "net.snn"
+    path.write_text(SHD_NET % augment)
+    one = train(env, 1, path, tmp_path / "one")  # builds the cache beside the data
+    assert one.returncode == 0, one.stderr
+    (tmp_path / "script.py").write_text(RECORDER)
+    reads = tmp_path / "reads"
+    reads.mkdir()
+    cmd = [sys.executable, str(tmp_path / "script.py"), "train", str(path), "--out", str(tmp_path / "many")]
+    run = subprocess.run(
+        [*launcher(ranks), *cmd, "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "READS_DIR": str(reads)},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "many", ranks)
+    got = [json.loads((reads / f"reads-{r}.json").read_text()) for r in range(ranks)]
+    train_shares = _shares(30, ranks, 2, 8, seed=1, shuffle=True)
+    test_shares = _shares(13, ranks, 1, 8, seed=1, shuffle=False)
+    for r in range(ranks):
+        assert sorted(got[r]["train"]) == train_shares[r], r
+        assert sorted(got[r]["test"]) == test_shares[r], r
+    assert [len(s) for s in test_shares] == ([3 + 2, 3 + 2, 2 + 1] if ranks == 3 else [4 + 3, 4 + 2])
