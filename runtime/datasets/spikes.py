@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import mmap
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +71,9 @@ class SpikeDataset:
         a, b = self.offsets[i], self.offsets[i + 1]
         if not self.lazy:
             return self.times[a:b], self.ids[a:b]
-        times, ids = np.array(self.times[a:b]), np.array(self.ids[a:b])
-        self._check(times, ids, self.offsets[i : i + 2] - a, np.array([i]))
+        local = self.offsets[i : i + 2] - a
+        times, ids = _read(self, np.array([a]), local)
+        self._check(times, ids, local, np.array([i]))
         return times, ids
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> SpikeDataset:
@@ -81,14 +83,16 @@ class SpikeDataset:
         starts, ends = self.offsets[idx], self.offsets[idx + 1]
         counts = ends - starts
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        # spike k of the subset comes from position start(example) + (k − new start(example))
-        sel = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], counts)
-        times, ids = self.times[sel], self.ids[sel]
+        sel = None
         if self.lazy:
-            _release(self.times, self.ids)
+            times, ids = _read(self, starts, offsets)
             self._check(times, ids, offsets, idx)
+        else:
+            sel = _selection(starts, counts, offsets)
+            times, ids = self.times[sel], self.ids[sel]
         out = SpikeDataset(times, ids, offsets, self.labels[idx], self.num_neurons, self.origin)
         if "by_time" in self.__dict__:  # a batch of a sorted set is sorted: gather, do not sort again
+            sel = _selection(starts, counts, offsets) if sel is None else sel
             times, ids = self.by_time
             out.__dict__["by_time"] = (times[sel], ids[sel])
         return out
@@ -102,13 +106,26 @@ class SpikeDataset:
     def by_time(self) -> tuple[np.ndarray, np.ndarray]:
         """(times float64, ids int32) of every example sorted by time, ties by neuron, within the
         example's `offsets` range: the order the generated code reads spikes in. Sorted once per
-        data set (one vectorised sort), and inherited by `subset`, so batches cost no sorting."""
+        data set (one vectorised sort), and inherited by `subset`, so batches cost no sorting. Data
+        already in that order (binned SHD) skip the sort: an MPI rank sorts its share every epoch."""
         if self.lazy:  # every example is needed: read and check them all once
             whole = self.subset(np.arange(len(self)))
             return whole.by_time
+        if self._in_time_order():  # what the stable sort below would leave as it is
+            return np.ascontiguousarray(self.times), self.ids.astype(np.int32)
         example = np.repeat(np.arange(len(self)), np.diff(self.offsets))
         order = np.lexsort((self.ids, self.times, example))
         return np.ascontiguousarray(self.times[order]), self.ids[order].astype(np.int32)
+
+    def _in_time_order(self) -> bool:
+        """Whether every example's spikes already run by time, ties by neuron (one linear pass)."""
+        t, i = self.times, self.ids
+        if t.size < 2:
+            return True
+        ok = (t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (i[1:] >= i[:-1]))
+        starts = self.offsets[1:-1]  # a pair that spans two examples is never out of order
+        ok[starts[(starts > 0) & (starts < t.size)] - 1] = True
+        return bool(ok.all())
 
     @functools.cached_property
     def by_time_addresses(self) -> tuple[int, int]:
@@ -143,16 +160,53 @@ def _as(a: Any, dtype: type) -> np.ndarray:
     return a if isinstance(a, np.memmap) and a.dtype == dtype else np.asarray(a, dtype=dtype)
 
 
-def _release(*arrays: np.ndarray) -> None:
-    """Unmap the pages of memory-mapped arrays that a read brought in: they stay in the OS's file
-    cache (shared by every process), but no longer count towards this process's memory."""
-    for a in arrays:
-        m = getattr(a, "_mmap", None)
-        if m is not None and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            try:
-                m.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):  # closed, or not allowed here: the pages simply stay
-                pass
+def _selection(starts: np.ndarray, counts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where each spike of a subset comes from: spike k of example j sits at
+    starts[j] + (k − offsets[j]) of the set."""
+    return np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], counts)
+
+
+def _read(data: SpikeDataset, starts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Examples of a lazy set's spikes (example j: `offsets[j+1] - offsets[j]` spikes from
+    `starts[j]`) copied into memory, example by example, without an index array; a file that cannot
+    be read (changed since it was opened) is a `RuntimeConfigError` naming the set's origin."""
+    try:
+        times = _read_one(data.times, starts, offsets, np.float64)
+        ids = _read_one(data.ids, starts, offsets, np.int64)
+    except OSError as e:
+        where = f"{data.origin}: " if data.origin else ""
+        raise RuntimeConfigError("E-DATASET-FILE", f"{where}cannot read its spikes ({e})") from None
+    return times, ids
+
+
+def _read_one(source: np.ndarray, starts: np.ndarray, offsets: np.ndarray, dtype: type) -> np.ndarray:
+    """One array's examples. A mapped file is read with `os.preadv` straight into the result: the
+    OS's read-ahead then fills its file cache, not this process's memory (touching the mapping
+    would put every page read-ahead brings in into the process's resident set). Another array (a
+    view of a mapping, or in memory) is sliced."""
+    out = np.empty(int(offsets[-1]), dtype)
+    whole_file = (
+        isinstance(source, np.memmap)
+        and isinstance(source.base, mmap.mmap)  # the mapping itself, not a view of it
+        and source.dtype == dtype
+        and source.flags.c_contiguous
+        and getattr(source, "filename", None)
+        and hasattr(os, "preadv")
+    )
+    if not whole_file:
+        for j, a in enumerate(starts.tolist()):
+            lo, hi = int(offsets[j]), int(offsets[j + 1])
+            out[lo:hi] = source[a : a + hi - lo]
+        return out
+    item = source.itemsize
+    with open(source.filename, "rb", buffering=0) as f:
+        for j, a in enumerate(starts.tolist()):
+            lo, hi = int(offsets[j]), int(offsets[j + 1])
+            if hi > lo:
+                view = memoryview(out[lo:hi]).cast("B")
+                if os.preadv(f.fileno(), [view], int(source.offset) + a * item) != len(view):
+                    raise OSError(f"'{source.filename}' is shorter than its header says")
+    return out
 
 
 class SpikeRows:

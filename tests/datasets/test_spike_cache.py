@@ -205,3 +205,14 @@ def test_snnc_train_reports_a_bad_cached_example_with_its_index(h5, tmp_path):
     assert "Traceback" not in run.stderr
     assert "example 9: spike id -3 (ids count neurons from 0)" in run.stderr
     assert ".shd_train.snnc-" in run.stderr and "delete it to have it rebuilt" in run.stderr
+
+
+def test_a_cache_cut_short_while_mapped_is_reported_not_a_crash(h5):
+    """Reads go through the file, not the mapping, so a file truncated under a running process is
+    an error naming the cache (touching the mapping there would kill the process with SIGBUS)."""
+    ds = load_split(h5, bin_ms=1.0, channels=70)
+    times = the_cache(h5) / "times.npy"
+    os.truncate(times, times.stat().st_size - 8 * 5)
+    ds.subset([0])  # the first examples are still whole
+    with pytest.raises(RuntimeConfigError, match=r"\.shd_train\.snnc-.*cannot read its spikes .*shorter"):
+        ds.subset([len(ds) - 1])

@@ -94,3 +94,32 @@ def test_a_bad_spike_in_a_memory_mapped_set_is_reported_when_read(tmp_path):
         lazy.example(k)
     with pytest.raises(ValueError, match=msg):
         _ = lazy.by_time
+
+
+@pytest.mark.parametrize("order", ["sorted", "ties", "unsorted", "across-examples"])
+def test_data_already_in_time_order_skip_the_sort_with_the_same_result(order):
+    """`by_time` of data already sorted (binned SHD) is the data itself; anything else is sorted,
+    and both give what one stable sort by (example, time, id) gives."""
+    rng = np.random.default_rng(5)
+    examples = []
+    for k in (5, 0, 7, 1, 6):
+        t = np.sort(rng.integers(0, 4, k).astype(float))
+        i = rng.integers(0, 9, k)
+        if order != "unsorted":
+            i = i[np.lexsort((i, t))]
+        if order == "ties" and k:
+            t[:], i[:] = 2.0, np.sort(i)
+        if order == "unsorted" and k > 1:
+            t, i = t[::-1].copy(), i[::-1].copy()
+            t[0], t[-1] = 3.0, 0.0  # surely out of order
+        examples.append((t, i))
+    if order == "across-examples":  # a later example starting earlier is still in order
+        examples = [(t + (10.0 if n == 0 else 0.0), i) for n, (t, i) in enumerate(examples)]
+    data = SpikeDataset.from_examples(examples, np.zeros(5, np.int64), 9)
+    example = np.repeat(np.arange(len(data)), np.diff(data.offsets))
+    want = np.lexsort((data.ids, data.times, example))
+    times, ids = data.by_time
+    np.testing.assert_array_equal(times, data.times[want])
+    np.testing.assert_array_equal(ids, data.ids[want].astype(np.int32))
+    assert ids.dtype == np.int32
+    assert data._in_time_order() == (order != "unsorted")
