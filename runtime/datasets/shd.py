@@ -12,6 +12,8 @@ an MPI rank reads only the examples it trains on.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,29 @@ def _resolve(path: str, data_dir: str | None, base_dir: str | None) -> Path:
 
 
 def _file_hash(path: Path) -> str:
+    """The file's content hash, remembered beside it (`.NAME.snnc-sha256`, with the file's size,
+    modification time and inode): every MPI rank of every run would otherwise read the whole file
+    just to find its cache. A file that changed in any of these is hashed again."""
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    memo = path.with_name(f".{path.name}.snnc-sha256")
+    try:
+        doc = json.loads(memo.read_text(encoding="utf-8"))
+        if doc["stamp"] == stamp and isinstance(doc["sha256"], str):
+            return doc["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, unreadable or damaged: hash the file
+    digest = _digest(path)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"stamp": stamp, "sha256": digest}), encoding="utf-8")
+        os.replace(tmp, memo)
+    except OSError:  # a read-only data folder: hash again next time
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

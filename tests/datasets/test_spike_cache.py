@@ -216,3 +216,22 @@ def test_a_cache_cut_short_while_mapped_is_reported_not_a_crash(h5):
     ds.subset([0])  # the first examples are still whole
     with pytest.raises(RuntimeConfigError, match=r"\.shd_train\.snnc-.*cannot read its spikes .*shorter"):
         ds.subset([len(ds) - 1])
+
+
+def test_the_data_file_is_hashed_once_until_it_changes(h5, monkeypatch):
+    """Finding the cache needs the file's hash; reading a whole SHD file for it on every rank of
+    every run would defeat reading only a share, so it is remembered with the file's stamp."""
+    from snnc.runtime.datasets import shd
+
+    hashed = []
+    digest = shd._digest
+    monkeypatch.setattr(shd, "_digest", lambda p: hashed.append(p) or digest(p))
+    first = in_memory(load_split(h5, bin_ms=1.0, channels=70))
+    same(first, load_split(h5, bin_ms=1.0, channels=70))
+    assert len(hashed) == 1 and (h5.parent / ".shd_train.h5.snnc-sha256").is_file()
+    write_shd(h5, n=7, seed=4, classes=4)  # new content: hashed again, and a new cache
+    changed = load_split(h5, bin_ms=1.0, channels=70)
+    assert len(hashed) == 2 and len(changed) == 7
+    (h5.parent / ".shd_train.h5.snnc-sha256").write_text("{damaged")
+    same(in_memory(changed), load_split(h5, bin_ms=1.0, channels=70))
+    assert len(hashed) == 3
