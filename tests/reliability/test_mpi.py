@@ -356,7 +356,7 @@ network shdlike {
     input  x   = SpikeInput(70)
     hidden h   = LIF(24, tau_mem = 20 ms)
     output out = LI(4, tau_mem = 20 ms, readout = avg_var_exp_weight)
-    x -> h   : Dense(weight = Normal(mean = 0.1, sd = 0.05)), Exponential(tau = 5 ms)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.7)), Exponential(tau = 5 ms)
     h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.05)), Exponential(tau = 5 ms)
     h -> out : Dense(weight = Normal(mean = 0.0, sd = 0.3)), Exponential(tau = 5 ms)
 }
@@ -420,20 +420,30 @@ def _shares(n: int, ranks: int, epochs: int, batch_size: int, seed: int, shuffle
 
 
 @pytest.mark.parametrize(
-    ("ranks", "augment"),
-    [(3, ""), pytest.param(2, "    augment    = (shift(max = 5))\n", marks=pytest.mark.slow)],
-    ids=["3-ranks", "2-ranks-augmented"],
+    ("ranks", "extra"),
+    [
+        (3, ""),
+        pytest.param(2, "    augment    = (shift(max = 5))\n", marks=pytest.mark.slow),
+        pytest.param(
+            3,
+            "    augment    = (shift(max = 5), blend(n = 2, p = 0.5))\n    validation_split = 0.25\n",
+            marks=pytest.mark.slow,
+        ),
+    ],
+    ids=["3-ranks", "2-ranks-augmented", "3-ranks-blended-validated"],
 )
-def test_each_rank_reads_only_its_share_of_a_cached_shd_set(tmp_path, env, ranks, augment):
+def test_each_rank_reads_only_its_share_of_a_cached_shd_set(tmp_path, env, ranks, extra):
     """Issue 18 item 2: the SHD cache is memory-mapped, and a rank reads from it only the examples it
-    trains and tests on (every epoch: its share of each batch), yet trains to the one-process weights."""
+    trains and tests on (every epoch: its share of each batch), yet trains to the one-process weights.
+    With `blend` a rank also reads the partners its examples blend with, and with a validation split
+    its validation shares: there only the weights are compared."""
     from tests.datasets.test_shd_tonic_augment import write_shd
 
     (tmp_path / "data").mkdir()
     write_shd(tmp_path / "data" / "shd_train.h5", n=30, classes=4)
     write_shd(tmp_path / "data" / "shd_test.h5", n=13, seed=1, classes=4)
     path = tmp_path / "net.snn"
-    path.write_text(SHD_NET % augment)
+    path.write_text(SHD_NET % extra)
     one = train(env, 1, path, tmp_path / "one")  # builds the cache beside the data
     assert one.returncode == 0, one.stderr
     (tmp_path / "script.py").write_text(RECORDER)
@@ -450,6 +460,10 @@ def test_each_rank_reads_only_its_share_of_a_cached_shd_set(tmp_path, env, ranks
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert_same_run(tmp_path / "one", tmp_path / "many", ranks)
+    first = np.load(tmp_path / "one" / "epoch-0000.npz")
+    assert all(np.any(first[k] != 0) for k in first.files if "/m/" in k)  # every weight learned
+    if "blend" in extra:
+        return
     got = [json.loads((reads / f"reads-{r}.json").read_text()) for r in range(ranks)]
     train_shares = _shares(30, ranks, 2, 8, seed=1, shuffle=True)
     test_shares = _shares(13, ranks, 1, 8, seed=1, shuffle=False)
