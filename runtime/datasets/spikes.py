@@ -6,8 +6,9 @@ arrays (cheap to save, to slice into batches and to shuffle). Indexing gives the
 
 A set whose `times`/`ids` are memory-mapped (`np.memmap`, e.g. the SHD cache) is *lazy*: nothing
 reads its spikes until examples are taken from it (`subset`, `example`, indexing), and those examples
-alone are read and checked then, errors naming `origin` and the example. So an MPI rank that takes
-only its share of an epoch reads only that share from disk (issue 18).
+alone are read (from the file, example by example) and checked then, errors naming `origin` and the
+example. So an MPI rank that takes only its share of an epoch reads and holds only that share
+(issue 18). `HeldExamples` is the same idea for data made per epoch (an augmented share).
 """
 
 from __future__ import annotations
