@@ -18,7 +18,11 @@ Bernoulli per `dt` step with probability 1 − exp(−rate·dt), at the step's s
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
+from snnc.runtime.datasets import spike_cache
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
 from snnc.runtime.errors import RuntimeConfigError
 
@@ -53,21 +57,37 @@ def trial_rates(
     return rates
 
 
-def _split(
-    n: int, rng: np.random.Generator, cues: int, p_favoured: float, rates_of
-) -> tuple[SpikeDataset, np.ndarray]:
+def _sides(n: int, rng: np.random.Generator, cues: int, p_favoured: float) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, cue sides [n, cues]): the first draws of a split's stream, before its spikes."""
     labels = rng.permutation(np.arange(n) % 2)  # exactly balanced
     favoured = rng.integers(0, 2, n)
     on_favoured = rng.random((n, cues)) < p_favoured
     sides = np.where(on_favoured, favoured[:, None], 1 - favoured[:, None])
     majority = (sides.sum(1) > cues // 2).astype(np.int64)
-    sides = np.where((majority != labels)[:, None], 1 - sides, sides)  # mirror to match the label
+    return labels, np.where((majority != labels)[:, None], 1 - sides, sides)  # mirror to match the label
+
+
+def _split(
+    n: int, rng: np.random.Generator, cues: int, p_favoured: float, rates_of
+) -> tuple[SpikeDataset, np.ndarray]:
+    labels, sides = _sides(n, rng, cues, p_favoured)
     examples = []
     for s in sides:
         rates, dt = rates_of(s)
         k, ids = np.nonzero(rng.random(rates.shape) < 1.0 - np.exp(-rates * dt))
         examples.append((k * dt, ids))
     return SpikeDataset.from_examples(examples, labels.astype(np.int64), rates.shape[1]), sides
+
+
+#: bump when the generator draws differently: older caches are then ignored
+GENERATOR = 1
+
+
+def _cache_folder(part: str, n: int, args: tuple) -> Path:
+    from snnc.cache import cache_dir
+
+    key = hashlib.sha256(repr((GENERATOR, part, n, *(float(a) for a in args))).encode()).hexdigest()[:16]
+    return cache_dir() / "datasets" / f"evidence-{part}-{key}"
 
 
 def evidence(
@@ -105,9 +125,18 @@ def evidence(
     def rates_of(sides: np.ndarray) -> tuple[np.ndarray, float]:
         return trial_rates(sides, int(group), cue, gap, delay, recall, cue_rate, noise_rate, dt), dt
 
-    train_rng, test_rng = (np.random.default_rng([seed, k]) for k in (0, 1))
-    train_set, train_sides = _split(int(train), train_rng, int(cues), p_favoured, rates_of)
-    test_set, test_sides = _split(int(test), test_rng, int(cues), p_favoured, rates_of)
+    args = (cues, cue, gap, delay, recall, group, cue_rate, noise_rate, p_favoured, dt, seed)
+    splits = {}
+    for k, (part, n) in enumerate((("train", int(train)), ("test", int(test)))):
+        # the spikes are cached (drawing them took ~10 s for the example's 5120 trials); the sides,
+        # the first draws of the same stream, are drawn again: a few microseconds
+        _, sides = _sides(n, np.random.default_rng([seed, k]), int(cues), p_favoured)
+        build = lambda n=n, k=k: _split(n, np.random.default_rng([seed, k]), int(cues), p_favoured, rates_of)[
+            0
+        ]  # noqa: E731
+        folder = _cache_folder(part, n, args)
+        splits[part] = (spike_cache.cached([folder], build, 4 * int(group), f"evidence({part})"), sides)
+    (train_set, train_sides), (test_set, test_sides) = splits["train"], splits["test"]
     meta = {
         "seed": seed,
         "duration": duration,
