@@ -290,14 +290,16 @@ def _projection_text(pe: ProjectionEprop) -> list[str]:
             "spike reaches its targets one step after it is emitted, so this is the chain rule of "
             "snnc's own dynamics; Bellec et al.'s sum_t L_t ebar_t has z_t drive y_t)"
         )
-    if pe.filter is not None:
-        out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
+    return out + _filter_and_jump(pe)
+
+
+def _filter_and_jump(pe) -> list[str]:  # noqa: ANN001 - a projection's or a param's e-prop
+    """The closing lines both printouts share: the trace's filter, the jump at a spike, the brace."""
+    out = [f"  {pe.filter.target} = {_fmt(pe.filter.expr)}"] if pe.filter is not None else []
     if pe.jump:
         out.append("  jump (spike phase, before reset, simultaneous):")
-        for a in pe.jump:
-            out.append(f"    {a.target} = {_fmt(a.expr)}")
-    out.append("}")
-    return out
+        out += [f"    {a.target} = {_fmt(a.expr)}" for a in pe.jump]
+    return [*out, "}"]
 
 
 def _param_text(pe: ParamEprop) -> list[str]:
@@ -312,11 +314,4 @@ def _param_text(pe: ParamEprop) -> list[str]:
     out.append(f"  {pe.gradient} += {_fmt(pe.accumulate)}")
     if pe.role == "hidden":
         out.append(f"    (pairs L of step t with {pe.filtered_name} of step t-1, as for the weights)")
-    if pe.filter is not None:
-        out.append(f"  {pe.filter.target} = {_fmt(pe.filter.expr)}")
-    if pe.jump:
-        out.append("  jump (spike phase, before reset, simultaneous):")
-        for a in pe.jump:
-            out.append(f"    {a.target} = {_fmt(a.expr)}")
-    out.append("}")
-    return out
+    return out + _filter_and_jump(pe)
