@@ -56,6 +56,7 @@ class SpikeRecord:
     name: str
     expr: Expr
     why: str = ""
+    at: str = "end"  # "update": before the synapse states' own update (an impulse's pulse, not yet cleared)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,9 @@ class Transmission:
     projection: str
     g: Expr
     jump: tuple[tuple[str, Expr], ...]  # e: the state(s) an incoming spike jumps, per unit weight
+    # an impulse into a spiking population: ∇θ·e, so that at an arrival that causes the post spike
+    # g = cause·(the post's `PopulationGradient.pulse_cause`) replaces `g`
+    cause: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,14 @@ class PopulationGradient:
     readout: ReadoutDrive | None = None
     regularisation: Regularisation | None = None
     params: tuple[tuple[str, str, str], ...] = ()  # symbol -> (owner, param name); owner "neuron"|proj
+    # Impulses into a spiking population (`passes/adjoint.py` `impulse_spike`): Δx, the states' jump by
+    # the step's impulses; a spike with `pulse_test` < 0 is the pulse's (θ(x⁻ − Δx) < 0), takes
+    # `pulse_jump` (λ⁻ = Jᵀλ⁺) instead of the executed jump, and hands `pulse_cause` (G / ∇θ·Δx) to the
+    # arrivals of its step (`Transmission.cause`).
+    pulse: tuple[tuple[str, Expr], ...] = ()
+    pulse_test: Expr | None = None
+    pulse_jump: tuple[Assign, ...] = ()
+    pulse_cause: Expr = sympy.S.Zero
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,8 @@ class TrainingIR(GradientIR):
             tr = self.transmissions[name]
             e = ", ".join(f"{s}: {_fmt(c)}" for s, c in tr.jump)
             out.append(f"  transmit {name}: e = ({e}); g = {_fmt(tr.g)}; D_pre = sum_post w * g")
+            if tr.cause is not None:
+                out.append(f"    where the arrival causes the post spike: g = {_fmt(tr.cause)} * pulse_cause")
         for name in sorted(self.weight_gradients):
             wg = self.weight_gradients[name]
             out.append(f"  gradient {name} ({wg.pre} -> {wg.post}): dL/dw += {_fmt(wg.expr)} at each arrival")
@@ -257,6 +271,12 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         )
         for a in pg.guarded_jump:
             out.append(f"    {a.target} = {_fmt(a.expr)}")
+    if pg.pulse:
+        out.append("  impulse-caused spike (" + ", ".join(f"d{s} = {_fmt(e)}" for s, e in pg.pulse) + "):")
+        out.append(f"    when {_fmt(pg.pulse_test)} < 0")
+        for a in pg.pulse_jump:
+            out.append(f"    {a.target} = {_fmt(a.expr)}")
+        out.append(f"    pulse_cause = {_fmt(pg.pulse_cause)}")
     for r in pg.records:
         out.append(f"  record per spike: {r.name} = {_fmt(r.expr)}" + (f"  # {r.why}" if r.why else ""))
     if pg.readout is not None:

@@ -6,7 +6,7 @@ diagnostics. A `Defeat` exception carries the offending term so the diagnostic c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy
 from snnc.ir import names
@@ -45,6 +45,9 @@ class Coupled:
     inputs: dict[sympy.Symbol, sympy.Expr]  # input symbol -> sum of renamed synapse outputs
     jumps: dict[str, dict[str, sympy.Expr]]  # projection -> {state: per-unit-weight jump}
     params: list[tuple[str, str, str]]
+    # neuron state -> its jump from this step's impulses (over the impulse synapses' coupled states)
+    pulse: dict[str, sympy.Expr] = field(default_factory=dict)
+    pulsed_by: tuple[str, ...] = ()  # the impulse projections `pulse` sums
 
     @property
     def x(self) -> list[sympy.Symbol]:
@@ -93,14 +96,6 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
                 proj.span or syn.span,
             )
         ren = _synapse_rename(syn, proj.name)
-        if syn.impulse and neuron.spikes:
-            raise Defeat(
-                f"projection '{proj.name}' uses synapse model '{syn.name}', an impulse synapse, into a spiking "
-                "population: a spike that an impulse's jump causes has no crossing rate, and its time "
-                "follows the arrival, which this derivation does not carry back yet",
-                syn.name,
-                proj.span or syn.span,
-            )
         if syn.impulse:
             impulses.append((proj.name, proj.target, _impulse_area(syn, proj, ren)))
             params += [
@@ -122,10 +117,18 @@ def build_coupled(network: Network, pop: Population) -> Coupled:
             raise Defeat(f"projection '{proj.name}' targets '{proj.target}', not an input of '{neuron.name}'")
         sums[proj.target] = sums[proj.target] + sym(names.coupled(syn.output, proj.name))
         jumps[proj.name] = on_pre_jump(syn, proj, ren)
+    pulse: dict[str, sympy.Expr] = {}
     for proj_name, target, area in impulses:
-        jumps[proj_name] = _impulse_jump(neuron, f_open, target, area, proj_name)
+        coeffs = _impulse_coefficients(neuron, f_open, target, proj_name)
+        jumps[proj_name] = {s: sympy.expand(k * area) for s, k in coeffs.items()}
+        if neuron.spikes:  # what the step's impulses of this projection add: (∂f/∂u)·dt·output
+            syn = network.models[network.projections[proj_name].synapse]
+            out = sym(names.coupled(syn.output, proj_name))
+            for s, k in coeffs.items():
+                pulse[s] = sympy.expand(pulse.get(s, sympy.S.Zero) + k * DT * out)
     inputs = {sym(k): v for k, v in sums.items()}
-    return Coupled(pop.name, neuron, states, owners, f_open, inputs, jumps, params)
+    pulsed_by = tuple(p for p, _, _ in impulses) if neuron.spikes else ()
+    return Coupled(pop.name, neuron, states, owners, f_open, inputs, jumps, params, pulse, pulsed_by)
 
 
 def _impulse_area(syn: Model, proj: Projection, ren: dict) -> sympy.Expr:
@@ -143,25 +146,27 @@ def _impulse_area(syn: Model, proj: Projection, ren: dict) -> sympy.Expr:
     return unit.get(names.coupled(syn.output, proj.name), sympy.S.Zero) * DT
 
 
-def _impulse_jump(
-    neuron: Model, f_open: list[sympy.Expr], target: str, area: sympy.Expr, proj: str
+def _impulse_coefficients(
+    neuron: Model, f_open: list[sympy.Expr], target: str, proj: str
 ) -> dict[str, sympy.Expr]:
-    """e of an impulse synapse: in the limit of a short pulse of area A into input u, the neuron's
-    states jump by (∂f/∂u)·A, which needs each neuron row affine in u with a coefficient free of the
-    states and inputs (a current input, not a conductance)."""
+    """∂f/∂u of each neuron state for an impulse into input u: in the limit of a short pulse of area
+    A the states jump by (∂f/∂u)·A, which needs each neuron row affine in u with a coefficient free
+    of the states and inputs (a current input, not a conductance)."""
     u = sym(target)
     out: dict[str, sympy.Expr] = {}
     for s, rhs in zip(neuron.states, f_open, strict=False):
         coeff = sympy.diff(rhs, u)
         if coeff.free_symbols & ({sym(x) for x in neuron.states} | {sym(i) for i in neuron.inputs}):
+            ode = neuron.ode_for(s)
             raise Defeat(
                 f"'d{s}/dt = {rhs}' multiplies input '{target}' by '{coeff}', which depends on the state: "
                 f"the impulses of '{proj}' (a Delta synapse) have no jump to differentiate; use a synapse "
                 "with a state (Exponential)",
                 rhs,
+                getattr(ode, "span", None),
             )
         if coeff != 0:
-            out[s] = sympy.expand(coeff * area)
+            out[s] = coeff
     if not out:
         raise Defeat(f"the impulses of '{proj}' move no state of '{neuron.name}'", proj)
     return out
@@ -332,6 +337,28 @@ def spike_jump(
     bracket = (lp.T * (f_plus - J * f_minus))[0] - dlp - D
     lam_minus = J.T * lp + grad * (bracket / (denom if rate is None else rate))
     return lam_minus, denom
+
+
+def impulse_spike(
+    c: Coupled, theta: sympy.Expr, dlp: sympy.Expr, D: sympy.Expr
+) -> tuple[sympy.Matrix, sympy.Expr, sympy.Expr]:
+    """A spike the step's impulses cause (θ(x⁻ − Δx) < 0 ≤ θ(x⁻), Δx = `c.pulse`): snnc applies the
+    whole pulse, then the reset, so the step maps x to j(x + Δx) and the spike time is the arrival's,
+    whatever x was. Hence λ⁻ = Jᵀλ⁺ (no crossing rate), and the sensitivity of L to the arrival time,
+    G = λ⁺·(J f(x⁻ − Δx) − f(j(x⁻))) + ∂l_p/∂t_s + D (−1 times the usual jump's bracket, with f⁻
+    taken before the pulse), goes to the arriving spikes instead, each with its share w·(∇θ·e)/(∇θ·Δx).
+    Returns (λ⁻, G/(∇θ·Δx), θ(x⁻ − Δx)); x⁻ is the recorded state (after the pulse, before reset)."""
+    x = c.x
+    jmap = reset_map(c.neuron)
+    J = sympy.Matrix([c.close(jmap.get(s, s)) for s in x]).jacobian(x)
+    pulse = sympy.Matrix([c.pulse.get(s, sympy.S.Zero) for s in c.states])
+    before = {xi: xi - pulse[i] for i, xi in enumerate(x) if pulse[i] != 0}
+    f_before = sympy.Matrix(c.f_open).xreplace(before)
+    f_after = sympy.Matrix(c.f_open).xreplace({s: jmap[s] for s in jmap})
+    G = (c.lams.T * (J * f_before - f_after))[0] + dlp + D
+    grad = sympy.Matrix([c.close(theta)]).jacobian(x).T
+    share = sympy.expand((grad.T * pulse)[0])
+    return J.T * c.lams, sympy.expand(G) / share, c.close(theta).xreplace(before)
 
 
 def solve_on_threshold(c: Coupled, theta: sympy.Expr) -> tuple[sympy.Symbol, sympy.Expr] | None:

@@ -37,10 +37,12 @@ divides not by ∇θ·f⁻ at the step's end but by the crossing's secant over i
 neuron's synaptic current decays within the step, and ∇θ·f⁻ at its end is often ~0 or negative. For τ_mem = τ_syn the exact LIF
 propagator has a removable 0/0; keep the time constants distinct.
 Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Trainable delays:
-`_delay_gradient` (lowered by `schedule_delays.py`). Impulse (Delta) synapses into non-spiking
-populations: the short-pulse limit, a jump e = (∂f/∂u)·c·dt of the neuron states (`adjoint.py`); a jump
-of a readout's variable also moves its running loss (`_loss_jump`). Not derived yet: refractory periods
-(ignored by the backward pass), impulses into spiking populations (refused).
+`_delay_gradient` (lowered by `schedule_delays.py`). Impulse (Delta) synapses: the short-pulse limit,
+a jump e = (∂f/∂u)·c·dt of the neuron states (`adjoint.py`); a jump of a readout's variable also moves
+its running loss (`_loss_jump`). Into a spiking population, a spike the step's impulses cause
+(θ(x⁻ − Δx) < 0, recorded before the synapse clears them) is pinned to the arrival: its jump is
+λ⁻ = Jᵀλ⁺ and its G / ∇θ·Δx goes to the arrivals of its step (`adjoint.impulse_spike`, `_pulse`).
+Refractory periods are not differentiated (the backward pass ignores them).
 
 Readouts (dL_dy is the trainer's dL/dy for the neuron and example; the readout var is sampled at
 steps k = 0..K-1): var y_k = v_k; avg_var y = Σ v_k / K; avg_var_exp_weight (mlGeNN, Nowotny 2024)
@@ -253,6 +255,7 @@ def _population_gradient(
     params: list[ParamGradient] = []
     jump: tuple[Assign, ...] = ()
     records: tuple[SpikeRecord, ...] = ()
+    pulse: dict = {}
     dlp_total: sympy.Expr = sympy.S.Zero
     regularisation = None
     if pop.role == "hidden" and not model.spikes:
@@ -301,16 +304,22 @@ def _population_gradient(
             regularisation = Regularisation(pop.name, reg["upper"], reg["lower"], reg["nu"], rate, reg_dlp)
             assert grad.rows == 1
         params = param_gradients(network, pop, c, theta, subs, rate_floor, DLP, D)
+        pulse = _pulse(c, theta, pop, readout, params) if c.pulse else {}
         forward = set(c.x) | set(c.inputs)
         used = set().union(
             *(a.expr.free_symbols for a in jump),
             *(p.jump.free_symbols for p in params if p.jump is not None),
             dlp_total.free_symbols,
+            *(a.expr.free_symbols for a in pulse.get("pulse_jump", ())),
+            *(sympy.sympify(pulse.get(k, 0)).free_symbols for k in ("pulse_test", "pulse_cause")),
         )
-        used &= forward
+        cleared = set().union(*(e.free_symbols for e in c.pulse.values())) - forward
         records = tuple(
             SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
-            for s in sorted(used, key=str)
+            for s in sorted(used & forward, key=str)
+        ) + tuple(
+            SpikeRecord(str(s), s, "the step's impulses, before the synapse clears them", at="update")
+            for s in sorted(used & cleared, key=str)
         )
         secant = (adj.theta_of(model) - sym(names.THETA_BEFORE)) / DT
         records = (
@@ -348,10 +357,49 @@ def _population_gradient(
             readout=readout,
             regularisation=regularisation,
             params=tuple(c.params),
+            **pulse,
         ),
         c,
         params,
     )
+
+
+def _pulse(
+    c: adj.Coupled, theta: sympy.Expr, pop: Population, readout: ReadoutDrive | None, params: list
+) -> dict:
+    """The `PopulationGradient` fields of a spiking population with impulse inputs (see
+    `adjoint.impulse_spike`); refuses what that rule does not cover yet, at the user's term."""
+    if readout is not None and readout.var is not None:
+        _fail(
+            f"readout {readout.kind} reads '{readout.var}' of a spiking population with impulse (Delta) "
+            "inputs: a spike an impulse causes moves the running loss with the arrival, which this "
+            "derivation does not follow",
+            pop,
+            pop.readout.span if pop.readout else None,
+            "read the population through a non-spiking output, or use first_spike_time",
+            ALGO,
+        )
+    if params:
+        name = params[0].param
+        where = pop.trainable.get(name)
+        _fail(
+            f"trainable param '{name}' of a population with impulse (Delta) inputs: its spike term at a "
+            "spike an impulse causes is not derived yet",
+            pop,
+            where.span if where is not None else None,
+            "use a synapse with a state (Exponential) into this population, or keep the param fixed",
+        )
+    lam_caused, cause, test = adj.impulse_spike(c, theta, DLP, D)
+    return {
+        "pulse": tuple((s, c.pulse[s]) for s in c.states if s in c.pulse),
+        "pulse_test": test,
+        "pulse_jump": tuple(
+            Assign(names.adjoint(s), "=", sympy.expand(lam_caused[i]))
+            for i, s in enumerate(c.states)
+            if not is_zero(lam_caused[i] - c.lams[i])
+        ),
+        "pulse_cause": cause,
+    }
 
 
 def _loss_jump(c: adj.Coupled, e: sympy.Matrix, readout: ReadoutDrive | None, pop: Population) -> sympy.Expr:
@@ -390,7 +438,11 @@ def _transmission(
         )
     g = sympy.expand(-(c.lams.T * (c.jacobian() * e))[0] + _loss_jump(c, e, readout, pop))
     jump = tuple((s, e[i]) for i, s in enumerate(c.states) if e[i] != 0)
-    return Transmission(proj_name, g, jump)
+    cause = None
+    if proj_name in c.pulsed_by:
+        grad = sympy.Matrix([c.close(adj.theta_of(c.neuron))]).jacobian(c.x)
+        cause = sympy.expand((grad * e)[0])
+    return Transmission(proj_name, g, jump, cause)
 
 
 def _delay_gradient(
@@ -445,6 +497,14 @@ def derive(network: Network) -> TrainingIR:
         if proj.trainable:
             expr = sympy.Add(*(sym(names.adjoint(s)) * k for s, k in tr.jump))
             grads[proj.name] = WeightGradient(proj.name, proj.pre, proj.post, expr)
+        if proj.delay_trainable is not None and proj.name in c.pulsed_by:
+            _fail(
+                f"the delays of '{proj.name}' train, but its impulses (a Delta synapse) can cause spikes of "
+                f"'{proj.post}', pinned to the arrival: that delay gradient is not derived yet",
+                network.populations[proj.post],
+                getattr(proj.delay_trainable, "span", None) or proj.span,
+                "keep these delays fixed, or use a synapse with a state (Exponential)",
+            )
         if proj.delay_trainable is not None:
             delays[proj.name] = _delay_gradient(
                 c, proj.name, proj.pre, network.populations[proj.post], readout

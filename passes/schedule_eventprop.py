@@ -458,13 +458,14 @@ def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
     return sympy.expand(denom)
 
 
-def _records(pg: PopulationGradient) -> list[tuple[str, sympy.Expr]]:
-    """The values each spike records for its jump (the spike time is the step's, not recorded)."""
-    records = [(r.name, r.expr) for r in pg.records if r.name != names.SPIKE_TIME]
+def _records(pg: PopulationGradient) -> list[tuple[str, sympy.Expr, str]]:
+    """The values each spike records for its jump, and where in the step (the spike time is the
+    step's, not recorded)."""
+    records = [(r.name, r.expr, r.at) for r in pg.records if r.name != names.SPIKE_TIME]
     if pg.role == "hidden":  # the trainer's spike-count regulariser needs ∇θ·f⁻ at each spike
-        have = {r for r, _ in records}
+        have = {r for r, _, _ in records}
         records += [
-            (str(x), x)
+            (str(x), x, "end")
             for x in sorted(_rate_denominator(pg).free_symbols, key=str)
             if str(x) in pg.states and str(x) not in have
         ]
@@ -525,7 +526,7 @@ def _spike_list(b: _Builder, pop: str) -> None:
                     comment="rank of the spike among its neuron's spikes",
                 )
             )
-        for rec, expr in _records(pg):
+        for rec, expr, at in _records(pg):
             scratch = b.add(
                 Array(
                     array_name("ep", pop, "x", rec),
@@ -548,7 +549,7 @@ def _spike_list(b: _Builder, pop: str) -> None:
             )
             sl.records[rec] = (scratch, listed)
             b.taps.setdefault(pop, []).append(
-                Tap(scratch[BATCH, J], b.expr(pop, expr), "end", comment=f"record {rec}")
+                Tap(scratch[BATCH, J], b.expr(pop, expr), at, comment=f"record {rec}")
             )
     b.lists[pop] = sl
 
@@ -782,7 +783,12 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
     weight = _weight(net, proj_name, known)
     if tm is not None:
         g = _per_post(b, proj_name, "g", n_post, "g per post neuron")
-        prologue.append(Store(g[BATCH, M], _lowered(b, proj.post, tm.g, env, f"g of {proj_name}", M)))
+        value = _lowered(b, proj.post, tm.g, env, f"g of {proj_name}", M)
+        if tm.cause is not None:  # the post spike these arrivals cause, at the next step
+            cause, step = _cause_arrays(b, proj.post)
+            caused = cause[BATCH, M] * _lowered(b, proj.post, tm.cause, env, f"cause of {proj_name}", M)
+            value = sympy.Piecewise((caused, sympy.Eq(step[BATCH, M], STEP + 1)), (value, True))
+        prologue.append(Store(g[BATCH, M], value))
         body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
     if wg is not None:
         e = _per_post(b, proj_name, "e", n_post, "dL/dw per arrival, per post neuron")
@@ -917,12 +923,23 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
         if p.jump is not None:
             value = _lowered(b, name, p.jump, env, f"dL/d{p.param} at a spike of {name}", PRE)
             body.append(Store(b.param_grads[p.key][BATCH, PRE], value, "+=", f"dL/d{p.param}: spike term"))
+    jumps = {a.target: a.expr for a in executed_jump(pg)}
+    caused = None
+    if pg.pulse:
+        caused = Local("__caused")
+        body += _pulse_cause(b, name, pg, env, caused)
     new = []
-    for a in executed_jump(pg):
-        state = names.adjoint_state(a.target)
+    for state in pg.states:
+        target = names.adjoint(state)
+        value = jumps.get(target, sym(target))
+        if caused is not None:
+            pulsed = next((a.expr for a in pg.pulse_jump if a.target == target), sym(target))
+            value = sympy.Piecewise((pulsed, sympy.Eq(caused, 1)), (value, True))
+        if value == sym(target):
+            continue
         local = Local(f"__jumped{pg.states.index(state)}")
         body.append(
-            Let(local, _lowered(b, name, a.expr, env, f"jump of {name}", PRE), f"λ of {state} after the jump")
+            Let(local, _lowered(b, name, value, env, f"jump of {name}", PRE), f"λ of {state} after the jump")
         )
         new.append((state, local))
     body += [Store(adjoints[s][BATCH, PRE], local) for s, local in new]
@@ -934,6 +951,53 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
         comment=f"the spikes of {name} of step k",
     )
     return Phase(f"jump_{name}", PhaseKind.BACKWARD, (loop,), f"EventProp: jumps at the spikes of {name}")
+
+
+def _cause_arrays(b: _Builder, pop: str) -> tuple[Array, Array]:
+    """Per neuron of a population with impulse inputs: G/(∇θ·Δx) of its newest impulse-caused spike
+    and that spike's step, which the arrivals of the step read at the next backward step."""
+    found = _find(b, pop, "pulse_cause"), _find(b, pop, "pulse_step")
+    if found[0] is not None:
+        return found
+    shape = ("batch", b.size(pop))
+    return (
+        b.add(
+            Array(
+                array_name("ep", pop, "pulse_cause"),
+                Role.SCRATCH,
+                pop,
+                shape,
+                var="pulse_cause",
+                comment="G / (∇θ·Δx) of the newest spike an impulse caused",
+            )
+        ),
+        b.add(
+            Array(
+                array_name("ep", pop, "pulse_step"),
+                Role.SCRATCH,
+                pop,
+                shape,
+                var="pulse_step",
+                comment="the step of that spike, a whole number (0: none; no arrival precedes step 0)",
+            )
+        ),
+    )
+
+
+def _pulse_cause(b: _Builder, name: str, pg: PopulationGradient, env: dict, caused: Local) -> list[Stmt]:
+    """Whether this spike is the pulse's (θ(x⁻ − Δx) < 0) and, if so, what it hands its arrivals."""
+    cause, step = _cause_arrays(b, name)
+    test = _lowered(b, name, pg.pulse_test, env, f"impulse test of {name}", PRE)
+    value = _lowered(b, name, pg.pulse_cause, env, f"impulse cause of {name}", PRE)
+    return [
+        Let(caused, sympy.Piecewise((1, test < 0), (0, True)), "caused by this step's impulses?"),
+        Store(
+            cause[BATCH, PRE],
+            sympy.Piecewise((value, sympy.Eq(caused, 1)), (ZERO, True)),
+            comment="G / ∇θ·Δx",
+        ),
+        Store(step[BATCH, PRE], sympy.Piecewise((STEP, sympy.Eq(caused, 1)), (0, True))),
+    ]
 
 
 def _adjoint_step(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Array]) -> Phase:
@@ -1005,6 +1069,8 @@ def _reset_backward(b: _Builder, adjoints: dict, projections: list) -> tuple[Stm
         if a.role == Role.GRADIENT and a.var == "delay" and a.owner in b.training.delay_gradients:
             row = Loop(Row(a.owner, PRE), (Store(a[BATCH, Q], ZERO),), {"j": J, "q": Q})
             body.append(Loop(Neurons(b.network.projections[a.owner].pre), (row,), {"j": PRE}))
+        elif a.var == "pulse_step":
+            body.append(Loop(Neurons(a.owner), (Store(a[BATCH, J], sympy.Integer(0)),), {"j": J}))
         elif a.var is not None and a.var.startswith("ring_"):
             body += schedule_delays.clear(a, b.network.projections[a.owner].post, "no arrival after T")
     for key, grad in b.param_grads.items():

@@ -43,18 +43,59 @@ def test_std_lif_through_the_pipeline() -> None:
     assert sympy.simplify(jump.xreplace(params) - expect) == 0
 
 
-def test_an_impulse_synapse_is_refused_at_the_users_projection() -> None:
-    """EventProp needs a synapse state that spikes jump; the refusal points at the projection in the
-    user's file, not at the library's `synapse Delta`."""
-    import pytest
-    from snnc.ir.diagnostics import DiagnosticError
-
+def test_an_impulse_into_a_spiking_population_derives_the_pulse_rule() -> None:
+    """std Delta into std LIF: a spike the step's impulses cause (v⁻ − Δv < v_thresh) takes λ⁻ = Jᵀλ⁺
+    (no crossing rate) and hands G / Δv to the arrivals: the hand derivation for LIF (reset to
+    v_reset, J = 0): G = −λ_v·(i_syn − v_reset)/τ_m + ∂l_p/∂t_s + D, Δv = dt·i/τ_m."""
     source = SOURCE.replace("Exponential(tau = 5 ms)", "Delta()", 1).replace(
         "use std.{", "use std.{Delta, ", 1
     )
+    out, _ = compile_ir(load_source(source, "yy.snn"))
+    h = out.training.populations["h"]
+    params = {sym("relative_reset"): 0, sym("v_reset"): 0}
+    lv, i, tau, vth, v = sym(N.adjoint("v")), sym("i_syn"), sym("tau_mem"), sym("v_thresh"), sym("v")
+    pulse = sym("dt") * sym(N.coupled("i", "x_to_h")) / tau
+    assert dict(h.pulse) == {"v": pulse}
+    assert sympy.simplify(h.pulse_test.xreplace(params) - (v - pulse - vth)) == 0
+    (jump,) = h.pulse_jump
+    assert jump.target == N.adjoint("v") and jump.expr.xreplace(params) == 0
+    G = -lv * i / tau + sym(N.DLP_DTS) + sym(N.D)
+    assert sympy.simplify(h.pulse_cause.xreplace(params) - G / pulse) == 0
+    assert out.training.transmissions.get("x_to_h") is None  # an input's spike times do not train
+    assert {r.name: r.at for r in h.records}[N.coupled("i", "x_to_h")] == "update"
+
+
+def test_an_impulse_into_a_conductance_is_refused_at_the_users_equation() -> None:
+    """An impulse into an input the dynamics multiply by the state has no jump to differentiate;
+    the refusal points at the user's equation (file:line:col)."""
+    import pytest
+    from snnc.ir.diagnostics import DiagnosticError
+
+    source = """
+use std.{Delta, SpikeInput, LeakyIntegrate, Exponential}
+neuron CondLIF {
+    param tau_mem = 20 ms
+    state v = 0.0
+    input i_syn
+    dv/dt = (i_syn * (2.0 - v) - v) / tau_mem
+    spike when v >= 1.0
+    reset { v = 0.0 }
+}
+network n {
+    input  x   = SpikeInput(2)
+    hidden h   = CondLIF(3)
+    output out = LeakyIntegrate(2, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 1.0, sd = 0.1)), Delta()
+    h -> out : Dense(weight = Normal(mean = 1.0, sd = 0.1)), Exponential(tau = 5 ms)
+}
+train n {
+    algorithm = eventprop(max_spikes = 50)
+    loss = sparse_categorical_crossentropy
+}
+"""
     with pytest.raises(DiagnosticError) as info:
-        compile_ir(load_source(source, "yy.snn"))
+        compile_ir(load_source(source, "cond.snn"))
     d = info.value.diagnostics[0]
-    assert "projection 'x_to_h' uses synapse model 'Delta'" in d.message
-    line = next(i for i, text in enumerate(source.splitlines(), 1) if "Delta()" in text)
-    assert (d.span.file, d.span.line) == ("yy.snn", line)
+    assert "multiplies input 'i_syn'" in d.message and "Delta synapse" in d.message
+    line = next(i for i, text in enumerate(source.splitlines(), 1) if "dv/dt" in text)
+    assert (d.span.file, d.span.line) == ("cond.snn", line) and d.span.col > 0
