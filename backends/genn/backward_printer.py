@@ -246,6 +246,7 @@ def _synapse(kernel: Kernel, phase: Phase, loop: Loop, s: ProjectionCtx, summed:
         )
     post = kernel.projections[s.name].post
     printer = StatementPrinter(kernel, NeuronCode(post))
+    printer.pr.step_text = _kb(kernel.num_steps)  # GeNN handles the spike of step kb one step later
     lines: list[str] = []
     for pro in loop.prologue:  # values per post neuron: GeNN computes them per synapse
         if not (isinstance(pro, Loop) and isinstance(pro.space, Neurons) and pro.space.population == post):
@@ -313,7 +314,7 @@ def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[st
             if not isinstance(st, Store):
                 continue
             a = kernel.array(st.target.array)
-            if a.role == Role.ADJOINT:
+            if a.role == Role.ADJOINT or (a.role == Role.SCRATCH and a.owner in kernel.populations):
                 out.setdefault(holder(a, kernel), {})[genn_var(a, kernel)] = float(st.expr)
             elif a.role != Role.GRADIENT and a.name not in cursors:  # dg: GradientReduce; q_bi
                 raise fail(f"phase '{name}': resetting '{a.name}' has no GeNN form")

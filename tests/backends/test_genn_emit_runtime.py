@@ -376,3 +376,29 @@ def test_a_short_regularised_batch_on_genn_is_the_c_backends_exact_batch(tmp_pat
     for name in g_c:
         assert np.abs(g_c[name]).max() > 0
         np.testing.assert_allclose(g_genn[name], g_c[name], rtol=1e-3, atol=1e-6 * np.abs(g_c[name]).max())
+
+
+def test_eventprop_through_impulses_into_a_spiking_layer_matches_the_c_backend(tmp_path: Path) -> None:
+    """Pulse (Delta-like) synapses into a spiking layer, input and recurrent: the impulse-caused
+    spikes' jump and their hand-over to the arrivals (passes/adjoint.py `impulse_spike`) run as GeNN
+    neuron and synapse code, and give the C kernel's gradients."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+    from test_gradients_delta_spiking import source
+
+    network = lower(source("avg_var", "Pulse", dt=0.01), dt=0.01, duration=30.0)
+    genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)
+    c = _c_artefact(network)
+    genn.set_weights(c.get_weights())
+    rng = np.random.default_rng(4)
+    inputs = {"x": [(np.sort(rng.uniform(1.0, 25.0, 6)), rng.integers(0, 3, 6)) for _ in range(BATCH)]}
+    request = RecordRequest.of(spikes=["h"])
+    got_run, want_run = genn.run(inputs, request), c.run(inputs, request)
+    np.testing.assert_array_equal(got_run.spikes["h"], want_run.spikes["h"])
+    dl_dy = {"out": np.random.default_rng(0).normal(size=(BATCH, 2))}
+    got, want = genn.backward(dl_dy), c.backward(dl_dy)
+    assert set(got) == set(want) == {"x_to_h", "h_to_h", "h_to_out"}
+    for name in want:
+        assert np.abs(want[name]).max() > 0
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-6 * np.abs(want[name]).max())
