@@ -195,7 +195,7 @@ READOUTS = (
     "first_spike_time",
 )
 #: readouts that sum the variable over steps, and so may sum over a window of them only
-WINDOWED_READOUTS = ("avg_var", "sum_var")
+WINDOWED_READOUTS = ("avg_var", "sum_var", "avg_var_exp_weight")
 READOUT_WINDOW_OPTIONS = ("start", "stop")
 
 

@@ -164,9 +164,10 @@ def readout_drive(network: Network, pop: Population) -> ReadoutDrive | None:
 
 
 def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  # noqa: ANN001
-    """avg_var or sum_var over the samples k of [start, stop) only (schedule_forward's window): the
-    drive of the unwindowed readout at those steps and none elsewhere; avg_var divides by the
-    window's samples, not the trial's."""
+    """avg_var, sum_var or avg_var_exp_weight over the samples k of [start, stop) only
+    (schedule_forward's window): the drive of the unwindowed readout at those steps and none
+    elsewhere; avg_var divides by the window's samples, not the trial's, and avg_var_exp_weight
+    weighs sample k by exp(-(k - start)/samples)."""
     start, stop = ro.window_steps(dt)
     end = K_TOTAL if stop is None else sympy.Min(stop, K_TOTAL)
     inside = sympy.Piecewise((1, sympy.And(K_STEP >= start, K_STEP < end)), (0, True))
@@ -174,6 +175,9 @@ def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  
     during = sympy.Piecewise((1, sympy.And(t >= start * DT, t < end * DT)), (0, True))
     samples = 1 if ro.kind == "sum_var" else end - start
     cont = DL_DY / (DT if ro.kind == "sum_var" else samples * DT) * during
+    if ro.kind == "avg_var_exp_weight":  # weighted from the window's start, in units of its length
+        inside = inside * sympy.exp(-(K_STEP - start) / samples)
+        cont = cont * sympy.exp(-(t - start * DT) / (samples * DT))
     when = f"steps [{start}, {'K' if stop is None else stop}) only"
     return ReadoutDrive(pop.name, ro.kind, var, names.adjoint(var), cont, DL_DY / samples * inside, when=when)
 

@@ -592,10 +592,14 @@ def _readout(b: _Builder, pop: Population, env: dict, theta: sympy.Expr | None) 
 
 
 def _windowed_readout(b: _Builder, ro: Readout, here: sympy.Expr, value: sympy.Expr, note: str) -> list[Stmt]:
-    """avg_var or sum_var over the steps of the window [start, stop) only (ir/model.py `window_steps`)."""
+    """avg_var, sum_var or avg_var_exp_weight over the steps of the window [start, stop) only
+    (ir/model.py `window_steps`); the exp weight counts from the window's start in units of its
+    length, so the whole trial as a window is the unwindowed readout."""
     start, stop = ro.window_steps(b.network.dt)
     end = NUM_STEPS if stop is None else sympy.Min(stop, NUM_STEPS)
-    scale = 1 / sympy.Float(1.0) / (end - start) if ro.kind == "avg_var" else sympy.S.One
+    scale = 1 / sympy.Float(1.0) / (end - start) if ro.kind != "sum_var" else sympy.S.One
+    if ro.kind == "avg_var_exp_weight":
+        scale = scale * sympy.exp(-(STEP - start) / (end - start))
     inside = sympy.And(STEP >= start, STEP < end)
     note += f" over steps [{start}, {'K' if stop is None else stop})"
     return [If(inside, (Store(here, value * scale, "+=", note),))]

@@ -77,13 +77,14 @@ def test_eventprop_gradients_match_the_c_backend(tmp_path: Path) -> None:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-6 * np.abs(want[name]).max())
 
 
-def test_eventprop_with_a_readout_window_matches_the_c_backend(tmp_path: Path) -> None:
-    """avg_var over [4 ms, 8 ms) of the 10 ms trial: the forward sum and the backward drive both
-    look at the step, on GeNN (its q_kb) as in the C kernel."""
+@pytest.mark.parametrize("kind", ["avg_var", "avg_var_exp_weight"])
+def test_eventprop_with_a_readout_window_matches_the_c_backend(tmp_path: Path, kind: str) -> None:
+    """avg_var (or its exp-weighted form) over [4 ms, 8 ms) of the 10 ms trial: the forward sum and
+    the backward drive both look at the step, on GeNN (its q_kb) as in the C kernel."""
     source = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
     assert "readout = avg_var_exp_weight" in source
     network = lower(
-        source.replace("readout = avg_var_exp_weight", "readout = avg_var(v, start = 4 ms, stop = 8 ms)"),
+        source.replace("readout = avg_var_exp_weight", f"readout = {kind}(v, start = 4 ms, stop = 8 ms)"),
         duration=10.0,
     )
     genn = load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=BATCH)

@@ -1,4 +1,4 @@
-"""`avg_var(v, start = …, stop = …)` / `sum_var(…)`: a readout summed over a window of the trial
+"""`avg_var(v, start = …, stop = …)` / `sum_var(…)` / `avg_var_exp_weight(…)`: a readout summed over a window of the trial
 (Bellec et al.'s answer read in the recall period). The options are checked where they are written,
 and both gradient algorithms differentiate them."""
 
@@ -67,10 +67,11 @@ def test_bad_window_options_are_located_diagnostics(
     assert len(found) == 1 and found[0][0] == code and found[0][1] == 5 and message in found[0][2], found
 
 
-def test_eventprop_accepts_a_windowed_readout_at_the_command_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("readout", ["avg_var(v, start = 20 ms)", "avg_var_exp_weight(v, start = 20 ms)"])
+def test_eventprop_accepts_a_windowed_readout_at_the_command_line(tmp_path: Path, readout: str) -> None:
     """EventProp differentiates the window (tests/runtime/test_gradients.py checks it against finite
     differences), so `snnc check` passes it."""
-    path = _write(tmp_path, "avg_var(v, start = 20 ms)", algorithm="eventprop")
+    path = _write(tmp_path, readout, algorithm="eventprop")
     res = subprocess.run(
         [sys.executable, "-m", "snnc", "check", str(path)],
         capture_output=True,
@@ -80,3 +81,20 @@ def test_eventprop_accepts_a_windowed_readout_at_the_command_line(tmp_path: Path
     )
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "ok" in out, out
+
+
+def test_eprop_refuses_an_exp_weighted_readout_at_its_location(tmp_path: Path) -> None:
+    """e-prop takes no avg_var_exp_weight, windowed or not: refused where the readout is written."""
+    from snnc.ir.diagnostics import DiagnosticError
+
+    from snnc.api import lower
+
+    with pytest.raises(DiagnosticError) as err:
+        lower(str(_write(tmp_path, "avg_var_exp_weight(v, start = 20 ms)")))
+    (d,) = err.value.diagnostics
+    assert (
+        "readout avg_var_exp_weight of 'out'" in d.message
+        and "eprop" in d.message
+        and d.span is not None
+        and d.span.line == 5
+    )

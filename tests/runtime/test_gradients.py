@@ -161,6 +161,23 @@ CASES = {
         0.5,
     ),
     "lif-sum_var_window-scce": ("LIF", "LeakyIntegrate", "sum_var(v, stop = 10 ms)", VALUE_LOSS, 4, 0.5),
+    # the exp weight counts from the window's start, in units of the window's length
+    "lif-avg_var_exp_weight_window-scce": (
+        "LIF",
+        "LeakyIntegrate",
+        "avg_var_exp_weight(v, start = 6 ms, stop = 14 ms)",
+        VALUE_LOSS,
+        4,
+        0.5,
+    ),
+    "lif-avg_var_exp_weight_start-scce": (
+        "LIF",
+        "LeakyIntegrate",
+        "avg_var_exp_weight(v, start = 4 ms)",
+        VALUE_LOSS,
+        4,
+        0.5,
+    ),
 }
 #: mean input weight where a case needs a stronger drive than the default 3.0
 CASE_W_IN = {"refraclif-avg_var-scce": 4.0, "refraclif-max_var-scce": 4.0}
@@ -181,6 +198,7 @@ FAST = {
     "dendritic-avg_var-scce",
     "refraclif-avg_var-scce",
     "lif-avg_var_window-scce",
+    "lif-avg_var_exp_weight_window-scce",
 }
 
 
