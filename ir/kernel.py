@@ -10,7 +10,9 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
   the arrivals of a projection's delayed spikes, the recorded spike events of a population);
 - **entry points** (run, backward, learn, loss, update): which phases run before, inside (forward or
   backward in time) and after the time loop, for every batch row, and which run once per batch after
-  every row (an optimiser step over the rows' summed gradients).
+  every row (an optimiser step over the rows' summed gradients). An entry may instead chain other
+  entries: each trial then runs their per-trial parts one after the other, in one pass over the
+  batch (a training batch's forward pass, loss and backward pass: one parallel region, not three).
 
 Arrays are row-major; an element is addressed by one index per dimension or by its flat offset (a
 synapse's weight slot `q`). Statements are sympy expressions over array elements (`ElementRef`, a
@@ -328,7 +330,13 @@ class Phase:
 @dataclass(frozen=True)
 class Entry:
     """An entry point: for each batch row, `before`, then `steps` over time running `per_step`, then
-    `after`; then, once for the batch, `once` (update phases, which loop over the trials themselves)."""
+    `after`; then, once for the batch, `once` (update phases, which loop over the trials themselves).
+
+    An entry with a `chain` runs, for each batch row, the per-trial parts (before, time loop, after)
+    of the named entries in order, all for that row before the next row starts; then its own `once`.
+    This is only equal to calling those entries one after the other when no chained phase reads what
+    another row wrote in an earlier entry of the chain (a sum over the batch): the pass that builds a
+    chain must know that. A chained entry has no `once` and no chain of its own."""
 
     name: str
     before: tuple[str, ...] = ()
@@ -336,6 +344,7 @@ class Entry:
     steps: str = "forward"  # "forward" | "backward"
     after: tuple[str, ...] = ()
     once: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
 
     def phases(self) -> tuple[str, ...]:
         return self.before + self.per_step + self.after + self.once
@@ -466,6 +475,18 @@ _WRITABLE = {
 
 def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
     problems = []
+    if entry.chain:
+        if entry.before or entry.per_step or entry.after:
+            problems.append("chains entries and has per-trial phases of its own")
+        entries = {e.name: e for e in kernel.entries}
+        for name in entry.chain:
+            link = entries.get(name)
+            if link is None:
+                problems.append(f"chains unknown entry '{name}'")
+            elif link.chain or link.once:
+                problems.append(
+                    f"chains entry '{name}', which runs {'a chain' if link.chain else 'once per batch'}"
+                )
     if entry.steps not in ("forward", "backward"):
         problems.append(f"steps '{entry.steps}' is neither 'forward' nor 'backward'")
     known = {p.name: p for p in kernel.phases}
@@ -709,6 +730,9 @@ def kernel_to_text(kernel: Kernel) -> str:
         lines.append("  }")
     for e in kernel.entries:
         once = f", once [{', '.join(e.once)}]" if e.once else ""
+        if e.chain:
+            lines.append(f"  entry {e.name}: for each trial, entries [{', '.join(e.chain)}]{once}")
+            continue
         lines.append(
             f"  entry {e.name}: before [{', '.join(e.before)}], {e.steps} steps [{', '.join(e.per_step)}], "
             f"after [{', '.join(e.after)}]{once}"

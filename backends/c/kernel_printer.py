@@ -24,6 +24,7 @@ from snnc.ir.kernel import (
     Arrivals,
     Elements,
     EmitSpikes,
+    Entry,
     Events,
     Generate,
     If,
@@ -581,37 +582,23 @@ def print_kernel(
                 ],
             }
         )
+    clear = [
+        f"memset(A->{a.name} + snnc_b * {a.shape[1]}, 0, sizeof(int32_t) * {a.shape[1]});"
+        for a in kernel.arrays
+        if a.role == Role.SPIKE_LIST and a.name.endswith("__cnt")
+    ]
+    by_name = {e.name: e for e in kernel.entries}
     entries = []
     for e in kernel.entries:
-        clear = [
-            f"memset(A->{a.name} + snnc_b * {a.shape[1]}, 0, sizeof(int32_t) * {a.shape[1]});"
-            for a in kernel.arrays
-            if a.role == Role.SPIKE_LIST and a.name.endswith("__cnt")
-        ]
-        summary = ", then ".join(
-            part
-            for part in (
-                f"{', '.join(e.before)}" if e.before else "",
-                f"per step ({e.steps}): {', '.join(e.per_step)}" if e.per_step else "",
-                f"{', '.join(e.after)}" if e.after else "",
-            )
-            if part
-        )
+        links = [by_name[n] for n in e.chain] if e.chain else [e]
+        parts = [_part(link, clear) for link in links if link.before or link.per_step or link.after]
+        summary = "; ".join(p["summary"] for p in parts)
+        if e.chain:
+            summary = f"entries {', '.join(e.chain)} one after the other ({summary})"
         if e.once:
             summary = (f"{summary}; " if summary else "") + f"then once for the batch: {', '.join(e.once)}"
-        entries.append(
-            {
-                "name": e.name,
-                "before": e.before,
-                "per_step": e.per_step,
-                "after": e.after,
-                "once": e.once,
-                "steps": e.steps,
-                # a forward time loop appends to the per-step spike lists: they start empty per trial
-                "spike_lists": clear if e.steps == "forward" and e.per_step else [],
-                "summary": summary,
-            }
-        )
+        lead = "for each trial, " if parts else ""
+        entries.append({"name": e.name, "parts": parts, "once": e.once, "summary": lead + summary})
     struct = [{"name": a.name, "ctype": _ctype(a, scalar)[0], "comment": _comment(a)} for a in kernel.arrays]
     code = (
         _env()
@@ -631,6 +618,28 @@ def print_kernel(
         )
     )
     return code, [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]
+
+
+def _part(e: Entry, clear: list[str]) -> dict[str, Any]:
+    """What one trial runs of entry `e`: its phases before, inside and after its time loop."""
+    summary = ", then ".join(
+        part
+        for part in (
+            f"{', '.join(e.before)}" if e.before else "",
+            f"per step ({e.steps}): {', '.join(e.per_step)}" if e.per_step else "",
+            f"{', '.join(e.after)}" if e.after else "",
+        )
+        if part
+    )
+    return {
+        "before": e.before,
+        "per_step": e.per_step,
+        "after": e.after,
+        "steps": e.steps,
+        # a forward time loop appends to the per-step spike lists: they start empty per trial
+        "spike_lists": clear if e.steps == "forward" and e.per_step else [],
+        "summary": summary,
+    }
 
 
 def _comment(a: Array) -> str:
