@@ -11,6 +11,13 @@ batch is a few calls into the artefact, each a phase of the kernel IR that every
   one array per weight or trained param: the runtime checks it for NaN/Inf before any weight moves;
 - `step_<key>` (UPDATE): Adam or SGD with momentum on those sums, then the key's bounds.
 
+With a backward pass, the entry `train` chains `run`, `loss` and `backward` per trial and then
+gathers: one call and one parallel region per batch instead of three, whose waking of a passively
+waiting thread team cost more than a small network's batch gains from a second thread. Each trial's
+gradient still lands in its own row, which `gather` sums in trial order, so the sums are those of
+the three calls. A backward pass that reads a batch-wide target (the spike-count regulariser's sums
+over every trial's forward pass, which the runtime adds up, over the ranks too) gets no `train`.
+
 The gradients come from EventProp's `backward` or, for e-prop, from the forward entry `eprop_run`,
 which accumulates them online; e-prop reads the labels during that run, so its loss phase reads
 e-prop's own label array instead of a second one, and writes no dL/dy (nothing reads it).
@@ -132,16 +139,18 @@ def with_learning(kernel: Kernel, network: Network) -> Kernel:
     if not gather:
         return kernel
     phases = (*loss_phases, *gather, *step)
+    entries = [
+        Entry("loss", after=tuple(p.name for p in loss_phases)),
+        Entry("gather", once=tuple(p.name for p in gather)),
+        Entry("step", once=tuple(p.name for p in step)),
+    ]
+    if _per_trial_backward(kernel):
+        entries.append(Entry("train", chain=("run", "loss", "backward"), once=entries[1].once))
     out = dataclasses.replace(
         kernel,
         arrays=(*kernel.arrays, *new),
         phases=(*kernel.phases, *phases),
-        entries=(
-            *kernel.entries,
-            Entry("loss", after=tuple(p.name for p in loss_phases)),
-            Entry("gather", once=tuple(p.name for p in gather)),
-            Entry("step", once=tuple(p.name for p in step)),
-        ),
+        entries=(*kernel.entries, *entries),
     )
     problems = verify_kernel(out)
     if problems:
@@ -160,6 +169,23 @@ def with_learning(kernel: Kernel, network: Network) -> Kernel:
 def _add(arrays: list[Array], a: Array) -> Array:
     arrays.append(a)
     return a
+
+
+def _per_trial_backward(kernel: Kernel) -> bool:
+    """Whether `kernel` has a `backward` entry that reads nothing of other trials: no TARGET without
+    a batch dimension (a sum over the batch's forward passes that the runtime writes in between)."""
+    backward = next((e for e in kernel.entries if e.name == "backward"), None)
+    if backward is None or backward.once or backward.chain:
+        return False
+    arrays = {a.name: a for a in kernel.arrays}
+    for name in backward.phases():
+        for st in walk(kernel.phase(name).body):
+            for expr in (getattr(st, "expr", None), getattr(st, "cond", None), getattr(st, "target", None)):
+                for ref in expr.atoms(sympy.Indexed) if expr is not None else ():
+                    a = arrays[str(ref.base.label)]
+                    if a.role == Role.TARGET and "batch" not in a.shape:
+                        return False
+    return True
 
 
 def _outputs(kernel: Kernel) -> dict[str, tuple[Array | None, Array | None]]:
@@ -423,6 +449,8 @@ def learning_manifest(kernel: Kernel) -> dict[str, Any] | None:
         "bounds_slots": list(BOUNDS),
         "outputs": outputs,
         "keys": keys,
+        # the entry that runs a whole batch's forward pass, loss, backward pass and gather, if any
+        "batch_entry": "train" if any(e.name == "train" for e in kernel.entries) else None,
         # arrays a learning batch need not refill before `run`: its reset phases or each step do it
         "kernel_resets": sorted(written | scratch),
     }

@@ -3,7 +3,9 @@
 A training batch is then: `snnc_run` (forward), `snnc_loss` (loss, correctness and dL/dy per
 trial), `snnc_backward`, `snnc_gather` (the trials' gradients summed per weight), the runtime's
 NaN/Inf check of those sums, and `snnc_step` (Adam or SGD, then the bounds), with no numpy work per
-batch beyond writing the labels and the hyperparameters. e-prop's batch has no backward pass: its
+batch beyond writing the labels and the hyperparameters. Where the kernel chains the first four
+(`batch_entry`, `snnc_train`: no spike-count regulariser sums over the batch in between) they are
+one call and one parallel region: each thread runs its trials start to end. e-prop's batch has no backward pass: its
 forward entry (`snnc_eprop_run`) reads the labels, written before it runs, and accumulates the
 trials' gradients itself; its loss phase writes no dL/dy. The optimiser's moments live in the
 runtime optimiser's own buffers, bound here by address, so checkpoints hold them as before.
@@ -57,6 +59,9 @@ class KernelLearning:
         #: a backward pass turns the loss phase's dL/dy into gradients (EventProp); without one the
         #: forward pass accumulated them (e-prop)
         self._backward = any(out.get("dly") for out in spec["outputs"].values())
+        #: the entry that runs run, loss, backward and gather in one call, if the kernel has one;
+        #: None makes every batch take the four calls (the reference the chained entry must match)
+        self.batch_entry: str | None = spec.get("batch_entry")
 
     # ------------------------------------------------------------------ per run
     def allocate(self, batch: int) -> None:
@@ -102,8 +107,11 @@ class KernelLearning:
             lab = arrays[out["label"]]
             lab[:rows] = labels[pop][:rows]
             lab[rows:] = -1  # padding: no error, no gradient
-        art.forward(inputs, example_ids=example_ids)
         self.hyper[self._slot["dly_divisor"]] = divisor
+        if self.batch_entry is not None and rows:  # forward, loss, backward and gather in one call
+            art.learn_batch(inputs, example_ids, self.batch_entry)
+            return self._outcome(rows)
+        art.forward(inputs, example_ids=example_ids)
         struct = art._struct()
         steps = art._last_steps
         if rows:
@@ -115,6 +123,10 @@ class KernelLearning:
         else:
             for g in self._grads.values():
                 g.fill(0.0)
+        return self._outcome(rows)
+
+    def _outcome(self, rows: int) -> BatchOutcome:
+        arrays = self.artefact._arrays
         loss = {pop: float(arrays[o["loss"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
         correct = {pop: int(arrays[o["correct"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
         return BatchOutcome(rows, loss, correct, self._grads)

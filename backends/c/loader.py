@@ -5,7 +5,9 @@ Arrays are found through the manifest by (`role`, `owner`, `var`), the kernel IR
 struct holds one pointer per array in manifest order. Every array lives in numpy and is owned here;
 optional recordings are NULL unless requested. Artefacts compiled with EventProp (manifest key
 `eventprop`) also export `snnc_backward(const snnc_arrays*, int64 batch, int64 steps, uint64 seed)`,
-which `backward` calls after the forward pass of the same batch.
+which `backward` calls after the forward pass of the same batch. A training batch of an artefact
+with its own loss may instead be one call of its chained entry (`learn_batch`): forward pass, loss
+and backward pass of each real row, then the gradient sums.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ class NativeArtefact:
         covered |= {a["name"] for a in self._specs if a["kind"] == "events" and a["var"] == "times"}
         self._light_resets = [(n, init) for n, init in self._resets if n not in covered]
         self._input_refs: dict[str, Any] = {}
+        self._learn_entries: dict[str, Any] = {}  # chained learning entries, typed on first use
         nnz = {}
         for name, arr in static.items():
             self._arrays[name] = aligned_copy(arr, self._dtype(self._spec(name)))
@@ -259,12 +262,13 @@ class NativeArtefact:
             return np.array([self._log_cap[spec["owner"]]], np.int64)
         return aligned_zeros(self._shape(spec), self._dtype(spec))
 
-    def _grow_spike_lists(self) -> bool:
-        """After a forward run: give every spike list that some row overflowed the room that row
-        needed (plus a margin), so the batch can be run again. False if every list was big enough."""
+    def _grow_spike_lists(self, rows: int | None = None) -> bool:
+        """After a forward run (of the first `rows` rows; default all): give every spike list that
+        some row overflowed the room that row needed (plus a margin), so the batch can be run again.
+        False if every list was big enough."""
         grown = {}
         for pop, names in (self._ep or {}).get("lists", {}).items():
-            need = int(self._arrays[names["ln"]].max(initial=0))
+            need = int(self._arrays[names["ln"]][:rows].max(initial=0))
             if need > self._log_cap[pop]:
                 grown[pop] = need + need // 4 + 16
         if not grown:
@@ -413,9 +417,12 @@ class NativeArtefact:
         example_ids: Sequence[int] | None,
         seed: int | None,
         resets: list[tuple[str, float]] | None = None,
+        entry: Callable[[ctypes.Structure, int, int], int] | None = None,
+        rows: int | None = None,
     ) -> None:
         """Run the batch (again, after a spike list grew); `resets`: the arrays to refill first
-        (default: every per-trial array)."""
+        (default: every per-trial array); `entry`: what to call instead of `_entry`, on the first
+        `rows` rows only (default: every row)."""
         own = set()
         if self._ep:  # the Euler fallback reads the trajectory of these states every step
             own = {n for names in self._ep["trajectory"].values() for n in names if n not in recs}
@@ -426,10 +433,11 @@ class NativeArtefact:
             for a in self._records:
                 self._bind_record(a, a["name"] in recs, a["name"] in own, steps)
             struct = self._struct()
-            rc = self._entry(struct, steps, int(self.manifest["seed"] if seed is None else seed))
+            call = self._entry if entry is None else entry
+            rc = call(struct, steps, int(self.manifest["seed"] if seed is None else seed))
             if rc != 0:
                 raise RuntimeError(f"snnc_run returned {rc}")
-            if not self._grow_spike_lists():
+            if not self._grow_spike_lists(rows):
                 break
         self._last_steps = steps
         # the batch's real rows (the rest is padding): the backward pass differentiates only these
@@ -454,6 +462,26 @@ class NativeArtefact:
             self._own_records.add(name)
         else:
             self._own_records.discard(name)
+
+    def learn_batch(self, inputs: Mapping[str, Any], example_ids: Sequence[int], entry: str) -> None:
+        """A training batch in one call of the chained entry `entry` (`learning`): each real row's
+        forward pass, loss (labels and hyperparameters written before) and backward pass, then the
+        rows' gradients summed. Padding rows are not run: nothing reads them. A row whose spike list
+        ran out of room makes the whole batch run again with room for it, as `forward` does (its
+        loss and gradients are then rewritten: each row's are its own)."""
+        rows = min(len(example_ids), self._batch)
+        fn = self._learn_entries.get(entry)
+        if fn is None:
+            fn = self._learn_entries[entry] = getattr(self._lib, f"snnc_{entry}")
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
+            fn.restype = ctypes.c_int
+
+        def call(struct: ctypes.Structure, steps: int, seed: int) -> int:
+            return fn(ctypes.byref(struct), rows, steps, seed)
+
+        self._forward(inputs, {}, self.num_steps, example_ids, None, self._light_resets, call, rows)
+        self._events_used.clear()  # spike times were written past any earlier count: refill them whole
+        self._check_overflow(rows)
 
     def _entry(self, struct: ctypes.Structure, steps: int, seed: int) -> int:
         """Call the library's time loop (a hook: gradient artefacts call their own entry point)."""
@@ -614,8 +642,9 @@ class NativeArtefact:
                 raise RuntimeError(f"snnc_backward returned {rc}")
         return rows
 
-    def _check_overflow(self) -> None:
-        over = {p: int(v.sum()) for p, v in self.spike_overflow().items() if v.sum() > 0}
+    def _check_overflow(self, rows: int | None = None) -> None:
+        """Warn (or raise) when the last forward pass (of its first `rows` rows) dropped spikes."""
+        over = {p: int(v[:rows].sum()) for p, v in self.spike_overflow().items() if v[:rows].sum() > 0}
         if not over or self.on_overflow == "ignore":
             return
         msg = (

@@ -1067,6 +1067,50 @@ int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
     return 0;
 }
 
+/* entry point train: for each trial, entries run, loss, backward one after the other (reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out; loss_out; reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out); then once for the batch: gather_p_to_out */
+int snnc_train(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
+    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
+        /* reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
+        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
+        for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
+            snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_c(A->ep_c__x____crossing_secant, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r____crossing_secant, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x____crossing_secant, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_p(A->ep_p__x____crossing_secant, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r____crossing_secant, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x____crossing_secant, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+        }
+        /* loss_out */
+        snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
+        /* reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out */
+        snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
+        for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
+            snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r____crossing_secant, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r____crossing_secant, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        }
+    }
+    snnc_gather_p_to_out(A->ep_p_to_out__grad, A->gs_p_to_out, 0, batch, 0, num_steps, seed);
+    return 0;
+}
+
 int snnc_abi_version(void) { return 2; }
 const char* snnc_ir_hash(void) { return "45a5b565f7d49367"; }
 int snnc_max_threads(void) {

@@ -882,6 +882,46 @@ int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
     return 0;
 }
 
+/* entry point train: for each trial, entries run, loss, backward one after the other (reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out; loss_out; reset_backward, then per step (backward): events_x_to_h, events_h_to_out, jump_h, adjoint_h, adjoint_out); then once for the batch: gather_x_to_h, gather_h_to_out */
+int snnc_train(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
+    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
+     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
+     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
+     * core takes fewer trials instead of holding the others at the barrier */
+    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
+    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
+        /* reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out */
+        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+        snnc_reset(A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset_spike_lists(A->ep_h__count, A->ep_h__length, A->ep_h__overflow, A->ep_x__count, A->ep_x__length, A->ep_x__overflow, snnc_b, batch, 0, num_steps, seed);
+        for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
+            snnc_deliver_x_to_h(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_h, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_deliver_h_to_out(A->sp_h__cnt, A->sp_h__ids, A->w_h_to_out, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_x(A->ep_x__capacity, A->ep_x__count, A->ep_x__id, A->ep_x__length, A->ep_x__overflow, A->ep_x__step, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_h(A->ep_h__x____crossing_secant, A->ep_h__x__i_syn, A->p_h__v, A->q_h__flag, A->q_h__refrac, A->rs_h, A->rv_h__v, A->sp_h__cnt, A->sp_h__ids, A->y_x_to_h__i, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_spike_list_h(A->ep_h__D, A->ep_h__capacity, A->ep_h__count, A->ep_h__id, A->ep_h__length, A->ep_h__overflow, A->ep_h__r____crossing_secant, A->ep_h__r__i_syn, A->ep_h__step, A->ep_h__x____crossing_secant, A->ep_h__x__i_syn, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_h_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+        }
+        /* loss_out */
+        snnc_loss_out(A->ep_out__dly, A->lh_yinyang, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
+        /* reset_backward, then per step (backward): events_x_to_h, events_h_to_out, jump_h, adjoint_h, adjoint_out */
+        snnc_reset_backward(A->ep_h__capacity, A->ep_h__cursor, A->ep_h__l__i__x_to_h, A->ep_h__l__v, A->ep_h__length, A->ep_h_to_out__cursor, A->ep_h_to_out__grad, A->ep_out__l__i__h_to_out, A->ep_out__l__v, A->ep_x__capacity, A->ep_x__length, A->ep_x_to_h__cursor, A->ep_x_to_h__grad, snnc_b, batch, 0, num_steps, seed);
+        for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
+            snnc_events_x_to_h(A->ep_h__l__i__x_to_h, A->ep_x__capacity, A->ep_x__id, A->ep_x__step, A->ep_x_to_h__cursor, A->ep_x_to_h__e, A->ep_x_to_h__grad, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_events_h_to_out(A->ep_h__D, A->ep_h__capacity, A->ep_h__id, A->ep_h__step, A->ep_h_to_out__cursor, A->ep_h_to_out__e, A->ep_h_to_out__g, A->ep_h_to_out__grad, A->ep_out__l__i__h_to_out, A->ep_out__l__v, A->w_h_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_jump_h(A->ep_h__D, A->ep_h__capacity, A->ep_h__cursor, A->ep_h__id, A->ep_h__l__v, A->ep_h__r____crossing_secant, A->ep_h__r__i_syn, A->ep_h__rc, A->ep_h__step, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_h(A->ep_h__l__i__x_to_h, A->ep_h__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__h_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        }
+    }
+    snnc_gather_x_to_h(A->ep_x_to_h__grad, A->gs_x_to_h, 0, batch, 0, num_steps, seed);
+    snnc_gather_h_to_out(A->ep_h_to_out__grad, A->gs_h_to_out, 0, batch, 0, num_steps, seed);
+    return 0;
+}
+
 int snnc_abi_version(void) { return 2; }
 const char* snnc_ir_hash(void) { return "aacaf24c95eeb7c7"; }
 int snnc_max_threads(void) {
