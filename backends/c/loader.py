@@ -644,7 +644,11 @@ class NativeArtefact:
 
     def _check_overflow(self, rows: int | None = None) -> None:
         """Warn (or raise) when the last forward pass (of its first `rows` rows) dropped spikes."""
-        over = {p: int(v[:rows].sum()) for p, v in self.spike_overflow().items() if v[:rows].sum() > 0}
+        over = {}
+        for pop, names in (self._ep or {}).get("lists", {}).items():  # once per batch: no copies
+            dropped = int(self._arrays[names["over"]][:rows].sum())
+            if dropped:
+                over[pop] = dropped
         if not over or self.on_overflow == "ignore":
             return
         msg = (
