@@ -31,6 +31,7 @@ ENTRIES = (
     "snnc_loss",
     "snnc_gather",
     "snnc_step",
+    "snnc_train",
 )
 
 

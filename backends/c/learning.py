@@ -40,7 +40,8 @@ class KernelLearning:
         self.artefact = artefact
         self.spec = spec
         lib = artefact._lib
-        for entry in ("snnc_loss", "snnc_gather", "snnc_step"):
+        batch_entry = (f"snnc_{spec['batch_entry']}",) if spec.get("batch_entry") else ()
+        for entry in ("snnc_loss", "snnc_gather", "snnc_step", *batch_entry):
             fn = getattr(lib, entry)
             fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
             fn.restype = ctypes.c_int

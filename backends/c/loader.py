@@ -167,7 +167,6 @@ class NativeArtefact:
         covered |= {a["name"] for a in self._specs if a["kind"] == "events" and a["var"] == "times"}
         self._light_resets = [(n, init) for n, init in self._resets if n not in covered]
         self._input_refs: dict[str, Any] = {}
-        self._learn_entries: dict[str, Any] = {}  # chained learning entries, typed on first use
         nnz = {}
         for name, arr in static.items():
             self._arrays[name] = aligned_copy(arr, self._dtype(self._spec(name)))
@@ -470,11 +469,7 @@ class NativeArtefact:
         ran out of room makes the whole batch run again with room for it, as `forward` does (its
         loss and gradients are then rewritten: each row's are its own)."""
         rows = min(len(example_ids), self._batch)
-        fn = self._learn_entries.get(entry)
-        if fn is None:
-            fn = self._learn_entries[entry] = getattr(self._lib, f"snnc_{entry}")
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
-            fn.restype = ctypes.c_int
+        fn = getattr(self._lib, f"snnc_{entry}")  # typed by KernelLearning
 
         def call(struct: ctypes.Structure, steps: int, seed: int) -> int:
             return fn(ctypes.byref(struct), rows, steps, seed)
