@@ -472,7 +472,10 @@ class NativeArtefact:
         fn = getattr(self._lib, f"snnc_{entry}")  # typed by KernelLearning
 
         def call(struct: ctypes.Structure, steps: int, seed: int) -> int:
-            return fn(ctypes.byref(struct), rows, steps, seed)
+            rc = fn(ctypes.byref(struct), rows, steps, seed)
+            if rc != 0:
+                raise RuntimeError(f"snnc_{entry} returned {rc}")
+            return rc
 
         self._forward(inputs, {}, self.num_steps, example_ids, None, self._light_resets, call, rows)
         self._events_used.clear()  # spike times were written past any earlier count: refill them whole
