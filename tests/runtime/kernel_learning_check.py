@@ -19,6 +19,27 @@ from snnc.runtime.trainer import Trainer
 
 from snnc.api import compile_network
 
+#: the EventProp network both kernel-learning test files train (Yin-Yang-like, small)
+SRC = """
+use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network k {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(12, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
+    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 2.5, sd = 1.0)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.9, sd = 0.3)), Exponential(tau = 5 ms)
+}
+train k {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.01)
+    dt         = 0.1 ms
+    duration   = 20 ms
+    batch_size = 3
+    seed       = 2
+}
+"""
+
 BATCH = 3
 N = 10  # three batches of 3 and a short last batch of 1
 

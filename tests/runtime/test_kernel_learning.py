@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kernel_learning_check import SRC, check_label_range_refused, check_nan_gradient_stops_before_the_step
 from kernel_learning_check import assert_same as _assert_same
-from kernel_learning_check import check_label_range_refused, check_nan_gradient_stops_before_the_step
 from kernel_learning_check import data as _data
 from kernel_learning_check import train as _train
 from snnc.runtime.callbacks import Callback
@@ -18,26 +18,6 @@ from snnc.runtime.optimisers import SGD, Adam
 from snnc.runtime.trainer import Trainer
 
 from snnc.api import compile_network
-
-SRC = """
-use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
-network k {
-    input  x   = SpikeInput(4)
-    hidden h   = LIF(12, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
-    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
-    x -> h   : Dense(weight = Normal(mean = 2.5, sd = 1.0)), Exponential(tau = 5 ms)
-    h -> out : Dense(weight = Normal(mean = 0.9, sd = 0.3)), Exponential(tau = 5 ms)
-}
-train k {
-    algorithm  = eventprop(max_spikes = 100)
-    loss       = sparse_categorical_crossentropy
-    optimizer  = adam(lr = 0.01)
-    dt         = 0.1 ms
-    duration   = 20 ms
-    batch_size = 3
-    seed       = 2
-}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kernel_learning_check import SRC
 from kernel_learning_check import data as _data
 from snnc.backends.c import loader as c_loader
 from snnc.ir.kernel import Entry, verify_kernel
@@ -23,25 +24,6 @@ from snnc.runtime.trainer import Trainer
 
 from snnc.api import compile_network, load_network, lower
 
-SRC = """
-use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
-network k {
-    input  x   = SpikeInput(4)
-    hidden h   = LIF(12, tau_mem = 20 ms, v_thresh = 1.0, tau_refrac = 0 ms)
-    output out = LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)
-    x -> h   : Dense(weight = Normal(mean = 2.5, sd = 1.0)), Exponential(tau = 5 ms)
-    h -> out : Dense(weight = Normal(mean = 0.9, sd = 0.3)), Exponential(tau = 5 ms)
-}
-train k {
-    algorithm  = eventprop(max_spikes = 100)
-    loss       = sparse_categorical_crossentropy
-    optimizer  = adam(lr = 0.01)
-    dt         = 0.1 ms
-    duration   = 20 ms
-    batch_size = 3
-    seed       = 2
-}
-"""
 #: the hidden population with the spike-count regulariser: a sum over the batch before `backward`
 REGULARISED = SRC.replace(
     "    dt         = 0.1 ms",
