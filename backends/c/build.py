@@ -12,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +67,36 @@ def compiler_version(cc: tuple[str, ...]) -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
+def _remembered(cc: tuple[str, ...], question: str, ask: Callable[[], bool]) -> bool:
+    """A probe's answer, kept on disk per compiler and its version (`<cache>/compiler/<key>.json`):
+    a new process would otherwise run the probes again, five compiler runs and about 0.13 s of a
+    cold `snnc compile`. A missing, damaged or unwritable file only means asking again."""
+    key = hashlib.sha256("\0".join([*cc, compiler_version(cc)]).encode()).hexdigest()[:16]
+    path = cache_dir() / "compiler" / f"{key}.json"
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        answers = {}
+    if not isinstance(answers, dict):
+        answers = {}
+    if isinstance(answers.get(question), bool):
+        return answers[question]
+    answers[question] = answer = ask()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, json.dumps(answers, sort_keys=True))
+    except OSError:
+        pass
+    return answer
+
+
 @functools.lru_cache(maxsize=8)
 def openmp_supported(cc: tuple[str, ...]) -> bool:
     """Try a tiny OpenMP program once per compiler; without OpenMP the code runs single-threaded."""
+    return _remembered(cc, OPENMP_FLAG, lambda: _openmp_probe(cc))
+
+
+def _openmp_probe(cc: tuple[str, ...]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "omp.c"
         src.write_text("#include <omp.h>\nint f(void){return omp_get_max_threads();}\n")
@@ -81,6 +110,10 @@ def openmp_supported(cc: tuple[str, ...]) -> bool:
 @functools.lru_cache(maxsize=8)
 def accepts(cc: tuple[str, ...], flag: str) -> bool:
     """Whether the compiler takes `flag` (tried once per compiler on an empty translation unit)."""
+    return _remembered(cc, flag, lambda: _flag_probe(cc, flag))
+
+
+def _flag_probe(cc: tuple[str, ...], flag: str) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "flag.c"
         src.write_text("int snnc_flag_probe(void) { return 0; }\n")

@@ -151,3 +151,40 @@ def test_a_compiler_that_refuses_the_vectoriser_param_builds_without_it(tmp_path
     assert VECTORISE_FLAG not in flags((str(picky),))
     monkeypatch.setenv("CC", str(picky))
     assert build(CODE % 3, "m", directory=tmp_path / "cache").library.exists()
+
+
+def test_compiler_probes_are_remembered_on_disk_per_compiler(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A new process asked the compiler again which tuning flags and OpenMP it takes (five runs,
+    ~0.13 s of every cold compile); the answers are kept per compiler and version, and a damaged
+    file only means asking again."""
+    import snnc.backends.c.build as b
+
+    monkeypatch.setenv("SNNC_CACHE_DIR", str(tmp_path))
+    cc = tuple(b.compiler())
+    b.accepts.cache_clear()
+    b.openmp_supported.cache_clear()
+    first = b.flags(cc)
+    files = list((tmp_path / "compiler").glob("*.json"))
+    assert len(files) == 1
+    answers = json.loads(files[0].read_text())
+    assert set(answers) == {*b.TUNING_FLAGS, b.OPENMP_FLAG}
+
+    def no_probe(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if "--version" in args[0]:
+            return real_run(*args, **kwargs)
+        raise AssertionError(f"the compiler was asked again: {args[0]}")
+
+    real_run = b.subprocess.run
+    monkeypatch.setattr(b.subprocess, "run", no_probe)
+    b.accepts.cache_clear()
+    b.openmp_supported.cache_clear()
+    assert b.flags(cc) == first  # as a new process would: from the file alone
+
+    monkeypatch.setattr(b.subprocess, "run", real_run)
+    files[0].write_text("{not json")
+    b.accepts.cache_clear()
+    b.openmp_supported.cache_clear()
+    assert b.flags(cc) == first
+    assert json.loads(files[0].read_text()) == answers  # asked again and written whole
+    b.accepts.cache_clear()
+    b.openmp_supported.cache_clear()
