@@ -16,7 +16,7 @@ The trace is `e = ψ ∂θ/∂h' · ε` read between the two phases (pre-reset v
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sympy
@@ -254,48 +254,42 @@ def _jump(
     d_theta: Expr,
     keep_reset_path: bool,
     where: Where,
+    p: sympy.Symbol | None = None,
+    d_derived: dict[sympy.Symbol, Expr] | None = None,
 ) -> list[Assign]:
-    """Eligibility at a (pseudo-)spike: the reset's derivative, through z and through ψ."""
+    """Eligibility at a (pseudo-)spike: the reset's derivative, through z and through ψ; for a
+    param's eligibility (`p`) also z·∂R/∂p, the reset's own dependence on p, which a membrane state
+    whose reset path is stopped still gets."""
     reset = {sym(x): sym(x) for x in n_states}
     for a in disc.reset:  # sequential, as the Discrete IR runs them
         reset[sym(a.target)] = a.as_value(sym(a.target)).xreplace(reset)
+    d_derived = d_derived or {}
     out = []
     all_eps = list(eps.values())
     for x in n_states:
         xs = sym(x)
         r = reset[xs]
-        if r == xs or (x in thr.membrane and not keep_reset_path):
+        stopped = x in thr.membrane and not keep_reset_path
+        if r == xs or (stopped and p is None):
             continue
-        check_differentiable(r, list(reset), where, f"reset of '{x}'")
-        via_z = sum((sympy.diff(r, y) * eps[y.name] for y in reset), sympy.S.Zero)
-        d = (1 - Z) * eps[x] + Z * via_z + (r - xs) * PSI * d_theta
+        extra = [p, *d_derived] if p is not None else []
+        check_differentiable(r, [*reset, *extra], where, f"reset of '{x}'")
+        direct = _chain(r, p, d_derived) if p is not None else sympy.S.Zero
+        if stopped:
+            if direct == 0:
+                continue
+            d = eps[x] + Z * direct
+        else:
+            via_z = sum((sympy.diff(r, y) * eps[y.name] for y in reset), sympy.S.Zero) + direct
+            d = (1 - Z) * eps[x] + Z * via_z + (r - xs) * PSI * d_theta
         out.append(Assign(eps[x].name, "=", tidy(d, all_eps)))
     return out
 
 
 def derive_bias(param: str, post: Model, post_disc: DiscreteModel, where: Where) -> Derivation:
-    """Eligibility of the output states with respect to a per-neuron parameter (the readout bias)."""
-    n_states = list(post.states)
-    eps = {x: sym(names.bias_eligibility(x)) for x in n_states}
-    p = sym(param)
-    # chain through derived params: d(derived)/d(param), in order
-    d_derived: dict[sympy.Symbol, Expr] = {}
-    for name, expr in post_disc.derived:
-        d = sympy.diff(expr, p) + sum((sympy.diff(expr, k) * v for k, v in d_derived.items()), sympy.S.Zero)
-        d_derived[sym(name)] = d
-    state_syms = [sym(x) for x in n_states]
-    propagate = []
-    for x in n_states:
-        a = post_disc.update_for(x)
-        u = _substitute_temps(post_disc, a.expr, {}) if a is not None else sym(x)
-        check_differentiable(u, [*state_syms, p], where, f"update of '{x}'")
-        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
-        d += sympy.diff(u, p) + sum((sympy.diff(u, k) * v for k, v in d_derived.items()), sympy.S.Zero)
-        propagate.append(Assign(eps[x].name, "=", tidy(d, list(eps.values()))))
-    eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
-    return Derivation(
-        eligibilities, tuple(propagate), eps_of=eps, params=tuple((q, "neuron", q) for q in post.params)
-    )
+    """Eligibility of the output states with respect to a per-neuron parameter (the readout bias):
+    an output's param eligibility (`derive_param`), under the bias's own names."""
+    return derive_param(param, post, post_disc, where, None, False, lambda _, x: names.bias_eligibility(x))
 
 
 def _chain(expr: Expr, p: sympy.Symbol, d_derived: dict[sympy.Symbol, Expr]) -> Expr:
@@ -321,6 +315,7 @@ def derive_param(
     where: Where,
     thr: Threshold | None,
     keep_reset_path: bool,
+    eps_name: Callable[[str, str], str] = names.param_eligibility,
 ) -> Derivation:
     """Eligibility of a neuron's own states with respect to one of its params p, per neuron.
 
@@ -331,7 +326,7 @@ def derive_param(
     `v ← v − ϑ z`: −z for ϑ, exactly what BPTT with the reset's z stopped sees). Output neurons
     (`thr` None): propagate only; their gradient is exact (`E · ε_var`)."""
     n_states = list(post.states)
-    eps = {x: sym(names.param_eligibility(param, x)) for x in n_states}
+    eps = {x: sym(eps_name(param, x)) for x in n_states}
     p = sym(param)
     d_derived = _derived_chain(post_disc, p)
     state_syms = [sym(x) for x in n_states]
@@ -356,7 +351,7 @@ def derive_param(
         d_theta = sum((sympy.diff(thr.theta, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
         d_theta += _chain(thr.theta, p, d_derived)
         trace = tidy(PSI * d_theta, all_eps)
-        jump = _param_jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where, p, d_derived)
+        jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where, p, d_derived)
     eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
     return Derivation(
         eligibilities,
@@ -366,41 +361,6 @@ def derive_param(
         eps_of=eps,
         params=tuple((q, "neuron", q) for q in post.params),
     )
-
-
-def _param_jump(
-    disc: DiscreteModel,
-    n_states: list[str],
-    eps: dict[str, sympy.Symbol],
-    thr: Threshold,
-    d_theta: Expr,
-    keep_reset_path: bool,
-    where: Where,
-    p: sympy.Symbol,
-    d_derived: dict[sympy.Symbol, Expr],
-) -> list[Assign]:
-    """`_jump` for a param's eligibility, plus z·∂R/∂p: the reset's own dependence on p."""
-    reset = {sym(x): sym(x) for x in n_states}
-    for a in disc.reset:
-        reset[sym(a.target)] = a.as_value(sym(a.target)).xreplace(reset)
-    out = []
-    all_eps = list(eps.values())
-    for x in n_states:
-        xs = sym(x)
-        r = reset[xs]
-        if r == xs:
-            continue
-        check_differentiable(r, [*reset, p, *d_derived], where, f"reset of '{x}'")
-        direct = _chain(r, p, d_derived)
-        if x in thr.membrane and not keep_reset_path:
-            if direct == 0:
-                continue
-            d = eps[x] + Z * direct
-        else:
-            via_z = sum((sympy.diff(r, y) * eps[y.name] for y in reset), sympy.S.Zero) + direct
-            d = (1 - Z) * eps[x] + Z * via_z + (r - xs) * PSI * d_theta
-        out.append(Assign(eps[x].name, "=", tidy(d, all_eps)))
-    return out
 
 
 def scopes(derivation: Derivation, pre_safe: set[sympy.Symbol]) -> tuple[Eligibility, ...]:
