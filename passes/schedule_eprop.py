@@ -483,14 +483,18 @@ class _Schedule:
 
     def output_param_propagate(self, pe: ParamEprop) -> Loop:
         arrays = self.param_arrays(pe)
+        return self.propagate_output(arrays, pe.propagate, pe.population, f"eligibility of {pe.param}")
+
+    def propagate_output(self, arrays: dict[str, Array], propagate: tuple, pop: str, comment: str) -> Loop:
+        """An output neuron's eligibilities one step on, simultaneously (each reads the old values)."""
         old = {sym(e): Local(f"{e}__old") for e in arrays}
         lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
-        prop = {a.target: a.expr for a in pe.propagate}
+        prop = {a.target: a.expr for a in propagate}
         stores = [
-            Store(a[BATCH, J], self.bind(prop[e], pe.population, START, old), comment=f"propagate {e}")
+            Store(a[BATCH, J], self.bind(prop[e], pop, START, old), comment=f"propagate {e}")
             for e, a in arrays.items()
         ]
-        return Loop(Neurons(pe.population), (*lets, *stores), {"j": J}, comment=f"eligibility of {pe.param}")
+        return Loop(Neurons(pop), (*lets, *stores), {"j": J}, comment=comment)
 
     def output_param_accumulate(self, pe: ParamEprop) -> Loop:
         new = {sym(e): a[BATCH, J] for e, a in self.param_arrays(pe).items()}
@@ -593,14 +597,7 @@ class _Schedule:
 
     def bias_propagate(self, oe: OutputEprop, bias: ProjectionEprop) -> Loop:
         arrays = self.bias_arrays(oe, bias)
-        old = {sym(e): Local(f"{e}__old") for e in arrays}
-        lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
-        prop = {a.target: a.expr for a in bias.propagate}
-        stores = [
-            Store(a[BATCH, J], self.bind(prop[e], oe.population, START, old), comment=f"propagate {e}")
-            for e, a in arrays.items()
-        ]
-        return Loop(Neurons(oe.population), (*lets, *stores), {"j": J}, comment="output bias eligibility")
+        return self.propagate_output(arrays, bias.propagate, oe.population, "output bias eligibility")
 
     def bias_accumulate(self, oe: OutputEprop, bias: ProjectionEprop) -> Loop:
         arrays = self.bias_arrays(oe, bias)
