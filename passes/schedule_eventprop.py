@@ -444,32 +444,10 @@ def _of(b: _Builder, pop: str) -> list:
     return [p for p in b.training.param_gradients.values() if p.population == pop]
 
 
-def _rate_denominator(pg: PopulationGradient) -> sympy.Expr:
-    """The crossing rate the regulariser's r multiplies: the recorded secant where the jump divides
-    by it (passes/eventprop.py), else ∇θ·f⁻ on the threshold surface, over coupled states."""
-    if any(r.name == names.CROSSING_SECANT for r in pg.records):
-        return sym(names.CROSSING_SECANT)
-    x = [sym(s) for s in pg.states]
-    rhs = dict(pg.system)
-    theta = pg.theta.xreplace({sym(k): v for k, v in pg.inputs})
-    denom = sum((sympy.diff(theta, xi) * rhs[str(xi)] for xi in x), sympy.S.Zero)
-    if pg.on_threshold is not None:
-        denom = denom.xreplace({sym(pg.on_threshold[0]): pg.on_threshold[1]})
-    return sympy.expand(denom)
-
-
 def _records(pg: PopulationGradient) -> list[tuple[str, sympy.Expr, str]]:
     """The values each spike records for its jump, and where in the step (the spike time is the
     step's, not recorded)."""
-    records = [(r.name, r.expr, r.at) for r in pg.records if r.name != names.SPIKE_TIME]
-    if pg.role == "hidden":  # the trainer's spike-count regulariser needs ∇θ·f⁻ at each spike
-        have = {r for r, _, _ in records}
-        records += [
-            (str(x), x, "end")
-            for x in sorted(_rate_denominator(pg).free_symbols, key=str)
-            if str(x) in pg.states and str(x) not in have
-        ]
-    return records
+    return [(r.name, r.expr, r.at) for r in pg.records if r.name != names.SPIKE_TIME]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -914,7 +892,9 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
     value = _lowered(b, name, pg.dlp_dts, env, f"dl_p/dt_s of {name}", PRE)
     rc = _find(b, name, "dL_dcount")
     if rc is not None:
-        rate = _lowered(b, name, -_rate_denominator(pg), env, f"spike-count drive of {name}", PRE)
+        # the crossing rate the jump divides by (recorded at every spike): r per spike, as the
+        # compiled regulariser's dl_p/dt_s gives
+        rate = _lowered(b, name, -sym(names.CROSSING_SECANT), env, f"spike-count drive of {name}", PRE)
         body.append(Let(Local("__rc"), rc[BATCH, PRE], "dL/d(spike count)"))
         value = value + rate * Local("__rc")
     body.append(Let(dlp, value, "dl_p/dt_s"))
