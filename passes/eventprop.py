@@ -186,17 +186,11 @@ def _windowed_drive(pop: Population, ro, var: str, dt: float) -> ReadoutDrive:  
 SPREAD_READOUTS = frozenset({"avg_var", "avg_var_exp_weight", "sum_var"})
 
 
-def _spread_drive(readout: ReadoutDrive | None, network: Network) -> bool:
+def _spread_drive(readout: ReadoutDrive | None) -> bool:
     """Whether the readout's drive enters the backward step spread over the step (see
     `adjoint.exact_backward`): for a loss that integrates the read variable, not for one of single
-    samples (var, max_var, a per-timestep loss)."""
-    per_timestep = network.train is not None and network.train.per_timestep_loss
-    return (
-        readout is not None
-        and readout.var is not None
-        and readout.kind in SPREAD_READOUTS
-        and not per_timestep
-    )
+    samples (var, max_var; a per-timestep loss drives as `var`, `readout_drive`)."""
+    return readout is not None and readout.var is not None and readout.kind in SPREAD_READOUTS
 
 
 def _reg_settings(network: Network) -> dict[str, float] | None:
@@ -229,7 +223,7 @@ def _population_gradient(
     adj_rhs = adj.adjoint_rhs(c, drive_cont)
     linear, culprit = adj.is_linear(c)
     lams = c.lams
-    spread = _spread_drive(readout, network)
+    spread = _spread_drive(readout)
     q = None
     if linear:
         try:
