@@ -126,16 +126,20 @@ def evidence(
         return trial_rates(sides, int(group), cue, gap, delay, recall, cue_rate, noise_rate, dt), dt
 
     args = (cues, cue, gap, delay, recall, group, cue_rate, noise_rate, p_favoured, dt, seed)
+
+    def drawn(n: int, k: int) -> SpikeDataset:
+        return _split(n, np.random.default_rng([seed, k]), int(cues), p_favoured, rates_of)[0]
+
     splits = {}
     for k, (part, n) in enumerate((("train", int(train)), ("test", int(test)))):
         # the spikes are cached (drawing them took ~10 s for the example's 5120 trials); the sides,
         # the first draws of the same stream, are drawn again: a few microseconds
         _, sides = _sides(n, np.random.default_rng([seed, k]), int(cues), p_favoured)
-        build = lambda n=n, k=k: _split(n, np.random.default_rng([seed, k]), int(cues), p_favoured, rates_of)[
-            0
-        ]  # noqa: E731
         folder = _cache_folder(part, n, args)
-        splits[part] = (spike_cache.cached([folder], build, 4 * int(group), f"evidence({part})"), sides)
+        built = spike_cache.cached(
+            [folder], lambda n=n, k=k: drawn(n, k), 4 * int(group), f"evidence({part})"
+        )
+        splits[part] = (built, sides)
     (train_set, train_sides), (test_set, test_sides) = splits["train"], splits["test"]
     meta = {
         "seed": seed,
