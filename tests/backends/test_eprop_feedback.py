@@ -18,6 +18,7 @@ from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.backends.genn import emit_genn, generate, have_pygenn, load_genn
 
 from snnc.api import lower
+from tests.backends.eprop_pair import gradients_on_both
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,19 +153,8 @@ def test_random_feedback_gradients_match_the_c_backend(tmp_path: Path) -> None:
     w["x_to_h"] = np.abs(w["x_to_h"]) * 4.0
     c.set_weights(w)
     genn.set_weights(w)
-    steps, n_in, n_out = c.num_steps, c.manifest["populations"]["x"]["size"], w["bias_out"].size
-    rng = np.random.default_rng(0)
-    rows = []
-    for _ in range(batch):
-        ids = rng.integers(0, n_in, 400)
-        rows.append((np.sort(rng.uniform(0, steps * c.dt * 0.8, ids.size)), ids))
-    targets = {"out": rng.normal(size=(batch, steps, n_out))}
-    genn.set_targets(targets)
-    genn.run({"x": rows})
-    g_genn = genn.backward({})
-    c.set_targets(targets)
-    c.run({"x": rows})
-    g_c = c.backward({})
+    n_in, n_out = c.manifest["populations"]["x"]["size"], w["bias_out"].size
+    g_genn, g_c = gradients_on_both(genn, c, batch, n_in, n_out, 400)
     assert set(g_genn) == set(g_c)
     for name in ("x_to_h", "h_to_h"):
         assert np.abs(g_c[name]).max() > 0, name

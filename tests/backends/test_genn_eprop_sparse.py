@@ -18,6 +18,7 @@ from snnc.backends.c.eprop_loader import EpropArtefact
 from snnc.backends.genn import have_pygenn, load_genn
 
 from snnc.api import lower
+from tests.backends.eprop_pair import gradients_on_both
 
 SRC = """
 use std.{SpikeInput, LIF, LI, Delta}
@@ -66,19 +67,7 @@ def test_sparse_eprop_gradients_equal_the_dense_reference_at_existing_synapses(t
         assert 0 < sparse_w[name].size < w.size  # really sparse
     c.set_weights(dense_w)
 
-    rng = np.random.default_rng(0)
-    steps = c.num_steps
-    rows = []
-    for _ in range(batch):
-        ids = rng.integers(0, 8, 200)
-        rows.append((np.sort(rng.uniform(0, steps * c.dt * 0.8, ids.size)), ids))
-    targets = {"out": rng.normal(size=(batch, steps, 3))}
-    genn.set_targets(targets)
-    genn.run({"x": rows})
-    g_genn = genn.backward({})
-    c.set_targets(targets)
-    c.run({"x": rows})
-    g_c = c.backward({})
+    g_genn, g_c = gradients_on_both(genn, c, batch, 8, 3, 200)
 
     assert set(g_genn) == set(g_c)
     for name, g in g_c.items():
