@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,12 +397,14 @@ def emit_genn(network: Network, out_dir: str | Path, **options: Any) -> list[Pat
 
 
 def write_module(out: Path, code: str, arrays: dict[str, np.ndarray], ctx: ModuleCtx) -> list[Path]:
-    """Write a generated module into `out`: weights and manifest first, the module itself last and
-    atomically, so a module file on disk always has its weights beside it (the cache relies on it)."""
+    """Write a generated module into `out`: weights and manifest first, the module itself last, each
+    through a temporary file of its own renamed into place, so a module file on disk always has its
+    weights beside it (the cache relies on it) and two processes writing the same entry at once
+    never meet in one temporary file (they did: one renamed it from under the other)."""
     out.mkdir(parents=True, exist_ok=True)
     module = out / f"{ctx.plan.name}_genn.py"
     npz = out / f"{ctx.plan.name}_genn_init.npz"
-    np.savez(npz, **arrays)
+    _write_into(npz, lambda fh: np.savez(fh, **arrays))
     manifest = {
         "backend": "genn",
         "module": module.name,
@@ -413,8 +418,18 @@ def write_module(out: Path, code: str, arrays: dict[str, np.ndarray], ctx: Modul
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
     }
     m_path = out / "manifest.json"
-    m_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    partial = module.with_name(f".{module.name}.tmp")
-    partial.write_text(code)
-    partial.replace(module)
+    _write_into(m_path, lambda fh: fh.write((json.dumps(manifest, indent=2) + "\n").encode()))
+    _write_into(module, lambda fh: fh.write(code.encode()))
     return [module, npz, m_path]
+
+
+def _write_into(path: Path, fill: Callable[[Any], object]) -> None:
+    """`fill` a temporary file beside `path` (binary), then rename it to `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
