@@ -26,6 +26,7 @@ steps in reverse order.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -400,6 +401,18 @@ class Kernel:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def trial_element(array: Array, b: sympy.Expr, q: sympy.Expr) -> sympy.Expr:
+    """Element `q` (flat, row-major, as `Elements` counts) of trial `b`'s row of a per-trial array:
+    `array[b, q]`, or one flat offset where the array keeps more dimensions (e-prop's [batch, pre,
+    post])."""
+    if len(array.shape) <= 2:
+        return array[b, q]
+    rest = array.shape[1:]
+    if not all(isinstance(d, int) for d in rest):
+        raise AssertionError(f"kernel IR: {array.name} has symbolic dims {rest}")
+    return array[b * math.prod(rest) + q]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ forward array or phase of the same network.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ from snnc.ir.kernel import (
     STEP,
     Array,
     ElementRef,
+    Elements,
     Entry,
     Index,
     Kernel,
@@ -65,6 +67,7 @@ from snnc.ir.kernel import (
     Store,
     Synapses,
     prune_lets,
+    trial_element,
 )
 from snnc.ir.model import Network
 from snnc.ir.names import array as array_name
@@ -689,6 +692,7 @@ def schedule_eprop(network: Network, precision: str = "float", event_buffer: int
     order += [n for n in steps if n.startswith(("deliver_", "generate_"))]
     order += [n for n in steps if n.startswith("step_") and n[len("step_") :] not in trained]
     taps = []
+    reset = _reset_phase(s.arrays.values())
     for pop in trained:
         step = dataclasses.replace(tapped.phase(f"step_{pop}"), name=f"learn_step__{pop}")
         taps.append(step)
@@ -696,9 +700,23 @@ def schedule_eprop(network: Network, precision: str = "float", event_buffer: int
     return dataclasses.replace(
         forward,
         arrays=(*forward.arrays, *s.arrays.values()),
-        phases=(*forward.phases, *zpre, *taps, *signals.values(), *learn.values()),
-        entries=(*forward.entries, Entry("eprop_run", before=("reset",), per_step=tuple(order))),
+        phases=(*forward.phases, reset, *zpre, *taps, *signals.values(), *learn.values()),
+        entries=(
+            *forward.entries,
+            Entry("eprop_run", before=("reset", reset.name), per_step=tuple(order)),
+        ),
     )
+
+
+def _reset_phase(arrays: Iterable[Array]) -> Phase:
+    """Every eligibility and per-trial gradient of the trial back to 0, element by element."""
+    q = Index("q")
+    body = tuple(
+        Loop(Elements(a.name), (Store(trial_element(a, BATCH, q), ZERO),), {"q": q})
+        for a in arrays
+        if a.role in (Role.ELIGIBILITY, Role.GRADIENT) and a.shape[:1] == ("batch",)
+    )
+    return Phase("reset__eprop", PhaseKind.RESET, body, "eligibilities and this trial's gradients to 0")
 
 
 def eprop_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:

@@ -57,6 +57,7 @@ from snnc.ir.kernel import (
     Role,
     Store,
     Trials,
+    trial_element,
     verify_kernel,
     walk,
 )
@@ -318,7 +319,7 @@ def _update_phases(
     bounds = beside("lb", "bounds", Role.INPUT, (len(BOUNDS),), f"{key}: " + ", ".join(BOUNDS))
     q = Index("q")
     b = BATCH
-    per_trial = _trial_element(grad, b, q)
+    per_trial = trial_element(grad, b, q)
     shared = _size(grad, skip_batch=True) != size
     if shared:  # one value for the population: every trial's every neuron adds to it
         acc = Loop(
@@ -378,17 +379,6 @@ def _update_phases(
         f"{optimiser} step of {key}",
     )
     return gather, step
-
-
-def _trial_element(grad: Array, b: sympy.Expr, q: sympy.Expr) -> sympy.Expr:
-    """Element `q` (flat, row-major) of trial `b`'s gradient: `grad[b, q]`, or one flat offset
-    where the gradient keeps the weight's own dimensions (e-prop's [batch, pre, post])."""
-    if len(grad.shape) <= 2:
-        return grad[b, q]
-    rest = grad.shape[1:]
-    if not all(isinstance(d, int) for d in rest):
-        raise AssertionError(f"learning schedule: gradient {grad.name} has symbolic dims {rest}")
-    return grad[b * math.prod(rest) + q]
 
 
 def _size(a: Array, skip_batch: bool = False) -> int | str:

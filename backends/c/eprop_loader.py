@@ -31,7 +31,7 @@ from snnc.runtime.driver import checked_targets
 
 from .loader import NativeArtefact, aligned_zeros
 
-#: manifest kinds the kernel accumulates per trial: zeroed before every run
+#: manifest kinds the kernel accumulates per trial (its `reset__eprop` phase zeroes them per trial)
 _PER_BATCH = ("eligibility", "gradient")
 
 
@@ -58,12 +58,6 @@ class EpropArtefact(NativeArtefact):
             if a["kind"] in _PER_BATCH or (a["kind"] == "target" and "steps" not in a["shape"]):
                 self._arrays[a["name"]] = aligned_zeros(self._shape(a), self._dtype(a))
         super().allocate(batch_size)
-
-    def reset(self) -> None:
-        super().reset()
-        for a in self._specs:
-            if a["kind"] in _PER_BATCH and self._arrays.get(a["name"]) is not None:
-                self._arrays[a["name"]].fill(0)
 
     @property
     def feedback(self) -> dict[str, np.ndarray]:
@@ -140,9 +134,6 @@ class EpropArtefact(NativeArtefact):
     ) -> None:
         """A batch of the kernel's own loss and optimiser step (`learning.py`): `eprop_run` with the
         labels its driver wrote into the label arrays, without recordings or a `RunResult`."""
-        for a in self._specs:
-            if a["kind"] in _PER_BATCH:
-                self._arrays[a["name"]].fill(0)
         self._learn = True
         super().forward(inputs, example_ids=example_ids, seed=seed)
         self._learned = True

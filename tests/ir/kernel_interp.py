@@ -18,6 +18,7 @@ from snnc.ir.kernel import (
     NUM_STEPS,
     STEP,
     Arrivals,
+    Elements,
     EmitSpikes,
     Events,
     Generate,
@@ -105,7 +106,10 @@ class Interpreter:
                 if name not in self.arrays:  # an optional array the run did not ask for
                     continue
                 idx = tuple(_index_fn(i)(env) for i in st.target.indices)
-                self.arrays[name][idx] = value if st.op == "=" else self.arrays[name][idx] + value
+                target = self.arrays[name]
+                if len(idx) == 1 and target.ndim > 1:  # one flat offset (`trial_element`)
+                    target = target.reshape(-1)
+                target[idx] = value if st.op == "=" else target[idx] + value
             elif isinstance(st, If):
                 self.body(st.body if self.compiled(st.cond)(env, self.arrays) else st.orelse, env)
             elif isinstance(st, Loop):
@@ -173,6 +177,13 @@ class Interpreter:
             i = self.compiled(space.pre)(env, self.arrays)
             for j, q in self.targets(space.projection, info, int(i)):
                 yield {v["j"]: j, v["q"]: q}
+        elif isinstance(space, Elements):  # one trial's row of the array, flat
+            array = self.arrays.get(space.array)
+            if array is None:  # an optional array the run did not ask for
+                return
+            batched = next(a for a in self.kernel.arrays if a.name == space.array).shape[:1] == ("batch",)
+            for q in range(int(np.prod(array.shape[1:] if batched else array.shape))):
+                yield {v["q"]: q}
         elif isinstance(space, Synapses):
             info = self.kernel.projections[space.projection]
             for i in range(self.kernel.populations[info.pre]):

@@ -107,9 +107,10 @@ def test_the_plain_run_entry_is_the_forward_pass_alone() -> None:
 def test_the_eprop_kernel_prints_its_schedule() -> None:
     text = kernel_to_text(_kernel("lif", "symmetric"))
     assert (
-        "entry eprop_run: before [reset], forward steps [zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, "
+        "entry eprop_run: before [reset, reset__eprop], forward steps [zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, "
         "deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, learn_step__out, learn__out, "
         "signal__h, learn_step__h, learn__h]"
     ) in text
     assert "efb_h_to_out[b, i] += eE_out[b, j]*w_h_to_out[q]" in text  # symmetric: B = W
     assert "array eg_x_to_h: gradient of x_to_h, scalar[batch, 3, 4]" in text
+    assert "eg_x_to_h[12*b + q] = 0.0" in text  # each trial starts its gradient row at 0

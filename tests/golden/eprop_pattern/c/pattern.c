@@ -398,6 +398,56 @@ static void snnc_step_out(
     }
 }
 
+/* phase reset__eprop (reset): eligibilities and this trial's gradients to 0 */
+static void snnc_reset__eprop(
+    float* restrict ea_h,
+    float* restrict ee_h_to_h__v,
+    float* restrict ee_h_to_out__v,
+    float* restrict ee_x_to_h__v,
+    float* restrict eeb_out__v,
+    float* restrict ef_h_to_h,
+    float* restrict ef_x_to_h,
+    float* restrict eg_h_to_h,
+    float* restrict eg_h_to_out,
+    float* restrict eg_x_to_h,
+    float* restrict egb_out__bias,
+    int64_t snnc_b, int64_t snnc_B, int64_t snnc_k, int64_t snnc_K, uint64_t snnc_seed) {
+    (void)snnc_B; (void)snnc_k; (void)snnc_K; (void)snnc_seed;
+    for (int64_t snnc_q = 0; snnc_q < 256; snnc_q++) {
+        ee_h_to_out__v[(snnc_b) * 256 + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 3; snnc_q++) {
+        eeb_out__v[(snnc_b) * 3 + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 256 * 3; snnc_q++) {
+        eg_h_to_out[768*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 3; snnc_q++) {
+        egb_out__bias[(snnc_b) * 3 + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 256; snnc_q++) {
+        ea_h[(snnc_b) * 256 + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 20 * 256; snnc_q++) {
+        ee_x_to_h__v[5120*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 256 * 256; snnc_q++) {
+        ee_h_to_h__v[65536*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 20 * 256; snnc_q++) {
+        ef_x_to_h[5120*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 20 * 256; snnc_q++) {
+        eg_x_to_h[5120*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 256 * 256; snnc_q++) {
+        ef_h_to_h[65536*snnc_b + snnc_q] = 0.0F;
+    }
+    for (int64_t snnc_q = 0; snnc_q < 256 * 256; snnc_q++) {
+        eg_h_to_h[65536*snnc_b + snnc_q] = 0.0F;
+    }
+}
+
 /* phase zpre__x_to_h (learn): z_pre of x_to_h, dense 0/1 */
 static void snnc_zpre__x_to_h(
     float* restrict ezp_x_to_h,
@@ -729,7 +779,7 @@ int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t se
     return 0;
 }
 
-/* entry point eprop_run: for each trial, reset, then per step (forward): zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, learn_step__out, learn__out, signal__h, learn_step__h, learn__h */
+/* entry point eprop_run: for each trial, reset, reset__eprop, then per step (forward): zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, learn_step__out, learn__out, signal__h, learn_step__h, learn__h */
 int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
     /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
      * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
@@ -741,6 +791,7 @@ int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint6
         memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
         snnc_reset(A->p_h__v, A->p_out__v, A->q_h__refrac, A->q_out__refrac, A->q_x__last, A->r_out, A->y_h_to_h__i, A->y_h_to_out__i, A->y_x_to_h__i, snnc_b, batch, 0, num_steps, seed);
+        snnc_reset__eprop(A->ea_h, A->ee_h_to_h__v, A->ee_h_to_out__v, A->ee_x_to_h__v, A->eeb_out__v, A->ef_h_to_h, A->ef_x_to_h, A->eg_h_to_h, A->eg_h_to_out, A->eg_x_to_h, A->egb_out__bias, snnc_b, batch, 0, num_steps, seed);
         for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
             snnc_zpre__x_to_h(A->ezp_x_to_h, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
             snnc_zpre__h_to_h(A->ezp_h_to_h, A->sp_h__cnt, A->sp_h__ids, snnc_b, batch, snnc_k, num_steps, seed);
