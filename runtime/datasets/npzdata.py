@@ -5,7 +5,10 @@
 is split off after a seeded shuffle. `num_neurons` is read from the file when present, else taken as
 one more than the largest id. Files are read with `allow_pickle=False`, and checked once, here: a
 file that is not an .npz, a NaN or negative spike time, an id out of range or a non-finite label is a
-diagnostic naming the file, the example and the value (`validate.py`). Two spikes of one neuron in
+diagnostic naming the file, the example and the value (`validate.py`). The checked splits are cached
+next to the file (or in the snnc cache), keyed by its content, the split and the seed, as folders of
+memory-mapped `.npy` arrays (`spike_cache.py`): a later run does not read the file again, and an MPI
+rank reads only the examples it trains on. Two spikes of one neuron in
 one time step reach the network as one spike (an input neuron spikes at most once per step).
 """
 
@@ -16,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from snnc.runtime.datasets import spike_cache
 from snnc.runtime.datasets.spikes import Dataset, SpikeDataset
 from snnc.runtime.datasets.validate import shape_problem, spikes_problem
 from snnc.runtime.errors import RuntimeConfigError
@@ -122,23 +126,66 @@ def npz(
     p = data_file(path, base_dir)
     if not p.is_file():
         raise _error(f"no data file '{p}'")
-    arrays = _read(p)
-    num_neurons = _num_neurons(arrays, p)
-    meta: dict = {"path": str(p)}
-    if "test_times" in arrays:
-        train, test = _split(arrays, "", num_neurons, p), _split(arrays, "test_", num_neurons, p)
-        meta["examples"] = {"train": ("", None), "test": ("test ", None)}
-    else:
+    own_test = _has_test_split(p)
+    if not own_test:
         check_test_fraction(test_fraction, "npz")  # before reading the examples, as always
-        full = _split(arrays, "", num_neurons, p)
+    options = "npz|own test split" if own_test else f"npz|{float(test_fraction)!r}|{int(seed)}"
+    places = spike_cache.folders(p, options)
+    read: dict[str, SpikeDataset] = {}
+
+    def split(which: str):  # noqa: ANN202
+        def build() -> SpikeDataset:
+            if not read:  # the file is read and checked once, for both splits
+                read.update(_splits(p, own_test, test_fraction, seed))
+            return read[which]
+
+        return build
+
+    cached = {
+        which: spike_cache.cached(
+            [f.with_name(f"{f.name}-{which}") for f in places], split(which), None, str(p)
+        )
+        for which in ("train", "test")
+    }
+    train, test = cached["train"], cached["test"]
+    if train.num_neurons != test.num_neurons:  # caches of two builds (one was rebuilt): rebuild both
+        train, test = _splits(p, own_test, test_fraction, seed).values()
+    meta: dict = {"path": str(p)}
+    if own_test:
+        meta["examples"] = {"train": ("", None), "test": ("test ", None)}
+    else:  # the split's example i is the file's example index[i]: errors found later name the file's
+        train_idx, test_idx = held_out(
+            len(train) + len(test), test_fraction, np.random.default_rng(seed), "npz"
+        )
+        meta["examples"] = {"train": ("", train_idx), "test": ("", test_idx)}
+    n = train.num_neurons
+    return Dataset(p.stem, train, test, n, num_classes(np.concatenate([train.labels, test.labels])), meta)
+
+
+def _has_test_split(path: Path) -> bool:
+    """Whether the .npz holds its own test split (`test_times`), from its table of contents only."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "test_times.npy" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False  # not an .npz: `_read` says so when the examples are read
+
+
+def _splits(path: Path, own_test: bool, test_fraction: float, seed: int) -> dict[str, SpikeDataset]:
+    """The file's train and test splits, read and checked whole, with one neuron count."""
+    arrays = _read(path)
+    num_neurons = _num_neurons(arrays, path)
+    if own_test:
+        train, test = _split(arrays, "", num_neurons, path), _split(arrays, "test_", num_neurons, path)
+    else:
+        full = _split(arrays, "", num_neurons, path)
         train_idx, test_idx = held_out(len(full), test_fraction, np.random.default_rng(seed), "npz")
         train, test = full.subset(train_idx), full.subset(test_idx)
-        # the split's example i is the file's example index[i]: errors found later name the file's
-        meta["examples"] = {"train": ("", train_idx), "test": ("", test_idx)}
     n = max(train.num_neurons, test.num_neurons)
-    train = SpikeDataset(train.times, train.ids, train.offsets, train.labels, n)
-    test = SpikeDataset(test.times, test.ids, test.offsets, test.labels, n)
-    return Dataset(p.stem, train, test, n, num_classes(np.concatenate([train.labels, test.labels])), meta)
+    return {
+        "train": SpikeDataset(train.times, train.ids, train.offsets, train.labels, n),
+        "test": SpikeDataset(test.times, test.ids, test.offsets, test.labels, n),
+    }
 
 
 def save_npz(path: str | os.PathLike, train: SpikeDataset, test: SpikeDataset | None = None) -> None:

@@ -11,9 +11,6 @@ an MPI rank reads only the examples it trains on.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -37,37 +34,6 @@ def _resolve(path: str, data_dir: str | None, base_dir: str | None) -> Path:
         if root is not None and (Path(root) / p).exists():
             return Path(root) / p
     return Path(data_dir or base_dir or ".") / p
-
-
-def _file_hash(path: Path) -> str:
-    """The file's content hash, remembered beside it (`.NAME.snnc-sha256`, with the file's size,
-    modification time and inode): every MPI rank of every run would otherwise read the whole file
-    just to find its cache. A file that changed in any of these is hashed again."""
-    st = path.stat()
-    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-    memo = path.with_name(f".{path.name}.snnc-sha256")
-    try:
-        doc = json.loads(memo.read_text(encoding="utf-8"))
-        if doc["stamp"] == stamp and isinstance(doc["sha256"], str):
-            return doc["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # none yet, unreadable or damaged: hash the file
-    digest = _digest(path)
-    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps({"stamp": stamp, "sha256": digest}), encoding="utf-8")
-        os.replace(tmp, memo)
-    except OSError:  # a read-only data folder: hash again next time
-        tmp.unlink(missing_ok=True)
-    return digest
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def read_h5(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -119,14 +85,6 @@ def preprocess(
     return SpikeDataset.from_examples(examples, labels, channels)
 
 
-def _cache_dirs(path: Path, bin_ms: float | None, channels: int, max_time: float | None) -> list[Path]:
-    key = hashlib.sha256(f"{_file_hash(path)}|{bin_ms}|{channels}|{max_time}".encode()).hexdigest()[:16]
-    name = f".{path.stem}.snnc-{key}"
-    from snnc.cache import cache_dir
-
-    return [path.parent / name, cache_dir() / "datasets" / name]
-
-
 def load_split(
     path: Path, bin_ms: float | None = None, channels: int = NUM_CHANNELS, max_time: float | None = None
 ) -> SpikeDataset:
@@ -142,7 +100,9 @@ def load_split(
             units = [u[k] for u, k in zip(units, keep, strict=True)]
         return preprocess(times, units, labels, bin_ms, channels)
 
-    return spike_cache.cached(_cache_dirs(path, bin_ms, channels, max_time), build, channels, str(path))
+    return spike_cache.cached(
+        spike_cache.folders(path, f"{bin_ms}|{channels}|{max_time}"), build, channels, str(path)
+    )
 
 
 def _load(prefix: str, path: str, bin: float | None, channels: int, max_time, data_dir, base_dir) -> Dataset:

@@ -16,6 +16,7 @@ never sees a half-written cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,18 +41,60 @@ ARRAYS = {"times": np.float64, "ids": np.int64, "offsets": np.int64, "labels": N
 MAPPED = {"times": "r", "ids": "r"}
 
 
+def folders(path: Path, options: str) -> list[Path]:
+    """Where the cache of data file `path` read with `options` may live: beside the file, else in
+    the snnc cache (a read-only data folder); keyed by the file's content and the options."""
+    from snnc.cache import cache_dir
+
+    key = hashlib.sha256(f"{file_hash(path)}|{options}".encode()).hexdigest()[:16]
+    name = f".{path.stem}.snnc-{key}"
+    return [path.parent / name, cache_dir() / "datasets" / name]
+
+
+def file_hash(path: Path) -> str:
+    """The file's content hash, remembered beside it (`.NAME.snnc-sha256`, with the file's size,
+    modification time and inode): every MPI rank of every run would otherwise read the whole file
+    just to find its cache. A file that changed in any of these is hashed again."""
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    memo = path.with_name(f".{path.name}.snnc-sha256")
+    try:
+        doc = json.loads(memo.read_text(encoding="utf-8"))
+        if doc["stamp"] == stamp and isinstance(doc["sha256"], str):
+            return doc["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, unreadable or damaged: hash the file
+    digest = _digest(path)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"stamp": stamp, "sha256": digest}), encoding="utf-8")
+        os.replace(tmp, memo)
+    except OSError:  # a read-only data folder: hash again next time
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def cached(
-    folders: list[Path], build: Callable[[], SpikeDataset], num_neurons: int, source: str
+    places: list[Path], build: Callable[[], SpikeDataset], num_neurons: int | None, source: str
 ) -> SpikeDataset:
-    """The data set cached in the first usable folder of `folders`, built (by `build`, once, under
+    """The data set cached in the first usable folder of `places`, built (by `build`, once, under
     the folder's lock) when none holds a valid copy. If no folder can be written, `build()`'s result
-    is returned in memory."""
-    for folder in folders:
+    is returned in memory. `num_neurons` None: whatever the cache was built with (a file that
+    declares it itself)."""
+    for folder in places:
         found = open_cache(folder, num_neurons, source)
         if found is not None:
             return found
     built = None
-    for folder in folders:
+    for folder in places:
         with _locked(folder) as held:
             if not held:
                 continue
@@ -66,7 +109,7 @@ def cached(
     return build() if built is None else built
 
 
-def open_cache(folder: Path, num_neurons: int, source: str) -> SpikeDataset | None:
+def open_cache(folder: Path, num_neurons: int | None, source: str) -> SpikeDataset | None:
     """The cached set with its spikes memory-mapped, or None when `folder` holds no valid cache."""
     try:
         meta = json.loads((folder / "format.json").read_text(encoding="utf-8"))
@@ -82,6 +125,10 @@ def open_cache(folder: Path, num_neurons: int, source: str) -> SpikeDataset | No
         return None
     if labels.ndim < 1 or len(labels) != offsets.size - 1:
         return None
+    if num_neurons is None:
+        num_neurons = meta.get("num_neurons")
+        if not isinstance(num_neurons, int) or num_neurons < 0:
+            return None
     if meta.get("spikes") != times.size or meta.get("num_neurons") != num_neurons:
         return None
     origin = f"'{folder}' (the cache of '{source}'; delete it to have it rebuilt)"

@@ -221,11 +221,11 @@ def test_a_cache_cut_short_while_mapped_is_reported_not_a_crash(h5):
 def test_the_data_file_is_hashed_once_until_it_changes(h5, monkeypatch):
     """Finding the cache needs the file's hash; reading a whole SHD file for it on every rank of
     every run would defeat reading only a share, so it is remembered with the file's stamp."""
-    from snnc.runtime.datasets import shd
+    from snnc.runtime.datasets import spike_cache
 
     hashed = []
-    digest = shd._digest
-    monkeypatch.setattr(shd, "_digest", lambda p: hashed.append(p) or digest(p))
+    digest = spike_cache._digest
+    monkeypatch.setattr(spike_cache, "_digest", lambda p: hashed.append(p) or digest(p))
     first = in_memory(load_split(h5, bin_ms=1.0, channels=70))
     same(first, load_split(h5, bin_ms=1.0, channels=70))
     assert len(hashed) == 1 and (h5.parent / ".shd_train.h5.snnc-sha256").is_file()
