@@ -1,9 +1,10 @@
 """Default OpenMP threads against one thread, with and without a busy loop on one core.
 
     python benchmarks/threads_busy.py [--rounds 5] [--busy] [--examples-b1 100] [--examples-b32 640]
-                                      [--four-calls]
+                                      [--four-calls] [--example yinyang_eventprop]
 
-Trains examples/yinyang_eventprop.snn (C backend, EventProp) for one epoch of a fixed subset at
+Trains examples/yinyang_eventprop.snn (C backend, EventProp; `--example eprop_digits` for e-prop's
+digits, or any example whose data need no download) for one epoch of a fixed subset at
 batch 1 and at batch 32, alternating the thread setting every round (default, then 1 thread, then
 1 thread, then default, ...) so that both see the same load on this machine. Every round starts
 from the same initial weights. With `--busy` a child process spins on core 0 for the whole run
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "yinyang_eventprop.snn"
+EXAMPLE = ROOT / "examples" / "yinyang_eventprop.snn"  # --example replaces it
 
 
 def _busy_loop() -> subprocess.Popen:
@@ -69,7 +70,12 @@ def main() -> None:
     ap.add_argument("--examples-b1", type=int, default=100)
     ap.add_argument("--examples-b32", type=int, default=640)
     ap.add_argument("--four-calls", action="store_true", help="also batch 32 as four calls per batch")
+    ap.add_argument("--example", default="yinyang_eventprop", help="examples/<EXAMPLE>.snn")
     args = ap.parse_args()
+    global EXAMPLE
+    EXAMPLE = ROOT / "examples" / f"{args.example}.snn"
+    if not EXAMPLE.is_file():
+        ap.error(f"no example '{EXAMPLE}'")
 
     default = os.cpu_count() or 1
     cases = {1: _case(1, args.examples_b1), 32: _case(32, args.examples_b32)}
@@ -93,7 +99,12 @@ def main() -> None:
             busy.terminate()
             busy.wait()
 
-    result: dict[str, object] = {"busy": args.busy, "default_threads": default, "rounds": args.rounds}
+    result: dict[str, object] = {
+        "example": args.example,
+        "busy": args.busy,
+        "default_threads": default,
+        "rounds": args.rounds,
+    }
     for key, ts in sorted(times.items()):
         med = statistics.median(ts)
         result[key] = {"median_s": round(med, 4), "min_s": round(min(ts), 4), "max_s": round(max(ts), 4)}
