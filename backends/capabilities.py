@@ -46,6 +46,9 @@ class Capabilities:
     #: the gradient algorithms whose trained params (`tau_mem = Trainable(20 ms)`, shared or per
     #: neuron) it prints, and "inference" where it runs a network with them without training it
     trainable_params: frozenset[str] = frozenset()
+    #: of those, the ones whose trained synapse params (`Exponential(tau = Trainable(5 ms))`) it
+    #: prints: arrays per post neuron with their derived params computed once per trial
+    trainable_synapse_params: frozenset[str] = frozenset()
     #: the layouts whose projections may have trainable per-connection delays
     #: (`delay = Trainable(Uniform(0 ms, 10 ms), max = 20 ms)`), trained with eventprop
     trainable_delays: frozenset[str] = frozenset()
@@ -107,6 +110,16 @@ def unsupported(
             for name, spec in specs.items():
                 refuse(
                     f"cannot train params{algorithms} ('{name}' of {owner})", spec.span, "use the c backend"
+                )
+    elif (_algorithm(network) or INFERENCE) not in caps.trainable_synapse_params:
+        for proj in network.projections.values():
+            for name, spec in proj.synapse_trainable.items():
+                refuse(
+                    f"cannot train synapse params with {_algorithm(network) or INFERENCE} "
+                    f"('{name}' of projection '{proj.name}'): they are arrays per post neuron whose "
+                    "derived params it does not compute",
+                    spec.span,
+                    "give it a number, or use the c backend",
                 )
     for proj in network.projections.values():
         if proj.delay_trainable is None:

@@ -30,7 +30,7 @@ class EpropInitial:
 
     biases: dict[str, np.ndarray]  # output population -> its initial bias, one per neuron
     feedback: dict[str, np.ndarray]  # hidden -> output projection -> B [num_pre, num_post]
-    #: (population, param) -> the initial value(s) of a trained neuron param: one per neuron, or
+    #: (owner, param) -> the initial value(s) of a trained neuron or synapse param: one per neuron, or
     #: one for a shared param (drawn with the other per-neuron params, `draw_param_values`)
     params: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
@@ -58,7 +58,7 @@ def eprop_initial(network: Network, seed: int) -> EpropInitial:
             rng = np.random.default_rng([seed, STREAM, len(biases) + len(feedback)])
             feedback[term.projection] = draw_initialiser(term.init, shape, rng)
     drawn = draw_param_values(network, seed) if ir.params else {}
-    params = {(pe.population, pe.param): drawn[(pe.population, pe.param)] for pe in ir.params.values()}
+    params = {(pe.owner, pe.param): drawn[(pe.owner, pe.param)] for pe in ir.params.values()}
     return EpropInitial(biases, feedback, params)
 
 

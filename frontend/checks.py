@@ -270,7 +270,7 @@ def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
                 bag.error(
                     M.ALGO,
                     f"'{name}' of {what} is used by {model.name}'s on_pre, whose dependence on it "
-                    "EventProp does not derive",
+                    f"{'e-prop' if algorithm == 'eprop' else 'EventProp'} does not derive",
                     spec.span,
                 )
 
@@ -279,13 +279,10 @@ def _eprop_param_problem(
     net: ir.Network, owner: ir.Population | ir.Projection, name: str, what: str
 ) -> tuple[str, str] | None:
     """Why e-prop cannot train param `name` of `owner`, with a hint; None where it can (a param of a
-    hidden or output population's neuron model)."""
+    hidden or output population's neuron model, or of the synapse of a projection into one; what
+    its own equations do not allow, the eprop pass refuses at the term)."""
     if not isinstance(owner, ir.Population):
-        return (
-            f"e-prop does not train synapse params: '{name}' of {what} is Trainable",
-            "e-prop's eligibility traces follow the weights and the neuron params; give it a number, "
-            "or train with eventprop",
-        )
+        return None
     if owner.role == "input":
         return (
             f"'{name}' of input {what} is Trainable, but e-prop trains no input population",

@@ -112,7 +112,9 @@ class ProjectionEprop:
 
 @dataclass(frozen=True)
 class ParamEprop:
-    """The eligibility derivation for one trained param of a neuron model (`tau_mem = Trainable(...)`).
+    """The eligibility derivation for one trained param of a neuron model (`tau_mem = Trainable(...)`),
+    or of the synapse of a projection into `population` (`projection` set: `Exponential(tau =
+    Trainable(5 ms))`, one value per post neuron or shared, read as its coupled name `tau__x_to_h`).
 
     role "hidden": per neuron, `propagate`, then at the spike phase `trace`, `accumulate` (with the
     learning signal L and the filtered trace of step t-1, as a weight's), `filter`, `jump`. role
@@ -129,22 +131,33 @@ class ParamEprop:
     accumulate: Expr = sympy.S.Zero
     filter: Assign | None = None
     jump: tuple[Assign, ...] = ()
+    projection: str | None = None  # a synapse param's projection (into `population`)
+
+    @property
+    def owner(self) -> str:
+        """Whose param it is: the population's, or the projection's."""
+        return self.projection or self.population
+
+    @property
+    def symbol(self) -> str:
+        """Its name in the population's equations: `tau_mem`, or a synapse's coupled `tau__x_to_h`."""
+        return names.coupled(self.param, self.projection) if self.projection else self.param
 
     @property
     def key(self) -> str:
-        return names.param_key(self.param, self.population)
+        return names.param_key(self.param, self.owner)
 
     @property
     def gradient(self) -> str:
-        return names.param_gradient(self.param, self.population)
+        return names.param_gradient(self.param, self.owner)
 
     @property
     def trace_name(self) -> str:
-        return names.param_trace(self.param)
+        return names.param_trace(self.symbol)
 
     @property
     def filtered_name(self) -> str:
-        return names.filtered_param_trace(self.param)
+        return names.filtered_param_trace(self.symbol)
 
 
 @dataclass(frozen=True)
@@ -304,7 +317,8 @@ def _filter_and_jump(pe) -> list[str]:  # noqa: ANN001 - a projection's or a par
 
 def _param_text(pe: ParamEprop) -> list[str]:
     kind = "per neuron" if pe.per_neuron else "shared: dL/dp summed over the neurons"
-    out = [f"param {pe.param} of {pe.population} ({pe.role}, {kind}) {{"]
+    of = f"synapse of {pe.projection} (into {pe.population})" if pe.projection else pe.population
+    out = [f"param {pe.param} of {of} ({pe.role}, {kind}) {{"]
     out.append("  eligibility: " + ", ".join(f"{e.name} = d{e.state}/d{pe.param}" for e in pe.eligibilities))
     out.append("  propagate (with update, simultaneous):")
     for a in pe.propagate:

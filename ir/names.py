@@ -160,7 +160,8 @@ def bias_eligibility(state: str) -> str:
 
 
 def param_eligibility(param: str, state: str) -> str:
-    """ε of a hidden or output neuron's `state` with respect to its trained param: `__eps_param__tau_mem__v`."""
+    """ε of a hidden or output neuron's `state` with respect to its trained param: `__eps_param__tau_mem__v`;
+    a synapse's param and state appear by their coupled names (`__eps_param__tau__x_to_h__i__x_to_h`)."""
     return _generated("eps_param", param, state)
 
 

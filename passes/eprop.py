@@ -164,6 +164,12 @@ def derive(network: Network) -> EpropIR:
         for name, spec in pop.trainable.items():
             pe = _param(network, pop, name, spec.per_neuron, thresholds.get(pop.name), hidden, outputs, opts)
             params[pe.key] = pe
+    for proj in network.projections.values():
+        for name, spec in proj.synapse_trainable.items():
+            pe = _synapse_param(
+                network, proj, name, spec.per_neuron, thresholds.get(proj.post), hidden, outputs, opts
+            )
+            params[pe.key] = pe
     notes = (
         "reset path of the membrane states left out of D_t (Bellec et al. 2020)"
         if not opts.keep_reset_path
@@ -197,9 +203,56 @@ def _param(
     pe = ParamEprop(
         pop.name, param, role, per_neuron, der.eligibilities, der.propagate, der.trace, jump=der.jump
     )
-    if role == "output":
-        return dataclasses.replace(pe, accumulate=E * der.eps_of[outputs[pop.name].var])
-    he = hidden[pop.name]
+    return _param_gradient(pe, der, hidden, outputs)
+
+
+def _synapse_param(
+    network: Network,
+    proj: Projection,
+    param: str,
+    per_neuron: bool,
+    thr: D.Threshold | None,
+    hidden: dict[str, HiddenEprop],
+    outputs: dict[str, OutputEprop],
+    opts: EpropOptions,
+) -> ParamEprop:
+    """A trained param of a projection's synapse: its eligibility runs through the synapse's state
+    into the post neuron's (`eprop_derive.derive_synapse_param`), then as a neuron param's."""
+    post = network.populations[proj.post]
+    role = "hidden" if post.name in hidden else "output"
+    der = D.derive_synapse_param(
+        param,
+        proj.name,
+        proj.target,
+        network.models[post.model],
+        network.discrete[post.model],
+        network.models[proj.synapse],
+        network.discrete[proj.synapse],
+        _where(network, post),
+        thr if role == "hidden" else None,
+        opts.keep_reset_path,
+    )
+    pe = ParamEprop(
+        post.name,
+        param,
+        role,
+        per_neuron,
+        der.eligibilities,
+        der.propagate,
+        der.trace,
+        jump=der.jump,
+        projection=proj.name,
+    )
+    return _param_gradient(pe, der, hidden, outputs)
+
+
+def _param_gradient(
+    pe: ParamEprop, der: D.Derivation, hidden: dict[str, HiddenEprop], outputs: dict[str, OutputEprop]
+) -> ParamEprop:
+    """An output's exact `E · d var/dp`; a hidden neuron's `L · ē_{t-1}` with its filter, as a weight's."""
+    if pe.role == "output":
+        return dataclasses.replace(pe, accumulate=E * der.eps_of[outputs[pe.population].var])
+    he = hidden[pe.population]
     ebar, e = sym(pe.filtered_name), sym(pe.trace_name)
     return dataclasses.replace(
         pe,
@@ -228,6 +281,21 @@ def _per_neuron_symbols(network: Network, pop: Population) -> set[sympy.Symbol]:
         if sympy.sympify(expr).free_symbols & own:
             own.add(sym(name))
     return own
+
+
+def _synapse_array_symbols(
+    network: Network, proj: Projection, params: tuple[str, ...] | None = None
+) -> set[sympy.Symbol]:
+    """The coupled names of `proj`'s synapse params that live in arrays while training (trained, or
+    one value per post neuron; or those of `params`) and of the derived params made of them: an
+    eligibility that reads any is kept per synapse, not per pre neuron."""
+    if params is None:
+        params = (*proj.synapse_trainable, *proj.synapse_param_inits)
+    own = {sym(k) for k in params}
+    for name, expr in network.discrete[proj.synapse].derived:
+        if sympy.sympify(expr).free_symbols & own:
+            own.add(sym(name))
+    return {sym(names.coupled(s.name, proj.name)) for s in own}
 
 
 def _where(network: Network, pop: Population) -> D.Where:
@@ -263,7 +331,7 @@ def _projection(
     )
     safe = {sym(p) for p in post_model.params} | {sym(n) for n, _ in network.discrete[post.model].derived}
     safe |= {sym(n) for n, _, _ in der.params} | {sym(n) for n, _ in der.derived} | {sym("dt"), sym("t")}
-    safe -= _per_neuron_symbols(network, post)
+    safe -= _per_neuron_symbols(network, post) | _synapse_array_symbols(network, proj)
     elig = D.scopes(der, safe)
     accumulate = sympy.S.Zero
     if role == "output":

@@ -204,24 +204,8 @@ def derive_weight(
         d_input = sum((sympy.diff(syn_disc.output, s) * d_after[s] for s in after), sympy.S.Zero)
     d_input = d_input.xreplace(rename)
 
-    # update: h' = U(h, I); refractory neurons that do not integrate hold their reset targets
-    held = (
-        {a.target for a in post_disc.reset}
-        if post_disc.refractory is not None and not post_disc.refractory_integrates
-        else set()
-    )
-    propagate: list[Assign] = []
+    propagate = _neuron_propagate(post_disc, n_states, eps, target, d_input, where)
     state_syms = [sym(x) for x in n_states]
-    i_sym = sym(target)
-    for x in n_states:
-        a = post_disc.update_for(x)
-        u = _substitute_temps(post_disc, a.expr, {}) if a is not None else sym(x)
-        check_differentiable(u, [*state_syms, i_sym], where, f"update of '{x}'")
-        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
-        d += sympy.diff(u, i_sym) * d_input
-        if x in held:
-            d = REFRACTORY * eps[x] + (1 - REFRACTORY) * d
-        propagate.append(Assign(eps[x].name, "=", d))
     for s in s_states:
         a = syn_disc.update_for(s)
         u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
@@ -244,6 +228,37 @@ def derive_weight(
     )
     derived = tuple((names.coupled(n, proj), e.xreplace(rename)) for n, e in syn_disc.derived)
     return Derivation(eligibilities, tuple(propagate), tuple(jump), trace, eps, params, derived)
+
+
+def _neuron_propagate(
+    disc: DiscreteModel,
+    n_states: list[str],
+    eps: dict[str, sympy.Symbol],
+    target: str,
+    d_input: Expr,
+    where: Where,
+) -> list[Assign]:
+    """`ε_x ← Σ_y ∂U_x/∂y ε_y + ∂U_x/∂I · dI` for the post neuron's states (`d_input` = dI, the
+    derivative of its input `target`); refractory neurons that do not integrate hold their reset
+    targets."""
+    held = (
+        {a.target for a in disc.reset}
+        if disc.refractory is not None and not disc.refractory_integrates
+        else set()
+    )
+    out: list[Assign] = []
+    state_syms = [sym(x) for x in n_states]
+    i_sym = sym(target)
+    for x in n_states:
+        a = disc.update_for(x)
+        u = _substitute_temps(disc, a.expr, {}) if a is not None else sym(x)
+        check_differentiable(u, [*state_syms, i_sym], where, f"update of '{x}'")
+        d = sum((sympy.diff(u, y) * eps[y.name] for y in state_syms), sympy.S.Zero)
+        d += sympy.diff(u, i_sym) * d_input
+        if x in held:
+            d = REFRACTORY * eps[x] + (1 - REFRACTORY) * d
+        out.append(Assign(eps[x].name, "=", d))
+    return out
 
 
 def _jump(
@@ -379,3 +394,76 @@ def scopes(derivation: Derivation, pre_safe: set[sympy.Symbol]) -> tuple[Eligibi
     return tuple(
         Eligibility(e.name, e.state, "pre" if e.name in pre else e.scope) for e in derivation.eligibilities
     )
+
+
+def derive_synapse_param(
+    param: str,
+    proj: str,
+    target: str,
+    post: Model,
+    post_disc: DiscreteModel,
+    syn: Model,
+    syn_disc: DiscreteModel,
+    where: Where,
+    thr: Threshold | None,
+    keep_reset_path: bool,
+) -> Derivation:
+    """Eligibility of the post neuron's states and of the synapse's own (per post neuron, the state
+    of projection `proj`) with respect to a param p of the synapse, under its coupled name.
+
+    p reaches the neuron only through the synapse: its update `s' = U_s(s⁺)` and its output
+    `I = out(s⁺)` (`s⁺` after this step's delivery, which adds to s without reading p, so
+    `dε_s⁺ = ε_s`). So `ε_s ← ∂U_s/∂s ε_s + ∂U_s/∂p`, `dI = ∂out/∂s ε_s + ∂out/∂p`, and the
+    neuron's states take dI as a weight's eligibility takes dI/dW (`_neuron_propagate`). Trace and
+    jump are a weight's: θ and the reset read the neuron's states only, not p (presynaptic spikes
+    are inputs here, as in e-prop's weights: a recurrent path through z is left out)."""
+    rename = _synapse_symbols(syn, syn_disc, proj)
+    p = sym(param)
+    d_derived = _derived_chain(syn_disc, p)
+    symbol = names.coupled(param, proj)
+    n_states = list(post.states)
+    s_states = [] if syn_disc.impulse else list(syn.states)
+    eps = {x: sym(names.param_eligibility(symbol, x)) for x in n_states}
+    for s in s_states:
+        eps[names.coupled(s, proj)] = sym(names.param_eligibility(symbol, names.coupled(s, proj)))
+    syn_syms = [sym(s) for s in syn.states]
+    after = {s: (0 if syn_disc.impulse else s) for s in syn_syms}
+    for a in syn_disc.on_pre:
+        after[sym(a.target)] = a.as_value(sym(a.target)).xreplace(after)
+    for s, value in after.items():  # delivery adds to the state, p aside (checks.py refuses p there)
+        added = sympy.expand(value - (0 if syn_disc.impulse else s))
+        if added.free_symbols & {*syn_syms, p, *d_derived}:
+            raise DiagnosticError(
+                Diagnostic(
+                    CODE_NONDIFF,
+                    f"e-prop: the on_pre action on '{s}' of synapse '{syn.name}' (projection '{proj}') "
+                    f"does not only add to it ({sympy.sstr(value)}), so the eligibility of its param "
+                    f"'{param}' cannot pass through the delivery",
+                    syn.span or where.span,
+                    hint="write on_pre as `state += <term in w>`",
+                )
+            )
+    d_after = {s: (sympy.S.Zero if syn_disc.impulse else eps[names.coupled(s.name, proj)]) for s in syn_syms}
+    output = syn_disc.output if syn_disc.output is not None else (sym(syn.output) if syn.output else None)
+    d_input = sympy.S.Zero
+    if output is not None:
+        check_differentiable(output, [*syn_syms, p, *d_derived], where, "synapse output")
+        d_input = sum((sympy.diff(output, s) * d_after[s] for s in syn_syms), sympy.S.Zero)
+        d_input += _chain(output, p, d_derived)
+    propagate = _neuron_propagate(post_disc, n_states, eps, target, d_input.xreplace(rename), where)
+    for s in s_states:
+        a = syn_disc.update_for(s)
+        u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
+        check_differentiable(u, [*syn_syms, p, *d_derived], where, f"synapse update of '{s}'")
+        d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in syn_syms), sympy.S.Zero) + _chain(u, p, d_derived)
+        propagate.append(Assign(eps[names.coupled(s, proj)].name, "=", d.xreplace(rename)))
+    all_eps = list(eps.values())
+    propagate = [Assign(a.target, "=", tidy(a.expr, all_eps)) for a in propagate]
+    trace, jump = None, []
+    if thr is not None:
+        d_theta = sum((sympy.diff(thr.theta, sym(y)) * eps[y] for y in n_states), sympy.S.Zero)
+        trace = tidy(PSI * d_theta, all_eps)
+        jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where)
+    eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
+    derived = tuple((names.coupled(n, proj), e.xreplace(rename)) for n, e in syn_disc.derived)
+    return Derivation(eligibilities, tuple(propagate), tuple(jump), trace, eps, derived=derived)

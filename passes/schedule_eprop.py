@@ -167,7 +167,7 @@ class _Schedule:
         coupled names) by value; a kept (trained) param reads its array."""
         sp = self.network.specialised.populations[pop]
         kept = {sym(k): self.kept(pop, k) for k in sp.kept}
-        trained = {sym(pe.param) for pe in self.params_of(pop)}  # not the output bias
+        trained = {sym(pe.param) for pe in self.params_of(pop) if pe.projection is None}  # not the bias
         out = {}
         for k, v in sp.values:
             if k in sp.kept:
@@ -185,6 +185,20 @@ class _Schedule:
         if projection is not None and projection in self.network.specialised.projections:
             syn = self.network.specialised.projections[projection]
             out |= {sym(names.coupled(k, projection)): v for k, v in syn.values if k != TIMESTEP}
+            out |= self.synapse_arrays(projection)
+        return out
+
+    def synapse_arrays(self, projection: str) -> dict[sympy.Symbol, sympy.Expr]:
+        """The coupled synapse params held in arrays (trained, or per post neuron: `pp_<P>__<param>`)
+        and their derived params (`dp_<P>__<name>`, computed once per trial), for post neuron `j`:
+        the arrays `schedule_forward` declares for the synapse's step."""
+        syn = self.network.specialised.projections[projection]
+        out: dict[sympy.Symbol, sympy.Expr] = {}
+        for k in syn.per_neuron:
+            index = sympy.Integer(0) if k in syn.shared else J
+            out[sym(names.coupled(k, projection))] = element(array_name("pp", projection, k), index)
+        for k, _ in syn.per_neuron_derived:
+            out[sym(names.coupled(k, projection))] = element(array_name("dp", projection, k), BATCH, J)
         return out
 
     def kept(self, pop: str, param: str) -> ElementRef:
@@ -419,13 +433,14 @@ class _Schedule:
         body = pruned([*lets, grad])
         return Loop(Synapses(pe.projection), body, dict(SYNAPSE_VARS), comment=f"dW of {pe.projection}")
 
-    # ------------------------------------------------------------------ trained neuron params
+    # ------------------------------------------------------------------ trained params
     def param_arrays(self, pe: ParamEprop) -> dict[str, Array]:
-        """Each eligibility of a trained param, one per neuron: `eep_<pop>__<param>__<state>`."""
+        """Each eligibility of a trained param, one per neuron: `eep_<owner>__<param>__<state>` (the
+        owner is the population, or the projection of a synapse param)."""
         return {
             e.name: self.add(
                 Array(
-                    array_name("eep", pe.population, pe.param, e.state),
+                    array_name("eep", pe.owner, pe.param, e.state),
                     Role.ELIGIBILITY,
                     pe.population,
                     ("batch", self.size(pe.population)),
@@ -440,9 +455,9 @@ class _Schedule:
         """dL/dp per trial and neuron, filed like the param's array (the runtime sums a shared one)."""
         return self.add(
             Array(
-                array_name("egp", pe.population, pe.param),
+                array_name("egp", pe.owner, pe.param),
                 Role.GRADIENT,
-                pe.population,
+                pe.owner,
                 ("batch", self.size(pe.population)),
                 var=pe.param,
                 comment=f"dL/d{pe.param} per batch row and neuron",
@@ -458,12 +473,13 @@ class _Schedule:
         prop = {a.target: a.expr for a in pe.propagate}
         body: list[Stmt] = [*lets]
         body += [
-            Let(Local(f"{e}__new"), self.bind(prop[e], pop, START, old), f"propagate {e}") for e in arrays
+            Let(Local(f"{e}__new"), self.bind(prop[e], pop, START, old, pe.projection), f"propagate {e}")
+            for e in arrays
         ]
         e, ebar = Local(pe.trace_name), Local(pe.filtered_name)
         filtered = self.add(
             Array(
-                array_name("efp", pop, pe.param),
+                array_name("efp", pe.owner, pe.param),
                 Role.ELIGIBILITY,
                 pop,
                 ("batch", self.size(pop)),
@@ -486,15 +502,24 @@ class _Schedule:
 
     def output_param_propagate(self, pe: ParamEprop) -> Loop:
         arrays = self.param_arrays(pe)
-        return self.propagate_output(arrays, pe.propagate, pe.population, f"eligibility of {pe.param}")
+        return self.propagate_output(
+            arrays, pe.propagate, pe.population, f"eligibility of {pe.param}", pe.projection
+        )
 
-    def propagate_output(self, arrays: dict[str, Array], propagate: tuple, pop: str, comment: str) -> Loop:
+    def propagate_output(
+        self,
+        arrays: dict[str, Array],
+        propagate: tuple,
+        pop: str,
+        comment: str,
+        projection: str | None = None,
+    ) -> Loop:
         """An output neuron's eligibilities one step on, simultaneously (each reads the old values)."""
         old = {sym(e): Local(f"{e}__old") for e in arrays}
         lets = [Let(Local(f"{e}__old"), a[BATCH, J]) for e, a in arrays.items()]
         prop = {a.target: a.expr for a in propagate}
         stores = [
-            Store(a[BATCH, J], self.bind(prop[e], pop, START, old), comment=f"propagate {e}")
+            Store(a[BATCH, J], self.bind(prop[e], pop, START, old, projection), comment=f"propagate {e}")
             for e, a in arrays.items()
         ]
         return Loop(Neurons(pop), (*lets, *stores), {"j": J}, comment=comment)
@@ -701,9 +726,11 @@ def schedule_eprop(network: Network, precision: str = "float", event_buffer: int
         forward,
         arrays=(*forward.arrays, *s.arrays.values()),
         phases=(*forward.phases, reset, *zpre, *taps, *signals.values(), *learn.values()),
+        # the forward's `before` (its reset, and the derived params of per-neuron synapse params),
+        # then the eligibilities' and gradients' reset
         entries=(
             *forward.entries,
-            Entry("eprop_run", before=("reset", reset.name), per_step=tuple(order)),
+            Entry("eprop_run", before=(*forward.entries[0].before, reset.name), per_step=tuple(order)),
         ),
     )
 

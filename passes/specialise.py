@@ -98,13 +98,16 @@ def specialise(network: Network) -> Network:
 
 def trained_params(network: Network) -> dict[str, tuple[str, ...]]:
     """population -> the params e-prop changes, which stay symbolic: its output biases and the
-    neuron params it trains (EventProp's trained params are per-neuron params, `per_neuron`)."""
+    neuron params it trains (EventProp's trained params, and e-prop's synapse params, are per-neuron
+    params, `per_neuron`: arrays of their projection read by the step)."""
     if not isinstance(network.training, EpropIR):
         return {}
     out: dict[str, tuple[str, ...]] = {
         name: ("bias",) for name, o in network.training.outputs.items() if o.bias is not None
     }
     for pe in network.training.params.values():
+        if pe.projection is not None:
+            continue
         out[pe.population] = (*out.get(pe.population, ()), pe.param)
     return out
 

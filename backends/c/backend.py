@@ -49,6 +49,7 @@ CAPABILITIES = Capabilities(
     dilated_grouped_conv=True,
     per_neuron_params=True,
     trainable_params=frozenset({"eventprop", "eprop", INFERENCE}),
+    trainable_synapse_params=frozenset({"eventprop", "eprop", INFERENCE}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_timestep_loss=True,
 )

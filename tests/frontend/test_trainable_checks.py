@@ -14,6 +14,8 @@ from snnc.ir.diagnostics import DiagnosticError
 from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
+from snnc.api import lower
+
 NET = """use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
 network g {{
     input  x   = SpikeInput(3)
@@ -93,11 +95,30 @@ def test_eprop_trains_neuron_params_of_hidden_populations(tmp_path: Path) -> Non
     assert _errors(_write(tmp_path, hidden=hidden, algorithm="eprop")) == []
 
 
-def test_eprop_refuses_synapse_params(tmp_path: Path) -> None:
-    errors = _errors(_write(tmp_path, syn="tau = Trainable(5 ms)", algorithm="eprop"))
-    assert [(c, ln, cl) for c, ln, cl, m in errors if "does not train synapse params" in m] == [
-        ("E-ALGO", 6, 55)
-    ]
+def test_eprop_trains_synapse_params_into_hidden_populations(tmp_path: Path) -> None:
+    assert _errors(_write(tmp_path, syn="tau = Trainable(5 ms, per_neuron = true)", algorithm="eprop")) == []
+
+
+GAIN = """synapse Gain {
+    param g = 1.0
+    state i = 0.0
+    on_pre { i += w * g }
+    output impulse i
+}
+"""
+
+
+def test_eprop_refuses_a_synapse_param_in_on_pre(tmp_path: Path) -> None:
+    path = _write(tmp_path, algorithm="eprop")
+    text = path.read_text().replace(
+        "x -> h   : Dense(weight = 1.0), Exponential(tau = 5 ms)",
+        "x -> h   : Dense(weight = 1.0), Gain(g = Trainable(1.0))",
+    )
+    path.write_text(GAIN + text)
+    errors = _errors(path)
+    assert [
+        (c, ln, cl) for c, ln, cl, m in errors if "on_pre, whose dependence on it e-prop does not derive" in m
+    ] == [("E-ALGO", 12, 46)], errors
 
 
 def test_eprop_refuses_a_readout_param_that_sets_its_filter(tmp_path: Path) -> None:
@@ -138,6 +159,20 @@ def test_genn_refuses_trainable_params_at_check(tmp_path: Path) -> None:
     assert [(d.span.line, d.span.col) for d in found] == [(4, 36), (6, 55)]
     assert "cannot train params with eprop only ('v_thresh' of population 'h')" in found[0].message
     assert check_supported(load_file(str(path)), "c") == []
+
+
+def test_genn_refuses_eprop_synapse_params_at_check(tmp_path: Path) -> None:
+    """GeNN prints e-prop's neuron params, but not a synapse's (per post neuron, with derived params
+    computed once per trial)."""
+    path = _write(
+        tmp_path, hidden=", v_thresh = Trainable(1.0)", syn="tau = Trainable(5 ms)", algorithm="eprop"
+    )
+    text = path.read_text().replace("Exponential(tau = 5 ms)", "Delta")  # a readout e-prop takes
+    net = lower(text.replace("use std.{SpikeInput,", "use std.{Delta, SpikeInput,"))
+    found = check_supported(net, "genn")
+    assert [(d.span.line, d.span.col) for d in found] == [(6, 55)], found
+    assert "cannot train synapse params with eprop ('tau' of projection 'x_to_h')" in found[0].message
+    assert check_supported(net, "c") == []
 
 
 DELAYED_SYNAPSE = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
