@@ -180,3 +180,22 @@ def test_bptt_reference_matches_finite_differences_of_the_readout_synapse() -> N
             minus[name][idx] -= h
             fd[idx] = (loss_of(plus, ex) - loss_of(minus, ex)) / (2 * h)
         np.testing.assert_allclose(g[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def test_a_shared_synapse_param_of_a_hidden_layer_gets_the_sum_over_its_neurons(tmp_path: Path) -> None:
+    src = SRC.replace("Trainable(5 ms,\n             per_neuron = true,", "Trainable(5 ms,")
+    assert src.count("per_neuron") == 0
+    p = {**make_params(1), "tau1": np.array([4.0])}
+    expanded = {**p, "tau1": np.full(N_H, 4.0)}
+    batch = [make_example(s) for s in (2, 3)]
+    built = build_eprop_network(
+        eprop(discretise(load_source(src, "ff.snn"))), precision="double", cache_dir=tmp_path
+    )
+    art = EpropArtefact(built.library, built.manifest, built.static, len(batch))
+    art.set_weights({KEYS[k]: v for k, v in p.items()})
+    art.set_targets({"out": np.array([ex["label"] for ex in batch])})
+    art.run({"x": [_spikes(ex["x"]) for ex in batch]})
+    got = art.backward({})["tau_x_to_h"]
+    ref = sum(bptt(expanded, ex)["tau1"] for ex in batch).sum()
+    assert got.shape == (1,) and abs(ref) > 1e-4
+    np.testing.assert_allclose(got, [ref], rtol=1e-6, atol=1e-9)
