@@ -27,8 +27,8 @@ Per-step order a backend must implement (step k; it extends `ir/discrete.py`'s f
    `f_avg` = its `f_avg` update (with this step's z). Then for every incoming projection, in order:
    `e__P = trace`; `dW__P += accumulate` (reads `L`, `ebar__P` from BEFORE this step's filter, `e__P`
    and `f_avg`); `ebar__P = filter` (κ·ebar + e); `jump` (simultaneous; pre-reset states, `psi`, `z`).
-   Then every trained param of the population (`EpropIR.params`, role "hidden") does the same five,
-   per neuron. Only then does the neuron's reset run (the Discrete IR's reset). An output's trained
+   Then every trained param of the population (`EpropIR.params`, role "hidden": its own, then those
+   of the synapses of its incoming projections) does the same five, per neuron. Only then does the neuron's reset run (the Discrete IR's reset). An output's trained
    params propagate with its projections in step 3 and accumulate `E · ε_var` there.
 6. after the last step of an example, and if `reset_state`: all states, eligibilities, `ebar`,
    `f_avg` return to their initial values (eligibilities and traces to 0); `dW` and `dbias` are summed

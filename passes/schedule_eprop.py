@@ -17,7 +17,10 @@ the order `snnc.passes.eprop` documents:
 
 A trained param is an array `tp_<pop>__<param>` ([1] if shared, [n] per neuron) that the forward
 step reads; a derived param made of it (`exp(-dt/tau_mem[j])`) is tapped once per neuron and step
-(`ed_<pop>__<name>`) for the learning loops, so no synapse loop recomputes it.
+(`ed_<pop>__<name>`) for the learning loops, so no synapse loop recomputes it. A trained synapse
+param is the forward's per-post-neuron array `pp_<P>__<param>` (its derived params `dp_<P>__<name>`,
+computed once per trial by the forward's `derived_params` phase, which `eprop_run` runs too); its
+eligibilities are per post neuron like a neuron param's (`eep_<P>__<param>__<state>`).
 
 What e-prop reads from inside a neuron's step (start-of-step and pre-reset states, inputs, synapse
 states, ψ, z, the refractory flag, the filtered rate) the forward step stores through taps
