@@ -112,6 +112,10 @@ BATCH_SIZE = _generated("batch_size")
 IS_FIRST_SPIKE = _generated("is_first_spike")  # 1 at a neuron's first spike, else 0
 SPIKE_TIME = _generated("t_s")  # the record of a spike's time
 ARGMAX_TIME = _generated("t_max")  # the step max_var reads (shown in the continuous drive)
+MAX_VALUE = _generated("y_max")  # the max_var readout's value: its variable at the maximum
+#: dL/dy of a max_var readout whose maximum is a sample on either side of an arrival at (k+1)·dt
+#: (sample k or k + 1), else 0
+MAX_AT_ARRIVAL = _generated("dly_max")
 CROSSING_RATE = _generated("crossing_rate")  # placeholder for the guarded ∇θ·f⁻
 #: a spike's crossing rate over its step, (θ(x after the update) − θ(x before it))/dt: positive for
 #: every crossing, where ∇θ·f⁻ at the step's end can be small or negative at a coarse dt

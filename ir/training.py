@@ -142,6 +142,9 @@ class Transmission:
     # an impulse into a spiking population: ∇θ·e, so that at an arrival that causes the post spike
     # g = cause·(the post's `PopulationGradient.pulse_cause`) replaces `g`
     cause: Expr | None = None
+    # per post neuron m, added to D_n once for each arrival, not scaled by w: a max_var readout whose
+    # maximum sits at this arrival's jump moves with it (`passes/eventprop.py` `_max_follows`)
+    arrival: Expr = sympy.S.Zero
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ class TrainingIR(GradientIR):
             out.append(f"  transmit {name}: e = ({e}); g = {_fmt(tr.g)}; D_pre = sum_post w * g")
             if tr.cause is not None:
                 out.append(f"    where the arrival causes the post spike: g = {_fmt(tr.cause)} * pulse_cause")
+            if tr.arrival != 0:
+                out.append(
+                    f"    plus, once per arrival (the max_var maximum moves with it): {_fmt(tr.arrival)}"
+                )
         for name in sorted(self.weight_gradients):
             wg = self.weight_gradients[name]
             out.append(f"  gradient {name} ({wg.pre} -> {wg.post}): dL/dw += {_fmt(wg.expr)} at each arrival")

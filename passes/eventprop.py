@@ -406,16 +406,42 @@ def _loss_jump(c: adj.Coupled, e: sympy.Matrix, readout: ReadoutDrive | None, po
     if readout is None or readout.var is None or readout.var not in c.states:
         return sympy.S.Zero
     jump = e[c.states.index(readout.var)]
-    if readout.kind == "max_var" and not is_zero(jump):
+    if readout.kind == "max_var":  # a sample, not a rate: see `_max_follows`
+        return sympy.S.Zero
+    return -DRIVE_AFTER / DT * jump
+
+
+def _max_follows(
+    c: adj.Coupled, e: sympy.Matrix, readout: ReadoutDrive | None, pop: Population
+) -> sympy.Expr:
+    """The part of dL/dt_a of an arrival at t_a not scaled by its weight, where a max_var readout's
+    maximum y sits at the jump of its variable v that the arrival makes, and so moves with it.
+
+    After a rise (w e_v > 0, v falling before the next arrival): y = v(t_a⁺) = v(t_a⁻) + w e_v and
+    dy/dt_a = f_v(x⁻). λ⁺ at the arrival already holds the maximum's kick k = dL/dy, so the usual
+    λ⁺·(f⁻ − f⁺) counts k·(f_v⁻ − f_v⁺); what is left is k·f_v(x⁺). Before a fall (v rising into
+    it): y = v(t_a⁻), dy/dt_a = f_v(x⁻), and λ⁺ holds no kick. Either way the term is k·f_v(x) with
+    v = y (`names.MAX_VALUE`) and k = dL/dy where the maximum is a sample beside the arrival, else 0
+    (`names.MAX_AT_ARRIVAL`). Two arrivals at one maximum (a tie) would each get it: then L has
+    different slopes on either side and no gradient; with continuous spike times that has measure zero."""
+    if readout is None or readout.kind != "max_var" or readout.var not in c.states:
+        return sympy.S.Zero
+    index = c.states.index(readout.var)
+    if is_zero(e[index]):
+        return sympy.S.Zero
+    flow = c.f[index]
+    others = sorted(str(x) for x in flow.free_symbols & set(c.x) if str(x) != readout.var)
+    if others:
         _fail(
-            f"readout max_var reads '{readout.var}', which the impulses of a Delta synapse jump: its maximum "
-            "sits at a jump and moves with it, which this derivation does not follow",
+            f"readout max_var reads '{readout.var}', which impulses jump, so its maximum moves with the "
+            f"arrival that made it at the rate d{readout.var}/dt = {flow}; that reads "
+            f"{', '.join(repr(o) for o in others)}, whose value at the maximum is not recorded",
             pop,
             pop.readout.span if pop.readout else None,
-            "use avg_var, avg_var_exp_weight, sum_var or var, or a synapse with a state (Exponential)",
+            "use avg_var, avg_var_exp_weight, sum_var or var, or no other state in the read variable's equation",
             ALGO,
         )
-    return -DRIVE_AFTER / DT * jump
+    return sympy.expand(sym(names.MAX_AT_ARRIVAL) * flow.xreplace({sym(readout.var): sym(names.MAX_VALUE)}))
 
 
 def _transmission(
@@ -440,7 +466,7 @@ def _transmission(
     if proj_name in c.pulsed_by:
         grad = sympy.Matrix([c.close(adj.theta_of(c.neuron))]).jacobian(c.x)
         cause = sympy.expand((grad * e)[0])
-    return Transmission(proj_name, g, jump, cause)
+    return Transmission(proj_name, g, jump, cause, _max_follows(c, e, readout, pop))
 
 
 def _delay_gradient(
@@ -451,6 +477,15 @@ def _delay_gradient(
     f(x + w e)), derived from the post population's coupled equations (for current-based LIF with
     an exponential synapse: w·(λ_I/τ_syn − λ_V/τ_m))."""
     e = sympy.Matrix([c.jumps[proj_name].get(s, 0) for s in c.states])
+    if not is_zero(_max_follows(c, e, readout, pop)):
+        _fail(
+            f"the delays of '{proj_name}' train, and its impulses jump '{readout.var}', whose maximum "
+            "max_var reads and which moves with the arrival: that delay gradient is not derived yet",
+            pop,
+            pop.readout.span if pop.readout else None,
+            "keep these delays fixed, or use avg_var, sum_var or a synapse with a state (Exponential)",
+            ALGO,
+        )
     jumped = c.f.xreplace({x: x + W * e[i] for i, x in enumerate(c.x)})
     expr = sympy.expand((c.lams.T * (c.f - jumped))[0] + W * _loss_jump(c, e, readout, pop))
     per_weight = sympy.expand(sympy.diff(expr, W))

@@ -767,7 +767,17 @@ def _events(b: _Builder, proj_name: str, adjoints: dict, known: dict[str, Array]
             caused = cause[BATCH, M] * _lowered(b, proj.post, tm.cause, env, f"cause of {proj_name}", M)
             value = sympy.Piecewise((caused, sympy.Eq(step[BATCH, M], STEP + 1)), (value, True))
         prologue.append(Store(g[BATCH, M], value))
-        body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
+        if tm.arrival != 0:  # a max_var maximum that moves with this arrival (`Transmission.arrival`)
+            h = _per_post(b, proj_name, "h", n_post, "per arrival, not scaled by w")
+            env[sym(names.MAX_VALUE)] = known[array_name("r", proj.post)][BATCH, M]  # the maximum
+            argmax, dly = _find(b, proj.post, "argmax")[BATCH, M], _find(b, proj.post, "dL_dy")[BATCH, M]
+            beside = sympy.Or(sympy.Eq(argmax, STEP), sympy.Eq(argmax, STEP + 1))
+            env[sym(names.MAX_AT_ARRIVAL)] = sympy.Piecewise((dly, beside), (ZERO, True))
+            arrival = _lowered(b, proj.post, tm.arrival, env, f"arrival term of {proj_name}", M)
+            prologue.append(Store(h[BATCH, M], arrival))
+            body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J] + h[BATCH, J], "+=", "D_n += w g + h"))
+        else:
+            body.append(Store(sl.D[BATCH, EV], weight * g[BATCH, J], "+=", "D_n += w g"))
     if wg is not None:
         e = _per_post(b, proj_name, "e", n_post, "dL/dw per arrival, per post neuron")
         kind = kind_of(proj.connectivity.kind)

@@ -292,7 +292,9 @@ def _synapse(kernel: Kernel, phase: Phase, loop: Loop, s: ProjectionCtx, summed:
                 f"projection '{s.name}': the backward synapse code reads '{a.name}' of another population"
             )
         if name not in s.wum_var_refs:
-            s.wum.post_neuron_var_refs.append(Var(name, "scalar", "VarAccessMode.READ_ONLY"))
+            s.wum.post_neuron_var_refs.append(
+                Var(name, GENN_TYPES.get(a.dtype, "scalar"), "VarAccessMode.READ_ONLY")
+            )
             s.wum_var_refs[name] = name
     return [f"// {phase.comment or phase.name}", *lines]
 

@@ -78,15 +78,95 @@ def test_gradients_through_impulse_synapses_match_finite_differences(case: str) 
     check_against_fd(art, x, target, loss, H, case)
 
 
-def test_max_var_of_a_jumped_variable_is_refused_with_its_location() -> None:
+def _max_var_case(falling: bool) -> tuple:
+    """max_var of a leaky readout that hidden spikes jump. Rising: positive jumps, v decays between
+    them, so each maximum sits right after an arrival (several hidden spikes per neuron, dt 0.2 µs).
+    Falling: v rises toward a bias and negative jumps cut it, so the maximum sits right before the
+    first arrival (dt 0.1 µs: only that one arrival's time moves the loss)."""
+    src = _source("max_var", False)
+    if falling:
+        src = src.replace(
+            "LeakyIntegrate(2, readout = max_var)",
+            "LeakyIntegrate(2, bias = Uniform(1.0, 3.0), tau_mem = 5 ms, readout = max_var)",
+        ).replace("Normal(mean = 3.0, sd = 3.0)), Pulse", "Normal(mean = -3.0, sd = 1.0)), Pulse")
+        assert "mean = -3.0" in src
+    dt, duration = (0.0001, 12.0) if falling else (0.0002, 40.0)
+    art = compile_double(src, dt=dt, duration=duration, batch_size=4)
+    rng = np.random.default_rng(4)
+    x = [(np.sort(rng.uniform(1.0, 6.0, 8)), rng.integers(0, 3, 8)) for _ in range(4)]
+    return art, x, np.array([0, 1, 1, 0])
+
+
+@pytest.mark.parametrize(
+    "falling", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["rising", "falling"]
+)
+def test_max_var_of_a_jumped_variable_matches_finite_differences(falling: bool) -> None:
+    """The maximum moves with the arrival that makes it (passes/eventprop.py `_max_follows`)."""
+    from snnc.runtime.artefact import RecordRequest
+
+    art, x, target = _max_var_case(falling)
+    res = art.run({"x": x}, record=RecordRequest(vars=frozenset({("out", "v")}), spikes=frozenset({"h"})))
+    v, z = res.vars[("out", "v")], res.spikes["h"]
+    for b, peaks in enumerate(
+        v.argmax(1)
+    ):  # each maximum beside an arrival (a spike of step k arrives at k + 1)
+        for k in peaks:
+            assert z[b, k if falling else k - 1].any(), (b, k)
+    if not falling:
+        assert z.sum(1).mean() >= 4 and z.sum(1).min() >= 3  # several spikes per hidden neuron
+    # falling: the maxima come before any arrival, so the readout weights do not move them
+    compared = ["x_to_h"] if falling else None
+    check_against_fd(art, x, target, get_loss("sparse_categorical_crossentropy"), H, "max_var", compared)
+
+
+@pytest.mark.slow
+def test_the_max_var_arrival_term_binds(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    """Without the term that moves each maximum with its arrival (`Transmission.arrival`), the
+    hidden layer's gradient points elsewhere; the readout weights' stays exact."""
+    import sympy
+    from gradcheck import compare, fd_gradients
+    from snnc.passes import eventprop
+
+    monkeypatch.setattr(eventprop, "_max_follows", lambda *args: sympy.S.Zero)
+    monkeypatch.setenv("SNNC_CACHE_DIR", str(tmp_path))  # a build of its own, not the cached one
+    art, x, target = _max_var_case(False)
+    loss = get_loss("sparse_categorical_crossentropy")
+    grads = art.backward({"out": loss(art.run({"x": x}).readouts["out"], target)[1]})
+    fd = fd_gradients(art, lambda r: loss(r.readouts["out"], target), lambda: art.run({"x": x}), h=H)
+    errors = {p: compare(grads[p], fd[p]) for p in grads}
+    assert errors["x_to_h"][0] < 0.9 and errors["h_to_out"][0] > 0.99, errors
+
+
+def test_max_var_of_a_jumped_variable_whose_rate_reads_another_state_is_refused() -> None:
+    """The maximum moves with its arrival at dv/dt just after it, which must be a function of the
+    maximum itself: an Exponential input beside the impulses makes it read i, not recorded there."""
     from snnc.ir.diagnostics import DiagnosticError
 
     from snnc.api import lower
 
+    src = _source("max_var", False).replace(
+        "    h -> out :", "    x -> out : Dense(weight = 1.0), Exponential(tau = 5 ms)\n    h -> out :"
+    )
     with pytest.raises(DiagnosticError) as err:
-        lower(_source("max_var", False))
+        lower(src)
     (d,) = err.value.diagnostics
-    assert "readout max_var reads 'v'" in d.message and d.span is not None and d.span.line == 13
+    assert "readout max_var reads 'v', which impulses jump" in d.message and "'i__x_to_out'" in d.message
+    assert d.span is not None and d.span.line == 13
+
+
+def test_max_var_with_trainable_delays_on_the_impulses_is_refused() -> None:
+    from snnc.ir.diagnostics import DiagnosticError
+
+    from snnc.api import lower
+
+    src = _source("max_var", False).replace(
+        "Dense(weight = Normal(mean = 3.0, sd = 3.0)), Pulse",
+        "Dense(weight = Normal(mean = 3.0, sd = 3.0), delay = Trainable(Uniform(0 ms, 2 ms), max = 5 ms)), Pulse",
+    )
+    with pytest.raises(DiagnosticError) as err:
+        lower(src)
+    (d,) = err.value.diagnostics
+    assert "the delays of 'h_to_out' train" in d.message and d.span is not None and d.span.line == 13
 
 
 @pytest.mark.slow
