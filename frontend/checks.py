@@ -226,8 +226,9 @@ def _eprop_bias(net: ir.Network, pop: ir.Population, name: str) -> bool:
 
 def check_trainable_params(net: ir.Network, bag: DiagnosticBag) -> None:
     """`Trainable(...)` params: on the algorithm's gradient path (EventProp: any population or synapse
-    that reaches an output; e-prop: a hidden or output population's neuron model), and not where the
-    derivation does not follow them (a refractory period, a synapse's on_pre)."""
+    that reaches an output; e-prop: a hidden or output population's neuron model, or the synapse of
+    a projection into one), and not where the derivation does not follow them (a refractory period,
+    a synapse's on_pre)."""
     trained = [(p, p.trainable, net.models[p.model], p.name) for p in net.populations.values()]
     trained += [(p, p.synapse_trainable, net.models[p.synapse], p.post) for p in net.projections.values()]
     train = net.train

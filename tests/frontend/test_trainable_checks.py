@@ -1,7 +1,7 @@
 """`Trainable(...)` params in the source: arguments checked where they are written (unit of the
 initial value and bounds, min <= max, lr, a known param), and refused where training cannot follow
-them (e-prop's synapse params and readout filter, off EventProp's gradient path, a refractory
-period, GeNN), each with file:line:col."""
+them (e-prop's readout filter, a synapse param in on_pre, off EventProp's gradient path, a
+refractory period, GeNN), each with file:line:col."""
 
 from __future__ import annotations
 
