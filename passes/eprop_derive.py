@@ -430,19 +430,10 @@ def derive_synapse_param(
     after = {s: (0 if syn_disc.impulse else s) for s in syn_syms}
     for a in syn_disc.on_pre:
         after[sym(a.target)] = a.as_value(sym(a.target)).xreplace(after)
-    for s, value in after.items():  # delivery adds to the state, p aside (checks.py refuses p there)
+    for s, value in after.items():  # the frontend holds on_pre additive in w and checks.py keeps p out
         added = sympy.expand(value - (0 if syn_disc.impulse else s))
         if added.free_symbols & {*syn_syms, p, *d_derived}:
-            raise DiagnosticError(
-                Diagnostic(
-                    CODE_NONDIFF,
-                    f"e-prop: the on_pre action on '{s}' of synapse '{syn.name}' (projection '{proj}') "
-                    f"does not only add to it ({sympy.sstr(value)}), so the eligibility of its param "
-                    f"'{param}' cannot pass through the delivery",
-                    syn.span or where.span,
-                    hint="write on_pre as `state += <term in w>`",
-                )
-            )
+            raise AssertionError(f"e-prop: on_pre of '{syn.name}' does not only add to '{s}': {value}")
     d_after = {s: (sympy.S.Zero if syn_disc.impulse else eps[names.coupled(s.name, proj)]) for s in syn_syms}
     output = syn_disc.output if syn_disc.output is not None else (sym(syn.output) if syn.output else None)
     d_input = sympy.S.Zero

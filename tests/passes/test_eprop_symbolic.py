@@ -311,3 +311,47 @@ def test_a_readout_param_has_no_trace_and_no_jump() -> None:
     eps = sym(N.param_eligibility("alpha", "v"))
     assert der.trace is None and der.jump == ()
     assert sympy.expand(der.propagate[0].expr - (alpha * eps + v - i_syn)) == 0
+
+
+def test_synapse_param_eligibility_of_an_exponential_tau() -> None:
+    """derive_synapse_param for std Exponential into std LIF (relative reset), from the discretised
+    models: ε_i ← ρ ε_i + ∂ρ/∂τ·i⁺ and ε_v ← α ε_v + (1 − α)(s ε_i + ∂s/∂τ·i⁺), with ρ = e^{−dt/τ},
+    s = τ(1 − ρ)/dt the output's step average and i⁺ the state after delivery; e = ψ ε_v; the
+    membrane's reset path stays stopped (no jump)."""
+    src = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential, Delta}
+network g {
+    input  x   = SpikeInput(2)
+    hidden h   = LIF(3, relative_reset = 1)
+    output out = LeakyIntegrate(2, readout = sum_var(v))
+    x -> h   : Dense(weight = 1.0), Exponential(tau = Trainable(5 ms))
+    h -> out : Dense(weight = 1.0), Delta
+}
+train g {
+    algorithm = eprop
+    loss = sparse_categorical_crossentropy
+}
+"""
+    pe = eprop(discretise(load_source(src, "g.snn"))).training.params["tau_x_to_h"]
+    assert (pe.population, pe.projection, pe.role, pe.per_neuron) == ("h", "x_to_h", "hidden", False)
+    tau, dt, i = sym("tau__x_to_h"), sym("dt"), sym("i__x_to_h")
+    rho = sympy.exp(-dt / tau)
+    s = tau * (1 - rho) / dt
+    alpha = sympy.exp(-dt / sym("tau_mem"))
+    eps_v, eps_i = (
+        sym(N.param_eligibility("tau__x_to_h", "v")),
+        sym(N.param_eligibility("tau__x_to_h", "i__x_to_h")),
+    )
+    values = {  # the derived params by their expressions, a neuron that is not refractory
+        sym("P_i_i__x_to_h"): rho,
+        sym("scale_i__x_to_h"): s,
+        sym("P_v_v"): alpha,
+        sym("P_v_i_syn"): 1 - alpha,
+        sym(N.REFRACTORY): 0,
+    }
+    prop = {a.target: a.expr.xreplace(values) for a in pe.propagate}
+    want_i = rho * eps_i + sympy.diff(rho, tau) * i
+    want_v = alpha * eps_v + (1 - alpha) * (s * eps_i + sympy.diff(s, tau) * i)
+    assert sympy.simplify(prop[eps_i.name] - want_i) == 0
+    assert sympy.simplify(prop[eps_v.name] - want_v) == 0
+    assert sympy.expand(pe.trace - psi * eps_v) == 0 and pe.jump == ()
+    assert pe.trace_name == "__e_param__tau__x_to_h" and pe.key == "tau_x_to_h"
