@@ -28,8 +28,9 @@ Per-step order a backend must implement (step k; it extends `ir/discrete.py`'s f
    `e__P = trace`; `dW__P += accumulate` (reads `L`, `ebar__P` from BEFORE this step's filter, `e__P`
    and `f_avg`); `ebar__P = filter` (κ·ebar + e); `jump` (simultaneous; pre-reset states, `psi`, `z`).
    Then every trained param of the population (`EpropIR.params`, role "hidden": its own, then those
-   of the synapses of its incoming projections) does the same five, per neuron. Only then does the neuron's reset run (the Discrete IR's reset). An output's trained
-   params propagate with its projections in step 3 and accumulate `E · ε_var` there.
+   of the synapses of its incoming projections) does the same five, per neuron. Only then does the
+   neuron's reset run (the Discrete IR's reset). An output's trained params propagate with its
+   projections in step 3 and accumulate `E · ε_var` there.
 6. after the last step of an example, and if `reset_state`: all states, eligibilities, `ebar`,
    `f_avg` return to their initial values (eligibilities and traces to 0); `dW` and `dbias` are summed
    over the batch and handed to the optimiser at the end of the batch; weights are then clamped to
@@ -283,15 +284,11 @@ def _per_neuron_symbols(network: Network, pop: Population) -> set[sympy.Symbol]:
     return own
 
 
-def _synapse_array_symbols(
-    network: Network, proj: Projection, params: tuple[str, ...] | None = None
-) -> set[sympy.Symbol]:
+def _synapse_array_symbols(network: Network, proj: Projection) -> set[sympy.Symbol]:
     """The coupled names of `proj`'s synapse params that live in arrays while training (trained, or
-    one value per post neuron; or those of `params`) and of the derived params made of them: an
-    eligibility that reads any is kept per synapse, not per pre neuron."""
-    if params is None:
-        params = (*proj.synapse_trainable, *proj.synapse_param_inits)
-    own = {sym(k) for k in params}
+    one value per post neuron) and of the derived params made of them: an eligibility that reads any
+    is kept per synapse, not per pre neuron."""
+    own = {sym(k) for k in (*proj.synapse_trainable, *proj.synapse_param_inits)}
     for name, expr in network.discrete[proj.synapse].derived:
         if sympy.sympify(expr).free_symbols & own:
             own.add(sym(name))
