@@ -55,6 +55,9 @@ class Capabilities:
     #: a per-timestep loss (`sparse_categorical_crossentropy(per_timestep = true)`): a dL/dy per step
     #: for a population whose readout sums its variable
     per_timestep_loss: bool = False
+    #: e-prop's random feedback B (dense, every hidden-output pair) into a hidden population whose
+    #: output projection is sparse: the signal is summed over all pairs, not the stored synapses
+    sparse_random_feedback: bool = False
 
 
 def unsupported(
@@ -158,6 +161,17 @@ def unsupported(
                 if verb == "trains"
                 else "make the projection Dense, or use another backend",
             )
+    if algorithm == "eprop" and not caps.sparse_random_feedback:
+        for he in network.training.hidden.values():
+            for t in he.learning:
+                proj = network.projections[t.projection]
+                if t.feedback == "random" and kind_of(proj.connectivity.kind).layout == "csr":
+                    refuse(
+                        f"cannot send e-prop's random feedback (dense, every hidden-output pair) through "
+                        f"sparse projection '{proj.name}'",
+                        proj.span or proj.connectivity.span,
+                        "use feedback = symmetric, make the projection Dense, or use the c backend",
+                    )
     if algorithm in caps.no_gradient_delays:
         for proj in gradient_path(network, algorithm):
             if delay_steps(proj.delay, network.dt) > 0:

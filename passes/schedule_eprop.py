@@ -48,6 +48,7 @@ from typing import Any
 
 import sympy
 from snnc.ir import names
+from snnc.ir.connectivity import kind_of
 from snnc.ir.eprop_ir import EpropIR, HiddenEprop, OutputEprop, ParamEprop, ProjectionEprop
 from snnc.ir.kernel import (
     BATCH,
@@ -116,6 +117,20 @@ class _Schedule:
         """A [batch, neuron] array of `pop` holding `var`: `<prefix>_<pop>` or `<prefix>_<pop>__<part>`."""
         name = array_name(prefix, pop, *([part] if part else []))
         return self.add(Array(name, role, pop, ("batch", self.size(pop)), var=var))
+
+    def sparse(self, projection: str) -> bool:
+        """A CSR projection: its per-synapse arrays hold one value per stored synapse ([batch, nnz],
+        at slot q), not one per pair of neurons ([batch, pre, post], at (i, j))."""
+        return kind_of(self.network.projections[projection].connectivity.kind).layout == "csr"
+
+    def synapse_shape(self, pe: ProjectionEprop) -> tuple[int | str, ...]:
+        if self.sparse(pe.projection):
+            return ("batch", "nnz")
+        return ("batch", self.size(pe.pre), self.size(pe.post))
+
+    def at_synapse(self, array: Array, projection: str) -> sympy.Expr:
+        """The element of synapse (i, j, q) of a per-synapse array of `projection`."""
+        return array[BATCH, Q] if self.sparse(projection) else array[BATCH, I, J]
 
     # ------------------------------------------------------------------ per-neuron values
     def tap(self, pop: str, array: Array, expr: sympy.Expr, at: str, comment: str) -> None:
@@ -238,11 +253,10 @@ class _Schedule:
     # ------------------------------------------------------------------ projections
     def eligibility_arrays(self, pe: ProjectionEprop) -> dict[str, tuple[Array, Array | None]]:
         """Each eligibility's array (per pre neuron or per synapse) and, for scope "pre", its next value."""
-        n_pre, n_post = self.size(pe.pre), self.size(pe.post)
         out = {}
         for e in pe.eligibilities:
             pre = e.scope == "pre"
-            shape = ("batch", n_pre) if pre else ("batch", n_pre, n_post)
+            shape = ("batch", self.size(pe.pre)) if pre else self.synapse_shape(pe)
             arr = self.add(
                 Array(
                     array_name("ee", pe.projection, e.state),
@@ -299,7 +313,7 @@ class _Schedule:
                 array_name("eg", pe.projection),
                 Role.GRADIENT,
                 pe.projection,
-                ("batch", self.size(pe.pre), self.size(pe.post)),
+                self.synapse_shape(pe),
                 comment="dL/dW per batch row",
             )
         )
@@ -345,7 +359,7 @@ class _Schedule:
                 lets.append(Let(Local(f"{e.name}__old"), arr[BATCH, I]))
                 lets.append(Let(Local(f"{e.name}__new"), nxt[BATCH, I]))
             else:
-                lets.append(Let(Local(f"{e.name}__old"), arr[BATCH, I, J]))
+                lets.append(Let(Local(f"{e.name}__old"), self.at_synapse(arr, pe.projection)))
             old[sym(e.name)] = Local(f"{e.name}__old")
             new[sym(e.name)] = Local(f"{e.name}__new")
         return lets, old, new
@@ -373,23 +387,28 @@ class _Schedule:
                 array_name("ef", pe.projection),
                 Role.ELIGIBILITY,
                 pe.projection,
-                ("batch", self.size(pe.pre), self.size(pe.post)),
+                self.synapse_shape(pe),
                 var=pe.filtered_name,
                 comment="low-pass filtered eligibility trace",
             )
         )
         spike = {**new, sym(pe.trace_name): e, sym(pe.filtered_name): ebar}
         body.append(Let(e, self.bind(pe.trace, pe.post, SPIKE, spike, pe.projection), "eligibility trace"))
-        body.append(Let(ebar, filtered[BATCH, I, J], "filtered trace before this step's filter"))
+        body.append(
+            Let(ebar, self.at_synapse(filtered, pe.projection), "filtered trace before this step's filter")
+        )
         body.append(
             Store(
-                self.gradient(pe)[BATCH, I, J],
+                self.at_synapse(self.gradient(pe), pe.projection),
                 self.bind(pe.accumulate, pe.post, SPIKE, spike, pe.projection),
                 "+=",
             )
         )
         body.append(
-            Store(filtered[BATCH, I, J], self.bind(pe.filter.expr, pe.post, SPIKE, spike, pe.projection))
+            Store(
+                self.at_synapse(filtered, pe.projection),
+                self.bind(pe.filter.expr, pe.post, SPIKE, spike, pe.projection),
+            )
         )
         jumped = {a.target: a.expr for a in pe.jump}
         for el in pe.eligibilities:
@@ -403,7 +422,11 @@ class _Schedule:
                 else Local(f"{el.name}__new")
             )
             body.append(
-                Store(eligs[el.name][0][BATCH, I, J], value, comment="jump" if el.name in jumped else "")
+                Store(
+                    self.at_synapse(eligs[el.name][0], pe.projection),
+                    value,
+                    comment="jump" if el.name in jumped else "",
+                )
             )
         return Loop(Synapses(pe.projection), pruned(body), dict(SYNAPSE_VARS), comment=pe.projection)
 
@@ -414,7 +437,7 @@ class _Schedule:
         if not props:
             return []
         stores = [
-            Store(eligs[e.name][0][BATCH, I, J], Local(f"{e.name}__new"))
+            Store(self.at_synapse(eligs[e.name][0], pe.projection), Local(f"{e.name}__new"))
             for e in pe.eligibilities
             if e.scope != "pre"
         ]
@@ -427,11 +450,13 @@ class _Schedule:
         new = {}
         for e in pe.eligibilities:
             arr, nxt = eligs[e.name]
-            value = nxt[BATCH, I] if e.scope == "pre" else arr[BATCH, I, J]
+            value = nxt[BATCH, I] if e.scope == "pre" else self.at_synapse(arr, pe.projection)
             lets.append(Let(Local(f"{e.name}__new"), value))
             new[sym(e.name)] = Local(f"{e.name}__new")
         grad = Store(
-            self.gradient(pe)[BATCH, I, J], self.bind(pe.accumulate, pe.post, SPIKE, new, pe.projection), "+="
+            self.at_synapse(self.gradient(pe), pe.projection),
+            self.bind(pe.accumulate, pe.post, SPIKE, new, pe.projection),
+            "+=",
         )
         body = pruned([*lets, grad])
         return Loop(Synapses(pe.projection), body, dict(SYNAPSE_VARS), comment=f"dW of {pe.projection}")
@@ -671,14 +696,17 @@ class _Schedule:
                 b = element(array_name("w", t.projection), Q)  # B = the current weights, transposed
             errors = self.neuron_value(t.output, names.ERROR, SPIKE)[BATCH, J]
             body.append(Loop(Neurons(pop), (Store(fb[BATCH, I], ZERO),), {"j": I}))
-            body.append(
-                Loop(
-                    Synapses(t.projection),
-                    (Store(fb[BATCH, I], b * errors, "+="),),
-                    dict(SYNAPSE_VARS),
-                    comment=f"feedback of {t.output}'s errors ({t.feedback})",
+            add = (Store(fb[BATCH, I], b * errors, "+="),)
+            comment = f"feedback of {t.output}'s errors ({t.feedback})"
+            if t.feedback == "random" and self.sparse(t.projection):
+                # B is dense whatever the forward structure: every (hidden, output) pair, not the
+                # synapses a sparse projection happens to have (which Deep R moves)
+                pairs = Loop(
+                    Neurons(pop), (Loop(Neurons(t.output), add, {"j": J}),), {"j": I}, comment=comment
                 )
-            )
+                body.append(pairs)
+            else:
+                body.append(Loop(Synapses(t.projection), add, dict(SYNAPSE_VARS), comment=comment))
             total = total + sympy.Float(float(t.scale)) * fb[BATCH, J]
         signal = self.neuron_value(pop, names.LEARNING_SIGNAL, SPIKE)
         body.append(Loop(Neurons(pop), (Store(signal[BATCH, J], total),), {"j": J}))

@@ -44,7 +44,7 @@ CAPABILITIES = Capabilities(
     gradients=frozenset({"eventprop", "eprop"}),
     precisions=frozenset({"float", "double"}),
     generators=frozenset({"spike_source", "poisson"}),
-    trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense"})},
+    trainable={"eventprop": frozenset(GRAD_LAYOUTS), "eprop": frozenset({"dense", "csr"})},
     explicit_padding=True,
     dilated_grouped_conv=True,
     per_neuron_params=True,
@@ -52,6 +52,7 @@ CAPABILITIES = Capabilities(
     trainable_synapse_params=frozenset({"eventprop", "eprop", INFERENCE}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_timestep_loss=True,
+    sparse_random_feedback=True,
 )
 
 

@@ -507,7 +507,7 @@ class LearnPrinter:
             i, j, q = loop.vars["i"], loop.vars["j"], loop.vars["q"]
             if a.role == Role.WEIGHT and a.owner == g.unit and idx == (q,):
                 return "g"
-            if a.owner == g.unit and idx in ((BATCH, i, j), (i, j)):
+            if a.owner == g.unit and idx in ((BATCH, i, j), (i, j), (BATCH, q)):  # (b, q): a CSR slot
                 return self.wu_var(a)
             if a.name in self.accumulators and idx == (BATCH, i):
                 return self.var(a.name)  # only ever the target of addToPre

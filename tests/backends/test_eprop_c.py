@@ -116,27 +116,45 @@ def test_gradients_are_per_batch_sums_and_reset_between_runs(tmp_path):
         np.testing.assert_allclose(two[key], 2 * one[key], rtol=1e-12, atol=1e-15)
 
 
-def test_sparse_trainable_projection_is_a_diagnostic(tmp_path):
-    src = SRC.replace("h -> h : Dense(weight", "h -> h : Sparse(p = 0.5, weight")
+def test_a_one_to_one_trainable_projection_is_a_diagnostic(tmp_path):
+    src = SRC.replace("h -> h : Dense(weight", "h -> h : OneToOne(weight")
     net = _net("lif", "symmetric", src)
     with pytest.raises(DiagnosticError) as err:
         build_eprop_network(net, cache_dir=tmp_path)
     assert err.value.diagnostics[0].code == "E-BACKEND-UNSUPPORTED"
 
 
-def test_feedback_through_an_untrained_sparse_projection_is_a_diagnostic(tmp_path):
-    """The learning signal travels back through h_to_out even when it is not trained; the C kernel
-    prints that feedback for dense projections only, so the capability check refuses it by name."""
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_feedback_through_an_untrained_sparse_projection_matches_bellec(feedback, tmp_path):
+    """The learning signal travels back through h_to_out even when it is not trained: through its
+    stored synapses (symmetric), or through the dense random B whatever its structure (random)."""
     src = SRC.replace(
         "h -> out : Dense(weight = Normal(mean = 0.0, sd = 1.0))",
         "h -> out : Sparse(p = 0.5, weight = Normal(mean = 0.0, sd = 1.0), trainable = false)",
     )
-    net = _net("lif", "random", src)
-    with pytest.raises(DiagnosticError) as err:
-        build_eprop_network(net, cache_dir=tmp_path)
-    (diag,) = err.value.diagnostics
-    assert diag.code == "E-BACKEND-UNSUPPORTED"
-    assert "sends feedback through" in diag.message and "'h_to_out'" in diag.message
+    d = make_data(seed=3)
+    art = _artefact(_net("lif", feedback, src), tmp_path, batch=1)
+    conn = art.connectivity("h_to_out")
+    pairs = np.repeat(np.arange(conn["row_ptr"].size - 1), np.diff(conn["row_ptr"])), conn["col_idx"]
+    assert 0 < pairs[0].size < d["w_out"].size
+    w_out = np.zeros_like(d["w_out"])
+    w_out[pairs] = d["w_out"][pairs]
+    d = {**d, "w_out": w_out}
+    art.set_weights(
+        {"x_to_h": d["w_in"], "h_to_h": d["w_rec"], "h_to_out": w_out[pairs], "bias_out": d["bias"]}
+    )
+    if feedback == "random":
+        art.feedback["h_to_out"][...] = d["b_rand"]
+    art.set_targets({"out": np.array([d["label"]])})
+    art.run({"x": [_spikes(d["x"])]})
+    got = art.backward({})
+    rec = simulate(d, False)
+    assert rec["z"].sum() >= 3, "the test network should spike"
+    ref = bellec(d, rec, False, feedback)
+    assert "h_to_out" not in got
+    for name in ("x_to_h", "h_to_h", "bias"):
+        assert np.abs(ref[name]).max() > 1e-3, name
+        np.testing.assert_allclose(got[NAMES[name]], ref[name], rtol=1e-5, atol=1e-9, err_msg=name)
 
 
 MSE_SRC = SRC.replace("readout = sum_var(v)", "readout = var(v)").replace(

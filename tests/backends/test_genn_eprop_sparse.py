@@ -1,7 +1,6 @@
 """Sparse e-prop on GeNN against the C kernel's dense e-prop as the reference.
 
-The C backend trains dense projections only, so GeNN's sparse (CSR) e-prop had no reference. One
-exists: e-prop's weight update ΔW_ij = Σ_t L_j,t ē_ij,t does not read W_ij itself (the eligibility
+GeNN's sparse (CSR) e-prop is checked against a reference that needs no sparse code: e-prop's weight update ΔW_ij = Σ_t L_j,t ē_ij,t does not read W_ij itself (the eligibility
 trace is the pre-synaptic trace times the post neuron's pseudo-derivative), so a dense network whose
 absent synapses hold weight 0 runs the same dynamics and has, at every synapse that exists, the sparse
 network's gradient. GeNN's sparse gradients must equal the C dense ones there.

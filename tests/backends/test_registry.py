@@ -45,7 +45,7 @@ def test_registry_names_and_unknown_backend() -> None:
     caps = get_backend("c").capabilities
     with pytest.raises(dataclasses.FrozenInstanceError):
         caps.gradients = frozenset()  # type: ignore[misc]
-    assert caps.trainable["eprop"] == {"dense"}
+    assert caps.trainable["eprop"] == {"dense", "csr"}
 
 
 def test_genn_refuses_a_delay_on_the_gradient_path_with_its_location() -> None:
@@ -95,29 +95,27 @@ def test_genn_refuses_non_linear_eventprop_dynamics_at_the_population(tmp_path: 
     assert cli.returncode == 1 and f"{path}:13:5: error: the genn backend steps the eventprop" in cli.stderr
 
 
-def sparse_eprop(tmp_path: Path) -> Path:
-    """eprop_pattern with its input projection sparse: the C backend's e-prop trains dense only."""
+def one_to_one_eprop(tmp_path: Path) -> Path:
+    """eprop_pattern with its recurrent projection OneToOne: the C backend's e-prop trains Dense and
+    sparse (CSR) weights only."""
     src = EPROP.read_text()
-    assert "Dense(" in src
-    path = tmp_path / "sparse_eprop.snn"
-    path.write_text(src.replace("Dense(", "Sparse(p = 0.5, ", 1))
+    assert "h -> h   : Dense(" in src
+    path = tmp_path / "one_to_one_eprop.snn"
+    path.write_text(src.replace("h -> h   : Dense(", "h -> h   : OneToOne("))
     return path
 
 
 def test_compile_network_refuses_before_generating_code(tmp_path: Path) -> None:
     """The C backend's own refusal comes after rendering; the capability check comes first."""
     with pytest.raises(DiagnosticError) as info:
-        compile_network(sparse_eprop(tmp_path), cache_dir=tmp_path / "cache")
+        compile_network(one_to_one_eprop(tmp_path), cache_dir=tmp_path / "cache")
     (d,) = info.value.diagnostics
-    assert d.code == CODE and "'x_to_h' is sparse" in d.message and d.span.line == 12
+    assert d.code == CODE and "'h_to_h' is one_to_one" in d.message and d.span.line == 13
     assert not (tmp_path / "cache").exists()
 
 
-def test_c_eprop_refuses_a_sparse_trained_projection(tmp_path: Path) -> None:
-    src = EPROP.read_text()
-    assert "Dense(" in src
-    path = tmp_path / "sparse_eprop.snn"
-    path.write_text(src.replace("Dense(", "Sparse(p = 0.5, ", 1))
+def test_c_eprop_refuses_a_one_to_one_trained_projection(tmp_path: Path) -> None:
+    path = one_to_one_eprop(tmp_path)
     network = lower(path)
     (d,) = check_supported(network, "c")
     assert d.code == CODE and "eprop" in d.message and d.span.file == str(path)
