@@ -55,6 +55,9 @@ class Capabilities:
     #: a per-timestep loss (`sparse_categorical_crossentropy(per_timestep = true)`): a dL/dy per step
     #: for a population whose readout sums its variable
     per_timestep_loss: bool = False
+    #: the layouts whose synapses Deep R may move (`rewiring = deep_r(...)`): "dense" masks weights,
+    #: "csr" needs a loader that lets the runtime rewrite a projection's column indices between batches
+    rewired_layouts: frozenset[str] = frozenset({"dense"})
     #: e-prop's random feedback B (dense, every hidden-output pair) into a hidden population whose
     #: output projection is sparse: the signal is summed over all pairs, not the stored synapses
     sparse_random_feedback: bool = False
@@ -140,6 +143,16 @@ def unsupported(
                     else ", or use the c backend"
                 ),
             )
+    rewiring = network.train.rewiring if network.train is not None else None
+    for proj in _rewired(network):
+        layout = kind_of(proj.connectivity.kind).layout
+        if layout not in caps.rewired_layouts:
+            refuse(
+                f"cannot rewire {proj.connectivity.kind} projections with deep_r ('{proj.name}'): "
+                f"it moves synapses of layout {_list(caps.rewired_layouts)} only",
+                rewiring.span if rewiring is not None else None,
+                "make the projection Dense, or use the c backend",
+            )
     algorithm = _algorithm(network)
     if algorithm is None:
         return out
@@ -206,6 +219,16 @@ def _per_neuron(network: Network, skip_trainable: bool = False) -> list[tuple[st
         for owner, inits, trainable in out
     ]
     return [(owner, inits) for owner, inits in out if inits]
+
+
+def _rewired(network: Network) -> list[Projection]:
+    """The projections a train block's `rewiring = deep_r(projections = …)` names (known ones)."""
+    call = network.train.rewiring if network.train is not None else None
+    if call is None or call.name != "deep_r":
+        return []
+    names = call.args.get("projections")
+    names = (names,) if isinstance(names, str) else tuple(names or ())
+    return [network.projections[n] for n in names if n in network.projections]
 
 
 def _algorithm(network: Network) -> str | None:

@@ -15,6 +15,10 @@ Life cycle::
 `run` always starts the trials from the initial state (it calls `reset` first); a batch of examples
 is independent, and padded rows (`num_valid < batch_size`) are simulated but ignored by callers.
 
+An artefact whose sparse structure the runtime may rewrite (Deep R, `rewiring.py`) also offers
+`connectivity(projection) -> {"row_ptr": ..., "col_idx": ...}`: live views of a CSR projection's
+arrays; a write into `col_idx` takes effect at the next `run`.
+
 Inputs, keyed by input population name:
   - `spike_source` populations: a sequence (one per batch row) of `PreprocessedSpikes` (see
     `snnc.runtime.encoding`), or of `(times, ids)` pairs; missing rows mean "no spikes".

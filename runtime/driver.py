@@ -85,6 +85,19 @@ def live_weights(artefact: Any) -> tuple[dict[str, np.ndarray], bool]:
     return artefact.get_weights(), False
 
 
+def live_structure(artefact: Any, projections: Iterable[str]) -> dict[str, Mapping[str, np.ndarray]]:
+    """Live views of the CSR arrays (`row_ptr`, `col_idx`) of `projections`, which the runtime may
+    rewrite between batches (Deep R moves column indices); an artefact without them cannot."""
+    get = getattr(artefact, "connectivity", None)
+    out = {}
+    for name in projections:
+        arrays = get(name) if get is not None else {}
+        if "col_idx" not in arrays:
+            raise RuntimeError(f"the artefact offers no live sparse structure of '{name}' to rewire")
+        out[name] = arrays
+    return out
+
+
 def commit_weights(artefact: Any, weights: Mapping[str, np.ndarray], live: bool) -> None:
     if not live:
         artefact.set_weights(weights)

@@ -21,6 +21,7 @@ from snnc.runtime.checkpoint import CheckpointError, load_checkpoint
 from snnc.runtime.datasets.validate import class_labels_problem
 from snnc.runtime.losses import SpikeCountRegulariser, get_loss
 from snnc.runtime.optimisers import get_optimiser
+from snnc.runtime.rewiring import rewired_columns
 from snnc.runtime.trainer import Trainer
 
 MSE_LOSSES = ("mse", "mean_square_error")
@@ -214,4 +215,7 @@ def load_weights(net: Any, path: Path) -> dict[str, Any]:
     for name, w in data.weights.items():
         weights[name][...] = w
     driver.commit_weights(net.artefact, weights, live)
+    columns = rewired_columns(data.optimiser)  # Deep R moved these sparse synapses
+    for name, structure in driver.live_structure(net.artefact, columns).items():
+        structure["col_idx"][...] = columns[name]
     return data.meta

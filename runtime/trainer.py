@@ -322,7 +322,7 @@ class Trainer:
         check_finite("weights", driver.live_weights(self.artefact)[0], epoch=start_epoch)
         if self.rewiring is not None:  # the active synapses, unless a checkpoint restored them
             weights, live = driver.live_weights(self.artefact)
-            self.rewiring.start(weights)
+            self.rewiring.start(weights, driver.live_structure(self.artefact, self.rewiring.sparse))
             driver.commit_weights(self.artefact, weights, live)
         for epoch in range(start_epoch, start_epoch + num_epochs):
             for m in train_metrics.values():

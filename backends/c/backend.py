@@ -52,6 +52,7 @@ CAPABILITIES = Capabilities(
     trainable_synapse_params=frozenset({"eventprop", "eprop", INFERENCE}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_timestep_loss=True,
+    rewired_layouts=frozenset({"dense", "csr"}),
     sparse_random_feedback=True,
 )
 
