@@ -80,6 +80,20 @@ def test_the_kernel_steps_eprop_with_adam_as_the_trainer_does(source):
     _assert_same(reference, fused)
 
 
+def test_the_kernel_steps_eprop_on_sparse_projections_as_the_trainer_does(tmp_path):
+    """Sparse input and recurrent weights: the kernel's step reads [batch, nnz] gradients."""
+    path = tmp_path / "sparse.snn"
+    sparse = SRC.replace("x -> h   : Dense(", "x -> h   : Sparse(p = 0.5, ")
+    path.write_text(sparse.replace("h -> h   : Dense(", "h -> h   : Sparse(p = 0.5, "))
+    reference = _train(str(path), Adam(lr=0.05), kernel=False)
+    fused = _train(str(path), Adam(lr=0.05), kernel=True)
+    assert fused[2] == [True, True], "the kernel's path must have run both epochs"
+    assert fused[0].get_weights()["h_to_h"].ndim == 1  # stored synapses, not a matrix
+    for key in ("x_to_h", "h_to_h"):
+        assert _moved(str(path), fused[0], key) > 1e-3, f"the test network must learn {key}"
+    _assert_same(reference, fused)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_the_kernel_steps_eprop_with_sgd_and_bounds_as_the_trainer_does(sgd_source, momentum):
     def make():
