@@ -13,11 +13,13 @@ Two storages, one rule:
 - **Dense** projections keep `connectivity` of their synapses active: an inactive synapse is a
   weight held at 0 under a mask, so compute stays dense.
 - **Sparse** (CSR: FixedProbability, FixedNumberPost) projections are all active: their drawn
-  structure sets the count, and each row keeps its length (mlGeNN's SPARSE rows with
-  max_row_length). A dormant synapse keeps its slot (its weight and moments) and moves its column
-  index to a post neuron its row does not reach yet, drawn uniformly. The runtime rewrites the
-  artefact's `col_idx` in place between batches (`driver.live_structure`); the kernel's loops walk
-  `row_ptr`, which never changes, so memory and compute scale with the active synapses.
+  structure sets the count, and each row keeps its length: a dormant synapse keeps its slot (its
+  weight and moments) and moves its column index to a post neuron its row does not reach yet, drawn
+  uniformly. The runtime rewrites the artefact's `col_idx` in place between batches
+  (`driver.live_structure`); the kernel's loops walk `row_ptr`, which never changes, so memory and
+  compute scale with the active synapses. mlGeNN differs here: it spreads the dormant count over
+  rows drawn at random (each up to its SPARSE max_row_length), so a pre neuron's out-degree drifts;
+  here it stays as drawn (a FixedNumberPost projection stays one).
 
 The masks, signs and column indices travel in checkpoints; the draws are keyed by (seed, optimiser
 step), so every MPI rank rewires alike and a resumed run rewires as the uninterrupted one.
