@@ -113,6 +113,21 @@ train rec {
 """
 
 
+# Deep R on sparse projections: every rank draws the same rewiring (keyed by seed and step)
+RECURRENT_DEEP_R = (
+    RECURRENT.replace("h -> h   : Dense(", "h -> h   : Sparse(p = 0.3, ")
+    .replace("x -> h   : Dense(", "x -> h   : Sparse(p = 0.5, ")
+    .replace(
+        "    dt         = 0.5 ms",
+        "    rewiring   = deep_r(projections = (x_to_h, h_to_h), l1 = 1e-3)\n    dt         = 0.5 ms",
+    )
+)
+EPROP_DEEP_R = EPROP.replace("h -> h   : Dense(", "h -> h   : Sparse(p = 0.3, ").replace(
+    "    dt         = 1 ms",
+    "    rewiring   = deep_r(projections = (h_to_h), l1 = 1e-3)\n    dt         = 1 ms",
+)
+
+
 def _open_mpi() -> bool:
     out = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True, timeout=60)
     return "Open MPI" in out.stdout + out.stderr
@@ -192,11 +207,33 @@ def test_eventprop_on_3_ranks_trains_to_the_single_process_weights(tmp_path, env
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("source", "ranks"),
-    [(YINYANG, 2), (EPROP, 2), (EPROP, 3), (RECURRENT, 2), (RECURRENT, 3)],
-    ids=["eventprop-yinyang-2", "eprop-2", "eprop-3", "eventprop-recurrent-2", "eventprop-recurrent-3"],
+    [
+        (YINYANG, 2),
+        (EPROP, 2),
+        (EPROP, 3),
+        (RECURRENT, 2),
+        (RECURRENT, 3),
+        (RECURRENT_DEEP_R, 2),
+        (EPROP_DEEP_R, 2),
+    ],
+    ids=[
+        "eventprop-yinyang-2",
+        "eprop-2",
+        "eprop-3",
+        "eventprop-recurrent-2",
+        "eventprop-recurrent-3",
+        "eventprop-sparse-deep-r-2",
+        "eprop-sparse-deep-r-2",
+    ],
 )
 def test_more_networks_and_rank_counts_train_to_the_single_process_weights(tmp_path, env, source, ranks):
     compare(tmp_path, env, source, ranks)
+    if "deep_r" in source:  # the equal checkpoints hold a structure that did move
+        from snnc.api import compile_network
+
+        drawn = compile_network(tmp_path / "net.snn", cache_dir=tmp_path / "cache").artefact
+        last = np.load(sorted((tmp_path / "many").glob("epoch-*.npz"))[-1])
+        assert (last["optimiser/rewiring/columns/h_to_h"] != drawn.connectivity("h_to_h")["col_idx"]).any()
 
 
 @pytest.mark.slow
