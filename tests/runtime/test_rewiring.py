@@ -146,6 +146,7 @@ def test_training_keeps_the_active_fraction_and_resumes_exactly(tmp_path):
         ("deep_r(projections = (x_to_h), connectivity = 1.5)", "connectivity must be a fraction"),
         ("deep_r(projections = (x_to_h), connectivity = 0.4, l2 = 1)", "has no argument 'l2'"),
         ("rewire(projections = (x_to_h))", "unknown rewiring 'rewire'"),
+        ("deep_r(projections = (x_to_h))", "connectivity = … is needed for the Dense projection(s) x_to_h"),
     ],
 )
 def test_a_bad_rewiring_is_a_located_error(tmp_path, setting, message):

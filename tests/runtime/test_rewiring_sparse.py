@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from snnc.runtime.optimisers import Adam
 from snnc.runtime.rewiring import DeepR
 
@@ -281,6 +282,27 @@ def test_the_genn_backend_refuses_sparse_rewiring_at_the_call(tmp_path):
         in run.stderr
     )
     assert _snnc("check", str(path)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "deep_r(projections = (h_to_h, h_to_out), connectivity = 0.2)",
+            "connectivity applies to Dense projections, and every one named is sparse",
+        ),
+        (
+            "deep_r(projections = (h_to_h, x_to_h))",
+            "connectivity = … is needed for the Dense projection(s) x_to_h",
+        ),
+    ],
+)
+def test_a_bad_sparse_rewiring_is_a_located_error(tmp_path, setting, message):
+    path = tmp_path / "bad.snn"
+    path.write_text(TRAIN.replace("deep_r(projections = (h_to_h, h_to_out), l1 = 1e-4)", setting))
+    run = _snnc("train", str(path), "--out", str(tmp_path / "run"), "--quiet")
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"{path}:16:18:" in run.stderr and message in run.stderr, run.stderr
 
 
 EPROP = (
