@@ -201,7 +201,7 @@ def test_emit_kernel_of_eprop_prints_the_learning_entry(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "kernel.txt").read_text()
     assert "entry run: before [reset], forward steps [deliver_x_to_h" in text
-    assert "entry eprop_run: before [reset], forward steps [zpre__x_to_h" in text
+    assert "entry eprop_run: before [reset, reset__eprop], forward steps [zpre__x_to_h" in text
     assert "array eg_h_to_h: gradient of h_to_h, scalar[batch, 256, 256]" in text
 
 
