@@ -57,9 +57,17 @@ from snnc.ir.kernel import (
     walk,
 )
 
-from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, holder, keeps_spike_list
+from .kernel_printer import (
+    GENN_TYPES,
+    NEURON_ROLES,
+    NeuronCode,
+    StatementPrinter,
+    genn_var,
+    holder,
+    keeps_spike_list,
+)
 from .models import Var
-from .render import PopulationCtx, ProjectionCtx, fail
+from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
 
 #: the spike-time buffer every replaying population keeps (the runtime reads it, with `q_ns`)
 SPIKE_TIMES = ir_names.local("ev", ir_names.SPIKE_TIME)
@@ -232,21 +240,34 @@ def _step(phase: Phase, loop: Loop, into: _Neuron) -> None:
     into.step += [f"// {phase.comment or phase.name}", *into.printer.body(loop.body)]
 
 
-def _synapse(kernel: Kernel, phase: Phase, loop: Loop, s: ProjectionCtx, summed: dict[str, str]) -> list[str]:
-    """`pre_spike_syn_code` of backward steps: per-post locals, then dL/dw and D of the row."""
+def _synapse(
+    kernel: Kernel,
+    phase: Phase,
+    loop: Loop,
+    s: ProjectionCtx,
+    summed: dict[str, str],
+    written: dict[str, set[str]],
+) -> list[str]:
+    """`pre_spike_syn_code` of backward steps: per-post locals, then dL/dw and D of the row.
+
+    A projection with a delay of d steps walks the spikes of step kb - d at step kb: in GeNN the
+    replayed spike of step n reads the post values of its arrival step n + d, which the post neuron
+    held d GeNN steps earlier (`written`: the post vars the backward steps change, read delayed; the
+    others hold still through the backward half). The forward delivery then goes through the
+    dendritic delay buffer, so that the synapse code runs right after the spike in both halves."""
     rows = [st for st in loop.body if isinstance(st, Loop) and isinstance(st.space, Row)]
     if len(rows) != 1 or len(loop.body) != 1:
         raise fail(f"phase '{phase.name}': an event loop GeNN cannot map onto synapse code")
     row = rows[0]
-    if loop.space.step != STEP:
-        raise fail(
-            f"projection '{s.name}': delays on the gradient path are not supported by the genn "
-            "backend's backward pass yet",
-            hint="use the c backend, or remove the delay",
-        )
+    delay = kernel.projections[s.name].delay_steps
+    if loop.space.step != STEP - delay:
+        raise fail(f"phase '{phase.name}': the spikes of step {loop.space.step} have no GeNN form")
     post = kernel.projections[s.name].post
     printer = StatementPrinter(kernel, NeuronCode(post))
-    printer.pr.step_text = _kb(kernel.num_steps)  # GeNN handles the spike of step kb one step later
+    # GeNN handles the spike of step kb one step later, and its arrival is `delay` steps later still
+    printer.pr.step_text = _kb(kernel.num_steps) if not delay else f"({_kb(kernel.num_steps)} + {delay})"
+    if delay:  # the post values as they were at the arrival: `delay` GeNN steps ago
+        printer.pr.delayed = {name: str(delay) for name in written.get(post, ())}
     lines: list[str] = []
     for pro in loop.prologue:  # values per post neuron: GeNN computes them per synapse
         if not (isinstance(pro, Loop) and isinstance(pro.space, Neurons) and pro.space.population == post):
@@ -296,7 +317,16 @@ def _synapse(kernel: Kernel, phase: Phase, loop: Loop, s: ProjectionCtx, summed:
                 Var(name, GENN_TYPES.get(a.dtype, "scalar"), "VarAccessMode.READ_ONLY")
             )
             s.wum_var_refs[name] = name
-    return [f"// {phase.comment or phase.name}", *lines]
+    if not delay:
+        return [f"// {phase.comment or phase.name}", *lines]
+    k = kernel.num_steps
+    deliver_dendritic(s, str(delay), k, delay, [])
+    return [
+        f"// {phase.comment or phase.name}",
+        f"if ({_kb(k)} + {delay} < {k}) {{  // an arrival within the trial",
+        *["    " + line for line in lines],
+        "}",
+    ]
 
 
 def _synapse_phase(phase: Phase) -> Loop | None:
@@ -306,6 +336,20 @@ def _synapse_phase(phase: Phase) -> Loop | None:
         if any(isinstance(st, Loop) and isinstance(st.space, Row) for st in loops[0].body):
             return loops[0]
     return None
+
+
+def _written(kernel: Kernel, entry: Entry) -> dict[str, set[str]]:
+    """Per population, the GeNN vars of its neuron model that the backward steps store into."""
+    out: dict[str, set[str]] = {}
+    for name in entry.per_step:
+        for st in walk(kernel.phase(name).body):
+            if isinstance(st, Store):
+                a = kernel.array(st.target.array)
+                if a.role in NEURON_ROLES and (
+                    a.owner in kernel.populations or a.owner in kernel.projections
+                ):
+                    out.setdefault(holder(a, kernel), set()).add(genn_var(a, kernel))
+    return out
 
 
 def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[str, float]]:
@@ -348,6 +392,7 @@ def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections
     summed: dict[str, str] = {}  # spike-list array -> the population whose q_D sums into it
     cursors: set[str] = set()
     seen_neuron = None
+    written = _written(kernel, entry)
     for name in entry.per_step:
         phase = kernel.phase(name)
         loop = _synapse_phase(phase)
@@ -362,7 +407,7 @@ def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections
                 raise fail(f"phase '{name}': the spikes of '{loop.space.population}' are never filed")
             cursors.add(loop.space.cursor)
             synapse_code[proj] = synapse_code.get(proj, []) + _synapse(
-                kernel, phase, loop, projs[proj], summed
+                kernel, phase, loop, projs[proj], summed, written
             )
             continue
         seen_neuron = name

@@ -157,6 +157,9 @@ class GeNNExprPrinter(KernelExprPrinter):
         self.step_text: str | None = None  # the step where it is not GeNN's time (backward steps)
         self.batch_size_text: str | None = None  # the trials of the batch, where code reads them
         self.reads_batch_size = False
+        #: GeNN var -> the delay (steps, text) at which synapse code reads it: `var[d]`, the value
+        #: the post neuron held d GeNN steps ago (a heterogeneously delayed var ref)
+        self.delayed: dict[str, str] = {}
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
@@ -192,7 +195,7 @@ class GeNNExprPrinter(KernelExprPrinter):
             )
         name = genn_var(array, self.kernel)
         self.vars[name] = array
-        return name
+        return f"{name}[{self.delayed[name]}]" if name in self.delayed else name
 
     def _print_Infinity(self, expr: sympy.Basic) -> str:
         return "(1.0 / 0.0)"  # GeNN's transpiler knows no INFINITY

@@ -64,7 +64,8 @@ class ProjectionCtx:
     wu_reset_vars: dict[str, float] = field(default_factory=dict)  # per-synapse state reset per trial
     connectivity: str = ""  # Python expression (init_sparse_connectivity...) or ""
     sparse_from: str | None = None  # "arrays" when set_sparse_connections is used
-    delay_steps: int = 0
+    delay_steps: int = 0  # axonal
+    max_dendritic_delay: int = 0  # slots of GeNN's dendritic delay buffer (0: none)
     target_var: str = ""
     pre_target_var: str | None = None
     trainable: bool = False
@@ -132,6 +133,27 @@ def render_postsynaptic(pp: ProjectionPlan) -> tuple[GeNNModelSpec, dict[str, fl
 def synapse_var(name: str, projection: str) -> str:
     """`y_i__x_to_h`: the post neuron's var for state or temp `name` of `projection`'s synapse."""
     return ir_names.local("y", ir_names.coupled(name, projection))
+
+
+def deliver_dendritic(s: ProjectionCtx, delay: str, num_steps: int, max_steps: int, setup: list[str]) -> None:
+    """Deliver `s`'s spikes through GeNN's dendritic delay buffer (`addToPostDelay`) instead of an
+    axonal delay: the synapse code then runs at the step after the spike, where a backward pass
+    replaying the spike can read the post neuron's values `delay` steps back (a delayed var ref).
+    `setup`: lines that compute `delay` (an expression of at most `max_steps`). An arrival after the
+    trial's last step is dropped, as it never happens in the trial, so the buffer is empty when the
+    next trial starts."""
+    s.delay_steps = 0
+    s.max_dendritic_delay = max_steps + 1
+    step = "(int)round(t / dt)"
+    s.wum.code["pre_spike_syn_code"] = "\n".join(
+        [
+            f"// {s.source}: a spike adds its weight to inSyn, arriving {delay} step(s) later",
+            *setup,
+            f"if ({step} >= 1 && {step} + {delay} < {num_steps}) {{",
+            f"    addToPostDelay(g, {delay});",
+            "}",
+        ]
+    )
 
 
 def _conv_connectivity(pp: ProjectionPlan) -> str:

@@ -116,6 +116,7 @@ class SynapsePop:
     post_target_var: str = "Isyn"
     pre_target_var: str = "Isyn"
     axonal_delay_steps: int = 0
+    max_dendritic_delay_timesteps: int | None = None
     sparse: tuple | None = None
 
     def set_sparse_connections(self, pre: Any, post: Any) -> None:

@@ -11,6 +11,7 @@ declarations as errors, so an unknown function or an undeclared name fails the t
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -125,7 +126,10 @@ def c_source(calls: list[ModelCall]) -> str:
                 "    (void)id_post; (void)inSyn; (void)Isyn;",
             ]
             for name, typ in call.decls:
-                body.append(f"    {_ctype(typ)} {name} = 0; (void){name};")
+                if "*" not in typ and re.search(rf"\b{name}\[", code):  # a delayed var ref: var[d]
+                    body.append(f"    {_ctype(typ)} {name}[64] = {{0}}; (void){name};")
+                else:
+                    body.append(f"    {_ctype(typ)} {name} = 0; (void){name};")
             if key == "threshold_condition_code":
                 body.append(f"    int snnc_cond = ({code.strip()}); (void)snnc_cond;")
             else:

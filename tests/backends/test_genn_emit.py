@@ -307,17 +307,26 @@ def test_eventprop_first_spike_time_and_regulariser(tmp_path: Path) -> None:
     assert ("q_B", "scalar*") in [(v.name, v.type) for v in h.extra_global_params]
 
 
-def test_eventprop_delay_on_the_gradient_path_is_a_diagnostic() -> None:
+def test_eventprop_delays_on_the_gradient_path_go_through_the_dendritic_buffer(tmp_path: Path) -> None:
+    """A delayed projection whose backward pass GeNN prints delivers through the dendritic delay
+    buffer (its synapse code runs right after the spike, in both halves), and its backward code reads
+    the post adjoints of the arrival step: `a_v[d]`, d GeNN steps back."""
     src = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
     src = src.replace(
         "Dense(weight = Normal(mean = 0.93, sd = 0.1))",
         "Dense(weight = Normal(mean = 0.93, sd = 0.1), delay = 1 ms)",
     )
     network = lower(src)
-    with pytest.raises(DiagnosticError) as info:
-        generate(network)
-    assert info.value.diagnostics[0].code == "E-GENN-UNSUPPORTED"
-    assert "h_to_out" in info.value.diagnostics[0].message
+    d = round(1.0 / network.dt)
+    code, _, ctx = generate(network)
+    check_c(model_calls(code), tmp_path)
+    s = ctx.projection("h_to_out")
+    assert s.delay_steps == 0 and s.max_dendritic_delay == d + 1
+    syn = s.wum.code["pre_spike_syn_code"]
+    assert f"addToPostDelay(g, {d});" in syn and "addToPost(g)" not in syn
+    assert f"a_v[{d}]" in syn and f"+ {d} < {network.num_steps}" in syn
+    assert f'syns["h_to_out"].max_dendritic_delay_timesteps = {d + 1}' in code
+    assert "axonal_delay_steps" not in code
 
 
 def test_a_backward_entry_out_of_genns_step_order_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,17 @@ def trained_conv(tmp_path: Path) -> Path:
     return path
 
 
+def eprop_delayed(tmp_path: Path) -> Path:
+    """eprop_pattern with a delay on its recurrent projection: the C backend's e-prop trains through
+    it, the genn backend's does not (its EventProp does)."""
+    old = "h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.0625))"
+    src = EPROP.read_text()
+    assert old in src
+    path = tmp_path / "eprop_delayed.snn"
+    path.write_text(src.replace(old, old[:-1] + ", delay = 2 ms)"))
+    return path
+
+
 def test_registry_names_and_unknown_backend() -> None:
     assert NAMES == ("c", "genn")
     assert [get_backend(n).name for n in NAMES] == ["c", "genn"]
@@ -48,12 +59,13 @@ def test_registry_names_and_unknown_backend() -> None:
     assert caps.trainable["eprop"] == {"dense", "csr"}
 
 
-def test_genn_refuses_a_delay_on_the_gradient_path_with_its_location() -> None:
-    network = lower(DELAYED)
+def test_genn_refuses_a_delay_on_the_eprop_gradient_path_with_its_location(tmp_path: Path) -> None:
+    assert check_supported(lower(DELAYED), "genn") == []  # EventProp trains through delays on GeNN
+    network = lower(eprop_delayed(tmp_path))
     assert check_supported(network, "c") == []
     (d,) = check_supported(network, "genn")
     assert d.code == CODE and "h_to_h" in d.message and "delay" in d.message
-    assert (Path(d.span.file).name, d.span.line, d.span.col) == ("sparse_delay_recurrent.snn", 9, 5)
+    assert (Path(d.span.file).name, d.span.line, d.span.col) == ("eprop_delayed.snn", 13, 5)
 
 
 CONDUCTANCE_NET = """use std.{SpikeInput, LeakyIntegrate, Exponential}
@@ -126,11 +138,12 @@ def test_c_eprop_refuses_a_one_to_one_trained_projection(tmp_path: Path) -> None
 
 
 def test_cli_check_reports_the_backend_refusal_at_its_line(tmp_path: Path) -> None:
-    plain = snnc("check", str(DELAYED))
+    delayed = eprop_delayed(tmp_path)
+    plain = snnc("check", str(delayed))
     assert plain.returncode == 0, plain.stderr
-    genn = snnc("check", str(DELAYED), "--backend", "genn")
+    genn = snnc("check", str(delayed), "--backend", "genn")
     assert genn.returncode == 1
-    assert f"{DELAYED}:9:5: error: the genn backend cannot train through delays" in genn.stderr
+    assert f"{delayed}:13:5: error: the genn backend cannot train through delays" in genn.stderr
     assert "Traceback" not in genn.stderr
     conv = snnc("check", str(trained_conv(tmp_path)), "--backend", "genn")
     assert conv.returncode == 1 and ":9:5: error: the genn backend trains" in conv.stderr

@@ -1,0 +1,125 @@
+"""EventProp through synaptic delays on GeNN (CPU) against the C backend: the same readouts and the
+same gradients, in double precision, for feed-forward and recurrent networks under two readouts.
+
+The C backend's delay gradients are checked against finite differences (tests/runtime/
+test_gradients_delays.py, test_trainable_delays.py); GeNN prints the same kernel IR, delivering
+through its dendritic delay buffer and reading the post neuron's adjoints at each arrival step
+through heterogeneously delayed var refs (`a_v[d]`), so its gradients must equal C's to rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from snnc.backends.genn import have_pygenn
+from snnc.runtime.artefact import RecordRequest
+from snnc.runtime.losses import get_loss
+
+from snnc.api import build_compiled, lower
+
+pytestmark = [
+    pytest.mark.genn,
+    pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+LOSS = {"avg_var": "sparse_categorical_crossentropy", "first_spike_time": "ttfs_crossentropy"}
+BATCH = 3
+
+
+def source(readout: str, delays: dict[str, str], recurrent: bool) -> str:
+    out = "LIF" if readout == "first_spike_time" else "LeakyIntegrate"
+    w_out = 2.0 if readout == "first_spike_time" else 0.5
+    rec = (
+        f"    h -> h   : Dense(weight = Normal(mean = 0.2, sd = 0.4), delay = {delays['h_to_h']}), "
+        "Exponential(tau = 5 ms)\n"
+        if recurrent
+        else ""
+    )
+    return f"""use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
+network g {{
+    input  x   = SpikeInput(3)
+    hidden h   = LIF(5)
+    output out = {out}(2, readout = {readout})
+    x -> h   : Dense(weight = Normal(mean = 2.0, sd = 0.5), delay = {delays["x_to_h"]}), Exponential(tau = 5 ms)
+{rec}    h -> out : Dense(weight = Normal(mean = {w_out}, sd = 0.5), delay = {delays["h_to_out"]}), Exponential(tau = 5 ms)
+}}
+train g {{
+    algorithm = eventprop(max_spikes = 100)
+    loss = {LOSS[readout]}
+    seed = 4
+}}
+"""
+
+
+def inputs(batch: int = BATCH) -> dict:
+    rng = np.random.default_rng(5)
+    rows = []
+    for _ in range(batch):
+        ids = rng.integers(0, 3, 12)
+        rows.append((np.sort(rng.uniform(0.5, 14.0, ids.size)), ids))
+    return {"x": rows}
+
+
+def both(network, readout: str, tmp_path: Path) -> tuple:  # noqa: ANN001
+    """Readouts and gradients of one batch on C and on GeNN, from the same weights (and delays)."""
+    loss = get_loss(LOSS[readout])
+    if hasattr(loss, "t_nospike"):
+        loss.t_nospike = network.duration
+    target = np.arange(BATCH) % 2
+    out = []
+    weights = None
+    for backend in ("c", "genn"):
+        options = {"cache_dir": tmp_path} if backend == "genn" else {}
+        art = build_compiled(
+            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
+        )
+        art = art.artefact
+        if weights is None:
+            weights = art.get_weights()
+        else:
+            art.set_weights(weights)
+        res = art.run(inputs(), RecordRequest.of(spikes=["h"]))
+        _, dy = loss(res.readouts["out"], target)
+        out.append((res, art.backward({"out": dy})))
+    return out
+
+
+def assert_same(c, genn, projections: tuple[str, ...]) -> None:  # noqa: ANN001
+    (rc, gc), (rg, gg) = c, genn
+    per_neuron = rc.spikes["h"].sum(axis=1)  # [batch, neuron]: spikes of each hidden neuron per trial
+    assert per_neuron.mean() >= 2, "several spikes per hidden neuron, so that the jumps chain"
+    np.testing.assert_array_equal(rg.spikes["h"], rc.spikes["h"])
+    np.testing.assert_allclose(rg.readouts["out"], rc.readouts["out"], rtol=1e-12, atol=1e-14)
+    assert set(gg) == set(gc)
+    for name in projections:
+        assert np.abs(gc[name]).max() > 0, f"{name}: no gradient here, the comparison would mean nothing"
+    for name in gc:
+        scale = np.abs(gc[name]).max()
+        np.testing.assert_allclose(gg[name], gc[name], rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+
+
+FIXED = {"x_to_h": "1.5 ms", "h_to_h": "2 ms", "h_to_out": "3 ms"}
+CASES = {  # id: (readout, recurrent)
+    "feedforward-avg_var": ("avg_var", False),
+    "feedforward-ttfs": ("first_spike_time", False),
+    "recurrent-avg_var": ("avg_var", True),
+    "recurrent-ttfs": ("first_spike_time", True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fixed_delays_give_the_c_gradients(case: str, tmp_path: Path) -> None:
+    readout, recurrent = CASES[case]
+    network = lower(source(readout, FIXED, recurrent), dt=0.1, duration=25.0)
+    c, genn = both(network, readout, tmp_path)
+    assert_same(c, genn, ("x_to_h", "h_to_out") + (("h_to_h",) if recurrent else ()))
+
+
+def test_the_sparse_delayed_recurrent_golden_network_gives_the_c_gradients(tmp_path: Path) -> None:
+    """tests/golden/sources/sparse_delay_recurrent.snn: a Sparse recurrent projection with a delay."""
+    network = lower(ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn")
+    c, genn = both(network, "avg_var", tmp_path)
+    assert_same(c, genn, ("x_to_h", "h_to_h", "h_to_out"))
