@@ -173,6 +173,9 @@ class NativeArtefact:
         for a in self._specs:
             if a["kind"] == "connectivity" and a["var"] == "col_idx":
                 nnz[a["owner"]] = self._arrays[a["name"]].size
+        for a in self._specs:  # a trained per-connection param (delays) is filed under its own key,
+            if a["shape"] == ["nnz"] and a["name"] in self._arrays:  # and its gradient with it
+                nnz.setdefault(a["owner"], self._arrays[a["name"]].size)
         self._nnz = nnz
         for a in self._specs:
             if a["kind"] == "weight" and a["name"] not in self._arrays:

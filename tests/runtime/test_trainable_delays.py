@@ -317,3 +317,25 @@ def test_vectorised_delay_delivery_matches_a_scalar_build(monkeypatch, tmp_path)
     for key in g0:
         np.testing.assert_array_equal(g0[key], g1[key], err_msg=key)
     assert np.abs(g0["delay_h_to_h"]).max() > 0
+
+
+def test_sparse_trainable_delays_train_as_the_same_dense_ones() -> None:
+    """A Sparse(p = 1) projection holds every connection, in the dense order: with the same weights
+    and delays its gradients are the Dense projection's. (Its delay gradient is filed under its own
+    key, `delay_<projection>`; the loader once gave it no 'nnz' size and the backward pass wrote past
+    a zero-length buffer.)"""
+    outs = []
+    for conn in ("Dense(", "Sparse(p = 1.0, "):
+        text = _source("avg_var", dict(FIXED, x_to_h="Trainable(Uniform(0.5 ms, 2 ms), max = 5 ms)"))
+        art = compile_double(
+            text.replace("x -> h   : Dense(", f"x -> h   : {conn}"), dt=0.1, duration=25.0, batch_size=4
+        )
+        if outs:
+            art.set_weights({k: v.ravel() for k, v in outs[0][0].items()})
+        outs.append((art.get_weights(), _case(art, "avg_var", 25.0)[3]))
+    (_, dense), (_, sparse) = outs
+    assert set(sparse) == set(dense) and np.abs(dense["delay_x_to_h"]).max() > 0
+    for key in dense:
+        np.testing.assert_allclose(
+            sparse[key].ravel(), dense[key].ravel(), rtol=1e-12, atol=1e-15, err_msg=key
+        )
