@@ -30,6 +30,7 @@ CAPABILITIES = Capabilities(
     generators=frozenset({"spike_source", "poisson"}),
     trainable={k: frozenset({"dense", "csr", "one_to_one"}) for k in ("eventprop", "eprop")},
     no_gradient_delays=frozenset({"eprop"}),
+    trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     exact_backward_only=frozenset({"eventprop"}),
     trainable_params=frozenset({"eprop"}),  # its neuron params; EventProp's are the c backend's
 )

@@ -57,6 +57,7 @@ from snnc.ir.kernel import (
     walk,
 )
 
+from .delay_printer import STEPS, steps_line, trained_delays
 from .kernel_printer import (
     GENN_TYPES,
     NEURON_ROLES,
@@ -254,33 +255,50 @@ def _synapse(
     replayed spike of step n reads the post values of its arrival step n + d, which the post neuron
     held d GeNN steps earlier (`written`: the post vars the backward steps change, read delayed; the
     others hold still through the backward half). The forward delivery then goes through the
-    dendritic delay buffer, so that the synapse code runs right after the spike in both halves."""
+    dendritic delay buffer, so that the synapse code runs right after the spike in both halves.
+
+    With trainable delays (`delay_printer.py`) d is each connection's own, and the per-post values
+    the kernel files per step in rings (read at the connection's arrival slot) are computed by the
+    synapse code from the post values d steps back, as they were at that step."""
     rows = [st for st in loop.body if isinstance(st, Loop) and isinstance(st.space, Row)]
-    if len(rows) != 1 or len(loop.body) != 1:
+    if len(rows) != 1:
         raise fail(f"phase '{phase.name}': an event loop GeNN cannot map onto synapse code")
     row = rows[0]
-    delay = kernel.projections[s.name].delay_steps
-    if loop.space.step != STEP - delay:
-        raise fail(f"phase '{phase.name}': the spikes of step {loop.space.step} have no GeNN form")
     post = kernel.projections[s.name].post
+    td = trained_delays(kernel).get(s.name)
+    lines: list[str] = []
+    if td is None:
+        delay = kernel.projections[s.name].delay_steps
+        if len(loop.body) != 1 or loop.space.step != STEP - delay:
+            raise fail(f"phase '{phase.name}': the spikes of step {loop.space.step} have no GeNN form")
+        delay_text = str(delay) if delay else None
+        per_post = loop.prologue
+    else:
+        if loop.space.step != STEP or phase.body[-1] is not loop:
+            raise fail(f"phase '{phase.name}': the spikes of step {loop.space.step} have no GeNN form")
+        delay_text = STEPS
+        per_post = phase.body[:-1]  # the rings' values of this step, per post neuron
+        lines.append(steps_line(kernel, td))
     printer = StatementPrinter(kernel, NeuronCode(post))
     # GeNN handles the spike of step kb one step later, and its arrival is `delay` steps later still
-    printer.pr.step_text = _kb(kernel.num_steps) if not delay else f"({_kb(kernel.num_steps)} + {delay})"
-    if delay:  # the post values as they were at the arrival: `delay` GeNN steps ago
-        printer.pr.delayed = {name: str(delay) for name in written.get(post, ())}
-    lines: list[str] = []
-    for pro in loop.prologue:  # values per post neuron: GeNN computes them per synapse
+    kb = _kb(kernel.num_steps)
+    printer.pr.step_text = kb if delay_text is None else f"({kb} + {delay_text})"
+    if delay_text is not None:  # the post values as they were at the arrival: `delay` GeNN steps ago
+        printer.pr.delayed = {name: delay_text for name in written.get(post, ())}
+    reads = [r for st in walk(row.body) for r in _refs(st)]
+    body: list[str] = []
+    for pro in per_post:  # values per post neuron: GeNN computes them per synapse
         if not (isinstance(pro, Loop) and isinstance(pro.space, Neurons) and pro.space.population == post):
-            raise fail(f"phase '{phase.name}': a prologue GeNN cannot map onto synapse code")
+            raise fail(f"phase '{phase.name}': a per-post loop GeNN cannot map onto synapse code")
         printer.pr.neuron = pro.vars["j"]
         for st in pro.body:
             if isinstance(st, Let):
-                lines += printer.stmt(st, 0)
+                body += printer.stmt(st, 0)
             elif isinstance(st, Store) and kernel.array(st.target.array).role == Role.SCRATCH:
                 a = kernel.array(st.target.array)
                 name = unique_local("l_", Local(a.var), printer.taken)
-                lines.append(f"const scalar {name} = {printer.pr.value(st.expr, False)};  // {a.var}")
-                printer.pr.overrides[a[BATCH, row.vars["j"]]] = name
+                body.append(f"const scalar {name} = {printer.pr.value(st.expr, False)};  // {a.var}")
+                printer.pr.overrides.update({r: name for r in reads if str(r.base.label) == a.name})
             else:
                 raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
     printer.pr.overrides.update(
@@ -289,21 +307,31 @@ def _synapse(
     printer.pr.neuron = row.vars["j"]
     e = loop.vars["e"]
     for st in row.body:
+        if isinstance(st, Let) and td is not None and st.expr == td.steps[BATCH, row.vars["q"]]:
+            printer.pr.locals[st.local] = STEPS  # computed above, from the connection's delay
+            printer.pr.int_locals.add(st.local)
+            continue
+        if isinstance(st, Let) and td is not None and not st.expr.atoms(sympy.Indexed):
+            continue  # the ring slot of the arrival: GeNN reads the post values d steps back instead
+        if isinstance(st, Let):
+            body += printer.stmt(st, 0)
+            continue
         a = kernel.array(st.target.array) if isinstance(st, Store) else None
         if a is None or st.op != "+=":
             raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
         value = printer.pr.value(st.expr, False)
         note = f"  // {st.comment}" if st.comment else ""
         if a.role == Role.GRADIENT and tuple(st.target.indices) == (BATCH, row.vars["q"]):
-            lines.append(f"dg += {value};{note}")
-            if not any(v.name == "dg" for v in s.wum.vars):
-                s.wum.vars.append(Var("dg"))
-                s.wum_vars["dg"] = "0.0"
+            var = "dg" if a.var is None else genn_var(a, kernel)  # the weights' dg, or the delays'
+            body.append(f"{var} += {value};{note}")
+            if not any(v.name == var for v in s.wum.vars):
+                s.wum.vars.append(Var(var))
+                s.wum_vars[var] = "0.0"
         elif a.role == Role.SPIKE_LIST and a.owner == s.pre and tuple(st.target.indices) == (BATCH, e):
             summed[a.name] = s.pre
             if sum(p == s.pre for p in summed.values()) > 1:
                 raise fail(f"population '{s.pre}': two spike-list sums, GeNN has one q_D")
-            lines.append(f"addToPre({value});{note} (into the pre neuron's q_D)")
+            body.append(f"addToPre({value});{note} (into the pre neuron's q_D)")
             s.pre_target_var = "q_D"
         else:
             raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
@@ -317,24 +345,36 @@ def _synapse(
                 Var(name, GENN_TYPES.get(a.dtype, "scalar"), "VarAccessMode.READ_ONLY")
             )
             s.wum_var_refs[name] = name
-    if not delay:
-        return [f"// {phase.comment or phase.name}", *lines]
+    if delay_text is None:
+        return [f"// {phase.comment or phase.name}", *lines, *body]
     k = kernel.num_steps
-    deliver_dendritic(s, str(delay), k, delay, [])
+    if td is None:
+        deliver_dendritic(s, delay_text, k, kernel.projections[s.name].delay_steps, [])
     return [
         f"// {phase.comment or phase.name}",
-        f"if ({_kb(k)} + {delay} < {k}) {{  // an arrival within the trial",
-        *["    " + line for line in lines],
+        *lines,
+        f"if ({kb} + {delay_text} < {k}) {{  // an arrival within the trial",
+        *["    " + line for line in body],
         "}",
     ]
 
 
+def _refs(st: object) -> list[sympy.Indexed]:
+    out: list[sympy.Indexed] = []
+    for attr in ("expr", "target"):
+        value = getattr(st, attr, None)
+        if value is not None:
+            out += list(value.atoms(sympy.Indexed))
+    return out
+
+
 def _synapse_phase(phase: Phase) -> Loop | None:
-    """The event loop of a phase that walks a projection's rows (synapse code), else None."""
+    """The event loop of a phase that walks a projection's rows (synapse code), else None; with
+    trainable delays it comes after the loop that fills the rings of this step."""
     loops = [st for st in phase.body if isinstance(st, Loop)]
-    if len(loops) == 1 and isinstance(loops[0].space, Events):
-        if any(isinstance(st, Loop) and isinstance(st.space, Row) for st in loops[0].body):
-            return loops[0]
+    if loops and isinstance(loops[-1].space, Events):
+        if any(isinstance(st, Loop) and isinstance(st.space, Row) for st in loops[-1].body):
+            return loops[-1]
     return None
 
 
@@ -355,6 +395,7 @@ def _written(kernel: Kernel, entry: Entry) -> dict[str, set[str]]:
 def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[str, float]]:
     """Per population, the GeNN vars the backward reset sets (restored by the Reset update)."""
     out: dict[str, dict[str, float]] = {}
+    delays = trained_delays(kernel)
     for name in entry.before:
         for st in walk(kernel.phase(name).body):
             if not isinstance(st, Store):
@@ -362,6 +403,8 @@ def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[st
             a = kernel.array(st.target.array)
             if a.role == Role.ADJOINT or (a.role == Role.SCRATCH and a.owner in kernel.populations):
                 out.setdefault(holder(a, kernel), {})[genn_var(a, kernel)] = float(st.expr)
+            elif a.role == Role.SCRATCH and a.owner in delays:
+                continue  # a ring of per-post values: GeNN reads the post vars back in time instead
             elif a.role != Role.GRADIENT and a.name not in cursors:  # dg: GradientReduce; q_bi
                 raise fail(f"phase '{name}': resetting '{a.name}' has no GeNN form")
     return out

@@ -23,6 +23,7 @@ from snnc.backends.common import (
     PopulationPlan,
     dense_equivalent,
     draw_connectivity,
+    draw_delays,
     plan_network,
 )
 from snnc.backends.eprop_init import initial_arrays
@@ -34,6 +35,7 @@ from snnc.ir.model import Network
 from snnc.passes.schedule import schedule
 
 from .backward_printer import print_backward
+from .delay_printer import weave_forward
 from .kernel_printer import forward_entry, neuron_code, population_ctx
 from .learn_printer import print_learning
 from .models import GeNNModelSpec
@@ -75,6 +77,8 @@ class ModuleCtx:
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient}
     biases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: trainable delays exposed like weights: "delay_<proj>" -> {projection, var, trainable}
+    delays: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def population(self, name: str) -> PopulationCtx:
         return next(p for p in self.populations if p.name == name)
@@ -107,6 +111,7 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     training = network.training is not None
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
     ctx = ModuleCtx(plan, pops, projs, training=getattr(network.training, "algorithm", None))
+    ctx.delays = weave_forward(kernel, ctx.projections)
     if any(e.steps == "backward" for e in kernel.entries):
         ctx.max_spikes = print_backward(kernel, ctx.populations, ctx.projections)
         ctx.update_groups["GradientReduce"] = (
@@ -167,27 +172,33 @@ def _add_gradient_reduce(ctx: ModuleCtx) -> None:
     zeroes `dg`); the runtime pulls `dg_sum` and its numpy optimiser updates the weights."""
     from .models import Var
 
+    delays = {m["projection"]: key for key, m in ctx.delays.items()}
     for s in ctx.projections:
-        if not any(v.name == "dg" for v in s.wum.vars):
-            continue
-        red = GeNNModelSpec(
-            "custom_update",
-            f"snnc_reduce_{s.name}",
-            f"projection {s.name}: gradient summed over the batch, then zeroed",
-            vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
-            var_refs=[Var("dg")],
-            code={"update_code": "dg_sum = dg;\ndg = 0.0;"},
-        )
-        ctx.custom_updates.append(
-            CustomUpdateCtx(
-                f"reduce_{s.name}",
-                "GradientReduce",
-                red.source,
-                red,
-                vars={"dg_sum": 0.0},
-                var_refs={"dg": f'create_wu_var_ref(syns["{s.name}"], "dg")'},
+        grads = [("dg", s.name)]  # the weights' gradient, then the delays' (filed as delay_<P>)
+        if s.name in delays:
+            grads.append((ir_names.local("g", "delay"), delays[s.name]))
+        for var, key in grads:
+            if not any(v.name == var for v in s.wum.vars):
+                continue
+            red = GeNNModelSpec(
+                "custom_update",
+                f"snnc_reduce_{key}",
+                f"projection {s.name}: {'gradient' if var == 'dg' else 'delay gradient'} summed over the batch, "
+                "then zeroed",
+                vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
+                var_refs=[Var("dg")],
+                code={"update_code": "dg_sum = dg;\ndg = 0.0;"},
             )
-        )
+            ctx.custom_updates.append(
+                CustomUpdateCtx(
+                    f"reduce_{key}",
+                    "GradientReduce",
+                    red.source,
+                    red,
+                    vars={"dg_sum": 0.0},
+                    var_refs={"dg": f'create_wu_var_ref(syns["{s.name}"], "{var}")'},
+                )
+            )
 
 
 def _add_reset_updates(ctx: ModuleCtx) -> None:
@@ -284,6 +295,20 @@ def draw_arrays(network: Network, plan: NetworkPlan) -> dict[str, np.ndarray]:
     return out
 
 
+def _initial_delays(
+    network: Network, plan: NetworkPlan, ctx: ModuleCtx, arrays: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The trainable delays' initial values, drawn as the C backend draws them (`draw_delays`),
+    flat in GeNN's order of the weights, filed under their keys (`delay_<projection>`)."""
+    if not ctx.delays:
+        return {}
+    weights = {ir_names.array("w", m["projection"]): arrays[m["projection"]] for m in ctx.delays.values()}
+    drawn = draw_delays(network, weights, plan.seed)
+    return {
+        key: drawn[ir_names.array("pp", m["projection"], "delay")].ravel() for key, m in ctx.delays.items()
+    }
+
+
 def _meta(ctx: ModuleCtx) -> tuple[dict, dict]:
     pops = {}
     for p in ctx.populations:
@@ -342,6 +367,7 @@ def render_module(
             projection_meta=_pyrepr(projs_meta),
             update_groups=_pyrepr(ctx.update_groups),
             biases=_pyrepr(ctx.biases),
+            delays=_pyrepr(ctx.delays),
             online=ctx.online,
             step_updates=_pyrepr(ctx.step_updates),
             targets=_pyrepr(ctx.targets),
@@ -378,6 +404,7 @@ def generate(
     plan = plan_network(network, precision=precision, seed=seed)
     ctx = build_context(network, plan)
     arrays = {**draw_arrays(network, plan), **ctx.extra_arrays}
+    arrays.update(_initial_delays(network, plan, ctx, arrays))
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
     code = render_module(

@@ -351,7 +351,10 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
             printers[pop] = StatementPrinter(kernel, codes[pop])
         return printers[pop]
 
+    from .delay_printer import apply_lines, is_delivery, trained_delays
+
     arrays = {a.name: a for a in kernel.arrays}
+    delays = trained_delays(kernel)
     generated = set()
     for phase in (kernel.phase(name) for name in entry.per_step):
         if phase.kind == PhaseKind.LEARN:
@@ -360,6 +363,13 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
             raise fail(f"phase '{phase.name}' ({phase.kind.value}) is not a forward phase GeNN prints here")
         if keeps_spike_list(phase.body, arrays):
             continue  # per-neuron buffers in GeNN: backward_printer.py maps these phases
+        proj = is_delivery(kernel, phase.body, delays)
+        if proj is not None:  # trainable delays: GeNN's dendritic delay buffer (delay_printer.py)
+            p = of(kernel.projections[proj].post)
+            p.code.deliver += apply_lines(kernel, proj, phase.body[1], p.pr)
+            p.code.inputs.append(proj)
+            p.code.vars.update(p.pr.vars)
+            continue
         for st in phase.body:
             if isinstance(st, Generate):
                 generated.add(st.population)

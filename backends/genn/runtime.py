@@ -77,7 +77,9 @@ class GeNNArtefact:
             "training": module.TRAINING,
             # bounds and learning-rate scales of the trained params (`Trainable(...)`), for the optimiser
             "trainable_params": {
-                k: m["trainable"] for k, m in getattr(module, "BIASES", {}).items() if "trainable" in m
+                k: m["trainable"]
+                for k, m in {**getattr(module, "BIASES", {}), **getattr(module, "DELAYS", {})}.items()
+                if "trainable" in m
             },
         }
         self.allocate(batch_size or module.BATCH_SIZE)
@@ -145,9 +147,22 @@ class GeNNArtefact:
         """Trained per-neuron params (e-prop output bias), read and set like weights."""
         return getattr(self.module, "BIASES", {})
 
+    @property
+    def _delays(self) -> dict[str, dict[str, Any]]:
+        """Trainable per-connection delays (ms), synapse vars read and set like weights."""
+        return getattr(self.module, "DELAYS", {})
+
     def _bias_var(self, name: str) -> Any:
         meta = self._biases[name]
         return self.pops[meta["population"]].vars[meta["var"]]
+
+    def _var(self, name: str) -> Any:
+        """The GeNN var that holds the weights (or bias, or delays) filed under `name`."""
+        if name in self._biases:
+            return self._bias_var(name)
+        if name in self._delays:
+            return self.syns[self._delays[name]["projection"]].vars[self._delays[name]["var"]]
+        return self.syns[name].vars["g"]
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         out = {}
@@ -160,6 +175,8 @@ class GeNNArtefact:
             out[name] = (
                 (1,) if meta.get("shared") else (int(self.module.POPULATIONS[meta["population"]]["size"]),)
             )
+        for name, meta in self._delays.items():  # one per connection, shaped like the weights
+            out[name] = out[meta["projection"]]
         return out
 
     def get_weights_flat(self) -> dict[str, np.ndarray]:
@@ -168,7 +185,7 @@ class GeNNArtefact:
             if self._kernel_fixed(name):  # per-synapse copies of the kernel: report the kernel
                 out[name] = np.asarray(self._weights[name], dtype=np.float64).ravel().copy()
                 continue
-            var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
+            var = self._var(name)
             var.pull_from_device()
             out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
             if self._biases.get(name, {}).get("shared"):  # every neuron holds the one value
@@ -194,7 +211,7 @@ class GeNNArtefact:
                         "pass them to build_model(weights=...) instead"
                     )
                 continue
-            var = self._bias_var(name) if name in self._biases else self.syns[name].vars["g"]
+            var = self._var(name)
             if self._biases.get(name, {}).get("shared"):  # the one value, into every neuron's var
                 var.values = np.full(
                     int(self.module.POPULATIONS[self._biases[name]["population"]]["size"]), arr[0]

@@ -1,10 +1,12 @@
-"""EventProp through synaptic delays on GeNN (CPU) against the C backend: the same readouts and the
-same gradients, in double precision, for feed-forward and recurrent networks under two readouts.
+"""EventProp through synaptic delays, fixed and trainable, on GeNN (CPU) against the C backend: the
+same readouts, spikes and gradients (weights' and delays'), in double precision, for feed-forward
+and recurrent networks under two readouts, dense and sparse; and one epoch of training.
 
 The C backend's delay gradients are checked against finite differences (tests/runtime/
 test_gradients_delays.py, test_trainable_delays.py); GeNN prints the same kernel IR, delivering
 through its dendritic delay buffer and reading the post neuron's adjoints at each arrival step
-through heterogeneously delayed var refs (`a_v[d]`), so its gradients must equal C's to rounding.
+through heterogeneously delayed var refs (`a_v[d]`, `a_v[l_delay_steps]`), so its gradients must
+equal C's to rounding.
 """
 
 from __future__ import annotations
@@ -123,3 +125,116 @@ def test_the_sparse_delayed_recurrent_golden_network_gives_the_c_gradients(tmp_p
     network = lower(ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn")
     c, genn = both(network, "avg_var", tmp_path)
     assert_same(c, genn, ("x_to_h", "h_to_h", "h_to_out"))
+
+
+#: heterogeneous initial delays (each connection its own), bounded by max
+LEARNABLE = {
+    "x_to_h": "Trainable(Uniform(0.5 ms, 2 ms), max = 5 ms)",
+    "h_to_h": "Trainable(Uniform(1 ms, 3 ms), max = 5 ms)",
+    "h_to_out": "Trainable(Uniform(1 ms, 3 ms), max = 5 ms, lr = 10)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_trainable_delays_give_the_c_gradients(case: str, tmp_path: Path) -> None:
+    """Each connection's delay and weight gradients, and the transmission through the recurrent
+    projection, read at its own arrival step (C: rings of per-post values; GeNN: the post adjoints
+    read back by the connection's delay)."""
+    readout, recurrent = CASES[case]
+    network = lower(source(readout, LEARNABLE, recurrent), dt=0.1, duration=25.0)
+    c, genn = both(network, readout, tmp_path)
+    projections = ("x_to_h", "h_to_out") + (("h_to_h",) if recurrent else ())
+    assert set(c[1]) == {*projections, *(f"delay_{p}" for p in projections)}
+    assert_same(c, genn, projections + tuple(f"delay_{p}" for p in projections))
+
+
+def test_genn_draws_files_and_bounds_the_delays_as_c_does(tmp_path: Path) -> None:
+    """The initial delays are C's draws; they are read and set like weights (`delay_<projection>`),
+    and the manifest gives the optimiser their bounds and learning-rate scale."""
+    network = lower(source("avg_var", LEARNABLE, True), dt=0.1, duration=25.0)
+    c = build_compiled(network, backend="c", batch_size=1, seed=1, precision="double").artefact
+    genn = build_compiled(
+        network, backend="genn", batch_size=1, seed=1, precision="double", cache_dir=tmp_path
+    ).artefact
+    want, got = c.get_weights(), genn.get_weights()
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert len(np.unique(got["delay_x_to_h"])) == got["delay_x_to_h"].size  # one delay per connection
+    bounds = genn.manifest["trainable_params"]
+    assert bounds["delay_h_to_out"] == c.manifest["trainable_params"]["delay_h_to_out"]
+    assert bounds["delay_h_to_out"]["max"] == 5.0 and bounds["delay_h_to_out"]["lr_scale"] == 10.0
+    moved = {"delay_x_to_h": np.full((3, 5), 4.0)}
+    genn.set_weights(moved)
+    np.testing.assert_array_equal(genn.get_weights()["delay_x_to_h"], moved["delay_x_to_h"])
+
+
+SPARSE = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network g {
+    input  x   = SpikeInput(3)
+    hidden h   = LIF(6, tau_mem = 10 ms)
+    output out = LeakyIntegrate(2, tau_mem = 10 ms, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 3.0, sd = 0.5)), Exponential(tau = 5 ms)
+    h -> h   : Sparse(p = 0.5, weight = Normal(mean = 0.3, sd = 0.2),
+                      delay = Trainable(Uniform(0.5 ms, 3 ms), max = 4 ms)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.5, sd = 0.5)), Exponential(tau = 5 ms)
+}
+train g {
+    algorithm = eventprop(max_spikes = 100)
+    loss      = sparse_categorical_crossentropy
+    seed      = 4
+}
+"""
+
+
+def test_trainable_delays_of_a_sparse_recurrent_projection_give_the_c_gradients(tmp_path: Path) -> None:
+    network = lower(SPARSE, dt=0.5, duration=20.0)
+    c, genn = both(network, "avg_var", tmp_path)
+    assert_same(c, genn, ("x_to_h", "h_to_h", "delay_h_to_h", "h_to_out"))
+
+
+TRAIN = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network small {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(12)
+    output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78),
+                     delay = Trainable(Uniform(0 ms, 4 ms), max = 5 ms, lr = 20)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+train small {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.003)
+    data       = yinyang(train = 32, test = 16, t_min = 2 ms, t_max = 27 ms)
+    dt         = 0.5 ms
+    duration   = 30 ms
+    batch_size = 16
+    epochs     = 1
+    seed       = 1
+}
+"""
+
+
+def test_an_epoch_of_training_moves_weights_and_delays_as_on_c(tmp_path: Path) -> None:
+    """The trainer's optimiser steps the delays with their own learning rate and bounds (from the
+    manifest) from GeNN's gradients: after an epoch both backends hold the same weights and delays."""
+    from snnc.runtime.session import load_data, xy
+
+    network = lower(TRAIN)
+    x, y = xy(network, load_data(network).train)
+    trained, start = [], None
+    for backend in ("c", "genn"):
+        options = {"cache_dir": tmp_path} if backend == "genn" else {}
+        net = build_compiled(network, backend=backend, seed=1, precision="double", **options)
+        if start is None:
+            start = net.weights
+        else:
+            net.set_weights(start)
+        net.train(x, y, 1, callbacks=[])
+        trained.append(net.weights)
+    c, genn = trained
+    assert set(genn) == set(c) == {"x_to_h", "h_to_out", "delay_x_to_h"}
+    assert np.abs(c["delay_x_to_h"] - start["delay_x_to_h"]).max() > 0.05  # the delays moved
+    for name in c:
+        np.testing.assert_allclose(genn[name], c[name], rtol=1e-9, atol=1e-12, err_msg=name)

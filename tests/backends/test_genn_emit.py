@@ -450,3 +450,31 @@ def test_the_genn_backend_is_chosen_by_argument_then_environment(monkeypatch: py
     with pytest.raises(DiagnosticError) as err:
         chosen_backend()
     assert err.value.diagnostics[0].code == "E-GENN-BACKEND" and BACKEND_ENV in str(err.value)
+
+
+def test_trainable_delays_are_a_synapse_var_read_back_per_connection(tmp_path: Path) -> None:
+    """Trainable delays: the ms are the synapse var `p_delay` (set like weights, `delay_<P>`), each
+    connection's steps a local computed from it, delivered through the dendritic delay buffer; the
+    backward code reads the post adjoints that many steps back and sums the delay gradient."""
+    src = (ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn").read_text()
+    src = src.replace("delay = 1 ms)", "delay = Trainable(Uniform(0.5 ms, 2 ms), max = 3 ms))")
+    network = lower(src)
+    code, arrays, ctx = generate(network)
+    check_c(model_calls(code), tmp_path)
+    s = ctx.projection("h_to_h")
+    assert ("p_delay", "scalar", "VarAccess.READ_ONLY") in [(v.name, v.type, v.access) for v in s.wum.vars]
+    assert s.max_dendritic_delay == round(3.0 / network.dt) + 1
+    syn = s.wum.code["pre_spike_syn_code"]
+    assert syn.count("const int l_delay_steps = ") == 2  # forward and backward halves
+    assert "addToPostDelay(g, l_delay_steps);" in syn and "a_v[l_delay_steps]" in syn
+    assert "g_delay += " in syn and "addToPre(" in syn
+    assert ctx.delays == {
+        "delay_h_to_h": {
+            "projection": "h_to_h",
+            "var": "p_delay",
+            "trainable": {"min": 0.0, "max": 3.0, "lr_scale": 1.0, "per_neuron": True},
+        }
+    }
+    assert arrays["delay_h_to_h"].shape == arrays["h_to_h"].shape
+    assert 0.5 <= arrays["delay_h_to_h"].min() and arrays["delay_h_to_h"].max() <= 2.0
+    assert "reduce_delay_h_to_h" in code and "DELAYS = " in code

@@ -214,7 +214,7 @@ def test_bad_trainable_delays_are_located_errors(delay: str, words: str) -> None
 
 @pytest.mark.parametrize(
     ("backend", "algorithm", "words"),
-    [("genn", "eventprop", "genn backend has no trainable delays"), ("c", "eprop", "e-prop does not train")],
+    [("c", "eprop", "e-prop does not train"), ("genn", "eprop", "e-prop does not train")],
 )
 def test_trainable_delays_are_refused_where_not_derived(backend: str, algorithm: str, words: str) -> None:
     from snnc.ir.diagnostics import DiagnosticError
