@@ -240,6 +240,21 @@ def test_build_model_wiring_of_examples(path: Path, tmp_path: Path, monkeypatch)
     assert set(groups) == set(module.UPDATE_GROUPS)  # no group listed without a custom update
 
 
+def test_build_model_wiring_of_trainable_delays(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The delays' synapse var gets its initial values, its gradient a reduce update of its own."""
+    if have_pygenn():
+        pytest.skip("the real pygenn is installed; the stand-in would shadow it")
+    src = (ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn").read_text()
+    src = src.replace("delay = 1 ms)", "delay = Trainable(Uniform(0.5 ms, 2 ms), max = 3 ms))")
+    module, model = _build_with_fake(lower(src), tmp_path, monkeypatch)
+    _check_wiring(model)
+    sg = model.synapses["h_to_h"]
+    assert sg.max_dendritic_delay_timesteps == 7 and sg.axonal_delay_steps == 0
+    assert len(sg.wum[3]["p_delay"]) == len(sg.wum[3]["g"])
+    assert module.DELAYS["delay_h_to_h"]["var"] == "p_delay"
+    assert {"reduce_h_to_h", "reduce_delay_h_to_h"} <= set(model.updates)
+
+
 def test_build_model_wiring_of_layers(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     if have_pygenn():
         pytest.skip("the real pygenn is installed; the stand-in would shadow it")
