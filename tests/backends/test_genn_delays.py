@@ -238,3 +238,13 @@ def test_an_epoch_of_training_moves_weights_and_delays_as_on_c(tmp_path: Path) -
     assert np.abs(c["delay_x_to_h"] - start["delay_x_to_h"]).max() > 0.05  # the delays moved
     for name in c:
         np.testing.assert_allclose(genn[name], c[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_trainable_delays_of_a_one_to_one_recurrent_projection_give_the_c_gradients(tmp_path: Path) -> None:
+    dense = "h -> h   : Dense(weight = Normal(mean = 0.2, sd = 0.4),"
+    text = source("avg_var", LEARNABLE, True)
+    assert dense in text
+    text = text.replace(dense, "h -> h   : OneToOne(weight = Normal(mean = 0.5, sd = 0.4),")
+    c, genn = both(lower(text, dt=0.1, duration=25.0), "avg_var", tmp_path)
+    assert c[1]["delay_h_to_h"].size == 5  # one connection per hidden neuron
+    assert_same(c, genn, ("x_to_h", "h_to_h", "delay_h_to_h", "h_to_out"))
