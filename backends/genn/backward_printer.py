@@ -57,7 +57,7 @@ from snnc.ir.kernel import (
     walk,
 )
 
-from .delay_printer import STEPS, steps_line, trained_delays
+from .delay_printer import STEPS, at_arrival, now_slot, steps_line, trained_delays
 from .kernel_printer import (
     GENN_TYPES,
     NEURON_ROLES,
@@ -296,6 +296,8 @@ def _synapse(
                 body += printer.stmt(st, 0)
             elif isinstance(st, Store) and kernel.array(st.target.array).role == Role.SCRATCH:
                 a = kernel.array(st.target.array)
+                if td is not None and tuple(st.target.indices) != (BATCH, now_slot(td), pro.vars["j"]):
+                    raise fail(f"phase '{phase.name}': '{st}' is not a ring of per-post values GeNN can read")
                 name = unique_local("l_", Local(a.var), printer.taken)
                 body.append(f"const scalar {name} = {printer.pr.value(st.expr, False)};  // {a.var}")
                 printer.pr.overrides.update({r: name for r in reads if str(r.base.label) == a.name})
@@ -306,6 +308,11 @@ def _synapse(
     )
     printer.pr.neuron = row.vars["j"]
     e = loop.vars["e"]
+    if td is not None:  # each ring is read at the connection's arrival: GeNN reads back by its delay
+        lets = {st.local: st.expr for st in (*loop.body, *row.body) if isinstance(st, Let)}
+        rings = [r for r in reads if r in printer.pr.overrides and len(r.indices) == 3]
+        if not rings or not all(at_arrival(r.indices[1], lets, td) for r in rings):
+            raise fail(f"phase '{phase.name}': a ring read GeNN cannot map onto a read back in time")
     for st in row.body:
         if isinstance(st, Let) and td is not None and st.expr == td.steps[BATCH, row.vars["q"]]:
             printer.pr.locals[st.local] = STEPS  # computed above, from the connection's delay

@@ -23,7 +23,21 @@ from typing import Any
 
 import sympy
 from snnc.ir import names as ir_names
-from snnc.ir.kernel import BATCH, Array, Kernel, Let, Local, Loop, Neurons, PhaseKind, Role, Spikes, Store
+from snnc.ir.kernel import (
+    BATCH,
+    STEP,
+    Array,
+    Kernel,
+    Let,
+    Local,
+    Loop,
+    Neurons,
+    PhaseKind,
+    Role,
+    Spikes,
+    Store,
+    walk,
+)
 from snnc.ir.kernel import Synapses as SynapseSpace
 
 from .kernel_printer import GeNNExprPrinter
@@ -98,6 +112,49 @@ def steps_line(kernel: Kernel, td: TrainedDelay) -> str:
     return f"const int {STEPS} = {pr.value(td.expr, True)};  // round(d / dt), within [0, max]"
 
 
+def at_arrival(slot: sympy.Expr, lets: dict[Local, sympy.Expr], td: TrainedDelay) -> bool:
+    """Whether ring slot `slot` is (k + s) mod S for every step k and delay s (what GeNN's read s
+    steps back stands for), with `lets` the locals in scope (k mod S and s among them)."""
+    size = td.max_steps + 1
+    now = [x for x, e in lets.items() if e == sympy.Mod(STEP, size)]
+    steps = [
+        x for x, e in lets.items() if isinstance(e, sympy.Indexed) and str(e.base.label) == td.steps.name
+    ]
+    inner = {x: e for x, e in lets.items() if x not in (*now, *steps)}
+    for _ in inner:  # the slot in terms of k mod S and s
+        slot = slot.xreplace(inner)
+    if len(now) != 1 or len(steps) != 1 or slot.free_symbols - {now[0], steps[0]}:
+        return False
+    return all(
+        slot.xreplace({now[0]: sympy.Integer(n), steps[0]: sympy.Integer(d)}) == (n + d) % size
+        for n in range(size)
+        for d in range(size)
+    )
+
+
+def now_slot(td: TrainedDelay) -> sympy.Expr:
+    """The ring slot of this step, k mod S."""
+    return sympy.Mod(STEP, td.max_steps + 1)
+
+
+def _scatters_at_arrival(kernel: Kernel, scatter: Loop, td: TrainedDelay) -> bool:
+    """The scatter adds each connection's weight to the post neuron's slot of its arrival step."""
+    if scatter.space.step != STEP - 1:
+        return False
+    buffer = _one(kernel, td.projection, Role.SCRATCH, "delay_buffer")
+    lets = {st.local: st.expr for st in walk(scatter.body) if isinstance(st, Let)}
+    stores = [st for st in walk(scatter.body) if isinstance(st, Store)]
+    weights = {a.name for a in kernel.arrays if a.owner == td.projection and a.role == Role.WEIGHT}
+    return len(stores) == 1 and all(
+        st.target.array == buffer.name
+        and st.op == "+="
+        and isinstance(st.expr, sympy.Indexed)
+        and st.expr.base.label.name in weights
+        and at_arrival(st.target.indices[1], lets, td)
+        for st in stores
+    )
+
+
 def is_delivery(kernel: Kernel, body: tuple, delays: dict[str, TrainedDelay]) -> str | None:
     """The projection whose delay-buffer delivery `body` is (a scatter over the pre spikes of the last
     step into its buffer, then the post neurons' apply loop), else None."""
@@ -112,6 +169,8 @@ def is_delivery(kernel: Kernel, body: tuple, delays: dict[str, TrainedDelay]) ->
         if scatter.space.population == info.pre and apply.space.population == info.post:
             buffer = _one(kernel, proj, Role.SCRATCH, "delay_buffer")
             if any(isinstance(st, Store) and st.target.array == buffer.name for st in apply.body):
+                if not _scatters_at_arrival(kernel, scatter, delays[proj]):
+                    raise fail(f"projection '{proj}': a delay buffer GeNN's dendritic delays cannot hold")
                 return proj
     return None
 

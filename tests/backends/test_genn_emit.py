@@ -493,3 +493,51 @@ def test_trainable_delays_are_a_synapse_var_read_back_per_connection(tmp_path: P
     assert arrays["delay_h_to_h"].shape == arrays["h_to_h"].shape
     assert 0.5 <= arrays["delay_h_to_h"].min() and arrays["delay_h_to_h"].max() <= 2.0
     assert "reduce_delay_h_to_h" in code and "DELAYS = " in code
+
+
+def _with_lets(body: tuple, name: str, value) -> tuple:  # noqa: ANN001
+    """`body` with every Let of the local `name` set to `value` (a function of the old Let)."""
+    from snnc.ir.kernel import Let, Loop
+
+    out = []
+    for st in body:
+        if isinstance(st, Let) and st.local.name == name:
+            st = dataclasses.replace(st, expr=value(st))
+        elif isinstance(st, Loop):
+            st = dataclasses.replace(st, body=_with_lets(st.body, name, value))
+        out.append(st)
+    return tuple(out)
+
+
+@pytest.mark.parametrize(
+    ("phase", "local"), [("events_h_to_h", "__slot"), ("deliver_h_to_h", "__delay_steps")]
+)
+def test_a_delay_ring_not_read_at_the_arrival_is_refused(phase: str, local: str, monkeypatch) -> None:  # noqa: ANN001
+    """GeNN reads a connection's post values back by its delay, which stands for the kernel's rings
+    only when they are read (backward) or filled (forward) at the connection's arrival step: a
+    kernel that uses another slot is refused by name, never printed as if it were the arrival."""
+    from snnc.backends.genn import emit
+    from snnc.ir.kernel import Local
+
+    src = (ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn").read_text()
+    network = lower(src.replace("delay = 1 ms)", "delay = Trainable(Uniform(0.5 ms, 2 ms), max = 3 ms))"))
+    scheduled = emit._kernel
+
+    def this_step(net, plan):  # noqa: ANN001, ANN202
+        kernel = scheduled(net, plan)
+        now = Local("__now", integer=True, nonnegative=True)
+        phases = tuple(
+            dataclasses.replace(p, body=_with_lets(p.body, local, lambda st: now if local == "__slot" else 0))
+            if p.name == phase
+            else p
+            for p in kernel.phases
+        )
+        return dataclasses.replace(kernel, phases=phases)
+
+    generate(network)  # as scheduled: prints
+    monkeypatch.setattr(emit, "_kernel", this_step)
+    with pytest.raises(DiagnosticError) as info:
+        generate(network)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "E-GENN-UNSUPPORTED" and "h_to_h" in diagnostic.message
+    assert ("ring read" if local == "__slot" else "delay buffer") in diagnostic.message
