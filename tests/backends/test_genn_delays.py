@@ -248,3 +248,34 @@ def test_trainable_delays_of_a_one_to_one_recurrent_projection_give_the_c_gradie
     c, genn = both(lower(text, dt=0.1, duration=25.0), "avg_var", tmp_path)
     assert c[1]["delay_h_to_h"].size == 5  # one connection per hidden neuron
     assert_same(c, genn, ("x_to_h", "h_to_h", "delay_h_to_h", "h_to_out"))
+
+
+def test_a_network_with_trainable_delays_simulates_as_on_c(tmp_path: Path) -> None:
+    """Compiled for simulation only (no gradient pass), the delays still deliver through GeNN's
+    dendritic buffer, set like weights: the same spikes and readouts as C."""
+    import dataclasses
+    import io
+
+    from snnc.passes.pipeline import compile_ir
+
+    from snnc.api import load_network
+
+    network = dataclasses.replace(load_network(source("avg_var", LEARNABLE, True)), dt=0.1, duration=25.0)
+    network, _ = compile_ir(network, gradients=False, out=io.StringIO())
+    network = dataclasses.replace(network, training=None)
+    results, weights = [], None
+    for backend in ("c", "genn"):
+        options = {"cache_dir": tmp_path} if backend == "genn" else {}
+        art = build_compiled(
+            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
+        )
+        art = art.artefact
+        if weights is None:
+            weights = art.get_weights()
+            weights["delay_h_to_h"] = np.full_like(weights["delay_h_to_h"], 4.0)  # moved, as training would
+        art.set_weights(weights)
+        results.append(art.run(inputs(), RecordRequest.of(spikes=["h"])))
+    c, genn = results
+    assert c.spikes["h"].sum() > 0
+    np.testing.assert_array_equal(genn.spikes["h"], c.spikes["h"])
+    np.testing.assert_allclose(genn.readouts["out"], c.readouts["out"], rtol=1e-12, atol=1e-14)
