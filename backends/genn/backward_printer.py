@@ -18,6 +18,12 @@ entry, steps K..2K-1 its `backward` entry (backward step kb = 2K-1-s; the runtim
   `pre_spike_syn_code` in backward steps: the per-post values become locals of the synapse code
   (post neuron vars through var refs), `grad[q] += x` becomes `dg += x`, `D[e] += x` becomes
   `addToPre(x)` into the pre neuron's input `q_D`, and the weight is `g`;
+- a projection with a delay of d steps walks the spikes of step kb - d at step kb: GeNN handles the
+  replayed spike at its own step and reads the post vars the backward steps change d GeNN steps back
+  (`a_v[d]`, a heterogeneously delayed var ref: the values of the arrival step), so its forward
+  delivery goes through the dendritic delay buffer (`render.deliver_dendritic`) rather than an axonal
+  delay, which would move the replayed spikes too. Trainable delays (`delay_printer.py`) read back by
+  each connection's own delay what the kernel files per post neuron and step in rings;
 - a backward loop over the events of p without a row (its own spikes: the jump) becomes the
   `if (q_jump)` block of p's backward sim code: the spike-list values it reads come from the buffers
   (`ev_<var>[q_off + q_jidx]`), its D from `q_D`, its rank among the neuron's spikes is `q_jidx`;

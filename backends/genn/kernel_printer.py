@@ -8,6 +8,9 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   pass-through postsynaptic model, `render.render_projection`) and the first lines of the post
   neuron's sim code, `state += c * q_in__P` (`c` a number; a projection without weights, a pool,
   carries its constant in `g`);
+- a projection's delay-buffer delivery (trainable delays: a scatter of the last step's spikes into
+  a ring per post neuron, then an apply loop) becomes GeNN's dendritic delay buffer and the same
+  `state += c * q_in__P` lines (`delay_printer.py`);
 - a loop over the neurons of population p (its step) becomes p's sim code, statement by statement;
 - `emit spikes of p where flag` becomes the threshold condition `flag != 0` (the step has already
   applied the reset and the refractory count, as in every backend);
