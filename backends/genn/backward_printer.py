@@ -286,6 +286,7 @@ def _synapse(
         per_post = phase.body[:-1]  # the rings' values of this step, per post neuron
         lines.append(steps_line(kernel, td))
     printer = StatementPrinter(kernel, NeuronCode(post))
+    printer.taken.add(STEPS)  # declared above the body: no printed local may take its name
     # GeNN handles the spike of step kb one step later, and its arrival is `delay` steps later still
     kb = _kb(kernel.num_steps)
     printer.pr.step_text = kb if delay_text is None else f"({kb} + {delay_text})"
