@@ -20,6 +20,7 @@ from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
 from snnc.api import build_compiled, lower
+from tests.runtime.delay_nets import LOSS, delay_source
 
 pytestmark = [
     pytest.mark.genn,
@@ -27,33 +28,12 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-LOSS = {"avg_var": "sparse_categorical_crossentropy", "first_spike_time": "ttfs_crossentropy"}
 BATCH = 3
 
 
 def source(readout: str, delays: dict[str, str], recurrent: bool) -> str:
-    out = "LIF" if readout == "first_spike_time" else "LeakyIntegrate"
-    w_out = 2.0 if readout == "first_spike_time" else 0.5
-    rec = (
-        f"    h -> h   : Dense(weight = Normal(mean = 0.2, sd = 0.4), delay = {delays['h_to_h']}), "
-        "Exponential(tau = 5 ms)\n"
-        if recurrent
-        else ""
-    )
-    return f"""use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
-network g {{
-    input  x   = SpikeInput(3)
-    hidden h   = LIF(5)
-    output out = {out}(2, readout = {readout})
-    x -> h   : Dense(weight = Normal(mean = 2.0, sd = 0.5), delay = {delays["x_to_h"]}), Exponential(tau = 5 ms)
-{rec}    h -> out : Dense(weight = Normal(mean = {w_out}, sd = 0.5), delay = {delays["h_to_out"]}), Exponential(tau = 5 ms)
-}}
-train g {{
-    algorithm = eventprop(max_spikes = 100)
-    loss = {LOSS[readout]}
-    seed = 4
-}}
-"""
+    """The delay tests' network, 5 hidden neurons and weights of its own (more spikes per neuron)."""
+    return delay_source(readout, delays, recurrent, hidden=5, w_in=2.0, w_rec=(0.2, 0.4), w_out_spiking=2.0)
 
 
 def inputs(batch: int = BATCH) -> dict:

@@ -18,35 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from delay_nets import LOSS, delay_source
 from gradcheck import compare, compile_double, fd_gradients
 from snnc.runtime.losses import get_loss
-
-LOSS = {"avg_var": "sparse_categorical_crossentropy", "first_spike_time": "ttfs_crossentropy"}
-
-
-def _source(readout: str, delays: dict[str, str], recurrent: bool = False) -> str:
-    out = "LIF" if readout == "first_spike_time" else "LeakyIntegrate"
-    w_out = 2.5 if readout == "first_spike_time" else 0.5
-    rec = (
-        f"    h -> h   : Dense(weight = Normal(mean = 0.3, sd = 0.3), delay = {delays['h_to_h']}), "
-        "Exponential(tau = 5 ms)\n"
-        if recurrent
-        else ""
-    )
-    return f"""use std.{{SpikeInput, LIF, LeakyIntegrate, Exponential}}
-network g {{
-    input  x   = SpikeInput(3)
-    hidden h   = LIF(4)
-    output out = {out}(2, readout = {readout})
-    x -> h   : Dense(weight = Normal(mean = 3.0, sd = 0.5), delay = {delays["x_to_h"]}), Exponential(tau = 5 ms)
-{rec}    h -> out : Dense(weight = Normal(mean = {w_out}, sd = 0.5), delay = {delays["h_to_out"]}), Exponential(tau = 5 ms)
-}}
-train g {{
-    algorithm = eventprop(max_spikes = 100)
-    loss = {LOSS[readout]}
-    seed = 4
-}}
-"""
 
 
 def _case(art, readout: str, duration: float):  # noqa: ANN001, ANN202
@@ -89,7 +63,9 @@ def test_a_trainable_delay_runs_as_the_same_fixed_delay(readout: str) -> None:
     """Same readouts and weight gradients, recurrent included (its D reads the rings)."""
     outs = []
     for delays in (FIXED, LEARNABLE):
-        art = compile_double(_source(readout, delays, recurrent=True), dt=0.05, duration=25.0, batch_size=4)
+        art = compile_double(
+            delay_source(readout, delays, recurrent=True), dt=0.05, duration=25.0, batch_size=4
+        )
         _, _, res, grads = _case(art, readout, 25.0)
         outs.append((res.readouts["out"], grads))
     (y0, g0), (y1, g1) = outs
@@ -126,7 +102,7 @@ def test_delay_gradients_match_finite_differences(case: str) -> None:
         "h_to_out": "Trainable(Uniform(1 ms, 3 ms), max = 5 ms)",
     }
     art = compile_double(
-        _source(readout, delays, recurrent), dt=CASE_DT.get(case, DT), duration=duration, batch_size=4
+        delay_source(readout, delays, recurrent), dt=CASE_DT.get(case, DT), duration=duration, batch_size=4
     )
     run, value, _, grads = _case(art, readout, duration)
     keys = tuple(k for k in grads if k.startswith("delay_"))
@@ -205,7 +181,7 @@ def test_bad_trainable_delays_are_located_errors(delay: str, words: str) -> None
 
     from snnc.api import load_network
 
-    text = _source("avg_var", dict(FIXED, x_to_h=delay))
+    text = delay_source("avg_var", dict(FIXED, x_to_h=delay))
     with pytest.raises(DiagnosticError) as err:
         load_network(text)
     (d,) = err.value.diagnostics
@@ -221,7 +197,7 @@ def test_trainable_delays_are_refused_where_not_derived(backend: str, algorithm:
 
     from snnc.api import check_backend, lower
 
-    text = _source("avg_var", LEARNABLE).replace("eventprop(max_spikes = 100)", algorithm)
+    text = delay_source("avg_var", LEARNABLE).replace("eventprop(max_spikes = 100)", algorithm)
     with pytest.raises(DiagnosticError) as err:
         check_backend(lower(text), backend)
     d = err.value.diagnostics[0]
@@ -326,7 +302,7 @@ def test_sparse_trainable_delays_train_as_the_same_dense_ones() -> None:
     a zero-length buffer.)"""
     outs = []
     for conn in ("Dense(", "Sparse(p = 1.0, "):
-        text = _source("avg_var", dict(FIXED, x_to_h="Trainable(Uniform(0.5 ms, 2 ms), max = 5 ms)"))
+        text = delay_source("avg_var", dict(FIXED, x_to_h="Trainable(Uniform(0.5 ms, 2 ms), max = 5 ms)"))
         art = compile_double(
             text.replace("x -> h   : Dense(", f"x -> h   : {conn}"), dt=0.1, duration=25.0, batch_size=4
         )
