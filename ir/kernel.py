@@ -9,8 +9,9 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
   (the neurons of a population, the synapses of a projection, the spikes of a population at a step,
   the arrivals of a projection's delayed spikes, the recorded spike events of a population);
 - **entry points** (run, backward, learn, loss, update): which phases run before, inside (forward or
-  backward in time) and after the time loop, for every batch row, and which run once per batch after
-  every row (an optimiser step over the rows' summed gradients). An entry may instead chain other
+  backward in time) and after the time loop, for every batch row, which run once per batch after
+  every row (an optimiser step over the rows' summed gradients), and which once before the first row
+  (what every row reads alike: trained delays as ring offsets). An entry may instead chain other
   entries: each trial then runs their per-trial parts one after the other, in one pass over the
   batch (a training batch's forward pass, loss and backward pass: one parallel region, not three).
 
@@ -318,6 +319,7 @@ class PhaseKind(str, Enum):
     REDUCE = "reduce"  # once per trial, after the time loop
     LOSS = "loss"  # once per trial after the forward pass: loss value and dL/dy from readout and label
     UPDATE = "update"  # once per batch, after every trial: sums over trials, optimiser steps
+    PREPARE = "prepare"  # once per batch, before the first trial: what every trial reads alike
 
 
 @dataclass(frozen=True)
@@ -330,14 +332,17 @@ class Phase:
 
 @dataclass(frozen=True)
 class Entry:
-    """An entry point: for each batch row, `before`, then `steps` over time running `per_step`, then
-    `after`; then, once for the batch, `once` (update phases, which loop over the trials themselves).
+    """An entry point: once for the batch, `prepare` (values every trial reads alike, from arrays
+    without a batch dimension, so they are not recomputed per trial); for each batch row, `before`,
+    then `steps` over time running `per_step`, then `after`; then, once for the batch, `once` (update
+    phases, which loop over the trials themselves).
 
-    An entry with a `chain` runs, for each batch row, the per-trial parts (before, time loop, after)
-    of the named entries in order, all for that row before the next row starts; then its own `once`.
-    This is only equal to calling those entries one after the other when no chained phase reads what
-    another row wrote in an earlier entry of the chain (a sum over the batch): the pass that builds a
-    chain must know that. A chained entry has no `once` and no chain of its own."""
+    An entry with a `chain` runs the `prepare` phases of the named entries (each once, in order), then,
+    for each batch row, their per-trial parts (before, time loop, after) in order, all for that row
+    before the next row starts; then its own `once`. This is only equal to calling those entries one
+    after the other when no chained phase reads what another row wrote in an earlier entry of the
+    chain (a sum over the batch): the pass that builds a chain must know that. A chained entry has no
+    `once` and no chain of its own; a chain has no `prepare` of its own."""
 
     name: str
     before: tuple[str, ...] = ()
@@ -346,9 +351,10 @@ class Entry:
     after: tuple[str, ...] = ()
     once: tuple[str, ...] = ()
     chain: tuple[str, ...] = ()
+    prepare: tuple[str, ...] = ()
 
     def phases(self) -> tuple[str, ...]:
-        return self.before + self.per_step + self.after + self.once
+        return self.prepare + self.before + self.per_step + self.after + self.once
 
 
 @dataclass(frozen=True)
@@ -447,7 +453,7 @@ def verify_kernel(kernel: Kernel) -> list[str]:
         scope = {BATCH, NUM_STEPS, BATCH_SIZE} | (
             {STEP} if phase.kind in (PhaseKind.FORWARD, PhaseKind.BACKWARD, PhaseKind.LEARN) else set()
         )
-        if phase.kind == PhaseKind.UPDATE:  # once per batch: no trial of its own (loop over Trials)
+        if phase.kind in (PhaseKind.UPDATE, PhaseKind.PREPARE):  # once per batch: no trial of its own
             scope = {NUM_STEPS, BATCH_SIZE}
         writable = _WRITABLE.get(phase.kind, frozenset())
         problems += [
@@ -477,6 +483,7 @@ _ALLOWED = {
     "per_step": _PER_STEP,
     "after": (PhaseKind.REDUCE, PhaseKind.LOSS),
     "once": (PhaseKind.UPDATE,),
+    "prepare": (PhaseKind.PREPARE,),
 }
 #: read-only roles that one kind of phase writes: a loss phase the dL/dy (a TARGET of the backward
 #: pass) the runtime would otherwise give; an update phase the weights and params it steps
@@ -491,6 +498,8 @@ def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
     if entry.chain:
         if entry.before or entry.per_step or entry.after:
             problems.append("chains entries and has per-trial phases of its own")
+        if entry.prepare:
+            problems.append("chains entries and has prepare phases of its own (its entries' run first)")
         entries = {e.name: e for e in kernel.entries}
         for name in entry.chain:
             link = entries.get(name)
@@ -503,7 +512,7 @@ def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:
     if entry.steps not in ("forward", "backward"):
         problems.append(f"steps '{entry.steps}' is neither 'forward' nor 'backward'")
     known = {p.name: p for p in kernel.phases}
-    for slot in ("before", "per_step", "after", "once"):
+    for slot in ("prepare", "before", "per_step", "after", "once"):
         for name in getattr(entry, slot):
             phase = known.get(name)
             if phase is None:
@@ -746,9 +755,10 @@ def kernel_to_text(kernel: Kernel) -> str:
         if e.chain:
             lines.append(f"  entry {e.name}: for each trial, entries [{', '.join(e.chain)}]{once}")
             continue
+        first = f"first once [{', '.join(e.prepare)}], " if e.prepare else ""
         lines.append(
-            f"  entry {e.name}: before [{', '.join(e.before)}], {e.steps} steps [{', '.join(e.per_step)}], "
-            f"after [{', '.join(e.after)}]{once}"
+            f"  entry {e.name}: {first}before [{', '.join(e.before)}], {e.steps} steps "
+            f"[{', '.join(e.per_step)}], after [{', '.join(e.after)}]{once}"
         )
     return "\n".join(lines) + "\n"
 

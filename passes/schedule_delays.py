@@ -3,20 +3,28 @@
 A projection declared with `delay = Trainable(...)` holds one delay per connection, d_q in ms (the
 PARAM array `pp_<P>__delay`, shaped like the weights, trained and clipped to [min, max] like them).
 
-Forward (as mlGeNN's EventProp with delays, Mészáros et al. 2025, rounds delays to whole steps): once
-per trial each delay becomes s_q = clamp(round(d_q / dt), 0, S - 1) steps, S - 1 = round(max / dt)
-(`dl_<P>__steps`). A spike of pre neuron i emitted in step k - 1 adds w_q to its post neuron's slot of
-step k + s_q in a dendritic ring buffer of S slots (`dl_<P>__buffer`, [batch, S, post]); in step k each
+Forward (as mlGeNN's EventProp with delays, Mészáros et al. 2025, rounds delays to whole steps): each
+delay becomes s_q = clamp(round(d_q / dt), 0, S - 1) steps, S - 1 = round(max / dt).
+A spike of pre neuron i emitted in step k - 1 adds w_q to its post neuron's slot of step k + s_q in a
+dendritic ring buffer of S slots (`dl_<P>__buffer`, [batch, S · post], slot-major); in step k each
 post neuron applies the synapse's on_pre once, with w = the sum that arrives, and empties the slot.
 on_pre must add w times a constant (what EventProp needs anyway), which makes one on_pre with the sum
 the same as one per spike: the delivery of step k carries the spikes emitted at k - 1 - s_q, exactly
 as a fixed delay of s_q steps would.
 
+The rings are flat per trial and each connection keeps its element's offset o_q = s_q · post + j
+(`dl_<P>__steps`, int32), so a delivery adds one offset to the step's row, k mod S times post, and
+wraps it with one compare: the synapse loops index 32-bit offsets from a per-trial base, which a
+vectorising compiler turns into gathers and scatters of 16 lanes instead of 8 (64-bit indices).
+Delays change only at the optimiser step, so the offsets are computed once per batch, before the
+trials (the `prepare` phase of the run and backward entries), and every trial reads the same array.
+
 Backward, at step k (events at t = (k+1)·dt, λ⁺ before the jumps of the step): each post neuron puts
 what an arrival at this instant needs into rings of S slots (`ep_<P>__ring_g`: g of D = Σ w g and of
-the delay gradient w·g; `ep_<P>__ring_e`: the weight gradient's λ·e); then, for each pre spike of step
-k, connection q reads slot k + s_q: the values at its own arrival, which the backward pass (running
-from T down) has already passed. Slots of steps ≥ K stay zero: those arrivals never happen forward.
+the delay gradient w·g; `ep_<P>__ring_e`: the weight gradient's λ·e; flat like the delay buffer);
+then, for each pre spike of step k, connection q reads the element o_q past the row of step k (mod
+S · post): the values at its own arrival, which the backward pass (running from T down) has already
+passed. Slots of steps ≥ K stay zero: those arrivals never happen forward.
 Per connection: ∂L/∂w_q += ring_e, D_i += w_q·ring_g, ∂L/∂d_q += w_q·ring_g (`DelayGradient`: moving
 an arrival later by δs leaves the post state on its pre-jump trajectory for δs longer).
 """
@@ -80,27 +88,48 @@ def flat_size(weight: Array) -> int | str:
     return int(math.prod(weight.shape))
 
 
+def ring_size(network: Network, proj: Projection) -> int:
+    """Elements of one trial's ring (S slots of one value per post neuron): it must fit 32-bit offsets."""
+    size = slots(network, proj.name) * network.populations[proj.post].size
+    if size >= 2**31:
+        raise DiagnosticError(
+            Diagnostic(
+                CODE,
+                f"projection '{proj.name}': its delay ring ({size} elements: the longest delay in steps, "
+                f"plus one, times the {network.populations[proj.post].size} post neurons) is too large",
+                proj.delay_trainable.span or proj.span,
+                hint="lower the delay's max, or use a larger dt",
+            )
+        )
+    return size
+
+
 def steps_array(proj: Projection, weight: Array) -> Array:
     return Array(
         array_name("dl", proj.name, "steps"),
         Role.SCRATCH,
         proj.name,
-        ("batch", flat_size(weight)),
+        (flat_size(weight),),
         "int32",
         var="delay_steps",
-        comment="each connection's delay in whole steps, once per trial",
+        comment="each connection's ring offset (delay in steps times the post size, plus j), once per batch",
     )
 
 
-def ahead(now: Local, s: Local, S: int) -> sympy.Expr:
-    """(k + s) mod S from now = k mod S and 0 <= s < S: one compare, not a division per synapse."""
-    return sympy.Piecewise((now + s - S, now + s >= S), (now + s, True))
+def row_of_step(n_post: int, S: int) -> sympy.Expr:
+    """The first ring element of this step's slot, (k mod S) · post."""
+    return sympy.Mod(STEP, S) * n_post
 
 
-def step_of(steps: Array, local: str = "__delay_steps") -> tuple[Let, Local]:
-    """The connection's delay in steps, as an integer local (its ring slot is (k + s) mod S)."""
-    s = Local(local, integer=True, nonnegative=True)
-    return Let(s, steps[BATCH, Q], "delay of the connection in steps"), s
+def ahead(now: Local, offset: Local, size: int) -> sympy.Expr:
+    """(now + o) mod size from 0 <= now, o < size: one compare, not a division per synapse."""
+    return sympy.Piecewise((now + offset - size, now + offset >= size), (now + offset, True))
+
+
+def offset_of(steps: Array, local: str = "__offset") -> tuple[Let, Local]:
+    """The connection's ring offset o_q = s_q · post + j, as an integer local."""
+    o = Local(local, integer=True, nonnegative=True)
+    return Let(o, steps[Q], "the connection's ring offset: its delay's slot and post neuron"), o
 
 
 def _require_additive(network: Network, proj: Projection, on_pre) -> None:  # noqa: ANN001
@@ -144,6 +173,7 @@ def deliver(
         )
     S = slots(net, proj.name)
     n_post = net.populations[proj.post].size
+    size = ring_size(net, proj)
     delay = b.add(delay_array(net, proj, w_array))
     steps = b.add(steps_array(proj, w_array))
     buffer = b.add(
@@ -151,31 +181,39 @@ def deliver(
             array_name("dl", proj.name, "buffer"),
             Role.SCRATCH,
             proj.name,
-            ("batch", S, n_post),
+            ("batch", size),
             var="delay_buffer",
-            comment=f"summed weights arriving at each post neuron in the next {S} steps",
+            comment=f"summed weights arriving at each post neuron in the next {S} steps (slot-major)",
         )
     )
     dt = sympy.Float(net.dt, 17)
     rounded = sympy.floor(delay[Q] / dt + sympy.Rational(1, 2))
     clamped = sympy.Piecewise((0, rounded < 0), (S - 1, rounded > S - 1), (rounded, True))
-    b.derived.append(
+    b.prepare.append(
         Loop(
             _synapses(proj.name),
-            (Store(steps[BATCH, Q], clamped, comment="round(d / dt), within [0, max]"),),
-            comment=f"delays of {proj.name} in steps",
+            (
+                Store(steps[Q], clamped, comment="round(d / dt), within [0, max]"),
+                Store(steps[Q], steps[Q] * n_post + J, comment="the slot's row, plus j"),
+            ),
+            comment=f"ring offsets of the delays of {proj.name}",
         )
     )
-    b.resets += clear(buffer, proj.post, f"no spike of {proj.pre} on its way to {proj.post}")
-    let, s = step_of(steps)
+    b.resets += clear(buffer, f"no spike of {proj.pre} on its way to {proj.post}")
+    let, o = offset_of(steps)
     now = Local("__now", integer=True, nonnegative=True)
+    slot = Local("__slot", integer=True, nonnegative=True)
     scatter = Loop(
         Spikes(proj.pre, STEP - 1),
         (
-            Let(now, sympy.Mod(STEP, S), "this step's slot"),
+            Let(now, row_of_step(n_post, S), "this step's row of the ring"),
             Loop(
                 Row(proj.name, PRE),
-                (let, Store(buffer[BATCH, ahead(now, s, S), J], weight, "+=", "arrives in s steps")),
+                (
+                    let,
+                    Let(slot, ahead(now, o, size), "its element of the ring, s steps ahead"),
+                    Store(buffer[BATCH, slot], weight, "+=", "arrives in s steps"),
+                ),
                 {"j": J, "q": Q},
                 independent=True,
             ),
@@ -184,7 +222,7 @@ def deliver(
         comment=f"the spikes of {proj.pre} emitted last step, onto the delay buffer",
     )
     arrived = Local("__arrived")
-    here = buffer[BATCH, sympy.Mod(STEP, S), J]
+    here = buffer[BATCH, row_of_step(n_post, S) + J]
     env = {**env, sym(WEIGHT): arrived}
     apply = [Let(arrived, here, "the weights arriving now, summed")]
     apply += [
@@ -219,6 +257,7 @@ def backward_events(
     net = bb.network
     S = slots(net, proj.name)
     n_post = net.populations[proj.post].size
+    size = ring_size(net, proj)
     m = Index("m")
     new: list[Array] = []
     rings: dict[str, Array] = {}
@@ -228,14 +267,14 @@ def backward_events(
             array_name("ep", proj.name, "ring", key),
             Role.SCRATCH,
             proj.name,
-            ("batch", S, n_post),
+            ("batch", size),
             var=f"ring_{key}",
-            comment=f"{key} per post neuron at each of the next {S} arrival steps",
+            comment=f"{key} per post neuron at each of the next {S} arrival steps (slot-major)",
         )
         new.append(ring)
         rings[key] = ring
         fill.append(
-            Store(ring[BATCH, sympy.Mod(STEP, S), m], lowered(expr, key), comment=f"{key} at this step")
+            Store(ring[BATCH, row_of_step(n_post, S) + m], lowered(expr, key), comment=f"{key} at this step")
         )
     steps = known[array_name("dl", proj.name, "steps")]
     weight = known[array_name("w", proj.name)][Q]
@@ -254,16 +293,16 @@ def backward_events(
         var="delay",
         comment="dL/d(delay) per trial, flat like the delays",
     )
-    let, s = step_of(steps)
+    let, o = offset_of(steps)
     slot = Local("__slot", integer=True, nonnegative=True)
     now = Local("__now", integer=True, nonnegative=True)
-    body: list[Stmt] = [let, Let(slot, ahead(now, s, S), "the ring slot of this connection's arrival")]
+    body: list[Stmt] = [let, Let(slot, ahead(now, o, size), "the ring element of this connection's arrival")]
     if "e" in rings and proj.name in bb.training.weight_gradients:
         new.append(grad)
-        body.append(Store(grad[BATCH, Q], rings["e"][BATCH, slot, J], "+=", "dL/dw at the arrival"))
+        body.append(Store(grad[BATCH, Q], rings["e"][BATCH, slot], "+=", "dL/dw at the arrival"))
     if "g" in rings:
         wg = Local("__wg")
-        body.append(Let(wg, weight * rings["g"][BATCH, slot, J], "w g at the arrival"))
+        body.append(Let(wg, weight * rings["g"][BATCH, slot], "w g at the arrival"))
         if proj.name in bb.training.transmissions:
             sl = bb.lists[proj.pre]
             body.append(Store(sl.D[BATCH, Index("e")], wg, "+=", "D_n += w g"))
@@ -272,7 +311,7 @@ def backward_events(
     walk = Loop(
         Events(proj.pre, STEP, cursor),
         (
-            Let(now, sympy.Mod(STEP, S), "this step's slot"),
+            Let(now, row_of_step(n_post, S), "this step's row of the rings"),
             Loop(Row(proj.name, PRE), tuple(body), {"j": J, "q": Q}),
         ),
         {"e": Index("e"), "i": PRE},
@@ -282,9 +321,8 @@ def backward_events(
     return (fill_loop, walk), new
 
 
-def clear(ring: Array, post: str, comment: str) -> list[Stmt]:
-    """Every slot of a ring ([batch, S, post]) to 0: a delay buffer before a trial; the backward
+def clear(ring: Array, comment: str) -> list[Stmt]:
+    """Every element of a ring ([batch, S · post]) to 0: a delay buffer before a trial; the backward
     rings at T, since arrivals after the trial's end contribute nothing."""
-    slot = Index("r")
-    inner = Loop(Neurons(post), (Store(ring[BATCH, slot, J], ZERO),), {"j": J})
-    return [Loop(Slots(ring.owner, ring.shape[1]), (inner,), {"r": slot}, comment=comment)]
+    r = Index("r")
+    return [Loop(Slots(ring.owner, ring.shape[1]), (Store(ring[BATCH, r], ZERO),), {"r": r}, comment=comment)]

@@ -255,6 +255,7 @@ def schedule_eventprop(network: Network, precision: str = "float", event_buffer:
                 before=(*derived, reset_backward.name),
                 per_step=tuple(p.name for p in backward_phases),
                 steps="backward",
+                prepare=run.prepare,  # the delays' ring offsets, if the run had to make them
             ),
         ),
     )
@@ -1062,7 +1063,7 @@ def _reset_backward(b: _Builder, adjoints: dict, projections: list) -> tuple[Stm
         elif a.var == "pulse_step":
             body.append(Loop(Neurons(a.owner), (Store(a[BATCH, J], sympy.Integer(0)),), {"j": J}))
         elif a.var is not None and a.var.startswith("ring_"):
-            body += schedule_delays.clear(a, b.network.projections[a.owner].post, "no arrival after T")
+            body += schedule_delays.clear(a, "no arrival after T")
     for key, grad in b.param_grads.items():
         pop = b.training.param_gradients[key].population
         body.append(Loop(Neurons(pop), (Store(grad[BATCH, J], ZERO),), {"j": J}))

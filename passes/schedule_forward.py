@@ -94,6 +94,7 @@ class _Builder:
     arrays: list[Array] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     derived: list[Stmt] = field(default_factory=list)  # per-neuron derived params, once per trial
+    prepare: list[Stmt] = field(default_factory=list)  # once per batch, before the trials (delays)
     param_envs: dict[str, dict[sympy.Symbol, sympy.Expr]] = field(default_factory=dict)
     resets: list[Stmt] = field(default_factory=list)  # more of the reset phase (delay buffers)
 
@@ -156,6 +157,7 @@ def schedule_forward(
     if b.derived:
         before += (Phase(DERIVED_PHASE, PhaseKind.RESET, tuple(b.derived), DERIVED_COMMENT),)
     per_step = tuple(p.name for p in b.phases)
+    first = (Phase(PREPARE_PHASE, PhaseKind.PREPARE, tuple(b.prepare), PREPARE_COMMENT),) if b.prepare else ()
     projections = {
         p.name: ProjectionInfo(
             p.pre,
@@ -175,14 +177,24 @@ def schedule_forward(
         populations={p.name: p.size for p in network.populations.values()},
         projections=projections,
         arrays=tuple(b.arrays),
-        phases=(*before, *b.phases),
-        entries=(Entry("run", before=tuple(p.name for p in before), per_step=per_step),),
+        phases=(*first, *before, *b.phases),
+        entries=(
+            Entry(
+                "run",
+                before=tuple(p.name for p in before),
+                per_step=per_step,
+                prepare=tuple(p.name for p in first),
+            ),
+        ),
     )
 
 
 #: the reset phase that computes per-neuron derived params (`exp(-dt/tau_mem[j])`) once per trial
 DERIVED_PHASE = "derived_params"
 DERIVED_COMMENT = "derived params of per-neuron params, once per trial (not every step)"
+#: the phase that computes, once per batch, what every trial reads alike (trained delays as ring offsets)
+PREPARE_PHASE = "prepare"
+PREPARE_COMMENT = "once per batch, before the trials: what every trial reads alike"
 
 
 def params_env(b: _Builder, owner: str) -> dict[sympy.Symbol, sympy.Expr]:

@@ -399,8 +399,9 @@ class _Phase:
     def invariant_sums(self, loop: Loop) -> dict[sympy.Basic, str]:
         """`t += x` stores whose element `t` the loop's indices do not move, and which nothing else
         in the loop reads: summed in a register and added once after the loop (a sum kept in memory
-        is a load and a store per point, which also stops vectorisation)."""
-        bound = set(loop.vars.values())
+        is a load and a store per point, which also stops vectorisation). A local the loop's body
+        defines moves with its indices."""
+        bound = set(loop.vars.values()) | {st.local for st in walk(loop.body) if isinstance(st, Let)}
         stores = [st for st in loop.body if isinstance(st, Store)]
         out: dict[sympy.Basic, str] = {}
         for st in stores:
@@ -592,13 +593,18 @@ def print_kernel(
     for e in kernel.entries:
         links = [by_name[n] for n in e.chain] if e.chain else [e]
         parts = [_part(link, clear) for link in links if link.before or link.per_step or link.after]
+        prepare = tuple(dict.fromkeys(name for link in links for name in link.prepare))  # each once
         summary = "; ".join(p["summary"] for p in parts)
         if e.chain:
             summary = f"entries {', '.join(e.chain)} one after the other ({summary})"
         if e.once:
             summary = (f"{summary}; " if summary else "") + f"then once for the batch: {', '.join(e.once)}"
         lead = "for each trial, " if parts else ""
-        entries.append({"name": e.name, "parts": parts, "once": e.once, "summary": lead + summary})
+        if prepare:
+            lead = f"once for the batch: {', '.join(prepare)}; then {lead}"
+        entries.append(
+            {"name": e.name, "prepare": prepare, "parts": parts, "once": e.once, "summary": lead + summary}
+        )
     struct = [{"name": a.name, "ctype": _ctype(a, scalar)[0], "comment": _comment(a)} for a in kernel.arrays]
     code = (
         _env()

@@ -303,7 +303,7 @@ def _synapse(
                 body += printer.stmt(st, 0)
             elif isinstance(st, Store) and kernel.array(st.target.array).role == Role.SCRATCH:
                 a = kernel.array(st.target.array)
-                if td is not None and tuple(st.target.indices) != (BATCH, now_slot(td), pro.vars["j"]):
+                if td is not None and not _at(st.target.indices, now_slot(td, pro.vars["j"])):
                     raise fail(f"phase '{phase.name}': '{st}' is not a ring of per-post values GeNN can read")
                 name = unique_local("l_", Local(a.var), printer.taken)
                 body.append(f"const scalar {name} = {printer.pr.value(st.expr, False)};  // {a.var}")
@@ -317,16 +317,26 @@ def _synapse(
     e = loop.vars["e"]
     if td is not None:  # each ring is read at the connection's arrival: GeNN reads back by its delay
         lets = {st.local: st.expr for st in (*loop.body, *row.body) if isinstance(st, Let)}
-        rings = [r for r in reads if r in printer.pr.overrides and len(r.indices) == 3]
-        if not rings or not all(at_arrival(r.indices[1], lets, td) for r in rings):
+        rings = [
+            r
+            for r in reads
+            if r in printer.pr.overrides and kernel.array(r.base.label.name).role == Role.SCRATCH
+        ]
+        if not rings or not all(
+            len(r.indices) == 2 and r.indices[0] == BATCH and at_arrival(r.indices[1], lets, td, row)
+            for r in rings
+        ):
             raise fail(f"phase '{phase.name}': a ring read GeNN cannot map onto a read back in time")
+    unkept: set[Local] = set()  # the ring offset and element of the arrival: GeNN reads back by STEPS
     for st in row.body:
-        if isinstance(st, Let) and td is not None and st.expr == td.steps[BATCH, row.vars["q"]]:
-            printer.pr.locals[st.local] = STEPS  # computed above, from the connection's delay
-            printer.pr.int_locals.add(st.local)
+        if isinstance(st, Let) and td is not None and st.expr == td.steps[row.vars["q"]]:
+            unkept.add(st.local)  # the connection's ring offset: GeNN has l_delay_steps instead
             continue
         if isinstance(st, Let) and td is not None and not st.expr.atoms(sympy.Indexed):
-            continue  # the ring slot of the arrival: GeNN reads the post values d steps back instead
+            unkept.add(st.local)  # the ring element of the arrival: GeNN reads the post values d steps back
+            continue
+        if unkept & _unmapped_symbols(st, printer.pr.overrides):
+            raise fail(f"phase '{phase.name}': '{st}' reads a delay ring's offset, which GeNN does not keep")
         if isinstance(st, Let):
             body += printer.stmt(st, 0)
             continue
@@ -371,6 +381,18 @@ def _synapse(
         *["    " + line for line in body],
         "}",
     ]
+
+
+def _unmapped_symbols(st: Let | Store, overrides: dict[sympy.Indexed, str]) -> set[sympy.Symbol]:
+    """The symbols `st` prints: those of its elements GeNN prints as a name of their own are not."""
+    hidden = {r: sympy.Dummy() for r in overrides}
+    exprs = (st.expr, st.target) if isinstance(st, Store) else (st.expr,)
+    return {x for e in exprs for x in e.xreplace(hidden).free_symbols}
+
+
+def _at(indices: tuple, element: sympy.Expr) -> bool:
+    """Whether `indices` are (batch, `element`) of a flat ring, in any equal form."""
+    return len(indices) == 2 and indices[0] == BATCH and sympy.expand(indices[1] - element) == 0
 
 
 def _refs(st: object) -> list[sympy.Indexed]:

@@ -4,11 +4,14 @@ The kernel keeps three things per such projection P, each of which GeNN holds in
 
 - the delays in ms (PARAM `pp_<P>__delay`, shaped like the weights) become the synapse var
   `p_delay` (read-only, set by the runtime like the weights, filed as `delay_<P>`);
-- the delays in whole steps (SCRATCH `dl_<P>__steps`, which a reset-phase loop over P's synapses
-  computes once per trial from the ms) are computed where they are read: the local
-  `l_delay_steps` of P's synapse code, from `p_delay`, printed from that loop's expression;
-- the forward delay buffer (a ring of S slots per post neuron: a spike of step k - 1 adds w to slot
-  k + s, and step k applies slot k's sum through the synapse's on_pre) is GeNN's dendritic delay
+- each connection's ring offset (SCRATCH `dl_<P>__steps`, [connections]: its delay in whole steps
+  times the post size, plus its post neuron, which the kernel's `prepare` phase computes once per
+  batch from the ms, first storing the steps) is not kept: GeNN needs only the steps, computed where
+  they are read as the local `l_delay_steps` of P's synapse code, from `p_delay`, printed from the
+  prepare loop's first store; its later stores (the offset) only serve to check the rings' indices;
+- the forward delay buffer (a ring of S slots of one value per post neuron, flat per trial: a spike
+  of step k - 1 adds w to its post neuron's element of slot k + s, and step k applies slot k's sums
+  through the synapse's on_pre) is GeNN's dendritic delay
   buffer: `addToPostDelay(g, l_delay_steps)` into the post neuron's input `q_in__P`, and the apply
   loop's on_pre becomes `state += c * q_in__P` at the top of the post neuron's sim code. The
   backward rings (a post neuron's values per step, read by each connection at its own arrival step)
@@ -34,6 +37,7 @@ from snnc.ir.kernel import (
     Neurons,
     PhaseKind,
     Role,
+    Row,
     Spikes,
     Store,
     walk,
@@ -48,16 +52,23 @@ from .render import ProjectionCtx, deliver_dendritic, fail
 STEPS = "l_delay_steps"
 
 
+#: stand-ins for a connection's delay in steps and its post neuron in `TrainedDelay.offset`
+_S = sympy.Dummy("s", integer=True, nonnegative=True)
+_J = sympy.Dummy("j", integer=True, nonnegative=True)
+
+
 @dataclass(frozen=True)
 class TrainedDelay:
     """The kernel's arrays of one projection's trainable delays."""
 
     projection: str
     param: Array  # delays in ms, per connection
-    steps: Array  # delays in steps, per trial and connection
-    expr: sympy.Expr  # the steps of connection q from `ref` (the reset loop's store)
+    steps: Array  # per connection, what its rings are indexed by (its ring offset), once per batch
+    expr: sympy.Expr  # the steps of connection q from `ref` (the prepare loop's first store)
     ref: sympy.Indexed  # param[q] in `expr`
+    offset: sympy.Expr  # what `steps` ends up holding, in terms of the steps `_S` and post neuron `_J`
     max_steps: int  # the longest delay in steps (the rings have one slot more)
+    post: int  # the post neurons: one ring slot holds one value per post neuron
 
     @property
     def var(self) -> str:
@@ -79,23 +90,49 @@ def trained_delays(kernel: Kernel) -> dict[str, TrainedDelay]:
         proj = param.owner
         steps = _one(kernel, proj, Role.SCRATCH, "delay_steps")
         buffer = _one(kernel, proj, Role.SCRATCH, "delay_buffer")
-        stores = [
-            st
-            for phase in kernel.phases
-            if phase.kind == PhaseKind.RESET
-            for loop in phase.body
-            if isinstance(loop, Loop) and loop.space == SynapseSpace(proj)
-            for st in loop.body
-            if isinstance(st, Store) and st.target.array == steps.name
-        ]
-        if len(stores) != 1 or tuple(stores[0].target.indices) != (BATCH, stores[0].target.indices[1]):
-            raise fail(f"projection '{proj}': its delays in steps are not computed once per trial")
-        q = stores[0].target.indices[1]
-        reads = {r for r in stores[0].expr.atoms(sympy.Indexed)}
-        if reads != {param[q]}:
-            raise fail(f"projection '{proj}': its delays in steps read more than its delays")
-        out[proj] = TrainedDelay(proj, param, steps, stores[0].expr, param[q], int(buffer.shape[1]) - 1)
+        post = kernel.populations[kernel.projections[proj].post]
+        expr, q, offset = _prepared(kernel, proj, param, steps)
+        out[proj] = TrainedDelay(
+            proj, param, steps, expr, param[q], offset, int(buffer.shape[1]) // post - 1, post
+        )
     return out
+
+
+def _prepared(
+    kernel: Kernel, proj: str, param: Array, steps: Array
+) -> tuple[sympy.Expr, sympy.Symbol, sympy.Expr]:
+    """From the prepare loop over `proj`'s synapses that fills `steps`: its first store's value (the
+    delay in steps, from `param` alone), the loop's q, and what the element holds after the later
+    stores (the ring offset, in terms of `_S` and `_J`). Nothing else may write `steps`."""
+    loops = [
+        loop
+        for phase in kernel.phases
+        if phase.kind == PhaseKind.PREPARE
+        for loop in phase.body
+        if isinstance(loop, Loop) and loop.space == SynapseSpace(proj)
+    ]
+    writers = [
+        st
+        for phase in kernel.phases
+        for st in walk(phase.body)
+        if isinstance(st, Store) and st.target.array == steps.name
+    ]
+    if len(loops) != 1 or not loops[0].body or len(writers) != len(loops[0].body):
+        raise fail(f"projection '{proj}': its delays in steps are not computed once per batch")
+    q, j = loops[0].vars["q"], loops[0].vars["j"]
+    stores = loops[0].body
+    if not all(isinstance(st, Store) and st.op == "=" and tuple(st.target.indices) == (q,) for st in stores):
+        raise fail(f"projection '{proj}': its delays in steps are not computed once per batch")
+    if {r for r in stores[0].expr.atoms(sympy.Indexed)} != {param[q]}:
+        raise fail(f"projection '{proj}': its delays in steps read more than its delays")
+    offset: sympy.Expr = _S
+    for st in stores[1:]:
+        if {r for r in st.expr.atoms(sympy.Indexed)} - {steps[q]}:
+            raise fail(f"projection '{proj}': its ring offsets read more than its delays in steps")
+        offset = st.expr.xreplace({steps[q]: offset, j: _J})
+    if offset.free_symbols - {_S, _J}:
+        raise fail(f"projection '{proj}': its ring offsets depend on more than the delay and post neuron")
+    return stores[0].expr, q, offset
 
 
 def _one(kernel: Kernel, owner: str, role: Role, var: str) -> Array:
@@ -112,29 +149,31 @@ def steps_line(kernel: Kernel, td: TrainedDelay) -> str:
     return f"const int {STEPS} = {pr.value(td.expr, True)};  // round(d / dt), within [0, max]"
 
 
-def at_arrival(slot: sympy.Expr, lets: dict[Local, sympy.Expr], td: TrainedDelay) -> bool:
-    """Whether ring slot `slot` is (k + s) mod S for every step k and delay s (what GeNN's read s
-    steps back stands for), with `lets` the locals in scope (k mod S and s among them)."""
+def at_arrival(element: sympy.Expr, lets: dict[Local, sympy.Expr], td: TrainedDelay, row: Loop) -> bool:
+    """Whether ring element `element` is post neuron j's in the slot of step k + s, ((k + s) mod S)
+    · post + j, for every step k and delay s (what GeNN's read s steps back stands for), with `lets`
+    the locals in scope (connection q's ring offset `td.steps[q]` among them) and `row` the loop over
+    the connections (j, q) of a pre neuron. Checked at the first, middle and last post neuron: the
+    wrap is linear in j."""
     size = td.max_steps + 1
-    now = [x for x, e in lets.items() if e == sympy.Mod(STEP, size)]
-    steps = [
-        x for x, e in lets.items() if isinstance(e, sympy.Indexed) and str(e.base.label) == td.steps.name
-    ]
-    inner = {x: e for x, e in lets.items() if x not in (*now, *steps)}
-    for _ in inner:  # the slot in terms of k mod S and s
-        slot = slot.xreplace(inner)
-    if len(now) != 1 or len(steps) != 1 or slot.free_symbols - {now[0], steps[0]}:
+    j, q = row.vars["j"], row.vars["q"]
+    lets = {x: td.offset.xreplace({_J: j}) if e == td.steps[q] else e for x, e in lets.items()}
+    for _ in lets:  # the element in terms of k, s and j
+        element = element.xreplace(lets)
+    if element.free_symbols - {STEP, _S, j}:
         return False
     return all(
-        slot.xreplace({now[0]: sympy.Integer(n), steps[0]: sympy.Integer(d)}) == (n + d) % size
+        element.xreplace({STEP: sympy.Integer(n), _S: sympy.Integer(d), j: sympy.Integer(m)})
+        == (n + d) % size * td.post + m
         for n in range(size)
         for d in range(size)
+        for m in sorted({0, td.post // 2, td.post - 1})
     )
 
 
-def now_slot(td: TrainedDelay) -> sympy.Expr:
-    """The ring slot of this step, k mod S."""
-    return sympy.Mod(STEP, td.max_steps + 1)
+def now_slot(td: TrainedDelay, j: sympy.Symbol) -> sympy.Expr:
+    """Post neuron j's element of this step's ring slot, (k mod S) · post + j."""
+    return sympy.Mod(STEP, td.max_steps + 1) * td.post + j
 
 
 def _scatters_at_arrival(kernel: Kernel, scatter: Loop, td: TrainedDelay) -> bool:
@@ -144,14 +183,19 @@ def _scatters_at_arrival(kernel: Kernel, scatter: Loop, td: TrainedDelay) -> boo
     buffer = _one(kernel, td.projection, Role.SCRATCH, "delay_buffer")
     lets = {st.local: st.expr for st in walk(scatter.body) if isinstance(st, Let)}
     stores = [st for st in walk(scatter.body) if isinstance(st, Store)]
+    rows = [st for st in walk(scatter.body) if isinstance(st, Loop) and isinstance(st.space, Row)]
     weights = {a.name for a in kernel.arrays if a.owner == td.projection and a.role == Role.WEIGHT}
-    return len(stores) == 1 and all(
-        st.target.array == buffer.name
-        and st.op == "+="
-        and isinstance(st.expr, sympy.Indexed)
-        and st.expr.base.label.name in weights
-        and at_arrival(st.target.indices[1], lets, td)
-        for st in stores
+    return (
+        len(stores) == 1
+        and len(rows) == 1
+        and all(
+            st.target.array == buffer.name
+            and st.op == "+="
+            and isinstance(st.expr, sympy.Indexed)
+            and st.expr.base.label.name in weights
+            and at_arrival(st.target.indices[1], lets, td, rows[0])
+            for st in stores
+        )
     )
 
 
@@ -179,6 +223,7 @@ def apply_lines(kernel: Kernel, proj: str, apply: Loop, pr: GeNNExprPrinter) -> 
     """The apply loop's on_pre stores as `state += c * q_in__P` (the dendritic buffer's sum)."""
     buffer = _one(kernel, proj, Role.SCRATCH, "delay_buffer")
     j = apply.vars["j"]
+    here = now_slot(trained_delays(kernel)[proj], j)
     lines = [
         f"// projection {proj}: this step's arrivals through the dendritic delay buffer, in q_in__{proj}"
     ]
@@ -189,6 +234,11 @@ def apply_lines(kernel: Kernel, proj: str, apply: Loop, pr: GeNNExprPrinter) -> 
             and isinstance(st.expr, sympy.Indexed)
             and st.expr.base.label.name == buffer.name
         ):
+            (batch, element) = st.expr.indices
+            if batch != BATCH or sympy.expand(element - here) != 0:
+                raise fail(
+                    f"projection '{proj}': its delay buffer is read where GeNN's dendritic delays do not deliver"
+                )
             arrived = st.local
         elif isinstance(st, Store) and st.target.array == buffer.name:
             continue  # the slot is emptied: GeNN empties its own buffer
@@ -206,13 +256,35 @@ def apply_lines(kernel: Kernel, proj: str, apply: Loop, pr: GeNNExprPrinter) -> 
     return lines
 
 
+def check_prepare(kernel: Kernel, delays: dict[str, TrainedDelay]) -> None:
+    """The kernel's prepare phases (once per batch, before the trials) hold only the ring offsets of
+    trained delays, which GeNN computes per connection instead (`steps_line`); anything else there
+    has no GeNN form and is refused by name rather than dropped."""
+    for phase in kernel.phases:
+        if phase.kind != PhaseKind.PREPARE:
+            continue
+        for st in phase.body:
+            if not (
+                isinstance(st, Loop)
+                and isinstance(st.space, SynapseSpace)
+                and st.space.projection in delays
+                and all(
+                    isinstance(x, Store) and x.target.array == delays[st.space.projection].steps.name
+                    for x in st.body
+                )
+            ):
+                raise fail(f"phase '{phase.name}': '{st}' of a prepare phase has no GeNN form")
+
+
 def weave_forward(kernel: Kernel, projections: list[ProjectionCtx]) -> dict[str, dict[str, Any]]:
     """Each projection with trainable delays: the delays as a synapse var, its delivery through the
     dendritic delay buffer; returns the runtime's view of them (`DELAYS`: key -> projection, var,
     gradient's custom update, bounds and learning-rate scale)."""
     out: dict[str, dict[str, Any]] = {}
     trainable = kernel.interface.get("trainable_params", {})
-    for proj, td in trained_delays(kernel).items():
+    delays = trained_delays(kernel)
+    check_prepare(kernel, delays)
+    for proj, td in delays.items():
         s = next(p for p in projections if p.name == proj)
         s.wum.vars.append(Var(td.var, "scalar", "VarAccess.READ_ONLY"))
         s.wum_vars[td.var] = f'weights["{td.key}"]'
@@ -227,7 +299,10 @@ __all__ = [
     "STEPS",
     "TrainedDelay",
     "apply_lines",
+    "at_arrival",
+    "check_prepare",
     "is_delivery",
+    "now_slot",
     "steps_line",
     "trained_delays",
     "weave_forward",

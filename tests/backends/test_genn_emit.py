@@ -12,6 +12,7 @@ import pytest
 from snnc.backends.common import dense_equivalent, draw_connectivity, plan_network
 from snnc.backends.genn import emit_genn, generate, have_pygenn, load_genn
 from snnc.ir.diagnostics import DiagnosticError
+from snnc.ir.kernel import Local
 
 from snnc.api import lower
 
@@ -509,15 +510,25 @@ def _with_lets(body: tuple, name: str, value) -> tuple:  # noqa: ANN001
     return tuple(out)
 
 
+#: each local of a delay ring's element, moved off the arrival: the backward read at this step's
+#: row, the forward offsets all 0, the apply loop reading the first element of the ring
+_MOVED = {
+    "__slot": lambda st: Local("__now", integer=True, nonnegative=True),
+    "__offset": lambda st: 0,
+    "__arrived": lambda st: st.expr.base[st.expr.indices[0], 0],
+}
+
+
 @pytest.mark.parametrize(
-    ("phase", "local"), [("events_h_to_h", "__slot"), ("deliver_h_to_h", "__delay_steps")]
+    ("phase", "local"),
+    [("events_h_to_h", "__slot"), ("deliver_h_to_h", "__offset"), ("deliver_h_to_h", "__arrived")],
 )
 def test_a_delay_ring_not_read_at_the_arrival_is_refused(phase: str, local: str, monkeypatch) -> None:  # noqa: ANN001
     """GeNN reads a connection's post values back by its delay, which stands for the kernel's rings
-    only when they are read (backward) or filled (forward) at the connection's arrival step: a
-    kernel that uses another slot is refused by name, never printed as if it were the arrival."""
+    only when they are read (backward) or filled and emptied (forward) at the connection's arrival
+    step: a kernel that uses another element is refused by name, never printed as if it were the
+    arrival."""
     from snnc.backends.genn import emit
-    from snnc.ir.kernel import Local
 
     src = (ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn").read_text()
     network = lower(src.replace("delay = 1 ms)", "delay = Trainable(Uniform(0.5 ms, 2 ms), max = 3 ms))"))
@@ -525,11 +536,8 @@ def test_a_delay_ring_not_read_at_the_arrival_is_refused(phase: str, local: str,
 
     def this_step(net, plan):  # noqa: ANN001, ANN202
         kernel = scheduled(net, plan)
-        now = Local("__now", integer=True, nonnegative=True)
         phases = tuple(
-            dataclasses.replace(p, body=_with_lets(p.body, local, lambda st: now if local == "__slot" else 0))
-            if p.name == phase
-            else p
+            dataclasses.replace(p, body=_with_lets(p.body, local, _MOVED[local])) if p.name == phase else p
             for p in kernel.phases
         )
         return dataclasses.replace(kernel, phases=phases)
@@ -541,3 +549,67 @@ def test_a_delay_ring_not_read_at_the_arrival_is_refused(phase: str, local: str,
     diagnostic = info.value.diagnostics[0]
     assert diagnostic.code == "E-GENN-UNSUPPORTED" and "h_to_h" in diagnostic.message
     assert ("ring read" if local == "__slot" else "delay buffer") in diagnostic.message
+
+
+def _prepare_changed(kernel, change):  # noqa: ANN001, ANN202
+    """`kernel` with the body of its prepare phase replaced by `change(body)`."""
+    from snnc.ir.kernel import PhaseKind
+
+    phases = tuple(
+        dataclasses.replace(p, body=change(p.body)) if p.kind == PhaseKind.PREPARE else p
+        for p in kernel.phases
+    )
+    return dataclasses.replace(kernel, phases=phases)
+
+
+_REFUSED = {
+    "offset without the post neuron": "delay buffer",
+    "a second writer of the offsets": "not computed once per batch",
+    "a loop over neurons": "prepare phase",
+}
+
+
+@pytest.mark.parametrize("change", sorted(_REFUSED))
+def test_ring_offsets_genn_cannot_stand_for_are_refused(change: str, monkeypatch) -> None:  # noqa: ANN001
+    """GeNN computes a connection's delay in steps from the prepare loop's first store and checks the
+    rings' elements through the offsets its later stores make: offsets that leave out the post
+    neuron put every connection's arrival into the slot's first element, which GeNN's read back by
+    the delay does not stand for; offsets written elsewhere too, or a prepare phase computing
+    anything else, have no GeNN form. All are refused by name, never printed as if they were the
+    delays' offsets."""
+    from snnc.backends.genn import emit
+    from snnc.ir.kernel import Loop, Neurons, Store
+
+    src = (ROOT / "tests" / "golden" / "sources" / "sparse_delay_recurrent.snn").read_text()
+    network = lower(src.replace("delay = 1 ms)", "delay = Trainable(Uniform(0.5 ms, 2 ms), max = 3 ms))"))
+    scheduled = emit._kernel
+
+    def changed(net, plan):  # noqa: ANN001, ANN202
+        kernel = scheduled(net, plan)
+
+        def change_body(body: tuple) -> tuple:
+            (loop,) = body
+            first, second = loop.body
+            j = loop.vars["j"]
+            if change == "offset without the post neuron":
+                assert second.expr.has(j)
+                return (
+                    dataclasses.replace(
+                        loop, body=(first, dataclasses.replace(second, expr=second.expr.subs(j, 0)))
+                    ),
+                )
+            if change == "a second writer of the offsets":
+                return (*body, Loop(loop.space, (Store(first.target, 0),), loop.vars))
+            scratch = next(a for a in kernel.arrays if a.owner == "h" and len(a.shape) == 1)
+            return (*body, Loop(Neurons("h"), (Store(scratch[j], 0),), {"j": j}))
+
+        return _prepare_changed(kernel, change_body)
+
+    generate(network)  # as scheduled: prints
+    monkeypatch.setattr(emit, "_kernel", changed)
+    with pytest.raises(DiagnosticError) as info:
+        generate(network)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "E-GENN-UNSUPPORTED"
+    assert ("h_to_h" if change != "a loop over neurons" else "phase 'prepare'") in diagnostic.message
+    assert _REFUSED[change] in diagnostic.message

@@ -22,10 +22,14 @@ from snnc.ir.kernel import (
     Array,
     Entry,
     Index,
+    Let,
+    Local,
     Loop,
+    Neurons,
     Phase,
     PhaseKind,
     Role,
+    Row,
     Store,
     Synapses,
     verify_kernel,
@@ -209,3 +213,29 @@ def test_the_printed_synapse_loops_visit_every_synapse_once() -> None:
         assert np.abs(want).max() > 0, name
         for row in range(2):
             np.testing.assert_allclose(art._arrays[f"t_{name}__sum"][row], want, rtol=1e-12, err_msg=name)
+
+
+def test_a_store_through_a_local_of_the_loop_is_not_summed_in_a_register() -> None:
+    """`t[b, o] += w[q]` in a row loop, where the local `o` is computed from `j` inside the loop, moves
+    with the loop: it must stay a store per synapse, not one register sum added after the loop (the
+    delay rings of passes/schedule_delays.py index their elements this way)."""
+    network = lower(SOURCE % "LeakyIntegrate(4, readout = avg_var)", dt=DT, duration=STEPS * DT)
+    kernel = forward_kernel(network, precision="double")
+    i, j, q = Index("i"), Index("j"), Index("q")
+    info = kernel.projections["x_to_h"]
+    total = Array("t_x_to_h__sum", Role.SCRATCH, "x_to_h", ("batch", kernel.populations[info.post]))
+    weight = kernel.find(Role.WEIGHT, "x_to_h")
+    o = Local("__o", integer=True, nonnegative=True)
+    row = Loop(Row("x_to_h", i), (Let(o, j), Store(total[BATCH, o], weight[q], "+=")), {"j": j, "q": q})
+    kernel = dataclasses.replace(
+        kernel,
+        arrays=(*kernel.arrays, total),
+        phases=(*kernel.phases, Phase("sum_rows", PhaseKind.REDUCE, (Loop(Neurons("x"), (row,), {"j": i}),))),
+        entries=(*kernel.entries, Entry("sums", after=("sum_rows",))),
+    )
+    assert verify_kernel(kernel) == []
+    code, _ = print_kernel(kernel, precision="double", abi=ABI_VERSION)
+    phase = code[code.index("static void snnc_sum_rows(") :]
+    phase = phase[: phase.index("\n}\n")]
+    assert "snnc_sum" not in phase.replace("snnc_sum_rows", "")
+    assert "t_x_to_h__sum[(snnc_b) * 30 + u_o] += w_x_to_h[snnc_q];" in phase

@@ -85,6 +85,8 @@ class Interpreter:
         self.seed = seed
         e = next(x for x in self.kernel.entries if x.name == entry)
         self.inputs = inputs
+        for name in e.prepare:  # once for the batch, before the first row
+            self.body(self.kernel.phase(name).body, {NUM_STEPS: steps, BATCH_SIZE: rows})
         for b in range(rows):
             env = {BATCH: b, NUM_STEPS: steps, BATCH_SIZE: rows}
             for name in e.before:

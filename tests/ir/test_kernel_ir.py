@@ -137,6 +137,16 @@ def test_each_broken_invariant_is_reported():
         "runs forward phase 'step_h' in its 'before' slot": dataclasses.replace(
             k, entries=(Entry("run", before=("step_h",)),)
         ),
+        "runs reset phase 'reset' in its 'prepare' slot": dataclasses.replace(
+            k, entries=(Entry("run", prepare=("reset",)),)
+        ),
+        "index 'b' is not bound here": dataclasses.replace(  # once per batch: no trial of its own
+            k,
+            phases=(
+                *k.phases,
+                Phase("first", PhaseKind.PREPARE, (Loop(Neurons("h"), (Store(V[BATCH, j], 0),)),)),
+            ),
+        ),
         "array 'p_h__v' is declared more than once": dataclasses.replace(k, arrays=k.arrays + (V,)),
         "dimension 'rows'": dataclasses.replace(
             k, arrays=k.arrays + (Array("z", Role.SCRATCH, "h", ("rows",)),)

@@ -85,6 +85,26 @@ def test_one_call_per_batch_is_bit_identical_to_four(source, precision):
     _assert_identical(four, one)
 
 
+def test_learnable_delays_prepared_once_per_batch_are_the_four_calls(tmp_path):
+    """With learnable delays the run and backward entries first compute the delays' ring offsets, once
+    per batch (a `prepare` phase); the chained call must run it before its trials as the four do."""
+    delayed = tmp_path / "delayed.snn"
+    delayed.write_text(
+        SRC.replace(
+            "Dense(weight = Normal(mean = 2.5, sd = 1.0))",
+            "Dense(weight = Normal(mean = 2.5, sd = 1.0), delay = Trainable(Uniform(0 ms, 3 ms), max = 5 ms, lr = 1))",
+        )
+    )
+    kernel = schedule(lower(load_network(str(delayed))))
+    entries = {e.name: e for e in kernel.entries}
+    assert entries["run"].prepare == entries["backward"].prepare == ("prepare",)
+    four = _train(str(delayed), chained=False)
+    one = _train(str(delayed), chained=True)
+    assert np.abs(one["weights"]["delay_x_to_h"] - four["weights"]["delay_x_to_h"]).max() == 0
+    assert len(np.unique(np.round(one["weights"]["delay_x_to_h"] / 0.1))) > 5, "delays of many steps"
+    _assert_identical(four, one)
+
+
 def test_spike_lists_that_outgrow_their_room_run_the_batch_again(source, monkeypatch):
     """With room for one spike per neuron at first, the first batches overflow their spike lists: the
     chained call's backward pass then read a truncated list, and the batch must run again, whole."""
@@ -161,4 +181,8 @@ def test_the_verifier_names_a_broken_chain(source):
     ]
     assert with_entry(Entry("t2", before=("reset",), chain=("run",))) == [
         "entry 't2': chains entries and has per-trial phases of its own"
+    ]
+    assert with_entry(Entry("t2", prepare=("reset",), chain=("run",))) == [
+        "entry 't2': chains entries and has prepare phases of its own (its entries' run first)",
+        "entry 't2': runs reset phase 'reset' in its 'prepare' slot",
     ]

@@ -188,6 +188,26 @@ def test_bad_trainable_delays_are_located_errors(delay: str, words: str) -> None
     assert words in d.message and d.span is not None and d.span.line == 6
 
 
+def test_a_delay_ring_past_32_bit_offsets_is_a_located_error() -> None:
+    """The rings are indexed with 32-bit offsets (slot times post size, plus the post neuron): 501
+    slots (5 ms at dt = 0.01 ms) of 5 million post neurons do not fit, and the message says why."""
+    from snnc.ir.diagnostics import DiagnosticError
+    from snnc.passes.schedule import schedule
+
+    from snnc.api import lower
+
+    text = (
+        delay_source("avg_var", LEARNABLE)
+        .replace("hidden h   = LIF(4)", "hidden h   = LIF(5000000)")
+        .replace("    algorithm = eventprop", "    dt = 0.01 ms\n    algorithm = eventprop")
+    )
+    with pytest.raises(DiagnosticError) as err:
+        schedule(lower(text))
+    (d,) = err.value.diagnostics
+    assert "projection 'x_to_h': its delay ring (2505000000 elements" in d.message
+    assert d.span is not None and d.span.line == 6 and "max" in d.hint
+
+
 @pytest.mark.parametrize(
     ("backend", "algorithm", "words"),
     [("c", "eprop", "e-prop does not train"), ("genn", "eprop", "e-prop does not train")],
