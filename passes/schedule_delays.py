@@ -189,6 +189,9 @@ def deliver(
     dt = sympy.Float(net.dt, 17)
     rounded = sympy.floor(delay[Q] / dt + sympy.Rational(1, 2))
     clamped = sympy.Piecewise((0, rounded < 0), (S - 1, rounded > S - 1), (rounded, True))
+    # the first store is the delay in steps alone, from the delays in ms: a backend that keeps no
+    # offsets (GeNN, backends/genn/delay_printer.py) prints it per connection and checks the rings'
+    # elements through what the later stores make of it
     b.prepare.append(
         Loop(
             _synapses(proj.name),
