@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy
 from snnc.ir import names as ir_names
 from snnc.ir.kernel import (
@@ -153,8 +154,8 @@ def at_arrival(element: sympy.Expr, lets: dict[Local, sympy.Expr], td: TrainedDe
     """Whether ring element `element` is post neuron j's in the slot of step k + s, ((k + s) mod S)
     · post + j, for every step k and delay s (what GeNN's read s steps back stands for), with `lets`
     the locals in scope (connection q's ring offset `td.steps[q]` among them) and `row` the loop over
-    the connections (j, q) of a pre neuron. Checked at the first, middle and last post neuron: the
-    wrap is linear in j."""
+    the connections (j, q) of a pre neuron. Evaluated at every k mod S, s and j (at the first, middle
+    and last j only where that would be more than `_CHECKED` points: the wrap is linear in j)."""
     size = td.max_steps + 1
     j, q = row.vars["j"], row.vars["q"]
     lets = {x: td.offset.xreplace({_J: j}) if e == td.steps[q] else e for x, e in lets.items()}
@@ -162,13 +163,16 @@ def at_arrival(element: sympy.Expr, lets: dict[Local, sympy.Expr], td: TrainedDe
         element = element.xreplace(lets)
     if element.free_symbols - {STEP, _S, j}:
         return False
-    return all(
-        element.xreplace({STEP: sympy.Integer(n), _S: sympy.Integer(d), j: sympy.Integer(m)})
-        == (n + d) % size * td.post + m
-        for n in range(size)
-        for d in range(size)
-        for m in sorted({0, td.post // 2, td.post - 1})
+    posts = (
+        np.arange(td.post) if size * size * td.post <= _CHECKED else np.unique([0, td.post // 2, td.post - 1])
     )
+    k, s, m = np.meshgrid(np.arange(size), np.arange(size), posts, indexing="ij")
+    got = np.broadcast_to(sympy.lambdify((STEP, _S, j), element, "numpy")(k, s, m), k.shape)
+    return bool(np.array_equal(got, (k + s) % size * td.post + m))
+
+
+#: the most points (k mod S, s, j) `at_arrival` evaluates
+_CHECKED = 1 << 22
 
 
 def now_slot(td: TrainedDelay, j: sympy.Symbol) -> sympy.Expr:
