@@ -117,10 +117,9 @@ MAX_VALUE = _generated("y_max")  # the max_var readout's value: its variable at 
 #: (sample k or k + 1), else 0
 MAX_AT_ARRIVAL = _generated("dly_max")
 CROSSING_RATE = _generated("crossing_rate")  # placeholder for the guarded ∇θ·f⁻
-#: a spike's crossing rate over its step, (θ(x after the update) − θ(x before it))/dt: positive for
-#: every crossing, where ∇θ·f⁻ at the step's end can be small or negative at a coarse dt
-CROSSING_SECANT = _generated("crossing_secant")
-THETA_BEFORE = _generated("theta_before")  # the threshold function of the state before the update
+#: a spike's crossing rate as the executed jump divides by it: ∇θ·f⁻ on the threshold, with the
+#: inputs the step's update read (the synapse states before their own decay), recorded at the spike
+CROSSING_RATE_RECORD = _generated("crossing_rate_rec")
 JUMP_SIZE = _generated("h")  # the size of a spike's jump while testing linearity along it
 
 

@@ -168,11 +168,12 @@ class PopulationGradient:
     theta: Expr | None = None  # spike condition as θ(x) >= 0
     on_threshold: tuple[str, Expr] | None = None  # state solved from θ = 0, used in the jump
     jump: tuple[Assign, ...] = ()  # at an own spike, simultaneous, op "=" (the exact derivation)
-    # What backends execute: `jump` with ∇θ·f⁻ replaced by max(secant, min_crossing_rate), the secant
-    # being the crossing's rate over its step, recorded at the spike (names.CROSSING_SECANT). In
-    # discrete time a neuron can cross threshold while its continuous-time rate ∇θ·f⁻ at the step's
-    # end is ~0 or negative (LIF whose i_syn decayed below v_thresh within the step); dividing by it
-    # makes λ explode, and a floor alone still let it grow ~50x per spike at dt = 1 ms.
+    # What backends execute: `jump` with ∇θ·f⁻ replaced by max(rate, min_crossing_rate), the rate
+    # being ∇θ·f⁻ on the threshold with the inputs the step's update read, recorded at the spike
+    # (names.CROSSING_RATE_RECORD). In discrete time a neuron can cross threshold while ∇θ·f⁻ with
+    # the inputs of the step's end is ~0 or negative (LIF whose i_syn decayed below v_thresh within
+    # the step); dividing by it makes λ explode, and a floor alone still let it grow ~50x per spike
+    # at dt = 1 ms.
     guarded_jump: tuple[Assign, ...] = ()
     min_crossing_rate: float = 0.0
     dlp_dts: Expr = sympy.S.Zero  # what the symbol `__dlp_dts` stands for at a spike of this population
@@ -274,7 +275,7 @@ def _population_text(pg: PopulationGradient) -> list[str]:
         out.append(f"    where {names.DLP_DTS} = {_fmt(pg.dlp_dts)}")
     if pg.guarded_jump:
         out.append(
-            f"  executed jump (divided by the crossing's secant over its step, floored at {pg.min_crossing_rate:g} per ms):"
+            f"  executed jump (divided by the recorded crossing rate, floored at {pg.min_crossing_rate:g} per ms):"
         )
         for a in pg.guarded_jump:
             out.append(f"    {a.target} = {_fmt(a.expr)}")

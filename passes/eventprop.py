@@ -10,8 +10,8 @@ Discrete-time semantics (`snnc.passes.schedule_eventprop` lowers them into the k
 prints; forward step k covers [k·dt, (k+1)·dt]; see
 `ir/discrete.py`). A spike detected in forward step k has time t_s = (k+1)·dt (no interpolation; the
 error is O(dt), as in mlGeNN) and is delivered at the start of step k+1, i.e. at the same instant.
-Records are taken at the spike step after `update` and before `reset` (inputs re-evaluated from the
-synapse states after the update). The readout samples its var after `update` of step k.
+Records are taken at the spike step after `update` and before `reset`, with the inputs the update
+read (the synapse states before their own decay in the step). The readout samples its var after `update` of step k.
 The backward pass runs after the forward pass of the same batch, with λ = 0 at T, for k = K-1 .. 0:
   1. events at t = (k+1)·dt, all using λ⁺ (the values before any jump of this step):
      a. each post neuron m computes g_m (`Transmission.g`) for each incoming projection;
@@ -32,10 +32,16 @@ with the Jacobian evaluated on the forward trajectory, which the forward pass th
 spikes and reports them (they get no jump and no weight gradient).
 On the threshold surface θ(x⁻) = 0, so the jump uses the solved state (v⁻ = v_thresh for LIF), which
 makes it independent of the overshoot of the discrete forward pass. The executed jump (`guarded_jump`)
-divides not by ∇θ·f⁻ at the step's end but by the crossing's secant over its step, (θ after the update
-− θ before it)/dt, recorded at the spike and floored at `min_crossing_rate`: at dt = 1 ms a driven
-neuron's synaptic current decays within the step, and ∇θ·f⁻ at its end is often ~0 or negative. For τ_mem = τ_syn the exact LIF
-propagator has a removable 0/0; keep the time constants distinct.
+divides by ∇θ·f⁻ on the threshold with the inputs the step's update read, recorded at the spike
+(`names.CROSSING_RATE_RECORD`) and floored at `min_crossing_rate`; f⁺ takes the same inputs, as
+inputs are continuous across the reset. At dt = 1 ms a driven neuron's synaptic current decays ~18 %
+within the step: with the decayed inputs (the step's end) ∇θ·f⁻ is often ~0 or negative, while with
+the inputs that drove the crossing it is positive (LIF: i_syn > v_thresh/0.906 for an update to
+cross). The crossing's secant over the step, (v_after − v_before)/dt, which the jump divided by
+before, is positive too but mostly smaller: it gave hidden gradients further from those at dt = 0.1
+and 0.05 ms and learned SHD-shaped data slower per epoch (benchmarks/README.md "Why snnc learned the
+SHD-shaped case slower per epoch"); mlGeNN divides by (i_syn at the step's start − v)/τ_m. For τ_mem = τ_syn the exact LIF propagator has a
+removable 0/0; keep the time constants distinct.
 Gradients of trainable params: `param_gradient.py` (∫ λ·∂f/∂p dt plus spike terms). Trainable delays:
 `_delay_gradient` (lowered by `schedule_delays.py`). Impulse (Delta) synapses: the short-pulse limit,
 a jump e = (∂f/∂u)·c·dt of the neuron states (`adjoint.py`); a jump of a readout's variable also moves
@@ -90,7 +96,7 @@ ALGO = "E-ALGO"
 DLP, D, DL_DY = sym(names.DLP_DTS), sym(names.D), sym(names.DL_DY)
 DRIVE_AFTER = sym(names.DRIVE_AFTER)
 RATE = sym(names.CROSSING_RATE)  # placeholder for the guarded ∇θ·f⁻ while building the executed jump
-SECANT = sym(names.CROSSING_SECANT)  # recorded at each spike: what RATE becomes
+RATE_RECORD = sym(names.CROSSING_RATE_RECORD)  # recorded at each spike: what RATE becomes
 DEFAULT_MIN_CROSSING_RATE = 1e-3  # θ units per ms: for LIF (τ_m 20 ms), i_syn − v_thresh >= 0.02
 K_STEP, K_TOTAL, T_DUR = sym(names.STEP), sym(names.STEPS), sym(names.DURATION)
 N_SUM, BATCH, FIRST = sym(names.SPIKE_COUNT_SUM), sym(names.BATCH_SIZE), sym(names.IS_FIRST_SPIKE)
@@ -284,8 +290,8 @@ def _population_gradient(
             for i, s in enumerate(c.states)
             if not is_zero(lam_minus[i] - lams[i])
         )
-        # the executed division: the crossing's secant over its step, floored (see names.CROSSING_SECANT)
-        rate_floor = sympy.Max(SECANT, min_rate)
+        # the executed division: the recorded crossing rate, floored (see names.CROSSING_RATE_RECORD)
+        rate_floor = sympy.Max(RATE_RECORD, min_rate)
         guarded = tuple(
             Assign(a.target, "=", guarded_minus[c.states.index(names.adjoint_state(a.target))].xreplace(subs))
             for a in jump
@@ -297,7 +303,7 @@ def _population_gradient(
             grad = sympy.Matrix([c.close(theta)]).jacobian(c.x)
             s = sympy.Piecewise((reg["upper"], N_SUM > reg["nu"] * BATCH), (reg["lower"], True))
             rate = s * (N_SUM - reg["nu"] * BATCH) / BATCH**2
-            reg_dlp = sympy.expand(-SECANT * rate)  # divided by the (floored) secant: -r per spike
+            reg_dlp = sympy.expand(-RATE_RECORD * rate)  # divided by the (floored) rate: -r per spike
             dlp_total += reg_dlp
             regularisation = Regularisation(pop.name, reg["upper"], reg["lower"], reg["nu"], rate, reg_dlp)
             assert grad.rows == 1
@@ -313,17 +319,20 @@ def _population_gradient(
         )
         cleared = set().union(*(e.free_symbols for e in c.pulse.values())) - forward
         records = tuple(
-            SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump")
+            SpikeRecord(str(s), c.inputs.get(s, s), "value at the spike, used by the jump", at="update")
             for s in sorted(used & forward, key=str)
         ) + tuple(
             SpikeRecord(str(s), s, "the step's impulses, before the synapse clears them", at="update")
             for s in sorted(used & cleared, key=str)
         )
-        secant = (adj.theta_of(model) - sym(names.THETA_BEFORE)) / DT
+        crossing = c.close(denom).xreplace(subs)  # ∇θ·f⁻ on the threshold
         records = (
             SpikeRecord(names.SPIKE_TIME, sym("t"), "spike time (k+1)*dt"),
             SpikeRecord(
-                names.CROSSING_SECANT, secant, "the crossing's rate over its step, the jump's divisor"
+                names.CROSSING_RATE_RECORD,
+                crossing,
+                "∇θ·f⁻ on the threshold with the inputs the update read, the jump's divisor",
+                at="update",
             ),
             *records,
         )

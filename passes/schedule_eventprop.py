@@ -905,7 +905,7 @@ def _jump(b: _Builder, name: str, pg: PopulationGradient, adjoints: dict[str, Ar
     if rc is not None:
         # the crossing rate the jump divides by (recorded at every spike): r per spike, as the
         # compiled regulariser's dl_p/dt_s gives
-        rate = _lowered(b, name, -sym(names.CROSSING_SECANT), env, f"spike-count drive of {name}", PRE)
+        rate = _lowered(b, name, -sym(names.CROSSING_RATE_RECORD), env, f"spike-count drive of {name}", PRE)
         body.append(Let(Local("__rc"), rc[BATCH, PRE], "dL/d(spike count)"))
         value = value + rate * Local("__rc")
     body.append(Let(dlp, value, "dl_p/dt_s"))

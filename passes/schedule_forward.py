@@ -472,8 +472,6 @@ def _step(b: _Builder, pop: Population, sp: SpecialisedPopulation) -> tuple[Stmt
         after_update[sym(s)] = local
     tap_env = dict(after_update)
     tap_env[sym(names.REFRACTORY)] = is_refractory
-    if theta is not None:
-        tap_env[sym(names.THETA_BEFORE)] = theta.xreplace(env)
     for proj in incoming:
         tap_env.update({sym(names.coupled(str(k), proj.name)): v for k, v in syn_env[proj.name].items()})
     body += _taps(b.taps.get(pop.name, []), "update", tap_env)

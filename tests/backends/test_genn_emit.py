@@ -293,15 +293,15 @@ def test_eventprop_pieces_land_in_the_right_models() -> None:
     assert "dg += l_e;" in wum.code["pre_spike_syn_code"]
     assert ctx.projection("h_to_out").pre_target_var == "q_D"
     assert ctx.projection("x_to_h").pre_target_var is None  # inputs need no D
-    # records read the synapse state after this step's update, kept in the post neuron
+    # records read the synapse state the step's update read (before its decay), kept in the post neuron
     assert "ev_i_syn[q_roff + q_ns] = q_i_syn;" in h.code["reset_code"]
     assert "y_i__x_to_h = l_ny_x_to_h__i;" in h.code["sim_code"]
-    assert "q_i_syn = l_ny_x_to_h__i;  // record i_syn" in h.code["sim_code"]
+    assert "q_i_syn = l_ys_x_to_h__i;  // record i_syn" in h.code["sim_code"]
     out = ctx.population("out").model.code["sim_code"]
     # avg_var_exp_weight's drive, spread over the step inside the backward step (passes/adjoint.py)
     assert "l_dly = t_dL_dy;" in out and re.search(r"l_back0 = [^;]*l_dly\*exp\(", out)
-    # the jump divides by the crossing's secant over its step, recorded at the spike
-    assert "ev__crossing_secant[q_off + q_jidx]" in jump
+    # the jump divides by the crossing rate recorded at the spike (∇θ·f⁻ on the threshold)
+    assert "ev__crossing_rate_rec[q_off + q_jidx]" in jump
     assert 'TRAINING = "eventprop"' in code.replace("'", '"')
 
 

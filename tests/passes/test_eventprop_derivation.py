@@ -39,7 +39,7 @@ def test_lif_jump_and_transmission_match_design() -> None:
     assert "x_to_h" not in tr.transmissions  # no jumps of input neurons
     assert tr.weight_gradients["h_to_out"].expr == li
     assert tr.weight_gradients["x_to_h"].expr == S(N.adjoint("i__x_to_h"))
-    assert [r.name for r in out.records] == [N.SPIKE_TIME, N.CROSSING_SECANT, "i_syn"]
+    assert [r.name for r in out.records] == [N.SPIKE_TIME, N.CROSSING_RATE_RECORD, "i_syn"]
     assert dict(out.inputs)["i_syn"] == S("i__h_to_out")
     assert out.dlp_dts == S(N.DL_DY) * S(N.IS_FIRST_SPIKE)
     assert tr.max_spikes == 50
@@ -113,11 +113,11 @@ def test_regularisation_adds_rate_along_grad_theta() -> None:
     jump = _jump(h, N.adjoint("v"))
     with_reg = jump.xreplace({dlp: h.dlp_dts, D: 0})
     without = jump.xreplace({dlp: 0, D: 0})
-    # the regulariser's ∂l_p/∂t_s is -r times the rate the executed jump divides by (the secant), so
+    # the regulariser's ∂l_p/∂t_s is -r times the rate the executed jump divides by (recorded), so
     # each spike adds r along ∇θ there; in the exact jump (÷ ∇θ·f⁻) the same holds where they agree
-    secant = S(N.CROSSING_SECANT)
+    recorded = S(N.CROSSING_RATE_RECORD)
     denom = (isyn - vth) / tau_m
-    assert _zero((with_reg - without).xreplace({secant: denom}) - h.regularisation.rate)
+    assert _zero((with_reg - without).xreplace({recorded: denom}) - h.regularisation.rate)
     n, b = S(N.SPIKE_COUNT_SUM), S(N.BATCH_SIZE)
     rate = h.regularisation.rate
     assert _zero(rate.xreplace({n: 10, b: 2}) - 2e-3 * (10 - 8) / 4)
@@ -155,7 +155,7 @@ def test_adaptive_threshold_model() -> None:
     bracket = lv * isyn / tau_m - la * beta / tau_a - dlp - D
     assert _zero(jv - bracket / denom)
     assert _zero(ja - (la - bracket / denom))
-    assert {r.name for r in pg.records} == {N.SPIKE_TIME, N.CROSSING_SECANT, "a", "i_syn"}
+    assert {r.name for r in pg.records} == {N.SPIKE_TIME, N.CROSSING_RATE_RECORD, "a", "i_syn"}
 
 
 def _diag(net) -> str:
