@@ -182,7 +182,6 @@ def derive_weight(
     eps: dict[str, sympy.Symbol] = {x: sym(names.eligibility(proj, x)) for x in n_states}
     for s in s_states:
         eps[names.coupled(s, proj)] = sym(names.eligibility(proj, names.coupled(s, proj)))
-    deltas = {sym(x): e for x, e in eps.items()}  # state symbol -> its eligibility symbol
 
     # deliver: s+ = on_pre(s) (impulse synapses start from zero), d s+ = J ds + ds+/dw z_pre
     after = {sym(s): (0 if syn_disc.impulse else sym(s)) for s in syn.states}
@@ -205,23 +204,11 @@ def derive_weight(
     d_input = d_input.xreplace(rename)
 
     propagate = _neuron_propagate(post_disc, n_states, eps, target, d_input, where)
-    state_syms = [sym(x) for x in n_states]
-    for s in s_states:
-        a = syn_disc.update_for(s)
-        u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
-        check_differentiable(u, list(after), where, f"synapse update of '{s}'")
-        d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in after), sympy.S.Zero)
-        propagate.append(Assign(eps[names.coupled(s, proj)].name, "=", d.xreplace(rename)))
+    propagate += _synapse_propagate(syn_disc, s_states, eps, proj, d_after, rename, where)
 
     all_eps = list(eps.values())
     propagate = [Assign(a.target, "=", tidy(a.expr.xreplace(rename), [*all_eps, Z_PRE])) for a in propagate]
-
-    trace = None
-    jump: list[Assign] = []
-    if thr is not None:
-        d_theta = sum((sympy.diff(thr.theta, y) * deltas[y] for y in state_syms), sympy.S.Zero)
-        trace = tidy(PSI * d_theta, all_eps)
-        jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where)
+    trace, jump = _trace_and_jump(post_disc, n_states, eps, thr, keep_reset_path, where)
     eligibilities = tuple(Eligibility(e.name, x, "synapse") for x, e in eps.items())
     params = tuple(
         [(p, "neuron", p) for p in post.params] + [(names.coupled(p, proj), proj, p) for p in syn.params]
@@ -259,6 +246,47 @@ def _neuron_propagate(
             d = REFRACTORY * eps[x] + (1 - REFRACTORY) * d
         out.append(Assign(eps[x].name, "=", d))
     return out
+
+
+def _synapse_propagate(
+    disc: DiscreteModel,
+    s_states: list[str],
+    eps: dict[str, sympy.Symbol],
+    proj: str,
+    d_after: dict[sympy.Symbol, Expr],
+    rename: dict[sympy.Symbol, sympy.Symbol],
+    where: Where,
+    param: tuple[sympy.Symbol, dict[sympy.Symbol, Expr]] | None = None,
+) -> list[Assign]:
+    """`ε_s ← Σ ∂U_s/∂s⁺ dε_s⁺` for the synapse's states (`d_after`: their derivatives after this
+    step's delivery), plus `∂U_s/∂p` through derived params for a synapse param (`param`)."""
+    extra = [param[0], *param[1]] if param is not None else []
+    out: list[Assign] = []
+    for s in s_states:
+        a = disc.update_for(s)
+        u = _substitute_temps(disc, a.expr, {}) if a is not None else sym(s)
+        check_differentiable(u, [*d_after, *extra], where, f"synapse update of '{s}'")
+        d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in d_after), sympy.S.Zero)
+        if param is not None:
+            d += _chain(u, *param)
+        out.append(Assign(eps[names.coupled(s, proj)].name, "=", d.xreplace(rename)))
+    return out
+
+
+def _trace_and_jump(
+    disc: DiscreteModel,
+    n_states: list[str],
+    eps: dict[str, sympy.Symbol],
+    thr: Threshold | None,
+    keep_reset_path: bool,
+    where: Where,
+) -> tuple[Expr | None, list[Assign]]:
+    """A hidden neuron's trace ψ·∂θ/∂h·ε and the eligibility's jump at its spikes (none for outputs)."""
+    if thr is None:
+        return None, []
+    d_theta = sum((sympy.diff(thr.theta, sym(y)) * eps[y] for y in n_states), sympy.S.Zero)
+    trace = tidy(PSI * d_theta, list(eps.values()))
+    return trace, _jump(disc, n_states, eps, thr, d_theta, keep_reset_path, where)
 
 
 def _jump(
@@ -442,19 +470,10 @@ def derive_synapse_param(
         d_input = sum((sympy.diff(output, s) * d_after[s] for s in syn_syms), sympy.S.Zero)
         d_input += _chain(output, p, d_derived)
     propagate = _neuron_propagate(post_disc, n_states, eps, target, d_input.xreplace(rename), where)
-    for s in s_states:
-        a = syn_disc.update_for(s)
-        u = _substitute_temps(syn_disc, a.expr, {}) if a is not None else sym(s)
-        check_differentiable(u, [*syn_syms, p, *d_derived], where, f"synapse update of '{s}'")
-        d = sum((sympy.diff(u, s2) * d_after[s2] for s2 in syn_syms), sympy.S.Zero) + _chain(u, p, d_derived)
-        propagate.append(Assign(eps[names.coupled(s, proj)].name, "=", d.xreplace(rename)))
+    propagate += _synapse_propagate(syn_disc, s_states, eps, proj, d_after, rename, where, (p, d_derived))
     all_eps = list(eps.values())
     propagate = [Assign(a.target, "=", tidy(a.expr, all_eps)) for a in propagate]
-    trace, jump = None, []
-    if thr is not None:
-        d_theta = sum((sympy.diff(thr.theta, sym(y)) * eps[y] for y in n_states), sympy.S.Zero)
-        trace = tidy(PSI * d_theta, all_eps)
-        jump = _jump(post_disc, n_states, eps, thr, d_theta, keep_reset_path, where)
+    trace, jump = _trace_and_jump(post_disc, n_states, eps, thr, keep_reset_path, where)
     eligibilities = tuple(Eligibility(e.name, x, "neuron") for x, e in eps.items())
     derived = tuple((names.coupled(n, proj), e.xreplace(rename)) for n, e in syn_disc.derived)
     return Derivation(eligibilities, tuple(propagate), tuple(jump), trace, eps, derived=derived)
