@@ -79,6 +79,11 @@ def load_genn(network: Network, **options: Any):  # noqa: ANN201
     """
     require_pygenn()
     backend = chosen_backend(options.pop("backend", None))  # a bad name fails before any work
+    from snnc.backends import check_supported
+
+    refused = check_supported(network, "genn", precision=options.get("precision"))
+    if refused:  # as `snnc.compile(..., backend="genn")` says it, not a failure inside the printers
+        raise DiagnosticError(refused)
     batch_size = options.pop("batch_size", None)
     built = BACKEND.build(network, batch_size=batch_size, out_dir=options.pop("out_dir", None), **options)
     return BACKEND.load(built, batch_size, backend=backend)
