@@ -20,7 +20,7 @@ from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
 from snnc.api import build_compiled, lower
-from tests.runtime.delay_nets import LOSS, delay_source
+from tests.runtime.delay_nets import LOSS, TRAIN, delay_source
 
 pytestmark = [
     pytest.mark.genn,
@@ -171,29 +171,6 @@ def test_trainable_delays_of_a_sparse_recurrent_projection_give_the_c_gradients(
     network = lower(SPARSE, dt=0.5, duration=20.0)
     c, genn = both(network, "avg_var", tmp_path)
     assert_same(c, genn, ("x_to_h", "h_to_h", "delay_h_to_h", "h_to_out"))
-
-
-TRAIN = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
-network small {
-    input  x   = SpikeInput(4)
-    hidden h   = LIF(12)
-    output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
-    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78),
-                     delay = Trainable(Uniform(0 ms, 4 ms), max = 5 ms, lr = 20)), Exponential(tau = 5 ms)
-    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
-}
-train small {
-    algorithm  = eventprop(max_spikes = 100)
-    loss       = sparse_categorical_crossentropy
-    optimizer  = adam(lr = 0.003)
-    data       = yinyang(train = 32, test = 16, t_min = 2 ms, t_max = 27 ms)
-    dt         = 0.5 ms
-    duration   = 30 ms
-    batch_size = 16
-    epochs     = 1
-    seed       = 1
-}
-"""
 
 
 def test_an_epoch_of_training_moves_weights_and_delays_as_on_c(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The small delayed network the trainable-delay tests share (C against finite differences in
+"""The small delayed networks the trainable-delay tests share (C against finite differences in
 test_trainable_delays.py, GeNN against C in tests/backends/test_genn_delays.py)."""
 
 from __future__ import annotations
@@ -39,4 +39,28 @@ train g {{
     loss = {LOSS[readout]}
     seed = 4
 }}
+"""
+
+
+#: Yin-Yang with trainable input delays, one short epoch: trained the same by both backends
+TRAIN = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network small {
+    input  x   = SpikeInput(4)
+    hidden h   = LIF(12)
+    output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
+    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78),
+                     delay = Trainable(Uniform(0 ms, 4 ms), max = 5 ms, lr = 20)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
+}
+train small {
+    algorithm  = eventprop(max_spikes = 100)
+    loss       = sparse_categorical_crossentropy
+    optimizer  = adam(lr = 0.003)
+    data       = yinyang(train = 32, test = 16, t_min = 2 ms, t_max = 27 ms)
+    dt         = 0.5 ms
+    duration   = 30 ms
+    batch_size = 16
+    epochs     = 1
+    seed       = 1
+}
 """

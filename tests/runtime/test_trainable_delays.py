@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from delay_nets import LOSS, delay_source
+from delay_nets import LOSS, TRAIN, delay_source
 from gradcheck import compare, compile_double, fd_gradients
 from snnc.runtime.losses import get_loss
 
@@ -113,29 +113,6 @@ def test_delay_gradients_match_finite_differences(case: str) -> None:
         print(f"{case} {key}: cos {cos:.5f} rel {rel:.4f}")
         assert np.linalg.norm(fd[key]) > 0, f"{key}: the loss does not depend on these delays here"
         assert cos >= 0.99 and rel <= 0.05, f"{key}: cos {cos:.4f}, rel {rel:.4f}"
-
-
-TRAIN = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
-network small {
-    input  x   = SpikeInput(4)
-    hidden h   = LIF(12)
-    output out = LeakyIntegrate(3, readout = avg_var_exp_weight)
-    x -> h   : Dense(weight = Normal(mean = 1.5, sd = 0.78),
-                     delay = Trainable(Uniform(0 ms, 4 ms), max = 5 ms, lr = 20)), Exponential(tau = 5 ms)
-    h -> out : Dense(weight = Normal(mean = 0.93, sd = 0.1)), Exponential(tau = 5 ms)
-}
-train small {
-    algorithm  = eventprop(max_spikes = 100)
-    loss       = sparse_categorical_crossentropy
-    optimizer  = adam(lr = 0.003)
-    data       = yinyang(train = 32, test = 16, t_min = 2 ms, t_max = 27 ms)
-    dt         = 0.5 ms
-    duration   = 30 ms
-    batch_size = 16
-    epochs     = 1
-    seed       = 1
-}
-"""
 
 
 def test_snnc_train_trains_checkpoints_and_resumes_the_delays(tmp_path) -> None:  # noqa: ANN001
