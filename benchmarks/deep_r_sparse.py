@@ -30,15 +30,15 @@ import argparse
 import json
 import math
 import re
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "shd_eventprop.snn"
 sys.path.insert(0, str(HERE))
+from _paired import interleaved, shd_batch, spread, timed, variant  # noqa: E402
+
 REWIRED = ("x_to_h", "h_to_h")
 _NORMAL = re.compile(r"Normal\(mean = ([-0-9.e]+), sd = ([-0-9.e]+)\)")
 
@@ -85,32 +85,6 @@ def sources(algorithm: str, p: float, duration: float) -> dict[str, str]:
     return {"dense": dense, "sparse": sparse}
 
 
-def _variant(source: str, batch: int, threads: int):  # noqa: ANN202
-    import snnc
-
-    net = snnc.compile(source, batch_size=batch, seed=1)
-    net.set_threads(threads)
-    return net.make_trainer(batch_size=batch)
-
-
-def _batch(index: int, batch: int, steps: int) -> tuple[dict, dict]:
-    from _synthetic_shd import DT_MS, N_CHANNELS, make_batch, raster_to_times_ids
-    from snnc.runtime.encoding import preprocess_spikes
-
-    raster, labels = make_batch(index, batch, seed=0)
-    raster = raster[:, :steps]
-    x = [preprocess_spikes(t, ids, N_CHANNELS) for t, ids in raster_to_times_ids(raster, DT_MS)]
-    for example in x:
-        _ = example.by_time  # cached per example: part of input conversion, not of training
-    return {"x": x}, {"out": labels}
-
-
-def _timed(trainer, x: dict, y: dict) -> tuple[float, float]:  # noqa: ANN001
-    wall, cpu = time.perf_counter(), time.process_time()
-    trainer.train(x, y, 1, shuffle=False, callbacks=())
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def synapse_bytes(trainer) -> dict[str, int]:  # noqa: ANN001
     """Bytes per role of the artefact's arrays owned by the rewired projections, and the optimiser's
     moments of their weights (the benchmark reads the C artefact's array table by manifest name)."""
@@ -137,10 +111,6 @@ def hidden_rate(trainer, x: dict) -> float:  # noqa: ANN001
 
     spikes = trainer.artefact.run(x, RecordRequest.of(spikes=["h"])).spikes["h"]
     return float(spikes.sum() / (spikes.shape[0] * spikes.shape[2]))
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def _resident_kib() -> int:
@@ -177,34 +147,23 @@ def main() -> None:
 
     srcs = sources(args.algorithm, args.connectivity, args.duration)
     if args.only:  # a child of --rss: one variant, one batch
-        trainer = _variant(srcs[args.only], args.batch_size, args.threads)
-        _timed(trainer, *_batch(0, args.batch_size, steps))
+        trainer = variant(srcs[args.only], args.batch_size, args.threads)
+        timed(trainer, *shd_batch(0, args.batch_size, steps))
         print(json.dumps({"rss_kib": _resident_kib()}))
         return
 
-    trainers = {name: _variant(src, args.batch_size, args.threads) for name, src in srcs.items()}
-    data = [_batch(b, args.batch_size, steps) for b in range(args.batches + 1)]
-    for trainer in trainers.values():  # one untimed batch each: first-touch allocations
-        _timed(trainer, *data[-1])
+    trainers = {name: variant(src, args.batch_size, args.threads) for name, src in srcs.items()}
+    data = [shd_batch(b, args.batch_size, steps) for b in range(args.batches + 1)]
 
-    per_batch: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in trainers}
-    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
-    for r in range(args.rounds):
-        order = list(trainers) if r % 2 == 0 else list(reversed(trainers))
-        medians: dict[str, dict[str, float]] = {}
-        for name in order:
-            walls, cpus = zip(*(_timed(trainers[name], *data[b]) for b in range(args.batches)), strict=True)
-            per_batch[name]["wall"] += walls
-            per_batch[name]["cpu"] += cpus
-            medians[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus)}
-        for clock in ratios:
-            ratios[clock].append(medians["dense"][clock] / medians["sparse"][clock])
+    def report(r: int, medians: dict[str, dict[str, float]], ratios: dict[str, list[float]]) -> None:
         print(
             f"round {r + 1}: dense {medians['dense']['cpu']:.3f} s/batch CPU, sparse "
             f"{medians['sparse']['cpu']:.3f}; dense/sparse wall {ratios['wall'][-1]:.2f}, cpu {ratios['cpu'][-1]:.2f}",
             flush=True,
         )
-    summary = {name: {clock: _spread(v) for clock, v in clocks.items()} for name, clocks in per_batch.items()}
+
+    per_batch, ratios = interleaved(trainers, data, args.rounds, ("dense", "sparse"), report)
+    summary = {name: {clock: spread(v) for clock, v in clocks.items()} for name, clocks in per_batch.items()}
     memory = {name: synapse_bytes(t) for name, t in trainers.items()}
     rates = {name: hidden_rate(t, data[0][0]) for name, t in trainers.items()}
     rewiring = trainers["sparse"].rewiring
@@ -228,8 +187,8 @@ def main() -> None:
         "threads": args.threads,
         "active_synapses": active,
         "seconds_per_batch": summary,
-        "ratio_dense_over_sparse_wall": _spread(ratios["wall"]),
-        "ratio_dense_over_sparse_cpu": _spread(ratios["cpu"]),
+        "ratio_dense_over_sparse_wall": spread(ratios["wall"]),
+        "ratio_dense_over_sparse_cpu": spread(ratios["cpu"]),
         "synapse_bytes": memory,
         "hidden_spikes_per_neuron_and_trial": rates,
     }

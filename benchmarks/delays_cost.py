@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "shd_delays.snn"
 sys.path.insert(0, str(HERE))
+from _paired import interleaved, shd_batch, spread, variant  # noqa: E402
 
 #: `, delay = Trainable(<one level of nested parentheses>)` as written in the example
 _TRAINABLE_DELAY = re.compile(r",\s*delay\s*=\s*Trainable\((?:[^()]|\([^()]*\))*\)")
@@ -42,35 +41,6 @@ def sources() -> dict[str, str]:
     return {"delays": with_delays, "no_delays": without}
 
 
-def _variant(source: str, batch: int, threads: int):  # noqa: ANN202
-    import snnc
-
-    net = snnc.compile(source, batch_size=batch, seed=1)
-    net.set_threads(threads)
-    return net.make_trainer(batch_size=batch)
-
-
-def _batch(index: int, batch: int) -> tuple[dict, dict]:
-    from _synthetic_shd import DT_MS, N_CHANNELS, make_batch, raster_to_times_ids
-    from snnc.runtime.encoding import preprocess_spikes
-
-    raster, labels = make_batch(index, batch, seed=0)
-    x = [preprocess_spikes(t, ids, N_CHANNELS) for t, ids in raster_to_times_ids(raster, DT_MS)]
-    for example in x:
-        _ = example.by_time  # cached per example: part of input conversion, not of training
-    return {"x": x}, {"out": labels}
-
-
-def _timed(trainer, x: dict, y: dict) -> tuple[float, float]:  # noqa: ANN001
-    wall, cpu = time.perf_counter(), time.process_time()
-    trainer.train(x, y, 1, shuffle=False, callbacks=())
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -79,30 +49,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    trainers = {name: _variant(src, args.batch_size, args.threads) for name, src in sources().items()}
-    data = [_batch(b, args.batch_size) for b in range(args.batches + 1)]
-    for trainer in trainers.values():  # one untimed batch each: first-touch allocations
-        _timed(trainer, *data[-1])
+    trainers = {name: variant(src, args.batch_size, args.threads) for name, src in sources().items()}
+    data = [shd_batch(b, args.batch_size) for b in range(args.batches + 1)]
 
-    per_batch: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in trainers}
-    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
-    for r in range(args.rounds):
-        order = list(trainers) if r % 2 == 0 else list(reversed(trainers))
-        medians: dict[str, dict[str, float]] = {}
-        for name in order:
-            walls, cpus = zip(*(_timed(trainers[name], *data[b]) for b in range(args.batches)), strict=True)
-            per_batch[name]["wall"] += walls
-            per_batch[name]["cpu"] += cpus
-            medians[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus)}
-        for clock in ratios:
-            ratios[clock].append(medians["delays"][clock] / medians["no_delays"][clock])
+    def report(r: int, medians: dict[str, dict[str, float]], ratios: dict[str, list[float]]) -> None:
         print(
             f"round {r + 1}: with delays {medians['delays']['wall']:.3f} s/batch, "
             f"without {medians['no_delays']['wall']:.3f} s/batch, "
             f"ratio wall {ratios['wall'][-1]:.2f}, cpu {ratios['cpu'][-1]:.2f}",
             flush=True,
         )
-    summary = {name: {clock: _spread(v) for clock, v in clocks.items()} for name, clocks in per_batch.items()}
+
+    per_batch, ratios = interleaved(trainers, data, args.rounds, ("delays", "no_delays"), report)
+    summary = {name: {clock: spread(v) for clock, v in clocks.items()} for name, clocks in per_batch.items()}
     for name, clocks in summary.items():
         w = clocks["wall"]
         print(f"{name:>10}: {w['median']:.3f} s/batch wall (min {w['min']:.3f}, max {w['max']:.3f})")
@@ -113,8 +72,8 @@ def main() -> None:
                 "batch_size": args.batch_size,
                 "threads": args.threads,
                 "seconds_per_batch": summary,
-                "ratio_wall": _spread(ratios["wall"]),
-                "ratio_cpu": _spread(ratios["cpu"]),
+                "ratio_wall": spread(ratios["wall"]),
+                "ratio_cpu": spread(ratios["cpu"]),
             }
         )
     )
