@@ -12,6 +12,7 @@ dz/dv (and −ψ for dz/dϑ). A readout's `tau_mem`, trained per neuron, gets th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,19 @@ KEYS = {
 }
 
 
+def central_differences(
+    loss: Callable[[dict[str, np.ndarray]], float], p: dict[str, np.ndarray], name: str, h: float = 1e-6
+) -> np.ndarray:
+    """dloss/dp[name] by central differences, one element at a time."""
+    fd = np.zeros_like(p[name])
+    for idx in np.ndindex(p[name].shape):
+        plus, minus = {**p, name: p[name].copy()}, {**p, name: p[name].copy()}
+        plus[name][idx] += h
+        minus[name][idx] -= h
+        fd[idx] = (loss(plus) - loss(minus)) / (2 * h)
+    return fd
+
+
 def artefact(tmp: Path, batch: int) -> EpropArtefact:
     net = eprop(discretise(load_source(SRC, "ff.snn")))
     built = build_eprop_network(net, precision="double", cache_dir=tmp)
@@ -176,14 +190,8 @@ def test_bptt_reference_matches_finite_differences_of_the_readout_params() -> No
     """The numpy BPTT is a real gradient where the loss is smooth (the readout weights and bias)."""
     p, ex = make_params(1), make_example(2)
     g = bptt(p, ex)
-    h = 1e-6
     for name in ("w_out", "bias"):
-        fd = np.zeros_like(p[name])
-        for idx in np.ndindex(p[name].shape):
-            plus, minus = {**p, name: p[name].copy()}, {**p, name: p[name].copy()}
-            plus[name][idx] += h
-            minus[name][idx] -= h
-            fd[idx] = (loss_of(plus, ex) - loss_of(minus, ex)) / (2 * h)
+        fd = central_differences(lambda q: loss_of(q, ex), p, name)
         np.testing.assert_allclose(g[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
 
 

@@ -21,7 +21,19 @@ from snnc.frontend import load_source
 from snnc.passes.discretise import discretise
 from snnc.passes.eprop import eprop
 
-from .test_eprop_param_bptt import DT, GAMMA, N_H, N_IN, N_OUT, TAU_OUT, K, _softmax, _spikes, make_example
+from .test_eprop_param_bptt import (
+    DT,
+    GAMMA,
+    N_H,
+    N_IN,
+    N_OUT,
+    TAU_OUT,
+    K,
+    _softmax,
+    _spikes,
+    central_differences,
+    make_example,
+)
 
 TAU_MEM, VTH = 20.0, 1.0
 
@@ -171,14 +183,8 @@ def test_bptt_reference_matches_finite_differences_of_the_readout_synapse() -> N
     and weights (no spike lies on their path)."""
     p, ex = make_params(1), make_example(2)
     g = bptt(p, ex)
-    h = 1e-6
     for name in ("tau2", "w_xo", "w_out"):
-        fd = np.zeros_like(p[name])
-        for idx in np.ndindex(p[name].shape):
-            plus, minus = {**p, name: p[name].copy()}, {**p, name: p[name].copy()}
-            plus[name][idx] += h
-            minus[name][idx] -= h
-            fd[idx] = (loss_of(plus, ex) - loss_of(minus, ex)) / (2 * h)
+        fd = central_differences(lambda q: loss_of(q, ex), p, name)
         np.testing.assert_allclose(g[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
 
 
