@@ -101,6 +101,32 @@ def test_a_full_row_rewires_onto_the_columns_it_freed():
     assert sorted(live["col_idx"]) == [0, 1, 2, 3] and rule.last["s"] == 2
 
 
+def test_a_moved_synapse_lands_uniformly_on_the_columns_its_row_does_not_keep():
+    """Over many steps, a row's two leaving synapses take every free column about equally often
+    (never a kept one, never both the same), also when the row is nearly full (the draws that
+    proposals keep missing finish row by row)."""
+    for posts, kept_cols in ((20, [3, 7, 11]), (6, [0, 1, 2])):
+        counts = np.zeros(posts, int)
+        for step in range(3000):
+            weights = {"s": np.array([1.0, 1.0, -1.0, 2.0, 3.0])}
+            live = {
+                "row_ptr": np.array([0, 5], np.int32),
+                "col_idx": np.array([*kept_cols, 15 % posts, 4], np.int32),
+            }
+            rule = DeepR(("s",), None, seed=5, sparse={"s": posts})
+            rule.start(weights, {"s": live})
+            weights["s"][[3, 4]] = -0.1  # the last two cross zero
+            rule.rewire(weights, Adam(), step=step)
+            new = live["col_idx"][3:]
+            assert new[0] != new[1] and not set(new) & set(kept_cols)
+            counts[new] += 1
+        free = np.setdiff1d(np.arange(posts), kept_cols)
+        assert counts[kept_cols].sum() == 0
+        expected = 2 * 3000 / free.size
+        chi2 = float((((counts[free] - expected) ** 2) / expected).sum())
+        assert chi2 < 3 * (free.size - 1) + 10, (counts, chi2)  # far beyond chance only if skewed
+
+
 # compiled networks --------------------------------------------------------------------------------
 EVENTPROP = """
 use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
