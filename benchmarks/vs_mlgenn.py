@@ -1,7 +1,7 @@
 """snnc against mlGeNN (Yin-Yang EventProp, digits e-prop): seconds and learning per epoch, same run.
 
     python benchmarks/vs_mlgenn.py [--case yinyang|digits|shd] [--epochs 6] [--train N] [--test N]
-                                   [--threads 1] [--seed N] [--compare-gradients N]
+                                   [--threads 1] [--seed N] [--compare-gradients N [--reference-dt MS]]
 
 The network of examples/yinyang_eventprop.snn (5 spike inputs -> 100 LIF -> 3 leaky integrators,
 exponential synapses, avg_var_exp_weight readout, sparse categorical cross-entropy, Adam 0.01 with
@@ -36,10 +36,12 @@ mlGeNN's own InferenceCompiler), and the speed ratios mlGeNN / snnc. The last li
 object. Needs pygenn and ml_genn (neither is on the package index: build GeNN from source, then
 `pip install ./ml_genn` from github.com/genn-team/ml_genn); without them it says so and exits 0.
 
-`--compare-gradients N` trains nothing: it prints, for each of the first N Yin-Yang examples, how
-mlGeNN's gradient compares with snnc's from the same weights (cosine, ratio, signs; see
-`compare_gradients`). Together with the cross-evaluation above, this is how issue 14's question
-"why does mlGeNN learn faster per epoch" was examined (`benchmarks/README.md`).
+`--compare-gradients N` trains nothing: it prints, for each of the first N examples (Yin-Yang or
+SHD-shaped), how mlGeNN's gradient compares with snnc's from the same weights (cosine, ratio, signs;
+see `compare_gradients`); `--reference-dt MS` adds both tools' cosines with snnc's gradient at that
+finer step in double precision, the stand-in for the true gradient. Together with the
+cross-evaluation above, this is how issue 14's question "why does mlGeNN learn faster per epoch" was
+examined (`benchmarks/README.md`).
 """
 
 from __future__ import annotations
@@ -106,27 +108,23 @@ def _cross_evaluation(case_name: str, ml: Any, case, xt, yt) -> dict[str, float]
 
 
 def compare_gradients(
-    x_all, y_all, weights: dict[str, np.ndarray], examples: int, contestant: type
+    x_all, y_all, weights: dict[str, np.ndarray], examples: int, contestant: type, reference_dt: float = 0.0
 ) -> list[dict]:  # noqa: ANN001
-    """Per-example gradients of mlGeNN and snnc from the same weights (Yin-Yang, batch 1).
+    """Per-example gradients of mlGeNN and snnc from the same weights (batch 1).
 
     mlGeNN keeps its gradients inside GeNN; one Adam step from fresh moments with lr = epsilon = 1e3
     moves each weight by -g/(1 + |g|/1e3), i.e. by -g to a part in 1e5, which reads them out. mlGeNN
     runs example n's backward pass during example n+1's forward pass and applies n's update after
     it, so each reading trains on examples (n, n+1) and sees n's gradient alone. Returns per example
-    and projection the cosine, the median ratio mlGeNN/snnc and the share of equal signs."""
-    from snnc.runtime.losses import get_loss
+    and projection the cosine, the median ratio mlGeNN/snnc and the share of equal signs.
 
-    import snnc
-
-    net = snnc.compile(str(EXAMPLE), batch_size=1)
-    net.set_weights(weights)
-    loss = get_loss("sparse_categorical_crossentropy")
+    With `reference_dt` (ms), snnc's gradient from the same weights at that finer step in double
+    precision stands for the true one: each row also gets both tools' cosines with it, which says
+    which tool's discretisation is closer (where they differ)."""
+    mine = snnc_gradients(x_all, y_all, weights, examples)
+    fine = snnc_gradients(x_all, y_all, weights, examples, reference_dt) if reference_dt else None
     rows = []
-    for n in range(examples):
-        one = {k: v.subset(range(n, n + 1)) for k, v in x_all.items()}
-        res = net.artefact.run(one)
-        ours = net.artefact.backward({"out": loss(res.readouts["out"], y_all["out"][n : n + 1])[1]})
+    for n, ours in enumerate(mine):
         two = {k: v.subset(range(n, n + 2)) for k, v in x_all.items()}
         folder = tempfile.mkdtemp(prefix="vs_mlgenn_grad_")
         labels = np.asarray(y_all["out"][n : n + 2])
@@ -149,17 +147,50 @@ def compare_gradients(
                 {
                     "example": n,
                     "projection": key,
-                    "cosine": float(g @ theirs / (np.linalg.norm(g) * np.linalg.norm(theirs))),
+                    "cosine": _cosine(g, theirs),
                     "ratio_mlgenn_over_snnc": float(np.median(theirs[big] / g[big])),
                     "same_sign": float(np.mean(np.sign(theirs[big]) == np.sign(g[big]))),
                 }
             )
-            print(
+            line = (
                 f"example {n} {key}: cosine {rows[-1]['cosine']:.5f}, mlGeNN/snnc "
-                f"{rows[-1]['ratio_mlgenn_over_snnc']:.4f}, same sign {rows[-1]['same_sign']:.3f}",
-                flush=True,
+                f"{rows[-1]['ratio_mlgenn_over_snnc']:.4f}, same sign {rows[-1]['same_sign']:.3f}"
             )
+            if fine is not None:
+                ref = np.asarray(fine[n][key], np.float64).ravel()
+                rows[-1]["cosine_snnc_reference"] = _cosine(g, ref)
+                rows[-1]["cosine_mlgenn_reference"] = _cosine(theirs, ref)
+                line += (
+                    f"; against dt = {reference_dt} ms: snnc {rows[-1]['cosine_snnc_reference']:.5f}, "
+                    f"mlGeNN {rows[-1]['cosine_mlgenn_reference']:.5f}"
+                )
+            print(line, flush=True)
     return rows
+
+
+def snnc_gradients(
+    x_all, y_all, weights: dict[str, np.ndarray], examples: int, dt: float = 0.0
+) -> list[dict[str, np.ndarray]]:  # noqa: ANN001
+    """snnc's gradient of each of the first `examples` examples from `weights` (batch 1): at the
+    example's own dt in its own precision, or at `dt` (ms) in double precision."""
+    from snnc.runtime.losses import get_loss
+
+    import snnc
+
+    fine = {"dt": dt, "precision": "double"} if dt else {}
+    net = snnc.compile(str(EXAMPLE), batch_size=1, **fine)
+    net.set_weights(weights)
+    loss = get_loss("sparse_categorical_crossentropy")
+    out = []
+    for n in range(examples):
+        res = net.artefact.run({k: v.subset(range(n, n + 1)) for k, v in x_all.items()})
+        grads = net.artefact.backward({"out": loss(res.readouts["out"], y_all["out"][n : n + 1])[1]})
+        out.append({k: np.asarray(v, np.float64) for k, v in grads.items()})
+    return out
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def _snnc_test(case, x, y) -> float:  # noqa: ANN001
@@ -439,9 +470,18 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="instead of training: compare both tools' gradients on the first N examples (Yin-Yang)",
+        help="instead of training: compare both tools' gradients on the first N examples",
+    )
+    ap.add_argument(
+        "--reference-dt",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="with --compare-gradients: also compare both with snnc's gradient at this finer dt (double)",
     )
     args = ap.parse_args()
+    if args.reference_dt and not args.compare_gradients:
+        ap.error("--reference-dt goes with --compare-gradients")
     try:
         import ml_genn  # noqa: F401
         import pygenn  # noqa: F401
@@ -478,7 +518,7 @@ def main() -> int:
     if args.compare_gradients:
         if args.case == "digits":
             ap.error("--compare-gradients compares EventProp gradients: --case yinyang or shd")
-        rows = compare_gradients(x_all, y_all, weights, args.compare_gradients, contestant)
+        rows = compare_gradients(x_all, y_all, weights, args.compare_gradients, contestant, args.reference_dt)
         print(json.dumps({"benchmark": "vs_mlgenn", "case": args.case, "seed": args.seed, "gradients": rows}))
         return 0
 
