@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from snnc.backends.capabilities import Capabilities
+from snnc.backends.capabilities import INFERENCE, Capabilities
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.ir.model import Network
 
@@ -32,7 +32,8 @@ CAPABILITIES = Capabilities(
     no_gradient_delays=frozenset({"eprop"}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     exact_backward_only=frozenset({"eventprop"}),
-    trainable_params=frozenset({"eprop"}),  # its neuron params; EventProp's are the c backend's
+    trainable_params=frozenset({"eprop", "eventprop", INFERENCE}),
+    trainable_synapse_params=frozenset({"eventprop", INFERENCE}),
 )
 
 

@@ -30,8 +30,12 @@ entry, steps K..2K-1 its `backward` entry (backward step kb = 2K-1-s; the runtim
 - a backward loop over the neurons of p becomes the rest of p's backward sim code;
 - GeNN runs synapse updates before neuron updates, so every phase mapped onto synapse code must come
   before every phase mapped onto neuron code in the backward entry (checked, never assumed);
-- the backward reset phase gives the values the per-trial `Reset` update restores (adjoints); the
-  gradients it zeroes are zeroed by `GradientReduce`, the event cursors are the buffers' `q_bi`;
+- the backward reset phase gives the values the per-trial `Reset` update restores (adjoints, and
+  the gradients of trained params, which neuron vars hold per trial); the weights' gradients it
+  zeroes are zeroed by `GradientReduce`, the event cursors are the buffers' `q_bi`; a phase the
+  forward entry runs before its steps too (derived params) was printed with the forward code;
+- a trajectory the backward steps read (`rv_<var>[batch, step, neuron]`, written by the forward
+  steps: `kernel_printer.trajectories`) is read from its extra global param at the step;
 - arrays the runtime supplies (role TARGET) are neuron vars `t_<var>` the runtime pushes before the
   backward steps, and the number of real trials of the batch (`B`) is the one-element `q_B`.
 """
@@ -46,6 +50,7 @@ from snnc.ir import names as ir_names
 from snnc.ir.kernel import (
     BATCH,
     STEP,
+    Array,
     Entry,
     Events,
     If,
@@ -69,9 +74,12 @@ from .kernel_printer import (
     NEURON_ROLES,
     NeuronCode,
     StatementPrinter,
+    add_trajectory,
+    forward_entry,
     genn_var,
     holder,
     keeps_spike_list,
+    per_post_neuron,
 )
 from .models import Var
 from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
@@ -432,18 +440,30 @@ def _reset(kernel: Kernel, entry: Entry, cursors: set[str]) -> dict[str, dict[st
     """Per population, the GeNN vars the backward reset sets (restored by the Reset update)."""
     out: dict[str, dict[str, float]] = {}
     delays = trained_delays(kernel)
+    printed = set(forward_entry(kernel).before)  # with the forward code (`kernel_printer`)
     for name in entry.before:
+        if name in printed:
+            continue
         for st in walk(kernel.phase(name).body):
             if not isinstance(st, Store):
                 continue
             a = kernel.array(st.target.array)
-            if a.role == Role.ADJOINT or (a.role == Role.SCRATCH and a.owner in kernel.populations):
+            if (
+                a.role == Role.ADJOINT
+                or (a.role == Role.SCRATCH and a.owner in kernel.populations)
+                or (a.role == Role.GRADIENT and _held_by_neurons(a, kernel))
+            ):
                 out.setdefault(holder(a, kernel), {})[genn_var(a, kernel)] = float(st.expr)
             elif a.role == Role.SCRATCH and a.owner in delays:
                 continue  # a ring of per-post values: GeNN reads the post vars back in time instead
             elif a.role != Role.GRADIENT and a.name not in cursors:  # dg: GradientReduce; q_bi
                 raise fail(f"phase '{name}': resetting '{a.name}' has no GeNN form")
     return out
+
+
+def _held_by_neurons(a: Array, kernel: Kernel) -> bool:
+    """A gradient of a trained param, per trial and neuron: a var of the neurons (not `dg`)."""
+    return a.owner in kernel.populations or per_post_neuron(a, kernel)
 
 
 def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections: list[ProjectionCtx]) -> int:
@@ -527,14 +547,17 @@ def _weave(
     if bwd is not None:
         lines = [*bwd.jump, *bwd.step]
         for name, a in bwd.printer.code.vars.items():
-            if name not in held:  # adjoints and what the runtime supplies (role TARGET)
-                m.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar")))
+            if name not in held:  # adjoints, what the runtime supplies (role TARGET), param gradients
+                access = "VarAccess.READ_ONLY" if a.role == Role.PARAM else None  # shared by the batch
+                m.vars.append(Var(name, GENN_TYPES.get(a.dtype, "scalar"), access))
                 p.var_init[name] = 0 if a.dtype in INT_DTYPES else 0.0
                 held.add(name)
+        for name, a in bwd.printer.code.egps.items():
+            add_trajectory(p, name, a)
         if bwd.printer.pr.reads_batch_size:
             m.extra_global_params.append(Var("q_B", "scalar*"))
             p.egp_init["q_B"] = "np.ones(1, dtype=SCALAR)"
-    p.reset_vars.update(reset)
+    p.reset_vars.update({var: value for var, value in reset.items() if var in held})
     if transmits:
         m.additional_input_vars.append(("q_D", "scalar", 0.0))
     backward = [f"const int q_kb = {_kb(k)};", *start, *lines]

@@ -24,6 +24,7 @@ from snnc.backends.common import (
     dense_equivalent,
     draw_connectivity,
     draw_delays,
+    draw_param_values,
     plan_network,
 )
 from snnc.backends.eprop_init import initial_arrays
@@ -39,6 +40,7 @@ from .delay_printer import weave_forward
 from .kernel_printer import forward_entry, neuron_code, population_ctx
 from .learn_printer import print_learning
 from .models import GeNNModelSpec
+from .params import trained_params
 from .render import PopulationCtx, ProjectionCtx, fail, render_input, render_projection
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -75,7 +77,7 @@ class ModuleCtx:
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: array key -> values: extra arrays the module loads besides the weights (random feedback)
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    #: trained per-neuron params exposed like weights: "bias_<pop>" -> {population, var, gradient}
+    #: trained params exposed like weights: "bias_<pop>" -> {population, var, gradient, shared, trainable}
     biases: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: trainable delays exposed like weights: "delay_<proj>" -> {projection, var, trainable}
     delays: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -119,6 +121,9 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
         )
     if any(kernel.phase(name).kind == PhaseKind.LEARN for name in entry.per_step):
         _add_learning(ctx, kernel, entry, network)
+    else:  # trained params filed like weights (online learning files its own: `learn_printer`)
+        ctx.biases, params = trained_params(kernel, ctx.populations, draw_param_values(network, plan.seed))
+        ctx.extra_arrays.update(params)
     if training:
         _add_gradient_reduce(ctx)
     _add_reset_updates(ctx)  # last: training adds per-trial state too

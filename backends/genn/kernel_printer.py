@@ -20,19 +20,30 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   stored for them (scratch vars `q_<record>`); `backward_printer.py` maps those phases and the
   backward ones;
 - learning phases beside the forward step (an entry that learns online) are `learn_printer.py`'s;
-- the reset phase gives the values the per-trial `Reset` custom update restores;
+- the reset phase gives the values the per-trial `Reset` custom update restores; a reset loop
+  that computes values (derived params of trained params, `exp(-dt/tau_mem)` per neuron, once per
+  trial) runs at the top of the sim code of the trial's first step;
 - recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
-  after every step.
+  after every step. A recording that a backward entry reads (a trajectory: a trained param's
+  ∫ λ·∂f/∂p dt reads the states of every step) is an extra global param `rv_<var>` of the
+  population that holds it, [batch][step][neuron] (`trajectories`), written by the forward steps'
+  code and read back by the backward steps' (`backward_printer.py`). It costs batch × steps ×
+  neurons values per recorded state, as the C backend's records do: 32 × 1000 × 256 floats (33 MB)
+  per state of an SHD-sized hidden layer; examples/shd_delays.snn records three (v and both
+  synapse currents, which ∂f/∂tau_mem reads), 98 MB at batch 32.
 Anything else in a forward kernel is refused by name, so a new statement cannot be dropped silently.
 
 Names: an array becomes the var of the population it belongs to: a neuron state `u_<s>`, a synapse
 state `y_<s>__<P>` (held by the post neuron), the readout `r_value`, counters and scratch values
 `q_<var>`, adjoints `a_<var>`, eligibilities `e_<var>`, gradients `g_<var>`, trained params `p_<var>`,
-what the runtime supplies `t_<var>`; locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
+what the runtime supplies `t_<var>`, trajectories `rv_<var>`; a projection's param, gradient or
+derived value per post neuron is held by the post neuron under its coupled name (`p_tau__x_to_h`);
+locals print as `l_<name>`, indices as GeNN's `id`, `batch` and `t / dt`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +118,31 @@ def genn_var(array: Array, kernel: Kernel) -> str:
     return name
 
 
+def per_post_neuron(array: Array, kernel: Kernel) -> bool:
+    """A projection's param, its gradient or a value derived from it, with one value per post neuron
+    (or one, shared): `pp_<P>__tau`, `dp_<P>__P_i_i`. The post population holds it as a var, named
+    after the projection so that two projections into one population (or the population's own
+    `tau`) never share it. Trained delays are per connection: synapse vars (`delay_printer.py`)."""
+    info = kernel.projections.get(array.owner)
+    if info is None or array.role not in (Role.PARAM, Role.SCRATCH, Role.GRADIENT) or array.var is None:
+        return False
+    if array.var == "delay" and array.role != Role.SCRATCH and _trains_delays(kernel, array.owner):
+        return False
+    n = kernel.populations[info.post]
+    return tuple(array.shape) in ((1,), (n,), ("batch", n))
+
+
+def _trains_delays(kernel: Kernel, projection: str) -> bool:
+    """Whether `projection` has trainable delays (then its `delay` param is theirs, not a synapse's)."""
+    return any(a.owner == projection and a.var == "delay_steps" for a in kernel.arrays)
+
+
 def _role_var(array: Array, kernel: Kernel, strict: bool = True) -> str | None:
+    if per_post_neuron(array, kernel):
+        prefix = {Role.PARAM: "p", Role.GRADIENT: "g"}.get(array.role, "q")
+        return ir_names.local(prefix, ir_names.coupled(array.var, array.owner))
+    if array.role == Role.RECORD and strict:
+        return ir_names.local("rv", array.var)
     if array.role == Role.ELIGIBILITY:
         return ir_names.local("e", array.var or array.name)
     if array.role == Role.GRADIENT:
@@ -149,6 +184,26 @@ def shared_param(array: Array, expr: sympy.Indexed) -> bool:
     return array.role == Role.PARAM and tuple(array.shape) == (1,) and tuple(expr.indices) == (0,)
 
 
+def trajectories(kernel: Kernel) -> dict[str, Array]:
+    """The recordings [batch, steps, neuron] that a backward entry reads, by name: GeNN keeps each
+    as an extra global param of the population that holds it (see the module docstring)."""
+    read: set[str] = set()
+    for entry in kernel.entries:
+        if entry.steps != "backward":
+            continue
+        for name in entry.per_step:
+            for st in walk(kernel.phase(name).body):
+                for expr in (getattr(st, "expr", None), getattr(st, "cond", None)):
+                    if expr is not None:
+                        read |= {str(r.base.label) for r in sympy.sympify(expr).atoms(sympy.Indexed)}
+    out = {}
+    for name in sorted(read):
+        a = kernel.array(name)
+        if a.role == Role.RECORD and len(a.shape) == 3 and a.shape[:2] == ("batch", "steps"):
+            out[name] = a
+    return out
+
+
 class GeNNExprPrinter(KernelExprPrinter):
     """Kernel expressions in GeNN's terms: vars by name, `id`/`batch`, the step from `t`."""
 
@@ -163,6 +218,8 @@ class GeNNExprPrinter(KernelExprPrinter):
         #: GeNN var -> the delay (steps, text) at which synapse code reads it: `var[d]`, the value
         #: the post neuron held d GeNN steps ago (a heterogeneously delayed var ref)
         self.delayed: dict[str, str] = {}
+        self.trajectories = trajectories(kernel)
+        self.egps: dict[str, Array] = {}  # extra global param -> the trajectory it holds
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
@@ -184,6 +241,8 @@ class GeNNExprPrinter(KernelExprPrinter):
         if expr in self.overrides:
             return self.overrides[expr]
         array = self.arrays[str(expr.base.label)]
+        if array.name in self.trajectories:
+            return self._trajectory(expr, array)
         per_trial = array.shape[:1] == ("batch",) and len(array.shape) == 2
         if not (
             (per_trial and tuple(expr.indices) == (BATCH, self.neuron))
@@ -199,6 +258,20 @@ class GeNNExprPrinter(KernelExprPrinter):
         name = genn_var(array, self.kernel)
         self.vars[name] = array
         return f"{name}[{self.delayed[name]}]" if name in self.delayed else name
+
+    def _trajectory(self, expr: sympy.Indexed, array: Array) -> str:
+        """An element [b, step, neuron] of a trajectory: its extra global param at this trial's row."""
+        b, step, neuron = expr.indices
+        if b != BATCH or neuron != self.neuron:
+            raise fail(
+                f"element {expr} of trajectory '{array.name}' is not one neuron's value in one trial, "
+                "which GeNN code reads",
+                hint="use the c backend for this network",
+            )
+        name = genn_var(array, self.kernel)
+        self.egps[name] = array
+        k, n = self.kernel.num_steps, array.shape[2]
+        return f"{name}[(batch * {k} + {self.index(step)}) * {n} + id]"
 
     def _print_Infinity(self, expr: sympy.Basic) -> str:
         return "(1.0 / 0.0)"  # GeNN's transpiler knows no INFINITY
@@ -216,6 +289,8 @@ class NeuronCode:
     step: list[str] = field(default_factory=list)
     flag: str | None = None  # the var whose non-zero value is a spike
     vars: dict[str, Array] = field(default_factory=dict)
+    trial_start: list[str] = field(default_factory=list)  # once per trial, before its first step
+    egps: dict[str, Array] = field(default_factory=dict)  # trajectories (extra global params)
     reset: dict[str, float] = field(default_factory=dict)  # var -> value restored before a trial
     inputs: list[str] = field(default_factory=list)  # projections delivering into it (q_in__P)
 
@@ -239,7 +314,14 @@ class NeuronCode:
         return out
 
     def code(self) -> dict[str, str]:
-        out = {"sim_code": "\n".join([*self.deliver, *self.step])}
+        start = []
+        if self.trial_start:
+            start = [
+                "if ((int)round(t / dt) == 0) {  // once per trial, before its first step",
+                *["    " + line for line in self.trial_start],
+                "}",
+            ]
+        out = {"sim_code": "\n".join([*start, *self.deliver, *self.step])}
         if self.flag is not None:
             out["threshold_condition_code"] = f"{self.flag} != 0"
         return out
@@ -265,6 +347,7 @@ class StatementPrinter:
         for st in body:
             lines += self.stmt(st, depth)
         self.code.vars.update(self.pr.vars)
+        self.code.egps.update(self.pr.egps)
         return lines
 
     def stmt(self, st: Stmt, depth: int) -> list[str]:
@@ -358,6 +441,7 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
 
     arrays = {a.name: a for a in kernel.arrays}
     delays = trained_delays(kernel)
+    kept = trajectories(kernel)
     generated = set()
     for phase in (kernel.phase(name) for name in entry.per_step):
         if phase.kind == PhaseKind.LEARN:
@@ -387,13 +471,23 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
                 p.code.inputs.append(st.space.projection)
                 p.code.vars.update(p.pr.vars)
             elif isinstance(st, Loop) and isinstance(st.space, Neurons):
-                if _is_recording(st, arrays):
-                    continue
+                comment = phase.comment or phase.name
+                if _is_recording(st, arrays):  # the runtime's, but for the trajectories
+                    st = _trajectory_stores(st, kept)
+                    if st is None:
+                        continue
+                    comment = "the trajectories the backward steps read"
                 p = of(st.space.population)
-                p.code.step.append(f"// {phase.comment or phase.name}")
+                p.code.step.append(f"// {comment}")
                 p.code.step += p.body(st.body)
             else:
                 raise fail(f"phase '{phase.name}': a {type(st).__name__} has no GeNN form here")
+    for name in entry.before:  # values computed once per trial (derived params of trained ones)
+        for st in kernel.phase(name).body:
+            if isinstance(st, Loop) and isinstance(st.space, Neurons) and not _constant(st.body):
+                p = of(_holder_of(kernel, arrays, st))
+                p.code.trial_start.append(f"// {st.comment or name}")
+                p.code.trial_start += p.body(st.body)
     for phase in kernel.phases:
         if phase.kind == PhaseKind.RESET:
             _collect_reset(kernel, arrays, phase.body, codes)
@@ -402,13 +496,35 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
     return codes
 
 
+def _trajectory_stores(loop: Loop, kept: dict[str, Array]) -> Loop | None:
+    """A recording loop with only its stores into trajectories (None if it has none)."""
+    body = tuple(st for st in loop.body if not isinstance(st, Store) or st.target.array in kept)
+    return dataclasses.replace(loop, body=body) if any(isinstance(st, Store) for st in body) else None
+
+
+def _constant(body: tuple[Stmt, ...]) -> bool:
+    """A reset loop that only stores numbers (restored by the Reset update)."""
+    return all(isinstance(st, Store) and not st.expr.free_symbols for st in body)
+
+
+def _holder_of(kernel: Kernel, arrays: dict[str, Array], loop: Loop) -> str:
+    """The population whose neurons hold every array a once-per-trial loop stores into."""
+    held = {holder(arrays[st.target.array], kernel) for st in walk(loop.body) if isinstance(st, Store)}
+    if held != {loop.space.population}:
+        raise fail(
+            f"a once-per-trial loop over '{loop.space.population}' stores into {sorted(held)}'s values"
+        )
+    return loop.space.population
+
+
 def _collect_reset(
     kernel: Kernel, arrays: dict[str, Array], body: tuple[Stmt, ...], codes: dict[str, NeuronCode]
 ) -> None:
     for st in body:
         if isinstance(st, Loop) and isinstance(st.space, Neurons):
             _collect_reset(kernel, arrays, st.body, codes)
-        elif isinstance(st, Store):  # only the vars the printed code uses (not a backward pass's)
+        elif isinstance(st, Store) and not st.expr.free_symbols:  # computed ones: `trial_start`
+            # only the vars the printed code uses (not a backward pass's)
             a = arrays[st.target.array]
             pop = holder(a, kernel) if a.role in NEURON_ROLES else None
             if pop in codes and genn_var(a, kernel) in codes[pop].vars:
@@ -427,7 +543,7 @@ def population_ctx(code: NeuronCode, size: int, model: str, readout: dict[str, A
         code=code.code(),
     )
     states = [name for name, a in code.vars.items() if a.role == Role.STATE and a.owner == code.population]
-    return PopulationCtx(
+    ctx = PopulationCtx(
         code.population,
         size,
         src,
@@ -438,3 +554,15 @@ def population_ctx(code: NeuronCode, size: int, model: str, readout: dict[str, A
         record_vars=states,
         reset_vars=dict(code.reset),
     )
+    for name, a in code.egps.items():
+        add_trajectory(ctx, name, a)
+    return ctx
+
+
+def add_trajectory(p: PopulationCtx, name: str, array: Array) -> None:
+    """Extra global param `name` of population `p`: trajectory `array`, [batch][step][neuron]."""
+    if any(v.name == name for v in p.model.extra_global_params):
+        return
+    p.model.extra_global_params.append(Var(name, "scalar*"))
+    steps, n = "NUM_STEPS", array.shape[2]
+    p.egp_init[name] = f"np.zeros(batch_size * {steps} * {n}, dtype=SCALAR)"

@@ -19,9 +19,7 @@ from snnc.api import lower
 from .genn_check import check_c, model_calls, ttfs_regularised_source
 
 ROOT = Path(__file__).resolve().parents[2]
-#: examples the genn backend refuses at `snnc check` (trainable delays: backends/capabilities.py)
-C_ONLY = {"shd_delays"}
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.snn") if p.stem not in C_ONLY)
+EXAMPLES = sorted((ROOT / "examples").glob("*.snn"))
 VALID = ROOT / "tests" / "frontend" / "valid"
 
 LAYERS = """

@@ -26,9 +26,7 @@ from .genn_check import ttfs_regularised_source
 from .test_genn_emit import LAYERS
 
 ROOT = Path(__file__).resolve().parents[2]
-#: examples the genn backend refuses at `snnc check` (trainable delays: backends/capabilities.py)
-C_ONLY = {"shd_delays"}
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.snn") if p.stem not in C_ONLY)
+EXAMPLES = sorted((ROOT / "examples").glob("*.snn"))
 
 
 def _groups_the_runtime_runs(module: SimpleNamespace) -> set[str]:
