@@ -187,7 +187,9 @@ class GeNNArtefact:
                 continue
             var = self._var(name)
             var.pull_from_device()
-            out[name] = np.asarray(var.values, dtype=np.float64).ravel().copy()
+            # a param that delayed synapse code reads is queued by GeNN (every slot alike): one slot
+            values = var.current_values if name in self._biases else var.values
+            out[name] = np.asarray(values, dtype=np.float64).ravel().copy()
             if self._biases.get(name, {}).get("shared"):  # every neuron holds the one value
                 out[name] = out[name][:1]
         return out
@@ -432,7 +434,7 @@ class GeNNArtefact:
         """A bias gradient var [device batch, neurons], which is then zeroed (as GradientReduce does dg)."""
         var = self.pops[meta["population"]].vars[meta["gradient"]]
         var.pull_from_device()
-        value = np.asarray(var.view, dtype=np.float64).reshape(self._device_batch, -1).copy()
+        value = np.asarray(var.current_view, dtype=np.float64).reshape(self._device_batch, -1).copy()
         var.view[:] = 0.0
         var.push_to_device()
         return value

@@ -190,6 +190,43 @@ def test_an_epoch_of_training_moves_the_params_as_on_c(tmp_path: Path) -> None:
         np.testing.assert_allclose(genn[name], c[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+def test_the_shd_delays_example_shrunk_trains_as_on_c(tmp_path: Path) -> None:
+    """examples/shd_delays.snn (per-neuron tau_mem, trainable delays into and within the hidden
+    layer, a spike-count regulariser) at a tenth of its size, on synthetic SHD-shaped data
+    (benchmarks/_synthetic_shd.py): two batches of training end with the same weights, delays and
+    time constants on both backends."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import _synthetic_shd as shd
+
+    text = (Path(__file__).resolve().parents[2] / "examples" / "shd_delays.snn").read_text()
+    for full, shrunk in (("SpikeInput(700)", "SpikeInput(70)"), ("LIF(256", "LIF(24"), ("LI(20", "LI(5")):
+        assert full in text
+        text = text.replace(full, shrunk)
+    network = lower(text, duration=200.0)
+    assert check_supported(network, "genn") == []
+    raster, labels = shd.make_batch(0, 8, seed=3, steps=200, n_channels=70, n_classes=5)
+    x, y = {"x": shd.raster_to_times_ids(raster)}, {"out": labels}
+    trained, start = [], None
+    for backend in ("c", "genn"):
+        options = {"cache_dir": tmp_path} if backend == "genn" else {}
+        net = build_compiled(network, backend=backend, seed=1, precision="double", batch_size=4, **options)
+        if start is None:
+            start = net.weights
+        else:
+            net.set_weights(start)
+        net.train(x, y, 1, callbacks=[], batch_size=4)
+        trained.append(net.weights)
+    c, genn = trained
+    assert (
+        set(genn) == set(c) == {"x_to_h", "h_to_h", "h_to_out", "delay_x_to_h", "delay_h_to_h", "tau_mem_h"}
+    )
+    assert c["tau_mem_h"].shape == (24,) and np.abs(c["tau_mem_h"] - start["tau_mem_h"]).max() > 1e-3
+    for name in c:
+        np.testing.assert_allclose(genn[name], c[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
 def test_a_network_with_trained_params_simulates_as_on_c(tmp_path: Path) -> None:
     """Compiled for simulation only (no gradient pass), the trained params are still GeNN vars set
     like weights, their derived params computed once per trial: the same spikes and readouts as C
