@@ -31,7 +31,6 @@ CAPABILITIES = Capabilities(
     trainable={k: frozenset({"dense", "csr", "one_to_one"}) for k in ("eventprop", "eprop")},
     no_gradient_delays=frozenset({"eprop"}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
-    exact_backward_only=frozenset({"eventprop"}),
     trainable_params=frozenset({"eprop", "eventprop", INFERENCE}),
     trainable_synapse_params=frozenset({"eventprop", INFERENCE}),
 )

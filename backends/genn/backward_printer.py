@@ -35,7 +35,10 @@ entry, steps K..2K-1 its `backward` entry (backward step kb = 2K-1-s; the runtim
   zeroes are zeroed by `GradientReduce`, the event cursors are the buffers' `q_bi`; a phase the
   forward entry runs before its steps too (derived params) was printed with the forward code;
 - a trajectory the backward steps read (`rv_<var>[batch, step, neuron]`, written by the forward
-  steps: `kernel_printer.trajectories`) is read from its extra global param at the step;
+  steps: `kernel_printer.trajectories`: a trained param's ∫ λ·∂f/∂p dt, the Euler step of
+  non-linear dynamics) is read from its extra global param at the step; synapse code, which reads
+  the post neurons' states at its spikes' step, reads them from vars the post neurons' code stages
+  at the end of every step (`stage_trajectories`), delayed like the adjoints;
 - arrays the runtime supplies (role TARGET) are neuron vars `t_<var>` the runtime pushes before the
   backward steps, and the number of real trials of the batch (`B`) is the one-element `q_B`.
 """
@@ -80,6 +83,8 @@ from .kernel_printer import (
     holder,
     keeps_spike_list,
     per_post_neuron,
+    staged_var,
+    trajectories,
 )
 from .models import Var
 from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
@@ -262,6 +267,7 @@ def _synapse(
     s: ProjectionCtx,
     summed: dict[str, str],
     written: dict[str, set[str]],
+    staging: dict[str, dict[str, Array]],
 ) -> list[str]:
     """`pre_spike_syn_code` of backward steps: per-post locals, then dL/dw and D of the row.
 
@@ -294,12 +300,14 @@ def _synapse(
         per_post = phase.body[:-1]  # the rings' values of this step, per post neuron
         lines.append(steps_line(kernel, td))
     printer = StatementPrinter(kernel, NeuronCode(post))
+    printer.pr.synapse = True
     printer.taken.add(STEPS)  # declared above the body: no printed local may take its name
     # GeNN handles the spike of step kb one step later, and its arrival is `delay` steps later still
     kb = _kb(kernel.num_steps)
     printer.pr.step_text = kb if delay_text is None else f"({kb} + {delay_text})"
     if delay_text is not None:  # the post values as they were at the arrival: `delay` GeNN steps ago
-        printer.pr.delayed = {name: delay_text for name in written.get(post, ())}
+        staged = {staged_var(a) for a in trajectories(kernel).values() if holder(a, kernel) == post}
+        printer.pr.delayed = {name: delay_text for name in written.get(post, set()) | staged}
     reads = [r for st in walk(row.body) for r in _refs(st)]
     body: list[str] = []
     for pro in per_post:  # values per post neuron: GeNN computes them per synapse
@@ -368,6 +376,8 @@ def _synapse(
         else:
             raise fail(f"phase '{phase.name}': '{st}' has no place in GeNN synapse code")
     for name, a in printer.pr.vars.items():
+        if a.role == Role.RECORD:  # a trajectory of the post neurons, staged by their neuron code
+            staging.setdefault(post, {})[name] = a
         if holder(a, kernel) != post:
             raise fail(
                 f"projection '{s.name}': the backward synapse code reads '{a.name}' of another population"
@@ -489,6 +499,7 @@ def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections
     neurons: dict[str, _Neuron] = {}
     synapse_code: dict[str, list[str]] = {}
     summed: dict[str, str] = {}  # spike-list array -> the population whose q_D sums into it
+    staging: dict[str, dict[str, Array]] = {}  # population -> staged var -> the trajectory
     cursors: set[str] = set()
     seen_neuron = None
     written = _written(kernel, entry)
@@ -506,7 +517,7 @@ def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections
                 raise fail(f"phase '{name}': the spikes of '{loop.space.population}' are never filed")
             cursors.add(loop.space.cursor)
             synapse_code[proj] = synapse_code.get(proj, []) + _synapse(
-                kernel, phase, loop, projs[proj], summed, written
+                kernel, phase, loop, projs[proj], summed, written, staging
             )
             continue
         seen_neuron = name
@@ -522,6 +533,8 @@ def print_backward(kernel: Kernel, populations: list[PopulationCtx], projections
     resets = _reset(kernel, entry, cursors)
     for pop in sorted(set(buffers) | set(neurons), key=list(kernel.populations).index):
         _weave(pops[pop], k, buffers.get(pop), neurons.get(pop), pop in summed.values(), resets.get(pop, {}))
+    for pop, staged in staging.items():
+        stage_trajectories(kernel, pops[pop], staged)
     for proj, lines in synapse_code.items():
         _weave_synapse(projs[proj], k, lines)
     return limits.pop() if limits else 0
@@ -575,6 +588,28 @@ def _weave(
             "}",
         ]
     )
+
+
+def stage_trajectories(kernel: Kernel, p: PopulationCtx, staged: dict[str, Array]) -> None:
+    """Synapse code handles the spikes of backward step kb at the GeNN step after the neuron code
+    of kb + 1 (and the first, kb = K - 1, after the last forward step's), and reads the post
+    neurons' states at the end of step kb from their trajectories: the neuron code stages each at
+    the end of every step into a var (`kernel_printer.staged_var`), which a delayed synapse reads
+    d GeNN steps back like the adjoints (the states at the end of its arrival step kb + d)."""
+    m, k = p.model, kernel.num_steps
+    lines = [
+        "// the trajectories the synapse code of the next step reads: the states at the end of its step",
+        f"const int q__next = 2 * {k} - 2 - (int)round(t / dt);",
+        f"if (q__next >= 0 && q__next < {k}) {{",
+    ]
+    for name, a in staged.items():
+        m.vars.append(Var(name, "scalar"))
+        p.var_init[name] = 0.0
+        egp = genn_var(a, kernel)
+        add_trajectory(p, egp, a)
+        lines.append(f"    {name} = {egp}[(batch * {k} + q__next) * {p.size} + id];")
+    lines.append("}")
+    m.code["sim_code"] = "\n".join([m.code["sim_code"], *lines])
 
 
 def _weave_synapse(s: ProjectionCtx, k: int, backward: list[str]) -> None:

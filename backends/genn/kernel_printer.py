@@ -27,7 +27,8 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   after every step. A recording that a backward entry reads (a trajectory: a trained param's
   ∫ λ·∂f/∂p dt reads the states of every step) is an extra global param `rv_<var>` of the
   population that holds it, [batch][step][neuron] (`trajectories`), written by the forward steps'
-  code and read back by the backward steps' (`backward_printer.py`). It costs batch × steps ×
+  code and read back by the backward steps' (`backward_printer.py`; synapse code reads a post
+  neuron's state at its step from a var the neuron code stages, `staged_var`). It costs batch × steps ×
   neurons values per recorded state, as the C backend's records do: 32 × 1000 × 256 floats (33 MB)
   per state of an SHD-sized hidden layer; examples/shd_delays.snn records three (v and both
   synapse currents, which ∂f/∂tau_mem reads), 98 MB at batch 32.
@@ -220,6 +221,9 @@ class GeNNExprPrinter(KernelExprPrinter):
         self.delayed: dict[str, str] = {}
         self.trajectories = trajectories(kernel)
         self.egps: dict[str, Array] = {}  # extra global param -> the trajectory it holds
+        #: synapse code: a trajectory of the post neuron at the step is the post var the neuron
+        #: code staged for it (`staged_var`), read through a var ref like the post's other vars
+        self.synapse = False
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if isinstance(expr, Index):
@@ -262,6 +266,16 @@ class GeNNExprPrinter(KernelExprPrinter):
     def _trajectory(self, expr: sympy.Indexed, array: Array) -> str:
         """An element [b, step, neuron] of a trajectory: its extra global param at this trial's row."""
         b, step, neuron = expr.indices
+        if self.synapse:
+            if (b, step, neuron) != (BATCH, STEP, self.neuron):
+                raise fail(
+                    f"synapse code reads element {expr} of trajectory '{array.name}': GeNN stages a "
+                    "post neuron's trajectory at the step of the spikes only",
+                    hint="use the c backend for this network",
+                )
+            name = staged_var(array)
+            self.vars[name] = array
+            return f"{name}[{self.delayed[name]}]" if name in self.delayed else name
         if b != BATCH or neuron != self.neuron:
             raise fail(
                 f"element {expr} of trajectory '{array.name}' is not one neuron's value in one trial, "
@@ -557,6 +571,12 @@ def population_ctx(code: NeuronCode, size: int, model: str, readout: dict[str, A
     for name, a in code.egps.items():
         add_trajectory(ctx, name, a)
     return ctx
+
+
+def staged_var(array: Array) -> str:
+    """The var in which a population's neuron code stages trajectory `array` at the step the
+    synapse code of the next GeNN step reads (`backward_printer.stage_trajectories`)."""
+    return ir_names.local("rvs", array.var)
 
 
 def add_trajectory(p: PopulationCtx, name: str, array: Array) -> None:

@@ -92,19 +92,26 @@ train cond {
 """
 
 
-def test_genn_refuses_non_linear_eventprop_dynamics_at_the_population(tmp_path: Path) -> None:
-    """The C backend steps non-linear adjoints back with Euler on the recorded trajectory; the genn
-    backend has only the exact step, which `snnc check --backend genn` says at the population."""
+def test_non_linear_eventprop_dynamics_are_refused_at_the_population_by_a_backend_without_euler(
+    tmp_path: Path,
+) -> None:
+    """Both backends step non-linear adjoints back with Euler on the recorded trajectory (GeNN:
+    tests/backends/test_genn_euler.py), so `snnc check --backend genn` passes; a backend with only
+    the exact step (`exact_backward_only`) says so at the population."""
+    from snnc.backends.capabilities import unsupported
+
     path = tmp_path / "cond.snn"
     path.write_text(CONDUCTANCE_NET)
     network = lower(path)
     assert network.training.populations["h"].method == "euler"
-    assert check_supported(network, "c") == []
-    (d,) = check_supported(network, "genn")
+    assert check_supported(network, "c") == check_supported(network, "genn") == []
+    assert snnc("check", "--backend", "genn", str(path)).returncode == 0
+    exact_only = dataclasses.replace(
+        get_backend("genn").capabilities, exact_backward_only=frozenset({"eventprop"})
+    )
+    (d,) = unsupported(network, "exact", exact_only)
     assert d.code == CODE and "population 'h' has non-linear dynamics" in d.message
     assert (d.span.line, d.span.col) == (13, 5)
-    cli = snnc("check", "--backend", "genn", str(path))
-    assert cli.returncode == 1 and f"{path}:13:5: error: the genn backend steps the eventprop" in cli.stderr
 
 
 def one_to_one_eprop(tmp_path: Path) -> Path:

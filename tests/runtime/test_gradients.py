@@ -16,6 +16,8 @@ import pytest
 from gradcheck import compare, compile_double, fd_gradients
 from snnc.runtime.losses import get_loss
 
+from tests.runtime.nonlinear_models import CONDUCTANCE, QUADRATIC
+
 HEAD = "use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}\n"
 
 # two neuron models that are not in the std library
@@ -37,31 +39,6 @@ neuron ThetaLIF {
         v = v_rest
         a += 1
     }
-}
-"""
-QUADRATIC = """
-neuron QuadLIF {
-    param tau_m = 10 ms
-    param c = 0.3
-    param v_th = 1.0
-    state v = 0.0
-    input i_syn
-    dv/dt = (c * v * v - v + i_syn) / tau_m
-    spike when v >= v_th
-    reset { v = 0 }
-}
-"""
-CONDUCTANCE = """
-neuron CondLIF {
-    param tau_m = 10 ms
-    param g_leak = 1.0
-    param e_rev = 3.0
-    param v_th = 1.0
-    state v = 0.0
-    input i_syn
-    dv/dt = (-g_leak * v + i_syn * (e_rev - v)) / tau_m
-    spike when v >= v_th
-    reset { v = 0 }
 }
 """
 # LIF held for 5 ms after each spike: v ignores its input then, so neither does the adjoint
