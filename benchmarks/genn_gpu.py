@@ -13,9 +13,12 @@ on stdout and in the JSON; that backend builds batch-1 models, so the runtime ru
 consecutive trials); `--genn-backend` overrides. Without pygenn the script exits 1 with one sentence.
 
     python benchmarks/genn_gpu.py [--batches 20] [--warmup 1] [--threads N] [--genn-backend cuda]
+                                  [--example examples/shd_delays.snn] [--precision double]
 
-The last line printed is a JSON object with `genn_s_per_epoch`, `c_s_per_epoch`, the devices and
-the GeNN backend used.
+`--example` trains another SHD-shaped example instead (700 inputs, an `out` readout; e.g.
+`examples/shd_delays.snn`, with trainable delays and time constants). The last line printed is a
+JSON object with `genn_s_per_epoch`, `c_s_per_epoch`, the devices, the GeNN backend used and the
+largest difference between the two sides' trained weights and params (`weight_differences`).
 """
 
 from __future__ import annotations
@@ -127,6 +130,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OpenMP threads of the C side")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--example", type=Path, default=SNN_FILE, help="the .snn file both sides train")
+    ap.add_argument("--precision", choices=("float", "double"), default="float")
     ap.add_argument(
         "--genn-backend", choices=("cuda", "single_threaded_cpu"), help="default: CUDA when pygenn has it"
     )
@@ -139,9 +144,11 @@ def main() -> None:
 
     from snnc.api import build_compiled, lower
 
-    network = lower(SNN_FILE)
+    network = lower(args.example)
     t0 = time.perf_counter()
-    c_net = build_compiled(network, backend="c", batch_size=args.batch_size, seed=args.seed)
+    c_net = build_compiled(
+        network, backend="c", batch_size=args.batch_size, seed=args.seed, precision=args.precision
+    )
     c_compile_s = time.perf_counter() - t0
     c_net.artefact.set_threads(args.threads)
     initial = c_net.weights
@@ -152,14 +159,22 @@ def main() -> None:
 
         t0 = time.perf_counter()
         artefact = load_genn(
-            network, batch_size=args.batch_size, seed=args.seed, backend=backend, out_dir=build_dir
+            network,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            backend=backend,
+            out_dir=build_dir,
+            precision=args.precision,
         )
         genn_build_s = time.perf_counter() - t0
         genn_net = CompiledNetwork(artefact, network=network)
         genn_net.set_weights(initial)
         genn = train(genn_net, args)
+        genn_weights = genn_net.weights
         artefact.close()
     c = train(c_net, args)
+    c_weights = c_net.weights
+    differences = {k: float(abs(genn_weights[k] - c_weights[k]).max()) for k in sorted(c_weights)}
 
     per_epoch = math.ceil(SHD_TRAIN_EXAMPLES / args.batch_size)
     gpu = gpu_name()
@@ -185,6 +200,9 @@ def main() -> None:
         "genn_batch_s": genn["batch_s"],
         "c_batch_s": c["batch_s"],
         "max_loss_difference": max(abs(a - b) for a, b in zip(genn["losses"], c["losses"], strict=True)),
+        "weight_differences": differences,
+        "example": str(args.example),
+        "precision": args.precision,
         "genn_losses": genn["losses"],
         "c_losses": c["losses"],
         "batches_measured": args.batches,

@@ -44,3 +44,23 @@ def test_the_benchmark_prints_seconds_per_epoch_for_both_backends() -> None:
         assert summary[f"{side}_s_per_epoch"] == pytest.approx(per_batch * 4078)
     # the same network, weights and data: the training losses track each other
     assert summary["max_loss_difference"] < 1e-2
+    assert set(summary["weight_differences"]) == {"x_to_h", "h_to_h", "h_to_out"}
+
+
+@pytest.mark.genn
+@pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')")
+def test_the_benchmark_trains_the_shd_delays_example_to_the_c_backends_params() -> None:
+    """`--example examples/shd_delays.snn --precision double`: per-neuron tau_mem and trainable
+    delays, trained the same on both sides (double precision: equal to rounding)."""
+    example = str(ROOT / "examples" / "shd_delays.snn")
+    result = _run(
+        "--batches", "1", "--warmup", "0", "--batch-size", "2", "--threads", "1",
+        "--example", example, "--precision", "double",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["example"], summary["precision"]) == (example, "double")
+    differences = summary["weight_differences"]
+    assert {"tau_mem_h", "delay_x_to_h", "delay_h_to_h"} <= set(differences)
+    assert max(differences.values()) < 1e-9, differences
+    assert summary["max_loss_difference"] < 1e-12
