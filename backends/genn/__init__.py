@@ -31,6 +31,7 @@ CAPABILITIES = Capabilities(
     trainable={k: frozenset({"dense", "csr", "one_to_one"}) for k in ("eventprop", "eprop")},
     no_gradient_delays=frozenset({"eprop"}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
+    per_neuron_params=True,
     trainable_params=frozenset({"eprop", "eventprop", INFERENCE}),
     trainable_synapse_params=frozenset({"eventprop", INFERENCE}),
 )

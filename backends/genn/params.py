@@ -1,14 +1,14 @@
-"""Trained params of a kernel without online learning (EventProp's, or a network simulated with
-them) as GeNN vars filed like weights.
+"""Params held in arrays (trained ones, and per-neuron ones: `tau_mem = Uniform(10 ms, 30 ms)`) of a
+kernel without online learning (EventProp's, or a network simulated) as GeNN vars filed like weights.
 
-A trained param (PARAM array: `pp_h__tau_mem` [neurons] or [1], a synapse's `pp_x_to_h__tau` per
-post neuron) is a var of the population whose neurons read it (`kernel_printer.genn_var`: `p_tau_mem`,
-`p_tau__x_to_h`), shared by the batch and initialised from the module's arrays; its gradient per
-trial and neuron is the var the backward code accumulates into (`g_tau_mem`). The runtime reads and
-sets the param like a weight under its key (`tau_mem_h`, `tau_x_to_h`) and sums the gradient over
-the batch's rows, and over the neurons for a shared one (`runtime.py` `BIASES`): the same sum the
-C backend's once-per-batch gather runs. The e-prop printer files its trained params the same way
-(`learn_printer._params`).
+A PARAM array (`pp_h__tau_mem` [neurons] or [1], a synapse's `pp_x_to_h__tau` per post neuron) is a
+var of the population whose neurons read it (`kernel_printer.genn_var`: `p_tau_mem`,
+`p_tau__x_to_h`), shared by the batch and initialised from the module's arrays; a trained one's
+gradient per trial and neuron is the var the backward code accumulates into (`g_tau_mem`). The
+runtime reads and sets the param like a weight under its key (`tau_mem_h`, `tau_x_to_h`) and sums
+the gradient over the batch's rows, and over the neurons for a shared one (`runtime.py` `BIASES`):
+the same sum the C backend's once-per-batch gather runs. The e-prop printer files its trained
+params the same way (`learn_printer._params`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from .render import PopulationCtx, fail
 def trained_params(
     kernel: Kernel, populations: list[PopulationCtx], initial: dict[tuple[str, str], np.ndarray]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """(key -> {population, var, gradient, shared, trainable}, key -> initial values) of every
-    trained param the printed models read; `initial` is `common.draw_param_values`' draws."""
+    """(key -> {population, var, gradient (if trained), shared, trainable}, key -> initial values)
+    of every param array the printed models read; `initial` is `common.draw_param_values`' draws."""
     pops = {p.name: p for p in populations}
     meta: dict[str, dict[str, Any]] = {}
     arrays: dict[str, np.ndarray] = {}

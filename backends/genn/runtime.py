@@ -144,7 +144,8 @@ class GeNNArtefact:
 
     @property
     def _biases(self) -> dict[str, dict[str, Any]]:
-        """Trained per-neuron params (e-prop output bias), read and set like weights."""
+        """Params held per neuron (trained ones, an e-prop output bias, per-neuron values), read and
+        set like weights; those with a gradient var are trained."""
         return getattr(self.module, "BIASES", {})
 
     @property
@@ -425,6 +426,8 @@ class GeNNArtefact:
             var.pull_from_device()
             grads[proj] = np.asarray(var.values, dtype=np.float64).reshape(shapes[proj]).copy()
         for name, meta in self._biases.items():
+            if "gradient" not in meta:  # a per-neuron param that is not trained
+                continue
             grads[name] = self._take_bias_gradient(meta)[:real_rows].sum(axis=0)
             if meta.get("shared"):  # per neuron in the kernel, summed here
                 grads[name] = np.asarray([grads[name].sum()])

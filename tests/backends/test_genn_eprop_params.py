@@ -72,19 +72,19 @@ def test_genn_eprop_param_gradients_equal_the_c_ones(tmp_path: Path) -> None:
 @pytest.mark.genn
 @pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')")
 def test_load_genn_refuses_what_genn_cannot_train_as_snnc_check_does(tmp_path: Path) -> None:
-    """A per-neuron param that is not trained (`v_reset = Uniform(...)`) has no GeNN form: `load_genn`
-    says so in the words of `snnc check --backend genn`, before any printing (it used to fail inside
-    the printer)."""
+    """A per-timestep loss has no GeNN form: `load_genn` says so in the words of `snnc check
+    --backend genn`, before any printing (it used to fail inside the printer)."""
     from snnc.ir.diagnostics import DiagnosticError
 
     network = lower(
         SRC.replace("eprop(c_reg = 0.01, f_target = 10 Hz, tau_reg = 500 ms)", "eventprop")
         .replace("Delta()", "Exponential(tau = 5 ms)")
         .replace("{SpikeInput, LIF, LI, Delta}", "{SpikeInput, LIF, LI, Exponential}")
-        .replace("relative_reset = 1", "relative_reset = 1, v_reset = Uniform(0.0, 0.1)")
+        .replace("loss       = mse", "loss       = sparse_categorical_crossentropy(per_timestep = true)")
+        .replace("readout = var", "readout = sum_var")
     )
     expected = [d.message for d in check_supported(network, "genn")]
-    assert any("v_reset" in m for m in expected)
+    assert any("per-timestep loss" in m for m in expected), expected
     with pytest.raises(DiagnosticError) as err:
         load_genn(network, out_dir=tmp_path, backend="single_threaded_cpu", batch_size=2)
     assert [d.message for d in err.value.diagnostics] == expected

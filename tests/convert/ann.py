@@ -1,6 +1,6 @@
 """Small ANNs on scikit-learn's 8x8 digits, trained here with numpy and written as ONNX with
 onnx.helper: the inputs of the conversion tests (no torch needed). With `bias=True` every layer has
-a trained bias (they become per-neuron `bias` params, which the GeNN backend does not take);
+a trained bias (they become per-neuron `bias` params);
 otherwise the biases stay zero and are not written."""
 
 from __future__ import annotations

@@ -202,11 +202,27 @@ def test_few_spike_layers_send_the_binary_digits_of_their_activations(mlp, digit
     assert _accuracy(out, capsys) >= ann_acc - 0.02
 
 
+@pytest.mark.genn
+def test_the_converted_biased_mlp_evaluates_the_same_through_genn(mlp, tmp_path, capsys):
+    """Its biases are per-neuron `bias` params, which GeNN takes too."""
+    pytest.importorskip("pygenn")
+    onnx_path, data, _ = mlp
+    out = tmp_path / "mlp.snn"
+    assert convert(onnx_path, data, out, "--timesteps", "50") == 0
+    assert 'bias = File("mlp_weights/fc1_bias.npy")' in out.read_text()
+    capsys.readouterr()
+    results = []
+    for backend in ("c", "genn"):
+        assert main(["evaluate", str(out), "--no-checkpoint", "--quiet", "--backend", backend]) == 0
+        results.append(capsys.readouterr().out.split(": test ")[1])
+    assert results[0] == results[1]  # the same loss and accuracy to the printed digits
+
+
 @pytest.mark.slow
 @pytest.mark.genn
 @pytest.mark.parametrize("method", ["data_norm", "few_spike"])
 def test_the_converted_cnn_evaluates_the_same_through_genn(digits, tmp_path, capsys, method):
-    """Without biases (GeNN takes no per-neuron params)."""
+    """Without biases (the biased MLP: above)."""
     pytest.importorskip("pygenn")
     x, y, tx, ty = digits
     img = lambda a: a.reshape(-1, 1, 8, 8)  # noqa: E731

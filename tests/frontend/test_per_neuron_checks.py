@@ -109,12 +109,21 @@ def test_the_cli_exits_1_with_file_line_col(tmp_path: Path) -> None:
     assert f"{path}:4:36: error: param file 'three.npy' holds 3 values" in out and "Traceback" not in out
 
 
-def test_genn_refuses_per_neuron_params_at_check(tmp_path: Path) -> None:
+def test_both_backends_take_per_neuron_params_at_check(tmp_path: Path) -> None:
+    """GeNN runs them too (tests/backends/test_genn_per_neuron_params.py); a backend without them
+    refuses each at the param."""
+    import dataclasses
+
+    from snnc.backends import get_backend
+    from snnc.backends.capabilities import unsupported
+
     path = _write(tmp_path, hidden=", tau_mem = Uniform(10 ms, 30 ms)", syn="tau = Normal(5 ms, 1 ms)")
-    found = unsupported_on(load_file(str(path)), "genn")
+    network = load_file(str(path))
+    assert unsupported_on(network, "genn") == unsupported_on(network, "c") == []
+    without = dataclasses.replace(get_backend("genn").capabilities, per_neuron_params=False)
+    found = unsupported(network, "other", without)
     assert [(d.span.line, d.span.col) for d in found] == [(4, 35), (6, 55)]
     assert "has no per-neuron params ('tau_mem' of population 'h')" in found[0].message
-    assert unsupported_on(load_file(str(path)), "c") == []
 
 
 def test_eprop_refuses_per_neuron_params_but_takes_an_output_bias(tmp_path: Path) -> None:

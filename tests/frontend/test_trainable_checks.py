@@ -153,20 +153,17 @@ def test_a_param_off_the_gradient_path_is_refused(tmp_path: Path) -> None:
     ), errors
 
 
-def test_genn_trains_eventprop_params_and_refuses_untrained_per_neuron_ones_at_check(tmp_path: Path) -> None:
-    """GeNN trains EventProp's params, shared and per neuron, neuron and synapse ones, and simulates
-    a network with them (tests/backends/test_genn_eventprop_params.py); a per-neuron param that is
-    not trained (`v_reset = Uniform(...)`) it still refuses, at the param."""
+def test_genn_trains_eventprop_params_at_check(tmp_path: Path) -> None:
+    """GeNN trains EventProp's params, shared and per neuron, neuron and synapse ones, beside
+    untrained per-neuron ones, and simulates a network with them (tests/backends/
+    test_genn_eventprop_params.py, test_genn_per_neuron_params.py); e-prop's synapse params it
+    refuses (below)."""
     trained = ", tau_mem = Trainable(20 ms, per_neuron = true), v_thresh = Trainable(1.0)"
-    path = _write(tmp_path, hidden=trained, syn="tau = Trainable(Uniform(4 ms, 6 ms))")
+    path = _write(
+        tmp_path, hidden=trained + ", v_reset = Uniform(0.0, 0.1)", syn="tau = Trainable(Uniform(4 ms, 6 ms))"
+    )
     assert check_supported(lower(path.read_text()), "genn") == []  # EventProp's
     assert check_supported(load_file(str(path)), "genn") == []  # simulated
-    path = _write(tmp_path, hidden=trained + ", v_reset = Uniform(0.0, 0.1)")
-    found = check_supported(lower(path.read_text()), "genn")
-    col = path.read_text().splitlines()[3].index("Uniform(0.0") + 1
-    assert [(d.span.line, d.span.col) for d in found] == [(4, col)], found
-    assert "has no per-neuron params ('v_reset' of population 'h')" in found[0].message
-    assert check_supported(lower(path.read_text()), "c") == []
 
 
 def test_genn_refuses_eprop_synapse_params_at_check(tmp_path: Path) -> None:
