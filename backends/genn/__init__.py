@@ -33,7 +33,8 @@ CAPABILITIES = Capabilities(
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_neuron_params=True,
     trainable_params=frozenset({"eprop", "eventprop", INFERENCE}),
-    trainable_synapse_params=frozenset({"eventprop", INFERENCE}),
+    # their derived params, once per trial, are derived_printer.py's custom updates
+    trainable_synapse_params=frozenset({"eprop", "eventprop", INFERENCE}),
 )
 
 

@@ -37,6 +37,7 @@ from snnc.passes.schedule import schedule
 
 from .backward_printer import print_backward
 from .delay_printer import weave_forward
+from .derived_printer import print_derived
 from .kernel_printer import forward_entry, neuron_code, population_ctx
 from .learn_printer import print_learning
 from .models import GeNNModelSpec
@@ -114,6 +115,7 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
     projs = [render_projection(pp, training) for pp in plan.projections.values()]
     ctx = ModuleCtx(plan, pops, projs, training=getattr(network.training, "algorithm", None))
     ctx.delays = weave_forward(kernel, ctx.projections)
+    ctx.custom_updates += print_derived(kernel, entry, {p.name: p for p in ctx.populations})
     if any(e.steps == "backward" for e in kernel.entries):
         ctx.max_spikes = print_backward(kernel, ctx.populations, ctx.projections)
         ctx.update_groups["GradientReduce"] = (

@@ -20,9 +20,8 @@ neuron its sim code, threshold condition and reset code. The kernel's forward ph
   stored for them (scratch vars `q_<record>`); `backward_printer.py` maps those phases and the
   backward ones;
 - learning phases beside the forward step (an entry that learns online) are `learn_printer.py`'s;
-- the reset phase gives the values the per-trial `Reset` custom update restores; a reset loop
-  that computes values (derived params of trained params, `exp(-dt/tau_mem)` per neuron, once per
-  trial) runs at the top of the sim code of the trial's first step;
+- the reset phase gives the values the per-trial `Reset` custom update restores; a phase before the
+  steps that computes values (derived params of per-neuron params) is `derived_printer.py`'s;
 - recordings (optional [batch, steps, neuron] arrays) are the runtime's: it pulls the state vars
   after every step. A recording that a backward entry reads (a trajectory: a trained param's
   ∫ λ·∂f/∂p dt reads the states of every step) is an extra global param `rv_<var>` of the
@@ -303,7 +302,6 @@ class NeuronCode:
     step: list[str] = field(default_factory=list)
     flag: str | None = None  # the var whose non-zero value is a spike
     vars: dict[str, Array] = field(default_factory=dict)
-    trial_start: list[str] = field(default_factory=list)  # once per trial, before its first step
     egps: dict[str, Array] = field(default_factory=dict)  # trajectories (extra global params)
     reset: dict[str, float] = field(default_factory=dict)  # var -> value restored before a trial
     inputs: list[str] = field(default_factory=list)  # projections delivering into it (q_in__P)
@@ -328,14 +326,7 @@ class NeuronCode:
         return out
 
     def code(self) -> dict[str, str]:
-        start = []
-        if self.trial_start:
-            start = [
-                "if ((int)round(t / dt) == 0) {  // once per trial, before its first step",
-                *["    " + line for line in self.trial_start],
-                "}",
-            ]
-        out = {"sim_code": "\n".join([*start, *self.deliver, *self.step])}
+        out = {"sim_code": "\n".join([*self.deliver, *self.step])}
         if self.flag is not None:
             out["threshold_condition_code"] = f"{self.flag} != 0"
         return out
@@ -496,14 +487,8 @@ def neuron_code(kernel: Kernel, entry: Entry | None = None) -> dict[str, NeuronC
                 p.code.step += p.body(st.body)
             else:
                 raise fail(f"phase '{phase.name}': a {type(st).__name__} has no GeNN form here")
-    for name in entry.before:  # values computed once per trial (derived params of trained ones)
-        for st in kernel.phase(name).body:
-            if isinstance(st, Loop) and isinstance(st.space, Neurons) and not _constant(st.body):
-                p = of(_holder_of(kernel, arrays, st))
-                p.code.trial_start.append(f"// {st.comment or name}")
-                p.code.trial_start += p.body(st.body)
     for phase in kernel.phases:
-        if phase.kind == PhaseKind.RESET:
+        if phase.kind == PhaseKind.RESET:  # its numbers; values computed per trial: derived_printer.py
             _collect_reset(kernel, arrays, phase.body, codes)
     for pop in generated:
         codes.pop(pop, None)
@@ -516,28 +501,13 @@ def _trajectory_stores(loop: Loop, kept: dict[str, Array]) -> Loop | None:
     return dataclasses.replace(loop, body=body) if any(isinstance(st, Store) for st in body) else None
 
 
-def _constant(body: tuple[Stmt, ...]) -> bool:
-    """A reset loop that only stores numbers (restored by the Reset update)."""
-    return all(isinstance(st, Store) and not st.expr.free_symbols for st in body)
-
-
-def _holder_of(kernel: Kernel, arrays: dict[str, Array], loop: Loop) -> str:
-    """The population whose neurons hold every array a once-per-trial loop stores into."""
-    held = {holder(arrays[st.target.array], kernel) for st in walk(loop.body) if isinstance(st, Store)}
-    if held != {loop.space.population}:
-        raise fail(
-            f"a once-per-trial loop over '{loop.space.population}' stores into {sorted(held)}'s values"
-        )
-    return loop.space.population
-
-
 def _collect_reset(
     kernel: Kernel, arrays: dict[str, Array], body: tuple[Stmt, ...], codes: dict[str, NeuronCode]
 ) -> None:
     for st in body:
         if isinstance(st, Loop) and isinstance(st.space, Neurons):
             _collect_reset(kernel, arrays, st.body, codes)
-        elif isinstance(st, Store) and not st.expr.free_symbols:  # computed ones: `trial_start`
+        elif isinstance(st, Store) and not st.expr.free_symbols:  # computed ones: derived_printer.py
             # only the vars the printed code uses (not a backward pass's)
             a = arrays[st.target.array]
             pop = holder(a, kernel) if a.role in NEURON_ROLES else None

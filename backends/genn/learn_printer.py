@@ -420,12 +420,13 @@ class LearnPrinter:
     def var(self, name: str, delay: int = 0) -> str:
         """The GeNN var of a per-neuron array (and of its delayed copy)."""
         a = self.arrays[name]
-        if a.owner in self.kernel.populations or a.role == Role.STATE:
-            base = genn_var(a, self.kernel)
+        if a.owner in self.kernel.populations or a.role in (Role.STATE, Role.PARAM):
+            base = genn_var(a, self.kernel)  # a synapse param: the post neuron's var the step reads
         elif name in self.accumulators:
             base = ir_names.local("q", a.var or a.name)
         else:
-            base = ir_names.local({Role.ELIGIBILITY: "e"}.get(a.role, "q"), a.var or a.name) + "__" + a.owner
+            prefix = {Role.ELIGIBILITY: "e", Role.GRADIENT: "g"}.get(a.role, "q")
+            base = ir_names.local(prefix, a.var or a.name) + "__" + a.owner
         return base if delay == 0 else f"{base}__d{delay}"
 
     def wu_var(self, a: Array) -> str:
@@ -804,13 +805,15 @@ def print_learning(
 
 def _params(kernel: Kernel, printer: LearnPrinter) -> dict[str, dict[str, Any]]:
     """Trained per-neuron params: vars shared by the batch, initialised from the module's arrays,
-    read and set by the runtime like weights (`<param>_<population>`), with their gradient var; a
-    shared one (a kernel array [1]) is a var of every neuron holding the same value."""
+    read and set by the runtime like weights (`<param>_<owner>`), with their gradient var; a
+    shared one (a kernel array [1]) is a var of every neuron holding the same value. A synapse
+    param (owned by its projection) is a var of the post neuron (`p_tau__<projection>`)."""
     out = {}
     for a in kernel.arrays:
-        if a.role != Role.PARAM or a.owner not in printer.pops:
+        if a.role != Role.PARAM or a.name not in printer.initial:
             continue
-        p = printer.pops[a.owner]
+        pop = a.owner if a.owner in printer.pops else kernel.projections[a.owner].post
+        p = printer.pops[pop]
         name = genn_var(a, kernel)
         if all(v.name != name for v in p.model.vars):
             continue
@@ -819,7 +822,7 @@ def _params(kernel: Kernel, printer: LearnPrinter) -> dict[str, dict[str, Any]]:
         p.var_init[name] = PyExpr(f'float(weights["{key}"][0])' if shared else f'weights["{key}"]')
         printer.arrays_out[key] = np.asarray(printer.initial[a.name], dtype=np.float64)
         grad = kernel.find(Role.GRADIENT, a.owner, a.var)
-        out[key] = {"population": a.owner, "var": name, "gradient": genn_var(grad, kernel)}
+        out[key] = {"population": pop, "var": name, "gradient": printer.var(grad.name)}
         if shared:
             out[key]["shared"] = True
         if key in kernel.interface.get("trainable_params", {}):  # bounds and lr scale of a Trainable

@@ -166,18 +166,25 @@ def test_genn_trains_eventprop_params_at_check(tmp_path: Path) -> None:
     assert check_supported(load_file(str(path)), "genn") == []  # simulated
 
 
-def test_genn_refuses_eprop_synapse_params_at_check(tmp_path: Path) -> None:
-    """GeNN prints e-prop's neuron params, but not a synapse's (per post neuron, with derived params
-    computed once per trial)."""
+def test_genn_accepts_eprop_synapse_params_and_a_backend_without_them_refuses_them(tmp_path: Path) -> None:
+    """GeNN prints e-prop's synapse params as well as its neuron params (per post neuron, with the
+    derived params computed once per trial: backends/genn/derived_printer.py); a backend that prints
+    neuron params but not synapse params refuses them at the param."""
+    import dataclasses
+
+    from snnc.backends.capabilities import unsupported
+    from snnc.backends.genn import CAPABILITIES
+
     path = _write(
         tmp_path, hidden=", v_thresh = Trainable(1.0)", syn="tau = Trainable(5 ms)", algorithm="eprop"
     )
     text = path.read_text().replace("Exponential(tau = 5 ms)", "Delta")  # a readout e-prop takes
     net = lower(text.replace("use std.{SpikeInput,", "use std.{Delta, SpikeInput,"))
-    found = check_supported(net, "genn")
+    assert check_supported(net, "genn") == []
+    assert check_supported(net, "c") == []
+    found = unsupported(net, "genn", dataclasses.replace(CAPABILITIES, trainable_synapse_params=frozenset()))
     assert [(d.span.line, d.span.col) for d in found] == [(6, 55)], found
     assert "cannot train synapse params with eprop ('tau' of projection 'x_to_h')" in found[0].message
-    assert check_supported(net, "c") == []
 
 
 DELAYED_SYNAPSE = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
