@@ -29,7 +29,6 @@ CAPABILITIES = Capabilities(
     precisions=frozenset({"float", "double"}),
     generators=frozenset({"spike_source", "poisson"}),
     trainable={k: frozenset({"dense", "csr", "one_to_one"}) for k in ("eventprop", "eprop")},
-    no_gradient_delays=frozenset({"eprop"}),
     trainable_delays=frozenset({"dense", "csr", "one_to_one"}),
     per_neuron_params=True,
     trainable_params=frozenset({"eprop", "eventprop", INFERENCE}),

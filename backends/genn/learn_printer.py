@@ -11,7 +11,11 @@ runtime calls before the next step, so a loop can only run where GeNN puts its k
   neuron code of the same GeNN step reads;
 - a loop over the neurons of p becomes p's neuron code (N), or a custom update over p (C) where that
   runs earlier; a reduction over p (`max`, sum) becomes a custom update with GeNN's neuron reduction;
-- a loop over the spikes p emitted in the previous step reads p's spike flag before p's step.
+- a loop over the spikes p emitted in the previous step reads p's spike flag before p's step; over
+  those of d steps before that (a delayed projection), the flag's history, which p's neuron code
+  shifts at the start of every step (`<flag>__d1` ... `<flag>__d<d + 1>`); a delayed projection
+  then delivers through GeNN's dendritic delay buffer, so that its synapse code reads its pre
+  neurons' vars as they are now.
 
 Each learning loop runs at the earliest GeNN step `k + lag` whose slot of its kind comes after every
 value it reads of step k (the forward phases stay at lag 0): the mapping of the kernel's phase order
@@ -62,7 +66,7 @@ from snnc.ir.kernel import (
 
 from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, shared_param
 from .models import GeNNModelSpec, Var
-from .render import PopulationCtx, ProjectionCtx, fail
+from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
 
 #: GeNN's order within one time step: synapse code, spike delivery, neuron code, custom updates
 SYN, DELIVER, NEU, CU = 0, 1, 2, 3
@@ -96,6 +100,7 @@ class Group:
     forward: bool = False
     kind: str = "loop"  # loop | reduce | spikes | zero | forward
     choices: tuple[int, ...] = ()  # slot kinds a learning loop may take (neuron loops: N or C)
+    spike_delay: int = 0  # a loop over spikes: those of step k - 1 - spike_delay
 
     @property
     def name(self) -> str:
@@ -235,13 +240,15 @@ class LearnPrinter:
             zero = None
             if not isinstance(st.space, Spikes):  # values per neuron first, then set at the spikes
                 zero, st = st, rest.pop(0)
-            if st.space.step != STEP - 1:
+            back = sympy.sympify(STEP - 1 - st.space.step)
+            if not (back.is_Integer and back >= 0):
                 raise fail(
                     f"{where}: it reads the spikes of '{st.space.population}' of step {st.space.step}; "
-                    "GeNN's neuron code sees those of the previous step only",
-                    hint="remove the delay of the projection, or use the c backend",
+                    "GeNN's neuron code keeps those of earlier steps only",
+                    hint="use the c backend for this network",
                 )
             g = Group(seq, phase, (*([zero] if zero else []), st), NEU, st.space.population, kind="spikes")
+            g.spike_delay = int(back)
             g.reads.add(f"spikes:{st.space.population}")
         elif isinstance(st, Loop) and isinstance(st.space, Neurons):
             pop = st.space.population
@@ -438,6 +445,7 @@ class LearnPrinter:
 
     # ------------------------------------------------------------------ printing
     def print_all(self) -> dict[str, Any]:
+        self._deliver_delayed()
         self.build_groups()
         self.place()
         self.check_reads()
@@ -479,6 +487,15 @@ class LearnPrinter:
             self._custom(run)
         self._declare()
         return {"extra_steps": max(lags, default=0), "custom": self.custom}
+
+    def _deliver_delayed(self) -> None:
+        """A projection with a fixed delay delivers through GeNN's dendritic delay buffer, not an
+        axonal delay: its synapse code (the learning loops over its synapses) then reads its pre
+        neurons' vars as they are now, where an axonal delay would have GeNN read them `delay` steps
+        back; a loop over the delayed pre spikes reads their flags' history (`_spike_history`)."""
+        for s in self.projs.values():
+            if s.delay_steps > 0:
+                deliver_dendritic(s, str(s.delay_steps), self.k, s.delay_steps, [])
 
     def _printer(self, pop: str) -> StatementPrinter:
         printer = StatementPrinter(self.kernel, NeuronCode(pop))
@@ -626,6 +643,7 @@ class LearnPrinter:
             for d in range(depth, 1, -1):
                 lines.append(f"{self.var(a, d)} = {self.var(a, d - 1)};")
             lines.append(f"{self.var(a, 1)} = {self.var(a)};")
+        lines += self._spike_history(pop)
         early = [g for g in groups if g.lag > 0 or g.seq < step_seq]
         late = [g for g in groups if g not in early]
         for g in early:
@@ -641,6 +659,29 @@ class LearnPrinter:
         guard = m.code.get("threshold_condition_code", "").strip()
         if guard:
             m.code["threshold_condition_code"] = f"(int)round(t / dt) < {self.k} && ({guard})"
+
+    def _spike_depth(self, pop: str) -> int:
+        """How many steps of `pop`'s spike flags its neuron code keeps for loops over delayed spikes
+        (0: none; the flag itself holds the previous step's)."""
+        delays = [g.spike_delay for g in self.groups if g.kind == "spikes" and g.unit == pop]
+        return max(delays, default=0)
+
+    def _spike_history(self, pop: str) -> list[str]:
+        """At the start of every step, before anything reads them: `<flag>__d<m>` takes the flag of
+        step k - m (the flag itself still holds k - 1's), for m = 1 .. the deepest delay + 1, so a
+        loop over the spikes of step k - 1 - d reads `<flag>__d<d + 1>`. Vars of the neurons, int."""
+        depth = self._spike_depth(pop)
+        if depth == 0:
+            return []
+        flag, _ = self._flag(pop)
+        m = self.pops[pop].model
+        for d in range(1, depth + 2):
+            if all(v.name != f"{flag}__d{d}" for v in m.vars):
+                m.vars.append(Var(f"{flag}__d{d}", "int"))
+                self.pops[pop].var_init[f"{flag}__d{d}"] = 0
+        lines = [f"// {flag}: the spikes of earlier steps, for loops over delayed spikes"]
+        lines += [f"{flag}__d{d} = {flag}__d{d - 1};" for d in range(depth + 1, 1, -1)]
+        return [*lines, f"{flag}__d1 = {flag};"]
 
     def _flag(self, pop: str) -> tuple[str, bool] | None:
         """The var that says whether `pop` spiked in the previous step, and whether it is ours."""
@@ -667,7 +708,15 @@ class LearnPrinter:
             lines = [f"if ({guard}) {{  // {g.phase.comment}"]
             for loop in g.stmts:
                 printer.pr.overrides.update(self._overrides(g, printer, loop))
-                if isinstance(loop.space, Spikes):
+                if isinstance(loop.space, Spikes) and g.spike_delay:
+                    printer.pr.neuron = loop.vars["i"]
+                    d = g.spike_delay
+                    lines.append(
+                        f"    if ({NOW} >= {d + 1} && {flag}__d{d + 1} != 0) {{  // spiked {d + 1} steps ago"
+                    )
+                    lines += [line for st in loop.body for line in printer.stmt(st, 2)]
+                    lines.append("    }")
+                elif isinstance(loop.space, Spikes):
                     printer.pr.neuron = loop.vars["i"]
                     lines.append(f"    if ({NOW} >= 1 && {flag} != 0) {{  // spiked in the previous step")
                     lines += [line for st in loop.body for line in printer.stmt(st, 2)]

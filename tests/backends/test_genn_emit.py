@@ -425,21 +425,30 @@ def test_an_eprop_order_genn_cannot_keep_is_refused_by_phase(monkeypatch: pytest
     assert "zpre__h_to_h" in diagnostic.message and "learn_step__h" in diagnostic.message
 
 
-def test_eprop_through_a_delay_is_refused_at_check_with_its_location(tmp_path: Path) -> None:
-    """e-prop's presynaptic spikes of a delayed projection are not GeNN's previous step's: `snnc
-    check --backend genn` refuses it at the projection, before any code is printed."""
+def test_eprop_through_a_delay_keeps_the_pre_spike_flags_and_delivers_through_the_dendritic_buffer() -> None:
+    """e-prop's presynaptic spikes of a projection delayed by d steps are those of step k - 1 - d: the
+    pre population's neuron code keeps its spike flag's history and the loop reads the flag of d + 1
+    steps ago; the projection delivers through GeNN's dendritic delay buffer (no axonal delay, so its
+    learning synapse code reads the pre neurons' vars as they are now). The gradients equal C's in
+    tests/backends/test_genn_eprop_delays.py."""
     from snnc.backends import check_supported
 
     src = (ROOT / "examples" / "eprop_pattern.snn").read_text()
     old = "h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.0625))"
     assert old in src
-    path = tmp_path / "delayed.snn"
-    path.write_text(src.replace(old, old[:-1] + ", delay = 2 ms)"))
-    network = lower(path)
-    (d,) = check_supported(network, "genn")
-    assert "cannot train through delays with eprop" in d.message and "'h_to_h'" in d.message
-    assert d.span is not None and d.span.file == str(path) and d.span.line == 13
-    assert check_supported(network, "c") == []
+    network = lower(src.replace(old, old[:-1] + ", delay = 2 ms)"))
+    assert check_supported(network, "genn") == [] and check_supported(network, "c") == []
+    _, _, ctx = generate(network)
+    h_to_h = ctx.projection("h_to_h")
+    assert h_to_h.delay_steps == 0 and h_to_h.max_dendritic_delay == 3
+    assert "addToPostDelay(g, 2);" in h_to_h.wum.code["pre_spike_syn_code"]
+    sim = ctx.population("h").model.code["sim_code"]
+    shifts = ["q_flag__d3 = q_flag__d2;", "q_flag__d2 = q_flag__d1;", "q_flag__d1 = q_flag;"]
+    at = [sim.index(line) for line in shifts]
+    assert at == sorted(at) and at[-1] < sim.index("q_s >= 3 && q_flag__d3 != 0")
+    x_sim = ctx.population("x").model.code["sim_code"]  # x_to_h has no delay: the flag itself
+    assert "q_s >= 1 && q_spiked != 0" in x_sim and "q_spiked__d" not in x_sim
+    assert ctx.projection("x_to_h").max_dendritic_delay == 0
 
 
 def test_eprop_random_feedback_matrix_is_drawn(tmp_path: Path) -> None:

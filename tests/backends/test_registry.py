@@ -37,8 +37,8 @@ def trained_conv(tmp_path: Path) -> Path:
 
 
 def eprop_delayed(tmp_path: Path) -> Path:
-    """eprop_pattern with a delay on its recurrent projection: the C backend's e-prop trains through
-    it, the genn backend's does not (its EventProp does)."""
+    """eprop_pattern with a delay on its recurrent projection: e-prop trains through it on both
+    backends (tests/backends/test_genn_eprop_delays.py)."""
     old = "h -> h   : Dense(weight = Normal(mean = 0.0, sd = 0.0625))"
     src = EPROP.read_text()
     assert old in src
@@ -59,11 +59,18 @@ def test_registry_names_and_unknown_backend() -> None:
     assert caps.trainable["eprop"] == {"dense", "csr"}
 
 
-def test_genn_refuses_a_delay_on_the_eprop_gradient_path_with_its_location(tmp_path: Path) -> None:
+def test_a_backend_without_delays_on_the_eprop_gradient_path_refuses_them_at_the_projection(
+    tmp_path: Path,
+) -> None:
+    """Both backends train through delays with EventProp and e-prop; a backend that declares it
+    cannot (`no_gradient_delays`) is refused at the delayed projection."""
+    from snnc.backends.capabilities import unsupported
+
     assert check_supported(lower(DELAYED), "genn") == []  # EventProp trains through delays on GeNN
     network = lower(eprop_delayed(tmp_path))
-    assert check_supported(network, "c") == []
-    (d,) = check_supported(network, "genn")
+    assert check_supported(network, "c") == [] and check_supported(network, "genn") == []
+    caps = dataclasses.replace(get_backend("genn").capabilities, no_gradient_delays=frozenset({"eprop"}))
+    (d,) = unsupported(network, "genn", caps)
     assert d.code == CODE and "h_to_h" in d.message and "delay" in d.message
     assert (Path(d.span.file).name, d.span.line, d.span.col) == ("eprop_delayed.snn", 13, 5)
 
@@ -146,15 +153,14 @@ def test_c_eprop_refuses_a_one_to_one_trained_projection(tmp_path: Path) -> None
 
 def test_cli_check_reports_the_backend_refusal_at_its_line(tmp_path: Path) -> None:
     delayed = eprop_delayed(tmp_path)
-    plain = snnc("check", str(delayed))
-    assert plain.returncode == 0, plain.stderr
-    genn = snnc("check", str(delayed), "--backend", "genn")
-    assert genn.returncode == 1
-    assert f"{delayed}:13:5: error: the genn backend cannot train through delays" in genn.stderr
-    assert "Traceback" not in genn.stderr
-    conv = snnc("check", str(trained_conv(tmp_path)), "--backend", "genn")
-    assert conv.returncode == 1 and ":9:5: error: the genn backend trains" in conv.stderr
-    assert snnc("check", str(trained_conv(tmp_path))).returncode == 0  # the c backend trains conv2d
+    for backend in ("c", "genn"):  # e-prop through a delay: both
+        plain = snnc("check", str(delayed), "--backend", backend)
+        assert plain.returncode == 0, plain.stderr
+    conv_path = trained_conv(tmp_path)
+    conv = snnc("check", str(conv_path), "--backend", "genn")
+    assert conv.returncode == 1 and f"{conv_path}:9:5: error: the genn backend trains" in conv.stderr
+    assert "Traceback" not in conv.stderr
+    assert snnc("check", str(conv_path)).returncode == 0  # the c backend trains conv2d
     assert snnc("check", str(DELAYED), "--backend", "fpga").returncode == 2
 
 
