@@ -8,7 +8,8 @@ learning synapse code reads its pre neurons' vars as they are now (`backends/gen
 C's e-prop through delays is checked against truncated BPTT in `test_eprop_delays_bptt.py` (exact
 into the hidden layer; e-prop's online pairing through a delayed readout); GeNN prints the same
 kernel IR, so its spikes, readouts and gradients, and the weights after a few batches of training,
-must equal C's to rounding.
+must equal C's to rounding: feed-forward, recurrent, and recurrent through a sparse projection with
+a trained per-neuron tau on the delayed input synapse.
 """
 
 from __future__ import annotations
@@ -49,7 +50,22 @@ CASES = {  # id: the delays (x_to_h, h_to_out) and whether h is recurrent (its o
 }
 
 
+#: a third: the recurrent case with a sparse recurrent projection, and a tau per neuron trained on
+#: the delayed input synapse (its derived params computed once per trial, derived_printer.py)
+SPARSE_TAU = "sparse-recurrent-trained-tau"
+
+
 def source(case: str) -> str:
+    if case == SPARSE_TAU:
+        return (
+            source("recurrent")
+            .replace("h -> h   : Dense(", "h -> h   : Sparse(p = 0.5, ")
+            .replace(
+                "delay = 1 ms), Delta()",
+                "delay = 1 ms), Exponential(tau = Trainable(4 ms, per_neuron = true))",
+            )
+            .replace("{SpikeInput, LIF, LI, Delta}", "{SpikeInput, LIF, LI, Delta, Exponential}")
+        )
     x_to_h, h_to_out, recurrent = CASES[case]
     return SRC.format(x_to_h=x_to_h, h_to_out=h_to_out, recurrent=RECURRENT if recurrent else "", batch=BATCH)
 
@@ -74,7 +90,7 @@ def test_genn_checks_eprop_through_delays(case: str) -> None:
 
 @pytest.mark.genn
 @pytest.mark.skipif(not have_pygenn(), reason="pygenn is not installed (optional extra 'genn')")
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", [*sorted(CASES), SPARSE_TAU])
 def test_eprop_gradients_through_delays_equal_the_c_ones(case: str, tmp_path: Path) -> None:
     network = lower(source(case))
     x, targets = batch_data(BATCH, 0)
@@ -95,7 +111,10 @@ def test_eprop_gradients_through_delays_equal_the_c_ones(case: str, tmp_path: Pa
     np.testing.assert_array_equal(rg.spikes["h"], rc.spikes["h"])
     np.testing.assert_allclose(rg.readouts["out"], rc.readouts["out"], rtol=1e-12, atol=1e-12)
     assert set(gg) == set(gc)
-    assert {p for p in gc if p.endswith("_to_h")} == ({"x_to_h", "h_to_h"} if CASES[case][2] else {"x_to_h"})
+    recurrent = case == SPARSE_TAU or CASES[case][2]
+    into_h = {p for p in gc if p in network.projections and p.endswith("_to_h")}
+    assert into_h == ({"x_to_h", "h_to_h"} if recurrent else {"x_to_h"})
+    assert ("tau_x_to_h" in gc) == (case == SPARSE_TAU)
     for name, g in gc.items():
         scale = np.abs(g).max()
         assert scale > 0, f"{name}: no gradient, the comparison would mean nothing"
