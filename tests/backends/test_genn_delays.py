@@ -20,6 +20,7 @@ from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
 from snnc.api import build_compiled, lower
+from tests.backends.genn_pair import trained_alike
 from tests.runtime.delay_nets import LOSS, TRAIN, delay_source
 
 pytestmark = [
@@ -180,17 +181,7 @@ def test_an_epoch_of_training_moves_weights_and_delays_as_on_c(tmp_path: Path) -
 
     network = lower(TRAIN)
     x, y = xy(network, load_data(network).train)
-    trained, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        net = build_compiled(network, backend=backend, seed=1, precision="double", **options)
-        if start is None:
-            start = net.weights
-        else:
-            net.set_weights(start)
-        net.train(x, y, 1, callbacks=[])
-        trained.append(net.weights)
-    c, genn = trained
+    start, c, genn = trained_alike(network, tmp_path, lambda net: net.train(x, y, 1, callbacks=[]))
     assert set(genn) == set(c) == {"x_to_h", "h_to_out", "delay_x_to_h"}
     assert np.abs(c["delay_x_to_h"] - start["delay_x_to_h"]).max() > 0.05  # the delays moved
     for name in c:

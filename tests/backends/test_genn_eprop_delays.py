@@ -23,6 +23,7 @@ from snnc.backends.genn import have_pygenn
 from snnc.runtime.artefact import RecordRequest
 
 from snnc.api import build_compiled, lower
+from tests.backends.genn_pair import assert_same_gradients, trained_alike
 
 BATCH = 2
 SRC = """
@@ -115,11 +116,7 @@ def test_eprop_gradients_through_delays_equal_the_c_ones(case: str, tmp_path: Pa
     into_h = {p for p in gc if p in network.projections and p.endswith("_to_h")}
     assert into_h == ({"x_to_h", "h_to_h"} if recurrent else {"x_to_h"})
     assert ("tau_x_to_h" in gc) == (case == SPARSE_TAU)
-    for name, g in gc.items():
-        scale = np.abs(g).max()
-        assert scale > 0, f"{name}: no gradient, the comparison would mean nothing"
-        assert np.shape(gg[name]) == g.shape, name
-        np.testing.assert_allclose(gg[name], g, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+    assert_same_gradients(gg, gc)
 
 
 @pytest.mark.genn
@@ -127,18 +124,9 @@ def test_eprop_gradients_through_delays_equal_the_c_ones(case: str, tmp_path: Pa
 def test_a_few_batches_of_training_through_delays_move_the_weights_as_on_c(tmp_path: Path) -> None:
     network = lower(source("recurrent"))
     x, targets = batch_data(3 * BATCH, 7)
-    trained, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        net = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        )
-        if start is None:
-            start = net.weights
-        net.set_weights(start)
-        net.train(x, {"out": targets}, 2, shuffle=False, callbacks=[], batch_size=BATCH, seed=0)
-        trained.append(net.weights)
-    c, genn = trained
+    y = {"out": targets}
+    train = lambda net: net.train(x, y, 2, shuffle=False, callbacks=[], batch_size=BATCH, seed=0)  # noqa: E731
+    start, c, genn = trained_alike(network, tmp_path, train, batch_size=BATCH)
     assert set(genn) == set(c) == {"x_to_h", "h_to_h", "h_to_out", "bias_out"}
     for name in c:
         assert np.abs(c[name] - start[name]).max() > 1e-4, f"{name} did not move"

@@ -20,6 +20,7 @@ from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
 from snnc.api import build_compiled, lower
+from tests.backends.genn_pair import trained_alike
 
 pytestmark = [
     pytest.mark.genn,
@@ -171,17 +172,7 @@ def test_an_epoch_of_training_moves_the_params_as_on_c(tmp_path: Path) -> None:
 
     network = lower(TRAIN)
     x, y = xy(network, load_data(network).train)
-    trained, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        net = build_compiled(network, backend=backend, seed=1, precision="double", **options)
-        if start is None:
-            start = net.weights
-        else:
-            net.set_weights(start)
-        net.train(x, y, 1, callbacks=[])
-        trained.append(net.weights)
-    c, genn = trained
+    start, c, genn = trained_alike(network, tmp_path, lambda net: net.train(x, y, 1, callbacks=[]))
     params = {"tau_mem_h", "v_thresh_h", "bias_out", "tau_x_to_h"}
     assert set(genn) == set(c) == {"x_to_h", "h_to_out", *params}
     for name in params:
@@ -208,17 +199,8 @@ def test_the_shd_delays_example_shrunk_trains_as_on_c(tmp_path: Path) -> None:
     assert check_supported(network, "genn") == []
     raster, labels = shd.make_batch(0, 8, seed=3, steps=200, n_channels=70, n_classes=5)
     x, y = {"x": shd.raster_to_times_ids(raster)}, {"out": labels}
-    trained, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        net = build_compiled(network, backend=backend, seed=1, precision="double", batch_size=4, **options)
-        if start is None:
-            start = net.weights
-        else:
-            net.set_weights(start)
-        net.train(x, y, 1, callbacks=[], batch_size=4)
-        trained.append(net.weights)
-    c, genn = trained
+    train = lambda net: net.train(x, y, 1, callbacks=[], batch_size=4)  # noqa: E731
+    start, c, genn = trained_alike(network, tmp_path, train, batch_size=4)
     assert (
         set(genn) == set(c) == {"x_to_h", "h_to_h", "h_to_out", "delay_x_to_h", "delay_h_to_h", "tau_mem_h"}
     )
