@@ -30,9 +30,9 @@ from snnc.ir.model import Network
 from snnc.ir.printer import print_network
 from snnc.passes.schedule import schedule
 
-from .build import build
+from .build import build, parallel_units
 from .entry import BuiltNetwork
-from .kernel_printer import print_kernel
+from .kernel_printer import print_units
 from .manifest import ABI_VERSION, Rendered, manifest_facts
 
 #: connectivity layouts whose EventProp gradient rows the C printer prints
@@ -102,11 +102,13 @@ def _printed_kernel(
     static.update(per_neuron_static(network, kernel, plan.seed))
     static.update(draw_delays(network, static, plan.seed))
     static.update(initial_arrays(network, kernel, plan.seed))
-    code, arrays = print_kernel(kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION)
+    code, units, arrays = print_units(
+        kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION, units=parallel_units()
+    )
     manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
     manifest["arrays"] = arrays
     manifest.update(kernel.interface)
-    return Rendered(code, [], manifest)
+    return Rendered(code, [], manifest, units)
 
 
 def _require_supported(network: Network, precision: str) -> None:
@@ -136,7 +138,7 @@ def build_network(
 ) -> BuiltNetwork:
     """Generate and compile (cached); event_buffer 0 means the gradient pass's max_spikes."""
     rendered, static, plan = generate(network, **_with_training_defaults(network, options))
-    result = build(rendered.code, network.name, openmp=openmp, directory=cache_dir)
+    result = build(rendered.code, network.name, openmp=openmp, directory=cache_dir, units=rendered.units)
     return BuiltNetwork(result.library, result.source, rendered.manifest, static, plan, result.cached)
 
 

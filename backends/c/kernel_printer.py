@@ -11,6 +11,7 @@ local pointer of the same name in each phase; indices print as `snnc_<name>`; lo
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -554,6 +555,22 @@ def print_kernel(
     kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = 2
 ) -> tuple[str, list[dict]]:
     """The C source of `kernel` and its manifest's array list (in struct order)."""
+    code, _, arrays = print_units(kernel, precision=precision, ir_hash=ir_hash, abi=abi, units=1)
+    return code, arrays
+
+
+def print_units(
+    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = 2, units: int = 1
+) -> tuple[str, list[str], list[dict]]:
+    """`print_kernel`'s source and array list, and the same code as translation units that compile in
+    parallel into the same library: the entry points with the phases they call once, then the phases
+    called from two or more places in `units` groups (`_balanced`). No units when `units` < 2 or
+    when those phases are less than half the code (most e-prop kernels: their entries call most
+    phases once).
+
+    The compiler spends most of its time optimising each function apart, so units on two cores take
+    about half the time of the whole file (Yin-Yang EventProp, whose `train` entry calls the phases
+    of `run`, `loss` and `backward` again)."""
     scalar = "float" if precision == "float" else "double"
     arrays = {a.name: a for a in kernel.arrays}
     phases = []
@@ -606,24 +623,67 @@ def print_kernel(
             {"name": e.name, "prepare": prepare, "parts": parts, "once": e.once, "summary": lead + summary}
         )
     struct = [{"name": a.name, "ctype": _ctype(a, scalar)[0], "comment": _comment(a)} for a in kernel.arrays]
-    code = (
-        _env()
-        .get_template("kernel.c.j2")
-        .render(
-            network=kernel.name,
-            ir_hash=ir_hash,
-            abi=abi,
-            scalar=scalar,
-            dt=literal(kernel.dt, precision),
-            dt_double=repr(float(kernel.dt)),
-            arrays=struct,
-            phases=phases,
-            entries=entries,
-            # what a call of each phase passes: its arrays, in its parameters' order
-            args={ph["name"]: "".join(f"A->{a['name']}, " for a in ph["arrays"]) for ph in phases},
+    template = _env().get_template("kernel.c.j2")
+    facts = {
+        "network": kernel.name,
+        "ir_hash": ir_hash,
+        "abi": abi,
+        "scalar": scalar,
+        "dt": literal(kernel.dt, precision),
+        "dt_double": repr(float(kernel.dt)),
+        "arrays": struct,
+        "phases": phases,
+        "entries": entries,
+        # what a call of each phase passes: its arrays, in its parameters' order
+        "args": {ph["name"]: "".join(f"A->{a['name']}, " for a in ph["arrays"]) for ph in phases},
+        # a phase's linkage in a unit: seen by the other units, not by the library's users
+        "shared": '__attribute__((visibility("hidden"))) ',
+    }
+    code = template.render(**facts, unit=None)
+    calls = Counter(name for e in entries for name in _called(e))
+    shared = [ph for ph in phases if calls[ph["name"]] > 1]
+    if units < 2 or len(shared) < 2 or 2 * _length(shared) < _length(phases):
+        # the entry points' unit would take most of the time anyway
+        return code, [], [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]
+    groups = [[ph["name"] for ph in phases if calls[ph["name"]] <= 1], *_balanced(shared, units)]
+    texts = [
+        template.render(
+            **facts, unit={"index": i, "count": len(groups), "phases": set(group), "entries": i == 0}
         )
-    )
-    return code, [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]
+        for i, group in enumerate(groups)
+    ]
+    return code, texts, [_manifest_entry(a, scalar, kernel) for a in kernel.arrays]
+
+
+def _called(entry: dict[str, Any]) -> list[str]:
+    """The phases `entry` calls, once per call site."""
+    parts = [name for part in entry["parts"] for key in ("before", "per_step", "after") for name in part[key]]
+    return [*entry["prepare"], *parts, *entry["once"]]
+
+
+def _length(phases: list[dict[str, Any]]) -> int:
+    """The printed length of `phases` (a phase's signature counted as 200 characters)."""
+    return sum(sum(len(line) for line in ph["lines"]) + 200 for ph in phases)
+
+
+def _balanced(phases: list[dict[str, Any]], n: int) -> list[list[str]]:
+    """The phases in at most `n` groups of about equal printed length (the compiler's time grows with
+    it, roughly).
+
+    Only phases called from two or more places leave the entry points' unit: the compiler inlines
+    a phase called once into its entry (in the whole file too), and a forward pass of small phases
+    ran 5-7 % slower as calls (benchmarks/sim_throughput.py's network, one thread); a phase called
+    twice it compiles once, as a call, in either. Where the entry points see the body of a phase
+    called twice, the compiler also specialises it for its calls and compiles it again (the unit of
+    the entries and half the phases took 70 % of the time), so those are not kept with them."""
+    sizes = {ph["name"]: _length([ph]) for ph in phases}
+    groups: list[list[str]] = [[] for _ in range(min(n, len(phases)))]
+    load = [0] * len(groups)
+    for name in sorted(sizes, key=lambda name: -sizes[name]):
+        lightest = load.index(min(load))
+        groups[lightest].append(name)
+        load[lightest] += sizes[name]
+    return groups
 
 
 def _part(e: Entry, clear: list[str]) -> dict[str, Any]:

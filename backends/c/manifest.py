@@ -18,11 +18,13 @@ ABI_VERSION = 2
 
 @dataclass
 class Rendered:
-    """Generated C and its manifest (`arrays`: kept for callers that list them; always empty now)."""
+    """Generated C and its manifest (`arrays`: kept for callers that list them; always empty now), and
+    the same code as translation units to compile in parallel (`units`; empty: compile `code`)."""
 
     code: str
     arrays: list[Any] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    units: list[str] = field(default_factory=list)
 
 
 def manifest_facts(plan: NetworkPlan, code: str, *, ir_hash: str, event_buffer: int) -> dict[str, Any]:
