@@ -16,7 +16,6 @@ from pathlib import Path
 from snnc import __version__
 from snnc.backends import NAMES as BACKENDS
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError, render
-from snnc.runtime.distributed import stop_others
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 #: where `snnc compile --emit c|genn` writes without -o (it says so), and the --print-after file with -o
@@ -549,8 +548,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     code = run_guarded(args.func, args)
-    stop_others(code)  # under MPI, one rank's failure must not leave the others waiting
+    _stop_others(code)
     return code
+
+
+def _stop_others(code: int) -> None:
+    """Under MPI, one rank's failure must not leave the others waiting. Only a command that imported
+    the runtime's MPI module can have joined a world: the others (a cached `snnc compile`, `check`)
+    do not import it, nor numpy with it."""
+    distributed = sys.modules.get("snnc.runtime.distributed")
+    if distributed is not None:
+        distributed.stop_others(code)
 
 
 def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

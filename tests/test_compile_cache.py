@@ -135,6 +135,21 @@ def test_the_cli_and_the_api_share_an_entry(tmp_path, monkeypatch):
     assert _spikes(api.compile_network(path)).sum() > 0
 
 
+def test_a_cached_compile_imports_neither_numpy_nor_sympy(tmp_path):
+    """A cached `snnc compile` only says where the library is: no numpy (its weights stay unread,
+    and the MPI module, which imports it, is not needed), no sympy, no parser."""
+    path = _write(tmp_path)
+    env = {**os.environ, "SNNC_CACHE_DIR": str(tmp_path / "cache")}
+    run = [sys.executable, "-X", "importtime", "-m", "snnc", "compile", str(path)]
+    cold = subprocess.run(run, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert cold.returncode == 0, cold.stderr
+    warm = subprocess.run(run, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert warm.returncode == 0 and warm.stdout == cold.stdout, warm.stderr
+    imported = [line.split("|")[-1].strip() for line in warm.stderr.splitlines() if "import time" in line]
+    assert "snnc.compile_cache" in imported  # the import log is complete
+    assert not [m for m in imported if m.split(".")[0] in ("numpy", "sympy", "lark", "jinja2")]
+
+
 @pytest.mark.slow
 def test_a_cached_train_never_imports_sympy(tmp_path):
     """The issue's goal: a cached `snnc train` reaches its first batch (and its end) without sympy."""
