@@ -549,7 +549,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     code = run_guarded(args.func, args)
     _stop_others(code)
+    if argv is None and args.command in ENDS_AT_ONCE:
+        _end_now(code)
     return code
+
+
+#: commands that, run as the program (not `main([...])` in a process that goes on), leave nothing to
+#: tear down: every file they write is closed when they return
+ENDS_AT_ONCE = frozenset({"compile", "check"})
+
+
+def _end_now(code: int) -> None:
+    """End the process without Python's teardown, once the output is flushed. The teardown frees
+    every object one by one, sympy's expression caches included, after the work is done: 0.1-0.25 s
+    of a cold `snnc compile` (2-core machine), longer than its passes. If the output cannot be
+    flushed (a closed pipe), Python's own exit reports it as usual."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _stop_others(code: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -81,6 +82,29 @@ def test_compile_emit(emit: str) -> None:
     result = snnc("compile", str(ROOT / "examples" / "yinyang_eventprop.snn"), "--emit", emit)
     assert result.returncode == 0, result.stderr
     assert "yinyang" in result.stdout or "h" in result.stdout
+
+
+def test_the_program_ends_with_all_of_its_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """`snnc compile` run as the program ends without Python's teardown (`cli._end_now`): what it
+    printed to a pipe (block-buffered, 40 kB here) still arrives whole, as `main([...])` prints it."""
+    from snnc.cli import main
+
+    args = [
+        "compile",
+        str(ROOT / "examples" / "yinyang_eventprop.snn"),
+        "--emit",
+        "ir",
+        "--print-after",
+        "all",
+    ]
+    assert main(args) == 0
+    expected = capsys.readouterr().out
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user runs it
+    result = subprocess.run(
+        [sys.executable, "-m", "snnc", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(expected) > 4 * io.DEFAULT_BUFFER_SIZE and result.stdout == expected
 
 
 def test_print_after_all_and_timings() -> None:
