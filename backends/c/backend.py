@@ -102,10 +102,11 @@ def _printed_kernel(
     static.update(per_neuron_static(network, kernel, plan.seed))
     static.update(draw_delays(network, static, plan.seed))
     static.update(initial_arrays(network, kernel, plan.seed))
+    fingerprint = ir_hash(network)  # the IR printed in full: once
     code, units, arrays = print_units(
-        kernel, precision=plan.precision, ir_hash=ir_hash(network), abi=ABI_VERSION, units=parallel_units()
+        kernel, precision=plan.precision, ir_hash=fingerprint, abi=ABI_VERSION, units=parallel_units()
     )
-    manifest = manifest_facts(plan, code, ir_hash=ir_hash(network), event_buffer=event_buffer)
+    manifest = manifest_facts(plan, code, ir_hash=fingerprint, event_buffer=event_buffer)
     manifest["arrays"] = arrays
     manifest.update(kernel.interface)
     return Rendered(code, [], manifest, units)
