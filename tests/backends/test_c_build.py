@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,35 @@ def test_compiler_probes_are_remembered_on_disk_per_compiler(tmp_path: Path, mon
     assert json.loads(files[0].read_text()) == answers  # asked again and written whole
     b.accepts.cache_clear()
     b.openmp_supported.cache_clear()
+
+
+def _printed(kernel) -> str:  # noqa: ANN001
+    from snnc.backends.c.kernel_printer import print_kernel
+    from snnc.backends.templates import template_env
+
+    template_env.cache_clear()  # a new environment, with the cache folder of this test
+    return print_kernel(kernel, ir_hash="h")[0]
+
+
+def test_compiled_templates_are_kept_and_a_damaged_or_missing_one_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snnc.backends.c.kernel_printer import TEMPLATES
+    from snnc.backends.templates import template_env
+    from snnc.passes.schedule import schedule
+
+    kernel = schedule(small_net(), precision="float")
+    monkeypatch.setenv("SNNC_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        code = _printed(kernel)
+        kept = sorted((tmp_path / "cache" / "templates").iterdir())
+        assert len(kept) == 2  # the kernel and its macros
+        for path in kept:
+            path.write_bytes(b"not a compiled template")
+        assert _printed(kernel) == code
+        assert all(path.read_bytes() != b"not a compiled template" for path in kept)
+        env = template_env.__wrapped__(TEMPLATES)  # an environment whose cache folder goes away
+        shutil.rmtree(tmp_path / "cache")
+        assert env.get_template("kernel.c.j2").name == "kernel.c.j2"  # compiled, not kept
+    finally:
+        template_env.cache_clear()
