@@ -32,3 +32,17 @@ def test_identically_zero(expr: sympy.Expr) -> None:
 @pytest.mark.parametrize("expr", NONZERO, ids=str)
 def test_not_zero(expr: sympy.Expr) -> None:
     assert not is_zero(expr)
+
+
+def test_a_difference_that_expands_to_zero_is_not_simplified(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delay gradient's linearity check: expr − w·∂expr/∂w of an expanded expr linear in w."""
+    w, lam_v, lam_i = sym("w"), sym("lam_v"), sym("lam_i")
+    expr = sympy.expand(w * (lam_i / tau - lam_v * x / (tau + y)))
+    per_weight = sympy.expand(sympy.diff(expr, w))
+
+    def refuse(e: sympy.Expr) -> sympy.Expr:
+        raise AssertionError("simplify ran on an expression that expands to 0")
+
+    monkeypatch.setattr(sympy, "simplify", refuse)
+    assert is_zero(expr - w * per_weight)
+    assert is_zero((x + y) ** 2 - x**2 - 2 * x * y - y**2)
