@@ -142,6 +142,24 @@ class Synapses:
 
 
 @dataclass(frozen=True)
+class PostSynapses:
+    """Every synapse of a CSR projection, post neuron `j` outermost: pre neuron `i`, weight slot `q`
+    and `s`, its position in this post-major order. `ptr` ([post + 1]), `pre` and `slot` ([nnz]) are
+    int32 arrays that a prepare phase fills from the CSR arrays: the synapses of post neuron `j` are
+    positions `ptr[j]` to `ptr[j + 1]`, synapse `s` has pre neuron `pre[s]` and weight slot `slot[s]`.
+    An array indexed by `s` keeps each post neuron's synapses together, so a loop over them reads the
+    post neuron's values once and gathers only the pre neuron's (e-prop's learning loops)."""
+
+    projection: str
+    ptr: str
+    pre: str
+    slot: str
+
+    def binds(self) -> tuple[str, ...]:
+        return ("i", "j", "q", "s")
+
+
+@dataclass(frozen=True)
 class Spikes:
     """The neurons `i` of a population that spiked at step `step` (in emission order)."""
 
@@ -222,7 +240,7 @@ class Slots:
         return ("r",)
 
 
-Space = Neurons | Synapses | Spikes | Arrivals | Events | Row | Trials | Elements | Slots
+Space = Neurons | Synapses | PostSynapses | Spikes | Arrivals | Events | Row | Trials | Elements | Slots
 
 
 # --------------------------------------------------------------------------------------------------
@@ -609,6 +627,15 @@ def _verify_space(
             problems.append(f"events of '{space.population}': cursor '{space.cursor}' is not a counter array")
     if isinstance(space, Row):
         problems += _verify_expr(space.pre, scope, arrays, f"row of '{space.projection}'")
+    if isinstance(space, PostSynapses):
+        info = kernel.projections.get(space.projection)
+        if info is not None and info.layout != "csr":
+            problems.append(
+                f"post-major loop over '{space.projection}', whose layout is {info.layout}, not csr"
+            )
+        for name in (space.ptr, space.pre, space.slot):
+            if name not in arrays or arrays[name].dtype != "int32":
+                problems.append(f"post-major loop over '{space.projection}': no int32 array '{name}'")
     return problems
 
 
@@ -791,6 +818,7 @@ __all__ = [
     "Spikes",
     "Store",
     "Synapses",
+    "PostSynapses",
     "Trials",
     "kernel_to_text",
     "prune_lets",

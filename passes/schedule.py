@@ -19,14 +19,21 @@ from .schedule_learning import with_learning
 
 
 def schedule(
-    network: Network, precision: str = "float", event_buffer: int = 0, learning: bool = True
+    network: Network,
+    precision: str = "float",
+    event_buffer: int = 0,
+    learning: bool = True,
+    post_major: bool = True,
 ) -> Kernel:
     """The verified kernel of a network: forward only, EventProp's forward and backward, or
     e-prop's online learning beside the forward step. With `learning`, an EventProp or e-prop
     kernel also computes its loss and optimiser step where `schedule_learning` can (a backend that
-    cannot print once-per-batch phases yet asks without). Its `interface` tells a loader how to drive it."""
+    cannot print once-per-batch phases yet asks without). With `post_major`, e-prop's learning loops
+    walk sparse projections into hidden populations post neuron by post neuron (`schedule_eprop`); a
+    backend that lays out its per-synapse arrays itself (GeNN) asks without. Its `interface` tells a
+    loader how to drive it."""
     if isinstance(network.training, EpropIR):
-        kernel = eprop_kernel(network, precision=precision, event_buffer=event_buffer)
+        kernel = eprop_kernel(network, precision=precision, event_buffer=event_buffer, post_major=post_major)
     elif getattr(network.training, "algorithm", None) == "eventprop":
         kernel = eventprop_kernel(network, precision=precision, event_buffer=event_buffer)
     else:

@@ -30,6 +30,15 @@ the same order per synapse. Eligibilities with one value per presynaptic neuron 
 propagated into a `next` array and committed at the end of the phase, so that every synapse reads
 both the old and the new value.
 
+The C kernel walks a sparse (CSR) projection into a hidden population post-major (`post_major`):
+GCC vectorises a learning loop over stored synapses with one gather per value of the post neuron
+(refractory flag, ψ, rate, learning signal: four 16-lane gathers per 16 synapses), which cost 10x
+a contiguous load; post neuron by post neuron those values are loop-invariant and only the pre
+neuron's z_pre is gathered. The projection's eligibilities, filtered trace and trial gradient
+(`egs_<P>`) are then laid out in that order; `order__<P>` (a prepare phase, once per batch, since
+Deep R moves column indices between batches) sorts the CSR structure by post neuron, and
+`gradient__<P>` (after the trial) copies the trial gradient into `eg_<P>`'s weight-slot order.
+
 Array roles: eligibilities, filtered traces and the filtered rate are ELIGIBILITY; gradients per
 batch row GRADIENT; labels and per-step targets TARGET; fixed random feedback B FEEDBACK; the output
 bias and the trained params PARAMs of their population (which `schedule_forward` reads from their
@@ -65,6 +74,7 @@ from snnc.ir.kernel import (
     Neurons,
     Phase,
     PhaseKind,
+    PostSynapses,
     Role,
     Spikes,
     Stmt,
@@ -79,8 +89,9 @@ from snnc.ir.symbols import TIME, TIMESTEP, sym
 
 from .schedule_forward import Tap, schedule_forward
 
-I, J, Q = Index("i"), Index("j"), Index("q")  # noqa: E741 (the kernel IR's index names)
+I, J, Q, S = Index("i"), Index("j"), Index("q"), Index("s")  # noqa: E741 (the kernel IR's index names)
 SYNAPSE_VARS = {"i": I, "j": J, "q": Q}
+POST_MAJOR_VARS = {"i": I, "j": J, "q": Q, "s": S}
 ZERO, ONE = sympy.Float(0.0), sympy.Float(1.0)
 
 #: where a per-neuron symbol's value is read: at the start of the step (propagate) or at the spike
@@ -102,6 +113,7 @@ class _Schedule:
     ir: EpropIR
     arrays: dict[str, Array] = field(default_factory=dict)
     taps: dict[str, list[Tap]] = field(default_factory=dict)
+    post_major: bool = False
 
     def add(self, array: Array) -> Array:
         if array.name not in self.arrays:
@@ -129,8 +141,113 @@ class _Schedule:
         return ("batch", self.size(pe.pre), self.size(pe.post))
 
     def at_synapse(self, array: Array, projection: str) -> sympy.Expr:
-        """The element of synapse (i, j, q) of a per-synapse array of `projection`."""
+        """The element of synapse (i, j, q) of a per-synapse array of `projection` (at its post-major
+        position s if the projection's learning loop walks post-major)."""
+        if self.walks_post_major(projection):
+            return array[BATCH, S]
         return array[BATCH, Q] if self.sparse(projection) else array[BATCH, I, J]
+
+    def walks_post_major(self, projection: str) -> bool:
+        """A sparse projection into a hidden population, when the schedule walks those post-major:
+        its eligibilities, filtered traces and trial gradient are laid out post neuron by post neuron,
+        so the learning loop reads the post neuron's values (refractory flag, ψ, rate, learning
+        signal) once per post neuron instead of gathering them per synapse."""
+        pe = self.ir.projections.get(projection)
+        return self.post_major and pe is not None and pe.role == "hidden" and self.sparse(projection)
+
+    def post_order(self, projection: str) -> PostSynapses:
+        """The post-major walk of `projection` and its int32 structure arrays (`ecp_`, `eci_`, `ecq_`)."""
+        post, pre = self.network.projections[projection].post, self.network.projections[projection].pre
+        ptr = Array(
+            array_name("ecp", projection),
+            Role.SCRATCH,
+            projection,
+            (self.size(post) + 1,),
+            "int32",
+            comment="post-major: first position of each post neuron's synapses",
+        )
+        pres = Array(
+            array_name("eci", projection),
+            Role.SCRATCH,
+            projection,
+            ("nnz",),
+            "int32",
+            comment=f"post-major: the {pre} neuron of each position",
+        )
+        slot = Array(
+            array_name("ecq", projection),
+            Role.SCRATCH,
+            projection,
+            ("nnz",),
+            "int32",
+            comment="post-major: the weight slot of each position",
+        )
+        for a in (ptr, pres, slot):
+            self.add(a)
+        return PostSynapses(projection, ptr.name, pres.name, slot.name)
+
+    def post_order_phase(self, projection: str) -> Phase:
+        """Once per batch (Deep R moves the column indices between batches): the post-major order of
+        `projection`'s synapses, a counting sort of the CSR arrays by post neuron (pre neurons
+        ascending within each post neuron)."""
+        space = self.post_order(projection)
+        post = self.network.projections[projection].post
+        at = self.add(
+            Array(
+                array_name("ecn", projection),
+                Role.SCRATCH,
+                projection,
+                (self.size(post),),
+                "int32",
+                comment="post-major: next free position of each post neuron",
+            )
+        )
+        p = sympy.IndexedBase(space.ptr)
+        nxt = sympy.IndexedBase(at.name)
+        zero, one = sympy.Integer(0), sympy.Integer(1)
+        body = (
+            Store(ElementRef(p, zero), zero, comment="count the synapses of each post neuron"),
+            Loop(Neurons(post), (Store(ElementRef(p, J + 1), zero),), {"j": J}),
+            Loop(Synapses(projection), (Store(ElementRef(p, J + 1), one, "+="),), dict(SYNAPSE_VARS)),
+            Loop(Neurons(post), (Store(ElementRef(p, J + 1), p[J], "+="),), {"j": J}, comment="running sum"),
+            Loop(Neurons(post), (Store(ElementRef(nxt, J), p[J]),), {"j": J}),
+            Loop(
+                Synapses(projection),
+                (
+                    Store(ElementRef(sympy.IndexedBase(space.pre), nxt[J]), I),
+                    Store(ElementRef(sympy.IndexedBase(space.slot), nxt[J]), Q),
+                    Store(ElementRef(nxt, J), one, "+="),
+                ),
+                dict(SYNAPSE_VARS),
+                comment="each synapse at its post neuron's next position",
+            ),
+        )
+        return Phase(f"order__{projection}", PhaseKind.PREPARE, body, f"post-major order of {projection}")
+
+    def gradient_phase(self, projection: str) -> Phase:
+        """After the trial: the post-major trial gradient into the weight-slot order of `eg_<P>`."""
+        space = self.post_order(projection)
+        pe = self.ir.projections[projection]
+        store = Store(self.gradient(pe)[BATCH, Q], self.trial_gradient(pe)[BATCH, S])
+        loop = Loop(space, (store,), dict(POST_MAJOR_VARS), comment=f"dW of {projection} by weight slot")
+        return Phase(
+            f"gradient__{projection}", PhaseKind.REDUCE, (loop,), f"dL/dW of {projection} per batch row"
+        )
+
+    def trial_gradient(self, pe: ProjectionEprop) -> Array:
+        """dL/dW per batch row where the learning loop accumulates it: `eg_<P>` itself, or for a
+        post-major walk `egs_<P>` in post-major order, which `gradient__<P>` copies into `eg_<P>`."""
+        if not self.walks_post_major(pe.projection):
+            return self.gradient(pe)
+        return self.add(
+            Array(
+                array_name("egs", pe.projection),
+                Role.ELIGIBILITY,
+                pe.projection,
+                self.synapse_shape(pe),
+                comment="dL/dW per batch row, post-major",
+            )
+        )
 
     # ------------------------------------------------------------------ per-neuron values
     def tap(self, pop: str, array: Array, expr: sympy.Expr, at: str, comment: str) -> None:
@@ -399,7 +516,7 @@ class _Schedule:
         )
         body.append(
             Store(
-                self.at_synapse(self.gradient(pe), pe.projection),
+                self.at_synapse(self.trial_gradient(pe), pe.projection),
                 self.bind(pe.accumulate, pe.post, SPIKE, spike, pe.projection),
                 "+=",
             )
@@ -428,6 +545,9 @@ class _Schedule:
                     comment="jump" if el.name in jumped else "",
                 )
             )
+        if self.walks_post_major(pe.projection):
+            space = self.post_order(pe.projection)
+            return Loop(space, pruned(body), dict(POST_MAJOR_VARS), comment=f"{pe.projection}, post-major")
         return Loop(Synapses(pe.projection), pruned(body), dict(SYNAPSE_VARS), comment=pe.projection)
 
     def output_propagate(self, pe: ProjectionEprop) -> list[Stmt]:
@@ -727,15 +847,23 @@ class _Schedule:
         return Phase(f"learn__{pop}", PhaseKind.LEARN, tuple(body), f"e-prop of hidden {pop}")
 
 
-def schedule_eprop(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+def schedule_eprop(
+    network: Network, precision: str = "float", event_buffer: int = 0, post_major: bool = False
+) -> Kernel:
     """The kernel of a specialised network carrying an `EpropIR`: the forward kernel with its entry
-    `run`, and the entry `eprop_run`, which also accumulates the gradients (see the module doc)."""
+    `run`, and the entry `eprop_run`, which also accumulates the gradients (see the module doc).
+
+    `post_major`: the learning loops of sparse projections into hidden populations walk their
+    synapses post neuron by post neuron (`PostSynapses`), with their per-synapse arrays in that
+    order; a prepare phase `order__<P>` sorts the CSR structure so once per batch, and an after
+    phase `gradient__<P>` puts each trial's gradient back in weight-slot order. Same arithmetic per
+    synapse, so the same results; for a backend that lays out its per-synapse arrays itself, off."""
     ir = network.training
     if not isinstance(ir, EpropIR):
         raise ValueError("schedule_eprop needs the eprop pass to have run")
     if network.specialised is None:
         raise ValueError("schedule_eprop needs the specialise pass to have run")
-    s = _Schedule(network, ir)
+    s = _Schedule(network, ir, post_major=post_major)
     zpre = [s.zpre_phase(pe) for pe in ir.projections.values()]
     learn = {oe.population: s.output(oe) for oe in ir.outputs.values()}
     signals = {he.population: s.signal(he) for he in ir.hidden.values()}
@@ -748,20 +876,29 @@ def schedule_eprop(network: Network, precision: str = "float", event_buffer: int
     order += [n for n in steps if n.startswith(("deliver_", "generate_"))]
     order += [n for n in steps if n.startswith("step_") and n[len("step_") :] not in trained]
     taps = []
-    reset = _reset_phase(s.arrays.values())
     for pop in trained:
         step = dataclasses.replace(tapped.phase(f"step_{pop}"), name=f"learn_step__{pop}")
         taps.append(step)
         order += [*([signals[pop].name] if pop in signals else []), step.name, learn[pop].name]
+    walked = [p for p in ir.projections if s.walks_post_major(p)]
+    prepare = [s.post_order_phase(p) for p in walked]
+    after = [s.gradient_phase(p) for p in walked]
+    reset = _reset_phase(s.arrays.values())
     return dataclasses.replace(
         forward,
         arrays=(*forward.arrays, *s.arrays.values()),
-        phases=(*forward.phases, reset, *zpre, *taps, *signals.values(), *learn.values()),
+        phases=(*forward.phases, *prepare, reset, *zpre, *taps, *signals.values(), *learn.values(), *after),
         # the forward's `before` (its reset, and the derived params of per-neuron synapse params),
         # then the eligibilities' and gradients' reset
         entries=(
             *forward.entries,
-            Entry("eprop_run", before=(*forward.entries[0].before, reset.name), per_step=tuple(order)),
+            Entry(
+                "eprop_run",
+                prepare=tuple(p.name for p in prepare),
+                before=(*forward.entries[0].before, reset.name),
+                per_step=tuple(order),
+                after=tuple(p.name for p in after),
+            ),
         ),
     )
 
@@ -777,13 +914,17 @@ def _reset_phase(arrays: Iterable[Array]) -> Phase:
     return Phase("reset__eprop", PhaseKind.RESET, body, "eligibilities and this trial's gradients to 0")
 
 
-def eprop_kernel(network: Network, precision: str = "float", event_buffer: int = 0) -> Kernel:
+def eprop_kernel(
+    network: Network, precision: str = "float", event_buffer: int = 0, post_major: bool = False
+) -> Kernel:
     """Specialise, schedule and verify (an invalid kernel is an internal error)."""
     from snnc.ir.kernel import verify_kernel
 
     from .specialise import specialise
 
-    kernel = schedule_eprop(specialise(network), precision=precision, event_buffer=event_buffer)
+    kernel = schedule_eprop(
+        specialise(network), precision=precision, event_buffer=event_buffer, post_major=post_major
+    )
     problems = verify_kernel(kernel)
     if problems:
         raise AssertionError("the e-prop schedule made an invalid kernel:\n" + "\n".join(problems))

@@ -36,6 +36,7 @@ from snnc.ir.kernel import (
     Loop,
     Neurons,
     PhaseKind,
+    PostSynapses,
     Role,
     Row,
     Slots,
@@ -292,6 +293,8 @@ class _Phase:
             return self.arrivals(loop, depth)
         if isinstance(space, Synapses):
             return self.synapses_loop(loop, depth)
+        if isinstance(space, PostSynapses):
+            return self.post_synapses_loop(loop, depth)
         if isinstance(space, Spikes):
             pop = space.population
             self.used |= {f"sp_{pop}__cnt", f"sp_{pop}__ids"}
@@ -441,6 +444,24 @@ class _Phase:
             ]
         else:
             raise NotImplementedError(f"a loop over the synapses of {info.kind} connectivity")
+        return [*head, *self.body(loop.body, depth + 2), f"{pad}    }}", f"{pad}}}"]
+
+    def post_synapses_loop(self, loop: Loop, depth: int) -> list[str]:
+        """Every synapse (i, j, q) of a CSR projection, post neuron outermost, at position s."""
+        pad = "    " * depth
+        space: PostSynapses = loop.space
+        n_post = self.kernel.populations[self.kernel.projections[space.projection].post]
+        i, j, q, s = (f"snnc_{loop.vars[v].name}" for v in ("i", "j", "q", "s"))
+        note = f"  /* {loop.comment} */" if loop.comment else ""
+        self.used.add(space.ptr)
+        head = [
+            f"{pad}for (int64_t {j} = 0; {j} < {n_post}; {j}++) {{{note}",
+            f"{pad}    for (int64_t {s} = {space.ptr}[{j}]; {s} < {space.ptr}[{j} + 1]; {s}++) {{",
+        ]
+        for bound, var, array in (("i", i, space.pre), ("q", q, space.slot)):
+            if self.reads(loop.body, loop.vars[bound]):
+                self.used.add(array)
+                head.append(f"{pad}        const int64_t {var} = {array}[{s}];")
         return [*head, *self.body(loop.body, depth + 2), f"{pad}    }}", f"{pad}}}"]
 
     @staticmethod

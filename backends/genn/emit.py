@@ -138,7 +138,9 @@ def build_context(network: Network, plan: NetworkPlan) -> ModuleCtx:
 def _kernel(network: Network, plan: NetworkPlan) -> Kernel:
     """The kernel the passes schedule, which GeNN prints (without the loss and optimiser phases,
     which it has no mapping for yet: the runtime computes those)."""
-    return schedule(dataclasses.replace(network, dt=plan.dt), precision=plan.precision, learning=False)
+    return schedule(
+        dataclasses.replace(network, dt=plan.dt), precision=plan.precision, learning=False, post_major=False
+    )
 
 
 def _add_learning(ctx: ModuleCtx, kernel: Kernel, entry: Entry, network: Network) -> None:

@@ -114,3 +114,53 @@ def test_the_eprop_kernel_prints_its_schedule() -> None:
     assert "efb_h_to_out[b, i] += eE_out[b, j]*w_h_to_out[q]" in text  # symmetric: B = W
     assert "array eg_x_to_h: gradient of x_to_h, scalar[batch, 3, 4]" in text
     assert "eg_x_to_h[12*b + q] = 0.0" in text  # each trial starts its gradient row at 0
+
+
+def _sparse_kernel(post_major: bool):  # noqa: ANN202
+    from snnc.passes.schedule import schedule
+
+    from snnc.api import lower
+    from tests.backends.test_genn_eprop_sparse import SRC as SPARSE_SRC
+
+    return schedule(lower(SPARSE_SRC.replace("KIND(", "Sparse(p = 0.5, ")), post_major=post_major)
+
+
+def test_sparse_hidden_projections_learn_post_major_and_give_their_gradients_back_by_slot() -> None:
+    """The C kernel walks a sparse projection into a hidden population post neuron by post neuron
+    (its eligibilities, traces and trial gradient in that order), sorts the structure once per
+    batch and puts each trial's gradient back in weight-slot order; GeNN's kernel asks without."""
+    from snnc.ir.kernel import Loop, PostSynapses, Synapses
+
+    kernel = _sparse_kernel(True)
+    assert verify_kernel(kernel) == []
+    entry = next(e for e in kernel.entries if e.name == "eprop_run")
+    assert entry.prepare == ("order__x_to_h", "order__h_to_h")
+    assert entry.after == ("gradient__x_to_h", "gradient__h_to_h")
+    learn = [st for st in kernel.phase("learn__h").body if isinstance(st, Loop)]
+    walks = {st.space.projection: type(st.space) for st in learn if hasattr(st.space, "projection")}
+    assert walks == {"x_to_h": PostSynapses, "h_to_h": PostSynapses}
+    text = kernel_to_text(kernel)
+    assert "egs_x_to_h[b, s] += " in text and "eg_x_to_h[b, q] = egs_x_to_h[b, s]" in text
+
+    plain = _sparse_kernel(False)
+    assert verify_kernel(plain) == []
+    entry = next(e for e in plain.entries if e.name == "eprop_run")
+    assert entry.prepare == () and entry.after == ()
+    learn = [st for st in plain.phase("learn__h").body if isinstance(st, Loop)]
+    assert {type(st.space) for st in learn} == {Synapses}
+    assert "egs_" not in kernel_to_text(plain)
+
+
+def test_verify_refuses_a_post_major_walk_of_a_dense_projection() -> None:
+    import dataclasses
+
+    from snnc.ir.kernel import Loop, PostSynapses
+
+    kernel = _sparse_kernel(True)
+    dense = {**kernel.projections, "h_to_out": kernel.projections["h_to_out"]}
+    walk_out = Loop(PostSynapses("h_to_out", "ecp_x_to_h", "eci_x_to_h", "ecq_x_to_h"), ())
+    phase = dataclasses.replace(kernel.phase("learn__h"), body=(walk_out,))
+    bad = dataclasses.replace(
+        kernel, projections=dense, phases=tuple(phase if p.name == "learn__h" else p for p in kernel.phases)
+    )
+    assert any("whose layout is dense, not csr" in p for p in verify_kernel(bad))
