@@ -33,11 +33,12 @@ both the old and the new value.
 The C kernel walks a sparse (CSR) projection into a hidden population post-major (`post_major`):
 GCC vectorises a learning loop over stored synapses with one gather per value of the post neuron
 (refractory flag, ψ, rate, learning signal: four 16-lane gathers per 16 synapses), which cost 10x
-a contiguous load; post neuron by post neuron those values are loop-invariant and only the pre
-neuron's z_pre is gathered. The projection's eligibilities, filtered trace and trial gradient
-(`egs_<P>`) are then laid out in that order; `order__<P>` (a prepare phase, once per batch, since
-Deep R moves column indices between batches) sorts the CSR structure by post neuron, and
-`gradient__<P>` (after the trial) copies the trial gradient into `eg_<P>`'s weight-slot order.
+a contiguous load; post neuron by post neuron those values are loop-invariant. The projection's
+eligibilities, filtered trace and trial gradient (`egs_<P>`) are then laid out in that order, and
+so is a per-synapse copy of z_pre (`ezs_<P>`), which `zpre__<P>` sets and clears along the rows of
+the pre neurons that spike, so that the loop gathers nothing. `order__<P>` (a prepare phase, once
+per batch, since Deep R moves column indices between batches) sorts the CSR structure by post
+neuron, and `gradient__<P>` (after the trial) copies the trial gradient into `eg_<P>`'s order.
 
 Array roles: eligibilities, filtered traces and the filtered rate are ELIGIBILITY; gradients per
 batch row GRADIENT; labels and per-step targets TARGET; fixed random feedback B FEEDBACK; the output
@@ -66,6 +67,7 @@ from snnc.ir.kernel import (
     ElementRef,
     Elements,
     Entry,
+    If,
     Index,
     Kernel,
     Let,
@@ -76,6 +78,7 @@ from snnc.ir.kernel import (
     PhaseKind,
     PostSynapses,
     Role,
+    Row,
     Spikes,
     Stmt,
     Store,
@@ -216,6 +219,7 @@ class _Schedule:
                 (
                     Store(ElementRef(sympy.IndexedBase(space.pre), nxt[J]), I),
                     Store(ElementRef(sympy.IndexedBase(space.slot), nxt[J]), Q),
+                    Store(ElementRef(sympy.IndexedBase(self.post_position(projection).name), Q), nxt[J]),
                     Store(ElementRef(nxt, J), one, "+="),
                 ),
                 dict(SYNAPSE_VARS),
@@ -413,16 +417,63 @@ class _Schedule:
 
     def zpre_phase(self, pe: ProjectionEprop) -> Phase:
         z = self.zpre(pe)
-        body = (
+        spiked: tuple[Stmt, ...] = (Store(z[BATCH, I], ONE),)
+        body: tuple[Stmt, ...] = ()
+        if self.walks_post_major(pe.projection):
+            # per synapse too (post-major), set and cleared along the rows of the pre neurons that
+            # spike: the learning loop then reads it in order instead of gathering z_pre per synapse
+            zs, at = self.synapse_z(pe), sympy.IndexedBase(self.post_position(pe.projection).name)
+            row = {"j": J, "q": Q}
+            body = (
+                Loop(
+                    Neurons(pe.pre),
+                    (
+                        If(
+                            sympy.Ne(z[BATCH, I], ZERO),
+                            (Loop(Row(pe.projection, I), (Store(zs[BATCH, at[Q]], ZERO),), row),),
+                        ),
+                    ),
+                    {"j": I},
+                    comment="the synapses of last step's spikes back to 0",
+                ),
+            )
+            spiked += (Loop(Row(pe.projection, I), (Store(zs[BATCH, at[Q]], ONE),), row),)
+        body += (
             Loop(Neurons(pe.pre), (Store(z[BATCH, I], ZERO),), {"j": I}),
             Loop(
                 Spikes(pe.pre, STEP - 1 - pe.delay_steps),
-                (Store(z[BATCH, I], ONE),),
+                spiked,
                 {"i": I},
                 comment=f"spikes of {pe.pre} emitted {1 + pe.delay_steps} step(s) ago",
             ),
         )
         return Phase(f"zpre__{pe.projection}", PhaseKind.LEARN, body, f"z_pre of {pe.projection}, dense 0/1")
+
+    def synapse_z(self, pe: ProjectionEprop) -> Array:
+        """z_pre of each synapse of a post-major projection this step, at its post-major position."""
+        return self.add(
+            Array(
+                array_name("ezs", pe.projection),
+                Role.ELIGIBILITY,  # 0 at the start of every trial
+                pe.projection,
+                self.synapse_shape(pe),
+                var=names.Z_PRE,
+                comment="presynaptic spikes delivered this step, per synapse, post-major",
+            )
+        )
+
+    def post_position(self, projection: str) -> Array:
+        """The post-major position of each weight slot (`order__<P>` fills it)."""
+        return self.add(
+            Array(
+                array_name("ecs", projection),
+                Role.SCRATCH,
+                projection,
+                ("nnz",),
+                "int32",
+                comment="post-major: the position of each weight slot",
+            )
+        )
 
     def gradient(self, pe: ProjectionEprop) -> Array:
         return self.add(
@@ -467,7 +518,8 @@ class _Schedule:
         """Lets for z_pre and the old (and, for scope "pre", next) eligibilities of synapse (i, j):
         the symbols of the start-of-step expressions and those of the spike phase."""
         eligs = self.eligibility_arrays(pe)
-        lets: list[Stmt] = [Let(Local("__z_pre"), self.zpre(pe)[BATCH, I])]
+        z = self.synapse_z(pe)[BATCH, S] if self.walks_post_major(pe.projection) else self.zpre(pe)[BATCH, I]
+        lets: list[Stmt] = [Let(Local("__z_pre"), z)]
         old = {sym(names.Z_PRE): Local("__z_pre")}
         new: dict[sympy.Symbol, sympy.Expr] = {}
         for e in pe.eligibilities:

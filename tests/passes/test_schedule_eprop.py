@@ -141,6 +141,8 @@ def test_sparse_hidden_projections_learn_post_major_and_give_their_gradients_bac
     assert walks == {"x_to_h": PostSynapses, "h_to_h": PostSynapses}
     text = kernel_to_text(kernel)
     assert "egs_x_to_h[b, s] += " in text and "eg_x_to_h[b, q] = egs_x_to_h[b, s]" in text
+    assert "let __z_pre = ezs_x_to_h[b, s]" in text  # z_pre per synapse, in order: no gather
+    assert "ezs_x_to_h[b, ecs_x_to_h[q]] = 1.0" in text and "ezs_x_to_h[b, ecs_x_to_h[q]] = 0" in text
 
     plain = _sparse_kernel(False)
     assert verify_kernel(plain) == []
