@@ -27,6 +27,7 @@ from snnc.ir.kernel import (
     Let,
     Loop,
     Neurons,
+    PostSynapses,
     Role,
     Row,
     Spikes,
@@ -49,14 +50,18 @@ class _Compiled:
         self.refs = [(str(r.base.label), [_index_fn(i) for i in r.indices]) for r in refs]
 
     def __call__(self, env: dict, arrays: dict[str, np.ndarray]) -> Any:
-        reads = [arrays[name][tuple(f(env) for f in idx)] for name, idx in self.refs]
+        reads = [arrays[name][tuple(f(env, arrays) for f in idx)] for name, idx in self.refs]
         return self.fn(*reads, *(env[s] for s in self.symbols))
 
 
-def _index_fn(index: sympy.Expr) -> Callable[[dict], int]:
+def _index_fn(index: sympy.Expr) -> Callable[[dict, dict], int]:
+    """An index as a function of (env, arrays); an index may read an array (`pos[q]`)."""
+    if index.atoms(sympy.Indexed):
+        inner = _Compiled(index)
+        return lambda env, arrays: int(inner(env, arrays))
     symbols = sorted(index.free_symbols, key=str)
     fn = sympy.lambdify(symbols, index, modules="math")
-    return lambda env: int(fn(*(env[s] for s in symbols)))
+    return lambda env, arrays: int(fn(*(env[s] for s in symbols)))
 
 
 class Interpreter:
@@ -96,6 +101,9 @@ class Interpreter:
                 env[STEP] = k
                 for name in e.per_step:
                     self.body(self.kernel.phase(name).body, env)
+            env.pop(STEP, None)
+            for name in e.after:
+                self.body(self.kernel.phase(name).body, env)
 
     def body(self, body: tuple, env: dict) -> None:
         env = dict(env)
@@ -107,7 +115,7 @@ class Interpreter:
                 name = st.target.array
                 if name not in self.arrays:  # an optional array the run did not ask for
                     continue
-                idx = tuple(_index_fn(i)(env) for i in st.target.indices)
+                idx = tuple(_index_fn(i)(env, self.arrays) for i in st.target.indices)
                 target = self.arrays[name]
                 if len(idx) == 1 and target.ndim > 1:  # one flat offset (`trial_element`)
                     target = target.reshape(-1)
@@ -186,6 +194,11 @@ class Interpreter:
             batched = next(a for a in self.kernel.arrays if a.name == space.array).shape[:1] == ("batch",)
             for q in range(int(np.prod(array.shape[1:] if batched else array.shape))):
                 yield {v["q"]: q}
+        elif isinstance(space, PostSynapses):
+            ptr, pre, slot = (self.arrays[n] for n in (space.ptr, space.pre, space.slot))
+            for j in range(ptr.size - 1):
+                for s in range(int(ptr[j]), int(ptr[j + 1])):
+                    yield {v["i"]: int(pre[s]), v["j"]: j, v["q"]: int(slot[s]), v["s"]: s}
         elif isinstance(space, Synapses):
             info = self.kernel.projections[space.projection]
             for i in range(self.kernel.populations[info.pre]):

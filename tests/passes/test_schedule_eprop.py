@@ -166,3 +166,44 @@ def test_verify_refuses_a_post_major_walk_of_a_dense_projection() -> None:
         kernel, projections=dense, phases=tuple(phase if p.name == "learn__h" else p for p in kernel.phases)
     )
     assert any("whose layout is dense, not csr" in p for p in verify_kernel(bad))
+
+
+def test_the_post_major_kernel_accumulates_the_weight_slot_kernels_gradients() -> None:
+    """Interpreted, independently of any backend: the post-major schedule of a sparse network gives
+    each weight slot the gradient the weight-slot walk gives it (same arithmetic per synapse)."""
+    rng = np.random.default_rng(2)
+    rows, steps = 1, 30
+    kernels = {pm: _sparse_kernel(pm) for pm in (False, True)}
+    base = kernels[False]
+    structure: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in ("x_to_h", "h_to_h"):
+        info = base.projections[name]
+        n_pre, n_post = base.populations[info.pre], base.populations[info.post]
+        mask = rng.random((n_pre, n_post)) < 0.5
+        structure[name] = (np.concatenate([[0], np.cumsum(mask.sum(axis=1))]), np.nonzero(mask)[1])
+    nnz = {name: cols.size for name, (_, cols) in structure.items()}
+    inputs = {"x": [(np.sort(rng.uniform(0, 24, 120)), rng.integers(0, 8, 120)) for _ in range(rows)]}
+    scale = {"w_x_to_h": 8.0, "w_h_to_h": 2.0, "w_h_to_out": 0.5}  # a hidden layer that spikes
+    targets = rng.normal(size=(rows, steps, 3))
+    weights = {a.name: None for a in base.arrays if a.role == Role.WEIGHT}
+    grads = {}
+    for pm, kernel in kernels.items():
+        arrays = {}
+        for a in kernel.arrays:
+            if a.optional or a.role == Role.INPUT:
+                continue
+            dims = {"batch": rows, "steps": steps, "nnz": nnz.get(a.owner)}
+            arrays[a.name] = np.full(tuple(dims.get(d, d) for d in a.shape), a.init, dtype=float)
+        for name, (ptr, cols) in structure.items():
+            arrays[f"c_{name}__row_ptr"], arrays[f"c_{name}__col_idx"] = ptr, cols
+        for name in weights:
+            if weights[name] is None:
+                weights[name] = rng.normal(0, scale[name], arrays[name].size)
+            arrays[name] = weights[name].copy()  # flat: the kernel reads w[q]
+        arrays[kernel.find(Role.TARGET, "out", "label").name][:] = 0
+        arrays[kernel.find(Role.TARGET, "out", "value").name][:] = targets
+        Interpreter(kernel, arrays).run("eprop_run", rows=rows, steps=steps, inputs=inputs)
+        grads[pm] = {p: arrays[kernel.find(Role.GRADIENT, p).name] for p in ("x_to_h", "h_to_h", "h_to_out")}
+    for name, g in grads[False].items():
+        assert np.abs(g).max() > 0, name  # the hidden layer spiked: every gradient carries signal
+        np.testing.assert_allclose(grads[True][name], g, rtol=1e-12, atol=1e-15, err_msg=name)
