@@ -6,7 +6,8 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
   The manifest and the loaders find arrays by (role, owner, var), never by a spelled C name;
 - **phases** (reset, forward step, backward step, per-step learning, reduction, loss, update), each a list of
   statements: `Let` a local, `Store` into an array element, `If`, and `Loop` over an index space
-  (the neurons of a population, the synapses of a projection, the spikes of a population at a step,
+  (the neurons of a population, the synapses of a projection by pre neuron or by post neuron, the
+  spikes of a population at a step,
   the arrivals of a projection's delayed spikes, the recorded spike events of a population);
 - **entry points** (run, backward, learn, loss, update): which phases run before, inside (forward or
   backward in time) and after the time loop, for every batch row, which run once per batch after
@@ -711,6 +712,8 @@ def _fmt(expr: object) -> str:
 
 
 def _space(space: Space) -> str:
+    if isinstance(space, PostSynapses):
+        return f"synapses({space.projection}, post-major: {space.ptr}, {space.pre}, {space.slot})"
     if isinstance(space, Spikes):
         return f"spikes({space.population}, step {_fmt(space.step)})"
     if isinstance(space, Events):
