@@ -20,7 +20,7 @@ from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
 from snnc.api import build_compiled, lower
-from tests.backends.genn_pair import trained_alike
+from tests.backends.genn_pair import c_then_genn, trained_alike
 from tests.runtime.delay_nets import LOSS, TRAIN, delay_source
 
 pytestmark = [
@@ -54,12 +54,8 @@ def both(network, readout: str, tmp_path: Path) -> tuple:  # noqa: ANN001
     target = np.arange(BATCH) % 2
     out = []
     weights = None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        )
-        art = art.artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         if weights is None:
             weights = art.get_weights()
         else:
@@ -212,12 +208,8 @@ def test_a_network_with_trainable_delays_simulates_as_on_c(tmp_path: Path) -> No
     network, _ = compile_ir(network, gradients=False, out=io.StringIO())
     network = dataclasses.replace(network, training=None)
     results, weights = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        )
-        art = art.artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         if weights is None:
             weights = art.get_weights()
             weights["delay_h_to_h"] = np.full_like(weights["delay_h_to_h"], 4.0)  # moved, as training would

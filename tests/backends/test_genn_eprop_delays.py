@@ -22,8 +22,8 @@ from snnc.backends import check_supported
 from snnc.backends.genn import have_pygenn
 from snnc.runtime.artefact import RecordRequest
 
-from snnc.api import build_compiled, lower
-from tests.backends.genn_pair import assert_same_gradients, trained_alike
+from snnc.api import lower
+from tests.backends.genn_pair import assert_same_gradients, c_then_genn, trained_alike
 
 BATCH = 2
 SRC = """
@@ -96,11 +96,8 @@ def test_eprop_gradients_through_delays_equal_the_c_ones(case: str, tmp_path: Pa
     network = lower(source(case))
     x, targets = batch_data(BATCH, 0)
     out, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        ).artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         if start is None:
             start = art.get_weights()
         art.set_weights(start)

@@ -20,7 +20,7 @@ from snnc.backends.genn import have_pygenn
 from snnc.runtime.artefact import RecordRequest
 
 from snnc.api import build_compiled, lower
-from tests.backends.genn_pair import assert_same_gradients, trained_alike
+from tests.backends.genn_pair import assert_same_gradients, c_then_genn, trained_alike
 from tests.backends.test_eprop_synapse_param_bptt import SRC
 
 BATCH = 3
@@ -77,11 +77,8 @@ def test_genn_checks_eprop_synapse_params() -> None:
 def test_synapse_param_gradients_equal_the_c_ones(case: str, tmp_path: Path) -> None:
     network = lower(CASES[case])
     out, start = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        ).artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         drawn = art.get_weights()
         if start is None:
             start = varied(drawn)

@@ -19,8 +19,8 @@ from snnc.backends.genn import have_pygenn
 from snnc.runtime.artefact import RecordRequest
 from snnc.runtime.losses import get_loss
 
-from snnc.api import build_compiled, lower
-from tests.backends.genn_pair import trained_alike
+from snnc.api import lower
+from tests.backends.genn_pair import c_then_genn, trained_alike
 
 pytestmark = [
     pytest.mark.genn,
@@ -91,11 +91,8 @@ def both(network, readout: str, tmp_path: Path) -> list:  # noqa: ANN001
     A non-spiking readout's dL/dy is drawn (any dL/dy must give the same gradients; a drawn one does
     not sum to 0 over the outputs, as cross-entropy's does, which a shared bias would not see)."""
     out, weights = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        ).artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         if weights is None:
             weights = art.get_weights()
         else:
@@ -225,11 +222,8 @@ def test_a_network_with_trained_params_simulates_as_on_c(tmp_path: Path) -> None
     network = dataclasses.replace(network, training=None)
     assert check_supported(network, "genn") == []
     results, weights = [], None
-    for backend in ("c", "genn"):
-        options = {"cache_dir": tmp_path} if backend == "genn" else {}
-        art = build_compiled(
-            network, backend=backend, batch_size=BATCH, seed=1, precision="double", **options
-        ).artefact
+    for _, net in c_then_genn(network, tmp_path, batch_size=BATCH):
+        art = net.artefact
         if weights is None:
             weights = art.get_weights()
             weights["tau_mem_h"] = np.linspace(8.0, 30.0, 5)
