@@ -171,13 +171,14 @@ def add_replay(p: PopulationCtx, buf: SpikeBuffer, k: int) -> list[str]:
     guard = m.code.get("threshold_condition_code", "0")
     m.code["threshold_condition_code"] = (
         f"({_fwd(k)}) ? ({guard.strip() or '0'}) : "
-        f"(q_bi >= 0 && fabs({SPIKE_TIMES}[(batch * {n} + id) * {limit} + q_bi] - {_kb(k)} * dt) < 0.5 * dt)"
+        f"(q_bi >= 0 && fabs({SPIKE_TIMES}[((uint64_t)batch * {n} + id) * {limit} + q_bi] - {_kb(k)} * dt) < 0.5 * dt)"
     )
     forward_reset = m.code.get("reset_code", "")
     m.code["reset_code"] = "\n".join(
         [
             # GeNN runs the reset code in the sim code's scope: no name may be declared twice
-            f"const unsigned int q_roff = (batch * {n} + id) * {limit};",
+            # 64-bit: batch x neurons x limit passes 2^32 on a large GPU run (GeNN's indices are 32-bit)
+            f"const uint64_t q_roff = ((uint64_t)batch * {n} + id) * {limit};",
             f"if ({_fwd(k)}) {{",
             "    // the kernel's spike list, per neuron: this spike and what the backward pass reads of it",
             f"    if (q_ns < {limit}) {{",
@@ -582,7 +583,7 @@ def _weave(
     )
     m.code["sim_code"] = "\n".join(
         [
-            *([f"const unsigned int q_off = (batch * {p.size} + id) * {buf.limit};"] if buf else []),
+            *([f"const uint64_t q_off = ((uint64_t)batch * {p.size} + id) * {buf.limit};"] if buf else []),
             *halves,
             *["    " + line for line in backward],
             "}",
@@ -607,7 +608,7 @@ def stage_trajectories(kernel: Kernel, p: PopulationCtx, staged: dict[str, Array
         p.var_init[name] = 0.0
         egp = genn_var(a, kernel)
         add_trajectory(p, egp, a)
-        lines.append(f"    {name} = {egp}[(batch * {k} + q__next) * {p.size} + id];")
+        lines.append(f"    {name} = {egp}[((uint64_t)batch * {k} + q__next) * {p.size} + id];")
     lines.append("}")
     m.code["sim_code"] = "\n".join([m.code["sim_code"], *lines])
 

@@ -284,7 +284,8 @@ class GeNNExprPrinter(KernelExprPrinter):
         name = genn_var(array, self.kernel)
         self.egps[name] = array
         k, n = self.kernel.num_steps, array.shape[2]
-        return f"{name}[(batch * {k} + {self.index(step)}) * {n} + id]"
+        # 64-bit: batch x steps x neurons passes 2^32 on a large GPU run (GeNN's indices are 32-bit)
+        return f"{name}[((uint64_t)batch * {k} + {self.index(step)}) * {n} + id]"
 
     def _print_Infinity(self, expr: sympy.Basic) -> str:
         return "(1.0 / 0.0)"  # GeNN's transpiler knows no INFINITY

@@ -552,7 +552,7 @@ class LearnPrinter:
         if a.role == Role.TARGET and a.shape[:2] == ("batch", "steps") and len(idx) == 3 and idx[2] == neuron:
             n = a.shape[2]
             step = pr.value(idx[1], True)
-            return f"{ir_names.local('t', a.var)}[(batch * {self.k} + {step}) * {n} + id]"
+            return f"{ir_names.local('t', a.var)}[((uint64_t)batch * {self.k} + {step}) * {n} + id]"
         raise fail(f"{where} has no place in GeNN's code for '{g.unit}'")
 
     def _ref(self, proj: str, side: str, name: str, a: Array) -> str:

@@ -620,3 +620,15 @@ def test_ring_offsets_genn_cannot_stand_for_are_refused(change: str, monkeypatch
     assert diagnostic.code == "E-GENN-UNSUPPORTED"
     assert ("h_to_h" if change != "a loop over neurons" else "phase 'prepare'") in diagnostic.message
     assert _REFUSED[change] in diagnostic.message
+
+
+@pytest.mark.parametrize("example", ["shd_delays", "yinyang_eventprop", "eprop_pattern"])
+def test_offsets_into_per_trial_buffers_are_64_bit(example: str) -> None:
+    """Spike records, trajectories and per-step targets hold batch x neurons x (limit or steps)
+    values, which passes 2^32 on a large GPU run (batch 512, 1000 steps, 10 000 neurons), while
+    GeNN's `batch` and `id` are 32-bit: every offset computed from `batch` is widened first, so a
+    large run indexes its buffers instead of wrapping around silently."""
+    code, _, _ = generate(_example(example))
+    offsets = [m.group(1) for m in re.finditer(r"(\(uint64_t\))?\bbatch \*", code)]
+    assert offsets, "no per-trial buffer offsets in the module"
+    assert None not in offsets, f"{offsets.count(None)} of {len(offsets)} offsets are 32-bit"

@@ -70,7 +70,7 @@ snnc_neuron_c = create_neuron_model(
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev__crossing_rate_rec', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__x_to_c', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
-    const unsigned int q_off = (batch * 32 + id) * 50;
+    const uint64_t q_off = ((uint64_t)batch * 32 + id) * 50;
     if ((int)round(t / dt) < 40) {
         // projection x_to_c: this step's arrivals, summed by GeNN into q_in__x_to_c
         y_i__x_to_c += q_in__x_to_c;  // on_pre i += w
@@ -125,10 +125,10 @@ snnc_neuron_c = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 32 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[((uint64_t)batch * 32 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
-    const unsigned int q_roff = (batch * 32 + id) * 50;
+    const uint64_t q_roff = ((uint64_t)batch * 32 + id) * 50;
     if ((int)round(t / dt) < 40) {
         // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 50) {
@@ -154,7 +154,7 @@ snnc_neuron_p = create_neuron_model(
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev__crossing_rate_rec', 'scalar*'), ('ev_i_syn', 'scalar*')],
     additional_input_vars=[('q_in__c_to_p', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
-    const unsigned int q_off = (batch * 8 + id) * 50;
+    const uint64_t q_off = ((uint64_t)batch * 8 + id) * 50;
     if ((int)round(t / dt) < 40) {
         // projection c_to_p: this step's arrivals, summed by GeNN into q_in__c_to_p
         y_i__c_to_p += q_in__c_to_p;  // on_pre i += w
@@ -209,10 +209,10 @@ snnc_neuron_p = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 8 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 40) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[((uint64_t)batch * 8 + id) * 50 + q_bi] - (2 * 40 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
-    const unsigned int q_roff = (batch * 8 + id) * 50;
+    const uint64_t q_roff = ((uint64_t)batch * 8 + id) * 50;
     if ((int)round(t / dt) < 40) {
         // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 50) {

@@ -182,7 +182,7 @@ snnc_neuron_out = create_neuron_model(
         e__eps_bias__v = 0.95122942450071402*l_eps_bias__v__old + 0.048770575499285984;  // propagate __eps_bias__v
     }
     if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0
-        const scalar l_y_true = t_value[(batch * 1000 + q_s) * 3 + id];
+        const scalar l_y_true = t_value[((uint64_t)batch * 1000 + q_s) * 3 + id];
         q__E = (t_label >= 0 ? -l_y_true + q_v : 0.0);  // error E
     }
     if (q_s < 1000) {  // e-prop of output out: mean_square_error, step k = t/dt - 0

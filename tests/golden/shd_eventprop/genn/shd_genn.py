@@ -54,7 +54,7 @@ snnc_spikes_x = create_neuron_model(
     vars=[('q_start', 'unsigned int'), ('q_end', 'unsigned int'), ('q_ns', 'int'), ('q_bi', 'int'), ('q_jump', 'int'), ('q_jidx', 'int')],
     extra_global_params=[('in_times', 'scalar*'), ('ev__t_s', 'scalar*')],
     sim_code="""
-    const unsigned int q_off = (batch * 700 + id) * 300;
+    const uint64_t q_off = ((uint64_t)batch * 700 + id) * 300;
     if ((int)round(t / dt) >= 1000) {
         const int q_kb = (2 * 1000 - 1 - (int)round(t / dt));
         // first backward step: the newest spike, and the jump of one of forward step 999
@@ -70,10 +70,10 @@ snnc_spikes_x = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 1000) ? (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) : (q_bi >= 0 && fabs(ev__t_s[(batch * 700 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 1000) ? (q_start != q_end && in_times[q_start] <= t + 1e-6 * dt) : (q_bi >= 0 && fabs(ev__t_s[((uint64_t)batch * 700 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
-    const unsigned int q_roff = (batch * 700 + id) * 300;
+    const uint64_t q_roff = ((uint64_t)batch * 700 + id) * 300;
     if ((int)round(t / dt) < 1000) {
         // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 300) {
@@ -100,7 +100,7 @@ snnc_neuron_h = create_neuron_model(
     extra_global_params=[('ev__t_s', 'scalar*'), ('ev__crossing_rate_rec', 'scalar*'), ('ev_i_syn', 'scalar*'), ('q_B', 'scalar*')],
     additional_input_vars=[('q_in__x_to_h', 'scalar', 0.0), ('q_in__h_to_h', 'scalar', 0.0), ('q_D', 'scalar', 0.0)],
     sim_code="""
-    const unsigned int q_off = (batch * 256 + id) * 300;
+    const uint64_t q_off = ((uint64_t)batch * 256 + id) * 300;
     if ((int)round(t / dt) < 1000) {
         // projection x_to_h: this step's arrivals, summed by GeNN into q_in__x_to_h
         y_i__x_to_h += q_in__x_to_h;  // on_pre i += w
@@ -165,10 +165,10 @@ snnc_neuron_h = create_neuron_model(
     }
 """,
     threshold_condition_code="""
-    ((int)round(t / dt) < 1000) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[(batch * 256 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
+    ((int)round(t / dt) < 1000) ? (q_flag != 0) : (q_bi >= 0 && fabs(ev__t_s[((uint64_t)batch * 256 + id) * 300 + q_bi] - (2 * 1000 - 1 - (int)round(t / dt)) * dt) < 0.5 * dt)
 """,
     reset_code="""
-    const unsigned int q_roff = (batch * 256 + id) * 300;
+    const uint64_t q_roff = ((uint64_t)batch * 256 + id) * 300;
     if ((int)round(t / dt) < 1000) {
         // the kernel's spike list, per neuron: this spike and what the backward pass reads of it
         if (q_ns < 300) {
