@@ -66,6 +66,7 @@ from snnc.ir.kernel import (
 
 from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, shared_param
 from .models import GeNNModelSpec, Var
+from .params import filed_params
 from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
 
 #: GeNN's order within one time step: synapse code, spike delivery, neuron code, custom updates
@@ -75,13 +76,6 @@ SLOT_NAMES = {SYN: "synapse code", DELIVER: "spike delivery", NEU: "neuron code"
 NOW = "q_s"
 #: the time step of the last neuron update, a var of populations whose custom updates read the step
 STEP_VAR = "q_step"
-
-
-class PyExpr(str):
-    """Python source written as is into the module (`weights["bias_out"]`)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 @dataclass
@@ -853,30 +847,14 @@ def print_learning(
 
 
 def _params(kernel: Kernel, printer: LearnPrinter) -> dict[str, dict[str, Any]]:
-    """Trained per-neuron params: vars shared by the batch, initialised from the module's arrays,
-    read and set by the runtime like weights (`<param>_<owner>`), with their gradient var; a
-    shared one (a kernel array [1]) is a var of every neuron holding the same value. A synapse
-    param (owned by its projection) is a var of the post neuron (`p_tau__<projection>`)."""
-    out = {}
-    for a in kernel.arrays:
-        if a.role != Role.PARAM or a.name not in printer.initial:
-            continue
-        pop = a.owner if a.owner in printer.pops else kernel.projections[a.owner].post
-        p = printer.pops[pop]
-        name = genn_var(a, kernel)
-        if all(v.name != name for v in p.model.vars):
-            continue
-        key = ir_names.param_key(a.var, a.owner)
-        shared = tuple(a.shape) == (1,)  # one value, held by every neuron's var
-        p.var_init[name] = PyExpr(f'float(weights["{key}"][0])' if shared else f'weights["{key}"]')
-        printer.arrays_out[key] = np.asarray(printer.initial[a.name], dtype=np.float64)
-        grad = kernel.find(Role.GRADIENT, a.owner, a.var)
-        out[key] = {"population": pop, "var": name, "gradient": printer.var(grad.name)}
-        if shared:
-            out[key]["shared"] = True
-        if key in kernel.interface.get("trainable_params", {}):  # bounds and lr scale of a Trainable
-            out[key]["trainable"] = kernel.interface["trainable_params"][key]
-    return out
+    """Trained per-neuron params (and a synapse param, held by the post neuron: `p_tau__<P>`), filed
+    like weights as `params.filed_params` files EventProp's, from the printer's initial values and
+    with the gradient vars its learning code accumulates into."""
+    meta, arrays = filed_params(
+        kernel, printer.pops, lambda a: printer.initial.get(a.name), lambda g: printer.var(g.name)
+    )
+    printer.arrays_out.update(arrays)
+    return meta
 
 
 def _reset_accumulated(kernel: Kernel, printer: LearnPrinter) -> None:
