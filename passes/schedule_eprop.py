@@ -158,35 +158,23 @@ class _Schedule:
         pe = self.ir.projections.get(projection)
         return self.post_major and pe is not None and pe.role == "hidden" and self.sparse(projection)
 
+    def structure(self, prefix: str, projection: str, shape: tuple, comment: str) -> Array:
+        """An int32 array of `projection`'s post-major order (`order__<P>` fills it)."""
+        return self.add(
+            Array(array_name(prefix, projection), Role.SCRATCH, projection, shape, "int32", comment=comment)
+        )
+
     def post_order(self, projection: str) -> PostSynapses:
         """The post-major walk of `projection` and its int32 structure arrays (`ecp_`, `eci_`, `ecq_`)."""
         post, pre = self.network.projections[projection].post, self.network.projections[projection].pre
-        ptr = Array(
-            array_name("ecp", projection),
-            Role.SCRATCH,
+        ptr = self.structure(
+            "ecp",
             projection,
             (self.size(post) + 1,),
-            "int32",
-            comment="post-major: first position of each post neuron's synapses",
+            "post-major: first position of each post neuron's synapses",
         )
-        pres = Array(
-            array_name("eci", projection),
-            Role.SCRATCH,
-            projection,
-            ("nnz",),
-            "int32",
-            comment=f"post-major: the {pre} neuron of each position",
-        )
-        slot = Array(
-            array_name("ecq", projection),
-            Role.SCRATCH,
-            projection,
-            ("nnz",),
-            "int32",
-            comment="post-major: the weight slot of each position",
-        )
-        for a in (ptr, pres, slot):
-            self.add(a)
+        pres = self.structure("eci", projection, ("nnz",), f"post-major: the {pre} neuron of each position")
+        slot = self.structure("ecq", projection, ("nnz",), "post-major: the weight slot of each position")
         return PostSynapses(projection, ptr.name, pres.name, slot.name)
 
     def post_order_phase(self, projection: str) -> Phase:
@@ -195,15 +183,8 @@ class _Schedule:
         ascending within each post neuron)."""
         space = self.post_order(projection)
         post = self.network.projections[projection].post
-        at = self.add(
-            Array(
-                array_name("ecn", projection),
-                Role.SCRATCH,
-                projection,
-                (self.size(post),),
-                "int32",
-                comment="post-major: next free position of each post neuron",
-            )
+        at = self.structure(
+            "ecn", projection, (self.size(post),), "post-major: next free position of each post neuron"
         )
         p = sympy.IndexedBase(space.ptr)
         nxt = sympy.IndexedBase(at.name)
@@ -464,16 +445,7 @@ class _Schedule:
 
     def post_position(self, projection: str) -> Array:
         """The post-major position of each weight slot (`order__<P>` fills it)."""
-        return self.add(
-            Array(
-                array_name("ecs", projection),
-                Role.SCRATCH,
-                projection,
-                ("nnz",),
-                "int32",
-                comment="post-major: the position of each weight slot",
-            )
-        )
+        return self.structure("ecs", projection, ("nnz",), "post-major: the position of each weight slot")
 
     def gradient(self, pe: ProjectionEprop) -> Array:
         return self.add(
