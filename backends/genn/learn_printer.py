@@ -140,6 +140,13 @@ def _step_text(lag: int, now: str = NOW) -> str:
     return now if lag == 0 else f"({now} - {lag})"
 
 
+def _shifted(var: str, depth: int, note: str) -> list[str]:
+    """Lines that move `var`'s history one step back at the start of a step: `<var>__d<m>` then
+    holds its value of m steps ago, for m = 1 .. `depth` (`LearnPrinter.var(name, delay)`)."""
+    lines = [f"// {note}", *[f"{var}__d{d} = {var}__d{d - 1};" for d in range(depth, 1, -1)]]
+    return [*lines, f"{var}__d1 = {var};"]
+
+
 class LearnPrinter:
     """Maps an online entry's learning phases onto the module's models (see the module docstring)."""
 
@@ -633,10 +640,9 @@ class LearnPrinter:
         for a, depth in sorted(self.copies.items()):
             if self._holder(a) != pop:
                 continue
-            lines.append(f"// {a}: the values of earlier steps, for code that runs later")
-            for d in range(depth, 1, -1):
-                lines.append(f"{self.var(a, d)} = {self.var(a, d - 1)};")
-            lines.append(f"{self.var(a, 1)} = {self.var(a)};")
+            lines += _shifted(
+                self.var(a), depth, f"{a}: the values of earlier steps, for code that runs later"
+            )
         lines += self._spike_history(pop)
         early = [g for g in groups if g.lag > 0 or g.seq < step_seq]
         late = [g for g in groups if g not in early]
@@ -673,9 +679,9 @@ class LearnPrinter:
             if all(v.name != f"{flag}__d{d}" for v in m.vars):
                 m.vars.append(Var(f"{flag}__d{d}", "int"))
                 self.pops[pop].var_init[f"{flag}__d{d}"] = 0
-        lines = [f"// {flag}: the spikes of earlier steps, for loops over delayed spikes"]
-        lines += [f"{flag}__d{d} = {flag}__d{d - 1};" for d in range(depth + 1, 1, -1)]
-        return [*lines, f"{flag}__d1 = {flag};"]
+        return _shifted(
+            flag, depth + 1, f"{flag}: the spikes of earlier steps, for loops over delayed spikes"
+        )
 
     def _flag(self, pop: str) -> tuple[str, bool] | None:
         """The var that says whether `pop` spiked in the previous step, and whether it is ours."""
