@@ -381,7 +381,11 @@ class MLGeNNShd(MLGeNN):
         folder: str,
         adam: dict[str, float] | None = None,
         most_spikes: int | None = None,
+        delays: dict[str, tuple[np.ndarray, int]] | None = None,
+        delay_lr: float = 0.1,
     ):
+        """`delays`: per connection name, initial delays in steps and the largest delay, learned
+        with Adam at `delay_lr` (mlGeNN's EventProp with learnable delays, Mészáros et al. 2025)."""
         from ml_genn import Connection, Network, Population
         from ml_genn.compilers import EventPropCompiler
         from ml_genn.compilers.event_prop_compiler import default_params
@@ -398,17 +402,26 @@ class MLGeNNShd(MLGeNN):
             self.input = Population(SpikeInput(max_spikes=most), 700)
             hidden = Population(LeakyIntegrateFire(v_thresh=1.0, tau_mem=20.0, tau_refrac=None), 256)
             self.output = Population(LeakyIntegrate(tau_mem=20.0, readout="avg_var_exp_weight"), 20)
-            self.connections = {
-                "x_to_h": Connection(self.input, hidden, Dense(weights["x_to_h"]), Exponential(5.0)),
-                "h_to_h": Connection(hidden, hidden, Dense(weights["h_to_h"]), Exponential(5.0)),
-                "h_to_out": Connection(hidden, self.output, Dense(weights["h_to_out"]), Exponential(5.0)),
+            ends = {
+                "x_to_h": (self.input, hidden),
+                "h_to_h": (hidden, hidden),
+                "h_to_out": (hidden, self.output),
             }
+            self.connections = {}
+            for name, (source, target) in ends.items():
+                delay, most = (delays or {}).get(name, (0, None))
+                self.connections[name] = Connection(
+                    source, target, Dense(weights[name], delay), Exponential(5.0), max_delay_steps=most
+                )
         self.network = network
         reg = 4e-9 / 20.0**2
+        learned = [self.connections[name] for name in delays or {}]
         compiler = EventPropCompiler(
             example_timesteps=STEPS,
             losses="sparse_categorical_crossentropy",
             optimiser=Adam(**(adam or {"alpha": LR})),
+            delay_learn_conns=learned,
+            delay_optimiser=Adam(delay_lr) if learned else None,
             reg_lambda_upper=reg,
             reg_lambda_lower=reg,
             reg_nu_upper=14,
