@@ -205,6 +205,50 @@ def test_after_rewiring_eventprop_gradients_equal_the_dense_equivalents():
         np.testing.assert_allclose(g_sparse[name], d, rtol=1e-9, atol=1e-12 * np.abs(d).max(), err_msg=name)
 
 
+def test_after_rewiring_trainable_delays_arrive_at_the_moved_synapses_new_post_neuron():
+    """A moved synapse keeps its delay and takes it to its new column: the ring offsets (slot x post
+    + column) are recomputed from the rewired structure before the next batch, so forward pass and
+    gradients (weights and delays) equal those of the Dense network holding the same weights and
+    delays. Stale offsets would deliver a moved synapse's weight to its old post neuron."""
+    from gradcheck import compile_double
+    from snnc.runtime.losses import get_loss
+
+    delayed = EVENTPROP.replace(
+        "x -> h   : KIND(weight = Normal(mean = 2.0, sd = 1.0))",
+        "x -> h   : KIND(weight = Normal(mean = 2.0, sd = 1.0), delay = Trainable(Uniform(0 ms, 4 ms), max = 6 ms))",
+    ).replace(
+        "h -> h   : KIND(weight = Normal(mean = 0.0, sd = 0.5))",
+        "h -> h   : KIND(weight = Normal(mean = 0.0, sd = 0.5), delay = Trainable(Uniform(0 ms, 3 ms), max = 5 ms))",
+    )
+    loss = get_loss("sparse_categorical_crossentropy")
+    rng = np.random.default_rng(3)
+    x = [(np.sort(rng.uniform(1.0, 15.0, 12)), rng.integers(0, 6, 12)) for _ in range(4)]
+    labels = np.array([0, 1, 1, 0])
+    sparse = compile_double(
+        delayed.replace("KIND(", "Sparse(p = 0.4, "), dt=0.01, duration=25.0, batch_size=4
+    )
+    dense = compile_double(delayed.replace("KIND(", "Dense("), dt=0.01, duration=25.0, batch_size=4)
+    sparse.run({"x": x})  # the offsets of the structure before the rewiring
+    _rewire(sparse, 12)
+    weights, shapes = dict(sparse.get_weights()), dense.get_weights()
+    for name in SPARSE:
+        for key in (name, f"delay_{name}"):
+            m = np.zeros(shapes[key].shape)
+            m[_pairs(sparse, name)] = weights[key]
+            weights[key] = m
+    dense.set_weights(weights)
+    got, want = sparse.run({"x": x}), dense.run({"x": x})
+    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-12)
+    _, dl = loss(got.readouts["out"], labels)
+    g_sparse, g_dense = sparse.backward({"out": dl}), dense.backward({"out": dl})
+    assert set(g_sparse) == {*SPARSE, "delay_x_to_h", "delay_h_to_h", "h_to_out"}
+    for name, g in g_sparse.items():
+        base = name.removeprefix("delay_")
+        d = g_dense[name][_pairs(sparse, base)] if base in SPARSE else g_dense[name]
+        assert np.abs(d).max() > 0, name
+        np.testing.assert_allclose(g, d, rtol=1e-9, atol=1e-12 * np.abs(d).max(), err_msg=name)
+
+
 def test_after_rewiring_eprop_gradients_equal_the_dense_equivalents(tmp_path):
     from snnc.backends.c.backend import build_eprop_network
     from snnc.backends.c.eprop_loader import EpropArtefact
