@@ -102,19 +102,37 @@ _NO_IDS = np.zeros(1, np.int32)
 _NO_ADDRESSES = (_NO_TIMES.ctypes.data, _NO_IDS.ctypes.data)  # `.ctypes` costs microseconds a call
 
 
-def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) -> BatchSpikes:
+#: a batch's three pointer tables (end, times_ptr, ids_ptr), to be filled in place
+Tables = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _tables(batch_size: int, out: Tables | None) -> Tables:
+    """`out`, checked, or three new tables of `batch_size` rows."""
+    if out is None:
+        return np.empty(batch_size, np.int64), np.empty(batch_size, np.uintp), np.empty(batch_size, np.uintp)
+    end, times_ptr, ids_ptr = out
+    if not (end.shape == times_ptr.shape == ids_ptr.shape == (batch_size,)):
+        raise ValueError(f"pointer tables of {end.shape[0]} rows for a batch of {batch_size}")
+    return out
+
+
+def batch_spikes(
+    examples: Sequence[object], batch_size: int, num_neurons: int, out: Tables | None = None
+) -> BatchSpikes:
     """Per-row pointer tables into each example's time-sorted spikes (computed once per example
     and cached on it; a data set with `by_time`, such as `SpikeDataset`, in one step). Rows past
-    `len(examples)` (padding) get no spikes."""
+    `len(examples)` (padding) get no spikes. `out`: tables to fill in place (the loader's own, whose
+    addresses the library keeps) instead of new ones."""
     if len(examples) > batch_size:
         raise ValueError(f"{len(examples)} examples do not fit a batch of {batch_size}")
     if hasattr(examples, "batch_tables"):  # SpikeRows: a batch's view of a whole data set
-        return examples.batch_tables(batch_size, num_neurons)
+        return examples.batch_tables(batch_size, num_neurons, out)
     if hasattr(examples, "by_time") and hasattr(examples, "offsets"):
-        return _batch_of_dataset(examples, batch_size, num_neurons)
-    end = np.zeros(batch_size, np.int64)
-    times_ptr = np.full(batch_size, _NO_ADDRESSES[0], np.uintp)
-    ids_ptr = np.full(batch_size, _NO_ADDRESSES[1], np.uintp)
+        return _batch_of_dataset(examples, batch_size, num_neurons, out)
+    end, times_ptr, ids_ptr = _tables(batch_size, out)
+    end.fill(0)
+    times_ptr.fill(_NO_ADDRESSES[0])
+    ids_ptr.fill(_NO_ADDRESSES[1])
     keep: list[np.ndarray] = [_NO_TIMES, _NO_IDS]
     for b, ex in enumerate(examples):
         times, ids = as_preprocessed(ex, num_neurons).by_time
@@ -126,12 +144,19 @@ def batch_spikes(examples: Sequence[object], batch_size: int, num_neurons: int) 
     return BatchSpikes(end, times_ptr, ids_ptr, tuple(keep))
 
 
-def _batch_of_dataset(data: object, batch_size: int, num_neurons: int) -> BatchSpikes:
+def _batch_of_dataset(
+    data: object, batch_size: int, num_neurons: int, out: Tables | None = None
+) -> BatchSpikes:
     """`batch_spikes` of a flat data set: row b points into its time-sorted arrays at offsets[b]."""
     if data.num_neurons != num_neurons:
         raise ValueError(f"spike data has {data.num_neurons} neurons, population has {num_neurons}")
     offsets = np.asarray(data.offsets, np.int64)
-    return rows_of_sorted(*data.by_time, offsets[:-1], offsets[1:], batch_size)
+    return rows_of_sorted(*data.by_time, offsets[:-1], offsets[1:], batch_size, out=out)
+
+
+#: up to this many rows, the tables are filled value by value: a numpy call costs about a microsecond,
+#: more than a few Python integers (training at batch 1 fills them once per example)
+_FEW_ROWS = 4
 
 
 def rows_of_sorted(
@@ -141,20 +166,32 @@ def rows_of_sorted(
     ends: np.ndarray,
     batch_size: int,
     addresses: tuple[int, int] | None = None,
+    out: Tables | None = None,
 ) -> BatchSpikes:
     """Pointer tables whose row b reads `times[starts[b]:ends[b]]` (time-sorted float64) and the
     matching int32 `ids`; rows past len(starts) are padding without spikes. `addresses` are
-    `times.ctypes.data, ids.ctypes.data` when the caller keeps them (a batch at a time adds up)."""
+    `times.ctypes.data, ids.ctypes.data` when the caller keeps them (a batch at a time adds up);
+    `out`: the tables to fill in place."""
     n = starts.size
-    end = np.zeros(batch_size, np.int64)
-    end[:n] = ends - starts
-    times_ptr = np.empty(batch_size, np.uintp)
-    ids_ptr = np.empty(batch_size, np.uintp)
-    times_ptr[n:], ids_ptr[n:] = _NO_ADDRESSES
+    end, times_ptr, ids_ptr = _tables(batch_size, out)
     if times.size:
         t0, i0 = addresses if addresses is not None else (times.ctypes.data, ids.ctypes.data)
-        times_ptr[:n] = t0 + starts * times.itemsize
-        ids_ptr[:n] = i0 + starts * ids.itemsize
+    else:  # every row empty: point at the placeholders
+        t0, i0 = _NO_ADDRESSES
+    ti, ii = (times.itemsize, ids.itemsize) if times.size else (0, 0)
+    if n <= _FEW_ROWS:
+        for b in range(n):
+            start = int(starts[b])
+            end[b] = int(ends[b]) - start
+            times_ptr[b] = t0 + start * ti
+            ids_ptr[b] = i0 + start * ii
     else:
-        times_ptr[:n], ids_ptr[:n] = _NO_ADDRESSES
+        np.subtract(ends, starts, out=end[:n])
+        np.multiply(starts, ti, out=times_ptr[:n], casting="unsafe")
+        times_ptr[:n] += t0
+        np.multiply(starts, ii, out=ids_ptr[:n], casting="unsafe")
+        ids_ptr[:n] += i0
+    if n < batch_size:
+        end[n:] = 0
+        times_ptr[n:], ids_ptr[n:] = _NO_ADDRESSES
     return BatchSpikes(end, times_ptr, ids_ptr, (_NO_TIMES, _NO_IDS, times, ids))

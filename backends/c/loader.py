@@ -365,17 +365,25 @@ class NativeArtefact:
             if pop["generator"] == "spike_source":
                 given = inputs.get(name, [])
                 keep = hasattr(given, "batch_tables") or hasattr(given, "by_time")  # data sets stay whole
-                spikes = batch_spikes(given if keep else list(given), self._batch, n)
+                tables = self._input_tables(name)
+                spikes = batch_spikes(given if keep else list(given), self._batch, n, tables)
                 self._input_refs[name] = spikes  # the tables point into these arrays
                 self._zeroed(self._named("counter", name, "cursor"), (self._batch,), np.int64)
-                self._arrays[self._named("input", name, "end")] = spikes.end
-                self._arrays[self._named("input", name, "times")] = spikes.times_ptr
-                self._arrays[self._named("input", name, "ids")] = spikes.ids_ptr
             elif pop["generator"] == "poisson":
                 rates = self._zeroed(self._named("input", name, "rate"), (self._batch, n), self._scalar)
                 if name in inputs:
                     r = np.asarray(inputs[name], dtype=np.float64).reshape(-1, n)
                     rates[: r.shape[0]] = r
+
+    def _input_tables(self, pop: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Population `pop`'s pointer tables (end, times, ids), filled in place batch after batch:
+        their addresses stay those the library was given, so a batch allocates none and rebinds none."""
+        names = [self._named("input", pop, var) for var in ("end", "times", "ids")]
+        tables = [self._arrays.get(name) for name in names]
+        for i, (name, dtype) in enumerate(zip(names, (np.int64, np.uintp, np.uintp), strict=True)):
+            if tables[i] is None or tables[i].shape != (self._batch,) or tables[i].dtype != dtype:
+                tables[i] = self._arrays[name] = aligned_zeros((self._batch,), dtype)
+        return tables[0], tables[1], tables[2]
 
     def input_names(self) -> list[str]:
         return [k for k, p in self.manifest["populations"].items() if p["generator"] is not None]

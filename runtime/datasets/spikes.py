@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from snnc.runtime.datasets.validate import bad_spike, example_of
-from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, preprocess_spikes, rows_of_sorted
+from snnc.runtime.encoding import BatchSpikes, PreprocessedSpikes, Tables, preprocess_spikes, rows_of_sorted
 from snnc.runtime.errors import RuntimeConfigError
 
 
@@ -221,13 +221,14 @@ class SpikeRows:
     def __init__(self, parent: SpikeDataset, idx: np.ndarray) -> None:
         self.parent, self.idx, self._subset = parent, idx, None
 
-    def batch_tables(self, batch_size: int, num_neurons: int) -> BatchSpikes:
-        """Row b's spikes are the parent's example idx[b], time-sorted; rows past len(idx) are empty."""
+    def batch_tables(self, batch_size: int, num_neurons: int, out: Tables | None = None) -> BatchSpikes:
+        """Row b's spikes are the parent's example idx[b], time-sorted; rows past len(idx) are empty.
+        `out`: the tables to fill in place (`batch_spikes`)."""
         p = self.parent
         if p.num_neurons != num_neurons:
             raise ValueError(f"spike data has {p.num_neurons} neurons, population has {num_neurons}")
         o = p.offsets
-        return rows_of_sorted(*p.by_time, o[self.idx], o[self.idx + 1], batch_size, p.by_time_addresses)
+        return rows_of_sorted(*p.by_time, o[self.idx], o[self.idx + 1], batch_size, p.by_time_addresses, out)
 
     @property
     def lazy(self) -> bool:

@@ -123,3 +123,52 @@ def test_data_already_in_time_order_skip_the_sort_with_the_same_result(order):
     np.testing.assert_array_equal(ids, data.ids[want].astype(np.int32))
     assert ids.dtype == np.int32
     assert data._in_time_order() == (order != "unsorted")
+
+
+@pytest.mark.parametrize("idx", [[4], [6, 0, 3, 2], [2, 2, 5, 1, 0], [0, 1, 2, 3, 4, 5, 6]])
+@pytest.mark.parametrize("kind", ["rows", "copy", "list"])
+def test_tables_filled_in_place_read_what_new_tables_read(idx: list[int], kind: str) -> None:
+    """The loader's own tables, filled in place over last batch's values (up to four rows value by
+    value, more with numpy), point at the same spikes as tables made anew; padding rows are empty."""
+    data = _data()
+    batch = 8
+    source = {"rows": data.rows(idx), "copy": data.subset(idx), "list": [data.example(i) for i in idx]}[kind]
+    out = (np.full(batch, 99, np.int64), np.full(batch, 12345, np.uintp), np.full(batch, 12345, np.uintp))
+    filled = batch_spikes(source, batch, 4, out)
+    assert all(a is b for a, b in zip((filled.end, filled.times_ptr, filled.ids_ptr), out, strict=True))
+    assert _read(filled, batch) == _read(batch_spikes(data.subset(idx), batch, 4), batch)
+    assert not out[0][len(idx) :].any()
+
+
+def test_tables_of_the_wrong_size_are_refused() -> None:
+    out = (np.zeros(3, np.int64), np.zeros(3, np.uintp), np.zeros(3, np.uintp))
+    with pytest.raises(ValueError, match="3 rows for a batch of 5"):
+        batch_spikes(_data().rows([0]), 5, 4, out)
+
+
+def test_the_loader_keeps_its_input_tables_from_batch_to_batch() -> None:
+    """A training batch neither allocates the input tables nor hands the library new addresses."""
+    from pathlib import Path
+
+    from snnc.runtime.session import load_data, xy
+
+    import snnc
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "yinyang_eventprop.snn"
+    net = snnc.compile(str(example), batch_size=4)
+    x, y = xy(net.network, load_data(net.network).train)
+    art = net.artefact
+    names = [art._named("input", "x", var) for var in ("end", "times", "ids")]
+    trainer = net.make_trainer(batch_size=4)
+    trainer.train(
+        {k: v.subset(range(8)) for k, v in x.items()}, {k: v[:8] for k, v in y.items()}, 1, callbacks=[]
+    )
+    first = [art._arrays[n] for n in names]
+    addresses = [t.ctypes.data for t in first]
+    trainer.train(
+        {k: v.subset(range(8, 16)) for k, v in x.items()}, {k: v[8:16] for k, v in y.items()}, 1, callbacks=[]
+    )
+    assert all(art._arrays[n] is t for n, t in zip(names, first, strict=True))
+    assert [t.ctypes.data for t in first] == addresses
+    assert not set(names) & art._arrays.changed
+    assert first[0].tolist() == [len(x["x"].example(i)[0]) for i in range(12, 16)]  # the last batch's rows
