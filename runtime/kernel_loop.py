@@ -23,7 +23,7 @@ import numpy as np
 from snnc.runtime.callbacks import Callback, CallbackList
 from snnc.runtime.losses import TIME_READOUT, Loss, SparseCategoricalCrossentropy
 from snnc.runtime.metrics import Metric, SparseCategoricalAccuracy
-from snnc.runtime.numerics import check_finite, locate_fault
+from snnc.runtime.numerics import FEW_VALUES, check_finite, locate_fault
 
 
 def kernel_learning(
@@ -83,7 +83,7 @@ def run_batch(
     if n_batch is not None:  # every rank's sums added up, in place: the step reads these arrays
         for key, summed_grad in trainer._reduced.reduce(trainer.world, grads).items():
             grads[key][...] = summed_grad
-    if not all(math.isfinite(float(g.sum())) for g in grads.values()):  # one pass; then name it
+    if not learning.gradients_finite():  # one pass; then name it
         check_finite(
             "gradient",
             {k: g.reshape(learning.shapes[k]) for k, g in grads.items()},
@@ -92,10 +92,7 @@ def run_batch(
             artefact=art,
             locate=lambda: locate_fault(art, x_batch, idx),
         )
-    for key, bounds in learning.bounds.items():
-        bounds[:] = optimiser.kernel_bounds(key)
-        for moment in learning.moments(key):
-            learning.bind(key, moment, optimiser.kernel_buffer(moment, key, learning.shapes[key]))
+    learning.prepare_step(optimiser)
     learning.step(optimiser.kernel_step())
     weights = learning.weights()
     if not all(math.isfinite(float(w.sum())) for w in weights.values()):  # the step overflowed?
@@ -117,6 +114,8 @@ def _labels(y: Any, rows: int, n: int, pop: str) -> np.ndarray:
         if not np.array_equal(raw, labels):
             raise ValueError(f"labels must be whole numbers (class indices); got {raw[raw != labels][0]}")
         raw = labels
-    if rows and (raw.min() < 0 or raw.max() >= n):
-        raise ValueError(f"labels must lie in [0, {n}); got {raw.min()}..{raw.max()}")
+    if rows:
+        low, high = (min(raw.tolist()), max(raw.tolist())) if rows < FEW_VALUES else (raw.min(), raw.max())
+        if low < 0 or high >= n:
+            raise ValueError(f"labels must lie in [0, {n}); got {low}..{high}")
     return raw

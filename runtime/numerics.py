@@ -82,6 +82,25 @@ class NumericalFaultError(DiagnosticError, FloatingPointError):
         super().__init__(Diagnostic(CODE, message, None, hint))
 
 
+#: below this many values a reduction runs in Python: numpy's per-call cost (about a microsecond)
+#: is more than the values, and below 8 numpy adds them in the same order (no pairwise blocks), so
+#: the sum is bit for bit numpy's
+FEW_VALUES = 8
+
+
+def first_rows_sum(array: np.ndarray, rows: int | None) -> float | int:
+    """`array[:rows].sum()`, for the per-trial results a training batch adds up (a batch of one
+    trial does this several times per example)."""
+    part = array[:rows]
+    return sum(part.tolist()) if part.size < FEW_VALUES else part.sum().item()
+
+
+def first_rows_max(array: np.ndarray, rows: int | None, initial: float | int) -> float | int:
+    """`array[:rows].max(initial=initial)`, likewise."""
+    part = array[:rows]
+    return max(part.tolist(), default=initial) if part.size < FEW_VALUES else part.max(initial=initial).item()
+
+
 def count_non_finite(array: Any) -> tuple[int, int, int]:
     """(NaN count, +Inf count, -Inf count) of an array; (0, 0, 0) for anything non-numeric."""
     a = np.asarray(array)

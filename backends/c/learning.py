@@ -14,11 +14,13 @@ runtime optimiser's own buffers, bound here by address, so checkpoints hold them
 from __future__ import annotations
 
 import ctypes
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from snnc.runtime.numerics import first_rows_sum
 
 
 @dataclass
@@ -49,11 +51,16 @@ class KernelLearning:
         self.hyper = arrays[spec["hyper"]] = np.zeros(len(spec["hyper_slots"]), np.float64)
         self._slot = {name: i for i, name in enumerate(spec["hyper_slots"])}
         self.bounds: dict[str, np.ndarray] = {}
+        self._written_bounds: dict[str, tuple[float, float, float]] = {}  # what `bounds` holds (prepare_step)
         self.shapes = artefact.weight_shapes()
-        for key, names in spec["keys"].items():
+        # every key's summed gradient is a view of one block, so that one sum checks them all for NaN/Inf
+        sizes = [int(np.prod(self.shapes[key], dtype=np.int64)) for key in spec["keys"]]
+        self._gsum_block = np.zeros(sum(sizes), np.float64)
+        ends = np.cumsum([0, *sizes]).tolist()
+        for (key, names), lo, hi in zip(spec["keys"].items(), ends, ends[1:], strict=False):
             shape = self.shapes[key]
             self.bounds[key] = arrays[names["bounds"]] = np.array([1.0, -np.inf, np.inf])
-            arrays[names["gsum"]] = np.zeros(shape, np.float64)
+            arrays[names["gsum"]] = self._gsum_block[lo:hi].reshape(shape)
             for name in names["moments"].values():  # until the runtime binds its optimiser's buffers
                 arrays[name] = np.zeros(shape, np.float64)
         self._grads = {key: arrays[names["gsum"]] for key, names in spec["keys"].items()}
@@ -83,6 +90,22 @@ class KernelLearning:
         if buffer.dtype != np.float64 or buffer.shape != self.shapes[key] or not buffer.flags.c_contiguous:
             raise ValueError(f"optimiser buffer '{moment}' of '{key}' is not float64 {self.shapes[key]}")
         arrays[name] = buffer
+
+    def gradients_finite(self) -> bool:
+        """Whether every summed gradient of the batch is finite (one sum over the block)."""
+        return math.isfinite(self._gsum_block.sum())
+
+    def prepare_step(self, optimiser: Any) -> None:
+        """Before `step`: each key's learning-rate factor and bounds, and its moments bound to the
+        optimiser's own buffers. Written only when they changed (a schedule, a loaded checkpoint, a
+        new buffer): at batch 1 rewriting them every step cost microseconds per example."""
+        for key, bounds in self.bounds.items():
+            want = optimiser.kernel_bounds(key)
+            if self._written_bounds.get(key) != want:
+                bounds[:] = want
+                self._written_bounds[key] = want
+            for moment in self.moments(key):
+                self.bind(key, moment, optimiser.kernel_buffer(moment, key, self.shapes[key]))
 
     def weights(self) -> dict[str, np.ndarray]:
         """The arrays the step writes (live, shaped as the artefact holds them), by key."""
@@ -128,8 +151,9 @@ class KernelLearning:
 
     def _outcome(self, rows: int) -> BatchOutcome:
         arrays = self.artefact._arrays
-        loss = {pop: float(arrays[o["loss"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
-        correct = {pop: int(arrays[o["correct"]][:rows].sum()) for pop, o in self.spec["outputs"].items()}
+        outputs = self.spec["outputs"].items()
+        loss = {pop: float(first_rows_sum(arrays[o["loss"]], rows)) for pop, o in outputs}
+        correct = {pop: int(first_rows_sum(arrays[o["correct"]], rows)) for pop, o in outputs}
         return BatchOutcome(rows, loss, correct, self._grads)
 
     def step(self, hyper: Mapping[str, float]) -> None:

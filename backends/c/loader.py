@@ -23,6 +23,7 @@ import numpy as np
 from snnc.runtime.artefact import RecordRequest, RunResult
 from snnc.runtime.distributed import summed_counts
 from snnc.runtime.encoding import batch_spikes
+from snnc.runtime.numerics import first_rows_max, first_rows_sum
 
 from .build import prefer_passive_wait
 from .learning import KernelLearning
@@ -270,7 +271,7 @@ class NativeArtefact:
         False if every list was big enough."""
         grown = {}
         for pop, names in (self._ep or {}).get("lists", {}).items():
-            need = int(self._arrays[names["ln"]][:rows].max(initial=0))
+            need = int(first_rows_max(self._arrays[names["ln"]], rows, 0))
             if need > self._log_cap[pop]:
                 grown[pop] = need + need // 4 + 16
         if not grown:
@@ -655,7 +656,7 @@ class NativeArtefact:
         """Warn (or raise) when the last forward pass (of its first `rows` rows) dropped spikes."""
         over = {}
         for pop, names in (self._ep or {}).get("lists", {}).items():  # once per batch: no copies
-            dropped = int(self._arrays[names["over"]][:rows].sum())
+            dropped = int(first_rows_sum(self._arrays[names["over"]], rows))
             if dropped:
                 over[pop] = dropped
         if not over or self.on_overflow == "ignore":
