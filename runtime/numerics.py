@@ -98,7 +98,7 @@ def first_rows_sum(array: np.ndarray, rows: int | None) -> float | int:
 def first_rows_max(array: np.ndarray, rows: int | None, initial: float | int) -> float | int:
     """`array[:rows].max(initial=initial)`, likewise."""
     part = array[:rows]
-    return max(part.tolist(), default=initial) if part.size < FEW_VALUES else part.max(initial=initial).item()
+    return max([initial, *part.tolist()]) if part.size < FEW_VALUES else part.max(initial=initial).item()
 
 
 def count_non_finite(array: Any) -> tuple[int, int, int]:
