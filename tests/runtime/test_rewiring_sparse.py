@@ -171,16 +171,22 @@ def _rewire(art, n_post: int) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def _dense_twin(art, dense) -> None:  # noqa: ANN001
-    """Give `dense` the dense equivalent of `art`'s (rewired) sparse weights."""
-    weights = dict(art.get_weights())
+    """Give `dense` the dense equivalent of `art`'s (rewired) sparse weights, and delays if it has
+    trainable ones (a connection's delay goes where its weight goes)."""
+    weights, shapes = dict(art.get_weights()), dense.get_weights()
     for name in SPARSE:
-        m = np.zeros(dense.get_weights()[name].shape)
-        m[_pairs(art, name)] = weights[name]
-        weights[name] = m
+        for key in (name, f"delay_{name}"):
+            if key in weights:
+                m = np.zeros(shapes[key].shape)
+                m[_pairs(art, name)] = weights[key]
+                weights[key] = m
     dense.set_weights(weights)
 
 
-def test_after_rewiring_eventprop_gradients_equal_the_dense_equivalents():
+def _rewired_like_dense(source: str, before: bool = False) -> None:
+    """`source` (EVENTPROP or a variant) compiled sparse and dense: after a rewiring of the sparse
+    one (`before`: run once first, so that everything computed from the old structure exists), its
+    forward pass and every gradient equal the dense twin's."""
     from gradcheck import compile_double
     from snnc.runtime.losses import get_loss
 
@@ -188,10 +194,10 @@ def test_after_rewiring_eventprop_gradients_equal_the_dense_equivalents():
     rng = np.random.default_rng(3)
     x = [(np.sort(rng.uniform(1.0, 15.0, 12)), rng.integers(0, 6, 12)) for _ in range(4)]
     labels = np.array([0, 1, 1, 0])
-    sparse = compile_double(
-        EVENTPROP.replace("KIND(", "Sparse(p = 0.4, "), dt=0.01, duration=25.0, batch_size=4
-    )
-    dense = compile_double(EVENTPROP.replace("KIND(", "Dense("), dt=0.01, duration=25.0, batch_size=4)
+    sparse = compile_double(source.replace("KIND(", "Sparse(p = 0.4, "), dt=0.01, duration=25.0, batch_size=4)
+    dense = compile_double(source.replace("KIND(", "Dense("), dt=0.01, duration=25.0, batch_size=4)
+    if before:
+        sparse.run({"x": x})
     _rewire(sparse, 12)
     _dense_twin(sparse, dense)
     got, want = sparse.run({"x": x}), dense.run({"x": x})
@@ -199,10 +205,16 @@ def test_after_rewiring_eventprop_gradients_equal_the_dense_equivalents():
     assert got.events["h"][1].sum() >= 3 * 4 * 12 // 4  # the hidden layer spikes
     _, dl = loss(got.readouts["out"], labels)
     g_sparse, g_dense = sparse.backward({"out": dl}), dense.backward({"out": dl})
-    for name in (*SPARSE, "h_to_out"):
-        d = g_dense[name][_pairs(sparse, name)] if name in SPARSE else g_dense[name]
+    assert set(g_sparse) == set(g_dense) >= {*SPARSE, "h_to_out"}
+    for name, g in g_sparse.items():
+        base = name.removeprefix("delay_")
+        d = g_dense[name][_pairs(sparse, base)] if base in SPARSE else g_dense[name]
         assert np.abs(d).max() > 0, name
-        np.testing.assert_allclose(g_sparse[name], d, rtol=1e-9, atol=1e-12 * np.abs(d).max(), err_msg=name)
+        np.testing.assert_allclose(g, d, rtol=1e-9, atol=1e-12 * np.abs(d).max(), err_msg=name)
+
+
+def test_after_rewiring_eventprop_gradients_equal_the_dense_equivalents():
+    _rewired_like_dense(EVENTPROP)
 
 
 def test_after_rewiring_trainable_delays_arrive_at_the_moved_synapses_new_post_neuron():
@@ -210,9 +222,6 @@ def test_after_rewiring_trainable_delays_arrive_at_the_moved_synapses_new_post_n
     + column) are recomputed from the rewired structure before the next batch, so forward pass and
     gradients (weights and delays) equal those of the Dense network holding the same weights and
     delays. Stale offsets would deliver a moved synapse's weight to its old post neuron."""
-    from gradcheck import compile_double
-    from snnc.runtime.losses import get_loss
-
     delayed = EVENTPROP.replace(
         "x -> h   : KIND(weight = Normal(mean = 2.0, sd = 1.0))",
         "x -> h   : KIND(weight = Normal(mean = 2.0, sd = 1.0), delay = Trainable(Uniform(0 ms, 4 ms), max = 6 ms))",
@@ -220,33 +229,8 @@ def test_after_rewiring_trainable_delays_arrive_at_the_moved_synapses_new_post_n
         "h -> h   : KIND(weight = Normal(mean = 0.0, sd = 0.5))",
         "h -> h   : KIND(weight = Normal(mean = 0.0, sd = 0.5), delay = Trainable(Uniform(0 ms, 3 ms), max = 5 ms))",
     )
-    loss = get_loss("sparse_categorical_crossentropy")
-    rng = np.random.default_rng(3)
-    x = [(np.sort(rng.uniform(1.0, 15.0, 12)), rng.integers(0, 6, 12)) for _ in range(4)]
-    labels = np.array([0, 1, 1, 0])
-    sparse = compile_double(
-        delayed.replace("KIND(", "Sparse(p = 0.4, "), dt=0.01, duration=25.0, batch_size=4
-    )
-    dense = compile_double(delayed.replace("KIND(", "Dense("), dt=0.01, duration=25.0, batch_size=4)
-    sparse.run({"x": x})  # the offsets of the structure before the rewiring
-    _rewire(sparse, 12)
-    weights, shapes = dict(sparse.get_weights()), dense.get_weights()
-    for name in SPARSE:
-        for key in (name, f"delay_{name}"):
-            m = np.zeros(shapes[key].shape)
-            m[_pairs(sparse, name)] = weights[key]
-            weights[key] = m
-    dense.set_weights(weights)
-    got, want = sparse.run({"x": x}), dense.run({"x": x})
-    np.testing.assert_allclose(got.readouts["out"], want.readouts["out"], rtol=1e-12)
-    _, dl = loss(got.readouts["out"], labels)
-    g_sparse, g_dense = sparse.backward({"out": dl}), dense.backward({"out": dl})
-    assert set(g_sparse) == {*SPARSE, "delay_x_to_h", "delay_h_to_h", "h_to_out"}
-    for name, g in g_sparse.items():
-        base = name.removeprefix("delay_")
-        d = g_dense[name][_pairs(sparse, base)] if base in SPARSE else g_dense[name]
-        assert np.abs(d).max() > 0, name
-        np.testing.assert_allclose(g, d, rtol=1e-9, atol=1e-12 * np.abs(d).max(), err_msg=name)
+    assert delayed.count("Trainable(Uniform") == 2
+    _rewired_like_dense(delayed, before=True)
 
 
 def test_after_rewiring_eprop_gradients_equal_the_dense_equivalents(tmp_path):
