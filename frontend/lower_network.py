@@ -20,6 +20,7 @@ from snnc.frontend.connectivity import (
     connectivity_args,
 )
 from snnc.frontend.dims import describe
+from snnc.frontend.finite_params import check_finite_params
 from snnc.frontend.lower_model import LoweredModel, evaluate
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import integer, quantity
@@ -490,6 +491,7 @@ def lower_population(
         size *= d
     check_param_files(per_neuron, size, f"population '{decl.name}'", bag)
     _check_refractory(model, per_neuron, decl.name, bag)
+    check_finite_params(model, params, kwargs, f"population '{decl.name}'", bag, skip=per_neuron)
     return ir.Population(
         decl.name,
         model.name,
@@ -884,6 +886,14 @@ def lower_connection(
         trainable=syn_trainable,
     )
     check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag)
+    check_finite_params(
+        syn.model,
+        syn_params,
+        list(syn_call.kwargs) if syn_call else [],
+        f"synapse {syn_name}",
+        bag,
+        skip=syn_per_neuron,
+    )
     post_model = models.get(post.model, None, "neuron")
     if post_model is None:
         return None
