@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from snnc.backends import check_supported, get_backend
-from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError, Span
 from snnc.ir.model import Network
 
 
@@ -18,12 +18,36 @@ def load_network(source: str | os.PathLike[str]) -> Network:
     from snnc import frontend
 
     text = str(source)
-    if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".snn")):
+    if isinstance(source, os.PathLike) or _names_a_file(text):
         path = Path(source)
         if not path.exists():
             raise DiagnosticError(Diagnostic("E-NO-FILE", f"no such file: {path}"))
         return frontend.load_file(str(path))
     return frontend.load_source(text, "<string>")
+
+
+def require_network(network: Network) -> Network:
+    """`network`, if its file defines one: a file of models only (or an empty one) checks clean and
+    can be `use`d, but there is nothing in it to build, train or export."""
+    if network.name or network.populations:
+        return network
+    where = network.source_path or "the source"
+    span = Span(where, 1, 1) if network.source_path else None
+    raise DiagnosticError(
+        Diagnostic(
+            "E-NETWORK",
+            f"{where} defines no network, so there is nothing to build",
+            span,
+            "add `network NAME { ... }` (a file of models only is for `use` and `snnc check`)",
+        )
+    )
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether a string passed as `source` is a file name rather than `.snn` text: one line that
+    ends in `.snn` or names an existing file (`net.txt`, a folder: read as a file, so its error says
+    what it is rather than failing to parse the name as source)."""
+    return "\n" not in text and (text.endswith(".snn") or os.path.exists(text))
 
 
 def lower(source: str | os.PathLike[str] | Network, **overrides: Any) -> Network:
@@ -32,7 +56,7 @@ def lower(source: str | os.PathLike[str] | Network, **overrides: Any) -> Network
 
     from snnc.passes.pipeline import compile_ir
 
-    network = source if isinstance(source, Network) else load_network(source)
+    network = source if isinstance(source, Network) else require_network(load_network(source))
     changes = {k: float(overrides[k]) for k in ("dt", "duration") if overrides.get(k) is not None}
     if changes:
         network = dataclasses.replace(network, **changes)

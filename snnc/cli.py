@@ -176,6 +176,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from snnc.paths import output_error
 
     network = _load(args.file)
+    if args.emit not in ("ir", "kernel"):  # the IR of a file of models only is still worth a look
+        from snnc.api import require_network
+
+        require_network(network)
     stages.append(("frontend", time.perf_counter() - start))
     print_after = frozenset(args.print_after or ())
     # with -o the IR dumps go where -o says, like everything else the command would print

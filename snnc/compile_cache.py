@@ -66,7 +66,7 @@ def path_of(source: Any) -> Path | None:
     if isinstance(source, os.PathLike):
         return Path(source)
     text = str(source) if isinstance(source, str) else ""
-    return Path(text) if text.endswith(".snn") and "\n" not in text else None
+    return Path(text) if "\n" not in text and (text.endswith(".snn") or os.path.isfile(text)) else None
 
 
 @functools.lru_cache(maxsize=1)

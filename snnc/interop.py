@@ -64,11 +64,11 @@ def export_nir(
     """`snnc export model.snn -o model.nir [--checkpoint PATH]`: write the network as NIR."""
     import nir
 
-    from snnc.api import load_network
+    from snnc.api import load_network, require_network
     from snnc.backends.nir.export import to_nir
     from snnc.frontend.nir_names import ExportNames, read_annotations
 
-    network = load_network(Path(source))
+    network = require_network(load_network(Path(source)))
     weights = {}
     if checkpoint:
         from snnc.runtime.checkpoint import latest_checkpoint, load_checkpoint

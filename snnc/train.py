@@ -88,7 +88,9 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
         value = getattr(opts, name)
         if value is not None and value < 1:
             raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    network = lower_cached(path, backend=opts.backend, seed=opts.seed)
+    # a Path: the command line names a file, whatever its suffix (a bare string not ending in .snn
+    # would be read as source text)
+    network = lower_cached(Path(path), backend=opts.backend, seed=opts.seed)
     if network.train is None:
         raise _error(
             "E-NO-TRAIN",
