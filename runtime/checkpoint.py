@@ -179,10 +179,15 @@ def restore(trainer: Any, path: str | os.PathLike) -> int:
     for name, w in data.weights.items():
         weights[name][...] = w
     commit_weights(trainer.artefact, weights, live)
-    if trainer.optimiser is not None and data.optimiser:
-        trainer.optimiser.load_state_dict(data.optimiser)
-    if getattr(trainer, "rewiring", None) is not None:
-        trainer.rewiring.load_state_dict(data.optimiser)
+    try:
+        if trainer.optimiser is not None and data.optimiser:
+            trainer.optimiser.load_state_dict(data.optimiser)
+        if getattr(trainer, "rewiring", None) is not None:
+            trainer.rewiring.load_state_dict(data.optimiser)
+    except (TypeError, ValueError, KeyError, IndexError) as e:  # arrays of the wrong kind or shape
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a damaged optimiser state ({type(e).__name__}: {e})"
+        ) from None
     rng = getattr(trainer.artefact, "rng", None)
     if isinstance(rng, np.random.Generator) and "rng_state" in data.meta:
         rng.bit_generator.state = data.meta["rng_state"]

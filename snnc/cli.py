@@ -368,10 +368,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from snnc.paths import output_error
     from snnc.runtime.plot import plot_run
 
-    for written in plot_run(args.dir, args.output):
-        print(f"wrote {written}")
+    out = args.output or os.path.join(args.dir, "plots")
+    try:
+        written = plot_run(args.dir, args.output)
+    except OSError as e:  # the folder or a PNG cannot be created there (reading errors are PlotErrors)
+        raise output_error("the plots into", str(e.filename or out), e) from None
+    for path in written:
+        print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -585,6 +591,17 @@ def _stop_others(code: int) -> None:
         distributed.stop_others(code)
 
 
+def _out_of_memory(exc: MemoryError, args: argparse.Namespace) -> Diagnostic:
+    path = getattr(args, "file", None)
+    return Diagnostic(
+        "E-MEMORY",
+        f"out of memory{f' for {path}' if path else ''}: {exc or 'an allocation failed'}",
+        None,
+        "the network asks for more memory than this machine has: look at population sizes, "
+        "eventprop(max_spikes), delays, batch_size and duration / dt",
+    )
+
+
 def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; diagnostics become exit 1, bugs a one-line internal error (exit 3)."""
     try:
@@ -600,6 +617,9 @@ def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError as exc:  # a size the input asks for, not a bug: say which sizes matter
+        print_diagnostics([_out_of_memory(exc, args)])
+        return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
         if os.environ.get("SNNC_DEBUG"):
             raise

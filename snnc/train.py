@@ -84,10 +84,10 @@ class RunOptions:
 def lower_for_training(path: str, opts: RunOptions) -> Any:
     """The lowered network (with its gradient pass) of a `.snn` file with a train block."""
     get_backend(opts.backend).require()
-    for name in ("epochs", "batch_size", "threads"):
+    for name, least in (("epochs", 1), ("batch_size", 1), ("threads", 1), ("seed", 0)):
         value = getattr(opts, name)
-        if value is not None and value < 1:
-            raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if value is not None and value < least:
+            raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least {least} (got {value})")
     # a Path: the command line names a file, whatever its suffix (a bare string not ending in .snn
     # would be read as source text)
     network = lower_cached(Path(path), backend=opts.backend, seed=opts.seed)

@@ -68,3 +68,71 @@ def test_a_file_without_a_network_is_refused_where_something_is_built(tmp_path, 
 def test_the_api_refuses_source_without_a_network(text):
     with pytest.raises(DiagnosticError, match="defines no network"):
         snnc.compile(text)
+
+
+# -------------------------------------------------------------------------- sizes, seeds, damage
+
+
+def tiny(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    """A small Yin-Yang network (20 hidden neurons, 64 training examples) with one edit."""
+    text = (
+        YINYANG.read_text()
+        .replace("LIF(100", "LIF(20")
+        .replace("train = 5000, test = 1000", "train = 64, test = 32")
+    )
+    text = text.replace("epochs     = 40", "epochs     = 1")
+    path = tmp_path / "yy.snn"
+    path.write_text(text.replace(old, new, 1) if old else text)
+    return path
+
+
+def test_a_network_too_large_to_allocate_is_a_user_error(tmp_path, capsys):
+    path = tiny(tmp_path, "eventprop(max_spikes = 500)", "eventprop(max_spikes = 1000000000000)")
+    code, err = run(capsys, "train", str(path), "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 1
+    assert f"error: out of memory for {path}" in err and "max_spikes" in err, err
+
+
+def test_a_negative_seed_is_an_option_error(tmp_path, capsys):
+    code, err = run(capsys, "train", str(tiny(tmp_path)), "--seed", "-1", "--out", str(tmp_path / "run"))
+    assert code == 1
+    assert "--seed must be at least 0 (got -1)" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("target", ["onto-a-file", "below-a-file"])
+def test_plots_that_cannot_be_written_name_the_place(tmp_path, capsys, target):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"epochs": [{"epoch": 0, "train": {"loss": 1.0}}]}')
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep me")
+    out = blocker if target == "onto-a-file" else blocker / "sub"
+    code, err = run(capsys, "plot", str(run_dir), "-o", str(out))
+    assert code == 1
+    assert "error: cannot write the plots into" in err and str(blocker) in err, err
+    assert blocker.read_text() == "keep me"
+
+
+def test_a_checkpoint_with_a_damaged_optimiser_state_stops_resume_and_is_kept(tmp_path, capsys):
+    import zipfile
+
+    import numpy as np
+
+    path = tiny(tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    ckpt = run_dir / "epoch-0000.npz"
+    member = next(n for n in zipfile.ZipFile(ckpt).namelist() if n.startswith("optimiser/hyper/"))
+    np.save(tmp_path / "bad.npy", np.array(["x"]))
+    damaged = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(ckpt) as zin, zipfile.ZipFile(damaged, "w") as zout:
+        for n in zin.namelist():
+            zout.writestr(n, (tmp_path / "bad.npy").read_bytes() if n == member else zin.read(n))
+    damaged.replace(ckpt)
+    before = ckpt.read_bytes()
+    code, err = run(capsys, "train", str(path), "--out", str(run_dir), "--epochs", "2", "--resume", "--quiet")
+    assert code == 1
+    assert f"checkpoint '{ckpt}' holds a damaged optimiser state" in err, err
+    assert ckpt.read_bytes() == before and not (run_dir / "epoch-0001.npz").exists()
