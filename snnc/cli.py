@@ -268,12 +268,14 @@ def _format_ast(module) -> str:
 def _write_output(args: argparse.Namespace, default_name: str, text: str, dumped: str = "") -> None:
     """`text` to stdout, or to -o: a file, or a folder (a path without suffix) holding `default_name`.
     `dumped` (the --print-after dumps) goes first into the file, or beside it as print-after.txt."""
-    from snnc.paths import output_error
+    from snnc.paths import output_error, refuse_overwriting_inputs
 
     if not args.output:
         sys.stdout.write(text)
         return
     out = Path(args.output)
+    target = out / default_name if out.suffix == "" or out.is_dir() else out
+    refuse_overwriting_inputs("the output", target, (args.file,))
     try:
         if out.suffix == "" or out.is_dir():  # a directory
             out.mkdir(parents=True, exist_ok=True)

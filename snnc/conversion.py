@@ -14,6 +14,7 @@ import numpy as np
 
 from snnc.frontend.onnx_convert import Converted, Settings, data_path, write_snn
 from snnc.frontend.onnx_ops import onnx_error
+from snnc.paths import refuse_overwriting_inputs
 
 SPIKE_NORM_EXAMPLES = 256
 
@@ -63,6 +64,7 @@ def convert_onnx(
     src = Path(source)
     model = to_layers(read_model(src))
     out = Path(output) if output else src.with_suffix(".snn")
+    refuse_overwriting_inputs("the .snn file", out, (src, data))
     calib = _calibration(Path(data), model.input_shape) if data is not None else None
     if method in ("data_norm", "spike_norm", "few_spike") and calib is None:
         raise onnx_error(

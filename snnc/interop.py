@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.paths import refuse_overwriting_inputs
 
 if TYPE_CHECKING:
     from snnc.frontend.nir_import import Imported
@@ -55,6 +56,7 @@ def import_nir(
             Diagnostic("E-NIR", f"--spike-step must be a positive time in seconds, not {spike_step}")
         )
     out = Path(output) if output else src.with_suffix(".snn")
+    refuse_overwriting_inputs("the .snn file", out, (src,))
     return nir_to_snn(graph, out, spike_step=spike_step, train_bias=train_bias)
 
 
@@ -79,6 +81,7 @@ def export_nir(
         weights = load_checkpoint(path).weights
     graph = to_nir(network, weights, ExportNames(read_annotations(network)))
     out = Path(output) if output else Path(source).with_suffix(".nir")
+    refuse_overwriting_inputs("the NIR graph", out, (source, checkpoint))
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(out), graph)
     return out

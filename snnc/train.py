@@ -33,7 +33,7 @@ from snnc.api import build_compiled, lower_cached
 from snnc.backends import get_backend
 from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 from snnc.outlock import output_folder_lock
-from snnc.paths import output_error
+from snnc.paths import output_error, refuse_overwriting_inputs
 from snnc.runtime import distributed, driver
 from snnc.runtime.callbacks import Callback
 from snnc.runtime.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, restore
@@ -130,7 +130,9 @@ def _fmt(record: Mapping[str, Any]) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
 
 
-def _open_log(opts: RunOptions, append: bool = False) -> JsonLinesLog | NullLog:
+def _open_log(path: str, opts: RunOptions, append: bool = False) -> JsonLinesLog | NullLog:
+    if opts.log_json is not None:
+        refuse_overwriting_inputs("the --log-json file", opts.log_json, (path, opts.checkpoint))
     try:
         return open_log(opts.log_json, append)
     except OSError as e:
@@ -172,7 +174,7 @@ def run_train(path: str, opts: RunOptions, stream: TextIO | None = None) -> dict
         if world.rank != 0:  # rank 0 speaks for every rank
             opts = _silent(opts)
             stream = held.enter_context(open(os.devnull, "w", encoding="utf-8"))
-        log = _open_log(opts, append=opts.resume)
+        log = _open_log(path, opts, append=opts.resume)
         if stream is None:
             stream = sys.stderr if log.to_stdout else sys.stdout
         return _logged(log, lambda: _train(path, opts, stream, log, held))
@@ -390,7 +392,7 @@ def run_evaluate(path: str, opts: RunOptions, stream: TextIO | None = None) -> d
         if distributed.world().rank != 0:  # rank 0 speaks for every rank
             opts = _silent(opts)
             stream = held.enter_context(open(os.devnull, "w", encoding="utf-8"))
-        log = _open_log(opts)
+        log = _open_log(path, opts)
         if stream is None:
             stream = sys.stderr if log.to_stdout else sys.stdout
         return _logged(log, lambda: _evaluate(path, opts, stream, log))

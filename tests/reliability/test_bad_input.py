@@ -136,3 +136,56 @@ def test_a_checkpoint_with_a_damaged_optimiser_state_stops_resume_and_is_kept(tm
     assert code == 1
     assert f"checkpoint '{ckpt}' holds a damaged optimiser state" in err, err
     assert ckpt.read_bytes() == before and not (run_dir / "epoch-0001.npz").exists()
+
+
+# -------------------------------------------------------------------------- outputs onto inputs
+
+
+def test_log_json_onto_the_snn_file_is_refused_and_the_file_kept(tmp_path, capsys):
+    path = tiny(tmp_path)
+    text = path.read_text()
+    for command in (["train", "--out", str(tmp_path / "run")], ["evaluate", "--no-checkpoint"]):
+        code, err = run(capsys, command[0], str(path), *command[1:], "--log-json", str(path), "--quiet")
+        assert code == 1
+        assert f"cannot write the --log-json file '{path}': it is the input" in err, err
+        assert path.read_text() == text
+
+
+def test_log_json_onto_the_checkpoint_is_refused_and_the_checkpoint_kept(tmp_path, capsys):
+    path = tiny(tmp_path)
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    ckpt = tmp_path / "run" / "epoch-0000.npz"
+    before = ckpt.read_bytes()
+    code, err = run(capsys, "evaluate", str(path), "--checkpoint", str(ckpt), "--log-json", str(ckpt))
+    assert code == 1 and "it is the input" in err, err
+    assert ckpt.read_bytes() == before
+
+
+@pytest.mark.parametrize("output", ["same", "dir"])
+def test_compile_o_onto_the_snn_file_is_refused_and_the_file_kept(tmp_path, capsys, output):
+    path = tiny(tmp_path)
+    text = path.read_text()
+    # "dir": -o names the folder the .snn is in, and the dump would be DIR/<default name>: no clash
+    out = str(path) if output == "same" else str(tmp_path)
+    code, err = run(capsys, "compile", str(path), "--emit", "ir", "-o", out)
+    assert path.read_text() == text
+    if output == "same":
+        assert code == 1 and f"cannot write the output '{path}': it is the input" in err, err
+    else:
+        assert code == 0 and (tmp_path / "ir.txt").is_file()
+
+
+def test_import_o_onto_the_nir_file_is_refused_and_the_file_kept(tmp_path, capsys):
+    nir = pytest.importorskip("nir")
+    import numpy as np
+
+    graph = nir.NIRGraph.from_list(
+        nir.Linear(weight=np.ones((2, 3))), nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))
+    )
+    src = tmp_path / "g.nir"
+    nir.write(str(src), graph)
+    before = src.read_bytes()
+    code, err = run(capsys, "import", str(src), "-o", str(src))
+    assert code == 1 and f"cannot write the .snn file '{src}': it is the input" in err, err
+    assert src.read_bytes() == before
