@@ -249,6 +249,28 @@ def _train(
     trainer = net.make_trainer(batch_size=opts.batch_size, seed=opts.seed)
     seed = trainer.seed
     metric = net.default_metric()
+    x, y = xy(network, data.train)
+    fraction = spec.validation_split if opts.validation_split is None else opts.validation_split
+    val_x = val_y = None
+    if fraction:
+        if not 0.0 < fraction < 1.0:
+            raise _error("E-OPTION", f"validation split must lie in (0, 1), got {fraction}")
+        x, y, val_x, val_y = split_validation(x, y, fraction)
+    examples = len(next(iter(y.values())))
+    if examples == 0:
+        total = len(next(iter(y.values()))) + (len(next(iter(val_y.values()))) if val_y else 0)
+        why = f"validation split {fraction} leaves none of its {total}" if total else "the data set has no"
+        raise _error(
+            "E-DATA",
+            f"nothing to train on: {why} training examples",
+            spec.data.span if spec.data is not None else spec.span,
+        )
+    augment = None
+    if spec.augment:
+        from snnc.runtime.datasets.augment import from_calls
+
+        augment = from_calls(spec.augment, seed)
+    # only now, after every check of the data and the options: a mistake there keeps the old run
     if writer:
         _remove_partial_files(out)
     start = 0
@@ -262,19 +284,6 @@ def _train(
     elif writer:
         for stale in out.glob("epoch-*.npz"):
             stale.unlink()
-
-    x, y = xy(network, data.train)
-    fraction = spec.validation_split if opts.validation_split is None else opts.validation_split
-    val_x = val_y = None
-    if fraction:
-        if not 0.0 < fraction < 1.0:
-            raise _error("E-OPTION", f"validation split must lie in (0, 1), got {fraction}")
-        x, y, val_x, val_y = split_validation(x, y, fraction)
-    augment = None
-    if spec.augment:
-        from snnc.runtime.datasets.augment import from_calls
-
-        augment = from_calls(spec.augment, seed)
     checkpoints = Checkpoint(out)
     callbacks: list[Any] = [BatchProgressBar(quiet=opts.quiet), EpochTimer()]
     if writer:

@@ -189,3 +189,40 @@ def test_import_o_onto_the_nir_file_is_refused_and_the_file_kept(tmp_path, capsy
     code, err = run(capsys, "import", str(src), "-o", str(src))
     assert code == 1 and f"cannot write the .snn file '{src}': it is the input" in err, err
     assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--validation-split", "1.5"], ["--validation-split", "-0.1"]],
+)
+def test_a_bad_option_keeps_the_checkpoints_of_the_run_in_the_folder(tmp_path, capsys, args):
+    path = tiny(tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")}
+    code, err = run(capsys, "train", str(path), "--out", str(run_dir), "--quiet", *args)
+    assert code == 1 and "validation split must lie in (0, 1)" in err, err
+    assert {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")} == before != {}
+
+
+def test_data_that_do_not_fit_the_network_keep_the_checkpoints_in_the_folder(tmp_path, capsys):
+    path = tiny(tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")}
+    path.write_text(path.read_text().replace("bias = true", "bias = false"))  # 4 inputs for 5 neurons
+    code, err = run(capsys, "train", str(path), "--out", str(run_dir), "--quiet")
+    assert code == 1 and "input channels" in err, err
+    assert {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")} == before != {}
+
+
+def test_a_validation_split_that_leaves_no_training_example_is_refused(tmp_path, capsys):
+    path = tiny(tmp_path)
+    code, err = run(capsys, "train", str(path), "--out", str(tmp_path / "run"), "--validation-split", "0.999")
+    assert code == 1, err
+    assert f"{path}:" in err and "nothing to train on: validation split 0.999 leaves none of its 64" in err, (
+        err
+    )
+    assert not list((tmp_path / "run").glob("epoch-*.npz"))
