@@ -51,7 +51,11 @@ def read_h5(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
                 raise _error(f"'{path}' lacks {', '.join(missing)}", f"an SHD/SSC file holds {LAYOUT}")
             times = [np.asarray(t, np.float64) * 1000.0 for t in f["spikes/times"][()]]
             units = [np.asarray(u, np.int64) for u in f["spikes/units"][()]]
-            labels = np.asarray(f["labels"][()], np.int64)
+            raw = np.asarray(f["labels"][()])
+            labels = np.asarray(raw, np.int64)
+            if raw.dtype.kind == "f" and raw.size and not np.array_equal(raw, labels):
+                i = int(np.flatnonzero(raw != labels)[0])
+                raise _error(f"'{path}': example {i} has label {raw[i]}, not a whole number (a class index)")
     except RuntimeConfigError:
         raise
     except (OSError, ValueError, TypeError, KeyError) as e:

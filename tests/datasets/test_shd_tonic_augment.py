@@ -76,6 +76,16 @@ def test_missing_and_malformed_files_name_the_file(tmp_path):
         load_dataset("shd", {"bins": 1.0})
 
 
+def test_fractional_labels_are_refused_not_truncated(tmp_path):
+    write_shd(tmp_path / "shd_test.h5")
+    write_shd(tmp_path / "shd_train.h5")
+    with h5py.File(tmp_path / "shd_train.h5", "r+") as f:
+        del f["labels"]
+        f.create_dataset("labels", data=np.array([0.0, 1.0, 2.5, 0.0, 1.0, 2.0]))
+    with pytest.raises(DatasetError, match=r"shd_train.h5': example 2 has label 2.5, not a whole number"):
+        load_dataset("shd", {"path": str(tmp_path)})
+
+
 def tonic_events(n, seed=0):
     rng = np.random.default_rng(seed)
     dtype = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
