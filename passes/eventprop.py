@@ -68,7 +68,7 @@ import dataclasses
 
 import sympy
 from snnc.ir import names
-from snnc.ir.diagnostics import Diagnostic, DiagnosticError
+from snnc.ir.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from snnc.ir.model import Assign, Network, Population
 from snnc.ir.symbols import dt as DT
 from snnc.ir.symbols import is_zero, sym
@@ -507,8 +507,22 @@ def _delay_gradient(
     return DelayGradient(proj_name, pre, pop.name, expr, per_weight)
 
 
+#: what `eventprop(...)` takes: the spike buffer, the crossing-rate floor and mlGeNN's regulariser names
+OPTIONS = ("max_spikes", "min_crossing_rate", "reg_lambda_upper", "reg_lambda_lower", "reg_nu_upper")
+
+
 def derive(network: Network) -> TrainingIR:
     spec = network.train
+    unknown = sorted(set(spec.algorithm.args) - set(OPTIONS))
+    if unknown:  # a misspelt option was ignored: max_spike = 50 trained with 500
+        raise DiagnosticError(
+            Diagnostic(
+                "E-EVENTPROP-OPTION",
+                f"unknown eventprop option '{unknown[0]}'",
+                spec.algorithm.span,
+                did_you_mean(unknown[0], OPTIONS) or f"options: {', '.join(OPTIONS)}",
+            )
+        )
     max_spikes = spec.algorithm.args.get("max_spikes", 500)
     if not isinstance(max_spikes, (int, float)) or int(max_spikes) != max_spikes or max_spikes < 1:
         raise DiagnosticError(

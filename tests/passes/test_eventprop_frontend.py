@@ -99,3 +99,20 @@ train n {
     assert "multiplies input 'i_syn'" in d.message and "Delta synapse" in d.message
     line = next(i for i, text in enumerate(source.splitlines(), 1) if "dv/dt" in text)
     assert (d.span.file, d.span.line) == ("cond.snn", line) and d.span.col > 0
+
+
+def test_a_misspelt_eventprop_option_is_an_error_at_the_algorithm() -> None:
+    """`eventprop(max_spike = 50)` used to be ignored: the network trained with the default 500."""
+    import pytest
+    from snnc.ir.diagnostics import DiagnosticError
+
+    net = load_source(SOURCE.replace("max_spikes = 500", "max_spike = 50"), "yy.snn")
+    with pytest.raises(DiagnosticError) as err:
+        compile_ir(net)
+    d = err.value.diagnostics[0]
+    assert d.code == "E-EVENTPROP-OPTION" and "'max_spike'" in d.message and "max_spikes" in d.hint
+    assert (d.span.line, d.span.col) == (13, 18)
+    ok = SOURCE.replace(
+        "max_spikes = 500", "max_spikes = 50, min_crossing_rate = 0.01, reg_lambda_upper = 1e-9"
+    )
+    assert compile_ir(load_source(ok, "yy.snn"))[0].training.max_spikes == 50
