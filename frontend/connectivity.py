@@ -155,8 +155,9 @@ def check_weight_file(
     bag: DiagnosticBag,
 ) -> None:
     """A `File(...)` weight must hold a numeric array with as many entries as the connection has
-    weights. Only the .npy header is read here (never unpickled); the values are loaded at build
-    time. A sparse connection's count is known only once it is drawn, so it is checked then."""
+    weights, in its shape (or flat), all of them finite and all of them in the file. The header is
+    read first (never unpickled), then the values through a memory map. A sparse connection's
+    count is known only once it is drawn, so it is checked then."""
     shape = conn.weight_shape(math.prod(pre), math.prod(post), conn.geometry(args, pre))
     name = init.args["path"]
     try:
@@ -181,3 +182,30 @@ def check_weight_file(
             init.span,
             f"save an array of shape {shape_text(shape)}",
         )
+    elif -1 not in shape and len(file_shape) > 1 and _squeezed(file_shape) != _squeezed(shape):
+        # the right count in another shape ([post, pre] for [pre, post]) would be reshaped, not
+        # transposed: every weight in the wrong place
+        bag.error(
+            M.WEIGHT_FILE,
+            f"weight file '{name}' has shape {shape_text(file_shape)}, but {conn.call} needs "
+            f"{shape_text(shape)}",
+            init.span,
+            "save the array in that shape (transpose it if it is [post, pre]), or flat in that order",
+        )
+    else:
+        _check_weight_values(init, name, bag)
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s for s in shape if s != 1)
+
+
+def _check_weight_values(init: ir.Initialiser, name: str, bag: DiagnosticBag) -> None:
+    """Every value present (a truncated file fails to map) and finite."""
+    try:
+        values = np.load(init.args["resolved"], mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        bag.error(M.WEIGHT_FILE, f"cannot read weight file '{name}': {exc} (is it truncated?)", init.span)
+        return
+    if values.size and not np.isfinite(values).all():
+        bag.error(M.WEIGHT_FILE, f"weight file '{name}' holds values that are not finite", init.span)
