@@ -33,6 +33,8 @@ SPELLINGS = {
     "rewiring": "rewiring",
 }
 ALGORITHMS = ("eventprop", "eprop", "none")
+#: steps per trial (2^31 - 1): far beyond any trial that fits in memory, and far below int64's end
+MAX_STEPS = 2**31 - 1
 _CALLS = ("algorithm", "loss", "optimizer", "data", "regularisation", "schedule", "rewiring")
 
 
@@ -87,6 +89,33 @@ def _setting(field: str, s: ast.Setting, bag: DiagnosticBag) -> Any:
     return None if any(c is None for c in calls) else tuple(calls)
 
 
+def _check_steps(values: dict[str, Any], written: dict[str, ast.Setting], bag: DiagnosticBag) -> None:
+    """A trial of at least one step and a step count the kernels can count: `dt = 1e30 ms` (no step)
+    and `dt = 1e-300 ms` (more steps than int64 holds) ran no step and trained with exit code 0."""
+    dt = values.get("dt", ir.TrainSpec.dt)
+    duration = values.get("duration", ir.TrainSpec.duration)
+
+    def span(first: str, then: str) -> Any:
+        where = written.get(first) or written.get(then)
+        return where.value.span if where is not None else None
+
+    if dt > duration:
+        bag.error(
+            M.VALUE,
+            f"dt = {dt:g} ms is longer than the trial's duration of {duration:g} ms: a trial needs at "
+            "least one step",
+            span("dt", "duration"),
+            "make dt smaller than duration",
+        )
+    elif duration / dt > MAX_STEPS:  # dt = 1e-300 ms: a step count beyond int64 ran no step at all
+        bag.error(
+            M.VALUE,
+            f"duration / dt = {duration / dt:.3g} steps per trial; snnc runs at most {MAX_STEPS} (2^31 - 1)",
+            span("duration", "dt"),
+            "make dt larger or duration shorter",
+        )
+
+
 def lower_train(decl: ast.TrainDecl, bag: DiagnosticBag) -> ir.TrainSpec | None:
     values: dict[str, Any] = {}
     options: dict[str, Any] = {}
@@ -115,6 +144,7 @@ def lower_train(decl: ast.TrainDecl, bag: DiagnosticBag) -> ir.TrainSpec | None:
         value = _setting(field, s, bag)
         if value is not None:
             values[field] = value
+    _check_steps(values, first, bag)
     algorithm = values.pop("algorithm", None)
     if algorithm is None:
         if "algorithm" not in first:

@@ -26,6 +26,29 @@ def load_network(source: str | os.PathLike[str]) -> Network:
     return frontend.load_source(text, "<string>")
 
 
+def _check_steps(dt: float, duration: float) -> None:
+    """The `dt`/`duration` overrides get the train block's checks (`frontend/lower_train.py`)."""
+    import math
+
+    from snnc.frontend.lower_train import MAX_STEPS
+
+    for name, value in (("dt", dt), ("duration", duration)):
+        if not (math.isfinite(value) and value > 0):
+            raise DiagnosticError(
+                Diagnostic("E-OPTION", f"{name} must be a positive time in ms, not {value}")
+            )
+    if dt > duration:
+        raise DiagnosticError(
+            Diagnostic("E-OPTION", f"dt = {dt:g} ms is longer than the duration of {duration:g} ms")
+        )
+    if duration / dt > MAX_STEPS:
+        raise DiagnosticError(
+            Diagnostic(
+                "E-OPTION", f"duration / dt = {duration / dt:.3g} steps; snnc runs at most {MAX_STEPS}"
+            )
+        )
+
+
 def require_network(network: Network) -> Network:
     """`network`, if its file defines one: a file of models only (or an empty one) checks clean and
     can be `use`d, but there is nothing in it to build, train or export."""
@@ -60,6 +83,7 @@ def lower(source: str | os.PathLike[str] | Network, **overrides: Any) -> Network
     changes = {k: float(overrides[k]) for k in ("dt", "duration") if overrides.get(k) is not None}
     if changes:
         network = dataclasses.replace(network, **changes)
+        _check_steps(network.dt, network.duration)
     network, _ = compile_ir(network)
     return network
 

@@ -226,3 +226,20 @@ def test_a_validation_split_that_leaves_no_training_example_is_refused(tmp_path,
         err
     )
     assert not list((tmp_path / "run").glob("epoch-*.npz"))
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"dt": 0}, "dt must be a positive time in ms, not 0.0"),
+        ({"dt": -1}, "dt must be a positive time in ms, not -1.0"),
+        ({"dt": float("nan")}, "dt must be a positive time in ms, not nan"),
+        ({"dt": float("inf")}, "dt must be a positive time in ms, not inf"),
+        ({"duration": 0}, "duration must be a positive time in ms, not 0.0"),
+        ({"dt": 50}, "dt = 50 ms is longer than the duration of 30 ms"),
+        ({"dt": 1e-300}, "steps; snnc runs at most 2147483647"),
+    ],
+)
+def test_the_apis_dt_and_duration_get_the_train_blocks_checks(overrides, words):
+    with pytest.raises(DiagnosticError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        snnc.compile(str(YINYANG), **overrides)
