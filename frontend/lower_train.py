@@ -7,6 +7,7 @@ from typing import Any
 from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.dims import describe
+from snnc.frontend.option_dims import check_option_units
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import call, integer, literal, quantity
 from snnc.ir import model as ir
@@ -58,6 +59,8 @@ def _time(s: ast.Setting, bag: DiagnosticBag) -> float | None:
 
 
 def _setting(field: str, s: ast.Setting, bag: DiagnosticBag) -> Any:
+    if field in _CALLS or field == "augment":
+        check_option_units(s.value, bag)
     if field in _CALLS:
         c = call(s.value, bag)
         if c is not None and field == "algorithm" and c.name not in ALGORITHMS:
