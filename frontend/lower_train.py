@@ -58,11 +58,33 @@ def _time(s: ast.Setting, bag: DiagnosticBag) -> float | None:
     return value
 
 
+#: the one regulariser and what it takes: EventProp folds it into its backward pass (strength, nu, or
+#: mlGeNN's split names), the trainer applies it otherwise (strength, target)
+REGULARISERS = {"spike_count": ("strength", "nu", "target", "lambda_upper", "lambda_lower", "nu_upper")}
+
+
+def _regulariser_ok(c: ir.Call, s: ast.Setting, bag: DiagnosticBag) -> bool:
+    """`spike_cnt(...)` and `spike_count(strenth = 1)` were ignored under EventProp."""
+    if c.name not in REGULARISERS:
+        hint = did_you_mean(c.name, REGULARISERS) or f"regularisers: {', '.join(REGULARISERS)}"
+        bag.error("E-REGULARISER", f"unknown regulariser '{c.name}'", s.value.span, hint)
+        return False
+    known = REGULARISERS[c.name]
+    for key in c.args:
+        if key not in known:
+            hint = did_you_mean(key, known) or f"'{c.name}' takes: {', '.join(known)}"
+            bag.error("E-REGULARISER", f"regulariser '{c.name}' has no argument '{key}'", s.value.span, hint)
+            return False
+    return True
+
+
 def _setting(field: str, s: ast.Setting, bag: DiagnosticBag) -> Any:
     if field in _CALLS or field == "augment":
         check_option_units(s.value, bag)
     if field in _CALLS:
         c = call(s.value, bag)
+        if c is not None and field == "regularisation" and not _regulariser_ok(c, s, bag):
+            return None
         if c is not None and field == "algorithm" and c.name not in ALGORITHMS:
             hint = did_you_mean(c.name, ALGORITHMS) or f"algorithms: {', '.join(ALGORITHMS)}"
             bag.error(M.ALGO, f"unknown training algorithm '{c.name}'", s.value.span, hint)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from snnc.runtime.errors import check_args, unknown_name
+from snnc.runtime.errors import RuntimeConfigError, check_args, unknown_name
 
 TIME_READOUT = "first_spike_time"
 
@@ -279,4 +279,7 @@ def get_loss(spec: str | Loss, args: Mapping[str, Any] | None = None, span=None)
         raise unknown_name("loss", spec, LOSSES, span)
     args = dict(args or {})
     check_args("loss", spec, args, _ARGS[cls], span)
-    return cls(**args)
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:  # a value out of range or of the wrong kind
+        raise RuntimeConfigError("E-LOSS-ARG", f"loss '{spec}': {e}", span=span) from None

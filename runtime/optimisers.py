@@ -293,4 +293,7 @@ def get_optimiser(spec: str | Optimiser, args: Mapping[str, Any] | None = None, 
     if "alpha" in args and "lr" not in args:
         args["lr"] = args.pop("alpha")
     check_args("optimiser", spec, args, set(cls.hyper) | set(_COMMON), span)
-    return cls(**args)
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:  # lr = "fast", a value out of range
+        raise RuntimeConfigError("E-OPTIMISER-ARG", f"optimiser '{spec}': {e}", span=span) from None

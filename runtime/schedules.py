@@ -106,5 +106,5 @@ def get_schedule(name: str, args: Mapping[str, Any] | None = None, span=None) ->
     check_args("schedule", name, args, _ARGS[cls], span)
     try:
         return cls(**args)
-    except TypeError as e:
-        raise RuntimeConfigError("E-SCHEDULE-ARG", f"schedule '{name}': {e}") from None
+    except (TypeError, ValueError) as e:
+        raise RuntimeConfigError("E-SCHEDULE-ARG", f"schedule '{name}': {e}", span=span) from None

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from snnc.ir.diagnostics import DiagnosticError
+from snnc.runtime.losses import get_loss
+from snnc.runtime.optimisers import get_optimiser
+from snnc.runtime.schedules import get_schedule
 
 import snnc
 from snnc.cli import main
@@ -243,3 +246,25 @@ def test_a_validation_split_that_leaves_no_training_example_is_refused(tmp_path,
 def test_the_apis_dt_and_duration_get_the_train_blocks_checks(overrides, words):
     with pytest.raises(DiagnosticError, match=words.replace("(", r"\(").replace(")", r"\)")):
         snnc.compile(str(YINYANG), **overrides)
+
+
+# -------------------------------------------------------------------------- train-block values
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda s: get_loss("sparse_categorical_crossentropy", {"temperature": 0}, s), "temperature must be"),
+        (lambda s: get_optimiser("adam", {"lr": "fast"}, s), "optimiser 'adam': could not convert"),
+        (lambda s: get_schedule("step_decay", {"step_size": 0, "gamma": 0.5}, s), "step_size must be"),
+    ],
+)
+def test_bad_loss_optimiser_and_schedule_values_are_diagnostics_at_the_setting(make, words):
+    """They were bare ValueErrors (exit 3 from snnc train), or a diagnostic without a location."""
+    from snnc.ir.diagnostics import Span
+    from snnc.runtime.errors import RuntimeConfigError
+
+    span = Span("net.snn", 14, 18)
+    with pytest.raises(RuntimeConfigError, match=words) as info:
+        make(span)
+    assert info.value.diagnostics[0].span == span
