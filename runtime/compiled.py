@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .artefact import Artefact, RecordRequest, RunResult
+from .losses import _labels as class_labels  # the loss's rule for class indices, for evaluate too
 from .session import default_metric, trainer_for
 
 
@@ -70,6 +71,14 @@ class CompiledNetwork:
     def outputs(self) -> list[str]:
         return [k for k, p in self.manifest["populations"].items() if p["role"] == "output"]
 
+    def _check_outputs(self, y: Mapping[str, Any]) -> None:
+        """Labels only for output populations (a RuntimeError of the forward pass before)."""
+        if not isinstance(y, Mapping):
+            raise TypeError(f"labels are a dict of output population -> labels, not {type(y).__name__}")
+        for pop in y:
+            if pop not in self.outputs:
+                raise KeyError(f"'{pop}' is not an output population; outputs are {self.outputs}")
+
     # ---------------------------------------------------------------- batching
     def _num_examples(self, x: Mapping[str, Any]) -> int:
         counts = {len(v) for v in x.values()}
@@ -117,13 +126,17 @@ class CompiledNetwork:
         num_steps: int | None = None,
     ) -> dict[str, dict[str, float]]:
         """Classification accuracy per output population (argmax; argmin for first_spike_time)."""
+        self._check_outputs(y)
         preds = self.predict(x, callbacks, num_steps)
         metrics = {}
         for pop, labels in y.items():
             r = preds[pop].reshape(len(preds[pop]), -1)
             kind = (self.manifest["populations"][pop].get("readout") or {}).get("kind")
             guess = np.argmin(r, axis=1) if kind == "first_spike_time" else np.argmax(r, axis=1)
-            labels = np.asarray(labels).reshape(-1)
+            try:  # class indices, one per example: label 9 of 3 classes used to count as wrong
+                labels = class_labels(labels, len(r), r.shape[1])
+            except ValueError as e:
+                raise ValueError(f"population '{pop}': {e}") from None
             metrics[pop] = {
                 "accuracy": float(np.mean(guess == labels)),
                 "correct": int(np.sum(guess == labels)),
@@ -177,6 +190,9 @@ class CompiledNetwork:
         `trainer_options` (loss, optimiser, batch_size, seed, regularisers) override the train block
         when the trainer is first made; passing them later rebuilds it (fresh optimiser state).
         """
+        self._check_outputs(y)
+        if validation_y is not None:
+            self._check_outputs(validation_y)
         if self._trainer is None or trainer_options:
             self.make_trainer(**trainer_options)
         callbacks = list(callbacks)

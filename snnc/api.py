@@ -17,6 +17,8 @@ def load_network(source: str | os.PathLike[str]) -> Network:
     """Parse and check a `.snn` file path or source text into the Model IR."""
     from snnc import frontend
 
+    if not isinstance(source, str | os.PathLike):  # str(b"...") or str(None) parsed as source text
+        raise TypeError(f"a .snn path or .snn source text is needed, not {type(source).__name__}")
     text = str(source)
     if isinstance(source, os.PathLike) or _names_a_file(text):
         path = Path(source)

@@ -268,3 +268,43 @@ def test_bad_loss_optimiser_and_schedule_values_are_diagnostics_at_the_setting(m
     with pytest.raises(RuntimeConfigError, match=words) as info:
         make(span)
     assert info.value.diagnostics[0].span == span
+
+
+# -------------------------------------------------------------------------- the Python API
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    import numpy as np
+    from snnc.runtime.session import load_data, xy
+    from snnc.runtime.trainer import take
+
+    net = snnc.compile(str(tiny(tmp_path_factory.mktemp("api"))), batch_size=4)
+    x, y = xy(net.network, load_data(net.network).train)
+    return net, {k: take(v, np.arange(8)) for k, v in x.items()}, {k: v[:8] for k, v in y.items()}
+
+
+def test_evaluate_checks_labels_as_train_does(compiled):
+    import numpy as np
+
+    net, x, _ = compiled
+    with pytest.raises(ValueError, match=r"population 'out': labels must lie in \[0, 3\); got 9..9"):
+        net.evaluate(x, {"out": np.full(8, 9)})
+    with pytest.raises(ValueError, match="whole numbers"):
+        net.evaluate(x, {"out": np.full(8, 0.5)})
+
+
+@pytest.mark.parametrize("call", ["train", "evaluate"])
+def test_labels_for_a_population_that_is_not_an_output_are_a_key_error(compiled, call):
+    net, x, y = compiled
+    with pytest.raises(KeyError, match=r"'h' is not an output population; outputs are \['out'\]"):
+        if call == "train":
+            net.train(x, {"h": y["out"]}, num_epochs=1, callbacks=())
+        else:
+            net.evaluate(x, {"h": y["out"]})
+
+
+@pytest.mark.parametrize("source", [None, 5, b"network x {}"])
+def test_compile_of_something_that_is_neither_path_nor_text_is_a_type_error(source):
+    with pytest.raises(TypeError, match="a .snn path or .snn source text is needed"):
+        snnc.compile(source)
