@@ -532,6 +532,16 @@ def derive(network: Network) -> TrainingIR:
                 spec.algorithm.span,
             )
         )
+    rate = spec.algorithm.args.get("min_crossing_rate", DEFAULT_MIN_CROSSING_RATE)
+    if not isinstance(rate, int | float) or not rate > 0:  # 0 floors each spike's divisor at 0
+        raise DiagnosticError(
+            Diagnostic(
+                "E-VALUE",
+                f"eventprop(min_crossing_rate = {rate}) must be a positive rate",
+                spec.algorithm.span,
+                f"the default is {DEFAULT_MIN_CROSSING_RATE:g} per ms",
+            )
+        )
     reg = _reg_settings(network)
     pops: dict[str, PopulationGradient] = {}
     coupled: dict[str, adj.Coupled] = {}

@@ -116,3 +116,17 @@ def test_a_misspelt_eventprop_option_is_an_error_at_the_algorithm() -> None:
         "max_spikes = 500", "max_spikes = 50, min_crossing_rate = 0.01, reg_lambda_upper = 1e-9"
     )
     assert compile_ir(load_source(ok, "yy.snn"))[0].training.max_spikes == 50
+
+
+def test_a_crossing_rate_floor_that_is_not_positive_is_an_error() -> None:
+    """`min_crossing_rate = 0` let a spike's divisor reach 0 (NaN gradients, found only in training)."""
+    import pytest
+    from snnc.ir.diagnostics import DiagnosticError
+
+    for rate in ("0", "-1"):
+        net = load_source(
+            SOURCE.replace("max_spikes = 500", f"max_spikes = 500, min_crossing_rate = {rate}"), "yy.snn"
+        )
+        with pytest.raises(DiagnosticError, match="must be a positive rate") as err:
+            compile_ir(net)
+        assert (err.value.diagnostics[0].span.line, err.value.diagnostics[0].span.col) == (13, 18)
