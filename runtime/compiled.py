@@ -61,6 +61,8 @@ class CompiledNetwork:
         return self.artefact.get_weights()
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        if not isinstance(weights, Mapping):  # a list reached the backend as an AttributeError
+            raise TypeError(f"weights are a dict of projection -> array, not {type(weights).__name__}")
         self.artefact.set_weights(weights)
 
     @property

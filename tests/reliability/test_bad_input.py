@@ -308,3 +308,9 @@ def test_labels_for_a_population_that_is_not_an_output_are_a_key_error(compiled,
 def test_compile_of_something_that_is_neither_path_nor_text_is_a_type_error(source):
     with pytest.raises(TypeError, match="a .snn path or .snn source text is needed"):
         snnc.compile(source)
+
+
+def test_set_weights_of_something_that_is_not_a_dict_is_a_type_error(compiled):
+    net, _, _ = compiled
+    with pytest.raises(TypeError, match="weights are a dict of projection -> array, not list"):
+        net.set_weights([1, 2])
