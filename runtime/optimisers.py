@@ -16,6 +16,26 @@ from snnc.runtime.errors import RuntimeConfigError, check_args, unknown_name
 REDUCTIONS = ("mean", "sum")
 
 
+def _in_range(
+    name: str,
+    value: float,
+    low: float,
+    high: float | None,
+    *,
+    lower_open: bool = False,
+    upper_open: bool = False,
+) -> float:
+    """`value` as a float, or a ValueError saying the range it must lie in."""
+    v = float(value)
+    ok = (v > low if lower_open else v >= low) and (high is None or (v < high if upper_open else v <= high))
+    if not ok:
+        left = "(" if lower_open else "["
+        right = ")" if upper_open else "]"
+        where = f"{left}{low:g}, {'inf)' if high is None else f'{high:g}{right}'}"
+        raise ValueError(f"{name} must lie in {where}, not {value}")
+    return v
+
+
 class Optimiser:
     """Base class: learning rate, optional per-projection clamps, batch reduction of gradients.
 
@@ -40,7 +60,7 @@ class Optimiser:
             raise RuntimeConfigError(
                 "E-OPTIMISER-ARG", f"reduction must be one of {REDUCTIONS}, not '{reduction}'"
             )
-        self.lr = float(lr)
+        self.lr = _in_range("lr", lr, 0.0, None)
         self.clamp = dict(clamp or {})
         #: key -> factor on the learning rate (a trainable param's `Trainable(..., lr = 0.1)`)
         self.lr_scale: dict[str, float] = {}
@@ -136,7 +156,7 @@ class SGD(Optimiser):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, clamp=None, reduction: str = "mean"):
         super().__init__(lr, clamp, reduction)
-        self.momentum = float(momentum)
+        self.momentum = _in_range("momentum", momentum, 0.0, 1.0, upper_open=True)
         self.velocity: dict[str, np.ndarray] = {}
         self._scratch: dict[str, np.ndarray] = {}  # the kernel's velocity when momentum is 0
 
@@ -191,7 +211,11 @@ class Adam(Optimiser):
         reduction: str = "mean",
     ):
         super().__init__(lr, clamp, reduction)
-        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+        # beta = 1 divides by 1 - beta^t = 0, beta > 1 takes the root of a negative v, epsilon = 0
+        # divides 0 by 0 where a weight never had a gradient: NaN weights after the first step
+        self.beta1 = _in_range("beta1", beta1, 0.0, 1.0, upper_open=True)
+        self.beta2 = _in_range("beta2", beta2, 0.0, 1.0, upper_open=True)
+        self.epsilon = _in_range("epsilon", epsilon, 0.0, None, lower_open=True)
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
         self._tmp: dict[str, tuple[np.ndarray, np.ndarray]] = {}

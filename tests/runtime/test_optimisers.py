@@ -83,3 +83,24 @@ def test_get_optimiser_names_and_errors():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         Adam().step({"p": np.zeros(3, np.float32)}, {"p": np.zeros(4)})
+
+
+@pytest.mark.parametrize(
+    "name, args, words",
+    [
+        ("adam", {"lr": -0.01}, "lr must lie in [0, inf), not -0.01"),
+        ("adam", {"beta1": 1}, "beta1 must lie in [0, 1), not 1"),
+        ("adam", {"beta2": 2}, "beta2 must lie in [0, 1), not 2"),
+        ("adam", {"epsilon": 0}, "epsilon must lie in (0, inf), not 0"),
+        ("sgd", {"momentum": -1}, "momentum must lie in [0, 1), not -1"),
+    ],
+)
+def test_hyperparameters_that_make_nan_or_ascend_are_refused(name, args, words):
+    """beta = 1 divides by zero in the bias correction, beta2 > 1 roots a negative v, epsilon = 0
+    divides 0 by 0 where a weight had no gradient, lr < 0 climbs the loss: all trained without a word."""
+    from snnc.ir.diagnostics import Span
+
+    span = Span("net.snn", 15, 18)
+    with pytest.raises(RuntimeConfigError) as info:
+        get_optimiser(name, args, span)
+    assert words in str(info.value) and info.value.diagnostics[0].span == span
