@@ -88,6 +88,9 @@ def lower_for_training(path: str, opts: RunOptions) -> Any:
         value = getattr(opts, name)
         if value is not None and value < least:
             raise _error("E-OPTION", f"--{name.replace('_', '-')} must be at least {least} (got {value})")
+    split = opts.validation_split
+    if split is not None and not 0.0 <= split < 1.0:  # before compiling, as the other options
+        raise _error("E-OPTION", f"--validation-split must be a fraction in [0, 1) (got {split})")
     # a Path: the command line names a file, whatever its suffix (a bare string not ending in .snn
     # would be read as source text)
     network = lower_cached(Path(path), backend=opts.backend, seed=opts.seed)

@@ -196,7 +196,7 @@ def test_import_o_onto_the_nir_file_is_refused_and_the_file_kept(tmp_path, capsy
 
 @pytest.mark.parametrize(
     "args",
-    [["--validation-split", "1.5"], ["--validation-split", "-0.1"]],
+    [["--validation-split", "1.5"], ["--validation-split", "-0.1"], ["--validation-split", "nan"]],
 )
 def test_a_bad_option_keeps_the_checkpoints_of_the_run_in_the_folder(tmp_path, capsys, args):
     path = tiny(tmp_path)
@@ -205,7 +205,7 @@ def test_a_bad_option_keeps_the_checkpoints_of_the_run_in_the_folder(tmp_path, c
     capsys.readouterr()
     before = {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")}
     code, err = run(capsys, "train", str(path), "--out", str(run_dir), "--quiet", *args)
-    assert code == 1 and "validation split must lie in (0, 1)" in err, err
+    assert code == 1 and f"--validation-split must be a fraction in [0, 1) (got {args[1]})" in err, err
     assert {p.name: p.read_bytes() for p in run_dir.glob("epoch-*.npz")} == before != {}
 
 
