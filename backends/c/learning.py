@@ -57,7 +57,7 @@ class KernelLearning:
         sizes = [int(np.prod(self.shapes[key], dtype=np.int64)) for key in spec["keys"]]
         self._gsum_block = np.zeros(sum(sizes), np.float64)
         ends = np.cumsum([0, *sizes]).tolist()
-        for (key, names), lo, hi in zip(spec["keys"].items(), ends, ends[1:], strict=False):
+        for (key, names), lo, hi in zip(spec["keys"].items(), ends[:-1], ends[1:], strict=True):
             shape = self.shapes[key]
             self.bounds[key] = arrays[names["bounds"]] = np.array([1.0, -np.inf, np.inf])
             arrays[names["gsum"]] = self._gsum_block[lo:hi].reshape(shape)
