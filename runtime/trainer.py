@@ -292,6 +292,13 @@ class Trainer:
         `self.last_validation`, and every epoch's summary is appended to `self.history`.
         """
         seed = self.seed if seed is None else int(seed)
+        for name, value in (("num_epochs", num_epochs), ("start_epoch", start_epoch)):
+            if isinstance(value, bool) or not float(value).is_integer() or value < 0:
+                raise ValueError(f"{name} must be a whole number, 0 or more; got {value!r}")
+        num_epochs, start_epoch = int(num_epochs), int(start_epoch)
+        wanted = self.artefact.input_names() if hasattr(self.artefact, "input_names") else []
+        if not x and wanted:  # no input at all: every example would be silence
+            raise ValueError(f"no input data: give x for the input population(s) {wanted}")
         if validation_split and validation_x is not None:
             raise ValueError("give either validation_split or validation_x/validation_y, not both")
         if validation_split:

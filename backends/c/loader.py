@@ -46,6 +46,14 @@ INITIAL_LOG_SPIKES = 8
 ALIGNMENT = 64
 
 
+def _whole_steps(num_steps: Any) -> int:
+    """`num_steps` of a run, checked: a whole number of at least one step (-1 ran nothing and
+    returned empty records, 2.5 was cut to 2)."""
+    if isinstance(num_steps, bool) or not float(num_steps).is_integer() or int(num_steps) < 1:
+        raise ValueError(f"num_steps must be a whole number of steps, at least 1; got {num_steps!r}")
+    return int(num_steps)
+
+
 def aligned_zeros(shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """`np.zeros(shape, dtype)` whose data starts on an `ALIGNMENT`-byte boundary."""
     dt = np.dtype(dtype)
@@ -398,7 +406,7 @@ class NativeArtefact:
         example_ids: Sequence[int] | None = None,
         seed: int | None = None,
     ) -> RunResult:
-        steps = self.num_steps if num_steps is None else int(num_steps)
+        steps = self.num_steps if num_steps is None else _whole_steps(num_steps)
         record = record or RecordRequest()
         recs: dict[str, np.ndarray] = {}
         pops = self.manifest["populations"]
