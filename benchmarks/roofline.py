@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import statistics
@@ -79,8 +80,9 @@ double snnc_read_seconds(const float* a, int64_t n, int passes, int repeats, int
 """
 
 
+@functools.cache
 def _probe() -> ctypes.CDLL:
-    """The bandwidth probe, compiled into a scratch folder."""
+    """The bandwidth probe, compiled into a scratch folder once per process."""
     folder = Path(tempfile.mkdtemp(prefix="snnc_roofline_"))
     src, lib = folder / "probe.c", folder / "probe.so"
     src.write_text(PROBE_C)
