@@ -88,6 +88,12 @@ class NumericalFaultError(DiagnosticError, FloatingPointError):
 FEW_VALUES = 8
 
 
+def is_whole(value: Any, least: int) -> bool:
+    """Whether `value` is a whole number (an int or a float without a fraction, not a bool) of at
+    least `least`: the counts the API takes (epochs, steps) before a loop would cut or skip them."""
+    return not isinstance(value, bool) and float(value).is_integer() and value >= least
+
+
 def first_rows_sum(array: np.ndarray, rows: int | None) -> float | int:
     """`array[:rows].sum()`, for the per-trial results a training batch adds up (a batch of one
     trial does this several times per example)."""

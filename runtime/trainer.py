@@ -25,7 +25,7 @@ from snnc.runtime.callbacks import Callback, CallbackList, LoopContext, as_callb
 from snnc.runtime.driver import count_key
 from snnc.runtime.losses import Loss, SpikeCountRegulariser, get_loss
 from snnc.runtime.metrics import Metric, get_metric
-from snnc.runtime.numerics import check_finite, locate_fault
+from snnc.runtime.numerics import check_finite, is_whole, locate_fault
 from snnc.runtime.optimisers import Optimiser, apply_trainable_params, get_optimiser
 from snnc.runtime.rewiring import DeepR
 
@@ -293,7 +293,7 @@ class Trainer:
         """
         seed = self.seed if seed is None else int(seed)
         for name, value in (("num_epochs", num_epochs), ("start_epoch", start_epoch)):
-            if isinstance(value, bool) or not float(value).is_integer() or value < 0:
+            if not is_whole(value, 0):
                 raise ValueError(f"{name} must be a whole number, 0 or more; got {value!r}")
         num_epochs, start_epoch = int(num_epochs), int(start_epoch)
         wanted = self.artefact.input_names() if hasattr(self.artefact, "input_names") else []

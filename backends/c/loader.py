@@ -23,7 +23,7 @@ import numpy as np
 from snnc.runtime.artefact import RecordRequest, RunResult
 from snnc.runtime.distributed import summed_counts
 from snnc.runtime.encoding import batch_spikes
-from snnc.runtime.numerics import first_rows_max, first_rows_sum
+from snnc.runtime.numerics import first_rows_max, first_rows_sum, is_whole
 
 from .build import prefer_passive_wait
 from .learning import KernelLearning
@@ -49,7 +49,7 @@ ALIGNMENT = 64
 def _whole_steps(num_steps: Any) -> int:
     """`num_steps` of a run, checked: a whole number of at least one step (-1 ran nothing and
     returned empty records, 2.5 was cut to 2)."""
-    if isinstance(num_steps, bool) or not float(num_steps).is_integer() or int(num_steps) < 1:
+    if not is_whole(num_steps, 1):
         raise ValueError(f"num_steps must be a whole number of steps, at least 1; got {num_steps!r}")
     return int(num_steps)
 
