@@ -84,19 +84,23 @@ def test_compile_emit(emit: str) -> None:
     assert "yinyang" in result.stdout or "h" in result.stdout
 
 
+#: the Yin-Yang example's IR after every pass (a long printout)
+PRINT_ALL = (
+    "compile",
+    str(ROOT / "examples" / "yinyang_eventprop.snn"),
+    "--emit",
+    "ir",
+    "--print-after",
+    "all",
+)
+
+
 def test_the_program_ends_with_all_of_its_output(capsys: pytest.CaptureFixture[str]) -> None:
     """`snnc compile` run as the program ends without Python's teardown (`cli._end_now`): what it
     printed to a pipe (block-buffered, 40 kB here) still arrives whole, as `main([...])` prints it."""
     from snnc.cli import main
 
-    args = [
-        "compile",
-        str(ROOT / "examples" / "yinyang_eventprop.snn"),
-        "--emit",
-        "ir",
-        "--print-after",
-        "all",
-    ]
+    args = list(PRINT_ALL)
     assert main(args) == 0
     expected = capsys.readouterr().out
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user runs it
@@ -108,15 +112,7 @@ def test_the_program_ends_with_all_of_its_output(capsys: pytest.CaptureFixture[s
 
 
 def test_print_after_all_and_timings() -> None:
-    result = snnc(
-        "compile",
-        str(ROOT / "examples" / "yinyang_eventprop.snn"),
-        "--emit",
-        "ir",
-        "--print-after",
-        "all",
-        "--timings",
-    )
+    result = snnc(*PRINT_ALL, "--timings")
     assert result.returncode == 0, result.stderr
     assert "IR Dump After discretise" in result.stdout
     assert "discretise" in result.stderr and "total" in result.stderr
