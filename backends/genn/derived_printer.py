@@ -19,7 +19,7 @@ import sympy
 from snnc.ir.kernel import Array, Entry, Kernel, Loop, Neurons, Phase, PhaseKind, Role, Store, walk
 
 from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var
-from .models import GeNNModelSpec, Var
+from .models import Var
 from .render import PopulationCtx, fail
 
 #: the custom update group the runtime runs before every trial (`runtime.GeNNArtefact.reset`)
@@ -78,14 +78,9 @@ def _update(kernel: Kernel, phase: Phase, k: int, loop: Loop, p: PopulationCtx) 
     # `__` keeps it apart from `reset_<population>` (user names have none), `reset_` has the runtime
     # run the Reset group
     name = f"reset_{p.name}__{phase.name}" + (f"__{k}" if k else "")
-    spec = GeNNModelSpec(
-        "custom_update",
-        f"snnc_{name}",
-        f"population {p.name}: {phase.comment}",
-        var_refs=var_refs,
-        code={"update_code": "\n".join(lines)},
+    return CustomUpdateCtx.of_code(
+        name, GROUP, f"snnc_{name}", f"population {p.name}: {phase.comment}", "\n".join(lines), var_refs, refs
     )
-    return CustomUpdateCtx(name, GROUP, spec.source, spec, var_refs=refs)
 
 
 def _declare(p: PopulationCtx, var: str, a: Array) -> None:

@@ -57,6 +57,31 @@ class CustomUpdateCtx:
     vars: dict[str, Any] = field(default_factory=dict)
     var_refs: dict[str, str] = field(default_factory=dict)  # ref -> Python expression
 
+    @classmethod
+    def of_code(
+        cls,
+        name: str,
+        group: str,
+        model_name: str,
+        source: str,
+        code: str,
+        var_refs: list[Any],
+        refs: dict[str, str],
+        model_vars: list[Any] | None = None,
+        var_values: dict[str, Any] | None = None,
+    ) -> CustomUpdateCtx:
+        """The custom update `name` of `group` whose model `model_name` runs `code` over `var_refs`
+        (bound to the Python expressions `refs`) and its own `model_vars` (initial `var_values`)."""
+        spec = GeNNModelSpec(
+            "custom_update",
+            model_name,
+            source,
+            vars=list(model_vars or []),
+            var_refs=var_refs,
+            code={"update_code": code},
+        )
+        return cls(name, group, spec.source, spec, vars=dict(var_values or {}), var_refs=refs)
+
 
 @dataclass
 class ModuleCtx:
@@ -189,23 +214,18 @@ def _add_gradient_reduce(ctx: ModuleCtx) -> None:
         for var, key in grads:
             if not any(v.name == var for v in s.wum.vars):
                 continue
-            red = GeNNModelSpec(
-                "custom_update",
-                f"snnc_reduce_{key}",
-                f"projection {s.name}: {'gradient' if var == 'dg' else 'delay gradient'} summed over the batch, "
-                "then zeroed",
-                vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
-                var_refs=[Var("dg")],
-                code={"update_code": "dg_sum = dg;\ndg = 0.0;"},
-            )
             ctx.custom_updates.append(
-                CustomUpdateCtx(
+                CustomUpdateCtx.of_code(
                     f"reduce_{key}",
                     "GradientReduce",
-                    red.source,
-                    red,
-                    vars={"dg_sum": 0.0},
-                    var_refs={"dg": f'create_wu_var_ref(syns["{s.name}"], "{var}")'},
+                    f"snnc_reduce_{key}",
+                    f"projection {s.name}: {'gradient' if var == 'dg' else 'delay gradient'} summed over the "
+                    "batch, then zeroed",
+                    "dg_sum = dg;\ndg = 0.0;",
+                    [Var("dg")],
+                    {"dg": f'create_wu_var_ref(syns["{s.name}"], "{var}")'},
+                    model_vars=[Var("dg_sum", "scalar", "CustomUpdateVarAccess.REDUCE_BATCH_SUM")],
+                    var_values={"dg_sum": 0.0},
                 )
             )
 
@@ -225,46 +245,47 @@ def _add_reset_updates(ctx: ModuleCtx) -> None:
             lines.append(f"{var} = {_code_value(value, types[var])};")
             refs[var] = f'create_var_ref(pops["{p.name}"], "{var}")'
             model_refs.append(Var(var, types[var]))
-        spec = GeNNModelSpec(
-            "custom_update",
-            f"snnc_reset_{p.name}",
-            f"population {p.name}: per-trial reset",
-            var_refs=model_refs,
-            code={"update_code": "\n".join(lines)},
-        )
         ctx.custom_updates.append(
-            CustomUpdateCtx(f"reset_{p.name}", "Reset", spec.source, spec, var_refs=refs)
+            CustomUpdateCtx.of_code(
+                f"reset_{p.name}",
+                "Reset",
+                f"snnc_reset_{p.name}",
+                f"population {p.name}: per-trial reset",
+                "\n".join(lines),
+                model_refs,
+                refs,
+            )
         )
     for s in ctx.projections:
         if not s.psm_vars and not s.wu_reset_vars:
             continue
-        lines = [f"// reset the synapse state of {s.name}"]
-        lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.psm_vars.items()]
-        spec = GeNNModelSpec(
-            "custom_update",
-            f"snnc_reset_{s.name}",
-            f"projection {s.name}: per-trial reset of the synapse state",
-            var_refs=[Var(var) for var in s.psm_vars],
-            code={"update_code": "\n".join(lines)},
-        )
-        refs = {var: f'create_psm_var_ref(syns["{s.name}"], "{var}")' for var in s.psm_vars}
         if s.psm_vars:
+            lines = [f"// reset the synapse state of {s.name}"]
+            lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.psm_vars.items()]
             ctx.custom_updates.append(
-                CustomUpdateCtx(f"reset_{s.name}", "Reset", spec.source, spec, var_refs=refs)
+                CustomUpdateCtx.of_code(
+                    f"reset_{s.name}",
+                    "Reset",
+                    f"snnc_reset_{s.name}",
+                    f"projection {s.name}: per-trial reset of the synapse state",
+                    "\n".join(lines),
+                    [Var(var) for var in s.psm_vars],
+                    {var: f'create_psm_var_ref(syns["{s.name}"], "{var}")' for var in s.psm_vars},
+                )
             )
         if s.wu_reset_vars:
             lines = [f"// reset the eligibility state of {s.name}"]
             lines += [f"{var} = {_code_value(value, 'scalar')};" for var, value in s.wu_reset_vars.items()]
-            spec = GeNNModelSpec(
-                "custom_update",
-                f"snnc_reset_wu_{s.name}",
-                f"projection {s.name}: per-trial reset of the per-synapse state",
-                var_refs=[Var(var) for var in s.wu_reset_vars],
-                code={"update_code": "\n".join(lines)},
-            )
-            refs = {var: f'create_wu_var_ref(syns["{s.name}"], "{var}")' for var in s.wu_reset_vars}
             ctx.custom_updates.append(
-                CustomUpdateCtx(f"reset_wu_{s.name}", "Reset", spec.source, spec, var_refs=refs)
+                CustomUpdateCtx.of_code(
+                    f"reset_wu_{s.name}",
+                    "Reset",
+                    f"snnc_reset_wu_{s.name}",
+                    f"projection {s.name}: per-trial reset of the per-synapse state",
+                    "\n".join(lines),
+                    [Var(var) for var in s.wu_reset_vars],
+                    {var: f'create_wu_var_ref(syns["{s.name}"], "{var}")' for var in s.wu_reset_vars},
+                )
             )
     ctx.update_groups["Reset"] = "restore every per-trial state before a batch"
 

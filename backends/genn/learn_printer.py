@@ -65,7 +65,7 @@ from snnc.ir.kernel import (
 )
 
 from .kernel_printer import GENN_TYPES, NeuronCode, StatementPrinter, genn_var, shared_param
-from .models import GeNNModelSpec, Var
+from .models import Var
 from .params import filed_params
 from .render import PopulationCtx, ProjectionCtx, deliver_dendritic, fail
 
@@ -780,16 +780,18 @@ class LearnPrinter:
             var_refs.append(Var(txt, GENN_TYPES.get(a.dtype, "scalar"), mode))
         from .emit import CustomUpdateCtx
 
-        spec = GeNNModelSpec(
-            "custom_update",
-            f"snnc_{cu_name}",
-            f"population {pop}: {g.phase.comment or g.phase.name} (step k = t/dt - {g.lag})",
-            vars=cu_vars,
-            var_refs=var_refs,
-            code={"update_code": text},
-        )
         self.custom_ctx.append(
-            CustomUpdateCtx(cu_name, group, spec.source, spec, vars=cu_init, var_refs=refs)
+            CustomUpdateCtx.of_code(
+                cu_name,
+                group,
+                f"snnc_{cu_name}",
+                f"population {pop}: {g.phase.comment or g.phase.name} (step k = t/dt - {g.lag})",
+                text,
+                var_refs,
+                refs,
+                model_vars=cu_vars,
+                var_values=cu_init,
+            )
         )
         self.custom.append((group, g.lag))
 
