@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--train", type=int, default=64, help="training examples per epoch")
     ap.add_argument("--seed", type=int, default=1, help="data and initial weights")
-    ap.add_argument("--threads", type=int, default=1, help="snnc's OpenMP threads")
+    ap.add_argument("--threads", type=int, default=1, help="snnc's threads per batch")
     ap.add_argument("--worker", choices=("mlgenn", "mlgenn_delays"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:

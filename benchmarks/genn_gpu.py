@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20, help="timed training batches per backend")
     ap.add_argument("--warmup", type=int, default=1, help="untimed batches before them")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OpenMP threads of the C side")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the C side")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--example", type=Path, default=SNN_FILE, help="the .snn file both sides train")
     ap.add_argument("--precision", choices=("float", "double"), default="float")

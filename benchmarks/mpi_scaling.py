@@ -6,7 +6,7 @@ communication share; then the model of `benchmarks/README.md` evaluated for many
 
 The network is `examples/shd_eventprop.snn` as written, its spike-count regulariser included (its
 counts are summed over the ranks in a second, small allreduce per batch),
-on seeded SHD-shaped batches (`_synthetic_shd.py`), the C backend with one OpenMP thread per rank.
+on seeded SHD-shaped batches (`_synthetic_shd.py`), the C backend with one thread per rank.
 The library is compiled once beforehand; each rank count then runs as its own `mpirun -n N` of this
 script in worker mode, and rank 0 reports. Timed per batch, after a barrier: the whole training step
 of the global batch (each rank's share of forward, loss, backward; one allreduce; the Adam step), and

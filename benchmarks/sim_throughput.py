@@ -113,7 +113,7 @@ def numpy_sim(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="OpenMP threads (0: default)")
+    ap.add_argument("--threads", type=int, default=0, help="threads per batch (0: default)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)

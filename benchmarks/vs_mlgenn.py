@@ -27,8 +27,8 @@ indicative), and its output LeakyIntegrate gets `scale_i=True`.
 EventPropCompiler with the regulariser's strength divided by tau_mem**2 (its convention). Cases:
 
   - `mlgenn_b1`: mlGeNN, batch 1 (GeNN's CPU backend runs batch 1 only),
-  - `snnc_b1`:   snnc, batch 1, `--threads` OpenMP threads,
-  - `snnc_b32`:  snnc, batch 32, `--threads` OpenMP threads.
+  - `snnc_b1`:   snnc, batch 1, `--threads` threads,
+  - `snnc_b32`:  snnc, batch 32, `--threads` threads.
 
 Prints per case the median, min and max seconds per training epoch (evaluation not included), the
 training accuracy after every epoch and the test accuracy at the end (mlGeNN's weights evaluated by
@@ -476,7 +476,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train", type=int, default=None, help="training examples per epoch (see SIZES)")
     ap.add_argument("--test", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=1, help="snnc's OpenMP threads")
+    ap.add_argument("--threads", type=int, default=1, help="snnc's threads per batch")
     ap.add_argument("--seed", type=int, default=None, help="draw the initial weights with this seed")
     ap.add_argument(
         "--compare-gradients",

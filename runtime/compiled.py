@@ -48,7 +48,7 @@ class CompiledNetwork:
         return self.artefact.batch_size
 
     def set_threads(self, n: int) -> None:
-        """OpenMP threads for each batch (the C backend; others run as they are built). By default
+        """Threads for each batch (the C backend; others run as they are built). By default
         one per core, and never more than the batch has trials."""
         if n < 1:
             raise ValueError(f"threads must be at least 1, not {n}")

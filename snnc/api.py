@@ -94,8 +94,8 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
     """Compile to a runnable `CompiledNetwork`.
 
     overrides: dt, duration (ms), batch_size, precision ("float" | "double"), seed,
-    event_buffer (per-neuron spike buffer size for gradient passes), cache_dir, threads (OpenMP
-    threads per batch; `CompiledNetwork.set_threads` changes it later).
+    event_buffer (per-neuron spike buffer size for gradient passes), cache_dir, threads (threads
+    per batch; `CompiledNetwork.set_threads` changes it later).
     """
     chosen = get_backend(backend)
     known = {
@@ -106,7 +106,6 @@ def compile_network(source: Any, backend: str = "c", **overrides: Any):  # noqa:
         "seed",
         "event_buffer",
         "cache_dir",
-        "openmp",
         "threads",
     }
     unknown = set(overrides) - known
@@ -158,8 +157,8 @@ def lower_cached(source: Any, *, backend: str = "c", cache_dir: Any = None, **op
     network as the runtime reads it, without the frontend or the passes (nor sympy); `build_compiled`
     of the returned network with the same options then loads the cached build.
 
-    options: dt, duration, and the build options of `build_compiled` (precision, seed, event_buffer,
-    openmp), which are part of the key; others (batch_size) are ignored here."""
+    options: dt, duration, and the build options of `build_compiled` (precision, seed, event_buffer),
+    which are part of the key; others (batch_size) are ignored here."""
     from snnc import compile_cache
 
     overrides = {k: float(options[k]) for k in ("dt", "duration") if options.get(k) is not None}
@@ -177,7 +176,7 @@ def lower_cached(source: Any, *, backend: str = "c", cache_dir: Any = None, **op
 
 
 #: the build options and their defaults, as `build_compiled` applies them
-BUILD_DEFAULTS: dict[str, Any] = {"precision": "float", "seed": None, "event_buffer": 0, "openmp": True}
+BUILD_DEFAULTS: dict[str, Any] = {"precision": "float", "seed": None, "event_buffer": 0}
 
 
 def build_compiled(
@@ -189,7 +188,6 @@ def build_compiled(
     seed: int | None = None,
     event_buffer: int = 0,
     cache_dir: Any = None,
-    openmp: bool = True,
 ):  # noqa: ANN201
     """Backend and runtime for an already-discretised network; a network from `lower_cached` loads
     its cached build, or is built and stored in the compile cache. Under MPI rank 0 builds first and
@@ -205,7 +203,6 @@ def build_compiled(
             seed=seed,
             event_buffer=event_buffer,
             cache_dir=cache_dir,
-            openmp=openmp,
         )
 
     world = distributed.world()
@@ -228,14 +225,13 @@ def _build_compiled(
     seed: int | None,
     event_buffer: int,
     cache_dir: Any,
-    openmp: bool,
 ):  # noqa: ANN202
     from snnc import compile_cache
 
     chosen = get_backend(backend)
     if batch_size is None:
         batch_size = network.train.batch_size if network.train else 1
-    options = {"precision": precision, "seed": seed, "event_buffer": event_buffer, "openmp": openmp}
+    options = {"precision": precision, "seed": seed, "event_buffer": event_buffer}
     lowered = _LOWERED.get(id(network))
     if lowered is None or lowered.network is not network or not getattr(chosen, "cacheable", False):
         if lowered is not None and lowered.network is network and lowered.entry is not None:

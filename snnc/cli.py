@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--threads",
             type=int,
             metavar="N",
-            help="OpenMP threads of the C backend (default: one per core, never more than the batch size)",
+            help="threads of the C backend per batch (default: one per core, or $OMP_NUM_THREADS; never more than the batch size)",
         )
         p.add_argument(
             "--log-json",

@@ -76,7 +76,7 @@ class RunOptions:
     backend: str = "c"
     log_json: str | None = None  # a JSON Lines file, "-" for stdout (progress.JsonLinesLog)
     plot: bool = False  # `snnc train --plot`: PNGs of the curves (runtime/plot.py) at the end
-    threads: int | None = None  # OpenMP threads of the C backend (None: one per core, at most one per trial)
+    threads: int | None = None  # threads of the C backend (None: one per core, at most one per trial)
     #: `snnc evaluate --no-checkpoint`: the weights the .snn file itself gives (a converted network)
     no_checkpoint: bool = False
 

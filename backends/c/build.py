@@ -28,19 +28,19 @@ from snnc.ir.diagnostics import Diagnostic, DiagnosticError
 
 from snnc.cache import cache_dir
 
-__all__ = ["build", "cache_dir", "compiler", "flags", "parallel_units", "prefer_passive_wait"]
+__all__ = ["build", "cache_dir", "compiler", "flags", "parallel_units"]
 
 #: at most this many translation units of phases per library: beyond it each unit's fixed cost (the
 #: compiler's start, the shared declarations, about 10 ms) outweighs what one more takes off
 MAX_UNITS = 8
 
-BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99", "-fno-math-errno")
-OPENMP_FLAG = "-fopenmp"
+#: -std=c11 for the team's atomics (templates/team.c.j2); -pthread for its threads
+BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11", "-pthread", "-fno-math-errno")
 #: GCC vectorises a loop only when it needs at most 10 run-time alias checks (its default), and the
 #: restrict pointers a phase loads from the struct of arrays do not spare it those checks: e-prop's
 #: synapse loops (eligibilities, filtered trace and gradient of each synapse) stayed scalar, 7x
 #: slower (eprop_digits at batch 1). Added where the compiler accepts it (`accepts`); same results,
-#: as -std=c99 contracts no a*b+c into an FMA and vectorising reorders no sum.
+#: as -std=c11 (ISO C, not gnu11) contracts no a*b+c into an FMA and vectorising reorders no sum.
 VECTORISE_FLAG = "--param=vect-max-version-for-alias-checks=64"
 #: GCC's unroll-and-jam (on at -O3) fuses a delivery's loop over spikes into the loop over post
 #: neurons and then vectorises the weight rows with gathers: the forward pass of
@@ -76,7 +76,7 @@ def compiler_version(cc: tuple[str, ...]) -> str:
 
 def _remembered(cc: tuple[str, ...], question: str, ask: Callable[[], bool]) -> bool:
     """A probe's answer, kept on disk per compiler and its version (`<cache>/compiler/<key>.json`):
-    a new process would otherwise run the probes again, five compiler runs and about 0.13 s of a
+    a new process would otherwise run the probes again, four compiler runs and about 0.1 s of a
     cold `snnc compile`. A missing, damaged or unwritable file only means asking again."""
     key = hashlib.sha256("\0".join([*cc, compiler_version(cc)]).encode()).hexdigest()[:16]
     path = cache_dir() / "compiler" / f"{key}.json"
@@ -98,23 +98,6 @@ def _remembered(cc: tuple[str, ...], question: str, ask: Callable[[], bool]) -> 
 
 
 @functools.lru_cache(maxsize=8)
-def openmp_supported(cc: tuple[str, ...]) -> bool:
-    """Try a tiny OpenMP program once per compiler; without OpenMP the code runs single-threaded."""
-    return _remembered(cc, OPENMP_FLAG, lambda: _openmp_probe(cc))
-
-
-def _openmp_probe(cc: tuple[str, ...]) -> bool:
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "omp.c"
-        src.write_text("#include <omp.h>\nint f(void){return omp_get_max_threads();}\n")
-        res = subprocess.run(
-            [*cc, OPENMP_FLAG, "-fPIC", "-shared", str(src), "-o", str(Path(tmp) / "omp.so")],
-            capture_output=True,
-        )
-        return res.returncode == 0
-
-
-@functools.lru_cache(maxsize=8)
 def accepts(cc: tuple[str, ...], flag: str) -> bool:
     """Whether the compiler takes `flag` (tried once per compiler on an empty translation unit)."""
     return _remembered(cc, flag, lambda: _flag_probe(cc, flag))
@@ -131,12 +114,9 @@ def _flag_probe(cc: tuple[str, ...], flag: str) -> bool:
         return res.returncode == 0
 
 
-def flags(cc: tuple[str, ...], openmp: bool = True) -> list[str]:
+def flags(cc: tuple[str, ...]) -> list[str]:
     extra = shlex.split(os.environ.get("SNNC_CFLAGS", ""))
-    out = list(BASE_FLAGS) + [f for f in TUNING_FLAGS if accepts(cc, f)] + extra
-    if openmp and openmp_supported(cc):
-        out.append(OPENMP_FLAG)
-    return out
+    return list(BASE_FLAGS) + [f for f in TUNING_FLAGS if accepts(cc, f)] + extra
 
 
 @dataclass(frozen=True)
@@ -161,7 +141,6 @@ def build(
     code: str,
     name: str = "model",
     *,
-    openmp: bool = True,
     directory: Path | None = None,
     units: Sequence[str] = (),
 ) -> BuildResult:
@@ -170,7 +149,7 @@ def build(
     `units`, when there are two or more, is the same code as translation units (the C printer's
     `print_units`): they compile in parallel instead of `code` as one."""
     cc = tuple(compiler())
-    fl = flags(cc, openmp)
+    fl = flags(cc)
     key = hashlib.sha256(
         "\0".join([code, " ".join(fl), " ".join(cc), compiler_version(cc)]).encode()
     ).hexdigest()
@@ -206,21 +185,9 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def prefer_passive_wait() -> None:
-    """OpenMP threads that finish early sleep instead of spinning (unless the user chose otherwise).
-
-    libgomp reads `OMP_WAIT_POLICY` once, when the first library that links it is loaded. Its
-    default spins for a while at every barrier: on a machine whose cores other programs use, a
-    spinning thread takes a core from them, and a descheduled one holds the team at the next barrier
-    (batch-1 training ran 11x slower with two threads than with one). Sleeping costs a wake-up of some
-    microseconds per batch."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
-
 def _loads(lib: Path) -> bool:
     """A cache entry is good only if it loads and exports the entry point."""
     try:
-        prefer_passive_wait()
         handle = ctypes.CDLL(str(lib))
         return hasattr(handle, "snnc_run")
     except OSError:

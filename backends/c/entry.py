@@ -61,7 +61,6 @@ class CBackend:
         seed: int | None = None,
         event_buffer: int = 0,
         cache_dir: str | Path | None = None,
-        openmp: bool = True,
     ) -> BuiltNetwork:
         """Compile (cached); the batch size is the loader's."""
         from .backend import build_network
@@ -72,7 +71,6 @@ class CBackend:
             seed=seed,
             event_buffer=event_buffer,
             cache_dir=Path(cache_dir) if cache_dir else None,
-            openmp=openmp,
         )
 
     def load(self, built: BuiltNetwork, batch_size: int) -> Any:

@@ -49,6 +49,7 @@ from snnc.ir.kernel import (
 )
 from snnc.ir.names import param_key
 
+from .manifest import ABI_VERSION
 from .printer import SnncCPrinter, literal
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -573,7 +574,7 @@ def _ctype(a: Array, scalar: str) -> tuple[str, str]:
 
 
 def print_kernel(
-    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = 2
+    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = ABI_VERSION
 ) -> tuple[str, list[dict]]:
     """The C source of `kernel` and its manifest's array list (in struct order)."""
     code, _, arrays = print_units(kernel, precision=precision, ir_hash=ir_hash, abi=abi, units=1)
@@ -581,7 +582,7 @@ def print_kernel(
 
 
 def print_units(
-    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = 2, units: int = 1
+    kernel: Kernel, *, precision: str = "float", ir_hash: str = "", abi: int = ABI_VERSION, units: int = 1
 ) -> tuple[str, list[str], list[dict]]:
     """`print_kernel`'s source and array list, and the same code as translation units that compile in
     parallel into the same library: the entry points with the phases they call once, then the phases

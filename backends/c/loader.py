@@ -25,7 +25,6 @@ from snnc.runtime.distributed import summed_counts
 from snnc.runtime.encoding import batch_spikes
 from snnc.runtime.numerics import first_rows_max, first_rows_sum, is_whole
 
-from .build import prefer_passive_wait
 from .learning import KernelLearning
 
 _NP = {
@@ -121,13 +120,13 @@ class NativeArtefact:
     ):
         self.manifest = manifest
         self.library = Path(library)
-        prefer_passive_wait()
         self._lib = ctypes.CDLL(str(self.library))
         if self._lib.snnc_abi_version() != manifest["abi"]:
             raise RuntimeError(f"{library}: ABI {self._lib.snnc_abi_version()} != manifest {manifest['abi']}")
         self._lib.snnc_run.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64]
         self._lib.snnc_run.restype = ctypes.c_int
         self._lib.snnc_set_threads.argtypes = [ctypes.c_int]
+        self._lib.snnc_set_spin_ns.argtypes = [ctypes.c_int64]
         self._ep = manifest.get("eventprop")
         if self._ep:
             self._lib.snnc_backward.argtypes = [
@@ -359,6 +358,11 @@ class NativeArtefact:
 
     def set_threads(self, n: int) -> None:
         self._lib.snnc_set_threads(int(n))
+
+    def set_spin_ns(self, ns: int) -> None:
+        """How long a thread of the team that waits spins (yielding its core) before it sleeps; 0
+        sleeps at once (templates/team.c.j2). The default suits back-to-back batches."""
+        self._lib.snnc_set_spin_ns(int(ns))
 
     # ------------------------------------------------------------------ running
     def _set_inputs(self, inputs: Mapping[str, Any], example_ids: Sequence[int] | None) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 from snnc.backends.common import NetworkPlan
 
-#: the calling convention of the generated library (entry signatures, struct of array pointers)
-ABI_VERSION = 2
+#: the calling convention of the generated library (entry signatures, struct of array pointers,
+#: the team's setters: 3 added snnc_set_spin_ns)
+ABI_VERSION = 3
 
 
 @dataclass

@@ -111,11 +111,10 @@ class GeNNBackend:
         seed: int | None = None,
         event_buffer: int = 0,
         cache_dir: str | Path | None = None,
-        openmp: bool = True,
         out_dir: str | Path | None = None,
     ) -> BuiltModule:
         """Write the module into snnc's cache (below `cache_dir` when given; `build.py`), or into
-        `out_dir` exactly; GeNN builds its code beside it. event_buffer and openmp are the C backend's."""
+        `out_dir` exactly; GeNN builds its code beside it. event_buffer is the C backend's."""
         return build_module(
             network, root=cache_dir, out_dir=out_dir, precision=precision, seed=seed, batch_size=batch_size
         )

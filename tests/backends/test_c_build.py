@@ -87,7 +87,7 @@ def test_generated_code_is_specialised_and_commented() -> None:
     assert "typedef float scalar;" in code
     assert "0.951229" in code and "F" in code.split("0.951229")[1][:8]  # alpha = exp(-1/20), float literal
     assert "tau_mem" not in code.split("typedef struct")[1]  # params are literals, not variables
-    assert "#pragma omp parallel for" in code
+    assert "snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);" in code  # trials on the team
     double, _, _ = generate(small_net(), precision="double")
     assert "typedef double scalar;" in double.code and "0.95122942450071402" in double.code
 
@@ -155,20 +155,19 @@ def test_a_compiler_that_refuses_the_vectoriser_param_builds_without_it(tmp_path
 
 
 def test_compiler_probes_are_remembered_on_disk_per_compiler(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """A new process asked the compiler again which tuning flags and OpenMP it takes (five runs,
-    ~0.13 s of every cold compile); the answers are kept per compiler and version, and a damaged
+    """A new process asked the compiler again which tuning flags it takes (four runs, ~0.1 s of
+    every cold compile); the answers are kept per compiler and version, and a damaged
     file only means asking again."""
     import snnc.backends.c.build as b
 
     monkeypatch.setenv("SNNC_CACHE_DIR", str(tmp_path))
     cc = tuple(b.compiler())
     b.accepts.cache_clear()
-    b.openmp_supported.cache_clear()
     first = b.flags(cc)
     files = list((tmp_path / "compiler").glob("*.json"))
     assert len(files) == 1
     answers = json.loads(files[0].read_text())
-    assert set(answers) == {*b.TUNING_FLAGS, b.OPENMP_FLAG}
+    assert set(answers) == set(b.TUNING_FLAGS)
 
     def no_probe(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         if "--version" in args[0]:
@@ -178,17 +177,14 @@ def test_compiler_probes_are_remembered_on_disk_per_compiler(tmp_path: Path, mon
     real_run = b.subprocess.run
     monkeypatch.setattr(b.subprocess, "run", no_probe)
     b.accepts.cache_clear()
-    b.openmp_supported.cache_clear()
     assert b.flags(cc) == first  # as a new process would: from the file alone
 
     monkeypatch.setattr(b.subprocess, "run", real_run)
     files[0].write_text("{not json")
     b.accepts.cache_clear()
-    b.openmp_supported.cache_clear()
     assert b.flags(cc) == first
     assert json.loads(files[0].read_text()) == answers  # asked again and written whole
     b.accepts.cache_clear()
-    b.openmp_supported.cache_clear()
 
 
 def _printed(kernel) -> str:  # noqa: ANN001
@@ -211,7 +207,7 @@ def test_compiled_templates_are_kept_and_a_damaged_or_missing_one_is_compiled_ag
     try:
         code = _printed(kernel)
         kept = sorted((tmp_path / "cache" / "templates").iterdir())
-        assert len(kept) == 2  # the kernel and its macros
+        assert len(kept) == 3  # the kernel, its macros and the team
         for path in kept:
             path.write_bytes(b"not a compiled template")
         assert _printed(kernel) == code

@@ -5,13 +5,11 @@
  * each phase below is one function, each entry point runs its phases for every trial of a batch.
  * All arrays are owned by the Python runtime and laid out row-major, [batch][...] first.
  */
+#define _GNU_SOURCE /* sched_getaffinity: the cores this process may run on (the team's default) */
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 typedef float scalar;
 #define SNNC_DT 0.5f
@@ -980,78 +978,330 @@ static void snnc_step_p_to_out(
     }
 }
 
-/* threads for a batch: at most one per trial, at most omp_get_max_threads() (snnc_set_threads) */
-static int snnc_team(int64_t batch) {
-#ifdef _OPENMP
-    const int most = omp_get_max_threads();
-    return batch < most ? (int)(batch > 0 ? batch : 1) : most;
-#else
-    (void)batch;
-    return 1;
+/* The team: the threads that run the trials of a batch (POSIX threads, started on the first batch
+ * that wants them).
+ *
+ * Why not OpenMP: its threads either spin at every barrier (they take cores other programs need)
+ * or sleep at once (OMP_WAIT_POLICY=passive), and a sleeping core of a virtual machine wakes
+ * slowly: two threads then ran a Yin-Yang batch 1.5x faster than one instead of 1.9x. Here a
+ * thread that waits spins for at most snnc_team_state.spin_ns, giving its core to any other
+ * runnable thread at every turn (sched_yield), and only then sleeps: back-to-back batches find it
+ * awake, and on a busy machine it takes next to nothing from other programs.
+ *
+ * Trials are handed out in guided chunks (ceil(left / team) trials at a time, as OpenMP's
+ * schedule(guided)): contiguous blocks that shrink towards the end, so two threads rarely write the
+ * same cache line of a [batch][neuron] array, and a thread slowed by other work takes fewer trials
+ * instead of holding the others up. Which thread runs a trial never changes its results. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef void (*snnc_trial_fn)(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed);
+
+#define SNNC_MOST_THREADS 256
+#define SNNC_SPIN_NS_DEFAULT 200000LL /* longer than the runtime's own work between two batches */
+#define SNNC_YIELDED_NS 20000LL /* a sched_yield that took longer gave the core to another thread */
+#define SNNC_RETIRE_S 1 /* a helper asleep this long ends (a library nobody runs keeps no threads) */
+
+/* A helper's state for the current batch. The caller hands a batch out by setting READY; a helper
+ * that gets to run takes it (READY -> WORKING) and gives it back (-> IDLE) when no chunk is left.
+ * The caller, done with its own chunks, takes back every batch still READY: a helper that has not
+ * started (asleep, or waiting for a core on a busy machine) holds nobody up. */
+enum { SNNC_IDLE = 0, SNNC_READY = 1, SNNC_WORKING = 2 };
+
+/* one helper thread, on a cache line of its own */
+typedef struct {
+    _Alignas(64) atomic_int state;
+    atomic_int asleep;
+    atomic_int alive; /* its thread runs (set by the caller that starts it, cleared when it ends) */
+    int wake_ready;  /* `wake` is initialised (only the caller reads and writes this) */
+    pthread_cond_t wake;
+} snnc_helper;
+
+static struct {
+    pthread_mutex_t lock;    /* only for falling asleep and being woken */
+    pthread_cond_t finished; /* the caller sleeps here for the last helper */
+    int threads;             /* threads per batch, the caller included; 0: not yet chosen */
+    long long spin_ns;       /* how long a waiting thread spins before it sleeps */
+    /* the current batch: written by the caller before it sets any helper READY */
+    snnc_trial_fn fn;
+    const snnc_arrays* A;
+    int64_t batch, num_steps;
+    uint64_t seed;
+    int team;
+    _Alignas(64) atomic_llong next; /* the first trial nobody has taken */
+    _Alignas(64) atomic_int caller_asleep;
+    snnc_helper helper[SNNC_MOST_THREADS];
+} snnc_team_state = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .finished = PTHREAD_COND_INITIALIZER,
+    .spin_ns = SNNC_SPIN_NS_DEFAULT,
+};
+
+static long long snnc_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Yield the core; 0 if another thread ran meanwhile (the core is wanted: time to sleep instead). */
+static int snnc_yield_alone(void) {
+    const long long before = snnc_now_ns();
+    sched_yield();
+    return snnc_now_ns() - before < SNNC_YIELDED_NS;
+}
+
+/* Spin until *word == want (1), or return 0 after spin_ns or as soon as another thread wants the core. */
+static int snnc_spin_for(atomic_int* word, int want) {
+    const long long until = snnc_now_ns() + snnc_team_state.spin_ns;
+    for (;;) {
+        for (int i = 0; i < 16; i++)
+            if (atomic_load_explicit(word, memory_order_acquire) == want) return 1;
+        if (snnc_now_ns() >= until || !snnc_yield_alone()) return 0;
+    }
+}
+
+/* The next guided chunk [*lo, *hi) of the current batch; 0 when none is left. */
+static int snnc_take(int64_t* lo, int64_t* hi) {
+    long long at = atomic_load_explicit(&snnc_team_state.next, memory_order_relaxed);
+    for (;;) {
+        const long long left = snnc_team_state.batch - at;
+        if (left <= 0) return 0;
+        const long long n = (left + snnc_team_state.team - 1) / snnc_team_state.team;
+        if (atomic_compare_exchange_weak_explicit(&snnc_team_state.next, &at, at + n, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = at;
+            *hi = at + n;
+            return 1;
+        }
+    }
+}
+
+/* Run chunks until none is left; returns how many trials this thread ran. */
+static int64_t snnc_run_chunks(void) {
+    int64_t lo, hi, ran = 0;
+    while (snnc_take(&lo, &hi)) {
+        for (int64_t b = lo; b < hi; b++)
+            snnc_team_state.fn(snnc_team_state.A, b, snnc_team_state.batch, snnc_team_state.num_steps,
+                               snnc_team_state.seed);
+        ran += hi - lo;
+    }
+    return ran;
+}
+
+/* Sleep until handed a batch (1), or end the thread after SNNC_RETIRE_S seconds without one (0). A
+ * batch handed out just as it ends is taken back by the caller, which starts a new thread next time. */
+static int snnc_sleep_for_batch(snnc_helper* me) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SNNC_RETIRE_S;
+    int handed = 1;
+    pthread_mutex_lock(&snnc_team_state.lock);
+    atomic_store(&me->asleep, 1);
+    while (atomic_load(&me->state) != SNNC_READY)
+        if (pthread_cond_timedwait(&me->wake, &snnc_team_state.lock, &until) == ETIMEDOUT &&
+            atomic_load(&me->state) != SNNC_READY) {
+            handed = 0;
+            break;
+        }
+    atomic_store(&me->asleep, 0);
+    if (!handed) atomic_store(&me->alive, 0);
+    pthread_mutex_unlock(&snnc_team_state.lock);
+    return handed;
+}
+
+static void* snnc_helper_main(void* arg) {
+    snnc_helper* me = (snnc_helper*)arg;
+    for (;;) {
+        if (!snnc_spin_for(&me->state, SNNC_READY) && !snnc_sleep_for_batch(me)) return NULL;
+        int ready = SNNC_READY;
+        if (!atomic_compare_exchange_strong(&me->state, &ready, SNNC_WORKING)) continue; /* taken back */
+        snnc_run_chunks();
+        atomic_store(&me->state, SNNC_IDLE); /* releases this helper's results to the caller */
+        if (atomic_load(&snnc_team_state.caller_asleep)) {
+            pthread_mutex_lock(&snnc_team_state.lock);
+            pthread_cond_signal(&snnc_team_state.finished);
+            pthread_mutex_unlock(&snnc_team_state.lock);
+        }
+    }
+    return NULL;
+}
+
+/* Whether every helper of the batch is IDLE; takes back each batch that is still READY. */
+static int snnc_helpers_done(int helpers) {
+    int done = 1;
+    for (int i = 0; i < helpers; i++) {
+        int ready = SNNC_READY;
+        atomic_compare_exchange_strong(&snnc_team_state.helper[i].state, &ready, SNNC_IDLE);
+        if (atomic_load(&snnc_team_state.helper[i].state) != SNNC_IDLE) done = 0;
+    }
+    return done;
+}
+
+/* A forked child has none of its parent's helpers: it starts its own when it needs them. */
+static void snnc_team_after_fork(void) {
+    pthread_mutex_init(&snnc_team_state.lock, NULL);
+    pthread_cond_init(&snnc_team_state.finished, NULL);
+    for (int i = 0; i < SNNC_MOST_THREADS; i++) {
+        atomic_store(&snnc_team_state.helper[i].alive, 0);
+        atomic_store(&snnc_team_state.helper[i].asleep, 0);
+        atomic_store(&snnc_team_state.helper[i].state, SNNC_IDLE);
+        snnc_team_state.helper[i].wake_ready = 0; /* a parent's thread may have waited on it */
+    }
+}
+
+/* Threads per batch when nobody chose: OMP_NUM_THREADS as every numerical library reads it, else
+ * one per core this process may run on. */
+static int snnc_default_threads(void) {
+    const char* env = getenv("OMP_NUM_THREADS");
+    if (env != NULL && atoi(env) > 0) return atoi(env);
+#ifdef CPU_COUNT
+    cpu_set_t cores;
+    if (sched_getaffinity(0, sizeof cores, &cores) == 0 && CPU_COUNT(&cores) > 0) return CPU_COUNT(&cores);
 #endif
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}
+
+static int snnc_threads(void) {
+    if (snnc_team_state.threads == 0) snnc_team_state.threads = snnc_default_threads();
+    return snnc_team_state.threads < SNNC_MOST_THREADS ? snnc_team_state.threads : SNNC_MOST_THREADS;
+}
+
+/* Start the helpers 0 .. want - 2 that are not running; returns how many run from 0 on (fewer than
+ * want - 1 if the system refuses a thread). */
+static int snnc_start_helpers(int want) {
+    static int hooked = 0;
+    if (!hooked) {
+        pthread_atfork(NULL, NULL, snnc_team_after_fork);
+        hooked = 1;
+    }
+    for (int i = 0; i < want - 1; i++) {
+        snnc_helper* h = &snnc_team_state.helper[i];
+        if (atomic_load(&h->alive)) continue;
+        atomic_store(&h->state, SNNC_IDLE);
+        atomic_store(&h->asleep, 0);
+        atomic_store(&h->alive, 1);
+        if (!h->wake_ready) { /* a thread that ended left it without waiters: it serves the next */
+            pthread_cond_init(&h->wake, NULL);
+            h->wake_ready = 1;
+        }
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int failed = pthread_create(&thread, &attr, snnc_helper_main, h);
+        pthread_attr_destroy(&attr);
+        if (failed) {
+            atomic_store(&h->alive, 0);
+            return i;
+        }
+    }
+    return want - 1;
+}
+
+/* Run fn for every trial of the batch, on up to snnc_threads() threads (never more than trials);
+ * the caller is one of them. Not reentrant: one batch at a time per library. */
+static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batch, int64_t num_steps,
+                            uint64_t seed) {
+    int team = snnc_threads();
+    if (batch < team) team = batch > 1 ? (int)batch : 1;
+    if (team > 1) team = 1 + snnc_start_helpers(team);
+    snnc_team_state.fn = fn;
+    snnc_team_state.A = A;
+    snnc_team_state.batch = batch;
+    snnc_team_state.num_steps = num_steps;
+    snnc_team_state.seed = seed;
+    snnc_team_state.team = team;
+    atomic_store(&snnc_team_state.next, 0);
+    for (int i = 0; i < team - 1; i++) {
+        snnc_helper* h = &snnc_team_state.helper[i];
+        atomic_store(&h->state, SNNC_READY); /* publishes the batch above */
+        if (atomic_load(&h->asleep)) {
+            pthread_mutex_lock(&snnc_team_state.lock);
+            pthread_cond_signal(&h->wake);
+            pthread_mutex_unlock(&snnc_team_state.lock);
+        }
+    }
+    const long long began = snnc_now_ns();
+    const int64_t ran = snnc_run_chunks();
+    if (team > 1 && !snnc_helpers_done(team - 1)) {
+        /* A helper still at work on a free core finishes its trial within about one trial's time:
+         * spin that long (twice the caller's own time per trial). Past that it is most likely
+         * waiting for a core another program holds: sleep, so that this core, idle, can take it. */
+        const long long now = snnc_now_ns();
+        long long wait = ran > 0 ? 2 * (now - began) / ran : snnc_team_state.spin_ns;
+        if (wait > snnc_team_state.spin_ns) wait = snnc_team_state.spin_ns;
+        const long long until = now + wait;
+        while (!snnc_helpers_done(team - 1) && snnc_now_ns() < until && snnc_yield_alone()) {
+        }
+        pthread_mutex_lock(&snnc_team_state.lock);
+        atomic_store(&snnc_team_state.caller_asleep, 1);
+        while (!snnc_helpers_done(team - 1)) pthread_cond_wait(&snnc_team_state.finished, &snnc_team_state.lock);
+        atomic_store(&snnc_team_state.caller_asleep, 0);
+        pthread_mutex_unlock(&snnc_team_state.lock);
+    }
+}
+
+/* one trial of entry point run (snnc_for_trials runs it for every trial of a batch) */
+static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+    memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
+    snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
+    for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
+        snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_c(A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_p(A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+    }
 }
 
 /* entry point run: for each trial, reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
 int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
-     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
-     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
-     * core takes fewer trials instead of holding the others at the barrier */
-    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
-    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
-        snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
-        for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_c(A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_p(A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
-        }
-    }
+    snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);
     return 0;
+}
+
+/* one trial of entry point backward (snnc_for_trials runs it for every trial of a batch) */
+static void snnc_backward_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
+    for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
+        snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+    }
 }
 
 /* entry point backward: for each trial, reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out */
 int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
-     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
-     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
-     * core takes fewer trials instead of holding the others at the barrier */
-    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
-    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
-        for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
-            snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-        }
-    }
+    snnc_for_trials(snnc_backward_trial, A, batch, num_steps, seed);
     return 0;
+}
+
+/* one trial of entry point loss (snnc_for_trials runs it for every trial of a batch) */
+static void snnc_loss_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+    snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
 }
 
 /* entry point loss: for each trial, loss_out */
 int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
-     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
-     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
-     * core takes fewer trials instead of holding the others at the barrier */
-    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
-    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
-    }
+    snnc_for_trials(snnc_loss_trial, A, batch, num_steps, seed);
     return 0;
 }
 
@@ -1067,63 +1317,56 @@ int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
     return 0;
 }
 
+/* one trial of entry point train (snnc_for_trials runs it for every trial of a batch) */
+static void snnc_train_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+    /* reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
+    memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
+    snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
+    snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
+    for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
+        snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_c(A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_p(A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
+    }
+    /* loss_out */
+    snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
+    /* reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out */
+    snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
+    for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
+        snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+        snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
+    }
+}
+
 /* entry point train: for each trial, entries run, loss, backward one after the other (reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out; loss_out; reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out); then once for the batch: gather_p_to_out */
 int snnc_train(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    /* no more threads than trials (a batch of one runs on the calling thread, with no team to wake);
-     * schedule(guided): contiguous blocks of trials that shrink towards the end, so two threads rarely
-     * write the same cache line of a [batch][neuron] array, and a thread slowed by other work on its
-     * core takes fewer trials instead of holding the others at the barrier */
-    #pragma omp parallel for schedule(guided) num_threads(snnc_team(batch))
-    for (int64_t snnc_b = 0; snnc_b < batch; snnc_b++) {
-        /* reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
-        memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
-        snnc_reset(A->p_c__v, A->p_out__v, A->p_p__v, A->q_c__refrac, A->q_out__refrac, A->q_p__refrac, A->q_x__last, A->r_out, A->y_c_to_p__i, A->y_p_to_out__i, A->y_x_to_c__i, snnc_b, batch, 0, num_steps, seed);
-        snnc_reset_spike_lists(A->ep_c__count, A->ep_c__length, A->ep_c__overflow, A->ep_p__count, A->ep_p__length, A->ep_p__overflow, snnc_b, batch, 0, num_steps, seed);
-        for (int64_t snnc_k = 0; snnc_k < num_steps; snnc_k++) {
-            snnc_deliver_x_to_c(A->sp_x__cnt, A->sp_x__ids, A->w_x_to_c, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_c_to_p(A->sp_c__cnt, A->sp_c__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_deliver_p_to_out(A->sp_p__cnt, A->sp_p__ids, A->w_p_to_out, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_generate_x(A->in_x__cursor, A->in_x__end, A->in_x__ids, A->in_x__times, A->q_x__last, A->rs_x, A->sp_x__cnt, A->sp_x__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_c(A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->p_c__v, A->q_c__flag, A->q_c__refrac, A->rs_c, A->rv_c__v, A->sp_c__cnt, A->sp_c__ids, A->y_x_to_c__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__count, A->ep_c__id, A->ep_c__length, A->ep_c__overflow, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__step, A->ep_c__x____crossing_rate_rec, A->ep_c__x__i_syn, A->sp_c__cnt, A->sp_c__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_p(A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->p_p__v, A->q_p__flag, A->q_p__refrac, A->rs_p, A->rv_p__v, A->sp_p__cnt, A->sp_p__ids, A->y_c_to_p__i, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_spike_list_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__count, A->ep_p__id, A->ep_p__length, A->ep_p__overflow, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__step, A->ep_p__x____crossing_rate_rec, A->ep_p__x__i_syn, A->sp_p__cnt, A->sp_p__ids, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_step_out(A->p_out__v, A->q_out__flag, A->q_out__refrac, A->r_out, A->rs_out, A->rv_out__v, A->sp_out__cnt, A->sp_out__ids, A->y_p_to_out__i, snnc_b, batch, snnc_k, num_steps, seed);
-        }
-        /* loss_out */
-        snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
-        /* reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out */
-        snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
-        for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
-            snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_events_p_to_out(A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__D, A->ep_p__capacity, A->ep_p__id, A->ep_p__step, A->ep_p_to_out__cursor, A->ep_p_to_out__e, A->ep_p_to_out__g, A->ep_p_to_out__grad, A->w_p_to_out, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_c(A->ep_c__D, A->ep_c__capacity, A->ep_c__cursor, A->ep_c__id, A->ep_c__l__v, A->ep_c__r____crossing_rate_rec, A->ep_c__r__i_syn, A->ep_c__rc, A->ep_c__step, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_jump_p(A->ep_p__D, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__id, A->ep_p__l__v, A->ep_p__r____crossing_rate_rec, A->ep_p__r__i_syn, A->ep_p__rc, A->ep_p__step, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_c(A->ep_c__l__i__x_to_c, A->ep_c__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_p(A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-            snnc_adjoint_out(A->ep_out__dly, A->ep_out__l__i__p_to_out, A->ep_out__l__v, snnc_b, batch, snnc_k, num_steps, seed);
-        }
-    }
+    snnc_for_trials(snnc_train_trial, A, batch, num_steps, seed);
     snnc_gather_p_to_out(A->ep_p_to_out__grad, A->gs_p_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }
 
-int snnc_abi_version(void) { return 2; }
+int snnc_abi_version(void) { return 3; }
 const char* snnc_ir_hash(void) { return "ac1a6f5accf81431"; }
-int snnc_max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+/* threads per batch (the caller included; never more than the batch has trials) */
+int snnc_max_threads(void) { return snnc_threads(); }
 void snnc_set_threads(int n) {
-#ifdef _OPENMP
-    if (n > 0) omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
+    if (n > 0) snnc_team_state.threads = n;
+}
+/* how long a waiting thread spins, yielding its core, before it sleeps (0: sleep at once) */
+void snnc_set_spin_ns(int64_t ns) {
+    snnc_team_state.spin_ns = ns > 0 ? ns : 0;
 }
