@@ -1056,7 +1056,7 @@ static struct {
     pthread_mutex_t lock;    /* only for falling asleep and being woken */
     pthread_cond_t finished; /* the caller sleeps here for the last helper */
     int threads;             /* threads per batch, the caller included; 0: not yet chosen */
-    long long spin_ns;       /* how long a waiting thread spins before it sleeps */
+    atomic_llong spin_ns;    /* how long a waiting thread spins before it sleeps (set at any time) */
     /* the current batch: written by the caller before it sets any helper READY */
     snnc_trial_fn fn;
     const snnc_arrays* A;
@@ -1087,7 +1087,7 @@ static int snnc_yield_alone(void) {
 
 /* Spin until *word == want (1), or return 0 after spin_ns or as soon as another thread wants the core. */
 static int snnc_spin_for(atomic_int* word, int want) {
-    const long long until = snnc_now_ns() + snnc_team_state.spin_ns;
+    const long long until = snnc_now_ns() + atomic_load_explicit(&snnc_team_state.spin_ns, memory_order_relaxed);
     for (;;) {
         for (int i = 0; i < 16; i++)
             if (atomic_load_explicit(word, memory_order_acquire) == want) return 1;
@@ -1264,8 +1264,9 @@ static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batc
          * spin that long (twice the caller's own time per trial). Past that it is most likely
          * waiting for a core another program holds: sleep, so that this core, idle, can take it. */
         const long long now = snnc_now_ns();
-        long long wait = ran > 0 ? 2 * (now - began) / ran : snnc_team_state.spin_ns;
-        if (wait > snnc_team_state.spin_ns) wait = snnc_team_state.spin_ns;
+        const long long spin = atomic_load_explicit(&snnc_team_state.spin_ns, memory_order_relaxed);
+        long long wait = ran > 0 ? 2 * (now - began) / ran : spin;
+        if (wait > spin) wait = spin;
         const long long until = now + wait;
         while (!snnc_helpers_done(team - 1) && snnc_now_ns() < until && snnc_yield_alone()) {
         }
@@ -1366,5 +1367,5 @@ void snnc_set_threads(int n) {
 }
 /* how long a waiting thread spins, yielding its core, before it sleeps (0: sleep at once) */
 void snnc_set_spin_ns(int64_t ns) {
-    snnc_team_state.spin_ns = ns > 0 ? ns : 0;
+    atomic_store(&snnc_team_state.spin_ns, ns > 0 ? ns : 0);
 }
