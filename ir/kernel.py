@@ -467,6 +467,7 @@ def verify_kernel(kernel: Kernel) -> list[str]:
     phase_names = [p.name for p in kernel.phases]
     for dup in sorted({n for n in phase_names if phase_names.count(n) > 1}):
         problems.append(f"phase '{dup}' is declared more than once")
+    problems += _verify_code_names(phase_names, [e.name for e in kernel.entries])
     arrays = {a.name: a for a in kernel.arrays}
     for phase in kernel.phases:
         scope = {BATCH, NUM_STEPS, BATCH_SIZE} | (
@@ -510,6 +511,20 @@ _WRITABLE = {
     PhaseKind.LOSS: frozenset({Role.TARGET}),
     PhaseKind.UPDATE: frozenset({Role.WEIGHT, Role.PARAM}),
 }
+
+
+def _verify_code_names(phases: list[str], entries: list[str]) -> list[str]:
+    """Phases and entries become functions of one namespace in printed code (`snnc_<name>` in C):
+    their names begin with a letter, so that what a printer adds beside them can begin with an
+    underscore (`snnc__trial_<entry>`) and never equal one; and no phase is named like an entry."""
+    problems = [
+        f"{what} name '{name}' does not begin with a letter"
+        for what, names in (("phase", phases), ("entry", entries))
+        for name in names
+        if not name[:1].isalpha()
+    ]
+    problems += [f"phase '{name}' is named like an entry" for name in sorted(set(phases) & set(entries))]
+    return problems
 
 
 def _verify_entry(entry: Entry, kernel: Kernel) -> list[str]:

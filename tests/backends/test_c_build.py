@@ -87,7 +87,7 @@ def test_generated_code_is_specialised_and_commented() -> None:
     assert "typedef float scalar;" in code
     assert "0.951229" in code and "F" in code.split("0.951229")[1][:8]  # alpha = exp(-1/20), float literal
     assert "tau_mem" not in code.split("typedef struct")[1]  # params are literals, not variables
-    assert "snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);" in code  # trials on the team
+    assert "snnc_for_trials(snnc__trial_run, A, batch, num_steps, seed);" in code  # trials on the team
     double, _, _ = generate(small_net(), precision="double")
     assert "typedef double scalar;" in double.code and "0.95122942450071402" in double.code
 

@@ -148,6 +148,12 @@ def test_each_broken_invariant_is_reported():
             ),
         ),
         "array 'p_h__v' is declared more than once": dataclasses.replace(k, arrays=k.arrays + (V,)),
+        "phase name '_first' does not begin with a letter": dataclasses.replace(
+            k, phases=(*k.phases, Phase("_first", PhaseKind.PREPARE, ()))
+        ),
+        "phase 'run' is named like an entry": dataclasses.replace(
+            k, phases=(*k.phases, Phase("run", PhaseKind.PREPARE, ()))
+        ),
         "dimension 'rows'": dataclasses.replace(
             k, arrays=k.arrays + (Array("z", Role.SCRATCH, "h", ("rows",)),)
         ),

@@ -223,3 +223,27 @@ def test_package_never_unpickles_or_evaluates_data():
                 line = text.count("\n", 0, m.start()) + 1
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {what}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", ["trial", "chunks", "helper"])
+def test_names_that_spell_the_c_printers_own_functions_train_like_plain_ones(tmp_path, name):
+    """The C printer adds functions beside the phases (`snnc_<phase>`): the team's, and one per
+    entry for a trial. An output population named `trial` made the loss phase `snnc_loss_trial`,
+    the name the loss entry's trial function had (a C compile error); those names now begin with
+    `snnc__`, which no phase can. Forward pass and gradients must equal the plain network's."""
+    plain_text = (ROOT / "examples" / "yinyang_eventprop.snn").read_text(encoding="utf-8")
+    renamed_text = re.sub(r"\bout\b", name, plain_text)
+    assert renamed_text != plain_text
+    results = []
+    for text, out in ((plain_text, "out"), (renamed_text, name)):
+        src = tmp_path / f"{out}.snn"
+        src.write_text(text, encoding="utf-8")
+        net = compile_network(src, batch_size=4, seed=3)
+        x = {"x": latency_encode(np.random.default_rng(0).random((4, 5)), 2.0, 27.0)}
+        learning = net.artefact.learning
+        outcome = learning.forward_backward(x, {out: np.array([0, 1, 2, 1])}, [0, 1, 2, 3], 4.0)
+        results.append((outcome.loss[out], {k: g.copy() for k, g in outcome.grads.items()}))
+    assert results[0][0] == results[1][0]
+    assert len(results[0][1]) == 2
+    for key, grad in results[0][1].items():
+        np.testing.assert_array_equal(results[1][1][key.replace("out", name)], grad)

@@ -1249,7 +1249,7 @@ static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batc
 }
 
 /* one trial of entry point run (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_run(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_p__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1271,12 +1271,12 @@ static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, 
 
 /* entry point run: for each trial, reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
 int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_run, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point backward (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_backward_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_backward(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     snnc_reset_backward(A->ep_c__capacity, A->ep_c__cursor, A->ep_c__l__i__x_to_c, A->ep_c__l__v, A->ep_c__length, A->ep_c_to_p__cursor, A->ep_out__l__i__p_to_out, A->ep_out__l__v, A->ep_p__capacity, A->ep_p__cursor, A->ep_p__l__i__c_to_p, A->ep_p__l__v, A->ep_p__length, A->ep_p_to_out__cursor, A->ep_p_to_out__grad, snnc_b, batch, 0, num_steps, seed);
     for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
         snnc_events_c_to_p(A->ep_c__D, A->ep_c__capacity, A->ep_c__id, A->ep_c__step, A->ep_c_to_p__cursor, A->ep_c_to_p__g, A->ep_p__l__i__c_to_p, A->ep_p__l__v, snnc_b, batch, snnc_k, num_steps, seed);
@@ -1291,18 +1291,18 @@ static void snnc_backward_trial(const snnc_arrays* A, int64_t snnc_b, int64_t ba
 
 /* entry point backward: for each trial, reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out */
 int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_backward_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_backward, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point loss (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_loss_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_loss(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     snnc_loss_out(A->ep_out__dly, A->lh_convpool, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
 }
 
 /* entry point loss: for each trial, loss_out */
 int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_loss_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_loss, A, batch, num_steps, seed);
     return 0;
 }
 
@@ -1319,7 +1319,7 @@ int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
 }
 
 /* one trial of entry point train (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_train_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_train(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     /* reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out */
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_c__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1355,7 +1355,7 @@ static void snnc_train_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch
 
 /* entry point train: for each trial, entries run, loss, backward one after the other (reset, reset_spike_lists, then per step (forward): deliver_x_to_c, deliver_c_to_p, deliver_p_to_out, generate_x, step_c, spike_list_c, step_p, spike_list_p, step_out; loss_out; reset_backward, then per step (backward): events_c_to_p, events_p_to_out, jump_c, jump_p, adjoint_c, adjoint_p, adjoint_out); then once for the batch: gather_p_to_out */
 int snnc_train(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_train_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_train, A, batch, num_steps, seed);
     snnc_gather_p_to_out(A->ep_p_to_out__grad, A->gs_p_to_out, 0, batch, 0, num_steps, seed);
     return 0;
 }

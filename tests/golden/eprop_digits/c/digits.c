@@ -1279,7 +1279,7 @@ static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batc
 }
 
 /* one trial of entry point run (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_run(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1296,12 +1296,12 @@ static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, 
 
 /* entry point run: for each trial, reset, then per step (forward): deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, step_h, step_out */
 int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_run, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point eprop_run (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_eprop_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_eprop_run(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1325,18 +1325,18 @@ static void snnc_eprop_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t b
 
 /* entry point eprop_run: for each trial, reset, reset__eprop, then per step (forward): zpre__x_to_h, zpre__h_to_h, zpre__h_to_out, deliver_x_to_h, deliver_h_to_h, deliver_h_to_out, generate_x, learn_step__out, learn__out, signal__h, learn_step__h, learn__h */
 int snnc_eprop_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_eprop_run_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_eprop_run, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point loss (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_loss_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_loss(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     snnc_loss_out(A->et_out, A->ls_out__best, A->ls_out__correct, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
 }
 
 /* entry point loss: for each trial, loss_out */
 int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_loss_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_loss, A, batch, num_steps, seed);
     return 0;
 }
 

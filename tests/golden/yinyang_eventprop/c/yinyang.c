@@ -1067,7 +1067,7 @@ static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batc
 }
 
 /* one trial of entry point run (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_run(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_out__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1086,12 +1086,12 @@ static void snnc_run_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, 
 
 /* entry point run: for each trial, reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out */
 int snnc_run(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_run_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_run, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point backward (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_backward_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_backward(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     snnc_reset_backward(A->ep_h__capacity, A->ep_h__cursor, A->ep_h__l__i__x_to_h, A->ep_h__l__v, A->ep_h__length, A->ep_h_to_out__cursor, A->ep_h_to_out__grad, A->ep_out__l__i__h_to_out, A->ep_out__l__v, A->ep_x__capacity, A->ep_x__length, A->ep_x_to_h__cursor, A->ep_x_to_h__grad, snnc_b, batch, 0, num_steps, seed);
     for (int64_t snnc_k = num_steps - 1; snnc_k >= 0; snnc_k--) {
         snnc_events_x_to_h(A->ep_h__l__i__x_to_h, A->ep_x__capacity, A->ep_x__id, A->ep_x__step, A->ep_x_to_h__cursor, A->ep_x_to_h__e, A->ep_x_to_h__grad, snnc_b, batch, snnc_k, num_steps, seed);
@@ -1104,18 +1104,18 @@ static void snnc_backward_trial(const snnc_arrays* A, int64_t snnc_b, int64_t ba
 
 /* entry point backward: for each trial, reset_backward, then per step (backward): events_x_to_h, events_h_to_out, jump_h, adjoint_h, adjoint_out */
 int snnc_backward(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_backward_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_backward, A, batch, num_steps, seed);
     return 0;
 }
 
 /* one trial of entry point loss (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_loss_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_loss(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     snnc_loss_out(A->ep_out__dly, A->lh_yinyang, A->ls_out__best, A->ls_out__correct, A->ls_out__label, A->ls_out__loss, A->ls_out__top, A->ls_out__total, A->r_out, snnc_b, batch, num_steps, num_steps, seed);
 }
 
 /* entry point loss: for each trial, loss_out */
 int snnc_loss(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_loss_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_loss, A, batch, num_steps, seed);
     return 0;
 }
 
@@ -1134,7 +1134,7 @@ int snnc_step(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t s
 }
 
 /* one trial of entry point train (snnc_for_trials runs it for every trial of a batch) */
-static void snnc_train_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
+static void snnc__trial_train(const snnc_arrays* A, int64_t snnc_b, int64_t batch, int64_t num_steps, uint64_t seed) {
     /* reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out */
     memset(A->sp_x__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
     memset(A->sp_h__cnt + snnc_b * 1, 0, sizeof(int32_t) * 1);
@@ -1165,7 +1165,7 @@ static void snnc_train_trial(const snnc_arrays* A, int64_t snnc_b, int64_t batch
 
 /* entry point train: for each trial, entries run, loss, backward one after the other (reset, reset_spike_lists, then per step (forward): deliver_x_to_h, deliver_h_to_out, generate_x, spike_list_x, step_h, spike_list_h, step_out; loss_out; reset_backward, then per step (backward): events_x_to_h, events_h_to_out, jump_h, adjoint_h, adjoint_out); then once for the batch: gather_x_to_h, gather_h_to_out */
 int snnc_train(const snnc_arrays* A, int64_t batch, int64_t num_steps, uint64_t seed) {
-    snnc_for_trials(snnc_train_trial, A, batch, num_steps, seed);
+    snnc_for_trials(snnc__trial_train, A, batch, num_steps, seed);
     snnc_gather_x_to_h(A->ep_x_to_h__grad, A->gs_x_to_h, 0, batch, 0, num_steps, seed);
     snnc_gather_h_to_out(A->ep_h_to_out__grad, A->gs_h_to_out, 0, batch, 0, num_steps, seed);
     return 0;
