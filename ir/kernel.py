@@ -14,7 +14,7 @@ The schedule passes lower a trained network into one `Kernel`; every backend pri
   every row (an optimiser step over the rows' summed gradients), and which once before the first row
   (what every row reads alike: trained delays as ring offsets). An entry may instead chain other
   entries: each trial then runs their per-trial parts one after the other, in one pass over the
-  batch (a training batch's forward pass, loss and backward pass: one parallel region, not three).
+  batch (a training batch's forward pass, loss and backward pass: handed to the threads once, not three times).
 
 Arrays are row-major; an element is addressed by one index per dimension or by its flat offset (a
 synapse's weight slot `q`). Statements are sympy expressions over array elements (`ElementRef`, a

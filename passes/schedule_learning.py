@@ -12,8 +12,8 @@ batch is a few calls into the artefact, each a phase of the kernel IR that every
 - `step_<key>` (UPDATE): Adam or SGD with momentum on those sums, then the key's bounds.
 
 With a backward pass, the entry `train` chains `run`, `loss` and `backward` per trial and then
-gathers: one call and one parallel region per batch instead of three, whose waking of a passively
-waiting thread team cost more than a small network's batch gains from a second thread. Each trial's
+gathers: one call per batch, handed to the threads once instead of three times (each hand-out to a
+sleeping team cost more than a small network's batch gains from a second thread). Each trial's
 gradient still lands in its own row, which `gather` sums in trial order, so the sums are those of
 the three calls. A backward pass that reads a batch-wide target (the spike-count regulariser's sums
 over every trial's forward pass, which the runtime adds up, over the ranks too) gets no `train`.

@@ -5,7 +5,7 @@ trial), `snnc_backward`, `snnc_gather` (the trials' gradients summed per weight)
 NaN/Inf check of those sums, and `snnc_step` (Adam or SGD, then the bounds), with no numpy work per
 batch beyond writing the labels and the hyperparameters. Where the kernel chains the first four
 (`batch_entry`, `snnc_train`: no spike-count regulariser sums over the batch in between) they are
-one call and one parallel region: each thread runs its trials start to end. e-prop's batch has no
+one call, handed to the threads once: each thread runs its trials start to end. e-prop's batch has no
 backward pass: its forward entry (`snnc_eprop_run`) reads the labels, written before it runs, and accumulates the
 trials' gradients itself; its loss phase writes no dL/dy. The optimiser's moments live in the
 runtime optimiser's own buffers, bound here by address, so checkpoints hold them as before.

@@ -143,7 +143,7 @@ def launcher(n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
-    """One compile cache for the module; one OpenMP thread per rank on a small machine."""
+    """One compile cache for the module; one thread per rank on a small machine."""
     return {
         **os.environ,
         "SNNC_CACHE_DIR": str(tmp_path_factory.mktemp("mpi-cache")),

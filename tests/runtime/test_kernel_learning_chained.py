@@ -1,7 +1,7 @@
 """A training batch as one call (`snnc_train`: each trial's forward pass, loss and backward pass,
 then the gather) against the same batch as four calls (`run`, `loss`, `backward`, `gather`).
 
-The chained entry exists so that a batch opens one OpenMP parallel region instead of three; it must
+The chained entry exists so that a batch is handed to the threads once instead of three times; it must
 change nothing else. Each trial's gradient lands in its own row and the gather sums the rows in
 trial order, so weights, moments, losses and accuracies are bit-identical, also with two threads,
 a short last batch (padding rows), spike lists that outgrow their first capacity (the batch runs
