@@ -134,9 +134,7 @@ def _with_training_defaults(network: Network, options: dict[str, Any]) -> dict[s
     return options
 
 
-def build_network(
-    network: Network, *, cache_dir: Path | None = None, **options: Any
-) -> BuiltNetwork:
+def build_network(network: Network, *, cache_dir: Path | None = None, **options: Any) -> BuiltNetwork:
     """Generate and compile (cached); event_buffer 0 means the gradient pass's max_spikes."""
     rendered, static, plan = generate(network, **_with_training_defaults(network, options))
     result = build(rendered.code, network.name, directory=cache_dir, units=rendered.units)
