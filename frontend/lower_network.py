@@ -22,6 +22,7 @@ from snnc.frontend.connectivity import (
 from snnc.frontend.dims import describe
 from snnc.frontend.finite_params import check_finite_params
 from snnc.frontend.lower_model import LoweredModel, evaluate
+from snnc.frontend.param_ranges import check_param_ranges, out_of_range, param_ranges, unit_of
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import integer, quantity
 from snnc.ir import model as ir
@@ -280,9 +281,15 @@ def _trainable(
 
 
 def check_param_files(
-    per_neuron: dict[str, ir.Initialiser], size: int, owner: str, bag: DiagnosticBag
+    per_neuron: dict[str, ir.Initialiser],
+    size: int,
+    owner: str,
+    bag: DiagnosticBag,
+    model: ir.Model | None = None,
 ) -> None:
-    """A `File(...)` param holds one number per neuron: a numeric array of `size` finite values."""
+    """A `File(...)` param holds one number per neuron: a numeric array of `size` finite values,
+    each in the param's range where snnc knows one (`param_ranges`)."""
+    ranges = param_ranges(model) if model is not None else {}
     import numpy as np
 
     for name, init in per_neuron.items():
@@ -310,6 +317,15 @@ def check_param_files(
             )
         elif not np.all(np.isfinite(values)):
             bag.error(M.WEIGHT_FILE, f"param file '{path}' holds values that are not finite", init.span)
+        elif name in ranges and (bad := out_of_range(values, ranges[name])):
+            r = ranges[name]
+            bag.error(
+                M.VALUE,
+                f"param file '{path}' holds {bad} value(s) of {name} outside its range: {name} is "
+                f"{r.what} of {model.name} and must be {r.wanted(unit_of(model.params[name]))} (in "
+                "the param's base unit)",
+                init.span,
+            )
 
 
 def _value_text(x: ir.Param | ir.State) -> str:
@@ -489,9 +505,11 @@ def lower_population(
     size = 1
     for d in shape:
         size *= d
-    check_param_files(per_neuron, size, f"population '{decl.name}'", bag)
+    owner = f"population '{decl.name}'"
+    check_param_files(per_neuron, size, owner, bag, model)
     _check_refractory(model, per_neuron, decl.name, bag)
-    check_finite_params(model, params, kwargs, f"population '{decl.name}'", bag, skip=per_neuron)
+    out = check_param_ranges(model, params, kwargs, per_neuron, owner, bag, decl.span)
+    check_finite_params(model, params, kwargs, owner, bag, skip=[*per_neuron, *out])
     return ir.Population(
         decl.name,
         model.name,
@@ -885,14 +903,13 @@ def lower_connection(
         per_neuron=syn_per_neuron,
         trainable=syn_trainable,
     )
-    check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag)
+    check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag, syn.model)
+    syn_kwargs = list(syn_call.kwargs) if syn_call else []
+    out = check_param_ranges(
+        syn.model, syn_params, syn_kwargs, syn_per_neuron, f"synapse {syn_name}", bag, decl.span
+    )
     check_finite_params(
-        syn.model,
-        syn_params,
-        list(syn_call.kwargs) if syn_call else [],
-        f"synapse {syn_name}",
-        bag,
-        skip=syn_per_neuron,
+        syn.model, syn_params, syn_kwargs, f"synapse {syn_name}", bag, skip=[*syn_per_neuron, *out]
     )
     post_model = models.get(post.model, None, "neuron")
     if post_model is None:
