@@ -8,6 +8,7 @@ from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.dims import describe
 from snnc.frontend.option_dims import check_option_units
+from snnc.frontend.option_ranges import check_option_ranges
 from snnc.frontend.unparse import unparse
 from snnc.frontend.values import call, integer, literal, quantity
 from snnc.ir import model as ir
@@ -81,6 +82,7 @@ def _regulariser_ok(c: ir.Call, s: ast.Setting, bag: DiagnosticBag) -> bool:
 def _setting(field: str, s: ast.Setting, bag: DiagnosticBag) -> Any:
     if field in _CALLS or field == "augment":
         check_option_units(s.value, bag)
+        check_option_ranges(s.value, bag)
     if field in _CALLS:
         c = call(s.value, bag)
         if c is not None and field == "regularisation" and not _regulariser_ok(c, s, bag):

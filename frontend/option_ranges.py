@@ -1,0 +1,94 @@
+"""The values a train-block option may take, where its meaning bounds it, so that `snnc check` refuses
+an option that would train silently on something else, at the value.
+
+`spike_count(strength = -1)` pushed spike counts away from their target, `eprop(reset_state = 0.5)`
+was read as true. Listed here are single values the runtime took without a word; what needs two
+values (`t_max > t_min`) or a data file, and the optimisers', losses' and schedules' own ranges
+(`runtime/optimisers.py` ...), stay with the code that uses them, which reports them at the setting
+when the run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snnc.frontend import ast
+from snnc.frontend import messages as M
+from snnc.frontend.unparse import unparse
+from snnc.frontend.values import quantity
+from snnc.ir.diagnostics import DiagnosticBag
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Numbers from `low` on (above it when `open`), or a switch (`true` / `false` only)."""
+
+    what: str  # the option's meaning, for the message
+    low: float = 0.0
+    open: bool = False
+    switch: bool = False
+
+    def wanted(self) -> str:
+        if self.switch:
+            return "true or false"
+        return f"{'above' if self.open else 'at least'} {self.low:g}"
+
+
+_STRENGTH = Bound("a regularisation strength (a negative one pushes spike counts the wrong way)")
+_TARGET = Bound("a target spike count per neuron and trial")
+_REGULARISER = {
+    "strength": _STRENGTH,
+    "lambda_upper": _STRENGTH,
+    "lambda_lower": _STRENGTH,
+    "nu": _TARGET,
+    "nu_upper": _TARGET,
+    "target": _TARGET,
+}
+
+#: call -> option -> its bound
+OPTION_RANGES: dict[str, dict[str, Bound]] = {
+    "spike_count": _REGULARISER,
+    "eventprop": {
+        "reg_lambda_upper": _STRENGTH,
+        "reg_lambda_lower": _STRENGTH,
+        "reg_nu_upper": _TARGET,
+    },
+    "eprop": {
+        "c_reg": _STRENGTH,
+        "f_target": Bound("a target firing rate"),
+        "error_start": Bound("the time errors start to count (a trial starts at 0 ms)"),
+        "train_output_bias": Bound("whether the output biases learn", switch=True),
+        "reset_state": Bound("whether state is reset between examples", switch=True),
+        "keep_reset_path": Bound("whether the reset's path is kept", switch=True),
+    },
+    "sparse_categorical_crossentropy": {"per_timestep": Bound("whether the loss is per step", switch=True)},
+}
+_NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)
+
+
+def _outside(value: ast.Expr, bound: Bound) -> bool:
+    """Whether `value` is outside `bound` (a value that is not a number is left to its own check)."""
+    if bound.switch:
+        return not isinstance(value, ast.Bool)
+    if not isinstance(value, _NUMERIC):
+        return False
+    q = quantity(value, DiagnosticBag())  # its own errors were reported when it was read
+    return q is not None and not (q[0] > bound.low if bound.open else q[0] >= bound.low)
+
+
+def check_option_ranges(e: ast.Expr, bag: DiagnosticBag) -> None:
+    """Report each option of call `e` (or of the calls of a tuple) outside its bound."""
+    calls = e.items if isinstance(e, ast.Tuple) else (e,)
+    for c in calls:
+        if not isinstance(c, ast.Call):
+            continue
+        for kw in c.kwargs:
+            bound = OPTION_RANGES.get(c.func, {}).get(kw.name)
+            if bound is None or not _outside(kw.value, bound):
+                continue
+            bag.error(
+                M.VALUE,
+                f"{c.func}({kw.name} = {unparse(kw.value)}): {kw.name} is {bound.what}, so it must be "
+                f"{bound.wanted()}",
+                kw.value.span,
+            )

@@ -1,0 +1,93 @@
+"""Train-block options outside what they mean (a negative regularisation strength, a switch given a
+number) are E-VALUE at the value, from `snnc check` on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snnc.frontend import check_file
+
+ROOT = Path(__file__).resolve().parents[2]
+YINYANG = (ROOT / "examples" / "yinyang_eventprop.snn").read_text()
+EPROP = (ROOT / "examples" / "eprop_digits.snn").read_text()
+DATA = "yinyang(train = 5000, test = 1000, t_min = 2 ms, t_max = 27 ms, bias = true)"
+ALGO = "eventprop(max_spikes = 500)"
+EPROP_ALGO = "eprop(c_reg = 0.001, f_target = 10 Hz, tau_reg = 500 ms)"
+
+
+def _errors(tmp_path: Path, text: str, old: str, new: str) -> list[tuple[str, str, str]]:
+    """(code, the text under the error's span, message) of each error after replacing `old`."""
+    assert old in text
+    path = tmp_path / "net.snn"
+    path.write_text(text.replace(old, new))
+    lines = path.read_text().splitlines()
+    out = []
+    for d in check_file(str(path)):
+        if d.severity == "error":
+            line = lines[d.span.line - 1]
+            out.append((d.code, line[d.span.col - 1 : d.span.end_col - 1], d.message))
+    return out
+
+
+BAD = [
+    # (file, written, replaced by, the value the error points at, message fragment)
+    (YINYANG, "seed       = 1", "seed = 1; regularisation = spike_count(strength = -1)", "-1", "strength"),
+    (
+        YINYANG,
+        "seed       = 1",
+        "seed = 1; regularisation = spike_count(nu = -2)",
+        "-2",
+        "target spike count",
+    ),
+    (YINYANG, ALGO, "eventprop(reg_lambda_upper = -1e-3)", "-1e-3", "regularisation strength"),
+    (YINYANG, ALGO, "eventprop(reg_nu_upper = -1)", "-1", "at least 0"),
+    (
+        YINYANG,
+        "= sparse_categorical_crossentropy",
+        "= sparse_categorical_crossentropy(per_timestep = 2)",
+        "2",
+        "true or false",
+    ),
+    (EPROP, EPROP_ALGO, "eprop(c_reg = -0.001)", "-0.001", "regularisation strength"),
+    (EPROP, EPROP_ALGO, "eprop(f_target = -10 Hz)", "-10 Hz", "target firing rate"),
+    (EPROP, EPROP_ALGO, "eprop(reset_state = 0.5)", "0.5", "true or false"),
+]
+
+
+@pytest.mark.parametrize("text, old, new, at, fragment", BAD, ids=[b[2] for b in BAD])
+def test_option_outside_its_range_is_located(tmp_path, text, old, new, at, fragment):
+    errors = _errors(tmp_path, text, old, new)
+    assert [(c, s) for c, s, _ in errors] == [("E-VALUE", at)], errors
+    assert fragment in errors[0][2]
+
+
+GOOD = [
+    (YINYANG, "seed       = 1", "seed = 1; regularisation = spike_count(strength = 0, target = 0)"),
+    (YINYANG, ALGO, "eventprop(reg_lambda_upper = 1e-9, reg_lambda_lower = 0, reg_nu_upper = 14)"),
+    (EPROP, EPROP_ALGO, "eprop(c_reg = 0, f_target = 0 Hz, reset_state = false, error_start = 0 ms)"),
+]
+
+
+@pytest.mark.parametrize("text, old, new", GOOD, ids=[g[2] for g in GOOD])
+def test_option_inside_its_range_is_accepted(tmp_path, text, old, new):
+    assert _errors(tmp_path, text, old, new) == []
+
+
+def test_the_cli_exits_1_without_a_traceback(tmp_path):
+    path = tmp_path / "net.snn"
+    path.write_text(
+        YINYANG.replace("seed       = 1", "seed = 1; regularisation = spike_count(strength = -1)")
+    )
+    for command in (["check"], ["train", "--epochs", "1", "--out", str(tmp_path / "run")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "snnc", *command, str(path)], capture_output=True, text=True, cwd=ROOT
+        )
+        out = result.stdout + result.stderr
+        assert result.returncode == 1, out
+        assert (
+            "error: spike_count(strength = -1): strength is a regularisation" in out
+            and "Traceback" not in out
+        )
