@@ -2,7 +2,8 @@
 an option that would train silently on something else, at the value.
 
 `spike_count(strength = -1)` pushed spike counts away from their target, `eprop(reset_state = 0.5)`
-was read as true. Listed here are single values the runtime took without a word; what needs two
+and `yinyang(bias = 3)` were read as true, `yinyang(t_min = -5 ms)` put spikes before the trial's
+start. Listed here are single values the runtime took without a word; what needs two
 values (`t_max > t_min`) or a data file, and the optimisers', losses' and schedules' own ranges
 (`runtime/optimisers.py` ...), stay with the code that uses them, which reports them at the setting
 when the run starts.
@@ -36,6 +37,8 @@ class Bound:
 
 _STRENGTH = Bound("a regularisation strength (a negative one pushes spike counts the wrong way)")
 _TARGET = Bound("a target spike count per neuron and trial")
+_START = Bound("the time of the earliest input spike (a trial starts at 0 ms)")
+_BIN = Bound("the width of a time bin", open=True)
 _REGULARISER = {
     "strength": _STRENGTH,
     "lambda_upper": _STRENGTH,
@@ -61,6 +64,11 @@ OPTION_RANGES: dict[str, dict[str, Bound]] = {
         "reset_state": Bound("whether state is reset between examples", switch=True),
         "keep_reset_path": Bound("whether the reset's path is kept", switch=True),
     },
+    "yinyang": {"bias": Bound("whether a bias neuron spikes at t_min", switch=True), "t_min": _START},
+    "digits": {"t_min": _START, "max_rate": Bound("a firing rate")},
+    "analog": {"channels_first": Bound("whether the images are [channels, height, width]", switch=True)},
+    "shd": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
+    "ssc": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
     "sparse_categorical_crossentropy": {"per_timestep": Bound("whether the loss is per step", switch=True)},
 }
 _NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)

@@ -1,5 +1,5 @@
 """Train-block options outside what they mean (a negative regularisation strength, a switch given a
-number) are E-VALUE at the value, from `snnc check` on."""
+number, spikes before the trial's start) are E-VALUE at the value, from `snnc check` on."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ EPROP = (ROOT / "examples" / "eprop_digits.snn").read_text()
 DATA = "yinyang(train = 5000, test = 1000, t_min = 2 ms, t_max = 27 ms, bias = true)"
 ALGO = "eventprop(max_spikes = 500)"
 EPROP_ALGO = "eprop(c_reg = 0.001, f_target = 10 Hz, tau_reg = 500 ms)"
+SHD = (ROOT / "examples" / "shd_eventprop.snn").read_text()
+SHD_DATA = 'shd(path = "shd")'
 
 
 def _errors(tmp_path: Path, text: str, old: str, new: str) -> list[tuple[str, str, str]]:
@@ -44,6 +46,9 @@ BAD = [
     ),
     (YINYANG, ALGO, "eventprop(reg_lambda_upper = -1e-3)", "-1e-3", "regularisation strength"),
     (YINYANG, ALGO, "eventprop(reg_nu_upper = -1)", "-1", "at least 0"),
+    (YINYANG, DATA, DATA.replace("bias = true", "bias = 3"), "3", "must be true or false"),
+    (YINYANG, DATA, DATA.replace("bias = true", "bias = 1"), "1", "must be true or false"),
+    (YINYANG, DATA, DATA.replace("t_min = 2 ms", "t_min = -5 ms"), "-5 ms", "earliest input spike"),
     (
         YINYANG,
         "= sparse_categorical_crossentropy",
@@ -54,6 +59,9 @@ BAD = [
     (EPROP, EPROP_ALGO, "eprop(c_reg = -0.001)", "-0.001", "regularisation strength"),
     (EPROP, EPROP_ALGO, "eprop(f_target = -10 Hz)", "-10 Hz", "target firing rate"),
     (EPROP, EPROP_ALGO, "eprop(reset_state = 0.5)", "0.5", "true or false"),
+    (EPROP, "data       = digits(", "data = digits(t_min = -1 ms, ", "-1 ms", "at least 0"),
+    (SHD, SHD_DATA, 'shd(path = "shd", bin = 0 ms)', "0 ms", "above 0"),
+    (SHD, SHD_DATA, 'shd(path = "shd", max_time = -1 ms)', "-1 ms", "spikes are dropped"),
 ]
 
 
@@ -67,7 +75,9 @@ def test_option_outside_its_range_is_located(tmp_path, text, old, new, at, fragm
 GOOD = [
     (YINYANG, "seed       = 1", "seed = 1; regularisation = spike_count(strength = 0, target = 0)"),
     (YINYANG, ALGO, "eventprop(reg_lambda_upper = 1e-9, reg_lambda_lower = 0, reg_nu_upper = 14)"),
+    (YINYANG, DATA, DATA.replace("bias = true", "bias = false").replace("2 ms", "0 ms")),
     (EPROP, EPROP_ALGO, "eprop(c_reg = 0, f_target = 0 Hz, reset_state = false, error_start = 0 ms)"),
+    (SHD, SHD_DATA, 'shd(path = "shd", bin = 0.5 ms, max_time = 1000 ms)'),
 ]
 
 
@@ -76,18 +86,24 @@ def test_option_inside_its_range_is_accepted(tmp_path, text, old, new):
     assert _errors(tmp_path, text, old, new) == []
 
 
-def test_the_cli_exits_1_without_a_traceback(tmp_path):
+@pytest.mark.parametrize(
+    "old, new, said",
+    [
+        ("bias = true", "bias = 3", "yinyang(bias = 3): bias is whether a bias neuron"),
+        (
+            "seed       = 1",
+            "seed = 1; regularisation = spike_count(strength = -1)",
+            "spike_count(strength = -1): strength is",
+        ),
+    ],
+)
+def test_the_cli_exits_1_without_a_traceback(tmp_path, old, new, said):
     path = tmp_path / "net.snn"
-    path.write_text(
-        YINYANG.replace("seed       = 1", "seed = 1; regularisation = spike_count(strength = -1)")
-    )
+    path.write_text(YINYANG.replace(old, new))
     for command in (["check"], ["train", "--epochs", "1", "--out", str(tmp_path / "run")]):
         result = subprocess.run(
             [sys.executable, "-m", "snnc", *command, str(path)], capture_output=True, text=True, cwd=ROOT
         )
         out = result.stdout + result.stderr
         assert result.returncode == 1, out
-        assert (
-            "error: spike_count(strength = -1): strength is a regularisation" in out
-            and "Traceback" not in out
-        )
+        assert f"error: {said}" in out and "Traceback" not in out
