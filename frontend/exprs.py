@@ -12,6 +12,7 @@ second error, so one mistake gives one message.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -90,6 +91,33 @@ def lower_number(n: ast.Number, bag: DiagnosticBag) -> Typed:
     return Typed(number(n.value * factor), dim, zero=n.value == 0)
 
 
+_NOT_FINITE = {
+    sympy.zoo: "it is infinite (as 1/0 or log(0) are)",
+    sympy.nan: "it is undefined (0/0)",
+    sympy.oo: "it is infinite",
+    -sympy.oo: "it is infinite",
+    sympy.I: "it is imaginary",
+}
+
+
+def not_finite(expr: sympy.Basic) -> str | None:
+    """Why `expr` is not a finite real number for every value of its symbols (None when it can be).
+
+    `1/0`, `log(0)`, `0/0` and `sqrt(-1)` become sympy's zoo, nan and I as they are built; left in,
+    they reached the passes and the C printer (internal errors, or NaN and inf in generated code).
+    A constant that overflows a double (`exp(1000)`) is refused too."""
+    for atom, why in _NOT_FINITE.items():
+        if expr.has(atom):
+            return why
+    if not expr.free_symbols and isinstance(expr, sympy.Expr) and not expr.is_Number:
+        value = complex(expr.evalf())
+        if value.imag != 0:
+            return "it is imaginary"
+        if not math.isfinite(value.real):
+            return f"it is {value.real} in double precision"
+    return None
+
+
 def same_dim(a: Typed, b: Typed) -> bool:
     """Dimensions agree, treating unknown as agreeing and a literal zero as fitting anything."""
     return a.dim is None or b.dim is None or a.zero or b.zero or a.dim == b.dim
@@ -136,7 +164,12 @@ class ExprLowerer:
         if method is None:
             self.bag.error(M.TYPE, f"'{unparse(e)}' cannot be used in an equation", e.span)
             return UNKNOWN
-        return method(e)
+        r = method(e)
+        why = None if r is UNKNOWN or r.is_bool else not_finite(r.expr)
+        if why is not None:  # at the smallest part that is not: its parts were checked first
+            self.bag.error(M.VALUE, f"'{unparse(e)}' is not a finite real number: {why}", e.span)
+            return UNKNOWN
+        return r
 
     # ---------------------------------------------------------------------------------------------
     def _Number(self, e: ast.Number) -> Typed:
