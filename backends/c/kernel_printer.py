@@ -50,7 +50,7 @@ from snnc.ir.kernel import (
 from snnc.ir.names import param_key
 
 from .manifest import ABI_VERSION
-from .printer import SnncCPrinter, literal
+from .printer import SnncCPrinter, UnprintableExprError, literal
 
 TEMPLATES = Path(__file__).parent / "templates"
 CTYPES = {"double": "double", "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t"}
@@ -226,6 +226,16 @@ class _Phase:
         return lines
 
     def stmt(self, st: Stmt, depth: int) -> list[str]:
+        if not isinstance(st, Let | Store):
+            return self.control(st, depth)
+        what = f"local '{st.local.name}'" if isinstance(st, Let) else f"store to '{st.target.array}'"
+        try:
+            return self.assignment(st, depth)
+        except UnprintableExprError as e:
+            raise e.within(what) from None
+
+    def assignment(self, st: Let | Store, depth: int) -> list[str]:
+        """A `Let` (a const local) or a `Store` (an element written)."""
         pad = "    " * depth
         if isinstance(st, Let):
             self.touch(st.expr)
@@ -245,9 +255,18 @@ class _Phase:
             line = f"{self.pr._print(st.target)} {st.op} {text};{note}"
             guarded = target.optional and target.name not in self.guarded
             return [f"{pad}if ({target.name}) {line}" if guarded else pad + line]
+        raise TypeError(f"not an assignment: {type(st).__name__}")
+
+    def control(self, st: Stmt, depth: int) -> list[str]:
+        """Statements that hold others (If, Loop) and the template's macros."""
+        pad = "    " * depth
         if isinstance(st, If):
             self.touch(st.cond)
-            lines = [f"{pad}if ({self.pr._print(st.cond)}) {{", *self.body(st.body, depth + 1)]
+            try:
+                cond = self.pr._print(st.cond)
+            except UnprintableExprError as e:
+                raise e.within("an if's condition") from None
+            lines = [f"{pad}if ({cond}) {{", *self.body(st.body, depth + 1)]
             if st.orelse:
                 lines += [f"{pad}}} else {{", *self.body(st.orelse, depth + 1)]
             return [*lines, f"{pad}}}"]
@@ -599,7 +618,10 @@ def print_units(
     for phase in kernel.phases:
         exact = phase.kind in (PhaseKind.LOSS, PhaseKind.UPDATE)  # in double, as the runtime's numpy
         printer = _Phase(kernel, "double" if exact else precision)
-        lines = printer.body(phase.body, 0)
+        try:
+            lines = printer.body(phase.body, 0)
+        except UnprintableExprError as e:
+            raise e.within(f"kernel '{kernel.name}', phase '{phase.name}'") from None
         used = [arrays[n] for n in sorted(printer.used | printer.pr.dims_used)]
         stored = {st.target.array for st in walk(phase.body) if isinstance(st, Store)}
         phases.append(

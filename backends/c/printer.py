@@ -9,10 +9,32 @@ from __future__ import annotations
 import sympy
 from sympy.codegen.ast import float32, float64, real
 from sympy.printing.c import C99CodePrinter
+from sympy.printing.codeprinter import CodePrinter
 
 
 class UnmappedSymbolError(KeyError):
     """An expression referenced a symbol the renderer did not map to a C name (an internal bug)."""
+
+
+class UnprintableExprError(ValueError):
+    """An expression without a C value (zoo, nan, I, an unevaluated integral) reached the printer.
+
+    The frontend refuses non-finite numbers where they are written (`frontend/exprs.not_finite`), so
+    one that gets here was made by a pass: a bug, whose report should say where. Printers add the
+    places they know as the error passes them (`within`): the statement, then the phase."""
+
+    def __init__(self, expr: sympy.Basic) -> None:
+        super().__init__(expr)
+        self.expr = expr
+        self.places: list[str] = []
+
+    def within(self, place: str) -> UnprintableExprError:
+        self.places.insert(0, place)  # outer places are added later and read first
+        return self
+
+    def __str__(self) -> str:
+        where = "".join(f"{p}: " for p in self.places)
+        return f"{where}{self.expr} ({type(self.expr).__name__}) has no C value"
 
 
 class SnncCPrinter(C99CodePrinter):
@@ -63,6 +85,19 @@ class SnncCPrinter(C99CodePrinter):
 
     def _print_BooleanFalse(self, expr) -> str:  # noqa: ANN001
         return "0"
+
+    def _print_not_supported(self, expr: sympy.Basic) -> str:
+        """sympy's own version records `expr` in a set that only `doprint` makes (an AttributeError
+        here) and prints it as it is; a kernel must not hold it, so say what it was."""
+        raise UnprintableExprError(expr)
+
+    _print_NaN = _print_ImaginaryUnit = _print_not_supported  # C99's NAN and I: a NaN kernel, or no C
+
+
+# sympy binds its unsupported kinds (ComplexInfinity, Integral, Basic ...) to its own function by name
+for _name in dir(C99CodePrinter):
+    if getattr(C99CodePrinter, _name) is CodePrinter._print_not_supported:
+        setattr(SnncCPrinter, _name, SnncCPrinter._print_not_supported)
 
 
 def literal(value: float, precision: str = "float") -> str:
