@@ -265,8 +265,13 @@ def _build(
 
 def _load(chosen: Any, built: Any, network: Network, batch_size: int):  # noqa: ANN202
     from snnc.runtime.compiled import CompiledNetwork
+    from snnc.too_large import locate
 
-    return CompiledNetwork(chosen.load(built, batch_size), network=network)
+    try:
+        artefact = chosen.load(built, batch_size)
+    except MemoryError as exc:  # a size the .snn asks for: say which part of it
+        raise locate(exc, getattr(built, "manifest", None), network, batch_size) from None
+    return CompiledNetwork(artefact, network=network)
 
 
 def emit(network: Network, out_dir: str | os.PathLike[str], backend: str = "c", **options: Any) -> list[Path]:

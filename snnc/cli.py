@@ -598,7 +598,7 @@ def _out_of_memory(exc: MemoryError, args: argparse.Namespace) -> Diagnostic:
     return Diagnostic(
         "E-MEMORY",
         f"out of memory{f' for {path}' if path else ''}: {exc or 'an allocation failed'}",
-        None,
+        getattr(exc, "span", None),  # the population or connection of the largest array (too_large.py)
         "the network asks for more memory than this machine has: look at population sizes, "
         "eventprop(max_spikes), delays, batch_size and duration / dt",
     )

@@ -94,6 +94,16 @@ def test_a_network_too_large_to_allocate_is_a_user_error(tmp_path, capsys):
     code, err = run(capsys, "train", str(path), "--out", str(tmp_path / "run"), "--quiet")
     assert code == 1
     assert f"error: out of memory for {path}" in err and "max_spikes" in err, err
+    # at the population whose spike buffer is too large (line 10: hidden h = LIF(20, ...))
+    assert f"{path}:10:5: error: out of memory" in err, err
+    assert "ev_h__times [32 x 20 x 1000000000000] (2.27 PiB), belongs to population 'h'" in err, err
+
+
+def test_the_api_names_the_population_of_a_network_too_large(tmp_path):
+    path = tiny(tmp_path, "eventprop(max_spikes = 500)", "eventprop(max_spikes = 1000000000000)")
+    with pytest.raises(MemoryError, match="belongs to population 'h'") as info:
+        snnc.compile(str(path), batch_size=4)
+    assert (info.value.span.file, info.value.span.line, info.value.span.col) == (str(path), 10, 5)
 
 
 def test_a_negative_seed_is_an_option_error(tmp_path, capsys):
