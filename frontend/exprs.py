@@ -105,9 +105,12 @@ def not_finite(expr: sympy.Basic) -> str | None:
 
     `1/0`, `log(0)`, `0/0` and `sqrt(-1)` become sympy's zoo, nan and I as they are built; left in,
     they reached the passes and the C printer (internal errors, or NaN and inf in generated code).
-    A constant that overflows a double (`exp(1000)`) is refused too."""
-    for atom, why in _NOT_FINITE.items():
-        if expr.has(atom):
+    A constant that overflows a double (`exp(1000)`) is refused too. `lower` checks every node after
+    its parts, and sympy folds a new zoo, nan or I into the node itself or its own arguments
+    (`zoo*x`), so those are all this looks at."""
+    for part in (expr, *expr.args):
+        why = _NOT_FINITE.get(part)
+        if why is not None:
             return why
     if not expr.free_symbols and isinstance(expr, sympy.Expr) and not expr.is_Number:
         value = complex(expr.evalf())
