@@ -3,10 +3,10 @@ an option that would train silently on something else, at the value.
 
 `spike_count(strength = -1)` pushed spike counts away from their target, `eprop(reset_state = 0.5)`
 and `yinyang(bias = 3)` were read as true, `yinyang(t_min = -5 ms)` put spikes before the trial's
-start. Listed here are single values the runtime took without a word; what needs two
-values (`t_max > t_min`) or a data file, and the optimisers', losses' and schedules' own ranges
-(`runtime/optimisers.py` ...), stay with the code that uses them, which reports them at the setting
-when the run starts.
+start, `exponential_decay(gamma = -1)` trained uphill every other epoch. Listed here are single
+values the runtime took without a word; what needs two values (`t_max > t_min`) or a data file, and
+the ranges the optimisers, losses and schedules check themselves (`runtime/optimisers.py` ...),
+stay with that code, which reports them at the setting when the run starts.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Bound:
 
 _STRENGTH = Bound("a regularisation strength (a negative one pushes spike counts the wrong way)")
 _TARGET = Bound("a target spike count per neuron and trial")
+_FACTOR = Bound("a factor on the learning rate (a negative one makes it negative every other step)")
 _START = Bound("the time of the earliest input spike (a trial starts at 0 ms)")
 _BIN = Bound("the width of a time bin", open=True)
 _REGULARISER = {
@@ -69,6 +70,8 @@ OPTION_RANGES: dict[str, dict[str, Bound]] = {
     "analog": {"channels_first": Bound("whether the images are [channels, height, width]", switch=True)},
     "shd": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
     "ssc": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
+    "exponential_decay": {"gamma": _FACTOR},
+    "step_decay": {"gamma": _FACTOR},
     "sparse_categorical_crossentropy": {"per_timestep": Bound("whether the loss is per step", switch=True)},
 }
 _NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)

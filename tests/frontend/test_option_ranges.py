@@ -56,6 +56,8 @@ BAD = [
         "2",
         "true or false",
     ),
+    (YINYANG, "gamma = 0.97", "gamma = -1", "-1", "a factor on the learning rate"),
+    (YINYANG, "exponential_decay(gamma = 0.97)", "step_decay(step_size = 2, gamma = -0.5)", "-0.5", "factor"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = -0.001)", "-0.001", "regularisation strength"),
     (EPROP, EPROP_ALGO, "eprop(f_target = -10 Hz)", "-10 Hz", "target firing rate"),
     (EPROP, EPROP_ALGO, "eprop(reset_state = 0.5)", "0.5", "true or false"),
@@ -76,6 +78,7 @@ GOOD = [
     (YINYANG, "seed       = 1", "seed = 1; regularisation = spike_count(strength = 0, target = 0)"),
     (YINYANG, ALGO, "eventprop(reg_lambda_upper = 1e-9, reg_lambda_lower = 0, reg_nu_upper = 14)"),
     (YINYANG, DATA, DATA.replace("bias = true", "bias = false").replace("2 ms", "0 ms")),
+    (YINYANG, "gamma = 0.97", "gamma = 1"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = 0, f_target = 0 Hz, reset_state = false, error_start = 0 ms)"),
     (SHD, SHD_DATA, 'shd(path = "shd", bin = 0.5 ms, max_time = 1000 ms)'),
 ]
