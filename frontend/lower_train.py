@@ -143,6 +143,33 @@ def _check_steps(values: dict[str, Any], written: dict[str, ast.Setting], bag: D
         )
 
 
+#: data sets whose option puts each input spike no later than its value (a feature's latency)
+LATEST_SPIKE = {"yinyang": "t_max", "digits": "t_max"}
+
+
+def _check_latest_spike(values: dict[str, Any], written: dict[str, ast.Setting], bag: DiagnosticBag) -> None:
+    """`yinyang(t_max = 27 ms)` with `duration = 15 ms`: every feature later than 15 ms was dropped
+    and training went on with half its inputs (exit 0)."""
+    data, setting = values.get("data"), written.get("data")
+    option = LATEST_SPIKE.get(data.name) if data is not None else None
+    if option is None or not isinstance(data.args.get(option), int | float):
+        return
+    if data.args.get("encoding", "latency") != "latency":  # digits(encoding = rate) has no latency
+        return
+    duration = values.get("duration", ir.TrainSpec.duration)
+    latest = data.args[option]
+    if latest <= duration:
+        return
+    kw = next(k for k in setting.value.kwargs if k.name == option)  # a call: `data` lowered to one
+    bag.error(
+        M.VALUE,
+        f"{data.name}({option} = {unparse(kw.value)}) puts input spikes up to {latest:g} ms, but a trial "
+        f"lasts {duration:g} ms: the later ones would never arrive",
+        kw.value.span,
+        f"make duration at least {latest:g} ms, or {option} shorter",
+    )
+
+
 def lower_train(decl: ast.TrainDecl, bag: DiagnosticBag) -> ir.TrainSpec | None:
     values: dict[str, Any] = {}
     options: dict[str, Any] = {}
@@ -172,6 +199,7 @@ def lower_train(decl: ast.TrainDecl, bag: DiagnosticBag) -> ir.TrainSpec | None:
         if value is not None:
             values[field] = value
     _check_steps(values, first, bag)
+    _check_latest_spike(values, first, bag)
     algorithm = values.pop("algorithm", None)
     if algorithm is None:
         if "algorithm" not in first:

@@ -58,6 +58,8 @@ BAD = [
     ),
     (YINYANG, "gamma = 0.97", "gamma = -1", "-1", "a factor on the learning rate"),
     (YINYANG, "exponential_decay(gamma = 0.97)", "step_decay(step_size = 2, gamma = -0.5)", "-0.5", "factor"),
+    (YINYANG, "duration   = 30 ms", "duration = 15 ms", "27 ms", "but a trial lasts 15 ms"),
+    (EPROP, "duration   = 20 ms", "duration = 10 ms", "20 ms", "digits(t_max = 20 ms) puts input spikes"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = -0.001)", "-0.001", "regularisation strength"),
     (EPROP, EPROP_ALGO, "eprop(f_target = -10 Hz)", "-10 Hz", "target firing rate"),
     (EPROP, EPROP_ALGO, "eprop(reset_state = 0.5)", "0.5", "true or false"),
@@ -79,6 +81,8 @@ GOOD = [
     (YINYANG, ALGO, "eventprop(reg_lambda_upper = 1e-9, reg_lambda_lower = 0, reg_nu_upper = 14)"),
     (YINYANG, DATA, DATA.replace("bias = true", "bias = false").replace("2 ms", "0 ms")),
     (YINYANG, "gamma = 0.97", "gamma = 1"),
+    (YINYANG, "duration   = 30 ms", "duration = 27 ms"),
+    (EPROP, "encoding = latency, t_max = 20 ms", "encoding = rate, t_max = 50 ms"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = 0, f_target = 0 Hz, reset_state = false, error_start = 0 ms)"),
     (SHD, SHD_DATA, 'shd(path = "shd", bin = 0.5 ms, max_time = 1000 ms)'),
 ]
