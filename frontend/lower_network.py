@@ -508,7 +508,7 @@ def lower_population(
     owner = f"population '{decl.name}'"
     check_param_files(per_neuron, size, owner, bag, model)
     _check_refractory(model, per_neuron, decl.name, bag)
-    out = check_param_ranges(model, params, kwargs, per_neuron, owner, bag, decl.span)
+    out = check_param_ranges(model, params, kwargs, per_neuron, owner, bag, decl.span, trainable)
     check_finite_params(model, params, kwargs, owner, bag, skip=[*per_neuron, *out])
     return ir.Population(
         decl.name,
@@ -906,7 +906,14 @@ def lower_connection(
     check_param_files(syn_per_neuron, post.size, f"post population '{post.name}'", bag, syn.model)
     syn_kwargs = list(syn_call.kwargs) if syn_call else []
     out = check_param_ranges(
-        syn.model, syn_params, syn_kwargs, syn_per_neuron, f"synapse {syn_name}", bag, decl.span
+        syn.model,
+        syn_params,
+        syn_kwargs,
+        syn_per_neuron,
+        f"synapse {syn_name}",
+        bag,
+        decl.span,
+        syn_trainable,
     )
     check_finite_params(
         syn.model, syn_params, syn_kwargs, f"synapse {syn_name}", bag, skip=[*syn_per_neuron, *out]

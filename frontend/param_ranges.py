@@ -94,9 +94,10 @@ def check_param_ranges(
     owner: str,
     bag: DiagnosticBag,
     where: Span | None = None,
+    trainable: dict[str, ir.TrainableParam] | None = None,
 ) -> set[str]:
-    """Report each param whose value (given, default or a Uniform's bound) is outside its range;
-    returns the names reported. A File's values are checked where the file is read
+    """Report each param whose value (given, default, a Uniform's bound or a Trainable's `min` or
+    `max`) is outside its range; returns the names reported. A File's values are checked where the file is read
     (`check_param_files`); a Normal's draws are unbounded and not checked. `where` locates a
     refractory expression's value when no param of it is written here."""
     given = {kw.name: kw for kw in kwargs}
@@ -104,6 +105,16 @@ def check_param_ranges(
     ranges = param_ranges(model)
     for name, r in ranges.items():
         p = model.params[name]
+        tp = (trainable or {}).get(name)
+        for which, bound in (("min", tp.min), ("max", tp.max)) if tp is not None else ():
+            if bound is not None and not r.holds(bound):  # training would take it there
+                bag.error(
+                    M.VALUE,
+                    f"{owner}: Trainable({which} = {_text(bound, p)}) lets {name} leave its range: "
+                    f"{name} is {r.what} of {model.name} and must be {r.wanted(unit_of(p))}",
+                    tp.span,
+                )
+                reported.add(name)
         init = per_neuron.get(name)
         if init is not None:
             if init.kind == "uniform" and not (r.holds(init.args["low"]) and r.holds(init.args["high"])):

@@ -52,6 +52,8 @@ BAD = [
     ("LIF(4)", ", tau_mem = -20 ms", "tau = 5 ms", 5, 46, "time constant of LeakyIntegrate"),
     ("LIF(4)", "", "tau = -5 ms", 6, 55, "synapse Exponential: tau = -5 ms"),
     ("LIF(4, tau_mem = Trainable(-3 ms))", "", "tau = 5 ms", 4, 35, "Trainable(-3 ms) is outside"),
+    ("LIF(4, tau_mem = Trainable(20 ms, min = 0 ms))", "", "tau = 5 ms", 4, 35, "Trainable(min = 0 ms)"),
+    ("LIF(4)", "", "tau = Trainable(5 ms, max = -1 ms)", 6, 55, "lets tau leave its range"),
     ("LIF(4, tau_mem = Uniform(-1 ms, 20 ms))", "", "tau = 5 ms", 4, 35, "not -1 ms and 20 ms"),
     ("LIF(4, tau_mem = Trainable(Uniform(0 ms, 2 ms)))", "", "tau = 5 ms", 4, 45, "Uniform()'s bounds"),
     ('LIF(4, tau_mem = File("taus.npy"))', "", "tau = 5 ms", 4, 35, "holds 1 value(s) of tau_mem outside"),
@@ -72,6 +74,11 @@ GOOD = [
     ("ALIF(4, beta = -0.5, tau_refrac = 2 ms)", ", bias = -3.0", "tau = 5 ms"),
     ('LIF(4, tau_mem = File("good.npy"), tau_refrac = 5 ms)', "", 'tau = File("good.npy")'),
     ("LIF(4, tau_mem = Trainable(Uniform(1 ms, 2 ms)))", "", "tau = Normal(5 ms, 10 ms)"),
+    (
+        "LIF(4, tau_mem = Trainable(20 ms, min = 1 ms, max = 100 ms))",
+        "",
+        "tau = Trainable(5 ms, min = 0.5 ms)",
+    ),
 ]
 
 
