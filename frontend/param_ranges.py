@@ -12,6 +12,7 @@ value its equations allow.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sympy
 from snnc.frontend import ast
@@ -22,6 +23,9 @@ from snnc.frontend.unparse import unparse
 from snnc.ir import model as ir
 from snnc.ir.diagnostics import DiagnosticBag, Span
 from snnc.ir.symbols import sym
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ def param_ranges(model: ir.Model) -> dict[str, Range]:
 
 
 def unit_of(p: ir.Param) -> str:
+    """The param's unit as written in messages ("ms"), "" for a dimensionless one."""
     return "" if p.dim.dimensionless else unit_text(p.dim)
 
 
@@ -97,24 +102,16 @@ def check_param_ranges(
     trainable: dict[str, ir.TrainableParam] | None = None,
 ) -> set[str]:
     """Report each param whose value (given, default, a Uniform's bound or a Trainable's `min` or
-    `max`) is outside its range; returns the names reported. A File's values are checked where the file is read
-    (`check_param_files`); a Normal's draws are unbounded and not checked. `where` locates a
-    refractory expression's value when no param of it is written here."""
+    `max`) is outside its range; returns the names reported. A File's values are checked where the
+    file is read (`check_param_files`); a Normal's draws are unbounded and not checked. `where`
+    locates a refractory expression's value when no param of it is written here."""
     given = {kw.name: kw for kw in kwargs}
     reported: set[str] = set()
-    ranges = param_ranges(model)
-    for name, r in ranges.items():
+    for name, r in param_ranges(model).items():
         p = model.params[name]
         tp = (trainable or {}).get(name)
-        for which, bound in (("min", tp.min), ("max", tp.max)) if tp is not None else ():
-            if bound is not None and not r.holds(bound):  # training would take it there
-                bag.error(
-                    M.VALUE,
-                    f"{owner}: Trainable({which} = {_text(bound, p)}) lets {name} leave its range: "
-                    f"{name} is {r.what} of {model.name} and must be {r.wanted(unit_of(p))}",
-                    tp.span,
-                )
-                reported.add(name)
+        if tp is not None and not _bounds_hold(tp, p, r, model.name, owner, bag):
+            reported.add(name)
         init = per_neuron.get(name)
         if init is not None:
             if init.kind == "uniform" and not (r.holds(init.args["low"]) and r.holds(init.args["high"])):
@@ -139,22 +136,51 @@ def check_param_ranges(
             kw.value.span if kw is not None else p.span,
         )
         reported.add(name)
-    if model.refractory is None or isinstance(model.refractory, sympy.Symbol) or per_neuron:
-        return reported
-    period = _refractory_period(model, params)
-    if period is not None and period < 0:
-        used = [n for n in sorted(str(s) for s in sympy.sympify(model.refractory).free_symbols) if n in given]
-        bag.error(
-            M.VALUE,
-            f"{owner}: {model.name}'s refractory period '{model.refractory}' is {period:g} ms; a "
-            "period cannot be negative",
-            given[used[0]].value.span if used else where,
-        )
+    if model.refractory is not None and not isinstance(model.refractory, sympy.Symbol) and not per_neuron:
+        _check_refractory_period(model, params, given, owner, bag, where)
     return reported
 
 
-def out_of_range(values, r: Range) -> int:  # noqa: ANN001 - a numpy array
-    """How many of `values` (a numpy array) lie outside `r`."""
+def _bounds_hold(
+    tp: ir.TrainableParam, p: ir.Param, r: Range, model: str, owner: str, bag: DiagnosticBag
+) -> bool:
+    """Whether a Trainable's `min` and `max` (the values training clips to) lie in the range."""
+    ok = True
+    for which, bound in (("min", tp.min), ("max", tp.max)):
+        if bound is not None and not r.holds(bound):
+            bag.error(
+                M.VALUE,
+                f"{owner}: Trainable({which} = {_text(bound, p)}) lets {p.name} leave its range: "
+                f"{p.name} is {r.what} of {model} and must be {r.wanted(unit_of(p))}",
+                tp.span,
+            )
+            ok = False
+    return ok
+
+
+def _check_refractory_period(
+    model: ir.Model,
+    params: dict[str, float],
+    given: dict[str, ast.Keyword],
+    owner: str,
+    bag: DiagnosticBag,
+    where: Span | None,
+) -> None:
+    """A refractory period written as an expression (`2 * tau_r - 5 ms`) must not be negative."""
+    period = _refractory_period(model, params)
+    if period is None or period >= 0:
+        return
+    used = [n for n in sorted(str(s) for s in sympy.sympify(model.refractory).free_symbols) if n in given]
+    bag.error(
+        M.VALUE,
+        f"{owner}: {model.name}'s refractory period '{model.refractory}' is {period:g} ms; a "
+        "period cannot be negative",
+        given[used[0]].value.span if used else where,
+    )
+
+
+def out_of_range(values: np.ndarray, r: Range) -> int:
+    """How many of `values` lie outside `r`."""
     import numpy as np
 
     if r.switch:
