@@ -48,6 +48,16 @@ _REGULARISER = {
     "nu_upper": _TARGET,
     "target": _TARGET,
 }
+_SPIKE_FILE = {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)}
+_NO_SPIKE = Bound("the time given to an output neuron that does not spike")
+_TTFS = {
+    "alpha": Bound("the strength of the push towards early spikes (a negative one pushes them late)"),
+    "t_nospike": _NO_SPIKE,
+}
+_RELATIVE = {
+    "delta": Bound("how much later than the right neuron the others should fire (a negative one: earlier)"),
+    "t_nospike": _NO_SPIKE,
+}
 
 #: call -> option -> its bound
 OPTION_RANGES: dict[str, dict[str, Bound]] = {
@@ -68,11 +78,13 @@ OPTION_RANGES: dict[str, dict[str, Bound]] = {
     "yinyang": {"bias": Bound("whether a bias neuron spikes at t_min", switch=True), "t_min": _START},
     "digits": {"t_min": _START, "max_rate": Bound("a firing rate")},
     "analog": {"channels_first": Bound("whether the images are [channels, height, width]", switch=True)},
-    "shd": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
-    "ssc": {"bin": _BIN, "max_time": Bound("the time after which spikes are dropped", open=True)},
+    "shd": _SPIKE_FILE,
+    "ssc": _SPIKE_FILE,
     "exponential_decay": {"gamma": _FACTOR},
     "step_decay": {"gamma": _FACTOR},
     "sparse_categorical_crossentropy": {"per_timestep": Bound("whether the loss is per step", switch=True)},
+    **dict.fromkeys(("ttfs_crossentropy", "time_to_first_spike_crossentropy"), _TTFS),
+    **dict.fromkeys(("relative_mse", "relative_mean_square_error"), _RELATIVE),
 }
 _NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)
 

@@ -16,6 +16,9 @@ EPROP = (ROOT / "examples" / "eprop_digits.snn").read_text()
 DATA = "yinyang(train = 5000, test = 1000, t_min = 2 ms, t_max = 27 ms, bias = true)"
 ALGO = "eventprop(max_spikes = 500)"
 EPROP_ALGO = "eprop(c_reg = 0.001, f_target = 10 Hz, tau_reg = 500 ms)"
+TTFS = YINYANG.replace(
+    "LeakyIntegrate(3, tau_mem = 20 ms, readout = avg_var_exp_weight)", "LIF(3, readout = first_spike_time)"
+).replace("= sparse_categorical_crossentropy", "= relative_mse")
 SHD = (ROOT / "examples" / "shd_eventprop.snn").read_text()
 SHD_DATA = 'shd(path = "shd")'
 
@@ -60,6 +63,9 @@ BAD = [
     (YINYANG, "exponential_decay(gamma = 0.97)", "step_decay(step_size = 2, gamma = -0.5)", "-0.5", "factor"),
     (YINYANG, "duration   = 30 ms", "duration = 15 ms", "27 ms", "but a trial lasts 15 ms"),
     (EPROP, "duration   = 20 ms", "duration = 10 ms", "20 ms", "digits(t_max = 20 ms) puts input spikes"),
+    (TTFS, "= relative_mse", "= relative_mse(delta = -1 ms)", "-1 ms", "(a negative one: earlier)"),
+    (TTFS, "= relative_mse", "= ttfs_crossentropy(alpha = -0.1)", "-0.1", "towards early spikes"),
+    (TTFS, "= relative_mse", "= relative_mse(t_nospike = -1 ms)", "-1 ms", "does not spike"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = -0.001)", "-0.001", "regularisation strength"),
     (EPROP, EPROP_ALGO, "eprop(f_target = -10 Hz)", "-10 Hz", "target firing rate"),
     (EPROP, EPROP_ALGO, "eprop(reset_state = 0.5)", "0.5", "true or false"),
@@ -82,6 +88,8 @@ GOOD = [
     (YINYANG, DATA, DATA.replace("bias = true", "bias = false").replace("2 ms", "0 ms")),
     (YINYANG, "gamma = 0.97", "gamma = 1"),
     (YINYANG, "duration   = 30 ms", "duration = 27 ms"),
+    (TTFS, "= relative_mse", "= relative_mse(delta = 0.5 ms, t_nospike = 30 ms)"),
+    (TTFS, "= relative_mse", "= ttfs_crossentropy(alpha = 0.01, tau0 = 0.5 ms, tau1 = 6.4 ms)"),
     (EPROP, "encoding = latency, t_max = 20 ms", "encoding = rate, t_max = 50 ms"),
     (EPROP, EPROP_ALGO, "eprop(c_reg = 0, f_target = 0 Hz, reset_state = false, error_start = 0 ms)"),
     (SHD, SHD_DATA, 'shd(path = "shd", bin = 0.5 ms, max_time = 1000 ms)'),
