@@ -17,7 +17,9 @@ from snnc.frontend.values import quantity
 from snnc.ir.diagnostics import DiagnosticBag
 from snnc.ir.units import DIMENSIONLESS, FREQUENCY, TIME, Dim
 
-_TIMES = ("t_min t_max duration dt cue gap delay recall bin max_time tau_reg tau0 tau1 t_nospike").split()
+_TIMES = (
+    "t_min t_max duration dt cue gap delay recall bin max_time tau_reg tau0 tau1 t_nospike delta error_start"
+).split()
 _FREQUENCIES = "f_target freq_min freq_max input_rate cue_rate noise_rate max_rate min_crossing_rate".split()
 _PLAIN = (
     "lr momentum beta1 beta2 epsilon clamp gamma step_size c_reg strength nu l1 connectivity p n "

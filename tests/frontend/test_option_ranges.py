@@ -122,3 +122,16 @@ def test_the_cli_exits_1_without_a_traceback(tmp_path, old, new, said):
         out = result.stdout + result.stderr
         assert result.returncode == 1, out
         assert f"error: {said}" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "text, old, new, at",
+    [
+        (TTFS, "= relative_mse", "= relative_mse(delta = 2 mV)", "2 mV"),
+        (EPROP, EPROP_ALGO, "eprop(error_start = 5 mV)", "5 mV"),
+    ],
+)
+def test_time_options_of_losses_and_eprop_need_a_time(tmp_path, text, old, new, at):
+    """`delta` and `error_start` are times: a voltage was read as that many ms (option_dims.py)."""
+    errors = _errors(tmp_path, text, old, new)
+    assert [(c, s) for c, s, _ in errors] == [("E-DIM", at)], errors
