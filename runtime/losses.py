@@ -227,6 +227,14 @@ class SpikeCountRegulariser:
     ):
         self.upper, self.lower = float(upper), float(lower)
         self.nu_upper, self.nu_lower = float(nu_upper), float(nu_lower)
+        # a negative strength pushes counts away from the band, a band upside down pushes both ways
+        for name, value in (("upper", self.upper), ("lower", self.lower), ("nu_lower", self.nu_lower)):
+            if not value >= 0:
+                raise ValueError(f"SpikeCountRegulariser: {name} must be at least 0, not {value}")
+        if not self.nu_upper >= self.nu_lower:
+            raise ValueError(
+                f"SpikeCountRegulariser: nu_upper ({self.nu_upper}) must be at least nu_lower ({self.nu_lower})"
+            )
 
     def __call__(
         self, counts: np.ndarray, total: np.ndarray | None = None, batch: int | None = None

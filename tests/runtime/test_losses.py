@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from snnc.runtime.errors import RuntimeConfigError
@@ -87,6 +89,23 @@ def test_spike_count_regulariser():
     np.testing.assert_allclose(grad, numeric_grad(lambda c: reg(c)[0], counts), atol=1e-6)
     quiet_value, quiet_grad = reg(np.full((4, 5), 2.0))  # inside the band
     assert quiet_value == 0 and not quiet_grad.any()
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        ({"upper": -1.0}, "upper must be at least 0"),
+        ({"lower": -0.5}, "lower must be at least 0"),
+        ({"nu_lower": -1.0}, "nu_lower must be at least 0"),
+        ({"upper": float("nan")}, "upper must be at least 0"),
+        ({"nu_upper": 1.0, "nu_lower": 2.0}, "nu_upper (1.0) must be at least nu_lower (2.0)"),
+    ],
+)
+def test_spike_count_regulariser_refuses_strengths_and_bands_against_their_meaning(args, said):
+    """Through the Python API (`net.train(..., regularisers=...)`): a negative strength pushed the
+    counts away from their band, an upside-down band both ways at once."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        SpikeCountRegulariser(**args)
 
 
 def test_get_loss_from_snn_names_and_errors():
