@@ -89,6 +89,10 @@ def _probe() -> ctypes.CDLL:
     cc = os.environ.get("CC", "cc").split()
     cmd = [*cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(lib)]
     subprocess.run(cmd, check=True)
+    # OpenMP's threads spin for a while after each parallel region by default: right after the probe
+    # they took the second core from snnc's team (simulation on two threads measured 1.1x one thread
+    # instead of 2x). libgomp reads this once, when the probe loads it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     probe = ctypes.CDLL(str(lib))
     probe.snnc_read_seconds.restype = ctypes.c_double
     probe.snnc_read_seconds.argtypes = [
