@@ -359,6 +359,11 @@ class NativeArtefact:
     def set_threads(self, n: int) -> None:
         self._lib.snnc_set_threads(int(n))
 
+    def last_team(self) -> int:
+        """Threads the last batch ran on: at most the threads set and the batch's trials; where
+        nobody set the threads, 1 while the library's tuning finds the team slower."""
+        return int(self._lib.snnc_last_team())
+
     def set_spin_ns(self, ns: int) -> None:
         """How long a thread of the team that waits spins (yielding its core) before it sleeps; 0
         sleeps at once (templates/team.c.j2). The default suits back-to-back batches."""

@@ -182,3 +182,56 @@ def test_default_threads_follow_omp_num_threads_or_the_cores(tmp_path: Path) -> 
     env["OMP_NUM_THREADS"] = "3"
     chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert int(chosen.stdout.split()[0]) == 3
+
+
+TINY = """use std.{SpikeInput, LIF, LeakyIntegrate, Exponential}
+network tiny {
+    input  x   = SpikeInput(3)
+    hidden h   = LIF(4)
+    output out = LeakyIntegrate(2, readout = avg_var)
+    x -> h   : Dense(weight = Normal(mean = 3.0, sd = 0.5)), Exponential(tau = 5 ms)
+    h -> out : Dense(weight = Normal(mean = 3.0, sd = 3.0)), Exponential(tau = 5 ms)
+}
+"""
+
+
+def _tiny(tmp_path: Path, threads: int | None, name: str = "tiny"):  # noqa: ANN202
+    """The tiny network as its own library: networks of one library share its threads setting."""
+    from snnc.api import compile_network
+
+    src = tmp_path / f"{name}.snn"
+    src.write_text(TINY.replace("network tiny", f"network {name}"), encoding="utf-8")
+    return compile_network(str(src), batch_size=4, dt=0.01, duration=20.0, threads=threads)
+
+
+def _tiny_batch() -> dict:
+    from snnc.runtime.encoding import latency_encode
+
+    return {"x": latency_encode(np.random.default_rng(0).random((4, 3)), 2.0, 15.0)}
+
+
+def test_where_nobody_chose_the_threads_the_library_times_the_team_against_one_thread(tmp_path: Path):
+    """Without set_threads (and without $OMP_NUM_THREADS) the first four batches alternate the team
+    and one thread, timed; later batches run as the faster did, and every batch computes the same."""
+    if len(os.sched_getaffinity(0)) < 2 or os.environ.get("OMP_NUM_THREADS"):
+        pytest.skip("needs two cores and no OMP_NUM_THREADS")
+    from snnc.runtime.artefact import RecordRequest
+
+    tuned, alone = _tiny(tmp_path, None, "tuned"), _tiny(tmp_path, 1, "alone")
+    x = _tiny_batch()
+    record = RecordRequest.of(spikes=["h"])
+    expected = alone.run(x, record).spikes["h"]
+    teams = []
+    for _ in range(12):
+        np.testing.assert_array_equal(tuned.run(x, record).spikes["h"], expected)
+        teams.append(tuned.artefact.last_team())
+    assert teams[:4] == [2, 1, 2, 1]
+    assert len(set(teams[4:])) == 1 and teams[4] in (1, 2)  # the check's choice, kept
+
+
+def test_threads_someone_chose_are_never_tuned(tmp_path: Path) -> None:
+    net = _tiny(tmp_path, 2, "chosen")
+    x = _tiny_batch()
+    for _ in range(8):
+        net.run(x)
+        assert net.artefact.last_team() == 2

@@ -1006,6 +1006,8 @@ typedef void (*snnc_trial_fn)(const snnc_arrays* A, int64_t snnc_b, int64_t batc
 #define SNNC_SPIN_NS_DEFAULT 200000LL /* longer than the runtime's own work between two batches */
 #define SNNC_YIELDED_NS 20000LL /* a sched_yield that took longer gave the core to another thread */
 #define SNNC_RETIRE_S 1 /* a helper asleep this long ends (a library nobody runs keeps no threads) */
+#define SNNC_TUNE_PROBES 4 /* batches timed per check: with the team and alone, in turns */
+#define SNNC_TUNE_EVERY 500 /* batches between two checks */
 
 /* A helper's state for the current batch. The caller hands a batch out by setting READY; a helper
  * that gets to run takes it (READY -> WORKING) and gives it back (-> IDLE) when no chunk is left.
@@ -1026,13 +1028,14 @@ static struct {
     pthread_mutex_t lock;    /* only for falling asleep and being woken */
     pthread_cond_t finished; /* the caller sleeps here for the last helper */
     int threads;             /* threads per batch, the caller included; 0: not yet chosen */
+    int chosen;              /* threads came from snnc_set_threads or $OMP_NUM_THREADS: never tuned */
     atomic_llong spin_ns;    /* how long a waiting thread spins before it sleeps (set at any time) */
     /* the current batch: written by the caller before it sets any helper READY */
     snnc_trial_fn fn;
     const snnc_arrays* A;
     int64_t batch, num_steps;
     uint64_t seed;
-    int team;
+    int team;               /* threads of the current (or last) batch */
     _Alignas(64) atomic_llong next; /* the first trial nobody has taken */
     _Alignas(64) atomic_int caller_asleep;
     snnc_helper helper[SNNC_MOST_THREADS];
@@ -1158,7 +1161,10 @@ static void snnc_team_after_fork(void) {
  * one per core this process may run on. */
 static int snnc_default_threads(void) {
     const char* env = getenv("OMP_NUM_THREADS");
-    if (env != NULL && atoi(env) > 0) return atoi(env);
+    if (env != NULL && atoi(env) > 0) {
+        snnc_team_state.chosen = 1;
+        return atoi(env);
+    }
 #ifdef CPU_COUNT
     cpu_set_t cores;
     if (sched_getaffinity(0, sizeof cores, &cores) == 0 && CPU_COUNT(&cores) > 0) return CPU_COUNT(&cores);
@@ -1204,12 +1210,52 @@ static int snnc_start_helpers(int want) {
     return want - 1;
 }
 
+/* Whether the team pays, where nobody chose the threads: a network whose trials do little per step
+ * can run slower on two threads than on one (neighbouring trials' rows share cache lines, which the
+ * threads then pass to and fro at every step; seen: a 9-neuron network's finite-difference test
+ * 2.7x slower). Every SNNC_TUNE_EVERY batches, SNNC_TUNE_PROBES batches run with the team and alone
+ * in turns; the team is kept only if its best time per trial and step beats running alone by 5 %.
+ * Results never depend on it. */
+static struct {
+    int alone;        /* the last check found the team slower */
+    int probe;        /* batches timed in the current check */
+    long long left;   /* batches until the next check */
+    double with_team; /* best ns per trial and step in this check */
+    double by_itself;
+} snnc_tune;
+
+/* How many threads this batch takes: `team`, or 1 while the tuning says so. Sets *timed to 1 or 0
+ * when the batch is one of a check's (with the team or alone), to -1 otherwise. */
+static int snnc_tuned_team(int team, int* timed) {
+    *timed = -1;
+    if (team < 2 || snnc_team_state.chosen) return team;
+    if (snnc_tune.left > 0) {
+        snnc_tune.left--;
+        return snnc_tune.alone ? 1 : team;
+    }
+    *timed = snnc_tune.probe % 2 == 0; /* first with the team, so that its helpers are started */
+    return *timed ? team : 1;
+}
+
+static void snnc_tune_record(int timed, long long ns, int64_t batch, int64_t num_steps) {
+    const double per = (double)ns / ((double)batch * (double)(num_steps > 0 ? num_steps : 1));
+    double* best = timed ? &snnc_tune.with_team : &snnc_tune.by_itself;
+    if (snnc_tune.probe < 2 || per < *best) *best = per;
+    if (++snnc_tune.probe < SNNC_TUNE_PROBES) return;
+    snnc_tune.alone = !(snnc_tune.with_team < 0.95 * snnc_tune.by_itself);
+    snnc_tune.probe = 0;
+    snnc_tune.left = SNNC_TUNE_EVERY;
+}
+
 /* Run fn for every trial of the batch, on up to snnc_threads() threads (never more than trials);
  * the caller is one of them. Not reentrant: one batch at a time per library. */
 static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batch, int64_t num_steps,
                             uint64_t seed) {
     int team = snnc_threads();
     if (batch < team) team = batch > 1 ? (int)batch : 1;
+    int timed;
+    team = snnc_tuned_team(team, &timed);
+    const long long handed = snnc_now_ns();
     if (team > 1) team = 1 + snnc_start_helpers(team);
     snnc_team_state.fn = fn;
     snnc_team_state.A = A;
@@ -1246,6 +1292,7 @@ static void snnc_for_trials(snnc_trial_fn fn, const snnc_arrays* A, int64_t batc
         atomic_store(&snnc_team_state.caller_asleep, 0);
         pthread_mutex_unlock(&snnc_team_state.lock);
     }
+    if (timed >= 0) snnc_tune_record(timed, snnc_now_ns() - handed, batch, num_steps);
 }
 
 /* one trial of entry point run (snnc_for_trials runs it for every trial of a batch) */
@@ -1365,8 +1412,13 @@ const char* snnc_ir_hash(void) { return "ac1a6f5accf81431"; }
 /* threads per batch (the caller included; never more than the batch has trials) */
 int snnc_max_threads(void) { return snnc_threads(); }
 void snnc_set_threads(int n) {
-    if (n > 0) snnc_team_state.threads = n;
+    if (n > 0) {
+        snnc_team_state.threads = n;
+        snnc_team_state.chosen = 1; /* the user's number, never tuned down */
+    }
 }
+/* threads the last batch ran on (the team's tuning may run a batch alone) */
+int snnc_last_team(void) { return snnc_team_state.team; }
 /* how long a waiting thread spins, yielding its core, before it sleeps (0: sleep at once) */
 void snnc_set_spin_ns(int64_t ns) {
     atomic_store(&snnc_team_state.spin_ns, ns > 0 ? ns : 0);
