@@ -9,6 +9,8 @@ base unit), as before; options not listed here are left alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from snnc.frontend import ast
 from snnc.frontend import messages as M
 from snnc.frontend.dims import describe
@@ -35,27 +37,38 @@ OPTION_DIMS: dict[str, Dim] = {
 _NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)
 
 
+def call_options(e: ast.Expr) -> Iterator[tuple[ast.Call, ast.Keyword]]:
+    """Each option of call `e`, or of the calls of a tuple (`augment = (shift(...), drop(...))`)."""
+    calls = e.items if isinstance(e, ast.Tuple) else (e,)
+    for c in calls:
+        if isinstance(c, ast.Call):
+            for kw in c.kwargs:
+                yield c, kw
+
+
+def numeric_quantity(value: ast.Expr) -> tuple[float, Dim, bool] | None:
+    """(value in base units, dimension, whether it is zero) of a number written as an option, or None
+    for anything else; its own errors were reported when it was read."""
+    if not isinstance(value, _NUMERIC):
+        return None
+    return quantity(value, DiagnosticBag())
+
+
 def check_option_units(e: ast.Expr, bag: DiagnosticBag) -> None:
     """Report each numeric option of call `e` (or of the calls of a tuple) whose unit is not its
     option's dimension."""
-    calls = e.items if isinstance(e, ast.Tuple) else (e,)
-    for c in calls:
-        if not isinstance(c, ast.Call):
+    for c, kw in call_options(e):
+        want = OPTION_DIMS.get(kw.name)
+        q = numeric_quantity(kw.value) if want is not None else None
+        if q is None:
             continue
-        for kw in c.kwargs:
-            want = OPTION_DIMS.get(kw.name)
-            if want is None or not isinstance(kw.value, _NUMERIC):
-                continue
-            q = quantity(kw.value, DiagnosticBag())  # its own errors were reported when it was read
-            if q is None:
-                continue
-            _, dim, zero = q
-            if zero or dim.dimensionless or dim == want:
-                continue
-            bag.error(
-                M.DIM,
-                f"{c.func}({kw.name} = {unparse(kw.value)}) has dimension {describe(dim)}, but "
-                f"{kw.name} is {describe(want)}",
-                kw.value.span,
-                "write it without a unit" if want.dimensionless else None,
-            )
+        _, dim, zero = q
+        if zero or dim.dimensionless or dim == want:
+            continue
+        bag.error(
+            M.DIM,
+            f"{c.func}({kw.name} = {unparse(kw.value)}) has dimension {describe(dim)}, but "
+            f"{kw.name} is {describe(want)}",
+            kw.value.span,
+            "write it without a unit" if want.dimensionless else None,
+        )

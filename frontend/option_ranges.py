@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from snnc.frontend import ast
 from snnc.frontend import messages as M
+from snnc.frontend.option_dims import call_options, numeric_quantity
 from snnc.frontend.unparse import unparse
-from snnc.frontend.values import quantity
 from snnc.ir.diagnostics import DiagnosticBag
 
 
@@ -86,32 +86,25 @@ OPTION_RANGES: dict[str, dict[str, Bound]] = {
     **dict.fromkeys(("ttfs_crossentropy", "time_to_first_spike_crossentropy"), _TTFS),
     **dict.fromkeys(("relative_mse", "relative_mean_square_error"), _RELATIVE),
 }
-_NUMERIC = (ast.Number, ast.UnaryOp, ast.BinOp)
 
 
 def _outside(value: ast.Expr, bound: Bound) -> bool:
     """Whether `value` is outside `bound` (a value that is not a number is left to its own check)."""
     if bound.switch:
         return not isinstance(value, ast.Bool)
-    if not isinstance(value, _NUMERIC):
-        return False
-    q = quantity(value, DiagnosticBag())  # its own errors were reported when it was read
+    q = numeric_quantity(value)
     return q is not None and not (q[0] > bound.low if bound.open else q[0] >= bound.low)
 
 
 def check_option_ranges(e: ast.Expr, bag: DiagnosticBag) -> None:
     """Report each option of call `e` (or of the calls of a tuple) outside its bound."""
-    calls = e.items if isinstance(e, ast.Tuple) else (e,)
-    for c in calls:
-        if not isinstance(c, ast.Call):
+    for c, kw in call_options(e):
+        bound = OPTION_RANGES.get(c.func, {}).get(kw.name)
+        if bound is None or not _outside(kw.value, bound):
             continue
-        for kw in c.kwargs:
-            bound = OPTION_RANGES.get(c.func, {}).get(kw.name)
-            if bound is None or not _outside(kw.value, bound):
-                continue
-            bag.error(
-                M.VALUE,
-                f"{c.func}({kw.name} = {unparse(kw.value)}): {kw.name} is {bound.what}, so it must be "
-                f"{bound.wanted()}",
-                kw.value.span,
-            )
+        bag.error(
+            M.VALUE,
+            f"{c.func}({kw.name} = {unparse(kw.value)}): {kw.name} is {bound.what}, so it must be "
+            f"{bound.wanted()}",
+            kw.value.span,
+        )
